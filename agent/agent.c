@@ -1,0 +1,276 @@
+#include "agent.h"
+
+#include "identity.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static const char *const stage_str[_AGENT_STAGE_MAX] = {
+	[AGENT_STAGE_EARLY] = "early",         [AGENT_STAGE_IDENTITY] = "identity",
+	[AGENT_STAGE_DISKS] = "disks",         [AGENT_STAGE_RAID] = "raid",
+	[AGENT_STAGE_STORAGE] = "storage",     [AGENT_STAGE_HANDSHAKE] = "handshake",
+	[AGENT_STAGE_DECISION] = "decision",   [AGENT_STAGE_ELECTION] = "election",
+	[AGENT_STAGE_READY] = "ready",
+};
+
+const char *agent_stage_to_str(enum agent_stage s)
+{
+	return s < _AGENT_STAGE_MAX ? stage_str[s] : NULL;
+}
+
+void agent_set_stage(struct agent *a, enum agent_stage s)
+{
+	a->stage = s;
+	struct event ev;
+	event_begin(&ev, "boot");
+	event_add(&ev, "stage", agent_stage_to_str(s));
+	if (a->cfg && a->self >= 0)
+		event_add(&ev, "node", a->cfg->nodes[a->self].name);
+	event_emit(&ev);
+}
+
+static int cmd_status(struct console_req *req, void *ud)
+{
+	struct agent *a = ud;
+	const struct cfg *c = a->cfg;
+	const struct cfg_node *n = &c->nodes[a->self];
+	const struct cfg_compartment *co = &c->compartments[n->compartment];
+	char hash[65];
+	cfg_hash_hex(c, hash);
+	uint64_t up = (now_usec() - a->start_us) / USEC_PER_SEC;
+	if (req->json) {
+		struct strbuf *o = &req->out;
+		sb_puts(o, "{\"node\":");
+		sb_json_str(o, n->name);
+		sb_puts(o, ",\"cluster\":");
+		sb_json_str(o, c->name);
+		sb_puts(o, ",\"compartment\":");
+		sb_json_str(o, co->name);
+		sb_printf(o, ",\"zone\":\"%s\",\"pair\":", cfg_zone_to_str(co->zone));
+		sb_json_str(o, c->pairs[co->pair].name);
+		sb_printf(o, ",\"stage\":\"%s\",\"config_version\":%" PRIu64
+			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d}\n",
+			  agent_stage_to_str(a->stage), c->version, hash, up, (int)getpid());
+		return 0;
+	}
+	sb_printf(&req->out,
+		  "node        %s\ncluster     %s\ncompartment %s (%s, pair %s)\nstage       %s\n"
+		  "config      version %" PRIu64 ", blake2b %.16s…\nuptime      %" PRIu64 "s\n",
+		  n->name, c->name, co->name, cfg_zone_to_str(co->zone), c->pairs[co->pair].name,
+		  agent_stage_to_str(a->stage), c->version, hash, up);
+	return 0;
+}
+
+struct log_print_ctx {
+	struct strbuf *out;
+	bool json;
+	bool first;
+};
+
+static void print_log_line(const struct log_line *l, void *ud)
+{
+	struct log_print_ctx *ctx = ud;
+	double t = (double)l->mono_us / 1e6;
+	if (ctx->json) {
+		sb_printf(ctx->out, "%s{\"t\":%.3f,\"level\":\"%s\",\"text\":", ctx->first ? "" : ",",
+			  t, log_level_to_str(l->level));
+		sb_json_str(ctx->out, l->text);
+		sb_putc(ctx->out, '}');
+	} else {
+		sb_printf(ctx->out, "[%10.3f] %s\n", t, l->text);
+	}
+	ctx->first = false;
+}
+
+static int cmd_log(struct console_req *req, void *ud)
+{
+	long n = 20;
+	if (req->argc > 2 || (req->argc == 2 && parse_int(req->argv[1], 1, 100000, &n) < 0)) {
+		console_req_error(req, "usage: log [N], N a number of lines from 1");
+		return -EINVAL;
+	}
+	struct log_print_ctx ctx = {.out = &req->out, .json = req->json, .first = true};
+	if (req->json)
+		sb_puts(&req->out, "{\"lines\":[");
+	log_ring_foreach((size_t)n, print_log_line, &ctx);
+	if (req->json)
+		sb_puts(&req->out, "]}\n");
+	return 0;
+}
+
+static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	log_notice("signal %u: stopping", si->ssi_signo);
+	loop_quit(l, 0);
+}
+
+static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	/* Children with their own watchers (hooks) are reaped there through pidfds; as PID 1
+	 * this also reaps orphans re-parented to us. */
+	struct agent *a = ud;
+	if (!a->opts.pid1)
+		return;
+	while (waitpid(-1, NULL, WNOHANG | __WNOTHREAD) > 0)
+		;
+}
+
+static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	struct agent *a = ud;
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *n = NULL;
+	int r = cfg_load(a->cfg->path, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
+	if (r < 0) {
+		log_error("config reload refused, keeping version %" PRIu64 ":\n%s", a->cfg->version,
+			  err.buf ? err.buf : "");
+	} else if (cfg_find_node(n, a->cfg->nodes[a->self].name) < 0) {
+		log_error("config reload refused: node %s is not in it", a->cfg->nodes[a->self].name);
+		cfg_free(n);
+	} else {
+		a->self = cfg_find_node(n, a->cfg->nodes[a->self].name);
+		cfg_free(a->cfg);
+		a->cfg = n;
+		log_notice("configuration reloaded, version %" PRIu64, n->version);
+	}
+	sb_free(&err);
+}
+
+static void usage_run(FILE *f)
+{
+	fprintf(f, "usage: compartd run [--foreground] --config FILE [--node NAME] "
+		   "[--state-dir DIR] [--cmdline FILE]\n");
+}
+
+static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
+{
+	static const struct option opts[] = {
+		{"foreground", no_argument, NULL, 'f'}, {"config", required_argument, NULL, 'c'},
+		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
+		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
+				 .state_dir = "/run/compartd"};
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "fc:n:s:k:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'n':
+			o->node = optarg;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'k':
+			o->cmdline = optarg;
+			break;
+		case 'h':
+			usage_run(stdout);
+			return 1;
+		default:
+			usage_run(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		usage_run(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Loads the configuration and finds which node this is; each failure says what to do. */
+static int agent_identify(struct agent *a)
+{
+	struct strbuf err;
+	sb_init(&err);
+	int r = 0;
+	if (a->opts.cmdline && kcmdline_read(a->opts.cmdline, &a->kcmd, &err) < 0)
+		log_warn("%s", err.buf ? err.buf : "kernel command line not understood, ignoring");
+	sb_reset(&err);
+	const char *path = a->kcmd.has_config ? a->kcmd.config : a->opts.config;
+	r = cfg_load(path, a->kcmd.ovr, a->kcmd.n_ovr, &a->cfg, &err);
+	if (r < 0) {
+		log_error("configuration refused:\n%s", err.buf ? err.buf : "");
+		goto out;
+	}
+	agent_set_stage(a, AGENT_STAGE_IDENTITY);
+	uint8_t macs[IDENT_MAX_MACS][6];
+	int n = identity_local_macs("/sys/class/net", macs, IDENT_MAX_MACS);
+	const char *name = a->opts.node ? a->opts.node : a->kcmd.has_node ? a->kcmd.node : NULL;
+	sb_reset(&err);
+	r = identity_resolve(a->cfg, name, a->kcmd.has_bootif ? a->kcmd.bootif : NULL,
+			     (const uint8_t (*)[6])macs, n < 0 ? 0 : (size_t)n, &a->self, &err);
+	if (r < 0)
+		log_error("identity: %s", err.buf ? err.buf : "");
+out:
+	sb_free(&err);
+	return r;
+}
+
+static int agent_setup_loop(struct agent *a)
+{
+	a->loop = loop_new();
+	if (!a->loop)
+		return -ENOMEM;
+	int r;
+	if ((r = loop_add_signal(a->loop, SIGTERM, on_quit, a)) < 0 ||
+	    (r = loop_add_signal(a->loop, SIGINT, on_quit, a)) < 0 ||
+	    (r = loop_add_signal(a->loop, SIGHUP, on_reload, a)) < 0 ||
+	    (r = loop_add_signal(a->loop, SIGCHLD, on_child, a)) < 0)
+		return log_error_errno(r, "cannot set up signal handling");
+	a->console = console_new(a->loop);
+	if (!a->console)
+		return -ENOMEM;
+	console_register(a->console, "status", "", "this node: identity, stage, configuration",
+			 cmd_status, a);
+	console_register(a->console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
+			 a);
+	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
+	r = console_listen(a->console, a->sock_path);
+	if (r < 0)
+		return log_error_errno(r, "cannot listen on %s", a->sock_path);
+	return 0;
+}
+
+int agent_run_main(int argc, char **argv)
+{
+	struct agent a = {.self = -1, .start_us = now_usec()};
+	int r = parse_run_opts(argc, argv, &a.opts);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(a.boot_id, sizeof(a.boot_id));
+	agent_set_stage(&a, AGENT_STAGE_EARLY);
+	r = agent_identify(&a);
+	if (r < 0)
+		goto out;
+	log_notice("this is node %s of cluster %s", a.cfg->nodes[a.self].name, a.cfg->name);
+	r = agent_setup_loop(&a);
+	if (r < 0)
+		goto out;
+	agent_set_stage(&a, AGENT_STAGE_READY);
+	struct event ev;
+	event_begin(&ev, "ready");
+	event_add(&ev, "node", a.cfg->nodes[a.self].name);
+	event_add(&ev, "profile", "none");
+	event_emit(&ev);
+	r = loop_run(a.loop);
+out:
+	console_free(a.console);
+	loop_free(a.loop);
+	cfg_free(a.cfg);
+	return r < 0 ? 1 : 0;
+}

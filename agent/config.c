@@ -1,0 +1,1295 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <string.h>
+
+static const char *const zone_str[_CFG_ZONE_MAX] = {[CFG_ZONE_MZ] = "mz", [CFG_ZONE_DMZ] = "dmz"};
+static const char *const selector_str[_CFG_PS_MAX] = {
+	[CFG_PS_ROUND_ROBIN] = "round-robin", [CFG_PS_FAILOVER] = "failover"};
+static const char *const kind_str[_CFG_KIND_MAX] = {[CFG_KIND_INFRA] = "infra",
+						     [CFG_KIND_ADMIN] = "admin"};
+
+const char *cfg_zone_to_str(enum cfg_zone z)
+{
+	return z < _CFG_ZONE_MAX ? zone_str[z] : NULL;
+}
+
+const char *cfg_path_selector_to_str(enum cfg_path_selector p)
+{
+	return p < _CFG_PS_MAX ? selector_str[p] : NULL;
+}
+
+const char *cfg_kind_to_str(enum cfg_kind k)
+{
+	return k < _CFG_KIND_MAX ? kind_str[k] : NULL;
+}
+
+static int lookup_str(const char *const *table, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (table[i] && strcmp(table[i], s) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+/* ---- addresses ---- */
+
+int cfg_addr_parse(const char *s, uint16_t default_port, struct cfg_addr *ret)
+{
+	char host[64];
+	const char *port = NULL;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || (size_t)(end - s - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = '\0';
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1])
+			return -EINVAL;
+	} else {
+		const char *colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL; /* bare IPv6 without port */
+		size_t n = colon ? (size_t)(colon - s) : strlen(s);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		if (colon)
+			port = colon + 1;
+	}
+	long p = default_port;
+	if (port && parse_int(port, 1, 65535, &p) < 0)
+		return -EINVAL;
+	struct cfg_addr a = {0};
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&a.ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)p);
+		a.len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)p);
+		a.len = sizeof(*in6);
+	} else {
+		return -EINVAL;
+	}
+	*ret = a;
+	return 0;
+}
+
+void cfg_addr_format(const struct cfg_addr *a, char *out, size_t n)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)&a->ss;
+		inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
+		snprintf(out, n, "%s:%u", host, ntohs(in4->sin_port));
+	} else if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, n, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, n, "none");
+	}
+}
+
+bool cfg_addr_equal(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+int cfg_prefix_parse(const char *s, bool need_len, struct cfg_prefix *ret)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n >= sizeof(host) || (need_len && !slash) || (!need_len && slash))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	struct cfg_prefix p = {0};
+	long max;
+	if (inet_pton(AF_INET, host, p.addr) == 1) {
+		p.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, p.addr) == 1) {
+		p.family = AF_INET6;
+		max = 128;
+	} else {
+		return -EINVAL;
+	}
+	long len = max;
+	if (slash && parse_int(slash + 1, 0, max, &len) < 0)
+		return -EINVAL;
+	p.len = (uint8_t)len;
+	*ret = p;
+	return 0;
+}
+
+void cfg_prefix_format(const struct cfg_prefix *p, bool with_len, char *out, size_t n)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	inet_ntop(p->family, p->addr, host, sizeof(host));
+	if (with_len)
+		snprintf(out, n, "%s/%u", host, p->len);
+	else
+		snprintf(out, n, "%s", host);
+}
+
+uint64_t cfg_size_resolve(const struct cfg_size *s, uint64_t disk_bytes)
+{
+	if (s->pct)
+		return disk_bytes / 100 * s->pct;
+	return s->bytes;
+}
+
+/* ---- the parser ---- */
+
+enum section_kind {
+	SEC_NONE, SEC_CLUSTER, SEC_PAIR, SEC_COMPARTMENT, SEC_NODE, SEC_STORAGE, SEC_QUORUM,
+	SEC_LAYOUT, SEC_TIMEOUTS, SEC_PROFILE, SEC_ROLE, _SEC_MAX
+};
+
+struct parse_ctx {
+	struct cfg *cfg;
+	const char *path;
+	int line;
+	struct strbuf *errors;
+	int n_errors;
+	enum section_kind sec;
+	void *obj;             /* the object the current section fills */
+	char sec_name[2 * CFG_NAME_MAX];
+	uint64_t seen;         /* bit per key of the current section, for duplicates */
+	bool override;         /* values from outside the file replace, never duplicate */
+	bool quorum_none;
+	bool lease_set;
+	bool in_bad_section;
+	int cluster_line;
+	int node_line[CFG_MAX_NODES];
+	int storage_line[CFG_MAX_STORAGE];
+	int comp_line[CFG_MAX_COMPARTMENTS];
+	bool comp_has_zone[CFG_MAX_COMPARTMENTS];
+	char comp_pair_name[CFG_MAX_COMPARTMENTS][CFG_NAME_MAX];
+	char node_comp_name[CFG_MAX_NODES][CFG_NAME_MAX];
+	char portal_comp_name[CFG_MAX_STORAGE + 1][CFG_MAX_PORTALS][CFG_NAME_MAX];
+	int portal_line[CFG_MAX_STORAGE + 1][CFG_MAX_PORTALS];
+};
+
+static void perr(struct parse_ctx *p, const char *key, const char *fmt, ...) _printf_(3, 4);
+static void perr(struct parse_ctx *p, const char *key, const char *fmt, ...)
+{
+	p->n_errors++;
+	if (!p->errors)
+		return;
+	if (p->override)
+		sb_printf(p->errors, "override %s.%s: ", p->sec_name, key ? key : "");
+	else if (key)
+		sb_printf(p->errors, "%s:%d: %s: ", p->path, p->line, key);
+	else
+		sb_printf(p->errors, "%s:%d: ", p->path, p->line);
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(p->errors, fmt, ap);
+	va_end(ap);
+	sb_putc(p->errors, '\n');
+}
+
+typedef int (*set_fn)(struct parse_ctx *p, const char *key, char *val);
+
+struct key_def {
+	const char *name;
+	set_fn set;
+	bool multi;
+};
+
+static int copy_str(struct parse_ctx *p, const char *key, const char *val, char *dst, size_t n)
+{
+	if (!*val) {
+		perr(p, key, "empty value");
+		return -EINVAL;
+	}
+	if (strlen(val) >= n) {
+		perr(p, key, "value longer than %zu characters", n - 1);
+		return -EINVAL;
+	}
+	for (const unsigned char *c = (const unsigned char *)val; *c; c++) {
+		if (*c < ' ' || *c == 0x7f) {
+			perr(p, key, "control character in value");
+			return -EINVAL;
+		}
+	}
+	memcpy(dst, val, strlen(val) + 1);
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) >= CFG_NAME_MAX || !isalnum((unsigned char)*s))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static int set_duration(struct parse_ctx *p, const char *key, const char *val, uint64_t *dst)
+{
+	uint64_t v;
+	if (parse_duration(val, &v) < 0 || v == 0 || v > 24 * 3600 * USEC_PER_SEC) {
+		perr(p, key, "'%s' is not a duration (e.g. 500ms, 3s; more than 0, at most 24h)", val);
+		return -EINVAL;
+	}
+	*dst = v;
+	return 0;
+}
+
+static int set_cfg_size(struct parse_ctx *p, const char *key, const char *val, struct cfg_size *dst)
+{
+	size_t n = strlen(val);
+	if (n > 1 && val[n - 1] == '%') {
+		char num[8];
+		long pct;
+		if (n - 1 >= sizeof(num))
+			goto bad;
+		memcpy(num, val, n - 1);
+		num[n - 1] = '\0';
+		if (parse_int(num, 1, 100, &pct) < 0)
+			goto bad;
+		*dst = (struct cfg_size){.pct = (unsigned)pct};
+		return 0;
+	}
+	uint64_t b;
+	if (parse_size(val, &b) < 0 || b == 0 || b % (1 << 20) != 0)
+		goto bad;
+	*dst = (struct cfg_size){.bytes = b};
+	return 0;
+bad:
+	perr(p, key, "'%s' is not a size (whole MiB, e.g. 512MiB, 4GiB, or 1..100%%)", val);
+	return -EINVAL;
+}
+
+/* [cluster] */
+static int k_cluster_name(struct parse_ctx *p, const char *key, char *val)
+{
+	if (!valid_name(val)) {
+		perr(p, key, "'%s' is not a valid name (letters, digits, - _ .; at most %d)", val,
+		     CFG_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, p->cfg->name, sizeof(p->cfg->name));
+}
+static int k_cluster_key_file(struct parse_ctx *p, const char *key, char *val)
+{
+	if (val[0] != '/') {
+		perr(p, key, "'%s' is not an absolute path", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, p->cfg->key_file, sizeof(p->cfg->key_file));
+}
+static int k_cluster_rules(struct parse_ctx *p, const char *key, char *val)
+{
+	if (val[0] != '/') {
+		perr(p, key, "'%s' is not an absolute path", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, p->cfg->rules_file, sizeof(p->cfg->rules_file));
+}
+static int k_cluster_port(struct parse_ctx *p, const char *key, char *val)
+{
+	long v;
+	if (parse_int(val, 1, 65535, &v) < 0) {
+		perr(p, key, "'%s' is not a port (1..65535)", val);
+		return -EINVAL;
+	}
+	p->cfg->port = (uint16_t)v;
+	return 0;
+}
+static int k_cluster_version(struct parse_ctx *p, const char *key, char *val)
+{
+	if (parse_u64(val, &p->cfg->version) < 0) {
+		perr(p, key, "'%s' is not a version number", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* [compartment X] */
+static int k_comp_zone(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_compartment *c = p->obj;
+	int z = lookup_str(zone_str, _CFG_ZONE_MAX, val);
+	if (z < 0) {
+		perr(p, key, "'%s' is not a zone (mz or dmz)", val);
+		return -EINVAL;
+	}
+	c->zone = (enum cfg_zone)z;
+	p->comp_has_zone[c - p->cfg->compartments] = true;
+	return 0;
+}
+static int k_comp_pair(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_compartment *c = p->obj;
+	return copy_str(p, key, val, p->comp_pair_name[c - p->cfg->compartments], CFG_NAME_MAX);
+}
+
+/* [node X] */
+static int k_node_compartment(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	return copy_str(p, key, val, p->node_comp_name[n - p->cfg->nodes], CFG_NAME_MAX);
+}
+static int k_node_priority(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (parse_int(val, 0, 65535, &n->priority) < 0) {
+		perr(p, key, "'%s' is not a priority (0..65535)", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+static int k_node_mgmt_capable(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (parse_bool(val, &n->mgmt_capable) < 0) {
+		perr(p, key, "'%s' is not yes or no", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+static int k_node_mac(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (n->n_macs == CFG_MAX_MACS) {
+		perr(p, key, "more than %d MAC addresses", CFG_MAX_MACS);
+		return -EINVAL;
+	}
+	if (parse_mac(val, n->macs[n->n_macs]) < 0) {
+		perr(p, key, "'%s' is not a MAC address", val);
+		return -EINVAL;
+	}
+	n->n_macs++;
+	return 0;
+}
+static int k_node_handshake(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (cfg_addr_parse(val, 0, &n->handshake) < 0) {
+		perr(p, key, "'%s' is not an IP address with optional :port", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+static int k_node_external(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (cfg_addr_parse(val, 0, &n->external) < 0) {
+		perr(p, key, "'%s' is not an IP address with optional :port", val);
+		return -EINVAL;
+	}
+	n->has_external = true;
+	return 0;
+}
+static int k_node_disks(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	n->n_disks = 0;
+	n->disks_auto = false;
+	if (strcmp(val, "auto") == 0) {
+		n->disks_auto = true;
+		return 0;
+	}
+	char *save = NULL;
+	for (char *t = strtok_r(val, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		if (t[0] != '/') {
+			perr(p, key, "'%s' is not an absolute device path (or say 'auto')", t);
+			return -EINVAL;
+		}
+		if (n->n_disks == CFG_MAX_DISKS) {
+			perr(p, key, "more than %d disks", CFG_MAX_DISKS);
+			return -EINVAL;
+		}
+		if (copy_str(p, key, t, n->disks[n->n_disks], CFG_PATH_MAX) < 0)
+			return -EINVAL;
+		n->n_disks++;
+	}
+	if (n->n_disks == 0) {
+		perr(p, key, "no disks given (list device paths or say 'auto')");
+		return -EINVAL;
+	}
+	return 0;
+}
+static int k_node_net(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (n->n_nets == CFG_MAX_NETS) {
+		perr(p, key, "more than %d interfaces", CFG_MAX_NETS);
+		return -EINVAL;
+	}
+	struct cfg_net net = {0};
+	char *save = NULL;
+	char *match = strtok_r(val, " \t", &save);
+	char *addr = strtok_r(NULL, " \t", &save);
+	if (!match || !addr) {
+		perr(p, key, "expected '<ifname|mac> <addr/len|dhcp> [vlan=N] [gateway=IP]'");
+		return -EINVAL;
+	}
+	if (parse_mac(match, net.mac) == 0)
+		net.by_mac = true;
+	else if (!valid_name(match) || strlen(match) >= 16) {
+		perr(p, key, "'%s' is neither a MAC address nor an interface name", match);
+		return -EINVAL;
+	}
+	snprintf(net.match, sizeof(net.match), "%s", match);
+	if (strcmp(addr, "dhcp") == 0)
+		net.dhcp = true;
+	else if (cfg_prefix_parse(addr, true, &net.addr) < 0) {
+		perr(p, key, "'%s' is not an address with prefix length (e.g. 10.0.0.5/24) or dhcp",
+		     addr);
+		return -EINVAL;
+	}
+	for (char *t = strtok_r(NULL, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		long v;
+		if (strncmp(t, "vlan=", 5) == 0 && parse_int(t + 5, 1, 4094, &v) == 0)
+			net.vlan = (uint16_t)v;
+		else if (strncmp(t, "gateway=", 8) == 0 &&
+			 cfg_prefix_parse(t + 8, false, &net.gateway) == 0)
+			net.has_gateway = true;
+		else {
+			perr(p, key, "'%s' is not vlan=1..4094 or gateway=<address>", t);
+			return -EINVAL;
+		}
+	}
+	n->nets[n->n_nets++] = net;
+	return 0;
+}
+static int k_node_route(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (n->n_routes == CFG_MAX_ROUTES) {
+		perr(p, key, "more than %d routes", CFG_MAX_ROUTES);
+		return -EINVAL;
+	}
+	char *save = NULL;
+	char *dest = strtok_r(val, " \t", &save);
+	char *via = strtok_r(NULL, " \t", &save);
+	char *gw = strtok_r(NULL, " \t", &save);
+	struct cfg_route r;
+	if (!dest || !via || !gw || strcmp(via, "via") != 0 || strtok_r(NULL, " \t", &save) ||
+	    cfg_prefix_parse(dest, true, &r.dest) < 0 || cfg_prefix_parse(gw, false, &r.via) < 0 ||
+	    r.dest.family != r.via.family) {
+		perr(p, key, "expected '<dest/len> via <gateway>' of one address family");
+		return -EINVAL;
+	}
+	n->routes[n->n_routes++] = r;
+	return 0;
+}
+
+/* [storage X] and [quorum] */
+static int k_st_target(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	if (strncmp(val, "iqn.", 4) != 0 && strncmp(val, "eui.", 4) != 0 &&
+	    strncmp(val, "naa.", 4) != 0) {
+		perr(p, key, "'%s' is not an iSCSI name (iqn., eui. or naa.)", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, s->target, sizeof(s->target));
+}
+static int k_st_lun(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	if (parse_int(val, 0, 16383, &s->lun) < 0) {
+		perr(p, key, "'%s' is not a LUN (0..16383)", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+static int k_st_portal(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	int si = p->sec == SEC_QUORUM ? CFG_MAX_STORAGE : (int)(s - p->cfg->storage);
+	if (s->n_portals == CFG_MAX_PORTALS) {
+		perr(p, key, "more than %d portals", CFG_MAX_PORTALS);
+		return -EINVAL;
+	}
+	char *save = NULL;
+	char *comp = strtok_r(val, " \t", &save);
+	char *addr = strtok_r(NULL, " \t", &save);
+	struct cfg_addr a;
+	if (!comp || !addr || strtok_r(NULL, " \t", &save)) {
+		perr(p, key, "expected '<compartment> <address[:port]>'");
+		return -EINVAL;
+	}
+	if (cfg_addr_parse(addr, 3260, &a) < 0) {
+		perr(p, key, "'%s' is not an IP address with optional :port", addr);
+		return -EINVAL;
+	}
+	struct cfg_portal *po = &s->portals[s->n_portals];
+	char text[80];
+	cfg_addr_format(&a, text, sizeof(text));
+	char *colon = strrchr(text, ':');
+	*colon = '\0';
+	snprintf(po->host, sizeof(po->host), "%s", text);
+	po->port = (uint16_t)atoi(colon + 1);
+	snprintf(p->portal_comp_name[si][s->n_portals], CFG_NAME_MAX, "%s", comp);
+	p->portal_line[si][s->n_portals] = p->line;
+	s->n_portals++;
+	return 0;
+}
+static int k_st_designator(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	return copy_str(p, key, val, s->designator, sizeof(s->designator));
+}
+static int k_st_chap_user(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	return copy_str(p, key, val, s->chap_user, sizeof(s->chap_user));
+}
+static int k_st_chap_secret_file(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	if (val[0] != '/') {
+		perr(p, key, "'%s' is not an absolute path", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, s->chap_secret_file, sizeof(s->chap_secret_file));
+}
+static int k_st_selector(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	int v = lookup_str(selector_str, _CFG_PS_MAX, val);
+	if (v < 0) {
+		perr(p, key, "'%s' is not a path selector (round-robin or failover)", val);
+		return -EINVAL;
+	}
+	s->selector = (enum cfg_path_selector)v;
+	return 0;
+}
+static int k_quorum_mode(struct parse_ctx *p, const char *key, char *val)
+{
+	if (strcmp(val, "none") == 0)
+		p->quorum_none = true;
+	else if (strcmp(val, "device") == 0)
+		p->quorum_none = false;
+	else {
+		perr(p, key, "'%s' is not a quorum mode (device or none)", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* [layout] */
+#define LAYOUT_SIZE_KEY(field)                                                                     \
+	static int k_layout_##field(struct parse_ctx *p, const char *key, char *val)               \
+	{                                                                                          \
+		return set_cfg_size(p, key, val, &p->cfg->layout.field);                           \
+	}
+LAYOUT_SIZE_KEY(boot)
+LAYOUT_SIZE_KEY(state)
+LAYOUT_SIZE_KEY(infra)
+LAYOUT_SIZE_KEY(admin)
+
+static int set_bytes(struct parse_ctx *p, const char *key, const char *val, uint64_t *dst)
+{
+	if (parse_size(val, dst) < 0) {
+		perr(p, key, "'%s' is not a size (e.g. 8GiB)", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+static int k_layout_min_disk(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_bytes(p, key, val, &p->cfg->layout.min_disk);
+}
+static int k_layout_min_guest(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_bytes(p, key, val, &p->cfg->layout.min_guest);
+}
+static int k_layout_wipe(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_layout *l = &p->cfg->layout;
+	if (l->n_wipes == CFG_MAX_WIPES) {
+		perr(p, key, "more than %d wipe authorizations", CFG_MAX_WIPES);
+		return -EINVAL;
+	}
+	if (strpbrk(val, " \t")) {
+		perr(p, key, "'%s': a serial or WWN has no spaces", val);
+		return -EINVAL;
+	}
+	if (copy_str(p, key, val, l->wipes[l->n_wipes], sizeof(l->wipes[0])) < 0)
+		return -EINVAL;
+	l->n_wipes++;
+	return 0;
+}
+
+/* [timeouts] */
+#define TIMEOUT_KEY(field)                                                                         \
+	static int k_to_##field(struct parse_ctx *p, const char *key, char *val)                   \
+	{                                                                                          \
+		return set_duration(p, key, val, &p->cfg->timeouts.field);                         \
+	}
+TIMEOUT_KEY(handshake_timeout)
+TIMEOUT_KEY(handshake_window)
+TIMEOUT_KEY(heartbeat_interval)
+TIMEOUT_KEY(disk_heartbeat_interval)
+TIMEOUT_KEY(path_check_interval)
+TIMEOUT_KEY(path_timeout)
+TIMEOUT_KEY(no_path_timeout)
+TIMEOUT_KEY(hook_timeout)
+TIMEOUT_KEY(t_max)
+TIMEOUT_KEY(query_timeout)
+TIMEOUT_KEY(health_interval)
+static int k_to_lease(struct parse_ctx *p, const char *key, char *val)
+{
+	p->lease_set = true;
+	return set_duration(p, key, val, &p->cfg->timeouts.lease);
+}
+
+/* [profile X], [role X] */
+static int k_profile_run(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_profile *pr = p->obj;
+	if (pr->n_run == CFG_MAX_HOOKS) {
+		perr(p, key, "more than %d hooks", CFG_MAX_HOOKS);
+		return -EINVAL;
+	}
+	if (val[0] != '/') {
+		perr(p, key, "'%s': a hook command starts with an absolute path", val);
+		return -EINVAL;
+	}
+	if (copy_str(p, key, val, pr->run[pr->n_run], CFG_PATH_MAX) < 0)
+		return -EINVAL;
+	pr->n_run++;
+	return 0;
+}
+static int set_hook(struct parse_ctx *p, const char *key, const char *val, char *dst)
+{
+	if (val[0] != '/') {
+		perr(p, key, "'%s': a hook command starts with an absolute path", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, dst, CFG_PATH_MAX);
+}
+static int k_role_promote(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_hook(p, key, val, ((struct cfg_role_hooks *)p->obj)->promote);
+}
+static int k_role_demote(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_hook(p, key, val, ((struct cfg_role_hooks *)p->obj)->demote);
+}
+
+static const struct key_def keys_cluster[] = {
+	{"name", k_cluster_name, false},       {"key_file", k_cluster_key_file, false},
+	{"rules", k_cluster_rules, false},     {"port", k_cluster_port, false},
+	{"version", k_cluster_version, false}, {NULL, NULL, false}};
+static const struct key_def keys_pair[] = {{NULL, NULL, false}};
+static const struct key_def keys_compartment[] = {
+	{"zone", k_comp_zone, false}, {"pair", k_comp_pair, false}, {NULL, NULL, false}};
+static const struct key_def keys_node[] = {
+	{"compartment", k_node_compartment, false},
+	{"priority", k_node_priority, false},
+	{"mgmt_capable", k_node_mgmt_capable, false},
+	{"mac", k_node_mac, true},
+	{"handshake", k_node_handshake, false},
+	{"external", k_node_external, false},
+	{"disks", k_node_disks, false},
+	{"net", k_node_net, true},
+	{"route", k_node_route, true},
+	{NULL, NULL, false}};
+static const struct key_def keys_storage[] = {
+	{"target", k_st_target, false},
+	{"lun", k_st_lun, false},
+	{"portal", k_st_portal, true},
+	{"designator", k_st_designator, false},
+	{"chap_user", k_st_chap_user, false},
+	{"chap_secret_file", k_st_chap_secret_file, false},
+	{"path_selector", k_st_selector, false},
+	{NULL, NULL, false}};
+static const struct key_def keys_quorum[] = {
+	{"mode", k_quorum_mode, false},
+	{"target", k_st_target, false},
+	{"lun", k_st_lun, false},
+	{"portal", k_st_portal, true},
+	{"designator", k_st_designator, false},
+	{"chap_user", k_st_chap_user, false},
+	{"chap_secret_file", k_st_chap_secret_file, false},
+	{NULL, NULL, false}};
+static const struct key_def keys_layout[] = {
+	{"boot", k_layout_boot, false},         {"state", k_layout_state, false},
+	{"infra", k_layout_infra, false},       {"admin", k_layout_admin, false},
+	{"min_disk", k_layout_min_disk, false}, {"min_guest", k_layout_min_guest, false},
+	{"wipe", k_layout_wipe, true},          {NULL, NULL, false}};
+static const struct key_def keys_timeouts[] = {
+	{"handshake_timeout", k_to_handshake_timeout, false},
+	{"handshake_window", k_to_handshake_window, false},
+	{"heartbeat_interval", k_to_heartbeat_interval, false},
+	{"disk_heartbeat_interval", k_to_disk_heartbeat_interval, false},
+	{"lease", k_to_lease, false},
+	{"path_check_interval", k_to_path_check_interval, false},
+	{"path_timeout", k_to_path_timeout, false},
+	{"no_path_timeout", k_to_no_path_timeout, false},
+	{"hook_timeout", k_to_hook_timeout, false},
+	{"t_max", k_to_t_max, false},
+	{"query_timeout", k_to_query_timeout, false},
+	{"health_interval", k_to_health_interval, false},
+	{NULL, NULL, false}};
+static const struct key_def keys_profile[] = {{"run", k_profile_run, true}, {NULL, NULL, false}};
+static const struct key_def keys_role[] = {
+	{"promote", k_role_promote, false}, {"demote", k_role_demote, false}, {NULL, NULL, false}};
+
+static const struct {
+	const char *name;
+	bool named; /* [kind name] rather than [kind] */
+	const struct key_def *keys;
+} sections[_SEC_MAX] = {
+	[SEC_NONE] = {NULL, false, NULL},
+	[SEC_CLUSTER] = {"cluster", false, keys_cluster},
+	[SEC_PAIR] = {"pair", true, keys_pair},
+	[SEC_COMPARTMENT] = {"compartment", true, keys_compartment},
+	[SEC_NODE] = {"node", true, keys_node},
+	[SEC_STORAGE] = {"storage", true, keys_storage},
+	[SEC_QUORUM] = {"quorum", false, keys_quorum},
+	[SEC_LAYOUT] = {"layout", false, keys_layout},
+	[SEC_TIMEOUTS] = {"timeouts", false, keys_timeouts},
+	[SEC_PROFILE] = {"profile", true, keys_profile},
+	[SEC_ROLE] = {"role", true, keys_role},
+};
+
+static void set_defaults(struct cfg *c)
+{
+	c->port = CFG_DEFAULT_PORT;
+	c->version = 1;
+	snprintf(c->rules_file, sizeof(c->rules_file), "/etc/compartd/rules/boot.rules");
+	c->layout = (struct cfg_layout){
+		.boot = {.bytes = 512ULL << 20},
+		.state = {.bytes = 16ULL << 20},
+		.infra = {.bytes = 4ULL << 30},
+		.admin = {.bytes = 2ULL << 30},
+		.min_disk = 8ULL << 30,
+		.min_guest = 1ULL << 30,
+	};
+	c->timeouts = (struct cfg_timeouts){
+		.handshake_timeout = 500 * USEC_PER_MSEC,
+		.handshake_window = 3 * USEC_PER_SEC,
+		.heartbeat_interval = 200 * USEC_PER_MSEC,
+		.disk_heartbeat_interval = 250 * USEC_PER_MSEC,
+		.path_check_interval = 1 * USEC_PER_SEC,
+		.path_timeout = 2 * USEC_PER_SEC,
+		.no_path_timeout = 30 * USEC_PER_SEC,
+		.hook_timeout = 60 * USEC_PER_SEC,
+		.t_max = 100 * USEC_PER_MSEC,
+		.query_timeout = 1 * USEC_PER_SEC,
+		.health_interval = 5 * USEC_PER_SEC,
+	};
+}
+
+static int find_named(const char *base, size_t stride, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(base + (size_t)i * stride, name) == 0)
+			return i;
+	return -ENOENT;
+}
+
+int cfg_find_node(const struct cfg *c, const char *name)
+{
+	return find_named(c->nodes[0].name, sizeof(c->nodes[0]), c->n_nodes, name);
+}
+int cfg_find_compartment(const struct cfg *c, const char *name)
+{
+	return find_named(c->compartments[0].name, sizeof(c->compartments[0]), c->n_compartments,
+			  name);
+}
+int cfg_find_pair(const struct cfg *c, const char *name)
+{
+	return find_named(c->pairs[0].name, sizeof(c->pairs[0]), c->n_pairs, name);
+}
+int cfg_find_storage(const struct cfg *c, const char *name)
+{
+	return find_named(c->storage[0].name, sizeof(c->storage[0]), c->n_storage, name);
+}
+const struct cfg_profile *cfg_find_profile(const struct cfg *c, const char *name)
+{
+	int i = find_named(c->profiles[0].name, sizeof(c->profiles[0]), c->n_profiles, name);
+	return i < 0 ? NULL : &c->profiles[i];
+}
+
+int cfg_node_pair(const struct cfg *c, int node)
+{
+	if (node < 0 || node >= c->n_nodes)
+		return -1;
+	return c->compartments[c->nodes[node].compartment].pair;
+}
+
+int cfg_other_compartment(const struct cfg *c, int comp)
+{
+	for (int i = 0; i < c->n_compartments; i++)
+		if (i != comp && c->compartments[i].pair == c->compartments[comp].pair)
+			return i;
+	return -1;
+}
+
+/* Opens a section; returns the object it fills or NULL after reporting an error. */
+static void *open_section(struct parse_ctx *p, enum section_kind k, const char *name)
+{
+	struct cfg *c = p->cfg;
+	const char *kind = sections[k].name;
+	if (sections[k].named && !valid_name(name)) {
+		perr(p, NULL, "[%s %s]: '%s' is not a valid name (letters, digits, - _ .)", kind,
+		     name, name);
+		return NULL;
+	}
+#define NEW_NAMED(arr, n, max, find)                                                               \
+	do {                                                                                       \
+		if (find(c, name) >= 0) {                                                          \
+			perr(p, NULL, "[%s %s] is defined twice", kind, name);                     \
+			return NULL;                                                               \
+		}                                                                                  \
+		if (c->n == max) {                                                                 \
+			perr(p, NULL, "more than %d %s sections", max, kind);                      \
+			return NULL;                                                               \
+		}                                                                                  \
+		snprintf(c->arr[c->n].name, CFG_NAME_MAX, "%s", name);                             \
+		return &c->arr[c->n++];                                                            \
+	} while (0)
+	switch (k) {
+	case SEC_CLUSTER:
+		p->cluster_line = p->line;
+		return c;
+	case SEC_LAYOUT:
+	case SEC_TIMEOUTS:
+		return c;
+	case SEC_QUORUM:
+		c->has_quorum = true;
+		return &c->quorum;
+	case SEC_PAIR:
+		NEW_NAMED(pairs, n_pairs, CFG_MAX_PAIRS, cfg_find_pair);
+	case SEC_COMPARTMENT:
+		p->comp_line[c->n_compartments] = p->line;
+		NEW_NAMED(compartments, n_compartments, CFG_MAX_COMPARTMENTS, cfg_find_compartment);
+	case SEC_NODE:
+		p->node_line[c->n_nodes] = p->line;
+		NEW_NAMED(nodes, n_nodes, CFG_MAX_NODES, cfg_find_node);
+	case SEC_STORAGE:
+		p->storage_line[c->n_storage] = p->line;
+		NEW_NAMED(storage, n_storage, CFG_MAX_STORAGE, cfg_find_storage);
+	case SEC_PROFILE:
+		if (strcmp(name, "wait-operator") && strcmp(name, "infra-only") &&
+		    strcmp(name, "infra-and-mgmt")) {
+			perr(p, NULL,
+			     "[profile %s]: unknown profile (wait-operator, infra-only, infra-and-mgmt)",
+			     name);
+			return NULL;
+		}
+		if (cfg_find_profile(c, name)) {
+			perr(p, NULL, "[%s %s] is defined twice", kind, name);
+			return NULL;
+		}
+		snprintf(c->profiles[c->n_profiles].name, CFG_NAME_MAX, "%s", name);
+		return &c->profiles[c->n_profiles++];
+	case SEC_ROLE: {
+		int r = lookup_str(kind_str, _CFG_KIND_MAX, name);
+		if (r < 0) {
+			perr(p, NULL, "[role %s]: unknown instance kind (infra or admin)", name);
+			return NULL;
+		}
+		return &c->roles[r];
+	}
+	case SEC_NONE:
+	case _SEC_MAX:
+		break;
+	}
+#undef NEW_NAMED
+	return NULL;
+}
+
+static void parse_header(struct parse_ctx *p, char *line)
+{
+	char *end = strchr(line, ']');
+	p->sec = SEC_NONE;
+	p->obj = NULL;
+	p->seen = 0;
+	if (!end || *strstrip(end + 1)) {
+		perr(p, NULL, "malformed section header (expected [kind] or [kind name])");
+		return;
+	}
+	*end = '\0';
+	char *inner = strstrip(line + 1);
+	char *name = strpbrk(inner, " \t");
+	if (name) {
+		*name++ = '\0';
+		name = strstrip(name);
+	}
+	int k;
+	for (k = SEC_CLUSTER; k < _SEC_MAX; k++)
+		if (strcmp(sections[k].name, inner) == 0)
+			break;
+	if (k == _SEC_MAX) {
+		perr(p, NULL, "unknown section [%s]", inner);
+		return;
+	}
+	if (sections[k].named != (name != NULL)) {
+		perr(p, NULL, sections[k].named ? "[%s] needs a name: [%s NAME]" : "[%s] takes no name",
+		     inner, inner);
+		return;
+	}
+	snprintf(p->sec_name, sizeof(p->sec_name), "%s%s%s", inner, name ? " " : "",
+		 name ? name : "");
+	p->obj = open_section(p, (enum section_kind)k, name ? name : "");
+	if (p->obj)
+		p->sec = (enum section_kind)k;
+}
+
+static void parse_keyval(struct parse_ctx *p, char *line)
+{
+	char *eq = strchr(line, '=');
+	if (!eq) {
+		perr(p, NULL, "expected 'key = value' or a [section] header");
+		return;
+	}
+	*eq = '\0';
+	char *key = strstrip(line);
+	char *val = strstrip(eq + 1);
+	if (p->sec == SEC_NONE)
+		return; /* the section header was already reported */
+	const struct key_def *keys = sections[p->sec].keys;
+	size_t i;
+	for (i = 0; keys[i].name; i++)
+		if (strcmp(keys[i].name, key) == 0)
+			break;
+	if (!keys[i].name) {
+		perr(p, key, "unknown key in [%s]", p->sec_name);
+		return;
+	}
+	if (!keys[i].multi && (p->seen & (1ULL << i)) && !p->override) {
+		perr(p, key, "given twice in [%s]", p->sec_name);
+		return;
+	}
+	p->seen |= 1ULL << i;
+	keys[i].set(p, key, val);
+}
+
+static void parse_text(struct parse_ctx *p, const char *text, size_t len)
+{
+	size_t pos = 0;
+	bool seen_single[_SEC_MAX] = {0};
+	while (pos < len) {
+		size_t eol = pos;
+		while (eol < len && text[eol] != '\n')
+			eol++;
+		p->line++;
+		char buf[1024];
+		size_t n = eol - pos;
+		if (n >= sizeof(buf)) {
+			perr(p, NULL, "line longer than %zu characters", sizeof(buf) - 1);
+			pos = eol + 1;
+			continue;
+		}
+		memcpy(buf, text + pos, n);
+		buf[n] = '\0';
+		pos = eol + 1;
+		if (memchr(buf, '\0', n)) {
+			perr(p, NULL, "NUL byte in line");
+			continue;
+		}
+		char *hash = strstr(buf, " #");
+		if (hash)
+			*hash = '\0';
+		char *line = strstrip(buf);
+		if (!*line || *line == '#' || *line == ';')
+			continue;
+		if (*line == '[') {
+			parse_header(p, line);
+			p->in_bad_section = p->sec == SEC_NONE;
+			if (p->sec != SEC_NONE && !sections[p->sec].named) {
+				if (seen_single[p->sec]) {
+					perr(p, NULL, "[%s] appears twice", sections[p->sec].name);
+					p->sec = SEC_NONE;
+					p->obj = NULL;
+				}
+				seen_single[p->sec] = true;
+			}
+		} else if (p->sec == SEC_NONE && !p->in_bad_section) {
+			perr(p, NULL, "'key = value' before any [section]");
+		} else {
+			parse_keyval(p, line);
+		}
+	}
+}
+
+static void apply_override(struct parse_ctx *p, const struct cfg_override *o)
+{
+	char sec[2 * CFG_NAME_MAX];
+	snprintf(sec, sizeof(sec), "%s", o->section);
+	char *dot = strchr(sec, '.');
+	char *name = NULL;
+	if (dot) {
+		*dot = '\0';
+		name = dot + 1;
+	}
+	p->override = true;
+	p->seen = 0;
+	snprintf(p->sec_name, sizeof(p->sec_name), "%s", o->section);
+	int k;
+	for (k = SEC_CLUSTER; k < _SEC_MAX; k++)
+		if (strcmp(sections[k].name, sec) == 0)
+			break;
+	p->sec = SEC_NONE;
+	p->obj = NULL;
+	if (k == _SEC_MAX || k == SEC_PAIR || k == SEC_COMPARTMENT || k == SEC_PROFILE ||
+	    sections[k].named != (name != NULL)) {
+		perr(p, o->key, "unknown section");
+		return;
+	}
+	struct cfg *c = p->cfg;
+	if (k == SEC_NODE) {
+		int i = cfg_find_node(c, name);
+		if (i < 0) {
+			perr(p, o->key, "no node '%s' in the configuration", name);
+			return;
+		}
+		p->obj = &c->nodes[i];
+	} else if (k == SEC_STORAGE) {
+		int i = cfg_find_storage(c, name);
+		if (i < 0) {
+			perr(p, o->key, "no storage '%s' in the configuration", name);
+			return;
+		}
+		p->obj = &c->storage[i];
+	} else if (k == SEC_QUORUM) {
+		c->has_quorum = true;
+		p->obj = &c->quorum;
+	} else if (k == SEC_ROLE) {
+		int r = lookup_str(kind_str, _CFG_KIND_MAX, name);
+		if (r < 0) {
+			perr(p, o->key, "unknown instance kind");
+			return;
+		}
+		p->obj = &c->roles[r];
+	} else {
+		p->obj = c;
+	}
+	p->sec = (enum section_kind)k;
+	char line[CFG_PATH_MAX + CFG_NAME_MAX + 4];
+	snprintf(line, sizeof(line), "%s=%s", o->key, o->value);
+	parse_keyval(p, line);
+}
+
+/* ---- cross-section checks ---- */
+
+static void perr_at(struct parse_ctx *p, int line, const char *key, const char *fmt, ...)
+	_printf_(4, 5);
+static void perr_at(struct parse_ctx *p, int line, const char *key, const char *fmt, ...)
+{
+	p->n_errors++;
+	if (!p->errors)
+		return;
+	if (line > 0)
+		sb_printf(p->errors, "%s:%d: ", p->path, line);
+	else
+		sb_printf(p->errors, "%s: ", p->path);
+	if (key)
+		sb_printf(p->errors, "%s: ", key);
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(p->errors, fmt, ap);
+	va_end(ap);
+	sb_putc(p->errors, '\n');
+}
+
+static void set_port_default(struct cfg_addr *a, uint16_t port)
+{
+	if (a->ss.ss_family == AF_INET && ((struct sockaddr_in *)&a->ss)->sin_port == 0)
+		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+	else if (a->ss.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&a->ss)->sin6_port == 0)
+		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
+static void check_storage(struct parse_ctx *p, struct cfg_storage *s, int si, int line,
+			  const char *what)
+{
+	struct cfg *c = p->cfg;
+	if (!s->target[0])
+		perr_at(p, line, "target", "missing in [%s]", what);
+	if (s->n_portals == 0)
+		perr_at(p, line, "portal", "[%s] needs at least one portal", what);
+	for (int i = 0; i < s->n_portals; i++) {
+		int ci = cfg_find_compartment(c, p->portal_comp_name[si][i]);
+		if (ci < 0)
+			perr_at(p, p->portal_line[si][i], "portal", "no compartment '%s'",
+				p->portal_comp_name[si][i]);
+		s->portals[i].compartment = ci;
+		for (int j = 0; j < i; j++)
+			if (s->portals[j].port == s->portals[i].port &&
+			    strcmp(s->portals[j].host, s->portals[i].host) == 0)
+				perr_at(p, p->portal_line[si][i], "portal", "%s:%u is listed twice",
+					s->portals[i].host, s->portals[i].port);
+	}
+	if (s->chap_user[0] && !s->chap_secret_file[0])
+		perr_at(p, line, "chap_secret_file", "[%s] has chap_user but no chap_secret_file",
+			what);
+	if (!s->chap_user[0] && s->chap_secret_file[0])
+		perr_at(p, line, "chap_user", "[%s] has chap_secret_file but no chap_user", what);
+}
+
+static void check_nodes(struct parse_ctx *p)
+{
+	struct cfg *c = p->cfg;
+	for (int i = 0; i < c->n_nodes; i++) {
+		struct cfg_node *n = &c->nodes[i];
+		int line = p->node_line[i];
+		if (!p->node_comp_name[i][0]) {
+			perr_at(p, line, "compartment", "missing in [node %s]", n->name);
+		} else {
+			n->compartment = cfg_find_compartment(c, p->node_comp_name[i]);
+			if (n->compartment < 0)
+				perr_at(p, line, "compartment", "[node %s]: no compartment '%s'",
+					n->name, p->node_comp_name[i]);
+		}
+		if (n->handshake.len == 0)
+			perr_at(p, line, "handshake", "missing in [node %s]", n->name);
+		set_port_default(&n->handshake, c->port);
+		if (n->has_external)
+			set_port_default(&n->external, c->port);
+		if (!n->disks_auto && n->n_disks == 0)
+			n->disks_auto = true;
+		for (int j = 0; j < i; j++) {
+			const struct cfg_node *o = &c->nodes[j];
+			if (n->handshake.len && cfg_addr_equal(&n->handshake, &o->handshake))
+				perr_at(p, line, "handshake", "[node %s] has the address of node %s",
+					n->name, o->name);
+			for (int a = 0; a < n->n_macs; a++)
+				for (int b = 0; b < o->n_macs; b++)
+					if (memcmp(n->macs[a], o->macs[b], 6) == 0) {
+						char m[18];
+						format_mac(n->macs[a], m);
+						perr_at(p, line, "mac",
+							"[node %s]: %s belongs to node %s too",
+							n->name, m, o->name);
+					}
+		}
+	}
+}
+
+static void check_cfg(struct parse_ctx *p)
+{
+	struct cfg *c = p->cfg;
+	if (!c->name[0])
+		perr_at(p, p->cluster_line, "name", "missing in [cluster]");
+	if (!c->key_file[0])
+		perr_at(p, p->cluster_line, "key_file", "missing in [cluster]");
+	if (c->n_pairs == 0)
+		perr_at(p, 0, NULL, "no [pair NAME] section");
+	for (int i = 0; i < c->n_compartments; i++) {
+		struct cfg_compartment *co = &c->compartments[i];
+		if (!p->comp_has_zone[i])
+			perr_at(p, p->comp_line[i], "zone", "missing in [compartment %s]", co->name);
+		if (!p->comp_pair_name[i][0]) {
+			perr_at(p, p->comp_line[i], "pair", "missing in [compartment %s]", co->name);
+			co->pair = -1;
+			continue;
+		}
+		co->pair = cfg_find_pair(c, p->comp_pair_name[i]);
+		if (co->pair < 0)
+			perr_at(p, p->comp_line[i], "pair", "[compartment %s]: no pair '%s'",
+				co->name, p->comp_pair_name[i]);
+	}
+	for (int i = 0; i < c->n_pairs; i++) {
+		int n = 0;
+		for (int j = 0; j < c->n_compartments; j++)
+			n += c->compartments[j].pair == i;
+		if (n != 2)
+			perr_at(p, 0, NULL, "[pair %s] has %d compartments; a pair has exactly 2",
+				c->pairs[i].name, n);
+	}
+	if (c->n_nodes == 0)
+		perr_at(p, 0, NULL, "no [node NAME] section");
+	check_nodes(p);
+	for (int i = 0; i < c->n_storage; i++) {
+		char what[64];
+		snprintf(what, sizeof(what), "storage %s", c->storage[i].name);
+		check_storage(p, &c->storage[i], i, p->storage_line[i], what);
+	}
+	if (p->quorum_none) {
+		c->has_quorum = false;
+	} else if (c->has_quorum) {
+		snprintf(c->quorum.name, sizeof(c->quorum.name), "quorum");
+		check_storage(p, &c->quorum, CFG_MAX_STORAGE, 0, "quorum");
+	}
+	struct cfg_timeouts *t = &c->timeouts;
+	if (!p->lease_set)
+		t->lease = 2 * t->disk_heartbeat_interval;
+	if (t->lease <= t->disk_heartbeat_interval)
+		perr_at(p, 0, "lease", "must be longer than disk_heartbeat_interval");
+	if (t->handshake_timeout > t->handshake_window)
+		perr_at(p, 0, "handshake_timeout", "is longer than handshake_window");
+}
+
+int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_override *ovr,
+	      size_t n_ovr, struct cfg **ret, struct strbuf *errors)
+{
+	if (len > CFG_MAX_TEXT) {
+		if (errors)
+			sb_printf(errors, "%s: larger than %u bytes\n", path, CFG_MAX_TEXT);
+		return -EINVAL;
+	}
+	struct cfg *c = calloc(1, sizeof(*c));
+	struct parse_ctx *p = calloc(1, sizeof(*p));
+	if (!c || !p) {
+		free(c);
+		free(p);
+		return -ENOMEM;
+	}
+	set_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	crypto_generichash(c->hash, sizeof(c->hash), (const unsigned char *)text, len, NULL, 0);
+	p->cfg = c;
+	p->path = path;
+	p->errors = errors;
+	parse_text(p, text, len);
+	for (size_t i = 0; i < n_ovr; i++)
+		apply_override(p, &ovr[i]);
+	check_cfg(p);
+	int nerr = p->n_errors;
+	free(p);
+	if (nerr) {
+		free(c);
+		return -EINVAL;
+	}
+	*ret = c;
+	return 0;
+}
+
+int cfg_load(const char *path, const struct cfg_override *ovr, size_t n_ovr, struct cfg **ret,
+	     struct strbuf *errors)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = read_full_file(path, CFG_MAX_TEXT, &text, &len);
+	if (r < 0) {
+		if (errors)
+			sb_printf(errors, "%s: cannot read: %s\n", path, strerror(-r));
+		return r;
+	}
+	return cfg_parse(path, text, len, ovr, n_ovr, ret, errors);
+}
+
+struct cfg *cfg_free(struct cfg *c)
+{
+	free(c);
+	return NULL;
+}
+
+void cfg_hash_hex(const struct cfg *c, char out[65])
+{
+	sodium_bin2hex(out, 65, c->hash, sizeof(c->hash));
+}

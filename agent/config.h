@@ -1,0 +1,208 @@
+/* cluster.conf (SPEC §2): INI sections and `key = value`, parsed into one plain
+ * struct with every default filled in. Errors name `file:line: key: what is wrong`
+ * and a config with any error is refused whole. */
+#pragma once
+
+#include "util.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CFG_NAME_MAX 32
+#define CFG_PATH_MAX 256
+#define CFG_MAX_PAIRS 8
+#define CFG_MAX_COMPARTMENTS 16
+#define CFG_MAX_NODES 64
+#define CFG_MAX_MACS 4
+#define CFG_MAX_DISKS 8
+#define CFG_MAX_NETS 4
+#define CFG_MAX_ROUTES 4
+#define CFG_MAX_STORAGE 4
+#define CFG_MAX_PORTALS 4
+#define CFG_MAX_PROFILES 8
+#define CFG_MAX_HOOKS 8
+#define CFG_MAX_WIPES 16
+#define CFG_IQN_MAX 224
+#define CFG_DEFAULT_PORT 7460
+#define CFG_MAX_TEXT (1U << 20)
+
+enum cfg_zone { CFG_ZONE_MZ, CFG_ZONE_DMZ, _CFG_ZONE_MAX };
+enum cfg_path_selector { CFG_PS_ROUND_ROBIN, CFG_PS_FAILOVER, _CFG_PS_MAX };
+enum cfg_kind { CFG_KIND_INFRA, CFG_KIND_ADMIN, _CFG_KIND_MAX }; /* instance kinds */
+
+const char *cfg_zone_to_str(enum cfg_zone z);
+const char *cfg_path_selector_to_str(enum cfg_path_selector p);
+const char *cfg_kind_to_str(enum cfg_kind k);
+
+/* An address with port, as given ("10.0.0.1:7460", "[fd00::1]:7460", or without port). */
+struct cfg_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+void cfg_addr_format(const struct cfg_addr *a, char *out, size_t n); /* "ip:port" / "[ip6]:port" */
+int cfg_addr_parse(const char *s, uint16_t default_port, struct cfg_addr *ret);
+bool cfg_addr_equal(const struct cfg_addr *a, const struct cfg_addr *b); /* address and port */
+
+/* An IP prefix for interface configuration. */
+struct cfg_prefix {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint8_t len;
+};
+int cfg_prefix_parse(const char *s, bool need_len, struct cfg_prefix *ret);
+void cfg_prefix_format(const struct cfg_prefix *p, bool with_len, char *out, size_t n);
+
+/* `net = <ifname|mac> <addr/len|dhcp> [vlan=N] [gateway=IP]` */
+struct cfg_net {
+	char match[CFG_NAME_MAX]; /* interface name, or a MAC address */
+	bool by_mac;
+	uint8_t mac[6];
+	uint16_t vlan; /* 0: none */
+	bool dhcp;
+	struct cfg_prefix addr;
+	bool has_gateway;
+	struct cfg_prefix gateway;
+};
+
+/* `route = <dest/len> via <gateway>` */
+struct cfg_route {
+	struct cfg_prefix dest;
+	struct cfg_prefix via;
+};
+
+struct cfg_pair {
+	char name[CFG_NAME_MAX];
+};
+
+struct cfg_compartment {
+	char name[CFG_NAME_MAX];
+	enum cfg_zone zone;
+	int pair; /* index into cfg.pairs */
+};
+
+struct cfg_node {
+	char name[CFG_NAME_MAX];
+	int compartment; /* index into cfg.compartments */
+	long priority;   /* higher wins */
+	bool mgmt_capable;
+	uint8_t macs[CFG_MAX_MACS][6];
+	int n_macs;
+	struct cfg_addr handshake;
+	bool has_external;
+	struct cfg_addr external;
+	bool disks_auto;
+	char disks[CFG_MAX_DISKS][CFG_PATH_MAX];
+	int n_disks;
+	struct cfg_net nets[CFG_MAX_NETS];
+	int n_nets;
+	struct cfg_route routes[CFG_MAX_ROUTES];
+	int n_routes;
+};
+
+struct cfg_portal {
+	int compartment;
+	char host[80];  /* numeric address */
+	uint16_t port;
+};
+
+/* A logical unit reached through one portal per compartment: the mirrored storage,
+ * or the quorum device. */
+struct cfg_storage {
+	char name[CFG_NAME_MAX];
+	char target[CFG_IQN_MAX];
+	long lun;
+	struct cfg_portal portals[CFG_MAX_PORTALS];
+	int n_portals;
+	char designator[128]; /* pinned VPD 0x83 designator, "" when not pinned */
+	char chap_user[64];
+	char chap_secret_file[CFG_PATH_MAX];
+	enum cfg_path_selector selector;
+};
+
+/* A size given as bytes or as a percentage of the disk. */
+struct cfg_size {
+	uint64_t bytes;
+	unsigned pct; /* 1..100 when a percentage, else 0 */
+};
+uint64_t cfg_size_resolve(const struct cfg_size *s, uint64_t disk_bytes);
+
+struct cfg_layout {
+	struct cfg_size boot, state, infra, admin;
+	uint64_t min_disk;    /* disks smaller than this are `too-small` */
+	uint64_t min_guest;   /* what must be left for cmpt-guest */
+	char wipes[CFG_MAX_WIPES][64]; /* serials / WWNs authorized for wiping */
+	int n_wipes;
+};
+
+struct cfg_timeouts {
+	uint64_t handshake_timeout, handshake_window, heartbeat_interval, disk_heartbeat_interval,
+		lease, path_check_interval, path_timeout, no_path_timeout, hook_timeout, t_max,
+		query_timeout, health_interval;
+};
+
+struct cfg_profile {
+	char name[CFG_NAME_MAX];
+	char run[CFG_MAX_HOOKS][CFG_PATH_MAX];
+	int n_run;
+};
+
+struct cfg_role_hooks {
+	char promote[CFG_PATH_MAX];
+	char demote[CFG_PATH_MAX];
+};
+
+struct cfg {
+	char path[CFG_PATH_MAX];
+	uint8_t hash[32]; /* BLAKE2b-256 of the file's bytes */
+
+	char name[CFG_NAME_MAX];
+	char key_file[CFG_PATH_MAX];
+	char rules_file[CFG_PATH_MAX];
+	uint16_t port;
+	uint64_t version;
+
+	struct cfg_pair pairs[CFG_MAX_PAIRS];
+	int n_pairs;
+	struct cfg_compartment compartments[CFG_MAX_COMPARTMENTS];
+	int n_compartments;
+	struct cfg_node nodes[CFG_MAX_NODES];
+	int n_nodes;
+	struct cfg_storage storage[CFG_MAX_STORAGE];
+	int n_storage;
+	bool has_quorum;
+	struct cfg_storage quorum; /* when has_quorum; else majority over handshakes */
+	struct cfg_layout layout;
+	struct cfg_timeouts timeouts;
+	struct cfg_profile profiles[CFG_MAX_PROFILES];
+	int n_profiles;
+	struct cfg_role_hooks roles[_CFG_KIND_MAX];
+};
+
+/* A single value given outside the file, e.g. `compartd.timeouts.path_timeout=3s` on the
+ * kernel command line: section is "timeouts" (or "node.a1"), key "path_timeout". */
+struct cfg_override {
+	char section[2 * CFG_NAME_MAX];
+	char key[CFG_NAME_MAX];
+	char value[CFG_PATH_MAX];
+};
+
+/* Parses text (as read from `path`, used in messages). Errors, one per line, are appended
+ * to `errors` when it is not NULL. Returns 0, -EINVAL on any config error, -ENOMEM. */
+int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_override *ovr,
+	      size_t n_ovr, struct cfg **ret, struct strbuf *errors);
+int cfg_load(const char *path, const struct cfg_override *ovr, size_t n_ovr, struct cfg **ret,
+	     struct strbuf *errors);
+struct cfg *cfg_free(struct cfg *c);
+
+/* The normalized form: every section, every key, defaults filled in, stable order. */
+void cfg_print(const struct cfg *c, struct strbuf *out);
+
+int cfg_find_node(const struct cfg *c, const char *name);
+int cfg_find_compartment(const struct cfg *c, const char *name);
+int cfg_find_pair(const struct cfg *c, const char *name);
+int cfg_find_storage(const struct cfg *c, const char *name);
+const struct cfg_profile *cfg_find_profile(const struct cfg *c, const char *name);
+/* The pair a node belongs to, and the other compartment of that pair (-1 when none). */
+int cfg_node_pair(const struct cfg *c, int node);
+int cfg_other_compartment(const struct cfg *c, int compartment);
+void cfg_hash_hex(const struct cfg *c, char out[65]);

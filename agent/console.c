@@ -1,0 +1,357 @@
+#include "console.h"
+
+#include "log.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#define MAX_CMDS 48
+#define MAX_LINE 1024
+
+struct console_cmd {
+	char name[24];
+	char args[64];
+	char help[96];
+	console_cmd_fn fn;
+	void *ud;
+};
+
+struct console {
+	struct loop *loop;
+	struct console_cmd cmds[MAX_CMDS];
+	int n_cmds;
+	int listen_fd;
+	struct watch *listen_watch;
+	char sock_path[108];
+};
+
+/* A socket client: reads one line, gets one answer, then the connection closes. */
+struct sock_client {
+	struct console *console;
+	struct watch *watch;
+	int fd;
+	char buf[MAX_LINE];
+	size_t len;
+	bool answered;
+	struct console_req *req;
+};
+
+static int cmd_help(struct console_req *req, void *ud);
+
+struct console *console_new(struct loop *l)
+{
+	struct console *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->loop = l;
+	c->listen_fd = -1;
+	console_register(c, "help", "", "list the commands", cmd_help, c);
+	return c;
+}
+
+struct console *console_free(struct console *c)
+{
+	if (!c)
+		return NULL;
+	watch_remove(c->listen_watch);
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
+		unlink(c->sock_path);
+	}
+	free(c);
+	return NULL;
+}
+
+int console_register(struct console *c, const char *name, const char *args, const char *help,
+		     console_cmd_fn fn, void *ud)
+{
+	if (c->n_cmds == MAX_CMDS)
+		return -ENOSPC;
+	for (int i = 0; i < c->n_cmds; i++)
+		if (!strcmp(c->cmds[i].name, name))
+			return -EEXIST;
+	struct console_cmd *cmd = &c->cmds[c->n_cmds++];
+	snprintf(cmd->name, sizeof(cmd->name), "%s", name);
+	snprintf(cmd->args, sizeof(cmd->args), "%s", args);
+	snprintf(cmd->help, sizeof(cmd->help), "%s", help);
+	cmd->fn = fn;
+	cmd->ud = ud;
+	return 0;
+}
+
+static int cmd_help(struct console_req *req, void *ud)
+{
+	struct console *c = ud;
+	if (req->json) {
+		sb_puts(&req->out, "{\"commands\":[");
+		for (int i = 0; i < c->n_cmds; i++) {
+			sb_printf(&req->out, "%s{\"name\":", i ? "," : "");
+			sb_json_str(&req->out, c->cmds[i].name);
+			sb_puts(&req->out, ",\"args\":");
+			sb_json_str(&req->out, c->cmds[i].args);
+			sb_puts(&req->out, ",\"help\":");
+			sb_json_str(&req->out, c->cmds[i].help);
+			sb_putc(&req->out, '}');
+		}
+		sb_puts(&req->out, "]}\n");
+		return 0;
+	}
+	for (int i = 0; i < c->n_cmds; i++) {
+		char usage[96];
+		snprintf(usage, sizeof(usage), "%s%s%s", c->cmds[i].name, c->cmds[i].args[0] ? " " : "",
+			 c->cmds[i].args);
+		sb_printf(&req->out, "  %-36s %s\n", usage, c->cmds[i].help);
+	}
+	sb_puts(&req->out, "Every command also answers in JSON with --json.\n");
+	return 0;
+}
+
+int console_split(char *buf, char *argv[], int max)
+{
+	int argc = 0;
+	char *r = buf, *w = buf;
+	for (;;) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (!*r)
+			break;
+		if (argc == max)
+			return -E2BIG;
+		argv[argc++] = w;
+		bool q = false;
+		while (*r && (q || (*r != ' ' && *r != '\t'))) {
+			if (*r == '"')
+				q = !q;
+			else
+				*w++ = *r;
+			r++;
+		}
+		if (q)
+			return -EINVAL;
+		if (*r)
+			r++;
+		*w++ = '\0';
+	}
+	return argc;
+}
+
+void console_req_error(struct console_req *req, const char *fmt, ...)
+{
+	struct strbuf msg;
+	sb_init(&msg);
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	req->failed = true;
+	sb_reset(&req->out);
+	if (req->json) {
+		sb_puts(&req->out, "{\"error\":");
+		sb_json_str(&req->out, msg.buf);
+		sb_puts(&req->out, "}\n");
+	} else {
+		sb_printf(&req->out, "error: %s\n", msg.buf ? msg.buf : "");
+	}
+	sb_free(&msg);
+}
+
+void console_req_done(struct console_req *req)
+{
+	if (req->finish)
+		req->finish(req);
+	sb_free(&req->out);
+	free(req->line);
+	free(req);
+}
+
+static void printable_copy(char *dst, size_t n, const char *src)
+{
+	size_t o = 0;
+	for (; *src && o + 1 < n; src++)
+		dst[o++] = (*src >= ' ' && *src < 0x7f) ? *src : '?';
+	dst[o] = '\0';
+}
+
+int console_exec(struct console *c, const char *line, bool serial,
+		 void (*finish)(struct console_req *req), void *transport,
+		 struct console_req **ret_pending)
+{
+	struct console_req *req = calloc(1, sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	req->console = c;
+	req->serial = serial;
+	req->finish = finish;
+	req->transport = transport;
+	req->line = strdup(line);
+	if (!req->line) {
+		free(req);
+		return -ENOMEM;
+	}
+	int argc = console_split(req->line, req->argv, CONSOLE_MAX_ARGS);
+	/* --json may stand anywhere; it is taken out of argv. */
+	int o = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(req->argv[i], "--json"))
+			req->json = true;
+		else
+			req->argv[o++] = req->argv[i];
+	}
+	req->argc = argc < 0 ? 0 : o;
+	if (argc == -EINVAL) {
+		console_req_error(req, "unbalanced double quote");
+	} else if (argc == -E2BIG) {
+		console_req_error(req, "too many words (at most %d)", CONSOLE_MAX_ARGS);
+	} else if (req->argc == 0) {
+		/* an empty line answers nothing */
+	} else {
+		int i;
+		for (i = 0; i < c->n_cmds; i++)
+			if (!strcmp(c->cmds[i].name, req->argv[0]))
+				break;
+		if (i == c->n_cmds) {
+			char name[64];
+			printable_copy(name, sizeof(name), req->argv[0]);
+			console_req_error(req, "unknown command '%s'; 'help' lists the commands", name);
+		} else {
+			int r = c->cmds[i].fn(req, c->cmds[i].ud);
+			if (r == CONSOLE_ASYNC) {
+				if (ret_pending)
+					*ret_pending = req;
+				return 0;
+			}
+			if (r < 0 && !req->failed)
+				console_req_error(req, "%s: %s", c->cmds[i].name, strerror(-r));
+		}
+	}
+	console_req_done(req);
+	return 0;
+}
+
+/* ---- the unix socket ---- */
+
+static void client_free(void *ud)
+{
+	struct sock_client *cl = ud;
+	if (cl->req)
+		cl->req->transport = NULL; /* an async answer still under way: drop it */
+	close(cl->fd);
+	free(cl);
+}
+
+static void client_finish(struct console_req *req)
+{
+	struct sock_client *cl = req->transport;
+	if (!cl)
+		return;
+	cl->req = NULL;
+	if (req->out.len) {
+		/* Blocking write: answers are small and the peer is a local client. */
+		int fl = fcntl(cl->fd, F_GETFL);
+		fcntl(cl->fd, F_SETFL, fl & ~O_NONBLOCK);
+		struct timeval tv = {.tv_sec = 2};
+		setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (write_all(cl->fd, req->out.buf, req->out.len) < 0)
+			log_debug("console: client went away before its answer");
+	}
+	watch_remove(cl->watch);
+}
+
+static void on_client(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct sock_client *cl = ud;
+	if (cl->answered) {
+		/* Waiting for an async answer; a hang-up cancels it. */
+		if (revents & (EPOLLHUP | EPOLLERR))
+			watch_remove(w);
+		else
+			watch_set_events(w, EPOLLRDHUP);
+		return;
+	}
+	ssize_t n = read(fd, cl->buf + cl->len, sizeof(cl->buf) - 1 - cl->len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		cl->len += (size_t)n;
+	char *nl = memchr(cl->buf, '\n', cl->len);
+	if (!nl && n > 0 && cl->len < sizeof(cl->buf) - 1)
+		return;
+	if (!nl && cl->len == sizeof(cl->buf) - 1) {
+		const char *msg = "error: line longer than 1023 characters\n";
+		write_all(fd, msg, strlen(msg));
+		watch_remove(w);
+		return;
+	}
+	if (nl)
+		*nl = '\0';
+	else
+		cl->buf[cl->len] = '\0';
+	cl->answered = true;
+	/* A synchronous answer removes the watch and frees cl: touch nothing after. */
+	console_exec(cl->console, cl->buf, false, client_finish, cl, &cl->req);
+}
+
+static void on_accept(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct console *c = ud;
+	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != geteuid())) {
+		const char *msg = "error: the console is for root only\n";
+		write_all(cfd, msg, strlen(msg));
+		close(cfd);
+		return;
+	}
+	struct sock_client *cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(cfd);
+		return;
+	}
+	cl->console = c;
+	cl->fd = cfd;
+	cl->watch = watch_add(c->loop, cfd, EPOLLIN, on_client, cl, client_free);
+	if (!cl->watch)
+		client_free(cl);
+}
+
+int console_listen(struct console *c, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	_cleanup_free_ char *dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return log_error_errno(-errno, "console: cannot create %s", dir);
+	}
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	mode_t old = umask(0077);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0)
+		return log_error_errno(-errno, "console: cannot bind %s", path);
+	chmod(path, 0600);
+	if (listen(fd, 16) < 0)
+		return -errno;
+	c->listen_watch = watch_add(c->loop, fd, EPOLLIN, on_accept, c, NULL);
+	if (!c->listen_watch)
+		return -ENOMEM;
+	c->listen_fd = TAKE_FD(fd);
+	snprintf(c->sock_path, sizeof(c->sock_path), "%s", path);
+	return 0;
+}

@@ -1,0 +1,54 @@
+/* The operator console: a registry of line commands, answered on the root-only unix
+ * socket (one request per connection, for compartctl) and on the serial line. Each
+ * module registers its own commands; every command also answers with --json. */
+#pragma once
+
+#include "loop.h"
+#include "util.h"
+
+#define CONSOLE_MAX_ARGS 16
+
+struct console;
+struct console_req;
+
+/* Fill req->out (human text, or one JSON document when req->json) and return 0, or
+ * return a negative errno after console_req_error(). Return CONSOLE_ASYNC to answer later
+ * with console_req_done() (cluster queries wait for other nodes). */
+#define CONSOLE_ASYNC 1
+typedef int (*console_cmd_fn)(struct console_req *req, void *ud);
+
+struct console_req {
+	struct console *console;
+	int argc;
+	char *argv[CONSOLE_MAX_ARGS];
+	bool json;
+	bool serial;   /* typed on the serial line (not the socket) */
+	bool failed;
+	struct strbuf out;
+	/* private */
+	void (*finish)(struct console_req *req);
+	void *transport;
+	char *line;
+};
+
+struct console *console_new(struct loop *l);
+struct console *console_free(struct console *c);
+
+int console_register(struct console *c, const char *name, const char *args, const char *help,
+		     console_cmd_fn fn, void *ud);
+
+/* Listen on a unix socket (mode 0600, parent directory created 0700). */
+int console_listen(struct console *c, const char *path);
+
+/* Run one command line; finish(req) is called when the answer is complete, before the
+ * request is freed. When the command answers later, *ret_pending (if given) is set to
+ * the request; a transport that goes away sets req->transport = NULL. */
+int console_exec(struct console *c, const char *line, bool serial,
+		 void (*finish)(struct console_req *req), void *transport,
+		 struct console_req **ret_pending);
+void console_req_error(struct console_req *req, const char *fmt, ...) _printf_(2, 3);
+void console_req_done(struct console_req *req);
+
+/* Splits a line into words (double quotes group words). Returns argc or -EINVAL (unbalanced
+ * quote), -E2BIG (too many words). `buf` is modified and argv points into it. */
+int console_split(char *buf, char *argv[], int max);

@@ -1,0 +1,76 @@
+/* compartd: one binary, several verbs. As PID 1 of the initramfs it runs the whole
+ * bootstrap; otherwise the first argument names what to do. */
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+#include "version.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static int check_config_main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: compartd check-config FILE\n");
+		return 2;
+	}
+	if (sodium_init() < 0)
+		return 1;
+	struct strbuf err, out;
+	sb_init(&err);
+	sb_init(&out);
+	struct cfg *c = NULL;
+	int r = cfg_load(argv[1], NULL, 0, &c, &err);
+	if (r < 0) {
+		fputs(err.buf ? err.buf : "", stderr);
+		fprintf(stderr, "%s: configuration refused\n", argv[1]);
+	} else {
+		cfg_print(c, &out);
+		fputs(out.buf, stdout);
+	}
+	cfg_free(c);
+	sb_free(&err);
+	sb_free(&out);
+	return r < 0 ? 1 : 0;
+}
+
+struct verb {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct verb verbs[] = {
+	{"run", agent_run_main, "run the agent (--foreground --config F --node N --state-dir D)"},
+	{"check-config", check_config_main, "check a cluster.conf and print its normalized form"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: compartd VERB [ARGS]   (compartd --help, compartd --version)\n\n");
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		fprintf(f, "  %-14s %s\n", verbs[i].name, verbs[i].help);
+	fprintf(f, "\nAs PID 1 (the initramfs's /init) it bootstraps the node; see README.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("compartd %s\n", COMPARTD_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "compartd: unknown verb '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
