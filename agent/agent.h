@@ -30,6 +30,24 @@ struct agent_opts {
 	bool pid1;
 };
 
+struct agent;
+
+/* Calls across modules go through these; the module that owns the behaviour fills its
+ * pointer when it starts, the console calls it. NULL means "not available on this node"
+ * and the console says so. Each returns 0 or a negative errno with a sentence in `msg`. */
+struct agent_hooks {
+	/* disks: authorize wiping the foreign disk named by path, serial or WWN (used once). */
+	int (*approve_wipe)(struct agent *a, const char *disk, struct strbuf *msg);
+	/* decision: release the wait-operator profile. */
+	int (*operator_continue)(struct agent *a, struct strbuf *msg);
+	/* election: operator promote/demote of this node for one instance kind; refused when
+	 * unsafe, with the reason in msg. */
+	int (*promote)(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
+	int (*demote)(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
+	/* console: answer a cluster query (`status|health|paths|raid`) locally, for a peer. */
+	int (*query_local)(struct agent *a, const char *what, bool json, struct strbuf *out);
+};
+
 struct agent {
 	struct agent_opts opts;
 	struct loop *loop;
@@ -41,6 +59,8 @@ struct agent {
 	struct kcmdline kcmd;
 	struct console *console;
 	char sock_path[CFG_PATH_MAX];
+	struct agent_hooks hooks;
+	/* Module state, added by each module as it lands. */
 };
 
 /* Emits event=boot stage=… and records the stage. */
