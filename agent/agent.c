@@ -2,7 +2,9 @@
 
 #include "identity.h"
 #include "log.h"
+#include "pid1.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -108,15 +110,67 @@ static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 	loop_quit(l, 0);
 }
 
+/* Children whose owner waits for them itself (through a pidfd); PID 1 leaves them alone. */
+static pid_t claimed[64];
+
+void agent_child_claim(pid_t pid)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(claimed); i++)
+		if (!claimed[i]) {
+			claimed[i] = pid;
+			return;
+		}
+}
+
+void agent_child_release(pid_t pid)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(claimed); i++)
+		if (claimed[i] == pid)
+			claimed[i] = 0;
+}
+
+static bool child_claimed(pid_t pid)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(claimed); i++)
+		if (claimed[i] == pid)
+			return true;
+	return false;
+}
+
+/* PID 1 reaps the zombies nobody claimed: orphans re-parented to it, DHCP clients. */
+static void reap_unclaimed(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		long pid;
+		if (parse_int(de->d_name, 2, INT32_MAX, &pid) < 0 || child_claimed((pid_t)pid))
+			continue;
+		char path[64], buf[256];
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		char *line = fgets(buf, sizeof(buf), f);
+		fclose(f);
+		const char *p = line ? strrchr(line, ')') : NULL;
+		char state;
+		int ppid;
+		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 && state == 'Z' && ppid == getpid())
+			(void)waitpid((pid_t)pid, NULL, WNOHANG);
+	}
+	closedir(d);
+}
+
 static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
 	/* Children with their own watchers (hooks) are reaped there through pidfds; as PID 1
 	 * this also reaps orphans re-parented to us. */
 	struct agent *a = ud;
-	if (!a->opts.pid1)
-		return;
-	while (waitpid(-1, NULL, WNOHANG | __WNOTHREAD) > 0)
-		;
+	if (a->opts.pid1)
+		reap_unclaimed();
 }
 
 static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
@@ -153,6 +207,7 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 		{"foreground", no_argument, NULL, 'f'}, {"config", required_argument, NULL, 'c'},
 		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
 		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+		{"pid1", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0}};
 	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
 				 .state_dir = "/run/compartd"};
@@ -174,6 +229,9 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'k':
 			o->cmdline = optarg;
+			break;
+		case 'P': /* set by pid1_main(), not for operators */
+			o->pid1 = true;
 			break;
 		case 'h':
 			usage_run(stdout);
@@ -258,9 +316,13 @@ int agent_run_main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	log_notice("this is node %s of cluster %s", a.cfg->nodes[a.self].name, a.cfg->name);
+	if (a.opts.pid1)
+		(void)pid1_network(&a);
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
+	if (a.opts.pid1)
+		(void)pid1_serial_start(&a);
 	agent_set_stage(&a, AGENT_STAGE_READY);
 	struct event ev;
 	event_begin(&ev, "ready");

@@ -66,5 +66,10 @@ struct agent {
 /* Emits event=boot stage=… and records the stage. */
 void agent_set_stage(struct agent *a, enum agent_stage s);
 
+/* A child the caller waits for itself (through a pidfd): PID 1's reaper skips it until
+ * released. Claim right after fork(), release after waiting. */
+void agent_child_claim(pid_t pid);
+void agent_child_release(pid_t pid);
+
 /* `compartd run …` */
 int agent_run_main(int argc, char **argv);

@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "config.h"
 #include "log.h"
+#include "pid1.h"
 #include "version.h"
 
 #include <sodium.h>
@@ -55,6 +56,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (pid1_wanted(argv[0]))
+		pid1_main(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -1,0 +1,371 @@
+#include "pid1.h"
+
+#include "agent.h"
+#include "log.h"
+#include "netcfg.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#define PID1_SHELL "/bin/sh"
+#define PID1_UDHCPC "/sbin/udhcpc"
+#define PID1_DHCP_SCRIPT "/etc/compartd/udhcpc.script"
+
+bool pid1_wanted(const char *argv0)
+{
+	return getpid() == 1 || (argv0 && !strcmp(argv0, "/init"));
+}
+
+/* ---- early init: mounts, console, modules ---- */
+
+static void mount_one(const char *src, const char *dst, const char *type, unsigned long flags,
+		      const char *data)
+{
+	(void)mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
+		log_warn("cannot mount %s on %s: %m, continuing", type, dst);
+}
+
+static void early_mounts(void)
+{
+	mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666");
+	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	(void)mkdir("/run/compartd", 0700);
+}
+
+/* compartd.console=, else the last console=, else ttyS0; "ttyS0,115200" → /dev/ttyS0. */
+static void console_path(const struct kcmdline *k, char *out, size_t n)
+{
+	const char *c = k->has_console && k->console[0] ? k->console
+			: k->kernel_console[0]		  ? k->kernel_console
+							  : "ttyS0";
+	size_t len = strcspn(c, ",");
+	snprintf(out, n, "%s%.*s", c[0] == '/' ? "" : "/dev/", (int)len, c);
+}
+
+static void console_setup(const struct kcmdline *k)
+{
+	char path[96];
+	console_path(k, path, sizeof(path));
+	int fd = open(path, O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return; /* nothing to talk to; the log still goes to /dev/kmsg */
+	struct termios t;
+	if (tcgetattr(fd, &t) == 0) {
+		t.c_lflag |= ICANON | ECHO | ECHOE | ISIG;
+		t.c_oflag |= OPOST | ONLCR;
+		t.c_iflag |= ICRNL;
+		(void)tcsetattr(fd, TCSANOW, &t);
+	}
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* Loads lib/modules/<release>/compartd.load in order (written by images/kernel.sh). */
+static void load_modules(void)
+{
+	struct utsname u;
+	if (uname(&u) < 0)
+		return;
+	char dir[256], list[300];
+	snprintf(dir, sizeof(dir), "/lib/modules/%s", u.release);
+	snprintf(list, sizeof(list), "%s/compartd.load", dir);
+	_cleanup_fclose_ FILE *f = fopen(list, "re");
+	if (!f) {
+		log_warn("no module list %s: %m, continuing with built-in drivers", list);
+		return;
+	}
+	char line[256];
+	unsigned loaded = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *m = strstrip(line);
+		if (!*m || *m == '#')
+			continue;
+		char path[600];
+		snprintf(path, sizeof(path), "%s/%s", dir, m);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST))
+			log_warn("cannot load module %s: %m, continuing", m);
+		else
+			loaded++;
+	}
+	log_info("loaded %u kernel modules from %s", loaded, list);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)write_all(fd, text, strlen(text));
+}
+
+/* ---- processes ---- */
+
+pid_t pid1_spawn(char *const argv[], bool tty)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		return pid;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	if (tty) {
+		setsid();
+		(void)ioctl(0, TIOCSCTTY, 1);
+	}
+	execv(argv[0], argv);
+	fprintf(stderr, "cannot start %s: %m\n", argv[0]);
+	_exit(127);
+}
+
+/* ---- after a fatal error: keep the console, never exit ---- */
+
+static void rescue_shell_blocking(void)
+{
+	char *argv[] = {PID1_SHELL, "-l", NULL};
+	pid_t pid = pid1_spawn(argv, true);
+	if (pid < 0) {
+		printf("cannot start %s: %s\n", PID1_SHELL, strerror((int)-pid));
+		return;
+	}
+	for (;;) {
+		pid_t p = waitpid(-1, NULL, 0); /* reaps orphans too */
+		if (p == pid || (p < 0 && errno == ECHILD))
+			return;
+	}
+}
+
+_Noreturn static void rescue_forever(const char *why)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	log_error("FATAL: %s", why);
+	for (;;) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		printf("\ncompartd: %s.\n"
+		       "The node is not part of the cluster. Fix the cause named above (the kernel\n"
+		       "command line, cluster.conf in the image, or the hardware), then reboot.\n"
+		       "Type 'sh' for a rescue shell, 'reboot' to restart, 'poweroff' to stop.\n"
+		       "rescue> ",
+		       why);
+		fflush(stdout);
+		char line[128];
+		if (!fgets(line, sizeof(line), stdin)) {
+			clearerr(stdin);
+			sleep(5); /* no console to read: wait without spinning */
+			continue;
+		}
+		char *w = strstrip(line);
+		if (!strcmp(w, "sh"))
+			rescue_shell_blocking();
+		else if (!strcmp(w, "reboot") || !strcmp(w, "poweroff")) {
+			sync();
+			reboot(!strcmp(w, "reboot") ? RB_AUTOBOOT : RB_POWER_OFF);
+		}
+	}
+}
+
+_Noreturn void pid1_main(int argc, char **argv)
+{
+	early_mounts();
+	log_set_target(LOG_TARGET_KMSG);
+	/* Without this the kernel drops most of our lines as a burst from user space. */
+	write_file("/proc/sys/kernel/printk_devkmsg", "on\n");
+	struct kcmdline k;
+	struct strbuf err;
+	sb_init(&err);
+	(void)kcmdline_read("/proc/cmdline", &k, &err); /* problems are reported by the agent */
+	sb_free(&err);
+	if (k.debug)
+		log_set_max_level(LOG_LVL_DEBUG);
+	console_setup(&k);
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	setenv("HOME", "/root", 1);
+	setenv("TERM", "vt100", 0);
+	load_modules();
+
+	char *run_argv[] = {"run", "--foreground", "--pid1", "--state-dir", "/run/compartd",
+			    "--cmdline", "/proc/cmdline", NULL};
+	int r = agent_run_main((int)ARRAY_SIZE(run_argv) - 1, run_argv);
+	char why[96];
+	snprintf(why, sizeof(why), "the agent stopped (exit status %d)", r);
+	rescue_forever(why);
+}
+
+/* ---- network ---- */
+
+static void start_dhcp(const char *ifname)
+{
+	char iface[IFNAMSIZ + 1];
+	snprintf(iface, sizeof(iface), "%s", ifname);
+	char *argv[] = {PID1_UDHCPC, "-f", "-i", iface, "-s", PID1_DHCP_SCRIPT, "-t", "10",
+			"-T", "2", "-A", "10", "-S", NULL};
+	pid_t pid = pid1_spawn(argv, false);
+	if (pid < 0)
+		log_error_errno((int)pid, "network: cannot start DHCP client on %s", ifname);
+	else
+		log_info("network: DHCP client on %s (pid %d)", ifname, (int)pid);
+}
+
+int pid1_network(struct agent *a)
+{
+	struct netcfg_link links[NETCFG_MAX_LINKS];
+	int n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
+	if (n < 0)
+		return log_error_errno(n, "network: cannot list interfaces");
+	struct netcfg_plan plan;
+	struct strbuf warn;
+	sb_init(&warn);
+	int r = netcfg_plan(&a->cfg->nodes[a->self], &a->kcmd, links, (size_t)n, &plan, &warn);
+	if (warn.buf)
+		log_warn("network: %s", strstrip(warn.buf));
+	sb_free(&warn);
+	if (r < 0)
+		return log_error_errno(r, "network: the configuration does not fit");
+	r = netcfg_apply(&plan);
+	for (size_t i = 0; i < plan.n; i++)
+		if (plan.actions[i].op == NETCFG_DHCP)
+			start_dhcp(plan.actions[i].link);
+	return r;
+}
+
+/* ---- the serial line (commands and the rescue shell) ---- */
+
+struct serial {
+	struct agent *agent;
+	struct watch *in;
+	struct watch *shell;
+	char buf[512];
+	size_t len;
+};
+
+static struct serial serial_state;
+
+static void serial_prompt(void)
+{
+	fputs("compartd> ", stdout);
+	fflush(stdout);
+}
+
+static void serial_finish(struct console_req *req)
+{
+	if (req->out.buf)
+		fputs(req->out.buf, stdout);
+	serial_prompt();
+}
+
+static void on_serial(struct watch *w, int fd, uint32_t revents, void *ud);
+
+static int serial_watch(struct serial *s)
+{
+	s->in = watch_add(s->agent->loop, 0, EPOLLIN, on_serial, s, NULL);
+	return s->in ? 0 : -ENOMEM;
+}
+
+static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct serial *s = ud;
+	siginfo_t si;
+	(void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+	s->shell = watch_remove(s->shell);
+	close(fd);
+	log_notice("rescue shell ended, console commands are back");
+	s->len = 0;
+	(void)serial_watch(s);
+	serial_prompt();
+}
+
+static int cmd_sh(struct console_req *req, void *ud)
+{
+	struct serial *s = ud;
+	if (!req->serial) {
+		console_req_error(req, "sh starts a shell on the serial line; type it there");
+		return -EINVAL;
+	}
+	char *argv[] = {PID1_SHELL, "-l", NULL};
+	pid_t pid = pid1_spawn(argv, true);
+	if (pid < 0)
+		return (int)pid;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return -errno;
+	agent_child_claim(pid);
+	s->in = watch_remove(s->in);
+	s->shell = watch_add(s->agent->loop, pfd, EPOLLIN, on_shell_exit, s, NULL);
+	log_notice("rescue shell started on the console (pid %d); 'exit' returns here", (int)pid);
+	req->finish = NULL; /* no prompt while the shell owns the line */
+	return 0;
+}
+
+static void serial_line(struct serial *s, char *line)
+{
+	line = strstrip(line);
+	if (!*line) {
+		serial_prompt();
+		return;
+	}
+	if (console_exec(s->agent->console, line, true, serial_finish, s, NULL) < 0)
+		serial_prompt();
+}
+
+static void on_serial(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct serial *s = ud;
+	ssize_t n = read(fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			s->in = watch_remove(s->in); /* the line is gone; the socket still works */
+		return;
+	}
+	s->len += (size_t)n;
+	s->buf[s->len] = '\0';
+	char *nl;
+	while (s->in && (nl = strchr(s->buf, '\n'))) {
+		*nl = '\0';
+		char line[sizeof(s->buf)];
+		snprintf(line, sizeof(line), "%s", s->buf);
+		size_t used = (size_t)(nl - s->buf) + 1;
+		memmove(s->buf, nl + 1, s->len - used + 1);
+		s->len -= used;
+		serial_line(s, line);
+	}
+	if (s->len == sizeof(s->buf) - 1)
+		s->len = 0; /* an overlong line is dropped */
+}
+
+int pid1_serial_start(struct agent *a)
+{
+	struct serial *s = &serial_state;
+	s->agent = a;
+	console_register(a->console, "sh", "", "a rescue shell on the serial line ('exit' returns)",
+			 cmd_sh, s);
+	int r = serial_watch(s);
+	if (r == 0)
+		serial_prompt();
+	return r;
+}
