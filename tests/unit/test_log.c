@@ -49,7 +49,7 @@ static void events_and_subscribers(void **state)
 }
 
 struct collect {
-	char lines[8][64];
+	char lines[8][512];
 	int n;
 };
 
@@ -57,7 +57,7 @@ static void on_ring(const struct log_line *l, void *ud)
 {
 	struct collect *c = ud;
 	if (c->n < 8)
-		snprintf(c->lines[c->n++], 64, "%s", l->text);
+		snprintf(c->lines[c->n++], sizeof(c->lines[0]), "%s", l->text);
 }
 
 static void ring_keeps_the_newest(void **state)
