@@ -55,11 +55,14 @@ static void console_path(const struct kcmdline *k, char *out, size_t n)
 	snprintf(out, n, "%s%.*s", c[0] == '/' ? "" : "/dev/", (int)len, c);
 }
 
-static void console_setup(const struct kcmdline *k)
+/* The console device PID 1 uses for stdio. */
+static char console_dev[96];
+
+/* Opens the console as stdin/stdout/stderr. Also after a rescue shell: the kernel hangs up
+ * a terminal when the session leader that owned it exits, so the old descriptors are dead. */
+static void console_open(void)
 {
-	char path[96];
-	console_path(k, path, sizeof(path));
-	int fd = open(path, O_RDWR | O_NOCTTY);
+	int fd = open(console_dev, O_RDWR | O_NOCTTY);
 	if (fd < 0)
 		fd = open("/dev/console", O_RDWR | O_NOCTTY);
 	if (fd < 0)
@@ -77,6 +80,14 @@ static void console_setup(const struct kcmdline *k)
 	if (fd > 2)
 		close(fd);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	clearerr(stdin);
+	clearerr(stdout);
+}
+
+static void console_setup(const struct kcmdline *k)
+{
+	console_path(k, console_dev, sizeof(console_dev));
+	console_open();
 }
 
 /* Loads lib/modules/<release>/compartd.load in order (written by images/kernel.sh). */
@@ -153,8 +164,9 @@ static void rescue_shell_blocking(void)
 	for (;;) {
 		pid_t p = waitpid(-1, NULL, 0); /* reaps orphans too */
 		if (p == pid || (p < 0 && errno == ECHILD))
-			return;
+			break;
 	}
+	console_open();
 }
 
 _Noreturn static void rescue_forever(const char *why)
@@ -294,6 +306,7 @@ static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
 	(void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
 	s->shell = watch_remove(s->shell);
 	close(fd);
+	console_open();
 	log_notice("rescue shell ended, console commands are back");
 	s->len = 0;
 	(void)serial_watch(s);
