@@ -185,7 +185,7 @@ rig_node_start() {
 	for mac in "${macs[@]}"; do
 		if [ $pxe -eq 1 ] && [ $nic -eq 0 ]; then
 			args+=(-netdev "user,id=n0,restrict=on,tftp=$RIG_IMAGES,bootfile=boot.ipxe"
-				-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=$RIG_IPXE_ROM,bootindex=1")
+				-device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1") # ROM: QEMU's default, from ipxe-qemu
 			nic=1
 			continue
 		fi
