@@ -209,9 +209,11 @@ rig_node_start() {
 	echo "=== rig: $node starts $(date -u +%T)" >>"$RIG_DIR/$node.log"
 	# Nobody else reads the console's output FIFO: drain it so QEMU never blocks on it.
 	if [ -z "${RIG_DRAIN[$node]:-}" ]; then
+		exec {RIG_HOLD}<>"$ser.in" # keeps the input FIFO open between writers
+	fi
+	if [ -z "${RIG_DRAIN[$node]:-}" ] || ! kill -0 "${RIG_DRAIN[$node]}" 2>/dev/null; then
 		cat "$ser.out" >/dev/null &
 		RIG_DRAIN[$node]=$!
-		exec {RIG_HOLD}<>"$ser.in" # keeps the input FIFO open between writers
 	fi
 	args+=(-chardev "pipe,id=ser0,path=$ser,logfile=$RIG_DIR/$node.log,logappend=on"
 		-serial chardev:ser0)
@@ -283,14 +285,13 @@ rig_elapsed() { echo "$(date +%s.%N) $(cat "$RIG_DIR/$1.t0")" | awk '{ printf "%
 rig_down() {
 	local rc=$? n p
 	trap - EXIT
+	set +e # every step runs, whatever failed before
 	[ -n "${RIG_DIR:-}" ] || return $rc
-	for n in "${!RIG_PID[@]}"; do
-		p=${RIG_PID[$n]}
-		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+	local pids=()
+	for p in "${RIG_PID[@]}" "${RIG_TGTD[@]}" "${RIG_DRAIN[@]}"; do
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null && pids+=("$p")
 	done
-	for p in "${RIG_TGTD[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for p in "${RIG_DRAIN[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
 	for p in "${RIG_CTL[@]}"; do rm -f "/var/run/tgtd/socket.$p" "/var/run/tgtd/socket.$p.lock"; done
 	ip netns del "$RIG_NS" 2>/dev/null
 	ip netns del "$RIG_NS_ST" 2>/dev/null
