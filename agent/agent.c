@@ -1,5 +1,7 @@
 #include "agent.h"
 
+#include "decision.h"
+#include "hs.h"
 #include "identity.h"
 #include "log.h"
 
@@ -244,6 +246,40 @@ static int agent_setup_loop(struct agent *a)
 	return 0;
 }
 
+/* After the boot decision started its profile (the first time). */
+static void agent_after_decision(struct decision *d, void *ud)
+{
+	struct agent *a = ud;
+	if (a->stage >= AGENT_STAGE_ELECTION)
+		return;
+	int p = decision_profile(d);
+	agent_set_stage(a, AGENT_STAGE_READY);
+	struct event ev;
+	event_begin(&ev, "ready");
+	event_add(&ev, "node", a->cfg->nodes[a->self].name);
+	event_add(&ev, "profile", p >= 0 ? rules_profile_to_str((enum rules_profile)p) : "none");
+	event_emit(&ev);
+}
+
+/* Handshake stage: the key, the sockets, then the decision after the window. */
+static int agent_start_handshake(struct agent *a)
+{
+	agent_set_stage(a, AGENT_STAGE_HANDSHAKE);
+	uint8_t *key = NULL;
+	int r = hs_key_load(a->cfg->key_file, &key);
+	if (r < 0)
+		return r;
+	a->hs = hs_new(a->loop, a->cfg, a->self, a->boot_id, key);
+	hs_key_free(key);
+	if (!a->hs)
+		return log_error_errno(-errno, "cannot start the handshake");
+	hs_console_register(a->hs, a->console);
+	a->decision = decision_new(a, a->hs, agent_after_decision, a);
+	if (!a->decision)
+		return -ENOMEM;
+	return decision_start(a->decision);
+}
+
 int agent_run_main(int argc, char **argv)
 {
 	struct agent a = {.self = -1, .start_us = now_usec()};
@@ -261,14 +297,13 @@ int agent_run_main(int argc, char **argv)
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
-	agent_set_stage(&a, AGENT_STAGE_READY);
-	struct event ev;
-	event_begin(&ev, "ready");
-	event_add(&ev, "node", a.cfg->nodes[a.self].name);
-	event_add(&ev, "profile", "none");
-	event_emit(&ev);
+	r = agent_start_handshake(&a);
+	if (r < 0)
+		goto out;
 	r = loop_run(a.loop);
 out:
+	a.decision = decision_free(a.decision);
+	a.hs = hs_free(a.hs);
 	console_free(a.console);
 	loop_free(a.loop);
 	cfg_free(a.cfg);

@@ -2,6 +2,7 @@
  * bootstrap; otherwise the first argument names what to do. */
 #include "agent.h"
 #include "config.h"
+#include "decision.h"
 #include "log.h"
 #include "version.h"
 
@@ -43,6 +44,7 @@ struct verb {
 static const struct verb verbs[] = {
 	{"run", agent_run_main, "run the agent (--foreground --config F --node N --state-dir D)"},
 	{"check-config", check_config_main, "check a cluster.conf and print its normalized form"},
+	{"rules", rules_cli_main, "check a rules file, or evaluate it on given facts (rules --help)"},
 };
 
 static void usage(FILE *f)
