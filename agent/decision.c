@@ -184,10 +184,11 @@ static void evaluate(struct decision *d)
 	struct strbuf sb;
 	sb_init(&sb);
 	rules_facts_format(&d->facts, &sb);
-	log_info("decision facts: %s", sb.buf ? sb.buf : "");
+	bool sw = may_switch(d, profile);
+	log_msg(sw ? LOG_LVL_INFO : LOG_LVL_DEBUG, "decision facts: %s", sb.buf ? sb.buf : "");
 	sb_free(&sb);
-	if (!may_switch(d, profile)) {
-		log_info("decision: rule %s says %s, staying %s", rule,
+	if (!sw) {
+		log_debug("decision: rule %s says %s, staying %s", rule,
 			 rules_profile_to_str((enum rules_profile)profile),
 			 rules_profile_to_str((enum rules_profile)d->profile));
 		return;
@@ -197,9 +198,14 @@ static void evaluate(struct decision *d)
 	start_profile(d, profile);
 }
 
+/* Re-evaluates now, and again every handshake_window while the facts may still change
+ * the profile (quorum-device freshness has no change notification). */
 static void on_eval(struct timer *t, void *ud)
 {
-	evaluate(ud);
+	struct decision *d = ud;
+	evaluate(d);
+	if (!d->mgmt_running)
+		timer_arm_in(t, d->a->cfg->timeouts.handshake_window);
 }
 
 static void on_window(struct timer *t, void *ud)
@@ -207,7 +213,7 @@ static void on_window(struct timer *t, void *ud)
 	struct decision *d = ud;
 	d->decided = true;
 	agent_set_stage(d->a, AGENT_STAGE_DECISION);
-	evaluate(d);
+	on_eval(d->t_eval, d);
 }
 
 static void on_contact(int node, bool contacted, void *ud)
@@ -266,6 +272,21 @@ static int cmd_decision(struct console_req *req, void *ud)
 	return 0;
 }
 
+/* `continue`, unless the console module already registered its own (it calls the same hook). */
+static int cmd_continue(struct console_req *req, void *ud)
+{
+	struct decision *d = ud;
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = operator_continue(d->a, &msg);
+	if (r < 0)
+		console_req_error(req, "%s", msg.buf ? msg.buf : "refused");
+	else
+		sb_printf(&req->out, "%s\n", msg.buf ? msg.buf : "released");
+	sb_free(&msg);
+	return r;
+}
+
 struct decision *decision_new(struct agent *a, struct hs *hs, decision_started_fn fn, void *ud)
 {
 	struct decision *d = calloc(1, sizeof(*d));
@@ -300,6 +321,9 @@ int decision_start(struct decision *d)
 	if (a->console)
 		console_register(a->console, "decision", "",
 				 "the boot decision: facts, rule, profile, hooks", cmd_decision, d);
+	if (a->console)
+		console_register(a->console, "continue", "", "release the wait-operator profile",
+				 cmd_continue, d); /* -EEXIST when the console has its own: fine */
 	timer_arm_in(d->t_window, a->cfg->timeouts.handshake_window);
 	return 0;
 }

@@ -144,7 +144,7 @@ static void fill_hello(struct hs *hs, struct hs_hello *h, uint64_t challenge, bo
 			       .config_version = hs->cfg->version};
 }
 
-static void send_hello(struct hs *hs, int node, bool external, uint64_t now)
+static void send_hello(struct hs *hs, int node, bool external)
 {
 	const struct cfg_node *n = &hs->cfg->nodes[node];
 	struct hs_probe *p = external ? &hs->peers[node].ext : &hs->peers[node].hello;
@@ -153,7 +153,7 @@ static void send_hello(struct hs *hs, int node, bool external, uint64_t now)
 	uint64_t ch = 0;
 	while (ch == 0)
 		randombytes_buf(&ch, sizeof(ch));
-	*p = (struct hs_probe){.challenge = ch, .sent_us = now};
+	*p = (struct hs_probe){.challenge = ch, .sent_us = now_usec()}; /* precise, for the RTT */
 	struct hs_msg m = {.type = HS_MSG_HELLO};
 	fill_hello(hs, &m.hello, ch, external);
 	send_msg(hs, node, external ? &n->external : &n->handshake, &m);
@@ -165,7 +165,7 @@ static void emit_peer(struct hs *hs, int node, const char *state)
 	event_begin(&ev, "peer");
 	event_add(&ev, "node", node_name(hs, node));
 	event_add(&ev, "state", state);
-	if (hs->peers[node].rtt_us != UINT64_MAX)
+	if (!strcmp(state, "contacted") && hs->peers[node].rtt_us != UINT64_MAX)
 		event_add_u64(&ev, "rtt_us", hs->peers[node].rtt_us);
 	event_emit(&ev);
 }
@@ -184,6 +184,18 @@ static void set_contacted(struct hs *hs, int node, bool on)
 		hs->contact_fn(node, on, hs->contact_ud);
 }
 
+static void set_ext_alive(struct hs *hs, int node, int alive)
+{
+	struct hs_peer *p = &hs->peers[node];
+	if (p->ext_alive == alive)
+		return;
+	p->ext_alive = alive;
+	log_info("handshake: external interface of %s: %s", node_name(hs, node),
+		 alive ? "alive" : "dead");
+	if (hs->contact_fn)
+		hs->contact_fn(node, p->contacted, hs->contact_ud);
+}
+
 /* The round of HELLOs ends: judge the previous probes, then send new ones. */
 static void probe_round(struct hs *hs, uint64_t now)
 {
@@ -194,10 +206,10 @@ static void probe_round(struct hs *hs, uint64_t now)
 		if (p->hello.challenge && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
 			set_contacted(hs, i, false);
 		if (p->ext.challenge)
-			p->ext_alive = p->ext.answered ? 1 : 0;
-		send_hello(hs, i, false, now);
+			set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+		send_hello(hs, i, false);
 		if (!p->contacted)
-			send_hello(hs, i, true, now);
+			send_hello(hs, i, true);
 	}
 }
 
@@ -266,7 +278,7 @@ static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uin
 		return; /* too late to count */
 	pr->answered = true;
 	if (h->external) {
-		p->ext_alive = 1;
+		set_ext_alive(hs, from, 1);
 		return;
 	}
 	p->rtt_us = rtt;
@@ -303,7 +315,7 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 		     const struct hs_msg *m, const struct sockaddr_storage *src, socklen_t srclen)
 {
 	struct hs_peer *p = &hs->peers[from];
-	uint64_t now = loop_now(hs->loop);
+	uint64_t now = now_usec();
 	bool verified = p->replay.has_boot && !memcmp(p->replay.boot, h->boot_id, HS_BOOT_ID_BYTES);
 	if (verified)
 		p->last_heard_us = now;
@@ -314,7 +326,7 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 			note_info(p, m->hello.mgmt_running, m->hello.profile,
 				  m->hello.config_version);
 		else if (!m->hello.external && now - p->hello.sent_us > 10 * USEC_PER_MSEC)
-			send_hello(hs, from, false, now); /* let it prove its new boot */
+			send_hello(hs, from, false); /* let it prove its new boot */
 		return;
 	case HS_MSG_HELLO_ACK:
 		note_info(p, m->hello.mgmt_running, m->hello.profile, m->hello.config_version);

@@ -26,7 +26,8 @@ struct hs;
  * QUERY_REPLY from node `from_node` (index in cfg->nodes). Blob data is valid only
  * during the call. */
 typedef void (*hs_recv_fn)(const struct hs_msg *msg, int from_node, void *ud);
-/* Called when a node becomes contacted or is lost. */
+/* Called when a node becomes contacted or is lost, and when its external interface is
+ * judged alive or dead (`contacted` is its current state). */
 typedef void (*hs_contact_fn)(int node, bool contacted, void *ud);
 typedef void (*hs_heartbeat_fill_fn)(struct hs_heartbeat *hb, void *ud);
 /* Quorum-device freshness of a node's slot: 1 alive, 0 dead, -1 unknown. */
