@@ -17,6 +17,7 @@ struct decision {
 	bool waiting;      /* wait-operator hooks done, waiting for `continue` */
 	struct profile_run *run;
 	bool reeval;       /* contacted set changed while hooks ran */
+	bool changed;      /* contacted set or liveness changed since the last evaluation */
 	bool started_once;
 	char rule[RULES_NAME_MAX];
 	struct rules_facts facts;
@@ -130,6 +131,7 @@ static void on_profile_done(struct profile_run *run, enum profile_state st, void
 		d->fn(d, d->ud);
 	if (d->reeval && d->decided) {
 		d->reeval = false;
+		d->changed = true;
 		timer_arm(d->t_eval, 0);
 	}
 }
@@ -150,21 +152,22 @@ static void start_profile(struct decision *d, int profile)
 				rules_profile_to_str((enum rules_profile)profile));
 }
 
-/* May the current profile change to `to`? See decision.h. */
-static bool may_switch(const struct decision *d, int to)
+/* May the current profile change to `to`? See decision.h. A failed profile is retried
+ * only when the contacted set changed, not on the periodic re-evaluation. */
+static bool may_switch(const struct decision *d, int to, bool periodic)
 {
 	if (d->profile < 0)
 		return true;
 	bool failed = d->run && profile_run_state(d->run) == PROFILE_STATE_FAILED;
 	if (to == d->profile)
-		return failed;
+		return failed && !periodic;
 	if (d->mgmt_running || to == RULES_PROFILE_WAIT_OPERATOR)
 		return false;
 	return d->profile == RULES_PROFILE_WAIT_OPERATOR ||
 	       (d->profile == RULES_PROFILE_INFRA_ONLY && to == RULES_PROFILE_INFRA_AND_MGMT);
 }
 
-static void evaluate(struct decision *d)
+static void evaluate(struct decision *d, bool periodic)
 {
 	if (d->run && profile_run_state(d->run) == PROFILE_STATE_RUNNING) {
 		d->reeval = true;
@@ -184,7 +187,7 @@ static void evaluate(struct decision *d)
 	struct strbuf sb;
 	sb_init(&sb);
 	rules_facts_format(&d->facts, &sb);
-	bool sw = may_switch(d, profile);
+	bool sw = may_switch(d, profile, periodic);
 	log_msg(sw ? LOG_LVL_INFO : LOG_LVL_DEBUG, "decision facts: %s", sb.buf ? sb.buf : "");
 	sb_free(&sb);
 	if (!sw) {
@@ -203,7 +206,8 @@ static void evaluate(struct decision *d)
 static void on_eval(struct timer *t, void *ud)
 {
 	struct decision *d = ud;
-	evaluate(d);
+	evaluate(d, !d->changed);
+	d->changed = false;
 	if (!d->mgmt_running)
 		timer_arm_in(t, d->a->cfg->timeouts.handshake_window);
 }
@@ -212,6 +216,7 @@ static void on_window(struct timer *t, void *ud)
 {
 	struct decision *d = ud;
 	d->decided = true;
+	d->changed = true;
 	agent_set_stage(d->a, AGENT_STAGE_DECISION);
 	on_eval(d->t_eval, d);
 }
@@ -219,6 +224,7 @@ static void on_window(struct timer *t, void *ud)
 static void on_contact(int node, bool contacted, void *ud)
 {
 	struct decision *d = ud;
+	d->changed = true;
 	if (d->decided)
 		timer_arm(d->t_eval, 0);
 }
