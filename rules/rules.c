@@ -361,11 +361,16 @@ int rules_parse(const char *path, const char *text, size_t len, struct rules **r
 	}
 	struct rules *rs = calloc(1, sizeof(*rs));
 	struct parser *p = calloc(1, sizeof(*p));
-	if (!rs || !p) {
+	char *copy = malloc(len + 1); /* each line NUL-terminated for the lexer */
+	if (!rs || !p || !copy) {
 		free(rs);
 		free(p);
+		free(copy);
 		return -ENOMEM;
 	}
+	if (len)
+		memcpy(copy, text, len);
+	copy[len] = '\0';
 	p->path = path;
 	p->errors = errors;
 	bool bad = false;
@@ -374,9 +379,10 @@ int rules_parse(const char *path, const char *text, size_t len, struct rules **r
 		size_t l = e ? (size_t)(e - (text + i)) : len - i;
 		p->line++;
 		p->failed = false;
+		copy[i + l] = '\0';
 		if (memchr(text + i, '\0', l))
 			perr(p, "contains a NUL byte");
-		else if (lex(p, text + i, l) == 0 && p->n > 0)
+		else if (lex(p, copy + i, l) == 0 && p->n > 0)
 			parse_rule(p, rs);
 		bad |= p->failed;
 		i += l + 1;
@@ -387,6 +393,7 @@ int rules_parse(const char *path, const char *text, size_t len, struct rules **r
 		bad = true;
 	}
 	free(p);
+	free(copy);
 	if (bad) {
 		free(rs);
 		return -EINVAL;
