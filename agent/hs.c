@@ -306,9 +306,11 @@ static enum hs_drop drop(struct hs *hs, int from, enum hs_drop why)
 /* Is this HELLO_ACK the answer to one of our outstanding HELLOs (so it is fresh)? */
 static bool answers_probe(const struct hs *hs, int from, const struct hs_msg *m)
 {
+	if (m->type != HS_MSG_HELLO_ACK)
+		return false;
 	const struct hs_peer *p = &hs->peers[from];
 	const struct hs_probe *pr = m->hello.external ? &p->ext : &p->hello;
-	return m->type == HS_MSG_HELLO_ACK && pr->challenge == m->hello.challenge;
+	return pr->challenge == m->hello.challenge;
 }
 
 static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *h,
