@@ -4,6 +4,7 @@
 #include "hs.h"
 #include "identity.h"
 #include "log.h"
+#include "profile.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -117,8 +118,13 @@ static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud
 	struct agent *a = ud;
 	if (!a->opts.pid1)
 		return;
-	while (waitpid(-1, NULL, WNOHANG | __WNOTHREAD) > 0)
-		;
+	for (int i = 0; i < 4096; i++) {
+		siginfo_t w = {0};
+		if (waitid(P_ALL, 0, &w, WEXITED | WNOHANG | WNOWAIT) < 0 || w.si_pid == 0 ||
+		    profile_child_claimed(w.si_pid))
+			break; /* a claimed child is reaped by its own watcher, the rest next time */
+		waitpid(w.si_pid, NULL, WNOHANG);
+	}
 }
 
 static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)

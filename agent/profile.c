@@ -31,6 +31,34 @@ struct profile_run {
 	void *ud;
 };
 
+#define MAX_CLAIMED 32
+static pid_t claimed[MAX_CLAIMED];
+
+int profile_child_claim(pid_t pid)
+{
+	for (int i = 0; i < MAX_CLAIMED; i++)
+		if (claimed[i] == 0) {
+			claimed[i] = pid;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+void profile_child_release(pid_t pid)
+{
+	for (int i = 0; i < MAX_CLAIMED; i++)
+		if (claimed[i] == pid)
+			claimed[i] = 0;
+}
+
+bool profile_child_claimed(pid_t pid)
+{
+	for (int i = 0; i < MAX_CLAIMED; i++)
+		if (pid > 0 && claimed[i] == pid)
+			return true;
+	return false;
+}
+
 static const char *const state_str[_PROFILE_STATE_MAX] = {
 	[PROFILE_STATE_RUNNING] = "running",
 	[PROFILE_STATE_OK] = "ok",
@@ -84,6 +112,7 @@ static void finish(struct profile_run *run, enum profile_state st)
 
 static void stop_child(struct profile_run *run)
 {
+	profile_child_release(run->pid);
 	run->w = watch_remove(run->w);
 	if (run->pidfd >= 0)
 		close(run->pidfd);
@@ -102,6 +131,8 @@ static void on_exit_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 		code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
 	bool timed_out = run->timed_out;
 	stop_child(run);
+	/* As PID 1 the SIGCHLD handler left other zombies behind this one: let it run again. */
+	kill(getpid(), SIGCHLD);
 	if (timed_out) {
 		emit_hook(cmd, "timeout", code);
 	} else {
@@ -134,6 +165,7 @@ static int start_hook(struct profile_run *run)
 		return -errno;
 	if (pid == 0)
 		child_exec(run, cmd);
+	profile_child_claim(pid); /* the SIGCHLD handler runs later, in the loop */
 	setpgid(pid, pid);
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (fd < 0) {

@@ -9,6 +9,8 @@
 #include "config.h"
 #include "loop.h"
 
+#include <sys/types.h>
+
 enum profile_state { PROFILE_STATE_RUNNING, PROFILE_STATE_OK, PROFILE_STATE_FAILED, _PROFILE_STATE_MAX };
 const char *profile_state_to_str(enum profile_state s);
 
@@ -24,3 +26,10 @@ struct profile_run *profile_start(struct loop *l, const struct cfg *cfg, const c
 struct profile_run *profile_run_free(struct profile_run *run);
 enum profile_state profile_run_state(const struct profile_run *run);
 const char *profile_run_name(const struct profile_run *run);
+
+/* Children whose exit status a module collects itself (through a pidfd): as PID 1 the
+ * agent reaps every other child, but leaves these alone. Claim right after fork(), release
+ * after reaping. At most 32 at a time; claim returns -ENOSPC beyond. */
+int profile_child_claim(pid_t pid);
+void profile_child_release(pid_t pid);
+bool profile_child_claimed(pid_t pid);
