@@ -11,13 +11,13 @@ struct decision {
 	struct hs *hs;
 	struct rules *rules;
 	struct timer *t_window, *t_eval;
-	bool decided;      /* the window is over */
-	int profile;       /* current profile, -1 none */
+	bool decided;	   /* the window is over */
+	int profile;	   /* current profile, -1 none */
 	bool mgmt_running; /* this node started the management system */
-	bool waiting;      /* wait-operator hooks done, waiting for `continue` */
+	bool waiting;	   /* wait-operator hooks done, waiting for `continue` */
 	struct profile_run *run;
-	bool reeval;       /* contacted set changed while hooks ran */
-	bool changed;      /* contacted set or liveness changed since the last evaluation */
+	bool reeval;  /* contacted set changed while hooks ran */
+	bool changed; /* contacted set or liveness changed since the last evaluation */
 	bool started_once;
 	char rule[RULES_NAME_MAX];
 	struct rules_facts facts;
@@ -68,10 +68,10 @@ static void gather_facts(struct decision *d, struct rules_facts *ret)
 			continue;
 		/* A channel the config does not have cannot show the node alive. */
 		peers[i] = (struct decision_peer){
-			.contacted = hs_peer_contacted(d->hs, i),
-			.mgmt_running = hs_peer_mgmt_running(d->hs, i),
-			.ext_alive = cfg->nodes[i].has_external ? hs_peer_external_alive(d->hs, i) : 0,
-			.qdev_alive = cfg->has_quorum ? hs_peer_qdev_alive(d->hs, i) : 0,
+		    .contacted = hs_peer_contacted(d->hs, i),
+		    .mgmt_running = hs_peer_mgmt_running(d->hs, i),
+		    .ext_alive = cfg->nodes[i].has_external ? hs_peer_external_alive(d->hs, i) : 0,
+		    .qdev_alive = cfg->has_quorum ? hs_peer_qdev_alive(d->hs, i) : 0,
 		};
 	}
 	decision_facts(cfg, d->a->self, peers, ret);
@@ -124,7 +124,8 @@ static void on_profile_done(struct profile_run *run, enum profile_state st, void
 	struct decision *d = ud;
 	if (d->profile == RULES_PROFILE_WAIT_OPERATOR && st == PROFILE_STATE_OK) {
 		d->waiting = true;
-		log_notice("waiting for the operator: `continue` on the console releases this node");
+		log_notice(
+		    "waiting for the operator: `continue` on the console releases this node");
 	}
 	d->started_once = true;
 	if (d->fn)
@@ -192,8 +193,8 @@ static void evaluate(struct decision *d, bool periodic)
 	sb_free(&sb);
 	if (!sw) {
 		log_debug("decision: rule %s says %s, staying %s", rule,
-			 rules_profile_to_str((enum rules_profile)profile),
-			 rules_profile_to_str((enum rules_profile)d->profile));
+			  rules_profile_to_str((enum rules_profile)profile),
+			  rules_profile_to_str((enum rules_profile)d->profile));
 		return;
 	}
 	snprintf(d->rule, sizeof(d->rule), "%s", rule);
@@ -235,26 +236,27 @@ static int operator_continue(struct agent *a, struct strbuf *msg)
 	if (!d || d->profile != RULES_PROFILE_WAIT_OPERATOR || !d->waiting) {
 		sb_printf(msg, "this node is not waiting for an operator (profile %s)",
 			  d && d->profile >= 0
-				  ? rules_profile_to_str((enum rules_profile)d->profile)
-				  : "not decided yet");
+			      ? rules_profile_to_str((enum rules_profile)d->profile)
+			      : "not decided yet");
 		return -EBUSY;
 	}
 	gather_facts(d, &d->facts);
 	int to = d->facts.mgmt_capable && !d->facts.mgmt_running ? RULES_PROFILE_INFRA_AND_MGMT
-								  : RULES_PROFILE_INFRA_ONLY;
+								 : RULES_PROFILE_INFRA_ONLY;
 	log_notice("operator continue: starting %s", rules_profile_to_str((enum rules_profile)to));
 	snprintf(d->rule, sizeof(d->rule), "operator-continue");
 	emit_decision(d, "operator-continue", to);
 	start_profile(d, to);
-	sb_printf(msg, "released: starting profile %s", rules_profile_to_str((enum rules_profile)to));
+	sb_printf(msg, "released: starting profile %s",
+		  rules_profile_to_str((enum rules_profile)to));
 	return 0;
 }
 
 static int cmd_decision(struct console_req *req, void *ud)
 {
 	struct decision *d = ud;
-	const char *prof = d->profile >= 0 ? rules_profile_to_str((enum rules_profile)d->profile)
-					   : "none";
+	const char *prof =
+	    d->profile >= 0 ? rules_profile_to_str((enum rules_profile)d->profile) : "none";
 	const char *st = d->run ? profile_state_to_str(profile_run_state(d->run)) : "none";
 	struct strbuf facts;
 	sb_init(&facts);
@@ -265,14 +267,16 @@ static int cmd_decision(struct console_req *req, void *ud)
 		sb_printf(&req->out,
 			  ",\"profile\":\"%s\",\"hooks\":\"%s\",\"waiting_for_operator\":%s,"
 			  "\"mgmt_running\":%s,\"facts\":",
-			  prof, st, d->waiting ? "true" : "false", d->mgmt_running ? "true" : "false");
+			  prof, st, d->waiting ? "true" : "false",
+			  d->mgmt_running ? "true" : "false");
 		sb_json_str(&req->out, facts.buf ? facts.buf : "");
 		sb_puts(&req->out, "}\n");
 	} else {
-		sb_printf(&req->out, "rule     %s\nprofile  %s (hooks %s)%s\nmgmt     %s\nfacts    %s\n",
-			  d->rule[0] ? d->rule : "-", prof, st,
-			  d->waiting ? ", waiting for `continue`" : "",
-			  d->mgmt_running ? "running here" : "not here", facts.buf ? facts.buf : "");
+		sb_printf(
+		    &req->out, "rule     %s\nprofile  %s (hooks %s)%s\nmgmt     %s\nfacts    %s\n",
+		    d->rule[0] ? d->rule : "-", prof, st,
+		    d->waiting ? ", waiting for `continue`" : "",
+		    d->mgmt_running ? "running here" : "not here", facts.buf ? facts.buf : "");
 	}
 	sb_free(&facts);
 	return 0;

@@ -23,8 +23,8 @@
 struct decision_peer {
 	bool contacted;
 	bool mgmt_running; /* as it reported (counts only when contacted) */
-	int ext_alive;     /* 1 alive, 0 dead, -1 unknown */
-	int qdev_alive;    /* 1 alive, 0 dead, -1 unknown */
+	int ext_alive;	   /* 1 alive, 0 dead, -1 unknown */
+	int qdev_alive;	   /* 1 alive, 0 dead, -1 unknown */
 };
 
 /* Pure: the facts of SPEC §6 for node `self` (peers indexed like cfg->nodes; self's entry is

@@ -127,8 +127,8 @@ static int send_msg(struct hs *hs, int node, const struct cfg_addr *to, struct h
 		fd = hs->fd_ext;
 	if (fd < 0)
 		return -EAFNOSUPPORT;
-	if (sendto(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&to->ss,
-		   to->len) < 0) {
+	if (sendto(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL,
+		   (const struct sockaddr *)&to->ss, to->len) < 0) {
 		log_debug("handshake: send to %s failed: %m", node_name(hs, node));
 		return -errno;
 	}
@@ -444,12 +444,16 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 	struct hs *hs = calloc(1, sizeof(*hs));
 	if (!hs)
 		return NULL;
-	*hs = (struct hs){.loop = l, .cfg = cfg, .self = self, .fd_hs = -1, .fd_ext = -1,
+	*hs = (struct hs){.loop = l,
+			  .cfg = cfg,
+			  .self = self,
+			  .fd_hs = -1,
+			  .fd_ext = -1,
 			  .profile = PROFILE_NONE};
 	memcpy(hs->boot_id, boot_id, HS_BOOT_ID_BYTES);
 	for (int i = 0; i < CFG_MAX_NODES; i++)
-		hs->peers[i] = (struct hs_peer){.ext_alive = -1, .rtt_us = UINT64_MAX,
-						.profile = PROFILE_NONE};
+		hs->peers[i] = (struct hs_peer){
+		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
 	hs->key = sodium_malloc(HS_KEY_BYTES);
 	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
@@ -651,10 +655,9 @@ static void peer_human(const struct hs *hs, int i, uint64_t now, struct strbuf *
 	if (p->rtt_us != UINT64_MAX)
 		snprintf(rtt, sizeof(rtt), "%.3fms", (double)p->rtt_us / 1000.0);
 	if (p->last_heard_us)
-		snprintf(heard, sizeof(heard), "%.1fs ago",
-			 (double)(now - p->last_heard_us) / 1e6);
-	sb_printf(o, "%-8s %-12s %-13s %-10s %-10s %-8s %-8s %-4s %" PRIu64 "\n",
-		  c->nodes[i].name, c->compartments[c->nodes[i].compartment].name,
+		snprintf(heard, sizeof(heard), "%.1fs ago", (double)(now - p->last_heard_us) / 1e6);
+	sb_printf(o, "%-8s %-12s %-13s %-10s %-10s %-8s %-8s %-4s %" PRIu64 "\n", c->nodes[i].name,
+		  c->compartments[c->nodes[i].compartment].name,
 		  p->contacted ? "contacted" : "not-contacted", rtt, heard, tri_str(p->ext_alive),
 		  tri_str(hs_peer_qdev_alive(hs, i)), p->mgmt_running ? "yes" : "no", p->drops);
 }

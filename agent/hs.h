@@ -68,11 +68,11 @@ int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload,
 /* Peer state; node is an index into cfg->nodes (self answers "not contacted"). */
 bool hs_peer_contacted(const struct hs *hs, int node);
 uint64_t hs_peer_last_heard(const struct hs *hs, int node); /* monotonic µs, 0: never */
-uint64_t hs_peer_rtt(const struct hs *hs, int node);        /* µs, UINT64_MAX: unknown */
+uint64_t hs_peer_rtt(const struct hs *hs, int node);	    /* µs, UINT64_MAX: unknown */
 int hs_peer_external_alive(const struct hs *hs, int node);  /* 1, 0, -1 unknown */
-int hs_peer_qdev_alive(const struct hs *hs, int node);      /* provider's answer, -1 without */
+int hs_peer_qdev_alive(const struct hs *hs, int node);	    /* provider's answer, -1 without */
 bool hs_peer_mgmt_running(const struct hs *hs, int node);   /* as the node last reported */
-uint8_t hs_peer_profile(const struct hs *hs, int node);     /* 0xff: not known */
+uint8_t hs_peer_profile(const struct hs *hs, int node);	    /* 0xff: not known */
 /* The last heartbeat received from node, and when (monotonic µs); NULL when none. */
 const struct hs_heartbeat *hs_peer_heartbeat(const struct hs *hs, int node, uint64_t *ret_at);
 int hs_contacted_count(const struct hs *hs);

@@ -14,12 +14,9 @@
 #define ACK_LEN 8
 
 static const char *const msg_str[_HS_MSG_MAX] = {
-	[HS_MSG_HELLO] = "hello",
-	[HS_MSG_HELLO_ACK] = "hello-ack",
-	[HS_MSG_HEARTBEAT] = "heartbeat",
-	[HS_MSG_HEARTBEAT_ACK] = "heartbeat-ack",
-	[HS_MSG_QUERY] = "query",
-	[HS_MSG_QUERY_REPLY] = "query-reply",
+    [HS_MSG_HELLO] = "hello",	      [HS_MSG_HELLO_ACK] = "hello-ack",
+    [HS_MSG_HEARTBEAT] = "heartbeat", [HS_MSG_HEARTBEAT_ACK] = "heartbeat-ack",
+    [HS_MSG_QUERY] = "query",	      [HS_MSG_QUERY_REPLY] = "query-reply",
 };
 
 const char *hs_msg_type_to_str(enum hs_msg_type t)
@@ -28,19 +25,19 @@ const char *hs_msg_type_to_str(enum hs_msg_type t)
 }
 
 static const char *const drop_str[_HS_DROP_MAX] = {
-	[HS_DROP_NONE] = "none",
-	[HS_DROP_TRUNCATED] = "truncated",
-	[HS_DROP_OVERSIZE] = "oversize",
-	[HS_DROP_BAD_MAGIC] = "bad-magic",
-	[HS_DROP_VERSION] = "version",
-	[HS_DROP_TYPE] = "type",
-	[HS_DROP_UNKNOWN_SENDER] = "unknown-sender",
-	[HS_DROP_MISDIRECTED] = "misdirected",
-	[HS_DROP_BAD_TAG] = "bad-tag",
-	[HS_DROP_MALFORMED] = "malformed",
-	[HS_DROP_REPLAY] = "replay",
-	[HS_DROP_OLD_BOOT] = "old-boot",
-	[HS_DROP_UNVERIFIED_BOOT] = "unverified-boot",
+    [HS_DROP_NONE] = "none",
+    [HS_DROP_TRUNCATED] = "truncated",
+    [HS_DROP_OVERSIZE] = "oversize",
+    [HS_DROP_BAD_MAGIC] = "bad-magic",
+    [HS_DROP_VERSION] = "version",
+    [HS_DROP_TYPE] = "type",
+    [HS_DROP_UNKNOWN_SENDER] = "unknown-sender",
+    [HS_DROP_MISDIRECTED] = "misdirected",
+    [HS_DROP_BAD_TAG] = "bad-tag",
+    [HS_DROP_MALFORMED] = "malformed",
+    [HS_DROP_REPLAY] = "replay",
+    [HS_DROP_OLD_BOOT] = "old-boot",
+    [HS_DROP_UNVERIFIED_BOOT] = "unverified-boot",
 };
 
 const char *hs_drop_to_str(enum hs_drop d)
@@ -88,9 +85,9 @@ int hs_key_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEY_BYTES])
 int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_BYTES])
 {
 	return crypto_kdf_derive_from_key(ret, HS_KEY_BYTES, HS_KDF_ID, HS_KDF_CTX, cluster_key) ==
-			       0
-		       ? 0
-		       : -EINVAL;
+		       0
+		   ? 0
+		   : -EINVAL;
 }
 
 /* Big-endian cursor over a bounded buffer; every read checks the bound. */

@@ -54,17 +54,17 @@ const char *hs_msg_type_to_str(enum hs_msg_type t);
 /* Why a datagram was dropped; every one is counted per reason. */
 enum hs_drop {
 	HS_DROP_NONE,
-	HS_DROP_TRUNCATED,       /* shorter than header + tag */
-	HS_DROP_OVERSIZE,        /* longer than HS_WIRE_MAX */
-	HS_DROP_BAD_MAGIC,       /* not our protocol */
-	HS_DROP_VERSION,         /* unknown protocol version */
-	HS_DROP_TYPE,            /* unknown message type */
-	HS_DROP_UNKNOWN_SENDER,  /* sender id not a node of the config, or ourselves */
-	HS_DROP_MISDIRECTED,     /* destination is another node */
-	HS_DROP_BAD_TAG,         /* authentication failed: forged, corrupted or wrong key */
-	HS_DROP_MALFORMED,       /* authentic, but the payload does not parse */
-	HS_DROP_REPLAY,          /* counter already seen (or too old for the window) */
-	HS_DROP_OLD_BOOT,        /* from a boot of that node that was replaced by a newer one */
+	HS_DROP_TRUNCATED,	 /* shorter than header + tag */
+	HS_DROP_OVERSIZE,	 /* longer than HS_WIRE_MAX */
+	HS_DROP_BAD_MAGIC,	 /* not our protocol */
+	HS_DROP_VERSION,	 /* unknown protocol version */
+	HS_DROP_TYPE,		 /* unknown message type */
+	HS_DROP_UNKNOWN_SENDER,	 /* sender id not a node of the config, or ourselves */
+	HS_DROP_MISDIRECTED,	 /* destination is another node */
+	HS_DROP_BAD_TAG,	 /* authentication failed: forged, corrupted or wrong key */
+	HS_DROP_MALFORMED,	 /* authentic, but the payload does not parse */
+	HS_DROP_REPLAY,		 /* counter already seen (or too old for the window) */
+	HS_DROP_OLD_BOOT,	 /* from a boot of that node that was replaced by a newer one */
 	HS_DROP_UNVERIFIED_BOOT, /* a boot id not yet proven fresh by a HELLO_ACK */
 	_HS_DROP_MAX
 };
@@ -72,7 +72,7 @@ const char *hs_drop_to_str(enum hs_drop d);
 
 struct hs_hello {
 	uint64_t challenge; /* echoed by the HELLO_ACK; proves the answer is fresh */
-	bool external;      /* sent to the node's external address */
+	bool external;	    /* sent to the node's external address */
 	bool mgmt_running;  /* the sender runs a management system */
 	uint8_t profile;    /* sender's profile (enum rules_profile), 0xff: none yet */
 	uint64_t config_version;
@@ -85,8 +85,8 @@ struct hs_heartbeat {
 	uint64_t seq; /* set by hs */
 	uint64_t epoch[HS_KINDS];
 	uint8_t role[HS_KINDS];
-	uint8_t profile;  /* enum rules_profile, 0xff: none yet */
-	uint8_t health;   /* health summary: 0 ok, 1 degraded, 2 failed, 0xff unknown */
+	uint8_t profile;	/* enum rules_profile, 0xff: none yet */
+	uint8_t health;		/* health summary: 0 ok, 1 degraded, 2 failed, 0xff unknown */
 	uint16_t health_failed; /* number of failed components */
 	uint64_t config_version;
 	bool mgmt_running;
@@ -100,10 +100,10 @@ struct hs_blob {
 struct hs_msg {
 	enum hs_msg_type type;
 	union {
-		struct hs_hello hello;    /* HELLO and HELLO_ACK */
-		struct hs_heartbeat hb;   /* HEARTBEAT */
-		uint64_t ack_seq;         /* HEARTBEAT_ACK */
-		struct hs_blob blob;      /* QUERY and QUERY_REPLY */
+		struct hs_hello hello;	/* HELLO and HELLO_ACK */
+		struct hs_heartbeat hb; /* HEARTBEAT */
+		uint64_t ack_seq;	/* HEARTBEAT_ACK */
+		struct hs_blob blob;	/* QUERY and QUERY_REPLY */
 	};
 };
 
@@ -142,8 +142,8 @@ enum hs_drop hs_wire_open(const uint8_t key[HS_KEY_BYTES], const uint8_t *buf, s
 struct hs_replay {
 	bool has_boot;
 	uint8_t boot[HS_BOOT_ID_BYTES];
-	uint64_t top;        /* highest counter accepted */
-	uint64_t bits[2];    /* bit i: counter top - i was seen */
+	uint64_t top;	  /* highest counter accepted */
+	uint64_t bits[2]; /* bit i: counter top - i was seen */
 	uint8_t old[HS_OLD_BOOTS][HS_BOOT_ID_BYTES];
 	int n_old;
 };

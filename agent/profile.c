@@ -20,8 +20,8 @@ struct profile_run {
 	const struct cfg_profile *prof;
 	char name[CFG_NAME_MAX];
 	char node[CFG_NAME_MAX];
-	int next;     /* index of the next hook to start */
-	pid_t pid;    /* running hook, 0 when none */
+	int next;  /* index of the next hook to start */
+	pid_t pid; /* running hook, 0 when none */
 	int pidfd;
 	bool timed_out;
 	struct watch *w;
@@ -60,9 +60,9 @@ bool profile_child_claimed(pid_t pid)
 }
 
 static const char *const state_str[_PROFILE_STATE_MAX] = {
-	[PROFILE_STATE_RUNNING] = "running",
-	[PROFILE_STATE_OK] = "ok",
-	[PROFILE_STATE_FAILED] = "failed",
+    [PROFILE_STATE_RUNNING] = "running",
+    [PROFILE_STATE_OK] = "ok",
+    [PROFILE_STATE_FAILED] = "failed",
 };
 
 const char *profile_state_to_str(enum profile_state s)
@@ -206,8 +206,12 @@ struct profile_run *profile_start(struct loop *l, const struct cfg *cfg, const c
 	struct profile_run *run = calloc(1, sizeof(*run));
 	if (!run)
 		return NULL;
-	*run = (struct profile_run){.loop = l, .cfg = cfg, .prof = cfg_find_profile(cfg, name),
-				    .pidfd = -1, .state = PROFILE_STATE_RUNNING, .done = done,
+	*run = (struct profile_run){.loop = l,
+				    .cfg = cfg,
+				    .prof = cfg_find_profile(cfg, name),
+				    .pidfd = -1,
+				    .state = PROFILE_STATE_RUNNING,
+				    .done = done,
 				    .ud = ud};
 	snprintf(run->name, sizeof(run->name), "%s", name);
 	snprintf(run->node, sizeof(run->node), "%s", node);

@@ -11,7 +11,12 @@
 
 #include <sys/types.h>
 
-enum profile_state { PROFILE_STATE_RUNNING, PROFILE_STATE_OK, PROFILE_STATE_FAILED, _PROFILE_STATE_MAX };
+enum profile_state {
+	PROFILE_STATE_RUNNING,
+	PROFILE_STATE_OK,
+	PROFILE_STATE_FAILED,
+	_PROFILE_STATE_MAX
+};
 const char *profile_state_to_str(enum profile_state s);
 
 struct profile_run;

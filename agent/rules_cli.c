@@ -7,11 +7,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: compartd rules check FILE\n"
-		   "       compartd rules eval FILE peers=N contacted=N [mgmt_running=BOOL]\n"
-		   "                               [mgmt_capable=BOOL] [highest_priority=BOOL]\n"
-		   "                               [uncontacted_alive=BOOL]\n"
-		   "booleans not given are false; contacted_pct is derived (exactly) from the rest\n");
+	fprintf(f,
+		"usage: compartd rules check FILE\n"
+		"       compartd rules eval FILE peers=N contacted=N [mgmt_running=BOOL]\n"
+		"                               [mgmt_capable=BOOL] [highest_priority=BOOL]\n"
+		"                               [uncontacted_alive=BOOL]\n"
+		"booleans not given are false; contacted_pct is derived (exactly) from the rest\n");
 }
 
 static int load(const char *path, struct rules **ret)
@@ -50,7 +51,8 @@ static int eval_main(const char *path, int argc, char **argv)
 	}
 	sb_free(&err);
 	if (!has_p || !has_c || f.contacted > f.peers) {
-		fprintf(stderr, "compartd rules eval: give peers=N and contacted=N (contacted <= peers)\n");
+		fprintf(stderr,
+			"compartd rules eval: give peers=N and contacted=N (contacted <= peers)\n");
 		return 2;
 	}
 	struct rules *rs = NULL;

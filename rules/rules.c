@@ -9,22 +9,35 @@
 #define INT_LIMIT 1000000000L
 #define FACT_LIMIT 1000000L
 
-enum op { OP_INT, OP_BOOL, OP_FACT, OP_NOT, OP_AND, OP_OR, OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+enum op {
+	OP_INT,
+	OP_BOOL,
+	OP_FACT,
+	OP_NOT,
+	OP_AND,
+	OP_OR,
+	OP_EQ,
+	OP_NE,
+	OP_LT,
+	OP_LE,
+	OP_GT,
+	OP_GE
+};
 
 static const char *const profile_str[_RULES_PROFILE_MAX] = {
-	[RULES_PROFILE_WAIT_OPERATOR] = "wait-operator",
-	[RULES_PROFILE_INFRA_ONLY] = "infra-only",
-	[RULES_PROFILE_INFRA_AND_MGMT] = "infra-and-mgmt",
+    [RULES_PROFILE_WAIT_OPERATOR] = "wait-operator",
+    [RULES_PROFILE_INFRA_ONLY] = "infra-only",
+    [RULES_PROFILE_INFRA_AND_MGMT] = "infra-and-mgmt",
 };
 
 static const char *const fact_str[_RULES_FACT_MAX] = {
-	[RULES_FACT_PEERS] = "peers",
-	[RULES_FACT_CONTACTED] = "contacted",
-	[RULES_FACT_CONTACTED_PCT] = "contacted_pct",
-	[RULES_FACT_MGMT_RUNNING] = "mgmt_running",
-	[RULES_FACT_MGMT_CAPABLE] = "mgmt_capable",
-	[RULES_FACT_HIGHEST_PRIORITY] = "highest_priority",
-	[RULES_FACT_UNCONTACTED_ALIVE] = "uncontacted_alive",
+    [RULES_FACT_PEERS] = "peers",
+    [RULES_FACT_CONTACTED] = "contacted",
+    [RULES_FACT_CONTACTED_PCT] = "contacted_pct",
+    [RULES_FACT_MGMT_RUNNING] = "mgmt_running",
+    [RULES_FACT_MGMT_CAPABLE] = "mgmt_capable",
+    [RULES_FACT_HIGHEST_PRIORITY] = "highest_priority",
+    [RULES_FACT_UNCONTACTED_ALIVE] = "uncontacted_alive",
 };
 
 const char *rules_profile_to_str(enum rules_profile p)
@@ -105,8 +118,8 @@ static int lex_op(struct parser *p, const char *s, struct tok *t)
 		const char *s;
 		enum tok_kind kind;
 		enum op op;
-	} ops[] = {{"=>", TOK_ARROW, OP_EQ}, {"==", TOK_OP, OP_EQ}, {"!=", TOK_OP, OP_NE},
-		   {"<=", TOK_OP, OP_LE},    {">=", TOK_OP, OP_GE}, {"<", TOK_OP, OP_LT},
+	} ops[] = {{"=>", TOK_ARROW, OP_EQ}, {"==", TOK_OP, OP_EQ},    {"!=", TOK_OP, OP_NE},
+		   {"<=", TOK_OP, OP_LE},    {">=", TOK_OP, OP_GE},    {"<", TOK_OP, OP_LT},
 		   {">", TOK_OP, OP_GT},     {"(", TOK_LPAREN, OP_EQ}, {")", TOK_RPAREN, OP_EQ}};
 	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
 		size_t l = strlen(ops[i].s);
@@ -182,8 +195,10 @@ static int add_node(struct parser *p, enum op op, int left, int right, long valu
 	struct rules_rule *r = p->rule;
 	if (r->n_nodes == RULES_MAX_NODES)
 		return perr(p, "expression too long (more than %d terms)", RULES_MAX_NODES);
-	r->nodes[r->n_nodes] = (struct rules_expr){.op = (uint8_t)op, .fact = (uint8_t)fact,
-						   .left = (int16_t)left, .right = (int16_t)right,
+	r->nodes[r->n_nodes] = (struct rules_expr){.op = (uint8_t)op,
+						   .fact = (uint8_t)fact,
+						   .left = (int16_t)left,
+						   .right = (int16_t)right,
 						   .value = value};
 	return r->n_nodes++;
 }
@@ -532,7 +547,8 @@ int rules_fact_assign(struct rules_facts *f, const char *assignment, struct strb
 	if (fact_is_int(fi)) {
 		long n;
 		if (parse_int(v, 0, FACT_LIMIT, &n) < 0) {
-			sb_printf(err, "%s: '%s' is not a number from 0 to %ld", name, v, FACT_LIMIT);
+			sb_printf(err, "%s: '%s' is not a number from 0 to %ld", name, v,
+				  FACT_LIMIT);
 			return -EINVAL;
 		}
 		*(fi == RULES_FACT_PEERS ? &f->peers : &f->contacted) = n;
@@ -543,8 +559,8 @@ int rules_fact_assign(struct rules_facts *f, const char *assignment, struct strb
 		sb_printf(err, "%s: '%s' is not true or false", name, v);
 		return -EINVAL;
 	}
-	bool *dst = fi == RULES_FACT_MGMT_RUNNING   ? &f->mgmt_running
-		    : fi == RULES_FACT_MGMT_CAPABLE ? &f->mgmt_capable
+	bool *dst = fi == RULES_FACT_MGMT_RUNNING	? &f->mgmt_running
+		    : fi == RULES_FACT_MGMT_CAPABLE	? &f->mgmt_capable
 		    : fi == RULES_FACT_HIGHEST_PRIORITY ? &f->highest_priority
 							: &f->uncontacted_alive;
 	*dst = b;

@@ -47,15 +47,15 @@ int rules_fact_from_str(const char *s); /* the enum, or -EINVAL */
 struct rules_facts {
 	long peers;
 	long contacted;
-	bool mgmt_running;      /* a contacted node reports mgmt_running */
-	bool mgmt_capable;      /* this node */
-	bool highest_priority;  /* this node ranks first among itself and contacted capable nodes */
+	bool mgmt_running;	/* a contacted node reports mgmt_running */
+	bool mgmt_capable;	/* this node */
+	bool highest_priority;	/* this node ranks first among itself and contacted capable nodes */
 	bool uncontacted_alive; /* an uncontacted node is alive or unknown on external / qdev */
 };
 
 /* One node of a rule's expression tree (kept in an array, children by index). */
 struct rules_expr {
-	uint8_t op;   /* private: see rules.c */
+	uint8_t op; /* private: see rules.c */
 	uint8_t fact;
 	int16_t left, right;
 	long value;

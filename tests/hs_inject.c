@@ -42,8 +42,11 @@ static void send_raw(const uint8_t *buf, size_t len)
 static int seal(const uint8_t *k, const uint8_t boot[16], uint16_t sender, struct hs_msg *m,
 		uint8_t *out)
 {
-	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION, .type = (uint8_t)m->type,
-				.sender = sender, .dest = target_id, .counter = ++counter};
+	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION,
+				.type = (uint8_t)m->type,
+				.sender = sender,
+				.dest = target_id,
+				.counter = ++counter};
 	memcpy(h.boot_id, boot, 16);
 	int n = hs_wire_seal(k, &h, m, out, HS_WIRE_MAX);
 	if (n < 0)
@@ -70,7 +73,8 @@ static int wait_for(enum hs_msg_type type, struct hs_msg *m, uint8_t *plain)
 		struct hs_wire_hdr h;
 		if (n <= 0 || hs_wire_parse_hdr(buf, (size_t)n, &h) != HS_DROP_NONE)
 			continue;
-		if (h.type == type && hs_wire_open(key, buf, (size_t)n, &h, plain, m) == HS_DROP_NONE)
+		if (h.type == type &&
+		    hs_wire_open(key, buf, (size_t)n, &h, plain, m) == HS_DROP_NONE)
 			return 0;
 	}
 	return -ETIMEDOUT;

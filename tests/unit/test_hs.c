@@ -223,8 +223,8 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(two_nodes_talk),
-		cmocka_unit_test(bind_failure_is_reported),
+	    cmocka_unit_test(two_nodes_talk),
+	    cmocka_unit_test(bind_failure_is_reported),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,11 @@ static uint8_t key[HS_KEY_BYTES];
 
 static struct hs_wire_hdr hdr(enum hs_msg_type t, uint64_t counter)
 {
-	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION, .type = (uint8_t)t, .sender = 2,
-				.dest = 1, .counter = counter};
+	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION,
+				.type = (uint8_t)t,
+				.sender = 2,
+				.dest = 1,
+				.counter = counter};
 	memset(h.boot_id, 0xb0, sizeof(h.boot_id));
 	return h;
 }
@@ -41,12 +44,14 @@ static void key_files(void **state)
 	assert_memory_equal(raw, k, sizeof(k));
 	assert_int_equal(hs_key_parse(k, sizeof(k), raw), 0);
 	assert_memory_equal(raw, k, sizeof(k));
-	static const char *const bad[] = {"", "abc", "0123456789abcdef0123456789abcdef0123456789abcdef"
-						   "0123456789abcdeg",
+	static const char *const bad[] = {"", "abc",
+					  "0123456789abcdef0123456789abcdef0123456789abcdef"
+					  "0123456789abcdeg",
 					  "0123456789abcdef0123456789abcdef0123456789abcdef"
 					  "0123456789abcdef00"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
-		assert_int_equal(hs_key_parse((const uint8_t *)bad[i], strlen(bad[i]), raw), -EINVAL);
+		assert_int_equal(hs_key_parse((const uint8_t *)bad[i], strlen(bad[i]), raw),
+				 -EINVAL);
 	free(text);
 	/* derivation: deterministic, and not the key itself */
 	uint8_t d1[HS_KEY_BYTES], d2[HS_KEY_BYTES];
@@ -76,8 +81,11 @@ static void every_message_round_trips(void **state)
 	uint8_t plain[HS_WIRE_MAX];
 	struct hs_msg out;
 	struct hs_msg hello = {.type = HS_MSG_HELLO,
-			       .hello = {.challenge = 0x1122334455667788ULL, .external = true,
-					 .mgmt_running = true, .profile = 2, .config_version = 7}};
+			       .hello = {.challenge = 0x1122334455667788ULL,
+					 .external = true,
+					 .mgmt_running = true,
+					 .profile = 2,
+					 .config_version = 7}};
 	struct hs_wire_hdr h = hdr(HS_MSG_HELLO, 5);
 	assert_int_equal(roundtrip(&h, &hello, &out, plain), HS_DROP_NONE);
 	assert_int_equal(out.type, HS_MSG_HELLO);
@@ -91,8 +99,13 @@ static void every_message_round_trips(void **state)
 	assert_int_equal(out.type, HS_MSG_HELLO_ACK);
 
 	struct hs_msg hb = {.type = HS_MSG_HEARTBEAT,
-			    .hb = {.seq = 99, .epoch = {3, 4}, .role = {1, 2}, .profile = 1,
-				   .health = 1, .health_failed = 513, .config_version = 12,
+			    .hb = {.seq = 99,
+				   .epoch = {3, 4},
+				   .role = {1, 2},
+				   .profile = 1,
+				   .health = 1,
+				   .health_failed = 513,
+				   .config_version = 12,
 				   .mgmt_running = true}};
 	h = hdr(HS_MSG_HEARTBEAT, 7);
 	assert_int_equal(roundtrip(&h, &hb, &out, plain), HS_DROP_NONE);
@@ -163,14 +176,17 @@ static void every_drop_reason(void **state)
 		uint8_t val;
 		enum hs_drop want;
 	} t[] = {
-		{0, 'X', HS_DROP_BAD_MAGIC},  {4, 2, HS_DROP_VERSION},     {4, 0, HS_DROP_VERSION},
-		{5, _HS_MSG_MAX, HS_DROP_TYPE}, {10, 1, HS_DROP_BAD_MAGIC}, /* reserved */
-		{7, 3, HS_DROP_BAD_TAG},      /* sender id is authenticated */
-		{9, 0, HS_DROP_BAD_TAG},      /* destination too */
-		{20, 0, HS_DROP_BAD_TAG},     /* boot id */
-		{35, 9, HS_DROP_BAD_TAG},     /* counter */
-		{5, HS_MSG_HEARTBEAT, HS_DROP_BAD_TAG}, /* the type */
-		{HS_WIRE_HDR, 0xff, HS_DROP_BAD_TAG},   /* ciphertext */
+	    {0, 'X', HS_DROP_BAD_MAGIC},
+	    {4, 2, HS_DROP_VERSION},
+	    {4, 0, HS_DROP_VERSION},
+	    {5, _HS_MSG_MAX, HS_DROP_TYPE},
+	    {10, 1, HS_DROP_BAD_MAGIC},		    /* reserved */
+	    {7, 3, HS_DROP_BAD_TAG},		    /* sender id is authenticated */
+	    {9, 0, HS_DROP_BAD_TAG},		    /* destination too */
+	    {20, 0, HS_DROP_BAD_TAG},		    /* boot id */
+	    {35, 9, HS_DROP_BAD_TAG},		    /* counter */
+	    {5, HS_MSG_HEARTBEAT, HS_DROP_BAD_TAG}, /* the type */
+	    {HS_WIRE_HDR, 0xff, HS_DROP_BAD_TAG},   /* ciphertext */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
 		n = sealed_hello(buf);
@@ -193,7 +209,8 @@ static void every_drop_reason(void **state)
 	assert_int_equal(decode(buf, (size_t)n), HS_DROP_BAD_TAG);
 	memcpy(key, good, sizeof(key));
 	/* authentic, but a HELLO whose payload has the wrong length: malformed */
-	struct hs_msg q = {.type = HS_MSG_QUERY, .blob = {.data = (const uint8_t *)"12345", .len = 5}};
+	struct hs_msg q = {.type = HS_MSG_QUERY,
+			   .blob = {.data = (const uint8_t *)"12345", .len = 5}};
 	struct hs_wire_hdr h = hdr(HS_MSG_HELLO, 3);
 	uint8_t plain[HS_WIRE_MAX];
 	struct hs_wire_hdr hq = hdr(HS_MSG_QUERY, 3);
@@ -203,11 +220,13 @@ static void every_drop_reason(void **state)
 	memcpy(nonce, h.boot_id, 16);
 	memcpy(nonce + 16, buf + 28, 8);
 	unsigned long long clen;
-	crypto_aead_xchacha20poly1305_ietf_encrypt(buf + HS_WIRE_HDR, &clen, (const uint8_t *)"12345",
-						   5, buf, HS_WIRE_HDR, NULL, nonce, key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(buf + HS_WIRE_HDR, &clen,
+						   (const uint8_t *)"12345", 5, buf, HS_WIRE_HDR,
+						   NULL, nonce, key);
 	struct hs_msg m;
 	assert_int_equal(hs_wire_parse_hdr(buf, HS_WIRE_HDR + clen, &h), HS_DROP_NONE);
-	assert_int_equal(hs_wire_open(key, buf, HS_WIRE_HDR + clen, &h, plain, &m), HS_DROP_MALFORMED);
+	assert_int_equal(hs_wire_open(key, buf, HS_WIRE_HDR + clen, &h, plain, &m),
+			 HS_DROP_MALFORMED);
 	/* random datagrams never pass */
 	for (int i = 0; i < 2000; i++) {
 		size_t len = randombytes_uniform(HS_WIRE_MAX + 4);
@@ -292,11 +311,11 @@ int main(void)
 		return 1;
 	randombytes_buf(key, sizeof(key));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(key_files),
-		cmocka_unit_test(every_message_round_trips),
-		cmocka_unit_test(every_drop_reason),
-		cmocka_unit_test(replay_window_tolerates_reordering),
-		cmocka_unit_test(boot_ids),
+	    cmocka_unit_test(key_files),
+	    cmocka_unit_test(every_message_round_trips),
+	    cmocka_unit_test(every_drop_reason),
+	    cmocka_unit_test(replay_window_tolerates_reordering),
+	    cmocka_unit_test(boot_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
