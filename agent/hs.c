@@ -46,7 +46,7 @@ struct hs_peer {
 
 struct hs {
 	struct loop *loop;
-	const struct cfg *cfg;
+	struct cfg *cfg; /* a copy: a config reload does not pull it from under us */
 	int self;
 	uint8_t boot_id[HS_BOOT_ID_BYTES];
 	uint8_t *key; /* sodium_malloc'd protocol key */
@@ -444,19 +444,18 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 	struct hs *hs = calloc(1, sizeof(*hs));
 	if (!hs)
 		return NULL;
-	*hs = (struct hs){.loop = l,
-			  .cfg = cfg,
-			  .self = self,
-			  .fd_hs = -1,
-			  .fd_ext = -1,
-			  .profile = PROFILE_NONE};
+	*hs = (struct hs){
+	    .loop = l, .self = self, .fd_hs = -1, .fd_ext = -1, .profile = PROFILE_NONE};
 	memcpy(hs->boot_id, boot_id, HS_BOOT_ID_BYTES);
 	for (int i = 0; i < CFG_MAX_NODES; i++)
 		hs->peers[i] = (struct hs_peer){
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
+	hs->cfg = malloc(sizeof(*hs->cfg));
+	if (hs->cfg)
+		*hs->cfg = *cfg;
 	hs->key = sodium_malloc(HS_KEY_BYTES);
-	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
+	if (!hs->cfg || !hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
 		goto fail;
 	hs->t_probe = timer_new(l, on_probe, hs);
 	hs->t_hb = timer_new(l, on_heartbeat, hs);
@@ -487,6 +486,7 @@ struct hs *hs_free(struct hs *hs)
 	timer_free(hs->t_hb);
 	if (hs->key)
 		sodium_free(hs->key);
+	free(hs->cfg);
 	sodium_memzero(hs, sizeof(*hs));
 	free(hs);
 	return NULL;
