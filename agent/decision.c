@@ -18,7 +18,6 @@ struct decision {
 	struct profile_run *run;
 	bool reeval;  /* contacted set changed while hooks ran */
 	bool changed; /* contacted set or liveness changed since the last evaluation */
-	bool started_once;
 	char rule[RULES_NAME_MAX];
 	struct rules_facts facts;
 	char last_event[128];
@@ -127,7 +126,6 @@ static void on_profile_done(struct profile_run *run, enum profile_state st, void
 		log_notice(
 		    "waiting for the operator: `continue` on the console releases this node");
 	}
-	d->started_once = true;
 	if (d->fn)
 		d->fn(d, d->ud);
 	if (d->reeval && d->decided) {
@@ -233,7 +231,9 @@ static void on_contact(int node, bool contacted, void *ud)
 static int operator_continue(struct agent *a, struct strbuf *msg)
 {
 	struct decision *d = a->decision;
-	if (!d || d->profile != RULES_PROFILE_WAIT_OPERATOR || !d->waiting) {
+	/* Also after the wait-operator hooks failed: the operator decides. */
+	bool hooks_done = d && d->run && profile_run_state(d->run) != PROFILE_STATE_RUNNING;
+	if (!d || d->profile != RULES_PROFILE_WAIT_OPERATOR || !hooks_done) {
 		sb_printf(msg, "this node is not waiting for an operator (profile %s)",
 			  d && d->profile >= 0
 			      ? rules_profile_to_str((enum rules_profile)d->profile)

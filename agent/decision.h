@@ -12,7 +12,8 @@
  *
  * `continue` (agent hooks.operator_continue) releases wait-operator: the operator vouches
  * that the other nodes are down, so the node starts infra-and-mgmt when it is mgmt_capable
- * and no contacted node reports mgmt_running, else infra-only (`rule=operator-continue`). */
+ * and no contacted node reports mgmt_running, else infra-only (`rule=operator-continue`).
+ * Accepted once the wait-operator hooks finished, whether they succeeded or failed. */
 #pragma once
 
 #include "agent.h"
