@@ -31,6 +31,7 @@ struct agent_opts {
 };
 
 struct agent;
+struct disk_module;
 
 /* Calls across modules go through these; the module that owns the behaviour fills its
  * pointer when it starts, the console calls it. NULL means "not available on this node"
@@ -61,6 +62,7 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	struct agent_hooks hooks;
 	/* Module state, added by each module as it lands. */
+	struct disk_module *disks; /* partitions/bootstrap.h */
 };
 
 /* Emits event=boot stage=… and records the stage. */
