@@ -115,16 +115,32 @@ static void load_journal(const struct cfg *c, int self, const struct disk_bootst
 	}
 }
 
+#define WIPE_DETAIL "wiped:"
+
+/* Usable: never consumed, or consumed by a wipe that was interrupted before its done
+ * record (the journal's pending intent names it), which the retry finishes. */
+static bool auth_usable(const struct journal_state *j, const char *id)
+{
+	if (!journal_wipe_consumed(j, id))
+		return true;
+	for (int i = 0; i < j->n_steps; i++)
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION && j->steps[i].state == JOURNAL_STEP_INTENT &&
+		    !strncmp(j->steps[i].detail, WIPE_DETAIL, strlen(WIPE_DETAIL)) &&
+		    !strcmp(j->steps[i].detail + strlen(WIPE_DETAIL), id))
+			return true;
+	return false;
+}
+
 /* Authorizations not yet consumed: the config's `wipe =` and the operator's. */
 static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o,
 			const struct journal_state *j, struct disk_auth *a, int max)
 {
 	int n = 0;
 	for (int i = 0; i < c->layout.n_wipes && n < max; i++)
-		if (!journal_wipe_consumed(j, c->layout.wipes[i]))
+		if (auth_usable(j, c->layout.wipes[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", c->layout.wipes[i]);
 	for (int i = 0; i < o->n_approve && n < max; i++)
-		if (!journal_wipe_consumed(j, o->approve[i]))
+		if (auth_usable(j, o->approve[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
 		else
 			log_notice("wipe authorization %s was already used, ignoring", o->approve[i]);
@@ -163,15 +179,24 @@ static int store(const struct disk_bootstrap_opts *o, struct disk_bootstrap_resu
 	return e;
 }
 
-static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r, struct disk_bootstrap_disk *bd,
+static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r,
+		     struct disk_bootstrap_disk *bd, const struct disk_auth *auths,
 		     uint64_t *ret_step)
 {
 	enum disk_verdict v = bd->plan.verdict;
 	bool writes = false;
 	*ret_step = 0;
 	if (v == DISK_VERDICT_CREATE || v == DISK_VERDICT_WIPED) {
+		char detail[96];
+		snprintf(detail, sizeof(detail), "%s", disk_verdict_to_str(v));
+		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0) {
+			/* Consumed from the moment the intent is on disk; the pending intent lets
+			 * an interrupted wipe finish. */
+			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s", auths[bd->plan.auth].id);
+			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+		}
 		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
-						disk_id(&bd->info), disk_verdict_to_str(v));
+						disk_id(&bd->info), detail);
 		disk_fault_point(DISK_STEP_INTENT);
 		if (store(o, r) < 0)
 			log_info("%s: no journal yet to record the intent in (first disk)",
@@ -221,7 +246,7 @@ static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_
 		if (bd->result < 0)
 			continue;
 		uint64_t step;
-		bd->result = apply_one(o, r, bd, &step);
+		bd->result = apply_one(o, r, bd, auths, &step);
 		if (bd->result < 0) {
 			ret = bd->result;
 			continue;

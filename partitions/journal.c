@@ -290,11 +290,15 @@ static void drop_oldest_done(struct journal_state *s)
 uint64_t journal_step_intent(struct journal_state *s, enum journal_step_kind k,
 			     const char *target, const char *detail)
 {
-	if (s->n_steps == JOURNAL_MAX_STEPS)
-		drop_oldest_done(s);
-	struct journal_step *st = &s->steps[s->n_steps++];
-	*st = (struct journal_step){.id = ++s->next_id, .kind = k, .state = JOURNAL_STEP_INTENT};
-	snprintf(st->target, sizeof(st->target), "%s", target);
+	/* A retry of an unfinished step continues its record: one record per step. */
+	struct journal_step *st = (struct journal_step *)journal_step_pending(s, k, target);
+	if (!st) {
+		if (s->n_steps == JOURNAL_MAX_STEPS)
+			drop_oldest_done(s);
+		st = &s->steps[s->n_steps++];
+		*st = (struct journal_step){.id = ++s->next_id, .kind = k, .state = JOURNAL_STEP_INTENT};
+		snprintf(st->target, sizeof(st->target), "%s", target);
+	}
 	snprintf(st->detail, sizeof(st->detail), "%s", detail ? detail : "");
 	return st->id;
 }
