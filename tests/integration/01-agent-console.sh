@@ -14,7 +14,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$tmp/agent.log" ] && grep -n -i -E "reload|refused|version" "$tmp/agent.log"; exit 1; }
+fail() { echo "FAIL: $*"; [ -f "$tmp/agent.log" ] && tail -n 20 "$tmp/agent.log"; exit 1; }
 
 cp images/rig/cluster.conf "$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
