@@ -127,26 +127,44 @@ static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud
 	}
 }
 
-static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+int agent_reload_config(struct agent *a, struct strbuf *msg)
 {
-	struct agent *a = ud;
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
 	int r = cfg_load(a->cfg->path, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
 	if (r < 0) {
-		log_error("config reload refused, keeping version %" PRIu64 ":\n%s", a->cfg->version,
-			  err.buf ? err.buf : "");
-	} else if (cfg_find_node(n, a->cfg->nodes[a->self].name) < 0) {
-		log_error("config reload refused: node %s is not in it", a->cfg->nodes[a->self].name);
-		cfg_free(n);
-	} else {
-		a->self = cfg_find_node(n, a->cfg->nodes[a->self].name);
-		cfg_free(a->cfg);
-		a->cfg = n;
-		log_notice("configuration reloaded, version %" PRIu64, n->version);
+		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ":\n%s",
+			  a->cfg->version, err.buf ? err.buf : "");
+		sb_free(&err);
+		return r;
 	}
 	sb_free(&err);
+	const char *why = cfg_topology_change(a->cfg, n);
+	if (why) {
+		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ": %s; "
+			       "restart the agent to apply it", a->cfg->version, why);
+		cfg_free(n);
+		return -EBUSY;
+	}
+	/* Same nodes, same order: modules keep their pointer and indices, values change. */
+	*a->cfg = *n;
+	cfg_free(n);
+	sb_printf(msg, "configuration reloaded, version %" PRIu64, a->cfg->version);
+	return 0;
+}
+
+static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	struct agent *a = ud;
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = agent_reload_config(a, &msg);
+	if (r < 0)
+		log_error("%s", msg.buf ? msg.buf : "config reload refused");
+	else
+		log_notice("%s", msg.buf ? msg.buf : "configuration reloaded");
+	sb_free(&msg);
 }
 
 static void usage_run(FILE *f)
