@@ -46,7 +46,7 @@ struct hs_peer {
 
 struct hs {
 	struct loop *loop;
-	struct cfg *cfg; /* a copy: a config reload does not pull it from under us */
+	const struct cfg *cfg; /* the agent's: a reload changes values in place */
 	int self;
 	uint8_t boot_id[HS_BOOT_ID_BYTES];
 	uint8_t *key; /* sodium_malloc'd protocol key */
@@ -461,11 +461,9 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		hs->peers[i] = (struct hs_peer){
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
-	hs->cfg = malloc(sizeof(*hs->cfg));
-	if (hs->cfg)
-		*hs->cfg = *cfg;
+	hs->cfg = cfg;
 	hs->key = sodium_malloc(HS_KEY_BYTES);
-	if (!hs->cfg || !hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
+	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
 		goto fail;
 	hs->t_probe = timer_new(l, on_probe, hs);
 	hs->t_hb = timer_new(l, on_heartbeat, hs);
@@ -496,7 +494,6 @@ struct hs *hs_free(struct hs *hs)
 	timer_free(hs->t_hb);
 	if (hs->key)
 		sodium_free(hs->key);
-	free(hs->cfg);
 	sodium_memzero(hs, sizeof(*hs));
 	free(hs);
 	return NULL;
