@@ -121,7 +121,8 @@ static void start_profile(struct decision *d, int profile);
 static void on_profile_done(struct profile_run *run, enum profile_state st, void *ud)
 {
 	struct decision *d = ud;
-	if (d->profile == RULES_PROFILE_WAIT_OPERATOR && st == PROFILE_STATE_OK) {
+	if (d->profile ==
+	    RULES_PROFILE_WAIT_OPERATOR) { /* hooks ok or failed: the operator decides */
 		d->waiting = true;
 		log_notice(
 		    "waiting for the operator: `continue` on the console releases this node");
@@ -231,9 +232,7 @@ static void on_contact(int node, bool contacted, void *ud)
 static int operator_continue(struct agent *a, struct strbuf *msg)
 {
 	struct decision *d = a->decision;
-	/* Also after the wait-operator hooks failed: the operator decides. */
-	bool hooks_done = d && d->run && profile_run_state(d->run) != PROFILE_STATE_RUNNING;
-	if (!d || d->profile != RULES_PROFILE_WAIT_OPERATOR || !hooks_done) {
+	if (!d || d->profile != RULES_PROFILE_WAIT_OPERATOR || !d->waiting) {
 		sb_printf(msg, "this node is not waiting for an operator (profile %s)",
 			  d && d->profile >= 0
 			      ? rules_profile_to_str((enum rules_profile)d->profile)
@@ -269,8 +268,14 @@ static int cmd_decision(struct console_req *req, void *ud)
 			  "\"mgmt_running\":%s,\"facts\":",
 			  prof, st, d->waiting ? "true" : "false",
 			  d->mgmt_running ? "true" : "false");
-		sb_json_str(&req->out, facts.buf ? facts.buf : "");
-		sb_puts(&req->out, "}\n");
+		const struct rules_facts *f = &d->facts;
+		sb_printf(
+		    &req->out,
+		    "{\"peers\":%ld,\"contacted\":%ld,\"mgmt_running\":%s,"
+		    "\"mgmt_capable\":%s,\"highest_priority\":%s,\"uncontacted_alive\":%s}}\n",
+		    f->peers, f->contacted, f->mgmt_running ? "true" : "false",
+		    f->mgmt_capable ? "true" : "false", f->highest_priority ? "true" : "false",
+		    f->uncontacted_alive ? "true" : "false");
 	} else {
 		sb_printf(
 		    &req->out, "rule     %s\nprofile  %s (hooks %s)%s\nmgmt     %s\nfacts    %s\n",
