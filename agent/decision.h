@@ -42,7 +42,8 @@ typedef void (*decision_started_fn)(struct decision *d, void *ud);
 struct decision *decision_new(struct agent *a, struct hs *hs, decision_started_fn fn, void *ud);
 struct decision *decision_free(struct decision *d);
 /* Arms the handshake window; the first decision happens when it ends. Also fills
- * a->hooks.operator_continue and registers the console command `decision`. */
+ * a->hooks.operator_continue and registers the console commands `decision` and, unless the
+ * console module registered its own (which calls the same hook), `continue`. */
 int decision_start(struct decision *d);
 
 /* The current profile (enum rules_profile), or -1 before the first decision. */
