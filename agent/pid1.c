@@ -1,8 +1,10 @@
 #include "pid1.h"
 
 #include "agent.h"
+#include "bootstrap.h"
 #include "log.h"
 #include "netcfg.h"
+#include "profile.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -266,6 +268,25 @@ int pid1_network(struct agent *a)
 	return r;
 }
 
+/* ---- disks ---- */
+
+int pid1_disks(struct agent *a)
+{
+	agent_set_stage(a, AGENT_STAGE_DISKS);
+	struct disk_bootstrap_opts o = {.apply = true, .raid = true};
+	a->disks = disk_module_new(a->cfg, a->self, &o);
+	if (!a->disks)
+		return log_error_errno(-ENOMEM, "disks: cannot start");
+	disk_console_register(a->console, a->disks);
+	a->hooks.approve_wipe = disk_agent_approve_wipe;
+	int r = disk_module_bootstrap(a->disks);
+	agent_set_stage(a, AGENT_STAGE_RAID);
+	if (r < 0)
+		log_error_errno(r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
+				   "show what is missing, 'approve-wipe <disk>' authorizes a foreign disk");
+	return r;
+}
+
 /* ---- the serial line (commands and the rescue shell) ---- */
 
 struct serial {
@@ -303,7 +324,8 @@ static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
 {
 	struct serial *s = ud;
 	siginfo_t si;
-	(void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+	if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) == 0)
+		profile_child_release(si.si_pid);
 	s->shell = watch_remove(s->shell);
 	close(fd);
 	console_open();
@@ -327,7 +349,7 @@ static int cmd_sh(struct console_req *req, void *ud)
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
 		return -errno;
-	agent_child_claim(pid);
+	(void)profile_child_claim(pid);
 	s->in = watch_remove(s->in);
 	s->shell = watch_add(s->agent->loop, pfd, EPOLLIN, on_shell_exit, s, NULL);
 	log_notice("rescue shell started on the console (pid %d); 'exit' returns here", (int)pid);

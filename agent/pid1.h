@@ -19,6 +19,10 @@ _Noreturn void pid1_main(int argc, char **argv);
  * network up (rtnetlink; DHCP through busybox udhcpc). Problems are logged, not fatal. */
 int pid1_network(struct agent *a);
 
+/* The disks stage (partitions/bootstrap.h): lays out the node's disks and assembles its
+ * mirrors; registers `disks`, `raid` and approve-wipe. A failure leaves the node running. */
+int pid1_disks(struct agent *a);
+
 /* Serves console commands on the serial line and registers `sh` (a rescue shell on it). */
 int pid1_serial_start(struct agent *a);
 
