@@ -17,7 +17,7 @@
 # FIFO $RIG_DIR/<node>.ser.in (rig_send).
 #
 # Settings (environment, before rig_init): BUILD (build dir, default build), RIG_CONF
-# (cluster.conf, default images/rig/cluster.conf), RIG_DISK_SIZE (default 2G), RIG_MEM
+# (cluster.conf, default images/rig/cluster.conf), RIG_DISK_SIZE (default 1G, the rig's min_disk), RIG_MEM
 # (default 512), RIG_KEEP=1 keeps the rig directory, RIG_LOGS (where teardown copies the
 # serial logs, default $BUILD/rig-logs/<test name>).
 
@@ -46,7 +46,7 @@ rig_init() {
 	BUILD=$(cd "$BUILD" && pwd)
 	RIG_IMAGES=${RIG_IMAGES:-$BUILD/images}
 	RIG_CONF=${RIG_CONF:-$RIG_TOP/images/rig/cluster.conf}
-	RIG_DISK_SIZE=${RIG_DISK_SIZE:-2G}
+	RIG_DISK_SIZE=${RIG_DISK_SIZE:-1G}
 	RIG_MEM=${RIG_MEM:-512}
 	RIG_ID=${RIG_ID:-$$}
 	RIG_NS=rig-$RIG_ID
@@ -214,6 +214,7 @@ rig_node_start() {
 	if [ -z "${RIG_DRAIN[$node]:-}" ] || ! kill -0 "${RIG_DRAIN[$node]}" 2>/dev/null; then
 		cat "$ser.out" >/dev/null &
 		RIG_DRAIN[$node]=$!
+		disown "$!" # no "Killed" notice at teardown
 	fi
 	args+=(-chardev "pipe,id=ser0,path=$ser,logfile=$RIG_DIR/$node.log,logappend=on"
 		-serial chardev:ser0)
@@ -279,6 +280,52 @@ rig_events() { rig_output "$1" | grep -o 'event=.*'; }
 
 # Seconds since QEMU of NODE was started.
 rig_elapsed() { echo "$(date +%s.%N) $(cat "$RIG_DIR/$1.t0")" | awk '{ printf "%.2f", $1 - $2 }'; }
+
+# ---- disks ----
+
+# rig_md_detail NODE NAME: `mdadm --detail /dev/md/NAME` inside the guest (rescue shell).
+rig_md_detail() { rig_sh "$1" "mdadm --detail /dev/md/$2; cat /proc/mdstat" 40; }
+
+# rig_md_wait NODE NAME REGEX TIMEOUT: polls mdadm --detail in the guest until it matches
+# REGEX (grep -E; e.g. 'State : clean *$' ), prints the last detail.
+rig_md_wait() {
+	local node=$1 name=$2 re=$3 timeout=${4:-90} end out
+	end=$(($(date +%s) + timeout))
+	while :; do
+		out=$(rig_md_detail "$node" "$name") || true
+		if grep -Eq -- "$re" <<<"$out"; then
+			echo "$out"
+			return 0
+		fi
+		[ "$(date +%s)" -lt "$end" ] || break
+		sleep 3
+	done
+	rig_log "$node: /dev/md/$name never matched /$re/; last:"
+	echo "$out" | sed 's/^/    /' >&2
+	return 1
+}
+
+# rig_gpt_names FILE: the GPT partition names of a disk image, seen from the host.
+rig_gpt_names() { sfdisk -d "$1" 2>/dev/null | sed -n 's/.*name="\([^"]*\)".*/\1/p' | tr '\n' ' '; }
+
+# rig_part_sha FILE NAME: sha256 of the named GPT partition of a disk image (host side).
+rig_part_sha() {
+	local line start size
+	line=$(sfdisk -d "$1" | grep "name=\"$2\"") || return 1
+	start=$(sed -n 's/.*start= *\([0-9]*\).*/\1/p' <<<"$line")
+	size=$(sed -n 's/.*size= *\([0-9]*\).*/\1/p' <<<"$line")
+	dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip=$((start * 512)) count=$((size * 512)) \
+		status=none | sha256sum | cut -c1-64
+}
+
+# rig_part_fill FILE NAME BYTES: writes BYTES of random data at the start of a named
+# partition of a disk image (host side, QEMU stopped).
+rig_part_fill() {
+	local start
+	start=$(sfdisk -d "$1" | grep "name=\"$2\"" | sed -n 's/.*start= *\([0-9]*\).*/\1/p')
+	[ -n "$start" ] || return 1
+	head -c "$3" /dev/urandom | dd of="$1" bs=512 seek="$start" conv=notrunc status=none
+}
 
 # ---- teardown (runs on EXIT, also after a failure) ----
 
