@@ -107,6 +107,7 @@ rig_storage_start() {
 	ip netns exec "$RIG_NS_ST" tgtd -f -C "$ctl" --iscsi "portal=10.77.1.100:$port" \
 		>"$RIG_DIR/tgtd-$name.log" 2>&1 &
 	RIG_TGTD+=($!)
+	disown "$!"
 	RIG_CTL+=("$ctl")
 	local t="tgtadm -C $ctl --lld iscsi" i
 	for i in $(seq 50); do
@@ -175,10 +176,12 @@ rig_node_start() {
 	mapfile -t macs < <(rig_conf_node "$node" mac)
 	local args=(-machine q35 -m "$RIG_MEM" -display none -no-reboot -nodefaults
 		-device virtio-rng-pci)
-	local i=0 d
+	local i=0 d serial
 	for d in "${disks[@]}"; do
+		# The serial follows the image file: a replacement disk has a new one.
+		serial=$(basename "$d" .img | tr -c 'A-Za-z0-9_\n-' '_' | cut -c1-20)
 		args+=(-drive "file=$d,if=none,id=d$i,format=raw,cache=unsafe"
-			-device "virtio-blk-pci,drive=d$i,serial=$node-d$i")
+			-device "virtio-blk-pci,drive=d$i,serial=$serial")
 		i=$((i + 1))
 	done
 	local nic=0 mac br tap
