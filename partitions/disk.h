@@ -48,7 +48,7 @@ struct disk_info {
 	char model[DISK_ID_MAX];
 	uint64_t size;        /* bytes */
 	unsigned sector_size; /* logical */
-	bool removable, rotational, is_file, read_only;
+	bool removable, rotational, is_file, read_only, is_partition;
 
 	char pttype[16]; /* "gpt", "dos", … or "" */
 	char ptuuid[40];

@@ -342,6 +342,92 @@ static void test_fix_types(void **state)
 	unlink(p);
 }
 
+static char *captured;
+static void on_finish(struct console_req *req)
+{
+	free(captured);
+	captured = strdup(req->out.buf ? req->out.buf : "");
+}
+
+/* The running agent's view: `disks` / `raid` on the console, and an operator approval
+ * that wipes one foreign disk once. */
+static void test_module_console(void **state)
+{
+	char a[256], b[256];
+	img_path("ma.img", a, sizeof(a));
+	img_path("mb.img", b, sizeof(b));
+	make_img(a, IMG_SIZE);
+	make_img(b, IMG_SIZE);
+	assert_int_equal(sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", b), 0);
+	const char *disks[] = {a, b};
+	struct disk_bootstrap_opts o = {.disks = disks, .n_disks = 2, .apply = true};
+	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
+	struct console *con = console_new(NULL);
+	assert_non_null(m);
+	assert_non_null(con);
+	assert_int_equal(disk_console_register(con, m), 0);
+	console_exec(con, "disks", false, on_finish, NULL, NULL);
+	assert_non_null(strstr(captured, "has not run"));
+	assert_int_equal(disk_module_bootstrap(m), 0);
+	console_exec(con, "disks --json", false, on_finish, NULL, NULL);
+	assert_non_null(strstr(captured, "\"verdict\":\"create\""));
+	assert_non_null(strstr(captured, "\"verdict\":\"foreign\""));
+	assert_non_null(strstr(captured, "\"found\":\"ext4\""));
+	console_exec(con, "disks", false, on_finish, NULL, NULL);
+	assert_non_null(strstr(captured, "cmpt-state   start"));
+	assert_non_null(strstr(captured, "foreign"));
+	console_exec(con, "raid --json", false, on_finish, NULL, NULL);
+	assert_string_equal(captured, "{\"arrays\":[]}\n");
+
+	struct strbuf msg;
+	sb_init(&msg);
+	assert_int_equal(disk_approve_wipe(m, a, &msg), -EINVAL); /* not foreign */
+	sb_reset(&msg);
+	assert_int_equal(disk_approve_wipe(m, "/dev/nothing", &msg), -ENOENT);
+	sb_reset(&msg);
+	assert_int_equal(disk_approve_wipe(m, b, &msg), 0);
+	assert_non_null(strstr(msg.buf, "wiped and partitioned"));
+	const struct disk_bootstrap_result *r = disk_module_result(m);
+	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_WIPED);
+	assert_true(journal_wipe_consumed(&r->journal, b));
+	/* Foreign again: the same approval is spent. */
+	assert_int_equal(sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", b), 0);
+	assert_int_equal(disk_module_bootstrap(m), 0);
+	assert_int_equal(disk_module_result(m)->disks[1].plan.verdict, DISK_VERDICT_FOREIGN);
+	sb_free(&msg);
+	console_free(con);
+	disk_module_free(m);
+	free(captured);
+	captured = NULL;
+	unlink(a);
+	unlink(b);
+}
+
+/* Whole disks from a sysfs tree: partitions, loop/ram/md/dm/sr/nbd and empty devices are
+ * not disks; the order is stable. */
+static void test_sysfs_list(void **state)
+{
+	assert_int_equal(sh("cd %s && mkdir -p sys/block/sdb sys/block/sda sys/block/loop0 "
+			    "sys/block/md127 sys/block/dm-0 sys/block/sr0 sys/block/nbd0 sys/block/vda "
+			    "sys/block/nvme0n1 sys/block/sdc && for d in sda sdb loop0 md127 dm-0 sr0 nbd0 "
+			    "vda nvme0n1; do echo 2048 > sys/block/$d/size; done && echo 0 > sys/block/sdc/size",
+			    dir), 0);
+	char root[256], paths[DISK_MAX][CFG_PATH_MAX];
+	snprintf(root, sizeof(root), "%s/sys", dir);
+	int n = disk_list_sysfs(root, paths, DISK_MAX);
+	assert_int_equal(n, 4);
+	assert_string_equal(paths[0], "/dev/nvme0n1");
+	assert_string_equal(paths[1], "/dev/sda");
+	assert_string_equal(paths[2], "/dev/sdb");
+	assert_string_equal(paths[3], "/dev/vda");
+	char pp[64];
+	disk_part_path("/dev/nvme0n1", 3, pp, sizeof(pp));
+	assert_string_equal(pp, "/dev/nvme0n1p3");
+	disk_part_path("/dev/vda", 3, pp, sizeof(pp));
+	assert_string_equal(pp, "/dev/vda3");
+	assert_true(disk_list_sysfs("/nonexistent", paths, DISK_MAX) < 0);
+}
+
 static int setup(void **state)
 {
 	const char *t = getenv("TMPDIR");
@@ -366,6 +452,8 @@ int main(void)
 		cmocka_unit_test(test_never_lose_data),
 		cmocka_unit_test(test_wipe_once),
 		cmocka_unit_test(test_fix_types),
+		cmocka_unit_test(test_module_console),
+		cmocka_unit_test(test_sysfs_list),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

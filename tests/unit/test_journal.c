@@ -145,6 +145,14 @@ static void test_records_bounded(void **state)
 		journal_wipe_record(s, t);
 	}
 	assert_int_equal(s->n_steps, JOURNAL_MAX_STEPS);
+	/* A retried step continues its pending record instead of adding one. */
+	uint64_t a = journal_step_intent(s, JOURNAL_STEP_RAID, "md:infra", "create");
+	uint64_t b = journal_step_intent(s, JOURNAL_STEP_RAID, "md:infra", "assemble");
+	assert_int_equal(a, b);
+	assert_string_equal(journal_step_pending(s, JOURNAL_STEP_RAID, "md:infra")->detail, "assemble");
+	journal_step_done(s, b);
+	assert_int_equal(journal_count_steps(s, JOURNAL_STEP_RAID, "md:infra", JOURNAL_STEP_DONE), 1);
+	assert_int_equal(s->n_steps, JOURNAL_MAX_STEPS);
 	assert_int_equal(s->n_wipes, JOURNAL_MAX_WIPES);
 	/* The pending intent survives while done records make room. */
 	assert_non_null(journal_step_pending(s, JOURNAL_STEP_PARTITION, "d3"));
