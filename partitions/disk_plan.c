@@ -184,6 +184,9 @@ static void plan_keep(const struct disk_plan_input *in, const struct disk_info *
 			 p->fix_types ? "compartd layout with unfinished type GUIDs, fixing them"
 				      : "compartd layout, some type GUIDs differ (left as they are)");
 	}
+	if (!d->gpt_primary_valid && d->gpt_backup)
+		snprintf(p->reason, sizeof(p->reason),
+			 "compartd layout read from the backup GPT: primary header damaged, left as it is");
 	const struct disk_plan_part *g = &p->parts[p->n_parts - 1];
 	uint64_t last_end = 0;
 	for (int i = 0; i < d->n_parts; i++)
