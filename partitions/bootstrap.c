@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #define RAID_TIMEOUT_US (120 * USEC_PER_SEC)
+#define AUTH_MAX (CFG_MAX_WIPES + CFG_MAX_WIPES + JOURNAL_MAX_STEPS)
 
 /* The identity an authorization and a journal record name a disk by. */
 static const char *disk_id(const struct disk_info *d)
@@ -144,6 +145,13 @@ static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
 		else
 			log_notice("wipe authorization %s was already used, ignoring", o->approve[i]);
+	/* A disk this node began to partition and did not finish (power lost inside the
+	 * GPT write leaves a torn table) is ours to redo. */
+	for (int i = 0; i < j->n_steps && n < max; i++)
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION && j->steps[i].state == JOURNAL_STEP_INTENT) {
+			snprintf(a[n].id, sizeof(a[0].id), "%s", j->steps[i].target);
+			a[n++].resume = true;
+		}
 	return n;
 }
 
@@ -189,7 +197,7 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 	if (v == DISK_VERDICT_CREATE || v == DISK_VERDICT_WIPED) {
 		char detail[96];
 		snprintf(detail, sizeof(detail), "%s", disk_verdict_to_str(v));
-		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0) {
+		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0 && !auths[bd->plan.auth].resume) {
 			/* Consumed from the moment the intent is on disk; the pending intent lets
 			 * an interrupted wipe finish. */
 			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s", auths[bd->plan.auth].id);
@@ -255,7 +263,8 @@ static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_
 			journal_step_done(&r->journal, step);
 			changed = true;
 		}
-		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0)
+		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0 &&
+		    !auths[bd->plan.auth].resume)
 			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
 	}
 	changed |= settle_old_intents(r);
@@ -331,7 +340,7 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 {
 	struct disk_bootstrap_result *r = ret;
 	char (*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
-	struct disk_auth *auths = calloc(CFG_MAX_WIPES + 16, sizeof(*auths));
+	struct disk_auth *auths = calloc(AUTH_MAX, sizeof(*auths));
 	bool autosel;
 	int e = 0;
 	memset(r, 0, sizeof(*r));
@@ -356,7 +365,7 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 		if (r->disks[i].result >= 0)
 			disk_plan_one(&in, &r->disks[i].info, &r->disks[i].plan);
 	load_journal(c, self, o, r);
-	in.n_auths = gather_auths(c, o, &r->journal, auths, CFG_MAX_WIPES + 16);
+	in.n_auths = gather_auths(c, o, &r->journal, auths, AUTH_MAX);
 	for (int i = 0; i < r->n_disks; i++) {
 		struct disk_bootstrap_disk *bd = &r->disks[i];
 		if (bd->result >= 0)

@@ -88,6 +88,7 @@ const char *disk_verdict_to_str(enum disk_verdict v);
 /* An authorization to wipe: a serial, a WWN, or (image files) a path. */
 struct disk_auth {
 	char id[CFG_PATH_MAX];
+	bool resume; /* not an operator's: the journal's pending intent to partition this disk */
 };
 
 struct disk_plan_part {

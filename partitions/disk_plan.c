@@ -255,7 +255,11 @@ void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
 		snprintf(p.reason, sizeof(p.reason), "blank");
 	} else if ((p.auth = find_auth(in, d)) >= 0) {
 		p.verdict = DISK_VERDICT_WIPED;
-		snprintf(p.reason, sizeof(p.reason), "wipe authorized by %s", in->auths[p.auth].id);
+		if (in->auths[p.auth].resume)
+			snprintf(p.reason, sizeof(p.reason),
+				 "finishing the partitioning the journal shows interrupted");
+		else
+			snprintf(p.reason, sizeof(p.reason), "wipe authorized by %s", in->auths[p.auth].id);
 	} else {
 		p.verdict = DISK_VERDICT_FOREIGN;
 		p.n_parts = 0;

@@ -342,6 +342,42 @@ static void test_fix_types(void **state)
 	unlink(p);
 }
 
+/* Power lost inside the GPT write of the second disk: the table is torn (here: someone
+ * else's looking GPT), but the journal on the first disk holds the intent, so the next run
+ * redoes it; without the intent the same disk is foreign (test_never_lose_data). */
+static void test_resume_torn(void **state)
+{
+	char a[256], b[256];
+	img_path("ra.img", a, sizeof(a));
+	img_path("rb.img", b, sizeof(b));
+	make_img(a, IMG_SIZE);
+	make_img(b, IMG_SIZE);
+	const char *disks[] = {a, b}, *one[] = {a};
+	struct disk_bootstrap_result *r = run("a1", one, 1, NULL, 0, true);
+	struct journal_state *j = calloc(1, sizeof(*j));
+	*j = r->journal;
+	journal_step_intent(j, JOURNAL_STEP_PARTITION, b, "create");
+	assert_int_equal(journal_store(r->jdevs, r->n_jdevs, j), 0);
+	free(r);
+	assert_int_equal(sh("sgdisk -n1:0:+10M -c1:torn %s >/dev/null 2>&1", b), 0);
+	r = run("a1", disks, 2, NULL, 0, true);
+	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_WIPED);
+	assert_non_null(strstr(r->disks[1].plan.reason, "interrupted"));
+	assert_int_equal(r->disks[1].result, 0);
+	assert_false(journal_wipe_consumed(&r->journal, b));
+	assert_null(journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, b));
+	assert_int_equal(journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, b, JOURNAL_STEP_DONE), 1);
+	free(r);
+	/* Done now: torn again, it is foreign like any other. */
+	assert_int_equal(sh("sgdisk -Z %s >/dev/null 2>&1 && sgdisk -n1:0:+10M %s >/dev/null 2>&1", b, b), 0);
+	r = run("a1", disks, 2, NULL, 0, true);
+	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_FOREIGN);
+	free(r);
+	free(j);
+	unlink(a);
+	unlink(b);
+}
+
 static char *captured;
 static void on_finish(struct console_req *req)
 {
@@ -453,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_wipe_once),
 		cmocka_unit_test(test_fix_types),
 		cmocka_unit_test(test_module_console),
+		cmocka_unit_test(test_resume_torn),
 		cmocka_unit_test(test_sysfs_list),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
