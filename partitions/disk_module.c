@@ -201,6 +201,21 @@ const struct disk_bootstrap_result *disk_module_result(const struct disk_module 
 	return m->ran ? m->last : NULL;
 }
 
+struct journal_state *disk_module_journal(struct disk_module *m)
+{
+	return m->ran ? &m->last->journal : NULL;
+}
+
+int disk_module_journal_store(struct disk_module *m)
+{
+	if (!m->ran || m->last->n_jdevs == 0)
+		return -ENODEV;
+	if (!m->last->journal.node[0])
+		snprintf(m->last->journal.node, sizeof(m->last->journal.node), "%s",
+			 m->cfg->nodes[m->self].name);
+	return journal_store(m->last->jdevs, m->last->n_jdevs, &m->last->journal);
+}
+
 static const struct disk_bootstrap_disk *find_disk(const struct disk_module *m, const char *name)
 {
 	for (int i = 0; m->ran && i < m->last->n_disks; i++) {

@@ -412,6 +412,11 @@ static void test_module_console(void **state)
 	console_exec(con, "disks", false, on_finish, NULL, NULL);
 	assert_non_null(strstr(captured, "cmpt-state   start"));
 	assert_non_null(strstr(captured, "foreign"));
+	/* Another module records its role; the next bootstrap reads it back. */
+	struct journal_state *js = disk_module_journal(m);
+	assert_non_null(js);
+	journal_set_role(js, CFG_KIND_INFRA, "master", 77);
+	assert_int_equal(disk_module_journal_store(m), 0);
 	console_exec(con, "raid --json", false, on_finish, NULL, NULL);
 	assert_string_equal(captured, "{\"arrays\":[]}\n");
 
@@ -425,6 +430,7 @@ static void test_module_console(void **state)
 	assert_non_null(strstr(msg.buf, "wiped and partitioned"));
 	const struct disk_bootstrap_result *r = disk_module_result(m);
 	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_WIPED);
+	assert_int_equal(r->journal.roles[CFG_KIND_INFRA].epoch, 77);
 	assert_true(journal_wipe_consumed(&r->journal, b));
 	/* Foreign again: the same approval is spent. */
 	assert_int_equal(sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", b), 0);
