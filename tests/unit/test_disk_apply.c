@@ -265,6 +265,19 @@ static void test_never_lose_data(void **state)
 			sha256_file(p, after);
 			assert_memory_equal(before, after, 32);
 		}
+		/* Authorized, the same disk is wiped clean of that signature and laid out. */
+		const char *approve[] = {p};
+		struct disk_bootstrap_result *r = run("a1", disks, 1, approve, 1, true);
+		assert_int_equal(r->disks[0].plan.verdict, DISK_VERDICT_WIPED);
+		assert_int_equal(r->disks[0].result, 0);
+		free(r);
+		char *bl = sh_out("blkid -p -o export %s; wipefs -n %s", p, p);
+		assert_null(strstr(bl, "linux_raid_member"));
+		assert_null(strstr(bl, "LVM2_member"));
+		assert_null(strstr(bl, "ext4"));
+		assert_null(strstr(bl, "dos"));
+		assert_non_null(strstr(bl, "PTTYPE=gpt"));
+		free(bl);
 		unlink(p);
 	}
 }
