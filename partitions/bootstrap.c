@@ -106,7 +106,8 @@ static void load_journal(const struct cfg *c, int self, const struct disk_bootst
 {
 	collect_jdevs(o, r);
 	r->journal_loaded = journal_load(r->jdevs, r->n_jdevs, &r->journal) == 0;
-	if (r->journal_loaded && r->journal.node[0] && strcmp(r->journal.node, c->nodes[self].name)) {
+	if (r->journal_loaded && r->journal.node[0] &&
+	    strcmp(r->journal.node, c->nodes[self].name)) {
 		log_warn("journal belongs to node %s, not %s: starting a new one", r->journal.node,
 			 c->nodes[self].name);
 		uint64_t seq = r->journal.seq;
@@ -125,7 +126,8 @@ static bool auth_usable(const struct journal_state *j, const char *id)
 	if (!journal_wipe_consumed(j, id))
 		return true;
 	for (int i = 0; i < j->n_steps; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION && j->steps[i].state == JOURNAL_STEP_INTENT &&
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
+		    j->steps[i].state == JOURNAL_STEP_INTENT &&
 		    !strncmp(j->steps[i].detail, WIPE_DETAIL, strlen(WIPE_DETAIL)) &&
 		    !strcmp(j->steps[i].detail + strlen(WIPE_DETAIL), id))
 			return true;
@@ -144,11 +146,13 @@ static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o
 		if (auth_usable(j, o->approve[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
 		else
-			log_notice("wipe authorization %s was already used, ignoring", o->approve[i]);
+			log_notice("wipe authorization %s was already used, ignoring",
+				   o->approve[i]);
 	/* A disk this node began to partition and did not finish (power lost inside the
 	 * GPT write leaves a torn table) is ours to redo. */
 	for (int i = 0; i < j->n_steps && n < max; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION && j->steps[i].state == JOURNAL_STEP_INTENT) {
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
+		    j->steps[i].state == JOURNAL_STEP_INTENT) {
 			snprintf(a[n].id, sizeof(a[0].id), "%s", j->steps[i].target);
 			a[n++].resume = true;
 		}
@@ -200,7 +204,8 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0 && !auths[bd->plan.auth].resume) {
 			/* Consumed from the moment the intent is on disk; the pending intent lets
 			 * an interrupted wipe finish. */
-			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s", auths[bd->plan.auth].id);
+			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s",
+				 auths[bd->plan.auth].id);
 			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
 		}
 		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
@@ -235,7 +240,8 @@ static bool settle_old_intents(struct disk_bootstrap_result *r)
 		const struct disk_bootstrap_disk *bd = &r->disks[i];
 		const struct journal_step *s;
 		while (usable(bd) && bd->plan.verdict == DISK_VERDICT_KEEP &&
-		       (s = journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, disk_id(&bd->info)))) {
+		       (s = journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION,
+						 disk_id(&bd->info)))) {
 			journal_step_done(&r->journal, s->id);
 			changed = true;
 		}
@@ -244,8 +250,7 @@ static bool settle_old_intents(struct disk_bootstrap_result *r)
 }
 
 static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
-		     const struct disk_auth *auths,
-		     struct disk_bootstrap_result *r)
+		     const struct disk_auth *auths, struct disk_bootstrap_result *r)
 {
 	int ret = 0;
 	bool changed = false;
@@ -339,7 +344,7 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 		   struct disk_bootstrap_result *ret)
 {
 	struct disk_bootstrap_result *r = ret;
-	char (*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
+	char(*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
 	struct disk_auth *auths = calloc(AUTH_MAX, sizeof(*auths));
 	bool autosel;
 	int e = 0;
@@ -355,9 +360,9 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	}
 	probe_all(c, o, paths, n, autosel, r);
 	struct disk_plan_input in = {
-		.layout = &c->layout,
-		.zone = c->compartments[c->nodes[self].compartment].zone,
-		.auths = auths,
+	    .layout = &c->layout,
+	    .zone = c->compartments[c->nodes[self].compartment].zone,
+	    .auths = auths,
 	};
 	/* Which disks are ours does not depend on authorizations: plan once without them to
 	 * find the journal, then again with those the journal has not seen used. */

@@ -16,19 +16,19 @@ struct disk_bootstrap_opts {
 	int n_disks;
 	const char *const *approve; /* --approve-wipe SERIAL|WWN|PATH, beside the config's */
 	int n_approve;
-	bool apply;               /* false: plan only, nothing is written */
-	bool raid;                /* run the RAID1 actions with mdadm */
-	const char *mdadm;        /* NULL: "mdadm" */
-	const char *boot_medium;  /* auto mode skips this disk (path), NULL: none */
-	const char *sysfs_root;   /* NULL: "/sys" */
-	const char *state_path;   /* an extra journal area (file or device, used whole) */
+	bool apply;		 /* false: plan only, nothing is written */
+	bool raid;		 /* run the RAID1 actions with mdadm */
+	const char *mdadm;	 /* NULL: "mdadm" */
+	const char *boot_medium; /* auto mode skips this disk (path), NULL: none */
+	const char *sysfs_root;	 /* NULL: "/sys" */
+	const char *state_path;	 /* an extra journal area (file or device, used whole) */
 };
 
 struct disk_bootstrap_disk {
 	struct disk_info info;
 	struct disk_plan plan;
-	int result;       /* 0, or the negative errno of the probe/apply */
-	bool applied;     /* something was written to it this run */
+	int result;   /* 0, or the negative errno of the probe/apply */
+	bool applied; /* something was written to it this run */
 };
 
 struct disk_bootstrap_raid {

@@ -6,12 +6,13 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const char *const act_str[_RAID_ACT_MAX] = {
-	[RAID_ACT_CREATE] = "create", [RAID_ACT_ASSEMBLE] = "assemble",
-	[RAID_ACT_READD] = "re-add",  [RAID_ACT_ADD] = "add"};
-static const char *const state_str[_RAID_STATE_MAX] = {
-	[RAID_STATE_CLEAN] = "clean", [RAID_STATE_DEGRADED] = "degraded",
-	[RAID_STATE_RESYNCING] = "resyncing"};
+static const char *const act_str[_RAID_ACT_MAX] = {[RAID_ACT_CREATE] = "create",
+						   [RAID_ACT_ASSEMBLE] = "assemble",
+						   [RAID_ACT_READD] = "re-add",
+						   [RAID_ACT_ADD] = "add"};
+static const char *const state_str[_RAID_STATE_MAX] = {[RAID_STATE_CLEAN] = "clean",
+						       [RAID_STATE_DEGRADED] = "degraded",
+						       [RAID_STATE_RESYNCING] = "resyncing"};
 
 const char *raid_action_to_str(enum raid_action_kind k)
 {
@@ -89,7 +90,8 @@ int raid_plan_make(const struct raid_input *in, struct raid_plan *ret)
 		n_free += ours[i] && !m->has_sb;
 	}
 	if (!uuid) {
-		/* No array yet: create from every blank member; one disk gives a degraded mirror. */
+		/* No array yet: create from every blank member; one disk gives a degraded mirror.
+		 */
 		struct raid_action *a = new_act(&p, RAID_ACT_CREATE, md);
 		for (int i = 0; i < in->n_members; i++)
 			if (ours[i])
@@ -130,8 +132,9 @@ int raid_plan_make(const struct raid_input *in, struct raid_plan *ret)
 			add_dev(new_act(&p, RAID_ACT_ADD, md), in->members[i].dev);
 	p.up = up + n_free;
 	p.total = p.up < 2 ? 2 : p.up;
-	p.state = p.up < 2 ? RAID_STATE_DEGRADED
-			   : fresh < p.up ? RAID_STATE_RESYNCING : RAID_STATE_CLEAN;
+	p.state = p.up < 2	 ? RAID_STATE_DEGRADED
+		  : fresh < p.up ? RAID_STATE_RESYNCING
+				 : RAID_STATE_CLEAN;
 	*ret = p;
 	return 0;
 }

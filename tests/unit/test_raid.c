@@ -310,8 +310,10 @@ static void test_driver_sequence(void **state)
 	snprintf(log, sizeof(log), "%s/log", dir);
 	FILE *f = fopen(script, "w");
 	assert_non_null(f);
-	fprintf(f, "#!/bin/sh\necho \"$*\" >> %s\n"
-		   "case \"$*\" in *--re-add*) exit 1;; *fail-me*) exit 2;; esac\nexit 0\n", log);
+	fprintf(f,
+		"#!/bin/sh\necho \"$*\" >> %s\n"
+		"case \"$*\" in *--re-add*) exit 1;; *fail-me*) exit 2;; esac\nexit 0\n",
+		log);
 	fclose(f);
 	assert_int_equal(chmod(script, 0755), 0);
 	struct raid_input in;
