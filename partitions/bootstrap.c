@@ -340,6 +340,20 @@ static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_o
 	return ret;
 }
 
+static void plan_all(const struct disk_plan_input *in, struct disk_bootstrap_result *r)
+{
+	for (int i = 0; i < r->n_disks; i++) {
+		struct disk_bootstrap_disk *bd = &r->disks[i];
+		if (bd->result >= 0) {
+			disk_plan_one(in, &bd->info, &bd->plan);
+			continue;
+		}
+		bd->plan = (struct disk_plan){.verdict = DISK_VERDICT_FOREIGN, .auth = -1};
+		snprintf(bd->plan.reason, sizeof(bd->plan.reason), "cannot be probed");
+		snprintf(bd->plan.found, sizeof(bd->plan.found), "unreadable");
+	}
+}
+
 int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
 		   struct disk_bootstrap_result *ret)
 {
@@ -366,20 +380,10 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	};
 	/* Which disks are ours does not depend on authorizations: plan once without them to
 	 * find the journal, then again with those the journal has not seen used. */
-	for (int i = 0; i < r->n_disks; i++)
-		if (r->disks[i].result >= 0)
-			disk_plan_one(&in, &r->disks[i].info, &r->disks[i].plan);
+	plan_all(&in, r);
 	load_journal(c, self, o, r);
 	in.n_auths = gather_auths(c, o, &r->journal, auths, AUTH_MAX);
-	for (int i = 0; i < r->n_disks; i++) {
-		struct disk_bootstrap_disk *bd = &r->disks[i];
-		if (bd->result >= 0)
-			disk_plan_one(&in, &bd->info, &bd->plan);
-		else
-			bd->plan = (struct disk_plan){.verdict = DISK_VERDICT_FOREIGN, .auth = -1};
-		if (bd->result < 0)
-			snprintf(bd->plan.reason, sizeof(bd->plan.reason), "cannot be probed");
-	}
+	plan_all(&in, r);
 	disk_fault_point(DISK_STEP_PLAN);
 	if (o->apply)
 		e = apply_all(c, self, o, auths, r);
