@@ -4,6 +4,8 @@
 # per node and tears everything down. Exit 0 when the cluster reached its expected state:
 #   - every node ready (event=ready);
 #   - where the image lays out disks: /dev/md/infra clean with 2/2 members on every node;
+#   - where the image runs the boot decision: exactly one node starts management
+#     (profile infra-and-mgmt), the others run infra-only;
 #   - where the image runs the election: exactly one infra master in pair p1.
 #
 #   images/rig/demo.sh BUILD      (DEMO_TIMEOUT=seconds, default 240; DEMO_SETTLE=8)
@@ -46,6 +48,19 @@ for n in "${nodes[@]}"; do
 	fi
 done
 sleep "$settle"
+# The mirrors' state now (events only mark changes; the resync ends quietly): read in
+# each guest, through its console's rescue shell, waiting for the resync to finish.
+declare -A md_now=()
+for n in "${nodes[@]}"; do
+	rig_events "$n" | grep -q '^event=raid name=infra' || continue
+	left=$((end - $(date +%s)))
+	[ $left -gt 10 ] || left=10
+	out=$(rig_md_wait "$n" infra 'State : (clean|active) *$' "$left" 2>/dev/null) || out=$(rig_md_detail "$n" infra 2>/dev/null) || true
+	st=$(sed -n 's/^ *State : \(.*[^ ]\) *$/\1/p' <<<"$out" | tr -d ' ' | head -1)
+	act=$(sed -n 's/^ *Active Devices : \([0-9]*\).*/\1/p' <<<"$out" | head -1)
+	tot=$(sed -n 's/^ *Raid Devices : \([0-9]*\).*/\1/p' <<<"$out" | head -1)
+	md_now[$n]="infra ${st:-?} ${act:-?}/${tot:-?}"
+done
 stop_streams
 
 # The table, from each node's event lines (the last value of each kind wins).
@@ -53,6 +68,8 @@ ok=1
 raid_seen=0
 role_seen=0
 masters=0
+mgmt=0
+decided=0
 printf '\n%-4s %-4s %-7s %-34s %-26s %-12s %-16s %s\n' node comp ready disks raid paths profile role
 for n in "${nodes[@]}"; do
 	ev=$(rig_events "$n")
@@ -61,12 +78,13 @@ for n in "${nodes[@]}"; do
 	[ -n "$rt" ] || { rt=-; ok=0; }
 	disks=$(grep '^event=disk ' <<<"$ev" | sed -n 's/.*dev=\([^ ]*\).*verdict=\([^ ]*\).*/\1:\2/p' |
 		sed 's|/dev/||' | awk '!s[$0]++' | tr '\n' ' ')
-	raid=$(grep '^event=raid ' <<<"$ev" | grep 'name=infra' | tail -1 |
-		sed -n 's/.*state=\([^ ]*\).*members=\([^ ]*\).*/infra \1 \2/p')
+	raid=${md_now[$n]:-}
 	[ -n "$raid" ] && raid_seen=1
 	[ -n "$raid" ] && ! grep -q 'infra clean 2/2' <<<"$raid" && ok=0
 	paths=$(grep '^event=storage ' <<<"$ev" | tail -1 | sed -n 's/.*paths=\([^ ]*\).*/\1/p')
 	profile=$(grep '^event=ready ' <<<"$ev" | tail -1 | sed -n 's/.*profile=\([^ ]*\).*/\1/p')
+	grep -q '^event=decision ' <<<"$ev" && decided=$((decided + 1))
+	[ "$profile" = infra-and-mgmt ] && mgmt=$((mgmt + 1))
 	role=$(grep '^event=role ' <<<"$ev" | grep 'kind=infra' | grep "node=$n" | tail -1 |
 		sed -n 's/.*role=\([^ ]*\).*epoch=\([^ ]*\).*/infra \1 e\2/p')
 	[ -n "$role" ] && role_seen=1
@@ -76,6 +94,11 @@ for n in "${nodes[@]}"; do
 done
 echo
 [ $raid_seen -eq 1 ] || echo "demo: this image lays out no disks yet (no event=raid): not checked"
+if [ $decided -gt 0 ] && [ $mgmt -ne 1 ]; then
+	echo "demo: expected exactly one node with management (infra-and-mgmt), saw $mgmt"
+	ok=0
+fi
+[ $decided -gt 0 ] || echo "demo: this image makes no boot decision yet (no event=decision): not checked"
 if [ $role_seen -eq 1 ] && [ $masters -ne 1 ]; then
 	echo "demo: expected exactly one infra master in pair p1, saw $masters"
 	ok=0

@@ -209,6 +209,7 @@ rig_node_start() {
 	[ -p "$ser.in" ] || mkfifo "$ser.in" "$ser.out"
 	touch "$RIG_DIR/$node.log"
 	stat -c %s "$RIG_DIR/$node.log" >"$RIG_DIR/$node.mark"
+	cp "$RIG_DIR/$node.mark" "$RIG_DIR/$node.start"
 	echo "=== rig: $node starts $(date -u +%T)" >>"$RIG_DIR/$node.log"
 	# Nobody else reads the console's output FIFO: drain it so QEMU never blocks on it.
 	if [ -z "${RIG_DRAIN[$node]:-}" ]; then
@@ -278,8 +279,11 @@ rig_sh() {
 		grep -Ev '^\[ *[0-9]+\.[0-9]+\] '
 }
 
-# rig_events NODE: the node's event= lines since it started, without the kernel prefix.
-rig_events() { rig_output "$1" | grep -o 'event=.*'; }
+# rig_events NODE: the node's event= lines since it last started (whatever the mark),
+# without the kernel prefix.
+rig_events() {
+	tail -c +$(($(cat "$RIG_DIR/$1.start") + 1)) "$RIG_DIR/$1.log" | tr -d '\r' | grep -o 'event=.*'
+}
 
 # Seconds since QEMU of NODE was started.
 rig_elapsed() { echo "$(date +%s.%N) $(cat "$RIG_DIR/$1.t0")" | awk '{ printf "%.2f", $1 - $2 }'; }
