@@ -7,6 +7,8 @@
 #include "profile.h"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,6 +23,7 @@
 #define PID1_SHELL "/bin/sh"
 #define PID1_UDHCPC "/sbin/udhcpc"
 #define PID1_DHCP_SCRIPT "/etc/compartd/udhcpc.script"
+#define PID1_DHCP_WAIT_USEC (20 * USEC_PER_SEC)
 
 bool pid1_wanted(const char *argv0)
 {
@@ -246,6 +249,36 @@ static void start_dhcp(const char *ifname)
 		log_info("network: DHCP client on %s (pid %d)", ifname, (int)pid);
 }
 
+static bool has_ipv4(const char *ifname)
+{
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return false;
+	bool found = false;
+	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next)
+		found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname);
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* The later stages bind to the node's addresses: give DHCP a bounded time to get them. */
+static void wait_dhcp(const struct netcfg_plan *plan)
+{
+	uint64_t deadline = now_usec() + PID1_DHCP_WAIT_USEC;
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct netcfg_action *act = &plan->actions[i];
+		if (act->op != NETCFG_DHCP)
+			continue;
+		while (!has_ipv4(act->link) && now_usec() < deadline)
+			usleep(100 * 1000);
+		if (has_ipv4(act->link))
+			log_info("network: %s has its DHCP address", act->link);
+		else
+			log_warn("network: no DHCP lease on %s yet, continuing (udhcpc keeps trying)",
+				 act->link);
+	}
+}
+
 int pid1_network(struct agent *a)
 {
 	struct netcfg_link links[NETCFG_MAX_LINKS];
@@ -265,6 +298,7 @@ int pid1_network(struct agent *a)
 	for (size_t i = 0; i < plan.n; i++)
 		if (plan.actions[i].op == NETCFG_DHCP)
 			start_dhcp(plan.actions[i].link);
+	wait_dhcp(&plan);
 	return r;
 }
 

@@ -55,6 +55,7 @@ rig_init() {
 	RIG_LOGS=${RIG_LOGS:-$BUILD/rig-logs/$(basename "${0%.sh}")}
 	declare -gA RIG_PID=() RIG_DRAIN=()
 	RIG_TGTD=()
+	RIG_BG=()
 	RIG_CTL=()
 	trap rig_down EXIT
 	trap 'exit 130' INT TERM
@@ -119,6 +120,14 @@ rig_storage_start() {
 	$t --op new --mode logicalunit --tid 1 --lun 1 -b "$RIG_DIR/$name.img"
 	$t --op bind --mode target --tid 1 -I ALL
 	rig_log "storage $name: $iqn on 10.77.1.100:$port and 10.77.2.100:$port (tgtd control port $ctl)"
+}
+
+# rig_bg CMD [ARGS]: a helper process inside the rig namespace (a DHCP server, a
+# traffic source...), stopped at teardown. Output goes to $RIG_DIR/bg-<n>.log.
+rig_bg() {
+	ip netns exec "$RIG_NS" "$@" >"$RIG_DIR/bg-${#RIG_BG[@]}.log" 2>&1 &
+	RIG_BG+=($!)
+	disown "$!"
 }
 
 # Cutting the compartments: the router stops forwarding between a and b (the storage
@@ -342,7 +351,7 @@ rig_down() {
 	set +e # every step runs, whatever failed before
 	[ -n "${RIG_DIR:-}" ] || return $rc
 	local pids=()
-	for p in "${RIG_PID[@]}" "${RIG_TGTD[@]}" "${RIG_DRAIN[@]}"; do
+	for p in "${RIG_PID[@]}" "${RIG_TGTD[@]}" "${RIG_DRAIN[@]}" "${RIG_BG[@]}"; do
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null && pids+=("$p")
 	done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
