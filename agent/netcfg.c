@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 
 static const char *const op_str[_NETCFG_OP_MAX] = {
-	[NETCFG_LINK_UP] = "up",     [NETCFG_VLAN] = "vlan", [NETCFG_ADDR] = "addr",
-	[NETCFG_ROUTE] = "route",    [NETCFG_DHCP] = "dhcp",
+    [NETCFG_LINK_UP] = "up",  [NETCFG_VLAN] = "vlan", [NETCFG_ADDR] = "addr",
+    [NETCFG_ROUTE] = "route", [NETCFG_DHCP] = "dhcp",
 };
 
 const char *netcfg_op_to_str(enum netcfg_op op)
@@ -69,7 +69,8 @@ static int plan_net(struct netcfg_plan *p, const struct cfg_net *net, const char
 		return -E2BIG;
 	if (net->vlan) {
 		/* "eth0.100"; names longer than IFNAMSIZ are shortened to "vl<ifidx-free>.<id>". */
-		if ((size_t)snprintf(target, sizeof(target), "%s.%u", dev, net->vlan) >= sizeof(target))
+		if ((size_t)snprintf(target, sizeof(target), "%s.%u", dev, net->vlan) >=
+		    sizeof(target))
 			snprintf(target, sizeof(target), "vlan%u", net->vlan);
 		struct netcfg_action *v = plan_add(p, NETCFG_VLAN, target);
 		if (!v)
@@ -148,8 +149,9 @@ int netcfg_plan(const struct cfg_node *node, const struct kcmdline *k,
 		return -E2BIG;
 	for (int i = 0; node && i < node->n_nets; i++) {
 		const struct cfg_net *net = &node->nets[i];
-		const struct netcfg_link *l = net->by_mac ? link_by_mac(links, n_links, net->mac)
-							  : link_by_name(links, n_links, net->match);
+		const struct netcfg_link *l = net->by_mac
+						  ? link_by_mac(links, n_links, net->mac)
+						  : link_by_name(links, n_links, net->match);
 		if (!l) {
 			sb_printf(warnings, "net = %s: no such interface on this host, skipped\n",
 				  net->match);
@@ -193,7 +195,8 @@ void netcfg_action_format(const struct netcfg_action *a, char *out, size_t n)
 		else
 			cfg_prefix_format(&a->prefix, true, pfx, sizeof(pfx));
 		cfg_prefix_format(&a->via, false, via, sizeof(via));
-		snprintf(out, n, "route %s via %s%s%s", pfx, via, a->link[0] ? " dev " : "", a->link);
+		snprintf(out, n, "route %s via %s%s%s", pfx, via, a->link[0] ? " dev " : "",
+			 a->link);
 		return;
 	case _NETCFG_OP_MAX:
 		break;
@@ -222,7 +225,8 @@ int netcfg_links_read(const char *sysfs_net, struct netcfg_link *out, size_t max
 		char path[512];
 		snprintf(path, sizeof(path), "%s/%s/address", sysfs_net, de->d_name);
 		_cleanup_free_ char *text = NULL;
-		if (read_full_file(path, 64, &text, NULL) < 0 || parse_mac(strstrip(text), out[n].mac) < 0)
+		if (read_full_file(path, 64, &text, NULL) < 0 ||
+		    parse_mac(strstrip(text), out[n].mac) < 0)
 			continue;
 		snprintf(out[n].name, sizeof(out[n].name), "%s", de->d_name);
 		n++;

@@ -19,11 +19,11 @@ struct netcfg_link {
 };
 
 enum netcfg_op {
-	NETCFG_LINK_UP,  /* link */
-	NETCFG_VLAN,     /* link = new VLAN link's name, parent, vlan */
-	NETCFG_ADDR,     /* link, prefix */
-	NETCFG_ROUTE,    /* prefix = destination, via; link may be "" */
-	NETCFG_DHCP,     /* link */
+	NETCFG_LINK_UP, /* link */
+	NETCFG_VLAN,	/* link = new VLAN link's name, parent, vlan */
+	NETCFG_ADDR,	/* link, prefix */
+	NETCFG_ROUTE,	/* prefix = destination, via; link may be "" */
+	NETCFG_DHCP,	/* link */
 	_NETCFG_OP_MAX
 };
 const char *netcfg_op_to_str(enum netcfg_op op);

@@ -54,14 +54,19 @@ static void early_mounts(void)
 static void console_path(const struct kcmdline *k, char *out, size_t n)
 {
 	const char *c = k->has_console && k->console[0] ? k->console
-			: k->kernel_console[0]		  ? k->kernel_console
-							  : "ttyS0";
+			: k->kernel_console[0]		? k->kernel_console
+							: "ttyS0";
 	size_t len = strcspn(c, ",");
 	snprintf(out, n, "%s%.*s", c[0] == '/' ? "" : "/dev/", (int)len, c);
 }
 
 /* The console device PID 1 uses for stdio. */
 static char console_dev[96];
+
+const char *pid1_console_device(void)
+{
+	return console_dev;
+}
 
 /* Opens the console as stdin/stdout/stderr. Also after a rescue shell: the kernel hangs up
  * a terminal when the session leader that owned it exits, so the old descriptors are dead. */
@@ -184,12 +189,13 @@ _Noreturn static void rescue_forever(const char *why)
 	for (;;) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		printf("\ncompartd: %s.\n"
-		       "The node is not part of the cluster. Fix the cause named above (the kernel\n"
-		       "command line, cluster.conf in the image, or the hardware), then reboot.\n"
-		       "Type 'sh' for a rescue shell, 'reboot' to restart, 'poweroff' to stop.\n"
-		       "rescue> ",
-		       why);
+		printf(
+		    "\ncompartd: %s.\n"
+		    "The node is not part of the cluster. Fix the cause named above (the kernel\n"
+		    "command line, cluster.conf in the image, or the hardware), then reboot.\n"
+		    "Type 'sh' for a rescue shell, 'reboot' to restart, 'poweroff' to stop.\n"
+		    "rescue> ",
+		    why);
 		fflush(stdout);
 		char line[128];
 		if (!fgets(line, sizeof(line), stdin)) {
@@ -226,8 +232,8 @@ _Noreturn void pid1_main(int argc, char **argv)
 	setenv("TERM", "vt100", 0);
 	load_modules();
 
-	char *run_argv[] = {"run", "--foreground", "--pid1", "--state-dir", "/run/compartd",
-			    "--cmdline", "/proc/cmdline", NULL};
+	char *run_argv[] = {"run",	     "--foreground", "--pid1",	      "--state-dir",
+			    "/run/compartd", "--cmdline",    "/proc/cmdline", NULL};
 	int r = agent_run_main((int)ARRAY_SIZE(run_argv) - 1, run_argv);
 	char why[96];
 	snprintf(why, sizeof(why), "the agent stopped (exit status %d)", r);
@@ -240,8 +246,8 @@ static void start_dhcp(const char *ifname)
 {
 	char iface[IFNAMSIZ + 1];
 	snprintf(iface, sizeof(iface), "%s", ifname);
-	char *argv[] = {PID1_UDHCPC, "-f", "-i", iface, "-s", PID1_DHCP_SCRIPT, "-t", "10",
-			"-T", "2", "-A", "10", "-S", NULL};
+	char *argv[] = {PID1_UDHCPC, "-f", "-i", iface, "-s", PID1_DHCP_SCRIPT, "-t", "10", "-T",
+			"2",	     "-A", "10", "-S",	NULL};
 	pid_t pid = pid1_spawn(argv, false);
 	if (pid < 0)
 		log_error_errno((int)pid, "network: cannot start DHCP client on %s", ifname);
@@ -256,7 +262,8 @@ static bool has_ipv4(const char *ifname)
 		return false;
 	bool found = false;
 	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next)
-		found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname);
+		found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+			!strcmp(i->ifa_name, ifname);
 	freeifaddrs(ifa);
 	return found;
 }
@@ -274,8 +281,9 @@ static void wait_dhcp(const struct netcfg_plan *plan)
 		if (has_ipv4(act->link))
 			log_info("network: %s has its DHCP address", act->link);
 		else
-			log_warn("network: no DHCP lease on %s yet, continuing (udhcpc keeps trying)",
-				 act->link);
+			log_warn(
+			    "network: no DHCP lease on %s yet, continuing (udhcpc keeps trying)",
+			    act->link);
 	}
 }
 
@@ -316,8 +324,9 @@ int pid1_disks(struct agent *a)
 	int r = disk_module_bootstrap(a->disks);
 	agent_set_stage(a, AGENT_STAGE_RAID);
 	if (r < 0)
-		log_error_errno(r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
-				   "show what is missing, 'approve-wipe <disk>' authorizes a foreign disk");
+		log_error_errno(
+		    r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
+		       "show what is missing, 'approve-wipe <disk>' authorizes a foreign disk");
 	return r;
 }
 

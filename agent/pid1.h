@@ -23,6 +23,10 @@ int pid1_network(struct agent *a);
  * mirrors; registers `disks`, `raid` and approve-wipe. A failure leaves the node running. */
 int pid1_disks(struct agent *a);
 
+/* The serial console device PID 1 took ("/dev/ttyS0"): compartd.console=, else the last
+ * console=, else ttyS0. */
+const char *pid1_console_device(void);
+
 /* Serves console commands on the serial line and registers `sh` (a rescue shell on it). */
 int pid1_serial_start(struct agent *a);
 

@@ -46,7 +46,6 @@ rig_node_start a1 --no-disks
 rig_node_start a2 --no-disks
 rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
 rig_wait_for a2 'event=ready node=a2' 120 >/dev/null
-rig_wait_for a1 'compartd-dhcp: bound eth0 10\.77\.1\.11/24' 60
 out=$(rig_sh a1 'ip -4 -o addr show; ping -c1 -W3 10.77.8.12 >/dev/null && echo VLAN-OK; ping -c1 -W3 10.77.1.1 >/dev/null && echo DHCP-NET-OK' 60)
 echo "$out"
 grep -Eq 'eth0 +inet 10\.77\.1\.11/24' <<<"$out" || { echo "FAIL: no DHCP address on eth0"; exit 1; }

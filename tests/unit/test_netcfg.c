@@ -11,19 +11,19 @@
 #include <cmocka.h>
 
 static const char *conf_text =
-	"[cluster]\nname = t\nkey_file = /dev/null\n[pair p]\n"
-	"[compartment a]\nzone = mz\npair = p\n[compartment b]\nzone = dmz\npair = p\n"
-	"[node n1]\ncompartment = a\nmac = 52:54:00:00:00:01\nhandshake = 10.0.0.1\n"
-	"net = 52:54:00:00:00:01 10.0.0.1/24\n"
-	"net = 52:54:00:00:00:02 10.9.0.1/24 vlan=42 gateway=10.9.0.254\n"
-	"net = eth7 dhcp\n"
-	"route = 10.2.0.0/16 via 10.0.0.254\n"
-	"[node n2]\ncompartment = b\nmac = 52:54:00:00:00:09\nhandshake = 10.0.0.2\n";
+    "[cluster]\nname = t\nkey_file = /dev/null\n[pair p]\n"
+    "[compartment a]\nzone = mz\npair = p\n[compartment b]\nzone = dmz\npair = p\n"
+    "[node n1]\ncompartment = a\nmac = 52:54:00:00:00:01\nhandshake = 10.0.0.1\n"
+    "net = 52:54:00:00:00:01 10.0.0.1/24\n"
+    "net = 52:54:00:00:00:02 10.9.0.1/24 vlan=42 gateway=10.9.0.254\n"
+    "net = eth7 dhcp\n"
+    "route = 10.2.0.0/16 via 10.0.0.254\n"
+    "[node n2]\ncompartment = b\nmac = 52:54:00:00:00:09\nhandshake = 10.0.0.2\n";
 
 static const struct netcfg_link links[] = {
-	{"eth0", {0x52, 0x54, 0, 0, 0, 0x01}},
-	{"eth1", {0x52, 0x54, 0, 0, 0, 0x02}},
-	{"eth2", {0x52, 0x54, 0, 0, 0, 0x03}},
+    {"eth0", {0x52, 0x54, 0, 0, 0, 0x01}},
+    {"eth1", {0x52, 0x54, 0, 0, 0, 0x02}},
+    {"eth2", {0x52, 0x54, 0, 0, 0, 0x03}},
 };
 
 static struct cfg *load(void)
@@ -82,12 +82,12 @@ struct kip_case {
 };
 
 static const struct kip_case kip_cases[] = {
-	{"ip=dhcp", "up lo\nup eth0\ndhcp eth0\n"},
-	{"ip=dhcp BOOTIF=01-52-54-00-00-00-03", "up lo\nup eth2\ndhcp eth2\n"},
-	{"ip=10.1.1.5::10.1.1.1:255.255.255.0::eth1:off",
-	 "up lo\nup eth1\naddr eth1 10.1.1.5/24\nroute default via 10.1.1.1 dev eth1\n"},
-	{"ip=off", "up lo\n"},
-	{"ip=10.1.1.5:::255.255.0.0::eth9:none", "up lo\n"},
+    {"ip=dhcp", "up lo\nup eth0\ndhcp eth0\n"},
+    {"ip=dhcp BOOTIF=01-52-54-00-00-00-03", "up lo\nup eth2\ndhcp eth2\n"},
+    {"ip=10.1.1.5::10.1.1.1:255.255.255.0::eth1:off",
+     "up lo\nup eth1\naddr eth1 10.1.1.5/24\nroute default via 10.1.1.1 dev eth1\n"},
+    {"ip=off", "up lo\n"},
+    {"ip=10.1.1.5:::255.255.0.0::eth9:none", "up lo\n"},
 };
 
 static void test_kernel_ip(void **state)
@@ -133,9 +133,9 @@ static void test_dedup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_node_lines),
-		cmocka_unit_test(test_kernel_ip),
-		cmocka_unit_test(test_dedup),
+	    cmocka_unit_test(test_node_lines),
+	    cmocka_unit_test(test_kernel_ip),
+	    cmocka_unit_test(test_dedup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
