@@ -354,13 +354,16 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 	/* Just started: learn who else is alive before competing. */
 	if (now - sm->start_us < 2 * sm->p.heartbeat_interval && !sm->op_promote)
 		return;
-	if (sm->holder == sm->p.self) {
-		/* Ours already (kept through a restart or a lapsed lease): check and claim. */
+	if (sm->holder == sm->p.self && sm->own_token) {
+		/* Ours already (the lease lapsed meanwhile): check and claim. */
 		sm->acq_at = now;
 		sm->phase = ELECT_PHASE_CHECK;
 		return;
 	}
-	if (sm->holder == ELECT_HOLDER_NONE) {
+	if (sm->holder == sm->p.self) {
+		/* Held under our key by a previous boot's session: move it to this one. */
+		act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
+	} else if (sm->holder == ELECT_HOLDER_NONE) {
 		act(out, ELECT_ACT_QDEV_RESERVE);
 	} else if (sm->holder >= 0 && holder_silent(sm, sm->holder, now)) {
 		a = act(out, ELECT_ACT_QDEV_PREEMPT);
@@ -421,6 +424,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	}
 	sm->holder_known = true;
 	sm->holder = ev->holder;
+	if (sm->holder != sm->p.self)
+		sm->own_token = false;
 	sm->last_read_ok = now;
 	if (!ev->registered)
 		sm->registered = false;
@@ -454,6 +459,7 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 		return;
 	case ELECT_IO_CONFLICT:
 		sm->registered = false;
+		sm->own_token = false;
 		demote(sm, "reservation-conflict", now, out);
 		if (sm->phase != ELECT_PHASE_IDLE && sm->phase != ELECT_PHASE_ACQUIRE)
 			abort_claim(sm);
@@ -472,6 +478,8 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 static void on_acquire(struct elect *sm, const struct elect_event *ev, uint64_t now)
 {
 	sm->op_busy = false;
+	if (ev->io == ELECT_IO_OK)
+		sm->own_token = true;
 	if (sm->phase != ELECT_PHASE_ACQUIRE)
 		return;
 	switch (ev->io) {
@@ -774,11 +782,17 @@ static void tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 	    (!sm->eligible || !self_is_candidate(sm, now))) {
 		/* Holding the token without being the candidate (not eligible, or a better
 		 * node of this compartment is back): hand it back so the candidate can take
-		 * it at once instead of waiting for this node to fall silent. */
-		act(out, ELECT_ACT_QDEV_RELEASE);
+		 * it at once instead of waiting for this node to fall silent. A token still
+		 * held by a previous boot's session is moved to this one first. */
+		if (sm->own_token) {
+			act(out, ELECT_ACT_QDEV_RELEASE);
+			sm->holder = ELECT_HOLDER_NONE;
+			sm->own_token = false;
+		} else {
+			act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
+		}
 		sm->op_busy = true;
 		sm->op_since = now;
-		sm->holder = ELECT_HOLDER_NONE;
 	}
 	if (sm->p.has_qdev) {
 		disk_tick(sm, now, out);

@@ -183,6 +183,8 @@ struct elect {
 	uint64_t last_read_ok;
 	int victim;             /* PREEMPT target */
 	uint64_t acq_at;        /* when the reservation was taken */
+	bool own_token;         /* taken by this boot's session (a restarted node's key may
+				 * still hold it through its dead session: PREEMPT moves it) */
 
 	/* majority mode: the node this one acknowledged last, and until when it may not
 	 * acknowledge (or be) another master */

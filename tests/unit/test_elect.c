@@ -91,6 +91,7 @@ struct qdev_model {
 	struct elect_slot slots[NN];
 	bool registered[NN];
 	int holder;
+	uint64_t holder_gen; /* the session (incarnation) that holds it */
 	bool reach[NN];
 };
 
@@ -256,19 +257,24 @@ static enum elect_io qdev_apply(struct qdev_model *q, struct sev *e)
 						   .epoch = e->epoch, .role = e->role };
 		return ELECT_IO_OK;
 	case ELECT_ACT_QDEV_RESERVE:
-		if (!q->registered[n] || (q->holder >= 0 && q->holder != n))
+		/* The holder is an I_T nexus: a restarted node's new session is not it. */
+		if (!q->registered[n] || (q->holder >= 0 && (q->holder != n || q->holder_gen != e->gen)))
 			return ELECT_IO_CONFLICT;
 		q->holder = n;
+		q->holder_gen = e->gen;
 		return ELECT_IO_OK;
 	case ELECT_ACT_QDEV_PREEMPT:
 		if (!q->registered[n] || e->victim < 0 || !q->registered[e->victim])
 			return ELECT_IO_CONFLICT;
-		q->registered[e->victim] = false;
-		if (q->holder == e->victim)
+		if (e->victim != n) /* preempting its own key keeps the issuer's registration */
+			q->registered[e->victim] = false;
+		if (q->holder == e->victim) {
 			q->holder = n;
+			q->holder_gen = e->gen;
+		}
 		return ELECT_IO_OK;
 	case ELECT_ACT_QDEV_RELEASE:
-		if (q->holder == n)
+		if (q->holder == n && q->holder_gen == e->gen) /* else: a no-op, as in SPC */
 			q->holder = ELECT_HOLDER_NONE;
 		return ELECT_IO_OK;
 	case ELECT_ACT_ARM_TIMER:
