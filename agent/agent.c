@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "elect_drv.h"
 
 #include "identity.h"
 #include "log.h"
@@ -261,6 +262,14 @@ int agent_run_main(int argc, char **argv)
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
+	agent_set_stage(&a, AGENT_STAGE_ELECTION);
+	r = elect_drv_new(&a, &a.elect);
+	if (r < 0)
+		log_error_errno(r, "Failed to join the election, continuing without");
+	else {
+		(void)elect_drv_console_register(a.elect, a.console);
+		elect_drv_start(a.elect, true);
+	}
 	agent_set_stage(&a, AGENT_STAGE_READY);
 	struct event ev;
 	event_begin(&ev, "ready");
@@ -269,6 +278,7 @@ int agent_run_main(int argc, char **argv)
 	event_emit(&ev);
 	r = loop_run(a.loop);
 out:
+	a.elect = elect_drv_free(a.elect);
 	console_free(a.console);
 	loop_free(a.loop);
 	cfg_free(a.cfg);

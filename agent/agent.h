@@ -61,6 +61,7 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	struct agent_hooks hooks;
 	/* Module state, added by each module as it lands. */
+	struct elect_drv *elect;
 };
 
 /* Emits event=boot stage=… and records the stage. */

@@ -212,6 +212,12 @@ static int live_master(const struct elect *sm, uint64_t now)
 	return -1;
 }
 
+void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch, enum elect_role *ret_role)
+{
+	*ret_role = sm->role;
+	*ret_epoch = sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch;
+}
+
 bool elect_is_master(const struct elect *sm, uint64_t now_us)
 {
 	return sm->role == ELECT_ROLE_MASTER && now_us < sm->lease_until;
@@ -270,6 +276,7 @@ static void promote(struct elect *sm, uint64_t sent_at, uint64_t now, const char
 		return; /* the write took longer than the lease: nothing gained */
 	sm->epoch = max_u64(sm->epoch, sm->master_epoch);
 	sm->last_slave_ack = 0;
+	sm->master_since = now;
 	set_role(sm, ELECT_ROLE_MASTER, reason, out);
 	sm->degraded = true;
 	act(out, ELECT_ACT_DEGRADED)->degraded = true;
@@ -573,6 +580,7 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 	promise(sm, sm->p.self, now);
 	sm->lease_until = until == UINT64_MAX ? now + sm->p.lease : until;
 	sm->last_slave_ack = 0;
+	sm->master_since = 0; /* majority: acks to candidate heartbeats count too */
 	set_role(sm, ELECT_ROLE_MASTER, "majority", out);
 	sm->degraded = true;
 	act(out, ELECT_ACT_DEGRADED)->degraded = true;
@@ -623,18 +631,20 @@ static void on_ack(struct elect *sm, const struct elect_event *ev, uint64_t now)
 {
 	const struct elect_sent *s = find_sent(sm->hb_sent, ev->seq);
 	int other = elect_candidate(sm, !sm->p.side[sm->p.self], now);
+	uint64_t at = sm->p.external_heartbeats ? ev->sent_at : s ? s->at : 0;
 
-	if (!s)
+	if (!at || at > now)
 		return;
 	if (!sm->p.has_qdev) {
-		sm->peers[ev->node].acked_at = max_u64(sm->peers[ev->node].acked_at, s->at);
+		sm->peers[ev->node].acked_at = max_u64(sm->peers[ev->node].acked_at, at);
 		if (sm->role == ELECT_ROLE_MASTER && sm->p.side[ev->node] != sm->p.side[sm->p.self])
 			sm->last_slave_ack = now;
 		return;
 	}
-	if (sm->role != ELECT_ROLE_MASTER || !s->master || ev->node != other)
+	/* Only a heartbeat sent during this mastership renews it. */
+	if (sm->role != ELECT_ROLE_MASTER || at < sm->master_since || ev->node != other)
 		return;
-	sm->lease_until = max_u64(sm->lease_until, s->at + sm->p.lease);
+	sm->lease_until = max_u64(sm->lease_until, at + sm->p.lease);
 	sm->last_slave_ack = now;
 }
 
@@ -803,7 +813,8 @@ static void tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 	update_role(sm, now, out);
 	if (now >= sm->next_hb) {
 		sm->next_hb = max_u64(sm->next_hb + sm->p.heartbeat_interval, now + 1);
-		send_heartbeat(sm, now, out);
+		if (!sm->p.external_heartbeats)
+			send_heartbeat(sm, now, out);
 	}
 	act(out, ELECT_ACT_ARM_TIMER)->at = next_deadline(sm);
 }

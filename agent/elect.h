@@ -74,6 +74,7 @@ struct elect_event {
 	enum elect_io io;
 	int holder; /* READ_DONE: node index, ELECT_HOLDER_NONE or ELECT_HOLDER_UNKNOWN */
 	bool registered; /* READ_DONE: this node's key is registered */
+	uint64_t sent_at; /* HEARTBEAT_ACK with external heartbeats: when it was sent, 0 unknown */
 	struct elect_slot slots[ELECT_MAX_NODES];
 };
 
@@ -119,6 +120,8 @@ struct elect_params {
 	bool has_qdev;             /* false: majority over handshakes */
 	uint64_t heartbeat_interval, disk_heartbeat_interval, lease; /* µs */
 	uint64_t io_timeout; /* a quorum-device command outstanding longer is forgotten */
+	bool external_heartbeats; /* the handshake layer sends heartbeats on its own timer and
+				   * numbers them; acks then carry sent_at */
 	uint64_t seq_base;   /* first sequence number - 1: unique per boot, so that an answer
 			      * to a previous boot's heartbeat never matches this boot's */
 };
@@ -166,6 +169,7 @@ struct elect {
 	bool op_promote;       /* operator asked: skip the rank delay */
 	bool degraded;
 	uint64_t last_slave_ack;
+	uint64_t master_since;  /* when this mastership began */
 	const char *last_reason;
 
 	uint64_t next_hb, next_disk;
@@ -204,6 +208,8 @@ void elect_init(struct elect *sm, const struct elect_params *p);
  * Returns 0, or -EINVAL for an event that makes no sense (unknown node). */
 int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 	       struct elect_actions *out);
+/* What this node's heartbeats say now (external heartbeats: the handshake layer asks). */
+void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch, enum elect_role *ret_role);
 /* Acting as master at now: promoted, not demoted, lease valid. */
 bool elect_is_master(const struct elect *sm, uint64_t now_us);
 /* The candidate of a compartment as this node sees it, or -1. */
