@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "console.h"
+#include "hs.h"
 #include "log.h"
 #include "loop.h"
 #include "qdev.h"
@@ -731,4 +732,56 @@ static int cmd_role(struct console_req *req, void *ud)
 int elect_drv_console_register(struct elect_drv *d, struct console *c)
 {
 	return console_register(c, "role", "", "master/slave role per instance kind", cmd_role, d);
+}
+
+/* ---- the handshake layer as transport ---- */
+
+_Static_assert(HS_KINDS == _CFG_KIND_MAX, "heartbeats carry one epoch and role per kind");
+
+static int hs_send_ack(void *ud, int node, uint64_t seq)
+{
+	return hs_send_heartbeat_ack(ud, node, seq);
+}
+
+static uint64_t hs_sent_at(void *ud, uint64_t seq)
+{
+	return hs_heartbeat_sent_at(ud, seq);
+}
+
+static void hs_on_heartbeat(const struct hs_msg *msg, int from, void *ud)
+{
+	struct elect_hb_in in = { .seq = msg->hb.seq };
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		in.epoch[k] = msg->hb.epoch[k];
+		in.role[k] = msg->hb.role[k];
+	}
+	elect_drv_heartbeat_in(ud, from, &in);
+}
+
+static void hs_on_ack(const struct hs_msg *msg, int from, void *ud)
+{
+	elect_drv_ack_in(ud, from, msg->ack_seq);
+}
+
+static void hs_fill(struct hs_heartbeat *hb, void *ud)
+{
+	elect_drv_fill(ud, hb->epoch, hb->role);
+}
+
+static int hs_qdev_alive(int node, void *ud)
+{
+	return elect_drv_qdev_alive(ud, node);
+}
+
+void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs)
+{
+	struct elect_transport t = { .ud = hs, .send_ack = hs_send_ack, .sent_at = hs_sent_at };
+
+	elect_drv_set_transport(d, &t);
+	if (hs_subscribe(hs, HS_MSG_HEARTBEAT, hs_on_heartbeat, d) < 0 ||
+	    hs_subscribe(hs, HS_MSG_HEARTBEAT_ACK, hs_on_ack, d) < 0)
+		log_warn("election: cannot subscribe to heartbeats, continuing on the quorum device alone");
+	hs_set_heartbeat_fn(hs, hs_fill, d);
+	hs_set_qdev_alive_fn(hs, hs_qdev_alive, d);
 }

@@ -44,6 +44,10 @@ void elect_drv_start(struct elect_drv *d, bool eligible);
 void elect_drv_set_eligible(struct elect_drv *d, bool eligible);
 
 void elect_drv_set_transport(struct elect_drv *d, const struct elect_transport *t);
+/* Uses the handshake layer (hs.h) as transport: heartbeat contents, received heartbeats
+ * and acknowledgements, and the quorum-device freshness fact it offers the decision. */
+struct hs;
+void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs);
 void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb_in *hb);
 void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t seq);
 void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX]);
