@@ -136,6 +136,7 @@ struct qdev_cmd {
 	uint64_t deadline;
 	int step; /* READ: 0 slots, 1 reservation, 2 keys */
 	int ua_retries;
+	bool internal; /* the registration every new session makes first: not reported */
 };
 
 enum qdev_conn { QDEV_DOWN, QDEV_CONNECTING, QDEV_UP };
@@ -176,6 +177,11 @@ static void finish(struct qdev *q, enum qdev_status st)
 	q->head = (q->head + 1) % QDEV_QUEUE;
 	q->n--;
 	q->busy = false;
+	if (c.internal) {
+		if (st != QDEV_OK)
+			q->need_reset = true;
+		return;
+	}
 	q->cb(q, c.op, st, c.tag, c.op == QDEV_OP_READ && st == QDEV_OK ? &q->view : NULL, q->ud);
 }
 
@@ -199,7 +205,7 @@ static int start_step(struct qdev *q);
 static void read_step_done(struct qdev *q, struct qdev_cmd *c, struct scsi_task *t)
 {
 	if (c->step == 0) {
-		q->view.n_slots = c->step == 0 ? q->c.n_slots : 0;
+		q->view.n_slots = q->c.n_slots;
 		for (int i = 0; i < q->c.n_slots; i++) {
 			const uint8_t *b = t->datain.data + (size_t)i * QDEV_BLOCK;
 
@@ -367,6 +373,15 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *data, void *
 		return; /* cc of an old session: freed with it below */
 	if (status == SCSI_STATUS_GOOD && q->conn == QDEV_CONNECTING) {
 		q->conn = QDEV_UP;
+		/* Registrations belong to the I_T nexus: a new session registers our key again
+		 * before anything else, so a registrant's slot writes keep working across
+		 * reconnects (the reservation itself stays with the key's holder). */
+		if (q->n < QDEV_QUEUE && !q->busy) {
+			q->head = (q->head + QDEV_QUEUE - 1) % QDEV_QUEUE;
+			q->n++;
+			q->q[q->head] = (struct qdev_cmd){ .op = QDEV_OP_REGISTER, .internal = true,
+							   .deadline = now_usec() + q->c.io_timeout };
+		}
 		if (!q->logged_up)
 			log_info("qdev: logged in to %s lun %d through %s", q->c.target, q->c.lun,
 				 q->c.portals[q->portal]);

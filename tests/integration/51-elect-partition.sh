@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # timeout: 120
 # Election under partitions (SPEC §7), real agents in network namespaces:
+# - quorum device lost, network intact: the master keeps its lease through the slave's
+#   acknowledgements, nobody takes over;
 # - compartments cut, quorum device reachable from both: the master keeps its lease
 #   through its slot writes, nobody takes over, exactly one master all along;
 # - quorum device lost as well: the master steps down after its lease (reason
@@ -11,9 +13,19 @@ el_setup
 for n in $EL_NODES; do el_start "$n"; done
 m=$(el_wait_master 15)
 echo "master: $m"
-sleep 1
+el_wait_complete "$m"
+sleep 0.5
 promotions() { cat "$EL_TMP"/*.log | grep -cE 'event=role .*kind="?infra.* role="?master'; }
 p0=$(promotions)
+
+kill -STOP "$EL_TGTD" # quorum device lost, network intact: leases through the slave's acks
+sleep 3
+kill -CONT "$EL_TGTD"
+[ "$(el_masters | tr -d '\n')" = "$m" ] || fail "quorum device lost: masters $(el_masters | tr '\n' ' ')"
+[ "$(promotions)" = "$p0" ] || fail "a new master was elected while the quorum device was lost"
+grep -E 'event=role .*kind="?infra.* reason="?lease-lapsed' "$EL_TMP/$m.log" >/dev/null &&
+	fail "$m lost its lease although the slave acknowledged its heartbeats"
+sleep 1
 
 ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=0 # cut a from b
 sleep 4

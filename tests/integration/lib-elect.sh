@@ -48,7 +48,7 @@ fail() {
 	for f in "$EL_TMP"/*.log; do
 		[ -f "$f" ] || continue
 		echo "---- $f"
-		grep -E 'event=role|event=hook|qdev|error|warn' "$f" | tail -n 25
+		grep -E "event=role|event=hook|qdev|error|warn|election" "$f" | tail -n 25
 	done
 	exit 1
 }
@@ -208,4 +208,14 @@ el_check_timelines() {
 		}' || fail "two masters at once"
 	echo "master intervals (rt_us):"
 	sort -k2,2n "$EL_TMP/intervals" | sed 's/^/  /'
+}
+
+# el_wait_complete NODE [SECONDS]: waits until master NODE's slave answers (not degraded).
+el_wait_complete() {
+	local n=$1 secs=${2:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		grep -q 'election infra: pair complete' "$EL_TMP/$n.log" && return 0
+		sleep 0.05
+	done
+	fail "$n: the other compartment never answered as slave"
 }
