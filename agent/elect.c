@@ -104,9 +104,14 @@ uint64_t elect_net_silence(const struct elect_params *p)
 	return max_u64(3 * p->heartbeat_interval, p->lease + 1000);
 }
 
+uint64_t elect_read_interval(const struct elect_params *p)
+{
+	return p->disk_heartbeat_interval / 2;
+}
+
 uint64_t elect_slot_silence(const struct elect_params *p)
 {
-	return p->lease + p->disk_heartbeat_interval;
+	return p->lease + elect_read_interval(p);
 }
 
 uint64_t elect_master_timeout(const struct elect_params *p)
@@ -716,6 +721,11 @@ static void expire_io(struct elect *sm, uint64_t now)
 
 static void disk_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
+	if (now >= sm->next_read) {
+		sm->next_read = max_u64(sm->next_read + elect_read_interval(&sm->p), now + 1);
+		if (!sm->rd_busy)
+			send_read(sm, now, out);
+	}
 	if (now < sm->next_disk)
 		return;
 	sm->next_disk = max_u64(sm->next_disk + sm->p.disk_heartbeat_interval, now + 1);
@@ -730,8 +740,6 @@ static void disk_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 		else
 			send_write(sm, sm->role, sm->epoch, now, out);
 	}
-	if (!sm->rd_busy)
-		send_read(sm, now, out);
 }
 
 static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
@@ -769,8 +777,10 @@ static uint64_t next_deadline(const struct elect *sm)
 {
 	uint64_t t = sm->next_hb;
 
-	if (sm->p.has_qdev)
+	if (sm->p.has_qdev) {
 		t = sm->next_disk < t ? sm->next_disk : t;
+		t = sm->next_read < t ? sm->next_read : t;
+	}
 	if (sm->role == ELECT_ROLE_MASTER && sm->lease_until < t)
 		t = sm->lease_until;
 	if (sm->phase == ELECT_PHASE_WAIT && sm->wait_until < t)
@@ -834,7 +844,7 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 			break;
 		sm->started = true;
 		sm->eligible = ev->eligible;
-		sm->start_us = sm->next_hb = sm->next_disk = now_us;
+		sm->start_us = sm->next_hb = sm->next_disk = sm->next_read = now_us;
 		break;
 	case ELECT_EV_TIMER:
 		break;

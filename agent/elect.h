@@ -172,7 +172,7 @@ struct elect {
 	uint64_t master_since;  /* when this mastership began */
 	const char *last_reason;
 
-	uint64_t next_hb, next_disk;
+	uint64_t next_hb, next_disk, next_read;
 	uint64_t hb_seq, wr_seq;
 	struct elect_sent hb_sent[ELECT_RING], wr_sent[ELECT_RING];
 
@@ -200,6 +200,7 @@ struct elect {
 
 /* Timings derived from the parameters (SPEC §7). */
 uint64_t elect_net_silence(const struct elect_params *p);  /* holder silent on the network */
+uint64_t elect_read_interval(const struct elect_params *p); /* slots are read twice per write */
 uint64_t elect_slot_silence(const struct elect_params *p); /* holder's slot not advancing */
 uint64_t elect_master_timeout(const struct elect_params *p);
 
