@@ -16,6 +16,7 @@
 #include "hs.h"
 #include "log.h"
 #include "loop.h"
+#include "profile.h"
 #include "qdev.h"
 #include "util.h"
 
@@ -73,6 +74,7 @@ static struct hook_run *hook_free(struct hook_run *h)
 			siginfo_t si;
 			waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si, WEXITED);
 		}
+		profile_child_release(h->pid);
 	}
 	h->watch = watch_remove(h->watch);
 	h->timer = timer_free(h->timer);
@@ -105,6 +107,7 @@ static void hook_exited(struct watch *w, int fd, uint32_t revents, void *ud)
 		return;
 	code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
 	hook_event(h->name, code == 0 ? "ok" : "failed", code);
+	profile_child_release(h->pid);
 	h->pid = 0;
 	h->inst->hook = hook_free(h);
 }
@@ -186,10 +189,12 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 		execv(argv[0], argv);
 		_exit(127);
 	}
+	(void)profile_child_claim(pid); /* as PID 1: reaped through the pidfd, not the reaper */
 	h->pid = pid;
 	h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (h->pidfd < 0) {
 		waitpid(pid, NULL, 0);
+		profile_child_release(pid);
 		h->pid = 0;
 		hook_free(h);
 		return;
