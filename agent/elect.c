@@ -377,6 +377,11 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 		act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
 	} else if (sm->holder == ELECT_HOLDER_NONE) {
 		act(out, ELECT_ACT_QDEV_RESERVE);
+	} else if (sm->holder == ELECT_HOLDER_UNKNOWN &&
+		   now - sm->unknown_since > elect_master_timeout(&sm->p)) {
+		/* A key of no node of this pair (a node removed from the configuration) holds
+		 * the token and writes no slot we know: take it once it could have lapsed. */
+		act(out, ELECT_ACT_QDEV_PREEMPT)->node = ELECT_HOLDER_UNKNOWN;
 	} else if (sm->holder >= 0 && holder_silent(sm, sm->holder, now)) {
 		a = act(out, ELECT_ACT_QDEV_PREEMPT);
 		a->node = sm->holder;
@@ -434,6 +439,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 		    s->epoch > sm->master_epoch)
 			demote(sm, "higher-epoch", now, out);
 	}
+	if (ev->holder == ELECT_HOLDER_UNKNOWN && sm->holder != ELECT_HOLDER_UNKNOWN)
+		sm->unknown_since = now;
 	sm->holder_known = true;
 	sm->holder = ev->holder;
 	if (sm->holder != sm->p.self)

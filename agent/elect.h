@@ -86,7 +86,7 @@ enum elect_action_type {
 	ELECT_ACT_QDEV_READ,      /* all slots and the reservation */
 	ELECT_ACT_QDEV_WRITE,     /* own slot: seq, epoch, role */
 	ELECT_ACT_QDEV_RESERVE,
-	ELECT_ACT_QDEV_PREEMPT,   /* node: whose key */
+	ELECT_ACT_QDEV_PREEMPT,   /* node: whose key (ELECT_HOLDER_UNKNOWN: the foreign key read last) */
 	ELECT_ACT_QDEV_RELEASE,
 	ELECT_ACT_PROMOTE,        /* run the promote hook: from now on act as master */
 	ELECT_ACT_DEMOTE,         /* run the demote hook: stop acting as master, at once */
@@ -186,6 +186,7 @@ struct elect {
 	int holder;
 	uint64_t last_read_ok;
 	int victim;             /* PREEMPT target */
+	uint64_t unknown_since; /* the token has been held by a key of no pair node since */
 	uint64_t acq_at;        /* when the reservation was taken */
 	bool own_token;         /* taken by this boot's session (a restarted node's key may
 				 * still hold it through its dead session: PREEMPT moves it) */

@@ -43,6 +43,7 @@ struct elect_inst {
 	struct timer *timer;
 	struct hook_run *hook;
 	uint64_t role_since;
+	uint64_t foreign_key; /* the last holder key read that belongs to no pair node */
 };
 
 struct elect_drv {
@@ -239,7 +240,9 @@ static void submit(struct elect_inst *in, const struct elect_action *a)
 	case ELECT_ACT_QDEV_RELEASE: op = QDEV_OP_RELEASE; break;
 	case ELECT_ACT_QDEV_PREEMPT:
 		op = QDEV_OP_PREEMPT;
-		victim = a->node >= 0 && a->node < in->sm.p.n_nodes ? in->keys[a->node] : 0;
+		victim = a->node >= 0 && a->node < in->sm.p.n_nodes ? in->keys[a->node]
+			 : a->node == ELECT_HOLDER_UNKNOWN         ? in->foreign_key
+								   : 0;
 		break;
 	case ELECT_ACT_QDEV_WRITE:
 		op = QDEV_OP_WRITE;
@@ -344,6 +347,8 @@ static void read_view(struct elect_inst *in, const struct qdev_view *v, struct e
 		for (int i = 0; i < in->sm.p.n_nodes; i++)
 			if (in->keys[i] == v->holder_key)
 				ev->holder = i;
+		if (ev->holder == ELECT_HOLDER_UNKNOWN)
+			in->foreign_key = v->holder_key;
 	}
 	ev->registered = v->registered;
 	for (int i = 0; i < in->sm.p.n_nodes; i++) {

@@ -999,6 +999,41 @@ static void test_majority(void **state)
 	assert_true(current_master(s) >= 0);
 }
 
+/* A key of no node of the pair holds the token (a node removed from the configuration):
+ * taken over once it could have lapsed, never before. */
+static void test_foreign_holder(void **state)
+{
+	struct elect_params p = { .n_nodes = NN, .self = 2, .has_qdev = true,
+				  .heartbeat_interval = 200 * MS, .disk_heartbeat_interval = 250 * MS,
+				  .lease = 500 * MS, .io_timeout = SEC };
+	struct elect sm;
+	struct elect_actions out;
+	uint64_t t = 10 * SEC, first = 0;
+	int preempts = 0;
+
+	(void)state;
+	memcpy(p.side, sides, sizeof(sides));
+	memcpy(p.rank, ranks, sizeof(ranks));
+	elect_init(&sm, &p);
+	elect_step(&sm, &(struct elect_event){ .type = ELECT_EV_START, .eligible = true }, t, &out);
+	elect_step(&sm, &(struct elect_event){ .type = ELECT_EV_REGISTER_DONE }, t, &out);
+	for (; t < 13 * SEC && !preempts; t += 125 * MS) {
+		struct elect_event ev = { .type = ELECT_EV_READ_DONE, .holder = ELECT_HOLDER_UNKNOWN,
+					  .registered = true };
+
+		if (!first)
+			first = t;
+		elect_step(&sm, &ev, t, &out);
+		for (int i = 0; i < out.n; i++)
+			if (out.a[i].type == ELECT_ACT_QDEV_PREEMPT) {
+				assert_int_equal(out.a[i].node, ELECT_HOLDER_UNKNOWN);
+				assert_true(t - first > elect_master_timeout(&p));
+				preempts++;
+			}
+	}
+	assert_int_equal(preempts, 1);
+}
+
 #define SCENARIO_TESTS                                                                             \
 	cmocka_unit_test(test_candidates_by_rank), cmocka_unit_test(test_takeover_after_crash),    \
 		cmocka_unit_test(test_no_preemption_on_recovery),                                  \
@@ -1007,7 +1042,8 @@ static void test_majority(void **state)
 		cmocka_unit_test(test_lease_from_acks_only),                                       \
 		cmocka_unit_test(test_reservation_conflict),                                       \
 		cmocka_unit_test(test_degraded_until_slave_answers),                               \
-		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),
+		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),                  \
+		cmocka_unit_test(test_foreign_holder),
 
 int main(void)
 {
