@@ -69,6 +69,7 @@ enum sev_kind {
 	SEV_QDEV_REACH,
 	SEV_OP_DEMOTE,
 	SEV_LIVENESS,
+	SEV_HBTICK, /* external heartbeats: the handshake layer's own timer */
 };
 
 struct sev {
@@ -107,6 +108,7 @@ struct simnode {
 	struct elect sm;
 	uint64_t timer_at;
 	bool promoted;
+	uint64_t hb_seq, hb_at[64]; /* external heartbeats: send time (local) by seq */
 	const char *demote_reason, *promote_reason;
 	uint64_t promoted_at;
 };
@@ -467,8 +469,12 @@ static void start_node(struct sim *s, int n)
 	sn->timer_at = 0;
 	p.self = n;
 	p.seq_base = sn->gen << 32;
+	sn->hb_seq = sn->gen << 32;
 	elect_init(&sn->sm, &p);
 	step_node(s, n, &ev);
+	if (p.external_heartbeats)
+		push(s, (struct sev){ .t = s->now + rng_range(&s->rng, 0, 20 * MS), .kind = SEV_HBTICK,
+				      .node = n, .gen = sn->gen });
 }
 
 static void crash_node(struct sim *s, int n)
@@ -544,7 +550,7 @@ static void dispatch(struct sim *s, struct sev *e)
 	struct elect_event ev = { 0 };
 	int n = e->node;
 
-	if (e->kind >= SEV_CRASH && e->kind != SEV_LIVENESS)
+	if (e->kind >= SEV_CRASH && e->kind < SEV_LIVENESS)
 		trace(s, 1, "FAULT kind=%d node=%d flag=%d len=%llu", e->kind, n, e->flag,
 		      (unsigned long long)e->at);
 
@@ -566,8 +572,29 @@ static void dispatch(struct sim *s, struct sev *e)
 		ev.seq = e->seq;
 		ev.epoch = e->epoch;
 		ev.role = e->role;
+		if (e->kind == SEV_ACK && s->base.external_heartbeats &&
+		    (e->seq >> 32) == s->n[n].gen && e->seq <= s->n[n].hb_seq &&
+		    s->n[n].hb_seq - e->seq < 64)
+			ev.sent_at = s->n[n].hb_at[e->seq % 64];
 		step_node(s, n, &ev);
 		return;
+	case SEV_HBTICK: {
+		struct simnode *sn = &s->n[n];
+		uint64_t epoch;
+		enum elect_role role;
+
+		if (e->gen != sn->gen || !sn->up)
+			return;
+		elect_heartbeat_content(&sn->sm, &epoch, &role);
+		sn->hb_seq++;
+		sn->hb_at[sn->hb_seq % 64] = local(s, n);
+		for (int m = 0; m < NN; m++)
+			if (m != n)
+				net_send(s, SEV_HB, n, m, sn->hb_seq, epoch, role);
+		e->t = s->now + s->base.heartbeat_interval + rng_range(&s->rng, 0, 2 * MS);
+		push(s, *e);
+		return;
+	}
 	case SEV_QD_APPLY:
 		e->io = qdev_apply(&s->qd, e);
 		e->kind = SEV_QD_DONE;
@@ -699,6 +726,7 @@ static void random_faults(struct sim *s, uint64_t calm_from)
 static int run_schedule(struct sim *s, uint64_t seed, bool qdev, uint64_t length)
 {
 	sim_init(s, seed, qdev);
+	s->base.external_heartbeats = seed % 2; /* half as the agent runs it, behind hs */
 	s->net.drop = (unsigned)rng_range(&s->rng, 0, 100);
 	s->net.dup = (unsigned)rng_range(&s->rng, 0, 50);
 	s->net.slow = (unsigned)rng_range(&s->rng, 0, 150);
