@@ -686,7 +686,8 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	const char *holder = !sm->p.has_qdev ? "-" : !sm->holder_known ? "?" :
 			     sm->holder == ELECT_HOLDER_NONE ? "none" :
 			     sm->holder == ELECT_HOLDER_UNKNOWN ? "unknown" : node_name(in, sm->holder);
-	const char *qstate = !sm->p.has_qdev ? "none" : in->qdev && qdev_connected(in->qdev) ? "up" : "down";
+	const char *portal = in->qdev ? qdev_portal(in->qdev) : NULL;
+	const char *qstate = !sm->p.has_qdev ? "none" : portal ? portal : "down";
 	int pair = cfg_node_pair(cfg_of(in), in->d->a->self);
 
 	if (json) {

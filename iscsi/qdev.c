@@ -427,8 +427,10 @@ static void teardown(struct qdev *q, uint64_t now)
 		iscsi_destroy_context(q->ctx); /* old callbacks see a stale gen */
 		q->ctx = NULL;
 	}
-	if (q->conn != QDEV_UP)
-		q->portal = (q->portal + 1) % q->c.n_portals; /* try the next portal */
+	if (q->conn == QDEV_UP)
+		q->portal = 0; /* a session that was up and broke: start again with the first */
+	else
+		q->portal = (q->portal + 1) % q->c.n_portals; /* could not log in: the next one */
 	q->conn = QDEV_DOWN;
 	q->need_reset = false;
 	q->next_connect = now + QDEV_RECONNECT_US;

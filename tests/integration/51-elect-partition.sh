@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # timeout: 120
 # Election under partitions (SPEC §7), real agents in network namespaces:
-# - quorum device lost, network intact: the master keeps its lease through the slave's
-#   acknowledgements, nobody takes over;
 # - compartments cut, quorum device reachable from both: the master keeps its lease
 #   through its slot writes, nobody takes over, exactly one master all along;
+# - quorum device lost, network intact: the master keeps its lease through the slave's
+#   acknowledgements, nobody takes over;
 # - quorum device lost as well: the master steps down after its lease (reason
 #   lease-lapsed), no new master while both channels are gone;
 # - both back: exactly one master again. No overlap in any node's timeline.
@@ -18,6 +18,13 @@ sleep 0.5
 promotions() { cat "$EL_TMP"/*.log | grep -cE 'event=role .*kind="?infra.* role="?master'; }
 p0=$(promotions)
 
+ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=0 # cut a from b
+sleep 4
+[ "$(el_masters | tr -d '\n')" = "$m" ] || fail "after the cut: masters $(el_masters | tr '\n' ' ')"
+[ "$(promotions)" = "$p0" ] || fail "a new master was elected during the cut"
+ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=1
+sleep 1
+
 kill -STOP "$EL_TGTD" # quorum device lost, network intact: leases through the slave's acks
 sleep 3
 kill -CONT "$EL_TGTD"
@@ -25,12 +32,10 @@ kill -CONT "$EL_TGTD"
 [ "$(promotions)" = "$p0" ] || fail "a new master was elected while the quorum device was lost"
 grep -E 'event=role .*kind="?infra.* reason="?lease-lapsed' "$EL_TMP/$m.log" >/dev/null &&
 	fail "$m lost its lease although the slave acknowledged its heartbeats"
-sleep 1
+el_wait_qdev "$m"
+sleep 0.5
 
-ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=0 # cut a from b
-sleep 4
-[ "$(el_masters | tr -d '\n')" = "$m" ] || fail "after the cut: masters $(el_masters | tr '\n' ' ')"
-[ "$(promotions)" = "$p0" ] || fail "a new master was elected during the cut"
+ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=0 # both: cut again
 
 t0=$(now_us)
 kill -STOP "$EL_TGTD" # the quorum device stops answering everyone

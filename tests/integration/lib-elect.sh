@@ -219,3 +219,14 @@ el_wait_complete() {
 	done
 	fail "$n: the other compartment never answered as slave"
 }
+
+# el_wait_qdev NODE [SECONDS]: waits until NODE's infra quorum session is up again.
+el_wait_qdev() {
+	local n=$1 secs=${2:-10} i
+	for ((i = 0; i < secs * 10; i++)); do
+		"$BUILD/compartctl" --socket "$EL_TMP/$n/console.sock" role 2>/dev/null |
+			grep -A1 '^infra' | grep -q 'quorum device 10\.78\.' && return 0
+		sleep 0.1
+	done
+	fail "$n: quorum device session not back after ${secs}s"
+}
