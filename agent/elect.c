@@ -199,6 +199,30 @@ int elect_candidate(const struct elect *sm, int side, uint64_t now_us)
 	return best;
 }
 
+static bool two_sided(const struct elect *sm)
+{
+	for (int n = 1; n < sm->p.n_nodes; n++)
+		if (sm->p.side[n] != sm->p.side[0])
+			return true;
+	return false;
+}
+
+/* The node whose acknowledgements renew master's lease, as this node sees it: the other
+ * compartment's candidate; when all nodes of this kind share one compartment (admin
+ * instances), the best-ranked other eligible live node. */
+static int ack_partner(const struct elect *sm, int master, uint64_t now)
+{
+	int best = -1;
+
+	if (two_sided(sm))
+		return elect_candidate(sm, !sm->p.side[master], now);
+	for (int n = 0; n < sm->p.n_nodes; n++)
+		if (n != master && peer_eligible(sm, n, now) &&
+		    (best < 0 || sm->p.rank[n] < sm->p.rank[best]))
+			best = n;
+	return best;
+}
+
 static bool self_is_candidate(const struct elect *sm, uint64_t now)
 {
 	return elect_candidate(sm, sm->p.side[sm->p.self], now) == sm->p.self;
@@ -346,7 +370,9 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	 * while that one has a live candidate: that candidate is the node whose
 	 * acknowledgements may be keeping the holder's lease alive, and it stops
 	 * acknowledging before it decides the holder is gone. */
-	if (sm->p.side[h] == sm->p.side[sm->p.self]) {
+	if (!two_sided(sm) && ack_partner(sm, h, now) != sm->p.self)
+		return false; /* one compartment: only the node that would acknowledge h */
+	if (two_sided(sm) && sm->p.side[h] == sm->p.side[sm->p.self]) {
 		if (elect_candidate(sm, !sm->p.side[h], now) >= 0)
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
@@ -611,7 +637,7 @@ static bool should_ack(struct elect *sm, int n, const struct elect_event *ev, ui
 	}
 	if (ev->role != ELECT_ROLE_MASTER || sm->phase != ELECT_PHASE_IDLE)
 		return false;
-	if (sm->p.side[n] == sm->p.side[sm->p.self] || !self_is_candidate(sm, now))
+	if (ack_partner(sm, n, now) != sm->p.self)
 		return false;
 	return !(sm->holder_known && sm->holder >= 0 && sm->holder != n);
 }
@@ -642,7 +668,7 @@ static void on_heartbeat(struct elect *sm, const struct elect_event *ev, uint64_
 static void on_ack(struct elect *sm, const struct elect_event *ev, uint64_t now)
 {
 	const struct elect_sent *s = find_sent(sm->hb_sent, ev->seq);
-	int other = elect_candidate(sm, !sm->p.side[sm->p.self], now);
+	int other = ack_partner(sm, sm->p.self, now);
 	uint64_t at = sm->p.external_heartbeats ? ev->sent_at : s ? s->at : 0;
 
 	if (!at || at > now)
@@ -681,8 +707,8 @@ const char *elect_demote_refusal(const struct elect *sm, uint64_t now_us)
 {
 	if (sm->role != ELECT_ROLE_MASTER)
 		return "this node is not master";
-	if (elect_candidate(sm, !sm->p.side[sm->p.self], now_us) < 0)
-		return "no eligible node in the other compartment could take over";
+	if (ack_partner(sm, sm->p.self, now_us) < 0)
+		return "no eligible node could take over";
 	return NULL;
 }
 
