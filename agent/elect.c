@@ -366,12 +366,12 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	uint64_t heard = pe->heard ? pe->last_heard : sm->start_us;
 	uint64_t slot_wait = elect_slot_silence(&sm->p);
 
-	/* The holder's own compartment mate leaves the takeover to the other compartment
-	 * while that one has a live candidate: that candidate is the node whose
-	 * acknowledgements may be keeping the holder's lease alive, and it stops
-	 * acknowledging before it decides the holder is gone. */
+	/* Only the node whose acknowledgements may be keeping the holder's lease alive takes
+	 * over: it stops acknowledging before it decides the holder is gone. With two
+	 * compartments the holder's own compartment mate therefore waits while the other
+	 * compartment has a live candidate; with one, only h's acknowledging node acts. */
 	if (!two_sided(sm) && ack_partner(sm, h, now) != sm->p.self)
-		return false; /* one compartment: only the node that would acknowledge h */
+		return false;
 	if (two_sided(sm) && sm->p.side[h] == sm->p.side[sm->p.self]) {
 		if (elect_candidate(sm, !sm->p.side[h], now) >= 0)
 			return false;
