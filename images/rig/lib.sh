@@ -27,7 +27,7 @@ RIG_IPXE_ROM=/usr/lib/ipxe/qemu/efi-virtio.rom
 rig_log() { echo "rig: $*" >&2; }
 
 # Exit 77 (skip) with the reason when the rig cannot run here; build the image when it is
-# missing or older than the agent.
+# missing or older than one of its inputs (the programs, images/rig, initramfs/, rules/).
 rig_require() {
 	local b=${BUILD:-$RIG_TOP/build}
 	[ "$(id -u)" -eq 0 ] || { echo "the rig needs root (network namespaces, taps)"; exit 77; }
@@ -36,7 +36,10 @@ rig_require() {
 	done
 	[ -e /dev/net/tun ] || { echo "the rig needs /dev/net/tun"; exit 77; }
 	[ -x "$b/compartd" ] || { echo "rig: $b/compartd missing (make all)" >&2; exit 1; }
-	if [ ! -f "$b/images/initramfs.cpio.gz" ] || [ "$b/compartd" -nt "$b/images/initramfs.cpio.gz" ]; then
+	local img=$b/images/initramfs.cpio.gz
+	if [ ! -f "$img" ] || [ -n "$(find "$b/compartd" "$b/compartctl" "$RIG_TOP/images/rig" \
+		"$RIG_TOP/initramfs" "$RIG_TOP/images/kernel.sh" "$RIG_TOP/rules" -newer "$img" \
+		-type f 2>/dev/null | head -1)" ]; then
 		"$RIG_TOP/initramfs/build.sh" "$b" >&2 || { echo "rig: image build failed" >&2; exit 1; }
 	fi
 }
