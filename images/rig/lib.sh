@@ -265,6 +265,8 @@ rig_wait_for() {
 	while [ "$(date +%s)" -lt "$end" ]; do
 		line=$(rig_output "$node" | grep -E -m1 -- "$re") && { echo "$line"; return 0; }
 		if [ -n "${RIG_PID[$node]:-}" ] && ! kill -0 "${RIG_PID[$node]}" 2>/dev/null; then
+			# its last words may have reached the log after the grep above
+			line=$(rig_output "$node" | grep -E -m1 -- "$re") && { echo "$line"; return 0; }
 			rig_log "$node: QEMU exited while waiting for /$re/"
 			break
 		fi

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# timeout: 240
-# Power cuts during the disks stage: QEMU is killed as soon as the console shows the disks
-# stage starting (the cut lands somewhere in the layout: where exactly depends on timing),
-# then right after /dev/md/infra is created; each time the node boots again on the same
-# disks. It converges: both disks carry the layout, /dev/md/infra has 2 of 2 members, and
-# the array created before the second cut is assembled, not created again.
+# timeout: 300
+# Power cuts during the disks stage, then a boot to the end on the same disks: it converges.
+# Cut points:
+#   - deterministic, through the disks module's fault injection (COMPARTD_FAULT_AT on the
+#     kernel command line reaches PID 1 as an environment variable; PID 1 exits there, the
+#     kernel panics, QEMU stops: nothing still in the guest's caches reaches the disks):
+#     the first and the second disk's GPT write, a disk's done record, the intent of
+#     the first mdadm action;
+#   - timed: QEMU killed (SIGKILL) as soon as /dev/md/infra has been created.
+# At the end both disks carry the layout, /dev/md/infra has 2 of 2 members, and the array
+# created before the last cut is assembled, not created again.
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
 rig_require
@@ -13,13 +18,24 @@ rig_up
 d0=$(rig_disk a1 0)
 d1=$(rig_disk a1 1)
 
-echo "== cut 1: as the disks stage starts"
-rig_node_start a1
-rig_wait_for a1 'event=boot stage=disks' 120
-rig_kill a1
-echo "   layout so far: $(rig_gpt_names "$d0") / $(rig_gpt_names "$d1")"
+cut_at() { # STEP: boot with the fault point, wait for PID 1 to stop there and QEMU to end
+	echo "== cut at $1"
+	rig_node_start a1 --append "COMPARTD_FAULT_AT=$1"
+	rig_wait_for a1 "fault injection: exiting at step ${1%@*}" 120 >/dev/null
+	local i
+	for i in $(seq 100); do
+		kill -0 "${RIG_PID[a1]}" 2>/dev/null || break
+		sleep 0.2
+	done
+	rig_kill a1
+	echo "   layout now: [$(rig_gpt_names "$d0")] [$(rig_gpt_names "$d1")]"
+}
+cut_at partition@1
+cut_at partition@2
+cut_at done@1
+cut_at raid@1
 
-echo "== cut 2: right after the first array is created"
+echo "== cut by SIGKILL right after /dev/md/infra is created"
 rig_node_start a1
 rig_wait_for a1 'event=raid name=infra action=create' 120
 rig_kill a1
