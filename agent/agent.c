@@ -111,6 +111,9 @@ static int cmd_log(struct console_req *req, void *ud)
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
+	struct agent *a = ud;
+	if (a->opts.pid1)
+		pid1_shutdown((int)si->ssi_signo); /* busybox reboot asks init with SIGTERM */
 	log_notice("signal %u: stopping", si->ssi_signo);
 	loop_quit(l, 0);
 }

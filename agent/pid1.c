@@ -240,6 +240,23 @@ _Noreturn void pid1_main(int argc, char **argv)
 	rescue_forever(why);
 }
 
+_Noreturn void pid1_shutdown(int signo)
+{
+	unsigned how = signo == SIGUSR2 ? RB_POWER_OFF : signo == SIGUSR1 ? RB_HALT_SYSTEM : RB_AUTOBOOT;
+	log_notice("signal %d: %s", signo,
+		   how == RB_POWER_OFF	   ? "powering off"
+		   : how == RB_HALT_SYSTEM ? "halting"
+					   : "rebooting");
+	sync();
+	reboot((int)how);
+	rescue_forever("reboot failed");
+}
+
+static void on_shutdown_signal(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	pid1_shutdown((int)si->ssi_signo);
+}
+
 /* ---- network ---- */
 
 static void start_dhcp(const char *ifname)
@@ -442,6 +459,8 @@ int pid1_serial_start(struct agent *a)
 	s->agent = a;
 	console_register(a->console, "sh", "", "a rescue shell on the serial line ('exit' returns)",
 			 cmd_sh, s);
+	(void)loop_add_signal(a->loop, SIGUSR1, on_shutdown_signal, NULL);
+	(void)loop_add_signal(a->loop, SIGUSR2, on_shutdown_signal, NULL);
 	int r = serial_watch(s);
 	if (r == 0)
 		serial_prompt();

@@ -23,6 +23,10 @@ int pid1_network(struct agent *a);
  * mirrors; registers `disks`, `raid` and approve-wipe. A failure leaves the node running. */
 int pid1_disks(struct agent *a);
 
+/* What init does on the signals busybox reboot/poweroff/halt send it: SIGTERM and SIGINT
+ * (also Ctrl-Alt-Del) reboot, SIGUSR2 powers off, SIGUSR1 halts; after a sync. */
+_Noreturn void pid1_shutdown(int signo);
+
 /* The serial console device PID 1 took ("/dev/ttyS0"): compartd.console=, else the last
  * console=, else ttyS0. */
 const char *pid1_console_device(void);

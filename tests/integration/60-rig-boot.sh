@@ -2,7 +2,8 @@
 # timeout: 150
 # One node boots the image as PID 1 under QEMU: stages in order, identity by MAC (no
 # compartd.node=), its network from cluster.conf (reaches the rig router and the storage
-# portals of both compartments), console commands and a rescue shell on the serial line.
+# portals of both compartments), console commands and a rescue shell on the serial line,
+# and `reboot` typed in that shell reboots the node.
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
 rig_require
@@ -44,4 +45,13 @@ rig_join
 rig_mark a1
 rig_send a1 status
 rig_wait_for a1 '^stage +ready' 20
+# busybox `reboot` in the rescue shell asks init (us) with SIGTERM: the node reboots
+# (QEMU runs with -no-reboot, so it ends).
+rig_mark a1
+rig_send a1 sh
+sleep 1
+rig_send a1 reboot
+rig_wait_for a1 'signal 15: rebooting' 30
+for i in $(seq 100); do kill -0 "${RIG_PID[a1]}" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "${RIG_PID[a1]}" 2>/dev/null; then echo "FAIL: still running after reboot"; exit 1; fi
 echo "PASS (ready in ${ready_s}s)"
