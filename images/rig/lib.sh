@@ -240,6 +240,28 @@ rig_node_start() {
 	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append})"
 }
 
+# rig_start_all [NODE...]: every node of the config (or those named), in parallel.
+rig_start_all() {
+	local n nodes=("$@")
+	[ ${#nodes[@]} -gt 0 ] || mapfile -t nodes < <(rig_nodes)
+	for n in "${nodes[@]}"; do rig_node_start "$n" || return 1; done
+}
+
+# rig_wait_all REGEX TIMEOUT [NODE...]: rig_wait_for on every started node (or those
+# named) within one shared deadline.
+rig_wait_all() {
+	local re=$1 timeout=$2 end n left
+	shift 2
+	local nodes=("$@")
+	[ ${#nodes[@]} -gt 0 ] || nodes=("${!RIG_PID[@]}")
+	end=$(($(date +%s) + timeout))
+	for n in "${nodes[@]}"; do
+		left=$((end - $(date +%s)))
+		[ $left -gt 0 ] || left=1
+		rig_wait_for "$n" "$re" "$left" >/dev/null || return 1
+	done
+}
+
 # rig_kill NODE: power cut (SIGKILL to QEMU); the disks stay as they are.
 rig_kill() {
 	local pid=${RIG_PID[$1]:-}
