@@ -1,5 +1,6 @@
 #include "agent.h"
 
+#include "console_cmds.h"
 #include "identity.h"
 #include "log.h"
 
@@ -119,9 +120,8 @@ static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud
 		;
 }
 
-static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+int agent_reload_config(struct agent *a, struct strbuf *why)
 {
-	struct agent *a = ud;
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
@@ -129,9 +129,14 @@ static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *u
 	if (r < 0) {
 		log_error("config reload refused, keeping version %" PRIu64 ":\n%s", a->cfg->version,
 			  err.buf ? err.buf : "");
+		if (why)
+			sb_printf(why, "%s", err.buf ? strstrip(err.buf) : "cannot load");
 	} else if (cfg_find_node(n, a->cfg->nodes[a->self].name) < 0) {
 		log_error("config reload refused: node %s is not in it", a->cfg->nodes[a->self].name);
+		if (why)
+			sb_printf(why, "node %s is not in it", a->cfg->nodes[a->self].name);
 		cfg_free(n);
+		r = -ENOENT;
 	} else {
 		a->self = cfg_find_node(n, a->cfg->nodes[a->self].name);
 		cfg_free(a->cfg);
@@ -139,12 +144,18 @@ static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *u
 		log_notice("configuration reloaded, version %" PRIu64, n->version);
 	}
 	sb_free(&err);
+	return r;
+}
+
+static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	agent_reload_config(ud, NULL);
 }
 
 static void usage_run(FILE *f)
 {
 	fprintf(f, "usage: compartd run [--foreground] --config FILE [--node NAME] "
-		   "[--state-dir DIR] [--cmdline FILE]\n");
+		   "[--state-dir DIR] [--cmdline FILE] [--console TTY]\n");
 }
 
 static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
@@ -153,12 +164,13 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 		{"foreground", no_argument, NULL, 'f'}, {"config", required_argument, NULL, 'c'},
 		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
 		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+		{"console", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0}};
 	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
 				 .state_dir = "/run/compartd"};
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "fc:n:s:k:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "fc:n:s:k:hC:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			o->foreground = true;
@@ -174,6 +186,9 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'k':
 			o->cmdline = optarg;
+			break;
+		case 'C':
+			o->console = optarg;
 			break;
 		case 'h':
 			usage_run(stdout);
@@ -241,7 +256,7 @@ static int agent_setup_loop(struct agent *a)
 	r = console_listen(a->console, a->sock_path);
 	if (r < 0)
 		return log_error_errno(r, "cannot listen on %s", a->sock_path);
-	return 0;
+	return console_cmds_setup(a);
 }
 
 int agent_run_main(int argc, char **argv)
@@ -269,6 +284,7 @@ int agent_run_main(int argc, char **argv)
 	event_emit(&ev);
 	r = loop_run(a.loop);
 out:
+	console_cmds_teardown(&a);
 	console_free(a.console);
 	loop_free(a.loop);
 	cfg_free(a.cfg);

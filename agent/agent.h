@@ -26,6 +26,7 @@ struct agent_opts {
 	const char *node;       /* explicit identity, or NULL */
 	const char *state_dir;  /* console socket and host-mode state */
 	const char *cmdline;    /* a kernel command line file to read, or NULL */
+	const char *console;    /* a serial console device (host mode: a pty), or NULL */
 	bool foreground;
 	bool pid1;
 };
@@ -61,10 +62,24 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	struct agent_hooks hooks;
 	/* Module state, added by each module as it lands. */
+	struct health *health;       /* health engine: modules health_register() here */
+	struct serial *serial;       /* the serial console, when one is open */
+	struct query_engine *query;  /* cluster queries */
+	struct health_checks *health_checks; /* the built-in checks' state */
 };
+
+struct health;
+struct serial;
+struct query_engine;
+struct health_checks;
 
 /* Emits event=boot stage=… and records the stage. */
 void agent_set_stage(struct agent *a, enum agent_stage s);
+
+/* Re-reads the configuration file (SIGHUP, and the health check of the configuration):
+ * 0 when the new one is in use, or a negative errno with the reasons in `why` (may be
+ * NULL) while the last good one stays. */
+int agent_reload_config(struct agent *a, struct strbuf *why);
 
 /* `compartd run …` */
 int agent_run_main(int argc, char **argv);

@@ -134,9 +134,11 @@ void health_set_detail(struct health *h, const char *kind, const char *id, const
 	va_end(ap);
 }
 
-static void comp_log(struct health_component *c, uint64_t now_us, const char *fmt, ...)
-	_printf_(3, 4);
-static void comp_log(struct health_component *c, uint64_t now_us, const char *fmt, ...)
+/* Into the component's own short log, and into the agent's log at `lvl`. */
+static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl, const char *fmt,
+		     ...) _printf_(4, 5);
+static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl, const char *fmt,
+		     ...)
 {
 	struct health_log_entry *e = &c->log[c->log_head];
 	e->mono_us = now_us;
@@ -147,7 +149,7 @@ static void comp_log(struct health_component *c, uint64_t now_us, const char *fm
 	c->log_head = (c->log_head + 1) % HEALTH_LOG_LINES;
 	if (c->log_used < HEALTH_LOG_LINES)
 		c->log_used++;
-	log_info("health: %s: %s", c->name, e->text);
+	log_msg(lvl, "health: %s: %s", c->name, e->text);
 }
 
 static void set_detail(struct health_component *c, const struct strbuf *sb)
@@ -201,7 +203,7 @@ static void summarize_recovered(struct health_component *c, uint64_t now_us)
 	c->state = HEALTH_STATE_OK;
 	c->pending = false;
 	c->recoveries++;
-	comp_log(c, now_us, "recovered after %s", health_action_to_str(c->last_action));
+	comp_log(c, now_us, LOG_LVL_NOTICE, "recovered after %s", health_action_to_str(c->last_action));
 	emit(c, "recovered", health_stage_to_str(c->failed_stage),
 	     health_action_to_str(c->last_action), NULL);
 }
@@ -258,7 +260,7 @@ static void climb(struct health *h, struct health_component *c, uint64_t now_us)
 		c->last_action = c->rung;
 		sb_reset(&msg);
 		int r = fn(c->ud, &msg);
-		comp_log(c, now_us, "%s %u/%u: %s%s%s", action_str[c->rung], c->tries, bound,
+		comp_log(c, now_us, LOG_LVL_NOTICE, "%s %u/%u: %s%s%s", action_str[c->rung], c->tries, bound,
 			 r < 0 ? "failed" : r == HEALTH_PENDING ? "started" : "done",
 			 msg.len ? ": " : "", msg.buf ? msg.buf : "");
 		if (r == HEALTH_PENDING) {
@@ -277,7 +279,7 @@ static void climb(struct health *h, struct health_component *c, uint64_t now_us)
 		c->failed_stage = st;
 	}
 	c->state = HEALTH_STATE_NEEDS_OPERATOR;
-	comp_log(c, now_us, "needs an operator: %s failed: %s", health_stage_to_str(c->failed_stage),
+	comp_log(c, now_us, LOG_LVL_ERR, "needs an operator: %s failed: %s", health_stage_to_str(c->failed_stage),
 		 c->detail);
 	emit(c, "needs-operator", health_stage_to_str(c->failed_stage),
 	     health_action_to_str(c->last_action), c->detail);
@@ -295,13 +297,13 @@ static void start_episode(struct health *h, struct health_component *c, enum hea
 	c->rung = HEALTH_ACTION_RESTART;
 	c->tries = 0;
 	c->pending = false;
-	comp_log(c, now_us, "failed at %s: %s", health_stage_to_str(st), c->detail);
+	comp_log(c, now_us, LOG_LVL_WARN, "failed at %s: %s", health_stage_to_str(st), c->detail);
 	if (c->ops->isolate) {
 		struct strbuf msg;
 		sb_init(&msg);
 		int r = c->ops->isolate(c->ud, &msg);
 		c->last_action = HEALTH_ACTION_ISOLATE;
-		comp_log(c, now_us, "isolate: %s%s%s", r < 0 ? "failed" : "done", msg.len ? ": " : "",
+		comp_log(c, now_us, LOG_LVL_NOTICE, "isolate: %s%s%s", r < 0 ? "failed" : "done", msg.len ? ": " : "",
 			 msg.buf ? msg.buf : "");
 		sb_free(&msg);
 	}
@@ -334,12 +336,14 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 			c->state = HEALTH_STATE_UNAVAILABLE;
 			snprintf(c->detail, sizeof(c->detail), "%s is unreachable",
 				 h->comps[c->parent].name);
-			comp_log(c, now_us, "unavailable: %s", c->detail);
+			comp_log(c, now_us, LOG_LVL_NOTICE, "unavailable: %s", c->detail);
 			emit(c, "unavailable", NULL, NULL, c->detail);
 		}
 		return;
 	}
 	enum health_stage st = HEALTH_STAGE_REACHABLE;
+	char before[HEALTH_DETAIL_MAX];
+	memcpy(before, c->detail, sizeof(before));
 	int r = run_stages(c, &st);
 	switch (c->state) {
 	case HEALTH_STATE_UNKNOWN:
@@ -347,7 +351,7 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 	case HEALTH_STATE_UNAVAILABLE:
 		if (r == 0) {
 			if (c->state != HEALTH_STATE_OK)
-				comp_log(c, now_us, "ok%s%s", c->detail[0] ? ": " : "", c->detail);
+				comp_log(c, now_us, LOG_LVL_DEBUG, "ok%s%s", c->detail[0] ? ": " : "", c->detail);
 			c->state = HEALTH_STATE_OK;
 		} else {
 			start_episode(h, c, st, now_us);
@@ -363,10 +367,13 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 		}
 		break;
 	case HEALTH_STATE_NEEDS_OPERATOR:
-		/* The ladder is exhausted: keep watching, quietly, until someone fixes it. */
+		/* The ladder is exhausted: keep watching, quietly, until someone fixes it. A
+		 * different failure (the operator changed something) is a new episode. */
 		if (r == 0) {
 			c->last_action = HEALTH_ACTION_NONE;
 			summarize_recovered(c, now_us);
+		} else if (st != c->failed_stage || strcmp(before, c->detail)) {
+			start_episode(h, c, st, now_us);
 		}
 		break;
 	case _HEALTH_STATE_MAX:

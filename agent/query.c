@@ -292,9 +292,9 @@ static int count_state(const struct query *q, enum query_tstate s)
 
 static void format_json(const struct cfg *c, const struct query *q, struct strbuf *o)
 {
-	sb_printf(o, "{\"query\":\"%s\",\"targets\":%d,\"answered\":%d,\"timeout_ms\":%" PRIu64
-		     ",\"compartments\":[",
-		  q->spec.what, q->n, q->n - count_state(q, QUERY_T_TIMEOUT) - count_state(q, QUERY_T_WAITING),
+	sb_printf(o, "{\"query\":\"%s\",\"targets\":%d,\"answered\":%d,\"errors\":%d,"
+		     "\"timeout_ms\":%" PRIu64 ",\"compartments\":[",
+		  q->spec.what, q->n, count_state(q, QUERY_T_ANSWERED), count_state(q, QUERY_T_FAILED),
 		  (uint64_t)((q->deadline_us - q->started_us) / USEC_PER_MSEC));
 	bool first_c = true;
 	for (int ci = 0; ci < c->n_compartments; ci++) {
@@ -361,8 +361,9 @@ void query_format(const struct cfg *c, const struct query *q, struct strbuf *out
 	int missing = count_state(q, QUERY_T_TIMEOUT) + count_state(q, QUERY_T_WAITING);
 	char tmo[32];
 	format_duration(q->deadline_us - q->started_us, tmo, sizeof(tmo));
-	sb_printf(out, "query %s: %d of %d nodes answered (timeout %s)\n", q->spec.what, q->n - missing,
-		  q->n, tmo);
+	sb_printf(out, "query %s: %d of %d nodes answered, %d with an error, %d silent (timeout %s)\n",
+		  q->spec.what, count_state(q, QUERY_T_ANSWERED) + count_state(q, QUERY_T_FAILED), q->n,
+		  count_state(q, QUERY_T_FAILED), missing, tmo);
 	for (int ci = 0; ci < c->n_compartments; ci++) {
 		bool any = false;
 		for (int i = 0; i < q->n; i++) {
