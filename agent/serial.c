@@ -224,7 +224,8 @@ static void run_line(struct serial *s)
 	int r = console_exec(s->console, line, true, on_answer, s, &pending);
 	if (r < 0) {
 		s->busy = false;
-		out(s, "error: out of memory\n", 21);
+		static const char oom[] = "error: out of memory\n";
+		out(s, oom, sizeof(oom) - 1);
 		show_prompt(s);
 	} else if (pending) {
 		s->pending = pending;
@@ -329,7 +330,8 @@ int serial_attach_fd(struct console *c, struct loop *l, int fd, const char *node
 		serial_free(s);
 		return -ENOMEM;
 	}
-	out(s, "\ncompartd console; 'help' lists the commands.\n", 47);
+	static const char banner[] = "\ncompartd console; 'help' lists the commands.\n";
+	out(s, banner, sizeof(banner) - 1);
 	show_prompt(s);
 	flush(s);
 	*ret = s;
