@@ -1,6 +1,7 @@
 #include "agent.h"
 
 #include "console_cmds.h"
+#include "health.h"
 #include "identity.h"
 #include "log.h"
 
@@ -54,8 +55,11 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_printf(o, ",\"zone\":\"%s\",\"pair\":", cfg_zone_to_str(co->zone));
 		sb_json_str(o, c->pairs[co->pair].name);
 		sb_printf(o, ",\"stage\":\"%s\",\"config_version\":%" PRIu64
-			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d}\n",
+			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d",
 			  agent_stage_to_str(a->stage), c->version, hash, up, (int)getpid());
+		if (a->health)
+			sb_printf(o, ",\"health\":\"%s\"", health_overall(a->health));
+		sb_puts(o, "}\n");
 		return 0;
 	}
 	sb_printf(&req->out,
@@ -63,6 +67,9 @@ static int cmd_status(struct console_req *req, void *ud)
 		  "config      version %" PRIu64 ", blake2b %.16s…\nuptime      %" PRIu64 "s\n",
 		  n->name, c->name, co->name, cfg_zone_to_str(co->zone), c->pairs[co->pair].name,
 		  agent_stage_to_str(a->stage), c->version, hash, up);
+	if (a->health)
+		sb_printf(&req->out, "health      %s ('health' shows the components)\n",
+			  health_overall(a->health));
 	return 0;
 }
 
@@ -101,6 +108,14 @@ static int cmd_log(struct console_req *req, void *ud)
 	if (req->json)
 		sb_puts(&req->out, "]}\n");
 	return 0;
+}
+
+void agent_register_commands(struct agent *a)
+{
+	console_register(a->console, "status", "", "this node: identity, stage, configuration, health",
+			 cmd_status, a);
+	console_register(a->console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
+			 a);
 }
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
@@ -248,10 +263,7 @@ static int agent_setup_loop(struct agent *a)
 	a->console = console_new(a->loop);
 	if (!a->console)
 		return -ENOMEM;
-	console_register(a->console, "status", "", "this node: identity, stage, configuration",
-			 cmd_status, a);
-	console_register(a->console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
-			 a);
+	agent_register_commands(a);
 	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
 	r = console_listen(a->console, a->sock_path);
 	if (r < 0)

@@ -81,5 +81,8 @@ void agent_set_stage(struct agent *a, enum agent_stage s);
  * NULL) while the last good one stays. */
 int agent_reload_config(struct agent *a, struct strbuf *why);
 
+/* Registers the agent's own console commands (status, log). */
+void agent_register_commands(struct agent *a);
+
 /* `compartd run …` */
 int agent_run_main(int argc, char **argv);

@@ -220,8 +220,9 @@ int console_cmds_setup(struct agent *a)
 		{"continue", "", "release the wait-operator profile", cmd_continue, a},
 		{"promote", "<infra|admin>", "make this node master (refused when unsafe)", cmd_promote, a},
 		{"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)", cmd_demote, a},
-		{"query", "<all|compartment X|node N> <what>", "ask other nodes: status|health|paths|raid",
-		 query_cmd, a->query},
+		{"query", "<scope> <what>",
+		 "ask nodes; scope: all|compartment X|node N, what: status|health|paths|raid", query_cmd,
+		 a->query},
 		{"shell", "", "rescue shell on the serial line (console paused)", serial_cmd_shell, NULL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {

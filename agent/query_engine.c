@@ -107,7 +107,9 @@ static void send_all(struct query_engine *e, struct query *q)
 		if (r < 0) {
 			/* Not sent: recorded as an error answer naming why. */
 			char msg[96];
-			int m = snprintf(msg, sizeof(msg), "cannot send the query: %s\n", strerror(-r));
+			int m = snprintf(msg, sizeof(msg), "cannot send the query: %s\n",
+					 r == -ENOTCONN ? "the handshake protocol is not running"
+							: strerror(-r));
 			struct query_reply_hdr h = {.id = q->id, .ok = false, .total = 1};
 			query_add_reply(q, t->node, &h, msg, (size_t)m);
 		} else {
