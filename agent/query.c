@@ -105,7 +105,7 @@ int query_encode_request(uint32_t id, const char *what, bool json, char *buf, si
 	return r < 0 || (size_t)r >= n ? -ENOBUFS : r;
 }
 
-/* Reads a decimal number up to `max` followed by `end`; advances *p. */
+/* Reads a canonical decimal number up to `max` followed by `end`; advances *p. */
 static int take_num(const char **p, const char *lim, uint64_t max, char end, uint64_t *ret)
 {
 	const char *s = *p;
@@ -116,8 +116,8 @@ static int take_num(const char **p, const char *lim, uint64_t max, char end, uin
 		if (v > max || digits > 10)
 			return -EBADMSG;
 	}
-	if (!digits || s >= lim || *s != end)
-		return -EBADMSG;
+	if (!digits || s >= lim || *s != end || (digits > 1 && **p == '0'))
+		return -EBADMSG; /* one spelling per number: no leading zeros */
 	*p = s + 1;
 	*ret = v;
 	return 0;

@@ -121,7 +121,7 @@ static void test_payloads(void **state)
 	static const char *const bad_requests[] = {
 		"", "Q1", "Q1 ", "Q2 1 0 status", "Q1 1 2 status", "Q1 4294967296 0 status",
 		"Q1 1 0 ", "Q1 1 0 Status", "Q1 1 0 status\n", "Q1 -1 0 status", "Q1 1 0 averyveryverylongword",
-		"Q1 00000000000001 0 status",
+		"Q1 00000000000001 0 status", "Q1 02 1 status",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_requests); i++)
 		assert_int_equal(query_parse_request(bad_requests[i], strlen(bad_requests[i]), &id, what, &json),
