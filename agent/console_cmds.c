@@ -249,6 +249,7 @@ int console_cmds_setup(struct agent *a)
 void console_cmds_teardown(struct agent *a)
 {
 	a->serial = serial_free(a->serial);
+	console_cmds_detach_hs(a);
 	a->query = query_engine_free(a->query);
 	health_checks_unregister(a);
 	a->health = health_free(a->health);

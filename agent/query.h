@@ -99,6 +99,8 @@ struct query_engine *query_engine_new(struct loop *l, struct cfg *const *cfg, co
 				      const struct query_transport *tr, query_local_fn local,
 				      void *local_ud);
 struct query_engine *query_engine_free(struct query_engine *e);
+/* Replaces the transport (the handshake module starts after the console). */
+void query_engine_set_transport(struct query_engine *e, const struct query_transport *tr);
 /* The transport hands over every QUERY / QUERY_REPLY payload from `node`. */
 void query_engine_on_message(struct query_engine *e, int node, enum query_msg type,
 			     const void *buf, size_t len);

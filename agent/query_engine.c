@@ -70,6 +70,11 @@ struct query_engine *query_engine_free(struct query_engine *e)
 	return NULL;
 }
 
+void query_engine_set_transport(struct query_engine *e, const struct query_transport *tr)
+{
+	e->tr = *tr;
+}
+
 void query_engine_stats(const struct query_engine *e, struct query_stats *ret)
 {
 	*ret = e->stats;
