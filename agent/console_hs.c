@@ -16,6 +16,7 @@
 struct peer_check {
 	struct agent *a;
 	int node;
+	uint64_t since_us; /* when the watch started */
 };
 
 static int hs_transport_send(void *ud, int node, enum query_msg type, const void *buf, size_t len)
@@ -44,6 +45,12 @@ static int peer_reachable(void *ud, struct strbuf *d)
 	if (hs_peer_contacted(hs, p->node))
 		return 0;
 	uint64_t last = hs_peer_last_heard(hs, p->node);
+	const struct cfg_timeouts *t = &p->a->cfg->timeouts;
+	if (!last && now_usec() - p->since_us < t->handshake_window + t->handshake_timeout) {
+		/* Booting: not an alarm before the handshake window had its chance. */
+		sb_puts(d, "waiting for a first answer");
+		return 0;
+	}
 	if (last)
 		sb_printf(d, "not contacted; last heard %" PRIu64 " s ago",
 			  (uint64_t)((now_usec() - last) / USEC_PER_SEC));
@@ -93,7 +100,7 @@ int console_cmds_attach_hs(struct agent *a)
 		struct peer_check *p = calloc(1, sizeof(*p));
 		if (!p)
 			return -ENOMEM;
-		*p = (struct peer_check){a, i};
+		*p = (struct peer_check){a, i, now_usec()};
 		r = health_register(a->health, &peer_ops, p, "peer", a->cfg->nodes[i].name, NULL);
 		if (r < 0) {
 			free(p);
