@@ -233,16 +233,10 @@ int console_cmds_setup(struct agent *a)
 	r = health_checks_register(a, NULL);
 	if (r < 0)
 		return r;
-	if (a->opts.console) /* asked for explicitly: failing to open it is fatal */
+	/* Host mode: --console DEV. As PID 1, pid1.c opens the console= device with
+	 * console_open_serial() once it has set up /dev. */
+	if (a->opts.console)
 		return console_open_serial(a, a->opts.console);
-	if (a->opts.pid1) {
-		/* compartd.console=, else the kernel's console=, else ttyS0 (SPEC §9). */
-		const char *dev = a->kcmd.has_console         ? a->kcmd.console
-				  : a->kcmd.kernel_console[0] ? a->kcmd.kernel_console
-							      : "ttyS0";
-		if (console_open_serial(a, dev) < 0)
-			log_warn("no serial console on %s; the socket console still works", dev);
-	}
 	return 0;
 }
 

@@ -14,8 +14,9 @@ void console_cmds_teardown(struct agent *a);
 /* Runs one console command locally and captures its answer (a->hooks.query_local). */
 int console_query_local(struct agent *a, const char *what, bool json, struct strbuf *out);
 
-/* Opens the serial console on `dev` (PID 1: the console=/compartd.console= device,
- * "ttyS0" or "/dev/ttyS0"). */
+/* Opens the serial console on `dev` ("ttyS0" or "/dev/ttyS0"): PID 1 calls it with the
+ * compartd.console= / console= device (default ttyS0). Line editing, live event lines and
+ * the `shell` command come with it. -EALREADY when one is open. */
 int console_open_serial(struct agent *a, const char *dev);
 
 /* Once a->hs runs: cluster queries travel as QUERY / QUERY_REPLY, and each peer link
