@@ -110,6 +110,8 @@ enum serial_ed_result serial_edit_feed(struct serial_edit *ed, unsigned char ch,
 /* ---- the driver ---- */
 
 struct serial {
+	char path[96]; /* the device, when we opened it (reopened after a hang-up) */
+	bool saved_valid;
 	struct console *console;
 	struct loop *loop;
 	int fd;
@@ -131,6 +133,7 @@ struct serial {
 };
 
 static void flush(struct serial *s);
+static int reopen(struct serial *s);
 
 static void on_writable(struct serial *s)
 {
@@ -244,9 +247,12 @@ static void on_input(struct watch *w, int fd, uint32_t revents, void *ud)
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		/* Hang-up (a pty whose other side closed): stop reading, stay quiet. */
-		if (revents & (EPOLLHUP | EPOLLERR))
-			watch_set_events(w, 0);
+		/* Hang-up: open the device again once; else (a pty whose other side closed)
+		 * stop reading and stay quiet. */
+		if ((revents & (EPOLLHUP | EPOLLERR)) || n == 0 || errno == EIO) {
+			if (reopen(s) < 0)
+				watch_set_events(w, 0);
+		}
 		return;
 	}
 	struct strbuf echo;
@@ -287,12 +293,17 @@ static void on_input(struct watch *w, int fd, uint32_t revents, void *ud)
 	flush(s);
 }
 
+/* Raw 115200 8N1; the first call keeps the line's own settings for the shell and exit. */
 static int set_raw(struct serial *s)
 {
-	if (tcgetattr(s->fd, &s->saved) < 0)
+	struct termios t;
+	if (tcgetattr(s->fd, &t) < 0)
 		return 0; /* not a terminal: nothing to set */
 	s->is_tty = true;
-	struct termios t = s->saved;
+	if (!s->saved_valid) {
+		s->saved = t;
+		s->saved_valid = true;
+	}
 	t.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
 	t.c_oflag &= ~OPOST; /* we translate \n to \r\n ourselves */
 	t.c_lflag &= ~(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
@@ -304,6 +315,26 @@ static int set_raw(struct serial *s)
 	cfsetospeed(&t, B115200);
 	if (tcsetattr(s->fd, TCSANOW, &t) < 0)
 		return log_warn_errno(-errno, "serial: cannot set the terminal mode, ignoring");
+	return 0;
+}
+
+/* A serial line is hung up when a session that had it as controlling tty ends (the rescue
+ * shell): open the device again. */
+static int reopen(struct serial *s)
+{
+	if (!s->path[0])
+		return -ENOENT;
+	int fd = open(s->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return log_warn_errno(-errno, "serial: cannot reopen %s", s->path);
+	if (watch_set_fd(s->watch, fd, EPOLLIN) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	close(s->fd);
+	s->fd = fd;
+	s->out_blocked = false;
+	set_raw(s);
 	return 0;
 }
 
@@ -347,6 +378,7 @@ int serial_open(struct console *c, struct loop *l, const char *path, const char 
 	int r = serial_attach_fd(c, l, fd, node, ret);
 	if (r < 0)
 		return log_error_errno(r, "serial: cannot serve the console on %s", path);
+	snprintf((*ret)->path, sizeof((*ret)->path), "%s", path);
 	log_info("serial console on %s", path);
 	return 0;
 }
@@ -379,7 +411,7 @@ struct serial *serial_free(struct serial *s)
 	if (s->log_sub >= 0)
 		log_unsubscribe(s->log_sub);
 	watch_remove(s->watch);
-	if (s->is_tty)
+	if (s->is_tty && s->saved_valid)
 		tcsetattr(s->fd, TCSANOW, &s->saved);
 	close(s->fd);
 	sb_free(&s->outq);
@@ -396,7 +428,8 @@ static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
 	if (waitpid(s->shell_pid, &status, WNOHANG) == 0)
 		return;
 	shell_cleanup(s);
-	set_raw(s);
+	if (reopen(s) < 0)
+		set_raw(s);
 	serial_edit_reset(&s->ed);
 	struct console_req *req = TAKE_PTR(s->shell_req);
 	if (WIFEXITED(status))
@@ -440,7 +473,7 @@ int serial_cmd_shell(struct console_req *req, void *ud)
 		return -ENOENT;
 	}
 	struct termios cooked = s->saved;
-	if (!s->is_tty)
+	if (!s->saved_valid)
 		memset(&cooked, 0, sizeof(cooked));
 	flush(s);
 	pid_t pid = fork();
