@@ -32,6 +32,9 @@ struct agent_opts {
 };
 
 struct agent;
+struct hs;
+struct decision;
+struct disk_module;
 
 /* Calls across modules go through these; the module that owns the behaviour fills its
  * pointer when it starts, the console calls it. NULL means "not available on this node"
@@ -62,6 +65,9 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	struct agent_hooks hooks;
 	/* Module state, added by each module as it lands. */
+	struct hs *hs;             /* handshake (hs.h) */
+	struct decision *decision; /* boot decision (decision.h) */
+	struct disk_module *disks; /* partitions/bootstrap.h */
 	struct health *health;       /* health engine: modules health_register() here */
 	struct serial *serial;       /* the serial console, when one is open */
 	struct query_engine *query;  /* cluster queries */
@@ -73,13 +79,14 @@ struct serial;
 struct query_engine;
 struct health_checks;
 
+/* Re-reads the configuration file. A file with errors, or one that changes the set of
+ * pairs, compartments, nodes, storage or handshake addresses (which running modules index),
+ * is refused and the running config stays; otherwise values are replaced in place. */
+int agent_reload_config(struct agent *a, struct strbuf *msg);
+
 /* Emits event=boot stage=… and records the stage. */
 void agent_set_stage(struct agent *a, enum agent_stage s);
 
-/* Re-reads the configuration file (SIGHUP, and the health check of the configuration):
- * 0 when the new one is in use, or a negative errno with the reasons in `why` (may be
- * NULL) while the last good one stays. */
-int agent_reload_config(struct agent *a, struct strbuf *why);
 
 /* Registers the agent's own console commands (status, log). */
 void agent_register_commands(struct agent *a);

@@ -89,8 +89,10 @@ static int config_reload(void *ud, struct strbuf *msg)
 {
 	struct health_checks *hc = ud;
 	int r = agent_reload_config(hc->a, msg);
-	if (r >= 0)
-		sb_printf(msg, "version %" PRIu64 " in use", hc->a->cfg->version);
+	/* One line for the component's log: the parser's errors come one per line. */
+	for (size_t i = 0; msg->buf && i < msg->len; i++)
+		if (msg->buf[i] == '\n')
+			msg->buf[i] = i + 1 < msg->len ? ' ' : '\0';
 	return r;
 }
 

@@ -14,13 +14,13 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+fail() { echo "FAIL: $*"; [ -f "$tmp/agent.log" ] && tail -n 20 "$tmp/agent.log"; exit 1; }
 
 cp images/rig/cluster.conf "$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
 # Host mode: handshake on loopback, our own key file.
 cat > "$tmp/cmdline" <<EOC
-compartd.cluster.key_file=$tmp/cluster.key
+compartd.cluster.key_file=$tmp/cluster.key compartd.cluster.rules=$top/rules/boot.rules
 compartd.node.a1.handshake=127.0.1.11:17460 compartd.node.a2.handshake=127.0.1.12:17460
 compartd.node.b1.handshake=127.0.1.21:17460 compartd.node.b2.handshake=127.0.1.22:17460
 compartd.node.a1.external=127.0.1.11:17461 compartd.node.a2.external=127.0.1.12:17461
@@ -61,7 +61,7 @@ ctl status | grep -q "compartment a (mz, pair p1)" || fail "status: no compartme
 [ "$(ctl status --json | jq -r .config_version)" = 1 ] || fail "status --json version"
 ctl help | grep -q "^  status" || fail "help lists status"
 ctl help --json | jq -e '.commands | map(.name) | index("log")' >/dev/null || fail "help --json"
-ctl log 5 | grep -q "this is node a1" || fail "log shows the identity line"
+ctl log 100 | grep -q "this is node a1" || fail "log shows the identity line"
 [ "$(ctl log 3 --json | jq '.lines | length')" = 3 ] || fail "log --json length"
 
 # Errors: exit 1, a sentence naming the problem.
@@ -94,7 +94,15 @@ kill -HUP "$pid"
 for _ in $(seq 50); do [ "$(ctl status --json | jq -r .config_version)" = 2 ] && break; sleep 0.1; done
 [ "$(ctl status --json | jq -r .config_version)" = 2 ] || fail "good reload not taken"
 
-# 5. SIGTERM: clean exit 0, socket removed.
+# ... and one that changes the set of nodes: refused until a restart.
+{ sed 's/^version = 1$/version = 3/' "$tmp/good.conf"; printf '[node b3]\ncompartment = b\nhandshake = 127.0.1.23:17460\n'; } > "$tmp/cluster.conf"
+kill -HUP "$pid"
+for _ in $(seq 50); do grep -q "set of nodes changed" "$tmp/agent.log" && break; sleep 0.1; done
+grep -q "the set of nodes changed; restart the agent to apply it" "$tmp/agent.log" || fail "topology change not refused"
+ctl status >/dev/null || fail "agent gone after a refused topology change"
+
+# 5. SIGTERM: clean exit 0, socket removed (after the handshake window has passed).
+for _ in $(seq 100); do grep -q "event=boot stage=ready node=a1" "$tmp/agent.log" && break; sleep 0.1; done
 kill -TERM "$pid"
 wait "$pid"; rc=$?; pid=
 [ $rc -eq 0 ] || fail "exit status $rc on SIGTERM"

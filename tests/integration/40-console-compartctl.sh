@@ -31,6 +31,8 @@ cat > "$tmp/cmdline" <<EOC
 compartd.cluster.key_file=$tmp/cluster.key compartd.timeouts.health_interval=500ms
 compartd.node.a1.handshake=127.0.1.11:17470 compartd.node.a2.handshake=127.0.1.12:17470
 compartd.node.b1.handshake=127.0.1.21:17470 compartd.node.b2.handshake=127.0.1.22:17470
+compartd.node.a1.external=127.0.1.11:17471 compartd.node.a2.external=127.0.1.12:17471
+compartd.node.b1.external=127.0.1.21:17471 compartd.node.b2.external=127.0.1.22:17471
 EOC
 sock=$tmp/s/console.sock
 ctl() { "$BUILD/compartctl" --socket "$sock" "$@"; }
