@@ -1,6 +1,7 @@
 #include "console_cmds.h"
 
 #include "health.h"
+#include "health_disks.h"
 #include "log.h"
 #include "query.h"
 #include "serial.h"
@@ -240,8 +241,17 @@ int console_cmds_setup(struct agent *a)
 	return 0;
 }
 
+int console_cmds_attach_disks(struct agent *a)
+{
+	if (!a->health || !a->disks)
+		return -EINVAL;
+	return health_disks_register(a->health, a->disks);
+}
+
 void console_cmds_teardown(struct agent *a)
 {
+	if (a->health)
+		health_disks_unregister(a->health);
 	a->serial = serial_free(a->serial);
 	console_cmds_detach_hs(a);
 	a->query = query_engine_free(a->query);
