@@ -3,6 +3,7 @@
 #include "bootstrap.h"
 #include "log.h"
 
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -110,6 +111,92 @@ static const struct health_component_ops disk_ops = {
 	.rebuild_tries = 1,
 };
 
+/* ---- the state journal: reported, repaired by the next write of the disks stage ---- */
+
+static int journal_reachable(void *ud, struct strbuf *d)
+{
+	struct disk_watch *w = ud;
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	if (!r || !r->n_jdevs) {
+		sb_puts(d, "no cmpt-state area on any disk");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Reads every slot of every device: *ret_valid valid slots, the first problem in d. */
+static int journal_scan(struct disk_watch *w, struct strbuf *d, int *ret_valid)
+{
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	_cleanup_free_ struct journal_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	int valid = 0, bad = 0;
+	uint64_t newest = 0;
+	for (int i = 0; i < r->n_jdevs; i++) {
+		struct journal_slot_info info[2];
+		journal_read_dev(&r->jdevs[i], info, st);
+		for (int k = 0; k < 2; k++) {
+			if (info[k].status == 0) {
+				valid++;
+				newest = info[k].seq > newest ? info[k].seq : newest;
+			} else if (info[k].status != -ENODATA && !bad++) {
+				sb_printf(d, "slot %d of %s %s", k, r->jdevs[i].path,
+					  info[k].status == -EBADMSG ? "is corrupt" : strerror(-info[k].status));
+			}
+		}
+	}
+	if (!bad)
+		sb_printf(d, "%d devices, newest seq %" PRIu64, r->n_jdevs, newest);
+	else
+		sb_printf(d, "; seq %" PRIu64 " serves", newest);
+	*ret_valid = valid;
+	return bad ? -EBADMSG : 0;
+}
+
+static int journal_parses(void *ud, struct strbuf *d)
+{
+	int valid = 0;
+	struct strbuf tmp;
+	sb_init(&tmp);
+	int r = journal_scan(ud, &tmp, &valid);
+	sb_free(&tmp);
+	if (r == -ENOMEM)
+		return r;
+	if (!valid) {
+		sb_puts(d, "no valid slot on any device");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int journal_integrity(void *ud, struct strbuf *d)
+{
+	int valid;
+	return journal_scan(ud, d, &valid);
+}
+
+static const struct health_component_ops journal_ops = {
+	.check_reachable = journal_reachable,
+	.check_parses = journal_parses,
+	.check_integrity = journal_integrity,
+};
+
+static int watch_journal(struct health *h, struct disk_module *m)
+{
+	const struct disk_bootstrap_result *res = disk_module_result(m);
+	if (!res || !res->n_jdevs || health_find(h, "journal", "state"))
+		return 0;
+	struct disk_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->m = m;
+	int r = health_register(h, &journal_ops, w, "journal", "state", NULL);
+	if (r < 0)
+		free(w);
+	return r < 0 ? r : 1;
+}
+
 int health_disks_register(struct health *h, struct disk_module *m)
 {
 	const struct disk_bootstrap_result *res = disk_module_result(m);
@@ -132,6 +219,8 @@ int health_disks_register(struct health *h, struct disk_module *m)
 		}
 		n++;
 	}
+	if (watch_journal(h, m) < 0)
+		log_warn("health: cannot watch the state journal, ignoring");
 	return n;
 }
 
@@ -139,7 +228,7 @@ void health_disks_unregister(struct health *h)
 {
 	for (int i = 0; i < h->n; i++) {
 		struct health_component *c = &h->comps[i];
-		if (c->ops != &disk_ops)
+		if (c->ops != &disk_ops && c->ops != &journal_ops)
 			continue;
 		free(c->ud);
 		health_unregister(h, c->kind, c->id);

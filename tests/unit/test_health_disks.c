@@ -93,16 +93,48 @@ static void test_disk_check(void **state)
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 	assert_string_equal(c->detail, "layout ok (5 partitions)");
 
+	/* The state journal: one slot corrupted → reported, the other slot serves. */
+	struct health_component *j = health_find(h, "journal", "state");
+	assert_non_null(j);
+	assert_int_equal(j->state, HEALTH_STATE_OK);
+	printf("%s: %s\n", j->name, j->detail);
+	const struct disk_bootstrap_result *res = disk_module_result(m);
+	struct journal_slot_info info[2];
+	struct journal_state *js = calloc(1, sizeof(*js));
+	assert_int_equal(journal_read_dev(&res->jdevs[0], info, js), 0);
+	/* A second write, so both slots hold a record; then the older one is damaged. */
+	assert_int_equal(journal_store(res->jdevs, res->n_jdevs, js), 0);
+	assert_int_equal(journal_read_dev(&res->jdevs[0], info, js), 0);
+	assert_int_equal(info[0].status, 0);
+	assert_int_equal(info[1].status, 0);
+	int older = info[0].seq < info[1].seq ? 0 : 1;
+	zero_range(img, res->jdevs[0].offset + (uint64_t)older * JOURNAL_SLOT_SIZE + 100, 64);
+	sb_reset(&events);
+	health_run_due(h, now += 2 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf, "component=journal:state state=failed stage=integrity"));
+	assert_non_null(strstr(events.buf, "component=journal:state state=needs-operator stage=integrity"));
+	assert_non_null(strstr(j->detail, "is corrupt; seq "));
+	/* Both damaged: nothing parses. */
+	zero_range(img, res->jdevs[0].offset + (uint64_t)(1 - older) * JOURNAL_SLOT_SIZE + 100, 64);
+	sb_reset(&events);
+	health_run_due(h, now += 2 * USEC_PER_SEC);
+	assert_non_null(strstr(events.buf, "component=journal:state state=failed stage=parses action=none "
+					   "reason=\"no valid slot on any device\""));
+	free(js);
+
 	/* A replaced disk: blank. The stage lays it out again. */
 	zero_range(img, 0, MiB);
 	zero_range(img, IMG_SIZE - MiB, MiB);
 	sb_reset(&events);
 	health_run_due(h, now += 2 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_string_equal(events.buf,
-			    "event=health component=disk:disk0.img state=failed stage=parses action=none "
-			    "reason=\"blank: no partition table (a replaced disk?)\"\n"
-			    "event=health component=disk:disk0.img state=recovered stage=parses action=rebuild\n");
+	assert_non_null(strstr(events.buf, "event=health component=disk:disk0.img state=failed stage=parses "
+					   "action=none reason=\"blank: no partition table (a replaced disk?)\"\n"
+					   "event=health component=disk:disk0.img state=recovered stage=parses "
+					   "action=rebuild\n"));
+	/* The stage wrote its journal on the new layout: that is back too. */
+	assert_non_null(strstr(events.buf, "event=health component=journal:state state=recovered"));
 	assert_string_equal(c->detail, "layout ok (5 partitions)");
 
 	/* Someone's file system over it: left alone, byte for byte; an operator decides. */
