@@ -61,7 +61,8 @@ static int cmd_approve_wipe(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
 	if (req->argc != 2) {
-		console_req_error(req, "usage: approve-wipe <disk>  (path, serial or WWN, as `disks` shows)");
+		console_req_error(
+		    req, "usage: approve-wipe <disk>  (path, serial or WWN, as `disks` shows)");
 		return -EINVAL;
 	}
 	if (!a->hooks.approve_wipe)
@@ -97,7 +98,7 @@ static int role_cmd(struct console_req *req, struct agent *a, bool promote)
 {
 	const char *what = promote ? "promote" : "demote";
 	int (*hook)(struct agent *, enum cfg_kind, struct strbuf *) =
-		promote ? a->hooks.promote : a->hooks.demote;
+	    promote ? a->hooks.promote : a->hooks.demote;
 	enum cfg_kind kind;
 	if (req->argc == 2 && !strcmp(req->argv[1], "infra"))
 		kind = CFG_KIND_INFRA;
@@ -112,7 +113,8 @@ static int role_cmd(struct console_req *req, struct agent *a, bool promote)
 	struct strbuf msg;
 	sb_init(&msg);
 	int r = hook(a, kind, &msg);
-	log_notice("console: %s %s: %s", what, cfg_kind_to_str(kind), r < 0 ? "refused" : "accepted");
+	log_notice("console: %s %s: %s", what, cfg_kind_to_str(kind),
+		   r < 0 ? "refused" : "accepted");
 	r = hook_answer(req, what, r, &msg);
 	sb_free(&msg);
 	return r;
@@ -216,18 +218,23 @@ int console_cmds_setup(struct agent *a)
 		console_cmd_fn fn;
 		void *ud;
 	} cmds[] = {
-		{"health", "", "components, their state, last check and what was done", cmd_health, a},
-		{"approve-wipe", "<disk>", "authorize wiping one foreign disk (once)", cmd_approve_wipe, a},
-		{"continue", "", "release the wait-operator profile", cmd_continue, a},
-		{"promote", "<infra|admin>", "make this node master (refused when unsafe)", cmd_promote, a},
-		{"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)", cmd_demote, a},
-		{"query", "<scope> <what>",
-		 "ask nodes; scope: all|compartment X|node N, what: status|health|paths|raid", query_cmd,
-		 a->query},
-		{"shell", "", "rescue shell on the serial line (console paused)", serial_cmd_shell, NULL},
+	    {"health", "", "components, their state, last check and what was done", cmd_health, a},
+	    {"approve-wipe", "<disk>", "authorize wiping one foreign disk (once)", cmd_approve_wipe,
+	     a},
+	    {"continue", "", "release the wait-operator profile", cmd_continue, a},
+	    {"promote", "<infra|admin>", "make this node master (refused when unsafe)", cmd_promote,
+	     a},
+	    {"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)",
+	     cmd_demote, a},
+	    {"query", "<scope> <what>",
+	     "ask nodes; scope: all|compartment X|node N, what: status|health|paths|raid",
+	     query_cmd, a->query},
+	    {"shell", "", "rescue shell on the serial line (console paused)", serial_cmd_shell,
+	     NULL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
-		r = console_register(c, cmds[i].name, cmds[i].args, cmds[i].help, cmds[i].fn, cmds[i].ud);
+		r = console_register(c, cmds[i].name, cmds[i].args, cmds[i].help, cmds[i].fn,
+				     cmds[i].ud);
 		if (r < 0)
 			return log_error_errno(r, "console: cannot register %s", cmds[i].name);
 	}

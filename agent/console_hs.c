@@ -24,7 +24,8 @@ static int hs_transport_send(void *ud, int node, enum query_msg type, const void
 	struct agent *a = ud;
 	if (!a->hs)
 		return -ENOTCONN;
-	return hs_send(a->hs, node, type == QUERY_MSG_QUERY ? HS_MSG_QUERY : HS_MSG_QUERY_REPLY, buf, len);
+	return hs_send(a->hs, node, type == QUERY_MSG_QUERY ? HS_MSG_QUERY : HS_MSG_QUERY_REPLY,
+		       buf, len);
 }
 
 static void on_hs_msg(const struct hs_msg *m, int from, void *ud)
@@ -32,7 +33,8 @@ static void on_hs_msg(const struct hs_msg *m, int from, void *ud)
 	struct agent *a = ud;
 	if (!a->query)
 		return;
-	query_engine_on_message(a->query, from, m->type == HS_MSG_QUERY ? QUERY_MSG_QUERY : QUERY_MSG_REPLY,
+	query_engine_on_message(a->query, from,
+				m->type == HS_MSG_QUERY ? QUERY_MSG_QUERY : QUERY_MSG_REPLY,
 				m->blob.data, m->blob.len);
 }
 
@@ -80,15 +82,16 @@ static int peer_integrity(void *ud, struct strbuf *d)
 /* No remedy of our own: the handshake keeps probing; a lost peer is an operator's matter
  * and recovers by itself when it answers again. */
 static const struct health_component_ops peer_ops = {
-	.check_reachable = peer_reachable,
-	.check_integrity = peer_integrity,
+    .check_reachable = peer_reachable,
+    .check_integrity = peer_integrity,
 };
 
 int console_cmds_attach_hs(struct agent *a)
 {
 	if (!a->hs || !a->query)
 		return -EINVAL;
-	struct query_transport tr = {.send = hs_transport_send, .max_payload = HS_BLOB_MAX, .ud = a};
+	struct query_transport tr = {
+	    .send = hs_transport_send, .max_payload = HS_BLOB_MAX, .ud = a};
 	query_engine_set_transport(a->query, &tr);
 	int r;
 	if ((r = hs_subscribe(a->hs, HS_MSG_QUERY, on_hs_msg, a)) < 0 ||
@@ -104,7 +107,8 @@ int console_cmds_attach_hs(struct agent *a)
 		r = health_register(a->health, &peer_ops, p, "peer", a->cfg->nodes[i].name, NULL);
 		if (r < 0) {
 			free(p);
-			log_warn_errno(r, "health: cannot watch peer %s, ignoring", a->cfg->nodes[i].name);
+			log_warn_errno(r, "health: cannot watch peer %s, ignoring",
+				       a->cfg->nodes[i].name);
 		}
 	}
 	return 0;

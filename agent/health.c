@@ -6,21 +6,19 @@
 #include <string.h>
 
 static const char *const state_str[_HEALTH_STATE_MAX] = {
-	[HEALTH_STATE_UNKNOWN] = "unknown",
-	[HEALTH_STATE_OK] = "ok",
-	[HEALTH_STATE_FAILED] = "failed",
-	[HEALTH_STATE_NEEDS_OPERATOR] = "needs-operator",
-	[HEALTH_STATE_UNAVAILABLE] = "unavailable",
+    [HEALTH_STATE_UNKNOWN] = "unknown",		[HEALTH_STATE_OK] = "ok",
+    [HEALTH_STATE_FAILED] = "failed",		[HEALTH_STATE_NEEDS_OPERATOR] = "needs-operator",
+    [HEALTH_STATE_UNAVAILABLE] = "unavailable",
 };
 static const char *const stage_str[_HEALTH_STAGE_MAX] = {
-	[HEALTH_STAGE_REACHABLE] = "reachable",
-	[HEALTH_STAGE_PARSES] = "parses",
-	[HEALTH_STAGE_INTEGRITY] = "integrity",
+    [HEALTH_STAGE_REACHABLE] = "reachable",
+    [HEALTH_STAGE_PARSES] = "parses",
+    [HEALTH_STAGE_INTEGRITY] = "integrity",
 };
 static const char *const action_str[_HEALTH_ACTION_MAX] = {
-	[HEALTH_ACTION_NONE] = "none",       [HEALTH_ACTION_ISOLATE] = "isolate",
-	[HEALTH_ACTION_RESTART] = "restart", [HEALTH_ACTION_RELOAD] = "reload",
-	[HEALTH_ACTION_REBUILD] = "rebuild",
+    [HEALTH_ACTION_NONE] = "none",	 [HEALTH_ACTION_ISOLATE] = "isolate",
+    [HEALTH_ACTION_RESTART] = "restart", [HEALTH_ACTION_RELOAD] = "reload",
+    [HEALTH_ACTION_REBUILD] = "rebuild",
 };
 
 const char *health_state_to_str(enum health_state s)
@@ -83,8 +81,8 @@ struct health_component *health_find(struct health *h, const char *kind, const c
 int health_register(struct health *h, const struct health_component_ops *ops, void *ud,
 		    const char *kind, const char *id, const char *parent)
 {
-	if (!ops || !kind || !id || !kind[0] || !id[0] || strlen(kind) >= sizeof(h->comps[0].kind) ||
-	    strlen(id) >= HEALTH_NAME_MAX)
+	if (!ops || !kind || !id || !kind[0] || !id[0] ||
+	    strlen(kind) >= sizeof(h->comps[0].kind) || strlen(id) >= HEALTH_NAME_MAX)
 		return -EINVAL;
 	if (health_find(h, kind, id))
 		return -EEXIST;
@@ -135,10 +133,10 @@ void health_set_detail(struct health *h, const char *kind, const char *id, const
 }
 
 /* Into the component's own short log, and into the agent's log at `lvl`. */
-static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl, const char *fmt,
-		     ...) _printf_(4, 5);
-static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl, const char *fmt,
-		     ...)
+static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl,
+		     const char *fmt, ...) _printf_(4, 5);
+static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl,
+		     const char *fmt, ...)
 {
 	struct health_log_entry *e = &c->log[c->log_head];
 	e->mono_us = now_us;
@@ -161,9 +159,9 @@ static void set_detail(struct health_component *c, const struct strbuf *sb)
 static int run_stages(struct health_component *c, enum health_stage *ret_stage)
 {
 	int (*const fns[_HEALTH_STAGE_MAX])(void *, struct strbuf *) = {
-		[HEALTH_STAGE_REACHABLE] = c->ops->check_reachable,
-		[HEALTH_STAGE_PARSES] = c->ops->check_parses,
-		[HEALTH_STAGE_INTEGRITY] = c->ops->check_integrity,
+	    [HEALTH_STAGE_REACHABLE] = c->ops->check_reachable,
+	    [HEALTH_STAGE_PARSES] = c->ops->check_parses,
+	    [HEALTH_STAGE_INTEGRITY] = c->ops->check_integrity,
 	};
 	struct strbuf d;
 	sb_init(&d);
@@ -203,13 +201,14 @@ static void summarize_recovered(struct health_component *c, uint64_t now_us)
 	c->state = HEALTH_STATE_OK;
 	c->pending = false;
 	c->recoveries++;
-	comp_log(c, now_us, LOG_LVL_NOTICE, "recovered after %s", health_action_to_str(c->last_action));
+	comp_log(c, now_us, LOG_LVL_NOTICE, "recovered after %s",
+		 health_action_to_str(c->last_action));
 	emit(c, "recovered", health_stage_to_str(c->failed_stage),
 	     health_action_to_str(c->last_action), NULL);
 }
 
 static int (*rung_fn(const struct health_component_ops *o, enum health_action a))(void *,
-									       struct strbuf *)
+										  struct strbuf *)
 {
 	switch (a) {
 	case HEALTH_ACTION_RESTART:
@@ -260,13 +259,17 @@ static void climb(struct health *h, struct health_component *c, uint64_t now_us)
 		c->last_action = c->rung;
 		sb_reset(&msg);
 		int r = fn(c->ud, &msg);
-		comp_log(c, now_us, LOG_LVL_NOTICE, "%s %u/%u: %s%s%s", action_str[c->rung], c->tries, bound,
-			 r < 0 ? "failed" : r == HEALTH_PENDING ? "started" : "done",
+		comp_log(c, now_us, LOG_LVL_NOTICE, "%s %u/%u: %s%s%s", action_str[c->rung],
+			 c->tries, bound,
+			 r < 0		       ? "failed"
+			 : r == HEALTH_PENDING ? "started"
+					       : "done",
 			 msg.len ? ": " : "", msg.buf ? msg.buf : "");
 		if (r == HEALTH_PENDING) {
 			c->pending = true;
-			c->next_due_us = now_us + (c->ops->retry_interval_us ? c->ops->retry_interval_us
-									     : USEC_PER_SEC);
+			c->next_due_us =
+			    now_us +
+			    (c->ops->retry_interval_us ? c->ops->retry_interval_us : USEC_PER_SEC);
 			goto out;
 		}
 		if (r < 0)
@@ -279,8 +282,8 @@ static void climb(struct health *h, struct health_component *c, uint64_t now_us)
 		c->failed_stage = st;
 	}
 	c->state = HEALTH_STATE_NEEDS_OPERATOR;
-	comp_log(c, now_us, LOG_LVL_ERR, "needs an operator: %s failed: %s", health_stage_to_str(c->failed_stage),
-		 c->detail);
+	comp_log(c, now_us, LOG_LVL_ERR, "needs an operator: %s failed: %s",
+		 health_stage_to_str(c->failed_stage), c->detail);
 	emit(c, "needs-operator", health_stage_to_str(c->failed_stage),
 	     health_action_to_str(c->last_action), c->detail);
 out:
@@ -303,8 +306,8 @@ static void start_episode(struct health *h, struct health_component *c, enum hea
 		sb_init(&msg);
 		int r = c->ops->isolate(c->ud, &msg);
 		c->last_action = HEALTH_ACTION_ISOLATE;
-		comp_log(c, now_us, LOG_LVL_NOTICE, "isolate: %s%s%s", r < 0 ? "failed" : "done", msg.len ? ": " : "",
-			 msg.buf ? msg.buf : "");
+		comp_log(c, now_us, LOG_LVL_NOTICE, "isolate: %s%s%s", r < 0 ? "failed" : "done",
+			 msg.len ? ": " : "", msg.buf ? msg.buf : "");
 		sb_free(&msg);
 	}
 	emit(c, "failed", health_stage_to_str(st), c->ops->isolate ? "isolate" : "none", c->detail);
@@ -330,7 +333,8 @@ static bool unreachable(const struct health_component *c)
 static void check_one(struct health *h, struct health_component *c, uint64_t now_us)
 {
 	c->last_check_us = now_us;
-	c->next_due_us = now_us + (c->ops->interval_us ? c->ops->interval_us : h->default_interval_us);
+	c->next_due_us =
+	    now_us + (c->ops->interval_us ? c->ops->interval_us : h->default_interval_us);
 	if (c->parent >= 0 && unreachable(&h->comps[c->parent])) {
 		if (c->state != HEALTH_STATE_UNAVAILABLE) {
 			c->state = HEALTH_STATE_UNAVAILABLE;
@@ -351,7 +355,8 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 	case HEALTH_STATE_UNAVAILABLE:
 		if (r == 0) {
 			if (c->state != HEALTH_STATE_OK)
-				comp_log(c, now_us, LOG_LVL_DEBUG, "ok%s%s", c->detail[0] ? ": " : "", c->detail);
+				comp_log(c, now_us, LOG_LVL_DEBUG, "ok%s%s",
+					 c->detail[0] ? ": " : "", c->detail);
 			c->state = HEALTH_STATE_OK;
 		} else {
 			start_episode(h, c, st, now_us);
@@ -384,7 +389,8 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 static int depth(const struct health *h, int i)
 {
 	int d = 0;
-	for (int p = h->comps[i].parent; p >= 0 && d < HEALTH_MAX_COMPONENTS; p = h->comps[p].parent)
+	for (int p = h->comps[i].parent; p >= 0 && d < HEALTH_MAX_COMPONENTS;
+	     p = h->comps[p].parent)
 		d++;
 	return d;
 }
@@ -494,21 +500,24 @@ static void format_json_comp(const struct health *h, const struct health_compone
 		sb_printf(o, "\"%s\"", health_stage_to_str(c->failed_stage));
 	else
 		sb_puts(o, "null");
-	sb_printf(o, ",\"last_action\":\"%s\",\"checked_ms_ago\":", health_action_to_str(c->last_action));
+	sb_printf(
+	    o, ",\"last_action\":\"%s\",\"checked_ms_ago\":", health_action_to_str(c->last_action));
 	if (c->last_check_us && now_us >= c->last_check_us)
 		sb_printf(o, "%" PRIu64, (uint64_t)((now_us - c->last_check_us) / USEC_PER_MSEC));
 	else
 		sb_puts(o, "null");
-	sb_printf(o, ",\"checks\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"recoveries\":%" PRIu64
-		     ",\"detail\":",
+	sb_printf(o,
+		  ",\"checks\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"recoveries\":%" PRIu64
+		  ",\"detail\":",
 		  c->checks, c->failures, c->recoveries);
 	sb_json_str(o, c->detail);
 	sb_puts(o, ",\"log\":[");
 	for (unsigned k = 0; k < c->log_used; k++) {
 		const struct health_log_entry *e =
-			&c->log[(c->log_head + HEALTH_LOG_LINES - c->log_used + k) % HEALTH_LOG_LINES];
+		    &c->log[(c->log_head + HEALTH_LOG_LINES - c->log_used + k) % HEALTH_LOG_LINES];
 		sb_printf(o, "%s{\"ms_ago\":%" PRIu64 ",\"text\":", k ? "," : "",
-			  now_us >= e->mono_us ? (uint64_t)((now_us - e->mono_us) / USEC_PER_MSEC) : (uint64_t)0);
+			  now_us >= e->mono_us ? (uint64_t)((now_us - e->mono_us) / USEC_PER_MSEC)
+					       : (uint64_t)0);
 		sb_json_str(o, e->text);
 		sb_putc(o, '}');
 	}
@@ -544,7 +553,8 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 	int cnt[_HEALTH_STATE_MAX] = {0};
 	for (int i = 0; i < n; i++)
 		cnt[h->comps[idx[i]].state]++;
-	sb_printf(out, "overall %s: %d ok, %d failed, %d needs-operator, %d unavailable, %d unchecked\n",
+	sb_printf(out,
+		  "overall %s: %d ok, %d failed, %d needs-operator, %d unavailable, %d unchecked\n",
 		  health_overall(h), cnt[HEALTH_STATE_OK], cnt[HEALTH_STATE_FAILED],
 		  cnt[HEALTH_STATE_NEEDS_OPERATOR], cnt[HEALTH_STATE_UNAVAILABLE],
 		  cnt[HEALTH_STATE_UNKNOWN]);
@@ -561,7 +571,8 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 		sb_printf(out, "\n%s:\n", c->name);
 		for (unsigned k = 0; k < c->log_used; k++) {
 			const struct health_log_entry *e =
-				&c->log[(c->log_head + HEALTH_LOG_LINES - c->log_used + k) % HEALTH_LOG_LINES];
+			    &c->log[(c->log_head + HEALTH_LOG_LINES - c->log_used + k) %
+				    HEALTH_LOG_LINES];
 			char ago[32];
 			format_ago(e->mono_us, now_us, ago, sizeof(ago));
 			sb_printf(out, "  %-10s %s\n", ago, e->text);

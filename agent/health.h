@@ -22,15 +22,20 @@
 #define HEALTH_PENDING 1
 
 enum health_state {
-	HEALTH_STATE_UNKNOWN,        /* registered, not checked yet */
+	HEALTH_STATE_UNKNOWN, /* registered, not checked yet */
 	HEALTH_STATE_OK,
-	HEALTH_STATE_FAILED,         /* failed, remediation under way */
+	HEALTH_STATE_FAILED,	     /* failed, remediation under way */
 	HEALTH_STATE_NEEDS_OPERATOR, /* the ladder is exhausted */
 	HEALTH_STATE_UNAVAILABLE,    /* its parent is unreachable: not probed */
 	_HEALTH_STATE_MAX
 };
 
-enum health_stage { HEALTH_STAGE_REACHABLE, HEALTH_STAGE_PARSES, HEALTH_STAGE_INTEGRITY, _HEALTH_STAGE_MAX };
+enum health_stage {
+	HEALTH_STAGE_REACHABLE,
+	HEALTH_STAGE_PARSES,
+	HEALTH_STAGE_INTEGRITY,
+	_HEALTH_STAGE_MAX
+};
 
 enum health_action {
 	HEALTH_ACTION_NONE,
@@ -58,7 +63,7 @@ struct health_component_ops {
 	int (*restart)(void *ud, struct strbuf *msg);
 	int (*reload)(void *ud, struct strbuf *msg);
 	int (*rebuild)(void *ud, struct strbuf *msg);
-	uint64_t interval_us;       /* 0: the engine's default (timeouts.health_interval) */
+	uint64_t interval_us;	    /* 0: the engine's default (timeouts.health_interval) */
 	uint64_t retry_interval_us; /* after HEALTH_PENDING; 0: 1 s */
 	unsigned restart_tries, reload_tries, rebuild_tries; /* 0: 3, 2, 1 */
 };
@@ -72,19 +77,19 @@ struct health_component {
 	char kind[24];
 	char id[HEALTH_NAME_MAX];
 	char name[HEALTH_NAME_MAX + 24]; /* "kind:id", the event's component= */
-	int parent;                      /* index, -1 when none */
+	int parent;			 /* index, -1 when none */
 	const struct health_component_ops *ops;
 	void *ud;
 	enum health_state state;
-	enum health_stage failed_stage;  /* valid when state is FAILED / NEEDS_OPERATOR */
+	enum health_stage failed_stage; /* valid when state is FAILED / NEEDS_OPERATOR */
 	enum health_action last_action;
-	enum health_action rung;         /* the ladder step under way */
-	unsigned tries;                  /* on that rung */
-	bool pending;                    /* an action returned HEALTH_PENDING */
-	uint64_t last_check_us;          /* 0: never */
+	enum health_action rung; /* the ladder step under way */
+	unsigned tries;		 /* on that rung */
+	bool pending;		 /* an action returned HEALTH_PENDING */
+	uint64_t last_check_us;	 /* 0: never */
 	uint64_t next_due_us;
 	uint64_t checks, failures, recoveries;
-	char detail[HEALTH_DETAIL_MAX];  /* last result, or progress */
+	char detail[HEALTH_DETAIL_MAX]; /* last result, or progress */
 	struct health_log_entry log[HEALTH_LOG_LINES];
 	unsigned log_head, log_used;
 };
@@ -112,7 +117,7 @@ struct health_component *health_find(struct health *h, const char *kind, const c
 /* Progress or state text shown by `health` (e.g. "resyncing 42%"), for modules whose long
  * operations run outside a check. */
 void health_set_detail(struct health *h, const char *kind, const char *id, const char *fmt, ...)
-	_printf_(4, 5);
+    _printf_(4, 5);
 
 /* The core: runs every check due at `now_us` (peers first, parents before children) and
  * returns the number of checks run. health_check_now() forces one component. */

@@ -70,8 +70,8 @@ static int config_integrity(void *ud, struct strbuf *d)
 	sodium_bin2hex(file, sizeof(file), h, sizeof(h));
 	cfg_hash_hex(c, run);
 	if (sodium_memcmp(h, c->hash, sizeof(h)) != 0) {
-		sb_printf(d, "file changed: blake2b %.12s, running %.12s (version %" PRIu64 ")", file, run,
-			  c->version);
+		sb_printf(d, "file changed: blake2b %.12s, running %.12s (version %" PRIu64 ")",
+			  file, run, c->version);
 		return -EUCLEAN;
 	}
 	sb_printf(d, "version %" PRIu64 ", blake2b %.12s", c->version, run);
@@ -81,7 +81,8 @@ static int config_integrity(void *ud, struct strbuf *d)
 static int config_isolate(void *ud, struct strbuf *msg)
 {
 	struct health_checks *hc = ud;
-	sb_printf(msg, "keeping the running configuration (version %" PRIu64 ")", hc->a->cfg->version);
+	sb_printf(msg, "keeping the running configuration (version %" PRIu64 ")",
+		  hc->a->cfg->version);
 	return 0;
 }
 
@@ -97,12 +98,12 @@ static int config_reload(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops config_ops = {
-	.check_reachable = config_reachable,
-	.check_parses = config_parses,
-	.check_integrity = config_integrity,
-	.isolate = config_isolate,
-	.reload = config_reload,
-	.reload_tries = 1,
+    .check_reachable = config_reachable,
+    .check_parses = config_parses,
+    .check_integrity = config_integrity,
+    .isolate = config_isolate,
+    .reload = config_reload,
+    .reload_tries = 1,
 };
 
 /* ---- clock ---- */
@@ -112,7 +113,8 @@ static int clock_parses(void *ud, struct strbuf *d)
 	struct health_checks *hc = ud;
 	uint64_t rt = hc->clk.realtime();
 	if (rt < REALTIME_MIN_US) {
-		sb_printf(d, "the realtime clock is not set (%" PRIu64 " s after 1970)", (uint64_t)(rt / USEC_PER_SEC));
+		sb_printf(d, "the realtime clock is not set (%" PRIu64 " s after 1970)",
+			  (uint64_t)(rt / USEC_PER_SEC));
 		return -ERANGE;
 	}
 	return 0;
@@ -153,11 +155,11 @@ static int clock_reload(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops clock_ops = {
-	.check_parses = clock_parses,
-	.check_integrity = clock_integrity,
-	.isolate = clock_isolate,
-	.reload = clock_reload,
-	.reload_tries = 1,
+    .check_parses = clock_parses,
+    .check_integrity = clock_integrity,
+    .isolate = clock_isolate,
+    .reload = clock_reload,
+    .reload_tries = 1,
 };
 
 /* ---- console socket ---- */
@@ -217,9 +219,9 @@ static int socket_restart(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops socket_ops = {
-	.check_reachable = socket_reachable,
-	.check_integrity = socket_integrity,
-	.restart = socket_restart,
+    .check_reachable = socket_reachable,
+    .check_integrity = socket_integrity,
+    .restart = socket_restart,
 };
 
 /* ---- registration ---- */

@@ -104,11 +104,11 @@ static int disk_rebuild(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops disk_ops = {
-	.check_reachable = disk_reachable,
-	.check_parses = disk_parses,
-	.check_integrity = disk_integrity,
-	.rebuild = disk_rebuild,
-	.rebuild_tries = 1,
+    .check_reachable = disk_reachable,
+    .check_parses = disk_parses,
+    .check_integrity = disk_integrity,
+    .rebuild = disk_rebuild,
+    .rebuild_tries = 1,
 };
 
 /* ---- the state journal: reported, repaired by the next write of the disks stage ---- */
@@ -142,7 +142,8 @@ static int journal_scan(struct disk_watch *w, struct strbuf *d, int *ret_valid)
 				newest = info[k].seq > newest ? info[k].seq : newest;
 			} else if (info[k].status != -ENODATA && !bad++) {
 				sb_printf(d, "slot %d of %s %s", k, r->jdevs[i].path,
-					  info[k].status == -EBADMSG ? "is corrupt" : strerror(-info[k].status));
+					  info[k].status == -EBADMSG ? "is corrupt"
+								     : strerror(-info[k].status));
 			}
 		}
 	}
@@ -177,9 +178,9 @@ static int journal_integrity(void *ud, struct strbuf *d)
 }
 
 static const struct health_component_ops journal_ops = {
-	.check_reachable = journal_reachable,
-	.check_parses = journal_parses,
-	.check_integrity = journal_integrity,
+    .check_reachable = journal_reachable,
+    .check_parses = journal_parses,
+    .check_integrity = journal_integrity,
 };
 
 static int watch_journal(struct health *h, struct disk_module *m)

@@ -19,7 +19,8 @@ static bool what_ok(const char *w)
 int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 		struct query_spec *ret, struct strbuf *err)
 {
-	static const char *usage = "usage: query <all|compartment X|node N> <status|health|paths|raid>";
+	static const char *usage =
+	    "usage: query <all|compartment X|node N> <status|health|paths|raid>";
 	struct query_spec s = {.json = json, .index = -1};
 	int wi;
 	if (argc == 2 && !strcmp(argv[0], "all")) {
@@ -57,8 +58,8 @@ int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 void query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
 		uint64_t timeout_us, struct query *ret)
 {
-	*ret = (struct query){.id = id, .spec = *spec, .started_us = now_us,
-			      .deadline_us = now_us + timeout_us};
+	*ret = (struct query){
+	    .id = id, .spec = *spec, .started_us = now_us, .deadline_us = now_us + timeout_us};
 	for (int i = 0; i < c->n_nodes; i++) {
 		bool in = false;
 		switch (spec->scope) {
@@ -123,8 +124,8 @@ static int take_num(const char **p, const char *lim, uint64_t max, char end, uin
 	return 0;
 }
 
-int query_parse_request(const void *buf, size_t len, uint32_t *ret_id, char ret_what[QUERY_WHAT_MAX],
-			bool *ret_json)
+int query_parse_request(const void *buf, size_t len, uint32_t *ret_id,
+			char ret_what[QUERY_WHAT_MAX], bool *ret_json)
 {
 	const char *p = buf, *lim = p + len;
 	uint64_t id, json;
@@ -146,7 +147,8 @@ int query_parse_request(const void *buf, size_t len, uint32_t *ret_id, char ret_
 	return 0;
 }
 
-int query_parse_reply(const void *buf, size_t len, struct query_reply_hdr *ret, size_t *ret_body_off)
+int query_parse_reply(const void *buf, size_t len, struct query_reply_hdr *ret,
+		      size_t *ret_body_off)
 {
 	const char *p = buf, *lim = p + len;
 	uint64_t id, ok, seq, total;
@@ -159,7 +161,8 @@ int query_parse_reply(const void *buf, size_t len, struct query_reply_hdr *ret, 
 		return -EBADMSG;
 	if (total < 1 || seq >= total)
 		return -EBADMSG;
-	*ret = (struct query_reply_hdr){.id = (uint32_t)id, .ok = ok, .seq = (int)seq, .total = (int)total};
+	*ret = (struct query_reply_hdr){
+	    .id = (uint32_t)id, .ok = ok, .seq = (int)seq, .total = (int)total};
 	*ret_body_off = (size_t)(p - (const char *)buf);
 	return 0;
 }
@@ -292,9 +295,11 @@ static int count_state(const struct query *q, enum query_tstate s)
 
 static void format_json(const struct cfg *c, const struct query *q, struct strbuf *o)
 {
-	sb_printf(o, "{\"query\":\"%s\",\"targets\":%d,\"answered\":%d,\"errors\":%d,"
-		     "\"timeout_ms\":%" PRIu64 ",\"compartments\":[",
-		  q->spec.what, q->n, count_state(q, QUERY_T_ANSWERED), count_state(q, QUERY_T_FAILED),
+	sb_printf(o,
+		  "{\"query\":\"%s\",\"targets\":%d,\"answered\":%d,\"errors\":%d,"
+		  "\"timeout_ms\":%" PRIu64 ",\"compartments\":[",
+		  q->spec.what, q->n, count_state(q, QUERY_T_ANSWERED),
+		  count_state(q, QUERY_T_FAILED),
 		  (uint64_t)((q->deadline_us - q->started_us) / USEC_PER_MSEC));
 	bool first_c = true;
 	for (int ci = 0; ci < c->n_compartments; ci++) {
@@ -334,7 +339,9 @@ static void format_json(const struct cfg *c, const struct query *q, struct strbu
 static void format_human_target(const struct cfg *c, const struct query_target *t, struct strbuf *o)
 {
 	sb_printf(o, "-- %s%s\n", c->nodes[t->node].name,
-		  t->state == QUERY_T_TIMEOUT ? ": no answer" : t->state == QUERY_T_FAILED ? ": error" : "");
+		  t->state == QUERY_T_TIMEOUT  ? ": no answer"
+		  : t->state == QUERY_T_FAILED ? ": error"
+					       : "");
 	if (t->state != QUERY_T_ANSWERED && t->state != QUERY_T_FAILED)
 		return;
 	struct strbuf a;
@@ -361,16 +368,18 @@ void query_format(const struct cfg *c, const struct query *q, struct strbuf *out
 	int missing = count_state(q, QUERY_T_TIMEOUT) + count_state(q, QUERY_T_WAITING);
 	char tmo[32];
 	format_duration(q->deadline_us - q->started_us, tmo, sizeof(tmo));
-	sb_printf(out, "query %s: %d of %d nodes answered, %d with an error, %d silent (timeout %s)\n",
-		  q->spec.what, count_state(q, QUERY_T_ANSWERED) + count_state(q, QUERY_T_FAILED), q->n,
-		  count_state(q, QUERY_T_FAILED), missing, tmo);
+	sb_printf(out,
+		  "query %s: %d of %d nodes answered, %d with an error, %d silent (timeout %s)\n",
+		  q->spec.what, count_state(q, QUERY_T_ANSWERED) + count_state(q, QUERY_T_FAILED),
+		  q->n, count_state(q, QUERY_T_FAILED), missing, tmo);
 	for (int ci = 0; ci < c->n_compartments; ci++) {
 		bool any = false;
 		for (int i = 0; i < q->n; i++) {
 			if (c->nodes[q->t[i].node].compartment != ci)
 				continue;
 			if (!any)
-				sb_printf(out, "\n== compartment %s (%s)\n", c->compartments[ci].name,
+				sb_printf(out, "\n== compartment %s (%s)\n",
+					  c->compartments[ci].name,
 					  cfg_zone_to_str(c->compartments[ci].zone));
 			any = true;
 			format_human_target(c, &q->t[i], out);

@@ -28,12 +28,18 @@ struct query_spec {
 	bool json;
 };
 
-enum query_tstate { QUERY_T_WAITING, QUERY_T_ANSWERED, QUERY_T_FAILED, QUERY_T_TIMEOUT, _QUERY_T_MAX };
+enum query_tstate {
+	QUERY_T_WAITING,
+	QUERY_T_ANSWERED,
+	QUERY_T_FAILED,
+	QUERY_T_TIMEOUT,
+	_QUERY_T_MAX
+};
 
 struct query_target {
 	int node;
 	enum query_tstate state;
-	int total;               /* chunks announced, 0 until the first arrives */
+	int total; /* chunks announced, 0 until the first arrives */
 	int got;
 	char *chunks[QUERY_MAX_CHUNKS];
 	size_t lens[QUERY_MAX_CHUNKS];
@@ -59,14 +65,15 @@ struct query_target *query_find_target(struct query *q, int node);
 /* Payloads. QUERY: "Q1 <id> <json 0|1> <what>". QUERY_REPLY: "R1 <id> <ok 0|1> <seq>
  * <total>\n<chunk>". */
 int query_encode_request(uint32_t id, const char *what, bool json, char *buf, size_t n);
-int query_parse_request(const void *buf, size_t len, uint32_t *ret_id, char ret_what[QUERY_WHAT_MAX],
-			bool *ret_json);
+int query_parse_request(const void *buf, size_t len, uint32_t *ret_id,
+			char ret_what[QUERY_WHAT_MAX], bool *ret_json);
 struct query_reply_hdr {
 	uint32_t id;
 	bool ok;
 	int seq, total;
 };
-int query_parse_reply(const void *buf, size_t len, struct query_reply_hdr *ret, size_t *ret_body_off);
+int query_parse_reply(const void *buf, size_t len, struct query_reply_hdr *ret,
+		      size_t *ret_body_off);
 /* Splits an answer into reply payloads of at most `max` bytes each; calls emit for each. */
 int query_encode_reply(uint32_t id, bool ok, const char *text, size_t len, size_t max,
 		       int (*emit)(const char *payload, size_t n, void *ud), void *ud);
@@ -102,8 +109,8 @@ struct query_engine *query_engine_free(struct query_engine *e);
 /* Replaces the transport (the handshake module starts after the console). */
 void query_engine_set_transport(struct query_engine *e, const struct query_transport *tr);
 /* The transport hands over every QUERY / QUERY_REPLY payload from `node`. */
-void query_engine_on_message(struct query_engine *e, int node, enum query_msg type,
-			     const void *buf, size_t len);
+void query_engine_on_message(struct query_engine *e, int node, enum query_msg type, const void *buf,
+			     size_t len);
 /* The console command: `query …` (registered by the agent with the engine as ud). */
 int query_cmd(struct console_req *req, void *ud);
 /* Counters for tests and `status`. */

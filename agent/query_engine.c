@@ -142,7 +142,8 @@ int query_cmd(struct console_req *req, void *ud)
 		if (!e->act[i].used)
 			a = &e->act[i];
 	if (!a) {
-		console_req_error(req, "too many queries under way (%d); try again", QUERY_MAX_ACTIVE);
+		console_req_error(req, "too many queries under way (%d); try again",
+				  QUERY_MAX_ACTIVE);
 		return -EBUSY;
 	}
 	a->timer = timer_new(e->loop, on_deadline, a);
@@ -229,8 +230,8 @@ static void take_reply(struct query_engine *e, int node, const void *buf, size_t
 	e->stats.dropped++; /* a late answer to a query that already ended */
 }
 
-void query_engine_on_message(struct query_engine *e, int node, enum query_msg type,
-			     const void *buf, size_t len)
+void query_engine_on_message(struct query_engine *e, int node, enum query_msg type, const void *buf,
+			     size_t len)
 {
 	if (node < 0 || node >= (*e->cfg)->n_nodes)
 		return;

@@ -58,7 +58,8 @@ static bool swallow_escape(struct serial_edit *ed, unsigned char ch)
 	}
 }
 
-enum serial_ed_result serial_edit_feed(struct serial_edit *ed, unsigned char ch, struct strbuf *echo)
+enum serial_ed_result serial_edit_feed(struct serial_edit *ed, unsigned char ch,
+				       struct strbuf *echo)
 {
 	bool after_cr = ed->last_cr;
 	ed->last_cr = false;
@@ -123,7 +124,7 @@ struct serial {
 	struct strbuf outq;
 	bool out_blocked;
 	int log_sub;
-	bool busy;                   /* a command is answering */
+	bool busy;		     /* a command is answering */
 	struct console_req *pending; /* that command, when it answers later */
 	/* the rescue shell */
 	pid_t shell_pid;
@@ -433,7 +434,8 @@ static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
 	serial_edit_reset(&s->ed);
 	struct console_req *req = TAKE_PTR(s->shell_req);
 	if (WIFEXITED(status))
-		sb_printf(&req->out, "shell exited with status %d; console resumed\n", WEXITSTATUS(status));
+		sb_printf(&req->out, "shell exited with status %d; console resumed\n",
+			  WEXITSTATUS(status));
 	else
 		sb_printf(&req->out, "shell ended; console resumed\n");
 	watch_set_events(s->watch, EPOLLIN);

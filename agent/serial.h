@@ -13,8 +13,8 @@
 #define SERIAL_LINE_MAX 256
 
 enum serial_ed_result {
-	SERIAL_ED_NONE,   /* nothing to do but send the echo */
-	SERIAL_ED_LINE,   /* Enter: ed->buf holds the line */
+	SERIAL_ED_NONE,	  /* nothing to do but send the echo */
+	SERIAL_ED_LINE,	  /* Enter: ed->buf holds the line */
 	SERIAL_ED_CANCEL, /* Ctrl-C: the line was dropped */
 	SERIAL_ED_REDRAW, /* Ctrl-L: redraw prompt and input */
 	_SERIAL_ED_MAX
@@ -30,7 +30,8 @@ struct serial_edit {
 void serial_edit_reset(struct serial_edit *ed);
 /* Feeds one input byte; appends what to echo (never with a bare \n: the editor speaks
  * CRLF) and says whether a line is complete. */
-enum serial_ed_result serial_edit_feed(struct serial_edit *ed, unsigned char ch, struct strbuf *echo);
+enum serial_ed_result serial_edit_feed(struct serial_edit *ed, unsigned char ch,
+				       struct strbuf *echo);
 /* Appends the bytes that erase `cols` columns on the current line of a dumb terminal
  * (carriage return, spaces, carriage return). */
 void serial_erase(struct strbuf *out, size_t cols);

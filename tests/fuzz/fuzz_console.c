@@ -45,8 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct console *c;
 	if (!l) {
 		log_set_target(LOG_TARGET_NONE);
-		const char *conf = "[cluster]\nname = f\nkey_file = /k\n[pair p]\n[compartment a]\nzone = mz\n"
-				   "pair = p\n[compartment b]\nzone = dmz\npair = p\n[node a1]\ncompartment = a\nhandshake = 127.0.0.1\n";
+		const char *conf =
+		    "[cluster]\nname = f\nkey_file = /k\n[pair p]\n[compartment a]\nzone = mz\n"
+		    "pair = p\n[compartment b]\nzone = dmz\npair = p\n[node a1]\ncompartment = "
+		    "a\nhandshake = 127.0.0.1\n";
 		if (cfg_parse("f.conf", conf, strlen(conf), NULL, 0, &cfg, NULL) < 0)
 			abort();
 		l = loop_new();
@@ -69,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sb_reset(&echo);
 		if (r == SERIAL_ED_LINE) {
 			bool answered = false;
-			if (console_exec(c, ed.buf, true, on_answer, &answered, NULL) < 0 || !answered)
+			if (console_exec(c, ed.buf, true, on_answer, &answered, NULL) < 0 ||
+			    !answered)
 				abort();
 			serial_edit_reset(&ed);
 		}

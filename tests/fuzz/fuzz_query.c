@@ -12,9 +12,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct cfg *cfg;
 	if (!cfg) {
 		log_set_target(LOG_TARGET_NONE);
-		const char *conf = "[cluster]\nname = f\nkey_file = /k\n[pair p]\n[compartment a]\nzone = mz\n"
-				   "pair = p\n[compartment b]\nzone = dmz\npair = p\n[node a1]\ncompartment = a\nhandshake = 127.0.0.1\n"
-				   "[node a2]\ncompartment = a\nhandshake = 127.0.0.2\n";
+		const char *conf =
+		    "[cluster]\nname = f\nkey_file = /k\n[pair p]\n[compartment a]\nzone = mz\n"
+		    "pair = p\n[compartment b]\nzone = dmz\npair = p\n[node a1]\ncompartment = "
+		    "a\nhandshake = 127.0.0.1\n"
+		    "[node a2]\ncompartment = a\nhandshake = 127.0.0.2\n";
 		if (cfg_parse("f.conf", conf, strlen(conf), NULL, 0, &cfg, NULL) < 0)
 			abort();
 	}
@@ -33,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (off > size || h.seq >= h.total || h.total > QUERY_MAX_CHUNKS)
 			abort();
 		struct query q;
-		struct query_spec s = {.scope = QUERY_SCOPE_ALL, .index = -1, .what = "status", .json = json};
+		struct query_spec s = {
+		    .scope = QUERY_SCOPE_ALL, .index = -1, .what = "status", .json = json};
 		query_plan(cfg, &s, h.id, 0, 1000, &q);
 		query_add_reply(&q, 1, &h, (const char *)data + off, size - off);
 		query_add_reply(&q, 1, &h, (const char *)data + off, size - off);

@@ -60,7 +60,8 @@ static void fixture_open(struct fixture *f, bool listen)
 	snprintf(f->conf, sizeof(f->conf), "%s/cluster.conf", f->dir);
 	char *text;
 	size_t len;
-	assert_int_equal(read_full_file(SRCDIR "/images/rig/cluster.conf", 1 << 20, &text, &len), 0);
+	assert_int_equal(read_full_file(SRCDIR "/images/rig/cluster.conf", 1 << 20, &text, &len),
+			 0);
 	fixture_write(f->conf, text, len);
 	free(text);
 	struct agent *a = &f->a;

@@ -18,8 +18,9 @@ static void normalize(char *s)
 		const char *key, *repl;
 		bool hex;
 	} keys[] = {
-		{"uptime      ", "0", false}, {"\"uptime_s\":", "0", false}, {"\"pid\":", "0", false},
-		{"blake2b ", "H", true},        {"\"config_hash\":\"", "H", true},
+	    {"uptime      ", "0", false},      {"\"uptime_s\":", "0", false},
+	    {"\"pid\":", "0", false},	       {"blake2b ", "H", true},
+	    {"\"config_hash\":\"", "H", true},
 	};
 	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
 		for (char *p = strstr(s, keys[k].key); p; p = strstr(p, keys[k].key)) {
@@ -163,9 +164,9 @@ int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden_not_available),
-		cmocka_unit_test(test_golden_hooks),
-		cmocka_unit_test(test_golden_status_health),
+	    cmocka_unit_test(test_golden_not_available),
+	    cmocka_unit_test(test_golden_hooks),
+	    cmocka_unit_test(test_golden_status_health),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,9 +13,9 @@ struct fake {
 	const char *trace_name;
 	bool fail_reach, fail_parse, fail_integ;
 	enum health_action fixed_by; /* NONE: nothing fixes it */
-	unsigned fix_on_try;         /* the n-th call of that action fixes it */
-	bool fix_pending;            /* that action answers HEALTH_PENDING */
-	bool action_errors;          /* the other actions return -EIO */
+	unsigned fix_on_try;	     /* the n-th call of that action fixes it */
+	bool fix_pending;	     /* that action answers HEALTH_PENDING */
+	bool action_errors;	     /* the other actions return -EIO */
 	unsigned calls[_HEALTH_ACTION_MAX];
 	unsigned checks;
 };
@@ -86,13 +86,22 @@ static int rebuild(void *ud, struct strbuf *m)
 }
 
 static const struct health_component_ops full_ops = {
-	.check_reachable = reach, .check_parses = parses, .check_integrity = integ,
-	.isolate = isolate,       .restart = restart,     .reload = reload,
-	.rebuild = rebuild,       .interval_us = 1000000,
+    .check_reachable = reach,
+    .check_parses = parses,
+    .check_integrity = integ,
+    .isolate = isolate,
+    .restart = restart,
+    .reload = reload,
+    .rebuild = rebuild,
+    .interval_us = 1000000,
 };
 static const struct health_component_ops no_restart_ops = {
-	.check_reachable = reach, .check_integrity = integ, .isolate = isolate,
-	.reload = reload,         .rebuild = rebuild,       .reload_tries = 3,
+    .check_reachable = reach,
+    .check_integrity = integ,
+    .isolate = isolate,
+    .reload = reload,
+    .rebuild = rebuild,
+    .reload_tries = 3,
 };
 
 struct ladder_case {
@@ -105,49 +114,59 @@ struct ladder_case {
 };
 
 static const struct ladder_case ladder_cases[] = {
-	{"healthy", &full_ops, {.trace_name = "c"}, "c:reach c:parse c:integ", HEALTH_STATE_OK, ""},
-	{"integrity, restart fixes",
-	 &full_ops,
-	 {.trace_name = "c", .fail_integ = true, .fixed_by = HEALTH_ACTION_RESTART, .fix_on_try = 1},
-	 "c:reach c:parse c:integ c:isolate c:restart c:reach c:parse c:integ",
-	 HEALTH_STATE_OK,
-	 "event=health component=t:c state=failed stage=integrity action=isolate reason=\"integ broken\"\n"
-	 "event=health component=t:c state=recovered stage=integrity action=restart\n"},
-	{"parse stage stops before integrity; reload on its 2nd try",
-	 &full_ops,
-	 {.trace_name = "c", .fail_parse = true, .fixed_by = HEALTH_ACTION_RELOAD, .fix_on_try = 2},
-	 "c:reach c:parse c:isolate c:restart c:reach c:parse c:restart c:reach c:parse c:restart "
-	 "c:reach c:parse c:reload c:reach c:parse c:reload c:reach c:parse c:integ",
-	 HEALTH_STATE_OK,
-	 "event=health component=t:c state=failed stage=parses action=isolate reason=\"parse broken\"\n"
-	 "event=health component=t:c state=recovered stage=parses action=reload\n"},
-	{"a missing rung is skipped, failing actions retried up to the bound",
-	 &no_restart_ops,
-	 {.trace_name = "c", .fail_reach = true, .fixed_by = HEALTH_ACTION_RELOAD, .fix_on_try = 3,
-	  .action_errors = true},
-	 "c:reach c:isolate c:reload c:reload c:reload c:reach c:integ",
-	 HEALTH_STATE_OK,
-	 "event=health component=t:c state=failed stage=reachable action=isolate reason=\"reach broken\"\n"
-	 "event=health component=t:c state=recovered stage=reachable action=reload\n"},
-	{"rebuild is the last rung",
-	 &full_ops,
-	 {.trace_name = "c", .fail_reach = true, .fixed_by = HEALTH_ACTION_REBUILD, .fix_on_try = 1,
-	  .action_errors = true},
-	 "c:reach c:isolate c:restart c:restart c:restart c:reload c:reload c:rebuild c:reach c:parse "
-	 "c:integ",
-	 HEALTH_STATE_OK,
-	 "event=health component=t:c state=failed stage=reachable action=isolate reason=\"reach broken\"\n"
-	 "event=health component=t:c state=recovered stage=reachable action=rebuild\n"},
-	{"nothing fixes it: needs an operator, once",
-	 &full_ops,
-	 {.trace_name = "c", .fail_integ = true},
-	 "c:reach c:parse c:integ c:isolate c:restart c:reach c:parse c:integ c:restart c:reach "
-	 "c:parse c:integ c:restart c:reach c:parse c:integ c:reload c:reach c:parse c:integ c:reload "
-	 "c:reach c:parse c:integ c:rebuild c:reach c:parse c:integ",
-	 HEALTH_STATE_NEEDS_OPERATOR,
-	 "event=health component=t:c state=failed stage=integrity action=isolate reason=\"integ broken\"\n"
-	 "event=health component=t:c state=needs-operator stage=integrity action=rebuild "
-	 "reason=\"integ broken\"\n"},
+    {"healthy", &full_ops, {.trace_name = "c"}, "c:reach c:parse c:integ", HEALTH_STATE_OK, ""},
+    {"integrity, restart fixes",
+     &full_ops,
+     {.trace_name = "c", .fail_integ = true, .fixed_by = HEALTH_ACTION_RESTART, .fix_on_try = 1},
+     "c:reach c:parse c:integ c:isolate c:restart c:reach c:parse c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=integrity action=isolate reason=\"integ "
+     "broken\"\n"
+     "event=health component=t:c state=recovered stage=integrity action=restart\n"},
+    {"parse stage stops before integrity; reload on its 2nd try",
+     &full_ops,
+     {.trace_name = "c", .fail_parse = true, .fixed_by = HEALTH_ACTION_RELOAD, .fix_on_try = 2},
+     "c:reach c:parse c:isolate c:restart c:reach c:parse c:restart c:reach c:parse c:restart "
+     "c:reach c:parse c:reload c:reach c:parse c:reload c:reach c:parse c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=parses action=isolate reason=\"parse broken\"\n"
+     "event=health component=t:c state=recovered stage=parses action=reload\n"},
+    {"a missing rung is skipped, failing actions retried up to the bound",
+     &no_restart_ops,
+     {.trace_name = "c",
+      .fail_reach = true,
+      .fixed_by = HEALTH_ACTION_RELOAD,
+      .fix_on_try = 3,
+      .action_errors = true},
+     "c:reach c:isolate c:reload c:reload c:reload c:reach c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=reachable action=isolate reason=\"reach "
+     "broken\"\n"
+     "event=health component=t:c state=recovered stage=reachable action=reload\n"},
+    {"rebuild is the last rung",
+     &full_ops,
+     {.trace_name = "c",
+      .fail_reach = true,
+      .fixed_by = HEALTH_ACTION_REBUILD,
+      .fix_on_try = 1,
+      .action_errors = true},
+     "c:reach c:isolate c:restart c:restart c:restart c:reload c:reload c:rebuild c:reach c:parse "
+     "c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=reachable action=isolate reason=\"reach "
+     "broken\"\n"
+     "event=health component=t:c state=recovered stage=reachable action=rebuild\n"},
+    {"nothing fixes it: needs an operator, once",
+     &full_ops,
+     {.trace_name = "c", .fail_integ = true},
+     "c:reach c:parse c:integ c:isolate c:restart c:reach c:parse c:integ c:restart c:reach "
+     "c:parse c:integ c:restart c:reach c:parse c:integ c:reload c:reach c:parse c:integ c:reload "
+     "c:reach c:parse c:integ c:rebuild c:reach c:parse c:integ",
+     HEALTH_STATE_NEEDS_OPERATOR,
+     "event=health component=t:c state=failed stage=integrity action=isolate reason=\"integ "
+     "broken\"\n"
+     "event=health component=t:c state=needs-operator stage=integrity action=rebuild "
+     "reason=\"integ broken\"\n"},
 };
 
 static void reset_capture(void)
@@ -181,7 +200,8 @@ static void test_ladder(void **state)
 			f.fail_integ = false;
 			assert_int_equal(health_run_due(h, 1000 + 10 * USEC_PER_SEC), 1);
 			assert_string_equal(events.buf,
-					    "event=health component=t:c state=recovered stage=integrity action=none\n");
+					    "event=health component=t:c state=recovered "
+					    "stage=integrity action=none\n");
 			assert_int_equal(h->comps[0].state, HEALTH_STATE_OK);
 		}
 		health_free(h);
@@ -192,11 +212,17 @@ static void test_ladder(void **state)
 static void test_pending(void **state)
 {
 	static const struct health_component_ops ops = {
-		.check_reachable = reach, .isolate = isolate, .restart = restart,
-		.retry_interval_us = 500000, .interval_us = 10000000,
+	    .check_reachable = reach,
+	    .isolate = isolate,
+	    .restart = restart,
+	    .retry_interval_us = 500000,
+	    .interval_us = 10000000,
 	};
-	struct fake f = {.trace_name = "p", .fail_reach = true, .fixed_by = HEALTH_ACTION_RESTART,
-			 .fix_on_try = 1, .fix_pending = true};
+	struct fake f = {.trace_name = "p",
+			 .fail_reach = true,
+			 .fixed_by = HEALTH_ACTION_RESTART,
+			 .fix_on_try = 1,
+			 .fix_pending = true};
 	struct health *h = health_new(0);
 	assert_int_equal(health_register(h, &ops, &f, "path", "p", NULL), 0);
 	reset_capture();
@@ -208,8 +234,9 @@ static void test_pending(void **state)
 	reset_capture();
 	assert_int_equal(health_run_due(h, 100 + 500000), 1);
 	assert_string_equal(trace.buf, "p:reach");
-	assert_string_equal(events.buf,
-			    "event=health component=path:p state=recovered stage=reachable action=restart\n");
+	assert_string_equal(
+	    events.buf,
+	    "event=health component=path:p state=recovered stage=reachable action=restart\n");
 	assert_int_equal(health_next_due(h), 100 + 500000 + 10000000);
 	health_free(h);
 }
@@ -217,7 +244,8 @@ static void test_pending(void **state)
 /* Peers first; a child of an unreachable parent is not probed. */
 static void test_order_and_parents(void **state)
 {
-	static const struct health_component_ops ops = {.check_reachable = reach, .rebuild_tries = 1};
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.rebuild_tries = 1};
 	static const struct health_component_ops quiet = {.check_reachable = reach};
 	struct fake disk = {.trace_name = "disk"}, md = {.trace_name = "md"},
 		    peer = {.trace_name = "peer"}, remote = {.trace_name = "remote"};
@@ -269,7 +297,8 @@ static void test_order_and_parents(void **state)
 
 static void test_format(void **state)
 {
-	static const struct health_component_ops ops = {.check_reachable = reach, .isolate = isolate};
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.isolate = isolate};
 	struct fake a = {.trace_name = "a"}, b = {.trace_name = "b", .fail_reach = true};
 	struct health *h = health_new(0);
 	health_register(h, &ops, &a, "clock", "realtime", NULL);
@@ -279,20 +308,22 @@ static void test_format(void **state)
 	struct strbuf out;
 	sb_init(&out);
 	health_format(h, 3500000, false, &out);
-	assert_string_equal(out.buf,
-			    "overall needs-operator: 1 ok, 0 failed, 1 needs-operator, 0 unavailable, 0 unchecked\n"
-			    "COMPONENT                STATE                    CHECKED    DETAIL\n"
-			    "clock:realtime           ok                       2500ms ago drift 3ms\n"
-			    "config:cluster           needs-operator@reachable 2500ms ago reach broken\n"
-			    "\nconfig:cluster:\n"
-			    "  2500ms ago failed at reachable: reach broken\n"
-			    "  2500ms ago isolate: done\n"
-			    "  2500ms ago needs an operator: reachable failed: reach broken\n");
+	assert_string_equal(
+	    out.buf,
+	    "overall needs-operator: 1 ok, 0 failed, 1 needs-operator, 0 unavailable, 0 unchecked\n"
+	    "COMPONENT                STATE                    CHECKED    DETAIL\n"
+	    "clock:realtime           ok                       2500ms ago drift 3ms\n"
+	    "config:cluster           needs-operator@reachable 2500ms ago reach broken\n"
+	    "\nconfig:cluster:\n"
+	    "  2500ms ago failed at reachable: reach broken\n"
+	    "  2500ms ago isolate: done\n"
+	    "  2500ms ago needs an operator: reachable failed: reach broken\n");
 	sb_reset(&out);
 	health_format(h, 3500000, true, &out);
-	assert_non_null(strstr(out.buf, "{\"overall\":\"needs-operator\",\"components\":[{\"component\":"
-					"\"clock:realtime\",\"kind\":\"clock\",\"id\":\"realtime\","
-					"\"parent\":null,\"state\":\"ok\",\"stage\":null,"));
+	assert_non_null(strstr(out.buf,
+			       "{\"overall\":\"needs-operator\",\"components\":[{\"component\":"
+			       "\"clock:realtime\",\"kind\":\"clock\",\"id\":\"realtime\","
+			       "\"parent\":null,\"state\":\"ok\",\"stage\":null,"));
 	assert_non_null(strstr(out.buf, "\"state\":\"needs-operator\",\"stage\":\"reachable\","
 					"\"last_action\":\"isolate\",\"checked_ms_ago\":2500"));
 	sb_free(&out);
@@ -306,10 +337,10 @@ int main(void)
 	sb_init(&events);
 	log_subscribe(on_line, NULL);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ladder),
-		cmocka_unit_test(test_pending),
-		cmocka_unit_test(test_order_and_parents),
-		cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_ladder),
+	    cmocka_unit_test(test_pending),
+	    cmocka_unit_test(test_order_and_parents),
+	    cmocka_unit_test(test_format),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&trace);

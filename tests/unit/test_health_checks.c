@@ -71,11 +71,13 @@ static void test_config(void **state)
 	uint64_t version = f.a.cfg->version;
 
 	/* A valid edit: the running hash no longer matches → reload (the SIGHUP path). */
-	replace(f.conf, "handshake_window = 3s\n", "handshake_window = 4s # an operator was here\n");
+	replace(f.conf, "handshake_window = 3s\n",
+		"handshake_window = 4s # an operator was here\n");
 	advance(&f, 5 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_non_null(strstr(events.buf, "event=health component=config:cluster state=failed "
-					   "stage=integrity action=isolate reason=\"file changed: blake2b "));
+	assert_non_null(strstr(events.buf,
+			       "event=health component=config:cluster state=failed "
+			       "stage=integrity action=isolate reason=\"file changed: blake2b "));
 	assert_non_null(strstr(events.buf, "event=health component=config:cluster state=recovered "
 					   "stage=integrity action=reload\n"));
 	assert_int_equal(count(events.buf, "event=health"), 2);
@@ -87,11 +89,13 @@ static void test_config(void **state)
 	append(f.conf, "colour = red\n");
 	advance(&f, 5 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_non_null(strstr(events.buf, "component=config:cluster state=failed stage=parses action=isolate "
-					   "reason=\""));
+	assert_non_null(strstr(events.buf,
+			       "component=config:cluster state=failed stage=parses action=isolate "
+			       "reason=\""));
 	assert_non_null(strstr(events.buf, "colour"));
-	assert_non_null(strstr(events.buf, "component=config:cluster state=needs-operator stage=parses "
-					   "action=reload"));
+	assert_non_null(strstr(events.buf,
+			       "component=config:cluster state=needs-operator stage=parses "
+			       "action=reload"));
 	assert_int_equal(count(events.buf, "event=health"), 2);
 	assert_ptr_equal(f.a.cfg, before);
 	assert_string_equal(health_overall(f.a.health), "needs-operator");
@@ -112,8 +116,10 @@ static void test_config(void **state)
 	/* The file disappears: reachable fails, reload cannot help. */
 	unlink(f.conf);
 	advance(&f, 5 * USEC_PER_SEC);
-	assert_non_null(strstr(events.buf, "component=config:cluster state=failed stage=reachable"));
-	assert_non_null(strstr(events.buf, "component=config:cluster state=needs-operator stage=reachable"));
+	assert_non_null(
+	    strstr(events.buf, "component=config:cluster state=failed stage=reachable"));
+	assert_non_null(
+	    strstr(events.buf, "component=config:cluster state=needs-operator stage=reachable"));
 	fixture_close(&f);
 }
 
@@ -131,10 +137,12 @@ static void test_clock(void **state)
 	fix_rt -= 90 * USEC_PER_SEC;
 	advance(&f, 5 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_string_equal(events.buf,
-			    "event=health component=clock:realtime state=failed stage=integrity action=isolate "
-			    "reason=\"realtime jumped backwards by 89700 ms\"\n"
-			    "event=health component=clock:realtime state=recovered stage=integrity action=reload\n");
+	assert_string_equal(
+	    events.buf,
+	    "event=health component=clock:realtime state=failed stage=integrity action=isolate "
+	    "reason=\"realtime jumped backwards by 89700 ms\"\n"
+	    "event=health component=clock:realtime state=recovered stage=integrity "
+	    "action=reload\n");
 	advance(&f, 5 * USEC_PER_SEC);
 	assert_int_equal(events.len, 0);
 	/* A clock back at 1970 cannot be fixed by re-anchoring: an operator must set it. */
@@ -142,8 +150,9 @@ static void test_clock(void **state)
 	advance(&f, 5 * USEC_PER_SEC);
 	printf("%s", events.buf);
 	assert_non_null(strstr(events.buf, "component=clock:realtime state=failed stage=parses"));
-	assert_non_null(strstr(events.buf, "component=clock:realtime state=needs-operator stage=parses "
-					   "action=reload reason=\"the realtime clock is not set"));
+	assert_non_null(strstr(events.buf,
+			       "component=clock:realtime state=needs-operator stage=parses "
+			       "action=reload reason=\"the realtime clock is not set"));
 	fixture_close(&f);
 }
 
@@ -188,9 +197,9 @@ int main(void)
 	sb_init(&events);
 	log_subscribe(on_line, NULL);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_config),
-		cmocka_unit_test(test_clock),
-		cmocka_unit_test(test_socket),
+	    cmocka_unit_test(test_config),
+	    cmocka_unit_test(test_clock),
+	    cmocka_unit_test(test_socket),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&events);

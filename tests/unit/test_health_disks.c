@@ -78,7 +78,8 @@ static void test_disk_check(void **state)
 	close(fd);
 
 	struct cfg *cfg = NULL;
-	assert_int_equal(cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &cfg, NULL), 0);
+	assert_int_equal(cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &cfg, NULL),
+			 0);
 	const char *disks[] = {img};
 	struct disk_bootstrap_opts o = {.disks = disks, .n_disks = 1, .apply = true};
 	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
@@ -113,14 +114,16 @@ static void test_disk_check(void **state)
 	health_run_due(h, now += 2 * USEC_PER_SEC);
 	printf("%s", events.buf);
 	assert_non_null(strstr(events.buf, "component=journal:state state=failed stage=integrity"));
-	assert_non_null(strstr(events.buf, "component=journal:state state=needs-operator stage=integrity"));
+	assert_non_null(
+	    strstr(events.buf, "component=journal:state state=needs-operator stage=integrity"));
 	assert_non_null(strstr(j->detail, "is corrupt; seq "));
 	/* Both damaged: nothing parses. */
 	zero_range(img, res->jdevs[0].offset + (uint64_t)(1 - older) * JOURNAL_SLOT_SIZE + 100, 64);
 	sb_reset(&events);
 	health_run_due(h, now += 2 * USEC_PER_SEC);
-	assert_non_null(strstr(events.buf, "component=journal:state state=failed stage=parses action=none "
-					   "reason=\"no valid slot on any device\""));
+	assert_non_null(strstr(events.buf,
+			       "component=journal:state state=failed stage=parses action=none "
+			       "reason=\"no valid slot on any device\""));
 	free(js);
 
 	/* A replaced disk: blank. The stage lays it out again. */
@@ -129,10 +132,11 @@ static void test_disk_check(void **state)
 	sb_reset(&events);
 	health_run_due(h, now += 2 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_non_null(strstr(events.buf, "event=health component=disk:disk0.img state=failed stage=parses "
-					   "action=none reason=\"blank: no partition table (a replaced disk?)\"\n"
-					   "event=health component=disk:disk0.img state=recovered stage=parses "
-					   "action=rebuild\n"));
+	assert_non_null(strstr(
+	    events.buf, "event=health component=disk:disk0.img state=failed stage=parses "
+			"action=none reason=\"blank: no partition table (a replaced disk?)\"\n"
+			"event=health component=disk:disk0.img state=recovered stage=parses "
+			"action=rebuild\n"));
 	/* The stage wrote its journal on the new layout: that is back too. */
 	assert_non_null(strstr(events.buf, "event=health component=journal:state state=recovered"));
 	assert_string_equal(c->detail, "layout ok (5 partitions)");
@@ -147,9 +151,11 @@ static void test_disk_check(void **state)
 		sb_reset(&events);
 		health_run_due(h, now += 2 * USEC_PER_SEC);
 		printf("%s", events.buf);
-		assert_non_null(strstr(events.buf, "component=disk:disk0.img state=failed stage=parses action=none "
-						   "reason=\"no valid GPT (found ext4"));
-		assert_non_null(strstr(events.buf, "component=disk:disk0.img state=needs-operator stage="));
+		assert_non_null(strstr(
+		    events.buf, "component=disk:disk0.img state=failed stage=parses action=none "
+				"reason=\"no valid GPT (found ext4"));
+		assert_non_null(
+		    strstr(events.buf, "component=disk:disk0.img state=needs-operator stage="));
 		assert_non_null(strstr(events.buf, "action=rebuild"));
 		sha256_file(img, after);
 		assert_memory_equal(before, after, 32);
@@ -168,7 +174,8 @@ static void test_disk_check(void **state)
 	unlink(img);
 	sb_reset(&events);
 	health_run_due(h, now += 2 * USEC_PER_SEC);
-	assert_non_null(strstr(events.buf, "component=disk:disk0.img state=needs-operator stage=reachable"));
+	assert_non_null(
+	    strstr(events.buf, "component=disk:disk0.img state=needs-operator stage=reachable"));
 
 	health_disks_unregister(h);
 	assert_null(health_find(h, "disk", "disk0.img"));

@@ -41,17 +41,17 @@ struct parse_case {
 };
 
 static const struct parse_case parse_cases[] = {
-	{"all status", 0, QUERY_SCOPE_ALL, NULL, "status", NULL},
-	{"compartment b raid", 0, QUERY_SCOPE_COMPARTMENT, "b", "raid", NULL},
-	{"node a2 health", 0, QUERY_SCOPE_NODE, "a2", "health", NULL},
-	{"node a2 paths", 0, QUERY_SCOPE_NODE, "a2", "paths", NULL},
-	{"node zz status", -ENOENT, 0, NULL, NULL, "no node 'zz' in the configuration"},
-	{"compartment c status", -ENOENT, 0, NULL, NULL, "no compartment 'c' in the configuration"},
-	{"all shell", -EINVAL, 0, NULL, NULL, "cannot query 'shell'; usage: query"},
-	{"all", -EINVAL, 0, NULL, NULL, "usage: query <all|compartment X|node N>"},
-	{"", -EINVAL, 0, NULL, NULL, "usage: query"},
-	{"everything status", -EINVAL, 0, NULL, NULL, "usage: query"},
-	{"node a1 status extra", -EINVAL, 0, NULL, NULL, "usage: query"},
+    {"all status", 0, QUERY_SCOPE_ALL, NULL, "status", NULL},
+    {"compartment b raid", 0, QUERY_SCOPE_COMPARTMENT, "b", "raid", NULL},
+    {"node a2 health", 0, QUERY_SCOPE_NODE, "a2", "health", NULL},
+    {"node a2 paths", 0, QUERY_SCOPE_NODE, "a2", "paths", NULL},
+    {"node zz status", -ENOENT, 0, NULL, NULL, "no node 'zz' in the configuration"},
+    {"compartment c status", -ENOENT, 0, NULL, NULL, "no compartment 'c' in the configuration"},
+    {"all shell", -EINVAL, 0, NULL, NULL, "cannot query 'shell'; usage: query"},
+    {"all", -EINVAL, 0, NULL, NULL, "usage: query <all|compartment X|node N>"},
+    {"", -EINVAL, 0, NULL, NULL, "usage: query"},
+    {"everything status", -EINVAL, 0, NULL, NULL, "usage: query"},
+    {"node a1 status extra", -EINVAL, 0, NULL, NULL, "usage: query"},
 };
 
 static void test_parse(void **state)
@@ -74,7 +74,8 @@ static void test_parse(void **state)
 			if (tc->scope == QUERY_SCOPE_NODE)
 				assert_int_equal(s.index, cfg_find_node(cfg, tc->index_name));
 			if (tc->scope == QUERY_SCOPE_COMPARTMENT)
-				assert_int_equal(s.index, cfg_find_compartment(cfg, tc->index_name));
+				assert_int_equal(s.index,
+						 cfg_find_compartment(cfg, tc->index_name));
 		} else {
 			assert_non_null(strstr(err.buf, tc->err));
 		}
@@ -89,13 +90,15 @@ static void test_plan(void **state)
 	query_plan(cfg, &s, 7, 1000, 500, &q);
 	assert_int_equal(q.n, 4);
 	assert_int_equal(q.deadline_us, 1500);
-	s = (struct query_spec){.scope = QUERY_SCOPE_COMPARTMENT, .index = cfg_find_compartment(cfg, "b"),
+	s = (struct query_spec){.scope = QUERY_SCOPE_COMPARTMENT,
+				.index = cfg_find_compartment(cfg, "b"),
 				.what = "raid"};
 	query_plan(cfg, &s, 7, 0, 500, &q);
 	assert_int_equal(q.n, 2);
 	assert_string_equal(cfg->nodes[q.t[0].node].name, "b1");
 	assert_string_equal(cfg->nodes[q.t[1].node].name, "b2");
-	s = (struct query_spec){.scope = QUERY_SCOPE_NODE, .index = cfg_find_node(cfg, "a2"), .what = "raid"};
+	s = (struct query_spec){
+	    .scope = QUERY_SCOPE_NODE, .index = cfg_find_node(cfg, "a2"), .what = "raid"};
 	query_plan(cfg, &s, 7, 0, 500, &q);
 	assert_int_equal(q.n, 1);
 	/* Nobody answered by the deadline: every target times out, not before. */
@@ -119,13 +122,24 @@ static void test_payloads(void **state)
 	assert_string_equal(what, "health");
 	assert_true(json);
 	static const char *const bad_requests[] = {
-		"", "Q1", "Q1 ", "Q2 1 0 status", "Q1 1 2 status", "Q1 4294967296 0 status",
-		"Q1 1 0 ", "Q1 1 0 Status", "Q1 1 0 status\n", "Q1 -1 0 status", "Q1 1 0 averyveryverylongword",
-		"Q1 00000000000001 0 status", "Q1 02 1 status",
+	    "",
+	    "Q1",
+	    "Q1 ",
+	    "Q2 1 0 status",
+	    "Q1 1 2 status",
+	    "Q1 4294967296 0 status",
+	    "Q1 1 0 ",
+	    "Q1 1 0 Status",
+	    "Q1 1 0 status\n",
+	    "Q1 -1 0 status",
+	    "Q1 1 0 averyveryverylongword",
+	    "Q1 00000000000001 0 status",
+	    "Q1 02 1 status",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_requests); i++)
-		assert_int_equal(query_parse_request(bad_requests[i], strlen(bad_requests[i]), &id, what, &json),
-				 -EBADMSG);
+		assert_int_equal(
+		    query_parse_request(bad_requests[i], strlen(bad_requests[i]), &id, what, &json),
+		    -EBADMSG);
 	struct query_reply_hdr h;
 	size_t off;
 	const char *rep = "R1 9 1 2 3\nbody";
@@ -136,10 +150,12 @@ static void test_payloads(void **state)
 	assert_int_equal(h.total, 3);
 	assert_string_equal(rep + off, "body");
 	static const char *const bad_replies[] = {
-		"R1 9 1 3 3\n", "R1 9 1 0 0\n", "R1 9 1 0 17\n", "R1 9 1 0 1", "R1 9 1 0 1 \n", "Q1 9 1 0 1\n",
+	    "R1 9 1 3 3\n", "R1 9 1 0 0\n",  "R1 9 1 0 17\n",
+	    "R1 9 1 0 1",   "R1 9 1 0 1 \n", "Q1 9 1 0 1\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_replies); i++)
-		assert_int_equal(query_parse_reply(bad_replies[i], strlen(bad_replies[i]), &h, &off), -EBADMSG);
+		assert_int_equal(
+		    query_parse_reply(bad_replies[i], strlen(bad_replies[i]), &h, &off), -EBADMSG);
 }
 
 struct chunks {
@@ -244,7 +260,8 @@ static int net_send(void *ud, int node, enum query_msg type, const void *buf, si
 	struct sender *s = ud;
 	assert_true(net.n < 256);
 	struct msg *m = &net.q[net.n++];
-	*m = (struct msg){.from = s->node, .to = node, .type = type, .buf = malloc(len), .len = len};
+	*m =
+	    (struct msg){.from = s->node, .to = node, .type = type, .buf = malloc(len), .len = len};
 	memcpy(m->buf, buf, len);
 	return 0;
 }
@@ -319,15 +336,18 @@ static void test_four_engines(void **state)
 		net.con[i] = console_new(l);
 		console_register(net.con[i], "status", "", "", cmd_status, (void *)names[i]);
 		console_register(net.con[i], "raid", "", "", cmd_broken, NULL);
-		struct query_transport tr = {.send = net_send, .max_payload = 200, .ud = &senders[i]};
-		net.eng[net.self[i]] = query_engine_new(l, &cfg, &net.self[i], &tr, local, net.con[i]);
+		struct query_transport tr = {
+		    .send = net_send, .max_payload = 200, .ud = &senders[i]};
+		net.eng[net.self[i]] =
+		    query_engine_new(l, &cfg, &net.self[i], &tr, local, net.con[i]);
 		console_register(net.con[i], "query", "", "", query_cmd, net.eng[net.self[i]]);
 	}
 	/* b2 is stopped. */
 	net.stopped[cfg_find_node(cfg, "b2")] = true;
 	struct answer a = {0};
 	uint64_t t0 = now_usec();
-	assert_int_equal(console_exec(net.con[0], "query all status", false, answer_finish, &a, NULL), 0);
+	assert_int_equal(
+	    console_exec(net.con[0], "query all status", false, answer_finish, &a, NULL), 0);
 	assert_false(a.done);
 	net_deliver();
 	assert_false(a.done); /* b2 has not answered: wait for the deadline */
@@ -338,28 +358,34 @@ static void test_four_engines(void **state)
 	assert_true(took >= cfg->timeouts.query_timeout - 20 * USEC_PER_MSEC);
 	assert_true(took < cfg->timeouts.query_timeout + 500 * USEC_PER_MSEC);
 	printf("%s", a.text);
-	assert_string_equal(a.text, "query status: 3 of 4 nodes answered, 0 with an error, 1 silent (timeout 1s)\n"
-				    "\n== compartment a (mz)\n"
-				    "-- a1\n   node a1\n   line two\n"
-				    "-- a2\n   node a2\n   line two\n"
-				    "\n== compartment b (dmz)\n"
-				    "-- b1\n   node b1\n   line two\n"
-				    "-- b2: no answer\n"
-				    "\nno answer from: b2\n");
+	assert_string_equal(
+	    a.text, "query status: 3 of 4 nodes answered, 0 with an error, 1 silent (timeout 1s)\n"
+		    "\n== compartment a (mz)\n"
+		    "-- a1\n   node a1\n   line two\n"
+		    "-- a2\n   node a2\n   line two\n"
+		    "\n== compartment b (dmz)\n"
+		    "-- b1\n   node b1\n   line two\n"
+		    "-- b2: no answer\n"
+		    "\nno answer from: b2\n");
 	free(a.text);
 
 	/* Everybody up, JSON, errors carried through: answered as soon as all replied. */
 	net.stopped[cfg_find_node(cfg, "b2")] = false;
 	a = (struct answer){0};
-	assert_int_equal(console_exec(net.con[2], "query compartment a raid --json", false, answer_finish, &a,
-				      NULL), 0);
+	assert_int_equal(console_exec(net.con[2], "query compartment a raid --json", false,
+				      answer_finish, &a, NULL),
+			 0);
 	net_deliver();
 	assert_true(a.done);
-	assert_string_equal(a.text, "{\"query\":\"raid\",\"targets\":2,\"answered\":0,\"errors\":2,\"timeout_ms\":1000,"
-				    "\"compartments\":[{\"name\":\"a\",\"zone\":\"mz\",\"nodes\":["
-				    "{\"node\":\"a1\",\"result\":\"error\",\"answer\":{\"error\":\"raid: no arrays here\"}},"
-				    "{\"node\":\"a2\",\"result\":\"error\",\"answer\":{\"error\":\"raid: no arrays here\"}}]}],"
-				    "\"no_answer\":[]}\n");
+	assert_string_equal(
+	    a.text,
+	    "{\"query\":\"raid\",\"targets\":2,\"answered\":0,\"errors\":2,\"timeout_ms\":1000,"
+	    "\"compartments\":[{\"name\":\"a\",\"zone\":\"mz\",\"nodes\":["
+	    "{\"node\":\"a1\",\"result\":\"error\",\"answer\":{\"error\":\"raid: no arrays "
+	    "here\"}},"
+	    "{\"node\":\"a2\",\"result\":\"error\",\"answer\":{\"error\":\"raid: no arrays "
+	    "here\"}}]}],"
+	    "\"no_answer\":[]}\n");
 	free(a.text);
 
 	/* A node answers about itself without the network. */
@@ -367,7 +393,9 @@ static void test_four_engines(void **state)
 	console_exec(net.con[3], "query node b2 status --json", false, answer_finish, &a, NULL);
 	assert_true(a.done);
 	assert_int_equal(net.n, 0);
-	assert_non_null(strstr(a.text, "\"nodes\":[{\"node\":\"b2\",\"result\":\"ok\",\"answer\":{\"node\":\"b2\"}}]"));
+	assert_non_null(
+	    strstr(a.text,
+		   "\"nodes\":[{\"node\":\"b2\",\"result\":\"ok\",\"answer\":{\"node\":\"b2\"}}]"));
 	free(a.text);
 
 	/* Garbage and late replies are dropped and counted. */
@@ -402,9 +430,9 @@ int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),    cmocka_unit_test(test_plan),
-		cmocka_unit_test(test_payloads), cmocka_unit_test(test_chunks),
-		cmocka_unit_test(test_four_engines),
+	    cmocka_unit_test(test_parse),	 cmocka_unit_test(test_plan),
+	    cmocka_unit_test(test_payloads),	 cmocka_unit_test(test_chunks),
+	    cmocka_unit_test(test_four_engines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,16 +21,19 @@ struct ed_case {
 };
 
 static const struct ed_case ed_cases[] = {
-	{"printable", "status", "status", SERIAL_ED_NONE, "status"},
-	{"enter with CR", "log 5\r", "log 5\r\n", SERIAL_ED_LINE, "log 5"},
-	{"enter with LF", "help\n", "help\r\n", SERIAL_ED_LINE, "help"},
-	{"backspace and DEL", "x\x08stz\x7f" "atus", "x\b \bstz\b \batus", SERIAL_ED_NONE, "status"},
-	{"backspace on empty line", "\x7f\x7f", "", SERIAL_ED_NONE, ""},
-	{"ctrl-u erases the line", "raid\x15", "raid\b \b\b \b\b \b\b \b", SERIAL_ED_NONE, ""},
-	{"ctrl-c drops the line", "promote\x03", "promote^C\r\n", SERIAL_ED_CANCEL, ""},
-	{"arrow keys are swallowed", "he\x1b[Alp\x1b[D\x1bOP", "help", SERIAL_ED_NONE, "help"},
-	{"other control bytes ignored", "a\x01\x02\tb\x80\xff", "ab", SERIAL_ED_NONE, "ab"},
-	{"ctrl-l asks for a redraw", "ro\x0c", "ro", SERIAL_ED_REDRAW, "ro"},
+    {"printable", "status", "status", SERIAL_ED_NONE, "status"},
+    {"enter with CR", "log 5\r", "log 5\r\n", SERIAL_ED_LINE, "log 5"},
+    {"enter with LF", "help\n", "help\r\n", SERIAL_ED_LINE, "help"},
+    {"backspace and DEL",
+     "x\x08stz\x7f"
+     "atus",
+     "x\b \bstz\b \batus", SERIAL_ED_NONE, "status"},
+    {"backspace on empty line", "\x7f\x7f", "", SERIAL_ED_NONE, ""},
+    {"ctrl-u erases the line", "raid\x15", "raid\b \b\b \b\b \b\b \b", SERIAL_ED_NONE, ""},
+    {"ctrl-c drops the line", "promote\x03", "promote^C\r\n", SERIAL_ED_CANCEL, ""},
+    {"arrow keys are swallowed", "he\x1b[Alp\x1b[D\x1bOP", "help", SERIAL_ED_NONE, "help"},
+    {"other control bytes ignored", "a\x01\x02\tb\x80\xff", "ab", SERIAL_ED_NONE, "ab"},
+    {"ctrl-l asks for a redraw", "ro\x0c", "ro", SERIAL_ED_REDRAW, "ro"},
 };
 
 static void test_edit_table(void **state)
@@ -186,9 +189,12 @@ static void test_pty_command(void **state)
 	assert_string_equal(line, "compartd a1>");
 	type(&r, "echo hello \"two words\"\r");
 	/* The answer is CRLF-translated, then a fresh prompt. */
-	assert_non_null(strstr(r.raw.buf, "echo hello \"two words\"\r\nhello two words\r\nsecond line\r\ncompartd a1> "));
+	assert_non_null(
+	    strstr(r.raw.buf,
+		   "echo hello \"two words\"\r\nhello two words\r\nsecond line\r\ncompartd a1> "));
 	type(&r, "nosuch\r");
-	assert_non_null(strstr(r.raw.buf, "error: unknown command 'nosuch'; 'help' lists the commands\r\n"));
+	assert_non_null(
+	    strstr(r.raw.buf, "error: unknown command 'nosuch'; 'help' lists the commands\r\n"));
 	/* Ctrl-C drops a half-typed line. */
 	type(&r, "ech\x03");
 	screen_line(&r.scr, r.scr.row - 1, line);
@@ -256,7 +262,8 @@ static void test_shell_on_pty(void **state)
 	for (int i = 0; i < 200 && !strstr(r.raw.buf, "console resumed"); i++)
 		pump(&r);
 	assert_non_null(strstr(r.raw.buf, "from-the-42-shell"));
-	assert_non_null(strstr(r.raw.buf, "shell exited with status 3; console resumed\r\ncompartd a1> "));
+	assert_non_null(
+	    strstr(r.raw.buf, "shell exited with status 3; console resumed\r\ncompartd a1> "));
 	type(&r, "echo back\r");
 	assert_non_null(strstr(r.raw.buf, "back\r\nsecond line\r\n"));
 	rig_close(&r);
@@ -266,12 +273,12 @@ int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_edit_table),
-		cmocka_unit_test(test_edit_crlf_and_limit),
-		cmocka_unit_test(test_pty_command),
-		cmocka_unit_test(test_pty_event_while_typing),
-		cmocka_unit_test(test_shell_refused_off_serial),
-		cmocka_unit_test(test_shell_on_pty),
+	    cmocka_unit_test(test_edit_table),
+	    cmocka_unit_test(test_edit_crlf_and_limit),
+	    cmocka_unit_test(test_pty_command),
+	    cmocka_unit_test(test_pty_event_while_typing),
+	    cmocka_unit_test(test_shell_refused_off_serial),
+	    cmocka_unit_test(test_shell_on_pty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
