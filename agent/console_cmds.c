@@ -7,6 +7,9 @@
 #include "serial.h"
 
 #include <string.h>
+#include <sys/klog.h>
+
+#define KLOG_CONSOLE_LEVEL 8 /* SYSLOG_ACTION_CONSOLE_LEVEL in the kernel's syslog(2) */
 
 /* ---- health ---- */
 
@@ -196,7 +199,14 @@ int console_open_serial(struct agent *a, const char *dev)
 		snprintf(path, sizeof(path), "%s", dev);
 	else
 		snprintf(path, sizeof(path), "/dev/%s", dev);
-	return serial_open(a->console, a->loop, path, a->cfg->nodes[a->self].name, &a->serial);
+	int r = serial_open(a->console, a->loop, path, a->cfg->nodes[a->self].name, &a->serial);
+	if (r < 0 || !a->opts.pid1)
+		return r;
+	/* Our lines also go to /dev/kmsg; the kernel would echo them onto this same line,
+	 * across whatever is being typed. The console prints events and errors itself. */
+	if (klogctl(KLOG_CONSOLE_LEVEL, NULL, 1) < 0)
+		log_warn_errno(-errno, "cannot quiet kernel messages on the console, ignoring");
+	return 0;
 }
 
 int console_cmds_setup(struct agent *a)

@@ -187,7 +187,8 @@ static bool typing_visible(const struct serial *s)
 static void on_log_line(const struct log_line *l, void *ud)
 {
 	struct serial *s = ud;
-	if (!l->is_event || s->shell_pid > 0)
+	/* State changes, and what went wrong: the operator at the console must see both. */
+	if ((!l->is_event && l->level > LOG_LVL_WARN) || s->shell_pid > 0)
 		return;
 	if (typing_visible(s)) {
 		struct strbuf e;
