@@ -18,7 +18,6 @@ struct decision {
 	struct profile_run *run;
 	bool reeval;  /* contacted set changed while hooks ran */
 	bool changed; /* contacted set or liveness changed since the last evaluation */
-	bool started_once;
 	char rule[RULES_NAME_MAX];
 	struct rules_facts facts;
 	char last_event[128];
@@ -122,12 +121,12 @@ static void start_profile(struct decision *d, int profile);
 static void on_profile_done(struct profile_run *run, enum profile_state st, void *ud)
 {
 	struct decision *d = ud;
-	if (d->profile == RULES_PROFILE_WAIT_OPERATOR && st == PROFILE_STATE_OK) {
+	if (d->profile ==
+	    RULES_PROFILE_WAIT_OPERATOR) { /* hooks ok or failed: the operator decides */
 		d->waiting = true;
 		log_notice(
 		    "waiting for the operator: `continue` on the console releases this node");
 	}
-	d->started_once = true;
 	if (d->fn)
 		d->fn(d, d->ud);
 	if (d->reeval && d->decided) {
@@ -269,8 +268,14 @@ static int cmd_decision(struct console_req *req, void *ud)
 			  "\"mgmt_running\":%s,\"facts\":",
 			  prof, st, d->waiting ? "true" : "false",
 			  d->mgmt_running ? "true" : "false");
-		sb_json_str(&req->out, facts.buf ? facts.buf : "");
-		sb_puts(&req->out, "}\n");
+		const struct rules_facts *f = &d->facts;
+		sb_printf(
+		    &req->out,
+		    "{\"peers\":%ld,\"contacted\":%ld,\"mgmt_running\":%s,"
+		    "\"mgmt_capable\":%s,\"highest_priority\":%s,\"uncontacted_alive\":%s}}\n",
+		    f->peers, f->contacted, f->mgmt_running ? "true" : "false",
+		    f->mgmt_capable ? "true" : "false", f->highest_priority ? "true" : "false",
+		    f->uncontacted_alive ? "true" : "false");
 	} else {
 		sb_printf(
 		    &req->out, "rule     %s\nprofile  %s (hooks %s)%s\nmgmt     %s\nfacts    %s\n",

@@ -46,7 +46,7 @@ struct hs_peer {
 
 struct hs {
 	struct loop *loop;
-	const struct cfg *cfg;
+	const struct cfg *cfg; /* the agent's: a reload changes values in place */
 	int self;
 	uint8_t boot_id[HS_BOOT_ID_BYTES];
 	uint8_t *key; /* sodium_malloc'd protocol key */
@@ -110,7 +110,11 @@ static const char *node_name(const struct hs *hs, int node)
 	return hs->cfg->nodes[node].name;
 }
 
-static int send_msg(struct hs *hs, int node, const struct cfg_addr *to, struct hs_msg *m)
+/* Sends from the socket bound to the handshake address (external: from the one bound to
+ * the external address, so the answer comes back over the external network even when the
+ * compartments cannot reach each other). */
+static int send_msg_ext(struct hs *hs, int node, const struct cfg_addr *to, struct hs_msg *m,
+			bool external)
 {
 	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION,
 				.type = (uint8_t)m->type,
@@ -123,7 +127,8 @@ static int send_msg(struct hs *hs, int node, const struct cfg_addr *to, struct h
 	if (n < 0)
 		return n;
 	int fd = hs->fd_hs;
-	if (to->ss.ss_family != hs->cfg->nodes[hs->self].handshake.ss.ss_family)
+	if ((external && hs->fd_ext >= 0) ||
+	    to->ss.ss_family != hs->cfg->nodes[hs->self].handshake.ss.ss_family)
 		fd = hs->fd_ext;
 	if (fd < 0)
 		return -EAFNOSUPPORT;
@@ -133,6 +138,11 @@ static int send_msg(struct hs *hs, int node, const struct cfg_addr *to, struct h
 		return -errno;
 	}
 	return 0;
+}
+
+static int send_msg(struct hs *hs, int node, const struct cfg_addr *to, struct hs_msg *m)
+{
+	return send_msg_ext(hs, node, to, m, false);
 }
 
 static void fill_hello(struct hs *hs, struct hs_hello *h, uint64_t challenge, bool external)
@@ -156,7 +166,7 @@ static void send_hello(struct hs *hs, int node, bool external)
 	*p = (struct hs_probe){.challenge = ch, .sent_us = now_usec()}; /* precise, for the RTT */
 	struct hs_msg m = {.type = HS_MSG_HELLO};
 	fill_hello(hs, &m.hello, ch, external);
-	send_msg(hs, node, external ? &n->external : &n->handshake, &m);
+	send_msg_ext(hs, node, external ? &n->external : &n->handshake, &m, external);
 }
 
 static void emit_peer(struct hs *hs, int node, const char *state)
@@ -444,17 +454,14 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 	struct hs *hs = calloc(1, sizeof(*hs));
 	if (!hs)
 		return NULL;
-	*hs = (struct hs){.loop = l,
-			  .cfg = cfg,
-			  .self = self,
-			  .fd_hs = -1,
-			  .fd_ext = -1,
-			  .profile = PROFILE_NONE};
+	*hs = (struct hs){
+	    .loop = l, .self = self, .fd_hs = -1, .fd_ext = -1, .profile = PROFILE_NONE};
 	memcpy(hs->boot_id, boot_id, HS_BOOT_ID_BYTES);
 	for (int i = 0; i < CFG_MAX_NODES; i++)
 		hs->peers[i] = (struct hs_peer){
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
+	hs->cfg = cfg;
 	hs->key = sodium_malloc(HS_KEY_BYTES);
 	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
 		goto fail;

@@ -16,8 +16,9 @@
 
 struct profile_run {
 	struct loop *loop;
-	const struct cfg *cfg;
-	const struct cfg_profile *prof;
+	struct cfg_profile prof_copy;	/* copied: a config reload may free the cfg */
+	const struct cfg_profile *prof; /* &prof_copy, or NULL when the config has none */
+	uint64_t hook_timeout;
 	char name[CFG_NAME_MAX];
 	char node[CFG_NAME_MAX];
 	int next;  /* index of the next hook to start */
@@ -178,7 +179,7 @@ static int start_hook(struct profile_run *run)
 	run->pidfd = fd;
 	run->timed_out = false;
 	run->w = watch_add(run->loop, fd, EPOLLIN, on_exit_fd, run, NULL);
-	timer_arm_in(run->t_timeout, run->cfg->timeouts.hook_timeout);
+	timer_arm_in(run->t_timeout, run->hook_timeout);
 	log_info("hook %s started (pid %d)", cmd, (int)pid);
 	return run->w ? 0 : -ENOMEM;
 }
@@ -207,12 +208,16 @@ struct profile_run *profile_start(struct loop *l, const struct cfg *cfg, const c
 	if (!run)
 		return NULL;
 	*run = (struct profile_run){.loop = l,
-				    .cfg = cfg,
-				    .prof = cfg_find_profile(cfg, name),
+				    .hook_timeout = cfg->timeouts.hook_timeout,
 				    .pidfd = -1,
 				    .state = PROFILE_STATE_RUNNING,
 				    .done = done,
 				    .ud = ud};
+	const struct cfg_profile *p = cfg_find_profile(cfg, name);
+	if (p) {
+		run->prof_copy = *p;
+		run->prof = &run->prof_copy;
+	}
 	snprintf(run->name, sizeof(run->name), "%s", name);
 	snprintf(run->node, sizeof(run->node), "%s", node);
 	run->t_timeout = timer_new(l, on_timeout, run);

@@ -23,8 +23,8 @@ struct profile_run;
 /* Called once, when the last hook finished or one failed; the run may be freed inside. */
 typedef void (*profile_done_fn)(struct profile_run *run, enum profile_state st, void *ud);
 
-/* Starts the hooks of profile `name` (none configured: done soon with OK). The cfg must
- * outlive the run. Returns NULL with errno set on failure. */
+/* Starts the hooks of profile `name` (none configured: done soon with OK). The run copies
+ * what it needs from cfg. Returns NULL with errno set on failure. */
 struct profile_run *profile_start(struct loop *l, const struct cfg *cfg, const char *name,
 				  const char *node, profile_done_fn done, void *ud);
 /* Kills a hook still running and frees the run. Accepts NULL; returns NULL. */

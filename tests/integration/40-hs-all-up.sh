@@ -23,5 +23,11 @@ done
 hs_wait a1 'event=hook name=.*start-mgmt status=ok exit=0' 5
 [ "$(grep -c '^start-mgmt' "$HS_TMP/hooks.log")" -eq 1 ] || fail "start-mgmt ran $(grep -c '^start-mgmt' "$HS_TMP/hooks.log") times"
 [ "$(grep -c '^start-infra' "$HS_TMP/hooks.log")" -eq 4 ] || fail "start-infra did not run once per node"
+# a configuration reload (SIGHUP) does not disturb the handshake
+kill -HUP "${HS_PID[a1]}"
+hs_wait a1 'configuration reloaded' 5
+sleep 1
+hs_ctl a1 peers --json | grep -q '"contacted":3' || fail "a1 lost peers after a reload"
+grep -q 'state=lost' "$HS_TMP"/*.log && fail "a peer was lost"
 hs_ctl a1 peers
 echo "all up: 3/3 everywhere, a1 infra-and-mgmt, others infra-only"

@@ -49,3 +49,25 @@ sleep 1
 grep -q 'profile=infra-and-mgmt' "$HS_TMP/b2.log" && fail "b2 (not mgmt capable) took management"
 [ "$(grep -c '^start-mgmt b1' "$HS_TMP/hooks.log")" -eq 1 ] || fail "b1 ran start-mgmt $(grep -c '^start-mgmt b1' "$HS_TMP/hooks.log") times"
 echo "case 3 ok: compartment a lost, b1 takes over management once"
+
+# 4. a1 unreachable on its handshake address (it listens elsewhere) but alive on its
+#    external interface, a2 down, no quorum device: b1 sees 1/3, but a1's external
+#    interface answers, so rule 4 must not fire.
+hs_stop b1
+hs_stop b2
+hs_stop a1
+hs_stop a2
+hs_setup '/^\[quorum\]/,/^$/d'
+: >"$HS_TMP/hooks.log"
+for n in a1 b1 b2; do hs_cmdline $n; done
+sed -i 's/compartd.node.a1.handshake=127.0.1.11/compartd.node.a1.handshake=127.0.1.99/' "$HS_TMP/a1.cmdline"
+hs_start a1
+hs_start b1
+hs_start b2
+hs_wait b1 'external interface of a1: alive' 10
+hs_wait b1 'event=decision rule=default profile=infra-only contacted=1/3' 10
+sleep 1
+grep -q 'profile=infra-and-mgmt' "$HS_TMP/b1.log" && fail "b1 took management while a1's external interface answers"
+hs_ctl b1 peers --json | grep -q '"node":"a1","compartment":"a","state":"not-contacted".*"external":"alive"' ||
+	fail "b1 does not show a1 external alive"
+echo "case 4 ok: an uncontacted node alive on its external interface blocks rule 4"

@@ -74,6 +74,7 @@ hs_start() {
 }
 
 hs_stop() {
+	[ -n "${HS_PID[$1]:-}" ] || return 0
 	kill "${HS_PID[$1]}" 2>/dev/null
 	wait "${HS_PID[$1]}" 2>/dev/null
 	unset "HS_PID[$1]"
