@@ -248,16 +248,150 @@ static void answer_text(const struct query_target *t, struct strbuf *out)
 			sb_put(out, t->chunks[k], t->lens[k]);
 }
 
-static bool looks_json(const char *s, size_t len)
+/* A strict JSON checker (RFC 8259 grammar, nesting bounded), so that a peer's answer is
+ * embedded in our JSON document only when it cannot break it. */
+struct jscan {
+	const char *p, *end;
+	int depth;
+};
+
+static void js_ws(struct jscan *j)
 {
-	while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
-		len--;
-	if (len < 2 || s[0] != '{' || s[len - 1] != '}')
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static bool js_lit(struct jscan *j, const char *lit)
+{
+	size_t n = strlen(lit);
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n))
 		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20)
-			return false;
+	j->p += n;
 	return true;
+}
+
+static bool js_string(struct jscan *j)
+{
+	if (j->p >= j->end || *j->p++ != '"')
+		return false;
+	while (j->p < j->end) {
+		unsigned char c = (unsigned char)*j->p++;
+		if (c == '"')
+			return true;
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+			continue;
+		if (j->p >= j->end)
+			return false;
+		c = (unsigned char)*j->p++;
+		if (c == 'u') {
+			for (int i = 0; i < 4; i++, j->p++)
+				if (j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p) || !*j->p)
+					return false;
+		} else if (!strchr("\"\\/bfnrt", c) || !c) {
+			return false;
+		}
+	}
+	return false;
+}
+
+static bool js_digits(struct jscan *j)
+{
+	const char *s = j->p;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	return j->p > s;
+}
+
+static bool js_number(struct jscan *j)
+{
+	if (j->p < j->end && *j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (!js_digits(j))
+		return false;
+	if (j->p < j->end && *j->p == '.' && (j->p++, !js_digits(j)))
+		return false;
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (!js_digits(j))
+			return false;
+	}
+	return true;
+}
+
+static bool js_value(struct jscan *j);
+
+/* Object or array: open, members separated by commas, close. */
+static bool js_container(struct jscan *j, char close, bool object)
+{
+	if (++j->depth > 32)
+		return false;
+	j->p++;
+	js_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		j->depth--;
+		return true;
+	}
+	for (;;) {
+		js_ws(j);
+		if (object) {
+			if (!js_string(j))
+				return false;
+			js_ws(j);
+			if (j->p >= j->end || *j->p++ != ':')
+				return false;
+		}
+		if (!js_value(j))
+			return false;
+		js_ws(j);
+		if (j->p >= j->end)
+			return false;
+		char c = *j->p++;
+		if (c == close)
+			break;
+		if (c != ',')
+			return false;
+	}
+	j->depth--;
+	return true;
+}
+
+static bool js_value(struct jscan *j)
+{
+	js_ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{':
+		return js_container(j, '}', true);
+	case '[':
+		return js_container(j, ']', false);
+	case '"':
+		return js_string(j);
+	case 't':
+		return js_lit(j, "true");
+	case 'f':
+		return js_lit(j, "false");
+	case 'n':
+		return js_lit(j, "null");
+	default:
+		return js_number(j);
+	}
+}
+
+bool query_json_valid(const char *s, size_t len)
+{
+	struct jscan j = {.p = s, .end = s + len};
+	if (!js_value(&j))
+		return false;
+	js_ws(&j);
+	return j.p == j.end;
 }
 
 static void format_json_target(const struct cfg *c, const struct query_target *t, struct strbuf *o)
@@ -274,7 +408,7 @@ static void format_json_target(const struct cfg *c, const struct query_target *t
 	sb_init(&a);
 	answer_text(t, &a);
 	sb_puts(o, ",\"answer\":");
-	if (a.len && looks_json(a.buf, a.len)) {
+	if (a.len && query_json_valid(a.buf, a.len)) {
 		while (a.len && a.buf[a.len - 1] == '\n')
 			a.buf[--a.len] = '\0';
 		sb_put(o, a.buf, a.len);
@@ -352,7 +486,9 @@ static void format_human_target(const struct cfg *c, const struct query_target *
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
 		sb_puts(o, "   ");
-		sb_put(o, p, n);
+		/* A peer's bytes go to an operator's terminal: no control sequences. */
+		for (size_t i = 0; i < n; i++)
+			sb_putc(o, ((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f ? '?' : p[i]);
 		sb_putc(o, '\n');
 		p += n + (nl ? 1 : 0);
 	}

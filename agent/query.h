@@ -86,6 +86,8 @@ int query_add_reply(struct query *q, int node, const struct query_reply_hdr *h, 
 void query_expire(struct query *q, uint64_t now_us);
 bool query_complete(const struct query *q);
 void query_format(const struct cfg *c, const struct query *q, struct strbuf *out);
+/* Whether `s` is one complete JSON value (a peer's answer is embedded only then). */
+bool query_json_valid(const char *s, size_t len);
 
 /* ---- the engine ---- */
 

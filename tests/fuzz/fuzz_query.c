@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	uint32_t id;
 	char what[QUERY_WHAT_MAX];
-	bool json;
+	bool json = false;
 	if (query_parse_request(data, size, &id, what, &json) == 0) {
 		char buf[64];
 		int n = query_encode_request(id, what, json, buf, sizeof(buf));
@@ -43,11 +43,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		query_expire(&q, 1000);
 		struct strbuf out;
 		sb_init(&out);
+		q.spec.json = true;
 		query_format(cfg, &q, &out);
-		q.spec.json = !q.spec.json;
+		if (!query_json_valid(out.buf, out.len))
+			abort(); /* a peer's answer broke our JSON document */
+		sb_reset(&out);
+		q.spec.json = false;
 		query_format(cfg, &q, &out);
+		for (size_t i = 0; i < out.len; i++)
+			if ((unsigned char)out.buf[i] < 0x20 && out.buf[i] != '\n' && out.buf[i] != '\t')
+				abort(); /* a control byte would reach the operator's terminal */
 		sb_free(&out);
 		query_reset(&q);
 	}
+	query_json_valid((const char *)data, size);
 	return 0;
 }

@@ -230,6 +230,27 @@ static void test_chunks(void **state)
 	assert_int_equal(query_encode_reply(1, true, "x", 1, 40, collect, &c), -EINVAL);
 }
 
+static void test_json_valid(void **state)
+{
+	static const char *const good[] = {
+		"{}", "[]", "0", "-1.5e+3", "\"a\\u00e9\\n\"", "true", "null", " {\"a\":[1,2,{\"b\":false}]}\n",
+		"{\"node\":\"a1\",\"uptime_s\":0}\n",
+	};
+	static const char *const bad[] = {
+		"", "{", "{\"a\":}", "{\"a\" 1}", "[1,]", "01", "1.", "-", "\"\\x\"", "\"a", "{}{}", "tru",
+		"{\"a\":1,}", "\"\\u12\"", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+		"{\"a\":\"\x01\"}",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		assert_true(query_json_valid(good[i], strlen(good[i])));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		printf("bad: %s\n", bad[i]);
+		assert_false(query_json_valid(bad[i], strlen(bad[i])));
+	}
+	/* A NUL inside is never valid. */
+	assert_false(query_json_valid("\"a\0b\"", 5));
+}
+
 /* ---- four engines, one loop, an in-memory network ---- */
 
 #define NODES 4
@@ -432,7 +453,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),	 cmocka_unit_test(test_plan),
 	    cmocka_unit_test(test_payloads),	 cmocka_unit_test(test_chunks),
-	    cmocka_unit_test(test_four_engines),
+	    cmocka_unit_test(test_json_valid), cmocka_unit_test(test_four_engines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
