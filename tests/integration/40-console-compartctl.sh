@@ -4,7 +4,8 @@
 # (text, JSON, exit codes), root-only access, the health engine repairing the config
 # (edited file → reload) and the console socket (file removed → listens again), and the
 # serial console on a pty (script(1) gives the agent one as /dev/tty): a typed command is
-# answered and an event printed mid-typing leaves the typed text intact.
+# answered, an event printed mid-typing leaves the typed text intact, `continue` releases
+# the wait-operator profile of a node alone, and `shell` hands the line back when it exits.
 set -euo pipefail
 BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,10 +26,17 @@ fail() {
 	exit 1
 }
 
-cp images/rig/cluster.conf "$tmp/cluster.conf"
+# Profile hooks that only say they ran.
+mkdir -p "$tmp/hooks"
+for h in start-infra start-mgmt; do
+	printf '#!/bin/sh\necho "%s $COMPARTD_PROFILE" >>"%s/hooks.log"\n' "$h" "$tmp" >"$tmp/hooks/$h"
+	chmod +x "$tmp/hooks/$h"
+done
+sed "s|/etc/compartd/hooks/|$tmp/hooks/|" images/rig/cluster.conf >"$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
 cat > "$tmp/cmdline" <<EOC
 compartd.cluster.key_file=$tmp/cluster.key compartd.timeouts.health_interval=500ms
+compartd.cluster.rules=$top/rules/boot.rules
 compartd.node.a1.handshake=127.0.1.11:17470 compartd.node.a2.handshake=127.0.1.12:17470
 compartd.node.b1.handshake=127.0.1.21:17470 compartd.node.b2.handshake=127.0.1.22:17470
 compartd.node.a1.external=127.0.1.11:17471 compartd.node.a2.external=127.0.1.12:17471
@@ -149,6 +157,14 @@ screen | grep -A1 "^event=health component=config:cluster state=recovered" | tai
 	| grep -qx "compartd a1> hea" || fail "serial: typed text not redrawn after the event"
 printf 'lth\r' >&3
 wait_for 5 serial_has "COMPONENT" || fail "serial: the completed line 'health' was not run"
+# Alone in its cluster, the node waits for an operator; `continue` typed here releases it.
+wait_for 10 serial_has "event=decision rule=alone profile=wait-operator" || fail "serial: no wait-operator decision"
+printf 'continue\r' >&3
+wait_for 5 serial_has "released: starting profile infra-and-mgmt" || fail "serial: continue not answered"
+wait_for 5 serial_has "event=decision rule=operator-continue profile=infra-and-mgmt" || fail "serial: no release event"
+printf 'continue\r' >&3
+wait_for 5 serial_has "error: continue refused: this node is not waiting for an operator" \
+	|| fail "serial: a second continue was not refused"
 printf 'shell\r' >&3
 wait_for 5 grep -q "rescue shell started" "$tmp/agent.log" || fail "serial: no shell"
 printf 'echo in-the-$((6*7))-shell; exit 0\n' >&3
