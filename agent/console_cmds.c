@@ -241,6 +241,7 @@ int console_cmds_setup(struct agent *a)
 	     query_cmd, a->query},
 	    {"shell", "", "rescue shell on the serial line (console paused)", serial_cmd_shell,
 	     NULL},
+	    {"sh", "", "the same as shell", serial_cmd_shell, NULL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
 		r = console_register(c, cmds[i].name, cmds[i].args, cmds[i].help, cmds[i].fn,
