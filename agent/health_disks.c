@@ -198,6 +198,135 @@ static int watch_journal(struct health *h, struct disk_module *m)
 	return r < 0 ? r : 1;
 }
 
+/* ---- md arrays: state and resync progress from sysfs ---- */
+
+int health_md_judge(const struct health_md_facts *f, struct strbuf *detail)
+{
+	if (!strcmp(f->array_state, "inactive") || !strcmp(f->array_state, "clear") ||
+	    !f->array_state[0]) {
+		sb_printf(detail, "array is %s",
+			  f->array_state[0] ? f->array_state : "not running");
+		return -ENODEV;
+	}
+	long up = f->raid_disks - f->degraded;
+	bool syncing =
+	    strcmp(f->sync_action, "idle") && strcmp(f->sync_action, "frozen") && f->sync_action[0];
+	if (syncing && f->sync_total) {
+		unsigned pct = (unsigned)(f->sync_done * 100 / f->sync_total);
+		sb_printf(detail, "%s %u%% (%ld/%ld members)", f->sync_action, pct, up,
+			  f->raid_disks);
+		return 0; /* progress, not a failure: the rebuild is under way */
+	}
+	if (f->degraded > 0) {
+		sb_printf(detail, "degraded: %ld/%ld members", up, f->raid_disks);
+		return -EDEADLK;
+	}
+	sb_printf(detail, "%s, %ld/%ld members", f->array_state, up, f->raid_disks);
+	return 0;
+}
+
+static int read_attr(const char *dir, const char *name, char *out, size_t n)
+{
+	char path[CFG_PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = read_full_file(path, 4096, &text, &len);
+	if (r < 0)
+		return r;
+	snprintf(out, n, "%s", strstrip(text));
+	return 0;
+}
+
+int health_md_read(const char *dev_root, const char *sys_root, const char *name,
+		   struct health_md_facts *ret, struct strbuf *err)
+{
+	char link[CFG_PATH_MAX], target[CFG_PATH_MAX], dir[CFG_PATH_MAX + 32], v[64];
+	snprintf(link, sizeof(link), "%s/md/%s", dev_root, name);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0) {
+		sb_printf(err, "%s: %s", link, strerror(errno));
+		return -errno;
+	}
+	target[n] = '\0';
+	const char *md = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	snprintf(dir, sizeof(dir), "%s/block/%s/md", sys_root, md);
+	struct health_md_facts f = {0};
+	long l;
+	int r = read_attr(dir, "array_state", f.array_state, sizeof(f.array_state));
+	if (r < 0) {
+		sb_printf(err, "%s/array_state: %s", dir, strerror(-r));
+		return r;
+	}
+	if (read_attr(dir, "degraded", v, sizeof(v)) == 0 && parse_int(v, 0, 64, &l) == 0)
+		f.degraded = l;
+	if (read_attr(dir, "raid_disks", v, sizeof(v)) == 0 && parse_int(v, 0, 64, &l) == 0)
+		f.raid_disks = l;
+	read_attr(dir, "sync_action", f.sync_action, sizeof(f.sync_action));
+	if (read_attr(dir, "sync_completed", v, sizeof(v)) == 0) {
+		unsigned long long d, t;
+		if (sscanf(v, "%llu / %llu", &d, &t) == 2) {
+			f.sync_done = d;
+			f.sync_total = t;
+		}
+	}
+	*ret = f;
+	return 0;
+}
+
+struct md_watch {
+	struct disk_watch dw; /* first: the rebuild is the disks stage */
+	char name[16];
+};
+
+static int md_reachable(void *ud, struct strbuf *d)
+{
+	struct md_watch *w = ud;
+	struct health_md_facts f;
+	return health_md_read("/dev", "/sys", w->name, &f, d);
+}
+
+static int md_integrity(void *ud, struct strbuf *d)
+{
+	struct md_watch *w = ud;
+	struct health_md_facts f;
+	int r = health_md_read("/dev", "/sys", w->name, &f, d);
+	return r < 0 ? r : health_md_judge(&f, d);
+}
+
+/* Runs the disks stage again: it re-adds a returning member and adds a new blank one. */
+static int md_rebuild(void *ud, struct strbuf *msg)
+{
+	struct md_watch *w = ud;
+	int r = disk_module_bootstrap(w->dw.m);
+	sb_printf(msg, "disks stage ran again for md %s%s", w->name, r < 0 ? " (it failed)" : "");
+	return r < 0 ? r : 0;
+}
+
+static const struct health_component_ops md_ops = {
+    .check_reachable = md_reachable,
+    .check_integrity = md_integrity,
+    .rebuild = md_rebuild,
+    .rebuild_tries = 1,
+};
+
+static void watch_md(struct health *h, struct disk_module *m)
+{
+	const struct disk_bootstrap_result *res = disk_module_result(m);
+	for (int k = 0; res && k < _CFG_KIND_MAX; k++) {
+		const struct disk_bootstrap_raid *br = &res->raids[k];
+		if (!br->planned || health_find(h, "md", br->input.name))
+			continue;
+		struct md_watch *w = calloc(1, sizeof(*w));
+		if (!w)
+			return;
+		w->dw.m = m;
+		snprintf(w->name, sizeof(w->name), "%s", br->input.name);
+		if (health_register(h, &md_ops, w, "md", w->name, NULL) < 0)
+			free(w);
+	}
+}
+
 int health_disks_register(struct health *h, struct disk_module *m)
 {
 	const struct disk_bootstrap_result *res = disk_module_result(m);
@@ -222,6 +351,7 @@ int health_disks_register(struct health *h, struct disk_module *m)
 	}
 	if (watch_journal(h, m) < 0)
 		log_warn("health: cannot watch the state journal, ignoring");
+	watch_md(h, m);
 	return n;
 }
 
@@ -229,7 +359,7 @@ void health_disks_unregister(struct health *h)
 {
 	for (int i = 0; i < h->n; i++) {
 		struct health_component *c = &h->comps[i];
-		if (c->ops != &disk_ops && c->ops != &journal_ops)
+		if (c->ops != &disk_ops && c->ops != &journal_ops && c->ops != &md_ops)
 			continue;
 		free(c->ud);
 		health_unregister(h, c->kind, c->id);

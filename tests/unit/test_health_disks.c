@@ -185,6 +185,77 @@ static void test_disk_check(void **state)
 	rmdir(dir);
 }
 
+struct md_case {
+	struct health_md_facts f;
+	int want;
+	const char *detail;
+};
+
+static const struct md_case md_cases[] = {
+    {{"clean", 0, 2, "idle", 0, 0}, 0, "clean, 2/2 members"},
+    {{"active", 0, 2, "idle", 0, 0}, 0, "active, 2/2 members"},
+    {{"clean", 1, 2, "idle", 0, 0}, -EDEADLK, "degraded: 1/2 members"},
+    {{"active", 1, 2, "recover", 1024, 4096}, 0, "recover 25% (1/2 members)"},
+    {{"clean", 0, 2, "resync", 4095, 4096}, 0, "resync 99% (2/2 members)"},
+    {{"clean", 1, 2, "frozen", 10, 20}, -EDEADLK, "degraded: 1/2 members"},
+    {{"inactive", 0, 2, "idle", 0, 0}, -ENODEV, "array is inactive"},
+    {{"", 0, 0, "", 0, 0}, -ENODEV, "array is not running"},
+};
+
+static void put(const char *dir, const char *name, const char *val)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", val);
+	fclose(f);
+}
+
+static void test_md(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(md_cases); i++) {
+		struct strbuf d;
+		sb_init(&d);
+		assert_int_equal(health_md_judge(&md_cases[i].f, &d), md_cases[i].want);
+		assert_string_equal(d.buf, md_cases[i].detail);
+		sb_free(&d);
+	}
+	/* The sysfs reader on a tree laid out like the kernel's. */
+	char dir[] = "/tmp/compartd-md.XXXXXX", p[256], cmd[300];
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/dev/md %s/sys/block/md127/md && ln -s ../md127 %s/dev/md/infra", dir,
+		 dir, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(p, sizeof(p), "%s/sys/block/md127/md", dir);
+	put(p, "array_state", "active");
+	put(p, "degraded", "1");
+	put(p, "raid_disks", "2");
+	put(p, "sync_action", "recover");
+	put(p, "sync_completed", "524288 / 1048576");
+	char dev[128], sys[128];
+	snprintf(dev, sizeof(dev), "%s/dev", dir);
+	snprintf(sys, sizeof(sys), "%s/sys", dir);
+	struct health_md_facts f;
+	struct strbuf d;
+	sb_init(&d);
+	assert_int_equal(health_md_read(dev, sys, "infra", &f, &d), 0);
+	assert_int_equal(health_md_judge(&f, &d), 0);
+	assert_string_equal(d.buf, "recover 50% (1/2 members)");
+	sb_reset(&d);
+	put(p, "sync_action", "idle");
+	put(p, "sync_completed", "none");
+	assert_int_equal(health_md_read(dev, sys, "infra", &f, &d), 0);
+	assert_int_equal(health_md_judge(&f, &d), -EDEADLK);
+	sb_reset(&d);
+	assert_true(health_md_read(dev, sys, "admin", &f, &d) < 0);
+	assert_non_null(strstr(d.buf, "/dev/md/admin: No such file or directory"));
+	sb_free(&d);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
@@ -192,7 +263,8 @@ int main(void)
 		return 1;
 	sb_init(&events);
 	log_subscribe(on_line, NULL);
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_disk_check)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_disk_check),
+					   cmocka_unit_test(test_md)};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&events);
 	return r;
