@@ -68,6 +68,7 @@ struct agent {
 	struct hs *hs;             /* handshake (hs.h) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
+	struct elect_drv *elect;   /* election (elect_drv.h) */
 	struct health *health;       /* health engine: modules health_register() here */
 	struct serial *serial;       /* the serial console, when one is open */
 	struct query_engine *query;  /* cluster queries */
