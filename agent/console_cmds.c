@@ -34,6 +34,8 @@ static int cmd_health(struct console_req *req, void *ud)
 static int hook_answer(struct console_req *req, const char *what, int r, struct strbuf *msg)
 {
 	const char *m = msg->buf ? strstrip(msg->buf) : "";
+	if (!strncmp(m, "refused: ", 9))
+		m += 9; /* we say "refused" ourselves */
 	if (r < 0) {
 		if (m[0])
 			console_req_error(req, "%s refused: %s", what, m);
