@@ -330,7 +330,18 @@ static bool unreachable(const struct health_component *c)
 	return false;
 }
 
+static void check_stages(struct health *h, struct health_component *c, uint64_t now_us);
+
+/* Every state change goes through here, so one subscriber sees them all. */
 static void check_one(struct health *h, struct health_component *c, uint64_t now_us)
+{
+	enum health_state before = c->state;
+	check_stages(h, c, now_us);
+	if (c->state != before && h->notify)
+		h->notify(h, c, before, h->notify_ud);
+}
+
+static void check_stages(struct health *h, struct health_component *c, uint64_t now_us)
 {
 	c->last_check_us = now_us;
 	c->next_due_us =
@@ -581,6 +592,12 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 }
 
 /* ---- the driver ---- */
+
+void health_set_notify(struct health *h, health_notify_fn fn, void *ud)
+{
+	h->notify = fn;
+	h->notify_ud = ud;
+}
 
 uint64_t health_now(const struct health *h)
 {

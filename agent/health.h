@@ -94,6 +94,12 @@ struct health_component {
 	unsigned log_head, log_used;
 };
 
+struct health;
+/* Called after a component changed state (e.g. the election leaves eligibility when a
+ * component it depends on is no longer ok). */
+typedef void (*health_notify_fn)(struct health *h, const struct health_component *c,
+				 enum health_state old, void *ud);
+
 struct health {
 	struct health_component comps[HEALTH_MAX_COMPONENTS];
 	int n;
@@ -102,6 +108,8 @@ struct health {
 	struct loop *loop;
 	struct timer *timer;
 	bool running;
+	health_notify_fn notify;
+	void *notify_ud;
 };
 
 struct health *health_new(uint64_t default_interval_us);
@@ -131,6 +139,9 @@ const char *health_overall(const struct health *h);
 
 /* Human table or JSON document, times relative to now_us. */
 void health_format(const struct health *h, uint64_t now_us, bool json, struct strbuf *out);
+
+/* One subscriber to state changes (NULL to stop). */
+void health_set_notify(struct health *h, health_notify_fn fn, void *ud);
 
 /* The driver: runs the checks from the loop's timer. */
 int health_attach(struct health *h, struct loop *l);

@@ -295,6 +295,38 @@ static void test_order_and_parents(void **state)
 	health_free(h);
 }
 
+static struct strbuf changes;
+static void on_change(struct health *h, const struct health_component *c, enum health_state old,
+		      void *ud)
+{
+	sb_printf(&changes, "%s:%s->%s ", c->name, health_state_to_str(old),
+		  health_state_to_str(c->state));
+}
+
+/* One notification per state change, none for a check that changes nothing. */
+static void test_notify(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.restart = restart};
+	struct fake f = {.trace_name = "n",
+			 .fixed_by = HEALTH_ACTION_RESTART,
+			 .fix_on_try = 1,
+			 .fix_pending = true};
+	struct health *h = health_new(USEC_PER_SEC);
+	sb_init(&changes);
+	health_set_notify(h, on_change, NULL);
+	health_register(h, &ops, &f, "path", "p", NULL);
+	health_run_due(h, 1);
+	health_run_due(h, 1 + USEC_PER_SEC);
+	f.fail_reach = true;
+	f.calls[HEALTH_ACTION_RESTART] = 0;
+	health_run_due(h, 1 + 2 * USEC_PER_SEC); /* fails, restart started (pending) */
+	health_run_due(h, 1 + 3 * USEC_PER_SEC); /* fixed */
+	assert_string_equal(changes.buf, "path:p:unknown->ok path:p:ok->failed path:p:failed->ok ");
+	sb_free(&changes);
+	health_free(h);
+}
+
 static void test_format(void **state)
 {
 	static const struct health_component_ops ops = {.check_reachable = reach,
@@ -341,6 +373,7 @@ int main(void)
 	    cmocka_unit_test(test_pending),
 	    cmocka_unit_test(test_order_and_parents),
 	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_notify),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&trace);
