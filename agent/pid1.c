@@ -2,9 +2,9 @@
 
 #include "agent.h"
 #include "bootstrap.h"
+#include "console_cmds.h"
 #include "log.h"
 #include "netcfg.h"
-#include "profile.h"
 
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -62,11 +62,6 @@ static void console_path(const struct kcmdline *k, char *out, size_t n)
 
 /* The console device PID 1 uses for stdio. */
 static char console_dev[96];
-
-const char *pid1_console_device(void)
-{
-	return console_dev;
-}
 
 /* Opens the console as stdin/stdout/stderr. Also after a rescue shell: the kernel hangs up
  * a terminal when the session leader that owned it exits, so the old descriptors are dead. */
@@ -242,7 +237,9 @@ _Noreturn void pid1_main(int argc, char **argv)
 
 _Noreturn void pid1_shutdown(int signo)
 {
-	unsigned how = signo == SIGUSR2 ? RB_POWER_OFF : signo == SIGUSR1 ? RB_HALT_SYSTEM : RB_AUTOBOOT;
+	unsigned how = signo == SIGUSR2	  ? RB_POWER_OFF
+		       : signo == SIGUSR1 ? RB_HALT_SYSTEM
+					  : RB_AUTOBOOT;
 	log_notice("signal %d: %s", signo,
 		   how == RB_POWER_OFF	   ? "powering off"
 		   : how == RB_HALT_SYSTEM ? "halting"
@@ -340,6 +337,7 @@ int pid1_disks(struct agent *a)
 	a->hooks.approve_wipe = disk_agent_approve_wipe;
 	int r = disk_module_bootstrap(a->disks);
 	agent_set_stage(a, AGENT_STAGE_RAID);
+	(void)console_cmds_attach_disks(a); /* each disk becomes a health component */
 	if (r < 0)
 		log_error_errno(
 		    r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
@@ -347,122 +345,15 @@ int pid1_disks(struct agent *a)
 	return r;
 }
 
-/* ---- the serial line (commands and the rescue shell) ---- */
-
-struct serial {
-	struct agent *agent;
-	struct watch *in;
-	struct watch *shell;
-	char buf[512];
-	size_t len;
-};
-
-static struct serial serial_state;
-
-static void serial_prompt(void)
-{
-	fputs("compartd> ", stdout);
-	fflush(stdout);
-}
-
-static void serial_finish(struct console_req *req)
-{
-	if (req->out.buf)
-		fputs(req->out.buf, stdout);
-	serial_prompt();
-}
-
-static void on_serial(struct watch *w, int fd, uint32_t revents, void *ud);
-
-static int serial_watch(struct serial *s)
-{
-	s->in = watch_add(s->agent->loop, 0, EPOLLIN, on_serial, s, NULL);
-	return s->in ? 0 : -ENOMEM;
-}
-
-static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
-{
-	struct serial *s = ud;
-	siginfo_t si;
-	if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) == 0)
-		profile_child_release(si.si_pid);
-	s->shell = watch_remove(s->shell);
-	close(fd);
-	console_open();
-	log_notice("rescue shell ended, console commands are back");
-	s->len = 0;
-	(void)serial_watch(s);
-	serial_prompt();
-}
-
-static int cmd_sh(struct console_req *req, void *ud)
-{
-	struct serial *s = ud;
-	if (!req->serial) {
-		console_req_error(req, "sh starts a shell on the serial line; type it there");
-		return -EINVAL;
-	}
-	char *argv[] = {PID1_SHELL, "-l", NULL};
-	pid_t pid = pid1_spawn(argv, true);
-	if (pid < 0)
-		return (int)pid;
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
-		return -errno;
-	(void)profile_child_claim(pid);
-	s->in = watch_remove(s->in);
-	s->shell = watch_add(s->agent->loop, pfd, EPOLLIN, on_shell_exit, s, NULL);
-	log_notice("rescue shell started on the console (pid %d); 'exit' returns here", (int)pid);
-	req->finish = NULL; /* no prompt while the shell owns the line */
-	return 0;
-}
-
-static void serial_line(struct serial *s, char *line)
-{
-	line = strstrip(line);
-	if (!*line) {
-		serial_prompt();
-		return;
-	}
-	if (console_exec(s->agent->console, line, true, serial_finish, s, NULL) < 0)
-		serial_prompt();
-}
-
-static void on_serial(struct watch *w, int fd, uint32_t revents, void *ud)
-{
-	struct serial *s = ud;
-	ssize_t n = read(fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
-	if (n <= 0) {
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			s->in = watch_remove(s->in); /* the line is gone; the socket still works */
-		return;
-	}
-	s->len += (size_t)n;
-	s->buf[s->len] = '\0';
-	char *nl;
-	while (s->in && (nl = strchr(s->buf, '\n'))) {
-		*nl = '\0';
-		char line[sizeof(s->buf)];
-		snprintf(line, sizeof(line), "%s", s->buf);
-		size_t used = (size_t)(nl - s->buf) + 1;
-		memmove(s->buf, nl + 1, s->len - used + 1);
-		s->len -= used;
-		serial_line(s, line);
-	}
-	if (s->len == sizeof(s->buf) - 1)
-		s->len = 0; /* an overlong line is dropped */
-}
+/* ---- the serial console ---- */
 
 int pid1_serial_start(struct agent *a)
 {
-	struct serial *s = &serial_state;
-	s->agent = a;
-	console_register(a->console, "sh", "", "a rescue shell on the serial line ('exit' returns)",
-			 cmd_sh, s);
 	(void)loop_add_signal(a->loop, SIGUSR1, on_shutdown_signal, NULL);
 	(void)loop_add_signal(a->loop, SIGUSR2, on_shutdown_signal, NULL);
-	int r = serial_watch(s);
-	if (r == 0)
-		serial_prompt();
-	return r;
+	int r = console_open_serial(a, console_dev);
+	if (r < 0)
+		return log_error_errno(r, "no console on %s; the socket still answers compartctl",
+				       console_dev);
+	return 0;
 }

@@ -27,11 +27,8 @@ int pid1_disks(struct agent *a);
  * (also Ctrl-Alt-Del) reboot, SIGUSR2 powers off, SIGUSR1 halts; after a sync. */
 _Noreturn void pid1_shutdown(int signo);
 
-/* The serial console device PID 1 took ("/dev/ttyS0"): compartd.console=, else the last
- * console=, else ttyS0. */
-const char *pid1_console_device(void);
-
-/* Serves console commands on the serial line and registers `sh` (a rescue shell on it). */
+/* The operator console on the serial line PID 1 took (agent/serial.h: line editing, live
+ * events, `sh`/`shell` for a rescue shell), and the reboot/poweroff/halt signals. */
 int pid1_serial_start(struct agent *a);
 
 /* Starts argv[0] (an absolute path) with the signal mask cleared; `tty` makes it a session
