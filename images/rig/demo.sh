@@ -52,7 +52,7 @@ sleep "$settle"
 # each guest, through its console's rescue shell, waiting for the resync to finish.
 declare -A md_now=()
 for n in "${nodes[@]}"; do
-	rig_events "$n" | grep -q '^event=raid name=infra' || continue
+	grep -q '^event=raid name=infra' <<<"$(rig_events "$n")" || continue
 	left=$((end - $(date +%s)))
 	[ $left -gt 10 ] || left=10
 	out=$(rig_md_wait "$n" infra 'State : (clean|active) *$' "$left" 2>/dev/null) || out=$(rig_md_detail "$n" infra 2>/dev/null) || true

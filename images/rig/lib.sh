@@ -278,6 +278,15 @@ rig_mark() { stat -c %s "$RIG_DIR/$1.log" >"$RIG_DIR/$1.mark"; }
 # rig_output NODE: the console output since the mark.
 rig_output() { tail -c +$(($(cat "$RIG_DIR/$1.mark") + 1)) "$RIG_DIR/$1.log" | tr -d '\r'; }
 
+# rig_first NODE REGEX: the first console line since the mark that matches; fails when none.
+# (Every reader here consumes its whole input: with pipefail, a grep -m1 or head that stops
+# early makes the writer die of SIGPIPE and the pipeline fail even though it matched.)
+rig_first() {
+	local line
+	line=$(rig_output "$1" | { grep -E -- "$2" || true; } | sed -n 1p)
+	[ -n "$line" ] && echo "$line"
+}
+
 # rig_wait_for NODE REGEX TIMEOUT: waits until the console shows a line matching REGEX
 # (grep -E) after the mark; prints that line. On timeout (seconds) or when QEMU died,
 # shows the end of the console and fails.
@@ -285,10 +294,10 @@ rig_wait_for() {
 	local node=$1 re=$2 timeout=${3:-60} end line
 	end=$(($(date +%s) + timeout))
 	while [ "$(date +%s)" -lt "$end" ]; do
-		line=$(rig_output "$node" | grep -E -m1 -- "$re") && { echo "$line"; return 0; }
+		line=$(rig_first "$node" "$re") && { echo "$line"; return 0; }
 		if [ -n "${RIG_PID[$node]:-}" ] && ! kill -0 "${RIG_PID[$node]}" 2>/dev/null; then
 			# its last words may have reached the log after the grep above
-			line=$(rig_output "$node" | grep -E -m1 -- "$re") && { echo "$line"; return 0; }
+			line=$(rig_first "$node" "$re") && { echo "$line"; return 0; }
 			rig_log "$node: QEMU exited while waiting for /$re/"
 			break
 		fi
@@ -312,13 +321,14 @@ rig_sh() {
 	rig_send "$node" "echo @@B$tag''; { $cmd ; } 2>&1; echo @@E$tag''; exit"
 	rig_wait_for "$node" "^@@E$tag\$" "$timeout" >/dev/null || return 1
 	rig_output "$node" | sed -n "/^@@B$tag\$/,/^@@E$tag\$/p" | sed '1d;$d' |
-		grep -Ev '^\[ *[0-9]+\.[0-9]+\] '
+		{ grep -Ev '^\[ *[0-9]+\.[0-9]+\] ' || true; }
 }
 
 # rig_events NODE: the node's event= lines since it last started (whatever the mark),
 # without the kernel prefix.
 rig_events() {
-	tail -c +$(($(cat "$RIG_DIR/$1.start") + 1)) "$RIG_DIR/$1.log" | tr -d '\r' | grep -o 'event=.*'
+	tail -c +$(($(cat "$RIG_DIR/$1.start") + 1)) "$RIG_DIR/$1.log" | tr -d '\r' |
+		{ grep -o 'event=.*' || true; }
 }
 
 # Seconds since QEMU of NODE was started.

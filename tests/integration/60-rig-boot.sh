@@ -19,7 +19,7 @@ case "$stages" in
 "early identity "*ready*) ;;
 *) echo "FAIL: stages out of order: $stages"; exit 1 ;;
 esac
-rig_events a1 | grep -q '^event=boot stage=identity' || { echo "FAIL: no identity stage"; exit 1; }
+grep -q '^event=boot stage=identity' <<<"$(rig_events a1)" || { echo "FAIL: no identity stage"; exit 1; }
 
 # A console command on the serial line.
 rig_mark a1
