@@ -82,7 +82,10 @@ for n in "${nodes[@]}"; do
 	[ -n "$raid" ] && raid_seen=1
 	[ -n "$raid" ] && ! grep -q 'infra clean 2/2' <<<"$raid" && ok=0
 	paths=$(grep '^event=storage ' <<<"$ev" | tail -1 | sed -n 's/.*paths=\([^ ]*\).*/\1/p')
-	profile=$(grep '^event=ready ' <<<"$ev" | tail -1 | sed -n 's/.*profile=\([^ ]*\).*/\1/p')
+	# the profile in force: the last decision (they are re-evaluated), else what ready said
+	profile=$(grep '^event=decision ' <<<"$ev" | tail -1 | sed -n 's/.*profile=\([^ ]*\).*/\1/p')
+	[ -n "$profile" ] ||
+		profile=$(grep '^event=ready ' <<<"$ev" | tail -1 | sed -n 's/.*profile=\([^ ]*\).*/\1/p')
 	grep -q '^event=decision ' <<<"$ev" && decided=$((decided + 1))
 	[ "$profile" = infra-and-mgmt ] && mgmt=$((mgmt + 1))
 	role=$(grep '^event=role ' <<<"$ev" | grep 'kind=infra' | grep "node=$n" | tail -1 |
