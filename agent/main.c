@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "config.h"
 #include "log.h"
+#include "storage.h"
 #include "version.h"
 
 #include <sodium.h>
@@ -43,6 +44,7 @@ struct verb {
 static const struct verb verbs[] = {
 	{"run", agent_run_main, "run the agent (--foreground --config F --node N --state-dir D)"},
 	{"check-config", check_config_main, "check a cluster.conf and print its normalized form"},
+	{"storage", storage_cli_main, "serve a storage over NBD (serve --config F --node N ...)"},
 };
 
 static void usage(FILE *f)
