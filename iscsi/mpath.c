@@ -59,7 +59,9 @@ struct path {
 	uint64_t last_service;
 	unsigned probe_uas;
 	bool ever_up;
+	bool refused;
 	bool check_busy;
+	unsigned fail_streak;
 	struct mpath_identity id;
 	char last_error[160];
 };
@@ -430,9 +432,11 @@ static void path_up(struct path *p)
 		m->id = p->id;
 		m->ident_known = true;
 	}
-	set_state(p, MPATH_PATH_UP);
 	emit_path(p, p->ever_up ? "reinstated" : "up", p->ever_up ? "checked" : "login");
 	p->ever_up = true;
+	p->refused = false;
+	p->fail_streak = 0;
+	set_state(p, MPATH_PATH_UP);
 	if (first) {
 		log_notice("storage %s: logical unit %s, %" PRIu64 " bytes, block %u, max transfer "
 			   "%u, unmap %s",
@@ -447,6 +451,11 @@ static void path_up(struct path *p)
 static void refuse(struct path *p, const char *what, const char *have, const char *want)
 {
 	struct mpath *m = p->m;
+	path_fail(p, NULL);
+	set_state(p, MPATH_PATH_REFUSED);
+	if (p->refused) /* said already; it is checked again after each backoff */
+		return;
+	p->refused = true;
 	log_error("storage %s: path %s refused: %s %s differs from %s", m->st->name, p->portal, what,
 		  have, want);
 	struct event ev;
@@ -458,8 +467,6 @@ static void refuse(struct path *p, const char *what, const char *have, const cha
 	event_add(&ev, what, have);
 	event_add(&ev, "expected", want);
 	event_emit(&ev);
-	path_fail(p, NULL);
-	set_state(p, MPATH_PATH_REFUSED);
 }
 
 static void identity_check(struct path *p)
@@ -626,8 +633,10 @@ static void check_cb(struct iscsi_context *ctx, int status, void *data, void *pd
 	enum mpath_status st = classify(status, s->task);
 	slot_unlink_free(s);
 	switch (st) {
-	case MPATH_ST_GOOD:
 	case MPATH_ST_UNIT_ATTENTION: /* reported once; the next check sees the unit */
+		p->m->core.paths[p->idx].st.unit_attentions++;
+		return;
+	case MPATH_ST_GOOD:
 		return;
 	case MPATH_ST_TRANSPORT:
 		return path_fail(p, "session-lost");
@@ -680,9 +689,9 @@ static void path_fail(struct path *p, const char *reason)
 	enum mpath_path_state old = m->core.paths[p->idx].state;
 	if (reason && old == MPATH_PATH_UP)
 		emit_path(p, "failed", reason);
-	else if (reason)
-		log_warn("storage %s: path %s: %s%s%s", m->st->name, p->portal, reason,
-			 p->last_error[0] ? ": " : "", p->last_error);
+	else if (reason) /* the first of a series of failed logins says why; the rest are quiet */
+		log_msg(p->fail_streak++ ? LOG_LVL_DEBUG : LOG_LVL_WARN, "storage %s: path %s: %s%s%s",
+			m->st->name, p->portal, reason, p->last_error[0] ? ": " : "", p->last_error);
 	if (p->last_error[0] && old == MPATH_PATH_UP)
 		log_warn("storage %s: path %s: %s", m->st->name, p->portal, p->last_error);
 	p->last_error[0] = '\0';
@@ -1004,13 +1013,14 @@ static void format_path_json(const struct mpath *m, int i, uint64_t now, struct 
 		  ",\"compartment\":\"%s\",\"state\":\"%s\",\"since_s\":%.1f,\"inflight\":%u,"
 		  "\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
 		  ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
-		  ",\"timeouts\":%" PRIu64 ",\"reissued\":%" PRIu64 ",\"state_changes\":%" PRIu64
+		  ",\"unit_attentions\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"reissued\":%" PRIu64
+		  ",\"state_changes\":%" PRIu64
 		  ",\"lat_avg_us\":%" PRIu64 ",\"lat_max_us\":%" PRIu64 "}",
 		  m->cfg->compartments[m->st->portals[i].compartment].name,
 		  mpath_path_state_to_str(cp->state), (double)(now - cp->since_us) / 1e6,
 		  cp->inflight, st->ios, st->reads, st->writes, st->bytes_read, st->bytes_written,
-		  st->errors, st->timeouts, st->reissued, st->state_changes, st->lat_sum_us / good,
-		  st->lat_max_us);
+		  st->errors, st->unit_attentions, st->timeouts, st->reissued, st->state_changes,
+		  st->lat_sum_us / good, st->lat_max_us);
 }
 
 static void format_one(const struct mpath *m, bool json, struct strbuf *o)
@@ -1039,7 +1049,7 @@ static void format_one(const struct mpath *m, bool json, struct strbuf *o)
 		  m->dev[0] ? m->dev : "none", up, m->core.n_paths,
 		  cfg_path_selector_to_str(m->st->selector), m->id.size,
 		  m->ident_known ? m->id.designator : "identity unknown");
-	sb_puts(o, "  portal                  state    since     ios  MiB-rd  MiB-wr  err  t/o  "
+	sb_puts(o, "  portal                  state    since     ios  MiB-rd  MiB-wr  err   ua  t/o  "
 		   "moved  chg  lat-avg  lat-max\n");
 	for (int i = 0; i < m->core.n_paths; i++) {
 		const struct mpath_path *cp = &m->core.paths[i];
@@ -1047,10 +1057,11 @@ static void format_one(const struct mpath *m, bool json, struct strbuf *o)
 		uint64_t good = st->ios ? st->ios : 1;
 		sb_printf(o,
 			  "  %-22s  %-7s %6.1fs %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %4" PRIu64
-			  " %4" PRIu64 " %6" PRIu64 " %4" PRIu64 " %6" PRIu64 "us %6" PRIu64 "us\n",
+			  " %4" PRIu64 " %4" PRIu64 " %6" PRIu64 " %4" PRIu64 " %6" PRIu64 "us %6" PRIu64
+			  "us\n",
 			  m->paths[i].portal, mpath_path_state_to_str(cp->state),
 			  (double)(now - cp->since_us) / 1e6, st->ios, st->bytes_read >> 20,
-			  st->bytes_written >> 20, st->errors, st->timeouts, st->reissued,
+			  st->bytes_written >> 20, st->errors, st->unit_attentions, st->timeouts, st->reissued,
 			  st->state_changes, st->lat_sum_us / good, st->lat_max_us);
 	}
 }

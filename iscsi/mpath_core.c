@@ -186,6 +186,8 @@ enum mpath_verdict mpath_core_completed(struct mpath_core *c, struct mpath_core_
 	case MPATH_ST_GOOD:
 		return MPATH_V_DONE;
 	case MPATH_ST_UNIT_ATTENTION:
+		if (p)
+			p->st.unit_attentions++;
 		if (++cmd->ua_retries > MPATH_MAX_UA_RETRIES)
 			return MPATH_V_FAIL;
 		break;

@@ -56,6 +56,7 @@ struct mpath_stats {
 	uint64_t ios, reads, writes, other;
 	uint64_t bytes_read, bytes_written;
 	uint64_t errors;        /* commands that ended other than GOOD */
+	uint64_t unit_attentions;
 	uint64_t timeouts;      /* path failures because a command was overdue */
 	uint64_t state_changes;
 	uint64_t lat_sum_us, lat_max_us; /* over GOOD commands */
