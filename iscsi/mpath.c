@@ -59,7 +59,7 @@ struct path {
 	uint64_t last_service;
 	unsigned probe_uas;
 	bool ever_up;
-	bool refused;
+	char refused[2 * MPATH_DESIGNATOR_MAX + 16]; /* the last refusal, said once */
 	bool check_busy;
 	unsigned fail_streak;
 	struct mpath_identity id;
@@ -434,7 +434,7 @@ static void path_up(struct path *p)
 	}
 	emit_path(p, p->ever_up ? "reinstated" : "up", p->ever_up ? "checked" : "login");
 	p->ever_up = true;
-	p->refused = false;
+	p->refused[0] = '\0';
 	p->fail_streak = 0;
 	set_state(p, MPATH_PATH_UP);
 	if (first) {
@@ -453,9 +453,11 @@ static void refuse(struct path *p, const char *what, const char *have, const cha
 	struct mpath *m = p->m;
 	path_fail(p, NULL);
 	set_state(p, MPATH_PATH_REFUSED);
-	if (p->refused) /* said already; it is checked again after each backoff */
+	char said[sizeof(p->refused)];
+	snprintf(said, sizeof(said), "%s %s %s", what, have, want);
+	if (!strcmp(said, p->refused)) /* said already; checked again after each backoff */
 		return;
-	p->refused = true;
+	memcpy(p->refused, said, sizeof(said));
 	log_error("storage %s: path %s refused: %s %s differs from %s", m->st->name, p->portal, what,
 		  have, want);
 	struct event ev;
