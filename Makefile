@@ -13,20 +13,23 @@ SAN ?=
 
 PKGS := libiscsi libparted blkid libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# --as-needed: a binary loads only the libraries it uses (libparted pulls libselinux, whose
+# constructor trips ASan in every binary that merely links it).
+PKG_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Werror=switch -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu17 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
 	-Iagent -Ipartitions -Iiscsi -Irules $(PKG_CFLAGS)
 LDFLAGS ?=
+LDFLAGS += -Wl,--as-needed
 
 ifeq ($(SAN),asan)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(SAN),fuzz)
-ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DFUZZING
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DFUZZING
 endif
 
 # Every .c under the module folders is part of the library, except the programs' mains.
@@ -40,6 +43,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
+.SECONDARY:
 .PHONY: all deps check demo unit unit-asan fuzz fuzz-run integration image clean format bench
 
 all: $(BUILD)/compartd $(BUILD)/compartctl
@@ -64,7 +68,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+	$(CC) -fsanitize=fuzzer,address,undefined -Wl,--as-needed -o $@ $^ $(PKG_LIBS)
 
 unit: $(UNIT_BINS) all
 

@@ -1,7 +1,10 @@
 #include "agent.h"
 
+#include "decision.h"
+#include "hs.h"
 #include "identity.h"
 #include "log.h"
+#include "profile.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -115,30 +118,53 @@ static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud
 	struct agent *a = ud;
 	if (!a->opts.pid1)
 		return;
-	while (waitpid(-1, NULL, WNOHANG | __WNOTHREAD) > 0)
-		;
+	for (int i = 0; i < 4096; i++) {
+		siginfo_t w = {0};
+		if (waitid(P_ALL, 0, &w, WEXITED | WNOHANG | WNOWAIT) < 0 || w.si_pid == 0 ||
+		    profile_child_claimed(w.si_pid))
+			break; /* a claimed child is reaped by its own watcher, the rest next time */
+		waitpid(w.si_pid, NULL, WNOHANG);
+	}
 }
 
-static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+int agent_reload_config(struct agent *a, struct strbuf *msg)
 {
-	struct agent *a = ud;
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
 	int r = cfg_load(a->cfg->path, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
 	if (r < 0) {
-		log_error("config reload refused, keeping version %" PRIu64 ":\n%s", a->cfg->version,
-			  err.buf ? err.buf : "");
-	} else if (cfg_find_node(n, a->cfg->nodes[a->self].name) < 0) {
-		log_error("config reload refused: node %s is not in it", a->cfg->nodes[a->self].name);
-		cfg_free(n);
-	} else {
-		a->self = cfg_find_node(n, a->cfg->nodes[a->self].name);
-		cfg_free(a->cfg);
-		a->cfg = n;
-		log_notice("configuration reloaded, version %" PRIu64, n->version);
+		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ":\n%s",
+			  a->cfg->version, err.buf ? err.buf : "");
+		sb_free(&err);
+		return r;
 	}
 	sb_free(&err);
+	const char *why = cfg_topology_change(a->cfg, n);
+	if (why) {
+		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ": %s; "
+			       "restart the agent to apply it", a->cfg->version, why);
+		cfg_free(n);
+		return -EBUSY;
+	}
+	/* Same nodes, same order: modules keep their pointer and indices, values change. */
+	*a->cfg = *n;
+	cfg_free(n);
+	sb_printf(msg, "configuration reloaded, version %" PRIu64, a->cfg->version);
+	return 0;
+}
+
+static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	struct agent *a = ud;
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = agent_reload_config(a, &msg);
+	if (r < 0)
+		log_error("%s", msg.buf ? msg.buf : "config reload refused");
+	else
+		log_notice("%s", msg.buf ? msg.buf : "configuration reloaded");
+	sb_free(&msg);
 }
 
 static void usage_run(FILE *f)
@@ -244,6 +270,40 @@ static int agent_setup_loop(struct agent *a)
 	return 0;
 }
 
+/* After the boot decision started its profile (the first time). */
+static void agent_after_decision(struct decision *d, void *ud)
+{
+	struct agent *a = ud;
+	if (a->stage >= AGENT_STAGE_ELECTION)
+		return;
+	int p = decision_profile(d);
+	agent_set_stage(a, AGENT_STAGE_READY);
+	struct event ev;
+	event_begin(&ev, "ready");
+	event_add(&ev, "node", a->cfg->nodes[a->self].name);
+	event_add(&ev, "profile", p >= 0 ? rules_profile_to_str((enum rules_profile)p) : "none");
+	event_emit(&ev);
+}
+
+/* Handshake stage: the key, the sockets, then the decision after the window. */
+static int agent_start_handshake(struct agent *a)
+{
+	agent_set_stage(a, AGENT_STAGE_HANDSHAKE);
+	uint8_t *key = NULL;
+	int r = hs_key_load(a->cfg->key_file, &key);
+	if (r < 0)
+		return r;
+	a->hs = hs_new(a->loop, a->cfg, a->self, a->boot_id, key);
+	hs_key_free(key);
+	if (!a->hs)
+		return log_error_errno(-errno, "cannot start the handshake");
+	hs_console_register(a->hs, a->console);
+	a->decision = decision_new(a, a->hs, agent_after_decision, a);
+	if (!a->decision)
+		return -ENOMEM;
+	return decision_start(a->decision);
+}
+
 int agent_run_main(int argc, char **argv)
 {
 	struct agent a = {.self = -1, .start_us = now_usec()};
@@ -261,14 +321,13 @@ int agent_run_main(int argc, char **argv)
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
-	agent_set_stage(&a, AGENT_STAGE_READY);
-	struct event ev;
-	event_begin(&ev, "ready");
-	event_add(&ev, "node", a.cfg->nodes[a.self].name);
-	event_add(&ev, "profile", "none");
-	event_emit(&ev);
+	r = agent_start_handshake(&a);
+	if (r < 0)
+		goto out;
 	r = loop_run(a.loop);
 out:
+	a.decision = decision_free(a.decision);
+	a.hs = hs_free(a.hs);
 	console_free(a.console);
 	loop_free(a.loop);
 	cfg_free(a.cfg);

@@ -31,6 +31,9 @@ struct agent_opts {
 };
 
 struct agent;
+struct hs;
+struct decision;
+struct disk_module;
 
 /* Calls across modules go through these; the module that owns the behaviour fills its
  * pointer when it starts, the console calls it. NULL means "not available on this node"
@@ -61,7 +64,15 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	struct agent_hooks hooks;
 	/* Module state, added by each module as it lands. */
+	struct hs *hs;             /* handshake (hs.h) */
+	struct decision *decision; /* boot decision (decision.h) */
+	struct disk_module *disks; /* partitions/bootstrap.h */
 };
+
+/* Re-reads the configuration file. A file with errors, or one that changes the set of
+ * pairs, compartments, nodes, storage or handshake addresses (which running modules index),
+ * is refused and the running config stays; otherwise values are replaced in place. */
+int agent_reload_config(struct agent *a, struct strbuf *msg);
 
 /* Emits event=boot stage=… and records the stage. */
 void agent_set_stage(struct agent *a, enum agent_stage s);

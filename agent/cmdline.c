@@ -92,7 +92,7 @@ int kip_parse(const char *val, struct kip *ret)
 				break;
 			continue;
 		}
-		if (o + 1 >= sizeof(fields[0]))
+		if (nf == 10 || o + 1 >= sizeof(fields[0]))
 			return -EINVAL;
 		fields[nf][o++] = *s;
 	}

@@ -848,7 +848,7 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 		     name, name);
 		return NULL;
 	}
-#define NEW_NAMED(arr, n, max, find)                                                               \
+#define NEW_NAMED(arr, n, max, find, lines)                                                        \
 	do {                                                                                       \
 		if (find(c, name) >= 0) {                                                          \
 			perr(p, NULL, "[%s %s] is defined twice", kind, name);                     \
@@ -859,6 +859,8 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 			return NULL;                                                               \
 		}                                                                                  \
 		snprintf(c->arr[c->n].name, CFG_NAME_MAX, "%s", name);                             \
+		if (lines)                                                                         \
+			((int *)lines)[c->n] = p->line;                                            \
 		return &c->arr[c->n++];                                                            \
 	} while (0)
 	switch (k) {
@@ -872,16 +874,14 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 		c->has_quorum = true;
 		return &c->quorum;
 	case SEC_PAIR:
-		NEW_NAMED(pairs, n_pairs, CFG_MAX_PAIRS, cfg_find_pair);
+		NEW_NAMED(pairs, n_pairs, CFG_MAX_PAIRS, cfg_find_pair, NULL);
 	case SEC_COMPARTMENT:
-		p->comp_line[c->n_compartments] = p->line;
-		NEW_NAMED(compartments, n_compartments, CFG_MAX_COMPARTMENTS, cfg_find_compartment);
+		NEW_NAMED(compartments, n_compartments, CFG_MAX_COMPARTMENTS, cfg_find_compartment,
+			  p->comp_line);
 	case SEC_NODE:
-		p->node_line[c->n_nodes] = p->line;
-		NEW_NAMED(nodes, n_nodes, CFG_MAX_NODES, cfg_find_node);
+		NEW_NAMED(nodes, n_nodes, CFG_MAX_NODES, cfg_find_node, p->node_line);
 	case SEC_STORAGE:
-		p->storage_line[c->n_storage] = p->line;
-		NEW_NAMED(storage, n_storage, CFG_MAX_STORAGE, cfg_find_storage);
+		NEW_NAMED(storage, n_storage, CFG_MAX_STORAGE, cfg_find_storage, p->storage_line);
 	case SEC_PROFILE:
 		if (strcmp(name, "wait-operator") && strcmp(name, "infra-only") &&
 		    strcmp(name, "infra-and-mgmt")) {

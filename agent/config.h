@@ -206,3 +206,6 @@ const struct cfg_profile *cfg_find_profile(const struct cfg *c, const char *name
 int cfg_node_pair(const struct cfg *c, int node);
 int cfg_other_compartment(const struct cfg *c, int compartment);
 void cfg_hash_hex(const struct cfg *c, char out[65]);
+/* NULL when `b` keeps `a`'s pairs, compartments, nodes (names, order, compartment,
+ * handshake address), storage and quorum presence; else what changed, as a phrase. */
+const char *cfg_topology_change(const struct cfg *a, const struct cfg *b);

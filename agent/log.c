@@ -109,6 +109,7 @@ static void log_line_out(enum log_level l, bool is_event, const char *text)
 	in_sub = false;
 }
 
+static void log_vmsg(enum log_level l, const char *fmt, va_list ap) _printf_(2, 0);
 static void log_vmsg(enum log_level l, const char *fmt, va_list ap)
 {
 	if (l > max_level)

@@ -73,7 +73,7 @@ void sb_putc(struct strbuf *sb, char c);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_put(struct strbuf *sb, const void *p, size_t n);
 void sb_printf(struct strbuf *sb, const char *fmt, ...) _printf_(2, 3);
-void sb_vprintf(struct strbuf *sb, const char *fmt, va_list ap);
+void sb_vprintf(struct strbuf *sb, const char *fmt, va_list ap) _printf_(2, 0);
 /* Append s as a JSON string literal, quotes included. */
 void sb_json_str(struct strbuf *sb, const char *s);
 /* Append s as an event-line value: bare if it has no space, quote or '=', else quoted. */

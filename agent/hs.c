@@ -1,0 +1,721 @@
+/* The handshake driver: sockets, probe and heartbeat timers, per-peer state. The pure
+ * parts (format, sealing, replay windows) are in hs_wire.c. */
+#include "hs.h"
+
+#include "log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define HS_MAX_SUBS 4
+#define HS_LOST_AFTER 3
+#define HS_HB_RING 64
+#define PROFILE_NONE 0xff
+
+struct hs_sub {
+	hs_recv_fn fn;
+	void *ud;
+};
+
+/* One outstanding HELLO. */
+struct hs_probe {
+	uint64_t challenge; /* 0: none outstanding */
+	uint64_t sent_us;
+	bool answered;
+};
+
+struct hs_peer {
+	struct hs_replay replay;
+	struct hs_probe hello, ext;
+	bool contacted;
+	int missed;
+	int ext_alive;
+	uint64_t last_heard_us;
+	uint64_t rtt_us;
+	bool mgmt_running;
+	uint8_t profile;
+	uint64_t config_version;
+	bool has_hb;
+	struct hs_heartbeat hb;
+	uint64_t hb_at;
+	uint64_t drops;
+};
+
+struct hs {
+	struct loop *loop;
+	const struct cfg *cfg; /* the agent's: a reload changes values in place */
+	int self;
+	uint8_t boot_id[HS_BOOT_ID_BYTES];
+	uint8_t *key; /* sodium_malloc'd protocol key */
+	uint64_t counter;
+	int fd_hs, fd_ext;
+	struct watch *w_hs, *w_ext;
+	struct timer *t_probe, *t_hb;
+	struct hs_peer peers[CFG_MAX_NODES];
+	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
+	hs_contact_fn contact_fn;
+	void *contact_ud;
+	hs_heartbeat_fill_fn hb_fn;
+	void *hb_ud;
+	hs_qdev_alive_fn qdev_fn;
+	void *qdev_ud;
+	uint8_t profile;
+	bool mgmt_running;
+	uint64_t hb_seq;
+	uint64_t hb_ring_seq[HS_HB_RING], hb_ring_at[HS_HB_RING];
+	uint64_t drops[_HS_DROP_MAX];
+};
+
+int hs_key_load(const char *path, uint8_t **ret_key)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int r = read_full_file(path, 4096, &buf, &len);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the cluster key file %s", path);
+	uint8_t *k = sodium_malloc(HS_KEY_BYTES);
+	if (!k) {
+		sodium_memzero(buf, len);
+		free(buf);
+		return -ENOMEM;
+	}
+	r = hs_key_parse((const uint8_t *)buf, len, k);
+	sodium_memzero(buf, len);
+	free(buf);
+	if (r < 0) {
+		sodium_free(k);
+		log_error("%s: not a cluster key (64 hex characters, or 32 raw bytes)", path);
+		return r;
+	}
+	*ret_key = k;
+	return 0;
+}
+
+void hs_key_free(uint8_t *key)
+{
+	if (key)
+		sodium_free(key); /* sodium_free wipes the memory */
+}
+
+static bool valid_node(const struct hs *hs, int node)
+{
+	return node >= 0 && node < hs->cfg->n_nodes && node != hs->self;
+}
+
+static const char *node_name(const struct hs *hs, int node)
+{
+	return hs->cfg->nodes[node].name;
+}
+
+/* Sends from the socket bound to the handshake address (external: from the one bound to
+ * the external address, so the answer comes back over the external network even when the
+ * compartments cannot reach each other). */
+static int send_msg_ext(struct hs *hs, int node, const struct cfg_addr *to, struct hs_msg *m,
+			bool external)
+{
+	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION,
+				.type = (uint8_t)m->type,
+				.sender = (uint16_t)hs->self,
+				.dest = (uint16_t)node,
+				.counter = ++hs->counter};
+	memcpy(h.boot_id, hs->boot_id, HS_BOOT_ID_BYTES);
+	uint8_t buf[HS_WIRE_MAX];
+	int n = hs_wire_seal(hs->key, &h, m, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	int fd = hs->fd_hs;
+	if ((external && hs->fd_ext >= 0) ||
+	    to->ss.ss_family != hs->cfg->nodes[hs->self].handshake.ss.ss_family)
+		fd = hs->fd_ext;
+	if (fd < 0)
+		return -EAFNOSUPPORT;
+	if (sendto(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL,
+		   (const struct sockaddr *)&to->ss, to->len) < 0) {
+		log_debug("handshake: send to %s failed: %m", node_name(hs, node));
+		return -errno;
+	}
+	return 0;
+}
+
+static int send_msg(struct hs *hs, int node, const struct cfg_addr *to, struct hs_msg *m)
+{
+	return send_msg_ext(hs, node, to, m, false);
+}
+
+static void fill_hello(struct hs *hs, struct hs_hello *h, uint64_t challenge, bool external)
+{
+	*h = (struct hs_hello){.challenge = challenge,
+			       .external = external,
+			       .mgmt_running = hs->mgmt_running,
+			       .profile = hs->profile,
+			       .config_version = hs->cfg->version};
+}
+
+static void send_hello(struct hs *hs, int node, bool external)
+{
+	const struct cfg_node *n = &hs->cfg->nodes[node];
+	struct hs_probe *p = external ? &hs->peers[node].ext : &hs->peers[node].hello;
+	if (external && !n->has_external)
+		return;
+	uint64_t ch = 0;
+	while (ch == 0)
+		randombytes_buf(&ch, sizeof(ch));
+	*p = (struct hs_probe){.challenge = ch, .sent_us = now_usec()}; /* precise, for the RTT */
+	struct hs_msg m = {.type = HS_MSG_HELLO};
+	fill_hello(hs, &m.hello, ch, external);
+	send_msg_ext(hs, node, external ? &n->external : &n->handshake, &m, external);
+}
+
+static void emit_peer(struct hs *hs, int node, const char *state)
+{
+	struct event ev;
+	event_begin(&ev, "peer");
+	event_add(&ev, "node", node_name(hs, node));
+	event_add(&ev, "state", state);
+	if (!strcmp(state, "contacted") && hs->peers[node].rtt_us != UINT64_MAX)
+		event_add_u64(&ev, "rtt_us", hs->peers[node].rtt_us);
+	event_emit(&ev);
+}
+
+static void set_contacted(struct hs *hs, int node, bool on)
+{
+	struct hs_peer *p = &hs->peers[node];
+	if (p->contacted == on)
+		return;
+	p->contacted = on;
+	/* External liveness is judged afresh whenever the node is not contacted. */
+	p->ext = (struct hs_probe){0};
+	p->ext_alive = -1;
+	emit_peer(hs, node, on ? "contacted" : "lost");
+	if (hs->contact_fn)
+		hs->contact_fn(node, on, hs->contact_ud);
+}
+
+static void set_ext_alive(struct hs *hs, int node, int alive)
+{
+	struct hs_peer *p = &hs->peers[node];
+	if (p->ext_alive == alive)
+		return;
+	p->ext_alive = alive;
+	log_info("handshake: external interface of %s: %s", node_name(hs, node),
+		 alive ? "alive" : "dead");
+	if (hs->contact_fn)
+		hs->contact_fn(node, p->contacted, hs->contact_ud);
+}
+
+/* The round of HELLOs ends: judge the previous probes, then send new ones. */
+static void probe_round(struct hs *hs, uint64_t now)
+{
+	for (int i = 0; i < hs->cfg->n_nodes; i++) {
+		if (i == hs->self)
+			continue;
+		struct hs_peer *p = &hs->peers[i];
+		if (p->hello.challenge && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
+			set_contacted(hs, i, false);
+		if (p->ext.challenge)
+			set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+		send_hello(hs, i, false);
+		if (!p->contacted)
+			send_hello(hs, i, true);
+	}
+}
+
+static void on_probe(struct timer *t, void *ud)
+{
+	struct hs *hs = ud;
+	uint64_t now = loop_now(hs->loop);
+	probe_round(hs, now);
+	timer_arm(t, now + hs->cfg->timeouts.handshake_timeout);
+}
+
+static bool in_own_pair(const struct hs *hs, int node)
+{
+	return node != hs->self && cfg_node_pair(hs->cfg, node) == cfg_node_pair(hs->cfg, hs->self);
+}
+
+static void on_heartbeat(struct timer *t, void *ud)
+{
+	struct hs *hs = ud;
+	uint64_t now = loop_now(hs->loop);
+	struct hs_msg m = {.type = HS_MSG_HEARTBEAT};
+	struct hs_heartbeat *hb = &m.hb;
+	*hb = (struct hs_heartbeat){.profile = hs->profile,
+				    .health = 0xff,
+				    .config_version = hs->cfg->version,
+				    .mgmt_running = hs->mgmt_running};
+	if (hs->hb_fn)
+		hs->hb_fn(hb, hs->hb_ud);
+	hb->seq = ++hs->hb_seq;
+	hs->hb_ring_seq[hb->seq % HS_HB_RING] = hb->seq;
+	hs->hb_ring_at[hb->seq % HS_HB_RING] = now_usec();
+	for (int i = 0; i < hs->cfg->n_nodes; i++)
+		if (in_own_pair(hs, i))
+			send_msg(hs, i, &hs->cfg->nodes[i].handshake, &m);
+	timer_arm(t, now + hs->cfg->timeouts.heartbeat_interval);
+}
+
+static void note_info(struct hs_peer *p, bool mgmt, uint8_t profile, uint64_t cfg_version)
+{
+	p->mgmt_running = mgmt;
+	p->profile = profile;
+	p->config_version = cfg_version;
+}
+
+static void reply_hello(struct hs *hs, int fd, int from, const struct hs_hello *in,
+			const struct sockaddr_storage *src, socklen_t srclen)
+{
+	struct hs_msg m = {.type = HS_MSG_HELLO_ACK};
+	fill_hello(hs, &m.hello, in->challenge, in->external);
+	struct cfg_addr to = {.len = srclen};
+	memcpy(&to.ss, src, srclen);
+	int saved = hs->fd_hs;
+	hs->fd_hs = fd; /* answer from the socket the HELLO came in on */
+	send_msg(hs, from, &to, &m);
+	hs->fd_hs = saved;
+}
+
+static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uint64_t now)
+{
+	struct hs_peer *p = &hs->peers[from];
+	struct hs_probe *pr = h->external ? &p->ext : &p->hello;
+	if (pr->challenge != h->challenge || pr->answered)
+		return;
+	uint64_t rtt = now - pr->sent_us;
+	if (rtt > hs->cfg->timeouts.handshake_timeout)
+		return; /* too late to count */
+	pr->answered = true;
+	if (h->external) {
+		set_ext_alive(hs, from, 1);
+		return;
+	}
+	p->rtt_us = rtt;
+	p->missed = 0;
+	set_contacted(hs, from, true);
+}
+
+static void deliver(struct hs *hs, const struct hs_msg *m, int from)
+{
+	for (int i = 0; i < HS_MAX_SUBS; i++)
+		if (hs->subs[m->type][i].fn)
+			hs->subs[m->type][i].fn(m, from, hs->subs[m->type][i].ud);
+}
+
+static enum hs_drop drop(struct hs *hs, int from, enum hs_drop why)
+{
+	hs->drops[why]++;
+	if (from >= 0)
+		hs->peers[from].drops++;
+	log_debug("handshake: dropped a datagram%s%s: %s", from >= 0 ? " from " : "",
+		  from >= 0 ? node_name(hs, from) : "", hs_drop_to_str(why));
+	return why;
+}
+
+/* Is this HELLO_ACK the answer to one of our outstanding HELLOs (so it is fresh)? */
+static bool answers_probe(const struct hs *hs, int from, const struct hs_msg *m)
+{
+	if (m->type != HS_MSG_HELLO_ACK)
+		return false;
+	const struct hs_peer *p = &hs->peers[from];
+	const struct hs_probe *pr = m->hello.external ? &p->ext : &p->hello;
+	return pr->challenge == m->hello.challenge;
+}
+
+static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *h,
+		     const struct hs_msg *m, const struct sockaddr_storage *src, socklen_t srclen)
+{
+	struct hs_peer *p = &hs->peers[from];
+	uint64_t now = now_usec();
+	bool verified = p->replay.has_boot && !memcmp(p->replay.boot, h->boot_id, HS_BOOT_ID_BYTES);
+	if (verified)
+		p->last_heard_us = now;
+	switch (m->type) {
+	case HS_MSG_HELLO:
+		reply_hello(hs, fd, from, &m->hello, src, srclen);
+		if (verified)
+			note_info(p, m->hello.mgmt_running, m->hello.profile,
+				  m->hello.config_version);
+		else if (!m->hello.external && now - p->hello.sent_us > 10 * USEC_PER_MSEC)
+			send_hello(hs, from, false); /* let it prove its new boot */
+		return;
+	case HS_MSG_HELLO_ACK:
+		note_info(p, m->hello.mgmt_running, m->hello.profile, m->hello.config_version);
+		got_hello_ack(hs, from, &m->hello, now);
+		return;
+	case HS_MSG_HEARTBEAT:
+		p->has_hb = true;
+		p->hb = m->hb;
+		p->hb_at = now;
+		note_info(p, m->hb.mgmt_running, m->hb.profile, m->hb.config_version);
+		break;
+	case HS_MSG_HEARTBEAT_ACK:
+	case HS_MSG_QUERY:
+	case HS_MSG_QUERY_REPLY:
+		break;
+	case _HS_MSG_MAX:
+		return;
+	}
+	deliver(hs, m, from);
+}
+
+static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t len,
+			    const struct sockaddr_storage *src, socklen_t srclen)
+{
+	struct hs_wire_hdr h;
+	enum hs_drop d = hs_wire_parse_hdr(buf, len, &h);
+	if (d != HS_DROP_NONE) {
+		drop(hs, -1, d);
+		return;
+	}
+	if (!valid_node(hs, h.sender)) {
+		drop(hs, -1, HS_DROP_UNKNOWN_SENDER);
+		return;
+	}
+	if (h.dest != hs->self) {
+		drop(hs, h.sender, HS_DROP_MISDIRECTED);
+		return;
+	}
+	uint8_t plain[HS_WIRE_MAX];
+	struct hs_msg m;
+	d = hs_wire_open(hs->key, buf, len, &h, plain, &m);
+	if (d == HS_DROP_NONE) {
+		bool fresh = answers_probe(hs, h.sender, &m);
+		d = hs_replay_check(&hs->peers[h.sender].replay, h.boot_id, h.counter, fresh,
+				    m.type == HS_MSG_HELLO);
+	}
+	if (d != HS_DROP_NONE)
+		drop(hs, h.sender, d);
+	else
+		dispatch(hs, fd, h.sender, &h, &m, src, srclen);
+	sodium_memzero(plain, sizeof(plain));
+}
+
+static void on_readable(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct hs *hs = ud;
+	/* One more byte than allowed, so an oversize datagram is seen as such. */
+	uint8_t buf[HS_WIRE_MAX + 1];
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage src;
+		socklen_t sl = sizeof(src);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+				     (struct sockaddr *)&src, &sl);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_debug("handshake: receive failed: %m");
+			return;
+		}
+		handle_datagram(hs, fd, buf, (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n,
+				&src, sl);
+	}
+}
+
+static int bind_socket(const struct cfg_addr *a, const char *what)
+{
+	char s[80];
+	cfg_addr_format(a, s, sizeof(s));
+	int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "cannot create the %s socket", what);
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+		int r = -errno;
+		close(fd);
+		return log_error_errno(r, "cannot bind the %s socket to %s", what, s);
+	}
+	log_info("handshake: %s socket on %s", what, s);
+	return fd;
+}
+
+static int hs_open(struct hs *hs)
+{
+	const struct cfg_node *me = &hs->cfg->nodes[hs->self];
+	hs->fd_hs = bind_socket(&me->handshake, "handshake");
+	if (hs->fd_hs < 0)
+		return hs->fd_hs;
+	hs->w_hs = watch_add(hs->loop, hs->fd_hs, EPOLLIN, on_readable, hs, NULL);
+	if (!hs->w_hs)
+		return -ENOMEM;
+	if (me->has_external && !cfg_addr_equal(&me->external, &me->handshake)) {
+		hs->fd_ext = bind_socket(&me->external, "external");
+		if (hs->fd_ext < 0)
+			return hs->fd_ext;
+		hs->w_ext = watch_add(hs->loop, hs->fd_ext, EPOLLIN, on_readable, hs, NULL);
+		if (!hs->w_ext)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
+		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES])
+{
+	struct hs *hs = calloc(1, sizeof(*hs));
+	if (!hs)
+		return NULL;
+	*hs = (struct hs){
+	    .loop = l, .self = self, .fd_hs = -1, .fd_ext = -1, .profile = PROFILE_NONE};
+	memcpy(hs->boot_id, boot_id, HS_BOOT_ID_BYTES);
+	for (int i = 0; i < CFG_MAX_NODES; i++)
+		hs->peers[i] = (struct hs_peer){
+		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
+	int r = -ENOMEM;
+	hs->cfg = cfg;
+	hs->key = sodium_malloc(HS_KEY_BYTES);
+	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
+		goto fail;
+	hs->t_probe = timer_new(l, on_probe, hs);
+	hs->t_hb = timer_new(l, on_heartbeat, hs);
+	if (!hs->t_probe || !hs->t_hb) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	timer_arm(hs->t_probe, now_usec());
+	timer_arm(hs->t_hb, now_usec());
+	return hs;
+fail:
+	hs_free(hs);
+	errno = -r;
+	return NULL;
+}
+
+struct hs *hs_free(struct hs *hs)
+{
+	if (!hs)
+		return NULL;
+	watch_remove(hs->w_hs);
+	watch_remove(hs->w_ext);
+	if (hs->fd_hs >= 0)
+		close(hs->fd_hs);
+	if (hs->fd_ext >= 0)
+		close(hs->fd_ext);
+	timer_free(hs->t_probe);
+	timer_free(hs->t_hb);
+	if (hs->key)
+		sodium_free(hs->key);
+	sodium_memzero(hs, sizeof(*hs));
+	free(hs);
+	return NULL;
+}
+
+int hs_subscribe(struct hs *hs, enum hs_msg_type type, hs_recv_fn fn, void *ud)
+{
+	if (type >= _HS_MSG_MAX || type == HS_MSG_HELLO || type == HS_MSG_HELLO_ACK || !fn)
+		return -EINVAL;
+	for (int i = 0; i < HS_MAX_SUBS; i++)
+		if (!hs->subs[type][i].fn) {
+			hs->subs[type][i] = (struct hs_sub){fn, ud};
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud)
+{
+	hs->contact_fn = fn;
+	hs->contact_ud = ud;
+	return 0;
+}
+
+void hs_set_heartbeat_fn(struct hs *hs, hs_heartbeat_fill_fn fill, void *ud)
+{
+	hs->hb_fn = fill;
+	hs->hb_ud = ud;
+}
+
+void hs_set_qdev_alive_fn(struct hs *hs, hs_qdev_alive_fn fn, void *ud)
+{
+	hs->qdev_fn = fn;
+	hs->qdev_ud = ud;
+}
+
+void hs_set_local(struct hs *hs, uint8_t profile, bool mgmt_running)
+{
+	hs->profile = profile;
+	hs->mgmt_running = mgmt_running;
+}
+
+int hs_send_heartbeat_ack(struct hs *hs, int node, uint64_t seq)
+{
+	if (!valid_node(hs, node))
+		return -EINVAL;
+	struct hs_msg m = {.type = HS_MSG_HEARTBEAT_ACK, .ack_seq = seq};
+	return send_msg(hs, node, &hs->cfg->nodes[node].handshake, &m);
+}
+
+uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq)
+{
+	return seq && hs->hb_ring_seq[seq % HS_HB_RING] == seq ? hs->hb_ring_at[seq % HS_HB_RING]
+							       : 0;
+}
+
+int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len)
+{
+	if (!valid_node(hs, node) || (type != HS_MSG_QUERY && type != HS_MSG_QUERY_REPLY))
+		return -EINVAL;
+	if (len > HS_BLOB_MAX)
+		return -EMSGSIZE;
+	struct hs_msg m = {.type = type, .blob = {.data = payload, .len = len}};
+	return send_msg(hs, node, &hs->cfg->nodes[node].handshake, &m);
+}
+
+bool hs_peer_contacted(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) && hs->peers[node].contacted;
+}
+
+uint64_t hs_peer_last_heard(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) ? hs->peers[node].last_heard_us : 0;
+}
+
+uint64_t hs_peer_rtt(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) ? hs->peers[node].rtt_us : UINT64_MAX;
+}
+
+int hs_peer_external_alive(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) ? hs->peers[node].ext_alive : -1;
+}
+
+int hs_peer_qdev_alive(const struct hs *hs, int node)
+{
+	if (!valid_node(hs, node) || !hs->qdev_fn)
+		return -1;
+	int r = hs->qdev_fn(node, hs->qdev_ud);
+	return r == 0 || r == 1 ? r : -1;
+}
+
+bool hs_peer_mgmt_running(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) && hs->peers[node].mgmt_running;
+}
+
+uint8_t hs_peer_profile(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) ? hs->peers[node].profile : PROFILE_NONE;
+}
+
+const struct hs_heartbeat *hs_peer_heartbeat(const struct hs *hs, int node, uint64_t *ret_at)
+{
+	if (!valid_node(hs, node) || !hs->peers[node].has_hb)
+		return NULL;
+	if (ret_at)
+		*ret_at = hs->peers[node].hb_at;
+	return &hs->peers[node].hb;
+}
+
+int hs_contacted_count(const struct hs *hs)
+{
+	int c = 0;
+	for (int i = 0; i < hs->cfg->n_nodes; i++)
+		c += hs_peer_contacted(hs, i);
+	return c;
+}
+
+uint64_t hs_drops(const struct hs *hs, enum hs_drop reason)
+{
+	return reason < _HS_DROP_MAX ? hs->drops[reason] : 0;
+}
+
+uint64_t hs_peer_drops(const struct hs *hs, int node)
+{
+	return valid_node(hs, node) ? hs->peers[node].drops : 0;
+}
+
+static const char *tri_str(int v)
+{
+	return v > 0 ? "alive" : v == 0 ? "dead" : "unknown";
+}
+
+static void peer_json(const struct hs *hs, int i, uint64_t now, struct strbuf *o)
+{
+	const struct hs_peer *p = &hs->peers[i];
+	const struct cfg *c = hs->cfg;
+	sb_puts(o, "{\"node\":");
+	sb_json_str(o, c->nodes[i].name);
+	sb_puts(o, ",\"compartment\":");
+	sb_json_str(o, c->compartments[c->nodes[i].compartment].name);
+	sb_printf(o, ",\"state\":\"%s\",\"rtt_us\":", p->contacted ? "contacted" : "not-contacted");
+	if (p->rtt_us == UINT64_MAX)
+		sb_puts(o, "null");
+	else
+		sb_printf(o, "%" PRIu64, p->rtt_us);
+	sb_puts(o, ",\"last_heard_ms_ago\":");
+	if (p->last_heard_us)
+		sb_printf(o, "%" PRIu64, (uint64_t)((now - p->last_heard_us) / USEC_PER_MSEC));
+	else
+		sb_puts(o, "null");
+	sb_printf(o,
+		  ",\"external\":\"%s\",\"qdev\":\"%s\",\"mgmt_running\":%s,\"drops\":%" PRIu64 "}",
+		  tri_str(p->ext_alive), tri_str(hs_peer_qdev_alive(hs, i)),
+		  p->mgmt_running ? "true" : "false", p->drops);
+}
+
+static void peer_human(const struct hs *hs, int i, uint64_t now, struct strbuf *o)
+{
+	const struct hs_peer *p = &hs->peers[i];
+	const struct cfg *c = hs->cfg;
+	char rtt[32] = "-", heard[32] = "never";
+	if (p->rtt_us != UINT64_MAX)
+		snprintf(rtt, sizeof(rtt), "%.3fms", (double)p->rtt_us / 1000.0);
+	if (p->last_heard_us)
+		snprintf(heard, sizeof(heard), "%.1fs ago", (double)(now - p->last_heard_us) / 1e6);
+	sb_printf(o, "%-8s %-12s %-13s %-10s %-10s %-8s %-8s %-4s %" PRIu64 "\n", c->nodes[i].name,
+		  c->compartments[c->nodes[i].compartment].name,
+		  p->contacted ? "contacted" : "not-contacted", rtt, heard, tri_str(p->ext_alive),
+		  tri_str(hs_peer_qdev_alive(hs, i)), p->mgmt_running ? "yes" : "no", p->drops);
+}
+
+static int cmd_peers(struct console_req *req, void *ud)
+{
+	struct hs *hs = ud;
+	struct strbuf *o = &req->out;
+	uint64_t now = now_usec();
+	if (req->json) {
+		sb_puts(o, "{\"node\":");
+		sb_json_str(o, node_name(hs, hs->self));
+		sb_printf(o, ",\"contacted\":%d,\"peers\":[", hs_contacted_count(hs));
+	} else {
+		sb_printf(o, "%-8s %-12s %-13s %-10s %-10s %-8s %-8s %-4s %s\n", "node",
+			  "compartment", "state", "rtt", "last-heard", "external", "qdev", "mgmt",
+			  "drops");
+	}
+	bool first = true;
+	for (int i = 0; i < hs->cfg->n_nodes; i++) {
+		if (i == hs->self)
+			continue;
+		if (req->json) {
+			if (!first)
+				sb_putc(o, ',');
+			peer_json(hs, i, now, o);
+		} else {
+			peer_human(hs, i, now, o);
+		}
+		first = false;
+	}
+	sb_puts(o, req->json ? "],\"drops\":{" : "dropped:");
+	uint64_t total = 0;
+	for (int d = 1; d < _HS_DROP_MAX; d++) {
+		total += hs->drops[d];
+		if (req->json)
+			sb_printf(o, "%s\"%s\":%" PRIu64, d > 1 ? "," : "", hs_drop_to_str(d),
+				  hs->drops[d]);
+		else if (hs->drops[d])
+			sb_printf(o, " %s=%" PRIu64, hs_drop_to_str(d), hs->drops[d]);
+	}
+	if (req->json)
+		sb_printf(o, "},\"drops_total\":%" PRIu64 "}\n", total);
+	else
+		sb_printf(o, "%s\n", total ? "" : " none");
+	return 0;
+}
+
+int hs_console_register(struct hs *hs, struct console *c)
+{
+	return console_register(c, "peers", "",
+				"other nodes: handshake state, round trip, last heard, drops",
+				cmd_peers, hs);
+}

@@ -1,0 +1,86 @@
+/* The handshake driver (SPEC §5): UDP sockets on this node's handshake (and external)
+ * address, HELLO probes to every node, heartbeats to the own pair, per-peer state and
+ * per-reason drop counters. The datagram format is in hs_wire.h.
+ *
+ * Probing: every `handshake_timeout` a HELLO with a fresh random challenge goes to every
+ * other node's handshake address, and to the external address of every node that is not
+ * contacted. A node becomes *contacted* when it answers (HELLO_ACK echoing the challenge)
+ * within handshake_timeout; the round trip is recorded. It is *lost* after 3 HELLOs in a
+ * row went unanswered. A node's external interface is alive (1) when it answered the last
+ * external HELLO in time, dead (0) when it did not, unknown (-1) before the first answer
+ * was due or when the node has no external address.
+ *
+ * Heartbeats: every `heartbeat_interval` one HEARTBEAT, one sequence number, to each other
+ * node of the own pair. Its content comes from the heartbeat provider (the election fills
+ * epochs and roles); hs fills seq, profile, mgmt_running and config_version first. */
+#pragma once
+
+#include "config.h"
+#include "console.h"
+#include "hs_wire.h"
+#include "loop.h"
+
+struct hs;
+
+/* Delivers a decoded, authenticated, not replayed HEARTBEAT, HEARTBEAT_ACK, QUERY or
+ * QUERY_REPLY from node `from_node` (index in cfg->nodes). Blob data is valid only
+ * during the call. */
+typedef void (*hs_recv_fn)(const struct hs_msg *msg, int from_node, void *ud);
+/* Called when a node becomes contacted or is lost, and when its external interface is
+ * judged alive or dead (`contacted` is its current state). */
+typedef void (*hs_contact_fn)(int node, bool contacted, void *ud);
+typedef void (*hs_heartbeat_fill_fn)(struct hs_heartbeat *hb, void *ud);
+/* Quorum-device freshness of a node's slot: 1 alive, 0 dead, -1 unknown. */
+typedef int (*hs_qdev_alive_fn)(int node, void *ud);
+
+/* `key` is the 32-byte cluster key (hs_key_load()); hs keeps only the derived protocol key
+ * in sodium_malloc memory. The cfg must outlive hs (a config reload replaces its values in
+ * place and refuses node or address changes). Binds the sockets and starts probing and
+ * heartbeats at once. Returns NULL with errno set (and a log line) on failure. */
+struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
+		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES]);
+struct hs *hs_free(struct hs *hs);
+
+/* Reads the key file (hs_wire.h: 64 hex characters or 32 raw bytes) into sodium_malloc
+ * memory; free it with hs_key_free(). Errors name the file. */
+int hs_key_load(const char *path, uint8_t **ret_key);
+void hs_key_free(uint8_t *key);
+
+/* Several subscribers per type are allowed (up to 4). Only HEARTBEAT, HEARTBEAT_ACK,
+ * QUERY and QUERY_REPLY are delivered; HELLOs are handled inside. Returns 0, -EINVAL,
+ * -ENOSPC. */
+int hs_subscribe(struct hs *hs, enum hs_msg_type type, hs_recv_fn fn, void *ud);
+int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud);
+void hs_set_heartbeat_fn(struct hs *hs, hs_heartbeat_fill_fn fill, void *ud);
+void hs_set_qdev_alive_fn(struct hs *hs, hs_qdev_alive_fn fn, void *ud);
+
+/* What this node advertises in HELLOs and heartbeats (decision sets it).
+ * profile: enum rules_profile, or 0xff for none yet. */
+void hs_set_local(struct hs *hs, uint8_t profile, bool mgmt_running);
+
+int hs_send_heartbeat_ack(struct hs *hs, int node, uint64_t seq);
+/* Monotonic µs at which the heartbeat with this sequence number was sent; 0 when it is
+ * not one of the last 64. */
+uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq);
+/* QUERY / QUERY_REPLY with an opaque payload of at most HS_BLOB_MAX bytes.
+ * Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
+int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len);
+
+/* Peer state; node is an index into cfg->nodes (self answers "not contacted"). */
+bool hs_peer_contacted(const struct hs *hs, int node);
+uint64_t hs_peer_last_heard(const struct hs *hs, int node); /* monotonic µs, 0: never */
+uint64_t hs_peer_rtt(const struct hs *hs, int node);	    /* µs, UINT64_MAX: unknown */
+int hs_peer_external_alive(const struct hs *hs, int node);  /* 1, 0, -1 unknown */
+int hs_peer_qdev_alive(const struct hs *hs, int node);	    /* provider's answer, -1 without */
+bool hs_peer_mgmt_running(const struct hs *hs, int node);   /* as the node last reported */
+uint8_t hs_peer_profile(const struct hs *hs, int node);	    /* 0xff: not known */
+/* The last heartbeat received from node, and when (monotonic µs); NULL when none. */
+const struct hs_heartbeat *hs_peer_heartbeat(const struct hs *hs, int node, uint64_t *ret_at);
+int hs_contacted_count(const struct hs *hs);
+
+/* Drop counters: all datagrams, and those attributable to a node (a valid sender id). */
+uint64_t hs_drops(const struct hs *hs, enum hs_drop reason);
+uint64_t hs_peer_drops(const struct hs *hs, int node);
+
+/* The console's `peers` command. */
+int hs_console_register(struct hs *hs, struct console *c);

@@ -1,0 +1,382 @@
+/* The disks stage: discovery, plan, journaled apply, RAID1. */
+#include "bootstrap.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define RAID_TIMEOUT_US (120 * USEC_PER_SEC)
+
+/* The identity an authorization and a journal record name a disk by. */
+static const char *disk_id(const struct disk_info *d)
+{
+	return d->serial[0] ? d->serial : d->wwn[0] ? d->wwn : d->path;
+}
+
+static int select_paths(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+			char paths[][CFG_PATH_MAX], bool *ret_auto)
+{
+	const struct cfg_node *n = &c->nodes[self];
+	int k = 0;
+	*ret_auto = false;
+	if (o->n_disks > 0) {
+		for (int i = 0; i < o->n_disks && k < DISK_MAX; i++)
+			snprintf(paths[k++], CFG_PATH_MAX, "%s", o->disks[i]);
+		return k;
+	}
+	if (!n->disks_auto) {
+		for (int i = 0; i < n->n_disks && k < DISK_MAX; i++)
+			snprintf(paths[k++], CFG_PATH_MAX, "%s", n->disks[i]);
+		return k;
+	}
+	*ret_auto = true;
+	return disk_list_sysfs(o->sysfs_root ? o->sysfs_root : "/sys", paths, DISK_MAX);
+}
+
+static void disk_event(const struct disk_bootstrap_disk *bd)
+{
+	struct event ev;
+	event_begin(&ev, "disk");
+	event_add(&ev, "dev", bd->info.path);
+	event_add(&ev, "serial", bd->info.serial[0] ? bd->info.serial : bd->info.wwn);
+	event_add(&ev, "verdict", disk_verdict_to_str(bd->plan.verdict));
+	event_add(&ev, "found", bd->plan.found);
+	event_add_u64(&ev, "size", bd->info.size);
+	if (bd->plan.guest_can_grow)
+		event_add_u64(&ev, "guest_can_grow_to", bd->plan.guest_grow_to);
+	if (bd->result < 0)
+		event_add(&ev, "error", strerror(-bd->result));
+	event_emit(&ev);
+}
+
+static bool usable(const struct disk_bootstrap_disk *bd)
+{
+	if (bd->result < 0)
+		return false;
+	switch (bd->plan.verdict) {
+	case DISK_VERDICT_KEEP:
+	case DISK_VERDICT_CREATE:
+	case DISK_VERDICT_WIPED:
+		return true;
+	case DISK_VERDICT_FOREIGN:
+	case DISK_VERDICT_TOO_SMALL:
+	case _DISK_VERDICT_MAX:
+		break;
+	}
+	return false;
+}
+
+static const struct disk_part *part_named(const struct disk_info *d, enum disk_part_kind k)
+{
+	for (int i = 0; i < d->n_parts; i++)
+		if (!strcmp(d->parts[i].name, disk_part_name(k)))
+			return &d->parts[i];
+	return NULL;
+}
+
+/* The journal lives on cmpt-state of every disk that carries our layout. */
+static void collect_jdevs(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r)
+{
+	r->n_jdevs = 0;
+	for (int i = 0; i < r->n_disks; i++) {
+		const struct disk_bootstrap_disk *bd = &r->disks[i];
+		const struct disk_part *p = part_named(&bd->info, DISK_PART_STATE);
+		/* Only disks that carry our layout: kept ones, or ones written this run. */
+		if (!p || strcmp(bd->info.pttype, "gpt") || !usable(bd) ||
+		    (bd->plan.verdict != DISK_VERDICT_KEEP && !bd->applied))
+			continue;
+		struct journal_dev *j = &r->jdevs[r->n_jdevs++];
+		snprintf(j->path, sizeof(j->path), "%s", bd->info.path);
+		j->offset = p->start;
+		j->size = p->size;
+	}
+	struct stat st;
+	if (o->state_path && stat(o->state_path, &st) == 0 && r->n_jdevs < DISK_MAX) {
+		struct journal_dev *j = &r->jdevs[r->n_jdevs++];
+		snprintf(j->path, sizeof(j->path), "%s", o->state_path);
+		j->offset = 0;
+		j->size = (uint64_t)st.st_size;
+	}
+}
+
+static void load_journal(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+			 struct disk_bootstrap_result *r)
+{
+	collect_jdevs(o, r);
+	r->journal_loaded = journal_load(r->jdevs, r->n_jdevs, &r->journal) == 0;
+	if (r->journal_loaded && r->journal.node[0] && strcmp(r->journal.node, c->nodes[self].name)) {
+		log_warn("journal belongs to node %s, not %s: starting a new one", r->journal.node,
+			 c->nodes[self].name);
+		uint64_t seq = r->journal.seq;
+		memset(&r->journal, 0, sizeof(r->journal));
+		r->journal.seq = seq;
+		r->journal_loaded = false;
+	}
+}
+
+#define WIPE_DETAIL "wiped:"
+
+/* Usable: never consumed, or consumed by a wipe that was interrupted before its done
+ * record (the journal's pending intent names it), which the retry finishes. */
+static bool auth_usable(const struct journal_state *j, const char *id)
+{
+	if (!journal_wipe_consumed(j, id))
+		return true;
+	for (int i = 0; i < j->n_steps; i++)
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION && j->steps[i].state == JOURNAL_STEP_INTENT &&
+		    !strncmp(j->steps[i].detail, WIPE_DETAIL, strlen(WIPE_DETAIL)) &&
+		    !strcmp(j->steps[i].detail + strlen(WIPE_DETAIL), id))
+			return true;
+	return false;
+}
+
+/* Authorizations not yet consumed: the config's `wipe =` and the operator's. */
+static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o,
+			const struct journal_state *j, struct disk_auth *a, int max)
+{
+	int n = 0;
+	for (int i = 0; i < c->layout.n_wipes && n < max; i++)
+		if (auth_usable(j, c->layout.wipes[i]))
+			snprintf(a[n++].id, sizeof(a[0].id), "%s", c->layout.wipes[i]);
+	for (int i = 0; i < o->n_approve && n < max; i++)
+		if (auth_usable(j, o->approve[i]))
+			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
+		else
+			log_notice("wipe authorization %s was already used, ignoring", o->approve[i]);
+	return n;
+}
+
+static int probe_all(const struct cfg *c, const struct disk_bootstrap_opts *o,
+		     char paths[][CFG_PATH_MAX], int n, bool autosel,
+		     struct disk_bootstrap_result *r)
+{
+	for (int i = 0; i < n && r->n_disks < DISK_MAX; i++) {
+		struct disk_bootstrap_disk *bd = &r->disks[r->n_disks];
+		memset(bd, 0, sizeof(*bd));
+		int e = disk_probe(paths[i], &bd->info);
+		if (autosel && (e < 0 || bd->info.removable || bd->info.size < c->layout.min_disk ||
+				streq_ptr(paths[i], o->boot_medium)))
+			continue;
+		if (e < 0) {
+			snprintf(bd->info.path, sizeof(bd->info.path), "%s", paths[i]);
+			bd->info.probe_failed = true;
+			bd->result = e;
+		}
+		r->n_disks++;
+	}
+	return 0;
+}
+
+static int store(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r)
+{
+	collect_jdevs(o, r);
+	if (r->n_jdevs == 0)
+		return -ENODEV;
+	int e = journal_store(r->jdevs, r->n_jdevs, &r->journal);
+	if (e >= 0)
+		r->journal_written = true;
+	return e;
+}
+
+static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r,
+		     struct disk_bootstrap_disk *bd, const struct disk_auth *auths,
+		     uint64_t *ret_step)
+{
+	enum disk_verdict v = bd->plan.verdict;
+	bool writes = false;
+	*ret_step = 0;
+	if (v == DISK_VERDICT_CREATE || v == DISK_VERDICT_WIPED) {
+		char detail[96];
+		snprintf(detail, sizeof(detail), "%s", disk_verdict_to_str(v));
+		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0) {
+			/* Consumed from the moment the intent is on disk; the pending intent lets
+			 * an interrupted wipe finish. */
+			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s", auths[bd->plan.auth].id);
+			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+		}
+		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
+						disk_id(&bd->info), detail);
+		disk_fault_point(DISK_STEP_INTENT);
+		if (store(o, r) < 0)
+			log_info("%s: no journal yet to record the intent in (first disk)",
+				 bd->info.path);
+		writes = true;
+	} else if (v == DISK_VERDICT_KEEP && bd->plan.fix_types) {
+		writes = true;
+	}
+	int e = disk_apply(&bd->info, &bd->plan);
+	if (e < 0)
+		return e;
+	bd->applied = writes;
+	if (writes) {
+		struct disk_info fresh;
+		e = disk_probe(bd->info.path, &fresh);
+		if (e < 0)
+			return e;
+		bd->info = fresh;
+	}
+	return 0;
+}
+
+/* Finishes intents left by a run that stopped after the disk got its layout. */
+static bool settle_old_intents(struct disk_bootstrap_result *r)
+{
+	bool changed = false;
+	for (int i = 0; i < r->n_disks; i++) {
+		const struct disk_bootstrap_disk *bd = &r->disks[i];
+		const struct journal_step *s;
+		while (usable(bd) && bd->plan.verdict == DISK_VERDICT_KEEP &&
+		       (s = journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, disk_id(&bd->info)))) {
+			journal_step_done(&r->journal, s->id);
+			changed = true;
+		}
+	}
+	return changed;
+}
+
+static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+		     const struct disk_auth *auths,
+		     struct disk_bootstrap_result *r)
+{
+	int ret = 0;
+	bool changed = false;
+	for (int i = 0; i < r->n_disks; i++) {
+		struct disk_bootstrap_disk *bd = &r->disks[i];
+		if (bd->result < 0)
+			continue;
+		uint64_t step;
+		bd->result = apply_one(o, r, bd, auths, &step);
+		if (bd->result < 0) {
+			ret = bd->result;
+			continue;
+		}
+		if (step) {
+			journal_step_done(&r->journal, step);
+			changed = true;
+		}
+		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0)
+			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+	}
+	changed |= settle_old_intents(r);
+	if (!r->journal.node[0]) {
+		snprintf(r->journal.node, sizeof(r->journal.node), "%s", c->nodes[self].name);
+		changed = true;
+	}
+	disk_fault_point(DISK_STEP_DONE);
+	if (changed && store(o, r) < 0)
+		log_warn("no cmpt-state partition to write the journal to, ignoring");
+	return ret;
+}
+
+static void raid_members(const struct cfg *c, int self, enum cfg_kind k,
+			 struct disk_bootstrap_result *r, struct raid_input *in)
+{
+	memset(in, 0, sizeof(*in));
+	snprintf(in->name, sizeof(in->name), "%s", cfg_kind_to_str(k));
+	snprintf(in->homehost, sizeof(in->homehost), "%s", c->nodes[self].name);
+	enum disk_part_kind pk = k == CFG_KIND_ADMIN ? DISK_PART_ADMIN : DISK_PART_INFRA;
+	for (int i = 0; i < r->n_disks && in->n_members < RAID_MAX_MEMBERS; i++) {
+		const struct disk_part *p = part_named(&r->disks[i].info, pk);
+		if (!usable(&r->disks[i]) || !p)
+			continue;
+		disk_part_path(r->disks[i].info.path, p->number, in->members[in->n_members++].dev,
+			       CFG_PATH_MAX);
+	}
+}
+
+static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+		    struct disk_bootstrap_result *r)
+{
+	struct raid_driver drv = {.mdadm = o->mdadm ? o->mdadm : "mdadm",
+				  .timeout_us = RAID_TIMEOUT_US};
+	enum cfg_zone zone = c->compartments[c->nodes[self].compartment].zone;
+	int ret = 0;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct disk_bootstrap_raid *br = &r->raids[k];
+		if (k == CFG_KIND_ADMIN && zone != CFG_ZONE_MZ)
+			continue;
+		raid_members(c, self, (enum cfg_kind)k, r, &br->input);
+		if (br->input.n_members == 0)
+			continue;
+		br->result = raid_examine_members(&drv, &br->input);
+		if (br->result >= 0)
+			br->result = raid_plan_make(&br->input, &br->plan);
+		if (br->result < 0) {
+			ret = br->result;
+			continue;
+		}
+		br->planned = true;
+		if (br->plan.n_acts == 0)
+			continue;
+		char target[32];
+		snprintf(target, sizeof(target), "md:%s", br->input.name);
+		uint64_t id = journal_step_intent(&r->journal, JOURNAL_STEP_RAID, target,
+						  raid_action_to_str(br->plan.acts[0].kind));
+		(void)store(o, r);
+		disk_fault_point(DISK_STEP_RAID);
+		br->result = raid_run_plan(&drv, &br->input, &br->plan);
+		if (br->result < 0) {
+			ret = br->result;
+			continue;
+		}
+		journal_step_done(&r->journal, id);
+		(void)store(o, r);
+	}
+	return ret;
+}
+
+int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+		   struct disk_bootstrap_result *ret)
+{
+	struct disk_bootstrap_result *r = ret;
+	char (*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
+	struct disk_auth *auths = calloc(CFG_MAX_WIPES + 16, sizeof(*auths));
+	bool autosel;
+	int e = 0;
+	memset(r, 0, sizeof(*r));
+	if (!paths || !auths) {
+		e = -ENOMEM;
+		goto out;
+	}
+	int n = select_paths(c, self, o, paths, &autosel);
+	if (n < 0) {
+		e = n;
+		goto out;
+	}
+	probe_all(c, o, paths, n, autosel, r);
+	struct disk_plan_input in = {
+		.layout = &c->layout,
+		.zone = c->compartments[c->nodes[self].compartment].zone,
+		.auths = auths,
+	};
+	/* Which disks are ours does not depend on authorizations: plan once without them to
+	 * find the journal, then again with those the journal has not seen used. */
+	for (int i = 0; i < r->n_disks; i++)
+		if (r->disks[i].result >= 0)
+			disk_plan_one(&in, &r->disks[i].info, &r->disks[i].plan);
+	load_journal(c, self, o, r);
+	in.n_auths = gather_auths(c, o, &r->journal, auths, CFG_MAX_WIPES + 16);
+	for (int i = 0; i < r->n_disks; i++) {
+		struct disk_bootstrap_disk *bd = &r->disks[i];
+		if (bd->result >= 0)
+			disk_plan_one(&in, &bd->info, &bd->plan);
+		else
+			bd->plan = (struct disk_plan){.verdict = DISK_VERDICT_FOREIGN, .auth = -1};
+		if (bd->result < 0)
+			snprintf(bd->plan.reason, sizeof(bd->plan.reason), "cannot be probed");
+	}
+	disk_fault_point(DISK_STEP_PLAN);
+	if (o->apply)
+		e = apply_all(c, self, o, auths, r);
+	for (int i = 0; i < r->n_disks; i++)
+		disk_event(&r->disks[i]);
+	if (o->apply && o->raid) {
+		int e2 = raid_all(c, self, o, r);
+		e = e < 0 ? e : e2;
+	}
+out:
+	free(paths);
+	free(auths);
+	return e;
+}

@@ -1,0 +1,158 @@
+/* Local disks (SPEC §3): what is on them (discovery, libblkid + sysfs), what to do with
+ * them (the planner, pure), and doing it (apply, libparted). Partitions are found by
+ * GPT name (PARTLABEL) and carry fixed type GUIDs; they are never addressed by number. */
+#pragma once
+
+#include "config.h"
+#include "util.h"
+
+#define DISK_MAX 16
+#define DISK_MAX_PARTS 32
+#define DISK_MAX_SIGS 16
+#define DISK_ID_MAX 64
+#define DISK_MIB ((uint64_t)1 << 20)
+
+/* The partitions compartd makes, in on-disk order. */
+enum disk_part_kind {
+	DISK_PART_BOOT,
+	DISK_PART_STATE,
+	DISK_PART_INFRA,
+	DISK_PART_ADMIN, /* MZ nodes only */
+	DISK_PART_GUEST,
+	_DISK_PART_MAX
+};
+const char *disk_part_kind_to_str(enum disk_part_kind k); /* "boot", … */
+const char *disk_part_name(enum disk_part_kind k);        /* "cmpt-boot", … */
+const char *disk_part_type_guid(enum disk_part_kind k);   /* upper-case textual GUID */
+
+/* The type GUIDs (see docs/disks.md). */
+#define DISK_GUID_BOOT "BC13C2FF-59E6-4262-A352-B57C60C3FDB5"  /* Linux extended boot */
+#define DISK_GUID_STATE "5D138929-4580-4EC8-8641-5C8EBFEFE4B2" /* compartd state journal */
+#define DISK_GUID_RAID "A19D880F-05FC-4D3B-A006-743F0F84911E"  /* Linux RAID */
+#define DISK_GUID_LINUX "0FC63DAF-8483-4772-8E79-3D69D8477DE4" /* Linux filesystem data */
+
+struct disk_part {
+	int number;
+	char name[72];  /* PARTLABEL, UTF-8 */
+	char type[40];  /* type GUID, upper case; or an MBR type "0x83" */
+	char uuid[40];  /* PARTUUID */
+	uint64_t start; /* bytes */
+	uint64_t size;  /* bytes */
+};
+
+/* One whole disk (or image file) and everything found on it. */
+struct disk_info {
+	char path[CFG_PATH_MAX];
+	char serial[DISK_ID_MAX];
+	char wwn[DISK_ID_MAX];
+	char model[DISK_ID_MAX];
+	uint64_t size;        /* bytes */
+	unsigned sector_size; /* logical */
+	bool removable, rotational, is_file, read_only;
+
+	char pttype[16]; /* "gpt", "dos", … or "" */
+	char ptuuid[40];
+	struct disk_part parts[DISK_MAX_PARTS];
+	int n_parts;
+	/* Every signature libblkid reports on the whole disk (file systems, RAID, LVM, other,
+	 * partition tables), plus our own raw look for GPT headers at LBA 1 and the last LBA. */
+	char sigs[DISK_MAX_SIGS][32];
+	int n_sigs;
+	bool gpt_primary, gpt_backup; /* "EFI PART" found there (CRCs not checked) */
+	bool gpt_primary_valid;       /* primary header CRC good */
+	bool probe_failed;            /* libblkid gave up (e.g. ambivalent): never blank */
+};
+
+/* "gpt+ext4+linux_raid_member", "" when blank. */
+void disk_found_str(const struct disk_info *d, char *out, size_t n);
+bool disk_is_blank(const struct disk_info *d);
+
+/* Probe one path: sysfs facts when it is a block device, libblkid for the rest. */
+int disk_probe(const char *path, struct disk_info *ret);
+/* Whole disks under /sys/block (no partitions, loop, ram, md, dm, zram, sr). `sysfs_root`
+ * is normally "/sys". Paths are "/dev/<name>". Returns the count or a negative errno. */
+int disk_list_sysfs(const char *sysfs_root, char paths[][CFG_PATH_MAX], int max);
+
+/* ---- the planner (pure) ---- */
+
+enum disk_verdict {
+	DISK_VERDICT_KEEP,
+	DISK_VERDICT_CREATE,
+	DISK_VERDICT_FOREIGN,
+	DISK_VERDICT_TOO_SMALL,
+	DISK_VERDICT_WIPED,
+	_DISK_VERDICT_MAX
+};
+const char *disk_verdict_to_str(enum disk_verdict v);
+
+/* An authorization to wipe: a serial, a WWN, or (image files) a path. */
+struct disk_auth {
+	char id[CFG_PATH_MAX];
+};
+
+struct disk_plan_part {
+	enum disk_part_kind kind;
+	uint64_t start, size; /* bytes, MiB aligned */
+};
+
+struct disk_plan {
+	enum disk_verdict verdict;
+	char reason[320];
+	char found[256];            /* what blkid saw, for foreign/wiped */
+	int auth;                   /* index of the authorization used (wiped), else -1 */
+	struct disk_plan_part parts[_DISK_PART_MAX];
+	int n_parts;                /* create/wiped: what to make; keep: what is there */
+	bool fix_types;             /* keep: our own layout with a wrong type GUID (crash) */
+	bool guest_can_grow;        /* keep: the disk grew; cmpt-guest could be extended */
+	uint64_t guest_grow_to;     /* bytes cmpt-guest could have */
+};
+
+struct disk_plan_input {
+	const struct cfg_layout *layout;
+	enum cfg_zone zone;
+	const struct disk_auth *auths; /* not yet consumed */
+	int n_auths;
+};
+
+/* The canonical layout for a disk of `size` bytes: n parts in ret (≤ _DISK_PART_MAX).
+ * -ENOSPC when the disk cannot hold it with min_guest left. */
+int disk_layout_compute(const struct cfg_layout *l, enum cfg_zone zone, uint64_t size,
+			struct disk_plan_part ret[_DISK_PART_MAX], int *ret_n);
+void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
+		   struct disk_plan *ret);
+
+/* ---- apply (libparted, then libblkid to verify) ---- */
+
+/* Named steps where COMPARTD_FAULT_AT=<name|number> makes the process _exit(99). */
+enum disk_step {
+	DISK_STEP_PLAN,
+	DISK_STEP_INTENT,
+	DISK_STEP_WIPE,
+	DISK_STEP_PARTITION,
+	DISK_STEP_TYPES,
+	DISK_STEP_STATE_INIT,
+	DISK_STEP_VERIFY,
+	DISK_STEP_DONE,
+	DISK_STEP_RAID,
+	_DISK_STEP_MAX
+};
+const char *disk_step_to_str(enum disk_step s);
+void disk_fault_point(enum disk_step s);
+
+/* Carries out a create/wiped plan on d->path; keep with fix_types rewrites the type GUIDs
+ * only; keep otherwise and foreign/too-small do nothing. Verifies the result. */
+int disk_apply(const struct disk_info *d, const struct disk_plan *p);
+/* Re-probes and checks the names, types and sizes of the plan; 0 or -EBADMSG with `why`. */
+int disk_verify(const char *path, const struct disk_plan *p, char *why, size_t n);
+
+/* Partition device for a partition of a block device ("/dev/sda" 2 → "/dev/sda2",
+ * "/dev/nvme0n1" → "…p2"); for image files the image path itself (use the offset). */
+void disk_part_path(const char *disk, int number, char *out, size_t n);
+
+/* GPT raw access (gpt.c): rewrite the type GUIDs of the named entries in both the primary
+ * and the backup table, CRCs recomputed. Only entries whose name is listed change. */
+int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const names[],
+		       const char *const guids[], int n);
+int disk_guid_parse(const char *s, uint8_t out[16]);   /* textual → GPT on-disk order */
+void disk_guid_format(const uint8_t in[16], char out[40]);
+uint32_t disk_crc32(const void *buf, size_t n);

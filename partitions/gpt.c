@@ -1,0 +1,186 @@
+/* Raw GPT access for the one thing libparted 3.5 cannot do: set an arbitrary partition
+ * type GUID (ped_partition_set_type_uuid arrived in 3.6). Both tables are rewritten with
+ * their CRCs; the headers must be valid before anything is written. */
+#include "disk.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <string.h>
+
+uint32_t disk_crc32(const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	uint32_t c = 0xffffffffU;
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320U & (0U - (c & 1)));
+	}
+	return ~c;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* GPT stores the first three fields little-endian. */
+static const int guid_order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+
+int disk_guid_parse(const char *s, uint8_t out[16])
+{
+	uint8_t b[16];
+	int n = 0;
+	if (strlen(s) != 36)
+		return -EINVAL;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -EINVAL;
+			continue;
+		}
+		int h = hexval(s[i]), l = hexval(s[i + 1]);
+		if (h < 0 || l < 0)
+			return -EINVAL;
+		b[n++] = (uint8_t)(h << 4 | l);
+		i++;
+	}
+	for (int i = 0; i < 16; i++)
+		out[guid_order[i]] = b[i];
+	return 0;
+}
+
+void disk_guid_format(const uint8_t in[16], char out[40])
+{
+	uint8_t b[16];
+	for (int i = 0; i < 16; i++)
+		b[i] = in[guid_order[i]];
+	snprintf(out, 40, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+struct gpt_hdr {
+	uint64_t my_lba, alt_lba, entries_lba;
+	uint32_t n_entries, entry_size, hdr_size;
+};
+
+static int read_hdr(int fd, unsigned ss, uint64_t lba, uint8_t *buf, struct gpt_hdr *h)
+{
+	if (pread(fd, buf, ss, (off_t)(lba * ss)) != (ssize_t)ss)
+		return -EIO;
+	if (memcmp(buf, "EFI PART", 8))
+		return -EBADMSG;
+	uint32_t hs, crc, v32;
+	uint64_t v64;
+	memcpy(&hs, buf + 12, 4);
+	hs = le32toh(hs);
+	if (hs < 92 || hs > ss)
+		return -EBADMSG;
+	memcpy(&crc, buf + 16, 4);
+	memset(buf + 16, 0, 4);
+	if (disk_crc32(buf, hs) != le32toh(crc))
+		return -EBADMSG;
+	h->hdr_size = hs;
+	memcpy(&v64, buf + 24, 8);
+	h->my_lba = le64toh(v64);
+	memcpy(&v64, buf + 32, 8);
+	h->alt_lba = le64toh(v64);
+	memcpy(&v64, buf + 72, 8);
+	h->entries_lba = le64toh(v64);
+	memcpy(&v32, buf + 80, 4);
+	h->n_entries = le32toh(v32);
+	memcpy(&v32, buf + 84, 4);
+	h->entry_size = le32toh(v32);
+	if (h->my_lba != lba || h->entry_size < 128 || h->entry_size > 4096 || h->n_entries > 4096)
+		return -EBADMSG;
+	return 0;
+}
+
+/* Compares a UTF-16LE GPT name with an ASCII one. */
+static bool name_is(const uint8_t *e, const char *name)
+{
+	size_t n = strlen(name);
+	if (n > 36)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		uint16_t c = (uint16_t)(e[56 + 2 * i] | e[57 + 2 * i] << 8);
+		if (c != (i < n ? (uint8_t)name[i] : 0))
+			return false;
+	}
+	return true;
+}
+
+static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const names[],
+		       const uint8_t (*guids)[16], int n, uint64_t *ret_alt)
+{
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	struct gpt_hdr h;
+	if (!hb)
+		return -ENOMEM;
+	int r = read_hdr(fd, ss, lba, hb, &h);
+	if (r < 0)
+		return r;
+	size_t tl = (size_t)h.n_entries * h.entry_size;
+	_cleanup_free_ uint8_t *tab = malloc(tl);
+	if (!tab)
+		return -ENOMEM;
+	if (pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
+		return -EIO;
+	uint32_t crc;
+	memcpy(&crc, hb + 88, 4);
+	if (disk_crc32(tab, tl) != le32toh(crc))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < h.n_entries; i++)
+		for (int k = 0; k < n; k++)
+			if (name_is(tab + (size_t)i * h.entry_size, names[k]))
+				memcpy(tab + (size_t)i * h.entry_size, guids[k], 16);
+	crc = htole32(disk_crc32(tab, tl));
+	memcpy(hb + 88, &crc, 4);
+	memset(hb + 16, 0, 4);
+	crc = htole32(disk_crc32(hb, h.hdr_size));
+	memcpy(hb + 16, &crc, 4);
+	if (pwrite(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl ||
+	    pwrite(fd, hb, ss, (off_t)(lba * ss)) != (ssize_t)ss)
+		return -errno ? -errno : -EIO;
+	*ret_alt = h.alt_lba;
+	return 0;
+}
+
+int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const names[],
+		       const char *const guids[], int n)
+{
+	uint8_t g[_DISK_PART_MAX][16];
+	if (n > _DISK_PART_MAX)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (disk_guid_parse(guids[i], g[i]) < 0)
+			return -EINVAL;
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, "Failed to open %s", path);
+	uint64_t alt = 0, dummy;
+	/* Check both headers before writing either. */
+	_cleanup_free_ uint8_t *hb = malloc(sector_size);
+	struct gpt_hdr h;
+	if (!hb)
+		return -ENOMEM;
+	int r = read_hdr(fd, sector_size, 1, hb, &h);
+	if (r < 0 || read_hdr(fd, sector_size, h.alt_lba, hb, &h) < 0)
+		return log_error_errno(r < 0 ? r : -EBADMSG, "%s: GPT headers not valid, type GUIDs not set", path);
+	r = patch_table(fd, sector_size, 1, names, (const uint8_t(*)[16])g, n, &alt);
+	if (r >= 0)
+		r = patch_table(fd, sector_size, alt, names, (const uint8_t(*)[16])g, n, &dummy);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set the partition types on %s", path);
+	if (fsync(fd) < 0)
+		return log_error_errno(-errno, "Failed to sync %s", path);
+	return 0;
+}

@@ -1,0 +1,271 @@
+/* The journal's I/O: two slots per cmpt-state area, O_DIRECT when the file system takes
+ * it (tmpfs does not: EINVAL, then buffered), fsync always. */
+#include "journal.h"
+#include "log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define ALIGN 4096U
+
+static void *aligned_buf(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, ALIGN, n) != 0)
+		return NULL;
+	memset(p, 0, n);
+	return p;
+}
+
+static int open_dev(const char *path, int flags, bool *ret_direct)
+{
+	int fd = open(path, flags | O_DIRECT | O_CLOEXEC);
+	if (fd >= 0) {
+		*ret_direct = true;
+		return fd;
+	}
+	if (errno != EINVAL)
+		return -errno;
+	fd = open(path, flags | O_CLOEXEC);
+	*ret_direct = false;
+	return fd < 0 ? -errno : fd;
+}
+
+/* pread/pwrite that fall back to a buffered descriptor when O_DIRECT is refused. */
+static ssize_t slot_io(const char *path, int *fd, bool *direct, bool wr, void *buf, size_t n,
+		       off_t off)
+{
+	ssize_t r = wr ? pwrite(*fd, buf, n, off) : pread(*fd, buf, n, off);
+	if (r < 0 && errno == EINVAL && *direct) {
+		int fd2 = open(path, (wr ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		if (fd2 < 0)
+			return -1;
+		close(*fd);
+		*fd = fd2;
+		*direct = false;
+		r = wr ? pwrite(*fd, buf, n, off) : pread(*fd, buf, n, off);
+	}
+	return r;
+}
+
+static bool area_ok(const struct journal_dev *d)
+{
+	return d->size >= 2ULL * JOURNAL_SLOT_SIZE && d->offset % ALIGN == 0;
+}
+
+int journal_read_dev(const struct journal_dev *d, struct journal_slot_info info[2],
+		     struct journal_state *ret)
+{
+	if (!area_ok(d))
+		return log_error_errno(-EINVAL, "%s: journal area too small or misaligned", d->path);
+	bool direct;
+	int fd = open_dev(d->path, O_RDONLY, &direct);
+	if (fd < 0)
+		return log_error_errno(fd, "Failed to open journal %s", d->path);
+	uint8_t *buf = aligned_buf(JOURNAL_SLOT_SIZE);
+	struct journal_state *st = calloc(2, sizeof(*st));
+	int best = -1;
+	for (int i = 0; buf && st && i < 2; i++) {
+		off_t off = (off_t)(d->offset + (uint64_t)i * JOURNAL_SLOT_SIZE);
+		ssize_t l = slot_io(d->path, &fd, &direct, false, buf, JOURNAL_SLOT_SIZE, off);
+		info[i].seq = 0;
+		info[i].status = l == JOURNAL_SLOT_SIZE
+					 ? journal_decode_slot(buf, JOURNAL_SLOT_SIZE, &st[i])
+					 : -EIO;
+		if (info[i].status == 0) {
+			info[i].seq = st[i].seq;
+			if (best < 0 || st[i].seq > st[best].seq)
+				best = i;
+		}
+	}
+	close(fd);
+	int r = !buf || !st ? -ENOMEM : best < 0 ? -ENODATA : 0;
+	if (r == 0)
+		*ret = st[best];
+	free(buf);
+	free(st);
+	return r;
+}
+
+static void corrupt_event(const struct journal_dev *d, int slot, int status)
+{
+	struct event ev;
+	event_begin(&ev, "journal");
+	event_add(&ev, "action", "corrupt-slot");
+	event_add(&ev, "dev", d->path);
+	event_add(&ev, "slot", slot ? "B" : "A");
+	event_add(&ev, "error", status == -EBADMSG ? "bad-header-or-hash" : "read-failed");
+	event_add_u64(&ev, "seq", 0);
+	event_emit(&ev);
+}
+
+int journal_load(const struct journal_dev *devs, int n, struct journal_state *ret)
+{
+	if (sodium_init() < 0)
+		return -EIO;
+	struct journal_state *best = calloc(2, sizeof(*best)), *cur = best ? best + 1 : NULL;
+	bool found = false;
+	if (!best)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		struct journal_slot_info info[2] = {{-ENODATA, 0}, {-ENODATA, 0}};
+		int r = journal_read_dev(&devs[i], info, cur);
+		for (int k = 0; k < 2; k++)
+			if (info[k].status != 0 && info[k].status != -ENODATA)
+				corrupt_event(&devs[i], k, info[k].status);
+		if (r == 0 && (!found || cur->seq > best->seq)) {
+			*best = *cur;
+			found = true;
+		}
+	}
+	if (found) {
+		struct event ev;
+		event_begin(&ev, "journal");
+		event_add(&ev, "action", "load");
+		event_add_u64(&ev, "seq", best->seq);
+		event_emit(&ev);
+		*ret = *best;
+	}
+	free(best);
+	return found ? 0 : -ENODATA;
+}
+
+static int write_slot(const struct journal_dev *d, int slot, uint8_t *buf, size_t len)
+{
+	bool direct;
+	int fd = open_dev(d->path, O_RDWR, &direct);
+	if (fd < 0)
+		return fd;
+	off_t off = (off_t)(d->offset + (uint64_t)slot * JOURNAL_SLOT_SIZE);
+	ssize_t l = slot_io(d->path, &fd, &direct, true, buf, len, off);
+	int r = l == (ssize_t)len ? 0 : l < 0 ? -errno : -EIO;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int journal_store(const struct journal_dev *devs, int n, struct journal_state *s)
+{
+	if (sodium_init() < 0)
+		return -EIO;
+	uint8_t *buf = aligned_buf(JOURNAL_SLOT_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	uint64_t seq = s->seq + 1;
+	size_t len;
+	int r = journal_encode(s, seq, buf, JOURNAL_SLOT_SIZE, &len);
+	if (r < 0) {
+		free(buf);
+		return log_error_errno(r, "Failed to encode the journal");
+	}
+	len = (len + ALIGN - 1) / ALIGN * ALIGN;
+	int ok = 0, slot = (int)(seq % 2);
+	for (int i = 0; i < n; i++) {
+		if (!area_ok(&devs[i]))
+			continue;
+		r = write_slot(&devs[i], slot, buf, len);
+		if (r < 0)
+			log_warn_errno(r, "Failed to write journal slot %c on %s, ignoring",
+				       slot ? 'B' : 'A', devs[i].path);
+		else
+			ok++;
+	}
+	free(buf);
+	if (!ok)
+		return log_error_errno(-EIO, "The journal could not be written on any disk");
+	s->seq = seq;
+	struct event ev;
+	event_begin(&ev, "journal");
+	event_add(&ev, "action", "write");
+	event_add_u64(&ev, "seq", seq);
+	event_addf(&ev, "disks", "%d/%d", ok, n);
+	event_emit(&ev);
+	return 0;
+}
+
+static void hex(const uint8_t *h, char out[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static void format_json(const struct journal_state *s, struct strbuf *o)
+{
+	char hx[65];
+	sb_printf(o, "{\"seq\":%" PRIu64 ",\"node\":", s->seq);
+	sb_json_str(o, s->node);
+	if (s->has_good) {
+		hex(s->good.hash, hx);
+		sb_printf(o, ",\"good_config\":{\"version\":%" PRIu64 ",\"hash\":\"%s\"}",
+			  s->good.version, hx);
+	}
+	sb_puts(o, ",\"failed_configs\":[");
+	for (int i = 0; i < s->n_failed; i++) {
+		hex(s->failed[i].hash, hx);
+		sb_printf(o, "%s{\"version\":%" PRIu64 ",\"hash\":\"%s\"}", i ? "," : "",
+			  s->failed[i].version, hx);
+	}
+	sb_puts(o, "],\"roles\":{");
+	bool first = true;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		if (!s->roles[k].set)
+			continue;
+		sb_printf(o, "%s\"%s\":{\"role\":", first ? "" : ",", cfg_kind_to_str(k));
+		sb_json_str(o, s->roles[k].role);
+		sb_printf(o, ",\"epoch\":%" PRIu64 "}", s->roles[k].epoch);
+		first = false;
+	}
+	sb_puts(o, "},\"wipes_consumed\":[");
+	for (int i = 0; i < s->n_wipes; i++) {
+		sb_printf(o, "%s{\"id\":", i ? "," : "");
+		sb_json_str(o, s->wipes[i].id);
+		sb_printf(o, ",\"seq\":%" PRIu64 "}", s->wipes[i].seq);
+	}
+	sb_puts(o, "],\"steps\":[");
+	for (int i = 0; i < s->n_steps; i++) {
+		const struct journal_step *st = &s->steps[i];
+		sb_printf(o, "%s{\"id\":%" PRIu64 ",\"kind\":\"%s\",\"state\":\"%s\",\"target\":",
+			  i ? "," : "", st->id, journal_step_kind_to_str(st->kind),
+			  journal_step_state_to_str(st->state));
+		sb_json_str(o, st->target);
+		sb_puts(o, ",\"detail\":");
+		sb_json_str(o, st->detail);
+		sb_putc(o, '}');
+	}
+	sb_puts(o, "]}");
+}
+
+static void format_human(const struct journal_state *s, struct strbuf *o)
+{
+	char hx[65];
+	sb_printf(o, "sequence        %" PRIu64 "\nnode            %s\n", s->seq, s->node);
+	if (s->has_good) {
+		hex(s->good.hash, hx);
+		sb_printf(o, "good config     version %" PRIu64 ", blake2b %.16s…\n", s->good.version, hx);
+	}
+	for (int i = 0; i < s->n_failed; i++)
+		sb_printf(o, "failed config   version %" PRIu64 "\n", s->failed[i].version);
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (s->roles[k].set)
+			sb_printf(o, "role %-10s %s (epoch %" PRIu64 ")\n", cfg_kind_to_str(k),
+				  s->roles[k].role, s->roles[k].epoch);
+	for (int i = 0; i < s->n_wipes; i++)
+		sb_printf(o, "wipe consumed   %s (seq %" PRIu64 ")\n", s->wipes[i].id, s->wipes[i].seq);
+	for (int i = 0; i < s->n_steps; i++)
+		sb_printf(o, "step %-4" PRIu64 "      %-9s %-6s %s %s\n", s->steps[i].id,
+			  journal_step_kind_to_str(s->steps[i].kind),
+			  journal_step_state_to_str(s->steps[i].state), s->steps[i].target,
+			  s->steps[i].detail);
+}
+
+void journal_format(const struct journal_state *s, bool json, struct strbuf *out)
+{
+	if (json)
+		format_json(s, out);
+	else
+		format_human(s, out);
+}

@@ -1,0 +1,268 @@
+/* cluster.conf: golden normalized output, round trip, every class of error with its
+ * file:line: key: message, and command-line overrides. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
+
+static const char *base =
+	"[cluster]\nname = t\nkey_file = /k\n"
+	"[pair p]\n"
+	"[compartment a]\nzone = mz\npair = p\n"
+	"[compartment b]\nzone = dmz\npair = p\n"
+	"[node n1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 02:00:00:00:00:01\n"
+	"[node n2]\ncompartment = b\nhandshake = 127.0.0.2:9000\n";
+
+static int parse(const char *text, struct cfg **c, struct strbuf *err)
+{
+	return cfg_parse("t.conf", text, strlen(text), NULL, 0, c, err);
+}
+
+static void golden_rig_config(void **state)
+{
+	struct strbuf err, out, out2;
+	sb_init(&err);
+	sb_init(&out);
+	sb_init(&out2);
+	struct cfg *c = NULL;
+	assert_int_equal(cfg_load(SRCDIR "/images/rig/cluster.conf", NULL, 0, &c, &err), 0);
+	cfg_print(c, &out);
+	char *golden = NULL;
+	assert_int_equal(read_full_file(SRCDIR "/tests/golden/rig-cluster.conf.normalized", 1 << 20,
+					&golden, NULL),
+			 0);
+	assert_string_equal(out.buf, golden);
+	/* The normalized form parses to the same configuration. */
+	struct cfg *c2 = NULL;
+	assert_int_equal(cfg_parse("normalized", out.buf, out.len, NULL, 0, &c2, &err), 0);
+	cfg_print(c2, &out2);
+	assert_string_equal(out.buf, out2.buf);
+	assert_int_equal(c->n_nodes, 4);
+	assert_int_equal(cfg_node_pair(c, cfg_find_node(c, "b2")), 0);
+	assert_int_equal(cfg_other_compartment(c, cfg_find_compartment(c, "a")),
+			 cfg_find_compartment(c, "b"));
+	assert_int_equal(c->timeouts.lease, 2 * c->timeouts.disk_heartbeat_interval);
+	free(golden);
+	cfg_free(c);
+	cfg_free(c2);
+	sb_free(&err);
+	sb_free(&out);
+	sb_free(&out2);
+}
+
+static void defaults_and_ports(void **state)
+{
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *c = NULL;
+	assert_int_equal(parse(base, &c, &err), 0);
+	char a[80];
+	cfg_addr_format(&c->nodes[0].handshake, a, sizeof(a));
+	assert_string_equal(a, "127.0.0.1:7460");
+	cfg_addr_format(&c->nodes[1].handshake, a, sizeof(a));
+	assert_string_equal(a, "127.0.0.2:9000");
+	assert_true(c->nodes[0].disks_auto);
+	assert_false(c->has_quorum);
+	assert_int_equal(c->timeouts.heartbeat_interval, 200000);
+	assert_int_equal(c->timeouts.path_timeout, 2000000);
+	assert_int_equal(c->layout.boot.bytes, 512ULL << 20);
+	cfg_free(c);
+	sb_free(&err);
+}
+
+struct bad_case {
+	const char *append; /* appended to `base` */
+	const char *error;  /* expected substring of the error output */
+};
+
+static const struct bad_case bad_cases[] = {
+	{"[bogus]\n", "t.conf:18: unknown section [bogus]"},
+	{"[node n1]\ncompartment = a\nhandshake = 127.0.0.9\n", "t.conf:18: [node n1] is defined twice"},
+	{"[node n3]\ncompartment = a\n", "t.conf:18: handshake: missing in [node n3]"},
+	{"[node n3]\ncompartment = zz\nhandshake = 127.0.0.3\n", "t.conf:18: compartment: [node n3]: no compartment 'zz'"},
+	{"[node n3]\ncompartment = a\nhandshake = 300.1.1.1\n", "t.conf:20: handshake: '300.1.1.1' is not an IP address"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.1\n", "has the address of node n1"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nmac = 02:00:00:00:00:01\n", "02:00:00:00:00:01 belongs to node n1 too"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nmac = 02:00:00:00:0g:01\n", "t.conf:21: mac: '02:00:00:00:0g:01' is not a MAC address"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\npriority = -1\n", "t.conf:21: priority: '-1' is not a priority"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\ncolour = blue\n", "t.conf:21: colour: unknown key in [node n3]"},
+	{"[node n3]\ncompartment = a\ncompartment = b\nhandshake = 127.0.0.3\n", "t.conf:20: compartment: given twice in [node n3]"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nnet = eth0 10.0.0.1\n", "t.conf:21: net: '10.0.0.1' is not an address with prefix length"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\ndisks = sda\n", "'sda' is not an absolute device path"},
+	{"[timeouts]\nheartbeat_interval = fast\n", "t.conf:19: heartbeat_interval: 'fast' is not a duration"},
+	{"[timeouts]\nheartbeat_interval = 0\n", "is not a duration"},
+	{"[timeouts]\nlease = 100ms\n", "lease: must be longer than disk_heartbeat_interval"},
+	{"[layout]\nboot = 12KiB\n", "t.conf:19: boot: '12KiB' is not a size"},
+	{"[layout]\nboot = 101%\n", "'101%' is not a size"},
+	{"[compartment c]\nzone = zz\npair = p\n", "t.conf:19: zone: 'zz' is not a zone"},
+	{"[compartment c]\nzone = mz\npair = q\n", "pair: [compartment c]: no pair 'q'"},
+	{"[compartment c]\nzone = mz\npair = p\n", "[pair p] has 3 compartments"},
+	{"[storage s]\nlun = 1\nportal = a 127.0.0.1\n", "t.conf:18: target: missing in [storage s]"},
+	{"[storage s]\ntarget = iqn.x:y\nportal = c 127.0.0.1\n", "t.conf:20: portal: no compartment 'c'"},
+	{"[storage s]\ntarget = foo\nportal = a 127.0.0.1\n", "'foo' is not an iSCSI name"},
+	{"[storage s]\ntarget = iqn.x:y\nportal = a 127.0.0.1\nchap_user = u\n", "has chap_user but no chap_secret_file"},
+	{"[quorum]\nmode = device\n", "target: missing in [quorum]"},
+	{"[quorum]\nmode = maybe\n", "'maybe' is not a quorum mode"},
+	{"[profile best]\nrun = /bin/true\n", "[profile best]: unknown profile"},
+	{"[profile infra-only]\nrun = true\n", "'true': a hook command starts with an absolute path"},
+	{"[role other]\n", "[role other]: unknown instance kind"},
+	{"[cluster]\nname = again\n", "t.conf:18: [cluster] appears twice"},
+	{"[node]\n", "[node] needs a name"},
+	{"[node bad name!]\n", "is not a valid name"},
+	{"[pair p2]\n", "[pair p2] has 0 compartments"},
+	{"just words\n", "expected 'key = value'"},
+};
+
+static void every_error_names_file_line_key(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *bc = &bad_cases[i];
+		struct strbuf text, err;
+		sb_init(&text);
+		sb_init(&err);
+		sb_puts(&text, base);
+		sb_puts(&text, bc->append);
+		struct cfg *c = NULL;
+		int r = parse(text.buf, &c, &err);
+		if (r != -EINVAL || !err.buf || !strstr(err.buf, bc->error))
+			fail_msg("case %zu (%s): r=%d, errors:\n%s\nexpected: %s", i, bc->append, r,
+				 err.buf ? err.buf : "(none)", bc->error);
+		assert_null(c);
+		sb_free(&text);
+		sb_free(&err);
+	}
+}
+
+static void key_before_section(void **state)
+{
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *c = NULL;
+	assert_int_equal(parse("name = x\n[cluster]\nname = t\n", &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "t.conf:1: 'key = value' before any [section]"));
+	sb_free(&err);
+}
+
+static void missing_everything(void **state)
+{
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *c = NULL;
+	assert_int_equal(parse("# empty\n", &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "name: missing in [cluster]"));
+	assert_non_null(strstr(err.buf, "key_file: missing in [cluster]"));
+	assert_non_null(strstr(err.buf, "no [pair NAME] section"));
+	assert_non_null(strstr(err.buf, "no [node NAME] section"));
+	sb_free(&err);
+}
+
+static void nul_and_long_lines(void **state)
+{
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *c = NULL;
+	char text[64] = "[cluster]\nna\0me = x\n";
+	assert_int_equal(cfg_parse("t.conf", text, 20, NULL, 0, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "t.conf:2: NUL byte in line"));
+	struct strbuf big;
+	sb_init(&big);
+	sb_puts(&big, "[cluster]\nname = ");
+	for (int i = 0; i < 2000; i++)
+		sb_putc(&big, 'x');
+	sb_reset(&err);
+	assert_int_equal(parse(big.buf, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "t.conf:2: line longer than"));
+	sb_free(&big);
+	sb_free(&err);
+}
+
+/* Found by the fuzzer: more sections than the table holds must be an error, not an overflow. */
+static void too_many_sections(void **state)
+{
+	struct strbuf text, err;
+	sb_init(&text);
+	sb_init(&err);
+	sb_puts(&text, base);
+	for (int i = 0; i < CFG_MAX_COMPARTMENTS + 1; i++)
+		sb_printf(&text, "[compartment c%d]\n", i);
+	for (int i = 0; i < CFG_MAX_NODES + 1; i++)
+		sb_printf(&text, "[node x%d]\n", i);
+	for (int i = 0; i < CFG_MAX_STORAGE + 1; i++)
+		sb_printf(&text, "[storage s%d]\n", i);
+	struct cfg *c = NULL;
+	assert_int_equal(parse(text.buf, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "more than 16 compartment sections"));
+	assert_non_null(strstr(err.buf, "more than 64 node sections"));
+	assert_non_null(strstr(err.buf, "more than 4 storage sections"));
+	sb_free(&text);
+	sb_free(&err);
+}
+
+static void overrides(void **state)
+{
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *c = NULL;
+	struct cfg_override o[] = {
+		{"timeouts", "path_timeout", "3s"},
+		{"node.n1", "handshake", "127.0.1.11"},
+		{"node.n2", "priority", "77"},
+	};
+	assert_int_equal(cfg_parse("t.conf", base, strlen(base), o, 3, &c, &err), 0);
+	assert_int_equal(c->timeouts.path_timeout, 3 * USEC_PER_SEC);
+	assert_int_equal(c->nodes[1].priority, 77);
+	char a[80];
+	cfg_addr_format(&c->nodes[0].handshake, a, sizeof(a));
+	assert_string_equal(a, "127.0.1.11:7460");
+	cfg_free(c);
+	struct cfg_override bad[] = {{"node.zz", "priority", "1"}, {"timeouts", "lease", "x"}};
+	assert_int_equal(cfg_parse("t.conf", base, strlen(base), bad, 2, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "override node.zz.priority: no node 'zz'"));
+	assert_non_null(strstr(err.buf, "override timeouts.lease: 'x' is not a duration"));
+	sb_free(&err);
+}
+
+static void hash_tracks_bytes(void **state)
+{
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *a = NULL, *b = NULL;
+	assert_int_equal(parse(base, &a, &err), 0);
+	struct strbuf t;
+	sb_init(&t);
+	sb_puts(&t, base);
+	sb_puts(&t, "# a comment changes the bytes\n");
+	assert_int_equal(parse(t.buf, &b, &err), 0);
+	assert_memory_not_equal(a->hash, b->hash, sizeof(a->hash));
+	cfg_free(a);
+	cfg_free(b);
+	sb_free(&t);
+	sb_free(&err);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(golden_rig_config),
+		cmocka_unit_test(defaults_and_ports),
+		cmocka_unit_test(every_error_names_file_line_key),
+		cmocka_unit_test(key_before_section),
+		cmocka_unit_test(missing_everything),
+		cmocka_unit_test(nul_and_long_lines),
+		cmocka_unit_test(too_many_sections),
+		cmocka_unit_test(overrides),
+		cmocka_unit_test(hash_tracks_bytes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

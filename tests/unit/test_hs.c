@@ -1,0 +1,230 @@
+/* The handshake driver with real UDP sockets on loopback (127.0.3.x): three instances
+ * (a1, a2, and b1 with another key) on one loop. Contact and RTT, heartbeats with the
+ * provider's content, acknowledgements and their send times, queries, external-interface
+ * liveness, the quorum-device input, loss, and drops of the wrong-key node. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "hs.h"
+#include "log.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
+
+struct rec {
+	struct hs *hs;
+	int contacted[4], lost[4];
+	uint64_t hb_seq, ack_seq, ack_sent_at;
+	uint64_t epoch0;
+	int hb_from;
+	char query[64], reply[64];
+};
+
+static struct cfg *load(void)
+{
+	static struct cfg_override o[12];
+	static const char *const names[] = {"a1", "a2", "b1", "b2"};
+	int n = 0;
+	for (int i = 0; i < 4; i++) {
+		o[n] = (struct cfg_override){.key = "handshake"};
+		snprintf(o[n].section, sizeof(o[n].section), "node.%s", names[i]);
+		snprintf(o[n++].value, sizeof(o[0].value), "127.0.3.%d", 11 + i);
+		o[n] = (struct cfg_override){.key = "external"};
+		snprintf(o[n].section, sizeof(o[n].section), "node.%s", names[i]);
+		snprintf(o[n++].value, sizeof(o[0].value), "127.0.4.%d", 11 + i);
+	}
+	o[n] = (struct cfg_override){.section = "cluster", .key = "port"};
+	snprintf(o[n++].value, sizeof(o[0].value), "%d", 20000 + getpid() % 20000);
+	o[n++] = (struct cfg_override){"timeouts", "handshake_timeout", "50ms"};
+	o[n++] = (struct cfg_override){"timeouts", "heartbeat_interval", "20ms"};
+	struct cfg *c = NULL;
+	struct strbuf err;
+	sb_init(&err);
+	int r = cfg_load(SRCDIR "/images/rig/cluster.conf", o, (size_t)n, &c, &err);
+	if (r < 0)
+		fail_msg("%s", err.buf);
+	sb_free(&err);
+	return c;
+}
+
+static void on_contact(int node, bool contacted, void *ud)
+{
+	struct rec *r = ud;
+	if (contacted)
+		r->contacted[node]++;
+	else
+		r->lost[node]++;
+}
+
+static void on_hb(const struct hs_msg *m, int from, void *ud)
+{
+	struct rec *r = ud;
+	r->hb_seq = m->hb.seq;
+	r->hb_from = from;
+	r->epoch0 = m->hb.epoch[0];
+	hs_send_heartbeat_ack(r->hs, from, m->hb.seq);
+}
+
+static void on_ack(const struct hs_msg *m, int from, void *ud)
+{
+	struct rec *r = ud;
+	r->ack_seq = m->ack_seq;
+	r->ack_sent_at = hs_heartbeat_sent_at(r->hs, m->ack_seq);
+}
+
+static void on_query(const struct hs_msg *m, int from, void *ud)
+{
+	struct rec *r = ud;
+	snprintf(r->query, sizeof(r->query), "%.*s", (int)m->blob.len, m->blob.data);
+	hs_send(r->hs, from, HS_MSG_QUERY_REPLY, "answer", 6);
+}
+
+static void on_reply(const struct hs_msg *m, int from, void *ud)
+{
+	struct rec *r = ud;
+	snprintf(r->reply, sizeof(r->reply), "%.*s", (int)m->blob.len, m->blob.data);
+}
+
+static void fill(struct hs_heartbeat *hb, void *ud)
+{
+	hb->epoch[0] = 5;
+	hb->epoch[1] = 6;
+	hb->role[0] = 1;
+}
+
+static int qdev(int node, void *ud)
+{
+	return node == 2 ? 1 : node == 3 ? 7 : 0;
+}
+
+/* Runs the loop until cond() holds or 3 s pass. */
+#define RUN_UNTIL(l, cond)                                                                         \
+	do {                                                                                       \
+		uint64_t _end = now_usec() + 3 * USEC_PER_SEC;                                     \
+		while (!(cond) && now_usec() < _end)                                               \
+			loop_iterate(l, now_usec() + 10 * USEC_PER_MSEC);                          \
+		assert_true(cond);                                                                 \
+	} while (0)
+
+static void two_nodes_talk(void **state)
+{
+	log_set_target(LOG_TARGET_NONE);
+	struct cfg *c = load();
+	struct loop *l = loop_new();
+	uint8_t key[HS_KEY_BYTES], other[HS_KEY_BYTES], boot[3][HS_BOOT_ID_BYTES];
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(other, sizeof(other));
+	randombytes_buf(boot, sizeof(boot));
+	struct rec ra = {0}, rb = {0};
+	ra.hs = hs_new(l, c, 0, boot[0], key);
+	rb.hs = hs_new(l, c, 1, boot[1], key);
+	struct hs *b1 = hs_new(l, c, 2, boot[2], other);
+	assert_non_null(ra.hs);
+	assert_non_null(rb.hs);
+	assert_non_null(b1);
+	hs_set_contact_fn(ra.hs, on_contact, &ra);
+	hs_set_heartbeat_fn(ra.hs, fill, NULL);
+	assert_int_equal(hs_subscribe(rb.hs, HS_MSG_HEARTBEAT, on_hb, &rb), 0);
+	assert_int_equal(hs_subscribe(ra.hs, HS_MSG_HEARTBEAT_ACK, on_ack, &ra), 0);
+	assert_int_equal(hs_subscribe(rb.hs, HS_MSG_QUERY, on_query, &rb), 0);
+	assert_int_equal(hs_subscribe(ra.hs, HS_MSG_QUERY_REPLY, on_reply, &ra), 0);
+	assert_int_equal(hs_subscribe(ra.hs, HS_MSG_HELLO, on_reply, &ra), -EINVAL);
+
+	RUN_UNTIL(l, hs_peer_contacted(ra.hs, 1) && hs_peer_contacted(rb.hs, 0));
+	assert_int_equal(ra.contacted[1], 1);
+	assert_true(hs_peer_rtt(ra.hs, 1) < 50 * USEC_PER_MSEC);
+	assert_true(hs_peer_last_heard(ra.hs, 1) > 0);
+	assert_int_equal(hs_contacted_count(ra.hs), 1);
+
+	/* heartbeats a1 -> a2 with the provider's content, acknowledged with their seq */
+	RUN_UNTIL(l, ra.ack_seq > 0);
+	assert_int_equal(rb.hb_from, 0);
+	assert_int_equal(rb.epoch0, 5);
+	assert_true(ra.ack_sent_at > 0 && ra.ack_sent_at <= now_usec());
+	assert_int_equal(hs_heartbeat_sent_at(ra.hs, 1ULL << 50), 0);
+	uint64_t at = 0;
+	const struct hs_heartbeat *hb = hs_peer_heartbeat(rb.hs, 0, &at);
+	assert_non_null(hb);
+	assert_int_equal(hb->epoch[1], 6);
+	assert_true(at > 0);
+	/* the profile and mgmt_running advertised reach the peer */
+	hs_set_local(ra.hs, 2, true);
+	RUN_UNTIL(l, hs_peer_mgmt_running(rb.hs, 0) && hs_peer_profile(rb.hs, 0) == 2);
+
+	/* queries */
+	assert_int_equal(hs_send(ra.hs, 1, HS_MSG_QUERY, "status", 6), 0);
+	RUN_UNTIL(l, ra.reply[0]);
+	assert_string_equal(rb.query, "status");
+	assert_string_equal(ra.reply, "answer");
+	static uint8_t big[HS_BLOB_MAX + 1];
+	assert_int_equal(hs_send(ra.hs, 1, HS_MSG_QUERY, big, sizeof(big)), -EMSGSIZE);
+	assert_int_equal(hs_send(ra.hs, 0, HS_MSG_QUERY, "x", 1), -EINVAL); /* self */
+	assert_int_equal(hs_send(ra.hs, 9, HS_MSG_QUERY, "x", 1), -EINVAL);
+	assert_int_equal(hs_send(ra.hs, 1, HS_MSG_HEARTBEAT, "x", 1), -EINVAL);
+
+	/* b1 has another key: never contacted, its datagrams counted as bad-tag; b2 is not
+	 * running: its external interface is judged dead */
+	RUN_UNTIL(l, hs_drops(ra.hs, HS_DROP_BAD_TAG) > 0 && hs_peer_external_alive(ra.hs, 3) == 0);
+	assert_false(hs_peer_contacted(ra.hs, 2));
+	assert_true(hs_peer_drops(ra.hs, 2) > 0);
+	assert_int_equal(hs_peer_external_alive(ra.hs, 1), -1); /* contacted: not probed */
+
+	/* quorum-device input: unknown without a provider, anything but 0/1 is unknown */
+	assert_int_equal(hs_peer_qdev_alive(ra.hs, 2), -1);
+	hs_set_qdev_alive_fn(ra.hs, qdev, NULL);
+	assert_int_equal(hs_peer_qdev_alive(ra.hs, 2), 1);
+	assert_int_equal(hs_peer_qdev_alive(ra.hs, 3), -1);
+	assert_int_equal(hs_peer_qdev_alive(ra.hs, 1), 0);
+
+	/* a2 goes away: lost after three unanswered HELLOs */
+	rb.hs = hs_free(rb.hs);
+	RUN_UNTIL(l, !hs_peer_contacted(ra.hs, 1));
+	assert_int_equal(ra.lost[1], 1);
+	assert_int_equal(hs_contacted_count(ra.hs), 0);
+
+	/* a2 comes back with a new boot: contacted again, its old boot is refused */
+	uint8_t boot2[HS_BOOT_ID_BYTES];
+	randombytes_buf(boot2, sizeof(boot2));
+	rb.hs = hs_new(l, c, 1, boot2, key);
+	RUN_UNTIL(l, hs_peer_contacted(ra.hs, 1));
+	assert_int_equal(ra.contacted[1], 2);
+
+	hs_free(b1);
+	hs_free(rb.hs);
+	hs_free(ra.hs);
+	loop_free(l);
+	cfg_free(c);
+}
+
+static void bind_failure_is_reported(void **state)
+{
+	log_set_target(LOG_TARGET_NONE);
+	struct cfg *c = load();
+	struct loop *l = loop_new();
+	uint8_t key[HS_KEY_BYTES] = {1}, boot[HS_BOOT_ID_BYTES] = {2};
+	struct hs *a = hs_new(l, c, 0, boot, key);
+	assert_non_null(a);
+	errno = 0;
+	assert_null(hs_new(l, c, 0, boot, key)); /* the address is taken */
+	assert_int_equal(errno, EADDRINUSE);
+	hs_free(a);
+	loop_free(l);
+	cfg_free(c);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(two_nodes_talk),
+	    cmocka_unit_test(bind_failure_is_reported),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
