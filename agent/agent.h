@@ -67,6 +67,7 @@ struct agent {
 	struct hs *hs;             /* handshake (hs.h) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
+	struct storage *storage;   /* iscsi/storage.h */
 };
 
 /* Re-reads the configuration file. A file with errors, or one that changes the set of

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <sodium.h>
 #include <string.h>
@@ -44,6 +45,53 @@ static void export_ready(struct mpath *m, void *ud)
 	mpath_set_dev(m, dev);
 }
 
+static bool prefix_contains(const struct cfg_prefix *p, int family, const uint8_t *addr)
+{
+	if (p->family != family)
+		return false;
+	unsigned full = p->len / 8, rest = p->len % 8;
+	if (memcmp(p->addr, addr, full) != 0)
+		return false;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return rest == 0 || (p->addr[full] & mask) == (addr[full] & mask);
+}
+
+static bool portal_reachable(const struct cfg_node *n, const char *host, bool pid1)
+{
+	uint8_t a[16];
+	int family = AF_INET;
+	if (inet_pton(AF_INET, host, a) != 1) {
+		family = AF_INET6;
+		if (inet_pton(AF_INET6, host, a) != 1)
+			return false;
+	}
+	if (family == AF_INET ? a[0] == 127 : IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a))
+		return true;
+	if (!pid1)
+		return false;
+	for (int i = 0; i < n->n_nets; i++)
+		if (!n->nets[i].dhcp && prefix_contains(&n->nets[i].addr, family, a))
+			return true;
+	for (int i = 0; i < n->n_routes; i++)
+		if (prefix_contains(&n->routes[i].dest, family, a))
+			return true;
+	/* DHCP-configured nodes: the lease decides, the portal is tried. */
+	for (int i = 0; i < n->n_nets; i++)
+		if (n->nets[i].dhcp)
+			return true;
+	return false;
+}
+
+bool storage_reachable(const struct cfg *cfg, int node, const struct cfg_storage *st, bool pid1)
+{
+	if (node < 0 || node >= cfg->n_nodes || st->n_portals == 0)
+		return false;
+	for (int i = 0; i < st->n_portals; i++)
+		if (!portal_reachable(&cfg->nodes[node], st->portals[i].host, pid1))
+			return false;
+	return true;
+}
+
 int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
 		  const struct storage_opts *o, struct storage **ret)
 {
@@ -59,6 +107,12 @@ int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
 			continue;
 		if (cfg->storage[i].n_portals == 0)
 			continue;
+		if (o->only_reachable &&
+		    !storage_reachable(cfg, cfg_find_node(cfg, node), &cfg->storage[i], o->pid1)) {
+			log_info("storage %s: not reachable from node %s, skipped", cfg->storage[i].name,
+				 node);
+			continue;
+		}
 		r = mpath_new(l, cfg, i, node, &s->m[s->n]);
 		if (r < 0)
 			break;

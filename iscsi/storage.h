@@ -16,6 +16,11 @@ struct storage_opts {
 	const char *listen_dir; /* <dir>/nbd-<name>.sock for each storage, or NULL */
 	const char *nbd_device; /* "auto", "/dev/nbdN", or NULL for no kernel export */
 	const char *link_dir;   /* /dev/compart */
+	/* Only storage the node reaches: every portal on loopback, or (as PID 1, with the
+	 * node's network up) inside one of the node's `net` prefixes or `route` destinations.
+	 * An agent on a host never reaches for the rig's addresses. */
+	bool only_reachable;
+	bool pid1;
 };
 
 struct storage {
@@ -26,6 +31,8 @@ struct storage {
 	struct nbdx *x[CFG_MAX_STORAGE];
 	size_t n;
 };
+
+bool storage_reachable(const struct cfg *cfg, int node, const struct cfg_storage *st, bool pid1);
 
 /* Starts the logins; the exports follow when each storage is identified. A node with no
  * storage it can reach gets *ret = NULL and 0. */
