@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Multipath benchmark on the host: tgtd on 127.0.0.1 and 127.0.0.2 serving one backing
+# file, `compartd storage serve` exporting it over its NBD unix socket, qemu-img/qemu-io
+# as the client. Figures: sequential throughput (1 MiB requests, 8 in flight, a write pass
+# then a read pass) and 4 KiB random IOPS (32 in flight) over 1 path and over 2 paths
+# (round-robin); the longest I/O stall seen by a client when a path dies (tgtd killed:
+# the session drops) and when a path hangs (tgtd stopped: only path_timeout notices).
+# The kernel initiator with dm-multipath needs the QEMU rig (no iSCSI initiator or dm in
+# the host kernel): those figures are printed as n/a with the reason.
+set -euo pipefail
+BUILD=${1:-${BUILD:-build}}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+BUILD=$(cd "$BUILD" && pwd)
+tmp=$(mktemp -d)
+. tests/integration/iscsi-lib.sh
+cleanup() {
+	iscsi_cleanup
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+base=13310
+SIZE_MB=256
+SEQ_REQS=$SIZE_MB
+RAND_OPS=4096
+now() { date +%s.%N; }
+
+truncate -s ${SIZE_MB}M "$tmp/lu.img"
+tgt_pair $base "$tmp/lu.img"
+
+# Configs: the same LU through portal a only, and through both portals.
+write_conf "$tmp/2path.conf" $base
+grep -v "^portal = b " "$tmp/2path.conf" >"$tmp/1path.conf"
+
+# Fill the LU once so that reads move real data.
+serve_start "$tmp/2path.conf"
+wait_for 'event=storage name=lu0 .*paths=2/2' 15 >/dev/null
+head -c ${SIZE_MB}M /dev/urandom >"$tmp/fill"
+qemu-img convert -n -f raw -O raw "$tmp/fill" "$(nbd_url)"
+rm -f "$tmp/fill"
+serve_stop
+
+# rand_script OP: 4 KiB requests at random aligned offsets, 32 in flight per batch.
+rand_script() {
+	local op=$1 pat=
+	[ "$op" = aio_write ] && pat="-P 0x5a"
+	for ((b = 0; b < RAND_OPS / 32; b++)); do
+		for ((i = 0; i < 32; i++)); do
+			echo "$op -q $pat $(((RANDOM * 32768 + RANDOM) % (SIZE_MB * 256) * 4096)) 4k"
+		done
+		echo aio_flush
+	done
+}
+rand_script aio_read >"$tmp/rand-read.cmd"
+rand_script aio_write >"$tmp/rand-write.cmd"
+
+# bench_seq: prints MB/s over a write pass and a read pass.
+bench_seq() {
+	local t0 t1 t2
+	t0=$(now)
+	qemu-img bench -f raw -t none -w -c $SEQ_REQS -d 8 -s 1M "$(nbd_url)" >/dev/null
+	t1=$(now)
+	qemu-img bench -f raw -t none -c $SEQ_REQS -d 8 -s 1M "$(nbd_url)" >/dev/null
+	t2=$(now)
+	local w r
+	w=$(echo "scale=1; $SEQ_REQS * 1.048576 / ($t1 - $t0)" | bc)
+	r=$(echo "scale=1; $SEQ_REQS * 1.048576 / ($t2 - $t1)" | bc)
+	echo "$w $r $(echo "scale=1; 2 * $SEQ_REQS * 1.048576 / ($t2 - $t0)" | bc)"
+}
+
+bench_rand() {
+	local f=$1 t0 t1
+	t0=$(now)
+	qemu-io -f raw -t none "$(nbd_url)" <"$f" >"$tmp/rand.out" 2>&1
+	t1=$(now)
+	if grep -q 'failed' "$tmp/rand.out"; then
+		echo "random I/O failed" >&2
+		return 1
+	fi
+	echo "scale=0; $RAND_OPS / ($t1 - $t0)" | bc
+}
+
+declare -A R
+for n in 1 2; do
+	: >"$tmp/serve.log"
+	MARK=0
+	serve_start "$tmp/${n}path.conf"
+	wait_for "event=storage name=lu0 .*paths=$n/$n" 15 >/dev/null
+	read -r w r s < <(bench_seq)
+	R[seq_w_$n]=$w R[seq_r_$n]=$r R[seq_$n]=$s
+	R[rand_r_$n]=$(bench_rand "$tmp/rand-read.cmd")
+	R[rand_w_$n]=$(bench_rand "$tmp/rand-write.cmd")
+	"$BUILD/compartctl" --socket "$tmp/console.sock" paths
+	serve_stop
+done
+
+# The longest stall: 64 KiB writes and verifying reads one at a time; qemu-io reports how
+# long each took. A path dies 1s in (the run lasts several seconds). The longest single request is the stall.
+op_secs() {
+	# "64 KiB, 1 ops; 0:00:01.40 (…)" or "…; 00.03 sec (…)": seconds of each request.
+	sed -n 's/.* ops; \([0-9:.]*\).*/\1/p' "$1" |
+		awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }'
+}
+stall_run() {
+	local how=$1
+	: >"$tmp/serve.log"
+	MARK=0
+	serve_start "$tmp/2path.conf"
+	wait_for 'event=storage name=lu0 .*paths=2/2' 15 >/dev/null
+	for ((i = 0; i < 3000; i++)); do
+		echo "write -P $((i % 250 + 1)) $((i % 1024 * 65536)) 64k"
+		echo "read -P $((i % 250 + 1)) $((i % 1024 * 65536)) 64k"
+	done >"$tmp/stall.cmd"
+	qemu-io -f raw "$(nbd_url)" <"$tmp/stall.cmd" >"$tmp/stall-$how.out" 2>&1 &
+	local q=$!
+	sleep 1
+	mark
+	if [ "$how" = kill ]; then
+		kill -9 "${TGT_PID[a]}"
+	else
+		kill -STOP "${TGT_PID[a]}"
+	fi
+	wait_for "portal=127.0.0.1:$base state=failed" 10 >/dev/null
+	grep "portal=127.0.0.1:$base state=failed" "$tmp/serve.log" | tail -1
+	sleep 1
+	tgt_kill a
+	wait "$q" || true
+	tgt_start a 127.0.0.1 $base $((base + 1)) "$tmp/lu.img" compartd-lu0 CMPT0001
+	if grep -q 'failed\|verification' "$tmp/stall-$how.out"; then
+		echo "I/O error during the $how run:"
+		grep 'failed\|verification' "$tmp/stall-$how.out" | head -3
+	fi
+	op_secs "$tmp/stall-$how.out" | sort -n | tail -1 >"$tmp/stall-$how"
+	echo "$how: $(op_secs "$tmp/stall-$how.out" | wc -l) requests, longest $(cat "$tmp/stall-$how")s"
+	serve_stop
+}
+stall_run kill
+stall_run stop
+R[stall_kill]=$(printf '%.2f' "$(cat "$tmp/stall-kill")")
+R[stall_hang]=$(printf '%.2f' "$(cat "$tmp/stall-stop")")
+stall=$(echo "if (${R[stall_kill]} > ${R[stall_hang]}) ${R[stall_kill]} else ${R[stall_hang]}" | bc)
+speedup=$(echo "scale=2; ${R[seq_2]} / ${R[seq_1]}" | bc)
+
+printf '\n%-34s %12s %12s %14s\n' "host, tgtd on loopback" "1 path" "2 paths" "dm-multipath"
+printf '%-34s %12s %12s %14s\n' "sequential write MB/s (1M, qd8)" "${R[seq_w_1]}" "${R[seq_w_2]}" n/a
+printf '%-34s %12s %12s %14s\n' "sequential read MB/s (1M, qd8)" "${R[seq_r_1]}" "${R[seq_r_2]}" n/a
+printf '%-34s %12s %12s %14s\n' "sequential write+read MB/s" "${R[seq_1]}" "${R[seq_2]}" n/a
+printf '%-34s %12s %12s %14s\n' "random 4k read IOPS (qd32)" "${R[rand_r_1]}" "${R[rand_r_2]}" n/a
+printf '%-34s %12s %12s %14s\n' "random 4k write IOPS (qd32)" "${R[rand_w_1]}" "${R[rand_w_2]}" n/a
+printf '%-34s %12s\n' "longest stall, tgtd killed (s)" "${R[stall_kill]}"
+printf '%-34s %12s   (path_timeout 2s)\n' "longest stall, tgtd stopped (s)" "${R[stall_hang]}"
+echo "dm-multipath: n/a: the host kernel has no iSCSI initiator or device-mapper, and the QEMU"
+echo "rig with the comparison image (iscsistart + multipath-tools) is not in main yet."
+rand2=$(((${R[rand_r_2]} + ${R[rand_w_2]}) / 2))
+echo "result: stall_s=$stall stall_dm_s=n/a seq_1path_mbs=${R[seq_1]} seq_2path_mbs=${R[seq_2]} seq_dm_mbs=n/a rand4k_2path_iops=$rand2 rand4k_dm_iops=n/a rr_speedup=$speedup"
