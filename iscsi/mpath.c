@@ -54,7 +54,7 @@ struct path {
 	struct iscsi_context *ctx;
 	struct watch *w;
 	struct iscsi_context *dead_ctx; /* destroyed in the next prepare, outside libiscsi */
-	struct slot *slots;             /* tasks on ctx (and on dead_ctx until destroyed) */
+	struct slot *slots;		/* tasks on ctx (and on dead_ctx until destroyed) */
 	uint64_t login_deadline;
 	uint64_t last_service;
 	unsigned probe_uas;
@@ -85,10 +85,10 @@ struct mpath {
 };
 
 static const char *const op_str[_MPATH_OP_MAX] = {
-	[MPATH_OP_READ] = "read",
-	[MPATH_OP_WRITE] = "write",
-	[MPATH_OP_FLUSH] = "flush",
-	[MPATH_OP_TRIM] = "trim",
+    [MPATH_OP_READ] = "read",
+    [MPATH_OP_WRITE] = "write",
+    [MPATH_OP_FLUSH] = "flush",
+    [MPATH_OP_TRIM] = "trim",
 };
 
 const char *mpath_op_to_str(enum mpath_op op)
@@ -212,8 +212,9 @@ static enum mpath_status classify(int status, struct scsi_task *task)
 	case SCSI_STATUS_GOOD:
 		return MPATH_ST_GOOD;
 	case SCSI_STATUS_CHECK_CONDITION:
-		return task && task->sense.key == SCSI_SENSE_UNIT_ATTENTION ? MPATH_ST_UNIT_ATTENTION
-									    : MPATH_ST_TARGET;
+		return task && task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+			   ? MPATH_ST_UNIT_ATTENTION
+			   : MPATH_ST_TARGET;
 	case SCSI_STATUS_CANCELLED:
 	case SCSI_STATUS_ERROR:
 	case SCSI_STATUS_TIMEOUT:
@@ -240,10 +241,10 @@ static void io_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 			 mpath_op_to_str(c->op), scsi_sense_key_str(s->task->sense.key), c->lba,
 			 p->portal, iscsi_get_error(ctx));
 	uint64_t bytes = (c->op == MPATH_OP_READ || c->op == MPATH_OP_WRITE)
-				 ? (uint64_t)c->nblocks * m->id.block_size
-				 : 0;
+			     ? (uint64_t)c->nblocks * m->id.block_size
+			     : 0;
 	enum mpath_verdict v =
-		mpath_core_completed(&m->core, &c->cc, st, bytes, c->op == MPATH_OP_WRITE, now_usec());
+	    mpath_core_completed(&m->core, &c->cc, st, bytes, c->op == MPATH_OP_WRITE, now_usec());
 	slot_unlink_free(s);
 	switch (v) {
 	case MPATH_V_DONE:
@@ -273,8 +274,8 @@ static struct scsi_task *issue_task(struct path *p, struct slot *s, struct cmd *
 	switch (c->op) {
 	case MPATH_OP_READ:
 		s->iov = (struct scsi_iovec){.iov_base = c->buf, .iov_len = bytes};
-		return iscsi_read16_iov_task(p->ctx, lun, c->lba, bytes, (int)bs, 0, 0, 0, 0, 0, io_cb,
-					     s, &s->iov, 1);
+		return iscsi_read16_iov_task(p->ctx, lun, c->lba, bytes, (int)bs, 0, 0, 0, 0, 0,
+					     io_cb, s, &s->iov, 1);
 	case MPATH_OP_WRITE:
 		s->iov = (struct scsi_iovec){.iov_base = c->buf, .iov_len = bytes};
 		return iscsi_write16_iov_task(p->ctx, lun, c->lba, NULL, bytes, (int)bs, 0, 0, 0, 0,
@@ -343,7 +344,8 @@ static void fail_expired_queue(struct mpath *m, uint64_t now)
 			queue_remove(m, c);
 			log_error("storage %s: no path for %" PRIu64 "ms, %s at block %" PRIu64
 				  " fails with EIO",
-				  m->st->name, (uint64_t)(m->core.p.no_path_timeout / USEC_PER_MSEC),
+				  m->st->name,
+				  (uint64_t)(m->core.p.no_path_timeout / USEC_PER_MSEC),
 				  mpath_op_to_str(c->op), c->lba);
 			cmd_finish(c, -EIO);
 		}
@@ -394,8 +396,8 @@ int mpath_submit(struct mpath *m, struct mpath_io *io)
 	if (!m->ident_known)
 		return -EAGAIN;
 	uint32_t bs = m->id.block_size;
-	if (io->op >= _MPATH_OP_MAX || io->offset % bs || io->len % bs ||
-	    io->offset > m->id.size || io->len > m->id.size - io->offset)
+	if (io->op >= _MPATH_OP_MAX || io->offset % bs || io->len % bs || io->offset > m->id.size ||
+	    io->len > m->id.size - io->offset)
 		return -EINVAL;
 	if (io->op == MPATH_OP_TRIM && !m->id.can_unmap)
 		return -EOPNOTSUPP;
@@ -458,8 +460,8 @@ static void refuse(struct path *p, const char *what, const char *have, const cha
 	if (!strcmp(said, p->refused)) /* said already; checked again after each backoff */
 		return;
 	memcpy(p->refused, said, sizeof(said));
-	log_error("storage %s: path %s refused: %s %s differs from %s", m->st->name, p->portal, what,
-		  have, want);
+	log_error("storage %s: path %s refused: %s %s differs from %s", m->st->name, p->portal,
+		  what, have, want);
 	struct event ev;
 	event_begin(&ev, "path");
 	event_add(&ev, "storage", m->st->name);
@@ -479,8 +481,7 @@ static void identity_check(struct path *p)
 		return refuse(p, "designator", p->id.designator, pin);
 	if (m->ident_known && strcmp(m->id.designator, p->id.designator) != 0)
 		return refuse(p, "designator", p->id.designator, m->id.designator);
-	if (m->ident_known &&
-	    (m->id.size != p->id.size || m->id.block_size != p->id.block_size)) {
+	if (m->ident_known && (m->id.size != p->id.size || m->id.block_size != p->id.block_size)) {
 		char have[48], want[48];
 		snprintf(have, sizeof(have), "%" PRIu64 "/%u", p->id.size, p->id.block_size);
 		snprintf(want, sizeof(want), "%" PRIu64 "/%u", m->id.size, m->id.block_size);
@@ -520,8 +521,8 @@ static int parse_probe(struct path *p, enum slot_kind kind, struct scsi_task *ta
 	}
 	case SLOT_VPDB0: {
 		struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(task);
-		if (bl && bl->max_xfer_len && (uint64_t)bl->max_xfer_len * p->id.block_size <
-						     p->id.max_xfer)
+		if (bl && bl->max_xfer_len &&
+		    (uint64_t)bl->max_xfer_len * p->id.block_size < p->id.max_xfer)
 			p->id.max_xfer = bl->max_xfer_len * p->id.block_size;
 		if (bl && bl->max_unmap && bl->max_unmap != 0xffffffff)
 			p->id.max_unmap = bl->max_unmap;
@@ -692,8 +693,9 @@ static void path_fail(struct path *p, const char *reason)
 	if (reason && old == MPATH_PATH_UP)
 		emit_path(p, "failed", reason);
 	else if (reason) /* the first of a series of failed logins says why; the rest are quiet */
-		log_msg(p->fail_streak++ ? LOG_LVL_DEBUG : LOG_LVL_WARN, "storage %s: path %s: %s%s%s",
-			m->st->name, p->portal, reason, p->last_error[0] ? ": " : "", p->last_error);
+		log_msg(p->fail_streak++ ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+			"storage %s: path %s: %s%s%s", m->st->name, p->portal, reason,
+			p->last_error[0] ? ": " : "", p->last_error);
 	if (p->last_error[0] && old == MPATH_PATH_UP)
 		log_warn("storage %s: path %s: %s", m->st->name, p->portal, p->last_error);
 	p->last_error[0] = '\0';
@@ -768,8 +770,8 @@ static int path_login(struct path *p)
 		iscsi_set_initiator_username_pwd(ctx, m->st->chap_user, m->chap_secret);
 	p->ctx = ctx;
 	set_state(p, MPATH_PATH_LOGIN);
-	uint64_t lt = m->core.p.path_timeout > LOGIN_TIMEOUT_MIN ? m->core.p.path_timeout
-								 : LOGIN_TIMEOUT_MIN;
+	uint64_t lt =
+	    m->core.p.path_timeout > LOGIN_TIMEOUT_MIN ? m->core.p.path_timeout : LOGIN_TIMEOUT_MIN;
 	p->login_deadline = now_usec() + lt;
 	if (iscsi_full_connect_async(ctx, p->portal, (int)m->st->lun, login_cb, p) != 0) {
 		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
@@ -856,7 +858,8 @@ static uint64_t prepare(struct loop *l, void *ud)
 			}
 		}
 		if (p->w)
-			watch_set_fd(p->w, iscsi_get_fd(p->ctx), (uint32_t)iscsi_which_events(p->ctx));
+			watch_set_fd(p->w, iscsi_get_fd(p->ctx),
+				     (uint32_t)iscsi_which_events(p->ctx));
 	}
 	return m->next_tick;
 }
@@ -872,8 +875,8 @@ static int read_chap_secret(struct mpath *m)
 	size_t len = 0;
 	int r = read_full_file(path, 256, &text, &len);
 	if (r < 0)
-		return log_error_errno(r, "storage %s: cannot read chap_secret_file %s", m->st->name,
-				       path);
+		return log_error_errno(r, "storage %s: cannot read chap_secret_file %s",
+				       m->st->name, path);
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 		len--;
 	m->chap_secret = sodium_malloc(len + 1);
@@ -909,12 +912,12 @@ int mpath_new(struct loop *l, const struct cfg *cfg, int storage_idx, const char
 		return r;
 	}
 	struct mpath_params p = {
-		.path_timeout = cfg->timeouts.path_timeout,
-		.no_path_timeout = cfg->timeouts.no_path_timeout,
-		.path_check_interval = cfg->timeouts.path_check_interval,
-		.backoff_min = 250 * USEC_PER_MSEC,
-		.backoff_max = 5 * USEC_PER_SEC,
-		.selector = m->st->selector,
+	    .path_timeout = cfg->timeouts.path_timeout,
+	    .no_path_timeout = cfg->timeouts.no_path_timeout,
+	    .path_check_interval = cfg->timeouts.path_check_interval,
+	    .backoff_min = 250 * USEC_PER_MSEC,
+	    .backoff_max = 5 * USEC_PER_SEC,
+	    .selector = m->st->selector,
 	};
 	mpath_core_init(&m->core, &p, m->st->n_portals, now_usec());
 	for (int i = 0; i < m->core.n_paths; i++) {
@@ -939,8 +942,8 @@ int mpath_start(struct mpath *m)
 {
 	m->started = true;
 	m->next_tick = 0;
-	log_info("storage %s: logging in to %d portal(s) of %s as %s", m->st->name,
-		 m->core.n_paths, m->st->target, m->iqn);
+	log_info("storage %s: logging in to %d portal(s) of %s as %s", m->st->name, m->core.n_paths,
+		 m->st->target, m->iqn);
 	return 0;
 }
 
@@ -1016,8 +1019,8 @@ static void format_path_json(const struct mpath *m, int i, uint64_t now, struct 
 		  "\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
 		  ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
 		  ",\"unit_attentions\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"reissued\":%" PRIu64
-		  ",\"state_changes\":%" PRIu64
-		  ",\"lat_avg_us\":%" PRIu64 ",\"lat_max_us\":%" PRIu64 "}",
+		  ",\"state_changes\":%" PRIu64 ",\"lat_avg_us\":%" PRIu64
+		  ",\"lat_max_us\":%" PRIu64 "}",
 		  m->cfg->compartments[m->st->portals[i].compartment].name,
 		  mpath_path_state_to_str(cp->state), (double)(now - cp->since_us) / 1e6,
 		  cp->inflight, st->ios, st->reads, st->writes, st->bytes_read, st->bytes_written,
@@ -1036,9 +1039,11 @@ static void format_one(const struct mpath *m, bool json, struct strbuf *o)
 		sb_json_str(o, m->dev[0] ? m->dev : "none");
 		sb_puts(o, ",\"designator\":");
 		sb_json_str(o, m->ident_known ? m->id.designator : "unknown");
-		sb_printf(o, ",\"size\":%" PRIu64 ",\"selector\":\"%s\",\"up\":%d,\"total\":%d,"
-			     "\"paths\":[",
-			  m->id.size, cfg_path_selector_to_str(m->st->selector), up, m->core.n_paths);
+		sb_printf(o,
+			  ",\"size\":%" PRIu64 ",\"selector\":\"%s\",\"up\":%d,\"total\":%d,"
+			  "\"paths\":[",
+			  m->id.size, cfg_path_selector_to_str(m->st->selector), up,
+			  m->core.n_paths);
 		for (int i = 0; i < m->core.n_paths; i++) {
 			if (i)
 				sb_putc(o, ',');
@@ -1051,20 +1056,21 @@ static void format_one(const struct mpath *m, bool json, struct strbuf *o)
 		  m->dev[0] ? m->dev : "none", up, m->core.n_paths,
 		  cfg_path_selector_to_str(m->st->selector), m->id.size,
 		  m->ident_known ? m->id.designator : "identity unknown");
-	sb_puts(o, "  portal                  state    since     ios  MiB-rd  MiB-wr  err   ua  t/o  "
-		   "moved  chg  lat-avg  lat-max\n");
+	sb_puts(o,
+		"  portal                  state    since     ios  MiB-rd  MiB-wr  err   ua  t/o  "
+		"moved  chg  lat-avg  lat-max\n");
 	for (int i = 0; i < m->core.n_paths; i++) {
 		const struct mpath_path *cp = &m->core.paths[i];
 		const struct mpath_stats *st = &cp->st;
 		uint64_t good = st->ios ? st->ios : 1;
 		sb_printf(o,
 			  "  %-22s  %-7s %6.1fs %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %4" PRIu64
-			  " %4" PRIu64 " %4" PRIu64 " %6" PRIu64 " %4" PRIu64 " %6" PRIu64 "us %6" PRIu64
-			  "us\n",
+			  " %4" PRIu64 " %4" PRIu64 " %6" PRIu64 " %4" PRIu64 " %6" PRIu64
+			  "us %6" PRIu64 "us\n",
 			  m->paths[i].portal, mpath_path_state_to_str(cp->state),
 			  (double)(now - cp->since_us) / 1e6, st->ios, st->bytes_read >> 20,
-			  st->bytes_written >> 20, st->errors, st->unit_attentions, st->timeouts, st->reissued,
-			  st->state_changes, st->lat_sum_us / good, st->lat_max_us);
+			  st->bytes_written >> 20, st->errors, st->unit_attentions, st->timeouts,
+			  st->reissued, st->state_changes, st->lat_sum_us / good, st->lat_max_us);
 	}
 }
 
@@ -1105,6 +1111,6 @@ int mpath_console_register(struct console *c, struct mpath *const *ms, const siz
 	static struct paths_cmd pc;
 	pc = (struct paths_cmd){.ms = ms, .n = n};
 	return console_register(c, "paths", "",
-				"iSCSI paths per storage: state, I/O, bytes, errors, latency", cmd_paths,
-				&pc);
+				"iSCSI paths per storage: state, I/O, bytes, errors, latency",
+				cmd_paths, &pc);
 }

@@ -35,11 +35,11 @@ struct mpath_io {
 /* What every path agreed on (valid once mpath_identity_known()). */
 struct mpath_identity {
 	char designator[MPATH_DESIGNATOR_MAX];
-	uint64_t size;        /* bytes */
+	uint64_t size; /* bytes */
 	uint32_t block_size;
-	uint32_t max_xfer;    /* bytes per command */
+	uint32_t max_xfer; /* bytes per command */
 	bool can_unmap;
-	uint32_t max_unmap;   /* blocks per UNMAP */
+	uint32_t max_unmap; /* blocks per UNMAP */
 };
 
 /* Creates the paths of storage `storage_idx` (an index into cfg->storage, or -1 for the

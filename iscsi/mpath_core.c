@@ -3,9 +3,8 @@
 #include <string.h>
 
 static const char *const path_state_str[_MPATH_PATH_STATE_MAX] = {
-	[MPATH_PATH_DOWN] = "down",   [MPATH_PATH_LOGIN] = "login",
-	[MPATH_PATH_PROBE] = "probe", [MPATH_PATH_UP] = "up",
-	[MPATH_PATH_REFUSED] = "refused",
+    [MPATH_PATH_DOWN] = "down", [MPATH_PATH_LOGIN] = "login",	  [MPATH_PATH_PROBE] = "probe",
+    [MPATH_PATH_UP] = "up",	[MPATH_PATH_REFUSED] = "refused",
 };
 
 const char *mpath_path_state_to_str(enum mpath_path_state s)
@@ -14,10 +13,10 @@ const char *mpath_path_state_to_str(enum mpath_path_state s)
 }
 
 static const char *const status_str[_MPATH_ST_MAX] = {
-	[MPATH_ST_GOOD] = "good",
-	[MPATH_ST_UNIT_ATTENTION] = "unit-attention",
-	[MPATH_ST_TRANSPORT] = "transport",
-	[MPATH_ST_TARGET] = "target",
+    [MPATH_ST_GOOD] = "good",
+    [MPATH_ST_UNIT_ATTENTION] = "unit-attention",
+    [MPATH_ST_TRANSPORT] = "transport",
+    [MPATH_ST_TARGET] = "target",
 };
 
 const char *mpath_status_to_str(enum mpath_status s)
@@ -26,10 +25,10 @@ const char *mpath_status_to_str(enum mpath_status s)
 }
 
 static const char *const verdict_str[_MPATH_V_MAX] = {
-	[MPATH_V_DONE] = "done",
-	[MPATH_V_RETRY] = "retry",
-	[MPATH_V_QUEUE] = "queue",
-	[MPATH_V_FAIL] = "fail",
+    [MPATH_V_DONE] = "done",
+    [MPATH_V_RETRY] = "retry",
+    [MPATH_V_QUEUE] = "queue",
+    [MPATH_V_FAIL] = "fail",
 };
 
 const char *mpath_verdict_to_str(enum mpath_verdict v)
@@ -37,8 +36,7 @@ const char *mpath_verdict_to_str(enum mpath_verdict v)
 	return v < _MPATH_V_MAX ? verdict_str[v] : NULL;
 }
 
-void mpath_core_init(struct mpath_core *c, const struct mpath_params *p, int n_paths,
-		     uint64_t now)
+void mpath_core_init(struct mpath_core *c, const struct mpath_params *p, int n_paths, uint64_t now)
 {
 	*c = (struct mpath_core){.p = *p, .active = -1};
 	if (c->p.backoff_min == 0)
@@ -62,7 +60,7 @@ static void schedule_login(struct mpath_core *c, struct mpath_path *p, enum mpat
 			p->backoff_us = c->p.backoff_min;
 		else if (p->backoff_us < c->p.backoff_max)
 			p->backoff_us = p->backoff_us * 2 > c->p.backoff_max ? c->p.backoff_max
-									   : p->backoff_us * 2;
+									     : p->backoff_us * 2;
 		/* Dropping from UP, try again soon; a failed attempt waits its backoff. */
 		p->next_login_us = now + (old == MPATH_PATH_UP ? 0 : p->backoff_us);
 		break;
@@ -275,8 +273,10 @@ int mpath_designator_pick(const struct mpath_designator *d, size_t n, char *out,
 	if (!best || out_len < 8)
 		return -ENOENT;
 	static const char hex[] = "0123456789abcdef";
-	const char *prefix = best->type == 3 ? "naa." : best->type == 2 ? "eui." :
-			     best->type == 8 ? "name." : "t10.";
+	const char *prefix = best->type == 3   ? "naa."
+			     : best->type == 2 ? "eui."
+			     : best->type == 8 ? "name."
+					       : "t10.";
 	size_t pos = strlen(prefix);
 	memcpy(out, prefix, pos + 1);
 	if (best->code_set == 1) {

@@ -19,7 +19,7 @@ enum mpath_path_state {
 	MPATH_PATH_DOWN,    /* no session; a login is due at next_login_us */
 	MPATH_PATH_LOGIN,   /* connect and login in progress */
 	MPATH_PATH_PROBE,   /* logged in; TEST UNIT READY and identity in progress */
-	MPATH_PATH_UP,      /* carries I/O */
+	MPATH_PATH_UP,	    /* carries I/O */
 	MPATH_PATH_REFUSED, /* shows a different LU; retried after the longest backoff */
 	_MPATH_PATH_STATE_MAX
 };
@@ -29,8 +29,8 @@ const char *mpath_path_state_to_str(enum mpath_path_state s);
 enum mpath_status {
 	MPATH_ST_GOOD,
 	MPATH_ST_UNIT_ATTENTION, /* sense key 6: retry */
-	MPATH_ST_TRANSPORT,      /* cancelled, session lost, timed out: retry on another path */
-	MPATH_ST_TARGET,         /* any other CHECK CONDITION or status: the caller sees EIO */
+	MPATH_ST_TRANSPORT,	 /* cancelled, session lost, timed out: retry on another path */
+	MPATH_ST_TARGET,	 /* any other CHECK CONDITION or status: the caller sees EIO */
 	_MPATH_ST_MAX
 };
 const char *mpath_status_to_str(enum mpath_status s);
@@ -45,9 +45,9 @@ enum mpath_verdict {
 const char *mpath_verdict_to_str(enum mpath_verdict v);
 
 struct mpath_params {
-	uint64_t path_timeout;        /* a command older than this fails its path */
-	uint64_t no_path_timeout;     /* queued this long with no path: EIO */
-	uint64_t path_check_interval; /* TEST UNIT READY on an idle-or-busy path */
+	uint64_t path_timeout;		   /* a command older than this fails its path */
+	uint64_t no_path_timeout;	   /* queued this long with no path: EIO */
+	uint64_t path_check_interval;	   /* TEST UNIT READY on an idle-or-busy path */
 	uint64_t backoff_min, backoff_max; /* re-login delays */
 	enum cfg_path_selector selector;
 };
@@ -55,12 +55,12 @@ struct mpath_params {
 struct mpath_stats {
 	uint64_t ios, reads, writes, other;
 	uint64_t bytes_read, bytes_written;
-	uint64_t errors;        /* commands that ended other than GOOD */
+	uint64_t errors; /* commands that ended other than GOOD */
 	uint64_t unit_attentions;
-	uint64_t timeouts;      /* path failures because a command was overdue */
+	uint64_t timeouts; /* path failures because a command was overdue */
 	uint64_t state_changes;
 	uint64_t lat_sum_us, lat_max_us; /* over GOOD commands */
-	uint64_t reissued;      /* commands moved away from this path */
+	uint64_t reissued;		 /* commands moved away from this path */
 };
 
 struct mpath_path {
@@ -83,16 +83,15 @@ struct mpath_core {
 
 /* The multipath part of one command (a driver embeds it). */
 struct mpath_core_cmd {
-	int path;              /* -1 when not issued */
+	int path; /* -1 when not issued */
 	uint64_t issued_us;
 	uint64_t deadline_us;
-	uint64_t queued_us;    /* first time it found no path; 0 when it never waited */
+	uint64_t queued_us; /* first time it found no path; 0 when it never waited */
 	unsigned attempts;
 	unsigned ua_retries;
 };
 
-void mpath_core_init(struct mpath_core *c, const struct mpath_params *p, int n_paths,
-		     uint64_t now);
+void mpath_core_init(struct mpath_core *c, const struct mpath_params *p, int n_paths, uint64_t now);
 /* The only place a path changes state. Returns true when the state changed. Sets the
  * re-login time: failing while logging in doubles the backoff, falling from UP starts
  * at backoff_min, REFUSED waits backoff_max. */
@@ -119,9 +118,9 @@ void mpath_core_checked(struct mpath_core *c, int path, uint64_t now);
 
 /* One designator of VPD page 0x83, as the target sent it. */
 struct mpath_designator {
-	int type;        /* 1 T10 vendor, 2 EUI-64, 3 NAA, 8 SCSI name string */
+	int type;	 /* 1 T10 vendor, 2 EUI-64, 3 NAA, 8 SCSI name string */
 	int association; /* 0: the logical unit */
-	int code_set;    /* 1 binary, 2 ASCII, 3 UTF-8 */
+	int code_set;	 /* 1 binary, 2 ASCII, 3 UTF-8 */
 	const uint8_t *data;
 	size_t len;
 };

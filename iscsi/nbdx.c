@@ -20,7 +20,7 @@ struct outbuf {
 	size_t hdr_len;
 	uint8_t *data; /* owned */
 	size_t data_len;
-	size_t off;    /* bytes of hdr+data already written */
+	size_t off; /* bytes of hdr+data already written */
 	struct outbuf *next;
 };
 
@@ -247,8 +247,12 @@ static void conn_request(struct conn *c, const struct nbdx_req *r, const uint8_t
 	if (r->type == NBDX_CMD_WRITE)
 		memcpy(buf, payload, r->len);
 	*q = (struct xreq){.c = c, .handle = r->handle, .type = r->type, .buf = buf, .len = r->len};
-	q->io = (struct mpath_io){.op = op_of(r->type), .offset = r->offset, .len = r->len,
-				  .buf = buf, .done = req_done, .ud = q};
+	q->io = (struct mpath_io){.op = op_of(r->type),
+				  .offset = r->offset,
+				  .len = r->len,
+				  .buf = buf,
+				  .done = req_done,
+				  .ud = q};
 	if (r->type == NBDX_CMD_FLUSH)
 		q->io.offset = q->io.len = 0;
 	c->inflight++;
@@ -462,13 +466,13 @@ int nbdx_new(struct loop *l, struct mpath *m, struct nbdx **ret)
 	x->kernel_child = -1;
 	snprintf(x->name, sizeof(x->name), "%s", mpath_name(m));
 	x->info = (struct nbdx_export_info){
-		.name = x->name,
-		.size = id->size,
-		.flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH | NBDX_FLAG_CAN_MULTI_CONN |
-			 (id->can_unmap ? NBDX_FLAG_SEND_TRIM : 0),
-		.min_block = id->block_size,
-		.pref_block = id->block_size > 4096 ? id->block_size : 4096,
-		.max_block = NBDX_MAX_PAYLOAD,
+	    .name = x->name,
+	    .size = id->size,
+	    .flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH | NBDX_FLAG_CAN_MULTI_CONN |
+		     (id->can_unmap ? NBDX_FLAG_SEND_TRIM : 0),
+	    .min_block = id->block_size,
+	    .pref_block = id->block_size > 4096 ? id->block_size : 4096,
+	    .max_block = NBDX_MAX_PAYLOAD,
 	};
 	*ret = x;
 	return 0;

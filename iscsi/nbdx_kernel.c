@@ -248,7 +248,8 @@ int nbdx_kernel_connect(const struct nbdx_export_info *info, const char *dev, ui
 {
 	int index;
 	if (parse_dev_index(dev, &index) < 0)
-		return log_error_errno(-EINVAL, "nbd device '%s' is neither auto nor /dev/nbdN", dev);
+		return log_error_errno(-EINVAL, "nbd device '%s' is neither auto nor /dev/nbdN",
+				       dev);
 	int r = netlink_connect(info, index, timeout_us, sock, ret_index);
 	if (r == 0) {
 		*ret_child = -1;

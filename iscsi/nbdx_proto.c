@@ -2,8 +2,8 @@
 
 #include <string.h>
 
-#define NBD_MAGIC 0x4e42444d41474943ULL      /* "NBDMAGIC" */
-#define NBD_IHAVEOPT 0x49484156454f5054ULL   /* "IHAVEOPT" */
+#define NBD_MAGIC 0x4e42444d41474943ULL	   /* "NBDMAGIC" */
+#define NBD_IHAVEOPT 0x49484156454f5054ULL /* "IHAVEOPT" */
 #define NBD_REP_MAGIC 0x0003e889045565a9ULL
 #define NBD_REQUEST_MAGIC 0x25609513U
 #define NBD_SIMPLE_REPLY_MAGIC 0x67446698U
@@ -68,8 +68,7 @@ void nbdx_hs_init(struct nbdx_hs *hs, const struct nbdx_export_info *exp, struct
 	put16(out, HS_FIXED_NEWSTYLE | HS_NO_ZEROES);
 }
 
-static void opt_reply(struct strbuf *o, uint32_t opt, uint32_t type, const void *data,
-		      uint32_t len)
+static void opt_reply(struct strbuf *o, uint32_t opt, uint32_t type, const void *data, uint32_t len)
 {
 	put64(o, NBD_REP_MAGIC);
 	put32(o, opt);
@@ -221,11 +220,11 @@ int nbdx_req_parse(const uint8_t *in, size_t len, struct nbdx_req *ret)
 	if (get32(in) != NBD_REQUEST_MAGIC)
 		return -EPROTO;
 	struct nbdx_req r = {
-		.flags = get16(in + 4),
-		.type = get16(in + 6),
-		.handle = get64(in + 8),
-		.offset = get64(in + 16),
-		.len = get32(in + 24),
+	    .flags = get16(in + 4),
+	    .type = get16(in + 6),
+	    .handle = get64(in + 8),
+	    .offset = get64(in + 16),
+	    .len = get32(in + 24),
 	};
 	size_t total = NBDX_REQ_HDR;
 	if (r.type == NBDX_CMD_WRITE) {

@@ -20,8 +20,13 @@
 #define NBDX_FLAG_SEND_TRIM (1U << 5)
 #define NBDX_FLAG_CAN_MULTI_CONN (1U << 8)
 
-enum nbdx_cmd { NBDX_CMD_READ = 0, NBDX_CMD_WRITE = 1, NBDX_CMD_DISC = 2, NBDX_CMD_FLUSH = 3,
-		NBDX_CMD_TRIM = 4 };
+enum nbdx_cmd {
+	NBDX_CMD_READ = 0,
+	NBDX_CMD_WRITE = 1,
+	NBDX_CMD_DISC = 2,
+	NBDX_CMD_FLUSH = 3,
+	NBDX_CMD_TRIM = 4
+};
 
 struct nbdx_export_info {
 	const char *name;
@@ -30,8 +35,13 @@ struct nbdx_export_info {
 	uint32_t min_block, pref_block, max_block;
 };
 
-enum nbdx_hs_state { NBDX_HS_CLIENT_FLAGS, NBDX_HS_OPTIONS, NBDX_HS_DONE, NBDX_HS_ABORT,
-		     _NBDX_HS_MAX };
+enum nbdx_hs_state {
+	NBDX_HS_CLIENT_FLAGS,
+	NBDX_HS_OPTIONS,
+	NBDX_HS_DONE,
+	NBDX_HS_ABORT,
+	_NBDX_HS_MAX
+};
 
 struct nbdx_hs {
 	enum nbdx_hs_state state;

@@ -109,8 +109,8 @@ int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
 			continue;
 		if (o->only_reachable &&
 		    !storage_reachable(cfg, cfg_find_node(cfg, node), &cfg->storage[i], o->pid1)) {
-			log_info("storage %s: not reachable from node %s, skipped", cfg->storage[i].name,
-				 node);
+			log_info("storage %s: not reachable from node %s, skipped",
+				 cfg->storage[i].name, node);
 			continue;
 		}
 		r = mpath_new(l, cfg, i, node, &s->m[s->n]);
@@ -123,7 +123,8 @@ int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
 	if (r < 0 || s->n == 0) {
 		storage_free(s);
 		if (r == 0 && o->only)
-			return log_error_errno(-ENOENT, "no storage '%s' in the configuration", o->only);
+			return log_error_errno(-ENOENT, "no storage '%s' in the configuration",
+					       o->only);
 		*ret = NULL;
 		return r;
 	}
@@ -186,12 +187,15 @@ static int parse_set(struct serve_opts *o, const char *arg)
 
 static int parse_serve(int argc, char **argv, struct serve_opts *o)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},  {"node", required_argument, NULL, 'n'},
-		{"storage", required_argument, NULL, 's'}, {"listen", required_argument, NULL, 'l'},
-		{"nbd-device", required_argument, NULL, 'd'},
-		{"console", required_argument, NULL, 'C'}, {"set", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"node", required_argument, NULL, 'n'},
+					     {"storage", required_argument, NULL, 's'},
+					     {"listen", required_argument, NULL, 'l'},
+					     {"nbd-device", required_argument, NULL, 'd'},
+					     {"console", required_argument, NULL, 'C'},
+					     {"set", required_argument, NULL, 'S'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	*o = (struct serve_opts){.so.link_dir = "/dev/compart"};
 	int ch;
 	optind = 1;

@@ -11,11 +11,11 @@
 #include "nbdx.h"
 
 struct storage_opts {
-	const char *only;       /* one storage by name, or NULL for all */
-	const char *listen;     /* unix socket path (one storage), or NULL */
+	const char *only;	/* one storage by name, or NULL for all */
+	const char *listen;	/* unix socket path (one storage), or NULL */
 	const char *listen_dir; /* <dir>/nbd-<name>.sock for each storage, or NULL */
 	const char *nbd_device; /* "auto", "/dev/nbdN", or NULL for no kernel export */
-	const char *link_dir;   /* /dev/compart */
+	const char *link_dir;	/* /dev/compart */
 	/* Only storage the node reaches: every portal on loopback, or (as PID 1, with the
 	 * node's network up) inside one of the node's `net` prefixes or `route` destinations.
 	 * An agent on a host never reaches for the rig's addresses. */

@@ -11,12 +11,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct nbdx_export_info info = {
-		.name = "lu0",
-		.size = 1ULL << 30,
-		.flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH | NBDX_FLAG_SEND_TRIM,
-		.min_block = 512,
-		.pref_block = 4096,
-		.max_block = NBDX_MAX_PAYLOAD,
+	    .name = "lu0",
+	    .size = 1ULL << 30,
+	    .flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH | NBDX_FLAG_SEND_TRIM,
+	    .min_block = 512,
+	    .pref_block = 4096,
+	    .max_block = NBDX_MAX_PAYLOAD,
 	};
 	struct nbdx_hs hs;
 	struct strbuf out;

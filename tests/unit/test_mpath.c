@@ -74,12 +74,12 @@ struct verdict_case {
 static void completion_verdicts(void **state)
 {
 	static const struct verdict_case cases[] = {
-		{MPATH_ST_GOOD, 0, 0, MPATH_V_DONE},
-		{MPATH_ST_UNIT_ATTENTION, 0, 0, MPATH_V_RETRY},
-		{MPATH_ST_UNIT_ATTENTION, 0, MPATH_MAX_UA_RETRIES, MPATH_V_FAIL},
-		{MPATH_ST_TRANSPORT, 0, 0, MPATH_V_RETRY},
-		{MPATH_ST_TRANSPORT, MPATH_MAX_ATTEMPTS - 1, 0, MPATH_V_FAIL},
-		{MPATH_ST_TARGET, 0, 0, MPATH_V_FAIL},
+	    {MPATH_ST_GOOD, 0, 0, MPATH_V_DONE},
+	    {MPATH_ST_UNIT_ATTENTION, 0, 0, MPATH_V_RETRY},
+	    {MPATH_ST_UNIT_ATTENTION, 0, MPATH_MAX_UA_RETRIES, MPATH_V_FAIL},
+	    {MPATH_ST_TRANSPORT, 0, 0, MPATH_V_RETRY},
+	    {MPATH_ST_TRANSPORT, MPATH_MAX_ATTEMPTS - 1, 0, MPATH_V_FAIL},
+	    {MPATH_ST_TARGET, 0, 0, MPATH_V_FAIL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct mpath_core c;
@@ -90,8 +90,8 @@ static void completion_verdicts(void **state)
 		cmd.ua_retries = cases[i].prior_ua;
 		mpath_core_issued(&c, &cmd, 1, 1000 * S);
 		assert_int_equal(c.paths[1].inflight, 1);
-		enum mpath_verdict v = mpath_core_completed(&c, &cmd, cases[i].st, 4096, true,
-							    1000 * S + 3 * MS);
+		enum mpath_verdict v =
+		    mpath_core_completed(&c, &cmd, cases[i].st, 4096, true, 1000 * S + 3 * MS);
 		if (v != cases[i].want)
 			fail_msg("case %zu: %s, want %s", i, mpath_verdict_to_str(v),
 				 mpath_verdict_to_str(cases[i].want));
@@ -215,10 +215,10 @@ static void designator_prefers_naa_for_the_lu(void **state)
 	static const uint8_t port_naa[] = {0x61};
 	char out[MPATH_DESIGNATOR_MAX];
 	struct mpath_designator d[] = {
-		{.type = 1, .association = 0, .code_set = 2, .data = t10, .len = sizeof(t10) - 1},
-		{.type = 3, .association = 1, .code_set = 1, .data = port_naa, .len = 1},
-		{.type = 2, .association = 0, .code_set = 1, .data = eui, .len = sizeof(eui)},
-		{.type = 3, .association = 0, .code_set = 1, .data = naa, .len = sizeof(naa)},
+	    {.type = 1, .association = 0, .code_set = 2, .data = t10, .len = sizeof(t10) - 1},
+	    {.type = 3, .association = 1, .code_set = 1, .data = port_naa, .len = 1},
+	    {.type = 2, .association = 0, .code_set = 1, .data = eui, .len = sizeof(eui)},
+	    {.type = 3, .association = 0, .code_set = 1, .data = naa, .len = sizeof(naa)},
 	};
 	assert_int_equal(mpath_designator_pick(d, 4, out, sizeof(out)), 0);
 	assert_string_equal(out, "naa.6001405abc");
@@ -244,16 +244,16 @@ static void strings_cover_every_value(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(round_robin_alternates_over_up_paths),
-		cmocka_unit_test(failover_sticks_to_the_active_path),
-		cmocka_unit_test(completion_verdicts),
-		cmocka_unit_test(counters_follow_completions),
-		cmocka_unit_test(deadline_is_path_timeout_after_issue),
-		cmocka_unit_test(no_path_queues_then_fails),
-		cmocka_unit_test(login_backoff_doubles_and_resets),
-		cmocka_unit_test(check_every_interval_while_up),
-		cmocka_unit_test(designator_prefers_naa_for_the_lu),
-		cmocka_unit_test(strings_cover_every_value),
+	    cmocka_unit_test(round_robin_alternates_over_up_paths),
+	    cmocka_unit_test(failover_sticks_to_the_active_path),
+	    cmocka_unit_test(completion_verdicts),
+	    cmocka_unit_test(counters_follow_completions),
+	    cmocka_unit_test(deadline_is_path_timeout_after_issue),
+	    cmocka_unit_test(no_path_queues_then_fails),
+	    cmocka_unit_test(login_backoff_doubles_and_resets),
+	    cmocka_unit_test(check_every_interval_while_up),
+	    cmocka_unit_test(designator_prefers_naa_for_the_lu),
+	    cmocka_unit_test(strings_cover_every_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,12 +10,12 @@
 #include <string.h>
 
 static const struct nbdx_export_info exp_info = {
-	.name = "lu0",
-	.size = 1ULL << 30,
-	.flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH,
-	.min_block = 512,
-	.pref_block = 4096,
-	.max_block = NBDX_MAX_PAYLOAD,
+    .name = "lu0",
+    .size = 1ULL << 30,
+    .flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH,
+    .min_block = 512,
+    .pref_block = 4096,
+    .max_block = NBDX_MAX_PAYLOAD,
 };
 
 static size_t put_be(uint8_t *p, uint64_t v, int n)
@@ -70,11 +70,11 @@ static void greeting_and_go(void **state)
 	/* INFO export (12 bytes), INFO block size (14), ACK: each behind a 20-byte header. */
 	assert_int_equal(out.len, 20 + 12 + 20 + 14 + 20);
 	const uint8_t *o = (const uint8_t *)out.buf;
-	assert_int_equal(get_be(o + 12, 4), 3);                 /* NBD_REP_INFO */
+	assert_int_equal(get_be(o + 12, 4), 3); /* NBD_REP_INFO */
 	assert_int_equal(get_be(o + 22, 8), exp_info.size);
 	assert_int_equal(get_be(o + 30, 2), exp_info.flags);
-	assert_int_equal(get_be(o + 32 + 20 + 2, 4), 512);      /* minimum block */
-	assert_int_equal(get_be(o + 66 + 12, 4), 1);            /* NBD_REP_ACK */
+	assert_int_equal(get_be(o + 32 + 20 + 2, 4), 512); /* minimum block */
+	assert_int_equal(get_be(o + 66 + 12, 4), 1);	   /* NBD_REP_ACK */
 	sb_free(&out);
 }
 
@@ -172,16 +172,16 @@ struct req_case {
 static void requests_parse_and_check(void **state)
 {
 	static const struct req_case cases[] = {
-		{NBDX_CMD_READ, 0, 4096, 28, 0},
-		{NBDX_CMD_WRITE, 4096, 8192, 28 + 8192, 0},
-		{NBDX_CMD_WRITE, 0, NBDX_MAX_PAYLOAD + 1, -EPROTO, 0},
-		{NBDX_CMD_READ, (1ULL << 30) - 512, 1024, 28, ENOSPC},
-		{NBDX_CMD_READ, UINT64_MAX - 10, 512, 28, ENOSPC},
-		{NBDX_CMD_READ, 100, 512, 28, EINVAL},
-		{NBDX_CMD_TRIM, 0, 4096, 28, EOPNOTSUPP},
-		{NBDX_CMD_FLUSH, 0, 0, 28, 0},
-		{NBDX_CMD_DISC, 0, 0, 28, 0},
-		{77, 0, 0, 28, EINVAL},
+	    {NBDX_CMD_READ, 0, 4096, 28, 0},
+	    {NBDX_CMD_WRITE, 4096, 8192, 28 + 8192, 0},
+	    {NBDX_CMD_WRITE, 0, NBDX_MAX_PAYLOAD + 1, -EPROTO, 0},
+	    {NBDX_CMD_READ, (1ULL << 30) - 512, 1024, 28, ENOSPC},
+	    {NBDX_CMD_READ, UINT64_MAX - 10, 512, 28, ENOSPC},
+	    {NBDX_CMD_READ, 100, 512, 28, EINVAL},
+	    {NBDX_CMD_TRIM, 0, 4096, 28, EOPNOTSUPP},
+	    {NBDX_CMD_FLUSH, 0, 0, 28, 0},
+	    {NBDX_CMD_DISC, 0, 0, 28, 0},
+	    {77, 0, 0, 28, EINVAL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint8_t b[28];
@@ -220,11 +220,11 @@ static void reply_header_round_trips_the_handle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(greeting_and_go),
-		cmocka_unit_test(options_unknown_name_list_abort),
-		cmocka_unit_test(export_name_with_zeroes),
-		cmocka_unit_test(requests_parse_and_check),
-		cmocka_unit_test(reply_header_round_trips_the_handle),
+	    cmocka_unit_test(greeting_and_go),
+	    cmocka_unit_test(options_unknown_name_list_abort),
+	    cmocka_unit_test(export_name_with_zeroes),
+	    cmocka_unit_test(requests_parse_and_check),
+	    cmocka_unit_test(reply_header_round_trips_the_handle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
