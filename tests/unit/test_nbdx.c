@@ -38,7 +38,8 @@ static size_t option(uint8_t *b, uint32_t opt, const void *data, uint32_t len)
 	size_t n = put_be(b, 0x49484156454f5054ULL, 8);
 	n += put_be(b + n, opt, 4);
 	n += put_be(b + n, len, 4);
-	memcpy(b + n, data, len);
+	if (len)
+		memcpy(b + n, data, len);
 	return n + len;
 }
 
