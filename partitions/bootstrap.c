@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #define RAID_TIMEOUT_US (120 * USEC_PER_SEC)
+#define AUTH_MAX (CFG_MAX_WIPES + CFG_MAX_WIPES + JOURNAL_MAX_STEPS)
 
 /* The identity an authorization and a journal record name a disk by. */
 static const char *disk_id(const struct disk_info *d)
@@ -105,7 +106,8 @@ static void load_journal(const struct cfg *c, int self, const struct disk_bootst
 {
 	collect_jdevs(o, r);
 	r->journal_loaded = journal_load(r->jdevs, r->n_jdevs, &r->journal) == 0;
-	if (r->journal_loaded && r->journal.node[0] && strcmp(r->journal.node, c->nodes[self].name)) {
+	if (r->journal_loaded && r->journal.node[0] &&
+	    strcmp(r->journal.node, c->nodes[self].name)) {
 		log_warn("journal belongs to node %s, not %s: starting a new one", r->journal.node,
 			 c->nodes[self].name);
 		uint64_t seq = r->journal.seq;
@@ -124,7 +126,8 @@ static bool auth_usable(const struct journal_state *j, const char *id)
 	if (!journal_wipe_consumed(j, id))
 		return true;
 	for (int i = 0; i < j->n_steps; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION && j->steps[i].state == JOURNAL_STEP_INTENT &&
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
+		    j->steps[i].state == JOURNAL_STEP_INTENT &&
 		    !strncmp(j->steps[i].detail, WIPE_DETAIL, strlen(WIPE_DETAIL)) &&
 		    !strcmp(j->steps[i].detail + strlen(WIPE_DETAIL), id))
 			return true;
@@ -143,7 +146,16 @@ static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o
 		if (auth_usable(j, o->approve[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
 		else
-			log_notice("wipe authorization %s was already used, ignoring", o->approve[i]);
+			log_notice("wipe authorization %s was already used, ignoring",
+				   o->approve[i]);
+	/* A disk this node began to partition and did not finish (power lost inside the
+	 * GPT write leaves a torn table) is ours to redo. */
+	for (int i = 0; i < j->n_steps && n < max; i++)
+		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
+		    j->steps[i].state == JOURNAL_STEP_INTENT) {
+			snprintf(a[n].id, sizeof(a[0].id), "%s", j->steps[i].target);
+			a[n++].resume = true;
+		}
 	return n;
 }
 
@@ -189,10 +201,11 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 	if (v == DISK_VERDICT_CREATE || v == DISK_VERDICT_WIPED) {
 		char detail[96];
 		snprintf(detail, sizeof(detail), "%s", disk_verdict_to_str(v));
-		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0) {
+		if (v == DISK_VERDICT_WIPED && bd->plan.auth >= 0 && !auths[bd->plan.auth].resume) {
 			/* Consumed from the moment the intent is on disk; the pending intent lets
 			 * an interrupted wipe finish. */
-			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s", auths[bd->plan.auth].id);
+			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s",
+				 auths[bd->plan.auth].id);
 			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
 		}
 		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
@@ -227,7 +240,8 @@ static bool settle_old_intents(struct disk_bootstrap_result *r)
 		const struct disk_bootstrap_disk *bd = &r->disks[i];
 		const struct journal_step *s;
 		while (usable(bd) && bd->plan.verdict == DISK_VERDICT_KEEP &&
-		       (s = journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, disk_id(&bd->info)))) {
+		       (s = journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION,
+						 disk_id(&bd->info)))) {
 			journal_step_done(&r->journal, s->id);
 			changed = true;
 		}
@@ -236,8 +250,7 @@ static bool settle_old_intents(struct disk_bootstrap_result *r)
 }
 
 static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
-		     const struct disk_auth *auths,
-		     struct disk_bootstrap_result *r)
+		     const struct disk_auth *auths, struct disk_bootstrap_result *r)
 {
 	int ret = 0;
 	bool changed = false;
@@ -255,7 +268,8 @@ static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_
 			journal_step_done(&r->journal, step);
 			changed = true;
 		}
-		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0)
+		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0 &&
+		    !auths[bd->plan.auth].resume)
 			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
 	}
 	changed |= settle_old_intents(r);
@@ -326,12 +340,26 @@ static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_o
 	return ret;
 }
 
+static void plan_all(const struct disk_plan_input *in, struct disk_bootstrap_result *r)
+{
+	for (int i = 0; i < r->n_disks; i++) {
+		struct disk_bootstrap_disk *bd = &r->disks[i];
+		if (bd->result >= 0) {
+			disk_plan_one(in, &bd->info, &bd->plan);
+			continue;
+		}
+		bd->plan = (struct disk_plan){.verdict = DISK_VERDICT_FOREIGN, .auth = -1};
+		snprintf(bd->plan.reason, sizeof(bd->plan.reason), "cannot be probed");
+		snprintf(bd->plan.found, sizeof(bd->plan.found), "unreadable");
+	}
+}
+
 int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
 		   struct disk_bootstrap_result *ret)
 {
 	struct disk_bootstrap_result *r = ret;
-	char (*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
-	struct disk_auth *auths = calloc(CFG_MAX_WIPES + 16, sizeof(*auths));
+	char(*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
+	struct disk_auth *auths = calloc(AUTH_MAX, sizeof(*auths));
 	bool autosel;
 	int e = 0;
 	memset(r, 0, sizeof(*r));
@@ -346,26 +374,16 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	}
 	probe_all(c, o, paths, n, autosel, r);
 	struct disk_plan_input in = {
-		.layout = &c->layout,
-		.zone = c->compartments[c->nodes[self].compartment].zone,
-		.auths = auths,
+	    .layout = &c->layout,
+	    .zone = c->compartments[c->nodes[self].compartment].zone,
+	    .auths = auths,
 	};
 	/* Which disks are ours does not depend on authorizations: plan once without them to
 	 * find the journal, then again with those the journal has not seen used. */
-	for (int i = 0; i < r->n_disks; i++)
-		if (r->disks[i].result >= 0)
-			disk_plan_one(&in, &r->disks[i].info, &r->disks[i].plan);
+	plan_all(&in, r);
 	load_journal(c, self, o, r);
-	in.n_auths = gather_auths(c, o, &r->journal, auths, CFG_MAX_WIPES + 16);
-	for (int i = 0; i < r->n_disks; i++) {
-		struct disk_bootstrap_disk *bd = &r->disks[i];
-		if (bd->result >= 0)
-			disk_plan_one(&in, &bd->info, &bd->plan);
-		else
-			bd->plan = (struct disk_plan){.verdict = DISK_VERDICT_FOREIGN, .auth = -1};
-		if (bd->result < 0)
-			snprintf(bd->plan.reason, sizeof(bd->plan.reason), "cannot be probed");
-	}
+	in.n_auths = gather_auths(c, o, &r->journal, auths, AUTH_MAX);
+	plan_all(&in, r);
 	disk_fault_point(DISK_STEP_PLAN);
 	if (o->apply)
 		e = apply_all(c, self, o, auths, r);

@@ -16,19 +16,19 @@ struct disk_bootstrap_opts {
 	int n_disks;
 	const char *const *approve; /* --approve-wipe SERIAL|WWN|PATH, beside the config's */
 	int n_approve;
-	bool apply;               /* false: plan only, nothing is written */
-	bool raid;                /* run the RAID1 actions with mdadm */
-	const char *mdadm;        /* NULL: "mdadm" */
-	const char *boot_medium;  /* auto mode skips this disk (path), NULL: none */
-	const char *sysfs_root;   /* NULL: "/sys" */
-	const char *state_path;   /* an extra journal area (file or device, used whole) */
+	bool apply;		 /* false: plan only, nothing is written */
+	bool raid;		 /* run the RAID1 actions with mdadm */
+	const char *mdadm;	 /* NULL: "mdadm" */
+	const char *boot_medium; /* auto mode skips this disk (path), NULL: none */
+	const char *sysfs_root;	 /* NULL: "/sys" */
+	const char *state_path;	 /* an extra journal area (file or device, used whole) */
 };
 
 struct disk_bootstrap_disk {
 	struct disk_info info;
 	struct disk_plan plan;
-	int result;       /* 0, or the negative errno of the probe/apply */
-	bool applied;     /* something was written to it this run */
+	int result;   /* 0, or the negative errno of the probe/apply */
+	bool applied; /* something was written to it this run */
 };
 
 struct disk_bootstrap_raid {
@@ -71,6 +71,12 @@ const struct disk_bootstrap_result *disk_module_result(const struct disk_module 
  * runs the stage again, which wipes and partitions it and records the authorization as
  * consumed. The sentence for the operator goes to msg. */
 int disk_approve_wipe(struct disk_module *m, const char *disk, struct strbuf *msg);
+/* The journal as the stage left it, for other modules to update (election epoch and role,
+ * last known-good / failed configuration), then write with disk_module_journal_store().
+ * NULL before the stage ran. */
+struct journal_state *disk_module_journal(struct disk_module *m);
+/* Writes the journal to every cmpt-state of the node's disks; -ENODEV when none. */
+int disk_module_journal_store(struct disk_module *m);
 /* Registers `disks` and `raid` on the console. */
 int disk_console_register(struct console *con, struct disk_module *m);
 /* agent_hooks.approve_wipe adapter: uses a->disks. */

@@ -22,8 +22,8 @@ enum disk_part_kind {
 	_DISK_PART_MAX
 };
 const char *disk_part_kind_to_str(enum disk_part_kind k); /* "boot", … */
-const char *disk_part_name(enum disk_part_kind k);        /* "cmpt-boot", … */
-const char *disk_part_type_guid(enum disk_part_kind k);   /* upper-case textual GUID */
+const char *disk_part_name(enum disk_part_kind k);	  /* "cmpt-boot", … */
+const char *disk_part_type_guid(enum disk_part_kind k);	  /* upper-case textual GUID */
 
 /* The type GUIDs (see docs/disks.md). */
 #define DISK_GUID_BOOT "BC13C2FF-59E6-4262-A352-B57C60C3FDB5"  /* Linux extended boot */
@@ -33,11 +33,11 @@ const char *disk_part_type_guid(enum disk_part_kind k);   /* upper-case textual 
 
 struct disk_part {
 	int number;
-	char name[72];  /* PARTLABEL, UTF-8 */
-	char type[40];  /* type GUID, upper case; or an MBR type "0x83" */
-	char uuid[40];  /* PARTUUID */
+	char name[72];	/* PARTLABEL, UTF-8 */
+	char type[40];	/* type GUID, upper case; or an MBR type "0x83" */
+	char uuid[40];	/* PARTUUID */
 	uint64_t start; /* bytes */
-	uint64_t size;  /* bytes */
+	uint64_t size;	/* bytes */
 };
 
 /* One whole disk (or image file) and everything found on it. */
@@ -46,9 +46,9 @@ struct disk_info {
 	char serial[DISK_ID_MAX];
 	char wwn[DISK_ID_MAX];
 	char model[DISK_ID_MAX];
-	uint64_t size;        /* bytes */
+	uint64_t size;	      /* bytes */
 	unsigned sector_size; /* logical */
-	bool removable, rotational, is_file, read_only;
+	bool removable, rotational, is_file, read_only, is_partition;
 
 	char pttype[16]; /* "gpt", "dos", … or "" */
 	char ptuuid[40];
@@ -59,8 +59,8 @@ struct disk_info {
 	char sigs[DISK_MAX_SIGS][32];
 	int n_sigs;
 	bool gpt_primary, gpt_backup; /* "EFI PART" found there (CRCs not checked) */
-	bool gpt_primary_valid;       /* primary header CRC good */
-	bool probe_failed;            /* libblkid gave up (e.g. ambivalent): never blank */
+	bool gpt_primary_valid;	      /* primary header CRC good */
+	bool probe_failed;	      /* libblkid gave up (e.g. ambivalent): never blank */
 };
 
 /* "gpt+ext4+linux_raid_member", "" when blank. */
@@ -88,6 +88,7 @@ const char *disk_verdict_to_str(enum disk_verdict v);
 /* An authorization to wipe: a serial, a WWN, or (image files) a path. */
 struct disk_auth {
 	char id[CFG_PATH_MAX];
+	bool resume; /* not an operator's: the journal's pending intent to partition this disk */
 };
 
 struct disk_plan_part {
@@ -98,13 +99,13 @@ struct disk_plan_part {
 struct disk_plan {
 	enum disk_verdict verdict;
 	char reason[320];
-	char found[256];            /* what blkid saw, for foreign/wiped */
-	int auth;                   /* index of the authorization used (wiped), else -1 */
+	char found[256]; /* what blkid saw, for foreign/wiped */
+	int auth;	 /* index of the authorization used (wiped), else -1 */
 	struct disk_plan_part parts[_DISK_PART_MAX];
-	int n_parts;                /* create/wiped: what to make; keep: what is there */
-	bool fix_types;             /* keep: our own layout with a wrong type GUID (crash) */
-	bool guest_can_grow;        /* keep: the disk grew; cmpt-guest could be extended */
-	uint64_t guest_grow_to;     /* bytes cmpt-guest could have */
+	int n_parts;		/* create/wiped: what to make; keep: what is there */
+	bool fix_types;		/* keep: our own layout with a wrong type GUID (crash) */
+	bool guest_can_grow;	/* keep: the disk grew; cmpt-guest could be extended */
+	uint64_t guest_grow_to; /* bytes cmpt-guest could have */
 };
 
 struct disk_plan_input {
@@ -153,6 +154,6 @@ void disk_part_path(const char *disk, int number, char *out, size_t n);
  * and the backup table, CRCs recomputed. Only entries whose name is listed change. */
 int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const names[],
 		       const char *const guids[], int n);
-int disk_guid_parse(const char *s, uint8_t out[16]);   /* textual → GPT on-disk order */
+int disk_guid_parse(const char *s, uint8_t out[16]); /* textual → GPT on-disk order */
 void disk_guid_format(const uint8_t in[16], char out[40]);
 uint32_t disk_crc32(const void *buf, size_t n);

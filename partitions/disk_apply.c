@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 
 static const char *const step_str[_DISK_STEP_MAX] = {
-	[DISK_STEP_PLAN] = "plan",           [DISK_STEP_INTENT] = "intent",
-	[DISK_STEP_WIPE] = "wipe",           [DISK_STEP_PARTITION] = "partition",
-	[DISK_STEP_TYPES] = "types",         [DISK_STEP_STATE_INIT] = "state-init",
-	[DISK_STEP_VERIFY] = "verify",       [DISK_STEP_DONE] = "done",
-	[DISK_STEP_RAID] = "raid",
+    [DISK_STEP_PLAN] = "plan",	   [DISK_STEP_INTENT] = "intent",
+    [DISK_STEP_WIPE] = "wipe",	   [DISK_STEP_PARTITION] = "partition",
+    [DISK_STEP_TYPES] = "types",   [DISK_STEP_STATE_INIT] = "state-init",
+    [DISK_STEP_VERIFY] = "verify", [DISK_STEP_DONE] = "done",
+    [DISK_STEP_RAID] = "raid",
 };
 
 const char *disk_step_to_str(enum disk_step s)
@@ -187,7 +187,8 @@ static int init_state(const struct disk_info *d, const struct disk_plan *p)
 		if (r >= 0 && fsync(fd) < 0)
 			r = -errno;
 		if (r < 0)
-			return log_error_errno(r, "Failed to clear the journal area on %s", d->path);
+			return log_error_errno(r, "Failed to clear the journal area on %s",
+					       d->path);
 	}
 	return 0;
 }
@@ -216,7 +217,8 @@ int disk_verify(const char *path, const struct disk_plan *p, char *why, size_t n
 			return -EBADMSG;
 		}
 		if (f->start != pp->start || f->size != pp->size) {
-			snprintf(why, n, "%s at %" PRIu64 "+%" PRIu64 ", expected %" PRIu64 "+%" PRIu64,
+			snprintf(why, n,
+				 "%s at %" PRIu64 "+%" PRIu64 ", expected %" PRIu64 "+%" PRIu64,
 				 name, f->start, f->size, pp->start, pp->size);
 			return -EBADMSG;
 		}

@@ -27,18 +27,26 @@ struct disks_args {
 
 static int parse_disks_args(int argc, char **argv, struct disks_args *a)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},  {"node", required_argument, NULL, 'n'},
-		{"disk", required_argument, NULL, 'd'},    {"approve-wipe", required_argument, NULL, 'w'},
-		{"state", required_argument, NULL, 's'},   {"mdadm", required_argument, NULL, 'm'},
-		{"raid", no_argument, NULL, 'r'},          {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},          {0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"node", required_argument, NULL, 'n'},
+					     {"disk", required_argument, NULL, 'd'},
+					     {"approve-wipe", required_argument, NULL, 'w'},
+					     {"state", required_argument, NULL, 's'},
+					     {"mdadm", required_argument, NULL, 'm'},
+					     {"raid", no_argument, NULL, 'r'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': a->config = optarg; break;
-		case 'n': a->node = optarg; break;
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'n':
+			a->node = optarg;
+			break;
 		case 'd':
 			if (a->n_disks == DISK_MAX)
 				return -E2BIG;
@@ -49,11 +57,20 @@ static int parse_disks_args(int argc, char **argv, struct disks_args *a)
 				return -E2BIG;
 			a->approve[a->n_approve++] = optarg;
 			break;
-		case 's': a->state = optarg; break;
-		case 'm': a->mdadm = optarg; break;
-		case 'r': a->raid = true; break;
-		case 'j': a->json = true; break;
-		default: return -EINVAL;
+		case 's':
+			a->state = optarg;
+			break;
+		case 'm':
+			a->mdadm = optarg;
+			break;
+		case 'r':
+			a->raid = true;
+			break;
+		case 'j':
+			a->json = true;
+			break;
+		default:
+			return -EINVAL;
 		}
 	}
 	return 0;
@@ -87,17 +104,22 @@ int disk_cli_main(int argc, char **argv)
 	int self = cfg_find_node(c, a.node);
 	struct disk_bootstrap_result *res = calloc(1, sizeof(*res));
 	if (self < 0 || !res) {
-		fprintf(stderr, "compartd disks: %s\n", self < 0 ? "no such node in the configuration"
-								 : "out of memory");
+		fprintf(stderr, "compartd disks: %s\n",
+			self < 0 ? "no such node in the configuration" : "out of memory");
 		free(res);
 		cfg_free(c);
 		sb_free(&err);
 		return 1;
 	}
 	struct disk_bootstrap_opts o = {
-		.disks = a.disks, .n_disks = a.n_disks, .approve = a.approve,
-		.n_approve = a.n_approve, .apply = apply, .raid = a.raid, .mdadm = a.mdadm,
-		.state_path = a.state,
+	    .disks = a.disks,
+	    .n_disks = a.n_disks,
+	    .approve = a.approve,
+	    .n_approve = a.n_approve,
+	    .apply = apply,
+	    .raid = a.raid,
+	    .mdadm = a.mdadm,
+	    .state_path = a.state,
 	};
 	r = disk_bootstrap(c, self, &o, res);
 	disk_bootstrap_format(res, a.json, &out);
@@ -116,7 +138,10 @@ int disk_cli_main(int argc, char **argv)
 
 static const char *slot_status(int s)
 {
-	return s == 0 ? "valid" : s == -ENODATA ? "empty" : s == -EBADMSG ? "corrupt" : "unreadable";
+	return s == 0	       ? "valid"
+	       : s == -ENODATA ? "empty"
+	       : s == -EBADMSG ? "corrupt"
+			       : "unreadable";
 }
 
 /* The cmpt-state area of a disk, or the whole file/device when it has no such partition. */
@@ -147,9 +172,8 @@ static int state_area(const char *path, struct journal_dev *j)
 
 int state_cli_main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"disk", required_argument, NULL, 'd'},
-					     {"json", no_argument, NULL, 'j'},
-					     {0}};
+	static const struct option opts[] = {
+	    {"disk", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'}, {0}};
 	struct journal_dev devs[DISK_MAX];
 	int n = 0, c;
 	bool json = false;
@@ -164,7 +188,8 @@ int state_cli_main(int argc, char **argv)
 		} else if (c == 'd' && n < DISK_MAX) {
 			int r = state_area(optarg, &devs[n]);
 			if (r < 0) {
-				fprintf(stderr, "%s: no cmpt-state partition (%s)\n", optarg, strerror(-r));
+				fprintf(stderr, "%s: no cmpt-state partition (%s)\n", optarg,
+					strerror(-r));
 				return 1;
 			}
 			n++;
@@ -191,7 +216,8 @@ int state_cli_main(int argc, char **argv)
 			if (json) {
 				sb_printf(&out, "%s{\"dev\":", i || k ? "," : "");
 				sb_json_str(&out, devs[i].path);
-				sb_printf(&out, ",\"slot\":\"%c\",\"status\":\"%s\",\"seq\":%" PRIu64 "}",
+				sb_printf(&out,
+					  ",\"slot\":\"%c\",\"status\":\"%s\",\"seq\":%" PRIu64 "}",
 					  k ? 'B' : 'A', slot_status(info[k].status), info[k].seq);
 			} else {
 				sb_printf(&out, "%s slot %c: %s, seq %" PRIu64 "\n", devs[i].path,

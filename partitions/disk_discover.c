@@ -240,8 +240,11 @@ static void block_facts(const char *path, struct disk_info *d)
 	}
 	if (!S_ISBLK(st.st_mode))
 		return;
-	char sysdir[128];
-	snprintf(sysdir, sizeof(sysdir), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+	char sysdir[128], part[8];
+	snprintf(sysdir, sizeof(sysdir), "/sys/dev/block/%u:%u", major(st.st_rdev),
+		 minor(st.st_rdev));
+	read_attr(sysdir, "partition", part, sizeof(part));
+	d->is_partition = part[0] != '\0';
 	sysfs_facts(sysdir, d);
 }
 
@@ -253,8 +256,11 @@ int disk_probe(const char *path, struct disk_info *ret)
 	if (stat(path, &st) < 0)
 		return log_error_errno(-errno, "Failed to stat disk %s", path);
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return log_error_errno(-ENOTBLK, "%s is neither a block device nor an image file", path);
+		return log_error_errno(-ENOTBLK, "%s is neither a block device nor an image file",
+				       path);
 	block_facts(path, &d);
+	if (d.is_partition)
+		return log_error_errno(-EINVAL, "%s is a partition, not a whole disk", path);
 	int r = probe_sigs(path, &d);
 	if (r < 0)
 		return log_error_errno(r, "Failed to probe %s with libblkid", path);

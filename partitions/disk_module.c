@@ -55,8 +55,8 @@ static void json_disk(struct strbuf *o, const struct disk_bootstrap_disk *bd)
 	sb_puts(o, "],\"planned\":[");
 	for (int i = 0; i < bd->plan.n_parts; i++)
 		sb_printf(o, "%s{\"name\":\"%s\",\"start\":%" PRIu64 ",\"size\":%" PRIu64 "}",
-			  i ? "," : "", disk_part_name(bd->plan.parts[i].kind), bd->plan.parts[i].start,
-			  bd->plan.parts[i].size);
+			  i ? "," : "", disk_part_name(bd->plan.parts[i].kind),
+			  bd->plan.parts[i].start, bd->plan.parts[i].size);
 	sb_puts(o, "]}");
 }
 
@@ -66,7 +66,9 @@ static void human_disk(struct strbuf *o, const struct disk_bootstrap_disk *bd)
 	char sz[32];
 	format_size(d->size / DISK_MIB * DISK_MIB, sz, sizeof(sz));
 	sb_printf(o, "%-24s %10s  %-20s %-10s %s%s%s\n", d->path, sz,
-		  d->serial[0] ? d->serial : d->wwn[0] ? d->wwn : "-",
+		  d->serial[0] ? d->serial
+		  : d->wwn[0]  ? d->wwn
+			       : "-",
 		  disk_verdict_to_str(bd->plan.verdict), bd->plan.reason,
 		  bd->result < 0 ? ": error: " : "", bd->result < 0 ? strerror(-bd->result) : "");
 	const struct disk_plan *p = &bd->plan;
@@ -78,7 +80,8 @@ static void human_disk(struct strbuf *o, const struct disk_bootstrap_disk *bd)
 			  disk_part_type_guid(p->parts[i].kind));
 	}
 	if (p->guest_can_grow)
-		sb_printf(o, "    cmpt-guest can grow to %" PRIu64 " MiB (not done automatically)\n",
+		sb_printf(o,
+			  "    cmpt-guest can grow to %" PRIu64 " MiB (not done automatically)\n",
 			  p->guest_grow_to / DISK_MIB);
 }
 
@@ -91,10 +94,11 @@ void disk_bootstrap_format(const struct disk_bootstrap_result *r, bool json, str
 				sb_putc(out, ',');
 			json_disk(out, &r->disks[i]);
 		}
-		sb_printf(out, "],\"journal\":{\"loaded\":%s,\"written\":%s,\"seq\":%" PRIu64
-			       ",\"disks\":%d}}\n",
-			  r->journal_loaded ? "true" : "false", r->journal_written ? "true" : "false",
-			  r->journal.seq, r->n_jdevs);
+		sb_printf(out,
+			  "],\"journal\":{\"loaded\":%s,\"written\":%s,\"seq\":%" PRIu64
+			  ",\"disks\":%d}}\n",
+			  r->journal_loaded ? "true" : "false",
+			  r->journal_written ? "true" : "false", r->journal.seq, r->n_jdevs);
 		return;
 	}
 	sb_printf(out, "%-24s %10s  %-20s %-10s %s\n", "DEVICE", "SIZE", "SERIAL/WWN", "VERDICT",
@@ -104,7 +108,9 @@ void disk_bootstrap_format(const struct disk_bootstrap_result *r, bool json, str
 	if (r->n_disks == 0)
 		sb_puts(out, "(no disks selected)\n");
 	sb_printf(out, "journal: %s, sequence %" PRIu64 ", on %d disk(s)\n",
-		  r->journal_written ? "written" : r->journal_loaded ? "loaded" : "none",
+		  r->journal_written  ? "written"
+		  : r->journal_loaded ? "loaded"
+				      : "none",
 		  r->journal.seq, r->n_jdevs);
 }
 
@@ -119,10 +125,11 @@ void disk_bootstrap_format_raid(const struct disk_bootstrap_result *r, bool json
 		if (!br->planned && br->input.n_members == 0)
 			continue;
 		if (json) {
-			sb_printf(out, "%s{\"name\":\"%s\",\"state\":\"%s\",\"up\":%d,\"total\":%d,"
-				       "\"error\":",
-				  first ? "" : ",", br->input.name, raid_state_to_str(br->plan.state),
-				  br->plan.up, br->plan.total);
+			sb_printf(out,
+				  "%s{\"name\":\"%s\",\"state\":\"%s\",\"up\":%d,\"total\":%d,"
+				  "\"error\":",
+				  first ? "" : ",", br->input.name,
+				  raid_state_to_str(br->plan.state), br->plan.up, br->plan.total);
 			if (br->result < 0)
 				sb_json_str(out, strerror(-br->result));
 			else
@@ -199,6 +206,21 @@ int disk_module_bootstrap(struct disk_module *m)
 const struct disk_bootstrap_result *disk_module_result(const struct disk_module *m)
 {
 	return m->ran ? m->last : NULL;
+}
+
+struct journal_state *disk_module_journal(struct disk_module *m)
+{
+	return m->ran ? &m->last->journal : NULL;
+}
+
+int disk_module_journal_store(struct disk_module *m)
+{
+	if (!m->ran || m->last->n_jdevs == 0)
+		return -ENODEV;
+	if (!m->last->journal.node[0])
+		snprintf(m->last->journal.node, sizeof(m->last->journal.node), "%s",
+			 m->cfg->nodes[m->self].name);
+	return journal_store(m->last->jdevs, m->last->n_jdevs, &m->last->journal);
 }
 
 static const struct disk_bootstrap_disk *find_disk(const struct disk_module *m, const char *name)
@@ -284,6 +306,7 @@ int disk_console_register(struct console *con, struct disk_module *m)
 	int r = console_register(con, "disks", "", "local disks: verdicts, partitions, journal",
 				 cmd_disks, m);
 	if (r >= 0)
-		r = console_register(con, "raid", "", "md RAID1 arrays: state and members", cmd_raid, m);
+		r = console_register(con, "raid", "", "md RAID1 arrays: state and members",
+				     cmd_raid, m);
 	return r;
 }

@@ -8,23 +8,23 @@
 #include <strings.h>
 
 static const char *const part_kind_str[_DISK_PART_MAX] = {
-	[DISK_PART_BOOT] = "boot",   [DISK_PART_STATE] = "state", [DISK_PART_INFRA] = "infra",
-	[DISK_PART_ADMIN] = "admin", [DISK_PART_GUEST] = "guest",
+    [DISK_PART_BOOT] = "boot",	 [DISK_PART_STATE] = "state", [DISK_PART_INFRA] = "infra",
+    [DISK_PART_ADMIN] = "admin", [DISK_PART_GUEST] = "guest",
 };
 static const char *const part_name[_DISK_PART_MAX] = {
-	[DISK_PART_BOOT] = "cmpt-boot",   [DISK_PART_STATE] = "cmpt-state",
-	[DISK_PART_INFRA] = "cmpt-infra", [DISK_PART_ADMIN] = "cmpt-admin",
-	[DISK_PART_GUEST] = "cmpt-guest",
+    [DISK_PART_BOOT] = "cmpt-boot",   [DISK_PART_STATE] = "cmpt-state",
+    [DISK_PART_INFRA] = "cmpt-infra", [DISK_PART_ADMIN] = "cmpt-admin",
+    [DISK_PART_GUEST] = "cmpt-guest",
 };
 static const char *const part_guid[_DISK_PART_MAX] = {
-	[DISK_PART_BOOT] = DISK_GUID_BOOT,  [DISK_PART_STATE] = DISK_GUID_STATE,
-	[DISK_PART_INFRA] = DISK_GUID_RAID, [DISK_PART_ADMIN] = DISK_GUID_RAID,
-	[DISK_PART_GUEST] = DISK_GUID_LINUX,
+    [DISK_PART_BOOT] = DISK_GUID_BOOT,	 [DISK_PART_STATE] = DISK_GUID_STATE,
+    [DISK_PART_INFRA] = DISK_GUID_RAID,	 [DISK_PART_ADMIN] = DISK_GUID_RAID,
+    [DISK_PART_GUEST] = DISK_GUID_LINUX,
 };
 static const char *const verdict_str[_DISK_VERDICT_MAX] = {
-	[DISK_VERDICT_KEEP] = "keep",           [DISK_VERDICT_CREATE] = "create",
-	[DISK_VERDICT_FOREIGN] = "foreign",     [DISK_VERDICT_TOO_SMALL] = "too-small",
-	[DISK_VERDICT_WIPED] = "wiped",
+    [DISK_VERDICT_KEEP] = "keep",	[DISK_VERDICT_CREATE] = "create",
+    [DISK_VERDICT_FOREIGN] = "foreign", [DISK_VERDICT_TOO_SMALL] = "too-small",
+    [DISK_VERDICT_WIPED] = "wiped",
 };
 
 const char *disk_part_kind_to_str(enum disk_part_kind k)
@@ -89,10 +89,12 @@ int disk_layout_compute(const struct cfg_layout *l, enum cfg_zone zone, uint64_t
 	for (int k = 0; k < DISK_PART_GUEST; k++) {
 		if (!kind_wanted(zone, (enum disk_part_kind)k))
 			continue;
-		uint64_t s = align_down(cfg_size_resolve(kind_size(l, (enum disk_part_kind)k), size));
+		uint64_t s =
+		    align_down(cfg_size_resolve(kind_size(l, (enum disk_part_kind)k), size));
 		if (s < DISK_MIB)
 			s = DISK_MIB;
-		p[n++] = (struct disk_plan_part){.kind = (enum disk_part_kind)k, .start = at, .size = s};
+		p[n++] =
+		    (struct disk_plan_part){.kind = (enum disk_part_kind)k, .start = at, .size = s};
 		at += s;
 	}
 	if (at >= end || end - at < l->min_guest || end - at < DISK_MIB)
@@ -154,7 +156,7 @@ static bool layout_matches(const struct disk_plan_input *in, const struct disk_i
 		if (strcasecmp(f->type, part_guid[k]))
 			*ret_types_ok = false;
 		p->parts[p->n_parts++] = (struct disk_plan_part){
-			.kind = (enum disk_part_kind)k, .start = f->start, .size = f->size};
+		    .kind = (enum disk_part_kind)k, .start = f->start, .size = f->size};
 	}
 	return true;
 }
@@ -181,9 +183,14 @@ static void plan_keep(const struct disk_plan_input *in, const struct disk_info *
 	if (!types_ok) {
 		p->fix_types = is_canonical(in, d, p);
 		snprintf(p->reason, sizeof(p->reason), "%s",
-			 p->fix_types ? "compartd layout with unfinished type GUIDs, fixing them"
-				      : "compartd layout, some type GUIDs differ (left as they are)");
+			 p->fix_types
+			     ? "compartd layout with unfinished type GUIDs, fixing them"
+			     : "compartd layout, some type GUIDs differ (left as they are)");
 	}
+	if (!d->gpt_primary_valid && d->gpt_backup)
+		snprintf(p->reason, sizeof(p->reason),
+			 "compartd layout read from the backup GPT: primary header damaged, left "
+			 "as it is");
 	const struct disk_plan_part *g = &p->parts[p->n_parts - 1];
 	uint64_t last_end = 0;
 	for (int i = 0; i < d->n_parts; i++)
@@ -245,21 +252,29 @@ void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
 	    disk_layout_compute(in->layout, in->zone, d->size, p.parts, &p.n_parts) < 0) {
 		p.verdict = DISK_VERDICT_TOO_SMALL;
 		p.n_parts = 0;
-		snprintf(p.reason, sizeof(p.reason), "%" PRIu64 " MiB, need %" PRIu64 " MiB and room for the layout",
+		snprintf(p.reason, sizeof(p.reason),
+			 "%" PRIu64 " MiB, need %" PRIu64 " MiB and room for the layout",
 			 d->size / DISK_MIB, in->layout->min_disk / DISK_MIB);
 	} else if (disk_is_blank(d)) {
 		p.verdict = DISK_VERDICT_CREATE;
 		snprintf(p.reason, sizeof(p.reason), "blank");
 	} else if ((p.auth = find_auth(in, d)) >= 0) {
 		p.verdict = DISK_VERDICT_WIPED;
-		snprintf(p.reason, sizeof(p.reason), "wipe authorized by %s", in->auths[p.auth].id);
+		if (in->auths[p.auth].resume)
+			snprintf(p.reason, sizeof(p.reason),
+				 "finishing the partitioning the journal shows interrupted");
+		else
+			snprintf(p.reason, sizeof(p.reason), "wipe authorized by %s",
+				 in->auths[p.auth].id);
 	} else {
 		p.verdict = DISK_VERDICT_FOREIGN;
 		p.n_parts = 0;
 		if (why[0] && !strcmp(d->pttype, "gpt"))
-			(void)!snprintf(p.reason, sizeof(p.reason), "found %.150s (%.150s)", p.found, why);
+			(void)!snprintf(p.reason, sizeof(p.reason), "found %.150s (%.150s)",
+					p.found, why);
 		else
-			(void)!snprintf(p.reason, sizeof(p.reason), "found %.250s", p.found[0] ? p.found : "data");
+			(void)!snprintf(p.reason, sizeof(p.reason), "found %.250s",
+					p.found[0] ? p.found : "data");
 	}
 	*ret = p;
 }

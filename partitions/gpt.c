@@ -174,7 +174,8 @@ int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const
 		return -ENOMEM;
 	int r = read_hdr(fd, sector_size, 1, hb, &h);
 	if (r < 0 || read_hdr(fd, sector_size, h.alt_lba, hb, &h) < 0)
-		return log_error_errno(r < 0 ? r : -EBADMSG, "%s: GPT headers not valid, type GUIDs not set", path);
+		return log_error_errno(r < 0 ? r : -EBADMSG,
+				       "%s: GPT headers not valid, type GUIDs not set", path);
 	r = patch_table(fd, sector_size, 1, names, (const uint8_t(*)[16])g, n, &alt);
 	if (r >= 0)
 		r = patch_table(fd, sector_size, alt, names, (const uint8_t(*)[16])g, n, &dummy);

@@ -9,9 +9,9 @@
 #include <string.h>
 
 static const char *const step_kind_str[_JOURNAL_STEP_KIND_MAX] = {
-	[JOURNAL_STEP_PARTITION] = "partition", [JOURNAL_STEP_RAID] = "raid"};
+    [JOURNAL_STEP_PARTITION] = "partition", [JOURNAL_STEP_RAID] = "raid"};
 static const char *const step_state_str[_JOURNAL_STEP_STATE_MAX] = {
-	[JOURNAL_STEP_INTENT] = "intent", [JOURNAL_STEP_DONE] = "done"};
+    [JOURNAL_STEP_INTENT] = "intent", [JOURNAL_STEP_DONE] = "done"};
 
 const char *journal_step_kind_to_str(enum journal_step_kind k)
 {
@@ -190,7 +190,8 @@ static int decode_rec(struct journal_state *s, uint16_t tag, const uint8_t *v, u
 			return -EBADMSG;
 		struct journal_step *st = &s->steps[s->n_steps++];
 		size_t tl = (size_t)v[10] | (size_t)v[11] << 8;
-		if (v[8] >= _JOURNAL_STEP_KIND_MAX || v[9] >= _JOURNAL_STEP_STATE_MAX || tl > len - 12)
+		if (v[8] >= _JOURNAL_STEP_KIND_MAX || v[9] >= _JOURNAL_STEP_STATE_MAX ||
+		    tl > len - 12)
 			return -EBADMSG;
 		st->id = get_u64(v);
 		st->kind = v[8];
@@ -287,8 +288,8 @@ static void drop_oldest_done(struct journal_state *s)
 	s->n_steps--;
 }
 
-uint64_t journal_step_intent(struct journal_state *s, enum journal_step_kind k,
-			     const char *target, const char *detail)
+uint64_t journal_step_intent(struct journal_state *s, enum journal_step_kind k, const char *target,
+			     const char *detail)
 {
 	/* A retry of an unfinished step continues its record: one record per step. */
 	struct journal_step *st = (struct journal_step *)journal_step_pending(s, k, target);
@@ -296,7 +297,8 @@ uint64_t journal_step_intent(struct journal_state *s, enum journal_step_kind k,
 		if (s->n_steps == JOURNAL_MAX_STEPS)
 			drop_oldest_done(s);
 		st = &s->steps[s->n_steps++];
-		*st = (struct journal_step){.id = ++s->next_id, .kind = k, .state = JOURNAL_STEP_INTENT};
+		*st = (struct journal_step){
+		    .id = ++s->next_id, .kind = k, .state = JOURNAL_STEP_INTENT};
 		snprintf(st->target, sizeof(st->target), "%s", target);
 	}
 	snprintf(st->detail, sizeof(st->detail), "%s", detail ? detail : "");
@@ -320,8 +322,8 @@ const struct journal_step *journal_step_pending(const struct journal_state *s,
 	return NULL;
 }
 
-int journal_count_steps(const struct journal_state *s, enum journal_step_kind k,
-			const char *target, enum journal_step_state st)
+int journal_count_steps(const struct journal_state *s, enum journal_step_kind k, const char *target,
+			enum journal_step_state st)
 {
 	int n = 0;
 	for (int i = 0; i < s->n_steps; i++)
@@ -372,7 +374,8 @@ void journal_add_failed_config(struct journal_state *s, uint64_t version, const 
 		if (s->failed[i].version == version && !memcmp(s->failed[i].hash, hash, 32))
 			return;
 	if (s->n_failed == JOURNAL_MAX_FAILED) {
-		memmove(&s->failed[0], &s->failed[1], sizeof(s->failed[0]) * (JOURNAL_MAX_FAILED - 1));
+		memmove(&s->failed[0], &s->failed[1],
+			sizeof(s->failed[0]) * (JOURNAL_MAX_FAILED - 1));
 		s->n_failed--;
 	}
 	s->failed[s->n_failed].version = version;

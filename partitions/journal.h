@@ -19,18 +19,18 @@
 
 /* Payload tags (u16 tag, u16 zero, u32 length, value); unknown tags are skipped. */
 enum journal_tag {
-	JOURNAL_TAG_NODE = 1,       /* node name */
+	JOURNAL_TAG_NODE = 1,	    /* node name */
 	JOURNAL_TAG_CFG_GOOD = 2,   /* u64 version, 32-byte hash */
 	JOURNAL_TAG_CFG_FAILED = 3, /* same, repeated */
-	JOURNAL_TAG_ROLE = 4,       /* u8 kind, 7 zero, u64 epoch, role name */
-	JOURNAL_TAG_WIPE = 5,       /* u64 seq consumed at, authorization id */
-	JOURNAL_TAG_STEP = 6,       /* u64 id, u8 kind, u8 state, u16 target len, target, detail */
+	JOURNAL_TAG_ROLE = 4,	    /* u8 kind, 7 zero, u64 epoch, role name */
+	JOURNAL_TAG_WIPE = 5,	    /* u64 seq consumed at, authorization id */
+	JOURNAL_TAG_STEP = 6,	    /* u64 id, u8 kind, u8 state, u16 target len, target, detail */
 	JOURNAL_TAG_NEXT_ID = 7,    /* u64 next step id */
 };
 
 enum journal_step_kind {
 	JOURNAL_STEP_PARTITION, /* target: disk id; detail: verdict */
-	JOURNAL_STEP_RAID,      /* target: md name; detail: action */
+	JOURNAL_STEP_RAID,	/* target: md name; detail: action */
 	_JOURNAL_STEP_KIND_MAX
 };
 enum journal_step_state { JOURNAL_STEP_INTENT, JOURNAL_STEP_DONE, _JOURNAL_STEP_STATE_MAX };
@@ -87,14 +87,14 @@ int journal_decode_slot(const uint8_t *buf, size_t len, struct journal_state *re
 int journal_decode_payload(const uint8_t *p, size_t len, struct journal_state *ret);
 
 /* Records. */
-uint64_t journal_step_intent(struct journal_state *s, enum journal_step_kind k,
-			     const char *target, const char *detail);
+uint64_t journal_step_intent(struct journal_state *s, enum journal_step_kind k, const char *target,
+			     const char *detail);
 void journal_step_done(struct journal_state *s, uint64_t id);
 /* The pending intent for (kind, target), or NULL. */
 const struct journal_step *journal_step_pending(const struct journal_state *s,
 						enum journal_step_kind k, const char *target);
-int journal_count_steps(const struct journal_state *s, enum journal_step_kind k,
-			const char *target, enum journal_step_state st);
+int journal_count_steps(const struct journal_state *s, enum journal_step_kind k, const char *target,
+			enum journal_step_state st);
 bool journal_wipe_consumed(const struct journal_state *s, const char *id);
 void journal_wipe_record(struct journal_state *s, const char *id);
 void journal_set_role(struct journal_state *s, enum cfg_kind k, const char *role, uint64_t epoch);

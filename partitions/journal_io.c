@@ -60,7 +60,8 @@ int journal_read_dev(const struct journal_dev *d, struct journal_slot_info info[
 		     struct journal_state *ret)
 {
 	if (!area_ok(d))
-		return log_error_errno(-EINVAL, "%s: journal area too small or misaligned", d->path);
+		return log_error_errno(-EINVAL, "%s: journal area too small or misaligned",
+				       d->path);
 	bool direct;
 	int fd = open_dev(d->path, O_RDONLY, &direct);
 	if (fd < 0)
@@ -73,8 +74,8 @@ int journal_read_dev(const struct journal_dev *d, struct journal_slot_info info[
 		ssize_t l = slot_io(d->path, &fd, &direct, false, buf, JOURNAL_SLOT_SIZE, off);
 		info[i].seq = 0;
 		info[i].status = l == JOURNAL_SLOT_SIZE
-					 ? journal_decode_slot(buf, JOURNAL_SLOT_SIZE, &st[i])
-					 : -EIO;
+				     ? journal_decode_slot(buf, JOURNAL_SLOT_SIZE, &st[i])
+				     : -EIO;
 		if (info[i].status == 0) {
 			info[i].seq = st[i].seq;
 			if (best < 0 || st[i].seq > st[best].seq)
@@ -245,7 +246,8 @@ static void format_human(const struct journal_state *s, struct strbuf *o)
 	sb_printf(o, "sequence        %" PRIu64 "\nnode            %s\n", s->seq, s->node);
 	if (s->has_good) {
 		hex(s->good.hash, hx);
-		sb_printf(o, "good config     version %" PRIu64 ", blake2b %.16s…\n", s->good.version, hx);
+		sb_printf(o, "good config     version %" PRIu64 ", blake2b %.16s…\n",
+			  s->good.version, hx);
 	}
 	for (int i = 0; i < s->n_failed; i++)
 		sb_printf(o, "failed config   version %" PRIu64 "\n", s->failed[i].version);
@@ -254,7 +256,8 @@ static void format_human(const struct journal_state *s, struct strbuf *o)
 			sb_printf(o, "role %-10s %s (epoch %" PRIu64 ")\n", cfg_kind_to_str(k),
 				  s->roles[k].role, s->roles[k].epoch);
 	for (int i = 0; i < s->n_wipes; i++)
-		sb_printf(o, "wipe consumed   %s (seq %" PRIu64 ")\n", s->wipes[i].id, s->wipes[i].seq);
+		sb_printf(o, "wipe consumed   %s (seq %" PRIu64 ")\n", s->wipes[i].id,
+			  s->wipes[i].seq);
 	for (int i = 0; i < s->n_steps; i++)
 		sb_printf(o, "step %-4" PRIu64 "      %-9s %-6s %s %s\n", s->steps[i].id,
 			  journal_step_kind_to_str(s->steps[i].kind),

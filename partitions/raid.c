@@ -120,7 +120,8 @@ int raid_exec(char *const argv[], uint64_t timeout_us, struct strbuf *out)
 		for (;;) {
 			uint64_t now = now_usec();
 			struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-			if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000) + 1) <= 0)
+			if (now >= deadline ||
+			    poll(&pfd, 1, (int)((deadline - now) / 1000) + 1) <= 0)
 				break;
 			ssize_t l = read(p[0], buf, sizeof(buf));
 			if (l <= 0)
@@ -183,7 +184,8 @@ int raid_run_plan(const struct raid_driver *drv, const struct raid_input *in,
 		if (r < 0 && a->kind == RAID_ACT_READD) {
 			struct raid_action add = *a;
 			add.kind = RAID_ACT_ADD;
-			log_warn("raid %s: re-add of %s refused, adding it instead", in->name, a->devs[0]);
+			log_warn("raid %s: re-add of %s refused, adding it instead", in->name,
+				 a->devs[0]);
 			r = run_one(drv, in, &add);
 		}
 		if (r < 0)
@@ -191,7 +193,8 @@ int raid_run_plan(const struct raid_driver *drv, const struct raid_input *in,
 		raid_event(in, raid_action_to_str(a->kind), p);
 	}
 	if (p->ignored[0])
-		log_warn("raid %s: left alone (another array's superblock): %s", in->name, p->ignored);
+		log_warn("raid %s: left alone (another array's superblock): %s", in->name,
+			 p->ignored);
 	return 0;
 }
 
@@ -204,7 +207,8 @@ static void mark_in_array(struct raid_input *in, const char *detail)
 			continue;
 		size_t l = nl ? (size_t)(nl - eq - 1) : strlen(eq + 1);
 		for (int i = 0; i < in->n_members; i++)
-			if (strlen(in->members[i].dev) == l && !strncmp(in->members[i].dev, eq + 1, l))
+			if (strlen(in->members[i].dev) == l &&
+			    !strncmp(in->members[i].dev, eq + 1, l))
 				in->members[i].in_array = true;
 	}
 }
@@ -228,7 +232,8 @@ int raid_examine_members(const struct raid_driver *drv, struct raid_input *in)
 		r = raid_parse_examine(r == 0 && out.buf ? out.buf : "", m);
 		sb_free(&out);
 		if (r < 0)
-			return log_error_errno(r, "%s: cannot parse mdadm --examine output", m->dev);
+			return log_error_errno(r, "%s: cannot parse mdadm --examine output",
+					       m->dev);
 	}
 	if (in->running) {
 		char *argv[] = {(char *)drv->mdadm, "--detail", "--export", md, NULL};

@@ -13,8 +13,8 @@
 enum raid_action_kind {
 	RAID_ACT_CREATE,   /* mdadm --create, metadata 1.2, name, homehost; `missing` fills */
 	RAID_ACT_ASSEMBLE, /* mdadm --assemble --run with the fresh members */
-	RAID_ACT_READD,    /* mdadm MD --re-add: a returning member (older events) */
-	RAID_ACT_ADD,      /* mdadm MD --add: a new blank member */
+	RAID_ACT_READD,	   /* mdadm MD --re-add: a returning member (older events) */
+	RAID_ACT_ADD,	   /* mdadm MD --add: a new blank member */
 	_RAID_ACT_MAX
 };
 const char *raid_action_to_str(enum raid_action_kind k);
@@ -26,17 +26,17 @@ const char *raid_state_to_str(enum raid_state s);
 struct raid_member {
 	char dev[CFG_PATH_MAX];
 	bool has_sb;
-	char uuid[48];    /* MD_UUID */
-	char name[64];    /* MD_NAME, "homehost:name" */
-	char level[16];   /* MD_LEVEL */
-	uint64_t events;  /* MD_EVENTS */
-	bool in_array;    /* an active member of the running array */
+	char uuid[48];	 /* MD_UUID */
+	char name[64];	 /* MD_NAME, "homehost:name" */
+	char level[16];	 /* MD_LEVEL */
+	uint64_t events; /* MD_EVENTS */
+	bool in_array;	 /* an active member of the running array */
 };
 
 struct raid_input {
-	char name[16];                /* "infra" / "admin" */
-	char homehost[CFG_NAME_MAX];  /* node name */
-	bool running;                 /* /dev/md/<name> is assembled */
+	char name[16];		     /* "infra" / "admin" */
+	char homehost[CFG_NAME_MAX]; /* node name */
+	bool running;		     /* /dev/md/<name> is assembled */
 	char running_uuid[48];
 	struct raid_member members[RAID_MAX_MEMBERS];
 	int n_members;
@@ -44,9 +44,9 @@ struct raid_input {
 
 struct raid_action {
 	enum raid_action_kind kind;
-	char md[48];                 /* /dev/md/infra */
-	char uuid[48];               /* assemble */
-	int raid_devices;            /* create */
+	char md[48];				   /* /dev/md/infra */
+	char uuid[48];				   /* assemble */
+	int raid_devices;			   /* create */
 	char devs[RAID_MAX_MEMBERS][CFG_PATH_MAX]; /* create: "missing" allowed */
 	int n_devs;
 };
@@ -54,9 +54,9 @@ struct raid_action {
 struct raid_plan {
 	struct raid_action acts[RAID_MAX_ACTIONS];
 	int n_acts;
-	int up, total;              /* members expected active / slots after the actions */
-	enum raid_state state;      /* expected */
-	char ignored[256];          /* members left alone (another array's superblock) */
+	int up, total;	       /* members expected active / slots after the actions */
+	enum raid_state state; /* expected */
+	char ignored[256];     /* members left alone (another array's superblock) */
 };
 
 /* Pure. -EINVAL for a bad input (no members, unknown name). */

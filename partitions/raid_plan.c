@@ -6,12 +6,13 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const char *const act_str[_RAID_ACT_MAX] = {
-	[RAID_ACT_CREATE] = "create", [RAID_ACT_ASSEMBLE] = "assemble",
-	[RAID_ACT_READD] = "re-add",  [RAID_ACT_ADD] = "add"};
-static const char *const state_str[_RAID_STATE_MAX] = {
-	[RAID_STATE_CLEAN] = "clean", [RAID_STATE_DEGRADED] = "degraded",
-	[RAID_STATE_RESYNCING] = "resyncing"};
+static const char *const act_str[_RAID_ACT_MAX] = {[RAID_ACT_CREATE] = "create",
+						   [RAID_ACT_ASSEMBLE] = "assemble",
+						   [RAID_ACT_READD] = "re-add",
+						   [RAID_ACT_ADD] = "add"};
+static const char *const state_str[_RAID_STATE_MAX] = {[RAID_STATE_CLEAN] = "clean",
+						       [RAID_STATE_DEGRADED] = "degraded",
+						       [RAID_STATE_RESYNCING] = "resyncing"};
 
 const char *raid_action_to_str(enum raid_action_kind k)
 {
@@ -68,6 +69,61 @@ static void note_ignored(struct raid_plan *p, const struct raid_member *m)
 	snprintf(p->ignored + l, sizeof(p->ignored) - l, "%s%s(%s)", l ? " " : "", m->dev, m->name);
 }
 
+/* No array yet: create from every blank member; one disk gives a degraded mirror. */
+static int plan_create(const struct raid_input *in, const bool *ours, const char *md,
+		       struct raid_plan *p)
+{
+	struct raid_action *a = new_act(p, RAID_ACT_CREATE, md);
+	for (int i = 0; i < in->n_members; i++)
+		if (ours[i])
+			add_dev(a, in->members[i].dev);
+	if (a->n_devs == 0)
+		return -ENODEV;
+	a->raid_devices = a->n_devs < 2 ? 2 : a->n_devs;
+	p->up = a->n_devs;
+	p->total = a->raid_devices;
+	for (int i = a->n_devs; i < a->raid_devices; i++)
+		add_dev(a, "missing");
+	p->state = p->up < p->total ? RAID_STATE_DEGRADED : RAID_STATE_RESYNCING;
+	return 0;
+}
+
+/* The array exists: assemble it from its freshest members (unless running), re-add the
+ * older ones, add the blank ones. */
+static void plan_existing(const struct raid_input *in, const bool *ours, const char *md,
+			  const char *uuid, uint64_t max_ev, struct raid_plan *p)
+{
+	int up = 0, fresh = 0;
+	struct raid_action *as = NULL;
+	if (!in->running) {
+		as = new_act(p, RAID_ACT_ASSEMBLE, md);
+		snprintf(as->uuid, sizeof(as->uuid), "%s", uuid);
+	}
+	for (int i = 0; i < in->n_members; i++) {
+		const struct raid_member *m = &in->members[i];
+		if (!ours[i] || !m->has_sb)
+			continue;
+		up++;
+		if (in->running ? m->in_array : m->events == max_ev) {
+			if (as)
+				add_dev(as, m->dev);
+			fresh++;
+		} else {
+			add_dev(new_act(p, RAID_ACT_READD, md), m->dev);
+		}
+	}
+	for (int i = 0; i < in->n_members; i++)
+		if (ours[i] && !in->members[i].has_sb) {
+			add_dev(new_act(p, RAID_ACT_ADD, md), in->members[i].dev);
+			up++;
+		}
+	p->up = up;
+	p->total = up < 2 ? 2 : up;
+	p->state = up < 2	? RAID_STATE_DEGRADED
+		   : fresh < up ? RAID_STATE_RESYNCING
+				: RAID_STATE_CLEAN;
+}
+
 int raid_plan_make(const struct raid_input *in, struct raid_plan *ret)
 {
 	if (in->n_members < 1 || in->n_members > RAID_MAX_MEMBERS ||
@@ -79,59 +135,20 @@ int raid_plan_make(const struct raid_input *in, struct raid_plan *ret)
 	uint64_t max_ev;
 	const char *uuid = pick_uuid(in, &max_ev);
 	bool ours[RAID_MAX_MEMBERS] = {0};
-	int n_free = 0;
 	for (int i = 0; i < in->n_members; i++) {
 		const struct raid_member *m = &in->members[i];
 		if (m->has_sb && !(sb_is_ours(m, in->name) && uuid && !strcmp(m->uuid, uuid)))
 			note_ignored(&p, m); /* another array's member: never touched */
 		else
 			ours[i] = true;
-		n_free += ours[i] && !m->has_sb;
 	}
 	if (!uuid) {
-		/* No array yet: create from every blank member; one disk gives a degraded mirror. */
-		struct raid_action *a = new_act(&p, RAID_ACT_CREATE, md);
-		for (int i = 0; i < in->n_members; i++)
-			if (ours[i])
-				add_dev(a, in->members[i].dev);
-		if (a->n_devs == 0)
-			return -ENODEV;
-		a->raid_devices = a->n_devs < 2 ? 2 : a->n_devs;
-		p.up = a->n_devs;
-		p.total = a->raid_devices;
-		for (int i = a->n_devs; i < a->raid_devices; i++)
-			add_dev(a, "missing");
-		p.state = p.up < p.total ? RAID_STATE_DEGRADED : RAID_STATE_RESYNCING;
-		*ret = p;
-		return 0;
+		int r = plan_create(in, ours, md, &p);
+		if (r < 0)
+			return r;
+	} else {
+		plan_existing(in, ours, md, uuid, max_ev, &p);
 	}
-	int up = 0, fresh = 0;
-	struct raid_action *as = NULL;
-	if (!in->running) {
-		as = new_act(&p, RAID_ACT_ASSEMBLE, md);
-		snprintf(as->uuid, sizeof(as->uuid), "%s", uuid);
-	}
-	for (int i = 0; i < in->n_members; i++) {
-		const struct raid_member *m = &in->members[i];
-		if (!ours[i] || !m->has_sb)
-			continue;
-		if (in->running ? m->in_array : m->events == max_ev) {
-			if (as)
-				add_dev(as, m->dev);
-			up++;
-			fresh++;
-		} else {
-			add_dev(new_act(&p, RAID_ACT_READD, md), m->dev);
-			up++;
-		}
-	}
-	for (int i = 0; i < in->n_members; i++)
-		if (ours[i] && !in->members[i].has_sb)
-			add_dev(new_act(&p, RAID_ACT_ADD, md), in->members[i].dev);
-	p.up = up + n_free;
-	p.total = p.up < 2 ? 2 : p.up;
-	p.state = p.up < 2 ? RAID_STATE_DEGRADED
-			   : fresh < p.up ? RAID_STATE_RESYNCING : RAID_STATE_CLEAN;
 	*ret = p;
 	return 0;
 }

@@ -29,13 +29,14 @@ const char *__asan_default_options(void)
 #define MiB (1ULL << 20)
 #define IMG_SIZE (128 * MiB)
 
-static const char conf_text[] = "[cluster]\nname = t\nkey_file = /nonexistent/key\n"
-				"[pair p1]\n[compartment a]\nzone = mz\npair = p1\n"
-				"[compartment b]\nzone = dmz\npair = p1\n"
-				"[node a1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 52:54:00:00:00:01\n"
-				"[node b1]\ncompartment = b\nhandshake = 127.0.0.2\nmac = 52:54:00:00:00:02\n"
-				"[layout]\nboot = 8MiB\nstate = 2MiB\ninfra = 16MiB\nadmin = 5%\n"
-				"min_disk = 64MiB\nmin_guest = 16MiB\n";
+static const char conf_text[] =
+    "[cluster]\nname = t\nkey_file = /nonexistent/key\n"
+    "[pair p1]\n[compartment a]\nzone = mz\npair = p1\n"
+    "[compartment b]\nzone = dmz\npair = p1\n"
+    "[node a1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 52:54:00:00:00:01\n"
+    "[node b1]\ncompartment = b\nhandshake = 127.0.0.2\nmac = 52:54:00:00:00:02\n"
+    "[layout]\nboot = 8MiB\nstate = 2MiB\ninfra = 16MiB\nadmin = 5%\n"
+    "min_disk = 64MiB\nmin_guest = 16MiB\n";
 
 static char dir[128];
 static struct cfg *cfg;
@@ -103,8 +104,11 @@ static struct disk_bootstrap_result *run(const char *node, const char *const *di
 					 const char *const *approve, int n_approve, bool apply)
 {
 	struct disk_bootstrap_result *r = calloc(1, sizeof(*r));
-	struct disk_bootstrap_opts o = {.disks = disks, .n_disks = n, .approve = approve,
-					.n_approve = n_approve, .apply = apply};
+	struct disk_bootstrap_opts o = {.disks = disks,
+					.n_disks = n,
+					.approve = approve,
+					.n_approve = n_approve,
+					.apply = apply};
 	assert_non_null(r);
 	int self = cfg_find_node(cfg, node);
 	assert_true(self >= 0);
@@ -135,11 +139,14 @@ static void test_create_keep(void **state)
 	free(js);
 	/* partx reads the table through libblkid; blkid -p the whole disk. */
 	char *px = sh_out("partx -P -o NAME,TYPE,START,SECTORS %s", p);
-	assert_non_null(strstr(px, "NAME=\"cmpt-boot\" TYPE=\"bc13c2ff-59e6-4262-a352-b57c60c3fdb5\" "
-				   "START=\"2048\" SECTORS=\"16384\""));
-	assert_non_null(strstr(px, "NAME=\"cmpt-state\" TYPE=\"5d138929-4580-4ec8-8641-5c8ebfefe4b2\" "
-				   "START=\"18432\" SECTORS=\"4096\""));
-	assert_non_null(strstr(px, "NAME=\"cmpt-infra\" TYPE=\"a19d880f-05fc-4d3b-a006-743f0f84911e\""));
+	assert_non_null(strstr(px,
+			       "NAME=\"cmpt-boot\" TYPE=\"bc13c2ff-59e6-4262-a352-b57c60c3fdb5\" "
+			       "START=\"2048\" SECTORS=\"16384\""));
+	assert_non_null(strstr(px,
+			       "NAME=\"cmpt-state\" TYPE=\"5d138929-4580-4ec8-8641-5c8ebfefe4b2\" "
+			       "START=\"18432\" SECTORS=\"4096\""));
+	assert_non_null(
+	    strstr(px, "NAME=\"cmpt-infra\" TYPE=\"a19d880f-05fc-4d3b-a006-743f0f84911e\""));
 	free(px);
 	char *bl = sh_out("blkid -p -o export %s", p);
 	assert_non_null(strstr(bl, "PTTYPE=gpt"));
@@ -160,7 +167,8 @@ static void test_create_keep(void **state)
 	assert_true(r->journal_loaded);
 	assert_false(r->journal_written);
 	assert_string_equal(r->disks[0].info.ptuuid, ptuuid);
-	assert_int_equal(journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, p, JOURNAL_STEP_DONE), 1);
+	assert_int_equal(
+	    journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, p, JOURNAL_STEP_DONE), 1);
 	sha256_file(p, h2);
 	assert_memory_equal(h1, h2, 32);
 	free(r);
@@ -187,15 +195,15 @@ struct foreign_case {
 };
 
 static const struct foreign_case foreign[] = {
-	{"dos partition table", F_DOS, "dos"},
-	{"foreign gpt", F_GPT, "gpt"},
-	{"ext4", F_EXT4, "ext4"},
-	{"lvm pv", F_LVM, "LVM2_member"},
-	{"md 0.90 (end of disk)", F_MD090, "linux_raid_member"},
-	{"md 1.0 (end of disk)", F_MD10, "linux_raid_member"},
-	{"md 1.1", F_MD11, "linux_raid_member"},
-	{"md 1.2", F_MD12, "linux_raid_member"},
-	{"gpt, primary corrupt, backup intact", F_GPT_BACKUP, "gpt"},
+    {"dos partition table", F_DOS, "dos"},
+    {"foreign gpt", F_GPT, "gpt"},
+    {"ext4", F_EXT4, "ext4"},
+    {"lvm pv", F_LVM, "LVM2_member"},
+    {"md 0.90 (end of disk)", F_MD090, "linux_raid_member"},
+    {"md 1.0 (end of disk)", F_MD10, "linux_raid_member"},
+    {"md 1.1", F_MD11, "linux_raid_member"},
+    {"md 1.2", F_MD12, "linux_raid_member"},
+    {"gpt, primary corrupt, backup intact", F_GPT_BACKUP, "gpt"},
 };
 
 /* Returns false when the setup cannot be made here (e.g. no loop device for LVM). */
@@ -204,7 +212,8 @@ static bool make_foreign(const struct foreign_case *c, const char *p)
 	int fd;
 	switch (c->kind) {
 	case F_DOS:
-		return sh("echo 'label: dos\n,32M,83\n,,83' | sfdisk -q %s >/dev/null 2>&1", p) == 0;
+		return sh("echo 'label: dos\n,32M,83\n,,83' | sfdisk -q %s >/dev/null 2>&1", p) ==
+		       0;
 	case F_GPT:
 		return sh("sgdisk -n1:0:+20M -c1:data -n2:0:0 -c2:more %s >/dev/null 2>&1", p) == 0;
 	case F_EXT4:
@@ -212,7 +221,8 @@ static bool make_foreign(const struct foreign_case *c, const char *p)
 	case F_LVM:
 		return sh("d=$(losetup -f --show %s 2>/dev/null) || exit 1; "
 			  "LVM_SUPPRESS_FD_WARNINGS=1 pvcreate -q -y \"$d\" >/dev/null 2>&1; r=$?; "
-			  "losetup -d \"$d\"; exit $r", p) == 0;
+			  "losetup -d \"$d\"; exit $r",
+			  p) == 0;
 	case F_MD090:
 	case F_MD10:
 	case F_MD11:
@@ -220,15 +230,19 @@ static bool make_foreign(const struct foreign_case *c, const char *p)
 		fd = open(p, O_RDWR | O_CLOEXEC);
 		assert_true(fd >= 0);
 		int r = c->kind == F_MD090 ? md_write_v090(fd, IMG_SIZE, 0x33)
-			: md_write_v1(fd, IMG_SIZE, c->kind == F_MD10 ? "1.0" : c->kind == F_MD11 ? "1.1" : "1.2",
-				      "old:data", 0x44, 5);
+					   : md_write_v1(fd, IMG_SIZE,
+							 c->kind == F_MD10   ? "1.0"
+							 : c->kind == F_MD11 ? "1.1"
+									     : "1.2",
+							 "old:data", 0x44, 5);
 		close(fd);
 		return r == 0;
 	case F_GPT_BACKUP:
 		/* A GPT with data, then the primary header at LBA 1 destroyed. */
 		if (sh("sgdisk -n1:0:+20M -c1:data %s >/dev/null 2>&1", p) != 0)
 			return false;
-		return sh("dd if=/dev/urandom of=%s bs=512 seek=1 count=1 conv=notrunc status=none", p) == 0;
+		return sh("dd if=/dev/urandom of=%s bs=512 seek=1 count=1 conv=notrunc status=none",
+			  p) == 0;
 	}
 	return false;
 }
@@ -250,8 +264,9 @@ static void test_never_lose_data(void **state)
 		const char *disks[] = {p};
 		for (int apply = 0; apply < 2; apply++) {
 			struct disk_bootstrap_result *r = run("a1", disks, 1, NULL, 0, apply);
-			print_message("case %-40s %s: %s (%s)\n", c->name, apply ? "apply" : "plan ",
-				      disk_verdict_to_str(r->disks[0].plan.verdict), r->disks[0].plan.found);
+			print_message(
+			    "case %-40s %s: %s (%s)\n", c->name, apply ? "apply" : "plan ",
+			    disk_verdict_to_str(r->disks[0].plan.verdict), r->disks[0].plan.found);
 			assert_int_equal(r->disks[0].plan.verdict, DISK_VERDICT_FOREIGN);
 			assert_non_null(strstr(r->disks[0].plan.found, c->found));
 			free(r);
@@ -265,6 +280,19 @@ static void test_never_lose_data(void **state)
 			sha256_file(p, after);
 			assert_memory_equal(before, after, 32);
 		}
+		/* Authorized, the same disk is wiped clean of that signature and laid out. */
+		const char *approve[] = {p};
+		struct disk_bootstrap_result *r = run("a1", disks, 1, approve, 1, true);
+		assert_int_equal(r->disks[0].plan.verdict, DISK_VERDICT_WIPED);
+		assert_int_equal(r->disks[0].result, 0);
+		free(r);
+		char *bl = sh_out("blkid -p -o export %s; wipefs -n %s", p, p);
+		assert_null(strstr(bl, "linux_raid_member"));
+		assert_null(strstr(bl, "LVM2_member"));
+		assert_null(strstr(bl, "ext4"));
+		assert_null(strstr(bl, "dos"));
+		assert_non_null(strstr(bl, "PTTYPE=gpt"));
+		free(bl);
 		unlink(p);
 	}
 }
@@ -319,7 +347,8 @@ static void test_fix_types(void **state)
 	make_img(p, IMG_SIZE);
 	const char *disks[] = {p};
 	free(run("a1", disks, 1, NULL, 0, true));
-	const char *names[] = {"cmpt-state", "cmpt-boot"}, *guids[] = {DISK_GUID_LINUX, DISK_GUID_LINUX};
+	const char *names[] = {"cmpt-state", "cmpt-boot"},
+		   *guids[] = {DISK_GUID_LINUX, DISK_GUID_LINUX};
 	assert_int_equal(disk_gpt_set_types(p, 512, names, guids, 2), 0);
 	char *before = sh_out("sfdisk --json %s | grep -v '\"type\"'", p);
 	struct disk_bootstrap_result *r = run("a1", disks, 1, NULL, 0, false);
@@ -342,6 +371,138 @@ static void test_fix_types(void **state)
 	unlink(p);
 }
 
+/* Power lost inside the GPT write of the second disk: the table is torn (here: someone
+ * else's looking GPT), but the journal on the first disk holds the intent, so the next run
+ * redoes it; without the intent the same disk is foreign (test_never_lose_data). */
+static void test_resume_torn(void **state)
+{
+	char a[256], b[256];
+	img_path("ra.img", a, sizeof(a));
+	img_path("rb.img", b, sizeof(b));
+	make_img(a, IMG_SIZE);
+	make_img(b, IMG_SIZE);
+	const char *disks[] = {a, b}, *one[] = {a};
+	struct disk_bootstrap_result *r = run("a1", one, 1, NULL, 0, true);
+	struct journal_state *j = calloc(1, sizeof(*j));
+	*j = r->journal;
+	journal_step_intent(j, JOURNAL_STEP_PARTITION, b, "create");
+	assert_int_equal(journal_store(r->jdevs, r->n_jdevs, j), 0);
+	free(r);
+	assert_int_equal(sh("sgdisk -n1:0:+10M -c1:torn %s >/dev/null 2>&1", b), 0);
+	r = run("a1", disks, 2, NULL, 0, true);
+	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_WIPED);
+	assert_non_null(strstr(r->disks[1].plan.reason, "interrupted"));
+	assert_int_equal(r->disks[1].result, 0);
+	assert_false(journal_wipe_consumed(&r->journal, b));
+	assert_null(journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, b));
+	assert_int_equal(
+	    journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, b, JOURNAL_STEP_DONE), 1);
+	free(r);
+	/* Done now: torn again, it is foreign like any other. */
+	assert_int_equal(
+	    sh("sgdisk -Z %s >/dev/null 2>&1 && sgdisk -n1:0:+10M %s >/dev/null 2>&1", b, b), 0);
+	r = run("a1", disks, 2, NULL, 0, true);
+	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_FOREIGN);
+	free(r);
+	free(j);
+	unlink(a);
+	unlink(b);
+}
+
+static char *captured;
+static void on_finish(struct console_req *req)
+{
+	free(captured);
+	captured = strdup(req->out.buf ? req->out.buf : "");
+}
+
+/* The running agent's view: `disks` / `raid` on the console, and an operator approval
+ * that wipes one foreign disk once. */
+static void test_module_console(void **state)
+{
+	char a[256], b[256];
+	img_path("ma.img", a, sizeof(a));
+	img_path("mb.img", b, sizeof(b));
+	make_img(a, IMG_SIZE);
+	make_img(b, IMG_SIZE);
+	assert_int_equal(sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", b), 0);
+	const char *disks[] = {a, b};
+	struct disk_bootstrap_opts o = {.disks = disks, .n_disks = 2, .apply = true};
+	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
+	struct console *con = console_new(NULL);
+	assert_non_null(m);
+	assert_non_null(con);
+	assert_int_equal(disk_console_register(con, m), 0);
+	console_exec(con, "disks", false, on_finish, NULL, NULL);
+	assert_non_null(strstr(captured, "has not run"));
+	assert_int_equal(disk_module_bootstrap(m), 0);
+	console_exec(con, "disks --json", false, on_finish, NULL, NULL);
+	assert_non_null(strstr(captured, "\"verdict\":\"create\""));
+	assert_non_null(strstr(captured, "\"verdict\":\"foreign\""));
+	assert_non_null(strstr(captured, "\"found\":\"ext4\""));
+	console_exec(con, "disks", false, on_finish, NULL, NULL);
+	assert_non_null(strstr(captured, "cmpt-state   start"));
+	assert_non_null(strstr(captured, "foreign"));
+	/* Another module records its role; the next bootstrap reads it back. */
+	struct journal_state *js = disk_module_journal(m);
+	assert_non_null(js);
+	journal_set_role(js, CFG_KIND_INFRA, "master", 77);
+	assert_int_equal(disk_module_journal_store(m), 0);
+	console_exec(con, "raid --json", false, on_finish, NULL, NULL);
+	assert_string_equal(captured, "{\"arrays\":[]}\n");
+
+	struct strbuf msg;
+	sb_init(&msg);
+	assert_int_equal(disk_approve_wipe(m, a, &msg), -EINVAL); /* not foreign */
+	sb_reset(&msg);
+	assert_int_equal(disk_approve_wipe(m, "/dev/nothing", &msg), -ENOENT);
+	sb_reset(&msg);
+	assert_int_equal(disk_approve_wipe(m, b, &msg), 0);
+	assert_non_null(strstr(msg.buf, "wiped and partitioned"));
+	const struct disk_bootstrap_result *r = disk_module_result(m);
+	assert_int_equal(r->disks[1].plan.verdict, DISK_VERDICT_WIPED);
+	assert_int_equal(r->journal.roles[CFG_KIND_INFRA].epoch, 77);
+	assert_true(journal_wipe_consumed(&r->journal, b));
+	/* Foreign again: the same approval is spent. */
+	assert_int_equal(sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", b), 0);
+	assert_int_equal(disk_module_bootstrap(m), 0);
+	assert_int_equal(disk_module_result(m)->disks[1].plan.verdict, DISK_VERDICT_FOREIGN);
+	sb_free(&msg);
+	console_free(con);
+	disk_module_free(m);
+	free(captured);
+	captured = NULL;
+	unlink(a);
+	unlink(b);
+}
+
+/* Whole disks from a sysfs tree: partitions, loop/ram/md/dm/sr/nbd and empty devices are
+ * not disks; the order is stable. */
+static void test_sysfs_list(void **state)
+{
+	assert_int_equal(
+	    sh("cd %s && mkdir -p sys/block/sdb sys/block/sda sys/block/loop0 "
+	       "sys/block/md127 sys/block/dm-0 sys/block/sr0 sys/block/nbd0 sys/block/vda "
+	       "sys/block/nvme0n1 sys/block/sdc && for d in sda sdb loop0 md127 dm-0 sr0 nbd0 "
+	       "vda nvme0n1; do echo 2048 > sys/block/$d/size; done && echo 0 > sys/block/sdc/size",
+	       dir),
+	    0);
+	char root[256], paths[DISK_MAX][CFG_PATH_MAX];
+	snprintf(root, sizeof(root), "%s/sys", dir);
+	int n = disk_list_sysfs(root, paths, DISK_MAX);
+	assert_int_equal(n, 4);
+	assert_string_equal(paths[0], "/dev/nvme0n1");
+	assert_string_equal(paths[1], "/dev/sda");
+	assert_string_equal(paths[2], "/dev/sdb");
+	assert_string_equal(paths[3], "/dev/vda");
+	char pp[64];
+	disk_part_path("/dev/nvme0n1", 3, pp, sizeof(pp));
+	assert_string_equal(pp, "/dev/nvme0n1p3");
+	disk_part_path("/dev/vda", 3, pp, sizeof(pp));
+	assert_string_equal(pp, "/dev/vda3");
+	assert_true(disk_list_sysfs("/nonexistent", paths, DISK_MAX) < 0);
+}
+
 static int setup(void **state)
 {
 	const char *t = getenv("TMPDIR");
@@ -362,10 +523,10 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_keep),
-		cmocka_unit_test(test_never_lose_data),
-		cmocka_unit_test(test_wipe_once),
-		cmocka_unit_test(test_fix_types),
+	    cmocka_unit_test(test_create_keep),	   cmocka_unit_test(test_never_lose_data),
+	    cmocka_unit_test(test_wipe_once),	   cmocka_unit_test(test_fix_types),
+	    cmocka_unit_test(test_module_console), cmocka_unit_test(test_resume_torn),
+	    cmocka_unit_test(test_sysfs_list),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

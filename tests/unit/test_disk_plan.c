@@ -430,7 +430,7 @@ static void test_table(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const struct plan_case *c = &cases[i];
 		struct disk_info d;
-		struct disk_auth a = {{0}};
+		struct disk_auth a = {.resume = false};
 		build(c, &l, &d);
 		if (c->auth)
 			snprintf(a.id, sizeof(a.id), "%s", c->auth);

@@ -58,7 +58,8 @@ static void test_roundtrip(void **state)
 	assert_true(journal_wipe_consumed(d, "SERIAL-1"));
 	assert_false(journal_wipe_consumed(d, "SERIAL-2"));
 	assert_int_equal(d->n_steps, 2);
-	assert_int_equal(journal_count_steps(d, JOURNAL_STEP_PARTITION, "SERIAL-1", JOURNAL_STEP_DONE), 1);
+	assert_int_equal(
+	    journal_count_steps(d, JOURNAL_STEP_PARTITION, "SERIAL-1", JOURNAL_STEP_DONE), 1);
 	assert_non_null(journal_step_pending(d, JOURNAL_STEP_RAID, "md:infra"));
 	assert_null(journal_step_pending(d, JOURNAL_STEP_PARTITION, "SERIAL-1"));
 	assert_int_equal(d->next_id, s->next_id);
@@ -106,18 +107,21 @@ struct payload_case {
 };
 
 static const struct payload_case payloads[] = {
-	{"empty", {0}, 0, 0},
-	{"short record header", {1, 0, 0}, 3, -EBADMSG},
-	{"length past end", {1, 0, 0, 0, 9, 0, 0, 0, 'a'}, 9, -EBADMSG},
-	{"node", {1, 0, 0, 0, 2, 0, 0, 0, 'a', '1'}, 10, 0},
-	{"node with NUL", {1, 0, 0, 0, 2, 0, 0, 0, 'a', 0}, 10, -EBADMSG},
-	{"unknown tag skipped", {99, 0, 0, 0, 1, 0, 0, 0, 'x'}, 9, 0},
-	{"good config short", {2, 0, 0, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, 16, -EBADMSG},
-	{"role bad kind", {4, 0, 0, 0, 16, 0, 0, 0, 9}, 24, -EBADMSG},
-	{"step bad state", {6, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0}, 20, -EBADMSG},
-	{"step target too long", {6, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0}, 20, -EBADMSG},
-	{"step ok", {6, 0, 0, 0, 13, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 'd'}, 21, 0},
-	{"next id wrong length", {7, 0, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4}, 12, -EBADMSG},
+    {"empty", {0}, 0, 0},
+    {"short record header", {1, 0, 0}, 3, -EBADMSG},
+    {"length past end", {1, 0, 0, 0, 9, 0, 0, 0, 'a'}, 9, -EBADMSG},
+    {"node", {1, 0, 0, 0, 2, 0, 0, 0, 'a', '1'}, 10, 0},
+    {"node with NUL", {1, 0, 0, 0, 2, 0, 0, 0, 'a', 0}, 10, -EBADMSG},
+    {"unknown tag skipped", {99, 0, 0, 0, 1, 0, 0, 0, 'x'}, 9, 0},
+    {"good config short", {2, 0, 0, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, 16, -EBADMSG},
+    {"role bad kind", {4, 0, 0, 0, 16, 0, 0, 0, 9}, 24, -EBADMSG},
+    {"step bad state", {6, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0}, 20, -EBADMSG},
+    {"step target too long",
+     {6, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0},
+     20,
+     -EBADMSG},
+    {"step ok", {6, 0, 0, 0, 13, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 'd'}, 21, 0},
+    {"next id wrong length", {7, 0, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4}, 12, -EBADMSG},
 };
 
 static void test_payloads(void **state)
@@ -127,7 +131,8 @@ static void test_payloads(void **state)
 		memset(d, 0, sizeof(*d));
 		int r = journal_decode_payload(payloads[i].bytes, payloads[i].len, d);
 		if (r != payloads[i].expect)
-			fail_msg("%s: got %d, expected %d", payloads[i].name, r, payloads[i].expect);
+			fail_msg("%s: got %d, expected %d", payloads[i].name, r,
+				 payloads[i].expect);
 	}
 	free(d);
 }
@@ -144,6 +149,16 @@ static void test_records_bounded(void **state)
 		snprintf(t, sizeof(t), "w%d", i);
 		journal_wipe_record(s, t);
 	}
+	assert_int_equal(s->n_steps, JOURNAL_MAX_STEPS);
+	/* A retried step continues its pending record instead of adding one. */
+	uint64_t a = journal_step_intent(s, JOURNAL_STEP_RAID, "md:infra", "create");
+	uint64_t b = journal_step_intent(s, JOURNAL_STEP_RAID, "md:infra", "assemble");
+	assert_int_equal(a, b);
+	assert_string_equal(journal_step_pending(s, JOURNAL_STEP_RAID, "md:infra")->detail,
+			    "assemble");
+	journal_step_done(s, b);
+	assert_int_equal(journal_count_steps(s, JOURNAL_STEP_RAID, "md:infra", JOURNAL_STEP_DONE),
+			 1);
 	assert_int_equal(s->n_steps, JOURNAL_MAX_STEPS);
 	assert_int_equal(s->n_wipes, JOURNAL_MAX_WIPES);
 	/* The pending intent survives while done records make room. */
@@ -267,9 +282,9 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_corruption),
-		cmocka_unit_test(test_payloads),    cmocka_unit_test(test_records_bounded),
-		cmocka_unit_test(test_devices),     cmocka_unit_test(test_tmpfs),
+	    cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_corruption),
+	    cmocka_unit_test(test_payloads),  cmocka_unit_test(test_records_bounded),
+	    cmocka_unit_test(test_devices),   cmocka_unit_test(test_tmpfs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

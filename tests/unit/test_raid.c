@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -298,6 +299,46 @@ static void test_examine_real(void **state)
 	rmdir(dir);
 }
 
+/* The driver's sequencing, with a stand-in for mdadm (the host has no md driver; the real
+ * mdadm runs in the QEMU rig): every command line is recorded, a refused re-add falls back
+ * to add, and a failing command stops the plan with its exit status checked. */
+static void test_driver_sequence(void **state)
+{
+	char dir[] = "/var/tmp/test-raid-drv-XXXXXX", script[128], log[128], cmd[512];
+	assert_non_null(mkdtemp(dir));
+	snprintf(script, sizeof(script), "%s/mdadm", dir);
+	snprintf(log, sizeof(log), "%s/log", dir);
+	FILE *f = fopen(script, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"#!/bin/sh\necho \"$*\" >> %s\n"
+		"case \"$*\" in *--re-add*) exit 1;; *fail-me*) exit 2;; esac\nexit 0\n",
+		log);
+	fclose(f);
+	assert_int_equal(chmod(script, 0755), 0);
+	struct raid_input in;
+	struct raid_plan p;
+	build_input(&cases[3], &in); /* stale member: assemble + re-add */
+	assert_int_equal(raid_plan_make(&in, &p), 0);
+	struct raid_driver drv = {.mdadm = script, .timeout_us = 5 * USEC_PER_SEC};
+	assert_int_equal(raid_run_plan(&drv, &in, &p), 0);
+	char *text = NULL;
+	size_t len;
+	assert_int_equal(read_full_file(log, 1 << 16, &text, &len), 0);
+	assert_string_equal(text, "--assemble /dev/md/infra --run --uuid=" U1 " /dev/a3\n"
+				  "--manage /dev/md/infra --re-add /dev/b3\n"
+				  "--manage /dev/md/infra --add /dev/b3\n");
+	free(text);
+	/* A failing step stops the plan. */
+	snprintf(p.acts[0].uuid, sizeof(p.acts[0].uuid), "fail-me");
+	assert_int_equal(raid_run_plan(&drv, &in, &p), -EIO);
+	assert_int_equal(read_full_file(log, 1 << 16, &text, &len), 0);
+	assert_null(strstr(text, "fail-me /dev/a3\n--manage"));
+	free(text);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
@@ -306,6 +347,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_examine),
 	    cmocka_unit_test(test_exec),
 	    cmocka_unit_test(test_examine_real),
+	    cmocka_unit_test(test_driver_sequence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,217 @@
+/* The checks across sections (references, duplicates, required keys, timing sanity),
+ * and the entry points that run the parser then them. */
+#include "config_internal.h"
+
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <string.h>
+
+/* ---- cross-section checks ---- */
+
+static void perr_at(struct parse_ctx *p, int line, const char *key, const char *fmt, ...)
+	_printf_(4, 5);
+static void perr_at(struct parse_ctx *p, int line, const char *key, const char *fmt, ...)
+{
+	p->n_errors++;
+	if (!p->errors)
+		return;
+	if (line > 0)
+		sb_printf(p->errors, "%s:%d: ", p->path, line);
+	else
+		sb_printf(p->errors, "%s: ", p->path);
+	if (key)
+		sb_printf(p->errors, "%s: ", key);
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(p->errors, fmt, ap);
+	va_end(ap);
+	sb_putc(p->errors, '\n');
+}
+
+static void set_port_default(struct cfg_addr *a, uint16_t port)
+{
+	if (a->ss.ss_family == AF_INET && ((struct sockaddr_in *)&a->ss)->sin_port == 0)
+		((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+	else if (a->ss.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&a->ss)->sin6_port == 0)
+		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
+static void check_storage(struct parse_ctx *p, struct cfg_storage *s, int si, int line,
+			  const char *what)
+{
+	struct cfg *c = p->cfg;
+	if (!s->target[0])
+		perr_at(p, line, "target", "missing in [%s]", what);
+	if (s->n_portals == 0)
+		perr_at(p, line, "portal", "[%s] needs at least one portal", what);
+	for (int i = 0; i < s->n_portals; i++) {
+		int ci = cfg_find_compartment(c, p->portal_comp_name[si][i]);
+		if (ci < 0)
+			perr_at(p, p->portal_line[si][i], "portal", "no compartment '%s'",
+				p->portal_comp_name[si][i]);
+		s->portals[i].compartment = ci;
+		for (int j = 0; j < i; j++)
+			if (s->portals[j].port == s->portals[i].port &&
+			    strcmp(s->portals[j].host, s->portals[i].host) == 0)
+				perr_at(p, p->portal_line[si][i], "portal", "%s:%u is listed twice",
+					s->portals[i].host, s->portals[i].port);
+	}
+	if (s->chap_user[0] && !s->chap_secret_file[0])
+		perr_at(p, line, "chap_secret_file", "[%s] has chap_user but no chap_secret_file",
+			what);
+	if (!s->chap_user[0] && s->chap_secret_file[0])
+		perr_at(p, line, "chap_user", "[%s] has chap_secret_file but no chap_user", what);
+}
+
+static void check_nodes(struct parse_ctx *p)
+{
+	struct cfg *c = p->cfg;
+	for (int i = 0; i < c->n_nodes; i++) {
+		struct cfg_node *n = &c->nodes[i];
+		int line = p->node_line[i];
+		if (!p->node_comp_name[i][0]) {
+			perr_at(p, line, "compartment", "missing in [node %s]", n->name);
+		} else {
+			n->compartment = cfg_find_compartment(c, p->node_comp_name[i]);
+			if (n->compartment < 0)
+				perr_at(p, line, "compartment", "[node %s]: no compartment '%s'",
+					n->name, p->node_comp_name[i]);
+		}
+		if (n->handshake.len == 0)
+			perr_at(p, line, "handshake", "missing in [node %s]", n->name);
+		set_port_default(&n->handshake, c->port);
+		if (n->has_external)
+			set_port_default(&n->external, c->port);
+		if (!n->disks_auto && n->n_disks == 0)
+			n->disks_auto = true;
+		for (int j = 0; j < i; j++) {
+			const struct cfg_node *o = &c->nodes[j];
+			if (n->handshake.len && cfg_addr_equal(&n->handshake, &o->handshake))
+				perr_at(p, line, "handshake", "[node %s] has the address of node %s",
+					n->name, o->name);
+			for (int a = 0; a < n->n_macs; a++)
+				for (int b = 0; b < o->n_macs; b++)
+					if (memcmp(n->macs[a], o->macs[b], 6) == 0) {
+						char m[18];
+						format_mac(n->macs[a], m);
+						perr_at(p, line, "mac",
+							"[node %s]: %s belongs to node %s too",
+							n->name, m, o->name);
+					}
+		}
+	}
+}
+
+static void check_cfg(struct parse_ctx *p)
+{
+	struct cfg *c = p->cfg;
+	if (!c->name[0])
+		perr_at(p, p->cluster_line, "name", "missing in [cluster]");
+	if (!c->key_file[0])
+		perr_at(p, p->cluster_line, "key_file", "missing in [cluster]");
+	if (c->n_pairs == 0)
+		perr_at(p, 0, NULL, "no [pair NAME] section");
+	for (int i = 0; i < c->n_compartments; i++) {
+		struct cfg_compartment *co = &c->compartments[i];
+		if (!p->comp_has_zone[i])
+			perr_at(p, p->comp_line[i], "zone", "missing in [compartment %s]", co->name);
+		if (!p->comp_pair_name[i][0]) {
+			perr_at(p, p->comp_line[i], "pair", "missing in [compartment %s]", co->name);
+			co->pair = -1;
+			continue;
+		}
+		co->pair = cfg_find_pair(c, p->comp_pair_name[i]);
+		if (co->pair < 0)
+			perr_at(p, p->comp_line[i], "pair", "[compartment %s]: no pair '%s'",
+				co->name, p->comp_pair_name[i]);
+	}
+	for (int i = 0; i < c->n_pairs; i++) {
+		int n = 0;
+		for (int j = 0; j < c->n_compartments; j++)
+			n += c->compartments[j].pair == i;
+		if (n != 2)
+			perr_at(p, 0, NULL, "[pair %s] has %d compartments; a pair has exactly 2",
+				c->pairs[i].name, n);
+	}
+	if (c->n_nodes == 0)
+		perr_at(p, 0, NULL, "no [node NAME] section");
+	check_nodes(p);
+	for (int i = 0; i < c->n_storage; i++) {
+		char what[64];
+		snprintf(what, sizeof(what), "storage %s", c->storage[i].name);
+		check_storage(p, &c->storage[i], i, p->storage_line[i], what);
+	}
+	if (p->quorum_none) {
+		c->has_quorum = false;
+	} else if (c->has_quorum) {
+		snprintf(c->quorum.name, sizeof(c->quorum.name), "quorum");
+		check_storage(p, &c->quorum, CFG_MAX_STORAGE, 0, "quorum");
+	}
+	struct cfg_timeouts *t = &c->timeouts;
+	if (!p->lease_set)
+		t->lease = 2 * t->disk_heartbeat_interval;
+	if (t->lease <= t->disk_heartbeat_interval)
+		perr_at(p, 0, "lease", "must be longer than disk_heartbeat_interval");
+	if (t->handshake_timeout > t->handshake_window)
+		perr_at(p, 0, "handshake_timeout", "is longer than handshake_window");
+}
+
+int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_override *ovr,
+	      size_t n_ovr, struct cfg **ret, struct strbuf *errors)
+{
+	if (len > CFG_MAX_TEXT) {
+		if (errors)
+			sb_printf(errors, "%s: larger than %u bytes\n", path, CFG_MAX_TEXT);
+		return -EINVAL;
+	}
+	struct cfg *c = calloc(1, sizeof(*c));
+	struct parse_ctx *p = calloc(1, sizeof(*p));
+	if (!c || !p) {
+		free(c);
+		free(p);
+		return -ENOMEM;
+	}
+	cfg_set_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	crypto_generichash(c->hash, sizeof(c->hash), (const unsigned char *)text, len, NULL, 0);
+	p->cfg = c;
+	p->path = path;
+	p->errors = errors;
+	cfg_parse_text(p, text, len);
+	for (size_t i = 0; i < n_ovr; i++)
+		cfg_apply_override(p, &ovr[i]);
+	check_cfg(p);
+	int nerr = p->n_errors;
+	free(p);
+	if (nerr) {
+		free(c);
+		return -EINVAL;
+	}
+	*ret = c;
+	return 0;
+}
+
+int cfg_load(const char *path, const struct cfg_override *ovr, size_t n_ovr, struct cfg **ret,
+	     struct strbuf *errors)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = read_full_file(path, CFG_MAX_TEXT, &text, &len);
+	if (r < 0) {
+		if (errors)
+			sb_printf(errors, "%s: cannot read: %s\n", path, strerror(-r));
+		return r;
+	}
+	return cfg_parse(path, text, len, ovr, n_ovr, ret, errors);
+}
+
+struct cfg *cfg_free(struct cfg *c)
+{
+	free(c);
+	return NULL;
+}
+
+void cfg_hash_hex(const struct cfg *c, char out[65])
+{
+	sodium_bin2hex(out, 65, c->hash, sizeof(c->hash));
+}
