@@ -82,33 +82,34 @@ static void nl_nest_end(struct nlbuf *m)
 	((struct nlattr *)(m->b + at))->nla_len = (uint16_t)(m->len - at);
 }
 
-/* Sends the message and reads the answer into `reply`; returns 0 or the kernel's -errno. */
+/* Sends the message; the kernel's answer (if any) replaces it in `m`, `reply` is the receive
+ * buffer. Returns 0 (the ACK) or the kernel's -errno. */
 static int nl_talk(int fd, struct nlbuf *m, struct nlbuf *reply)
 {
 	nl_hdr(m)->nlmsg_len = (uint32_t)m->len;
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	if (sendto(fd, m->b, m->len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
-	int result = 1;
-	for (int round = 0; round < 8 && result == 1; round++) {
+	for (int round = 0; round < 8; round++) {
 		ssize_t n = recv(fd, reply->b, sizeof(reply->b), 0);
 		if (n < 0)
 			return -errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)reply->b; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n)) {
+		int len = (int)n;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)reply->b; NLMSG_OK(h, len);
+		     h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(h);
+				const struct nlmsgerr *e = NLMSG_DATA(h);
 				return e->error;
 			}
 			if (h->nlmsg_type != NLMSG_DONE) {
-				/* keep the data message; the ACK follows */
+				/* Keep the data message (the answer); the ACK follows. */
 				size_t l = h->nlmsg_len < NL_BUF ? h->nlmsg_len : NL_BUF;
 				memmove(m->b, h, l);
 				m->len = l;
 			}
 		}
 	}
-	return 0;
+	return -ETIMEDOUT;
 }
 
 /* Finds a u16/u32 attribute at the top level of a genetlink message. */
