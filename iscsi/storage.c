@@ -299,6 +299,12 @@ static int serve_main(int argc, char **argv)
 		return 1;
 	}
 	sb_free(&err);
+	if (o.so.listen && !o.so.only && cfg->n_storage > 1) {
+		fprintf(stderr, "%s has %d storage sections: --listen needs --storage NAME\n",
+			o.config, cfg->n_storage);
+		cfg_free(cfg);
+		return 2;
+	}
 	if (cfg_find_node(cfg, o.node) < 0) {
 		fprintf(stderr, "node %s is not in %s\n", o.node, o.config);
 		cfg_free(cfg);
