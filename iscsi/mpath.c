@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
@@ -727,6 +728,12 @@ static void teardown(struct path *p)
 {
 	if (!p->dead_ctx)
 		return;
+	/* Reset, not close: commands still in the socket's send queue must never reach the
+	 * target later (after the path came back), where they could overwrite newer data. */
+	int fd = iscsi_get_fd(p->dead_ctx);
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){.l_onoff = 1},
+				 sizeof(struct linger));
 	iscsi_destroy_context(p->dead_ctx); /* may call back with CANCELLED: orphans free */
 	p->dead_ctx = NULL;
 	while (p->slots)
