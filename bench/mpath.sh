@@ -139,6 +139,60 @@ stall_run kill
 stall_run stop
 R[stall_kill]=$(printf '%.2f' "$(cat "$tmp/stall-kill")")
 R[stall_hang]=$(printf '%.2f' "$(cat "$tmp/stall-stop")")
+
+# ---- the rig: the same LU through the kernel (/dev/nbd0) in a QEMU guest ----
+# One node, mirror0 on both portals (the rig's tgtd serves both); 1 path = leg b down.
+# The guest is emulated (no KVM here), so its figures are far below the host's.
+rig_bench() {
+	. "$top/images/rig/lib.sh"
+	(rig_require) >/dev/null 2>&1 || { echo "rig cannot run here"; return 1; }
+	rig_require
+	RIG_LOGS=$tmp/rig-logs
+	rig_init
+	trap 'rig_down; cleanup' EXIT
+	rig_up >/dev/null
+	rig_node_start a1 2>/dev/null
+	rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 150 >/dev/null
+	rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
+	local dd_w='dd if=/dev/zero of=/dev/nbd0 bs=1M count=64 conv=fsync 2>&1 | tail -1'
+	local dd_r='echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/nbd0 of=/dev/null bs=1M count=64 2>&1 | tail -1'
+	local n out
+	for n in 2 1; do
+		if [ $n = 1 ]; then
+			rig_mark a1
+			rig_storage_link b down 2>/dev/null
+			rig_wait_for a1 'portal=10.77.2.100:3260 state=failed' 20 >/dev/null
+		fi
+		out=$(rig_sh a1 "$dd_w; $dd_r" 120)
+		echo "rig, $n path(s): $(tr '\n' ' ' <<<"$out")"
+		R[rig_seq_$n]=$(sed -n 's/.* \([0-9.]*\)MB\/s.*/\1/p' <<<"$out" |
+			awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n; else print "n/a" }')
+	done
+	rig_mark a1
+	rig_storage_link b up 2>/dev/null
+	rig_wait_for a1 'portal=10.77.2.100:3260 state=reinstated' 30 >/dev/null
+	# The stall: O_DIRECT 64 KiB writes in a loop, each completion stamped from
+	# /proc/uptime; leg a goes down for 5s.
+	rig_sh a1 "dd if=/dev/urandom of=/tmp/w bs=64k count=1 2>/dev/null; rm -f /tmp/stop; printf '%s\n' 'while [ ! -e /tmp/stop ]; do dd if=/tmp/w of=/dev/nbd0 bs=64k seek=9 oflag=direct 2>/dev/null || echo ERR; cut -d\" \" -f1 /proc/uptime; done' >/tmp/st.sh; setsid sh /tmp/st.sh </dev/null >/tmp/st.log 2>&1 &" 30 >/dev/null
+	sleep 3
+	rig_mark a1
+	rig_storage_link a down 2>/dev/null
+	rig_wait_for a1 'portal=10.77.1.100:3260 state=failed' 20 >/dev/null
+	sleep 3
+	rig_storage_link a up 2>/dev/null
+	rig_wait_for a1 'portal=10.77.1.100:3260 state=reinstated' 30 >/dev/null
+	out=$(rig_sh a1 'touch /tmp/stop; sleep 1; grep -c ERR /tmp/st.log; awk "NR > 1 { d = \$1 - p; if (d > m) m = d } { p = \$1 } END { printf \"STALL %.2f %d\\n\", m, NR }" /tmp/st.log' 60)
+	echo "rig stall run: $(tr '\n' ' ' <<<"$out")"
+	R[rig_stall]=$(sed -n 's/^STALL \([0-9.]*\) .*/\1/p' <<<"$out")
+	rig_down >/dev/null 2>&1
+	trap cleanup EXIT
+}
+R[rig_seq_1]=n/a R[rig_seq_2]=n/a R[rig_stall]=n/a
+if [ -f "$top/images/rig/lib.sh" ] && [ -z "${NO_RIG:-}" ]; then
+	rig_bench || echo "rig figures: n/a (the rig did not run)"
+else
+	echo "rig figures: n/a: the QEMU rig (images/rig/lib.sh) is not in this tree"
+fi
 stall=$(echo "if (${R[stall_kill]} > ${R[stall_hang]}) ${R[stall_kill]} else ${R[stall_hang]}" | bc)
 speedup=$(echo "scale=2; ${R[seq_2]} / ${R[seq_1]}" | bc)
 
@@ -148,9 +202,11 @@ printf '%-34s %12s %12s %14s\n' "sequential read MB/s (1M, qd8)" "${R[seq_r_1]}"
 printf '%-34s %12s %12s %14s\n' "sequential write+read MB/s" "${R[seq_1]}" "${R[seq_2]}" n/a
 printf '%-34s %12s %12s %14s\n' "random 4k read IOPS (qd32)" "${R[rand_r_1]}" "${R[rand_r_2]}" n/a
 printf '%-34s %12s %12s %14s\n' "random 4k write IOPS (qd32)" "${R[rand_w_1]}" "${R[rand_w_2]}" n/a
+printf '%-34s %12s %12s %14s\n' "rig guest /dev/nbd0 seq MB/s" "${R[rig_seq_1]}" "${R[rig_seq_2]}" n/a
 printf '%-34s %12s\n' "longest stall, tgtd killed (s)" "${R[stall_kill]}"
 printf '%-34s %12s   (path_timeout 2s)\n' "longest stall, tgtd stopped (s)" "${R[stall_hang]}"
-echo "dm-multipath: n/a: the host kernel has no iSCSI initiator or device-mapper, and the QEMU"
-echo "rig with the comparison image (iscsistart + multipath-tools) is not in main yet."
+printf '%-34s %12s   (path_timeout 2s)\n' "longest stall, rig leg down (s)" "${R[rig_stall]}"
+echo "dm-multipath: n/a: the host kernel has no iSCSI initiator or device-mapper, and the rig"
+echo "has no comparison image (open-iscsi iscsistart + multipath-tools) to boot a guest with."
 rand2=$(((${R[rand_r_2]} + ${R[rand_w_2]}) / 2))
 echo "result: stall_s=$stall stall_dm_s=n/a seq_1path_mbs=${R[seq_1]} seq_2path_mbs=${R[seq_2]} seq_dm_mbs=n/a rand4k_2path_iops=$rand2 rand4k_dm_iops=n/a rr_speedup=$speedup"
