@@ -154,8 +154,9 @@ rig_bench() {
 	rig_node_start a1 2>/dev/null
 	rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 150 >/dev/null
 	rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
-	local dd_w='dd if=/dev/zero of=/dev/nbd0 bs=1M count=64 conv=fsync 2>&1 | tail -1'
-	local dd_r='echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/nbd0 of=/dev/null bs=1M count=64 2>&1 | tail -1'
+	# busybox dd prints no rate: the guest stamps /proc/uptime around each pass.
+	local up='cut -d" " -f1 /proc/uptime'
+	local seq="a=\$($up); dd if=/dev/zero of=/dev/nbd0 bs=1M count=64 conv=fsync 2>/dev/null; b=\$($up); echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/nbd0 of=/dev/null bs=1M count=64 2>/dev/null; c=\$($up); echo T \$a \$b \$c"
 	local n out
 	for n in 2 1; do
 		if [ $n = 1 ]; then
@@ -163,17 +164,17 @@ rig_bench() {
 			rig_storage_link b down 2>/dev/null
 			rig_wait_for a1 'portal=10.77.2.100:3260 state=failed' 20 >/dev/null
 		fi
-		out=$(rig_sh a1 "$dd_w; $dd_r" 120)
-		echo "rig, $n path(s): $(tr '\n' ' ' <<<"$out")"
-		R[rig_seq_$n]=$(sed -n 's/.* \([0-9.]*\)MB\/s.*/\1/p' <<<"$out" |
-			awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n; else print "n/a" }')
+		out=$(rig_sh a1 "$seq" 120)
+		R[rig_seq_$n]=$(awk '/^T / { w = 64 * 1.048576 / ($3 - $2); r = 64 * 1.048576 / ($4 - $3); printf "%.1f", (w + r) / 2 }' <<<"$out")
+		echo "rig, $n path(s): $(tr '\n' ' ' <<<"$out")-> ${R[rig_seq_$n]} MB/s (mean of write and read)"
+		[ -n "${R[rig_seq_$n]}" ] || R[rig_seq_$n]=n/a
 	done
 	rig_mark a1
 	rig_storage_link b up 2>/dev/null
 	rig_wait_for a1 'portal=10.77.2.100:3260 state=reinstated' 30 >/dev/null
 	# The stall: O_DIRECT 64 KiB writes in a loop, each completion stamped from
 	# /proc/uptime; leg a goes down for 5s.
-	rig_sh a1 "dd if=/dev/urandom of=/tmp/w bs=64k count=1 2>/dev/null; rm -f /tmp/stop; printf '%s\n' 'while [ ! -e /tmp/stop ]; do dd if=/tmp/w of=/dev/nbd0 bs=64k seek=9 oflag=direct 2>/dev/null || echo ERR; cut -d\" \" -f1 /proc/uptime; done' >/tmp/st.sh; setsid sh /tmp/st.sh </dev/null >/tmp/st.log 2>&1 &" 30 >/dev/null
+	rig_sh a1 "dd if=/dev/urandom of=/tmp/w bs=64k count=1 2>/dev/null; rm -f /tmp/stop; printf '%s\n' 'while [ ! -e /tmp/stop ]; do dd if=/tmp/w of=/dev/nbd0 bs=64k seek=9 oflag=direct 2>/dev/null || echo ERR; cut -d\" \" -f1 /proc/uptime; done' >/tmp/st.sh; setsid sh /tmp/st.sh </dev/null >/tmp/st.log 2>&1 & sleep 1" 30 >/dev/null
 	sleep 3
 	rig_mark a1
 	rig_storage_link a down 2>/dev/null
@@ -181,8 +182,11 @@ rig_bench() {
 	sleep 3
 	rig_storage_link a up 2>/dev/null
 	rig_wait_for a1 'portal=10.77.1.100:3260 state=reinstated' 30 >/dev/null
-	out=$(rig_sh a1 'touch /tmp/stop; sleep 1; grep -c ERR /tmp/st.log; awk "NR > 1 { d = \$1 - p; if (d > m) m = d } { p = \$1 } END { printf \"STALL %.2f %d\\n\", m, NR }" /tmp/st.log' 60)
-	echo "rig stall run: $(tr '\n' ' ' <<<"$out")"
+	rig_sh a1 'touch /tmp/stop; sleep 1; cat /tmp/st.log' 60 >"$tmp/rig-stall.log"
+	local errs
+	errs=$(grep -c ERR "$tmp/rig-stall.log" || true)
+	out=$(awk '/^[0-9]/ { if (n++) { d = $1 - p; if (d > m) m = d }; p = $1 } END { printf "STALL %.2f %d\n", m, n }' "$tmp/rig-stall.log")
+	echo "rig stall run: $out (writes, longest gap), $errs I/O errors"
 	R[rig_stall]=$(sed -n 's/^STALL \([0-9.]*\) .*/\1/p' <<<"$out")
 	rig_down >/dev/null 2>&1
 	trap cleanup EXIT
