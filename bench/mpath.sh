@@ -173,15 +173,16 @@ rig_bench() {
 	rig_storage_link b up 2>/dev/null
 	rig_wait_for a1 'portal=10.77.2.100:3260 state=reinstated' 30 >/dev/null
 	# The stall: O_DIRECT 64 KiB writes in a loop, each completion stamped from
-	# /proc/uptime; leg a goes down for 5s.
+	# /proc/uptime; leg b goes down for 3s (leg a would cut both of a1's paths: the rig's
+	# storage namespace answers compartment a through leg a).
 	rig_sh a1 "dd if=/dev/urandom of=/tmp/w bs=64k count=1 2>/dev/null; rm -f /tmp/stop; printf '%s\n' 'while [ ! -e /tmp/stop ]; do dd if=/tmp/w of=/dev/nbd0 bs=64k seek=9 oflag=direct 2>/dev/null || echo ERR; cut -d\" \" -f1 /proc/uptime; done' >/tmp/st.sh; setsid sh /tmp/st.sh </dev/null >/tmp/st.log 2>&1 & sleep 1" 30 >/dev/null
 	sleep 3
 	rig_mark a1
-	rig_storage_link a down 2>/dev/null
-	rig_wait_for a1 'portal=10.77.1.100:3260 state=failed' 20 >/dev/null
+	rig_storage_link b down 2>/dev/null
+	rig_wait_for a1 'portal=10.77.2.100:3260 state=failed' 20 >/dev/null
 	sleep 3
-	rig_storage_link a up 2>/dev/null
-	rig_wait_for a1 'portal=10.77.1.100:3260 state=reinstated' 30 >/dev/null
+	rig_storage_link b up 2>/dev/null
+	rig_wait_for a1 'portal=10.77.2.100:3260 state=reinstated' 30 >/dev/null
 	rig_sh a1 'touch /tmp/stop; sleep 1; cat /tmp/st.log' 60 >"$tmp/rig-stall.log"
 	local errs
 	errs=$(grep -c ERR "$tmp/rig-stall.log" || true)
