@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "elect_drv.h"
 
 #include "decision.h"
 #include "hs.h"
@@ -275,9 +276,12 @@ static int agent_setup_loop(struct agent *a)
 static void agent_after_decision(struct decision *d, void *ud)
 {
 	struct agent *a = ud;
+	if (a->elect)
+		elect_drv_set_eligible(a->elect, decision_eligible(d));
 	if (a->stage >= AGENT_STAGE_ELECTION)
 		return;
 	int p = decision_profile(d);
+	agent_set_stage(a, AGENT_STAGE_ELECTION); /* joined above, now with eligibility */
 	agent_set_stage(a, AGENT_STAGE_READY);
 	struct event ev;
 	event_begin(&ev, "ready");
@@ -317,6 +321,16 @@ static int agent_start_handshake(struct agent *a)
 	if (!a->hs)
 		return log_error_errno(-errno, "cannot start the handshake");
 	hs_console_register(a->hs, a->console);
+	/* The election reads the quorum device from now on, not yet eligible: the decision
+	 * needs its slot freshness facts. */
+	r = elect_drv_new(a, &a->elect);
+	if (r < 0)
+		log_error_errno(r, "cannot join the election, continuing without");
+	else {
+		elect_drv_attach_hs(a->elect, a->hs);
+		(void)elect_drv_console_register(a->elect, a->console);
+		elect_drv_start(a->elect, false);
+	}
 	a->decision = decision_new(a, a->hs, agent_after_decision, a);
 	if (!a->decision)
 		return -ENOMEM;
@@ -348,6 +362,7 @@ int agent_run_main(int argc, char **argv)
 out:
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);
+	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
 	console_free(a.console);
 	loop_free(a.loop);

@@ -67,6 +67,7 @@ struct agent {
 	struct hs *hs;             /* handshake (hs.h) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
+	struct elect_drv *elect;   /* election (elect_drv.h) */
 	struct storage *storage;   /* iscsi/storage.h */
 };
 

@@ -351,6 +351,13 @@ int loop_add_prepare(struct loop *l, prepare_fn cb, void *ud)
 	return -ENOSPC;
 }
 
+void loop_remove_prepare(struct loop *l, prepare_fn cb, void *ud)
+{
+	for (size_t i = 0; i < MAX_PREPARE; i++)
+		if (l->prepare[i].cb == cb && l->prepare[i].ud == ud)
+			l->prepare[i].cb = NULL;
+}
+
 /* ---- iteration ---- */
 
 static int run_timers(struct loop *l)

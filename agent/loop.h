@@ -53,3 +53,5 @@ struct timer *timer_free(struct timer *t);
 
 int loop_add_signal(struct loop *l, int signo, signal_fn cb, void *ud);
 int loop_add_prepare(struct loop *l, prepare_fn cb, void *ud);
+/* Removes a prepare hook added with the same cb and ud (safe from inside a callback). */
+void loop_remove_prepare(struct loop *l, prepare_fn cb, void *ud);

@@ -16,7 +16,9 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$tmp/agent.log" ] && tail -n 20 "$tmp/agent.log"; exit 1; }
 
-cp images/rig/cluster.conf "$tmp/cluster.conf"
+# The rig's quorum portals live in the rig's namespaces: here the election would reach
+# for them through the host's default route, so point them at a closed loopback port.
+sed -e "s|10\.77\.1\.100:3261|127.0.0.1:9|; s|10\.77\.2\.100:3261|127.0.0.2:9|" images/rig/cluster.conf >"$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
 # Host mode: handshake on loopback, our own key file.
 cat > "$tmp/cmdline" <<EOC

@@ -42,7 +42,9 @@ echo "$h \$COMPARTD_NODE \$COMPARTD_PROFILE" >>"$HS_TMP/hooks.log"
 EOS
 		chmod +x "$HS_TMP/hooks/$h"
 	done
-	sed -e "s|/etc/compartd/hooks/|$HS_TMP/hooks/|" ${1:+-e "$1"} \
+	# quorum portals on a closed loopback port: the rig's 10.77 addresses are not ours here
+	sed -e "s|/etc/compartd/hooks/|$HS_TMP/hooks/|" -e "s|10\.77\.1\.100:3261|127.0.0.1:9|; s|10\.77\.2\.100:3261|127.0.0.2:9|" \
+		${1:+-e "$1"} \
 		"$REPO/images/rig/cluster.conf" >"$HS_TMP/cluster.conf"
 }
 

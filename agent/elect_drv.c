@@ -1,0 +1,798 @@
+/* The election driver; see elect_drv.h. */
+#include "elect_drv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "console.h"
+#include "hs.h"
+#include "log.h"
+#include "loop.h"
+#include "profile.h"
+#include "qdev.h"
+#include "util.h"
+
+#define HOOK_ARGS 16
+
+struct hook_run {
+	struct elect_inst *inst;
+	pid_t pid;
+	int pidfd;
+	struct watch *watch;
+	struct timer *timer;
+	char name[32];
+};
+
+struct elect_inst {
+	struct elect_drv *d;
+	enum cfg_kind kind;
+	bool active;
+	struct elect sm;
+	int map[ELECT_MAX_NODES]; /* pair index -> node index in cfg */
+	int rev[CFG_MAX_NODES];   /* node index -> pair index, -1 */
+	uint64_t keys[ELECT_MAX_NODES];
+	struct qdev *qdev;
+	struct timer *timer;
+	struct hook_run *hook;
+	uint64_t role_since;
+	uint64_t foreign_key; /* the last holder key read that belongs to no pair node */
+};
+
+struct elect_drv {
+	struct agent *a;
+	struct elect_inst k[_CFG_KIND_MAX];
+	struct elect_transport tr;
+	bool has_tr;
+};
+
+static const struct cfg *cfg_of(const struct elect_inst *in)
+{
+	return in->d->a->cfg;
+}
+
+static const char *node_name(const struct elect_inst *in, int pidx)
+{
+	return pidx >= 0 && pidx < in->sm.p.n_nodes ? cfg_of(in)->nodes[in->map[pidx]].name : "-";
+}
+
+/* ---- hooks: fork/exec without a shell, own process group, bounded by hook_timeout ---- */
+
+static struct hook_run *hook_free(struct hook_run *h)
+{
+	if (!h)
+		return NULL;
+	if (h->pid > 0) {
+		kill(-h->pid, SIGKILL);
+		if (h->pidfd >= 0) {
+			siginfo_t si;
+			waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si, WEXITED);
+		}
+		profile_child_release(h->pid);
+	}
+	h->watch = watch_remove(h->watch);
+	h->timer = timer_free(h->timer);
+	if (h->pidfd >= 0)
+		close(h->pidfd);
+	free(h);
+	return NULL;
+}
+
+static void hook_event(const char *name, const char *status, int code)
+{
+	struct event ev;
+
+	event_begin(&ev, "hook");
+	event_add(&ev, "name", name);
+	event_add(&ev, "status", status);
+	event_addf(&ev, "exit", "%d", code);
+	event_emit(&ev);
+}
+
+static void hook_exited(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct hook_run *h = ud;
+	siginfo_t si = { 0 };
+	int code;
+
+	(void)w;
+	(void)revents;
+	if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return;
+	code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	hook_event(h->name, code == 0 ? "ok" : "failed", code);
+	profile_child_release(h->pid);
+	h->pid = 0;
+	h->inst->hook = hook_free(h);
+}
+
+static void hook_timeout(struct timer *t, void *ud)
+{
+	struct hook_run *h = ud;
+
+	(void)t;
+	hook_event(h->name, "timeout", -1);
+	h->inst->hook = hook_free(h);
+}
+
+static int split_words(char *s, char **argv, int max)
+{
+	int n = 0;
+
+	while (*s && n < max - 1) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		if (*s == '"') {
+			argv[n++] = ++s;
+			while (*s && *s != '"')
+				s++;
+		} else {
+			argv[n++] = s;
+			while (*s && *s != ' ' && *s != '\t')
+				s++;
+		}
+		if (*s)
+			*s++ = '\0';
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
+{
+	const struct cfg *c = cfg_of(in);
+	const char *cmd = promote ? c->roles[in->kind].promote : c->roles[in->kind].demote;
+	char buf[CFG_PATH_MAX], ep[32];
+	char *argv[HOOK_ARGS];
+	struct hook_run *h;
+	pid_t pid;
+
+	in->hook = hook_free(in->hook); /* a demote cuts a promote hook short */
+	if (!cmd[0])
+		return;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return;
+	*h = (struct hook_run){ .inst = in, .pidfd = -1 };
+	snprintf(h->name, sizeof(h->name), "%s-%s", promote ? "promote" : "demote",
+		 cfg_kind_to_str(in->kind));
+	snprintf(buf, sizeof(buf), "%s", cmd);
+	snprintf(ep, sizeof(ep), "%llu", (unsigned long long)epoch);
+	if (split_words(buf, argv, HOOK_ARGS) == 0) {
+		free(h);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_error_errno(-errno, "Failed to fork the %s hook", h->name);
+		free(h);
+		return;
+	}
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		setpgid(0, 0);
+		if (fd >= 0)
+			dup2(fd, 0);
+		setenv("COMPARTD_NODE", c->nodes[in->d->a->self].name, 1);
+		setenv("COMPARTD_KIND", cfg_kind_to_str(in->kind), 1);
+		setenv("COMPARTD_ROLE", promote ? "master" : "slave", 1);
+		setenv("COMPARTD_EPOCH", ep, 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	(void)profile_child_claim(pid); /* as PID 1: reaped through the pidfd, not the reaper */
+	h->pid = pid;
+	h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (h->pidfd < 0) {
+		waitpid(pid, NULL, 0);
+		profile_child_release(pid);
+		h->pid = 0;
+		hook_free(h);
+		return;
+	}
+	h->watch = watch_add(in->d->a->loop, h->pidfd, EPOLLIN, hook_exited, h, NULL);
+	h->timer = timer_new(in->d->a->loop, hook_timeout, h);
+	if (h->timer)
+		timer_arm_in(h->timer, c->timeouts.hook_timeout);
+	in->hook = h;
+}
+
+/* ---- actions ---- */
+
+static void emit_role(struct elect_inst *in, const struct elect_action *a)
+{
+	const struct cfg *c = cfg_of(in);
+	int pair = cfg_node_pair(c, in->d->a->self);
+	struct event ev;
+
+	in->role_since = now_usec();
+	event_begin(&ev, "role");
+	event_add(&ev, "pair", pair >= 0 ? c->pairs[pair].name : "-");
+	event_add(&ev, "kind", cfg_kind_to_str(in->kind));
+	event_add(&ev, "node", c->nodes[in->d->a->self].name);
+	event_add(&ev, "role", elect_role_to_str(a->role));
+	event_add_u64(&ev, "epoch", a->epoch);
+	event_add(&ev, "reason", a->reason ? a->reason : "-");
+	event_add_u64(&ev, "rt_us", realtime_usec());
+	event_emit(&ev);
+}
+
+static void submit(struct elect_inst *in, const struct elect_action *a)
+{
+	struct qdev_slot slot = { 0 };
+	uint64_t victim = 0;
+	enum qdev_op op = QDEV_OP_READ;
+
+	switch (a->type) {
+	case ELECT_ACT_QDEV_REGISTER: op = QDEV_OP_REGISTER; break;
+	case ELECT_ACT_QDEV_READ: op = QDEV_OP_READ; break;
+	case ELECT_ACT_QDEV_RESERVE: op = QDEV_OP_RESERVE; break;
+	case ELECT_ACT_QDEV_RELEASE: op = QDEV_OP_RELEASE; break;
+	case ELECT_ACT_QDEV_PREEMPT:
+		op = QDEV_OP_PREEMPT;
+		victim = a->node >= 0 && a->node < in->sm.p.n_nodes ? in->keys[a->node]
+			 : a->node == ELECT_HOLDER_UNKNOWN         ? in->foreign_key
+								   : 0;
+		break;
+	case ELECT_ACT_QDEV_WRITE:
+		op = QDEV_OP_WRITE;
+		slot = (struct qdev_slot){ .valid = true, .node = (uint32_t)in->d->a->self,
+					   .seq = a->seq, .epoch = a->epoch, .role = (uint8_t)a->role };
+		memcpy(slot.boot_id, in->d->a->boot_id, sizeof(slot.boot_id));
+		break;
+	case ELECT_ACT_ARM_TIMER:
+	case ELECT_ACT_SEND_HEARTBEAT:
+	case ELECT_ACT_SEND_ACK:
+	case ELECT_ACT_PROMOTE:
+	case ELECT_ACT_DEMOTE:
+	case ELECT_ACT_ROLE:
+	case ELECT_ACT_DEGRADED:
+	case _ELECT_ACT_MAX:
+		return;
+	}
+	if (!in->qdev || qdev_submit(in->qdev, op, a->seq, &slot, victim) < 0)
+		log_debug("election: %s not submitted", qdev_op_to_str(op));
+}
+
+static void apply(struct elect_inst *in, const struct elect_actions *out)
+{
+	struct elect_drv *d = in->d;
+
+	for (int i = 0; i < out->n; i++) {
+		const struct elect_action *a = &out->a[i];
+
+		switch (a->type) {
+		case ELECT_ACT_ARM_TIMER:
+			timer_arm(in->timer, a->at);
+			break;
+		case ELECT_ACT_SEND_HEARTBEAT: /* the handshake layer sends them */
+			break;
+		case ELECT_ACT_SEND_ACK:
+			if (d->has_tr && d->tr.send_ack)
+				(void)d->tr.send_ack(d->tr.ud, in->map[a->node], a->seq);
+			break;
+		case ELECT_ACT_QDEV_REGISTER:
+		case ELECT_ACT_QDEV_READ:
+		case ELECT_ACT_QDEV_WRITE:
+		case ELECT_ACT_QDEV_RESERVE:
+		case ELECT_ACT_QDEV_PREEMPT:
+		case ELECT_ACT_QDEV_RELEASE:
+			submit(in, a);
+			break;
+		case ELECT_ACT_PROMOTE:
+			hook_start(in, true, a->epoch);
+			break;
+		case ELECT_ACT_DEMOTE:
+			hook_start(in, false, in->sm.epoch);
+			break;
+		case ELECT_ACT_ROLE:
+			emit_role(in, a);
+			break;
+		case ELECT_ACT_DEGRADED:
+			log_notice("election %s: pair %s", cfg_kind_to_str(in->kind),
+				   a->degraded ? "degraded: the other compartment does not answer"
+					       : "complete: the other compartment answers as slave");
+			break;
+		case _ELECT_ACT_MAX:
+			break;
+		}
+	}
+}
+
+static void step(struct elect_inst *in, const struct elect_event *ev)
+{
+	struct elect_actions out;
+
+	if (!in->active)
+		return;
+	if (elect_step(&in->sm, ev, now_usec(), &out) < 0)
+		return;
+	apply(in, &out);
+}
+
+static void on_timer(struct timer *t, void *ud)
+{
+	struct elect_event ev = { .type = ELECT_EV_TIMER };
+
+	(void)t;
+	step(ud, &ev);
+}
+
+static enum elect_io io_of(enum qdev_status st)
+{
+	switch (st) {
+	case QDEV_OK: return ELECT_IO_OK;
+	case QDEV_CONFLICT: return ELECT_IO_CONFLICT;
+	case QDEV_ERROR: return ELECT_IO_ERROR;
+	case _QDEV_STATUS_MAX: break;
+	}
+	return ELECT_IO_ERROR;
+}
+
+static void read_view(struct elect_inst *in, const struct qdev_view *v, struct elect_event *ev)
+{
+	ev->holder = ELECT_HOLDER_NONE;
+	if (v->reserved) {
+		ev->holder = ELECT_HOLDER_UNKNOWN;
+		for (int i = 0; i < in->sm.p.n_nodes; i++)
+			if (in->keys[i] == v->holder_key)
+				ev->holder = i;
+		if (ev->holder == ELECT_HOLDER_UNKNOWN)
+			in->foreign_key = v->holder_key;
+	}
+	ev->registered = v->registered;
+	for (int i = 0; i < in->sm.p.n_nodes; i++) {
+		const struct qdev_slot *s = &v->slots[in->map[i]];
+		struct elect_slot *e = &ev->slots[i];
+
+		if (in->map[i] >= v->n_slots || !s->valid || s->node != (uint32_t)in->map[i])
+			continue;
+		e->valid = true;
+		memcpy(&e->boot, s->boot_id, sizeof(e->boot));
+		e->seq = s->seq;
+		e->epoch = s->epoch;
+		e->role = s->role < _ELECT_ROLE_MAX ? (enum elect_role)s->role : ELECT_ROLE_NONE;
+	}
+}
+
+static void on_qdev(struct qdev *q, enum qdev_op op, enum qdev_status st, uint64_t tag,
+		    const struct qdev_view *view, void *ud)
+{
+	struct elect_inst *in = ud;
+	struct elect_event ev = { .io = io_of(st), .seq = tag };
+
+	(void)q;
+	switch (op) {
+	case QDEV_OP_REGISTER: ev.type = ELECT_EV_REGISTER_DONE; break;
+	case QDEV_OP_READ: ev.type = ELECT_EV_READ_DONE; break;
+	case QDEV_OP_WRITE: ev.type = ELECT_EV_WRITE_DONE; break;
+	case QDEV_OP_RESERVE: ev.type = ELECT_EV_RESERVE_DONE; break;
+	case QDEV_OP_PREEMPT: ev.type = ELECT_EV_PREEMPT_DONE; break;
+	case QDEV_OP_RELEASE: ev.type = ELECT_EV_RELEASE_DONE; break;
+	case _QDEV_OP_MAX: return;
+	}
+	if (st != QDEV_OK && op != QDEV_OP_READ)
+		log_debug("election %s: %s: %s", cfg_kind_to_str(in->kind), qdev_op_to_str(op),
+			  qdev_status_to_str(st));
+	if (view)
+		read_view(in, view, &ev);
+	step(in, &ev);
+}
+
+/* ---- setup ---- */
+
+static bool takes_part(const struct cfg *c, int node, enum cfg_kind kind)
+{
+	switch (kind) {
+	case CFG_KIND_INFRA: return true;
+	case CFG_KIND_ADMIN:
+		return c->nodes[node].mgmt_capable &&
+		       c->compartments[c->nodes[node].compartment].zone == CFG_ZONE_MZ;
+	case _CFG_KIND_MAX: break;
+	}
+	return false;
+}
+
+/* Pair members of this kind, their sides (compartment order in the pair) and ranks. */
+static int build_params(struct elect_inst *in, struct elect_params *p)
+{
+	const struct cfg *c = cfg_of(in);
+	int self = in->d->a->self, pair = cfg_node_pair(c, self), first_comp = -1, n = 0;
+
+	if (pair < 0)
+		return -ENOENT;
+	for (int i = 0; i < CFG_MAX_NODES; i++)
+		in->rev[i] = -1;
+	for (int i = 0; i < c->n_nodes; i++) {
+		if (cfg_node_pair(c, i) != pair || !takes_part(c, i, in->kind))
+			continue;
+		if (n >= ELECT_MAX_NODES)
+			return -E2BIG;
+		if (first_comp < 0)
+			first_comp = c->nodes[i].compartment;
+		in->map[n] = i;
+		in->rev[i] = n;
+		p->side[n] = c->nodes[i].compartment == first_comp ? 0 : 1;
+		in->keys[n] = qdev_key_derive(c->name, c->nodes[i].name, cfg_kind_to_str(in->kind));
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct cfg_node *a = &c->nodes[in->map[i]];
+
+		p->rank[i] = 0;
+		for (int j = 0; j < n; j++) {
+			const struct cfg_node *b = &c->nodes[in->map[j]];
+
+			if (b->priority > a->priority ||
+			    (b->priority == a->priority && strcmp(b->name, a->name) < 0))
+				p->rank[i]++;
+		}
+	}
+	p->n_nodes = n;
+	p->self = in->rev[self];
+	p->has_qdev = c->has_quorum;
+	p->external_heartbeats = true;
+	p->heartbeat_interval = c->timeouts.heartbeat_interval;
+	p->disk_heartbeat_interval = c->timeouts.disk_heartbeat_interval;
+	p->lease = c->timeouts.lease;
+	p->io_timeout = 4 * c->timeouts.disk_heartbeat_interval;
+	return p->self >= 0 ? 0 : -ENOENT;
+}
+
+static int open_qdev(struct elect_inst *in)
+{
+	const struct cfg *c = cfg_of(in);
+	const struct cfg_storage *qs = &c->quorum;
+	int self = in->d->a->self, pair = cfg_node_pair(c, self);
+	struct qdev_config qc = {
+		.lun = (int)qs->lun + 2 * pair + (int)in->kind,
+		.key = in->keys[in->sm.p.self],
+		.n_slots = c->n_nodes,
+		.self_slot = self,
+		.io_timeout = in->sm.p.io_timeout,
+		.isid = (uint32_t)(self * 2 + (int)in->kind + 1),
+	};
+
+	snprintf(qc.initiator, sizeof(qc.initiator), "iqn.2026-11.org.compartd:%s.%s.%s", c->name,
+		 c->nodes[self].name, cfg_kind_to_str(in->kind));
+	snprintf(qc.target, sizeof(qc.target), "%s", qs->target);
+	/* this compartment's portal first */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < qs->n_portals && qc.n_portals < QDEV_MAX_PORTALS; i++)
+			if ((qs->portals[i].compartment == c->nodes[self].compartment) == (pass == 0))
+				snprintf(qc.portals[qc.n_portals++], sizeof(qc.portals[0]), "%s:%u",
+					 qs->portals[i].host, qs->portals[i].port);
+	return qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
+}
+
+static int inst_init(struct elect_drv *d, enum cfg_kind kind)
+{
+	struct elect_inst *in = &d->k[kind];
+	struct elect_params p = { 0 };
+	uint64_t base;
+	int r;
+
+	in->d = d;
+	in->kind = kind;
+	if (!takes_part(d->a->cfg, d->a->self, kind))
+		return 0;
+	r = build_params(in, &p);
+	if (r < 0)
+		return r;
+	memcpy(&base, d->a->boot_id, sizeof(base));
+	p.seq_base = base >> 16 << 16; /* random per boot */
+	elect_init(&in->sm, &p);
+	in->timer = timer_new(d->a->loop, on_timer, in);
+	if (!in->timer)
+		return -ENOMEM;
+	if (p.has_qdev) {
+		r = open_qdev(in);
+		if (r < 0)
+			return log_error_errno(r, "Failed to set up the quorum device for %s",
+					       cfg_kind_to_str(kind));
+	}
+	in->active = true;
+	return 0;
+}
+
+static int op_promote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
+static int op_demote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
+
+int elect_drv_new(struct agent *a, struct elect_drv **ret)
+{
+	struct elect_drv *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->a = a;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		r = inst_init(d, (enum cfg_kind)k);
+		if (r < 0) {
+			elect_drv_free(d);
+			return r;
+		}
+	}
+	a->hooks.promote = op_promote;
+	a->hooks.demote = op_demote;
+	*ret = d;
+	return 0;
+}
+
+struct elect_drv *elect_drv_free(struct elect_drv *d)
+{
+	if (!d)
+		return NULL;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_inst *in = &d->k[k];
+
+		in->hook = hook_free(in->hook);
+		in->qdev = qdev_free(in->qdev);
+		in->timer = timer_free(in->timer);
+	}
+	if (d->a->hooks.promote == op_promote) {
+		d->a->hooks.promote = NULL;
+		d->a->hooks.demote = NULL;
+	}
+	free(d);
+	return NULL;
+}
+
+void elect_drv_start(struct elect_drv *d, bool eligible)
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_event ev = { .type = ELECT_EV_START, .eligible = eligible };
+
+		step(&d->k[k], &ev);
+	}
+}
+
+void elect_drv_set_eligible(struct elect_drv *d, bool eligible)
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_event ev = { .type = ELECT_EV_ELIGIBLE, .eligible = eligible };
+
+		if (d->k[k].active && d->k[k].sm.eligible != eligible)
+			step(&d->k[k], &ev);
+	}
+}
+
+/* ---- the handshake layer's side ---- */
+
+void elect_drv_set_transport(struct elect_drv *d, const struct elect_transport *t)
+{
+	d->tr = *t;
+	d->has_tr = true;
+}
+
+void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb_in *hb)
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_inst *in = &d->k[k];
+		struct elect_event ev = { .type = ELECT_EV_HEARTBEAT, .seq = hb->seq,
+					  .epoch = hb->epoch[k] };
+
+		if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
+			continue;
+		ev.node = in->rev[node];
+		ev.role = hb->role[k] < _ELECT_ROLE_MAX ? (enum elect_role)hb->role[k] : ELECT_ROLE_NONE;
+		step(in, &ev);
+	}
+}
+
+void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t seq)
+{
+	uint64_t at = d->has_tr && d->tr.sent_at ? d->tr.sent_at(d->tr.ud, seq) : 0;
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_inst *in = &d->k[k];
+		struct elect_event ev = { .type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at };
+
+		if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
+			continue;
+		ev.node = in->rev[node];
+		step(in, &ev);
+	}
+}
+
+void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX])
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		enum elect_role r = ELECT_ROLE_NONE;
+
+		epoch[k] = 0;
+		if (d->k[k].active)
+			elect_heartbeat_content(&d->k[k].sm, &epoch[k], &r);
+		role[k] = (uint8_t)r;
+	}
+}
+
+int elect_drv_qdev_alive(struct elect_drv *d, int node)
+{
+	const struct elect_inst *in = &d->k[CFG_KIND_INFRA];
+	uint64_t now = now_usec();
+	int i;
+
+	if (!in->active || !in->sm.p.has_qdev || node < 0 || node >= CFG_MAX_NODES ||
+	    (i = in->rev[node]) < 0 || in->sm.last_read_ok == 0 ||
+	    now - in->sm.last_read_ok > 4 * in->sm.p.disk_heartbeat_interval)
+		return -1;
+	if (i == in->sm.p.self)
+		return 1;
+	return in->sm.peers[i].slot.valid &&
+	       now - in->sm.peers[i].slot_changed <= elect_slot_silence(&in->sm.p);
+}
+
+enum elect_role elect_drv_role(const struct elect_drv *d, enum cfg_kind kind)
+{
+	return d->k[kind].active ? d->k[kind].sm.role : ELECT_ROLE_NONE;
+}
+
+/* ---- operator ---- */
+
+static int op_common(struct agent *a, enum cfg_kind kind, bool promote, struct strbuf *msg)
+{
+	struct elect_drv *d = a->elect;
+	struct elect_inst *in;
+	const char *why;
+	struct elect_event ev = { .type = promote ? ELECT_EV_OPERATOR_PROMOTE
+						  : ELECT_EV_OPERATOR_DEMOTE };
+
+	if (!d || kind >= _CFG_KIND_MAX || !d->k[kind].active) {
+		sb_printf(msg, "this node takes no part in the %s election", cfg_kind_to_str(kind));
+		return -ENOENT;
+	}
+	in = &d->k[kind];
+	why = promote ? elect_promote_refusal(&in->sm, now_usec())
+		      : elect_demote_refusal(&in->sm, now_usec());
+	if (why) {
+		sb_printf(msg, "refused: %s", why);
+		return -EPERM;
+	}
+	step(in, &ev);
+	sb_printf(msg, promote ? "%s: taking over as soon as it is safe"
+			       : "%s: demoted; the other compartment takes over",
+		  cfg_kind_to_str(kind));
+	return 0;
+}
+
+static int op_promote(struct agent *a, enum cfg_kind kind, struct strbuf *msg)
+{
+	return op_common(a, kind, true, msg);
+}
+
+static int op_demote(struct agent *a, enum cfg_kind kind, struct strbuf *msg)
+{
+	return op_common(a, kind, false, msg);
+}
+
+/* ---- console: role ---- */
+
+static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
+{
+	const struct elect *sm = &in->sm;
+	uint64_t now = now_usec();
+	uint64_t lease = sm->role == ELECT_ROLE_MASTER && sm->lease_until > now ? sm->lease_until - now : 0;
+	const char *holder = !sm->p.has_qdev ? "-" : !sm->holder_known ? "?" :
+			     sm->holder == ELECT_HOLDER_NONE ? "none" :
+			     sm->holder == ELECT_HOLDER_UNKNOWN ? "unknown" : node_name(in, sm->holder);
+	const char *portal = in->qdev ? qdev_portal(in->qdev) : NULL;
+	const char *qstate = !sm->p.has_qdev ? "none" : portal ? portal : "down";
+	int pair = cfg_node_pair(cfg_of(in), in->d->a->self);
+
+	if (json) {
+		sb_printf(out, "{\"kind\":\"%s\",\"pair\":", cfg_kind_to_str(in->kind));
+		sb_json_str(out, cfg_of(in)->pairs[pair].name);
+		sb_printf(out, ",\"role\":\"%s\",\"epoch\":%llu,\"lease_ms\":%llu,\"degraded\":%s,"
+			       "\"holder\":",
+			  elect_role_to_str(sm->role),
+			  (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch),
+			  (unsigned long long)(lease / 1000), sm->degraded ? "true" : "false");
+		sb_json_str(out, holder);
+		sb_printf(out, ",\"qdev\":\"%s\",\"candidates\":[", qstate);
+		for (int s = 0; s < 2; s++) {
+			sb_printf(out, s ? "," : "");
+			sb_json_str(out, node_name(in, elect_candidate(sm, s, now)));
+		}
+		sb_printf(out, "]}");
+		return;
+	}
+	sb_printf(out, "%-5s pair %s: %s, epoch %llu", cfg_kind_to_str(in->kind),
+		  cfg_of(in)->pairs[pair].name, elect_role_to_str(sm->role),
+		  (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch));
+	if (sm->role == ELECT_ROLE_MASTER)
+		sb_printf(out, ", lease %llu ms%s", (unsigned long long)(lease / 1000),
+			  sm->degraded ? ", DEGRADED (other compartment not answering)" : "");
+	sb_printf(out, "\n      token holder %s, quorum device %s, candidates %s | %s\n", holder,
+		  qstate, node_name(in, elect_candidate(sm, 0, now)),
+		  node_name(in, elect_candidate(sm, 1, now)));
+}
+
+static int cmd_role(struct console_req *req, void *ud)
+{
+	struct elect_drv *d = ud;
+	bool first = true;
+
+	if (req->json)
+		sb_printf(&req->out, "{\"roles\":[");
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		if (!d->k[k].active)
+			continue;
+		if (req->json && !first)
+			sb_printf(&req->out, ",");
+		role_one(&d->k[k], req->json, &req->out);
+		first = false;
+	}
+	if (req->json)
+		sb_printf(&req->out, "]}");
+	else if (first)
+		sb_printf(&req->out, "this node takes part in no election\n");
+	return 0;
+}
+
+int elect_drv_console_register(struct elect_drv *d, struct console *c)
+{
+	return console_register(c, "role", "", "master/slave role per instance kind", cmd_role, d);
+}
+
+/* ---- the handshake layer as transport ---- */
+
+_Static_assert(HS_KINDS == _CFG_KIND_MAX, "heartbeats carry one epoch and role per kind");
+
+static int hs_send_ack(void *ud, int node, uint64_t seq)
+{
+	return hs_send_heartbeat_ack(ud, node, seq);
+}
+
+static uint64_t hs_sent_at(void *ud, uint64_t seq)
+{
+	return hs_heartbeat_sent_at(ud, seq);
+}
+
+static void hs_on_heartbeat(const struct hs_msg *msg, int from, void *ud)
+{
+	struct elect_hb_in in = { .seq = msg->hb.seq };
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		in.epoch[k] = msg->hb.epoch[k];
+		in.role[k] = msg->hb.role[k];
+	}
+	elect_drv_heartbeat_in(ud, from, &in);
+}
+
+static void hs_on_ack(const struct hs_msg *msg, int from, void *ud)
+{
+	elect_drv_ack_in(ud, from, msg->ack_seq);
+}
+
+static void hs_fill(struct hs_heartbeat *hb, void *ud)
+{
+	elect_drv_fill(ud, hb->epoch, hb->role);
+}
+
+static int hs_qdev_alive(int node, void *ud)
+{
+	return elect_drv_qdev_alive(ud, node);
+}
+
+void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs)
+{
+	struct elect_transport t = { .ud = hs, .send_ack = hs_send_ack, .sent_at = hs_sent_at };
+
+	elect_drv_set_transport(d, &t);
+	if (hs_subscribe(hs, HS_MSG_HEARTBEAT, hs_on_heartbeat, d) < 0 ||
+	    hs_subscribe(hs, HS_MSG_HEARTBEAT_ACK, hs_on_ack, d) < 0)
+		log_warn("election: cannot subscribe to heartbeats, continuing on the quorum device alone");
+	hs_set_heartbeat_fn(hs, hs_fill, d);
+	hs_set_qdev_alive_fn(hs, hs_qdev_alive, d);
+}

@@ -1,0 +1,58 @@
+/* The election driver: one state machine (agent/elect.h) per instance kind this node
+ * takes part in (infra always; admin on MZ nodes that are mgmt_capable), each with its
+ * own quorum-device session (iscsi/qdev.h), wired to the loop's timers, the role hooks
+ * of the config, `event=role` lines, the console's `role` command and the agent's
+ * promote/demote hooks.
+ *
+ * Heartbeats travel through the handshake layer: it calls elect_drv_fill() when it sends
+ * one, and hands received heartbeats and acknowledgements to elect_drv_heartbeat_in() and
+ * elect_drv_ack_in(); the driver answers through the transport set with
+ * elect_drv_set_transport(). Without a transport the election runs on the quorum device
+ * alone (no leases through acknowledgements).
+ *
+ * Quorum LUN per pair and kind: quorum.lun + 2 * pair index + kind (infra 0, admin 1). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "elect.h"
+
+struct agent;
+struct console;
+struct elect_drv;
+
+struct elect_transport {
+	void *ud;
+	int (*send_ack)(void *ud, int node, uint64_t seq);
+	/* monotonic µs at which our heartbeat `seq` was sent, 0 when unknown */
+	uint64_t (*sent_at)(void *ud, uint64_t seq);
+};
+
+/* A received heartbeat's election fields, indexed by enum cfg_kind. */
+struct elect_hb_in {
+	uint64_t seq;
+	uint64_t epoch[_CFG_KIND_MAX];
+	uint8_t role[_CFG_KIND_MAX]; /* enum elect_role */
+};
+
+int elect_drv_new(struct agent *a, struct elect_drv **ret);
+struct elect_drv *elect_drv_free(struct elect_drv *d);
+/* Joins the election (eligible: profile not wait-operator and core health ok). */
+void elect_drv_start(struct elect_drv *d, bool eligible);
+void elect_drv_set_eligible(struct elect_drv *d, bool eligible);
+
+void elect_drv_set_transport(struct elect_drv *d, const struct elect_transport *t);
+/* Uses the handshake layer (hs.h) as transport: heartbeat contents, received heartbeats
+ * and acknowledgements, and the quorum-device freshness fact it offers the decision. */
+struct hs;
+void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs);
+void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb_in *hb);
+void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t seq);
+void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX]);
+/* Freshness of a node's quorum-device slot (infra session): 1 alive, 0 dead, -1 unknown. */
+int elect_drv_qdev_alive(struct elect_drv *d, int node);
+
+enum elect_role elect_drv_role(const struct elect_drv *d, enum cfg_kind kind);
+int elect_drv_console_register(struct elect_drv *d, struct console *c);

@@ -1,0 +1,232 @@
+# Helpers for the election tests (sourced). Four agents of the rig config, each in its
+# own network namespace with a veth to a bridge namespace:
+#   bridge netns: bra 10.78.1.1/24 (compartment a), brb 10.78.2.1/24 (compartment b),
+#                 IP forwarding between them (turning it off cuts the compartments),
+#                 tgtd serving the quorum LU on 10.78.1.1:3261 and 10.78.2.1:3261.
+#   a1 10.78.1.11  a2 10.78.1.12  b1 10.78.2.11  b2 10.78.2.12
+# Role hooks append "<rt_us> <node> promote|demote <kind>" to $EL_TMP/hooks.log.
+# Every event=role line carries rt_us= (CLOCK_REALTIME, shared by all processes here).
+set -u
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
+EL_TMP=$(mktemp -d /tmp/compartd-elect.XXXXXX)
+EL_ID=$(($$ % 100000))
+EL_BR=cel$EL_ID-br
+EL_CTL=$((24000 + $$ % 1000))
+EL_NODES="a1 a2 b1 b2"
+declare -A EL_PID=()
+declare -A EL_IP=([a1]=10.78.1.11 [a2]=10.78.1.12 [b1]=10.78.2.11 [b2]=10.78.2.12)
+declare -A EL_KILLED=() # node -> rt_us when it was killed
+EL_TGTD=
+
+el_ns() { echo "cel$EL_ID-$1"; }
+now_us() { date +%s%6N; }
+
+el_cleanup() {
+	for n in "${!EL_PID[@]}"; do
+		kill -9 "${EL_PID[$n]}" 2>/dev/null
+	done
+	for n in "${!EL_PID[@]}"; do
+		wait "${EL_PID[$n]}" 2>/dev/null
+	done
+	if [ -n "$EL_TGTD" ]; then
+		kill -CONT "$EL_TGTD" 2>/dev/null
+		kill -9 "$EL_TGTD" 2>/dev/null
+		wait "$EL_TGTD" 2>/dev/null
+	fi
+	for n in $EL_NODES; do
+		ip netns del "$(el_ns "$n")" 2>/dev/null
+	done
+	ip netns del "$EL_BR" 2>/dev/null
+	rm -rf "$EL_TMP"
+}
+trap el_cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	for f in "$EL_TMP"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- $f"
+		grep -E "event=role|event=hook|qdev|error|warn|election" "$f" | tail -n 25
+	done
+	exit 1
+}
+
+el_skip_unless_possible() {
+	[ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
+	command -v tgtd >/dev/null || { echo "tgtd not installed"; exit 77; }
+	ip netns add "cel$EL_ID-probe" 2>/dev/null || { echo "cannot create network namespaces"; exit 77; }
+	ip netns del "cel$EL_ID-probe"
+}
+
+el_setup_net() {
+	local br=$EL_BR n ns side
+	ip netns add "$br"
+	ip -n "$br" link set lo up
+	ip -n "$br" link add bra type bridge
+	ip -n "$br" link add brb type bridge
+	ip -n "$br" addr add 10.78.1.1/24 dev bra
+	ip -n "$br" addr add 10.78.2.1/24 dev brb
+	ip -n "$br" link set bra up
+	ip -n "$br" link set brb up
+	ip netns exec "$br" sysctl -qw net.ipv4.ip_forward=1
+	for n in $EL_NODES; do
+		ns=$(el_ns "$n")
+		side=${n:0:1}
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+		ip -n "$br" link add "h-$n" type veth peer name eth0 netns "$ns"
+		ip -n "$br" link set "h-$n" master "br$side" up
+		ip -n "$ns" addr add "${EL_IP[$n]}/24" dev eth0
+		ip -n "$ns" link set eth0 up
+		ip -n "$ns" route add default via "10.78.$([ "$side" = a ] && echo 1 || echo 2).1"
+	done
+}
+
+el_setup_tgtd() {
+	truncate -s 4M "$EL_TMP/quorum-infra.img" "$EL_TMP/quorum-admin.img"
+	ip netns exec "$EL_BR" tgtd -f -C "$EL_CTL" --iscsi portal=10.78.1.1:3261 \
+		>"$EL_TMP/tgtd.out" 2>&1 &
+	EL_TGTD=$!
+	local adm="ip netns exec $EL_BR tgtadm -C $EL_CTL --lld iscsi" i
+	for ((i = 0; i < 50; i++)); do
+		$adm --mode target --op show >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	$adm --mode portal --op new --param portal=10.78.2.1:3261 || fail "tgtd: second portal"
+	$adm --mode target --op new --tid 1 --targetname iqn.2026-11.org.compartd.rig:quorum ||
+		fail "tgtd: target"
+	$adm --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$EL_TMP/quorum-infra.img"
+	$adm --mode logicalunit --op new --tid 1 --lun 2 --backing-store "$EL_TMP/quorum-admin.img"
+	$adm --mode target --op bind --tid 1 --initiator-address ALL || fail "tgtd: bind"
+}
+
+# el_setup [sed expression for the config]
+el_setup() {
+	el_skip_unless_possible
+	el_setup_net
+	el_setup_tgtd
+	mkdir -p "$EL_TMP/hooks"
+	for h in promote demote start-infra start-mgmt; do
+		cat >"$EL_TMP/hooks/$h" <<EOS
+#!/bin/sh
+echo "\$(date +%s%6N) \$COMPARTD_NODE $h \$1" >>"$EL_TMP/hooks.log"
+EOS
+		chmod +x "$EL_TMP/hooks/$h"
+	done
+	sed -e "s|/etc/compartd/hooks/|$EL_TMP/hooks/|" \
+		-e "s|^key_file = .*|key_file = $REPO/images/rig/cluster.key\nrules = $REPO/rules/boot.rules|" \
+		-e "s|^handshake_window = .*|handshake_window = 1s|" -e "/^external = /d" \
+		-e "s|10\.77\.1\.100:3261|10.78.1.1:3261|; s|10\.77\.2\.100:3261|10.78.2.1:3261|" \
+		-e "s|10\.77\.1\.1\([12]\)|10.78.1.1\1|g; s|10\.77\.2\.1\([12]\)|10.78.2.1\1|g" \
+		${1:+-e "$1"} "$REPO/images/rig/cluster.conf" >"$EL_TMP/cluster.conf"
+}
+
+el_start() {
+	local n=$1
+	mkdir -p "$EL_TMP/$n"
+	ip netns exec "$(el_ns "$n")" "$BUILD/compartd" run --foreground \
+		--config "$EL_TMP/cluster.conf" --node "$n" --state-dir "$EL_TMP/$n" \
+		>>"$EL_TMP/$n.log" 2>&1 &
+	EL_PID[$n]=$!
+	unset "EL_KILLED[$n]"
+}
+
+el_kill() {
+	local n=$1
+	kill -9 "${EL_PID[$n]}" 2>/dev/null
+	EL_KILLED[$n]=$(now_us)
+	wait "${EL_PID[$n]}" 2>/dev/null
+	unset "EL_PID[$n]"
+	echo "$(date +%s%6N) $n killed" >>"$EL_TMP/$n.log"
+}
+
+# The current role of node n (kind infra) from its last event=role line.
+el_role() {
+	grep -E 'event=role .*kind="?infra' "$EL_TMP/$1.log" 2>/dev/null | tail -n 1 |
+		sed -n 's/.* role="\{0,1\}\([a-z]*\).*/\1/p'
+}
+
+# Prints the nodes whose last infra role is master (killed nodes excluded).
+el_masters() {
+	local n
+	for n in $EL_NODES; do
+		[ -n "${EL_PID[$n]:-}" ] || continue
+		[ "$(el_role "$n")" = master ] && echo "$n"
+	done
+}
+
+# el_wait_master [SECONDS] [EXCEPT]: waits until exactly one live node is master.
+el_wait_master() {
+	local secs=${1:-15} except=${2:-} i m
+	for ((i = 0; i < secs * 20; i++)); do
+		m=$(el_masters | grep -v "^${except:-NONE}\$" | tr '\n' ' ')
+		if [ "$(echo $m | wc -w)" = 1 ]; then
+			echo $m
+			return 0
+		fi
+		sleep 0.05
+	done
+	fail "no single master after ${secs}s (masters: $(el_masters | tr '\n' ' '))"
+}
+
+# rt_us of the first event=role line of node n with role=master after time t.
+el_master_since() {
+	local n=$1 t=$2
+	grep -E 'event=role .*kind="?infra.* role="?master' "$EL_TMP/$n.log" |
+		sed -n 's/.*rt_us="\{0,1\}\([0-9]*\).*/\1/p' | awk -v t="$t" '$1 > t { print; exit }'
+}
+
+# Checks every node's infra master intervals (from role=master to its next role line, or
+# to when it was killed, or now) for overlap. Prints the intervals; fails on overlap.
+el_check_timelines() {
+	local end n
+	end=$(now_us)
+	for n in $EL_NODES; do
+		[ -f "$EL_TMP/$n.log" ] || continue
+		awk -v node="$n" -v end="$end" '
+			/event=role / && /kind="?infra/ {
+				match($0, /rt_us="?[0-9]+/); t = substr($0, RSTART, RLENGTH); gsub(/[^0-9]/, "", t)
+				match($0, / role="?[a-z]+/); r = substr($0, RSTART, RLENGTH); gsub(/.*role="?/, "", r)
+				if (inm) { print node, start, t; inm = 0 }
+				if (r == "master") { inm = 1; start = t }
+			}
+			/ killed$/ { if (inm) { print node, start, $1; inm = 0 } }
+			END { if (inm) print node, start, end }' "$EL_TMP/$n.log"
+	done >"$EL_TMP/intervals"
+	sort -k2,2n "$EL_TMP/intervals" | awk '
+		{ n[NR] = $1; s[NR] = $2; e[NR] = $3 }
+		END {
+			bad = 0
+			for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++)
+				if (s[j] < e[i] && s[i] < e[j]) {
+					printf "OVERLAP: %s [%d, %d] and %s [%d, %d]\n", n[i], s[i], e[i], n[j], s[j], e[j]
+					bad = 1
+				}
+			exit bad
+		}' || fail "two masters at once"
+	echo "master intervals (rt_us):"
+	sort -k2,2n "$EL_TMP/intervals" | sed 's/^/  /'
+}
+
+# el_wait_complete NODE [SECONDS]: waits until master NODE's slave answers (not degraded).
+el_wait_complete() {
+	local n=$1 secs=${2:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		grep -q 'election infra: pair complete' "$EL_TMP/$n.log" && return 0
+		sleep 0.05
+	done
+	fail "$n: the other compartment never answered as slave"
+}
+
+# el_wait_qdev NODE [SECONDS]: waits until NODE's infra quorum session is up again.
+el_wait_qdev() {
+	local n=$1 secs=${2:-10} i
+	for ((i = 0; i < secs * 10; i++)); do
+		"$BUILD/compartctl" --socket "$EL_TMP/$n/console.sock" role 2>/dev/null |
+			grep -A1 '^infra' | grep -q 'quorum device 10\.78\.' && return 0
+		sleep 0.1
+	done
+	fail "$n: quorum device session not back after ${secs}s"
+}
