@@ -975,8 +975,7 @@ struct mpath *mpath_free(struct mpath *m)
 			cmd_finish(c, -EIO);
 		}
 	}
-	/* The prepare hook stays registered (the loop has no removal); it sees started=false. */
-	m->started = false;
+	loop_remove_prepare(m->loop, prepare, m);
 	if (m->chap_secret)
 		sodium_free(m->chap_secret);
 	free(m);
