@@ -198,7 +198,9 @@ if [ -f "$top/images/rig/lib.sh" ] && [ -z "${NO_RIG:-}" ]; then
 else
 	echo "rig figures: n/a: the QEMU rig (images/rig/lib.sh) is not in this tree"
 fi
-stall=$(echo "if (${R[stall_kill]} > ${R[stall_hang]}) ${R[stall_kill]} else ${R[stall_hang]}" | bc)
+# The longest of the measured stalls (host kill, host hang, rig leg down when it ran).
+stall=$(printf '%s\n' "${R[stall_kill]}" "${R[stall_hang]}" "${R[rig_stall]}" |
+	awk '/^[0-9.]+$/ && $1 > m { m = $1 } END { printf "%.2f", m }')
 speedup=$(echo "scale=2; ${R[seq_2]} / ${R[seq_1]}" | bc)
 
 printf '\n%-34s %12s %12s %14s\n' "host, tgtd on loopback" "1 path" "2 paths" "dm-multipath"
@@ -214,4 +216,4 @@ printf '%-34s %12s   (path_timeout 2s)\n' "longest stall, rig leg down (s)" "${R
 echo "dm-multipath: n/a: the host kernel has no iSCSI initiator or device-mapper, and the rig"
 echo "has no comparison image (open-iscsi iscsistart + multipath-tools) to boot a guest with."
 rand2=$(((${R[rand_r_2]} + ${R[rand_w_2]}) / 2))
-echo "result: stall_s=$stall stall_dm_s=n/a seq_1path_mbs=${R[seq_1]} seq_2path_mbs=${R[seq_2]} seq_dm_mbs=n/a rand4k_2path_iops=$rand2 rand4k_dm_iops=n/a rr_speedup=$speedup"
+echo "result: stall_s=$stall stall_dm_s=n/a seq_1path_mbs=${R[seq_1]} seq_2path_mbs=${R[seq_2]} seq_dm_mbs=n/a rand4k_2path_iops=$rand2 rand4k_dm_iops=n/a rr_speedup=$speedup rig_stall_s=${R[rig_stall]} rig_seq_1path_mbs=${R[rig_seq_1]} rig_seq_2path_mbs=${R[rig_seq_2]}"
