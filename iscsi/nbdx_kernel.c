@@ -94,19 +94,21 @@ static int nl_talk(int fd, struct nlbuf *m, struct nlbuf *reply)
 		ssize_t n = recv(fd, reply->b, sizeof(reply->b), 0);
 		if (n < 0)
 			return -errno;
-		int len = (int)n;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)reply->b; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
+		size_t off = 0;
+		while (off + sizeof(struct nlmsghdr) <= (size_t)n) {
+			struct nlmsghdr *h = (struct nlmsghdr *)(reply->b + off);
+			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > (size_t)n - off)
+				break;
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = NLMSG_DATA(h);
 				return e->error;
 			}
 			if (h->nlmsg_type != NLMSG_DONE) {
 				/* Keep the data message (the answer); the ACK follows. */
-				size_t l = h->nlmsg_len < NL_BUF ? h->nlmsg_len : NL_BUF;
-				memmove(m->b, h, l);
-				m->len = l;
+				memmove(m->b, h, h->nlmsg_len);
+				m->len = h->nlmsg_len;
 			}
+			off += NLMSG_ALIGN(h->nlmsg_len);
 		}
 	}
 	return -ETIMEDOUT;
