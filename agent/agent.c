@@ -1,6 +1,8 @@
 #include "agent.h"
 #include "elect_drv.h"
 
+#include "console_cmds.h"
+#include "health.h"
 #include "decision.h"
 #include "hs.h"
 #include "identity.h"
@@ -58,8 +60,11 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_printf(o, ",\"zone\":\"%s\",\"pair\":", cfg_zone_to_str(co->zone));
 		sb_json_str(o, c->pairs[co->pair].name);
 		sb_printf(o, ",\"stage\":\"%s\",\"config_version\":%" PRIu64
-			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d}\n",
+			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d",
 			  agent_stage_to_str(a->stage), c->version, hash, up, (int)getpid());
+		if (a->health)
+			sb_printf(o, ",\"health\":\"%s\"", health_overall(a->health));
+		sb_puts(o, "}\n");
 		return 0;
 	}
 	sb_printf(&req->out,
@@ -67,6 +72,9 @@ static int cmd_status(struct console_req *req, void *ud)
 		  "config      version %" PRIu64 ", blake2b %.16s…\nuptime      %" PRIu64 "s\n",
 		  n->name, c->name, co->name, cfg_zone_to_str(co->zone), c->pairs[co->pair].name,
 		  agent_stage_to_str(a->stage), c->version, hash, up);
+	if (a->health)
+		sb_printf(&req->out, "health      %s ('health' shows the components)\n",
+			  health_overall(a->health));
 	return 0;
 }
 
@@ -105,6 +113,14 @@ static int cmd_log(struct console_req *req, void *ud)
 	if (req->json)
 		sb_puts(&req->out, "]}\n");
 	return 0;
+}
+
+void agent_register_commands(struct agent *a)
+{
+	console_register(a->console, "status", "", "this node: identity, stage, configuration, health",
+			 cmd_status, a);
+	console_register(a->console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
+			 a);
 }
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
@@ -172,7 +188,7 @@ static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *u
 static void usage_run(FILE *f)
 {
 	fprintf(f, "usage: compartd run [--foreground] --config FILE [--node NAME] "
-		   "[--state-dir DIR] [--cmdline FILE]\n");
+		   "[--state-dir DIR] [--cmdline FILE] [--console TTY]\n");
 }
 
 static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
@@ -181,12 +197,13 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 		{"foreground", no_argument, NULL, 'f'}, {"config", required_argument, NULL, 'c'},
 		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
 		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+		{"console", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0}};
 	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
 				 .state_dir = "/run/compartd"};
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "fc:n:s:k:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "fc:n:s:k:hC:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			o->foreground = true;
@@ -202,6 +219,9 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'k':
 			o->cmdline = optarg;
+			break;
+		case 'C':
+			o->console = optarg;
 			break;
 		case 'h':
 			usage_run(stdout);
@@ -261,15 +281,12 @@ static int agent_setup_loop(struct agent *a)
 	a->console = console_new(a->loop);
 	if (!a->console)
 		return -ENOMEM;
-	console_register(a->console, "status", "", "this node: identity, stage, configuration",
-			 cmd_status, a);
-	console_register(a->console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
-			 a);
+	agent_register_commands(a);
 	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
 	r = console_listen(a->console, a->sock_path);
 	if (r < 0)
 		return log_error_errno(r, "cannot listen on %s", a->sock_path);
-	return 0;
+	return console_cmds_setup(a);
 }
 
 /* After the boot decision started its profile (the first time). */
@@ -321,6 +338,7 @@ static int agent_start_handshake(struct agent *a)
 	if (!a->hs)
 		return log_error_errno(-errno, "cannot start the handshake");
 	hs_console_register(a->hs, a->console);
+	console_cmds_attach_hs(a);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
 	r = elect_drv_new(a, &a->elect);
@@ -360,6 +378,7 @@ int agent_run_main(int argc, char **argv)
 		goto out;
 	r = loop_run(a.loop);
 out:
+	console_cmds_teardown(&a);
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);

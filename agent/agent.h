@@ -26,6 +26,7 @@ struct agent_opts {
 	const char *node;       /* explicit identity, or NULL */
 	const char *state_dir;  /* console socket and host-mode state */
 	const char *cmdline;    /* a kernel command line file to read, or NULL */
+	const char *console;    /* a serial console device (host mode: a pty), or NULL */
 	bool foreground;
 	bool pid1;
 };
@@ -68,8 +69,17 @@ struct agent {
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
 	struct elect_drv *elect;   /* election (elect_drv.h) */
+	struct health *health;       /* health engine: modules health_register() here */
+	struct serial *serial;       /* the serial console, when one is open */
+	struct query_engine *query;  /* cluster queries */
+	struct health_checks *health_checks; /* the built-in checks' state */
 	struct storage *storage;   /* iscsi/storage.h */
 };
+
+struct health;
+struct serial;
+struct query_engine;
+struct health_checks;
 
 /* Re-reads the configuration file. A file with errors, or one that changes the set of
  * pairs, compartments, nodes, storage or handshake addresses (which running modules index),
@@ -78,6 +88,10 @@ int agent_reload_config(struct agent *a, struct strbuf *msg);
 
 /* Emits event=boot stage=… and records the stage. */
 void agent_set_stage(struct agent *a, enum agent_stage s);
+
+
+/* Registers the agent's own console commands (status, log). */
+void agent_register_commands(struct agent *a);
 
 /* `compartd run …` */
 int agent_run_main(int argc, char **argv);

@@ -4,6 +4,7 @@
 #include "util.h"
 #include "version.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -60,7 +61,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "compartctl: cannot reach the agent at %s: %m\n", sock);
 		return 2;
 	}
-	if (write_all(fd, line.buf, line.len) < 0) {
+	/* The agent may answer and close before reading (a refusal): keep its answer. */
+	signal(SIGPIPE, SIG_IGN);
+	if (write_all(fd, line.buf, line.len) < 0 && errno != EPIPE) {
 		fprintf(stderr, "compartctl: cannot send: %m\n");
 		return 2;
 	}

@@ -355,3 +355,21 @@ int console_listen(struct console *c, const char *path)
 	snprintf(c->sock_path, sizeof(c->sock_path), "%s", path);
 	return 0;
 }
+
+int console_relisten(struct console *c)
+{
+	char path[sizeof(c->sock_path)];
+	if (!c->sock_path[0])
+		return -EINVAL;
+	memcpy(path, c->sock_path, sizeof(path));
+	c->listen_watch = watch_remove(c->listen_watch);
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	c->listen_fd = -1;
+	return console_listen(c, path);
+}
+
+const char *console_socket_path(const struct console *c)
+{
+	return c->sock_path;
+}

@@ -40,6 +40,11 @@ int console_register(struct console *c, const char *name, const char *args, cons
 /* Listen on a unix socket (mode 0600, parent directory created 0700). */
 int console_listen(struct console *c, const char *path);
 
+/* Listens again on the same path (the socket file was removed or replaced): the health
+ * check of the console socket calls it. The path, "" before console_listen(). */
+int console_relisten(struct console *c);
+const char *console_socket_path(const struct console *c);
+
 /* Run one command line; finish(req) is called when the answer is complete, before the
  * request is freed. When the command answers later, *ret_pending (if given) is set to
  * the request; a transport that goes away sets req->transport = NULL. */

@@ -1,0 +1,624 @@
+#include "health.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+static const char *const state_str[_HEALTH_STATE_MAX] = {
+    [HEALTH_STATE_UNKNOWN] = "unknown",		[HEALTH_STATE_OK] = "ok",
+    [HEALTH_STATE_FAILED] = "failed",		[HEALTH_STATE_NEEDS_OPERATOR] = "needs-operator",
+    [HEALTH_STATE_UNAVAILABLE] = "unavailable",
+};
+static const char *const stage_str[_HEALTH_STAGE_MAX] = {
+    [HEALTH_STAGE_REACHABLE] = "reachable",
+    [HEALTH_STAGE_PARSES] = "parses",
+    [HEALTH_STAGE_INTEGRITY] = "integrity",
+};
+static const char *const action_str[_HEALTH_ACTION_MAX] = {
+    [HEALTH_ACTION_NONE] = "none",	 [HEALTH_ACTION_ISOLATE] = "isolate",
+    [HEALTH_ACTION_RESTART] = "restart", [HEALTH_ACTION_RELOAD] = "reload",
+    [HEALTH_ACTION_REBUILD] = "rebuild",
+};
+
+const char *health_state_to_str(enum health_state s)
+{
+	return s < _HEALTH_STATE_MAX ? state_str[s] : NULL;
+}
+
+const char *health_stage_to_str(enum health_stage s)
+{
+	return s < _HEALTH_STAGE_MAX ? stage_str[s] : NULL;
+}
+
+const char *health_action_to_str(enum health_action a)
+{
+	return a < _HEALTH_ACTION_MAX ? action_str[a] : NULL;
+}
+
+struct health *health_new(uint64_t default_interval_us)
+{
+	struct health *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->default_interval_us = default_interval_us ? default_interval_us : 5 * USEC_PER_SEC;
+	h->clock = now_usec;
+	return h;
+}
+
+struct health *health_free(struct health *h)
+{
+	if (!h)
+		return NULL;
+	timer_free(h->timer);
+	free(h);
+	return NULL;
+}
+
+static bool comp_live(const struct health_component *c)
+{
+	return c->ops != NULL;
+}
+
+static int find_name(const struct health *h, const char *name)
+{
+	for (int i = 0; i < h->n; i++)
+		if (comp_live(&h->comps[i]) && !strcmp(h->comps[i].name, name))
+			return i;
+	return -1;
+}
+
+struct health_component *health_find(struct health *h, const char *kind, const char *id)
+{
+	for (int i = 0; i < h->n; i++) {
+		struct health_component *c = &h->comps[i];
+		if (comp_live(c) && !strcmp(c->kind, kind) && !strcmp(c->id, id))
+			return c;
+	}
+	return NULL;
+}
+
+int health_register(struct health *h, const struct health_component_ops *ops, void *ud,
+		    const char *kind, const char *id, const char *parent)
+{
+	if (!ops || !kind || !id || !kind[0] || !id[0] ||
+	    strlen(kind) >= sizeof(h->comps[0].kind) || strlen(id) >= HEALTH_NAME_MAX)
+		return -EINVAL;
+	if (health_find(h, kind, id))
+		return -EEXIST;
+	int p = -1;
+	if (parent && (p = find_name(h, parent)) < 0)
+		return -ENOENT;
+	int i;
+	for (i = 0; i < h->n; i++)
+		if (!comp_live(&h->comps[i]))
+			break;
+	if (i == HEALTH_MAX_COMPONENTS)
+		return -ENOSPC;
+	if (i == h->n)
+		h->n++;
+	struct health_component *c = &h->comps[i];
+	*c = (struct health_component){.parent = p, .ops = ops, .ud = ud};
+	snprintf(c->kind, sizeof(c->kind), "%s", kind);
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	snprintf(c->name, sizeof(c->name), "%s:%s", kind, id);
+	if (h->timer)
+		timer_arm_in(h->timer, 0);
+	return i;
+}
+
+int health_unregister(struct health *h, const char *kind, const char *id)
+{
+	struct health_component *c = health_find(h, kind, id);
+	if (!c)
+		return -ENOENT;
+	int idx = (int)(c - h->comps);
+	for (int i = 0; i < h->n; i++)
+		if (comp_live(&h->comps[i]) && h->comps[i].parent == idx)
+			h->comps[i].parent = -1;
+	c->ops = NULL;
+	c->kind[0] = c->id[0] = c->name[0] = '\0';
+	return 0;
+}
+
+void health_set_detail(struct health *h, const char *kind, const char *id, const char *fmt, ...)
+{
+	struct health_component *c = health_find(h, kind, id);
+	if (!c)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* Into the component's own short log, and into the agent's log at `lvl`. */
+static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl,
+		     const char *fmt, ...) _printf_(4, 5);
+static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl,
+		     const char *fmt, ...)
+{
+	struct health_log_entry *e = &c->log[c->log_head];
+	e->mono_us = now_us;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+	c->log_head = (c->log_head + 1) % HEALTH_LOG_LINES;
+	if (c->log_used < HEALTH_LOG_LINES)
+		c->log_used++;
+	log_msg(lvl, "health: %s: %s", c->name, e->text);
+}
+
+static void set_detail(struct health_component *c, const struct strbuf *sb)
+{
+	snprintf(c->detail, sizeof(c->detail), "%s", sb->buf ? sb->buf : "");
+}
+
+/* Runs the stages in order; on failure *ret_stage names the one that failed. */
+static int run_stages(struct health_component *c, enum health_stage *ret_stage)
+{
+	int (*const fns[_HEALTH_STAGE_MAX])(void *, struct strbuf *) = {
+	    [HEALTH_STAGE_REACHABLE] = c->ops->check_reachable,
+	    [HEALTH_STAGE_PARSES] = c->ops->check_parses,
+	    [HEALTH_STAGE_INTEGRITY] = c->ops->check_integrity,
+	};
+	struct strbuf d;
+	sb_init(&d);
+	int r = 0;
+	for (int s = 0; s < _HEALTH_STAGE_MAX && r >= 0; s++) {
+		if (!fns[s])
+			continue;
+		sb_reset(&d);
+		r = fns[s](c->ud, &d);
+		if (r < 0)
+			*ret_stage = (enum health_stage)s;
+	}
+	c->checks++;
+	set_detail(c, &d);
+	sb_free(&d);
+	return r < 0 ? r : 0;
+}
+
+static void emit(const struct health_component *c, const char *state, const char *stage,
+		 const char *action, const char *reason)
+{
+	struct event ev;
+	event_begin(&ev, "health");
+	event_add(&ev, "component", c->name);
+	event_add(&ev, "state", state);
+	if (stage)
+		event_add(&ev, "stage", stage);
+	if (action)
+		event_add(&ev, "action", action);
+	if (reason && reason[0])
+		event_add(&ev, "reason", reason);
+	event_emit(&ev);
+}
+
+static void summarize_recovered(struct health_component *c, uint64_t now_us)
+{
+	c->state = HEALTH_STATE_OK;
+	c->pending = false;
+	c->recoveries++;
+	comp_log(c, now_us, LOG_LVL_NOTICE, "recovered after %s",
+		 health_action_to_str(c->last_action));
+	emit(c, "recovered", health_stage_to_str(c->failed_stage),
+	     health_action_to_str(c->last_action), NULL);
+}
+
+static int (*rung_fn(const struct health_component_ops *o, enum health_action a))(void *,
+										  struct strbuf *)
+{
+	switch (a) {
+	case HEALTH_ACTION_RESTART:
+		return o->restart;
+	case HEALTH_ACTION_RELOAD:
+		return o->reload;
+	case HEALTH_ACTION_REBUILD:
+		return o->rebuild;
+	case HEALTH_ACTION_NONE:
+	case HEALTH_ACTION_ISOLATE:
+	case _HEALTH_ACTION_MAX:
+		break;
+	}
+	return NULL;
+}
+
+static unsigned rung_bound(const struct health_component_ops *o, enum health_action a)
+{
+	switch (a) {
+	case HEALTH_ACTION_RESTART:
+		return o->restart_tries ? o->restart_tries : 3;
+	case HEALTH_ACTION_RELOAD:
+		return o->reload_tries ? o->reload_tries : 2;
+	case HEALTH_ACTION_REBUILD:
+		return o->rebuild_tries ? o->rebuild_tries : 1;
+	case HEALTH_ACTION_NONE:
+	case HEALTH_ACTION_ISOLATE:
+	case _HEALTH_ACTION_MAX:
+		break;
+	}
+	return 0;
+}
+
+/* Climbs from the current rung; returns when healthy, pending, or out of steps. */
+static void climb(struct health *h, struct health_component *c, uint64_t now_us)
+{
+	struct strbuf msg;
+	sb_init(&msg);
+	while (c->rung <= HEALTH_ACTION_REBUILD) {
+		int (*fn)(void *, struct strbuf *) = rung_fn(c->ops, c->rung);
+		unsigned bound = rung_bound(c->ops, c->rung);
+		if (!fn || c->tries >= bound) {
+			c->rung++;
+			c->tries = 0;
+			continue;
+		}
+		c->tries++;
+		c->last_action = c->rung;
+		sb_reset(&msg);
+		int r = fn(c->ud, &msg);
+		comp_log(c, now_us, LOG_LVL_NOTICE, "%s %u/%u: %s%s%s", action_str[c->rung],
+			 c->tries, bound,
+			 r < 0		       ? "failed"
+			 : r == HEALTH_PENDING ? "started"
+					       : "done",
+			 msg.len ? ": " : "", msg.buf ? msg.buf : "");
+		if (r == HEALTH_PENDING) {
+			c->pending = true;
+			c->next_due_us =
+			    now_us +
+			    (c->ops->retry_interval_us ? c->ops->retry_interval_us : USEC_PER_SEC);
+			goto out;
+		}
+		if (r < 0)
+			continue;
+		enum health_stage st = c->failed_stage;
+		if (run_stages(c, &st) == 0) {
+			summarize_recovered(c, now_us);
+			goto out;
+		}
+		c->failed_stage = st;
+	}
+	c->state = HEALTH_STATE_NEEDS_OPERATOR;
+	comp_log(c, now_us, LOG_LVL_ERR, "needs an operator: %s failed: %s",
+		 health_stage_to_str(c->failed_stage), c->detail);
+	emit(c, "needs-operator", health_stage_to_str(c->failed_stage),
+	     health_action_to_str(c->last_action), c->detail);
+out:
+	sb_free(&msg);
+}
+
+static void start_episode(struct health *h, struct health_component *c, enum health_stage st,
+			  uint64_t now_us)
+{
+	c->state = HEALTH_STATE_FAILED;
+	c->failed_stage = st;
+	c->failures++;
+	c->last_action = HEALTH_ACTION_NONE;
+	c->rung = HEALTH_ACTION_RESTART;
+	c->tries = 0;
+	c->pending = false;
+	comp_log(c, now_us, LOG_LVL_WARN, "failed at %s: %s", health_stage_to_str(st), c->detail);
+	if (c->ops->isolate) {
+		struct strbuf msg;
+		sb_init(&msg);
+		int r = c->ops->isolate(c->ud, &msg);
+		c->last_action = HEALTH_ACTION_ISOLATE;
+		comp_log(c, now_us, LOG_LVL_NOTICE, "isolate: %s%s%s", r < 0 ? "failed" : "done",
+			 msg.len ? ": " : "", msg.buf ? msg.buf : "");
+		sb_free(&msg);
+	}
+	emit(c, "failed", health_stage_to_str(st), c->ops->isolate ? "isolate" : "none", c->detail);
+	climb(h, c, now_us);
+}
+
+static bool unreachable(const struct health_component *c)
+{
+	switch (c->state) {
+	case HEALTH_STATE_UNAVAILABLE:
+		return true;
+	case HEALTH_STATE_FAILED:
+	case HEALTH_STATE_NEEDS_OPERATOR:
+		return c->failed_stage == HEALTH_STAGE_REACHABLE;
+	case HEALTH_STATE_UNKNOWN:
+	case HEALTH_STATE_OK:
+	case _HEALTH_STATE_MAX:
+		break;
+	}
+	return false;
+}
+
+static void check_stages(struct health *h, struct health_component *c, uint64_t now_us);
+
+/* Every state change goes through here, so one subscriber sees them all. */
+static void check_one(struct health *h, struct health_component *c, uint64_t now_us)
+{
+	enum health_state before = c->state;
+	check_stages(h, c, now_us);
+	if (c->state != before && h->notify)
+		h->notify(h, c, before, h->notify_ud);
+}
+
+static void check_stages(struct health *h, struct health_component *c, uint64_t now_us)
+{
+	c->last_check_us = now_us;
+	c->next_due_us =
+	    now_us + (c->ops->interval_us ? c->ops->interval_us : h->default_interval_us);
+	if (c->parent >= 0 && unreachable(&h->comps[c->parent])) {
+		if (c->state != HEALTH_STATE_UNAVAILABLE) {
+			c->state = HEALTH_STATE_UNAVAILABLE;
+			snprintf(c->detail, sizeof(c->detail), "%s is unreachable",
+				 h->comps[c->parent].name);
+			comp_log(c, now_us, LOG_LVL_NOTICE, "unavailable: %s", c->detail);
+			emit(c, "unavailable", NULL, NULL, c->detail);
+		}
+		return;
+	}
+	enum health_stage st = HEALTH_STAGE_REACHABLE;
+	char before[HEALTH_DETAIL_MAX];
+	memcpy(before, c->detail, sizeof(before));
+	int r = run_stages(c, &st);
+	switch (c->state) {
+	case HEALTH_STATE_UNKNOWN:
+	case HEALTH_STATE_OK:
+	case HEALTH_STATE_UNAVAILABLE:
+		if (r == 0) {
+			if (c->state != HEALTH_STATE_OK)
+				comp_log(c, now_us, LOG_LVL_DEBUG, "ok%s%s",
+					 c->detail[0] ? ": " : "", c->detail);
+			c->state = HEALTH_STATE_OK;
+		} else {
+			start_episode(h, c, st, now_us);
+		}
+		break;
+	case HEALTH_STATE_FAILED:
+		c->pending = false;
+		if (r == 0) {
+			summarize_recovered(c, now_us);
+		} else {
+			c->failed_stage = st;
+			climb(h, c, now_us);
+		}
+		break;
+	case HEALTH_STATE_NEEDS_OPERATOR:
+		/* The ladder is exhausted: keep watching, quietly, until someone fixes it. A
+		 * different failure (the operator changed something) is a new episode. */
+		if (r == 0) {
+			c->last_action = HEALTH_ACTION_NONE;
+			summarize_recovered(c, now_us);
+		} else if (st != c->failed_stage || strcmp(before, c->detail)) {
+			start_episode(h, c, st, now_us);
+		}
+		break;
+	case _HEALTH_STATE_MAX:
+		break;
+	}
+}
+
+static int depth(const struct health *h, int i)
+{
+	int d = 0;
+	for (int p = h->comps[i].parent; p >= 0 && d < HEALTH_MAX_COMPONENTS;
+	     p = h->comps[p].parent)
+		d++;
+	return d;
+}
+
+/* Peers first, then parents before children, then registration order. */
+static int order(const struct health *h, int out[HEALTH_MAX_COMPONENTS])
+{
+	int n = 0, key[HEALTH_MAX_COMPONENTS];
+	for (int i = 0; i < h->n; i++) {
+		if (!comp_live(&h->comps[i]))
+			continue;
+		int k = (strcmp(h->comps[i].kind, "peer") ? 1 : 0) * 4096 + depth(h, i) * 64 + i;
+		int j = n++;
+		for (; j > 0 && key[j - 1] > k; j--) {
+			key[j] = key[j - 1];
+			out[j] = out[j - 1];
+		}
+		key[j] = k;
+		out[j] = i;
+	}
+	return n;
+}
+
+int health_run_due(struct health *h, uint64_t now_us)
+{
+	int idx[HEALTH_MAX_COMPONENTS];
+	int n = order(h, idx), ran = 0;
+	h->running = true;
+	for (int i = 0; i < n; i++) {
+		struct health_component *c = &h->comps[idx[i]];
+		if (comp_live(c) && c->next_due_us <= now_us) {
+			check_one(h, c, now_us);
+			ran++;
+		}
+	}
+	h->running = false;
+	return ran;
+}
+
+int health_check_now(struct health *h, int idx, uint64_t now_us)
+{
+	if (idx < 0 || idx >= h->n || !comp_live(&h->comps[idx]))
+		return -ENOENT;
+	check_one(h, &h->comps[idx], now_us);
+	return 0;
+}
+
+uint64_t health_next_due(const struct health *h)
+{
+	uint64_t t = UINT64_MAX;
+	for (int i = 0; i < h->n; i++)
+		if (comp_live(&h->comps[i]) && h->comps[i].next_due_us < t)
+			t = h->comps[i].next_due_us;
+	return t;
+}
+
+const char *health_overall(const struct health *h)
+{
+	const char *o = "ok";
+	for (int i = 0; i < h->n; i++) {
+		if (!comp_live(&h->comps[i]))
+			continue;
+		switch (h->comps[i].state) {
+		case HEALTH_STATE_NEEDS_OPERATOR:
+			return "needs-operator";
+		case HEALTH_STATE_FAILED:
+		case HEALTH_STATE_UNAVAILABLE:
+			o = "degraded";
+			break;
+		case HEALTH_STATE_UNKNOWN:
+		case HEALTH_STATE_OK:
+		case _HEALTH_STATE_MAX:
+			break;
+		}
+	}
+	return o;
+}
+
+static void format_ago(uint64_t then, uint64_t now, char *out, size_t n)
+{
+	if (!then)
+		snprintf(out, n, "never");
+	else if (now < then)
+		snprintf(out, n, "now");
+	else if (now - then < 10 * USEC_PER_SEC)
+		snprintf(out, n, "%" PRIu64 "ms ago", (uint64_t)((now - then) / USEC_PER_MSEC));
+	else
+		snprintf(out, n, "%" PRIu64 "s ago", (uint64_t)((now - then) / USEC_PER_SEC));
+}
+
+static void format_json_comp(const struct health *h, const struct health_component *c,
+			     uint64_t now_us, struct strbuf *o)
+{
+	sb_puts(o, "{\"component\":");
+	sb_json_str(o, c->name);
+	sb_puts(o, ",\"kind\":");
+	sb_json_str(o, c->kind);
+	sb_puts(o, ",\"id\":");
+	sb_json_str(o, c->id);
+	sb_puts(o, ",\"parent\":");
+	if (c->parent >= 0)
+		sb_json_str(o, h->comps[c->parent].name);
+	else
+		sb_puts(o, "null");
+	sb_printf(o, ",\"state\":\"%s\",\"stage\":", health_state_to_str(c->state));
+	if (c->state == HEALTH_STATE_FAILED || c->state == HEALTH_STATE_NEEDS_OPERATOR)
+		sb_printf(o, "\"%s\"", health_stage_to_str(c->failed_stage));
+	else
+		sb_puts(o, "null");
+	sb_printf(
+	    o, ",\"last_action\":\"%s\",\"checked_ms_ago\":", health_action_to_str(c->last_action));
+	if (c->last_check_us && now_us >= c->last_check_us)
+		sb_printf(o, "%" PRIu64, (uint64_t)((now_us - c->last_check_us) / USEC_PER_MSEC));
+	else
+		sb_puts(o, "null");
+	sb_printf(o,
+		  ",\"checks\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"recoveries\":%" PRIu64
+		  ",\"detail\":",
+		  c->checks, c->failures, c->recoveries);
+	sb_json_str(o, c->detail);
+	sb_puts(o, ",\"log\":[");
+	for (unsigned k = 0; k < c->log_used; k++) {
+		const struct health_log_entry *e =
+		    &c->log[(c->log_head + HEALTH_LOG_LINES - c->log_used + k) % HEALTH_LOG_LINES];
+		sb_printf(o, "%s{\"ms_ago\":%" PRIu64 ",\"text\":", k ? "," : "",
+			  now_us >= e->mono_us ? (uint64_t)((now_us - e->mono_us) / USEC_PER_MSEC)
+					       : (uint64_t)0);
+		sb_json_str(o, e->text);
+		sb_putc(o, '}');
+	}
+	sb_puts(o, "]}");
+}
+
+static void format_human_comp(const struct health_component *c, uint64_t now_us, struct strbuf *o)
+{
+	char ago[32], st[48];
+	format_ago(c->last_check_us, now_us, ago, sizeof(ago));
+	if (c->state == HEALTH_STATE_FAILED || c->state == HEALTH_STATE_NEEDS_OPERATOR)
+		snprintf(st, sizeof(st), "%s@%s", health_state_to_str(c->state),
+			 health_stage_to_str(c->failed_stage));
+	else
+		snprintf(st, sizeof(st), "%s", health_state_to_str(c->state));
+	sb_printf(o, "%-24s %-24s %-10s %s\n", c->name, st, ago, c->detail);
+}
+
+void health_format(const struct health *h, uint64_t now_us, bool json, struct strbuf *out)
+{
+	int idx[HEALTH_MAX_COMPONENTS];
+	int n = order(h, idx);
+	if (json) {
+		sb_printf(out, "{\"overall\":\"%s\",\"components\":[", health_overall(h));
+		for (int i = 0; i < n; i++) {
+			if (i)
+				sb_putc(out, ',');
+			format_json_comp(h, &h->comps[idx[i]], now_us, out);
+		}
+		sb_puts(out, "]}\n");
+		return;
+	}
+	int cnt[_HEALTH_STATE_MAX] = {0};
+	for (int i = 0; i < n; i++)
+		cnt[h->comps[idx[i]].state]++;
+	sb_printf(out,
+		  "overall %s: %d ok, %d failed, %d needs-operator, %d unavailable, %d unchecked\n",
+		  health_overall(h), cnt[HEALTH_STATE_OK], cnt[HEALTH_STATE_FAILED],
+		  cnt[HEALTH_STATE_NEEDS_OPERATOR], cnt[HEALTH_STATE_UNAVAILABLE],
+		  cnt[HEALTH_STATE_UNKNOWN]);
+	if (!n)
+		return;
+	sb_printf(out, "%-24s %-24s %-10s %s\n", "COMPONENT", "STATE", "CHECKED", "DETAIL");
+	for (int i = 0; i < n; i++)
+		format_human_comp(&h->comps[idx[i]], now_us, out);
+	/* The recent history of what is not healthy. */
+	for (int i = 0; i < n; i++) {
+		const struct health_component *c = &h->comps[idx[i]];
+		if (c->state == HEALTH_STATE_OK || c->state == HEALTH_STATE_UNKNOWN || !c->log_used)
+			continue;
+		sb_printf(out, "\n%s:\n", c->name);
+		for (unsigned k = 0; k < c->log_used; k++) {
+			const struct health_log_entry *e =
+			    &c->log[(c->log_head + HEALTH_LOG_LINES - c->log_used + k) %
+				    HEALTH_LOG_LINES];
+			char ago[32];
+			format_ago(e->mono_us, now_us, ago, sizeof(ago));
+			sb_printf(out, "  %-10s %s\n", ago, e->text);
+		}
+	}
+}
+
+/* ---- the driver ---- */
+
+void health_set_notify(struct health *h, health_notify_fn fn, void *ud)
+{
+	h->notify = fn;
+	h->notify_ud = ud;
+}
+
+uint64_t health_now(const struct health *h)
+{
+	return h->clock();
+}
+
+static void on_timer(struct timer *t, void *ud)
+{
+	struct health *h = ud;
+	health_run_due(h, health_now(h));
+	uint64_t next = health_next_due(h);
+	if (next != UINT64_MAX)
+		timer_arm(t, next);
+}
+
+int health_attach(struct health *h, struct loop *l)
+{
+	h->loop = l;
+	h->timer = timer_new(l, on_timer, h);
+	if (!h->timer)
+		return -ENOMEM;
+	timer_arm_in(h->timer, 0);
+	return 0;
+}

@@ -1,0 +1,367 @@
+#include "health_disks.h"
+
+#include "bootstrap.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct disk_watch {
+	struct disk_module *m;
+	char path[CFG_PATH_MAX];
+};
+
+/* The disk's entry in the module's latest result (plans change after a rebuild or an
+ * approved wipe). */
+static const struct disk_bootstrap_disk *entry(const struct disk_watch *w)
+{
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	for (int i = 0; r && i < r->n_disks; i++)
+		if (!strcmp(r->disks[i].info.path, w->path))
+			return &r->disks[i];
+	return NULL;
+}
+
+static int disk_reachable(void *ud, struct strbuf *d)
+{
+	struct disk_watch *w = ud;
+	struct stat st;
+	if (stat(w->path, &st) < 0) {
+		sb_printf(d, "%s: %s", w->path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int disk_parses(void *ud, struct strbuf *d)
+{
+	struct disk_watch *w = ud;
+	_cleanup_free_ struct disk_info *info = calloc(1, sizeof(*info));
+	if (!info)
+		return -ENOMEM;
+	int r = disk_probe(w->path, info);
+	if (r < 0) {
+		sb_printf(d, "cannot probe %s: %s", w->path, strerror(-r));
+		return r;
+	}
+	if (disk_is_blank(info)) {
+		sb_puts(d, "blank: no partition table (a replaced disk?)");
+		return -ENODATA;
+	}
+	if (strcmp(info->pttype, "gpt") || !info->gpt_primary_valid) {
+		char found[256];
+		disk_found_str(info, found, sizeof(found));
+		sb_printf(d, "no valid GPT (found %s)", found[0] ? found : "nothing known");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int disk_integrity(void *ud, struct strbuf *d)
+{
+	struct disk_watch *w = ud;
+	const struct disk_bootstrap_disk *bd = entry(w);
+	if (!bd) {
+		sb_puts(d, "not among the disks of the last disks stage");
+		return -ENOENT;
+	}
+	switch (bd->plan.verdict) {
+	case DISK_VERDICT_FOREIGN:
+		sb_printf(d, "foreign (%s): approve-wipe %s to lay it out", bd->plan.found,
+			  bd->info.serial[0] ? bd->info.serial : w->path);
+		return -EPERM;
+	case DISK_VERDICT_TOO_SMALL:
+		sb_printf(d, "too small: %s", bd->plan.reason);
+		return -ENOSPC;
+	case DISK_VERDICT_KEEP:
+	case DISK_VERDICT_CREATE:
+	case DISK_VERDICT_WIPED:
+	case _DISK_VERDICT_MAX:
+		break;
+	}
+	char why[256] = "";
+	int r = disk_verify(w->path, &bd->plan, why, sizeof(why));
+	if (r < 0) {
+		sb_printf(d, "layout differs: %s", why[0] ? why : strerror(-r));
+		return r;
+	}
+	sb_printf(d, "layout ok (%d partitions)", bd->plan.n_parts);
+	return 0;
+}
+
+/* Runs the disks stage again: it lays out a blank disk and keeps its hands off anything
+ * it was not allowed to touch. */
+static int disk_rebuild(void *ud, struct strbuf *msg)
+{
+	struct disk_watch *w = ud;
+	int r = disk_module_bootstrap(w->m);
+	const struct disk_bootstrap_disk *bd = entry(w);
+	if (bd)
+		sb_printf(msg, "disks stage ran again: %s is %s", w->path,
+			  disk_verdict_to_str(bd->plan.verdict));
+	return r < 0 ? r : 0;
+}
+
+static const struct health_component_ops disk_ops = {
+    .check_reachable = disk_reachable,
+    .check_parses = disk_parses,
+    .check_integrity = disk_integrity,
+    .rebuild = disk_rebuild,
+    .rebuild_tries = 1,
+};
+
+/* ---- the state journal: reported, repaired by the next write of the disks stage ---- */
+
+static int journal_reachable(void *ud, struct strbuf *d)
+{
+	struct disk_watch *w = ud;
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	if (!r || !r->n_jdevs) {
+		sb_puts(d, "no cmpt-state area on any disk");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Reads every slot of every device: *ret_valid valid slots, the first problem in d. */
+static int journal_scan(struct disk_watch *w, struct strbuf *d, int *ret_valid)
+{
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	_cleanup_free_ struct journal_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	int valid = 0, bad = 0;
+	uint64_t newest = 0;
+	for (int i = 0; i < r->n_jdevs; i++) {
+		struct journal_slot_info info[2];
+		journal_read_dev(&r->jdevs[i], info, st);
+		for (int k = 0; k < 2; k++) {
+			if (info[k].status == 0) {
+				valid++;
+				newest = info[k].seq > newest ? info[k].seq : newest;
+			} else if (info[k].status != -ENODATA && !bad++) {
+				sb_printf(d, "slot %d of %s %s", k, r->jdevs[i].path,
+					  info[k].status == -EBADMSG ? "is corrupt"
+								     : strerror(-info[k].status));
+			}
+		}
+	}
+	if (!bad)
+		sb_printf(d, "%d devices, newest seq %" PRIu64, r->n_jdevs, newest);
+	else
+		sb_printf(d, "; seq %" PRIu64 " serves", newest);
+	*ret_valid = valid;
+	return bad ? -EBADMSG : 0;
+}
+
+static int journal_parses(void *ud, struct strbuf *d)
+{
+	int valid = 0;
+	struct strbuf tmp;
+	sb_init(&tmp);
+	int r = journal_scan(ud, &tmp, &valid);
+	sb_free(&tmp);
+	if (r == -ENOMEM)
+		return r;
+	if (!valid) {
+		sb_puts(d, "no valid slot on any device");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int journal_integrity(void *ud, struct strbuf *d)
+{
+	int valid;
+	return journal_scan(ud, d, &valid);
+}
+
+static const struct health_component_ops journal_ops = {
+    .check_reachable = journal_reachable,
+    .check_parses = journal_parses,
+    .check_integrity = journal_integrity,
+};
+
+static int watch_journal(struct health *h, struct disk_module *m)
+{
+	const struct disk_bootstrap_result *res = disk_module_result(m);
+	if (!res || !res->n_jdevs || health_find(h, "journal", "state"))
+		return 0;
+	struct disk_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->m = m;
+	int r = health_register(h, &journal_ops, w, "journal", "state", NULL);
+	if (r < 0)
+		free(w);
+	return r < 0 ? r : 1;
+}
+
+/* ---- md arrays: state and resync progress from sysfs ---- */
+
+int health_md_judge(const struct health_md_facts *f, struct strbuf *detail)
+{
+	if (!strcmp(f->array_state, "inactive") || !strcmp(f->array_state, "clear") ||
+	    !f->array_state[0]) {
+		sb_printf(detail, "array is %s",
+			  f->array_state[0] ? f->array_state : "not running");
+		return -ENODEV;
+	}
+	long up = f->raid_disks - f->degraded;
+	bool syncing =
+	    strcmp(f->sync_action, "idle") && strcmp(f->sync_action, "frozen") && f->sync_action[0];
+	if (syncing && f->sync_total) {
+		unsigned pct = (unsigned)(f->sync_done * 100 / f->sync_total);
+		sb_printf(detail, "%s %u%% (%ld/%ld members)", f->sync_action, pct, up,
+			  f->raid_disks);
+		return 0; /* progress, not a failure: the rebuild is under way */
+	}
+	if (f->degraded > 0) {
+		sb_printf(detail, "degraded: %ld/%ld members", up, f->raid_disks);
+		return -EDEADLK;
+	}
+	sb_printf(detail, "%s, %ld/%ld members", f->array_state, up, f->raid_disks);
+	return 0;
+}
+
+static int read_attr(const char *dir, const char *name, char *out, size_t n)
+{
+	char path[CFG_PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = read_full_file(path, 4096, &text, &len);
+	if (r < 0)
+		return r;
+	snprintf(out, n, "%s", strstrip(text));
+	return 0;
+}
+
+int health_md_read(const char *dev_root, const char *sys_root, const char *name,
+		   struct health_md_facts *ret, struct strbuf *err)
+{
+	char link[CFG_PATH_MAX], target[CFG_PATH_MAX], dir[CFG_PATH_MAX + 32], v[64];
+	snprintf(link, sizeof(link), "%s/md/%s", dev_root, name);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0) {
+		sb_printf(err, "%s: %s", link, strerror(errno));
+		return -errno;
+	}
+	target[n] = '\0';
+	const char *md = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	snprintf(dir, sizeof(dir), "%s/block/%s/md", sys_root, md);
+	struct health_md_facts f = {0};
+	long l;
+	int r = read_attr(dir, "array_state", f.array_state, sizeof(f.array_state));
+	if (r < 0) {
+		sb_printf(err, "%s/array_state: %s", dir, strerror(-r));
+		return r;
+	}
+	if (read_attr(dir, "degraded", v, sizeof(v)) == 0 && parse_int(v, 0, 64, &l) == 0)
+		f.degraded = l;
+	if (read_attr(dir, "raid_disks", v, sizeof(v)) == 0 && parse_int(v, 0, 64, &l) == 0)
+		f.raid_disks = l;
+	read_attr(dir, "sync_action", f.sync_action, sizeof(f.sync_action));
+	if (read_attr(dir, "sync_completed", v, sizeof(v)) == 0) {
+		unsigned long long d, t;
+		if (sscanf(v, "%llu / %llu", &d, &t) == 2) {
+			f.sync_done = d;
+			f.sync_total = t;
+		}
+	}
+	*ret = f;
+	return 0;
+}
+
+struct md_watch {
+	struct disk_watch dw; /* first: the rebuild is the disks stage */
+	char name[16];
+};
+
+static int md_reachable(void *ud, struct strbuf *d)
+{
+	struct md_watch *w = ud;
+	struct health_md_facts f;
+	return health_md_read("/dev", "/sys", w->name, &f, d);
+}
+
+static int md_integrity(void *ud, struct strbuf *d)
+{
+	struct md_watch *w = ud;
+	struct health_md_facts f;
+	int r = health_md_read("/dev", "/sys", w->name, &f, d);
+	return r < 0 ? r : health_md_judge(&f, d);
+}
+
+/* Runs the disks stage again: it re-adds a returning member and adds a new blank one. */
+static int md_rebuild(void *ud, struct strbuf *msg)
+{
+	struct md_watch *w = ud;
+	int r = disk_module_bootstrap(w->dw.m);
+	sb_printf(msg, "disks stage ran again for md %s%s", w->name, r < 0 ? " (it failed)" : "");
+	return r < 0 ? r : 0;
+}
+
+static const struct health_component_ops md_ops = {
+    .check_reachable = md_reachable,
+    .check_integrity = md_integrity,
+    .rebuild = md_rebuild,
+    .rebuild_tries = 1,
+};
+
+static void watch_md(struct health *h, struct disk_module *m)
+{
+	const struct disk_bootstrap_result *res = disk_module_result(m);
+	for (int k = 0; res && k < _CFG_KIND_MAX; k++) {
+		const struct disk_bootstrap_raid *br = &res->raids[k];
+		if (!br->planned || health_find(h, "md", br->input.name))
+			continue;
+		struct md_watch *w = calloc(1, sizeof(*w));
+		if (!w)
+			return;
+		w->dw.m = m;
+		snprintf(w->name, sizeof(w->name), "%s", br->input.name);
+		if (health_register(h, &md_ops, w, "md", w->name, NULL) < 0)
+			free(w);
+	}
+}
+
+int health_disks_register(struct health *h, struct disk_module *m)
+{
+	const struct disk_bootstrap_result *res = disk_module_result(m);
+	int n = 0;
+	for (int i = 0; res && i < res->n_disks; i++) {
+		const char *path = res->disks[i].info.path;
+		const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+		if (health_find(h, "disk", name))
+			continue;
+		struct disk_watch *w = calloc(1, sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		w->m = m;
+		snprintf(w->path, sizeof(w->path), "%s", path);
+		int r = health_register(h, &disk_ops, w, "disk", name, NULL);
+		if (r < 0) {
+			free(w);
+			log_warn_errno(r, "health: cannot watch disk %s, ignoring", path);
+			continue;
+		}
+		n++;
+	}
+	if (watch_journal(h, m) < 0)
+		log_warn("health: cannot watch the state journal, ignoring");
+	watch_md(h, m);
+	return n;
+}
+
+void health_disks_unregister(struct health *h)
+{
+	for (int i = 0; i < h->n; i++) {
+		struct health_component *c = &h->comps[i];
+		if (c->ops != &disk_ops && c->ops != &journal_ops && c->ops != &md_ops)
+			continue;
+		free(c->ud);
+		health_unregister(h, c->kind, c->id);
+	}
+}

@@ -1,0 +1,172 @@
+/* Golden files for the human and JSON answers of the console commands, on a
+ * deterministic agent (tests/unit/agent_fixture.h). Volatile fields (uptime, pid) are
+ * normalized. UPDATE_GOLDEN=1 rewrites the files after a deliberate change. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "agent_fixture.h"
+
+#define GOLDEN SRCDIR "/tests/golden/console/"
+
+/* Volatile fields: uptime and pid become 0, configuration hashes (they follow the rig
+ * file, which other tests own) become "H". Every occurrence. */
+static void normalize(char *s)
+{
+	static const struct {
+		const char *key, *repl;
+		bool hex;
+	} keys[] = {
+	    {"uptime      ", "0", false},      {"\"uptime_s\":", "0", false},
+	    {"\"pid\":", "0", false},	       {"blake2b ", "H", true},
+	    {"\"config_hash\":\"", "H", true},
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+		for (char *p = strstr(s, keys[k].key); p; p = strstr(p, keys[k].key)) {
+			p += strlen(keys[k].key);
+			char *e = p;
+			while ((*e >= '0' && *e <= '9') || (keys[k].hex && *e >= 'a' && *e <= 'f'))
+				e++;
+			if (e > p) {
+				*p = keys[k].repl[0];
+				memmove(p + 1, e, strlen(e) + 1);
+			}
+		}
+	}
+}
+
+static void check_golden(const char *name, const char *got)
+{
+	char path[256];
+	snprintf(path, sizeof(path), GOLDEN "%s", name);
+	if (getenv("UPDATE_GOLDEN")) {
+		fixture_write(path, got, strlen(got));
+		return;
+	}
+	char *want = NULL;
+	size_t len;
+	if (read_full_file(path, 1 << 20, &want, &len) < 0)
+		fail_msg("missing golden file %s (UPDATE_GOLDEN=1 writes it); got:\n%s", path, got);
+	if (strcmp(want, got))
+		fail_msg("%s differs; got:\n%s\nwant:\n%s", path, got, want);
+	free(want);
+}
+
+/* Runs `line` as human and as JSON, compares both with <name>.txt and <name>.json. */
+static void golden(struct fixture *f, const char *name, const char *line, bool want_failed)
+{
+	for (int json = 0; json < 2; json++) {
+		char l[160], file[96];
+		snprintf(l, sizeof(l), "%s%s", line, json ? " --json" : "");
+		snprintf(file, sizeof(file), "%s.%s", name, json ? "json" : "txt");
+		bool failed;
+		char *out = fixture_run(f, l, &failed);
+		normalize(out);
+		printf("== %s\n%s", l, out);
+		assert_int_equal(failed, want_failed);
+		check_golden(file, out);
+		free(out);
+	}
+}
+
+/* Stand-ins for the other modules' hooks, answering the way theirs do. */
+static int fake_wipe(struct agent *a, const char *disk, struct strbuf *msg)
+{
+	if (strcmp(disk, "/dev/vdb")) {
+		sb_printf(msg, "no foreign disk '%s' (disks lists them)", disk);
+		return -ENOENT;
+	}
+	sb_puts(msg, "wipe of /dev/vdb (serial QM00002) authorized once");
+	return 0;
+}
+static int fake_continue(struct agent *a, struct strbuf *msg)
+{
+	sb_puts(msg, "wait-operator released; starting profile infra-only");
+	return 0;
+}
+static int fake_promote(struct agent *a, enum cfg_kind k, struct strbuf *msg)
+{
+	sb_printf(msg, "the %s master b1 holds a valid lease (epoch 7)", cfg_kind_to_str(k));
+	return -EBUSY;
+}
+static int fake_demote(struct agent *a, enum cfg_kind k, struct strbuf *msg)
+{
+	sb_printf(msg, "%s: stepping down to slave at epoch 8", cfg_kind_to_str(k));
+	return 0;
+}
+
+static int disk_reach(void *ud, struct strbuf *d)
+{
+	sb_puts(d, "/dev/vdb: no medium");
+	return -ENOMEDIUM;
+}
+static int md_reach(void *ud, struct strbuf *d)
+{
+	sb_puts(d, "resyncing 42% (1/2 members)");
+	return 0;
+}
+static const struct health_component_ops disk_ops = {.check_reachable = disk_reach};
+static const struct health_component_ops md_ops = {.check_reachable = md_reach};
+
+static void test_golden_not_available(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, false);
+	golden(&f, "help", "help", false);
+	golden(&f, "approve-wipe-unavailable", "approve-wipe /dev/vdb", true);
+	golden(&f, "continue-unavailable", "continue", true);
+	golden(&f, "promote-unavailable", "promote infra", true);
+	golden(&f, "promote-usage", "promote everything", true);
+	golden(&f, "shell-socket", "shell", true);
+	golden(&f, "unknown", "frobnicate", true);
+	golden(&f, "query-usage", "query all shell", true);
+	/* Without the handshake module every other node is an error that says why. */
+	golden(&f, "query-no-transport", "query all status", false);
+	fixture_close(&f);
+}
+
+static void test_golden_hooks(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, false);
+	f.a.hooks.approve_wipe = fake_wipe;
+	f.a.hooks.operator_continue = fake_continue;
+	f.a.hooks.promote = fake_promote;
+	f.a.hooks.demote = fake_demote;
+	golden(&f, "approve-wipe", "approve-wipe /dev/vdb", false);
+	golden(&f, "approve-wipe-refused", "approve-wipe /dev/vdz", true);
+	golden(&f, "approve-wipe-usage", "approve-wipe", true);
+	golden(&f, "continue", "continue", false);
+	golden(&f, "promote-refused", "promote infra", true);
+	golden(&f, "demote", "demote admin", false);
+	fixture_close(&f);
+}
+
+static void test_golden_status_health(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, false);
+	golden(&f, "status", "status", false);
+	golden(&f, "query-self", "query node a1 status", false);
+	/* A disk that needs an operator, an array resyncing under it. */
+	assert_int_equal(health_register(f.a.health, &disk_ops, NULL, "disk", "vdb", NULL), 2);
+	assert_int_equal(health_register(f.a.health, &md_ops, NULL, "md", "infra", NULL), 3);
+	health_run_due(f.a.health, FIX_MONO_US);
+	fix_mono = FIX_MONO_US + 1500 * USEC_PER_MSEC;
+	golden(&f, "health", "health", false);
+	golden(&f, "status-degraded", "status", false);
+	golden(&f, "health-usage", "health everything", true);
+	fixture_close(&f);
+}
+
+int main(void)
+{
+	log_set_target(LOG_TARGET_NONE);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_golden_not_available),
+	    cmocka_unit_test(test_golden_hooks),
+	    cmocka_unit_test(test_golden_status_health),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,382 @@
+/* The health engine's core, table-driven: fake components whose stages fail until a
+ * given step of the ladder fixes them; time is passed in. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "health.h"
+#include "log.h"
+
+struct fake {
+	const char *trace_name;
+	bool fail_reach, fail_parse, fail_integ;
+	enum health_action fixed_by; /* NONE: nothing fixes it */
+	unsigned fix_on_try;	     /* the n-th call of that action fixes it */
+	bool fix_pending;	     /* that action answers HEALTH_PENDING */
+	bool action_errors;	     /* the other actions return -EIO */
+	unsigned calls[_HEALTH_ACTION_MAX];
+	unsigned checks;
+};
+
+static struct strbuf trace; /* "a:R a:I a:r …": check reachable, isolate, restart … */
+static struct strbuf events;
+
+static void on_line(const struct log_line *l, void *ud)
+{
+	if (l->is_event && !strncmp(l->text, "event=health ", 13)) {
+		sb_puts(&events, l->text);
+		sb_putc(&events, '\n');
+	}
+}
+
+static void mark(struct fake *f, const char *what)
+{
+	sb_printf(&trace, "%s%s:%s", trace.len ? " " : "", f->trace_name, what);
+}
+
+static int chk(struct fake *f, bool fail, const char *what, struct strbuf *d)
+{
+	mark(f, what);
+	if (fail)
+		sb_printf(d, "%s broken", what);
+	return fail ? -EIO : 0;
+}
+static int reach(void *ud, struct strbuf *d)
+{
+	struct fake *f = ud;
+	f->checks++;
+	return chk(f, f->fail_reach, "reach", d);
+}
+static int parses(void *ud, struct strbuf *d)
+{
+	return chk(ud, ((struct fake *)ud)->fail_parse, "parse", d);
+}
+static int integ(void *ud, struct strbuf *d)
+{
+	return chk(ud, ((struct fake *)ud)->fail_integ, "integ", d);
+}
+
+static int act(struct fake *f, enum health_action a)
+{
+	f->calls[a]++;
+	mark(f, health_action_to_str(a));
+	if (a == f->fixed_by && f->calls[a] >= f->fix_on_try) {
+		f->fail_reach = f->fail_parse = f->fail_integ = false;
+		return f->fix_pending ? HEALTH_PENDING : 0;
+	}
+	return f->action_errors ? -EIO : 0;
+}
+static int isolate(void *ud, struct strbuf *m)
+{
+	return act(ud, HEALTH_ACTION_ISOLATE);
+}
+static int restart(void *ud, struct strbuf *m)
+{
+	return act(ud, HEALTH_ACTION_RESTART);
+}
+static int reload(void *ud, struct strbuf *m)
+{
+	return act(ud, HEALTH_ACTION_RELOAD);
+}
+static int rebuild(void *ud, struct strbuf *m)
+{
+	return act(ud, HEALTH_ACTION_REBUILD);
+}
+
+static const struct health_component_ops full_ops = {
+    .check_reachable = reach,
+    .check_parses = parses,
+    .check_integrity = integ,
+    .isolate = isolate,
+    .restart = restart,
+    .reload = reload,
+    .rebuild = rebuild,
+    .interval_us = 1000000,
+};
+static const struct health_component_ops no_restart_ops = {
+    .check_reachable = reach,
+    .check_integrity = integ,
+    .isolate = isolate,
+    .reload = reload,
+    .rebuild = rebuild,
+    .reload_tries = 3,
+};
+
+struct ladder_case {
+	const char *name;
+	const struct health_component_ops *ops;
+	struct fake f;
+	const char *want_trace;
+	enum health_state want_state;
+	const char *want_events;
+};
+
+static const struct ladder_case ladder_cases[] = {
+    {"healthy", &full_ops, {.trace_name = "c"}, "c:reach c:parse c:integ", HEALTH_STATE_OK, ""},
+    {"integrity, restart fixes",
+     &full_ops,
+     {.trace_name = "c", .fail_integ = true, .fixed_by = HEALTH_ACTION_RESTART, .fix_on_try = 1},
+     "c:reach c:parse c:integ c:isolate c:restart c:reach c:parse c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=integrity action=isolate reason=\"integ "
+     "broken\"\n"
+     "event=health component=t:c state=recovered stage=integrity action=restart\n"},
+    {"parse stage stops before integrity; reload on its 2nd try",
+     &full_ops,
+     {.trace_name = "c", .fail_parse = true, .fixed_by = HEALTH_ACTION_RELOAD, .fix_on_try = 2},
+     "c:reach c:parse c:isolate c:restart c:reach c:parse c:restart c:reach c:parse c:restart "
+     "c:reach c:parse c:reload c:reach c:parse c:reload c:reach c:parse c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=parses action=isolate reason=\"parse broken\"\n"
+     "event=health component=t:c state=recovered stage=parses action=reload\n"},
+    {"a missing rung is skipped, failing actions retried up to the bound",
+     &no_restart_ops,
+     {.trace_name = "c",
+      .fail_reach = true,
+      .fixed_by = HEALTH_ACTION_RELOAD,
+      .fix_on_try = 3,
+      .action_errors = true},
+     "c:reach c:isolate c:reload c:reload c:reload c:reach c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=reachable action=isolate reason=\"reach "
+     "broken\"\n"
+     "event=health component=t:c state=recovered stage=reachable action=reload\n"},
+    {"rebuild is the last rung",
+     &full_ops,
+     {.trace_name = "c",
+      .fail_reach = true,
+      .fixed_by = HEALTH_ACTION_REBUILD,
+      .fix_on_try = 1,
+      .action_errors = true},
+     "c:reach c:isolate c:restart c:restart c:restart c:reload c:reload c:rebuild c:reach c:parse "
+     "c:integ",
+     HEALTH_STATE_OK,
+     "event=health component=t:c state=failed stage=reachable action=isolate reason=\"reach "
+     "broken\"\n"
+     "event=health component=t:c state=recovered stage=reachable action=rebuild\n"},
+    {"nothing fixes it: needs an operator, once",
+     &full_ops,
+     {.trace_name = "c", .fail_integ = true},
+     "c:reach c:parse c:integ c:isolate c:restart c:reach c:parse c:integ c:restart c:reach "
+     "c:parse c:integ c:restart c:reach c:parse c:integ c:reload c:reach c:parse c:integ c:reload "
+     "c:reach c:parse c:integ c:rebuild c:reach c:parse c:integ",
+     HEALTH_STATE_NEEDS_OPERATOR,
+     "event=health component=t:c state=failed stage=integrity action=isolate reason=\"integ "
+     "broken\"\n"
+     "event=health component=t:c state=needs-operator stage=integrity action=rebuild "
+     "reason=\"integ broken\"\n"},
+};
+
+static void reset_capture(void)
+{
+	sb_reset(&trace);
+	sb_reset(&events);
+}
+
+static void test_ladder(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ladder_cases); i++) {
+		const struct ladder_case *tc = &ladder_cases[i];
+		struct fake f = tc->f;
+		struct health *h = health_new(USEC_PER_SEC);
+		assert_non_null(h);
+		assert_int_equal(health_register(h, tc->ops, &f, "t", "c", NULL), 0);
+		reset_capture();
+		assert_int_equal(health_run_due(h, 1000), 1);
+		printf("case: %s\n  trace: %s\n", tc->name, trace.buf ? trace.buf : "");
+		assert_string_equal(trace.buf ? trace.buf : "", tc->want_trace);
+		assert_string_equal(events.buf ? events.buf : "", tc->want_events);
+		assert_int_equal(h->comps[0].state, tc->want_state);
+		/* Nothing runs before the interval; needs-operator stays quiet on later cycles. */
+		reset_capture();
+		assert_int_equal(health_run_due(h, 2000), 0);
+		if (tc->want_state == HEALTH_STATE_NEEDS_OPERATOR) {
+			assert_int_equal(health_run_due(h, 1000 + 5 * USEC_PER_SEC), 1);
+			assert_null(events.buf && events.len ? events.buf : NULL);
+			assert_null(strstr(trace.buf, "restart"));
+			/* An operator fixes it: one recovered line. */
+			f.fail_integ = false;
+			assert_int_equal(health_run_due(h, 1000 + 10 * USEC_PER_SEC), 1);
+			assert_string_equal(events.buf,
+					    "event=health component=t:c state=recovered "
+					    "stage=integrity action=none\n");
+			assert_int_equal(h->comps[0].state, HEALTH_STATE_OK);
+		}
+		health_free(h);
+	}
+}
+
+/* An action that only starts something: re-checked after retry_interval_us. */
+static void test_pending(void **state)
+{
+	static const struct health_component_ops ops = {
+	    .check_reachable = reach,
+	    .isolate = isolate,
+	    .restart = restart,
+	    .retry_interval_us = 500000,
+	    .interval_us = 10000000,
+	};
+	struct fake f = {.trace_name = "p",
+			 .fail_reach = true,
+			 .fixed_by = HEALTH_ACTION_RESTART,
+			 .fix_on_try = 1,
+			 .fix_pending = true};
+	struct health *h = health_new(0);
+	assert_int_equal(health_register(h, &ops, &f, "path", "p", NULL), 0);
+	reset_capture();
+	health_run_due(h, 100);
+	assert_string_equal(trace.buf, "p:reach p:isolate p:restart");
+	assert_int_equal(h->comps[0].state, HEALTH_STATE_FAILED);
+	assert_int_equal(health_next_due(h), 100 + 500000);
+	assert_int_equal(health_run_due(h, 100 + 499999), 0);
+	reset_capture();
+	assert_int_equal(health_run_due(h, 100 + 500000), 1);
+	assert_string_equal(trace.buf, "p:reach");
+	assert_string_equal(
+	    events.buf,
+	    "event=health component=path:p state=recovered stage=reachable action=restart\n");
+	assert_int_equal(health_next_due(h), 100 + 500000 + 10000000);
+	health_free(h);
+}
+
+/* Peers first; a child of an unreachable parent is not probed. */
+static void test_order_and_parents(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.rebuild_tries = 1};
+	static const struct health_component_ops quiet = {.check_reachable = reach};
+	struct fake disk = {.trace_name = "disk"}, md = {.trace_name = "md"},
+		    peer = {.trace_name = "peer"}, remote = {.trace_name = "remote"};
+	struct health *h = health_new(0);
+	assert_int_equal(health_register(h, &ops, &disk, "disk", "vda", NULL), 0);
+	assert_int_equal(health_register(h, &ops, &md, "md", "infra", "disk:vda"), 1);
+	assert_int_equal(health_register(h, &quiet, &peer, "peer", "a2", NULL), 2);
+	assert_int_equal(health_register(h, &quiet, &remote, "slot", "a2", "peer:a2"), 3);
+	assert_int_equal(health_register(h, &quiet, &remote, "slot", "x", "peer:zz"), -ENOENT);
+	assert_int_equal(health_register(h, &quiet, &remote, "slot", "a2", NULL), -EEXIST);
+	reset_capture();
+	assert_int_equal(health_run_due(h, 1), 4);
+	assert_string_equal(trace.buf, "peer:reach disk:reach md:reach remote:reach");
+
+	/* The peer is lost: its slot becomes unavailable without a probe, once. */
+	peer.fail_reach = true;
+	reset_capture();
+	assert_int_equal(health_run_due(h, 1 + 5 * USEC_PER_SEC), 4);
+	assert_string_equal(trace.buf, "peer:reach disk:reach md:reach");
+	assert_int_equal(h->comps[2].state, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_int_equal(h->comps[3].state, HEALTH_STATE_UNAVAILABLE);
+	assert_non_null(strstr(events.buf, "component=slot:a2 state=unavailable"));
+	assert_string_equal(h->comps[3].detail, "peer:a2 is unreachable");
+	assert_string_equal(health_overall(h), "needs-operator");
+
+	reset_capture();
+	health_run_due(h, 1 + 10 * USEC_PER_SEC);
+	assert_null(strstr(events.buf ? events.buf : "", "slot:a2"));
+	assert_null(strstr(trace.buf, "remote"));
+
+	/* Back: the peer recovers first, so its slot is probed again in the same cycle. */
+	peer.fail_reach = false;
+	reset_capture();
+	health_run_due(h, 1 + 15 * USEC_PER_SEC);
+	assert_string_equal(trace.buf, "peer:reach disk:reach md:reach remote:reach");
+	assert_int_equal(h->comps[3].state, HEALTH_STATE_OK);
+	assert_string_equal(health_overall(h), "ok");
+
+	/* Unregistering a parent orphans its children instead of leaving a dangling index. */
+	assert_int_equal(health_unregister(h, "disk", "vda"), 0);
+	assert_int_equal(h->comps[1].parent, -1);
+	assert_null(health_find(h, "disk", "vda"));
+	assert_int_equal(health_register(h, &ops, &disk, "disk", "vdb", "md:infra"), 0);
+	reset_capture();
+	health_run_due(h, 1 + 20 * USEC_PER_SEC);
+	assert_string_equal(trace.buf, "peer:reach md:reach disk:reach remote:reach");
+	health_free(h);
+}
+
+static struct strbuf changes;
+static void on_change(struct health *h, const struct health_component *c, enum health_state old,
+		      void *ud)
+{
+	sb_printf(&changes, "%s:%s->%s ", c->name, health_state_to_str(old),
+		  health_state_to_str(c->state));
+}
+
+/* One notification per state change, none for a check that changes nothing. */
+static void test_notify(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.restart = restart};
+	struct fake f = {.trace_name = "n",
+			 .fixed_by = HEALTH_ACTION_RESTART,
+			 .fix_on_try = 1,
+			 .fix_pending = true};
+	struct health *h = health_new(USEC_PER_SEC);
+	sb_init(&changes);
+	health_set_notify(h, on_change, NULL);
+	health_register(h, &ops, &f, "path", "p", NULL);
+	health_run_due(h, 1);
+	health_run_due(h, 1 + USEC_PER_SEC);
+	f.fail_reach = true;
+	f.calls[HEALTH_ACTION_RESTART] = 0;
+	health_run_due(h, 1 + 2 * USEC_PER_SEC); /* fails, restart started (pending) */
+	health_run_due(h, 1 + 3 * USEC_PER_SEC); /* fixed */
+	assert_string_equal(changes.buf, "path:p:unknown->ok path:p:ok->failed path:p:failed->ok ");
+	sb_free(&changes);
+	health_free(h);
+}
+
+static void test_format(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.isolate = isolate};
+	struct fake a = {.trace_name = "a"}, b = {.trace_name = "b", .fail_reach = true};
+	struct health *h = health_new(0);
+	health_register(h, &ops, &a, "clock", "realtime", NULL);
+	health_register(h, &ops, &b, "config", "cluster", NULL);
+	health_run_due(h, 1000000);
+	health_set_detail(h, "clock", "realtime", "drift %dms", 3);
+	struct strbuf out;
+	sb_init(&out);
+	health_format(h, 3500000, false, &out);
+	assert_string_equal(
+	    out.buf,
+	    "overall needs-operator: 1 ok, 0 failed, 1 needs-operator, 0 unavailable, 0 unchecked\n"
+	    "COMPONENT                STATE                    CHECKED    DETAIL\n"
+	    "clock:realtime           ok                       2500ms ago drift 3ms\n"
+	    "config:cluster           needs-operator@reachable 2500ms ago reach broken\n"
+	    "\nconfig:cluster:\n"
+	    "  2500ms ago failed at reachable: reach broken\n"
+	    "  2500ms ago isolate: done\n"
+	    "  2500ms ago needs an operator: reachable failed: reach broken\n");
+	sb_reset(&out);
+	health_format(h, 3500000, true, &out);
+	assert_non_null(strstr(out.buf,
+			       "{\"overall\":\"needs-operator\",\"components\":[{\"component\":"
+			       "\"clock:realtime\",\"kind\":\"clock\",\"id\":\"realtime\","
+			       "\"parent\":null,\"state\":\"ok\",\"stage\":null,"));
+	assert_non_null(strstr(out.buf, "\"state\":\"needs-operator\",\"stage\":\"reachable\","
+					"\"last_action\":\"isolate\",\"checked_ms_ago\":2500"));
+	sb_free(&out);
+	health_free(h);
+}
+
+int main(void)
+{
+	log_set_target(LOG_TARGET_NONE);
+	sb_init(&trace);
+	sb_init(&events);
+	log_subscribe(on_line, NULL);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ladder),
+	    cmocka_unit_test(test_pending),
+	    cmocka_unit_test(test_order_and_parents),
+	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_notify),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	sb_free(&trace);
+	sb_free(&events);
+	return r;
+}

@@ -1,0 +1,207 @@
+/* The built-in health checks, each with its failure injected for real: the config
+ * file edited (valid → reload → recovered; invalid → needs-operator; fixed → recovered),
+ * the clock stepped backwards and unset, the console socket file removed. Each must
+ * show failed → isolate → remedy → one summary line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "agent_fixture.h"
+
+static struct strbuf events;
+
+static void on_line(const struct log_line *l, void *ud)
+{
+	if (l->is_event && !strncmp(l->text, "event=health ", 13)) {
+		sb_puts(&events, l->text);
+		sb_putc(&events, '\n');
+	}
+}
+
+static void advance(struct fixture *f, uint64_t us)
+{
+	fix_mono += us;
+	fix_rt += us;
+	sb_reset(&events);
+	health_run_due(f->a.health, fix_mono);
+}
+
+static void append(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "a");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void replace(const char *path, const char *old, const char *new)
+{
+	char *text;
+	size_t len;
+	assert_int_equal(read_full_file(path, 1 << 20, &text, &len), 0);
+	char *at = strstr(text, old);
+	assert_non_null(at);
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_put(&sb, text, (size_t)(at - text));
+	sb_puts(&sb, new);
+	sb_puts(&sb, at + strlen(old));
+	fixture_write(path, sb.buf, sb.len);
+	sb_free(&sb);
+	free(text);
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay ? strstr(hay, needle) : NULL; p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+static void test_config(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, false);
+	advance(&f, 0);
+	assert_int_equal(health_find(f.a.health, "config", "cluster")->state, HEALTH_STATE_OK);
+	uint64_t version = f.a.cfg->version;
+
+	/* A valid edit: the running hash no longer matches → reload (the SIGHUP path). */
+	replace(f.conf, "handshake_window = 3s\n",
+		"handshake_window = 4s # an operator was here\n");
+	advance(&f, 5 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf,
+			       "event=health component=config:cluster state=failed "
+			       "stage=integrity action=isolate reason=\"file changed: blake2b "));
+	assert_non_null(strstr(events.buf, "event=health component=config:cluster state=recovered "
+					   "stage=integrity action=reload\n"));
+	assert_int_equal(count(events.buf, "event=health"), 2);
+	assert_int_equal(f.a.cfg->timeouts.handshake_window, 4 * USEC_PER_SEC);
+	assert_int_equal(f.a.cfg->version, version);
+
+	/* An invalid edit: parses fails, the reload is refused, the old config stays. */
+	struct cfg *before = f.a.cfg;
+	append(f.conf, "colour = red\n");
+	advance(&f, 5 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf,
+			       "component=config:cluster state=failed stage=parses action=isolate "
+			       "reason=\""));
+	assert_non_null(strstr(events.buf, "colour"));
+	assert_non_null(strstr(events.buf,
+			       "component=config:cluster state=needs-operator stage=parses "
+			       "action=reload"));
+	assert_int_equal(count(events.buf, "event=health"), 2);
+	assert_ptr_equal(f.a.cfg, before);
+	assert_string_equal(health_overall(f.a.health), "needs-operator");
+
+	/* Nothing changes: no new lines. */
+	advance(&f, 5 * USEC_PER_SEC);
+	assert_int_equal(events.len, 0);
+
+	/* The operator fixes the file (a different failure, then a fix): reloaded. */
+	replace(f.conf, "colour = red\n", "");
+	replace(f.conf, "handshake_window = 4s", "handshake_window = 5s");
+	advance(&f, 5 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf, "component=config:cluster state=recovered"));
+	assert_int_equal(f.a.cfg->timeouts.handshake_window, 5 * USEC_PER_SEC);
+	assert_string_equal(health_overall(f.a.health), "ok");
+
+	/* The file disappears: reachable fails, reload cannot help. */
+	unlink(f.conf);
+	advance(&f, 5 * USEC_PER_SEC);
+	assert_non_null(
+	    strstr(events.buf, "component=config:cluster state=failed stage=reachable"));
+	assert_non_null(
+	    strstr(events.buf, "component=config:cluster state=needs-operator stage=reachable"));
+	fixture_close(&f);
+}
+
+static void test_clock(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, false);
+	advance(&f, 0);
+	/* Drift inside the tolerance is fine. */
+	fix_rt += 300 * USEC_PER_MSEC;
+	advance(&f, 5 * USEC_PER_SEC);
+	assert_int_equal(events.len, 0);
+	assert_string_equal(health_find(f.a.health, "clock", "realtime")->detail, "drift 300 ms");
+	/* A jump backwards: alert, re-anchor, recovered. */
+	fix_rt -= 90 * USEC_PER_SEC;
+	advance(&f, 5 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_string_equal(
+	    events.buf,
+	    "event=health component=clock:realtime state=failed stage=integrity action=isolate "
+	    "reason=\"realtime jumped backwards by 89700 ms\"\n"
+	    "event=health component=clock:realtime state=recovered stage=integrity "
+	    "action=reload\n");
+	advance(&f, 5 * USEC_PER_SEC);
+	assert_int_equal(events.len, 0);
+	/* A clock back at 1970 cannot be fixed by re-anchoring: an operator must set it. */
+	fix_rt = 5 * USEC_PER_SEC;
+	advance(&f, 5 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf, "component=clock:realtime state=failed stage=parses"));
+	assert_non_null(strstr(events.buf,
+			       "component=clock:realtime state=needs-operator stage=parses "
+			       "action=reload reason=\"the realtime clock is not set"));
+	fixture_close(&f);
+}
+
+static bool can_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void test_socket(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, true);
+	char sock[160];
+	snprintf(sock, sizeof(sock), "%s/console.sock", f.dir);
+	advance(&f, 0);
+	assert_int_equal(health_find(f.a.health, "console", "socket")->state, HEALTH_STATE_OK);
+	/* Someone removes the socket file: the console is unreachable for compartctl. */
+	assert_int_equal(unlink(sock), 0);
+	assert_false(can_connect(sock));
+	advance(&f, 5 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf, "event=health component=console:socket state=failed "
+					   "stage=reachable action=none reason="));
+	assert_non_null(strstr(events.buf, "event=health component=console:socket state=recovered "
+					   "stage=reachable action=restart\n"));
+	assert_true(can_connect(sock));
+	/* And it answers commands again. */
+	char *out = fixture_run(&f, "help", NULL);
+	assert_non_null(strstr(out, "health"));
+	free(out);
+	fixture_close(&f);
+}
+
+int main(void)
+{
+	log_set_target(LOG_TARGET_NONE);
+	sb_init(&events);
+	log_subscribe(on_line, NULL);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_config),
+	    cmocka_unit_test(test_clock),
+	    cmocka_unit_test(test_socket),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	sb_free(&events);
+	return r;
+}
