@@ -1,4 +1,5 @@
 #include "mpath.h"
+#include "mpath_int.h"
 
 #include "log.h"
 #include "util.h"
@@ -9,81 +10,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
-
 #define TICK_US (50 * USEC_PER_MSEC)
 #define MAX_INFLIGHT_PER_PATH 64
 #define DEFAULT_MAX_XFER (1U << 20)
 #define LOGIN_TIMEOUT_MIN (3 * USEC_PER_SEC)
-
-enum slot_kind { SLOT_IO, SLOT_CHECK, SLOT_TUR, SLOT_VPD83, SLOT_CAP, SLOT_VPDB0, SLOT_VPDB2 };
-
-struct path;
-struct cmd;
-
-/* One SCSI task handed to libiscsi. A slot outlives its command when the path fails:
- * the command moves on, the slot waits for libiscsi to let go of the task. */
-struct slot {
-	enum slot_kind kind;
-	struct path *p;
-	struct cmd *cmd; /* SLOT_IO; NULL once orphaned */
-	bool orphan;
-	struct scsi_task *task;
-	uint64_t deadline;
-	struct scsi_iovec iov;
-	struct unmap_list ul;
-	struct slot *prev, *next;
-};
-
-/* One SCSI command of a block request (requests are split at the LU's max transfer). */
-struct cmd {
-	struct mpath_core_cmd cc;
-	struct mpath_io *io;
-	enum mpath_op op;
-	uint64_t lba;
-	uint32_t nblocks;
-	uint8_t *buf;
-	struct slot *slot;
-	struct cmd *prev, *next; /* in m->queue while waiting */
-};
-
-struct path {
-	struct mpath *m;
-	int idx;
-	char portal[100];
-	struct iscsi_context *ctx;
-	struct watch *w;
-	struct iscsi_context *dead_ctx; /* destroyed in the next prepare, outside libiscsi */
-	struct slot *slots;		/* tasks on ctx (and on dead_ctx until destroyed) */
-	uint64_t login_deadline;
-	uint64_t last_service;
-	unsigned probe_uas;
-	bool ever_up;
-	char refused[2 * MPATH_DESIGNATOR_MAX + 16]; /* the last refusal, said once */
-	bool check_busy;
-	unsigned fail_streak;
-	struct mpath_identity id;
-	char last_error[160];
-};
-
-struct mpath {
-	struct loop *loop;
-	const struct cfg *cfg;
-	const struct cfg_storage *st;
-	char iqn[CFG_IQN_MAX];
-	char *chap_secret; /* sodium_malloc */
-	struct mpath_core core;
-	struct path paths[MPATH_MAX_PATHS];
-	struct cmd *queue_head, *queue_tail;
-	bool ident_known;
-	struct mpath_identity id;
-	char dev[CFG_PATH_MAX];
-	uint64_t next_tick;
-	bool started;
-	void (*ready_fn)(struct mpath *m, void *ud);
-	void *ready_ud;
-};
 
 static const char *const op_str[_MPATH_OP_MAX] = {
     [MPATH_OP_READ] = "read",
@@ -1008,115 +938,4 @@ void mpath_set_dev(struct mpath *m, const char *dev)
 	snprintf(m->dev, sizeof(m->dev), "%s", dev ? dev : "");
 	if (m->ident_known)
 		emit_storage(m);
-}
-
-/* ---- the `paths` console command ---- */
-
-static void format_path_json(const struct mpath *m, int i, uint64_t now, struct strbuf *o)
-{
-	const struct path *p = &m->paths[i];
-	const struct mpath_path *cp = &m->core.paths[i];
-	const struct mpath_stats *st = &cp->st;
-	uint64_t good = st->ios ? st->ios : 1;
-	sb_puts(o, "{\"portal\":");
-	sb_json_str(o, p->portal);
-	sb_printf(o,
-		  ",\"compartment\":\"%s\",\"state\":\"%s\",\"since_s\":%.1f,\"inflight\":%u,"
-		  "\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
-		  ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
-		  ",\"unit_attentions\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"reissued\":%" PRIu64
-		  ",\"state_changes\":%" PRIu64 ",\"lat_avg_us\":%" PRIu64
-		  ",\"lat_max_us\":%" PRIu64 "}",
-		  m->cfg->compartments[m->st->portals[i].compartment].name,
-		  mpath_path_state_to_str(cp->state), (double)(now - cp->since_us) / 1e6,
-		  cp->inflight, st->ios, st->reads, st->writes, st->bytes_read, st->bytes_written,
-		  st->errors, st->unit_attentions, st->timeouts, st->reissued, st->state_changes,
-		  st->lat_sum_us / good, st->lat_max_us);
-}
-
-static void format_one(const struct mpath *m, bool json, struct strbuf *o)
-{
-	uint64_t now = now_usec();
-	int up = mpath_core_up_count(&m->core);
-	if (json) {
-		sb_puts(o, "{\"name\":");
-		sb_json_str(o, m->st->name);
-		sb_puts(o, ",\"dev\":");
-		sb_json_str(o, m->dev[0] ? m->dev : "none");
-		sb_puts(o, ",\"designator\":");
-		sb_json_str(o, m->ident_known ? m->id.designator : "unknown");
-		sb_printf(o,
-			  ",\"size\":%" PRIu64 ",\"selector\":\"%s\",\"up\":%d,\"total\":%d,"
-			  "\"paths\":[",
-			  m->id.size, cfg_path_selector_to_str(m->st->selector), up,
-			  m->core.n_paths);
-		for (int i = 0; i < m->core.n_paths; i++) {
-			if (i)
-				sb_putc(o, ',');
-			format_path_json(m, i, now, o);
-		}
-		sb_puts(o, "]}");
-		return;
-	}
-	sb_printf(o, "storage %s  dev %s  paths %d/%d up  %s  size %" PRIu64 "  %s\n", m->st->name,
-		  m->dev[0] ? m->dev : "none", up, m->core.n_paths,
-		  cfg_path_selector_to_str(m->st->selector), m->id.size,
-		  m->ident_known ? m->id.designator : "identity unknown");
-	sb_puts(o,
-		"  portal                  state    since     ios  MiB-rd  MiB-wr  err   ua  t/o  "
-		"moved  chg  lat-avg  lat-max\n");
-	for (int i = 0; i < m->core.n_paths; i++) {
-		const struct mpath_path *cp = &m->core.paths[i];
-		const struct mpath_stats *st = &cp->st;
-		uint64_t good = st->ios ? st->ios : 1;
-		sb_printf(o,
-			  "  %-22s  %-7s %6.1fs %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %4" PRIu64
-			  " %4" PRIu64 " %4" PRIu64 " %6" PRIu64 " %4" PRIu64 " %6" PRIu64
-			  "us %6" PRIu64 "us\n",
-			  m->paths[i].portal, mpath_path_state_to_str(cp->state),
-			  (double)(now - cp->since_us) / 1e6, st->ios, st->bytes_read >> 20,
-			  st->bytes_written >> 20, st->errors, st->unit_attentions, st->timeouts,
-			  st->reissued, st->state_changes, st->lat_sum_us / good, st->lat_max_us);
-	}
-}
-
-void mpath_format_paths(struct mpath *const *ms, size_t n, bool json, struct strbuf *out)
-{
-	if (json)
-		sb_puts(out, "{\"storage\":[");
-	for (size_t i = 0; i < n; i++) {
-		if (json && i)
-			sb_putc(out, ',');
-		format_one(ms[i], json, out);
-	}
-	if (json)
-		sb_puts(out, "]}\n");
-	else if (n == 0)
-		sb_puts(out, "no storage on this node\n");
-}
-
-struct paths_cmd {
-	struct mpath *const *ms;
-	const size_t *n;
-};
-
-static int cmd_paths(struct console_req *req, void *ud)
-{
-	const struct paths_cmd *pc = ud;
-	if (req->argc > 1) {
-		console_req_error(req, "usage: paths");
-		return -EINVAL;
-	}
-	mpath_format_paths(pc->ms, *pc->n, req->json, &req->out);
-	return 0;
-}
-
-int mpath_console_register(struct console *c, struct mpath *const *ms, const size_t *n)
-{
-	/* Lives as long as the console: registrations cannot be undone. */
-	static struct paths_cmd pc;
-	pc = (struct paths_cmd){.ms = ms, .n = n};
-	return console_register(c, "paths", "",
-				"iSCSI paths per storage: state, I/O, bytes, errors, latency",
-				cmd_paths, &pc);
 }
