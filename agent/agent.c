@@ -10,6 +10,7 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "profile.h"
+#include "storage.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -335,6 +336,24 @@ static void agent_after_decision(struct decision *d, void *ud)
 	event_emit(&ev);
 }
 
+/* Storage stage: logins and exports proceed in the loop; failing to reach storage does not
+ * stop the agent. */
+static void agent_start_storage(struct agent *a)
+{
+	agent_set_stage(a, AGENT_STAGE_STORAGE);
+	struct storage_opts o = {.listen_dir = a->opts.state_dir, .nbd_device = "auto",
+				 .link_dir = "/dev/compart", .only_reachable = true,
+				 .pid1 = a->opts.pid1};
+	int r = storage_start(a->loop, a->cfg, a->cfg->nodes[a->self].name, &o, &a->storage);
+	static const size_t none = 0;
+	if (r < 0)
+		log_warn_errno(r, "storage not started, continuing without it");
+	if (a->storage)
+		storage_console_register(a->storage, a->console);
+	else
+		mpath_console_register(a->console, NULL, &none);
+}
+
 /* Handshake stage: the key, the sockets, then the decision after the window. */
 static int agent_start_handshake(struct agent *a)
 {
@@ -388,12 +407,14 @@ int agent_run_main(int argc, char **argv)
 		(void)pid1_serial_start(&a);
 		(void)pid1_disks(&a);
 	}
+	agent_start_storage(&a);
 	r = agent_start_handshake(&a);
 	if (r < 0)
 		goto out;
 	r = loop_run(a.loop);
 out:
 	console_cmds_teardown(&a);
+	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);

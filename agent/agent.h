@@ -73,6 +73,7 @@ struct agent {
 	struct serial *serial;       /* the serial console, when one is open */
 	struct query_engine *query;  /* cluster queries */
 	struct health_checks *health_checks; /* the built-in checks' state */
+	struct storage *storage;   /* iscsi/storage.h */
 };
 
 struct health;

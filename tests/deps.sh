@@ -8,6 +8,7 @@ pkgs=(
 	tgt qemu-system-x86 qemu-utils ipxe-qemu mdadm busybox-static cpio kmod xz-utils zstd
 	iproute2 jq e2fsprogs lvm2 fdisk gdisk procps psmisc util-linux
 	keepalived open-iscsi multipath-tools
+	bc python3
 )
 missing=()
 for p in "${pkgs[@]}"; do

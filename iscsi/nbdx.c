@@ -1,0 +1,519 @@
+#include "nbdx.h"
+
+#include "log.h"
+#include "nbdx_proto.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#define MAX_INFLIGHT_PER_CONN 256
+#define OUT_IOV 32
+
+struct outbuf {
+	uint8_t hdr[NBDX_REPLY_HDR];
+	size_t hdr_len;
+	uint8_t *data; /* owned */
+	size_t data_len;
+	size_t off; /* bytes of hdr+data already written */
+	struct outbuf *next;
+};
+
+struct conn {
+	struct nbdx *x;
+	int fd;
+	struct watch *w;
+	bool kernel;
+	bool transmission;
+	bool closing; /* no more requests; closed once the replies are out */
+	struct nbdx_hs hs;
+	uint8_t *in;
+	size_t in_pos, in_len, in_cap;
+	struct outbuf *out_head, *out_tail;
+	unsigned inflight;
+	struct conn *prev, *next;
+};
+
+struct xreq {
+	struct mpath_io io;
+	struct conn *c;
+	uint64_t handle;
+	uint16_t type;
+	uint8_t *buf;
+	uint32_t len;
+};
+
+struct nbdx {
+	struct loop *loop;
+	struct mpath *m;
+	struct nbdx_export_info info;
+	char name[CFG_NAME_MAX];
+	int listen_fd;
+	struct watch *listen_w;
+	char listen_path[108];
+	struct conn *conns;
+	int kernel_index; /* -1 none */
+	int kernel_child; /* ioctl fallback: the process sitting in NBD_DO_IT, or -1 */
+};
+
+static void conn_close(struct conn *c);
+
+/* ---- output ---- */
+
+static void conn_update_events(struct conn *c)
+{
+	if (!c->w)
+		return;
+	uint32_t ev = 0;
+	if (!c->closing && c->inflight < MAX_INFLIGHT_PER_CONN)
+		ev |= EPOLLIN;
+	if (c->out_head)
+		ev |= EPOLLOUT;
+	watch_set_events(c->w, ev);
+}
+
+static void out_push(struct conn *c, struct outbuf *o)
+{
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+}
+
+static void out_free(struct outbuf *o)
+{
+	free(o->data);
+	free(o);
+}
+
+/* Writes what the socket takes; returns 0, or -errno when the connection broke. */
+static int conn_flush(struct conn *c)
+{
+	for (unsigned guard = 0; c->out_head && guard < 1000000; guard++) {
+		struct iovec iov[OUT_IOV];
+		int n = 0;
+		for (struct outbuf *o = c->out_head; o && n + 2 <= OUT_IOV; o = o->next) {
+			size_t off = o->off;
+			if (off < o->hdr_len) {
+				iov[n++] = (struct iovec){o->hdr + off, o->hdr_len - off};
+				off = 0;
+			} else {
+				off -= o->hdr_len;
+			}
+			if (o->data_len > off)
+				iov[n++] = (struct iovec){o->data + off, o->data_len - off};
+		}
+		ssize_t w = writev(c->fd, iov, n);
+		if (w < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		size_t left = (size_t)w;
+		while (c->out_head && left > 0) {
+			struct outbuf *o = c->out_head;
+			size_t rest = o->hdr_len + o->data_len - o->off;
+			if (left < rest) {
+				o->off += left;
+				break;
+			}
+			left -= rest;
+			c->out_head = o->next;
+			if (!c->out_head)
+				c->out_tail = NULL;
+			out_free(o);
+		}
+	}
+	return 0;
+}
+
+static void conn_send_sb(struct conn *c, struct strbuf *sb)
+{
+	if (sb->len == 0)
+		return;
+	struct outbuf *o = calloc(1, sizeof(*o));
+	if (!o)
+		return;
+	o->data_len = sb->len;
+	o->data = (uint8_t *)sb_steal(sb);
+	out_push(c, o);
+}
+
+static void conn_reply(struct conn *c, uint64_t handle, int err, uint8_t *data, size_t len)
+{
+	struct outbuf *o = calloc(1, sizeof(*o));
+	if (!o) {
+		free(data);
+		return conn_close(c);
+	}
+	uint32_t e = nbdx_errno_to_wire(err);
+	nbdx_reply_header(o->hdr, e, handle);
+	o->hdr_len = NBDX_REPLY_HDR;
+	if (e == 0 && data) {
+		o->data = data;
+		o->data_len = len;
+	} else {
+		free(data);
+	}
+	out_push(c, o);
+}
+
+static void conn_kick(struct conn *c)
+{
+	if (c->fd >= 0 && conn_flush(c) < 0)
+		return conn_close(c);
+	if (c->closing && !c->out_head && c->inflight == 0)
+		return conn_close(c);
+	conn_update_events(c);
+}
+
+/* ---- requests ---- */
+
+static void conn_free(struct conn *c)
+{
+	struct nbdx *x = c->x;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (x && x->conns == c)
+		x->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	while (c->out_head) {
+		struct outbuf *o = c->out_head;
+		c->out_head = o->next;
+		out_free(o);
+	}
+	free(c->in);
+	free(c);
+}
+
+static void req_done(struct mpath_io *io, int r)
+{
+	struct xreq *q = io->ud;
+	struct conn *c = q->c;
+	c->inflight--;
+	if (c->fd < 0) {
+		free(q->buf);
+		free(q);
+		if (c->inflight == 0)
+			conn_free(c);
+		return;
+	}
+	uint8_t *data = q->type == NBDX_CMD_READ ? q->buf : NULL;
+	if (q->type != NBDX_CMD_READ)
+		free(q->buf);
+	conn_reply(c, q->handle, r, data, q->len);
+	free(q);
+	if (c->fd >= 0)
+		conn_kick(c);
+}
+
+static enum mpath_op op_of(uint16_t type)
+{
+	switch (type) {
+	case NBDX_CMD_READ:
+		return MPATH_OP_READ;
+	case NBDX_CMD_WRITE:
+		return MPATH_OP_WRITE;
+	case NBDX_CMD_TRIM:
+		return MPATH_OP_TRIM;
+	default:
+		return MPATH_OP_FLUSH;
+	}
+}
+
+static void conn_request(struct conn *c, const struct nbdx_req *r, const uint8_t *payload)
+{
+	int err = nbdx_req_check(r, &c->x->info);
+	if (r->type == NBDX_CMD_DISC) {
+		c->closing = true;
+		return;
+	}
+	if (err)
+		return conn_reply(c, r->handle, -err, NULL, 0);
+	bool data_op = r->type == NBDX_CMD_READ || r->type == NBDX_CMD_WRITE;
+	if (data_op && r->len == 0)
+		return conn_reply(c, r->handle, 0, NULL, 0);
+	struct xreq *q = calloc(1, sizeof(*q));
+	uint8_t *buf = data_op ? malloc(r->len) : NULL;
+	if (!q || (data_op && !buf)) {
+		free(q);
+		free(buf);
+		return conn_reply(c, r->handle, -ENOMEM, NULL, 0);
+	}
+	if (r->type == NBDX_CMD_WRITE)
+		memcpy(buf, payload, r->len);
+	*q = (struct xreq){.c = c, .handle = r->handle, .type = r->type, .buf = buf, .len = r->len};
+	q->io = (struct mpath_io){.op = op_of(r->type),
+				  .offset = r->offset,
+				  .len = r->len,
+				  .buf = buf,
+				  .done = req_done,
+				  .ud = q};
+	if (r->type == NBDX_CMD_FLUSH)
+		q->io.offset = q->io.len = 0;
+	c->inflight++;
+	int s = mpath_submit(c->x->m, &q->io);
+	if (s < 0) {
+		c->inflight--;
+		free(buf);
+		free(q);
+		conn_reply(c, r->handle, s == -EAGAIN ? -EIO : s, NULL, 0);
+	}
+}
+
+/* Handles every complete message in the input buffer. Returns -EPROTO to close. */
+static int conn_process(struct conn *c)
+{
+	for (unsigned guard = 0; guard < 100000 && !c->closing; guard++) {
+		const uint8_t *in = c->in + c->in_pos;
+		size_t len = c->in_len - c->in_pos;
+		if (!c->transmission) {
+			struct strbuf sb;
+			sb_init(&sb);
+			int r = nbdx_hs_input(&c->hs, in, len, &sb);
+			conn_send_sb(c, &sb);
+			sb_free(&sb);
+			if (r <= 0)
+				return r;
+			c->in_pos += (size_t)r;
+			if (c->hs.state == NBDX_HS_DONE)
+				c->transmission = true;
+			else if (c->hs.state == NBDX_HS_ABORT)
+				c->closing = true;
+			continue;
+		}
+		struct nbdx_req req;
+		int total = nbdx_req_parse(in, len, &req);
+		if (total <= 0)
+			return total;
+		if ((size_t)total > len)
+			return 0; /* the rest of a WRITE payload; conn_cb makes room for it */
+		conn_request(c, &req, in + NBDX_REQ_HDR);
+		c->in_pos += (size_t)total;
+	}
+	return 0;
+}
+
+static int conn_make_room(struct conn *c, size_t want)
+{
+	if (c->in_pos > 0) {
+		memmove(c->in, c->in + c->in_pos, c->in_len - c->in_pos);
+		c->in_len -= c->in_pos;
+		c->in_pos = 0;
+	}
+	if (c->in_cap - c->in_len >= want)
+		return 0;
+	size_t cap = c->in_len + want;
+	uint8_t *n = realloc(c->in, cap);
+	if (!n)
+		return -ENOMEM;
+	c->in = n;
+	c->in_cap = cap;
+	return 0;
+}
+
+static void conn_cb(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct conn *c = ud;
+	if (revents & EPOLLIN) {
+		size_t want = 256 * 1024;
+		struct nbdx_req req;
+		/* A partial WRITE needs room for all of it. */
+		if (c->transmission &&
+		    nbdx_req_parse(c->in + c->in_pos, c->in_len - c->in_pos, &req) > 0 &&
+		    req.type == NBDX_CMD_WRITE)
+			want = NBDX_REQ_HDR + (size_t)req.len;
+		if (conn_make_room(c, want) < 0)
+			return conn_close(c);
+		ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return conn_close(c);
+		if (n > 0)
+			c->in_len += (size_t)n;
+		if (conn_process(c) < 0) {
+			log_warn("nbd %s: client broke the protocol, closing", c->x->name);
+			return conn_close(c);
+		}
+		if (c->in_pos == c->in_len)
+			c->in_pos = c->in_len = 0;
+	} else if (revents & (EPOLLHUP | EPOLLERR)) {
+		return conn_close(c);
+	}
+	conn_kick(c);
+}
+
+/* Closes the socket now; the struct goes when the last request in flight returns. */
+static void conn_close(struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	c->w = watch_remove(c->w);
+	close(c->fd);
+	c->fd = -1;
+	if (c->kernel)
+		log_warn("nbd %s: the kernel closed its socket", c->x->name);
+	if (c->inflight == 0)
+		conn_free(c);
+}
+
+static struct conn *conn_new(struct nbdx *x, int fd, bool kernel)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->x = x;
+	c->fd = fd;
+	c->kernel = kernel;
+	c->transmission = kernel;
+	if (!kernel) {
+		struct strbuf sb;
+		sb_init(&sb);
+		nbdx_hs_init(&c->hs, &x->info, &sb);
+		conn_send_sb(c, &sb);
+		sb_free(&sb);
+	}
+	c->w = watch_add(x->loop, fd, EPOLLIN | EPOLLOUT, conn_cb, c, NULL);
+	if (!c->w) {
+		conn_free(c);
+		return NULL;
+	}
+	c->next = x->conns;
+	if (x->conns)
+		x->conns->prev = c;
+	x->conns = c;
+	return c;
+}
+
+/* ---- the unix socket ---- */
+
+static void listen_cb(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct nbdx *x = ud;
+	for (int i = 0; i < 16; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		if (!conn_new(x, cfd, false))
+			close(cfd);
+	}
+}
+
+int nbdx_listen(struct nbdx *x, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return log_error_errno(-ENAMETOOLONG, "nbd socket path %s is too long", path);
+	strcpy(sa.sun_path, path);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "cannot create a unix socket");
+	unlink(path);
+	mode_t old = umask(0077);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(fd, 16) < 0)
+		return log_error_errno(-errno, "cannot listen on %s", path);
+	x->listen_w = watch_add(x->loop, fd, EPOLLIN, listen_cb, x, NULL);
+	if (!x->listen_w)
+		return -ENOMEM;
+	x->listen_fd = TAKE_FD(fd);
+	snprintf(x->listen_path, sizeof(x->listen_path), "%s", path);
+	log_notice("nbd %s: serving on %s", x->name, path);
+	return 0;
+}
+
+int nbdx_kernel_attach(struct nbdx *x, const char *dev, uint64_t timeout_us, char *ret_dev,
+		       size_t n)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	int index = -1, child = -1;
+	int r = nbdx_kernel_connect(&x->info, dev, timeout_us, sv[1], &index, &child);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	if (!conn_new(x, sv[0], true)) {
+		close(sv[0]);
+		nbdx_kernel_disconnect(index, child);
+		return -ENOMEM;
+	}
+	x->kernel_index = index;
+	x->kernel_child = child;
+	snprintf(ret_dev, n, "/dev/nbd%d", index);
+	return 0;
+}
+
+int nbdx_new(struct loop *l, struct mpath *m, struct nbdx **ret)
+{
+	if (!mpath_identity_known(m))
+		return -EAGAIN;
+	const struct mpath_identity *id = mpath_identity(m);
+	struct nbdx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->loop = l;
+	x->m = m;
+	x->listen_fd = -1;
+	x->kernel_index = -1;
+	x->kernel_child = -1;
+	snprintf(x->name, sizeof(x->name), "%s", mpath_name(m));
+	x->info = (struct nbdx_export_info){
+	    .name = x->name,
+	    .size = id->size,
+	    .flags = NBDX_FLAG_HAS_FLAGS | NBDX_FLAG_SEND_FLUSH | NBDX_FLAG_CAN_MULTI_CONN |
+		     (id->can_unmap ? NBDX_FLAG_SEND_TRIM : 0),
+	    .min_block = id->block_size,
+	    .pref_block = id->block_size > 4096 ? id->block_size : 4096,
+	    .max_block = NBDX_MAX_PAYLOAD,
+	};
+	*ret = x;
+	return 0;
+}
+
+struct nbdx *nbdx_free(struct nbdx *x)
+{
+	if (!x)
+		return NULL;
+	if (x->kernel_index >= 0 || x->kernel_child > 0)
+		nbdx_kernel_disconnect(x->kernel_index, x->kernel_child);
+	while (x->conns) {
+		struct conn *c = x->conns;
+		x->conns = c->next;
+		c->prev = c->next = NULL;
+		c->x = NULL;
+		c->w = watch_remove(c->w);
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+		if (c->inflight == 0)
+			conn_free(c);
+	}
+	watch_remove(x->listen_w);
+	if (x->listen_fd >= 0) {
+		close(x->listen_fd);
+		unlink(x->listen_path);
+	}
+	free(x);
+	return NULL;
+}
+
+int nbdx_link(const char *dir, const char *name, const char *dev)
+{
+	char path[CFG_PATH_MAX + CFG_NAME_MAX], tmp[CFG_PATH_MAX + CFG_NAME_MAX + 8];
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, "cannot create %s", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	if (symlink(dev, tmp) < 0 || rename(tmp, path) < 0)
+		return log_error_errno(-errno, "cannot link %s to %s", path, dev);
+	return 0;
+}

@@ -1,0 +1,259 @@
+/* The pure multipath core: selection, deadlines, re-issue decisions, no-path queueing,
+ * login backoff, counters, designator choice. Time is a parameter: no sleeping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "mpath_core.h"
+
+#include <string.h>
+
+#define MS (1000ULL)
+#define S (1000000ULL)
+
+static void setup(struct mpath_core *c, int n, enum cfg_path_selector sel)
+{
+	struct mpath_params p = {.path_timeout = 2 * S,
+				 .no_path_timeout = 30 * S,
+				 .path_check_interval = 1 * S,
+				 .backoff_min = 250 * MS,
+				 .backoff_max = 4 * S,
+				 .selector = sel};
+	mpath_core_init(c, &p, n, 1000 * S);
+	for (int i = 0; i < n; i++)
+		mpath_core_set_state(c, i, MPATH_PATH_UP, 1000 * S);
+}
+
+static void round_robin_alternates_over_up_paths(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 3, CFG_PS_ROUND_ROBIN);
+	int seen[3] = {0};
+	for (int k = 0; k < 30; k++)
+		seen[mpath_core_pick(&c)]++;
+	assert_int_equal(seen[0], 10);
+	assert_int_equal(seen[1], 10);
+	assert_int_equal(seen[2], 10);
+	/* A down path gets nothing; the others share. */
+	mpath_core_set_state(&c, 1, MPATH_PATH_DOWN, 1001 * S);
+	memset(seen, 0, sizeof(seen));
+	for (int k = 0; k < 20; k++)
+		seen[mpath_core_pick(&c)]++;
+	assert_int_equal(seen[1], 0);
+	assert_int_equal(seen[0], 10);
+	assert_int_equal(seen[2], 10);
+	mpath_core_set_state(&c, 0, MPATH_PATH_DOWN, 1001 * S);
+	mpath_core_set_state(&c, 2, MPATH_PATH_REFUSED, 1001 * S);
+	assert_int_equal(mpath_core_pick(&c), -1);
+	assert_int_equal(mpath_core_up_count(&c), 0);
+}
+
+static void failover_sticks_to_the_active_path(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_FAILOVER);
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(mpath_core_pick(&c), 0);
+	mpath_core_set_state(&c, 0, MPATH_PATH_DOWN, 1001 * S);
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(mpath_core_pick(&c), 1);
+	/* Path 0 returns: no fail-back while 1 is healthy. */
+	mpath_core_set_state(&c, 0, MPATH_PATH_UP, 1002 * S);
+	assert_int_equal(mpath_core_pick(&c), 1);
+	mpath_core_set_state(&c, 1, MPATH_PATH_DOWN, 1003 * S);
+	assert_int_equal(mpath_core_pick(&c), 0);
+}
+
+struct verdict_case {
+	enum mpath_status st;
+	unsigned prior_attempts, prior_ua;
+	enum mpath_verdict want;
+};
+
+static void completion_verdicts(void **state)
+{
+	static const struct verdict_case cases[] = {
+	    {MPATH_ST_GOOD, 0, 0, MPATH_V_DONE},
+	    {MPATH_ST_UNIT_ATTENTION, 0, 0, MPATH_V_RETRY},
+	    {MPATH_ST_UNIT_ATTENTION, 0, MPATH_MAX_UA_RETRIES, MPATH_V_FAIL},
+	    {MPATH_ST_TRANSPORT, 0, 0, MPATH_V_RETRY},
+	    {MPATH_ST_TRANSPORT, MPATH_MAX_ATTEMPTS - 1, 0, MPATH_V_FAIL},
+	    {MPATH_ST_TARGET, 0, 0, MPATH_V_FAIL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct mpath_core c;
+		setup(&c, 2, CFG_PS_ROUND_ROBIN);
+		struct mpath_core_cmd cmd;
+		mpath_core_cmd_init(&cmd);
+		cmd.attempts = cases[i].prior_attempts;
+		cmd.ua_retries = cases[i].prior_ua;
+		mpath_core_issued(&c, &cmd, 1, 1000 * S);
+		assert_int_equal(c.paths[1].inflight, 1);
+		enum mpath_verdict v =
+		    mpath_core_completed(&c, &cmd, cases[i].st, 4096, true, 1000 * S + 3 * MS);
+		if (v != cases[i].want)
+			fail_msg("case %zu: %s, want %s", i, mpath_verdict_to_str(v),
+				 mpath_verdict_to_str(cases[i].want));
+		assert_int_equal(c.paths[1].inflight, 0);
+		assert_int_equal(cmd.path, -1);
+	}
+}
+
+static void counters_follow_completions(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_ROUND_ROBIN);
+	struct mpath_core_cmd cmd;
+	uint64_t t = 1000 * S;
+	mpath_core_cmd_init(&cmd);
+	mpath_core_issued(&c, &cmd, 0, t);
+	mpath_core_completed(&c, &cmd, MPATH_ST_GOOD, 65536, true, t + 5 * MS);
+	mpath_core_cmd_init(&cmd);
+	mpath_core_issued(&c, &cmd, 0, t);
+	mpath_core_completed(&c, &cmd, MPATH_ST_GOOD, 4096, false, t + 1 * MS);
+	mpath_core_cmd_init(&cmd);
+	mpath_core_issued(&c, &cmd, 0, t);
+	mpath_core_completed(&c, &cmd, MPATH_ST_UNIT_ATTENTION, 4096, false, t + 1 * MS);
+	mpath_core_issued(&c, &cmd, 0, t);
+	mpath_core_completed(&c, &cmd, MPATH_ST_TRANSPORT, 4096, false, t + 1 * MS);
+	const struct mpath_stats *st = &c.paths[0].st;
+	assert_int_equal(st->ios, 2);
+	assert_int_equal(st->writes, 1);
+	assert_int_equal(st->reads, 1);
+	assert_int_equal(st->bytes_written, 65536);
+	assert_int_equal(st->bytes_read, 4096);
+	assert_int_equal(st->errors, 2);
+	assert_int_equal(st->unit_attentions, 1);
+	assert_int_equal(st->reissued, 1);
+	assert_int_equal(st->lat_max_us, 5 * MS);
+	assert_int_equal(st->lat_sum_us, 6 * MS);
+	assert_int_equal(c.paths[1].st.ios, 0);
+}
+
+static void deadline_is_path_timeout_after_issue(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_ROUND_ROBIN);
+	struct mpath_core_cmd cmd;
+	mpath_core_cmd_init(&cmd);
+	assert_false(mpath_core_overdue(&cmd, 5000 * S)); /* not issued */
+	mpath_core_issued(&c, &cmd, 0, 1000 * S);
+	assert_false(mpath_core_overdue(&cmd, 1000 * S));
+	assert_false(mpath_core_overdue(&cmd, 1002 * S - 1));
+	assert_true(mpath_core_overdue(&cmd, 1002 * S));
+	/* Re-issued elsewhere, the bound starts again: the same in failure as in normal use. */
+	mpath_core_completed(&c, &cmd, MPATH_ST_TRANSPORT, 0, false, 1002 * S);
+	mpath_core_issued(&c, &cmd, 1, 1002 * S);
+	assert_false(mpath_core_overdue(&cmd, 1003 * S));
+	assert_true(mpath_core_overdue(&cmd, 1004 * S));
+}
+
+static void no_path_queues_then_fails(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_ROUND_ROBIN);
+	struct mpath_core_cmd cmd;
+	mpath_core_cmd_init(&cmd);
+	uint64_t t = 2000 * S;
+	assert_int_equal(mpath_core_no_path(&c, &cmd, t), MPATH_V_QUEUE);
+	assert_int_equal(mpath_core_queue_deadline(&c, &cmd), t + 30 * S);
+	assert_int_equal(mpath_core_no_path(&c, &cmd, t + 29 * S), MPATH_V_QUEUE);
+	assert_int_equal(mpath_core_no_path(&c, &cmd, t + 30 * S), MPATH_V_FAIL);
+	/* Issued again, the wait starts afresh next time. */
+	mpath_core_issued(&c, &cmd, 0, t + 31 * S);
+	assert_int_equal(cmd.queued_us, 0);
+	assert_int_equal(mpath_core_queue_deadline(&c, &cmd), USEC_INFINITY);
+}
+
+static void login_backoff_doubles_and_resets(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 1, CFG_PS_ROUND_ROBIN);
+	uint64_t t = 3000 * S;
+	/* Falling from UP: log in again at once. */
+	mpath_core_set_state(&c, 0, MPATH_PATH_DOWN, t);
+	assert_true(mpath_core_login_due(&c, 0, t));
+	uint64_t want[] = {500 * MS, 1 * S, 2 * S, 4 * S, 4 * S};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		mpath_core_set_state(&c, 0, MPATH_PATH_LOGIN, t);
+		mpath_core_set_state(&c, 0, MPATH_PATH_DOWN, t);
+		assert_false(mpath_core_login_due(&c, 0, t + want[i] - 1));
+		assert_true(mpath_core_login_due(&c, 0, t + want[i]));
+	}
+	mpath_core_set_state(&c, 0, MPATH_PATH_LOGIN, t);
+	mpath_core_set_state(&c, 0, MPATH_PATH_PROBE, t);
+	mpath_core_set_state(&c, 0, MPATH_PATH_REFUSED, t);
+	assert_false(mpath_core_login_due(&c, 0, t + 4 * S - 1));
+	assert_true(mpath_core_login_due(&c, 0, t + 4 * S));
+	mpath_core_set_state(&c, 0, MPATH_PATH_UP, t);
+	assert_int_equal(c.paths[0].backoff_us, 0);
+	assert_false(mpath_core_login_due(&c, 0, t + 100 * S)); /* up: no login */
+	assert_int_equal(mpath_core_set_state(&c, 0, MPATH_PATH_UP, t), false);
+	assert_int_equal(c.paths[0].st.state_changes, 16);
+}
+
+static void check_every_interval_while_up(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 1, CFG_PS_ROUND_ROBIN);
+	uint64_t t = 1000 * S;
+	assert_false(mpath_core_check_due(&c, 0, t + 999 * MS));
+	assert_true(mpath_core_check_due(&c, 0, t + 1 * S));
+	mpath_core_checked(&c, 0, t + 1 * S);
+	assert_false(mpath_core_check_due(&c, 0, t + 1999 * MS));
+	assert_true(mpath_core_check_due(&c, 0, t + 2 * S));
+	mpath_core_set_state(&c, 0, MPATH_PATH_DOWN, t + 2 * S);
+	assert_false(mpath_core_check_due(&c, 0, t + 10 * S));
+}
+
+static void designator_prefers_naa_for_the_lu(void **state)
+{
+	static const uint8_t naa[] = {0x60, 0x01, 0x40, 0x5a, 0xbc};
+	static const uint8_t eui[] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77};
+	static const uint8_t t10[] = "IET     VIRTUAL-DISK    ";
+	static const uint8_t port_naa[] = {0x61};
+	char out[MPATH_DESIGNATOR_MAX];
+	struct mpath_designator d[] = {
+	    {.type = 1, .association = 0, .code_set = 2, .data = t10, .len = sizeof(t10) - 1},
+	    {.type = 3, .association = 1, .code_set = 1, .data = port_naa, .len = 1},
+	    {.type = 2, .association = 0, .code_set = 1, .data = eui, .len = sizeof(eui)},
+	    {.type = 3, .association = 0, .code_set = 1, .data = naa, .len = sizeof(naa)},
+	};
+	assert_int_equal(mpath_designator_pick(d, 4, out, sizeof(out)), 0);
+	assert_string_equal(out, "naa.6001405abc");
+	assert_int_equal(mpath_designator_pick(d, 3, out, sizeof(out)), 0);
+	assert_string_equal(out, "eui.0011223344556677");
+	assert_int_equal(mpath_designator_pick(d, 2, out, sizeof(out)), 0);
+	assert_string_equal(out, "t10.IET_____VIRTUAL-DISK");
+	assert_int_equal(mpath_designator_pick(d + 1, 1, out, sizeof(out)), -ENOENT);
+	assert_int_equal(mpath_designator_pick(NULL, 0, out, sizeof(out)), -ENOENT);
+}
+
+static void strings_cover_every_value(void **state)
+{
+	for (int i = 0; i < _MPATH_PATH_STATE_MAX; i++)
+		assert_non_null(mpath_path_state_to_str((enum mpath_path_state)i));
+	for (int i = 0; i < _MPATH_ST_MAX; i++)
+		assert_non_null(mpath_status_to_str((enum mpath_status)i));
+	for (int i = 0; i < _MPATH_V_MAX; i++)
+		assert_non_null(mpath_verdict_to_str((enum mpath_verdict)i));
+	assert_null(mpath_path_state_to_str(_MPATH_PATH_STATE_MAX));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(round_robin_alternates_over_up_paths),
+	    cmocka_unit_test(failover_sticks_to_the_active_path),
+	    cmocka_unit_test(completion_verdicts),
+	    cmocka_unit_test(counters_follow_completions),
+	    cmocka_unit_test(deadline_is_path_timeout_after_issue),
+	    cmocka_unit_test(no_path_queues_then_fails),
+	    cmocka_unit_test(login_backoff_doubles_and_resets),
+	    cmocka_unit_test(check_every_interval_while_up),
+	    cmocka_unit_test(designator_prefers_naa_for_the_lu),
+	    cmocka_unit_test(strings_cover_every_value),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
