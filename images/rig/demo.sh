@@ -4,6 +4,7 @@
 # per node and tears everything down. Exit 0 when the cluster reached its expected state:
 #   - every node ready (event=ready);
 #   - where the image lays out disks: /dev/md/infra clean with 2/2 members on every node;
+#   - where the image runs the storage: mirror0 on every node through both portals (2/2);
 #   - where the image runs the boot decision: exactly one node starts management
 #     (profile infra-and-mgmt), the others run infra-only;
 #   - where the image runs the election: exactly one infra master in pair p1.
@@ -68,6 +69,7 @@ ok=1
 raid_seen=0
 role_seen=0
 masters=0
+storage_seen=0
 mgmt=0
 decided=0
 printf '\n%-4s %-4s %-7s %-34s %-26s %-12s %-16s %s\n' node comp ready disks raid paths profile role
@@ -82,6 +84,8 @@ for n in "${nodes[@]}"; do
 	[ -n "$raid" ] && raid_seen=1
 	[ -n "$raid" ] && ! grep -q 'infra clean 2/2' <<<"$raid" && ok=0
 	paths=$(grep '^event=storage ' <<<"$ev" | tail -1 | sed -n 's/.*paths=\([^ ]*\).*/\1/p')
+	[ -n "$paths" ] && storage_seen=1
+	[ -n "$paths" ] && [ "$paths" != 2/2 ] && ok=0
 	# the profile in force: the last decision (they are re-evaluated), else what ready said
 	profile=$(grep '^event=decision ' <<<"$ev" | tail -1 | sed -n 's/.*profile=\([^ ]*\).*/\1/p')
 	[ -n "$profile" ] ||
@@ -96,6 +100,7 @@ for n in "${nodes[@]}"; do
 		"${raid:--}" "${paths:--}" "${profile:--}" "${role:--}"
 done
 echo
+[ $storage_seen -eq 1 ] || echo "demo: this image runs no storage yet (no event=storage): not checked"
 [ $raid_seen -eq 1 ] || echo "demo: this image lays out no disks yet (no event=raid): not checked"
 if [ $decided -gt 0 ] && [ $mgmt -ne 1 ]; then
 	echo "demo: expected exactly one node with management (infra-and-mgmt), saw $mgmt"
