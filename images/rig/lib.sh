@@ -88,6 +88,13 @@ rig_up() {
 		$n link set "st-$c" master "br-$c" up
 		$s addr add "$addr" dev "st-$c"
 		$s link set "st-$c" up
+		# Each portal answers through its own leg (via the router for the other
+		# compartment), so a leg going down takes only its own paths with it.
+		local table=101
+		[ "$c" = a ] || table=102
+		$s route add "${addr%.*}.0/24" dev "st-$c" table "$table"
+		$s route add default via "$gw" dev "st-$c" table "$table"
+		$s rule add from "${addr%/*}" table "$table"
 	done
 	rig_storage_start mirror0 3260 iqn.2026-11.org.compartd.rig:mirror0 256M
 	rig_storage_start quorum 3261 iqn.2026-11.org.compartd.rig:quorum 16M

@@ -41,6 +41,14 @@ out=$(rig_sh a1 'ping -c1 -W2 10.77.2.100 >/dev/null && echo REACHED || echo UNR
 grep -q UNREACHABLE <<<"$out" || { echo "FAIL: portal b reachable while cut"; exit 1; }
 rig_join
 
+# Each storage leg carries its own portal's traffic both ways: with leg a down, portal b
+# still answers a1 (through the router).
+rig_storage_link a down
+out=$(rig_sh a1 'ping -c1 -W3 10.77.2.100 >/dev/null && echo B-ANSWERS || echo B-SILENT; ping -c1 -W2 10.77.1.100 >/dev/null && echo A-ANSWERS || echo A-SILENT' 30)
+rig_storage_link a up
+grep -q B-ANSWERS <<<"$out" || { echo "FAIL: portal b silent while leg a is down"; exit 1; }
+grep -q A-SILENT <<<"$out" || { echo "FAIL: portal a answers with its leg down"; exit 1; }
+
 # Back at the console prompt after the shell: the agent still answers.
 rig_mark a1
 rig_send a1 status
