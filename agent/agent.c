@@ -7,9 +7,12 @@
 #include "hs.h"
 #include "identity.h"
 #include "log.h"
+#include "bootstrap.h"
+#include "pid1.h"
 #include "profile.h"
 #include "storage.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -125,8 +128,38 @@ void agent_register_commands(struct agent *a)
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
+	struct agent *a = ud;
+	if (a->opts.pid1)
+		pid1_shutdown((int)si->ssi_signo); /* busybox reboot asks init with SIGTERM */
 	log_notice("signal %u: stopping", si->ssi_signo);
 	loop_quit(l, 0);
+}
+
+/* PID 1 reaps the zombies nobody claimed: orphans re-parented to it, DHCP clients. */
+static void reap_unclaimed(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		long pid;
+		if (parse_int(de->d_name, 2, INT32_MAX, &pid) < 0 || profile_child_claimed((pid_t)pid))
+			continue;
+		char path[64], buf[256];
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		char *line = fgets(buf, sizeof(buf), f);
+		fclose(f);
+		const char *p = line ? strrchr(line, ')') : NULL;
+		char state;
+		int ppid;
+		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 && state == 'Z' && ppid == getpid())
+			(void)waitpid((pid_t)pid, NULL, WNOHANG);
+	}
+	closedir(d);
 }
 
 static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud)
@@ -134,15 +167,8 @@ static void on_child(struct loop *l, const struct signalfd_siginfo *si, void *ud
 	/* Children with their own watchers (hooks) are reaped there through pidfds; as PID 1
 	 * this also reaps orphans re-parented to us. */
 	struct agent *a = ud;
-	if (!a->opts.pid1)
-		return;
-	for (int i = 0; i < 4096; i++) {
-		siginfo_t w = {0};
-		if (waitid(P_ALL, 0, &w, WEXITED | WNOHANG | WNOWAIT) < 0 || w.si_pid == 0 ||
-		    profile_child_claimed(w.si_pid))
-			break; /* a claimed child is reaped by its own watcher, the rest next time */
-		waitpid(w.si_pid, NULL, WNOHANG);
-	}
+	if (a->opts.pid1)
+		reap_unclaimed();
 }
 
 int agent_reload_config(struct agent *a, struct strbuf *msg)
@@ -197,7 +223,7 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 		{"foreground", no_argument, NULL, 'f'}, {"config", required_argument, NULL, 'c'},
 		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
 		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-		{"console", required_argument, NULL, 'C'},
+		{"pid1", no_argument, NULL, 'P'}, {"console", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0}};
 	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
 				 .state_dir = "/run/compartd"};
@@ -219,6 +245,9 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'k':
 			o->cmdline = optarg;
+			break;
+		case 'P': /* set by pid1_main(), not for operators */
+			o->pid1 = true;
 			break;
 		case 'C':
 			o->console = optarg;
@@ -369,9 +398,15 @@ int agent_run_main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	log_notice("this is node %s of cluster %s", a.cfg->nodes[a.self].name, a.cfg->name);
+	if (a.opts.pid1)
+		(void)pid1_network(&a);
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
+	if (a.opts.pid1) {
+		(void)pid1_serial_start(&a);
+		(void)pid1_disks(&a);
+	}
 	agent_start_storage(&a);
 	r = agent_start_handshake(&a);
 	if (r < 0)
@@ -383,6 +418,7 @@ out:
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
+	a.disks = disk_module_free(a.disks);
 	console_free(a.console);
 	loop_free(a.loop);
 	cfg_free(a.cfg);

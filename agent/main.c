@@ -5,6 +5,7 @@
 #include "decision.h"
 #include "disk_cli.h"
 #include "log.h"
+#include "pid1.h"
 #include "storage.h"
 #include "version.h"
 
@@ -62,6 +63,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (pid1_wanted(argv[0]))
+		pid1_main(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

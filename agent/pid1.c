@@ -1,0 +1,359 @@
+#include "pid1.h"
+
+#include "agent.h"
+#include "bootstrap.h"
+#include "console_cmds.h"
+#include "log.h"
+#include "netcfg.h"
+
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#define PID1_SHELL "/bin/sh"
+#define PID1_UDHCPC "/sbin/udhcpc"
+#define PID1_DHCP_SCRIPT "/etc/compartd/udhcpc.script"
+#define PID1_DHCP_WAIT_USEC (20 * USEC_PER_SEC)
+
+bool pid1_wanted(const char *argv0)
+{
+	return getpid() == 1 || (argv0 && !strcmp(argv0, "/init"));
+}
+
+/* ---- early init: mounts, console, modules ---- */
+
+static void mount_one(const char *src, const char *dst, const char *type, unsigned long flags,
+		      const char *data)
+{
+	(void)mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY)
+		log_warn("cannot mount %s on %s: %m, continuing", type, dst);
+}
+
+static void early_mounts(void)
+{
+	mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666");
+	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	(void)mkdir("/run/compartd", 0700);
+}
+
+/* compartd.console=, else the last console=, else ttyS0; "ttyS0,115200" → /dev/ttyS0. */
+static void console_path(const struct kcmdline *k, char *out, size_t n)
+{
+	const char *c = k->has_console && k->console[0] ? k->console
+			: k->kernel_console[0]		? k->kernel_console
+							: "ttyS0";
+	size_t len = strcspn(c, ",");
+	snprintf(out, n, "%s%.*s", c[0] == '/' ? "" : "/dev/", (int)len, c);
+}
+
+/* The console device PID 1 uses for stdio. */
+static char console_dev[96];
+
+/* Opens the console as stdin/stdout/stderr. Also after a rescue shell: the kernel hangs up
+ * a terminal when the session leader that owned it exits, so the old descriptors are dead. */
+static void console_open(void)
+{
+	int fd = open(console_dev, O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return; /* nothing to talk to; the log still goes to /dev/kmsg */
+	struct termios t;
+	if (tcgetattr(fd, &t) == 0) {
+		t.c_lflag |= ICANON | ECHO | ECHOE | ISIG;
+		t.c_oflag |= OPOST | ONLCR;
+		t.c_iflag |= ICRNL;
+		(void)tcsetattr(fd, TCSANOW, &t);
+	}
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	clearerr(stdin);
+	clearerr(stdout);
+}
+
+static void console_setup(const struct kcmdline *k)
+{
+	console_path(k, console_dev, sizeof(console_dev));
+	console_open();
+}
+
+/* Loads lib/modules/<release>/compartd.load in order (written by images/kernel.sh). */
+static void load_modules(void)
+{
+	struct utsname u;
+	if (uname(&u) < 0)
+		return;
+	char dir[256], list[300];
+	snprintf(dir, sizeof(dir), "/lib/modules/%s", u.release);
+	snprintf(list, sizeof(list), "%s/compartd.load", dir);
+	_cleanup_fclose_ FILE *f = fopen(list, "re");
+	if (!f) {
+		log_warn("no module list %s: %m, continuing with built-in drivers", list);
+		return;
+	}
+	char line[256];
+	unsigned loaded = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *m = strstrip(line);
+		if (!*m || *m == '#')
+			continue;
+		char path[600];
+		snprintf(path, sizeof(path), "%s/%s", dir, m);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST))
+			log_warn("cannot load module %s: %m, continuing", m);
+		else
+			loaded++;
+	}
+	log_info("loaded %u kernel modules from %s", loaded, list);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)write_all(fd, text, strlen(text));
+}
+
+/* ---- processes ---- */
+
+pid_t pid1_spawn(char *const argv[], bool tty)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		return pid;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	if (tty) {
+		setsid();
+		(void)ioctl(0, TIOCSCTTY, 1);
+	}
+	execv(argv[0], argv);
+	fprintf(stderr, "cannot start %s: %m\n", argv[0]);
+	_exit(127);
+}
+
+/* ---- after a fatal error: keep the console, never exit ---- */
+
+static void rescue_shell_blocking(void)
+{
+	char *argv[] = {PID1_SHELL, "-l", NULL};
+	pid_t pid = pid1_spawn(argv, true);
+	if (pid < 0) {
+		printf("cannot start %s: %s\n", PID1_SHELL, strerror((int)-pid));
+		return;
+	}
+	for (;;) {
+		pid_t p = waitpid(-1, NULL, 0); /* reaps orphans too */
+		if (p == pid || (p < 0 && errno == ECHILD))
+			break;
+	}
+	console_open();
+}
+
+_Noreturn static void rescue_forever(const char *why)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	log_error("FATAL: %s", why);
+	for (;;) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		printf(
+		    "\ncompartd: %s.\n"
+		    "The node is not part of the cluster. Fix the cause named above (the kernel\n"
+		    "command line, cluster.conf in the image, or the hardware), then reboot.\n"
+		    "Type 'sh' for a rescue shell, 'reboot' to restart, 'poweroff' to stop.\n"
+		    "rescue> ",
+		    why);
+		fflush(stdout);
+		char line[128];
+		if (!fgets(line, sizeof(line), stdin)) {
+			clearerr(stdin);
+			sleep(5); /* no console to read: wait without spinning */
+			continue;
+		}
+		char *w = strstrip(line);
+		if (!strcmp(w, "sh"))
+			rescue_shell_blocking();
+		else if (!strcmp(w, "reboot") || !strcmp(w, "poweroff")) {
+			sync();
+			reboot(!strcmp(w, "reboot") ? RB_AUTOBOOT : RB_POWER_OFF);
+		}
+	}
+}
+
+_Noreturn void pid1_main(int argc, char **argv)
+{
+	early_mounts();
+	log_set_target(LOG_TARGET_KMSG);
+	/* Without this the kernel drops most of our lines as a burst from user space. */
+	write_file("/proc/sys/kernel/printk_devkmsg", "on\n");
+	struct kcmdline k;
+	struct strbuf err;
+	sb_init(&err);
+	(void)kcmdline_read("/proc/cmdline", &k, &err); /* problems are reported by the agent */
+	sb_free(&err);
+	if (k.debug)
+		log_set_max_level(LOG_LVL_DEBUG);
+	console_setup(&k);
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	setenv("HOME", "/root", 1);
+	setenv("TERM", "vt100", 0);
+	load_modules();
+
+	char *run_argv[] = {"run",	     "--foreground", "--pid1",	      "--state-dir",
+			    "/run/compartd", "--cmdline",    "/proc/cmdline", NULL};
+	int r = agent_run_main((int)ARRAY_SIZE(run_argv) - 1, run_argv);
+	char why[96];
+	snprintf(why, sizeof(why), "the agent stopped (exit status %d)", r);
+	rescue_forever(why);
+}
+
+_Noreturn void pid1_shutdown(int signo)
+{
+	unsigned how = signo == SIGUSR2	  ? RB_POWER_OFF
+		       : signo == SIGUSR1 ? RB_HALT_SYSTEM
+					  : RB_AUTOBOOT;
+	log_notice("signal %d: %s", signo,
+		   how == RB_POWER_OFF	   ? "powering off"
+		   : how == RB_HALT_SYSTEM ? "halting"
+					   : "rebooting");
+	sync();
+	reboot((int)how);
+	rescue_forever("reboot failed");
+}
+
+static void on_shutdown_signal(struct loop *l, const struct signalfd_siginfo *si, void *ud)
+{
+	pid1_shutdown((int)si->ssi_signo);
+}
+
+/* ---- network ---- */
+
+static void start_dhcp(const char *ifname)
+{
+	char iface[IFNAMSIZ + 1];
+	snprintf(iface, sizeof(iface), "%s", ifname);
+	char *argv[] = {PID1_UDHCPC, "-f", "-i", iface, "-s", PID1_DHCP_SCRIPT, "-t", "10", "-T",
+			"2",	     "-A", "10", "-S",	NULL};
+	pid_t pid = pid1_spawn(argv, false);
+	if (pid < 0)
+		log_error_errno((int)pid, "network: cannot start DHCP client on %s", ifname);
+	else
+		log_info("network: DHCP client on %s (pid %d)", ifname, (int)pid);
+}
+
+static bool has_ipv4(const char *ifname)
+{
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return false;
+	bool found = false;
+	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next)
+		found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+			!strcmp(i->ifa_name, ifname);
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* The later stages bind to the node's addresses: give DHCP a bounded time to get them. */
+static void wait_dhcp(const struct netcfg_plan *plan)
+{
+	uint64_t deadline = now_usec() + PID1_DHCP_WAIT_USEC;
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct netcfg_action *act = &plan->actions[i];
+		if (act->op != NETCFG_DHCP)
+			continue;
+		while (!has_ipv4(act->link) && now_usec() < deadline)
+			usleep(100 * 1000);
+		if (has_ipv4(act->link))
+			log_info("network: %s has its DHCP address", act->link);
+		else
+			log_warn(
+			    "network: no DHCP lease on %s yet, continuing (udhcpc keeps trying)",
+			    act->link);
+	}
+}
+
+int pid1_network(struct agent *a)
+{
+	struct netcfg_link links[NETCFG_MAX_LINKS];
+	int n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
+	if (n < 0)
+		return log_error_errno(n, "network: cannot list interfaces");
+	struct netcfg_plan plan;
+	struct strbuf warn;
+	sb_init(&warn);
+	int r = netcfg_plan(&a->cfg->nodes[a->self], &a->kcmd, links, (size_t)n, &plan, &warn);
+	if (warn.buf)
+		log_warn("network: %s", strstrip(warn.buf));
+	sb_free(&warn);
+	if (r < 0)
+		return log_error_errno(r, "network: the configuration does not fit");
+	r = netcfg_apply(&plan);
+	for (size_t i = 0; i < plan.n; i++)
+		if (plan.actions[i].op == NETCFG_DHCP)
+			start_dhcp(plan.actions[i].link);
+	wait_dhcp(&plan);
+	return r;
+}
+
+/* ---- disks ---- */
+
+int pid1_disks(struct agent *a)
+{
+	agent_set_stage(a, AGENT_STAGE_DISKS);
+	struct disk_bootstrap_opts o = {.apply = true, .raid = true};
+	a->disks = disk_module_new(a->cfg, a->self, &o);
+	if (!a->disks)
+		return log_error_errno(-ENOMEM, "disks: cannot start");
+	disk_console_register(a->console, a->disks);
+	a->hooks.approve_wipe = disk_agent_approve_wipe;
+	int r = disk_module_bootstrap(a->disks);
+	agent_set_stage(a, AGENT_STAGE_RAID);
+	(void)console_cmds_attach_disks(a); /* each disk becomes a health component */
+	if (r < 0)
+		log_error_errno(
+		    r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
+		       "show what is missing, 'approve-wipe <disk>' authorizes a foreign disk");
+	return r;
+}
+
+/* ---- the serial console ---- */
+
+int pid1_serial_start(struct agent *a)
+{
+	(void)loop_add_signal(a->loop, SIGUSR1, on_shutdown_signal, NULL);
+	(void)loop_add_signal(a->loop, SIGUSR2, on_shutdown_signal, NULL);
+	int r = console_open_serial(a, console_dev);
+	if (r < 0)
+		return log_error_errno(r, "no console on %s; the socket still answers compartctl",
+				       console_dev);
+	return 0;
+}

@@ -1,0 +1,36 @@
+/* compartd as PID 1 of the initramfs (SPEC §1 step 1): mounts, kernel modules, the serial
+ * console, then the agent with its network brought up from the node's configuration. It
+ * never exits: on a fatal error it says what happened and what to do on the console, and a
+ * rescue shell stays one command away. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct agent;
+
+/* True when this process should run as init: PID 1, or started as /init. */
+bool pid1_wanted(const char *argv0);
+
+/* The init: never returns. */
+_Noreturn void pid1_main(int argc, char **argv);
+
+/* Called by the agent in PID 1 mode once it knows which node it is: brings the node's
+ * network up (rtnetlink; DHCP through busybox udhcpc). Problems are logged, not fatal. */
+int pid1_network(struct agent *a);
+
+/* The disks stage (partitions/bootstrap.h): lays out the node's disks and assembles its
+ * mirrors; registers `disks`, `raid` and approve-wipe. A failure leaves the node running. */
+int pid1_disks(struct agent *a);
+
+/* What init does on the signals busybox reboot/poweroff/halt send it: SIGTERM and SIGINT
+ * (also Ctrl-Alt-Del) reboot, SIGUSR2 powers off, SIGUSR1 halts; after a sync. */
+_Noreturn void pid1_shutdown(int signo);
+
+/* The operator console on the serial line PID 1 took (agent/serial.h: line editing, live
+ * events, `sh`/`shell` for a rescue shell), and the reboot/poweroff/halt signals. */
+int pid1_serial_start(struct agent *a);
+
+/* Starts argv[0] (an absolute path) with the signal mask cleared; `tty` makes it a session
+ * leader with the console as its controlling terminal. Returns the pid or -errno. */
+pid_t pid1_spawn(char *const argv[], bool tty);

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Builds the PXE artifacts: BUILD/images/{vmlinuz,initramfs.cpio.gz,boot.ipxe}.
+#
+#   initramfs/build.sh BUILD           (make image)
+#
+# The initramfs holds compartd as /init (with the shared libraries it needs), compartctl,
+# mdadm, busybox (rescue shell, udhcpc), the kernel modules from images/kernel.sh with
+# modules.dep, and /etc/compartd/{cluster.conf,cluster.key,hooks/,rules/}.
+# Settings (environment):
+#   CONF_DIR           where cluster.conf, cluster.key and hooks/ come from (images/rig)
+#   SOURCE_DATE_EPOCH  mtime of every entry (default: the last commit's time)
+#   CMDLINE_EXTRA      appended to the kernel command line in boot.ipxe
+# Reproducible: sorted entries, fixed mtimes and owners, gzip -n. The same inputs give the
+# same bytes.
+set -euo pipefail
+
+build=${1:?usage: initramfs/build.sh BUILD}
+top=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
+conf_dir=${CONF_DIR:-$top/images/rig}
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || echo 0)}
+
+for f in "$build/compartd" "$build/compartctl" "$conf_dir/cluster.conf" "$conf_dir/cluster.key"; do
+	[ -f "$f" ] || { echo "initramfs: $f is missing (run make all; set CONF_DIR)" >&2; exit 1; }
+done
+for f in /sbin/mdadm /bin/busybox; do
+	[ -x "$f" ] || { echo "initramfs: $f is missing (make deps installs mdadm, busybox-static)" >&2; exit 1; }
+done
+
+kdir=$("$top/images/kernel.sh" "$build")
+kver=$(cat "$kdir/version")
+
+root=$build/initramfs/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/compartd/hooks,etc/mdadm,dev,proc,sys,run,tmp,root,lib,var/run}
+chmod 1777 "$root/tmp"
+
+# A binary and every shared library ldd names, at the same paths.
+copy_elf() { # SRC DST
+	install -m 0755 "$1" "$root$2"
+	ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+		chmod 0755 "$root$lib"
+	done
+}
+copy_elf "$build/compartd" /init
+strip --strip-debug "$root/init"
+ln -s ../../init "$root/usr/bin/compartd"
+copy_elf "$build/compartctl" /usr/bin/compartctl
+strip --strip-debug "$root/usr/bin/compartctl"
+copy_elf /sbin/mdadm /sbin/mdadm
+printf 'HOMEHOST <system>\nAUTO +1.x -all\n' >"$root/etc/mdadm/mdadm.conf"
+
+install -m 0755 /bin/busybox "$root/bin/busybox"
+/bin/busybox --list-full | LC_ALL=C sort | while read -r app; do
+	case $app in
+	*/init | linuxrc | */linuxrc | */mdadm) continue ;;
+	esac
+	[ -e "$root/$app" ] || [ -L "$root/$app" ] && continue
+	case $app in
+	bin/*) rel=busybox ;;
+	sbin/*) rel=../bin/busybox ;;
+	usr/*/*) rel=../../bin/busybox ;;
+	*) continue ;;
+	esac
+	ln -s "$rel" "$root/$app"
+done
+
+mkdir -p "$root/lib/modules"
+cp -a "$kdir/lib/modules/$kver" "$root/lib/modules/"
+
+install -m 0644 "$conf_dir/cluster.conf" "$root/etc/compartd/cluster.conf"
+install -m 0600 "$conf_dir/cluster.key" "$root/etc/compartd/cluster.key"
+if [ -d "$conf_dir/hooks" ]; then
+	for h in "$conf_dir"/hooks/*; do
+		[ -f "$h" ] && install -m 0755 "$h" "$root/etc/compartd/hooks/$(basename "$h")"
+	done
+fi
+if ls "$top"/rules/*.rules >/dev/null 2>&1; then
+	mkdir -p "$root/etc/compartd/rules"
+	for r in "$top"/rules/*.rules; do
+		install -m 0644 "$r" "$root/etc/compartd/rules/$(basename "$r")"
+	done
+fi
+install -m 0755 "$top/initramfs/udhcpc.script" "$root/etc/compartd/udhcpc.script"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\n' >"$root/etc/group"
+printf 'compartd initramfs (kernel %s)\n' "$kver" >"$root/etc/issue"
+
+# The kernel opens /dev/console for /init before anything is mounted.
+if [ "$(id -u)" -eq 0 ]; then
+	mknod -m 0600 "$root/dev/console" c 5 1
+	mknod -m 0666 "$root/dev/null" c 1 3
+else
+	echo "initramfs: not root, /dev/console left out (PID 1 opens the console itself)" >&2
+fi
+
+# Fixed owners and mtimes, sorted entries, no gzip timestamp.
+find "$root" -exec touch -h -d "@$epoch" {} +
+out=$build/images
+mkdir -p "$out"
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -n -9 >"$out/initramfs.cpio.gz.tmp"
+mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+cp "$kdir/vmlinuz" "$out/vmlinuz"
+
+cat >"$out/boot.ipxe" <<EOF
+#!ipxe
+# compartd: one image for every node of the cluster. The agent finds which node it is
+# from the MAC address iPXE booted from (BOOTIF=), or from compartd.node= if added here.
+kernel vmlinuz initrd=initramfs.cpio.gz console=ttyS0,115200 printk.devkmsg=on panic=10 BOOTIF=01-\${netX/mac:hexhyp}${CMDLINE_EXTRA:+ $CMDLINE_EXTRA}
+initrd initramfs.cpio.gz
+boot
+EOF
+
+isize=$(stat -c %s "$out/initramfs.cpio.gz")
+ksize=$(stat -c %s "$out/vmlinuz")
+echo "image: $out/initramfs.cpio.gz $isize bytes ($((isize / 1024)) KiB), vmlinuz $ksize bytes," \
+	"kernel $kver, sha256 $(sha256sum "$out/initramfs.cpio.gz" | cut -c1-16)"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# timeout: 240
+# One node, two blank disks: the agent as PID 1 lays out a GPT on both (names seen from
+# the host), creates /dev/md/infra which reaches clean with 2/2 members (mdadm --detail and
+# /proc/mdstat read in the guest through the console's rescue shell), and writes its
+# journal. Then the same node boots again on the same disks: nothing is repartitioned
+# (verdict=keep, same partition table), the arrays are assembled, and the bytes of
+# cmpt-guest are unchanged.
+set -euo pipefail
+. "$(dirname "$0")/../../images/rig/lib.sh"
+rig_require
+rig_init
+rig_up
+d0=$(rig_disk a1 0)
+d1=$(rig_disk a1 1)
+
+rig_node_start a1
+rig_wait_for a1 'event=ready node=a1' 120
+ev=$(rig_events a1)
+for dev in vda vdb; do
+	grep -Eq "^event=disk dev=/dev/$dev .*verdict=create" <<<"$ev" || { echo "FAIL: $dev not laid out"; exit 1; }
+done
+grep -Eq '^event=raid name=infra action=create .*members=2/2' <<<"$ev" || { echo "FAIL: no infra create 2/2"; exit 1; }
+grep -Eq '^event=journal action=write' <<<"$ev" || { echo "FAIL: journal not written"; exit 1; }
+rig_md_wait a1 infra 'State : (clean|active) *$' 150 | grep -E 'State :|Active Devices|md[0-9]+ :|\[[0-9]/[0-9]\]'
+out=$(rig_md_detail a1 infra)
+grep -Eq 'Active Devices : 2' <<<"$out" || { echo "FAIL: infra not 2 active"; exit 1; }
+grep -Eq '\[2/2\] \[UU\]' <<<"$out" || { echo "FAIL: /proc/mdstat does not show [2/2] [UU]"; exit 1; }
+rig_kill a1
+
+for d in "$d0" "$d1"; do
+	names=$(rig_gpt_names "$d")
+	echo "$(basename "$d"): $names"
+	for p in cmpt-boot cmpt-state cmpt-infra cmpt-admin cmpt-guest; do
+		grep -qw -- "$p" <<<"$names" || { echo "FAIL: $p missing on $d"; exit 1; }
+	done
+done
+
+# Second boot on the same disks, with recognizable bytes in cmpt-guest.
+rig_part_fill "$d0" cmpt-guest 1048576
+rig_part_fill "$d1" cmpt-guest 1048576
+pt0=$(sfdisk -d "$d0" | sha256sum)
+pt1=$(sfdisk -d "$d1" | sha256sum)
+g0=$(rig_part_sha "$d0" cmpt-guest)
+g1=$(rig_part_sha "$d1" cmpt-guest)
+
+rig_node_start a1
+rig_wait_for a1 'event=ready node=a1' 120
+ev=$(rig_events a1)
+for dev in vda vdb; do
+	grep -Eq "^event=disk dev=/dev/$dev .*verdict=keep" <<<"$ev" || { echo "FAIL: $dev not kept"; exit 1; }
+done
+grep -Eq '^event=raid name=infra action=assemble' <<<"$ev" || { echo "FAIL: infra not assembled"; exit 1; }
+if grep -Eq '^event=raid .*action=create' <<<"$ev"; then echo "FAIL: an array was created again"; exit 1; fi
+rig_md_wait a1 infra 'Active Devices : 2' 60 | grep -E 'State :|Active Devices'
+rig_kill a1
+[ "$(sfdisk -d "$d0" | sha256sum)" = "$pt0" ] || { echo "FAIL: partition table of disk 0 changed"; exit 1; }
+[ "$(sfdisk -d "$d1" | sha256sum)" = "$pt1" ] || { echo "FAIL: partition table of disk 1 changed"; exit 1; }
+[ "$(rig_part_sha "$d0" cmpt-guest)" = "$g0" ] || { echo "FAIL: cmpt-guest of disk 0 changed"; exit 1; }
+[ "$(rig_part_sha "$d1" cmpt-guest)" = "$g1" ] || { echo "FAIL: cmpt-guest of disk 1 changed"; exit 1; }
+echo PASS
