@@ -1,12 +1,5 @@
 #!/usr/bin/env bash
 # timeout: 240
-# PENDING: not run by tests/run-integration.sh (it is not in tests/integration/ itself). It
-# needs the rig (images/rig/lib.sh, agent/pid1.c) on main, and two lines in pid1.c:
-#   pid1_serial_start(): `return console_open_serial(a, console_dev);` (the console module's
-#                        serial console instead of the stdin line reader; `sh` still works)
-#   pid1_disks():        `console_cmds_attach_disks(a);` after disk_module_bootstrap()
-# With both, it passed against a trial merge of the rig branch (11 s, 2026-11-23); move it
-# to tests/integration/45-console-rig-serial.sh then.
 # The serial console of a rig node under QEMU (PID 1 on ttyS0): the node boots with a
 # foreign second disk (an ext4 file system), which the disks stage leaves alone and the
 # health engine reports as needing an operator; `approve-wipe /dev/vdb` typed on the serial
