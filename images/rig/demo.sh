@@ -3,11 +3,11 @@
 # storage, streams their event= lines with the node's name in front, then prints a table
 # per node and tears everything down. Exit 0 when the cluster reached its expected state:
 #   - every node ready (event=ready);
-#   - where the image lays out disks: /dev/md/infra clean with 2/2 members on every node;
-#   - where the image runs the storage: mirror0 on every node through both portals (2/2);
-#   - where the image runs the boot decision: exactly one node starts management
+#   - /dev/md/infra clean with 2/2 members on every node;
+#   - mirror0 on every node through both portals (2/2);
+#   - exactly one node starts management
 #     (profile infra-and-mgmt), the others run infra-only;
-#   - where the image runs the election: exactly one infra master in pair p1.
+#   - exactly one infra master in pair p1, and one admin master among its MZ nodes.
 #
 #   images/rig/demo.sh BUILD      (DEMO_TIMEOUT=seconds, default 240; DEMO_SETTLE=8)
 set -uo pipefail
@@ -69,6 +69,7 @@ ok=1
 raid_seen=0
 role_seen=0
 masters=0
+admin_masters=0
 storage_seen=0
 mgmt=0
 decided=0
@@ -96,22 +97,32 @@ for n in "${nodes[@]}"; do
 		sed -n 's/.*role=\([^ ]*\).*epoch=\([^ ]*\).*/infra \1 e\2/p')
 	[ -n "$role" ] && role_seen=1
 	grep -q 'infra master' <<<"$role" && masters=$((masters + 1))
+	# MZ nodes also elect the administrative instance among themselves.
+	arole=$(grep '^event=role ' <<<"$ev" | grep 'kind=admin' | grep "node=$n" | tail -1 |
+		sed -n 's/.*role=\([^ ]*\).*epoch=\([^ ]*\).*/admin \1 e\2/p')
+	[ -n "$arole" ] && role="$role, $arole"
+	grep -q 'admin master' <<<"$arole" && admin_masters=$((admin_masters + 1))
 	printf '%-4s %-4s %-7s %-34s %-26s %-12s %-16s %s\n' "$n" "$comp" "$rt" "${disks:--}" \
 		"${raid:--}" "${paths:--}" "${profile:--}" "${role:--}"
 done
 echo
-[ $storage_seen -eq 1 ] || echo "demo: this image runs no storage yet (no event=storage): not checked"
-[ $raid_seen -eq 1 ] || echo "demo: this image lays out no disks yet (no event=raid): not checked"
-if [ $decided -gt 0 ] && [ $mgmt -ne 1 ]; then
+# Every module runs in this image: a missing kind of event is a failure, not "not checked".
+[ $storage_seen -eq 1 ] || { echo "demo: no node reported its storage (event=storage)"; ok=0; }
+[ $raid_seen -eq 1 ] || { echo "demo: no node reported its mirror (/dev/md/infra)"; ok=0; }
+[ $decided -gt 0 ] || { echo "demo: no node made a boot decision (event=decision)"; ok=0; }
+if [ $mgmt -ne 1 ]; then
 	echo "demo: expected exactly one node with management (infra-and-mgmt), saw $mgmt"
 	ok=0
 fi
-[ $decided -gt 0 ] || echo "demo: this image makes no boot decision yet (no event=decision): not checked"
-if [ $role_seen -eq 1 ] && [ $masters -ne 1 ]; then
+[ $role_seen -eq 1 ] || { echo "demo: no node took part in the election (event=role)"; ok=0; }
+if [ $masters -ne 1 ]; then
 	echo "demo: expected exactly one infra master in pair p1, saw $masters"
 	ok=0
 fi
-[ $role_seen -eq 1 ] || echo "demo: this image runs no election yet (no event=role): not checked"
+if [ $admin_masters -ne 1 ]; then
+	echo "demo: expected exactly one admin master among the MZ nodes of p1, saw $admin_masters"
+	ok=0
+fi
 if [ $ok -eq 1 ]; then
 	echo "demo: the cluster reached its expected state"
 	exit 0

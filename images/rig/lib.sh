@@ -97,7 +97,9 @@ rig_up() {
 		$s rule add from "${addr%/*}" table "$table"
 	done
 	rig_storage_start mirror0 3260 iqn.2026-11.org.compartd.rig:mirror0 256M
-	rig_storage_start quorum 3261 iqn.2026-11.org.compartd.rig:quorum 16M
+	# The quorum target holds one LU per pair and instance kind: LUN 1 for p1's infra
+	# election, LUN 2 for its admin election (docs/election.md).
+	rig_storage_start quorum 3261 iqn.2026-11.org.compartd.rig:quorum 16M 2
 }
 
 # A free tgtd control port (its socket lives in /var/run/tgtd, shared by the whole host).
@@ -109,12 +111,13 @@ rig_free_ctl() {
 	return 1
 }
 
-# rig_storage_start NAME PORT IQN SIZE: tgtd in the storage namespace, listening on both
+# rig_storage_start NAME PORT IQN SIZE [LUNS]: tgtd in the storage namespace, listening on both
 # portals (10.77.1.100 and 10.77.2.100) on PORT, one LUN 1 backed by $RIG_DIR/NAME.img.
 rig_storage_start() {
-	local name=$1 port=$2 iqn=$3 size=$4 ctl
+	local name=$1 port=$2 iqn=$3 size=$4 luns=${5:-1} ctl lun
 	ctl=$(rig_free_ctl) || { rig_log "no free tgtd control port"; return 1; }
 	truncate -s "$size" "$RIG_DIR/$name.img"
+	for ((lun = 2; lun <= luns; lun++)); do truncate -s "$size" "$RIG_DIR/$name-$lun.img"; done
 	ip netns exec "$RIG_NS_ST" tgtd -f -C "$ctl" --iscsi "portal=10.77.1.100:$port" \
 		>"$RIG_DIR/tgtd-$name.log" 2>&1 &
 	RIG_TGTD+=($!)
@@ -128,6 +131,9 @@ rig_storage_start() {
 	$t --op new --mode portal --param "portal=10.77.2.100:$port"
 	$t --op new --mode target --tid 1 -T "$iqn"
 	$t --op new --mode logicalunit --tid 1 --lun 1 -b "$RIG_DIR/$name.img"
+	for ((lun = 2; lun <= luns; lun++)); do
+		$t --op new --mode logicalunit --tid 1 --lun "$lun" -b "$RIG_DIR/$name-$lun.img"
+	done
 	$t --op bind --mode target --tid 1 -I ALL
 	rig_log "storage $name: $iqn on 10.77.1.100:$port and 10.77.2.100:$port (tgtd control port $ctl)"
 }
