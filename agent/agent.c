@@ -3,6 +3,7 @@
 
 #include "console_cmds.h"
 #include "health.h"
+#include "health_paths.h"
 #include "decision.h"
 #include "hs.h"
 #include "identity.h"
@@ -348,10 +349,15 @@ static void agent_start_storage(struct agent *a)
 	static const size_t none = 0;
 	if (r < 0)
 		log_warn_errno(r, "storage not started, continuing without it");
-	if (a->storage)
+	if (a->storage) {
 		storage_console_register(a->storage, a->console);
-	else
+		r = health_paths_register(a->health, a->storage, a->cfg->timeouts.path_check_interval,
+					  &a->health_paths);
+		if (r < 0)
+			log_warn_errno(r, "path health checks not registered, ignoring");
+	} else {
 		mpath_console_register(a->console, NULL, &none);
+	}
 }
 
 /* Handshake stage: the key, the sockets, then the decision after the window. */
@@ -413,6 +419,7 @@ int agent_run_main(int argc, char **argv)
 		goto out;
 	r = loop_run(a.loop);
 out:
+	a.health_paths = health_paths_free(a.health_paths);
 	console_cmds_teardown(&a);
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);

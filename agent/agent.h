@@ -32,6 +32,7 @@ struct agent_opts {
 };
 
 struct agent;
+struct health_paths;
 struct hs;
 struct decision;
 struct disk_module;
@@ -65,6 +66,7 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	struct agent_hooks hooks;
 	/* Module state, added by each module as it lands. */
+	struct health_paths *health_paths; /* health_paths.h: one component per iSCSI path */
 	struct hs *hs;             /* handshake (hs.h) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */

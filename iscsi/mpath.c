@@ -933,6 +933,36 @@ const char *mpath_name(const struct mpath *m)
 	return m->st->name;
 }
 
+int mpath_path_count(const struct mpath *m)
+{
+	return m->core.n_paths;
+}
+
+enum mpath_path_state mpath_path_state(const struct mpath *m, int i, const char **ret_portal,
+				       const char **ret_why)
+{
+	if (ret_portal)
+		*ret_portal = m->paths[i].portal;
+	if (ret_why)
+		*ret_why = m->paths[i].refused[0] ? m->paths[i].refused : m->paths[i].last_error;
+	return m->core.paths[i].state;
+}
+
+bool mpath_path_ever_up(const struct mpath *m, int i)
+{
+	return m->paths[i].ever_up;
+}
+
+void mpath_path_login_now(struct mpath *m, int i)
+{
+	struct mpath_path *p = &m->core.paths[i];
+	if (p->state != MPATH_PATH_DOWN && p->state != MPATH_PATH_REFUSED)
+		return;
+	/* An operator or the health ladder asks for a login now instead of after the backoff. */
+	p->next_login_us = now_usec();
+	m->next_tick = 0;
+}
+
 void mpath_set_dev(struct mpath *m, const char *dev)
 {
 	snprintf(m->dev, sizeof(m->dev), "%s", dev ? dev : "");

@@ -54,6 +54,14 @@ void mpath_on_ready(struct mpath *m, void (*fn)(struct mpath *m, void *ud), void
 bool mpath_identity_known(const struct mpath *m);
 const struct mpath_identity *mpath_identity(const struct mpath *m);
 const char *mpath_name(const struct mpath *m);
+/* Paths, for the health checks: how many, the state of one (its portal "host:port" and
+ * the last reason it failed or was refused), whether it was ever up since the start, and
+ * a request to log it in now rather than after its backoff (a path down or refused). */
+int mpath_path_count(const struct mpath *m);
+enum mpath_path_state mpath_path_state(const struct mpath *m, int i, const char **ret_portal,
+				       const char **ret_why);
+bool mpath_path_ever_up(const struct mpath *m, int i);
+void mpath_path_login_now(struct mpath *m, int i);
 /* The kernel device it is exported as, for event=storage dev= (NULL: "none"). */
 void mpath_set_dev(struct mpath *m, const char *dev);
 
