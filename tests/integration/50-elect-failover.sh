@@ -14,6 +14,19 @@ sleep 2
 case $m in a*) want=b1 ;; *) want=a1 ;; esac
 grep -q "$m promote infra" "$EL_TMP/hooks.log" || fail "promote hook of $m did not run"
 
+# The operator's promote/demote through the console: refused when unsafe, with the reason.
+ctl() { "$BUILD/compartctl" --socket "$EL_TMP/$1/console.sock" "${@:2}"; }
+case $m in a1) s=b1 ;; *) s=a1 ;; esac
+out=$(ctl "$s" promote infra) && fail "promote of slave $s accepted while $m is master: $out"
+echo "$out" | grep -q "refused: another master is alive: demote it first" || fail "promote refusal: $out"
+out=$(ctl "$s" demote infra) && fail "demote of slave $s accepted: $out"
+echo "$out" | grep -q "refused: this node is not master" || fail "demote refusal: $out"
+out=$(ctl "$m" promote infra --json) && fail "promote of the master accepted: $out"
+echo "$out" | jq -e '.error | test("already master")' >/dev/null || fail "promote --json refusal: $out"
+out=$(ctl b2 demote admin) && fail "demote admin on a DMZ node accepted: $out"
+echo "$out" | grep -q "takes no part in the admin election" || fail "admin on DMZ: $out"
+ctl "$m" role | grep -q "infra.*master" || fail "role on $m does not say master: $(ctl "$m" role)"
+
 t0=$(now_us)
 el_kill "$m"
 new=$(el_wait_master 5 "$m")
