@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "console.h"
+#include "health.h"
 #include "hs.h"
 #include "log.h"
 #include "loop.h"
@@ -508,6 +509,72 @@ static int inst_init(struct elect_drv *d, enum cfg_kind kind)
 static int op_promote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
 static int op_demote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
 
+/* ---- health: the quorum device as this node's election sees it (SPEC §8) ---- */
+
+static int qdev_check_reachable(void *ud, struct strbuf *detail)
+{
+	struct elect_inst *in = ud;
+	if (in->qdev && qdev_connected(in->qdev)) {
+		sb_printf(detail, "via %s", qdev_portal(in->qdev));
+		return 0;
+	}
+	sb_puts(detail, "no session to the quorum device");
+	return -EHOSTUNREACH;
+}
+
+static int qdev_check_parses(void *ud, struct strbuf *detail)
+{
+	/* The slots were read back lately: the device answers, not only the TCP session. */
+	struct elect_inst *in = ud;
+	uint64_t now = now_usec(), bound = 4 * elect_read_interval(&in->sm.p);
+	if (bound < USEC_PER_SEC)
+		bound = USEC_PER_SEC;
+	if (in->sm.last_read_ok && now - in->sm.last_read_ok <= bound)
+		return 0;
+	if (in->sm.last_read_ok)
+		sb_printf(detail, "slots last read %llu ms ago",
+			  (unsigned long long)((now - in->sm.last_read_ok) / 1000));
+	else
+		sb_puts(detail, "slots never read");
+	return -ETIMEDOUT;
+}
+
+static int qdev_isolate(void *ud, struct strbuf *msg)
+{
+	/* Nothing to switch off: the election already counts only what the device answers. */
+	sb_puts(msg, "the election relies on the network channel (heartbeat acks) meanwhile");
+	return 0;
+}
+
+static const struct health_component_ops qdev_health_ops = {
+	.check_reachable = qdev_check_reachable,
+	.check_parses = qdev_check_parses,
+	.isolate = qdev_isolate,
+	.interval_us = USEC_PER_SEC,
+};
+
+static void qdev_health_register(struct elect_drv *d)
+{
+	if (!d->a->health)
+		return;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_inst *in = &d->k[k];
+		if (in->active && in->sm.p.has_qdev &&
+		    health_register(d->a->health, &qdev_health_ops, in, "qdev",
+				    cfg_kind_to_str((enum cfg_kind)k), NULL) < 0)
+			log_warn("quorum device health check for %s not registered, ignoring",
+				 cfg_kind_to_str((enum cfg_kind)k));
+	}
+}
+
+static void qdev_health_unregister(struct elect_drv *d)
+{
+	if (!d->a->health)
+		return;
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		health_unregister(d->a->health, "qdev", cfg_kind_to_str((enum cfg_kind)k));
+}
+
 int elect_drv_new(struct agent *a, struct elect_drv **ret)
 {
 	struct elect_drv *d = calloc(1, sizeof(*d));
@@ -525,6 +592,7 @@ int elect_drv_new(struct agent *a, struct elect_drv **ret)
 	}
 	a->hooks.promote = op_promote;
 	a->hooks.demote = op_demote;
+	qdev_health_register(d);
 	*ret = d;
 	return 0;
 }
@@ -533,6 +601,7 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 {
 	if (!d)
 		return NULL;
+	qdev_health_unregister(d);
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		struct elect_inst *in = &d->k[k];
 
