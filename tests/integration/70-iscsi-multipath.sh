@@ -7,24 +7,9 @@
 # is retried, and with both portals gone I/O fails with EIO after no_path_timeout and
 # recovers when a portal returns.
 set -euo pipefail
-BUILD=${BUILD:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BUILD=$(cd "$BUILD" && pwd)
-tmp=$(mktemp -d)
+cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh
-cleanup() {
-	iscsi_cleanup
-	[ -n "${wl:-}" ] && kill "$wl" 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	tail -n 40 "$tmp/serve.log" 2>/dev/null
-	exit 1
-}
-ctl() { "$BUILD/compartctl" --socket "$tmp/console.sock" "$@"; }
+iscsi_test_init serve.log console.sock
 now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
 

@@ -5,23 +5,9 @@
 # streak, while the good path serves I/O; a pinned designator must match; CHAP logs in
 # with the secret from chap_secret_file and fails with a wrong one.
 set -euo pipefail
-BUILD=${BUILD:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BUILD=$(cd "$BUILD" && pwd)
-tmp=$(mktemp -d)
+cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh
-cleanup() {
-	iscsi_cleanup
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	tail -n 40 "$tmp/serve.log" 2>/dev/null
-	exit 1
-}
-ctl() { "$BUILD/compartctl" --socket "$tmp/console.sock" "$@"; }
+iscsi_test_init serve.log console.sock
 
 base=13270
 pa=127.0.0.1:$base

@@ -5,29 +5,9 @@
 # and serves NBD on <state-dir>/nbd-<storage>.sock; with the rig's config on a host it
 # skips storage it cannot reach (no traffic to the rig's addresses) and keeps running.
 set -euo pipefail
-BUILD=${BUILD:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BUILD=$(cd "$BUILD" && pwd)
-tmp=$(mktemp -d)
+cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh
-apid=
-cleanup() {
-	[ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
-	iscsi_cleanup
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	tail -n 40 "$tmp/agent.log" 2>/dev/null
-	exit 1
-}
-ctl() { "$BUILD/compartctl" --socket "$tmp/s/console.sock" "$@"; }
-agent_wait() {
-	for _ in $(seq 150); do grep -qE "$1" "$tmp/agent.log" && return 0; sleep 0.1; done
-	return 1
-}
+iscsi_test_init agent.log s/console.sock
 
 base=13290
 truncate -s 16M "$tmp/lu.img"

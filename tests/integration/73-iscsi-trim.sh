@@ -6,22 +6,9 @@
 # answered (SYNCHRONIZE CACHE(16) on a path). A client that breaks the NBD protocol is
 # disconnected without harm to others.
 set -euo pipefail
-BUILD=${BUILD:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BUILD=$(cd "$BUILD" && pwd)
-tmp=$(mktemp -d)
+cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh
-cleanup() {
-	iscsi_cleanup
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	tail -n 30 "$tmp/serve.log" 2>/dev/null
-	exit 1
-}
+iscsi_test_init serve.log console.sock
 
 base=13320
 head -c 16M /dev/urandom >"$tmp/lu.img"

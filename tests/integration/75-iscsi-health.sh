@@ -6,29 +6,13 @@
 # recovers with one summary line when it returns. I/O through the NBD socket never fails
 # while the other path is up.
 set -euo pipefail
-BUILD=${BUILD:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$top"
-BUILD=$(cd "$BUILD" && pwd)
-tmp=$(mktemp -d)
+cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh
-apid=
-cleanup() {
-	[ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
-	iscsi_cleanup
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+iscsi_test_init agent.log s/console.sock
 fail() {
 	echo "FAIL: $*"
 	grep -E 'event=(health|path)' "$tmp/agent.log" | tail -n 20
 	exit 1
-}
-ctl() { "$BUILD/compartctl" --socket "$tmp/s/console.sock" "$@"; }
-agent_wait() {
-	local secs=${2:-15}
-	for _ in $(seq $((secs * 10))); do grep -qE "$1" "$tmp/agent.log" && return 0; sleep 0.1; done
-	return 1
 }
 
 base=13330

@@ -132,3 +132,40 @@ iscsi_cleanup() {
 	serve_stop
 	for n in "${!TGT_PID[@]}"; do tgt_kill "$n"; done
 }
+
+# iscsi_test_init LOG SOCKET: the common start of an iSCSI integration test, run from the
+# tree's top: an absolute BUILD, a temp dir in $tmp (kept with KEEP=1), the EXIT trap that
+# stops the agent ($apid), a workload ($wl), the agent's storage serve and every tgtd, and
+# fail() / ctl() / agent_wait() reading $tmp/LOG and the console at $tmp/SOCKET.
+iscsi_test_init() {
+	ISCSI_LOG=$1
+	ISCSI_SOCK=$2
+	top=$PWD
+	BUILD=$(cd "$BUILD" && pwd)
+	tmp=$(mktemp -d)
+	apid=
+	wl=
+	trap iscsi_test_cleanup EXIT
+}
+
+iscsi_test_cleanup() {
+	[ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
+	[ -n "$wl" ] && kill "$wl" 2>/dev/null
+	iscsi_cleanup
+	if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+
+fail() {
+	echo "FAIL: $*"
+	tail -n 40 "$tmp/$ISCSI_LOG" 2>/dev/null
+	exit 1
+}
+
+ctl() { "$BUILD/compartctl" --socket "$tmp/$ISCSI_SOCK" "$@"; }
+
+# agent_wait REGEX [SECONDS]: waits for a line of the log (default 15 s).
+agent_wait() {
+	local secs=${2:-15}
+	for _ in $(seq $((secs * 10))); do grep -qE "$1" "$tmp/$ISCSI_LOG" && return 0; sleep 0.1; done
+	return 1
+}
