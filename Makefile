@@ -44,7 +44,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 .SECONDARY:
-.PHONY: all deps check demo unit unit-asan fuzz fuzz-run integration image clean format bench
+.PHONY: all deps check demo unit fuzz fuzz-bins integration image clean format bench
 
 all: $(BUILD)/compartd $(BUILD)/compartctl
 
@@ -82,7 +82,7 @@ check: deps
 	@tests/run-unit.sh $(BUILD) plain
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=asan unit
 	@tests/run-unit.sh $(BUILD)/asan asan
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz SAN=fuzz CC=clang fuzz-bins
+	@$(MAKE) --no-print-directory fuzz
 	@tests/run-fuzz.sh $(BUILD)/fuzz $(BUILD) $${FUZZ_SECONDS:-20}
 	@tests/run-integration.sh $(BUILD)
 	@tests/summary.sh $(BUILD)/results.txt

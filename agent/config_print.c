@@ -156,30 +156,3 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 			sb_printf(out, "demote = %s\n", r->demote);
 	}
 }
-
-const char *cfg_topology_change(const struct cfg *a, const struct cfg *b)
-{
-	if (a->n_pairs != b->n_pairs || a->n_compartments != b->n_compartments)
-		return "the pairs or compartments changed";
-	for (int i = 0; i < a->n_pairs; i++)
-		if (strcmp(a->pairs[i].name, b->pairs[i].name))
-			return "the pairs changed";
-	for (int i = 0; i < a->n_compartments; i++)
-		if (strcmp(a->compartments[i].name, b->compartments[i].name) ||
-		    a->compartments[i].pair != b->compartments[i].pair)
-			return "the compartments changed";
-	if (a->n_nodes != b->n_nodes)
-		return "the set of nodes changed";
-	for (int i = 0; i < a->n_nodes; i++)
-		if (strcmp(a->nodes[i].name, b->nodes[i].name) ||
-		    a->nodes[i].compartment != b->nodes[i].compartment)
-			return "the set of nodes changed";
-		else if (!cfg_addr_equal(&a->nodes[i].handshake, &b->nodes[i].handshake))
-			return "a handshake address changed";
-	if (a->n_storage != b->n_storage || a->has_quorum != b->has_quorum)
-		return "the storage or quorum device changed";
-	for (int i = 0; i < a->n_storage; i++)
-		if (strcmp(a->storage[i].name, b->storage[i].name))
-			return "the storage changed";
-	return NULL;
-}
