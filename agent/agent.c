@@ -68,6 +68,11 @@ static int cmd_status(struct console_req *req, void *ud)
 			  agent_stage_to_str(a->stage), c->version, hash, up, (int)getpid());
 		if (a->health)
 			sb_printf(o, ",\"health\":\"%s\"", health_overall(a->health));
+		if (a->elect) {
+			const char *why = elect_drv_ineligible_cause(a->elect);
+			sb_printf(o, ",\"eligible\":%s,\"ineligible\":", why ? "false" : "true");
+			why ? sb_json_str(o, why) : sb_puts(o, "null");
+		}
 		sb_puts(o, "}\n");
 		return 0;
 	}
@@ -79,6 +84,11 @@ static int cmd_status(struct console_req *req, void *ud)
 	if (a->health)
 		sb_printf(&req->out, "health      %s ('health' shows the components)\n",
 			  health_overall(a->health));
+	if (a->elect) {
+		const char *why = elect_drv_ineligible_cause(a->elect);
+		sb_printf(&req->out, "election    %s%s\n", why ? "ineligible: " : "eligible",
+			  why ? why : "");
+	}
 	return 0;
 }
 

@@ -402,6 +402,9 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 		/* Held under our key by a previous boot's session: move it to this one. */
 		act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
 	} else if (sm->holder == ELECT_HOLDER_NONE) {
+		if (now < sm->defer_until && !sm->op_promote &&
+		    elect_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
+			return;
 		act(out, ELECT_ACT_QDEV_RESERVE);
 	} else if (sm->holder == ELECT_HOLDER_UNKNOWN &&
 		   now - sm->unknown_since > elect_master_timeout(&sm->p)) {
@@ -467,6 +470,13 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	}
 	if (ev->holder == ELECT_HOLDER_UNKNOWN && sm->holder != ELECT_HOLDER_UNKNOWN)
 		sm->unknown_since = now;
+	/* A master of this compartment handed the token back while alive (it left
+	 * eligibility or was demoted): the pair's master moves to the other compartment,
+	 * whose candidate takes it first; this one only if that one does not. */
+	if (ev->holder == ELECT_HOLDER_NONE && sm->holder_known && sm->holder >= 0 &&
+	    sm->holder != sm->p.self && two_sided(sm) &&
+	    sm->p.side[sm->holder] == sm->p.side[sm->p.self] && peer_alive(sm, sm->holder, now))
+		sm->defer_until = now + elect_master_timeout(&sm->p);
 	sm->holder_known = true;
 	sm->holder = ev->holder;
 	if (sm->holder != sm->p.self)

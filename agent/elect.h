@@ -166,6 +166,9 @@ struct elect {
 	uint64_t wait_until;   /* ELECT_PHASE_WAIT */
 	uint64_t claim_seq;    /* ELECT_PHASE_CLAIM: the write that makes us master */
 	uint64_t holdoff_until; /* after an operator demote: do not take the token back */
+	uint64_t defer_until;   /* a master of this compartment handed the token back (it
+				 * became ineligible, or was demoted): the other compartment's
+				 * candidate goes first until then */
 	bool op_promote;       /* operator asked: skip the rank delay */
 	bool degraded;
 	uint64_t last_slave_ack;

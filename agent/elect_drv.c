@@ -52,6 +52,10 @@ struct elect_drv {
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
 	bool has_tr;
+	/* Eligibility (SPEC §7) has two inputs: the profile (the decision's) and core
+	 * health (the health engine's verdict, "" when every core component is healthy). */
+	bool profile_ok;
+	char core_failure[96];
 };
 
 static const struct cfg *cfg_of(const struct elect_inst *in)
@@ -208,6 +212,50 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 	in->hook = h;
 }
 
+/* ---- eligibility ---- */
+
+static bool eligible(const struct elect_drv *d)
+{
+	return d->profile_ok && !d->core_failure[0];
+}
+
+/* Why this node is not eligible, for event=role cause= and the console. */
+static const char *ineligible_cause(const struct elect_drv *d)
+{
+	if (d->core_failure[0])
+		return d->core_failure;
+	if (!d->profile_ok)
+		return "profile not started, failed or wait-operator";
+	return "-";
+}
+
+static void step(struct elect_inst *in, const struct elect_event *ev);
+
+static void push_eligible(struct elect_drv *d)
+{
+	bool e = eligible(d);
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		struct elect_event ev = { .type = ELECT_EV_ELIGIBLE, .eligible = e };
+
+		if (d->k[k].active && d->k[k].sm.started && d->k[k].sm.eligible != e)
+			step(&d->k[k], &ev);
+	}
+}
+
+static void on_core(struct health *h, bool ok, const char *reason, void *ud)
+{
+	struct elect_drv *d = ud;
+	bool before = eligible(d);
+
+	(void)h;
+	snprintf(d->core_failure, sizeof(d->core_failure), "%s", ok ? "" : reason);
+	if (before != eligible(d))
+		log_notice("election: %s%s", eligible(d) ? "eligible again: core health ok" :
+			   "not eligible: core component ", eligible(d) ? "" : d->core_failure);
+	push_eligible(d);
+}
+
 /* ---- actions ---- */
 
 static void emit_role(struct elect_inst *in, const struct elect_action *a)
@@ -224,6 +272,8 @@ static void emit_role(struct elect_inst *in, const struct elect_action *a)
 	event_add(&ev, "role", elect_role_to_str(a->role));
 	event_add_u64(&ev, "epoch", a->epoch);
 	event_add(&ev, "reason", a->reason ? a->reason : "-");
+	if (a->role == ELECT_ROLE_NONE || (a->reason && !strcmp(a->reason, "ineligible")))
+		event_add(&ev, "cause", ineligible_cause(in->d));
 	event_add_u64(&ev, "rt_us", realtime_usec());
 	event_emit(&ev);
 }
@@ -593,6 +643,11 @@ int elect_drv_new(struct agent *a, struct elect_drv **ret)
 	a->hooks.promote = op_promote;
 	a->hooks.demote = op_demote;
 	qdev_health_register(d);
+	if (a->health) {
+		snprintf(d->core_failure, sizeof(d->core_failure), "%s",
+			 health_core_reason(a->health));
+		health_set_core_notify(a->health, on_core, d);
+	}
 	*ret = d;
 	return 0;
 }
@@ -601,6 +656,8 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 {
 	if (!d)
 		return NULL;
+	if (d->a->health && d->a->health->core_notify == on_core)
+		health_set_core_notify(d->a->health, NULL, NULL);
 	qdev_health_unregister(d);
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		struct elect_inst *in = &d->k[k];
@@ -617,23 +674,25 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 	return NULL;
 }
 
-void elect_drv_start(struct elect_drv *d, bool eligible)
+void elect_drv_start(struct elect_drv *d, bool profile_ok)
 {
+	d->profile_ok = profile_ok;
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		struct elect_event ev = { .type = ELECT_EV_START, .eligible = eligible };
+		struct elect_event ev = { .type = ELECT_EV_START, .eligible = eligible(d) };
 
 		step(&d->k[k], &ev);
 	}
 }
 
-void elect_drv_set_eligible(struct elect_drv *d, bool eligible)
+void elect_drv_set_eligible(struct elect_drv *d, bool profile_ok)
 {
-	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		struct elect_event ev = { .type = ELECT_EV_ELIGIBLE, .eligible = eligible };
+	d->profile_ok = profile_ok;
+	push_eligible(d);
+}
 
-		if (d->k[k].active && d->k[k].sm.eligible != eligible)
-			step(&d->k[k], &ev);
-	}
+const char *elect_drv_ineligible_cause(const struct elect_drv *d)
+{
+	return eligible(d) ? NULL : ineligible_cause(d);
 }
 
 /* ---- the handshake layer's side ---- */
@@ -768,7 +827,13 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 			  (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch),
 			  (unsigned long long)(lease / 1000), sm->degraded ? "true" : "false");
 		sb_json_str(out, holder);
-		sb_printf(out, ",\"qdev\":\"%s\",\"candidates\":[", qstate);
+		sb_printf(out, ",\"qdev\":\"%s\",\"eligible\":%s,\"ineligible\":", qstate,
+			  sm->eligible ? "true" : "false");
+		if (sm->eligible)
+			sb_puts(out, "null");
+		else
+			sb_json_str(out, ineligible_cause(in->d));
+		sb_puts(out, ",\"candidates\":[");
 		for (int s = 0; s < 2; s++) {
 			sb_printf(out, s ? "," : "");
 			sb_json_str(out, node_name(in, elect_candidate(sm, s, now)));
@@ -785,6 +850,8 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	sb_printf(out, "\n      token holder %s, quorum device %s, candidates %s | %s\n", holder,
 		  qstate, node_name(in, elect_candidate(sm, 0, now)),
 		  node_name(in, elect_candidate(sm, 1, now)));
+	if (!sm->eligible)
+		sb_printf(out, "      ineligible: %s\n", ineligible_cause(in->d));
 }
 
 static int cmd_role(struct console_req *req, void *ud)

@@ -39,9 +39,13 @@ struct elect_hb_in {
 
 int elect_drv_new(struct agent *a, struct elect_drv **ret);
 struct elect_drv *elect_drv_free(struct elect_drv *d);
-/* Joins the election (eligible: profile not wait-operator and core health ok). */
-void elect_drv_start(struct elect_drv *d, bool eligible);
-void elect_drv_set_eligible(struct elect_drv *d, bool eligible);
+/* Joins the election. Eligible = the profile is ok (profile_ok: not wait-operator, its
+ * hooks succeeded) and core health passes: the driver follows the health engine's core
+ * verdict (health_set_core_notify) on its own, in every election it takes part in. */
+void elect_drv_start(struct elect_drv *d, bool profile_ok);
+void elect_drv_set_eligible(struct elect_drv *d, bool profile_ok);
+/* NULL when eligible, else why not ("md:infra failed", "profile …"). */
+const char *elect_drv_ineligible_cause(const struct elect_drv *d);
 
 void elect_drv_set_transport(struct elect_drv *d, const struct elect_transport *t);
 /* Uses the handshake layer (hs.h) as transport: heartbeat contents, received heartbeats

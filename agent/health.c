@@ -78,8 +78,16 @@ struct health_component *health_find(struct health *h, const char *kind, const c
 	return NULL;
 }
 
+static void core_update(struct health *h);
+
 int health_register(struct health *h, const struct health_component_ops *ops, void *ud,
 		    const char *kind, const char *id, const char *parent)
+{
+	return health_register_flags(h, ops, ud, kind, id, parent, 0);
+}
+
+int health_register_flags(struct health *h, const struct health_component_ops *ops, void *ud,
+			  const char *kind, const char *id, const char *parent, unsigned flags)
 {
 	if (!ops || !kind || !id || !kind[0] || !id[0] ||
 	    strlen(kind) >= sizeof(h->comps[0].kind) || strlen(id) >= HEALTH_NAME_MAX)
@@ -98,7 +106,7 @@ int health_register(struct health *h, const struct health_component_ops *ops, vo
 	if (i == h->n)
 		h->n++;
 	struct health_component *c = &h->comps[i];
-	*c = (struct health_component){.parent = p, .ops = ops, .ud = ud};
+	*c = (struct health_component){.parent = p, .flags = flags, .ops = ops, .ud = ud};
 	snprintf(c->kind, sizeof(c->kind), "%s", kind);
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	snprintf(c->name, sizeof(c->name), "%s:%s", kind, id);
@@ -118,6 +126,7 @@ int health_unregister(struct health *h, const char *kind, const char *id)
 			h->comps[i].parent = -1;
 	c->ops = NULL;
 	c->kind[0] = c->id[0] = c->name[0] = '\0';
+	core_update(h); /* a failed core component that goes away no longer counts */
 	return 0;
 }
 
@@ -171,8 +180,10 @@ static int run_stages(struct health_component *c, enum health_stage *ret_stage)
 			continue;
 		sb_reset(&d);
 		r = fns[s](c->ud, &d);
-		if (r < 0)
+		if (r < 0) {
 			*ret_stage = (enum health_stage)s;
+			c->failed_err = r;
+		}
 	}
 	c->checks++;
 	set_detail(c, &d);
@@ -339,6 +350,8 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 	check_stages(h, c, now_us);
 	if (c->state != before && h->notify)
 		h->notify(h, c, before, h->notify_ud);
+	if (c->state != before || (c->flags & HEALTH_F_CORE))
+		core_update(h);
 }
 
 static void check_stages(struct health *h, struct health_component *c, uint64_t now_us)
@@ -354,6 +367,12 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 			comp_log(c, now_us, LOG_LVL_NOTICE, "unavailable: %s", c->detail);
 			emit(c, "unavailable", NULL, NULL, c->detail);
 		}
+		return;
+	}
+	if (c->state == HEALTH_STATE_FAILED && c->pending && c->ops->busy && c->ops->busy(c->ud)) {
+		/* The step under way has not finished: no verdict before it has. */
+		c->next_due_us = now_us + (c->ops->retry_interval_us ? c->ops->retry_interval_us
+								      : USEC_PER_SEC);
 		return;
 	}
 	enum health_stage st = HEALTH_STAGE_REACHABLE;
@@ -506,7 +525,8 @@ static void format_json_comp(const struct health *h, const struct health_compone
 		sb_json_str(o, h->comps[c->parent].name);
 	else
 		sb_puts(o, "null");
-	sb_printf(o, ",\"state\":\"%s\",\"stage\":", health_state_to_str(c->state));
+	sb_printf(o, ",\"core\":%s,\"state\":\"%s\",\"stage\":",
+		  c->flags & HEALTH_F_CORE ? "true" : "false", health_state_to_str(c->state));
 	if (c->state == HEALTH_STATE_FAILED || c->state == HEALTH_STATE_NEEDS_OPERATOR)
 		sb_printf(o, "\"%s\"", health_stage_to_str(c->failed_stage));
 	else
@@ -547,12 +567,36 @@ static void format_human_comp(const struct health_component *c, uint64_t now_us,
 	sb_printf(o, "%-24s %-24s %-10s %s\n", c->name, st, ago, c->detail);
 }
 
+/* "core ok (config:cluster md:infra)" or "core FAILING: md:infra failed: not eligible" */
+static void format_core_line(const struct health *h, const int *idx, int n, struct strbuf *out)
+{
+	bool any = false;
+	for (int i = 0; i < n; i++) {
+		const struct health_component *c = &h->comps[idx[i]];
+		if (!(c->flags & HEALTH_F_CORE))
+			continue;
+		sb_printf(out, "%s%s", any ? " " : "core (", c->name);
+		any = true;
+	}
+	if (!any)
+		return;
+	if (h->core_reason[0])
+		sb_printf(out, "): FAILING, %s: not eligible in any election\n", h->core_reason);
+	else
+		sb_puts(out, "): ok\n");
+}
+
 void health_format(const struct health *h, uint64_t now_us, bool json, struct strbuf *out)
 {
 	int idx[HEALTH_MAX_COMPONENTS];
 	int n = order(h, idx);
 	if (json) {
-		sb_printf(out, "{\"overall\":\"%s\",\"components\":[", health_overall(h));
+		sb_printf(out, "{\"overall\":\"%s\",\"core_failure\":", health_overall(h));
+		if (h->core_reason[0])
+			sb_json_str(out, h->core_reason);
+		else
+			sb_puts(out, "null");
+		sb_puts(out, ",\"components\":[");
 		for (int i = 0; i < n; i++) {
 			if (i)
 				sb_putc(out, ',');
@@ -571,6 +615,7 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 		  cnt[HEALTH_STATE_UNKNOWN]);
 	if (!n)
 		return;
+	format_core_line(h, idx, n, out);
 	sb_printf(out, "%-24s %-24s %-10s %s\n", "COMPONENT", "STATE", "CHECKED", "DETAIL");
 	for (int i = 0; i < n; i++)
 		format_human_comp(&h->comps[idx[i]], now_us, out);
@@ -589,6 +634,72 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 			sb_printf(out, "  %-10s %s\n", ago, e->text);
 		}
 	}
+}
+
+/* ---- core health ---- */
+
+bool health_core_failing(const struct health_component *c)
+{
+	if (!comp_live(c) || !(c->flags & HEALTH_F_CORE))
+		return false;
+	switch (c->state) {
+	case HEALTH_STATE_UNAVAILABLE:
+		return true;
+	case HEALTH_STATE_FAILED:
+	case HEALTH_STATE_NEEDS_OPERATOR:
+		return !(c->ops->core_tolerates &&
+			 c->ops->core_tolerates(c->ud, c->failed_stage, c->failed_err));
+	case HEALTH_STATE_UNKNOWN:
+	case HEALTH_STATE_OK:
+	case _HEALTH_STATE_MAX:
+		break;
+	}
+	return false;
+}
+
+const char *health_core_reason(const struct health *h)
+{
+	return h->core_reason;
+}
+
+static void core_update(struct health *h)
+{
+	char reason[sizeof(h->core_reason)] = "";
+	for (int i = 0; i < h->n; i++) {
+		const struct health_component *c = &h->comps[i];
+		if (health_core_failing(c)) {
+			snprintf(reason, sizeof(reason), "%s %s", c->name,
+				 health_state_to_str(c->state));
+			break;
+		}
+	}
+	if (!strcmp(reason, h->core_reason))
+		return;
+	bool was_ok = !h->core_reason[0];
+	memcpy(h->core_reason, reason, sizeof(reason));
+	if (reason[0] && was_ok)
+		log_warn("health: core component %s: this node is not eligible in its elections",
+			 reason);
+	else if (!reason[0])
+		log_notice("health: every core component is healthy again: eligible");
+	if (h->core_notify)
+		h->core_notify(h, !reason[0], reason, h->core_ud);
+}
+
+void health_set_core_notify(struct health *h, health_core_fn fn, void *ud)
+{
+	h->core_notify = fn;
+	h->core_ud = ud;
+}
+
+void health_poke(struct health *h, const char *kind, const char *id)
+{
+	struct health_component *c = health_find(h, kind, id);
+	if (!c)
+		return;
+	c->next_due_us = 0;
+	if (h->timer)
+		timer_arm_in(h->timer, 0);
 }
 
 /* ---- the driver ---- */

@@ -63,6 +63,14 @@ struct health_component_ops {
 	int (*restart)(void *ud, struct strbuf *msg);
 	int (*reload)(void *ud, struct strbuf *msg);
 	int (*rebuild)(void *ud, struct strbuf *msg);
+	/* Core components only (HEALTH_F_CORE): true when this failure still lets the
+	 * component serve (a degraded mirror), so it does not cost election eligibility.
+	 * NULL: every failure counts. */
+	bool (*core_tolerates)(void *ud, enum health_stage stage, int err);
+	/* An action that returned HEALTH_PENDING still runs (a child process): while this
+	 * says so the engine neither re-checks nor climbs; the module calls health_poke()
+	 * when it is done. NULL: re-check after retry_interval_us. */
+	bool (*busy)(void *ud);
 	uint64_t interval_us;	    /* 0: the engine's default (timeouts.health_interval) */
 	uint64_t retry_interval_us; /* after HEALTH_PENDING; 0: 1 s */
 	unsigned restart_tries, reload_tries, rebuild_tries; /* 0: 3, 2, 1 */
@@ -73,15 +81,20 @@ struct health_log_entry {
 	char text[96];
 };
 
+/* Registration flags. */
+#define HEALTH_F_CORE (1U << 0) /* core: while it fails the node is not eligible (SPEC §7) */
+
 struct health_component {
 	char kind[24];
 	char id[HEALTH_NAME_MAX];
 	char name[HEALTH_NAME_MAX + 24]; /* "kind:id", the event's component= */
 	int parent;			 /* index, -1 when none */
+	unsigned flags;			 /* HEALTH_F_* */
 	const struct health_component_ops *ops;
 	void *ud;
 	enum health_state state;
 	enum health_stage failed_stage; /* valid when state is FAILED / NEEDS_OPERATOR */
+	int failed_err;			/* the failing stage's negative errno */
 	enum health_action last_action;
 	enum health_action rung; /* the ladder step under way */
 	unsigned tries;		 /* on that rung */
@@ -99,6 +112,9 @@ struct health;
  * component it depends on is no longer ok). */
 typedef void (*health_notify_fn)(struct health *h, const struct health_component *c,
 				 enum health_state old, void *ud);
+/* Called when the core verdict changes: ok (every core component healthy) or not, with
+ * the reason ("md:infra failed"), or "" when ok. */
+typedef void (*health_core_fn)(struct health *h, bool ok, const char *reason, void *ud);
 
 struct health {
 	struct health_component comps[HEALTH_MAX_COMPONENTS];
@@ -110,6 +126,9 @@ struct health {
 	bool running;
 	health_notify_fn notify;
 	void *notify_ud;
+	health_core_fn core_notify;
+	void *core_ud;
+	char core_reason[HEALTH_NAME_MAX + 48]; /* "" while every core component is healthy */
 };
 
 struct health *health_new(uint64_t default_interval_us);
@@ -119,6 +138,9 @@ struct health *health_free(struct health *h);
  * (-EEXIST for a duplicate, -ENOENT for an unknown parent, -ENOSPC when full). */
 int health_register(struct health *h, const struct health_component_ops *ops, void *ud,
 		    const char *kind, const char *id, const char *parent);
+/* The same with HEALTH_F_* flags (HEALTH_F_CORE for a core component). */
+int health_register_flags(struct health *h, const struct health_component_ops *ops, void *ud,
+			  const char *kind, const char *id, const char *parent, unsigned flags);
 int health_unregister(struct health *h, const char *kind, const char *id);
 struct health_component *health_find(struct health *h, const char *kind, const char *id);
 
@@ -142,6 +164,19 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 
 /* One subscriber to state changes (NULL to stop). */
 void health_set_notify(struct health *h, health_notify_fn fn, void *ud);
+
+/* Core health (SPEC §7 "eligible = … core health checks pass"): a core component costs
+ * eligibility while it is failed, needs an operator or is unavailable (its parent is
+ * unreachable), unless its core_tolerates() accepts the failure; unknown (not checked yet)
+ * counts as healthy. health_core_failing() judges one component; health_core_reason()
+ * is "" when every core component is healthy, else the first failing one ("md:infra
+ * failed", "config:cluster needs-operator"). */
+bool health_core_failing(const struct health_component *c);
+const char *health_core_reason(const struct health *h);
+/* One subscriber to core verdict changes (NULL to stop). */
+void health_set_core_notify(struct health *h, health_core_fn fn, void *ud);
+/* Re-check a component at once (a module's asynchronous action finished). */
+void health_poke(struct health *h, const char *kind, const char *id);
 
 /* The driver: runs the checks from the loop's timer. */
 int health_attach(struct health *h, struct loop *l);

@@ -238,7 +238,10 @@ int health_checks_register(struct agent *a, const struct health_clock_src *clock
 	socket_record(hc);
 	a->health_checks = hc;
 	int r;
-	if ((r = health_register(a->health, &config_ops, hc, "config", "cluster", NULL)) < 0 ||
+	/* The configuration is core (SPEC §7): a node whose file no longer matches what it
+	 * runs, and cannot be reloaded, leaves the elections until it does. */
+	if ((r = health_register_flags(a->health, &config_ops, hc, "config", "cluster", NULL,
+				       HEALTH_F_CORE)) < 0 ||
 	    (r = health_register(a->health, &clock_ops, hc, "clock", "realtime", NULL)) < 0)
 		return log_error_errno(r, "health: cannot register the built-in checks");
 	if (console_socket_path(a->console)[0] &&

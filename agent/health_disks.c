@@ -303,9 +303,17 @@ static int md_rebuild(void *ud, struct strbuf *msg)
 	return r < 0 ? r : 0;
 }
 
+/* md:infra is core; a degraded mirror still serves, so that failure leaves the node
+ * eligible (only "not running" costs eligibility). */
+static bool md_core_tolerates(void *ud, enum health_stage stage, int err)
+{
+	return stage == HEALTH_STAGE_INTEGRITY && err == -EDEADLK;
+}
+
 static const struct health_component_ops md_ops = {
     .check_reachable = md_reachable,
     .check_integrity = md_integrity,
+    .core_tolerates = md_core_tolerates,
     .rebuild = md_rebuild,
     .rebuild_tries = 1,
 };
@@ -322,7 +330,8 @@ static void watch_md(struct health *h, struct disk_module *m)
 			return;
 		w->dw.m = m;
 		snprintf(w->name, sizeof(w->name), "%s", br->input.name);
-		if (health_register(h, &md_ops, w, "md", w->name, NULL) < 0)
+		unsigned flags = k == CFG_KIND_INFRA ? HEALTH_F_CORE : 0;
+		if (health_register_flags(h, &md_ops, w, "md", w->name, NULL, flags) < 0)
 			free(w);
 	}
 }

@@ -70,6 +70,7 @@ enum sev_kind {
 	SEV_OP_DEMOTE,
 	SEV_LIVENESS,
 	SEV_HBTICK, /* external heartbeats: the handshake layer's own timer */
+	SEV_CORE,   /* core health: flag false = the master's core fails, true = all recover */
 };
 
 struct sev {
@@ -552,7 +553,7 @@ static void dispatch(struct sim *s, struct sev *e)
 	struct elect_event ev = { 0 };
 	int n = e->node;
 
-	if (e->kind >= SEV_CRASH && e->kind < SEV_LIVENESS)
+	if ((e->kind >= SEV_CRASH && e->kind < SEV_LIVENESS) || e->kind == SEV_CORE)
 		trace(s, 1, "FAULT kind=%d node=%d flag=%d len=%llu", e->kind, n, e->flag,
 		      (unsigned long long)e->at);
 
@@ -650,6 +651,17 @@ static void dispatch(struct sim *s, struct sev *e)
 			step_node(s, n, &ev);
 		}
 		return;
+	case SEV_CORE:
+		ev.type = ELECT_EV_ELIGIBLE;
+		ev.eligible = e->flag;
+		for (int m = 0; m < NN; m++) {
+			if (!s->n[m].up || s->n[m].sm.eligible == e->flag)
+				continue;
+			if (!e->flag && m != current_master(s))
+				continue;
+			step_node(s, m, &ev);
+		}
+		return;
 	case SEV_LIVENESS:
 		if (s->live_deadline != e->t || s->master_since_crash)
 			return;
@@ -694,7 +706,7 @@ static void random_faults(struct sim *s, uint64_t calm_from)
 
 		if (t + len > calm_from - 2 * SEC)
 			len = calm_from - 2 * SEC - t;
-		switch (rng_range(&s->rng, 0, 5)) {
+		switch (rng_range(&s->rng, 0, 6)) {
 		case 0: /* crash the master */
 			n = -1;
 			/* fall through */
@@ -717,8 +729,12 @@ static void random_faults(struct sim *s, uint64_t calm_from)
 			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_PARTITION, .flag = false });
 			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_QDEV_REACH, .node = -1, .flag = true });
 			break;
-		default:
+		case 5:
 			sim_fault(s, (struct sev){ .t = t, .kind = SEV_OP_DEMOTE });
+			break;
+		default: /* the master's core health fails, and recovers */
+			sim_fault(s, (struct sev){ .t = t, .kind = SEV_CORE, .flag = false });
+			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_CORE, .flag = true });
 			break;
 		}
 	}
@@ -1066,6 +1082,57 @@ static void test_foreign_holder(void **state)
 	assert_int_equal(preempts, 1);
 }
 
+/* The master's core health fails (SPEC §7, §8: leave election eligibility): it steps down
+ * at once, hands the token back, the other compartment's candidate takes over, never two
+ * masters; when its core is healthy again it comes back as slave (no preemption). */
+static void core_failure_once(struct sim *s, bool qdev)
+{
+	int m = current_master(s), x = other_side_candidate(m);
+	uint64_t t0 = s->now;
+
+	assert_true(m >= 0);
+	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_ELIGIBLE, .eligible = false });
+	assert_false(s->n[m].promoted); /* stopped acting at once */
+	assert_string_equal(s->n[m].demote_reason, "ineligible");
+	sim_run_until(s, t0 + elect_master_timeout(&s->base) + 2 * SEC);
+	no_failure(s);
+	assert_int_equal(s->n[m].sm.role, ELECT_ROLE_NONE);
+	assert_int_equal(current_master(s), x);
+	print_message("core failure (qdev=%d): %s -> %s after %llu ms\n", qdev, names[m], names[x],
+		      (unsigned long long)((s->n[x].promoted_at - t0) / MS));
+	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_ELIGIBLE, .eligible = true });
+	sim_run_until(s, s->now + 4 * SEC);
+	no_failure(s);
+	assert_int_equal(current_master(s), x);
+	assert_int_equal(s->n[m].sm.role, ELECT_ROLE_SLAVE);
+}
+
+static void test_core_failure(void **state)
+{
+	(void)state;
+	core_failure_once(scenario(true, 3 * SEC), true);
+	core_failure_once(scenario(false, 3 * SEC), false);
+	/* Lossy networks and quorum devices: safety in every one, a master in the end. */
+	for (uint64_t seed = 1; seed <= 300; seed++) {
+		struct sim *s = &S;
+
+		sim_init(s, seed, seed % 3 != 0);
+		s->base.external_heartbeats = seed % 2;
+		s->net.drop = (unsigned)rng_range(&s->rng, 0, 80);
+		s->net.slow = (unsigned)rng_range(&s->rng, 0, 100);
+		for (int n = 0; n < NN; n++)
+			push(s, (struct sev){ .t = 1 + (uint64_t)n * 10 * MS, .kind = SEV_RESTART,
+					      .node = n });
+		push(s, (struct sev){ .t = 3 * SEC + rng_range(&s->rng, 0, SEC), .kind = SEV_CORE });
+		push(s, (struct sev){ .t = 7 * SEC, .kind = SEV_CORE, .flag = true });
+		sim_run_until(s, 11 * SEC);
+		if (s->fail[0])
+			print_error("seed %llu: %s\n", (unsigned long long)seed, s->fail);
+		assert_string_equal(s->fail, "");
+		assert_true(current_master(s) >= 0);
+	}
+}
+
 #define SCENARIO_TESTS                                                                             \
 	cmocka_unit_test(test_candidates_by_rank), cmocka_unit_test(test_takeover_after_crash),    \
 		cmocka_unit_test(test_no_preemption_on_recovery),                                  \
@@ -1075,7 +1142,7 @@ static void test_foreign_holder(void **state)
 		cmocka_unit_test(test_reservation_conflict),                                       \
 		cmocka_unit_test(test_degraded_until_slave_answers),                               \
 		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),                  \
-		cmocka_unit_test(test_foreign_holder),
+		cmocka_unit_test(test_foreign_holder), cmocka_unit_test(test_core_failure),
 
 int main(void)
 {

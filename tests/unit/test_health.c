@@ -353,12 +353,122 @@ static void test_format(void **state)
 	sb_reset(&out);
 	health_format(h, 3500000, true, &out);
 	assert_non_null(strstr(out.buf,
-			       "{\"overall\":\"needs-operator\",\"components\":[{\"component\":"
+			       "{\"overall\":\"needs-operator\",\"core_failure\":null,"
+			       "\"components\":[{\"component\":"
 			       "\"clock:realtime\",\"kind\":\"clock\",\"id\":\"realtime\","
-			       "\"parent\":null,\"state\":\"ok\",\"stage\":null,"));
+			       "\"parent\":null,\"core\":false,\"state\":\"ok\",\"stage\":null,"));
 	assert_non_null(strstr(out.buf, "\"state\":\"needs-operator\",\"stage\":\"reachable\","
 					"\"last_action\":\"isolate\",\"checked_ms_ago\":2500"));
 	sb_free(&out);
+	health_free(h);
+}
+
+static struct strbuf core_changes;
+
+static void on_core(struct health *h, bool ok, const char *reason, void *ud)
+{
+	sb_printf(&core_changes, "%s[%s] ", ok ? "ok" : "FAIL", reason);
+}
+
+/* A degraded mirror (integrity failure the component tolerates) is not a core failure. */
+static bool tolerates_integrity(void *ud, enum health_stage st, int err)
+{
+	return st == HEALTH_STAGE_INTEGRITY && err == -EIO;
+}
+
+/* Core components: a failure of one of them is the node's core failure, until every core
+ * component is healthy again; non-core components and tolerated failures do not count. */
+static void test_core(void **state)
+{
+	static const struct health_component_ops core_ops = {
+	    .check_reachable = reach, .check_integrity = integ, .reload = reload,
+	    .core_tolerates = tolerates_integrity, .interval_us = USEC_PER_SEC};
+	static const struct health_component_ops plain_ops = {.check_reachable = reach,
+							      .interval_us = USEC_PER_SEC};
+	struct fake md = {.trace_name = "md"}, cf = {.trace_name = "cf"},
+		    other = {.trace_name = "o"};
+	struct health *h = health_new(USEC_PER_SEC);
+	sb_init(&core_changes);
+	health_set_core_notify(h, on_core, NULL);
+	assert_int_equal(health_register_flags(h, &core_ops, &md, "md", "infra", NULL, HEALTH_F_CORE), 0);
+	assert_int_equal(health_register_flags(h, &core_ops, &cf, "config", "cluster", NULL, HEALTH_F_CORE), 1);
+	assert_int_equal(health_register(h, &plain_ops, &other, "path", "p", NULL), 2);
+	uint64_t t = 1;
+	health_run_due(h, t);
+	assert_string_equal(health_core_reason(h), "");
+	other.fail_reach = true; /* not core */
+	md.fail_integ = true;	 /* degraded: tolerated */
+	health_run_due(h, t += USEC_PER_SEC);
+	assert_int_equal(h->comps[0].state, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_false(health_core_failing(&h->comps[0]));
+	assert_false(health_core_failing(&h->comps[2]));
+	assert_string_equal(health_core_reason(h), "");
+	assert_int_equal(core_changes.len, 0);
+	md.fail_reach = true; /* not running: that counts */
+	health_run_due(h, t += USEC_PER_SEC);
+	assert_string_equal(health_core_reason(h), "md:infra needs-operator");
+	cf.fail_reach = true;
+	health_run_due(h, t += USEC_PER_SEC);
+	assert_string_equal(health_core_reason(h), "md:infra needs-operator");
+	md.fail_reach = md.fail_integ = false;
+	health_run_due(h, t += USEC_PER_SEC);
+	assert_string_equal(health_core_reason(h), "config:cluster needs-operator");
+	struct strbuf out;
+	sb_init(&out);
+	health_format(h, t, false, &out);
+	assert_non_null(strstr(out.buf, "core (md:infra config:cluster): FAILING, config:cluster "
+					"needs-operator: not eligible in any election\n"));
+	sb_reset(&out);
+	health_format(h, t, true, &out);
+	assert_non_null(strstr(out.buf, "\"core_failure\":\"config:cluster needs-operator\""));
+	sb_free(&out);
+	cf.fail_reach = false;
+	health_run_due(h, t += USEC_PER_SEC);
+	assert_string_equal(health_core_reason(h), "");
+	assert_string_equal(core_changes.buf, "FAIL[md:infra needs-operator] "
+					      "FAIL[config:cluster needs-operator] ok[] ");
+	/* A failed core component that is unregistered no longer counts. */
+	cf.fail_reach = true;
+	health_run_due(h, t += USEC_PER_SEC);
+	assert_string_equal(health_core_reason(h), "config:cluster needs-operator");
+	health_unregister(h, "config", "cluster");
+	assert_string_equal(health_core_reason(h), "");
+	sb_free(&core_changes);
+	health_free(h);
+}
+
+static bool busy_flag;
+static bool is_busy(void *ud)
+{
+	return busy_flag;
+}
+
+/* An action running in a child: no re-check, no next rung, until it is done. */
+static void test_busy(void **state)
+{
+	static const struct health_component_ops ops = {
+	    .check_reachable = reach, .restart = restart, .rebuild = rebuild, .busy = is_busy,
+	    .retry_interval_us = 100000, .interval_us = 10000000};
+	struct fake f = {.trace_name = "b", .fail_reach = true, .fixed_by = HEALTH_ACTION_REBUILD,
+			 .fix_on_try = 1, .fix_pending = true};
+	struct health *h = health_new(0);
+	assert_int_equal(health_register(h, &ops, &f, "disk", "d", NULL), 0);
+	reset_capture();
+	health_run_due(h, 100);
+	assert_string_equal(trace.buf, "b:reach b:restart b:reach b:restart b:reach b:restart "
+				       "b:reach b:rebuild");
+	busy_flag = true;
+	reset_capture();
+	for (uint64_t t = 100; t < 100 + 50 * 100000; t += 100000)
+		health_run_due(h, t + 100000);
+	assert_int_equal(trace.len, 0);
+	assert_int_equal(h->comps[0].state, HEALTH_STATE_FAILED);
+	busy_flag = false;
+	health_poke(h, "disk", "d");
+	assert_int_equal(health_next_due(h), 0);
+	health_run_due(h, 100 + 51 * 100000);
+	assert_string_equal(trace.buf, "b:reach");
+	assert_int_equal(h->comps[0].state, HEALTH_STATE_OK);
 	health_free(h);
 }
 
@@ -374,6 +484,8 @@ int main(void)
 	    cmocka_unit_test(test_order_and_parents),
 	    cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_notify),
+	    cmocka_unit_test(test_core),
+	    cmocka_unit_test(test_busy),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&trace);
