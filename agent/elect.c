@@ -280,8 +280,10 @@ static void demote(struct elect *sm, const char *reason, uint64_t now, struct el
 {
 	if (sm->role != ELECT_ROLE_MASTER)
 		return;
-	set_role(sm, live_master(sm, now) >= 0 ? ELECT_ROLE_SLAVE : ELECT_ROLE_CANDIDATE, reason,
-		 out);
+	set_role(sm, !sm->eligible		   ? ELECT_ROLE_NONE
+		     : live_master(sm, now) >= 0 ? ELECT_ROLE_SLAVE
+						 : ELECT_ROLE_CANDIDATE,
+		 reason, out);
 	sm->lease_until = 0;
 	if (sm->degraded) {
 		sm->degraded = false;

@@ -39,7 +39,7 @@ el_cleanup() {
 		ip netns del "$(el_ns "$n")" 2>/dev/null
 	done
 	ip netns del "$EL_BR" 2>/dev/null
-	rm -rf "$EL_TMP"
+	[ -n "${EL_KEEP:-}" ] || rm -rf "$EL_TMP"
 }
 trap el_cleanup EXIT
 
@@ -123,11 +123,13 @@ EOS
 		${1:+-e "$1"} "$REPO/images/rig/cluster.conf" >"$EL_TMP/cluster.conf"
 }
 
+# el_start NODE: a node reads $EL_TMP/NODE.conf when a test made one, else cluster.conf.
 el_start() {
-	local n=$1
+	local n=$1 conf=$EL_TMP/cluster.conf
+	[ -f "$EL_TMP/$n.conf" ] && conf=$EL_TMP/$n.conf
 	mkdir -p "$EL_TMP/$n"
 	ip netns exec "$(el_ns "$n")" "$BUILD/compartd" run --foreground \
-		--config "$EL_TMP/cluster.conf" --node "$n" --state-dir "$EL_TMP/$n" \
+		--config "$conf" --node "$n" --state-dir "$EL_TMP/$n" \
 		>>"$EL_TMP/$n.log" 2>&1 &
 	EL_PID[$n]=$!
 	unset "EL_KILLED[$n]"
