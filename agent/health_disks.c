@@ -124,63 +124,71 @@ static int journal_reachable(void *ud, struct strbuf *d)
 	return 0;
 }
 
-/* Reads every slot of every device: *ret_valid valid slots, the first problem in d. */
-static int journal_scan(struct disk_watch *w, struct strbuf *d, int *ret_valid)
+static struct journal_scan *scan_journal(struct disk_watch *w)
 {
 	const struct disk_bootstrap_result *r = disk_module_result(w->m);
-	_cleanup_free_ struct journal_state *st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	int valid = 0, bad = 0;
-	uint64_t newest = 0;
-	for (int i = 0; i < r->n_jdevs; i++) {
-		struct journal_slot_info info[2];
-		journal_read_dev(&r->jdevs[i], info, st);
-		for (int k = 0; k < 2; k++) {
-			if (info[k].status == 0) {
-				valid++;
-				newest = info[k].seq > newest ? info[k].seq : newest;
-			} else if (info[k].status != -ENODATA && !bad++) {
-				sb_printf(d, "slot %d of %s %s", k, r->jdevs[i].path,
-					  info[k].status == -EBADMSG ? "is corrupt"
-								     : strerror(-info[k].status));
-			}
-		}
+	struct journal_scan *sc = calloc(1, sizeof(*sc));
+	if (sc && journal_scan(r->jdevs, r->n_jdevs, sc) < 0) {
+		free(sc);
+		return NULL;
 	}
-	if (!bad)
-		sb_printf(d, "%d devices, newest seq %" PRIu64, r->n_jdevs, newest);
-	else
-		sb_printf(d, "; seq %" PRIu64 " serves", newest);
-	*ret_valid = valid;
-	return bad ? -EBADMSG : 0;
+	return sc;
 }
 
 static int journal_parses(void *ud, struct strbuf *d)
 {
-	int valid = 0;
-	struct strbuf tmp;
-	sb_init(&tmp);
-	int r = journal_scan(ud, &tmp, &valid);
-	sb_free(&tmp);
-	if (r == -ENOMEM)
-		return r;
-	if (!valid) {
+	_cleanup_free_ struct journal_scan *sc = scan_journal(ud);
+	if (!sc)
+		return -ENOMEM;
+	if (!sc->n_valid) {
 		sb_puts(d, "no valid slot on any device");
 		return -EBADMSG;
 	}
 	return 0;
 }
 
+/* Every corrupt slot, and every device that missed the newest write, is a failure: the
+ * journal has less redundancy than it should. */
 static int journal_integrity(void *ud, struct strbuf *d)
 {
-	int valid;
-	return journal_scan(ud, d, &valid);
+	struct disk_watch *w = ud;
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	_cleanup_free_ struct journal_scan *sc = scan_journal(w);
+	if (!sc)
+		return -ENOMEM;
+	for (int i = 0; i < sc->n_devs; i++)
+		for (int k = 0; k < 2; k++) {
+			enum journal_slot_verdict v = journal_slot_judge(sc, i, k);
+			int st = sc->slots[i][k].status;
+			if (v == JOURNAL_SLOT_OK)
+				continue;
+			sb_printf(d, "slot %c of %s %s; seq %" PRIu64 " serves", k ? 'B' : 'A',
+				  r->jdevs[i].path,
+				  v == JOURNAL_SLOT_STALE ? "is stale"
+				  : st == -EBADMSG	  ? "is corrupt"
+							  : strerror(-st),
+				  sc->best_seq);
+			return v == JOURNAL_SLOT_STALE ? -ESTALE : -EBADMSG;
+		}
+	sb_printf(d, "%d devices, newest seq %" PRIu64, r->n_jdevs, sc->best_seq);
+	return 0;
+}
+
+/* Rewrites the corrupt and stale slots from the newest valid copy. */
+static int journal_rewrite(void *ud, struct strbuf *msg)
+{
+	struct disk_watch *w = ud;
+	const struct disk_bootstrap_result *r = disk_module_result(w->m);
+	int n = journal_repair(r->jdevs, r->n_jdevs, msg);
+	return n < 0 ? n : 0;
 }
 
 static const struct health_component_ops journal_ops = {
     .check_reachable = journal_reachable,
     .check_parses = journal_parses,
     .check_integrity = journal_integrity,
+    .rebuild = journal_rewrite,
+    .rebuild_tries = 2,
 };
 
 static int watch_journal(struct health *h, struct disk_module *m)

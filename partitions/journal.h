@@ -124,5 +124,31 @@ int journal_load(const struct journal_dev *devs, int n, struct journal_state *re
 /* seq+1, into slot (seq % 2) of every device. 0 when at least one device took it. */
 int journal_store(const struct journal_dev *devs, int n, struct journal_state *s);
 
+/* Every slot of every device at a glance: which hold the newest valid record, which are
+ * corrupt (or unreadable), which are stale (the slot the newest sequence was written to,
+ * on a device that missed that write: empty or older). */
+struct journal_scan {
+	struct journal_slot_info slots[JOURNAL_MAX_DEVS][2];
+	int n_devs;
+	int best_dev, best_slot; /* the newest valid slot, -1 when none */
+	uint64_t best_seq;
+	int n_valid, n_corrupt, n_stale;
+};
+enum journal_slot_verdict {
+	JOURNAL_SLOT_OK,      /* valid, or an empty/older slot that is not the newest's */
+	JOURNAL_SLOT_CORRUPT, /* bad header or hash, or unreadable */
+	JOURNAL_SLOT_STALE,   /* the newest sequence's slot holds less */
+	_JOURNAL_SLOT_VERDICT_MAX
+};
+const char *journal_slot_verdict_to_str(enum journal_slot_verdict v);
+/* Pure: the verdict on slot k of device i of a filled scan. */
+enum journal_slot_verdict journal_slot_judge(const struct journal_scan *sc, int i, int k);
+int journal_scan(const struct journal_dev *devs, int n, struct journal_scan *ret);
+/* Rewrites every corrupt or stale slot with the newest valid slot, byte for byte (O_DIRECT
+ * and fsync, as journal_store), one `event=journal action=rewrite` per slot. Never touches
+ * a valid slot as new as the copy. Returns the number of slots rewritten, -ENODATA when no
+ * slot is valid (nothing to copy from), -EIO when a rewrite failed; msg says what. */
+int journal_repair(const struct journal_dev *devs, int n, struct strbuf *msg);
+
 /* JSON / human rendering for `compartd state show` and the console. */
 void journal_format(const struct journal_state *s, bool json, struct strbuf *out);

@@ -188,6 +188,151 @@ int journal_store(const struct journal_dev *devs, int n, struct journal_state *s
 	return 0;
 }
 
+/* ---- scan and repair ---- */
+
+static const char *const verdict_str[_JOURNAL_SLOT_VERDICT_MAX] = {
+    [JOURNAL_SLOT_OK] = "ok",
+    [JOURNAL_SLOT_CORRUPT] = "corrupt",
+    [JOURNAL_SLOT_STALE] = "stale",
+};
+
+const char *journal_slot_verdict_to_str(enum journal_slot_verdict v)
+{
+	return v < _JOURNAL_SLOT_VERDICT_MAX ? verdict_str[v] : NULL;
+}
+
+enum journal_slot_verdict journal_slot_judge(const struct journal_scan *sc, int i, int k)
+{
+	const struct journal_slot_info *si = &sc->slots[i][k];
+	if (si->status != 0 && si->status != -ENODATA)
+		return JOURNAL_SLOT_CORRUPT;
+	if (sc->best_dev < 0 || k != (int)(sc->best_seq % 2))
+		return JOURNAL_SLOT_OK;
+	if (si->status == -ENODATA || si->seq < sc->best_seq)
+		return JOURNAL_SLOT_STALE;
+	return JOURNAL_SLOT_OK;
+}
+
+int journal_scan(const struct journal_dev *devs, int n, struct journal_scan *ret)
+{
+	if (n > JOURNAL_MAX_DEVS)
+		return -E2BIG;
+	if (sodium_init() < 0)
+		return -EIO;
+	struct journal_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	struct journal_scan sc = {.n_devs = n, .best_dev = -1, .best_slot = -1};
+	for (int i = 0; i < n; i++) {
+		struct journal_slot_info *info = sc.slots[i];
+		info[0] = info[1] = (struct journal_slot_info){-EIO, 0};
+		(void)journal_read_dev(&devs[i], info, st);
+		for (int k = 0; k < 2; k++)
+			if (info[k].status == 0 && (sc.best_dev < 0 || info[k].seq > sc.best_seq)) {
+				sc.best_dev = i;
+				sc.best_slot = k;
+				sc.best_seq = info[k].seq;
+			}
+	}
+	free(st);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 2; k++) {
+			sc.n_valid += sc.slots[i][k].status == 0;
+			switch (journal_slot_judge(&sc, i, k)) {
+			case JOURNAL_SLOT_CORRUPT:
+				sc.n_corrupt++;
+				break;
+			case JOURNAL_SLOT_STALE:
+				sc.n_stale++;
+				break;
+			case JOURNAL_SLOT_OK:
+			case _JOURNAL_SLOT_VERDICT_MAX:
+				break;
+			}
+		}
+	*ret = sc;
+	return 0;
+}
+
+/* The newest slot's bytes, checked again after reading (it must still decode to seq). */
+static int read_raw_slot(const struct journal_dev *d, int slot, uint64_t seq, uint8_t *buf)
+{
+	bool direct;
+	int fd = open_dev(d->path, O_RDONLY, &direct);
+	if (fd < 0)
+		return fd;
+	off_t off = (off_t)(d->offset + (uint64_t)slot * JOURNAL_SLOT_SIZE);
+	ssize_t l = slot_io(d->path, &fd, &direct, false, buf, JOURNAL_SLOT_SIZE, off);
+	close(fd);
+	if (l != JOURNAL_SLOT_SIZE)
+		return -EIO;
+	struct journal_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	int r = journal_decode_slot(buf, JOURNAL_SLOT_SIZE, st);
+	if (r == 0 && st->seq != seq)
+		r = -ESTALE;
+	free(st);
+	return r;
+}
+
+static void rewrite_event(const struct journal_dev *d, int slot, uint64_t seq, const char *why)
+{
+	struct event ev;
+	event_begin(&ev, "journal");
+	event_add(&ev, "action", "rewrite");
+	event_add(&ev, "dev", d->path);
+	event_add(&ev, "slot", slot ? "B" : "A");
+	event_add(&ev, "was", why);
+	event_add_u64(&ev, "seq", seq);
+	event_emit(&ev);
+}
+
+int journal_repair(const struct journal_dev *devs, int n, struct strbuf *msg)
+{
+	_cleanup_free_ struct journal_scan *sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	int r = journal_scan(devs, n, sc);
+	if (r < 0)
+		return r;
+	if (sc->best_dev < 0) {
+		sb_puts(msg, "no valid slot to copy from");
+		return -ENODATA;
+	}
+	uint8_t *buf = aligned_buf(JOURNAL_SLOT_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	r = read_raw_slot(&devs[sc->best_dev], sc->best_slot, sc->best_seq, buf);
+	int done = 0, failed = 0;
+	for (int i = 0; r == 0 && i < n; i++)
+		for (int k = 0; k < 2; k++) {
+			enum journal_slot_verdict v = journal_slot_judge(sc, i, k);
+			if (v == JOURNAL_SLOT_OK || !area_ok(&devs[i]))
+				continue;
+			int w = write_slot(&devs[i], k, buf, JOURNAL_SLOT_SIZE);
+			if (w < 0) {
+				log_warn_errno(w, "Failed to rewrite journal slot %c on %s",
+					       k ? 'B' : 'A', devs[i].path);
+				failed++;
+				continue;
+			}
+			rewrite_event(&devs[i], k, sc->best_seq, journal_slot_verdict_to_str(v));
+			done++;
+		}
+	free(buf);
+	if (r < 0) {
+		sb_printf(msg, "cannot read the newest slot again: %s", strerror(-r));
+		return r;
+	}
+	sb_printf(msg, "%d slot%s rewritten from seq %" PRIu64 " (slot %c of %s)", done,
+		  done == 1 ? "" : "s", sc->best_seq, sc->best_slot ? 'B' : 'A',
+		  devs[sc->best_dev].path);
+	if (failed)
+		sb_printf(msg, ", %d failed", failed);
+	return failed ? -EIO : done;
+}
+
 static void hex(const uint8_t *h, char out[65])
 {
 	for (int i = 0; i < 32; i++)

@@ -253,6 +253,100 @@ static void test_devices(void **state)
 	run_devices(tmpdir);
 }
 
+static void read_slot(const struct journal_dev *d, int k, uint8_t *buf)
+{
+	int fd = open(d->path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, JOURNAL_SLOT_SIZE,
+			       (off_t)(d->offset + (uint64_t)k * JOURNAL_SLOT_SIZE)),
+			 JOURNAL_SLOT_SIZE);
+	close(fd);
+}
+
+static int rewrite_events;
+static void on_rewrite(const struct log_line *l, void *ud)
+{
+	if (strstr(l->text, "event=journal action=rewrite"))
+		rewrite_events++;
+}
+
+/* Repair: a corrupt slot and a stale one are rewritten from the newest valid copy, byte
+ * for byte; every valid slot that is not stale stays as it was. */
+static void test_repair(void **state)
+{
+	struct journal_dev devs[2];
+	assert_int_equal(make_dev(tmpdir, "r1", 0, 1 << 20, &devs[0]), 0);
+	assert_int_equal(make_dev(tmpdir, "r2", 1 << 20, 1 << 20, &devs[1]), 0);
+	struct journal_state *s = calloc(1, sizeof(*s));
+	struct journal_scan *sc = calloc(1, sizeof(*sc));
+	uint8_t *good = malloc(JOURNAL_SLOT_SIZE), *got = malloc(JOURNAL_SLOT_SIZE),
+		*keep = malloc(JOURNAL_SLOT_SIZE);
+	struct strbuf msg;
+	sb_init(&msg);
+	/* Nothing valid: nothing to copy from. */
+	assert_int_equal(journal_repair(devs, 2, &msg), -ENODATA);
+	snprintf(s->node, sizeof(s->node), "a1");
+	for (int i = 1; i <= 3; i++) {
+		journal_set_role(s, CFG_KIND_INFRA, "master", (uint64_t)i);
+		assert_int_equal(journal_store(devs, 2, s), 0);
+	}
+	assert_int_equal(journal_scan(devs, 2, sc), 0);
+	assert_int_equal(sc->best_seq, 3);
+	assert_int_equal(sc->n_corrupt + sc->n_stale, 0);
+	assert_int_equal(journal_repair(devs, 2, &msg), 0); /* healthy: nothing written */
+	/* The newest slot (B, seq 3) of r2 is corrupted. */
+	read_slot(&devs[0], 1, good);
+	int fd = open(devs[1].path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "garbage", 7, (off_t)(devs[1].offset + JOURNAL_SLOT_SIZE + 66)), 7);
+	close(fd);
+	assert_int_equal(journal_scan(devs, 2, sc), 0);
+	assert_int_equal(sc->n_corrupt, 1);
+	assert_int_equal(journal_slot_judge(sc, 1, 1), JOURNAL_SLOT_CORRUPT);
+	read_slot(&devs[1], 0, keep); /* r2's slot A (seq 2): valid, must stay */
+	int id = log_subscribe(on_rewrite, NULL);
+	rewrite_events = 0;
+	sb_reset(&msg);
+	assert_int_equal(journal_repair(devs, 2, &msg), 1);
+	printf("%s\n", msg.buf);
+	assert_int_equal(rewrite_events, 1);
+	read_slot(&devs[1], 1, got);
+	assert_memory_equal(got, good, JOURNAL_SLOT_SIZE);
+	read_slot(&devs[1], 0, got);
+	assert_memory_equal(got, keep, JOURNAL_SLOT_SIZE);
+	/* r2 misses a write (seq 4 lands on r1 only): its slot A is stale, B stays. */
+	assert_int_equal(journal_store(&devs[0], 1, s), 0);
+	assert_int_equal(s->seq, 4);
+	assert_int_equal(journal_scan(devs, 2, sc), 0);
+	assert_int_equal(sc->n_stale, 1);
+	assert_int_equal(journal_slot_judge(sc, 1, 0), JOURNAL_SLOT_STALE);
+	read_slot(&devs[0], 0, good);
+	read_slot(&devs[1], 1, keep);
+	uint8_t *r1b = malloc(JOURNAL_SLOT_SIZE);
+	read_slot(&devs[0], 1, r1b);
+	sb_reset(&msg);
+	assert_int_equal(journal_repair(devs, 2, &msg), 1);
+	read_slot(&devs[1], 0, got);
+	assert_memory_equal(got, good, JOURNAL_SLOT_SIZE);
+	read_slot(&devs[1], 1, got);
+	assert_memory_equal(got, keep, JOURNAL_SLOT_SIZE);
+	read_slot(&devs[0], 1, got);
+	assert_memory_equal(got, r1b, JOURNAL_SLOT_SIZE);
+	assert_int_equal(journal_scan(devs, 2, sc), 0);
+	assert_int_equal(sc->n_corrupt + sc->n_stale, 0);
+	assert_int_equal(rewrite_events, 2);
+	log_unsubscribe(id);
+	sb_free(&msg);
+	unlink(devs[0].path);
+	unlink(devs[1].path);
+	free(r1b);
+	free(good);
+	free(got);
+	free(keep);
+	free(sc);
+	free(s);
+}
+
 /* tmpfs refuses O_DIRECT: the journal falls back to buffered I/O + fsync. */
 static void test_tmpfs(void **state)
 {
@@ -285,6 +379,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_corruption),
 	    cmocka_unit_test(test_payloads),  cmocka_unit_test(test_records_bounded),
 	    cmocka_unit_test(test_devices),   cmocka_unit_test(test_tmpfs),
+	    cmocka_unit_test(test_repair),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
