@@ -2,13 +2,9 @@
 #include "elect_drv.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -17,19 +13,20 @@
 #include "hs.h"
 #include "log.h"
 #include "loop.h"
-#include "profile.h"
 #include "qdev.h"
+#include "spawn.h"
 #include "util.h"
 
 #define HOOK_ARGS 16
 
 struct hook_run {
 	struct elect_inst *inst;
-	pid_t pid;
-	int pidfd;
-	struct watch *watch;
-	struct timer *timer;
+	struct spawn *sp;
 	char name[32];
+	/* what the child execs */
+	char buf[CFG_PATH_MAX], epoch[32];
+	char *argv[HOOK_ARGS];
+	bool promote;
 };
 
 struct elect_inst {
@@ -68,24 +65,13 @@ static const char *node_name(const struct elect_inst *in, int pidx)
 	return pidx >= 0 && pidx < in->sm.p.n_nodes ? cfg_of(in)->nodes[in->map[pidx]].name : "-";
 }
 
-/* ---- hooks: fork/exec without a shell, own process group, bounded by hook_timeout ---- */
+/* ---- hooks: exec without a shell, own process group, bounded by hook_timeout ---- */
 
 static struct hook_run *hook_free(struct hook_run *h)
 {
 	if (!h)
 		return NULL;
-	if (h->pid > 0) {
-		kill(-h->pid, SIGKILL);
-		if (h->pidfd >= 0) {
-			siginfo_t si;
-			waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si, WEXITED);
-		}
-		profile_child_release(h->pid);
-	}
-	h->watch = watch_remove(h->watch);
-	h->timer = timer_free(h->timer);
-	if (h->pidfd >= 0)
-		close(h->pidfd);
+	spawn_free(h->sp);
 	free(h);
 	return NULL;
 }
@@ -101,29 +87,13 @@ static void hook_event(const char *name, const char *status, int code)
 	event_emit(&ev);
 }
 
-static void hook_exited(struct watch *w, int fd, uint32_t revents, void *ud)
-{
-	struct hook_run *h = ud;
-	siginfo_t si = { 0 };
-	int code;
-
-	(void)w;
-	(void)revents;
-	if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-		return;
-	code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
-	hook_event(h->name, code == 0 ? "ok" : "failed", code);
-	profile_child_release(h->pid);
-	h->pid = 0;
-	h->inst->hook = hook_free(h);
-}
-
-static void hook_timeout(struct timer *t, void *ud)
+static void hook_done(struct spawn *sp, int status, bool timed_out, void *ud)
 {
 	struct hook_run *h = ud;
 
-	(void)t;
-	hook_event(h->name, "timeout", -1);
+	(void)sp;
+	hook_event(h->name, timed_out ? "timeout" : status == 0 ? "ok" : "failed",
+		   timed_out ? -1 : status);
 	h->inst->hook = hook_free(h);
 }
 
@@ -152,14 +122,24 @@ static int split_words(char *s, char **argv, int max)
 	return n;
 }
 
+static int hook_child(void *ud)
+{
+	struct hook_run *h = ud;
+	const struct elect_inst *in = h->inst;
+
+	setenv("COMPARTD_NODE", cfg_of(in)->nodes[in->d->a->self].name, 1);
+	setenv("COMPARTD_KIND", cfg_kind_to_str(in->kind), 1);
+	setenv("COMPARTD_ROLE", h->promote ? "master" : "slave", 1);
+	setenv("COMPARTD_EPOCH", h->epoch, 1);
+	execv(h->argv[0], h->argv);
+	return 127;
+}
+
 static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 {
 	const struct cfg *c = cfg_of(in);
 	const char *cmd = promote ? c->roles[in->kind].promote : c->roles[in->kind].demote;
-	char buf[CFG_PATH_MAX], ep[32];
-	char *argv[HOOK_ARGS];
 	struct hook_run *h;
-	pid_t pid;
 
 	in->hook = hook_free(in->hook); /* a demote cuts a promote hook short */
 	if (!cmd[0])
@@ -167,48 +147,21 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return;
-	*h = (struct hook_run){ .inst = in, .pidfd = -1 };
+	*h = (struct hook_run){ .inst = in, .promote = promote };
 	snprintf(h->name, sizeof(h->name), "%s-%s", promote ? "promote" : "demote",
 		 cfg_kind_to_str(in->kind));
-	snprintf(buf, sizeof(buf), "%s", cmd);
-	snprintf(ep, sizeof(ep), "%llu", (unsigned long long)epoch);
-	if (split_words(buf, argv, HOOK_ARGS) == 0) {
+	snprintf(h->buf, sizeof(h->buf), "%s", cmd);
+	snprintf(h->epoch, sizeof(h->epoch), "%llu", (unsigned long long)epoch);
+	if (split_words(h->buf, h->argv, HOOK_ARGS) == 0) {
 		free(h);
 		return;
 	}
-	pid = fork();
-	if (pid < 0) {
-		log_error_errno(-errno, "Failed to fork the %s hook", h->name);
+	h->sp = spawn_start(in->d->a->loop, c->timeouts.hook_timeout, hook_child, h, hook_done, h);
+	if (!h->sp) {
+		log_error_errno(-errno, "Failed to start the %s hook", h->name);
 		free(h);
 		return;
 	}
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		setpgid(0, 0);
-		if (fd >= 0)
-			dup2(fd, 0);
-		setenv("COMPARTD_NODE", c->nodes[in->d->a->self].name, 1);
-		setenv("COMPARTD_KIND", cfg_kind_to_str(in->kind), 1);
-		setenv("COMPARTD_ROLE", promote ? "master" : "slave", 1);
-		setenv("COMPARTD_EPOCH", ep, 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	(void)profile_child_claim(pid); /* as PID 1: reaped through the pidfd, not the reaper */
-	h->pid = pid;
-	h->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (h->pidfd < 0) {
-		waitpid(pid, NULL, 0);
-		profile_child_release(pid);
-		h->pid = 0;
-		hook_free(h);
-		return;
-	}
-	h->watch = watch_add(in->d->a->loop, h->pidfd, EPOLLIN, hook_exited, h, NULL);
-	h->timer = timer_new(in->d->a->loop, hook_timeout, h);
-	if (h->timer)
-		timer_arm_in(h->timer, c->timeouts.hook_timeout);
 	in->hook = h;
 }
 
