@@ -2,15 +2,54 @@
 
 #include "bootstrap.h"
 #include "log.h"
+#include "spawn.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+
+/* The disks stage run again for a rebuild (mdadm, libparted) may take long: it runs in a
+ * child process the loop watches, never in the loop, bounded by this. */
+#define DISKS_JOB_TIMEOUT_US (600 * USEC_PER_SEC)
+
+/* What the child hands back, through shared memory. */
+struct job_shm {
+	bool complete;
+	int rc;
+	struct disk_bootstrap_result res;
+};
+
+/* Shared by every component of one disk module: at most one run of the stage at a time. */
+struct disks_ctx {
+	struct health *h;
+	struct disk_module *m;
+	struct spawn *job;
+	struct job_shm *shm;
+	int log_rd, log_wr; /* the child's log lines, re-emitted by the parent */
+	struct watch *log_w;
+	char line[1024];
+	size_t line_len;
+	uint64_t started_us;
+	int refs;
+};
 
 struct disk_watch {
 	struct disk_module *m;
+	struct disks_ctx *x;
 	char path[CFG_PATH_MAX];
 };
+
+static int job_start(struct disks_ctx *x, struct strbuf *msg);
+static struct disks_ctx *ctx_get(struct health *h, struct disk_module *m);
+static void ctx_put(struct disks_ctx *x);
+
+static bool job_busy(void *ud)
+{
+	const struct disk_watch *w = ud;
+	return w->x && w->x->job;
+}
 
 /* The disk's entry in the module's latest result (plans change after a rebuild or an
  * approved wipe). */
@@ -95,12 +134,11 @@ static int disk_integrity(void *ud, struct strbuf *d)
 static int disk_rebuild(void *ud, struct strbuf *msg)
 {
 	struct disk_watch *w = ud;
-	int r = disk_module_bootstrap(w->m);
+	int r = job_start(w->x, msg);
 	const struct disk_bootstrap_disk *bd = entry(w);
-	if (bd)
-		sb_printf(msg, "disks stage ran again: %s is %s", w->path,
-			  disk_verdict_to_str(bd->plan.verdict));
-	return r < 0 ? r : 0;
+	if (r == 0 && bd)
+		sb_printf(msg, ": %s is %s", w->path, disk_verdict_to_str(bd->plan.verdict));
+	return r;
 }
 
 static const struct health_component_ops disk_ops = {
@@ -108,6 +146,7 @@ static const struct health_component_ops disk_ops = {
     .check_parses = disk_parses,
     .check_integrity = disk_integrity,
     .rebuild = disk_rebuild,
+    .busy = job_busy,
     .rebuild_tries = 1,
 };
 
@@ -178,6 +217,10 @@ static int journal_integrity(void *ud, struct strbuf *d)
 static int journal_rewrite(void *ud, struct strbuf *msg)
 {
 	struct disk_watch *w = ud;
+	if (job_busy(w)) {
+		sb_printf(msg, "waiting for the disks stage (pid %d)", (int)spawn_pid(w->x->job));
+		return HEALTH_PENDING; /* it writes the journal itself */
+	}
 	const struct disk_bootstrap_result *r = disk_module_result(w->m);
 	int n = journal_repair(r->jdevs, r->n_jdevs, msg);
 	return n < 0 ? n : 0;
@@ -188,10 +231,11 @@ static const struct health_component_ops journal_ops = {
     .check_parses = journal_parses,
     .check_integrity = journal_integrity,
     .rebuild = journal_rewrite,
+    .busy = job_busy,
     .rebuild_tries = 2,
 };
 
-static int watch_journal(struct health *h, struct disk_module *m)
+static int watch_journal(struct health *h, struct disk_module *m, struct disks_ctx *x)
 {
 	const struct disk_bootstrap_result *res = disk_module_result(m);
 	if (!res || !res->n_jdevs || health_find(h, "journal", "state"))
@@ -200,9 +244,13 @@ static int watch_journal(struct health *h, struct disk_module *m)
 	if (!w)
 		return -ENOMEM;
 	w->m = m;
+	w->x = x;
+	x->refs++;
 	int r = health_register(h, &journal_ops, w, "journal", "state", NULL);
-	if (r < 0)
+	if (r < 0) {
+		x->refs--;
 		free(w);
+	}
 	return r < 0 ? r : 1;
 }
 
@@ -306,9 +354,9 @@ static int md_integrity(void *ud, struct strbuf *d)
 static int md_rebuild(void *ud, struct strbuf *msg)
 {
 	struct md_watch *w = ud;
-	int r = disk_module_bootstrap(w->dw.m);
-	sb_printf(msg, "disks stage ran again for md %s%s", w->name, r < 0 ? " (it failed)" : "");
-	return r < 0 ? r : 0;
+	int r = job_start(w->dw.x, msg);
+	sb_printf(msg, " (for md %s)", w->name);
+	return r;
 }
 
 /* md:infra is core; a degraded mirror still serves, so that failure leaves the node
@@ -322,11 +370,12 @@ static const struct health_component_ops md_ops = {
     .check_reachable = md_reachable,
     .check_integrity = md_integrity,
     .core_tolerates = md_core_tolerates,
+    .busy = job_busy,
     .rebuild = md_rebuild,
     .rebuild_tries = 1,
 };
 
-static void watch_md(struct health *h, struct disk_module *m)
+static void watch_md(struct health *h, struct disk_module *m, struct disks_ctx *x)
 {
 	const struct disk_bootstrap_result *res = disk_module_result(m);
 	for (int k = 0; res && k < _CFG_KIND_MAX; k++) {
@@ -337,16 +386,23 @@ static void watch_md(struct health *h, struct disk_module *m)
 		if (!w)
 			return;
 		w->dw.m = m;
+		w->dw.x = x;
+		x->refs++;
 		snprintf(w->name, sizeof(w->name), "%s", br->input.name);
 		unsigned flags = k == CFG_KIND_INFRA ? HEALTH_F_CORE : 0;
-		if (health_register_flags(h, &md_ops, w, "md", w->name, NULL, flags) < 0)
+		if (health_register_flags(h, &md_ops, w, "md", w->name, NULL, flags) < 0) {
+			x->refs--;
 			free(w);
+		}
 	}
 }
 
 int health_disks_register(struct health *h, struct disk_module *m)
 {
 	const struct disk_bootstrap_result *res = disk_module_result(m);
+	struct disks_ctx *x = ctx_get(h, m);
+	if (!x)
+		return -ENOMEM;
 	int n = 0;
 	for (int i = 0; res && i < res->n_disks; i++) {
 		const char *path = res->disks[i].info.path;
@@ -357,28 +413,224 @@ int health_disks_register(struct health *h, struct disk_module *m)
 		if (!w)
 			return -ENOMEM;
 		w->m = m;
+		w->x = x;
+		x->refs++;
 		snprintf(w->path, sizeof(w->path), "%s", path);
 		int r = health_register(h, &disk_ops, w, "disk", name, NULL);
 		if (r < 0) {
+			x->refs--;
 			free(w);
 			log_warn_errno(r, "health: cannot watch disk %s, ignoring", path);
 			continue;
 		}
 		n++;
 	}
-	if (watch_journal(h, m) < 0)
+	if (watch_journal(h, m, x) < 0)
 		log_warn("health: cannot watch the state journal, ignoring");
-	watch_md(h, m);
+	watch_md(h, m, x);
+	ctx_put(x); /* the components hold it now */
 	return n;
+}
+
+static bool ours(const struct health_component *c)
+{
+	return c->ops == &disk_ops || c->ops == &journal_ops || c->ops == &md_ops;
 }
 
 void health_disks_unregister(struct health *h)
 {
 	for (int i = 0; i < h->n; i++) {
 		struct health_component *c = &h->comps[i];
-		if (c->ops != &disk_ops && c->ops != &journal_ops && c->ops != &md_ops)
+		if (!ours(c))
 			continue;
-		free(c->ud);
+		struct disk_watch *w = c->ud;
 		health_unregister(h, c->kind, c->id);
+		ctx_put(w->x);
+		free(w);
 	}
+}
+
+/* ---- the disks stage in a child process ---- */
+
+static void job_cleanup(struct disks_ctx *x)
+{
+	x->job = spawn_free(x->job);
+	x->log_w = watch_remove(x->log_w);
+	if (x->log_rd >= 0)
+		close(x->log_rd);
+	if (x->log_wr >= 0)
+		close(x->log_wr);
+	x->log_rd = x->log_wr = -1;
+	if (x->shm)
+		munmap(x->shm, sizeof(*x->shm));
+	x->shm = NULL;
+	x->line_len = 0;
+}
+
+/* The context of (h, m): the one its components share, or a new one (one reference). */
+static struct disks_ctx *ctx_get(struct health *h, struct disk_module *m)
+{
+	for (int i = 0; i < h->n; i++) {
+		const struct health_component *c = &h->comps[i];
+		if (c->ops && ours(c) && ((struct disk_watch *)c->ud)->m == m) {
+			struct disks_ctx *x = ((struct disk_watch *)c->ud)->x;
+			x->refs++;
+			return x;
+		}
+	}
+	struct disks_ctx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	*x = (struct disks_ctx){.h = h, .m = m, .log_rd = -1, .log_wr = -1, .refs = 1};
+	return x;
+}
+
+static void ctx_put(struct disks_ctx *x)
+{
+	if (x && --x->refs == 0) {
+		job_cleanup(x);
+		free(x);
+	}
+}
+
+/* In the child: each log line goes to the parent as "<level><E|L><text>\n". */
+static void forward_line(const struct log_line *l, void *ud)
+{
+	char buf[sizeof(l->text) + 4];
+	int n = snprintf(buf, sizeof(buf), "%d%c%s\n", (int)l->level, l->is_event ? 'E' : 'L',
+			 l->text);
+	if (n <= 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = (int)sizeof(buf) - 1, buf[n - 1] = '\n';
+	for (int i = 2; i < n - 1; i++)
+		if (buf[i] == '\n')
+			buf[i] = ' ';
+	(void)!write((int)(intptr_t)ud, buf, (size_t)n);
+}
+
+static int job_child(void *ud)
+{
+	struct disks_ctx *x = ud;
+	for (int i = 0; i < 64; i++)
+		log_unsubscribe(i); /* the parent's console clients are not ours to write to */
+	log_set_target(LOG_TARGET_NONE);
+	log_subscribe(forward_line, (void *)(intptr_t)x->log_wr);
+	int r = disk_module_bootstrap(x->m);
+	memcpy(&x->shm->res, disk_module_result(x->m), sizeof(x->shm->res));
+	x->shm->rc = r;
+	x->shm->complete = true;
+	return r < 0 ? 1 : 0;
+}
+
+/* One line from the child, logged here as if it had been logged here. */
+static void relog(const char *line)
+{
+	int lvl = line[0] - '0';
+	if (lvl < 0 || lvl >= _LOG_LVL_MAX)
+		lvl = LOG_LVL_NOTICE;
+	if (line[1] == 'E' && !strncmp(line + 2, "event=", 6)) {
+		struct event ev;
+		event_begin(&ev, line + 8); /* the text after "event=", verbatim */
+		event_emit(&ev);
+	} else if (line[1]) {
+		log_msg((enum log_level)lvl, "%s", line + 2);
+	}
+}
+
+/* Reads what is there; returns false at end of file. */
+static bool drain_log(struct disks_ctx *x)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(x->log_rd, buf, sizeof(buf));
+		if (n == 0)
+			return false;
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != '\n' && x->line_len < sizeof(x->line) - 1) {
+				x->line[x->line_len++] = buf[i];
+				continue;
+			}
+			if (buf[i] != '\n')
+				continue; /* too long: the rest of it is dropped */
+			x->line[x->line_len] = '\0';
+			relog(x->line);
+			x->line_len = 0;
+		}
+	}
+}
+
+static void on_log(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct disks_ctx *x = ud;
+	if (!drain_log(x))
+		x->log_w = watch_remove(x->log_w);
+}
+
+static void job_done(struct spawn *sp, int status, bool timed_out, void *ud)
+{
+	struct disks_ctx *x = ud;
+	uint64_t ms = (now_usec() - x->started_us) / USEC_PER_MSEC;
+	drain_log(x);
+	if (x->shm->complete) {
+		disk_module_set_result(x->m, &x->shm->res);
+		log_notice("health: the disks stage finished in %" PRIu64 " ms%s", ms,
+			   x->shm->rc < 0 ? " with errors" : "");
+	} else {
+		log_warn("health: the disks stage %s after %" PRIu64 " ms (status %d)",
+			 timed_out ? "timed out" : "died", ms, status);
+	}
+	job_cleanup(x); /* frees sp */
+	/* New arrays may have been planned; then every component of ours is re-checked now:
+	 * the step under way is complete. */
+	(void)health_disks_register(x->h, x->m);
+	for (int i = 0; i < x->h->n; i++) {
+		const struct health_component *c = &x->h->comps[i];
+		if (c->ops && ours(c))
+			health_poke(x->h, c->kind, c->id);
+	}
+}
+
+/* Runs the disks stage again: in a child when the engine has a loop (0 or HEALTH_PENDING),
+ * in-process without one (the CLI, tests of the checks). */
+static int job_start(struct disks_ctx *x, struct strbuf *msg)
+{
+	if (x->job) {
+		sb_printf(msg, "the disks stage already runs (pid %d)", (int)spawn_pid(x->job));
+		return HEALTH_PENDING;
+	}
+	if (!x->h->loop) {
+		int r = disk_module_bootstrap(x->m);
+		sb_printf(msg, "disks stage ran again%s", r < 0 ? " (it failed)" : "");
+		return r < 0 ? r : 0;
+	}
+	int p[2];
+	x->shm = mmap(NULL, sizeof(*x->shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		      -1, 0);
+	if (x->shm == MAP_FAILED) {
+		x->shm = NULL;
+		return -errno;
+	}
+	x->shm->complete = false;
+	if (pipe2(p, O_CLOEXEC) < 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		job_cleanup(x);
+		return -errno;
+	}
+	x->log_rd = p[0];
+	x->log_wr = p[1];
+	x->started_us = now_usec();
+	x->job = spawn_start(x->h->loop, DISKS_JOB_TIMEOUT_US, job_child, x, job_done, x);
+	int e = errno;
+	close(x->log_wr);
+	x->log_wr = -1;
+	if (!x->job) {
+		job_cleanup(x);
+		sb_printf(msg, "cannot start the disks stage: %s", strerror(e));
+		return -e;
+	}
+	x->log_w = watch_add(x->h->loop, x->log_rd, EPOLLIN, on_log, x, NULL);
+	sb_printf(msg, "disks stage started in the background (pid %d)", (int)spawn_pid(x->job));
+	return HEALTH_PENDING;
 }

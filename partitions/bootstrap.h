@@ -67,6 +67,8 @@ struct disk_module *disk_module_new(const struct cfg *c, int self,
 struct disk_module *disk_module_free(struct disk_module *m);
 int disk_module_bootstrap(struct disk_module *m);
 const struct disk_bootstrap_result *disk_module_result(const struct disk_module *m);
+/* Takes the result of a run made elsewhere (the stage run in a child process). */
+void disk_module_set_result(struct disk_module *m, const struct disk_bootstrap_result *r);
 /* Authorizes wiping one foreign disk (path, serial or WWN, as the console names it) and
  * runs the stage again, which wipes and partitions it and records the authorization as
  * consumed. The sentence for the operator goes to msg. */

@@ -208,6 +208,12 @@ const struct disk_bootstrap_result *disk_module_result(const struct disk_module 
 	return m->ran ? m->last : NULL;
 }
 
+void disk_module_set_result(struct disk_module *m, const struct disk_bootstrap_result *r)
+{
+	memcpy(m->last, r, sizeof(*m->last));
+	m->ran = true;
+}
+
 struct journal_state *disk_module_journal(struct disk_module *m)
 {
 	return m->ran ? &m->last->journal : NULL;

@@ -15,6 +15,9 @@
 #include "bootstrap.h"
 #include "health_disks.h"
 #include "log.h"
+#include "loop.h"
+
+#include <inttypes.h>
 
 /* libparted pulls in libselinux, whose constructor trips ASan's strchr interceptor before
  * main() (see test_disk_apply.c). */
@@ -267,6 +270,124 @@ static void test_md(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the rebuild runs in a child: the loop keeps serving ---- */
+
+static struct strbuf all_events;
+static void on_any_event(const struct log_line *l, void *ud)
+{
+	if (l->is_event) {
+		sb_puts(&all_events, l->text);
+		sb_putc(&all_events, '\n');
+	}
+}
+
+struct ticker {
+	struct timer *t;
+	uint64_t last, max_gap, ticks;
+};
+
+static void on_tick(struct timer *t, void *ud)
+{
+	struct ticker *k = ud;
+	uint64_t now = now_usec();
+	if (k->last && now - k->last > k->max_gap)
+		k->max_gap = now - k->last;
+	k->last = now;
+	k->ticks++;
+	timer_arm_in(t, 20 * USEC_PER_MSEC);
+}
+
+/* Runs the loop until the component reaches `want` (or 30 s); returns the time taken. */
+static uint64_t run_until(struct loop *l, const struct health_component *c, enum health_state want)
+{
+	uint64_t t0 = now_usec();
+	while (c->state != want && now_usec() - t0 < 30 * USEC_PER_SEC)
+		loop_iterate(l, now_usec() + 50 * USEC_PER_MSEC);
+	return now_usec() - t0;
+}
+
+/* A replaced (blank) disk is laid out again by the disks stage in a child process; its
+ * mdadm (a stand-in that takes a second per array action: the host has no md) makes
+ * the run slow. Meanwhile a 20 ms timer, as the election's heartbeats, keeps firing. */
+static void test_rebuild_async(void **state)
+{
+	char dir[] = "/tmp/compartd-hasync.XXXXXX", img[128], mdadm[128], cmd[300];
+	assert_non_null(mkdtemp(dir));
+	snprintf(img, sizeof(img), "%s/disk0.img", dir);
+	snprintf(mdadm, sizeof(mdadm), "%s/mdadm", dir);
+	FILE *f = fopen(mdadm, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
+		   "case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
+		dir);
+	fclose(f);
+	assert_int_equal(chmod(mdadm, 0755), 0);
+	int fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
+	close(fd);
+	struct cfg *cfg = NULL;
+	assert_int_equal(cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &cfg, NULL),
+			 0);
+	const char *disks[] = {img};
+	struct disk_bootstrap_opts o = {
+	    .disks = disks, .n_disks = 1, .apply = true, .raid = true, .mdadm = mdadm};
+	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
+	assert_int_equal(disk_module_bootstrap(m), 0);
+	struct loop *l = loop_new();
+	struct health *h = health_new(USEC_PER_SEC);
+	assert_int_equal(health_attach(h, l), 0);
+	assert_int_equal(health_disks_register(h, m), 1);
+	struct health_component *c = health_find(h, "disk", "disk0.img"),
+				*md = health_find(h, "md", "infra");
+	assert_non_null(c);
+	assert_non_null(md); /* the host has no /dev/md: it fails, its rebuild runs the stage */
+	struct ticker k = {0};
+	k.t = timer_new(l, on_tick, &k);
+	timer_arm_in(k.t, 0);
+	run_until(l, md, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_int_equal(c->state, HEALTH_STATE_OK);
+
+	zero_range(img, 0, MiB); /* a replaced disk: blank */
+	zero_range(img, IMG_SIZE - MiB, MiB);
+	sb_init(&all_events);
+	int id = log_subscribe(on_any_event, NULL);
+	k.max_gap = 0;
+	uint64_t ticks0 = k.ticks;
+	uint64_t took = run_until(l, c, HEALTH_STATE_FAILED);
+	took += run_until(l, c, HEALTH_STATE_OK);
+	log_unsubscribe(id);
+	printf("rebuild took %" PRIu64 " ms, %" PRIu64 " ticks, longest gap %" PRIu64 " ms\n%s",
+	       took / 1000, k.ticks - ticks0, k.max_gap / 1000, all_events.buf);
+	assert_int_equal(c->state, HEALTH_STATE_OK);
+	assert_string_equal(c->detail, "layout ok (5 partitions)");
+	assert_true(took >= 1500 * USEC_PER_MSEC); /* mdadm ran: the child was slow */
+	assert_true(k.max_gap < 250 * USEC_PER_MSEC); /* and the loop kept serving */
+	assert_true(k.ticks - ticks0 >= took / (100 * USEC_PER_MSEC));
+	/* The child's event lines were logged by the agent, in order. */
+	char *dsk = strstr(all_events.buf, "event=disk dev="),
+	     *raid = strstr(all_events.buf, "event=raid name=infra action=create"),
+	     *rec = strstr(all_events.buf,
+			   "event=health component=disk:disk0.img state=recovered stage=parses "
+			   "action=rebuild");
+	assert_non_null(dsk);
+	assert_non_null(strstr(dsk, "verdict=create"));
+	assert_non_null(raid);
+	assert_non_null(rec);
+	assert_true(dsk < raid && raid < rec);
+	assert_non_null(strstr(all_events.buf, "state=failed stage=parses action=none reason=\"blank"));
+
+	sb_free(&all_events);
+	health_disks_unregister(h);
+	timer_free(k.t);
+	health_free(h);
+	loop_free(l);
+	disk_module_free(m);
+	cfg_free(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
@@ -275,7 +396,8 @@ int main(void)
 	sb_init(&events);
 	log_subscribe(on_line, NULL);
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_disk_check),
-					   cmocka_unit_test(test_md)};
+					   cmocka_unit_test(test_md),
+					   cmocka_unit_test(test_rebuild_async)};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&events);
 	return r;
