@@ -853,6 +853,10 @@ static void tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 			act(out, ELECT_ACT_QDEV_RELEASE);
 			sm->holder = ELECT_HOLDER_NONE;
 			sm->own_token = false;
+			/* Eligible again soon after (a core component recovered): the other
+			 * compartment's candidate still goes first. */
+			if (two_sided(sm))
+				sm->defer_until = now + elect_master_timeout(&sm->p);
 		} else {
 			act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
 		}
