@@ -236,14 +236,20 @@ int raid_examine_members(const struct raid_driver *drv, struct raid_input *in)
 					       m->dev);
 	}
 	if (in->running) {
+		/* The name can outlive the array (stopped: the md device lingers, "clear"):
+		 * running means mdadm can describe it. */
 		char *argv[] = {(char *)drv->mdadm, "--detail", "--export", md, NULL};
 		struct strbuf out;
 		sb_init(&out);
+		struct raid_member tmp = {0};
 		if (raid_exec(argv, drv->timeout_us, &out) == 0 && out.buf) {
-			struct raid_member tmp = {0};
 			raid_parse_examine(out.buf, &tmp);
 			snprintf(in->running_uuid, sizeof(in->running_uuid), "%s", tmp.uuid);
 			mark_in_array(in, out.buf);
+		}
+		if (!tmp.uuid[0]) {
+			log_notice("raid %s: %s exists but is not an active array", in->name, md);
+			in->running = false;
 		}
 		sb_free(&out);
 	}

@@ -11,8 +11,18 @@ set -euo pipefail
 rig_require
 rig_init
 rig_up
-fail() { echo "FAIL: $*"; exit 1; }
-opt="compartd.timeouts.health_interval=1s"
+fail() {
+	echo "FAIL: $*"
+	for n in a1 b1; do
+		echo "---- $n"
+		tail -c +$(($(cat "$RIG_DIR/$n.start") + 1)) "$RIG_DIR/$n.log" | tr -d '\r' |
+			grep -E 'md:infra|disks stage|raid|mdadm|event=role|election|child' | tail -n 40
+	done
+	exit 1
+}
+# TCG is slow: slot writes alone (while the other node is ineligible, nobody acknowledges
+# the master's heartbeats) need a longer lease than the default 500 ms to keep it.
+opt="compartd.timeouts.health_interval=1s compartd.timeouts.lease=2s"
 rig_node_start a1 --append "$opt"
 rig_node_start b1 --append "$opt"
 rig_wait_all 'event=ready node=' 300 a1 b1
