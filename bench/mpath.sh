@@ -18,9 +18,11 @@
 #     tgtd was killed, over 1 path: rr_speedup = 2 paths / 1 path where the paths are the
 #     bottleneck;
 #   - the longest I/O stall: a 4 KiB write + read-verify loop, one request at a time, while
-#     portal b's tgtd is killed; the longest gap between completions.
+#     portal b's tgtd is killed (its sessions reset) and, in another run, while it hangs
+#     (SIGSTOP: nothing answers, nothing resets); the longest gap between completions.
 # Settings (environment): RATE (default 40mbit), SEQ_MIB (64), SEQ_LIMITED_MIB (24),
-# RAND_OPS (4000), STALL_AFTER_S (20: how long the loop runs after the kill).
+# RAND_OPS (4000), STALL_AFTER_S (20: how long the loop runs after the kill), HANG_AFTER_S
+# (40: after the stop).
 # Last line: result: stall_s=… stall_dm_s=… seq_1path_mbs=… seq_2path_mbs=… seq_dm_mbs=…
 #   rand4k_2path_iops=… rand4k_dm_iops=… rr_speedup=… (and more keys, see the end).
 set -euo pipefail
@@ -34,6 +36,7 @@ SEQ_MIB=${SEQ_MIB:-64}
 SEQ_LIMITED_MIB=${SEQ_LIMITED_MIB:-24}
 RAND_OPS=${RAND_OPS:-4000}
 STALL_AFTER_S=${STALL_AFTER_S:-20}
+HANG_AFTER_S=${HANG_AFTER_S:-40}
 TARGET=iqn.2026-11.org.compartd.rig:mirror0
 PORTAL_A=10.77.1.100:3260
 PORTAL_B=10.77.2.100:3260
@@ -112,25 +115,44 @@ guest_rand() {
 	[ -n "$w" ] && [ -n "$r" ] || { echo "random run on $1 failed: $out" >&2; return 1; }
 	echo "$r $w $(((r + w) / 2))"
 }
-# stall DEV: the loop runs in the background in the guest; portal b's tgtd is killed 3s
-# in; STALL_AFTER_S later the loop stops. Prints "MAX_GAP OPS ERRORS MISMATCHES".
+# stall DEV kill|stop: the loop runs in the background in the guest; 3s in, portal b's
+# tgtd is killed (the session drops: a reset) or stopped (SIGSTOP: the target hangs, its TCP
+# stays up; only timeouts notice); some seconds later the loop stops. Prints
+# "MAX_GAP OPS ERRORS MISMATCHES".
 guest_stall() {
-	local out
-	rig_sh a1 "rm -f /tmp/stop; setsid mpath_io stall $1 $((STALL_AFTER_S + 60)) /tmp/stop </dev/null >/tmp/stall.log 2>&1 & sleep 1" 30 >/dev/null
+	local out after=$STALL_AFTER_S
+	[ "$2" = kill ] || after=$HANG_AFTER_S
+	rig_sh a1 "rm -f /tmp/stop; setsid mpath_io stall $1 $((after + 60)) /tmp/stop </dev/null >/tmp/stall.log 2>&1 & sleep 1" 30 >/dev/null
 	sleep 3
-	tgt_b_kill
-	sleep "$STALL_AFTER_S"
+	if [ "$2" = kill ]; then
+		tgt_b_kill
+	else
+		kill -STOP "$TGT_B_PID"
+		rig_log "portal b: tgtd $TGT_B_PID stopped"
+	fi
+	sleep "$after"
 	out=$(rig_sh a1 'touch /tmp/stop; sleep 2; cat /tmp/stall.log' 60)
+	[ "$2" = kill ] || tgt_b_kill
 	echo "$out" >>"$RIG_DIR/workload.log"
 	echo "$out" | grep '^mpath_io stall' >&2 || true
 	sed -n 's/^mpath_io stall ops=\([0-9]*\) .* max_gap=\([0-9.]*\) .* errors=\([0-9]*\) mismatches=\([0-9]*\)$/\2 \1 \3 \4/p' <<<"$out" | grep . ||
 		{ echo "stall run on $1 failed: $out" >&2; return 1; }
 }
+# stall WHO DEV kill|stop: one stall run, its figures under WHO_stall_kill or WHO_stall_stop
+stall() {
+	local who=$1 v m ops errs mis what="killed"
+	[ "$3" = kill ] || what="stopped (hung)"
+	v=$(guest_stall "$2" "$3")
+	read -r m ops errs mis <<<"$v"
+	put "${who}_stall_$3" "$m"
+	put "${who}_stall_$3_errors" "$((errs + mis))"
+	echo "$who: portal b's tgtd $what: longest stall ${m}s over $ops requests, $errs I/O errors, $mis mismatches" >&2
+}
 
 # workload WHO DEV: every figure for one initiator, in an order that needs no path to come
 # back (the kernel's initiator without iscsid does not log in again by itself).
 workload() {
-	local who=$1 dev=$2 v w r m ops errs mis
+	local who=$1 dev=$2 v w r m
 	v=$(guest_seq "$dev" "$SEQ_MIB")
 	read -r w r m <<<"$v"
 	put "${who}_seq_free_w" "$w"; put "${who}_seq_free_r" "$r"; put "${who}_seq_free" "$m"
@@ -145,10 +167,7 @@ workload() {
 	put "${who}_seq2_w" "$w"; put "${who}_seq2_r" "$r"; put "${who}_seq2" "$m"
 	echo "$who: sequential, 2 paths, links at $RATE: write $w MB/s, read $r MB/s" >&2
 	limit off
-	v=$(guest_stall "$dev")
-	read -r m ops errs mis <<<"$v"
-	put "${who}_stall" "$m"; put "${who}_stall_errors" "$((errs + mis))"
-	echo "$who: portal b's tgtd killed: longest stall ${m}s over $ops requests, $errs I/O errors, $mis mismatches" >&2
+	stall "$who" "$dev" kill
 	limit on
 	v=$(guest_seq "$dev" "$SEQ_LIMITED_MIB")
 	read -r w r m <<<"$v"
@@ -163,21 +182,36 @@ rig_node_start a1 >&2
 rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 150 >/dev/null
 rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
 workload ours /dev/nbd0
+# the hang: portal b back first
+rig_mark a1
+tgt_b_start
+rig_wait_for a1 "event=path storage=mirror0 portal=$PORTAL_B state=reinstated" 60 >/dev/null
+stall ours /dev/nbd0 stop
 rig_sh a1 'compartctl paths' 30 >&2 || true
 rig_events a1 | grep -E 'event=path ' | tail -n 4 >&2 || true
 rig_kill a1 2>/dev/null
 
 # ---- dm: the kernel's initiator and dm-multipath, the same node, the same LU ----
-tgt_b_start
-RIG_IMAGES=$BUILD/images/compare
-rig_node_start a1 --no-disks --append "$NET_A1" >&2
-rig_wait_for a1 'compare: ready dev=' 120 >/dev/null
-out=$(rig_sh a1 "compare-mpath-up $TARGET $PORTAL_A $PORTAL_B" 120)
-echo "$out" >&2
-map=$(sed -n 's/^map=\(\/dev\/mapper\/[^ ]*\) paths=2$/\1/p' <<<"$out")
-[ -n "$map" ] || { echo "dm-multipath: no map over 2 paths" >&2; exit 1; }
+# dm_boot: portal b's tgtd (again), the comparison image as a1, the map over both portals;
+# sets $map. Booted twice: iscsistart does not log in again after a path died (that
+# is iscsid's job), so the hang run gets a fresh guest.
+dm_boot() {
+	local out
+	tgt_b_start
+	RIG_IMAGES=$BUILD/images/compare
+	rig_node_start a1 --no-disks --append "$NET_A1" >&2
+	rig_wait_for a1 'compare: ready dev=' 120 >/dev/null
+	out=$(rig_sh a1 "compare-mpath-up $TARGET $PORTAL_A $PORTAL_B" 120)
+	echo "$out" >&2
+	map=$(sed -n 's/^map=\(\/dev\/mapper\/[^ ]*\) paths=2$/\1/p' <<<"$out")
+	[ -n "$map" ] || { echo "dm-multipath: no map over 2 paths" >&2; exit 1; }
+}
+dm_boot
 workload dm "$map"
-rig_sh a1 "multipath -ll; tail -n 5 /run/multipathd.log" 30 >&2 || true
+rig_kill a1 2>/dev/null
+dm_boot
+stall dm "$map" stop
+rig_sh a1 "multipath -ll; tail -n 8 /run/multipathd.log" 30 >&2 || true
 rig_kill a1 2>/dev/null
 
 speedup=$(echo "${R[ours_seq2]} ${R[ours_seq1]}" | awk '{ printf "%.2f", $1 / $2 }')
@@ -194,7 +228,12 @@ row "links at $RATE: seq read MB/s, 2 paths" "${R[ours_seq2_r]}" "${R[dm_seq2_r]
 row "links at $RATE: seq write MB/s, 1 path" "${R[ours_seq1_w]}" "${R[dm_seq1_w]}"
 row "links at $RATE: seq read MB/s, 1 path" "${R[ours_seq1_r]}" "${R[dm_seq1_r]}"
 row "2 paths / 1 path (links at $RATE)" "$speedup" "$speedup_dm"
-row "longest stall, portal b's tgtd killed (s)" "${R[ours_stall]}" "${R[dm_stall]}"
-row "I/O errors + mismatches in the stall run" "${R[ours_stall_errors]}" "${R[dm_stall_errors]}"
-echo "(compartd: path_timeout 2s; dm: replacement_timeout 5s, fast_io_fail_tmo 5; link limit: tc tbf $RATE per leg and direction)"
-echo "result: stall_s=${R[ours_stall]} stall_dm_s=${R[dm_stall]} seq_1path_mbs=${R[ours_seq1]} seq_2path_mbs=${R[ours_seq2]} seq_dm_mbs=${R[dm_seq2]} rand4k_2path_iops=${R[ours_rand]} rand4k_dm_iops=${R[dm_rand]} rr_speedup=$speedup rr_speedup_dm=$speedup_dm seq_dm_1path_mbs=${R[dm_seq1]} seq_free_mbs=${R[ours_seq_free]} seq_free_dm_mbs=${R[dm_seq_free]} link_rate=$RATE"
+row "longest stall, portal b's tgtd killed (s)" "${R[ours_stall_kill]}" "${R[dm_stall_kill]}"
+row "longest stall, portal b's tgtd hung (s)" "${R[ours_stall_stop]}" "${R[dm_stall_stop]}"
+row "I/O errors + mismatches, killed" "${R[ours_stall_kill_errors]}" "${R[dm_stall_kill_errors]}"
+row "I/O errors + mismatches, hung" "${R[ours_stall_stop_errors]}" "${R[dm_stall_stop_errors]}"
+echo "(compartd: path_timeout 2s, path_check_interval 1s; dm: replacement_timeout 5s, NOP-Out every 5s with a 5s timeout,"
+echo " fast_io_fail_tmo 5, multipathd polling_interval 1; links: tc tbf $RATE per storage leg and direction)"
+stall=$(printf '%s\n' "${R[ours_stall_kill]}" "${R[ours_stall_stop]}" | sort -n | tail -n 1)
+stall_dm=$(printf '%s\n' "${R[dm_stall_kill]}" "${R[dm_stall_stop]}" | sort -n | tail -n 1)
+echo "result: stall_s=$stall stall_dm_s=$stall_dm seq_1path_mbs=${R[ours_seq1]} seq_2path_mbs=${R[ours_seq2]} seq_dm_mbs=${R[dm_seq2]} rand4k_2path_iops=${R[ours_rand]} rand4k_dm_iops=${R[dm_rand]} rr_speedup=$speedup rr_speedup_dm=$speedup_dm seq_dm_1path_mbs=${R[dm_seq1]} seq_free_mbs=${R[ours_seq_free]} seq_free_dm_mbs=${R[dm_seq_free]} stall_kill_s=${R[ours_stall_kill]} stall_hang_s=${R[ours_stall_stop]} stall_kill_dm_s=${R[dm_stall_kill]} stall_hang_dm_s=${R[dm_stall_stop]} io_errors=$((R[ours_stall_kill_errors] + R[ours_stall_stop_errors])) io_errors_dm=$((R[dm_stall_kill_errors] + R[dm_stall_stop_errors])) link_rate=$RATE"
