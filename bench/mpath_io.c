@@ -169,6 +169,10 @@ int main(int argc, char **argv) {
 		bsize = 4096;
 		nreq = strtoull(argv[4], NULL, 10);
 		span_blocks = strtoull(argv[5], NULL, 10) * 256;
+		if (span_blocks == 0) {
+			fprintf(stderr, "mpath_io: the random span must be at least 1 MiB\n");
+			return 2;
+		}
 		return throughput("rand", atoi(argv[6]));
 	}
 	if (argc >= 6 && strcmp(argv[1], "seq") == 0) {

@@ -49,7 +49,7 @@ kver=$(cat "$kdir/version")
 io=$build/bench/mpath_io
 if [ ! -x "$io" ] || [ "$top/bench/mpath_io.c" -nt "$io" ]; then
 	mkdir -p "$build/bench"
-	cc -std=gnu17 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -pthread \
+	cc -std=gnu17 -O2 -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Werror -D_GNU_SOURCE -static -pthread \
 		-o "$io" "$top/bench/mpath_io.c"
 fi
 
