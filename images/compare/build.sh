@@ -3,7 +3,7 @@
 #
 #   BUILD/images/compare/{vmlinuz,initramfs.cpio.gz}   the kernel's iSCSI initiator with
 #       dm-multipath: busybox, open-iscsi's iscsistart, multipath-tools (multipath,
-#       multipathd), the modules iscsi_tcp, sd_mod, dm_multipath, dm_round_robin (and what
+#       multipathd), systemd-udevd (udev, no rules), the modules iscsi_tcp, sd_mod, dm_multipath, dm_round_robin (and what
 #       they need), /etc/multipath.conf, /sbin/compare-mpath-up, bench/mpath_io. /init is a
 #       shell script: modules, the node's network from compare.* on the kernel command line,
 #       then a shell on the serial console.
