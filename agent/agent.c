@@ -11,6 +11,7 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "profile.h"
+#include "proctitle.h"
 #include "storage.h"
 
 #include <dirent.h>
@@ -130,7 +131,14 @@ void agent_register_commands(struct agent *a)
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
 	struct agent *a = ud;
-	if (a->opts.pid1)
+	if (a->root_storage && si->ssi_signo == SIGTERM) {
+		/* A broadcast SIGTERM (a killing spree that ignores '@') must not take the root
+		 * file system's storage away; SIGINT or the power going off stop this agent. */
+		log_warn("signal %u ignored: this agent serves %s, the root file system's storage",
+			 si->ssi_signo, a->root_storage);
+		return;
+	}
+	if (a->opts.pid1 && getpid() == 1)
 		pid1_shutdown((int)si->ssi_signo); /* busybox reboot asks init with SIGTERM */
 	log_notice("signal %u: stopping", si->ssi_signo);
 	loop_quit(l, 0);
@@ -337,6 +345,23 @@ static void agent_after_decision(struct decision *d, void *ud)
 	event_emit(&ev);
 }
 
+/* Serving the root file system's storage: the agent must outlive the hand-over to the real
+ * root, so as PID 1 it moves to a child (pid1_fork_agent), and it marks itself '@'. */
+static void agent_root_storage(struct agent *a)
+{
+	a->root_storage = storage_root_name(a->cfg, a->self, a->opts.pid1, NULL);
+	if (!a->root_storage)
+		return;
+	if (a->opts.pid1 && getpid() == 1)
+		(void)pid1_fork_agent();
+	if (proctitle_mark_root_storage() < 0)
+		log_warn("storage %s holds the root file system, but argv[0] cannot be marked, "
+			 "ignoring", a->root_storage);
+	else
+		log_notice("storage %s holds the root file system: pid %d is a root storage daemon "
+			   "(argv[0] starts with '@', SIGTERM ignored)", a->root_storage, (int)getpid());
+}
+
 /* Storage stage: logins and exports proceed in the loop; failing to reach storage does not
  * stop the agent. */
 static void agent_start_storage(struct agent *a)
@@ -404,6 +429,7 @@ int agent_run_main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	log_notice("this is node %s of cluster %s", a.cfg->nodes[a.self].name, a.cfg->name);
+	agent_root_storage(&a);
 	if (a.opts.pid1)
 		(void)pid1_network(&a);
 	r = agent_setup_loop(&a);

@@ -76,6 +76,7 @@ struct agent {
 	struct query_engine *query;  /* cluster queries */
 	struct health_checks *health_checks; /* the built-in checks' state */
 	struct storage *storage;   /* iscsi/storage.h */
+	const char *root_storage;  /* the storage holding the root fs, or NULL (storage_root_name) */
 };
 
 struct health;

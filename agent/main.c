@@ -6,6 +6,7 @@
 #include "disk_cli.h"
 #include "log.h"
 #include "pid1.h"
+#include "proctitle.h"
 #include "storage.h"
 #include "version.h"
 
@@ -63,6 +64,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	proctitle_init(argc, argv);
 	if (pid1_wanted(argv[0]))
 		pid1_main(argc, argv);
 	if (argc < 2) {

@@ -92,6 +92,17 @@ bool storage_reachable(const struct cfg *cfg, int node, const struct cfg_storage
 	return true;
 }
 
+const char *storage_root_name(const struct cfg *cfg, int node, bool pid1, const char *only)
+{
+	for (int i = 0; i < cfg->n_storage; i++) {
+		const struct cfg_storage *st = &cfg->storage[i];
+		if (st->root && (!only || !strcmp(only, st->name)) &&
+		    storage_reachable(cfg, node, st, pid1))
+			return st->name;
+	}
+	return NULL;
+}
+
 int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
 		  const struct storage_opts *o, struct storage **ret)
 {
