@@ -51,7 +51,7 @@ static const struct verb verbs[] = {
 	{"rules", rules_cli_main, "check a rules file, or evaluate it on given facts (rules --help)"},
 	{"disks", disk_cli_main, "plan or apply the disk layout (plan|apply --config F --node N)"},
 	{"state", state_cli_main, "show the state journal (show --disk PATH... [--json])"},
-	{"storage", storage_cli_main, "serve a storage over NBD (serve --config F --node N ...)"},
+	{"storage", storage_cli_main, "serve a storage over NBD (serve --config F --node N ...), detach /dev/nbdN"},
 };
 
 static void usage(FILE *f)
