@@ -4,6 +4,7 @@
 #include "console_cmds.h"
 #include "health.h"
 #include "health_paths.h"
+#include "health_export.h"
 #include "decision.h"
 #include "hs.h"
 #include "identity.h"
@@ -380,6 +381,10 @@ static void agent_start_storage(struct agent *a)
 					  &a->health_paths);
 		if (r < 0)
 			log_warn_errno(r, "path health checks not registered, ignoring");
+		r = health_export_register(a->health, a->storage,
+					   a->cfg->timeouts.path_check_interval, &a->health_export);
+		if (r < 0)
+			log_warn_errno(r, "export health checks not registered, ignoring");
 	} else {
 		mpath_console_register(a->console, NULL, &none);
 	}
@@ -446,6 +451,7 @@ int agent_run_main(int argc, char **argv)
 	r = loop_run(a.loop);
 out:
 	a.health_paths = health_paths_free(a.health_paths);
+	a.health_export = health_export_free(a.health_export);
 	console_cmds_teardown(&a);
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);
