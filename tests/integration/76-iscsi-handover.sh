@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# timeout: 420
+# The hand-over to a real root (SPEC §4, systemd's root-storage-daemon convention) and the
+# NBD export's health check (SPEC §8), in the QEMU rig. Node a1 boots with mirror0 marked
+# as its root file system's storage (compartd.storage.mirror0.root=yes): PID 1 stays a
+# small init and the agent serves /dev/nbd0 from a child whose /proc/PID/cmdline starts
+# with '@'.
+#  1. SIGSTOP/SIGCONT: a checksummed write/read-verify workload runs on /dev/nbd0 while the
+#     agent is stopped for 5 s (longer than path_timeout) and continued, 3 times: zero I/O
+#     errors, zero mismatches, both paths 2/2 afterwards.
+#  2. The export broken from outside (`compartd storage detach /dev/nbd0`, NBD_CMD_DISCONNECT
+#     over netlink): export:mirror0 fails at reachable, is isolated, re-exported (reload)
+#     and recovered; data written before reads back the same.
+#  3. The killing spree of a switch_root (systemd-shutdown's broadcast): SIGSTOP to all,
+#     SIGTERM to every process but PID 1, kernel threads and those whose argv[0] starts
+#     with '@', SIGCONT to all, then the same with SIGKILL. The agent survives, a direct
+#     SIGTERM is ignored, and I/O goes on with the same data.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/images/rig/lib.sh"
+rig_require
+rig_init
+rig_up
+CYCLES=${CYCLES:-3}
+STOP_S=${STOP_S:-5}
+fail() {
+	echo "FAIL: $*"
+	rig_events a1 | grep -E 'event=(path|storage|health)' | tail -n 20
+	exit 1
+}
+
+rig_node_start a1 --append "compartd.storage.mirror0.root=yes"
+rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 180 >/dev/null ||
+	fail "no kernel device with 2 paths"
+rig_wait_for a1 'event=ready node=a1' 120 >/dev/null || fail "not ready"
+
+out=$(rig_sh a1 'p=$(compartctl status --json | sed -n "s/.*\"pid\":\([0-9]*\).*/\1/p"); echo PID $p
+ echo CMDLINE $(tr "\0" " " </proc/$p/cmdline); echo COMM $(cat /proc/$p/comm)
+ echo INIT $(tr "\0" " " </proc/1/cmdline); readlink /dev/compart/mirror0' 30)
+echo "$out"
+pid=$(sed -n 's/^PID //p' <<<"$out")
+[ -n "$pid" ] && [ "$pid" != 1 ] || fail "the agent serving root storage is not a child of PID 1 (pid '$pid')"
+grep -q '^CMDLINE @' <<<"$out" || fail "/proc/$pid/cmdline does not start with '@'"
+grep -q '^COMM init' <<<"$out" || fail "the comm name changed (the convention leaves it)"
+grep -q '^INIT /init' <<<"$out" || fail "PID 1 is not /init"
+grep -q '^/dev/nbd0$' <<<"$out" || fail "/dev/compart/mirror0 does not point at /dev/nbd0"
+
+# The workload: 1 MiB of fresh random data per round at a rotating offset (the first
+# 200 MiB), O_DIRECT with fsync, read back, compared. Stops when /tmp/stop exists.
+rig_sh a1 "printf '%s\n' \
+ 'i=0; while [ ! -e /tmp/stop ]; do' \
+ '  o=\$((i % 200)); dd if=/dev/urandom of=/tmp/w bs=1M count=1 2>/dev/null' \
+ '  dd if=/tmp/w of=/dev/nbd0 bs=1M seek=\$o oflag=direct conv=fsync 2>/tmp/werr || { echo WRITE-ERROR \$i; cat /tmp/werr; }' \
+ '  dd if=/dev/nbd0 of=/tmp/r bs=1M skip=\$o count=1 iflag=direct 2>/tmp/rerr || { echo READ-ERROR \$i; cat /tmp/rerr; }' \
+ '  cmp -s /tmp/w /tmp/r || echo MISMATCH \$i' \
+ '  i=\$((i + 1)); echo \$i >/tmp/rounds' \
+ 'done; echo DONE \$i' >/tmp/wl.sh; rm -f /tmp/stop; setsid sh /tmp/wl.sh </dev/null >/tmp/wl.log 2>&1 &
+ sleep 1; cat /tmp/rounds" 30 >/dev/null
+
+# 1. Stopped and continued while the workload runs.
+rig_mark a1
+start=$(date +%s)
+out=$(rig_sh a1 "for c in \$(seq $CYCLES); do r0=\$(cat /tmp/rounds); kill -STOP $pid; sleep $STOP_S;
+ echo STOPPED \$c \$(grep ^State: /proc/$pid/status); kill -CONT $pid; sleep 4;
+ echo CYCLE \$c rounds \$r0 to \$(cat /tmp/rounds); done" $((CYCLES * (STOP_S + 4) + 60)))
+echo "$out"
+[ "$(grep -c '^STOPPED .*stopped' <<<"$out")" = "$CYCLES" ] || fail "the agent was not stopped $CYCLES times"
+[ "$(grep -c '^CYCLE ' <<<"$out")" = "$CYCLES" ] || fail "not every cycle completed"
+stalls=$(rig_output a1 | grep -c 'the agent did not run for' || true)
+[ "$stalls" -ge 1 ] || fail "no stall of the agent noticed"
+failed=$(rig_output a1 | grep -c 'event=path storage=mirror0 .*state=failed' || true)
+echo "$CYCLES stops of ${STOP_S}s in $(($(date +%s) - start))s: $stalls stalls absorbed, $failed path failures"
+sleep 3
+out=$(rig_sh a1 'touch /tmp/stop; sleep 4; cat /tmp/wl.log; echo ROUNDS $(cat /tmp/rounds); compartctl paths' 60)
+echo "$out"
+grep -q '^DONE ' <<<"$out" || fail "the workload did not finish"
+rounds=$(sed -n 's/^ROUNDS //p' <<<"$out")
+[ "${rounds:-0}" -ge "$CYCLES" ] || fail "only ${rounds:-0} rounds of I/O"
+! grep -qE 'WRITE-ERROR|READ-ERROR' <<<"$out" || fail "I/O errors in the guest"
+! grep -q MISMATCH <<<"$out" || fail "checksum mismatches in the guest"
+for _ in $(seq 20); do
+	grep -q 'paths 2/2 up' <<<"$out" && break
+	sleep 2
+	out=$(rig_sh a1 'compartctl paths' 30)
+done
+grep -q 'paths 2/2 up' <<<"$out" || fail "the paths did not come back to 2/2"
+
+# 2. The export broken from outside: isolate → re-export → recovered.
+out=$(rig_sh a1 'dd if=/dev/urandom of=/tmp/keep bs=1M count=1 2>/dev/null
+ dd if=/tmp/keep of=/dev/nbd0 bs=1M seek=230 oflag=direct conv=fsync 2>&1 && echo KEPT
+ compartctl health | grep "^export:"' 30)
+echo "$out"
+grep -q KEPT <<<"$out" || fail "cannot write the kept block"
+grep -qE '^export:mirror0 +ok' <<<"$out" || fail "export:mirror0 is not ok in health"
+rig_mark a1
+out=$(rig_sh a1 'compartd storage detach /dev/nbd0' 30)
+echo "$out"
+grep -q 'disconnected' <<<"$out" || fail "the detach tool did not disconnect /dev/nbd0"
+rig_wait_for a1 'event=health component=export:mirror0 state=failed stage=reachable action=isolate' 30 ||
+	fail "no failed/isolate line for the export"
+line=$(rig_wait_for a1 'event=health component=export:mirror0 state=(recovered|needs-operator)' 60) ||
+	fail "no summary line for the export"
+echo "$line"
+grep -q 'state=recovered stage=reachable action=reload' <<<"$line" || fail "the export did not recover by re-export"
+out=$(rig_sh a1 'dd if=/dev/nbd0 of=/tmp/back bs=1M skip=230 count=1 iflag=direct 2>&1 && cmp /tmp/keep /tmp/back && echo SAME
+ compartctl health | grep "^export:"' 60)
+echo "$out"
+grep -q SAME <<<"$out" || fail "the kept block does not read back the same after the re-export"
+grep -qE '^export:mirror0 +ok' <<<"$out" || fail "export:mirror0 not ok after recovery"
+
+# 3. The killing spree of a switch_root, as systemd-shutdown does it: everything but PID 1,
+# kernel threads (empty cmdline), the spree itself and '@' processes gets SIGTERM, then
+# SIGKILL, each between a SIGSTOP and a SIGCONT broadcast.
+rig_mark a1
+out=$(rig_sh a1 "sleep 600 </dev/null >/dev/null 2>&1 & echo \$! >/tmp/victim; sleep 1
+ [ -e /proc/\$(cat /tmp/victim) ] && echo VICTIM-UP; printf '%s\n' \
+ 'spree() {' \
+ '  kill -STOP -1; n=0' \
+ '  for d in /proc/[0-9]*; do p=\${d#/proc/}' \
+ '    [ \"\$p\" = 1 ] || [ \"\$p\" = \$\$ ] && continue' \
+ '    c=\$(head -c 1 \$d/cmdline 2>/dev/null) || continue' \
+ '    [ -z \"\$c\" ] || [ \"\$c\" = @ ] && continue' \
+ '    kill -\$1 \$p 2>/dev/null && n=\$((n + 1))' \
+ '  done; kill -CONT -1; echo SPREE \$1 \$n' \
+ '}' \
+ 'spree TERM; sleep 2; spree KILL; echo SPREE-DONE' >/tmp/spree.sh
+ setsid sh /tmp/spree.sh </dev/null >/tmp/spree.log 2>&1 &" 30) || true
+grep -q VICTIM-UP <<<"$out" || fail "the spree's victim did not start"
+sleep 8
+out=$(rig_sh a1 "cat /tmp/spree.log; [ -e /proc/\$(cat /tmp/victim) ] || echo VICTIM-GONE; echo ALIVE \$(tr '\0' ' ' </proc/$pid/cmdline)
+ kill -TERM $pid; sleep 2; echo AFTER-TERM \$(tr '\0' ' ' </proc/$pid/cmdline)
+ dd if=/dev/nbd0 of=/tmp/back2 bs=1M skip=230 count=1 iflag=direct 2>&1 && cmp /tmp/keep /tmp/back2 && echo SAME
+ dd if=/dev/urandom of=/tmp/w2 bs=1M count=1 2>/dev/null
+ dd if=/tmp/w2 of=/dev/nbd0 bs=1M seek=240 oflag=direct conv=fsync 2>&1 &&
+ dd if=/dev/nbd0 of=/tmp/r2 bs=1M skip=240 count=1 iflag=direct 2>&1 && cmp /tmp/w2 /tmp/r2 && echo VERIFIED
+ compartctl paths | head -1" 90)
+echo "$out"
+grep -q '^SPREE-DONE' <<<"$out" || fail "the spree did not run to its end"
+grep -qE '^SPREE TERM [1-9]' <<<"$out" || fail "the spree signalled nothing: it proves nothing"
+grep -q '^VICTIM-GONE' <<<"$out" || fail "a process without '@' survived the spree"
+grep -q "^ALIVE @" <<<"$out" || fail "the agent did not survive the spree"
+grep -q "^AFTER-TERM @" <<<"$out" || fail "the agent did not survive a direct SIGTERM"
+rig_first a1 'signal 15 ignored: this agent serves mirror0' >/dev/null || fail "no word that SIGTERM was ignored"
+grep -q SAME <<<"$out" || fail "the kept block differs after the spree"
+grep -q VERIFIED <<<"$out" || fail "no verified I/O after the spree"
+echo "PASS ($CYCLES stops of ${STOP_S}s with $rounds verified rounds and 0 errors, $failed path failures;" \
+	"export re-exported; spree survived)"
