@@ -30,8 +30,9 @@ fail() {
 }
 
 # While a rescue shell runs, the serial console prints nothing of the agent's: what happens
-# then is read back from the agent's log ring.
-guest_log() { rig_sh a1 "compartctl log 2000 | grep -E '$1' || true" 40; }
+# then is read back from the agent's log ring (without its timestamps, which rig_sh would
+# take for the kernel's).
+guest_log() { rig_sh a1 "compartctl log 2000 | sed 's/^\\[[^]]*\\] //' | grep -E '$1' || true" 40; }
 guest_count() { guest_log "$1" | grep -c . || true; }
 
 rig_node_start a1 --append "compartd.storage.mirror0.root=yes"
