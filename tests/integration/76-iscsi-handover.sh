@@ -133,7 +133,7 @@ out=$(rig_sh a1 "sleep 600 </dev/null >/dev/null 2>&1 & echo \$! >/tmp/victim; s
  '  done; kill -CONT -1; echo SPREE \$1 \$n' \
  '}' \
  'spree TERM; sleep 2; spree KILL; echo SPREE-DONE' >/tmp/spree.sh
- setsid sh /tmp/spree.sh </dev/null >/tmp/spree.log 2>&1 &" 30) || true
+ setsid sh /tmp/spree.sh </dev/null >/tmp/spree.log 2>&1 & sleep 1" 30) || true
 grep -q VICTIM-UP <<<"$out" || fail "the spree's victim did not start"
 sleep 8
 out=$(rig_sh a1 "cat /tmp/spree.log; [ -e /proc/\$(cat /tmp/victim) ] || echo VICTIM-GONE; echo ALIVE \$(tr '\0' ' ' </proc/$pid/cmdline)
