@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #define MAX_INFLIGHT_PER_CONN 256
 #define OUT_IOV 32
@@ -521,7 +522,13 @@ int nbdx_kernel_reexport(struct nbdx *x, struct strbuf *msg)
 	bool connected = false;
 	int r = nbdx_kernel_status(x->kernel_index, &connected);
 	if (r == 0 && connected) {
+		/* The kernel marks the socket we just closed dead from its receive worker: give
+		 * it a moment before concluding there is nothing to replace (bounded: 0.5 s). */
 		r = reattach(x, true);
+		for (int i = 0; i < 10 && r == -ENOSPC; i++) {
+			usleep(50 * 1000);
+			r = reattach(x, true);
+		}
 		if (r == 0) {
 			sb_printf(msg, "/dev/nbd%d reconfigured with a fresh socket", x->kernel_index);
 			return 0;

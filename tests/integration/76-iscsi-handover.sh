@@ -8,6 +8,9 @@
 #  1. SIGSTOP/SIGCONT: a checksummed write/read-verify workload runs on /dev/nbd0 while the
 #     agent is stopped for 5 s (longer than path_timeout) and continued, 3 times: zero I/O
 #     errors, zero mismatches, both paths 2/2 afterwards.
+#     Then one stop longer than the kernel's per-request timeout (37 s with no_path_timeout
+#     5s) with a write in flight: the kernel gives up on the socket and holds the request;
+#     export:mirror0 re-exports (NBD_CMD_RECONFIGURE) and the write completes intact.
 #  2. The export broken from outside (`compartd storage detach /dev/nbd0`, NBD_CMD_DISCONNECT
 #     over netlink): export:mirror0 fails at reachable, is isolated, re-exported (reload)
 #     and recovered; data written before reads back the same.
@@ -23,6 +26,7 @@ rig_init
 rig_up
 CYCLES=${CYCLES:-3}
 STOP_S=${STOP_S:-5}
+LONG_S=40 # longer than the kernel's per-request timeout (37 s here)
 fail() {
 	echo "FAIL: $*"
 	rig_events a1 | grep -E 'event=(path|storage|health)' | tail -n 20
@@ -35,7 +39,8 @@ fail() {
 guest_log() { rig_sh a1 "compartctl log 2000 | sed 's/^\\[[^]]*\\] //' | grep -E '$1' || true" 40; }
 guest_count() { guest_log "$1" | grep -c . || true; }
 
-rig_node_start a1 --append "compartd.storage.mirror0.root=yes"
+# no_path_timeout 5s: the kernel's per-request timeout is 5 + 2 + 30 = 37 s.
+rig_node_start a1 --append "compartd.storage.mirror0.root=yes compartd.timeouts.no_path_timeout=5s"
 rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 180 >/dev/null ||
 	fail "no kernel device with 2 paths"
 rig_wait_for a1 'event=ready node=a1' 120 >/dev/null || fail "not ready"
@@ -93,6 +98,22 @@ for _ in $(seq 20); do
 done
 grep -q 'paths 2/2 up' <<<"$out" || fail "the paths did not come back to 2/2"
 
+# 1b. Stopped longer than the kernel's per-request timeout, with a write in flight: the
+# kernel gives up on the socket and holds the request (dead_conn_timeout); after SIGCONT
+# export:mirror0 re-exports on the same device and the write completes, no error.
+rec0=$(guest_count 'component=export:mirror0 state=recovered')
+out=$(rig_sh a1 "dd if=/dev/urandom of=/tmp/k2 bs=1M count=1 2>/dev/null; kill -STOP $pid
+ (dd if=/tmp/k2 of=/dev/nbd0 bs=1M seek=210 oflag=direct conv=fsync 2>/tmp/k2err && echo K2-WRITTEN || { echo K2-ERROR; cat /tmp/k2err; }) >/tmp/k2.log 2>&1 &
+ sleep $LONG_S; kill -CONT $pid; wait; cat /tmp/k2.log
+ dd if=/dev/nbd0 of=/tmp/k2r bs=1M skip=210 count=1 iflag=direct 2>&1 && cmp /tmp/k2 /tmp/k2r && echo K2-SAME" $((LONG_S + 120)))
+echo "$out"
+grep -q '^K2-WRITTEN' <<<"$out" || fail "the write in flight across a ${LONG_S}s stop failed"
+grep -q '^K2-SAME' <<<"$out" || fail "the write across a ${LONG_S}s stop does not read back the same"
+ev=$(guest_log 'event=health component=export:mirror0')
+echo "$ev"
+[ "$(grep -c 'state=recovered stage=reachable action=reload' <<<"$ev")" -gt "$rec0" ] ||
+	fail "the export was not re-exported after the kernel gave up on its socket"
+
 # 2. The export broken from outside: isolate → re-export → recovered.
 out=$(rig_sh a1 'dd if=/dev/urandom of=/tmp/keep bs=1M count=1 2>/dev/null
  dd if=/tmp/keep of=/dev/nbd0 bs=1M seek=230 oflag=direct conv=fsync 2>&1 && echo KEPT
@@ -109,8 +130,9 @@ for _ in $(seq 20); do
 	sleep 2
 done
 echo "$ev"
-grep -q 'state=failed stage=reachable action=isolate' <<<"$ev" || fail "no failed/isolate line for the export"
-grep -q 'state=recovered stage=reachable action=reload' <<<"$ev" || fail "the export did not recover by re-export"
+grep -q 'reason="/dev/nbd0 is not connected"' <<<"$ev" || fail "no failed/isolate line for the detached export"
+[ "$(grep -c 'state=recovered stage=reachable action=reload' <<<"$ev")" -gt "$((rec0 + 1))" ] ||
+	fail "the detached export did not recover by re-export"
 out=$(rig_sh a1 'dd if=/dev/nbd0 of=/tmp/back bs=1M skip=230 count=1 iflag=direct 2>&1 && cmp /tmp/keep /tmp/back && echo SAME
  compartctl health | grep "^export:"' 60)
 echo "$out"
