@@ -126,7 +126,8 @@ echo "$out"
 grep -q 'disconnected' <<<"$out" || fail "the detach tool did not disconnect /dev/nbd0"
 for _ in $(seq 20); do
 	ev=$(guest_log 'event=health component=export:mirror0')
-	grep -qE 'state=(recovered|needs-operator)' <<<"$ev" && break
+	[ "$(grep -c 'state=recovered' <<<"$ev")" -gt "$((rec0 + 1))" ] && break
+	grep -q 'state=needs-operator' <<<"$ev" && break
 	sleep 2
 done
 echo "$ev"
@@ -137,6 +138,7 @@ out=$(rig_sh a1 'dd if=/dev/nbd0 of=/tmp/back bs=1M skip=230 count=1 iflag=direc
  compartctl health | grep "^export:"' 60)
 echo "$out"
 grep -q SAME <<<"$out" || fail "the kept block does not read back the same after the re-export"
+guest_log 'health: export:mirror0: (reload|isolate)'
 grep -qE '^export:mirror0 +ok' <<<"$out" || fail "export:mirror0 not ok after recovery"
 
 # 3. The killing spree of a switch_root, as systemd-shutdown does it: everything but PID 1,
