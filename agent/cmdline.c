@@ -163,8 +163,10 @@ static int parse_compartd_key(struct kcmdline *k, const char *key, const char *v
 	}
 	/* compartd.<section>[.<name>].<key>=value overrides one config value. */
 	const char *dot = strrchr(key, '.');
-	if (!dot || dot == key || k->n_ovr == KCMD_MAX_OVR)
+	if (!dot || dot == key)
 		return -EINVAL;
+	if (k->n_ovr == KCMD_MAX_OVR)
+		return -E2BIG;
 	struct cfg_override *o = &k->ovr[k->n_ovr];
 	size_t sl = (size_t)(dot - key);
 	if (sl >= sizeof(o->section) || set_text(o->key, sizeof(o->key), dot + 1) < 0 ||
@@ -215,7 +217,12 @@ int kcmdline_parse(const char *text, struct kcmdline *ret, struct strbuf *errors
 		}
 		if (r < 0) {
 			bad++;
-			if (errors)
+			if (errors && r == -E2BIG)
+				sb_printf(errors,
+					  "kernel command line: %s%s%s: ignored, more than %d "
+					  "compartd.<section>.<key> settings\n",
+					  word, eq ? "=" : "", val, KCMD_MAX_OVR);
+			else if (errors)
 				sb_printf(errors, "kernel command line: %s%s%s: not understood\n", word,
 					  eq ? "=" : "", val);
 		}

@@ -5,7 +5,7 @@
 #include "config.h"
 
 #define KCMD_MAX_IP 4
-#define KCMD_MAX_OVR 16
+#define KCMD_MAX_OVR 64
 
 enum kip_mode { KIP_STATIC, KIP_DHCP, KIP_OFF, _KIP_MAX };
 

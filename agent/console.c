@@ -28,7 +28,12 @@ struct console {
 	char sock_path[108];
 };
 
-/* A socket client: reads one line, gets one answer, then the connection closes. */
+/* How long a socket client may take to read its answer before it is dropped. */
+#define CLIENT_DRAIN_USEC (30 * USEC_PER_SEC)
+
+/* A socket client: reads one line, gets one answer, then the connection closes. The answer
+ * is written without blocking (a client that does not read must not stall the loop that
+ * carries the heartbeats), the rest when the socket has room, within CLIENT_DRAIN_USEC. */
 struct sock_client {
 	struct console *console;
 	struct watch *watch;
@@ -37,6 +42,9 @@ struct sock_client {
 	size_t len;
 	bool answered;
 	struct console_req *req;
+	char *out; /* the answer still to be written, from out_off */
+	size_t out_len, out_off;
+	struct timer *drain;
 };
 
 static int cmd_help(struct console_req *req, void *ud);
@@ -238,8 +246,40 @@ static void client_free(void *ud)
 	struct sock_client *cl = ud;
 	if (cl->req)
 		cl->req->transport = NULL; /* an async answer still under way: drop it */
+	timer_free(cl->drain);
+	free(cl->out);
 	close(cl->fd);
 	free(cl);
+}
+
+/* Writes what the socket takes; closes the connection when all is written or the client
+ * is gone. */
+static void client_flush(struct sock_client *cl)
+{
+	while (cl->out_off < cl->out_len) {
+		ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			watch_set_events(cl->watch, EPOLLOUT);
+			return;
+		}
+		if (n < 0) {
+			log_debug("console: client went away before its answer");
+			break;
+		}
+		cl->out_off += (size_t)n;
+	}
+	watch_remove(cl->watch);
+}
+
+static void on_drain_timeout(struct timer *t, void *ud)
+{
+	struct sock_client *cl = ud;
+	log_warn("console: a socket client did not read its answer within %llu s, dropped",
+		 (unsigned long long)(CLIENT_DRAIN_USEC / USEC_PER_SEC));
+	watch_remove(cl->watch);
 }
 
 static void client_finish(struct console_req *req)
@@ -248,21 +288,28 @@ static void client_finish(struct console_req *req)
 	if (!cl)
 		return;
 	cl->req = NULL;
-	if (req->out.len) {
-		/* Blocking write: answers are small and the peer is a local client. */
-		int fl = fcntl(cl->fd, F_GETFL);
-		fcntl(cl->fd, F_SETFL, fl & ~O_NONBLOCK);
-		struct timeval tv = {.tv_sec = 2};
-		setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (write_all(cl->fd, req->out.buf, req->out.len) < 0)
-			log_debug("console: client went away before its answer");
+	cl->out_len = req->out.len;
+	cl->out = sb_steal(&req->out);
+	if (!cl->out || !cl->out_len) {
+		watch_remove(cl->watch);
+		return;
 	}
-	watch_remove(cl->watch);
+	cl->drain = timer_new(cl->console->loop, on_drain_timeout, cl);
+	if (cl->drain)
+		timer_arm_in(cl->drain, CLIENT_DRAIN_USEC);
+	client_flush(cl);
 }
 
 static void on_client(struct watch *w, int fd, uint32_t revents, void *ud)
 {
 	struct sock_client *cl = ud;
+	if (cl->out) {
+		if (revents & (EPOLLHUP | EPOLLERR))
+			watch_remove(w);
+		else
+			client_flush(cl);
+		return;
+	}
 	if (cl->answered) {
 		/* Waiting for an async answer; a hang-up cancels it. */
 		if (revents & (EPOLLHUP | EPOLLERR))

@@ -360,6 +360,17 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 	deliver(hs, m, from);
 }
 
+/* A peer proved a boot fresh: its first, or a new one after a restart (which the operator
+ * wants to see: the peer rebooted). */
+static void log_boot_adopted(struct hs *hs, int node, const uint8_t boot[HS_BOOT_ID_BYTES],
+			     bool replaced)
+{
+	char hex[2 * HS_BOOT_ID_BYTES + 1];
+	sodium_bin2hex(hex, sizeof(hex), boot, HS_BOOT_ID_BYTES);
+	log_info("handshake: %s %s boot %s", node_name(hs, node),
+		 replaced ? "restarted, now runs" : "runs", hex);
+}
+
 static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t len,
 			    const struct sockaddr_storage *src, socklen_t srclen)
 {
@@ -381,9 +392,13 @@ static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t le
 	struct hs_msg m;
 	d = hs_wire_open(hs->key, buf, len, &h, plain, &m);
 	if (d == HS_DROP_NONE) {
+		struct hs_replay *r = &hs->peers[h.sender].replay;
+		bool known = r->has_boot && !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES);
 		bool fresh = answers_probe(hs, h.sender, &m);
-		d = hs_replay_check(&hs->peers[h.sender].replay, h.boot_id, h.counter, fresh,
-				    m.type == HS_MSG_HELLO);
+		d = hs_replay_check(r, h.boot_id, h.counter, fresh, m.type == HS_MSG_HELLO);
+		if (d == HS_DROP_NONE && !known && r->has_boot &&
+		    !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES))
+			log_boot_adopted(hs, h.sender, h.boot_id, r->n_old > 0);
 	}
 	if (d != HS_DROP_NONE)
 		drop(hs, h.sender, d);
@@ -471,6 +486,9 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		r = -ENOMEM;
 		goto fail;
 	}
+	char hex[2 * HS_BOOT_ID_BYTES + 1];
+	sodium_bin2hex(hex, sizeof(hex), boot_id, HS_BOOT_ID_BYTES);
+	log_info("handshake: this node (%s) runs boot %s", node_name(hs, self), hex);
 	timer_arm(hs->t_probe, now_usec());
 	timer_arm(hs->t_hb, now_usec());
 	return hs;

@@ -60,6 +60,29 @@ static void bad_keys_are_named(void **state)
 	sb_free(&err);
 }
 
+/* A rig or test line carries many overrides: all of them apply, in order (the last of a
+ * key wins when the config is loaded), and one too many is named, not silently lost. */
+static void many_overrides(void **state)
+{
+	struct kcmdline *k = calloc(1, sizeof(*k));
+	struct strbuf line, err;
+	sb_init(&line);
+	sb_init(&err);
+	for (int i = 0; i < KCMD_MAX_OVR; i++)
+		sb_printf(&line, "compartd.node.n%d.handshake=127.0.1.%d ", i, i);
+	assert_int_equal(kcmdline_parse(line.buf, k, &err), 0);
+	assert_int_equal(k->n_ovr, KCMD_MAX_OVR);
+	assert_string_equal(k->ovr[KCMD_MAX_OVR - 1].section, "node.n63");
+	assert_string_equal(k->ovr[KCMD_MAX_OVR - 1].value, "127.0.1.63");
+	sb_puts(&line, "compartd.timeouts.t_max=50ms");
+	assert_int_equal(kcmdline_parse(line.buf, k, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "compartd.timeouts.t_max=50ms: ignored, more than 64 "
+					"compartd.<section>.<key> settings"));
+	sb_free(&line);
+	sb_free(&err);
+	free(k);
+}
+
 static void kernel_ip_syntax(void **state)
 {
 	struct kip k;
@@ -207,6 +230,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(compartd_keys_and_overrides),
 		cmocka_unit_test(bad_keys_are_named),
+		cmocka_unit_test(many_overrides),
 		cmocka_unit_test(kernel_ip_syntax),
 		cmocka_unit_test(identity_by_name_and_mac),
 		cmocka_unit_test(local_macs_from_sysfs),
