@@ -133,8 +133,12 @@ static void gather(struct export_watch *w)
 		w->f.pinned = w->s->cfg->storage[si].designator;
 	if (w->f.index < 0)
 		return;
-	w->f.status = nbdx_kernel_status(w->f.index, &w->f.connected);
+	w->f.our_pid = nbdx_kernel_server_pid(x);
 	w->f.dev_pid = read_sys_long(w->f.index, "pid");
+	if (nbdx_kernel_netlink(x))
+		w->f.status = nbdx_kernel_status(w->f.index, &w->f.connected);
+	else
+		w->f.connected = w->f.dev_pid > 0; /* the pid file exists while it is bound */
 	long sectors = read_sys_long(w->f.index, "size");
 	w->f.dev_size = sectors > 0 ? (uint64_t)sectors * 512 : 0;
 }

@@ -467,6 +467,16 @@ int nbdx_kernel_index(const struct nbdx *x)
 	return x->kernel_index;
 }
 
+long nbdx_kernel_server_pid(const struct nbdx *x)
+{
+	return x->kernel_child > 0 ? (long)x->kernel_child : (long)getpid();
+}
+
+bool nbdx_kernel_netlink(const struct nbdx *x)
+{
+	return x->kernel_child <= 0;
+}
+
 bool nbdx_kernel_linked(const struct nbdx *x)
 {
 	return x->kernel_conn && x->kernel_conn->fd >= 0;

@@ -47,6 +47,10 @@ int nbdx_kernel_reconfigure(int index, uint64_t timeout_us, int sock);
  * was exported as (-1: never), whether our end of its socket is open, the designator of
  * the LU it was exported from. */
 int nbdx_kernel_index(const struct nbdx *x);
+/* The process the kernel sees serving it: this one (netlink), or the child sitting in
+ * NBD_DO_IT (ioctl interface, which has no NBD_CMD_STATUS). */
+long nbdx_kernel_server_pid(const struct nbdx *x);
+bool nbdx_kernel_netlink(const struct nbdx *x);
 bool nbdx_kernel_linked(const struct nbdx *x);
 const char *nbdx_designator(const struct nbdx *x);
 /* Isolation: closes our end of the kernel's socket; the kernel marks the link dead and
