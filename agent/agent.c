@@ -4,6 +4,7 @@
 #include "console_cmds.h"
 #include "health.h"
 #include "health_paths.h"
+#include "health_export.h"
 #include "decision.h"
 #include "hs.h"
 #include "identity.h"
@@ -11,6 +12,7 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "profile.h"
+#include "proctitle.h"
 #include "storage.h"
 
 #include <dirent.h>
@@ -140,7 +142,14 @@ void agent_register_commands(struct agent *a)
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
 	struct agent *a = ud;
-	if (a->opts.pid1)
+	if (a->root_storage && si->ssi_signo == SIGTERM) {
+		/* A broadcast SIGTERM (a killing spree that ignores '@') must not take the root
+		 * file system's storage away; SIGINT or the power going off stop this agent. */
+		log_warn("signal %u ignored: this agent serves %s, the root file system's storage",
+			 si->ssi_signo, a->root_storage);
+		return;
+	}
+	if (a->opts.pid1 && getpid() == 1)
 		pid1_shutdown((int)si->ssi_signo); /* busybox reboot asks init with SIGTERM */
 	log_notice("signal %u: stopping", si->ssi_signo);
 	loop_quit(l, 0);
@@ -347,6 +356,23 @@ static void agent_after_decision(struct decision *d, void *ud)
 	event_emit(&ev);
 }
 
+/* Serving the root file system's storage: the agent must outlive the hand-over to the real
+ * root, so as PID 1 it moves to a child (pid1_fork_agent), and it marks itself '@'. */
+static void agent_root_storage(struct agent *a)
+{
+	a->root_storage = storage_root_name(a->cfg, a->self, a->opts.pid1, NULL);
+	if (!a->root_storage)
+		return;
+	if (a->opts.pid1 && getpid() == 1)
+		(void)pid1_fork_agent();
+	if (proctitle_mark_root_storage() < 0)
+		log_warn("storage %s holds the root file system, but argv[0] cannot be marked, "
+			 "ignoring", a->root_storage);
+	else
+		log_notice("storage %s holds the root file system: pid %d is a root storage daemon "
+			   "(argv[0] starts with '@', SIGTERM ignored)", a->root_storage, (int)getpid());
+}
+
 /* Storage stage: logins and exports proceed in the loop; failing to reach storage does not
  * stop the agent. */
 static void agent_start_storage(struct agent *a)
@@ -365,6 +391,10 @@ static void agent_start_storage(struct agent *a)
 					  &a->health_paths);
 		if (r < 0)
 			log_warn_errno(r, "path health checks not registered, ignoring");
+		r = health_export_register(a->health, a->storage,
+					   a->cfg->timeouts.path_check_interval, &a->health_export);
+		if (r < 0)
+			log_warn_errno(r, "export health checks not registered, ignoring");
 	} else {
 		mpath_console_register(a->console, NULL, &none);
 	}
@@ -414,6 +444,7 @@ int agent_run_main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	log_notice("this is node %s of cluster %s", a.cfg->nodes[a.self].name, a.cfg->name);
+	agent_root_storage(&a);
 	if (a.opts.pid1)
 		(void)pid1_network(&a);
 	r = agent_setup_loop(&a);
@@ -430,6 +461,7 @@ int agent_run_main(int argc, char **argv)
 	r = loop_run(a.loop);
 out:
 	a.health_paths = health_paths_free(a.health_paths);
+	a.health_export = health_export_free(a.health_export);
 	console_cmds_teardown(&a);
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);

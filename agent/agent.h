@@ -33,6 +33,7 @@ struct agent_opts {
 
 struct agent;
 struct health_paths;
+struct health_export;
 struct hs;
 struct decision;
 struct disk_module;
@@ -76,6 +77,8 @@ struct agent {
 	struct query_engine *query;  /* cluster queries */
 	struct health_checks *health_checks; /* the built-in checks' state */
 	struct storage *storage;   /* iscsi/storage.h */
+	struct health_export *health_export; /* health_export.h: one component per NBD export */
+	const char *root_storage;  /* the storage holding the root fs, or NULL (storage_root_name) */
 };
 
 struct health;

@@ -430,6 +430,15 @@ static int k_st_selector(struct parse_ctx *p, const char *key, char *val)
 	s->selector = (enum cfg_path_selector)v;
 	return 0;
 }
+static int k_st_root(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_storage *s = p->obj;
+	if (parse_bool(val, &s->root) < 0) {
+		perr(p, key, "'%s' is not yes or no", val);
+		return -EINVAL;
+	}
+	return 0;
+}
 static int k_quorum_mode(struct parse_ctx *p, const char *key, char *val)
 {
 	if (strcmp(val, "none") == 0)
@@ -570,6 +579,7 @@ static const struct key_def keys_storage[] = {
 	{"chap_user", k_st_chap_user, false},
 	{"chap_secret_file", k_st_chap_secret_file, false},
 	{"path_selector", k_st_selector, false},
+	{"root", k_st_root, false},
 	{NULL, NULL, false}};
 static const struct key_def keys_quorum[] = {
 	{"mode", k_quorum_mode, false},

@@ -117,6 +117,9 @@ struct cfg_storage {
 	char chap_user[64];
 	char chap_secret_file[CFG_PATH_MAX];
 	enum cfg_path_selector selector;
+	/* The node's root file system lives on this storage: the agent keeps serving it
+	 * through the hand-over to the real root (argv[0][0] == '@', SIGTERM ignored). */
+	bool root;
 };
 
 /* A size given as bytes or as a percentage of the disk. */

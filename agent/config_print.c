@@ -38,7 +38,8 @@ static void print_storage_keys(const struct cfg *c, const struct cfg_storage *s,
 		sb_printf(out, "chap_user = %s\nchap_secret_file = %s\n", s->chap_user,
 			  s->chap_secret_file);
 	if (!quorum)
-		sb_printf(out, "path_selector = %s\n", cfg_path_selector_to_str(s->selector));
+		sb_printf(out, "path_selector = %s\nroot = %s\n", cfg_path_selector_to_str(s->selector),
+			  s->root ? "yes" : "no");
 }
 
 static void print_node(const struct cfg *c, const struct cfg_node *n, struct strbuf *out)

@@ -6,6 +6,7 @@
 #include "disk_cli.h"
 #include "log.h"
 #include "pid1.h"
+#include "proctitle.h"
 #include "storage.h"
 #include "version.h"
 
@@ -50,7 +51,7 @@ static const struct verb verbs[] = {
 	{"rules", rules_cli_main, "check a rules file, or evaluate it on given facts (rules --help)"},
 	{"disks", disk_cli_main, "plan or apply the disk layout (plan|apply --config F --node N)"},
 	{"state", state_cli_main, "show the state journal (show --disk PATH... [--json])"},
-	{"storage", storage_cli_main, "serve a storage over NBD (serve --config F --node N ...)"},
+	{"storage", storage_cli_main, "serve a storage over NBD (serve --config F --node N ...), detach /dev/nbdN"},
 };
 
 static void usage(FILE *f)
@@ -63,6 +64,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	proctitle_init(argc, argv);
 	if (pid1_wanted(argv[0]))
 		pid1_main(argc, argv);
 	if (argc < 2) {

@@ -235,6 +235,63 @@ _Noreturn void pid1_main(int argc, char **argv)
 	rescue_forever(why);
 }
 
+/* ---- root storage: init and agent in two processes ---- */
+
+static void init_signals(sigset_t *set)
+{
+	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+	sigemptyset(set);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaddset(set, sigs[i]);
+}
+
+_Noreturn static void hold(pid_t agent)
+{
+	sigset_t set;
+	init_signals(&set);
+	log_notice("init: the agent goes on as pid %d; pid 1 reaps and reboots", (int)agent);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&set, &si);
+		if (sig != SIGCHLD) {
+			if (sig > 0)
+				pid1_shutdown(sig);
+			continue;
+		}
+		int st;
+		pid_t p;
+		while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (p != agent)
+				continue;
+			char why[96];
+			if (WIFSIGNALED(st))
+				snprintf(why, sizeof(why), "the agent (pid %d) was killed by signal %d",
+					 (int)p, WTERMSIG(st));
+			else
+				snprintf(why, sizeof(why), "the agent (pid %d) stopped (exit status %d)",
+					 (int)p, WEXITSTATUS(st));
+			rescue_forever(why);
+		}
+	}
+}
+
+int pid1_fork_agent(void)
+{
+	sigset_t set, old;
+	init_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return log_error_errno(r, "init: cannot fork the agent, it stays pid 1");
+	}
+	if (pid > 0)
+		hold(pid);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
 _Noreturn void pid1_shutdown(int signo)
 {
 	unsigned how = signo == SIGUSR2	  ? RB_POWER_OFF

@@ -31,6 +31,13 @@ _Noreturn void pid1_shutdown(int signo);
  * events, `sh`/`shell` for a rescue shell), and the reboot/poweroff/halt signals. */
 int pid1_serial_start(struct agent *a);
 
+/* Root storage (a `root = yes` storage the node reaches): PID 1 stays a small init that
+ * reaps orphans, reboots/powers off on the signals busybox sends, and offers the rescue
+ * prompt if the agent ends; the agent goes on in a child, which a later switch_root (the
+ * real init exec'd as PID 1) leaves running. Returns 0 in the child; the parent never
+ * returns. A failed fork returns -errno and the agent stays PID 1. */
+int pid1_fork_agent(void);
+
 /* Starts argv[0] (an absolute path) with the signal mask cleared; `tty` makes it a session
  * leader with the console as its controlling terminal. Returns the pid or -errno. */
 pid_t pid1_spawn(char *const argv[], bool tty);

@@ -1,219 +1,239 @@
 #!/usr/bin/env bash
-# Multipath benchmark on the host: tgtd on 127.0.0.1 and 127.0.0.2 serving one backing
-# file, `compartd storage serve` exporting it over its NBD unix socket, qemu-img/qemu-io
-# as the client. Figures: sequential throughput (1 MiB requests, 8 in flight, a write pass
-# then a read pass) and 4 KiB random IOPS (32 in flight) over 1 path and over 2 paths
-# (round-robin); the longest I/O stall seen by a client when a path dies (tgtd killed:
-# the session drops) and when a path hangs (tgtd stopped: only path_timeout notices).
-# The kernel initiator with dm-multipath needs the QEMU rig (no iSCSI initiator or dm in
-# the host kernel): those figures are printed as n/a with the reason.
+# Multipath benchmark, side by side in one run in the QEMU rig: the same LU (mirror0, both
+# rig portals) and the same workload (bench/mpath_io, O_DIRECT, in the guest) through
+#   ours: compartd in node a1 (libiscsi, round-robin, /dev/nbd0), the main image plus
+#         mpath_io (BUILD/images/bench);
+#   dm:   the kernel's iSCSI initiator (open-iscsi iscsistart) with dm-multipath
+#         (multipath-tools, round-robin over one path group, fast_io_fail_tmo 5,
+#         replacement_timeout 5), the comparison image (images/compare/build.sh).
+# Portal b gets its own tgtd (same backing file, same LU identity) so that a path can die
+# by its target process being killed, as the issue asks.
+#
+# Figures, for each of ours and dm:
+#   - sequential MB/s (1 MiB requests, 8 in flight, a write pass then a read pass) and 4 KiB
+#     random IOPS (32 in flight) over 2 paths, the links unlimited (the emulated guest's CPU
+#     is then the bottleneck);
+#   - the same sequential passes with each portal link limited to RATE (tc tbf on both ends
+#     of each storage leg, inside the rig's namespaces), over 2 paths and, after portal b's
+#     tgtd was killed, over 1 path: rr_speedup = 2 paths / 1 path where the paths are the
+#     bottleneck;
+#   - the longest I/O stall: a 4 KiB write + read-verify loop, one request at a time, while
+#     portal b's tgtd is killed (its sessions reset) and, in another run, while it hangs
+#     (SIGSTOP: nothing answers, nothing resets); the longest gap between completions.
+# Settings (environment): RATE (default 40mbit), SEQ_MIB (64), SEQ_LIMITED_MIB (24),
+# RAND_OPS (4000), STALL_AFTER_S (20: how long the loop runs after the kill), HANG_AFTER_S
+# (40: after the stop).
+# Last line: result: stall_s=… stall_dm_s=… seq_1path_mbs=… seq_2path_mbs=… seq_dm_mbs=…
+#   rand4k_2path_iops=… rand4k_dm_iops=… rr_speedup=… (and more keys, see the end).
 set -euo pipefail
 BUILD=${1:-${BUILD:-build}}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 BUILD=$(cd "$BUILD" && pwd)
-tmp=$(mktemp -d)
-. tests/integration/iscsi-lib.sh
-cleanup() {
-	iscsi_cleanup
-	rm -rf "$tmp"
+export BUILD
+RATE=${RATE:-40mbit}
+SEQ_MIB=${SEQ_MIB:-64}
+SEQ_LIMITED_MIB=${SEQ_LIMITED_MIB:-24}
+RAND_OPS=${RAND_OPS:-4000}
+STALL_AFTER_S=${STALL_AFTER_S:-20}
+HANG_AFTER_S=${HANG_AFTER_S:-40}
+TARGET=iqn.2026-11.org.compartd.rig:mirror0
+PORTAL_A=10.77.1.100:3260
+PORTAL_B=10.77.2.100:3260
+NET_A1="compare.mac=52:54:00:77:0a:01 compare.ip=10.77.1.11/24 compare.route=10.77.2.0/24,10.77.1.1"
+
+. images/rig/lib.sh
+rig_require >&2
+images/compare/build.sh "$BUILD" --if-stale >&2
+RIG_LOGS=${RIG_LOGS:-$BUILD/rig-logs/bench-mpath}
+rig_init
+rig_up >&2
+declare -A R=()
+put() { R[$1]=$2; }
+
+# ---- portal b on a tgtd of its own ----
+TGT_B_PID=
+tgt_b_start() {
+	local ctl t i
+	ctl=$(rig_free_ctl)
+	ip netns exec "$RIG_NS_ST" tgtd -f -C "$ctl" --iscsi "portal=$PORTAL_B" \
+		>>"$RIG_DIR/tgtd-mirror0-b.log" 2>&1 &
+	TGT_B_PID=$!
+	RIG_TGTD+=("$TGT_B_PID") # rig_down stops it
+	disown "$TGT_B_PID"
+	RIG_CTL+=("$ctl")
+	t="tgtadm -C $ctl --lld iscsi"
+	for i in $(seq 50); do
+		$t --op show --mode target >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	# tid 1, LUN 1 like the first tgtd: the same designator and serial, one LU to both
+	# initiators (tgtd derives them from tid and LUN)
+	$t --op new --mode target --tid 1 -T "$TARGET"
+	$t --op new --mode logicalunit --tid 1 --lun 1 -b "$RIG_DIR/mirror0.img"
+	$t --op bind --mode target --tid 1 -I ALL
 }
-trap cleanup EXIT
+tgt_b_kill() {
+	kill -9 "$TGT_B_PID"
+	rig_log "portal b: tgtd $TGT_B_PID killed"
+}
+tgtadm -C "${RIG_CTL[0]}" --lld iscsi --op delete --mode portal --param "portal=$PORTAL_B"
+tgt_b_start
 
-base=13310
-SIZE_MB=256
-SEQ_REQS=$SIZE_MB
-RAND_OPS=4096
-now() { date +%s.%N; }
-
-truncate -s ${SIZE_MB}M "$tmp/lu.img"
-tgt_pair $base "$tmp/lu.img"
-
-# Configs: the same LU through portal a only, and through both portals.
-write_conf "$tmp/2path.conf" $base
-grep -v "^portal = b " "$tmp/2path.conf" >"$tmp/1path.conf"
-
-# Fill the LU once so that reads move real data.
-serve_start "$tmp/2path.conf"
-wait_for 'event=storage name=lu0 .*paths=2/2' 15 >/dev/null
-head -c ${SIZE_MB}M /dev/urandom >"$tmp/fill"
-qemu-img convert -n -f raw -O raw "$tmp/fill" "$(nbd_url)"
-rm -f "$tmp/fill"
-serve_stop
-
-# rand_script OP: 4 KiB requests at random aligned offsets, 32 in flight per batch.
-rand_script() {
-	local op=$1 pat=
-	[ "$op" = aio_write ] && pat="-P 0x5a"
-	for ((b = 0; b < RAND_OPS / 32; b++)); do
-		for ((i = 0; i < 32; i++)); do
-			echo "$op -q $pat $(((RANDOM * 32768 + RANDOM) % (SIZE_MB * 256) * 4096)) 4k"
+# ---- the link limit: both directions of each storage leg ----
+limit() { # on|off
+	local c ns
+	for c in a b; do
+		for ns in "$RIG_NS" "$RIG_NS_ST"; do
+			if [ "$1" = on ]; then
+				ip netns exec "$ns" tc qdisc replace dev "st-$c" root tbf rate "$RATE" burst 64kb latency 200ms
+			else
+				ip netns exec "$ns" tc qdisc del dev "st-$c" root 2>/dev/null || true
+			fi
 		done
-		echo aio_flush
 	done
 }
-rand_script aio_read >"$tmp/rand-read.cmd"
-rand_script aio_write >"$tmp/rand-write.cmd"
 
-# bench_seq: prints MB/s over a write pass and a read pass.
-bench_seq() {
-	local t0 t1 t2
-	t0=$(now)
-	qemu-img bench -f raw -t none -w -c $SEQ_REQS -d 8 -s 1M "$(nbd_url)" >/dev/null
-	t1=$(now)
-	qemu-img bench -f raw -t none -c $SEQ_REQS -d 8 -s 1M "$(nbd_url)" >/dev/null
-	t2=$(now)
-	local w r
-	w=$(echo "scale=1; $SEQ_REQS * 1.048576 / ($t1 - $t0)" | bc)
-	r=$(echo "scale=1; $SEQ_REQS * 1.048576 / ($t2 - $t1)" | bc)
-	echo "$w $r $(echo "scale=1; 2 * $SEQ_REQS * 1.048576 / ($t2 - $t0)" | bc)"
+# ---- the workload, in the guest ----
+# seq DEV MIB: prints "WRITE_MBS READ_MBS MEAN"
+guest_seq() {
+	local out w r
+	out=$(rig_sh a1 "mpath_io seq $1 write $2 8; mpath_io seq $1 read $2 8" $((60 + $2 * 4)))
+	echo "$out" >>"$RIG_DIR/workload.log"
+	w=$(sed -n 's/^mpath_io seq dir=write .* mbs=\([0-9.]*\) .*errors=0$/\1/p' <<<"$out")
+	r=$(sed -n 's/^mpath_io seq dir=read .* mbs=\([0-9.]*\) .*errors=0$/\1/p' <<<"$out")
+	[ -n "$w" ] && [ -n "$r" ] || { echo "sequential run on $1 failed: $out" >&2; return 1; }
+	echo "$w $r $(echo "$w $r" | awk '{ printf "%.1f", ($1 + $2) / 2 }')"
 }
-
-bench_rand() {
-	local f=$1 t0 t1
-	t0=$(now)
-	qemu-io -f raw -t none "$(nbd_url)" <"$f" >"$tmp/rand.out" 2>&1
-	t1=$(now)
-	if grep -q 'failed' "$tmp/rand.out"; then
-		echo "random I/O failed" >&2
-		return 1
-	fi
-	echo "scale=0; $RAND_OPS / ($t1 - $t0)" | bc
+# rand DEV: prints "READ_IOPS WRITE_IOPS MEAN"
+guest_rand() {
+	local out w r
+	out=$(rig_sh a1 "mpath_io rand $1 read $RAND_OPS 256 32; mpath_io rand $1 write $RAND_OPS 256 32" 300)
+	echo "$out" >>"$RIG_DIR/workload.log"
+	r=$(sed -n 's/^mpath_io rand dir=read .* iops=\([0-9]*\) .*errors=0$/\1/p' <<<"$out")
+	w=$(sed -n 's/^mpath_io rand dir=write .* iops=\([0-9]*\) .*errors=0$/\1/p' <<<"$out")
+	[ -n "$w" ] && [ -n "$r" ] || { echo "random run on $1 failed: $out" >&2; return 1; }
+	echo "$r $w $(((r + w) / 2))"
 }
-
-declare -A R
-for n in 1 2; do
-	: >"$tmp/serve.log"
-	MARK=0
-	serve_start "$tmp/${n}path.conf"
-	wait_for "event=storage name=lu0 .*paths=$n/$n" 15 >/dev/null
-	read -r w r s < <(bench_seq)
-	R[seq_w_$n]=$w R[seq_r_$n]=$r R[seq_$n]=$s
-	R[rand_r_$n]=$(bench_rand "$tmp/rand-read.cmd")
-	R[rand_w_$n]=$(bench_rand "$tmp/rand-write.cmd")
-	"$BUILD/compartctl" --socket "$tmp/console.sock" paths
-	serve_stop
-done
-
-# The longest stall: 64 KiB writes and verifying reads one at a time; qemu-io reports how
-# long each took. A path dies 1s in (the run lasts several seconds). The longest single request is the stall.
-op_secs() {
-	# "64 KiB, 1 ops; 0:00:01.40 (…)" or "…; 00.03 sec (…)": seconds of each request.
-	sed -n 's/.* ops; \([0-9:.]*\).*/\1/p' "$1" |
-		awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }'
-}
-stall_run() {
-	local how=$1
-	: >"$tmp/serve.log"
-	MARK=0
-	serve_start "$tmp/2path.conf"
-	wait_for 'event=storage name=lu0 .*paths=2/2' 15 >/dev/null
-	for ((i = 0; i < 3000; i++)); do
-		echo "write -P $((i % 250 + 1)) $((i % 1024 * 65536)) 64k"
-		echo "read -P $((i % 250 + 1)) $((i % 1024 * 65536)) 64k"
-	done >"$tmp/stall.cmd"
-	qemu-io -f raw "$(nbd_url)" <"$tmp/stall.cmd" >"$tmp/stall-$how.out" 2>&1 &
-	local q=$!
-	sleep 1
-	mark
-	if [ "$how" = kill ]; then
-		kill -9 "${TGT_PID[a]}"
+# stall DEV kill|stop: the loop runs in the background in the guest; 3s in, portal b's
+# tgtd is killed (the session drops: a reset) or stopped (SIGSTOP: the target hangs, its TCP
+# stays up; only timeouts notice); some seconds later the loop stops. Prints
+# "MAX_GAP OPS ERRORS MISMATCHES".
+guest_stall() {
+	local out after=$STALL_AFTER_S
+	[ "$2" = kill ] || after=$HANG_AFTER_S
+	rig_sh a1 "rm -f /tmp/stop; setsid mpath_io stall $1 $((after + 60)) /tmp/stop </dev/null >/tmp/stall.log 2>&1 & sleep 1" 30 >/dev/null
+	sleep 3
+	if [ "$2" = kill ]; then
+		tgt_b_kill
 	else
-		kill -STOP "${TGT_PID[a]}"
+		kill -STOP "$TGT_B_PID"
+		rig_log "portal b: tgtd $TGT_B_PID stopped"
 	fi
-	wait_for "portal=127.0.0.1:$base state=failed" 10 >/dev/null
-	grep "portal=127.0.0.1:$base state=failed" "$tmp/serve.log" | tail -1
-	sleep 1
-	tgt_kill a
-	wait "$q" || true
-	tgt_start a 127.0.0.1 $base $((base + 1)) "$tmp/lu.img" compartd-lu0 CMPT0001
-	if grep -q 'failed\|verification' "$tmp/stall-$how.out"; then
-		echo "I/O error during the $how run:"
-		grep 'failed\|verification' "$tmp/stall-$how.out" | head -3
-	fi
-	op_secs "$tmp/stall-$how.out" | sort -n | tail -1 >"$tmp/stall-$how"
-	echo "$how: $(op_secs "$tmp/stall-$how.out" | wc -l) requests, longest $(cat "$tmp/stall-$how")s"
-	serve_stop
+	sleep "$after"
+	out=$(rig_sh a1 'touch /tmp/stop; sleep 2; cat /tmp/stall.log' 60)
+	[ "$2" = kill ] || tgt_b_kill
+	echo "$out" >>"$RIG_DIR/workload.log"
+	echo "$out" | grep '^mpath_io stall' >&2 || true
+	sed -n 's/^mpath_io stall ops=\([0-9]*\) .* max_gap=\([0-9.]*\) .* errors=\([0-9]*\) mismatches=\([0-9]*\)$/\2 \1 \3 \4/p' <<<"$out" | grep . ||
+		{ echo "stall run on $1 failed: $out" >&2; return 1; }
 }
-stall_run kill
-stall_run stop
-R[stall_kill]=$(printf '%.2f' "$(cat "$tmp/stall-kill")")
-R[stall_hang]=$(printf '%.2f' "$(cat "$tmp/stall-stop")")
-
-# ---- the rig: the same LU through the kernel (/dev/nbd0) in a QEMU guest ----
-# One node, mirror0 on both portals (the rig's tgtd serves both); 1 path = leg b down.
-# The guest is emulated (no KVM here), so its figures are far below the host's.
-rig_bench() {
-	. "$top/images/rig/lib.sh"
-	(rig_require) >/dev/null 2>&1 || { echo "rig cannot run here"; return 1; }
-	rig_require
-	RIG_LOGS=$tmp/rig-logs
-	rig_init
-	trap 'rig_down; cleanup' EXIT
-	rig_up >/dev/null
-	rig_node_start a1 2>/dev/null
-	rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 150 >/dev/null
-	rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
-	# busybox dd prints no rate: the guest stamps /proc/uptime around each pass.
-	local up='cut -d" " -f1 /proc/uptime'
-	local seq="a=\$($up); dd if=/dev/zero of=/dev/nbd0 bs=1M count=64 conv=fsync 2>/dev/null; b=\$($up); echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/nbd0 of=/dev/null bs=1M count=64 2>/dev/null; c=\$($up); echo T \$a \$b \$c"
-	local n out
-	for n in 2 1; do
-		if [ $n = 1 ]; then
-			rig_mark a1
-			rig_storage_link b down 2>/dev/null
-			rig_wait_for a1 'portal=10.77.2.100:3260 state=failed' 20 >/dev/null
-		fi
-		out=$(rig_sh a1 "$seq" 120)
-		R[rig_seq_$n]=$(awk '/^T / { w = 64 * 1.048576 / ($3 - $2); r = 64 * 1.048576 / ($4 - $3); printf "%.1f", (w + r) / 2 }' <<<"$out")
-		echo "rig, $n path(s): $(tr '\n' ' ' <<<"$out")-> ${R[rig_seq_$n]} MB/s (mean of write and read)"
-		[ -n "${R[rig_seq_$n]}" ] || R[rig_seq_$n]=n/a
-	done
-	rig_mark a1
-	rig_storage_link b up 2>/dev/null
-	rig_wait_for a1 'portal=10.77.2.100:3260 state=reinstated' 30 >/dev/null
-	# The stall: O_DIRECT 64 KiB writes in a loop, each completion stamped from
-	# /proc/uptime; leg b goes down for 3s (leg a would cut both of a1's paths: the rig's
-	# storage namespace answers compartment a through leg a).
-	rig_sh a1 "dd if=/dev/urandom of=/tmp/w bs=64k count=1 2>/dev/null; rm -f /tmp/stop; printf '%s\n' 'while [ ! -e /tmp/stop ]; do dd if=/tmp/w of=/dev/nbd0 bs=64k seek=9 oflag=direct 2>/dev/null || echo ERR; cut -d\" \" -f1 /proc/uptime; done' >/tmp/st.sh; setsid sh /tmp/st.sh </dev/null >/tmp/st.log 2>&1 & sleep 1" 30 >/dev/null
-	sleep 3
-	rig_mark a1
-	rig_storage_link b down 2>/dev/null
-	rig_wait_for a1 'portal=10.77.2.100:3260 state=failed' 20 >/dev/null
-	sleep 3
-	rig_storage_link b up 2>/dev/null
-	rig_wait_for a1 'portal=10.77.2.100:3260 state=reinstated' 30 >/dev/null
-	rig_sh a1 'touch /tmp/stop; sleep 1; cat /tmp/st.log' 60 >"$tmp/rig-stall.log"
-	local errs
-	errs=$(grep -c ERR "$tmp/rig-stall.log" || true)
-	out=$(awk '/^[0-9]/ { if (n++) { d = $1 - p; if (d > m) m = d }; p = $1 } END { printf "STALL %.2f %d\n", m, n }' "$tmp/rig-stall.log")
-	echo "rig stall run: $out (writes, longest gap), $errs I/O errors"
-	R[rig_stall]=$(sed -n 's/^STALL \([0-9.]*\) .*/\1/p' <<<"$out")
-	rig_down >/dev/null 2>&1
-	trap cleanup EXIT
+# stall WHO DEV kill|stop: one stall run, its figures under WHO_stall_kill or WHO_stall_stop
+stall() {
+	local who=$1 v m ops errs mis what="killed"
+	[ "$3" = kill ] || what="stopped (hung)"
+	v=$(guest_stall "$2" "$3")
+	read -r m ops errs mis <<<"$v"
+	put "${who}_stall_$3" "$m"
+	put "${who}_stall_$3_errors" "$((errs + mis))"
+	echo "$who: portal b's tgtd $what: longest stall ${m}s over $ops requests, $errs I/O errors, $mis mismatches" >&2
 }
-R[rig_seq_1]=n/a R[rig_seq_2]=n/a R[rig_stall]=n/a
-if [ -f "$top/images/rig/lib.sh" ] && [ -z "${NO_RIG:-}" ]; then
-	rig_bench || echo "rig figures: n/a (the rig did not run)"
-else
-	echo "rig figures: n/a: the QEMU rig (images/rig/lib.sh) is not in this tree"
-fi
-# The longest of the measured stalls (host kill, host hang, rig leg down when it ran).
-stall=$(printf '%s\n' "${R[stall_kill]}" "${R[stall_hang]}" "${R[rig_stall]}" |
-	awk '/^[0-9.]+$/ && $1 > m { m = $1 } END { printf "%.2f", m }')
-speedup=$(echo "scale=2; ${R[seq_2]} / ${R[seq_1]}" | bc)
 
-printf '\n%-34s %12s %12s %14s\n' "host, tgtd on loopback" "1 path" "2 paths" "dm-multipath"
-printf '%-34s %12s %12s %14s\n' "sequential write MB/s (1M, qd8)" "${R[seq_w_1]}" "${R[seq_w_2]}" n/a
-printf '%-34s %12s %12s %14s\n' "sequential read MB/s (1M, qd8)" "${R[seq_r_1]}" "${R[seq_r_2]}" n/a
-printf '%-34s %12s %12s %14s\n' "sequential write+read MB/s" "${R[seq_1]}" "${R[seq_2]}" n/a
-printf '%-34s %12s %12s %14s\n' "random 4k read IOPS (qd32)" "${R[rand_r_1]}" "${R[rand_r_2]}" n/a
-printf '%-34s %12s %12s %14s\n' "random 4k write IOPS (qd32)" "${R[rand_w_1]}" "${R[rand_w_2]}" n/a
-printf '%-34s %12s %12s %14s\n' "rig guest /dev/nbd0 seq MB/s" "${R[rig_seq_1]}" "${R[rig_seq_2]}" n/a
-printf '%-34s %12s\n' "longest stall, tgtd killed (s)" "${R[stall_kill]}"
-printf '%-34s %12s   (path_timeout 2s)\n' "longest stall, tgtd stopped (s)" "${R[stall_hang]}"
-printf '%-34s %12s   (path_timeout 2s)\n' "longest stall, rig leg down (s)" "${R[rig_stall]}"
-echo "dm-multipath: n/a: the host kernel has no iSCSI initiator or device-mapper, and the rig"
-echo "has no comparison image (open-iscsi iscsistart + multipath-tools) to boot a guest with."
-rand2=$(((${R[rand_r_2]} + ${R[rand_w_2]}) / 2))
-echo "result: stall_s=$stall stall_dm_s=n/a seq_1path_mbs=${R[seq_1]} seq_2path_mbs=${R[seq_2]} seq_dm_mbs=n/a rand4k_2path_iops=$rand2 rand4k_dm_iops=n/a rr_speedup=$speedup rig_stall_s=${R[rig_stall]} rig_seq_1path_mbs=${R[rig_seq_1]} rig_seq_2path_mbs=${R[rig_seq_2]}"
+# workload WHO DEV: every figure for one initiator, in an order that needs no path to come
+# back (the kernel's initiator without iscsid does not log in again by itself).
+workload() {
+	local who=$1 dev=$2 v w r m
+	v=$(guest_seq "$dev" "$SEQ_MIB")
+	read -r w r m <<<"$v"
+	put "${who}_seq_free_w" "$w"; put "${who}_seq_free_r" "$r"; put "${who}_seq_free" "$m"
+	echo "$who: sequential, 2 paths, links unlimited: write $w MB/s, read $r MB/s" >&2
+	v=$(guest_rand "$dev")
+	read -r r w m <<<"$v"
+	put "${who}_rand_r" "$r"; put "${who}_rand_w" "$w"; put "${who}_rand" "$m"
+	echo "$who: 4 KiB random, 2 paths: read $r IOPS, write $w IOPS" >&2
+	limit on
+	v=$(guest_seq "$dev" "$SEQ_LIMITED_MIB")
+	read -r w r m <<<"$v"
+	put "${who}_seq2_w" "$w"; put "${who}_seq2_r" "$r"; put "${who}_seq2" "$m"
+	echo "$who: sequential, 2 paths, links at $RATE: write $w MB/s, read $r MB/s" >&2
+	limit off
+	stall "$who" "$dev" kill
+	limit on
+	v=$(guest_seq "$dev" "$SEQ_LIMITED_MIB")
+	read -r w r m <<<"$v"
+	put "${who}_seq1_w" "$w"; put "${who}_seq1_r" "$r"; put "${who}_seq1" "$m"
+	echo "$who: sequential, 1 path, link at $RATE: write $w MB/s, read $r MB/s" >&2
+	limit off
+}
+
+# ---- ours: compartd in a1 ----
+RIG_IMAGES=$BUILD/images/bench
+rig_node_start a1 >&2
+rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 150 >/dev/null
+rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
+workload ours /dev/nbd0
+# the hang: portal b back first
+rig_mark a1
+tgt_b_start
+rig_wait_for a1 "event=path storage=mirror0 portal=$PORTAL_B state=reinstated" 60 >/dev/null
+stall ours /dev/nbd0 stop
+rig_sh a1 'compartctl paths' 30 >&2 || true
+rig_events a1 | grep -E 'event=path ' | tail -n 4 >&2 || true
+rig_kill a1 2>/dev/null
+
+# ---- dm: the kernel's initiator and dm-multipath, the same node, the same LU ----
+# dm_boot: portal b's tgtd (again), the comparison image as a1, the map over both portals;
+# sets $map. Booted twice: iscsistart does not log in again after a path died (that
+# is iscsid's job), so the hang run gets a fresh guest.
+dm_boot() {
+	local out
+	tgt_b_start
+	RIG_IMAGES=$BUILD/images/compare
+	rig_node_start a1 --no-disks --append "$NET_A1" >&2
+	rig_wait_for a1 'compare: ready dev=' 120 >/dev/null
+	out=$(rig_sh a1 "compare-mpath-up $TARGET $PORTAL_A $PORTAL_B" 120)
+	echo "$out" >&2
+	map=$(sed -n 's/^map=\(\/dev\/mapper\/[^ ]*\) paths=2$/\1/p' <<<"$out")
+	[ -n "$map" ] || { echo "dm-multipath: no map over 2 paths" >&2; exit 1; }
+}
+dm_boot
+workload dm "$map"
+rig_kill a1 2>/dev/null
+dm_boot
+stall dm "$map" stop
+rig_sh a1 "multipath -ll; tail -n 8 /run/multipathd.log" 30 >&2 || true
+rig_kill a1 2>/dev/null
+
+speedup=$(echo "${R[ours_seq2]} ${R[ours_seq1]}" | awk '{ printf "%.2f", $1 / $2 }')
+speedup_dm=$(echo "${R[dm_seq2]} ${R[dm_seq1]}" | awk '{ printf "%.2f", $1 / $2 }')
+row() { printf '%-44s %14s %14s\n' "$@"; }
+echo
+row "rig guest a1 (QEMU TCG), mirror0" "compartd" "dm-multipath"
+row "sequential write MB/s, 2 paths" "${R[ours_seq_free_w]}" "${R[dm_seq_free_w]}"
+row "sequential read MB/s, 2 paths" "${R[ours_seq_free_r]}" "${R[dm_seq_free_r]}"
+row "4k random read IOPS, 2 paths (qd32)" "${R[ours_rand_r]}" "${R[dm_rand_r]}"
+row "4k random write IOPS, 2 paths (qd32)" "${R[ours_rand_w]}" "${R[dm_rand_w]}"
+row "links at $RATE: seq write MB/s, 2 paths" "${R[ours_seq2_w]}" "${R[dm_seq2_w]}"
+row "links at $RATE: seq read MB/s, 2 paths" "${R[ours_seq2_r]}" "${R[dm_seq2_r]}"
+row "links at $RATE: seq write MB/s, 1 path" "${R[ours_seq1_w]}" "${R[dm_seq1_w]}"
+row "links at $RATE: seq read MB/s, 1 path" "${R[ours_seq1_r]}" "${R[dm_seq1_r]}"
+row "2 paths / 1 path (links at $RATE)" "$speedup" "$speedup_dm"
+row "longest stall, portal b's tgtd killed (s)" "${R[ours_stall_kill]}" "${R[dm_stall_kill]}"
+row "longest stall, portal b's tgtd hung (s)" "${R[ours_stall_stop]}" "${R[dm_stall_stop]}"
+row "I/O errors + mismatches, killed" "${R[ours_stall_kill_errors]}" "${R[dm_stall_kill_errors]}"
+row "I/O errors + mismatches, hung" "${R[ours_stall_stop_errors]}" "${R[dm_stall_stop_errors]}"
+echo "(compartd: path_timeout 2s, path_check_interval 1s; dm: replacement_timeout 5s, NOP-Out every 5s with a 5s timeout,"
+echo " fast_io_fail_tmo 5, multipathd polling_interval 1; links: tc tbf $RATE per storage leg and direction)"
+stall=$(printf '%s\n' "${R[ours_stall_kill]}" "${R[ours_stall_stop]}" | sort -n | tail -n 1)
+stall_dm=$(printf '%s\n' "${R[dm_stall_kill]}" "${R[dm_stall_stop]}" | sort -n | tail -n 1)
+echo "result: stall_s=$stall stall_dm_s=$stall_dm seq_1path_mbs=${R[ours_seq1]} seq_2path_mbs=${R[ours_seq2]} seq_dm_mbs=${R[dm_seq2]} rand4k_2path_iops=${R[ours_rand]} rand4k_dm_iops=${R[dm_rand]} rr_speedup=$speedup rr_speedup_dm=$speedup_dm seq_dm_1path_mbs=${R[dm_seq1]} seq_free_mbs=${R[ours_seq_free]} seq_free_dm_mbs=${R[dm_seq_free]} stall_kill_s=${R[ours_stall_kill]} stall_hang_s=${R[ours_stall_stop]} stall_kill_dm_s=${R[dm_stall_kill]} stall_hang_dm_s=${R[dm_stall_stop]} io_errors=$((R[ours_stall_kill_errors] + R[ours_stall_stop_errors])) io_errors_dm=$((R[dm_stall_kill_errors] + R[dm_stall_stop_errors])) link_rate=$RATE"

@@ -4,7 +4,10 @@
 # the modules the image needs (with their dependencies) and a modules.dep made by depmod.
 # Prints the staged directory. Cached: a second run with the same version does nothing.
 #
-#   images/kernel.sh BUILD
+#   images/kernel.sh BUILD                         the image's modules (MODULES below)
+#   images/kernel.sh BUILD NAME MODULE...          MODULES plus these, staged apart under
+#                                                  BUILD/kernel/<version>+NAME (a variant
+#                                                  image, e.g. images/compare/build.sh)
 #
 # To move to another kernel, change KERNEL_VERSION (the package is linux-image-<it>);
 # `apt-cache depends linux-image-cloud-amd64` names the current one.
@@ -16,10 +19,18 @@ KERNEL_VERSION=6.1.0-56-cloud-amd64
 # Modules built into this kernel are skipped; a module missing from the package is an error.
 MODULES=(virtio_pci virtio_blk virtio_net virtio_rng af_packet 8021q md_mod raid1 nbd)
 
-build=${1:?usage: images/kernel.sh BUILD}
+build=${1:?usage: images/kernel.sh BUILD [NAME MODULE...]}
 mkdir -p "$build/kernel"
 build=$(cd "$build" && pwd)
 out=$build/kernel/$KERNEL_VERSION
+if [ $# -gt 1 ]; then
+	out=$out+$2
+	MODULES+=("${@:3}")
+	# the cache holds for the same module list only
+	if [ -f "$out/.done" ] && [ "$(cat "$out/modules.list" 2>/dev/null)" != "${MODULES[*]}" ]; then
+		rm -f "$out/.done"
+	fi
+fi
 if [ -f "$out/.done" ]; then
 	echo "$out"
 	exit 0
@@ -93,6 +104,7 @@ for ko in "${order[@]}"; do
 done >"$dst/compartd.load"
 cp "$work/x/boot/vmlinuz-$KERNEL_VERSION" "$stage/vmlinuz"
 echo "$KERNEL_VERSION" >"$stage/version"
+echo "${MODULES[*]}" >"$stage/modules.list"
 rm -rf "$out"
 mv "$stage" "$out"
 touch "$out/.done"

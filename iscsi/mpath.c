@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 
 #define TICK_US (50 * USEC_PER_MSEC)
+/* Later than this past the tick: the agent itself did not run (absorb_stall). */
+#define STALL_SLACK_US (500 * USEC_PER_MSEC)
 #define MAX_INFLIGHT_PER_PATH 64
 #define DEFAULT_MAX_XFER (1U << 20)
 #define LOGIN_TIMEOUT_MIN (3 * USEC_PER_SEC)
@@ -765,12 +767,37 @@ static void tick(struct mpath *m, uint64_t now)
 		fail_expired_queue(m, now);
 }
 
+/* The loop wakes by next_tick at the latest; waking much later means this process did not
+ * run (SIGSTOP and SIGCONT around a switch_root, CPU starvation). Replies that arrived
+ * meanwhile wait in the sockets: what was in flight gets its time back instead of failing
+ * its path, and queued commands do not count that time against no_path_timeout. */
+static void absorb_stall(struct mpath *m, uint64_t gap)
+{
+	log_notice("storage %s: the agent did not run for %" PRIu64 "ms (stopped or starved); "
+		   "deadlines of commands in flight move by that",
+		   m->st->name, (uint64_t)(gap / USEC_PER_MSEC));
+	for (int i = 0; i < m->core.n_paths; i++) {
+		struct path *p = &m->paths[i];
+		p->login_deadline += gap;
+		for (struct slot *s = p->slots; s; s = s->next) {
+			s->deadline += gap;
+			if (s->cmd)
+				mpath_core_cmd_shift(&s->cmd->cc, gap);
+		}
+	}
+	for (struct cmd *c = m->queue_head; c; c = c->next)
+		mpath_core_cmd_shift(&c->cc, gap);
+}
+
 static uint64_t prepare(struct loop *l, void *ud)
 {
 	struct mpath *m = ud;
 	if (!m->started)
 		return UINT64_MAX;
 	uint64_t now = now_usec();
+	uint64_t gap = mpath_core_stall(m->next_tick, now, STALL_SLACK_US);
+	if (gap)
+		absorb_stall(m, gap);
 	for (int i = 0; i < m->core.n_paths; i++)
 		teardown(&m->paths[i]);
 	if (now >= m->next_tick) {

@@ -218,6 +218,19 @@ bool mpath_core_overdue(const struct mpath_core_cmd *cmd, uint64_t now)
 	return cmd->path >= 0 && now >= cmd->deadline_us;
 }
 
+uint64_t mpath_core_stall(uint64_t expected, uint64_t now, uint64_t slack)
+{
+	return expected && now > expected && now - expected > slack ? now - expected : 0;
+}
+
+void mpath_core_cmd_shift(struct mpath_core_cmd *cmd, uint64_t gap)
+{
+	if (cmd->path >= 0)
+		cmd->deadline_us += gap;
+	if (cmd->queued_us)
+		cmd->queued_us += gap;
+}
+
 bool mpath_core_login_due(const struct mpath_core *c, int path, uint64_t now)
 {
 	const struct mpath_path *p = &c->paths[path];

@@ -112,6 +112,12 @@ enum mpath_verdict mpath_core_no_path(const struct mpath_core *c, struct mpath_c
 bool mpath_core_overdue(const struct mpath_core_cmd *cmd, uint64_t now);
 /* When a queued command gives up (for the driver's timer). */
 uint64_t mpath_core_queue_deadline(const struct mpath_core *c, const struct mpath_core_cmd *cmd);
+/* A stall of the driver itself (stopped by SIGSTOP, starved of CPU, a blocking step): it
+ * should have run by `expected` and runs at `now`. Returns the time it lost when that is
+ * more than `slack`, else 0. That time is nobody's fault: the driver moves the clocks of
+ * what was in flight by it (mpath_core_cmd_shift), so no path fails for it. */
+uint64_t mpath_core_stall(uint64_t expected, uint64_t now, uint64_t slack);
+void mpath_core_cmd_shift(struct mpath_core_cmd *cmd, uint64_t gap);
 bool mpath_core_login_due(const struct mpath_core *c, int path, uint64_t now);
 bool mpath_core_check_due(const struct mpath_core *c, int path, uint64_t now);
 void mpath_core_checked(struct mpath_core *c, int path, uint64_t now);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #define MAX_INFLIGHT_PER_CONN 256
 #define OUT_IOV 32
@@ -59,6 +60,9 @@ struct nbdx {
 	struct conn *conns;
 	int kernel_index; /* -1 none */
 	int kernel_child; /* ioctl fallback: the process sitting in NBD_DO_IT, or -1 */
+	uint64_t kernel_timeout_us;
+	struct conn *kernel_conn; /* our end of the kernel's socket while open */
+	char designator[MPATH_DESIGNATOR_MAX];
 };
 
 static void conn_close(struct conn *c);
@@ -354,8 +358,10 @@ static void conn_close(struct conn *c)
 	c->w = watch_remove(c->w);
 	close(c->fd);
 	c->fd = -1;
-	if (c->kernel)
-		log_warn("nbd %s: the kernel closed its socket", c->x->name);
+	if (c->kernel && c->x && c->x->kernel_conn == c)
+		c->x->kernel_conn = NULL;
+	if (c->kernel && c->x)
+		log_warn("nbd %s: the kernel's socket is closed", c->x->name);
 	if (c->inflight == 0)
 		conn_free(c);
 }
@@ -440,14 +446,113 @@ int nbdx_kernel_attach(struct nbdx *x, const char *dev, uint64_t timeout_us, cha
 		return r;
 	}
 	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	if (!conn_new(x, sv[0], true)) {
+	struct conn *c = conn_new(x, sv[0], true);
+	if (!c) {
 		close(sv[0]);
 		nbdx_kernel_disconnect(index, child);
 		return -ENOMEM;
 	}
+	x->kernel_conn = c;
 	x->kernel_index = index;
 	x->kernel_child = child;
+	x->kernel_timeout_us = timeout_us;
 	snprintf(ret_dev, n, "/dev/nbd%d", index);
+	return 0;
+}
+
+/* ---- the kernel export's health (agent/health_export.c) ---- */
+
+int nbdx_kernel_index(const struct nbdx *x)
+{
+	return x->kernel_index;
+}
+
+long nbdx_kernel_server_pid(const struct nbdx *x)
+{
+	return x->kernel_child > 0 ? (long)x->kernel_child : (long)getpid();
+}
+
+bool nbdx_kernel_netlink(const struct nbdx *x)
+{
+	return x->kernel_child <= 0;
+}
+
+bool nbdx_kernel_linked(const struct nbdx *x)
+{
+	return x->kernel_conn && x->kernel_conn->fd >= 0;
+}
+
+const char *nbdx_designator(const struct nbdx *x)
+{
+	return x->designator;
+}
+
+void nbdx_kernel_isolate(struct nbdx *x)
+{
+	if (x->kernel_conn)
+		conn_close(x->kernel_conn);
+	x->kernel_conn = NULL;
+}
+
+/* A fresh socketpair: the kernel's end goes to `attach`, ours becomes the kernel conn. */
+static int reattach(struct nbdx *x, bool reconfigure)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	int r, index = x->kernel_index, child = -1;
+	char dev[32];
+	snprintf(dev, sizeof(dev), "/dev/nbd%d", index);
+	if (reconfigure)
+		r = nbdx_kernel_reconfigure(index, x->kernel_timeout_us, sv[1]);
+	else
+		r = nbdx_kernel_connect(&x->info, dev, x->kernel_timeout_us, sv[1], &index, &child);
+	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	x->kernel_conn = conn_new(x, sv[0], true);
+	if (!x->kernel_conn) {
+		close(sv[0]);
+		return -ENOMEM;
+	}
+	x->kernel_child = child;
+	return 0;
+}
+
+int nbdx_kernel_reexport(struct nbdx *x, struct strbuf *msg)
+{
+	if (x->kernel_index < 0 || x->kernel_child > 0) {
+		sb_puts(msg, "no netlink export to redo");
+		return -EOPNOTSUPP;
+	}
+	nbdx_kernel_isolate(x);
+	bool connected = false;
+	int r = nbdx_kernel_status(x->kernel_index, &connected);
+	if (r == 0 && connected) {
+		/* The kernel marks the socket we just closed dead from its receive worker: give
+		 * it a moment before concluding there is nothing to replace (bounded: 0.5 s). */
+		r = reattach(x, true);
+		for (int i = 0; i < 10 && r == -ENOSPC; i++) {
+			usleep(50 * 1000);
+			r = reattach(x, true);
+		}
+		if (r == 0) {
+			sb_printf(msg, "/dev/nbd%d reconfigured with a fresh socket", x->kernel_index);
+			return 0;
+		}
+		/* No dead socket to replace (or a half-torn device): start over. */
+		nbdx_kernel_disconnect(x->kernel_index, -1);
+	}
+	r = reattach(x, false);
+	if (r < 0) {
+		sb_printf(msg, "connecting /dev/nbd%d again failed: %s%s", x->kernel_index,
+			  strerror(-r), r == -EBUSY ? " (still held open)" : "");
+		return r;
+	}
+	sb_printf(msg, "/dev/nbd%d connected again with a fresh socket", x->kernel_index);
 	return 0;
 }
 
@@ -465,6 +570,7 @@ int nbdx_new(struct loop *l, struct mpath *m, struct nbdx **ret)
 	x->kernel_index = -1;
 	x->kernel_child = -1;
 	snprintf(x->name, sizeof(x->name), "%s", mpath_name(m));
+	snprintf(x->designator, sizeof(x->designator), "%s", id->designator);
 	x->info = (struct nbdx_export_info){
 	    .name = x->name,
 	    .size = id->size,
@@ -484,6 +590,7 @@ struct nbdx *nbdx_free(struct nbdx *x)
 		return NULL;
 	if (x->kernel_index >= 0 || x->kernel_child > 0)
 		nbdx_kernel_disconnect(x->kernel_index, x->kernel_child);
+	x->kernel_conn = NULL;
 	while (x->conns) {
 		struct conn *c = x->conns;
 		x->conns = c->next;

@@ -201,7 +201,11 @@ static int netlink_connect(const struct nbdx_export_info *info, int index, uint6
 	nl_put_u64(&m, NBD_ATTR_SIZE_BYTES, info->size);
 	nl_put_u64(&m, NBD_ATTR_BLOCK_SIZE_BYTES, info->min_block);
 	nl_put_u64(&m, NBD_ATTR_SERVER_FLAGS, info->flags);
-	nl_put_u64(&m, NBD_ATTR_TIMEOUT, (timeout_us + USEC_PER_SEC - 1) / USEC_PER_SEC);
+	uint64_t secs = (timeout_us + USEC_PER_SEC - 1) / USEC_PER_SEC;
+	nl_put_u64(&m, NBD_ATTR_TIMEOUT, secs);
+	/* A link that dies (a request timed out while the agent was stopped, the socket
+	 * lost) holds new requests this long for the re-export instead of failing them. */
+	nl_put_u64(&m, NBD_ATTR_DEAD_CONN_TIMEOUT, secs);
 	nl_nest_begin(&m, NBD_ATTR_SOCKETS);
 	nl_nest_begin(&m, NBD_SOCK_ITEM);
 	nl_put_u32(&m, NBD_SOCK_FD, (uint32_t)sock);
@@ -287,7 +291,101 @@ void nbdx_kernel_disconnect(int index, int child)
 	struct nlbuf m, reply;
 	nl_init(&m, family, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
 	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
-	if (nl_talk(fd, &m, &reply) < 0)
-		log_warn("nbd: disconnecting /dev/nbd%d failed, ignoring", index);
+	int r = nl_talk(fd, &m, &reply);
+	if (r < 0)
+		log_warn("nbd: disconnecting /dev/nbd%d failed (%s), ignoring", index, strerror(-r));
 	close(fd);
+}
+
+/* ---- status, reconfigure, disconnect (the health check's re-export) ---- */
+
+/* One attribute of type `type` among the attributes in buf[0..len). */
+static int nla_find(const uint8_t *buf, size_t len, uint16_t type, const uint8_t **ret_data,
+		    size_t *ret_len)
+{
+	size_t off = 0;
+	while (off + NLA_HDRLEN <= len) {
+		struct nlattr a;
+		memcpy(&a, buf + off, sizeof(a));
+		if (a.nla_len < NLA_HDRLEN || a.nla_len > len - off)
+			return -EBADMSG;
+		if ((a.nla_type & NLA_TYPE_MASK) == type) {
+			*ret_data = buf + off + NLA_HDRLEN;
+			*ret_len = a.nla_len - NLA_HDRLEN;
+			return 0;
+		}
+		off += NLA_ALIGN(a.nla_len);
+	}
+	return -ENOENT;
+}
+
+int nbdx_status_parse(const uint8_t *attrs, size_t len, int index, bool *ret_connected)
+{
+	const uint8_t *list, *d;
+	size_t list_len, dl;
+	int r = nla_find(attrs, len, NBD_ATTR_DEVICE_LIST, &list, &list_len);
+	if (r < 0)
+		return r;
+	size_t off = 0;
+	while (off + NLA_HDRLEN <= list_len) {
+		struct nlattr a;
+		memcpy(&a, list + off, sizeof(a));
+		if (a.nla_len < NLA_HDRLEN || a.nla_len > list_len - off)
+			return -EBADMSG;
+		const uint8_t *item = list + off + NLA_HDRLEN;
+		size_t item_len = a.nla_len - NLA_HDRLEN;
+		uint32_t idx;
+		if ((a.nla_type & NLA_TYPE_MASK) == NBD_DEVICE_ITEM &&
+		    nla_find(item, item_len, NBD_DEVICE_INDEX, &d, &dl) == 0 && dl == 4 &&
+		    (memcpy(&idx, d, 4), idx == (uint32_t)index)) {
+			if (nla_find(item, item_len, NBD_DEVICE_CONNECTED, &d, &dl) < 0 || dl < 1)
+				return -EBADMSG;
+			*ret_connected = d[0] != 0;
+			return 0;
+		}
+		off += NLA_ALIGN(a.nla_len);
+	}
+	return -ENOENT;
+}
+
+int nbdx_kernel_status(int index, bool *ret_connected)
+{
+	int fd;
+	uint16_t family;
+	int r = nl_open(&fd, &family);
+	if (r < 0)
+		return r;
+	struct nlbuf m, reply;
+	nl_init(&m, family, NBD_CMD_STATUS, NBD_GENL_VERSION);
+	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
+	r = nl_talk(fd, &m, &reply);
+	close(fd);
+	if (r < 0)
+		return r;
+	const struct nlmsghdr *h = nl_hdr(&m);
+	size_t start = NLMSG_LENGTH(GENL_HDRLEN);
+	if (h->nlmsg_len < start || h->nlmsg_len > m.len)
+		return -EBADMSG;
+	return nbdx_status_parse(m.b + start, h->nlmsg_len - start, index, ret_connected);
+}
+
+int nbdx_kernel_reconfigure(int index, uint64_t timeout_us, int sock)
+{
+	int fd;
+	uint16_t family;
+	int r = nl_open(&fd, &family);
+	if (r < 0)
+		return r;
+	struct nlbuf m, reply;
+	nl_init(&m, family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
+	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
+	nl_put_u64(&m, NBD_ATTR_TIMEOUT, (timeout_us + USEC_PER_SEC - 1) / USEC_PER_SEC);
+	nl_nest_begin(&m, NBD_ATTR_SOCKETS);
+	nl_nest_begin(&m, NBD_SOCK_ITEM);
+	nl_put_u32(&m, NBD_SOCK_FD, (uint32_t)sock);
+	nl_nest_end(&m);
+	nl_nest_end(&m);
+	r = nl_talk(fd, &m, &reply);
+	close(fd);
+	return r;
 }

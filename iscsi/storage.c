@@ -1,6 +1,7 @@
 #include "storage.h"
 
 #include "log.h"
+#include "proctitle.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -90,6 +91,17 @@ bool storage_reachable(const struct cfg *cfg, int node, const struct cfg_storage
 		if (!portal_reachable(&cfg->nodes[node], st->portals[i].host, pid1))
 			return false;
 	return true;
+}
+
+const char *storage_root_name(const struct cfg *cfg, int node, bool pid1, const char *only)
+{
+	for (int i = 0; i < cfg->n_storage; i++) {
+		const struct cfg_storage *st = &cfg->storage[i];
+		if (st->root && (!only || !strcmp(only, st->name)) &&
+		    storage_reachable(cfg, node, st, pid1))
+			return st->name;
+	}
+	return NULL;
 }
 
 int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
@@ -242,6 +254,12 @@ static int parse_serve(int argc, char **argv, struct serve_opts *o)
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
+	const char *root = ud;
+	if (root && si->ssi_signo == SIGTERM) {
+		log_warn("signal %u ignored: this process serves %s, the root file system's storage",
+			 si->ssi_signo, root);
+		return;
+	}
 	log_notice("signal %u: stopping", si->ssi_signo);
 	loop_quit(l, 0);
 }
@@ -254,7 +272,11 @@ static int serve(struct serve_opts *o, struct cfg *cfg)
 	struct storage *s = NULL;
 	if (!l)
 		return -ENOMEM;
-	if ((r = loop_add_signal(l, SIGTERM, on_quit, NULL)) < 0 ||
+	const char *root = storage_root_name(cfg, cfg_find_node(cfg, o->node), false, o->so.only);
+	if (root && proctitle_mark_root_storage() == 0)
+		log_notice("storage %s holds the root file system: argv[0] starts with '@', "
+			   "SIGTERM ignored", root);
+	if ((r = loop_add_signal(l, SIGTERM, on_quit, (void *)root)) < 0 ||
 	    (r = loop_add_signal(l, SIGINT, on_quit, NULL)) < 0)
 		goto out;
 	r = storage_start(l, cfg, o->node, &o->so, &s);
@@ -315,10 +337,38 @@ static int serve_main(int argc, char **argv)
 	return r < 0 ? 1 : 0;
 }
 
+/* `compartd storage detach /dev/nbdN`: what the initramfs does last at shutdown, once the
+ * root file system is unmounted, and what tests use to break an export from outside. */
+static int detach_main(int argc, char **argv)
+{
+	long index;
+	if (argc != 2 || strncmp(argv[1], "/dev/nbd", 8) != 0 ||
+	    parse_int(argv[1] + 8, 0, 65535, &index) < 0) {
+		fprintf(stderr, "usage: compartd storage detach /dev/nbdN\n"
+				"Disconnects the kernel's NBD device (netlink NBD_CMD_DISCONNECT).\n");
+		return 2;
+	}
+	bool connected = false;
+	int r = nbdx_kernel_status((int)index, &connected);
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot ask the kernel: %s\n", argv[1], strerror(-r));
+		return 1;
+	}
+	if (!connected) {
+		fprintf(stderr, "%s is not connected\n", argv[1]);
+		return 1;
+	}
+	nbdx_kernel_disconnect((int)index, -1);
+	printf("%s disconnected\n", argv[1]);
+	return 0;
+}
+
 int storage_cli_main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "serve"))
 		return serve_main(argc - 1, argv + 1);
-	fprintf(stderr, "usage: compartd storage serve --help\n");
+	if (argc >= 2 && !strcmp(argv[1], "detach"))
+		return detach_main(argc - 1, argv + 1);
+	fprintf(stderr, "usage: compartd storage serve --help | storage detach /dev/nbdN\n");
 	return 2;
 }

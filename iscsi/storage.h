@@ -33,6 +33,9 @@ struct storage {
 };
 
 bool storage_reachable(const struct cfg *cfg, int node, const struct cfg_storage *st, bool pid1);
+/* The first storage marked `root = yes` that the node reaches (and that `only` names, when
+ * not NULL), or NULL: the agent then serves the root file system's storage. */
+const char *storage_root_name(const struct cfg *cfg, int node, bool pid1, const char *only);
 
 /* Starts the logins; the exports follow when each storage is identified. A node with no
  * storage it can reach gets *ret = NULL and 0. */

@@ -166,6 +166,36 @@ static void no_path_queues_then_fails(void **state)
 	assert_int_equal(mpath_core_queue_deadline(&c, &cmd), USEC_INFINITY);
 }
 
+/* A stopped agent (SIGSTOP around a switch_root) loses time that is nobody's fault: a
+ * lateness above the slack is returned, and shifting gives commands that time back. */
+static void stall_moves_deadlines(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_ROUND_ROBIN);
+	uint64_t tick = 100 * S;
+	assert_int_equal(mpath_core_stall(0, tick + 9 * S, S / 2), 0);	     /* never ticked */
+	assert_int_equal(mpath_core_stall(tick, tick - 1, S / 2), 0);	     /* early */
+	assert_int_equal(mpath_core_stall(tick, tick + S / 2, S / 2), 0);    /* within slack */
+	assert_int_equal(mpath_core_stall(tick, tick + 5 * S, S / 2), 5 * S); /* stopped 5 s */
+	struct mpath_core_cmd issued, queued, idle;
+	mpath_core_cmd_init(&issued);
+	mpath_core_cmd_init(&queued);
+	mpath_core_cmd_init(&idle);
+	mpath_core_issued(&c, &issued, 1, tick - S);
+	assert_int_equal(mpath_core_no_path(&c, &queued, tick - S), MPATH_V_QUEUE);
+	uint64_t now = tick + 5 * S;
+	assert_true(mpath_core_overdue(&issued, now)); /* what the stall would have done */
+	uint64_t gap = mpath_core_stall(tick, now, S / 2);
+	mpath_core_cmd_shift(&issued, gap);
+	mpath_core_cmd_shift(&queued, gap);
+	mpath_core_cmd_shift(&idle, gap);
+	assert_false(mpath_core_overdue(&issued, now));
+	assert_int_equal(issued.deadline_us, tick - S + c.p.path_timeout + gap);
+	assert_int_equal(mpath_core_queue_deadline(&c, &queued), tick - S + 30 * S + gap);
+	assert_int_equal(idle.queued_us, 0); /* never queued: stays so */
+	assert_int_equal(idle.deadline_us, 0);
+}
+
 static void login_backoff_doubles_and_resets(void **state)
 {
 	struct mpath_core c;
@@ -250,6 +280,7 @@ int main(void)
 	    cmocka_unit_test(counters_follow_completions),
 	    cmocka_unit_test(deadline_is_path_timeout_after_issue),
 	    cmocka_unit_test(no_path_queues_then_fails),
+	    cmocka_unit_test(stall_moves_deadlines),
 	    cmocka_unit_test(login_backoff_doubles_and_resets),
 	    cmocka_unit_test(check_every_interval_while_up),
 	    cmocka_unit_test(designator_prefers_naa_for_the_lu),
