@@ -362,7 +362,9 @@ static void test_rebuild_async(void **state)
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 	assert_string_equal(c->detail, "layout ok (5 partitions)");
 	assert_true(took >= 1500 * USEC_PER_MSEC); /* mdadm ran: the child was slow */
-	assert_true(k.max_gap < 250 * USEC_PER_MSEC); /* and the loop kept serving */
+	/* …and the loop kept serving: in the loop, the stage would have held it for both
+	 * array creations (2 s); a loaded machine may delay a tick, never by that much. */
+	assert_true(k.max_gap < 800 * USEC_PER_MSEC);
 	assert_true(k.ticks - ticks0 >= took / (100 * USEC_PER_MSEC));
 	/* The child's event lines were logged by the agent, in order. */
 	char *dsk = strstr(all_events.buf, "event=disk dev="),
