@@ -41,9 +41,17 @@ struct disk_module;
 /* Calls across modules go through these; the module that owns the behaviour fills its
  * pointer when it starts, the console calls it. NULL means "not available on this node"
  * and the console says so. Each returns 0 or a negative errno with a sentence in `msg`. */
+/* A hook's outcome delivered later, from the loop: r as the hook would have returned it. */
+typedef void (*agent_done_fn)(int r, struct strbuf *msg, void *ud);
+#define AGENT_LATER 1
+
 struct agent_hooks {
-	/* disks: authorize wiping the foreign disk named by path, serial or WWN (used once). */
-	int (*approve_wipe)(struct agent *a, const char *disk, struct strbuf *msg);
+	/* disks: authorize wiping the foreign disk named by path, serial or WWN (used once),
+	 * and run the disks stage again to lay it out. Returns <0 refused, 0 done (the outcome
+	 * in msg), or AGENT_LATER: the stage runs in the background and `done` gets the
+	 * outcome (its own msg) when it has. */
+	int (*approve_wipe)(struct agent *a, const char *disk, struct strbuf *msg,
+			    agent_done_fn done, void *ud);
 	/* decision: release the wait-operator profile. */
 	int (*operator_continue)(struct agent *a, struct strbuf *msg);
 	/* election: operator promote/demote of this node for one instance kind; refused when

@@ -62,6 +62,14 @@ static int not_available(struct console_req *req, const char *what, const char *
 	return -EOPNOTSUPP;
 }
 
+/* The disks stage ran for an approval: the answer the operator waited for. */
+static void approve_wipe_done(int r, struct strbuf *msg, void *ud)
+{
+	struct console_req *req = ud;
+	(void)hook_answer(req, "approve-wipe", r, msg);
+	console_req_done(req);
+}
+
 static int cmd_approve_wipe(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
@@ -74,8 +82,14 @@ static int cmd_approve_wipe(struct console_req *req, void *ud)
 		return not_available(req, "approve-wipe", "disks");
 	struct strbuf msg;
 	sb_init(&msg);
-	int r = a->hooks.approve_wipe(a, req->argv[1], &msg);
-	log_notice("console: approve-wipe %s: %s", req->argv[1], r < 0 ? "refused" : "approved");
+	int r = a->hooks.approve_wipe(a, req->argv[1], &msg, approve_wipe_done, req);
+	log_notice("console: approve-wipe %s: %s", req->argv[1],
+		   r < 0 ? "refused" : r == AGENT_LATER ? "approved, the disk is being laid out"
+						: "approved");
+	if (r == AGENT_LATER) {
+		sb_free(&msg);
+		return CONSOLE_ASYNC;
+	}
 	r = hook_answer(req, "approve-wipe", r, &msg);
 	sb_free(&msg);
 	return r;

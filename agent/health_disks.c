@@ -1,5 +1,6 @@
 #include "health_disks.h"
 
+#include "agent.h"
 #include "bootstrap.h"
 #include "log.h"
 #include "spawn.h"
@@ -21,6 +22,14 @@ struct job_shm {
 	struct disk_bootstrap_result res;
 };
 
+/* Somebody waiting for the stage to have run (an operator's approve-wipe). */
+struct disks_waiter {
+	char path[CFG_PATH_MAX];
+	agent_done_fn done;
+	void *ud;
+};
+#define MAX_WAITERS 8
+
 /* Shared by every component of one disk module: at most one run of the stage at a time. */
 struct disks_ctx {
 	struct health *h;
@@ -33,6 +42,9 @@ struct disks_ctx {
 	size_t line_len;
 	uint64_t started_us;
 	int refs;
+	struct disks_waiter waiters[MAX_WAITERS];
+	int n_waiters;
+	bool rerun; /* the run under way forked before something it must see */
 };
 
 struct disk_watch {
@@ -485,10 +497,13 @@ static struct disks_ctx *ctx_get(struct health *h, struct disk_module *m)
 	return x;
 }
 
+static void notify_waiters(struct disks_ctx *x, int stage_rc);
+
 static void ctx_put(struct disks_ctx *x)
 {
 	if (x && --x->refs == 0) {
 		job_cleanup(x);
+		notify_waiters(x, -ECANCELED);
 		free(x);
 	}
 }
@@ -582,7 +597,22 @@ static void job_done(struct spawn *sp, int status, bool timed_out, void *ud)
 		log_warn("health: the disks stage %s after %" PRIu64 " ms (status %d)",
 			 timed_out ? "timed out" : "died", ms, status);
 	}
+	int rc = x->shm->complete ? x->shm->rc : timed_out ? -ETIMEDOUT : -EIO;
 	job_cleanup(x); /* frees sp */
+	x->refs++; /* what follows may unregister components that hold x */
+	if (x->rerun) {
+		/* An approval came while this run was under way: run once more for it. */
+		struct strbuf msg;
+		sb_init(&msg);
+		x->rerun = false;
+		int r = job_start(x, &msg);
+		log_notice("health: %s", msg.buf ? msg.buf : "disks stage");
+		sb_free(&msg);
+		if (r < 0)
+			notify_waiters(x, r);
+	} else {
+		notify_waiters(x, rc);
+	}
 	/* New arrays may have been planned; then every component of ours is re-checked now:
 	 * the step under way is complete. */
 	(void)health_disks_register(x->h, x->m);
@@ -591,6 +621,73 @@ static void job_done(struct spawn *sp, int status, bool timed_out, void *ud)
 		if (c->ops && ours(c))
 			health_poke(x->h, c->kind, c->id);
 	}
+	ctx_put(x);
+}
+
+/* Tells everyone waiting what came of the run (for each, its disk's outcome). */
+static void notify_waiters(struct disks_ctx *x, int stage_rc)
+{
+	int n = x->n_waiters;
+	struct disks_waiter w[MAX_WAITERS];
+	memcpy(w, x->waiters, sizeof(w[0]) * (size_t)n);
+	x->n_waiters = 0; /* a callback may add a new waiter */
+	for (int i = 0; i < n; i++) {
+		struct strbuf msg;
+		sb_init(&msg);
+		int r = stage_rc == -ECANCELED
+			    ? (sb_printf(&msg, "the agent stops: %s not laid out", w[i].path), -ECANCELED)
+			    : disk_approve_wipe_outcome(x->m, w[i].path, stage_rc, &msg);
+		w[i].done(r, &msg, w[i].ud);
+		sb_free(&msg);
+	}
+}
+
+/* The context the components of (h, m) share, or NULL when none is registered. */
+static struct disks_ctx *ctx_find(struct health *h, struct disk_module *m)
+{
+	for (int i = 0; i < h->n; i++) {
+		const struct health_component *c = &h->comps[i];
+		if (c->ops && ours(c) && ((struct disk_watch *)c->ud)->m == m)
+			return ((struct disk_watch *)c->ud)->x;
+	}
+	return NULL;
+}
+
+int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg,
+			      agent_done_fn done, void *ud)
+{
+	if (!a->disks) {
+		sb_printf(msg, "the disks stage has not run on this node");
+		return -ENODEV;
+	}
+	char path[CFG_PATH_MAX];
+	int r = disk_approve_wipe_record(a->disks, disk, msg, path);
+	if (r < 0)
+		return r;
+	struct disks_ctx *x = a->health && a->health->loop ? ctx_find(a->health, a->disks) : NULL;
+	if (!x || x->n_waiters == MAX_WAITERS) /* no engine (yet): the stage runs right here */
+		return disk_approve_wipe_outcome(a->disks, path, disk_module_bootstrap(a->disks),
+						 msg);
+	struct disks_waiter *w = &x->waiters[x->n_waiters++];
+	snprintf(w->path, sizeof(w->path), "%s", path);
+	w->done = done;
+	w->ud = ud;
+	if (x->job) {
+		x->rerun = true;
+		return AGENT_LATER;
+	}
+	r = job_start(x, msg);
+	if (r < 0) {
+		x->n_waiters--;
+		return r;
+	}
+	if (r == 0) { /* ran in-process after all */
+		x->n_waiters--;
+		sb_reset(msg);
+		return disk_approve_wipe_outcome(a->disks, path, 0, msg);
+	}
+	sb_reset(msg);
+	return AGENT_LATER;
 }
 
 /* Runs the disks stage again: in a child when the engine has a loop (0 or HEALTH_PENDING),

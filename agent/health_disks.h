@@ -29,3 +29,11 @@ int health_md_read(const char *dev_root, const char *sys_root, const char *name,
  * (`md:infra`, `md:admin`). Returns the number of disks registered. */
 int health_disks_register(struct health *h, struct disk_module *m);
 void health_disks_unregister(struct health *h);
+
+/* agent_hooks.approve_wipe: records the approval, then runs the disks stage again in the
+ * background child (after the run under way, if one is) and gives the outcome to `done`;
+ * without a health engine, the stage runs at once. */
+struct agent;
+struct strbuf;
+int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg,
+			      void (*done)(int r, struct strbuf *msg, void *ud), void *ud);

@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "bootstrap.h"
 #include "console_cmds.h"
+#include "health_disks.h"
 #include "log.h"
 #include "netcfg.h"
 
@@ -391,7 +392,7 @@ int pid1_disks(struct agent *a)
 	if (!a->disks)
 		return log_error_errno(-ENOMEM, "disks: cannot start");
 	disk_console_register(a->console, a->disks);
-	a->hooks.approve_wipe = disk_agent_approve_wipe;
+	a->hooks.approve_wipe = health_disks_approve_wipe;
 	int r = disk_module_bootstrap(a->disks);
 	agent_set_stage(a, AGENT_STAGE_RAID);
 	(void)console_cmds_attach_disks(a); /* each disk becomes a health component */

@@ -9,7 +9,6 @@
 #include "journal.h"
 #include "raid.h"
 
-struct agent;
 
 struct disk_bootstrap_opts {
 	const char *const *disks; /* explicit list; NULL/0: the node's `disks =` (or auto) */
@@ -73,6 +72,13 @@ void disk_module_set_result(struct disk_module *m, const struct disk_bootstrap_r
  * runs the stage again, which wipes and partitions it and records the authorization as
  * consumed. The sentence for the operator goes to msg. */
 int disk_approve_wipe(struct disk_module *m, const char *disk, struct strbuf *msg);
+/* The two halves of it, for a caller that runs the stage elsewhere (the agent: in a child,
+ * so its loop never waits for libparted and mdadm): record the approval (ret_path: the
+ * disk's path), then, once the stage ran again (stage_rc its result), say what came of it. */
+int disk_approve_wipe_record(struct disk_module *m, const char *disk, struct strbuf *msg,
+			     char ret_path[CFG_PATH_MAX]);
+int disk_approve_wipe_outcome(const struct disk_module *m, const char *path, int stage_rc,
+			      struct strbuf *msg);
 /* The journal as the stage left it, for other modules to update (election epoch and role,
  * last known-good / failed configuration), then write with disk_module_journal_store().
  * NULL before the stage ran. */
@@ -81,5 +87,3 @@ struct journal_state *disk_module_journal(struct disk_module *m);
 int disk_module_journal_store(struct disk_module *m);
 /* Registers `disks` and `raid` on the console. */
 int disk_console_register(struct console *con, struct disk_module *m);
-/* agent_hooks.approve_wipe adapter: uses a->disks. */
-int disk_agent_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg);

@@ -240,7 +240,8 @@ static const struct disk_bootstrap_disk *find_disk(const struct disk_module *m, 
 	return NULL;
 }
 
-int disk_approve_wipe(struct disk_module *m, const char *disk, struct strbuf *msg)
+int disk_approve_wipe_record(struct disk_module *m, const char *disk, struct strbuf *msg,
+			     char ret_path[CFG_PATH_MAX])
 {
 	const struct disk_bootstrap_disk *bd = find_disk(m, disk);
 	if (!bd) {
@@ -256,33 +257,46 @@ int disk_approve_wipe(struct disk_module *m, const char *disk, struct strbuf *ms
 	const char *id = bd->info.serial[0] ? bd->info.serial
 			 : bd->info.wwn[0]  ? bd->info.wwn
 					    : bd->info.path;
-	if (m->n_approved == CFG_MAX_WIPES) {
-		sb_printf(msg, "too many approvals pending");
-		return -ENOSPC;
+	int i;
+	for (i = 0; i < m->n_approved; i++)
+		if (!strcmp(m->approved[i], id))
+			break; /* approved before, not consumed yet (e.g. a run under way) */
+	if (i == m->n_approved) {
+		if (m->n_approved == CFG_MAX_WIPES) {
+			sb_printf(msg, "too many approvals pending");
+			return -ENOSPC;
+		}
+		snprintf(m->approved[i], CFG_PATH_MAX, "%s", id);
+		m->approved_ptr[i] = m->approved[i];
+		m->opts.n_approve = ++m->n_approved;
 	}
-	char path[CFG_PATH_MAX];
-	snprintf(path, sizeof(path), "%s", bd->info.path);
-	snprintf(m->approved[m->n_approved], CFG_PATH_MAX, "%s", id);
-	m->approved_ptr[m->n_approved] = m->approved[m->n_approved];
-	m->opts.n_approve = ++m->n_approved;
-	log_notice("operator approved wiping %s (%s)", path, id);
-	int r = disk_module_bootstrap(m);
-	bd = find_disk(m, path);
+	snprintf(ret_path, CFG_PATH_MAX, "%s", bd->info.path);
+	log_notice("operator approved wiping %s (%s)", bd->info.path, id);
+	return 0;
+}
+
+int disk_approve_wipe_outcome(const struct disk_module *m, const char *path, int stage_rc,
+			      struct strbuf *msg)
+{
+	const struct disk_bootstrap_disk *bd = find_disk(m, path);
 	if (bd && bd->plan.verdict == DISK_VERDICT_WIPED && bd->result >= 0) {
+		const char *id = bd->info.serial[0] ? bd->info.serial
+				 : bd->info.wwn[0]  ? bd->info.wwn
+						    : bd->info.path;
 		sb_printf(msg, "%s wiped and partitioned; authorization %s consumed", path, id);
 		return 0;
 	}
 	sb_printf(msg, "%s was not wiped: %s", path, bd ? bd->plan.reason : "disk gone");
-	return r < 0 ? r : -EIO;
+	return stage_rc < 0 ? stage_rc : -EIO;
 }
 
-int disk_agent_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg)
+int disk_approve_wipe(struct disk_module *m, const char *disk, struct strbuf *msg)
 {
-	if (!a->disks) {
-		sb_printf(msg, "the disks stage has not run on this node");
-		return -ENODEV;
-	}
-	return disk_approve_wipe(a->disks, disk, msg);
+	char path[CFG_PATH_MAX];
+	int r = disk_approve_wipe_record(m, disk, msg, path);
+	if (r < 0)
+		return r;
+	return disk_approve_wipe_outcome(m, path, disk_module_bootstrap(m), msg);
 }
 
 static int cmd_disks(struct console_req *req, void *ud)

@@ -71,7 +71,8 @@ static void golden(struct fixture *f, const char *name, const char *line, bool w
 }
 
 /* Stand-ins for the other modules' hooks, answering the way theirs do. */
-static int fake_wipe(struct agent *a, const char *disk, struct strbuf *msg)
+static int fake_wipe(struct agent *a, const char *disk, struct strbuf *msg, agent_done_fn done,
+		     void *ud)
 {
 	if (strcmp(disk, "/dev/vdb")) {
 		sb_printf(msg, "no foreign disk '%s' (disks lists them)", disk);

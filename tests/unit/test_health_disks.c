@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "agent.h"
 #include "bootstrap.h"
 #include "health_disks.h"
 #include "log.h"
@@ -390,6 +391,100 @@ static void test_rebuild_async(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+struct wipe_answer {
+	bool done;
+	int r;
+	char msg[256];
+};
+
+static void on_wipe_done(int r, struct strbuf *msg, void *ud)
+{
+	struct wipe_answer *w = ud;
+	w->done = true;
+	w->r = r;
+	snprintf(w->msg, sizeof(w->msg), "%s", msg->buf ? msg->buf : "");
+}
+
+/* An operator's approve-wipe on a running node: the foreign disk is wiped and laid out by
+ * the disks stage in the background child (its slow mdadm as above); the loop keeps
+ * serving meanwhile, and the answer comes when the stage is done. */
+static void test_approve_wipe_async(void **state)
+{
+	char dir[] = "/tmp/compartd-hwipe.XXXXXX", img[128], mdadm[128], cmd[400];
+	assert_non_null(mkdtemp(dir));
+	snprintf(img, sizeof(img), "%s/disk0.img", dir);
+	snprintf(mdadm, sizeof(mdadm), "%s/mdadm", dir);
+	FILE *f = fopen(mdadm, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
+		   "case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
+		dir);
+	fclose(f);
+	assert_int_equal(chmod(mdadm, 0755), 0);
+	int fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "echo 'label: dos\n,32M,83\n,,83' | sfdisk -q %s >/dev/null 2>&1",
+		 img);
+	assert_int_equal(system(cmd), 0);
+	struct cfg *cfg = NULL;
+	assert_int_equal(cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &cfg, NULL),
+			 0);
+	const char *disks[] = {img};
+	struct disk_bootstrap_opts o = {
+	    .disks = disks, .n_disks = 1, .apply = true, .raid = true, .mdadm = mdadm};
+	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
+	(void)disk_module_bootstrap(m);
+	assert_int_equal(disk_module_result(m)->disks[0].plan.verdict, DISK_VERDICT_FOREIGN);
+	struct loop *l = loop_new();
+	struct health *h = health_new(USEC_PER_SEC);
+	assert_int_equal(health_attach(h, l), 0);
+	assert_int_equal(health_disks_register(h, m), 1);
+	struct agent a = {.loop = l, .cfg = cfg, .disks = m, .health = h};
+
+	struct strbuf msg;
+	sb_init(&msg);
+	struct wipe_answer w = {0};
+	assert_int_equal(health_disks_approve_wipe(&a, "/dev/nonexistent", &msg, on_wipe_done, &w),
+			 -ENOENT);
+	sb_reset(&msg);
+	struct ticker k = {0};
+	k.t = timer_new(l, on_tick, &k);
+	timer_arm_in(k.t, 0);
+	assert_int_equal(health_disks_approve_wipe(&a, img, &msg, on_wipe_done, &w), AGENT_LATER);
+	assert_false(w.done);
+	uint64_t t0 = now_usec();
+	while (!w.done && now_usec() - t0 < 30 * USEC_PER_SEC)
+		loop_iterate(l, now_usec() + 50 * USEC_PER_MSEC);
+	uint64_t took = now_usec() - t0;
+	printf("approve-wipe answered after %" PRIu64 " ms (%s), longest gap %" PRIu64 " ms\n",
+	       took / 1000, w.msg, k.max_gap / 1000);
+	assert_true(w.done);
+	assert_int_equal(w.r, 0);
+	assert_non_null(strstr(w.msg, " wiped and partitioned; authorization "));
+	assert_true(took >= 1500 * USEC_PER_MSEC); /* the arrays were created meanwhile */
+	assert_true(k.max_gap < 800 * USEC_PER_MSEC);
+	assert_int_equal(disk_module_result(m)->disks[0].plan.verdict, DISK_VERDICT_WIPED);
+	const struct health_component *c = health_find(h, "disk", "disk0.img");
+	run_until(l, c, HEALTH_STATE_OK);
+	assert_int_equal(c->state, HEALTH_STATE_OK);
+
+	/* It is ours now: a second approval is refused at once. */
+	sb_reset(&msg);
+	assert_int_equal(health_disks_approve_wipe(&a, img, &msg, on_wipe_done, &w), -EINVAL);
+	assert_non_null(strstr(msg.buf, "not foreign"));
+	sb_free(&msg);
+	health_disks_unregister(h);
+	timer_free(k.t);
+	health_free(h);
+	loop_free(l);
+	disk_module_free(m);
+	cfg_free(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
@@ -399,7 +494,8 @@ int main(void)
 	log_subscribe(on_line, NULL);
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_disk_check),
 					   cmocka_unit_test(test_md),
-					   cmocka_unit_test(test_rebuild_async)};
+					   cmocka_unit_test(test_rebuild_async),
+					   cmocka_unit_test(test_approve_wipe_async)};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&events);
 	return r;
