@@ -42,6 +42,7 @@ struct elect_inst {
 	struct hook_run *hook;
 	uint64_t role_since;
 	uint64_t foreign_key; /* the last holder key read that belongs to no pair node */
+	uint64_t qdev_opened_us; /* when the session to the quorum device was first asked for */
 };
 
 struct elect_drv {
@@ -476,6 +477,7 @@ static int open_qdev(struct elect_inst *in)
 			if ((qs->portals[i].compartment == c->nodes[self].compartment) == (pass == 0))
 				snprintf(qc.portals[qc.n_portals++], sizeof(qc.portals[0]), "%s:%u",
 					 qs->portals[i].host, qs->portals[i].port);
+	in->qdev_opened_us = now_usec();
 	return qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
 }
 
@@ -514,11 +516,24 @@ static int op_demote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
 
 /* ---- health: the quorum device as this node's election sees it (SPEC §8) ---- */
 
+/* Booting: the first login and the first read of the slots take a moment; not an alarm
+ * (an operator would be told "needs an operator" for what settles by itself) before they
+ * had their chance: two path timeouts and a second. */
+static bool qdev_booting(const struct elect_inst *in)
+{
+	uint64_t grace = 2 * cfg_of(in)->timeouts.path_timeout + USEC_PER_SEC;
+	return !in->sm.last_read_ok && now_usec() - in->qdev_opened_us < grace;
+}
+
 static int qdev_check_reachable(void *ud, struct strbuf *detail)
 {
 	struct elect_inst *in = ud;
 	if (in->qdev && qdev_connected(in->qdev)) {
 		sb_printf(detail, "via %s", qdev_portal(in->qdev));
+		return 0;
+	}
+	if (qdev_booting(in)) {
+		sb_puts(detail, "logging in");
 		return 0;
 	}
 	sb_puts(detail, "no session to the quorum device");
@@ -534,6 +549,10 @@ static int qdev_check_parses(void *ud, struct strbuf *detail)
 		bound = USEC_PER_SEC;
 	if (in->sm.last_read_ok && now - in->sm.last_read_ok <= bound)
 		return 0;
+	if (qdev_booting(in)) {
+		sb_puts(detail, "waiting for the first read of the slots");
+		return 0;
+	}
 	if (in->sm.last_read_ok)
 		sb_printf(detail, "slots last read %llu ms ago",
 			  (unsigned long long)((now - in->sm.last_read_ok) / 1000));

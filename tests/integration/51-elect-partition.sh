@@ -25,6 +25,9 @@ sleep 4
 ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=1
 sleep 1
 
+qfail() { grep -cE 'event=health component=qdev:infra state=failed stage=(reachable|parses)' "$EL_TMP/$m.log"; }
+qrec() { grep -cE 'event=health component=qdev:infra state=recovered' "$EL_TMP/$m.log"; }
+qfail0=$(qfail) qrec0=$(qrec)
 kill -STOP "$EL_TGTD" # quorum device lost, network intact: leases through the slave's acks
 sleep 3
 kill -CONT "$EL_TGTD"
@@ -34,14 +37,12 @@ grep -E 'event=role .*kind="?infra.* reason="?lease-lapsed' "$EL_TMP/$m.log" >/d
 	fail "$m lost its lease although the slave acknowledged its heartbeats"
 el_wait_qdev "$m"
 # The health engine saw the device stop answering and come back (one episode, one summary).
-grep -E 'event=health component=qdev:infra state=failed stage=(reachable|parses)' "$EL_TMP/$m.log" >/dev/null ||
-	fail "$m: no health alert for the quorum device"
+[ "$(qfail)" -gt "$qfail0" ] || fail "$m: no health alert for the quorum device"
 for ((i = 0; i < 50; i++)); do
-	grep -E 'event=health component=qdev:infra state=recovered' "$EL_TMP/$m.log" >/dev/null && break
+	[ "$(qrec)" -gt "$qrec0" ] && break
 	sleep 0.1
 done
-grep -E 'event=health component=qdev:infra state=recovered' "$EL_TMP/$m.log" >/dev/null ||
-	fail "$m: the quorum device's health did not recover"
+[ "$(qrec)" -gt "$qrec0" ] || fail "$m: the quorum device's health did not recover"
 sleep 0.5
 
 ip netns exec "$EL_BR" sysctl -qw net.ipv4.ip_forward=0 # both: cut again
