@@ -16,6 +16,8 @@
 #define MAX_INFLIGHT_PER_PATH 64
 #define DEFAULT_MAX_XFER (1U << 20)
 #define LOGIN_TIMEOUT_MIN (3 * USEC_PER_SEC)
+/* The longest a context given up during its login is kept for libiscsi to call it back. */
+#define PARK_MAX_US (15 * USEC_PER_SEC)
 
 static const char *const op_str[_MPATH_OP_MAX] = {
     [MPATH_OP_READ] = "read",
@@ -650,23 +652,82 @@ static void path_fail(struct path *p, const char *reason)
 	}
 	p->w = watch_remove(p->w);
 	p->dead_ctx = p->ctx;
+	p->dead_in_login = old == MPATH_PATH_LOGIN;
 	p->ctx = NULL;
 	p->check_busy = false;
 	set_state(p, MPATH_PATH_DOWN);
 	dispatch(m);
 }
 
+static void destroy_ctx(struct iscsi_context *ctx)
+{
+	/* Reset, not close: commands still in the socket's send queue must never reach the
+	 * target later (after the path came back), where they could overwrite newer data. */
+	int fd = iscsi_get_fd(ctx);
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){.l_onoff = 1},
+				 sizeof(struct linger));
+	iscsi_destroy_context(ctx); /* may call back with CANCELLED: orphans free */
+}
+
+static void unpark(struct path *p)
+{
+	if (!p->parked)
+		return;
+	p->parked_w = watch_remove(p->parked_w);
+	destroy_ctx(p->parked);
+	p->parked = NULL;
+}
+
+static void parked_watch_cb(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct path *p = ud;
+	if (p->parked && !p->parked_done && iscsi_service(p->parked, (int)revents) < 0)
+		p->parked_done = true;
+	if (p->parked_done)
+		p->parked_w = watch_remove(p->parked_w); /* destroyed in the next prepare */
+}
+
+/* Keeps a context given up during its login until libiscsi calls its login back. */
+static void park(struct path *p)
+{
+	unpark(p); /* an older one still waiting: its task is lost, rarely */
+	p->parked = p->dead_ctx;
+	p->dead_ctx = NULL;
+	p->parked_done = false;
+	p->parked_until = now_usec() + PARK_MAX_US;
+	int fd = iscsi_get_fd(p->parked);
+	if (fd >= 0)
+		p->parked_w = watch_add(p->m->loop, fd, (uint32_t)iscsi_which_events(p->parked),
+					parked_watch_cb, p, NULL);
+	if (!p->parked_w)
+		unpark(p);
+}
+
+/* In prepare: services a parked context, destroys it once called back or overdue. */
+static void parked_service(struct path *p, uint64_t now)
+{
+	if (!p->parked)
+		return;
+	if (!p->parked_done && now < p->parked_until) {
+		if (iscsi_service(p->parked, 0) < 0)
+			p->parked_done = true;
+		else if (p->parked_w)
+			watch_set_fd(p->parked_w, iscsi_get_fd(p->parked),
+				     (uint32_t)iscsi_which_events(p->parked));
+	}
+	if (p->parked_done || now >= p->parked_until)
+		unpark(p);
+}
+
 static void teardown(struct path *p)
 {
 	if (!p->dead_ctx)
 		return;
-	/* Reset, not close: commands still in the socket's send queue must never reach the
-	 * target later (after the path came back), where they could overwrite newer data. */
-	int fd = iscsi_get_fd(p->dead_ctx);
-	if (fd >= 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){.l_onoff = 1},
-				 sizeof(struct linger));
-	iscsi_destroy_context(p->dead_ctx); /* may call back with CANCELLED: orphans free */
+	if (p->dead_in_login && !p->m->stopping)
+		park(p);
+	else
+		destroy_ctx(p->dead_ctx);
 	p->dead_ctx = NULL;
 	while (p->slots)
 		slot_unlink_free(p->slots);
@@ -675,6 +736,8 @@ static void teardown(struct path *p)
 static void login_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 {
 	struct path *p = pd;
+	if (ctx == p->parked)
+		p->parked_done = true; /* its connect task is freed: it can go */
 	if (ctx != p->ctx)
 		return;
 	enum mpath_path_state s = p->m->core.paths[p->idx].state;
@@ -688,6 +751,7 @@ static void login_cb(struct iscsi_context *ctx, int status, void *data, void *pd
 		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
 		return path_fail(p, "login-failed");
 	}
+	iscsi_set_timeout(ctx, 0); /* from here on our own deadlines time commands */
 	set_state(p, MPATH_PATH_PROBE);
 	p->probe_uas = 0;
 	p->id = (struct mpath_identity){.max_xfer = DEFAULT_MAX_XFER, .max_unmap = 1U << 22};
@@ -712,6 +776,11 @@ static int path_login(struct path *p)
 	uint64_t lt =
 	    m->core.p.path_timeout > LOGIN_TIMEOUT_MIN ? m->core.p.path_timeout : LOGIN_TIMEOUT_MIN;
 	p->login_deadline = now_usec() + lt;
+	/* libiscsi's own bounds on the login, so that it calls back (and frees what it holds
+	 * for the connect) soon after we give up: the login PDUs time out with us, and a
+	 * portal that drops SYNs fails the connect after one retransmission (3 s). */
+	iscsi_set_timeout(ctx, (int)((lt + USEC_PER_SEC - 1) / USEC_PER_SEC));
+	iscsi_set_tcp_syncnt(ctx, 1);
 	if (iscsi_full_connect_async(ctx, p->portal, (int)m->st->lun, login_cb, p) != 0) {
 		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
 		path_fail(p, "login-failed");
@@ -798,8 +867,10 @@ static uint64_t prepare(struct loop *l, void *ud)
 	uint64_t gap = mpath_core_stall(m->next_tick, now, STALL_SLACK_US);
 	if (gap)
 		absorb_stall(m, gap);
-	for (int i = 0; i < m->core.n_paths; i++)
+	for (int i = 0; i < m->core.n_paths; i++) {
 		teardown(&m->paths[i]);
+		parked_service(&m->paths[i], now);
+	}
 	if (now >= m->next_tick) {
 		m->next_tick = now + TICK_US;
 		tick(m, now);
@@ -921,11 +992,13 @@ struct mpath *mpath_free(struct mpath *m)
 		queue_remove(m, c);
 		cmd_finish(c, -EIO);
 	}
+	m->stopping = true; /* nothing is parked from here on */
 	for (int i = 0; i < m->core.n_paths; i++) {
 		struct path *p = &m->paths[i];
 		if (p->ctx)
 			path_fail(p, NULL);
 		teardown(p);
+		unpark(p);
 		while (m->queue_head) {
 			struct cmd *c = m->queue_head;
 			queue_remove(m, c);

@@ -45,6 +45,15 @@ struct path {
 	struct iscsi_context *ctx;
 	struct watch *w;
 	struct iscsi_context *dead_ctx; /* destroyed in the next prepare, outside libiscsi */
+	bool dead_in_login;		/* dead_ctx failed before its login completed */
+	/* A context given up during its login, kept until libiscsi calls its login back:
+	 * destroyed before that, libiscsi loses its connect task (a leak per attempt at a
+	 * portal that does not answer). Bounded by its own timeouts (TCP_SYNCNT, login PDU
+	 * timeout) and PARK_MAX_US. */
+	struct iscsi_context *parked;
+	struct watch *parked_w;
+	uint64_t parked_until;
+	bool parked_done;
 	struct slot *slots;		/* tasks on ctx (and on dead_ctx until destroyed) */
 	uint64_t login_deadline;
 	uint64_t last_service;
@@ -73,4 +82,5 @@ struct mpath {
 	bool started;
 	void (*ready_fn)(struct mpath *m, void *ud);
 	void *ready_ud;
+	bool stopping; /* mpath_free under way */
 };
