@@ -652,7 +652,7 @@ static void path_fail(struct path *p, const char *reason)
 	}
 	p->w = watch_remove(p->w);
 	p->dead_ctx = p->ctx;
-	p->dead_in_login = old == MPATH_PATH_LOGIN;
+	p->dead_in_login = old == MPATH_PATH_LOGIN && !p->login_called;
 	p->ctx = NULL;
 	p->check_busy = false;
 	set_state(p, MPATH_PATH_DOWN);
@@ -749,6 +749,7 @@ static void login_cb(struct iscsi_context *ctx, int status, void *data, void *pd
 	}
 	if (status != SCSI_STATUS_GOOD) {
 		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
+		p->login_called = true; /* libiscsi let go of it: nothing to park */
 		return path_fail(p, "login-failed");
 	}
 	iscsi_set_timeout(ctx, 0); /* from here on our own deadlines time commands */
@@ -772,6 +773,7 @@ static int path_login(struct path *p)
 	if (m->chap_secret)
 		iscsi_set_initiator_username_pwd(ctx, m->st->chap_user, m->chap_secret);
 	p->ctx = ctx;
+	p->login_called = false;
 	set_state(p, MPATH_PATH_LOGIN);
 	uint64_t lt =
 	    m->core.p.path_timeout > LOGIN_TIMEOUT_MIN ? m->core.p.path_timeout : LOGIN_TIMEOUT_MIN;

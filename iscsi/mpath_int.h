@@ -46,6 +46,7 @@ struct path {
 	struct watch *w;
 	struct iscsi_context *dead_ctx; /* destroyed in the next prepare, outside libiscsi */
 	bool dead_in_login;		/* dead_ctx failed before its login completed */
+	bool login_called;		/* libiscsi called ctx's login back */
 	/* A context given up during its login, kept until libiscsi calls its login back:
 	 * destroyed before that, libiscsi loses its connect task (a leak per attempt at a
 	 * portal that does not answer). Bounded by its own timeouts (TCP_SYNCNT, login PDU

@@ -141,6 +141,9 @@ struct qdev_cmd {
 
 enum qdev_conn { QDEV_DOWN, QDEV_CONNECTING, QDEV_UP };
 
+/* The longest a context given up while connecting is kept for libiscsi to call it back. */
+#define QDEV_PARK_US (15 * USEC_PER_SEC)
+
 struct qdev {
 	struct loop *loop;
 	struct qdev_config c;
@@ -162,6 +165,15 @@ struct qdev {
 	bool dispatching;
 	bool logged_up;
 	struct qdev_cb_ctx *conn_cc; /* connect_cb's context: one per session, freed at the next */
+	bool conn_called;	     /* libiscsi called this session's connect back */
+	/* A session given up while connecting, kept until libiscsi calls its connect back
+	 * (destroyed earlier, libiscsi loses its connect task: a leak per attempt at a dark
+	 * portal). Bounded by TCP_SYNCNT, the login timeout and QDEV_PARK_US. */
+	struct iscsi_context *parked;
+	struct qdev_cb_ctx *parked_cc;
+	struct watch *parked_w;
+	uint64_t parked_until;
+	bool parked_done;
 };
 
 /* The private data of one libiscsi callback: which qdev and which session. */
@@ -369,6 +381,10 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *data, void *
 	struct qdev *q = cc->q;
 
 	(void)data;
+	if (cc == q->parked_cc) {
+		q->parked_done = true; /* libiscsi let go of its connect task */
+		return;
+	}
 	if (cc->gen != q->gen)
 		return; /* cc of an old session: freed with it below */
 	if (status == SCSI_STATUS_GOOD && q->conn == QDEV_CONNECTING) {
@@ -392,6 +408,7 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *data, void *
 		 q->conn == QDEV_UP ? "lost" : "failed", iscsi_get_error(ctx));
 	q->logged_up = false;
 	q->need_reset = true;
+	q->conn_called = true; /* nothing of libiscsi's to wait for: no parking */
 }
 
 static void on_fd(struct watch *w, int fd, uint32_t revents, void *ud)
@@ -415,6 +432,62 @@ static void on_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 	pump(q, q->last_service);
 }
 
+static void unpark(struct qdev *q)
+{
+	if (!q->parked)
+		return;
+	q->parked_w = watch_remove(q->parked_w);
+	iscsi_destroy_context(q->parked);
+	q->parked = NULL;
+	free(q->parked_cc);
+	q->parked_cc = NULL;
+}
+
+static void on_parked_fd(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct qdev *q = ud;
+	short ev = (revents & EPOLLIN ? POLLIN : 0) | (revents & EPOLLOUT ? POLLOUT : 0) |
+		   (revents & EPOLLERR ? POLLERR : 0) | (revents & EPOLLHUP ? POLLHUP : 0);
+	if (q->parked && !q->parked_done && iscsi_service(q->parked, ev) < 0)
+		q->parked_done = true;
+	if (q->parked_done)
+		q->parked_w = watch_remove(q->parked_w); /* destroyed in the next prepare */
+}
+
+/* Keeps the connecting session's context until libiscsi calls its connect back. */
+static void park(struct qdev *q, uint64_t now)
+{
+	unpark(q); /* an older one still waiting: its task is lost, rarely */
+	q->parked = q->ctx;
+	q->parked_cc = q->conn_cc;
+	q->conn_cc = NULL;
+	q->parked_done = false;
+	q->parked_until = now + QDEV_PARK_US;
+	int fd = iscsi_get_fd(q->parked);
+	if (fd >= 0)
+		q->parked_w = watch_add(q->loop, fd, EPOLLIN | EPOLLOUT, on_parked_fd, q, NULL);
+	if (!q->parked_w)
+		unpark(q);
+}
+
+static void parked_service(struct qdev *q, uint64_t now)
+{
+	if (!q->parked)
+		return;
+	if (!q->parked_done && now < q->parked_until) {
+		if (iscsi_service(q->parked, 0) < 0)
+			q->parked_done = true;
+		else if (q->parked_w) {
+			int want = iscsi_which_events(q->parked);
+			(void)watch_set_fd(q->parked_w, iscsi_get_fd(q->parked),
+					   (want & POLLIN ? EPOLLIN : 0) |
+					       (want & POLLOUT ? EPOLLOUT : 0));
+		}
+	}
+	if (q->parked_done || now >= q->parked_until)
+		unpark(q);
+}
+
 static void teardown(struct qdev *q, uint64_t now)
 {
 	q->watch = watch_remove(q->watch);
@@ -423,7 +496,10 @@ static void teardown(struct qdev *q, uint64_t now)
 		q->busy = false;
 		finish(q, QDEV_ERROR);
 	}
-	if (q->ctx) {
+	if (q->ctx && q->conn == QDEV_CONNECTING && q->conn_cc && !q->conn_called) {
+		park(q, now);
+		q->ctx = NULL;
+	} else if (q->ctx) {
 		iscsi_destroy_context(q->ctx); /* old callbacks see a stale gen */
 		q->ctx = NULL;
 	}
@@ -454,10 +530,12 @@ static int start_connect(struct qdev *q, uint64_t now)
 	iscsi_set_isid_en(q->ctx, 0x4d4e, q->c.isid & 0xffffff);
 	iscsi_set_noautoreconnect(q->ctx, 1);
 	iscsi_set_timeout(q->ctx, (int)((q->c.io_timeout + USEC_PER_SEC - 1) / USEC_PER_SEC));
+	iscsi_set_tcp_syncnt(q->ctx, 1); /* a portal that drops SYNs fails the connect in 3 s */
 	q->conn = QDEV_CONNECTING;
 	q->conn_deadline = now + 3 * q->c.io_timeout;
 	free(q->conn_cc);
 	q->conn_cc = NULL;
+	q->conn_called = false;
 	if (iscsi_full_connect_async(q->ctx, q->c.portals[q->portal], q->c.lun, connect_cb, cc) < 0) {
 		log_debug("qdev: connect %s: %s", q->c.portals[q->portal], iscsi_get_error(q->ctx));
 		free(cc);
@@ -475,6 +553,7 @@ static uint64_t prepare(struct loop *l, void *ud)
 	uint64_t now = now_usec(), next;
 
 	(void)l;
+	parked_service(q, now);
 	if (q->ctx && now - q->last_service >= USEC_PER_SEC / 2) {
 		if (iscsi_service(q->ctx, 0) < 0)
 			q->need_reset = true;
@@ -548,6 +627,7 @@ struct qdev *qdev_free(struct qdev *q)
 	loop_remove_prepare(q->loop, prepare, q);
 	q->watch = watch_remove(q->watch);
 	q->gen++;
+	unpark(q);
 	if (q->ctx)
 		iscsi_destroy_context(q->ctx);
 	free(q->conn_cc);
