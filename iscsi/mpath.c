@@ -686,6 +686,8 @@ static void parked_watch_cb(struct watch *w, int fd, uint32_t revents, void *ud)
 		p->parked_done = true;
 	if (p->parked_done)
 		p->parked_w = watch_remove(p->parked_w); /* destroyed in the next prepare */
+	else
+		watch_set_fd(w, iscsi_get_fd(p->parked), (uint32_t)iscsi_which_events(p->parked));
 }
 
 /* Keeps a context given up during its login until libiscsi calls its login back. */
@@ -696,6 +698,7 @@ static void park(struct path *p)
 	p->dead_ctx = NULL;
 	p->parked_done = false;
 	p->parked_until = now_usec() + PARK_MAX_US;
+	p->parked_serviced = now_usec();
 	int fd = iscsi_get_fd(p->parked);
 	if (fd >= 0)
 		p->parked_w = watch_add(p->m->loop, fd, (uint32_t)iscsi_which_events(p->parked),
@@ -709,12 +712,12 @@ static void parked_service(struct path *p, uint64_t now)
 {
 	if (!p->parked)
 		return;
-	if (!p->parked_done && now < p->parked_until) {
+	/* libiscsi's login timeout is checked in iscsi_service: once a second is enough (fd
+	 * events are serviced by the parked watch), not every loop iteration. */
+	if (!p->parked_done && now < p->parked_until && now >= p->parked_serviced + USEC_PER_SEC) {
+		p->parked_serviced = now;
 		if (iscsi_service(p->parked, 0) < 0)
 			p->parked_done = true;
-		else if (p->parked_w)
-			watch_set_fd(p->parked_w, iscsi_get_fd(p->parked),
-				     (uint32_t)iscsi_which_events(p->parked));
 	}
 	if (p->parked_done || now >= p->parked_until)
 		unpark(p);

@@ -53,7 +53,7 @@ struct path {
 	 * timeout) and PARK_MAX_US. */
 	struct iscsi_context *parked;
 	struct watch *parked_w;
-	uint64_t parked_until;
+	uint64_t parked_until, parked_serviced;
 	bool parked_done;
 	struct slot *slots;		/* tasks on ctx (and on dead_ctx until destroyed) */
 	uint64_t login_deadline;

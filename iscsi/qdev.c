@@ -172,7 +172,7 @@ struct qdev {
 	struct iscsi_context *parked;
 	struct qdev_cb_ctx *parked_cc;
 	struct watch *parked_w;
-	uint64_t parked_until;
+	uint64_t parked_until, parked_serviced;
 	bool parked_done;
 };
 
@@ -443,6 +443,14 @@ static void unpark(struct qdev *q)
 	q->parked_cc = NULL;
 }
 
+/* What the parked context waits for, after each service. */
+static void parked_events(struct qdev *q)
+{
+	int want = iscsi_which_events(q->parked);
+	(void)watch_set_fd(q->parked_w, iscsi_get_fd(q->parked),
+			   (want & POLLIN ? EPOLLIN : 0) | (want & POLLOUT ? EPOLLOUT : 0));
+}
+
 static void on_parked_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 {
 	struct qdev *q = ud;
@@ -452,6 +460,8 @@ static void on_parked_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 		q->parked_done = true;
 	if (q->parked_done)
 		q->parked_w = watch_remove(q->parked_w); /* destroyed in the next prepare */
+	else
+		parked_events(q);
 }
 
 /* Keeps the connecting session's context until libiscsi calls its connect back. */
@@ -463,10 +473,13 @@ static void park(struct qdev *q, uint64_t now)
 	q->conn_cc = NULL;
 	q->parked_done = false;
 	q->parked_until = now + QDEV_PARK_US;
+	q->parked_serviced = now;
 	int fd = iscsi_get_fd(q->parked);
 	if (fd >= 0)
-		q->parked_w = watch_add(q->loop, fd, EPOLLIN | EPOLLOUT, on_parked_fd, q, NULL);
-	if (!q->parked_w)
+		q->parked_w = watch_add(q->loop, fd, EPOLLIN, on_parked_fd, q, NULL);
+	if (q->parked_w)
+		parked_events(q);
+	else
 		unpark(q);
 }
 
@@ -474,15 +487,14 @@ static void parked_service(struct qdev *q, uint64_t now)
 {
 	if (!q->parked)
 		return;
-	if (!q->parked_done && now < q->parked_until) {
+	/* libiscsi's login timeout is checked in iscsi_service: once a second is enough (fd
+	 * events are serviced by the parked watch), not every loop iteration. */
+	if (!q->parked_done && now < q->parked_until && now >= q->parked_serviced + USEC_PER_SEC) {
+		q->parked_serviced = now;
 		if (iscsi_service(q->parked, 0) < 0)
 			q->parked_done = true;
-		else if (q->parked_w) {
-			int want = iscsi_which_events(q->parked);
-			(void)watch_set_fd(q->parked_w, iscsi_get_fd(q->parked),
-					   (want & POLLIN ? EPOLLIN : 0) |
-					       (want & POLLOUT ? EPOLLOUT : 0));
-		}
+		else if (q->parked_w)
+			parked_events(q);
 	}
 	if (q->parked_done || now >= q->parked_until)
 		unpark(q);
