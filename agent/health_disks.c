@@ -247,6 +247,23 @@ static const struct health_component_ops journal_ops = {
     .rebuild_tries = 2,
 };
 
+/* Registers w (allocated by the caller, first member of a bigger watch for md) as a
+ * component sharing the context x; on failure w is freed. */
+static int attach(struct health *h, const struct health_component_ops *ops, struct disk_watch *w,
+		  struct disk_module *m, struct disks_ctx *x, const char *kind, const char *id,
+		  unsigned flags)
+{
+	w->m = m;
+	w->x = x;
+	x->refs++;
+	int r = health_register_flags(h, ops, w, kind, id, NULL, flags);
+	if (r < 0) {
+		x->refs--;
+		free(w);
+	}
+	return r;
+}
+
 static int watch_journal(struct health *h, struct disk_module *m, struct disks_ctx *x)
 {
 	const struct disk_bootstrap_result *res = disk_module_result(m);
@@ -255,14 +272,7 @@ static int watch_journal(struct health *h, struct disk_module *m, struct disks_c
 	struct disk_watch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->m = m;
-	w->x = x;
-	x->refs++;
-	int r = health_register(h, &journal_ops, w, "journal", "state", NULL);
-	if (r < 0) {
-		x->refs--;
-		free(w);
-	}
+	int r = attach(h, &journal_ops, w, m, x, "journal", "state", 0);
 	return r < 0 ? r : 1;
 }
 
@@ -397,15 +407,9 @@ static void watch_md(struct health *h, struct disk_module *m, struct disks_ctx *
 		struct md_watch *w = calloc(1, sizeof(*w));
 		if (!w)
 			return;
-		w->dw.m = m;
-		w->dw.x = x;
-		x->refs++;
 		snprintf(w->name, sizeof(w->name), "%s", br->input.name);
-		unsigned flags = k == CFG_KIND_INFRA ? HEALTH_F_CORE : 0;
-		if (health_register_flags(h, &md_ops, w, "md", w->name, NULL, flags) < 0) {
-			x->refs--;
-			free(w);
-		}
+		(void)attach(h, &md_ops, &w->dw, m, x, "md", w->name,
+			     k == CFG_KIND_INFRA ? HEALTH_F_CORE : 0);
 	}
 }
 
@@ -424,14 +428,9 @@ int health_disks_register(struct health *h, struct disk_module *m)
 		struct disk_watch *w = calloc(1, sizeof(*w));
 		if (!w)
 			return -ENOMEM;
-		w->m = m;
-		w->x = x;
-		x->refs++;
 		snprintf(w->path, sizeof(w->path), "%s", path);
-		int r = health_register(h, &disk_ops, w, "disk", name, NULL);
+		int r = attach(h, &disk_ops, w, m, x, "disk", name, 0);
 		if (r < 0) {
-			x->refs--;
-			free(w);
 			log_warn_errno(r, "health: cannot watch disk %s, ignoring", path);
 			continue;
 		}
@@ -479,18 +478,26 @@ static void job_cleanup(struct disks_ctx *x)
 	x->line_len = 0;
 }
 
-/* The context of (h, m): the one its components share, or a new one (one reference). */
-static struct disks_ctx *ctx_get(struct health *h, struct disk_module *m)
+/* The context the components of (h, m) share, or NULL when none is registered. */
+static struct disks_ctx *ctx_find(struct health *h, struct disk_module *m)
 {
 	for (int i = 0; i < h->n; i++) {
 		const struct health_component *c = &h->comps[i];
-		if (c->ops && ours(c) && ((struct disk_watch *)c->ud)->m == m) {
-			struct disks_ctx *x = ((struct disk_watch *)c->ud)->x;
-			x->refs++;
-			return x;
-		}
+		if (c->ops && ours(c) && ((struct disk_watch *)c->ud)->m == m)
+			return ((struct disk_watch *)c->ud)->x;
 	}
-	struct disks_ctx *x = calloc(1, sizeof(*x));
+	return NULL;
+}
+
+/* The context of (h, m): the one its components share, or a new one (one reference). */
+static struct disks_ctx *ctx_get(struct health *h, struct disk_module *m)
+{
+	struct disks_ctx *x = ctx_find(h, m);
+	if (x) {
+		x->refs++;
+		return x;
+	}
+	x = calloc(1, sizeof(*x));
 	if (!x)
 		return NULL;
 	*x = (struct disks_ctx){.h = h, .m = m, .log_rd = -1, .log_wr = -1, .refs = 1};
@@ -640,17 +647,6 @@ static void notify_waiters(struct disks_ctx *x, int stage_rc)
 		w[i].done(r, &msg, w[i].ud);
 		sb_free(&msg);
 	}
-}
-
-/* The context the components of (h, m) share, or NULL when none is registered. */
-static struct disks_ctx *ctx_find(struct health *h, struct disk_module *m)
-{
-	for (int i = 0; i < h->n; i++) {
-		const struct health_component *c = &h->comps[i];
-		if (c->ops && ours(c) && ((struct disk_watch *)c->ud)->m == m)
-			return ((struct disk_watch *)c->ud)->x;
-	}
-	return NULL;
 }
 
 int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg,
