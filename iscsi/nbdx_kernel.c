@@ -186,16 +186,44 @@ static int nl_open(int *ret_fd, uint16_t *ret_family)
 	return 0;
 }
 
+/* One nbd genetlink request: nbd_begin opens the socket and starts message m with cmd;
+ * the caller adds attributes; nbd_end sends it, leaves the answer in m and closes. */
+static int nbd_begin(struct nlbuf *m, uint8_t cmd, int *ret_fd)
+{
+	uint16_t family;
+	int r = nl_open(ret_fd, &family);
+	if (r < 0)
+		return r;
+	nl_init(m, family, cmd, NBD_GENL_VERSION);
+	return 0;
+}
+
+static int nbd_end(int fd, struct nlbuf *m)
+{
+	struct nlbuf reply;
+	int r = nl_talk(fd, m, &reply);
+	close(fd);
+	return r;
+}
+
+/* The one socket the device is served on. */
+static void nl_put_sock(struct nlbuf *m, int sock)
+{
+	nl_nest_begin(m, NBD_ATTR_SOCKETS);
+	nl_nest_begin(m, NBD_SOCK_ITEM);
+	nl_put_u32(m, NBD_SOCK_FD, (uint32_t)sock);
+	nl_nest_end(m);
+	nl_nest_end(m);
+}
+
 static int netlink_connect(const struct nbdx_export_info *info, int index, uint64_t timeout_us,
 			   int sock, int *ret_index)
 {
 	int fd;
-	uint16_t family;
-	int r = nl_open(&fd, &family);
+	struct nlbuf m;
+	int r = nbd_begin(&m, NBD_CMD_CONNECT, &fd);
 	if (r < 0)
 		return r;
-	struct nlbuf m, reply;
-	nl_init(&m, family, NBD_CMD_CONNECT, NBD_GENL_VERSION);
 	if (index >= 0)
 		nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
 	nl_put_u64(&m, NBD_ATTR_SIZE_BYTES, info->size);
@@ -206,16 +234,11 @@ static int netlink_connect(const struct nbdx_export_info *info, int index, uint6
 	/* A link that dies (a request timed out while the agent was stopped, the socket
 	 * lost) holds new requests this long for the re-export instead of failing them. */
 	nl_put_u64(&m, NBD_ATTR_DEAD_CONN_TIMEOUT, secs);
-	nl_nest_begin(&m, NBD_ATTR_SOCKETS);
-	nl_nest_begin(&m, NBD_SOCK_ITEM);
-	nl_put_u32(&m, NBD_SOCK_FD, (uint32_t)sock);
-	nl_nest_end(&m);
-	nl_nest_end(&m);
-	r = nl_talk(fd, &m, &reply);
+	nl_put_sock(&m, sock);
+	r = nbd_end(fd, &m);
 	uint32_t got = (uint32_t)index;
 	if (r == 0 && index < 0 && nl_get_u32(&m, NBD_ATTR_INDEX, &got) < 0)
 		r = -EPROTO;
-	close(fd);
 	if (r < 0)
 		return r;
 	*ret_index = (int)got;
@@ -285,16 +308,13 @@ void nbdx_kernel_disconnect(int index, int child)
 		return;
 	}
 	int fd;
-	uint16_t family;
-	if (index < 0 || nl_open(&fd, &family) < 0)
+	struct nlbuf m;
+	if (index < 0 || nbd_begin(&m, NBD_CMD_DISCONNECT, &fd) < 0)
 		return;
-	struct nlbuf m, reply;
-	nl_init(&m, family, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
 	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
-	int r = nl_talk(fd, &m, &reply);
+	int r = nbd_end(fd, &m);
 	if (r < 0)
 		log_warn("nbd: disconnecting /dev/nbd%d failed (%s), ignoring", index, strerror(-r));
-	close(fd);
 }
 
 /* ---- status, reconfigure, disconnect (the health check's re-export) ---- */
@@ -351,15 +371,12 @@ int nbdx_status_parse(const uint8_t *attrs, size_t len, int index, bool *ret_con
 int nbdx_kernel_status(int index, bool *ret_connected)
 {
 	int fd;
-	uint16_t family;
-	int r = nl_open(&fd, &family);
+	struct nlbuf m;
+	int r = nbd_begin(&m, NBD_CMD_STATUS, &fd);
 	if (r < 0)
 		return r;
-	struct nlbuf m, reply;
-	nl_init(&m, family, NBD_CMD_STATUS, NBD_GENL_VERSION);
 	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
-	r = nl_talk(fd, &m, &reply);
-	close(fd);
+	r = nbd_end(fd, &m);
 	if (r < 0)
 		return r;
 	const struct nlmsghdr *h = nl_hdr(&m);
@@ -372,20 +389,12 @@ int nbdx_kernel_status(int index, bool *ret_connected)
 int nbdx_kernel_reconfigure(int index, uint64_t timeout_us, int sock)
 {
 	int fd;
-	uint16_t family;
-	int r = nl_open(&fd, &family);
+	struct nlbuf m;
+	int r = nbd_begin(&m, NBD_CMD_RECONFIGURE, &fd);
 	if (r < 0)
 		return r;
-	struct nlbuf m, reply;
-	nl_init(&m, family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
 	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
 	nl_put_u64(&m, NBD_ATTR_TIMEOUT, (timeout_us + USEC_PER_SEC - 1) / USEC_PER_SEC);
-	nl_nest_begin(&m, NBD_ATTR_SOCKETS);
-	nl_nest_begin(&m, NBD_SOCK_ITEM);
-	nl_put_u32(&m, NBD_SOCK_FD, (uint32_t)sock);
-	nl_nest_end(&m);
-	nl_nest_end(&m);
-	r = nl_talk(fd, &m, &reply);
-	close(fd);
-	return r;
+	nl_put_sock(&m, sock);
+	return nbd_end(fd, &m);
 }
