@@ -307,66 +307,106 @@ static uint64_t run_until(struct loop *l, const struct health_component *c, enum
 	return now_usec() - t0;
 }
 
+/* A node of one image disk whose mdadm is a stand-in that takes a second per array action
+ * (the host has no md), with the health engine on a loop and a 20 ms ticker on it, as the
+ * election's heartbeats. `foreign`: the image carries a DOS label before the first run. */
+struct slow_node {
+	char dir[40], img[128], mdadm[128];
+	const char *disks[1];
+	struct cfg *cfg;
+	struct disk_module *m;
+	struct loop *l;
+	struct health *h;
+	struct ticker k;
+	int bootstrap_rc; /* the first run of the disks stage */
+};
+
+static void slow_node_open(struct slow_node *n, bool foreign)
+{
+	char cmd[400];
+	*n = (struct slow_node){.dir = "/tmp/compartd-hslow.XXXXXX"};
+	assert_non_null(mkdtemp(n->dir));
+	snprintf(n->img, sizeof(n->img), "%s/disk0.img", n->dir);
+	snprintf(n->mdadm, sizeof(n->mdadm), "%s/mdadm", n->dir);
+	FILE *f = fopen(n->mdadm, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
+		   "case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
+		n->dir);
+	fclose(f);
+	assert_int_equal(chmod(n->mdadm, 0755), 0);
+	int fd = open(n->img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
+	close(fd);
+	if (foreign) {
+		snprintf(cmd, sizeof(cmd),
+			 "echo 'label: dos\n,32M,83\n,,83' | sfdisk -q %s >/dev/null 2>&1", n->img);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(
+	    cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &n->cfg, NULL), 0);
+	n->disks[0] = n->img;
+	struct disk_bootstrap_opts o = {
+	    .disks = n->disks, .n_disks = 1, .apply = true, .raid = true, .mdadm = n->mdadm};
+	n->m = disk_module_new(n->cfg, cfg_find_node(n->cfg, "a1"), &o);
+	n->bootstrap_rc = disk_module_bootstrap(n->m);
+	n->l = loop_new();
+	n->h = health_new(USEC_PER_SEC);
+	assert_int_equal(health_attach(n->h, n->l), 0);
+	assert_int_equal(health_disks_register(n->h, n->m), 1);
+	n->k.t = timer_new(n->l, on_tick, &n->k);
+	timer_arm_in(n->k.t, 0);
+}
+
+static void slow_node_close(struct slow_node *n)
+{
+	char cmd[80];
+	health_disks_unregister(n->h);
+	timer_free(n->k.t);
+	health_free(n->h);
+	loop_free(n->l);
+	disk_module_free(n->m);
+	cfg_free(n->cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", n->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A replaced (blank) disk is laid out again by the disks stage in a child process; its
  * mdadm (a stand-in that takes a second per array action: the host has no md) makes
  * the run slow. Meanwhile a 20 ms timer, as the election's heartbeats, keeps firing. */
 static void test_rebuild_async(void **state)
 {
-	char dir[] = "/tmp/compartd-hasync.XXXXXX", img[128], mdadm[128], cmd[300];
-	assert_non_null(mkdtemp(dir));
-	snprintf(img, sizeof(img), "%s/disk0.img", dir);
-	snprintf(mdadm, sizeof(mdadm), "%s/mdadm", dir);
-	FILE *f = fopen(mdadm, "w");
-	assert_non_null(f);
-	fprintf(f, "#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
-		   "case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
-		dir);
-	fclose(f);
-	assert_int_equal(chmod(mdadm, 0755), 0);
-	int fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
-	close(fd);
-	struct cfg *cfg = NULL;
-	assert_int_equal(cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &cfg, NULL),
-			 0);
-	const char *disks[] = {img};
-	struct disk_bootstrap_opts o = {
-	    .disks = disks, .n_disks = 1, .apply = true, .raid = true, .mdadm = mdadm};
-	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
-	assert_int_equal(disk_module_bootstrap(m), 0);
-	struct loop *l = loop_new();
-	struct health *h = health_new(USEC_PER_SEC);
-	assert_int_equal(health_attach(h, l), 0);
-	assert_int_equal(health_disks_register(h, m), 1);
-	struct health_component *c = health_find(h, "disk", "disk0.img"),
-				*md = health_find(h, "md", "infra");
+	struct slow_node n;
+	slow_node_open(&n, false);
+	assert_int_equal(n.bootstrap_rc, 0);
+	struct loop *l = n.l;
+	struct ticker *k = &n.k;
+	struct health_component *c = health_find(n.h, "disk", "disk0.img"),
+				*md = health_find(n.h, "md", "infra");
 	assert_non_null(c);
 	assert_non_null(md); /* the host has no /dev/md: it fails, its rebuild runs the stage */
-	struct ticker k = {0};
-	k.t = timer_new(l, on_tick, &k);
-	timer_arm_in(k.t, 0);
 	run_until(l, md, HEALTH_STATE_NEEDS_OPERATOR);
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 
-	zero_range(img, 0, MiB); /* a replaced disk: blank */
-	zero_range(img, IMG_SIZE - MiB, MiB);
+	zero_range(n.img, 0, MiB); /* a replaced disk: blank */
+	zero_range(n.img, IMG_SIZE - MiB, MiB);
 	sb_init(&all_events);
 	int id = log_subscribe(on_any_event, NULL);
-	k.max_gap = 0;
-	uint64_t ticks0 = k.ticks;
+	k->max_gap = 0;
+	uint64_t ticks0 = k->ticks;
 	uint64_t took = run_until(l, c, HEALTH_STATE_FAILED);
 	took += run_until(l, c, HEALTH_STATE_OK);
 	log_unsubscribe(id);
 	printf("rebuild took %" PRIu64 " ms, %" PRIu64 " ticks, longest gap %" PRIu64 " ms\n%s",
-	       took / 1000, k.ticks - ticks0, k.max_gap / 1000, all_events.buf);
+	       took / 1000, k->ticks - ticks0, k->max_gap / 1000, all_events.buf);
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 	assert_string_equal(c->detail, "layout ok (5 partitions)");
 	assert_true(took >= 1500 * USEC_PER_MSEC); /* mdadm ran: the child was slow */
 	/* …and the loop kept serving: in the loop, the stage would have held it for both
 	 * array creations (2 s); a loaded machine may delay a tick, never by that much. */
-	assert_true(k.max_gap < 800 * USEC_PER_MSEC);
-	assert_true(k.ticks - ticks0 >= took / (100 * USEC_PER_MSEC));
+	assert_true(k->max_gap < 800 * USEC_PER_MSEC);
+	assert_true(k->ticks - ticks0 >= took / (100 * USEC_PER_MSEC));
 	/* The child's event lines were logged by the agent, in order. */
 	char *dsk = strstr(all_events.buf, "event=disk dev="),
 	     *raid = strstr(all_events.buf, "event=raid name=infra action=create"),
@@ -381,14 +421,7 @@ static void test_rebuild_async(void **state)
 	assert_non_null(strstr(all_events.buf, "state=failed stage=parses action=none reason=\"blank"));
 
 	sb_free(&all_events);
-	health_disks_unregister(h);
-	timer_free(k.t);
-	health_free(h);
-	loop_free(l);
-	disk_module_free(m);
-	cfg_free(cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	slow_node_close(&n);
 }
 
 struct wipe_answer {
@@ -410,38 +443,11 @@ static void on_wipe_done(int r, struct strbuf *msg, void *ud)
  * serving meanwhile, and the answer comes when the stage is done. */
 static void test_approve_wipe_async(void **state)
 {
-	char dir[] = "/tmp/compartd-hwipe.XXXXXX", img[128], mdadm[128], cmd[400];
-	assert_non_null(mkdtemp(dir));
-	snprintf(img, sizeof(img), "%s/disk0.img", dir);
-	snprintf(mdadm, sizeof(mdadm), "%s/mdadm", dir);
-	FILE *f = fopen(mdadm, "w");
-	assert_non_null(f);
-	fprintf(f, "#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
-		   "case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
-		dir);
-	fclose(f);
-	assert_int_equal(chmod(mdadm, 0755), 0);
-	int fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "echo 'label: dos\n,32M,83\n,,83' | sfdisk -q %s >/dev/null 2>&1",
-		 img);
-	assert_int_equal(system(cmd), 0);
-	struct cfg *cfg = NULL;
-	assert_int_equal(cfg_parse("t.conf", conf_text, sizeof(conf_text) - 1, NULL, 0, &cfg, NULL),
-			 0);
-	const char *disks[] = {img};
-	struct disk_bootstrap_opts o = {
-	    .disks = disks, .n_disks = 1, .apply = true, .raid = true, .mdadm = mdadm};
-	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
-	(void)disk_module_bootstrap(m);
-	assert_int_equal(disk_module_result(m)->disks[0].plan.verdict, DISK_VERDICT_FOREIGN);
-	struct loop *l = loop_new();
-	struct health *h = health_new(USEC_PER_SEC);
-	assert_int_equal(health_attach(h, l), 0);
-	assert_int_equal(health_disks_register(h, m), 1);
-	struct agent a = {.loop = l, .cfg = cfg, .disks = m, .health = h};
+	struct slow_node n;
+	slow_node_open(&n, true);
+	assert_int_equal(disk_module_result(n.m)->disks[0].plan.verdict, DISK_VERDICT_FOREIGN);
+	struct loop *l = n.l;
+	struct agent a = {.loop = l, .cfg = n.cfg, .disks = n.m, .health = n.h};
 
 	struct strbuf msg;
 	sb_init(&msg);
@@ -449,40 +455,31 @@ static void test_approve_wipe_async(void **state)
 	assert_int_equal(health_disks_approve_wipe(&a, "/dev/nonexistent", &msg, on_wipe_done, &w),
 			 -ENOENT);
 	sb_reset(&msg);
-	struct ticker k = {0};
-	k.t = timer_new(l, on_tick, &k);
-	timer_arm_in(k.t, 0);
-	assert_int_equal(health_disks_approve_wipe(&a, img, &msg, on_wipe_done, &w), AGENT_LATER);
+	n.k.max_gap = 0;
+	assert_int_equal(health_disks_approve_wipe(&a, n.img, &msg, on_wipe_done, &w), AGENT_LATER);
 	assert_false(w.done);
 	uint64_t t0 = now_usec();
 	while (!w.done && now_usec() - t0 < 30 * USEC_PER_SEC)
 		loop_iterate(l, now_usec() + 50 * USEC_PER_MSEC);
 	uint64_t took = now_usec() - t0;
 	printf("approve-wipe answered after %" PRIu64 " ms (%s), longest gap %" PRIu64 " ms\n",
-	       took / 1000, w.msg, k.max_gap / 1000);
+	       took / 1000, w.msg, n.k.max_gap / 1000);
 	assert_true(w.done);
 	assert_int_equal(w.r, 0);
 	assert_non_null(strstr(w.msg, " wiped and partitioned; authorization "));
 	assert_true(took >= 1500 * USEC_PER_MSEC); /* the arrays were created meanwhile */
-	assert_true(k.max_gap < 800 * USEC_PER_MSEC);
-	assert_int_equal(disk_module_result(m)->disks[0].plan.verdict, DISK_VERDICT_WIPED);
-	const struct health_component *c = health_find(h, "disk", "disk0.img");
+	assert_true(n.k.max_gap < 800 * USEC_PER_MSEC);
+	assert_int_equal(disk_module_result(n.m)->disks[0].plan.verdict, DISK_VERDICT_WIPED);
+	const struct health_component *c = health_find(n.h, "disk", "disk0.img");
 	run_until(l, c, HEALTH_STATE_OK);
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 
 	/* It is ours now: a second approval is refused at once. */
 	sb_reset(&msg);
-	assert_int_equal(health_disks_approve_wipe(&a, img, &msg, on_wipe_done, &w), -EINVAL);
+	assert_int_equal(health_disks_approve_wipe(&a, n.img, &msg, on_wipe_done, &w), -EINVAL);
 	assert_non_null(strstr(msg.buf, "not foreign"));
 	sb_free(&msg);
-	health_disks_unregister(h);
-	timer_free(k.t);
-	health_free(h);
-	loop_free(l);
-	disk_module_free(m);
-	cfg_free(cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	slow_node_close(&n);
 }
 
 int main(void)
