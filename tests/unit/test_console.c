@@ -38,96 +38,104 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-static void test_slow_reader(void **state)
+/* A console on a fresh socket path, serving `big` (and `help`). */
+struct served {
+	char dir[32], path[64];
+	struct loop *l;
+	struct console *c;
+};
+
+static void served_open(struct served *v)
 {
-	char dir[] = "/tmp/compartd-console.XXXXXX", path[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/console.sock", dir);
-	struct loop *l = loop_new();
-	struct console *c = console_new(l);
-	assert_int_equal(console_register(c, "big", "", "a long answer", cmd_big, NULL), 0);
-	assert_int_equal(console_listen(c, path), 0);
-	int ticks = 0;
-	struct timer *tick = timer_new(l, on_tick, &ticks);
-	timer_arm_in(tick, 10 * USEC_PER_MSEC);
+	*v = (struct served){.dir = "/tmp/compartd-console.XXXXXX"};
+	assert_non_null(mkdtemp(v->dir));
+	snprintf(v->path, sizeof(v->path), "%s/console.sock", v->dir);
+	v->l = loop_new();
+	v->c = console_new(v->l);
+	assert_int_equal(console_register(v->c, "big", "", "a long answer", cmd_big, NULL), 0);
+	assert_int_equal(console_listen(v->c, v->path), 0);
+}
 
-	int fd = connect_to(path);
-	assert_int_equal(write(fd, "big\n", 4), 4);
-	/* The client reads nothing: the loop must go on ticking. */
-	uint64_t until = now_usec() + 5 * USEC_PER_SEC;
-	while (ticks < 5 && now_usec() < until)
-		loop_iterate(l, now_usec() + 20 * USEC_PER_MSEC);
-	assert_true(ticks >= 5);
+static void served_close(struct served *v)
+{
+	console_free(v->c);
+	loop_free(v->l);
+	rmdir(v->dir);
+}
 
-	/* Now it reads: the whole answer arrives, then end of file. */
-	size_t got = 0;
-	char buf[65536], last[64] = "";
-	until = now_usec() + 20 * USEC_PER_SEC;
+/* Reads the answer to its end of file, running the loop while nothing is there (20 s). */
+static void read_answer(struct served *v, int fd, struct strbuf *out)
+{
+	char buf[65536];
+	uint64_t until = now_usec() + 20 * USEC_PER_SEC;
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n == 0)
 			break;
 		if (n > 0) {
-			got += (size_t)n;
-			if (n >= 63)
-				memcpy(last, buf + n - 63, 63);
+			sb_put(out, buf, (size_t)n);
 			continue;
 		}
 		assert_true(errno == EAGAIN);
 		assert_true(now_usec() < until);
-		loop_iterate(l, now_usec() + 10 * USEC_PER_MSEC);
+		loop_iterate(v->l, now_usec() + 10 * USEC_PER_MSEC);
 	}
-	assert_int_equal(got, BIG / 64 * 63); /* lines of 62 digits and a newline */
-	char want[64];
-	snprintf(want, sizeof(want), "%062u\n", BIG / 64 - 1);
-	assert_memory_equal(last, want, 63);
-	close(fd);
-	timer_free(tick);
-	console_free(c);
-	loop_free(l);
-	rmdir(dir);
 }
 
-/* A client that never reads is dropped in time; the loop and other clients go on. */
+static void test_slow_reader(void **state)
+{
+	struct served v;
+	served_open(&v);
+	int ticks = 0;
+	struct timer *tick = timer_new(v.l, on_tick, &ticks);
+	timer_arm_in(tick, 10 * USEC_PER_MSEC);
+
+	int fd = connect_to(v.path);
+	assert_int_equal(write(fd, "big\n", 4), 4);
+	/* The client reads nothing: the loop must go on ticking. */
+	uint64_t until = now_usec() + 5 * USEC_PER_SEC;
+	while (ticks < 5 && now_usec() < until)
+		loop_iterate(v.l, now_usec() + 20 * USEC_PER_MSEC);
+	assert_true(ticks >= 5);
+
+	/* Now it reads: the whole answer arrives, then end of file. */
+	struct strbuf got;
+	sb_init(&got);
+	read_answer(&v, fd, &got);
+	assert_int_equal(got.len, BIG / 64 * 63); /* lines of 62 digits and a newline */
+	char want[64];
+	snprintf(want, sizeof(want), "%062u\n", BIG / 64 - 1);
+	assert_memory_equal(got.buf + got.len - 63, want, 63);
+	sb_free(&got);
+	close(fd);
+	timer_free(tick);
+	served_close(&v);
+}
+
+/* A client that hangs up with most of its answer unread is let go; the loop and other
+ * clients go on. */
 static void test_client_hangs_up(void **state)
 {
-	char dir[] = "/tmp/compartd-console.XXXXXX", path[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/console.sock", dir);
-	struct loop *l = loop_new();
-	struct console *c = console_new(l);
-	assert_int_equal(console_register(c, "big", "", "a long answer", cmd_big, NULL), 0);
-	assert_int_equal(console_listen(c, path), 0);
-	int fd = connect_to(path);
+	struct served v;
+	served_open(&v);
+	int fd = connect_to(v.path);
 	assert_int_equal(write(fd, "big\n", 4), 4);
 	for (int i = 0; i < 5; i++)
-		loop_iterate(l, now_usec() + 10 * USEC_PER_MSEC);
+		loop_iterate(v.l, now_usec() + 10 * USEC_PER_MSEC);
 	close(fd); /* gone with most of its answer unread */
 	for (int i = 0; i < 5; i++)
-		loop_iterate(l, now_usec() + 10 * USEC_PER_MSEC);
+		loop_iterate(v.l, now_usec() + 10 * USEC_PER_MSEC);
 	/* Another client is served as usual. */
-	fd = connect_to(path);
+	fd = connect_to(v.path);
 	assert_int_equal(write(fd, "help\n", 5), 5);
-	char buf[4096];
-	size_t got = 0;
-	uint64_t until = now_usec() + 5 * USEC_PER_SEC;
-	for (;;) {
-		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (n == 0)
-			break;
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		assert_true(now_usec() < until);
-		loop_iterate(l, now_usec() + 10 * USEC_PER_MSEC);
-	}
-	buf[got] = '\0';
-	assert_non_null(strstr(buf, "a long answer"));
+	struct strbuf got;
+	sb_init(&got);
+	read_answer(&v, fd, &got);
+	assert_non_null(got.buf);
+	assert_non_null(strstr(got.buf, "a long answer"));
+	sb_free(&got);
 	close(fd);
-	console_free(c);
-	loop_free(l);
-	rmdir(dir);
+	served_close(&v);
 }
 
 int main(void)
