@@ -13,6 +13,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
 AGENT=$BUILD/asan/compartd
+. "$REPO/tests/integration/iscsi-lib.sh" # write_conf (its fail is replaced below)
 [ -x "$AGENT" ] || { echo "no sanitizer build at $AGENT (make check builds it)"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "needs root for a network namespace"; exit 77; }
 tmp=$(mktemp -d /tmp/compartd-giveup.XXXXXX)
@@ -63,27 +64,9 @@ while time.time() < end:
     except socket.timeout: pass
 ' &
 pids+=($!)
-head -c 32 /dev/urandom >"$tmp/key"
-cat >"$tmp/c.conf" <<EOC
-[cluster]
-name = t
-key_file = $tmp/key
-[pair p1]
-[compartment a]
-zone = mz
-pair = p1
-[compartment b]
-zone = dmz
-pair = p1
-[node n1]
-compartment = a
-handshake = 127.0.0.1:17461
-[storage lu0]
-target = iqn.2026-11.org.compartd.test:none
-lun = 1
-portal = a 127.0.0.1:13997
-portal = b 10.99.0.2:3260
-EOC
+# The storage config of the other iSCSI tests, its portal b moved to the SYN-dropping one.
+write_conf "$tmp/c.conf" 13997
+sed -i 's|^portal = b .*|portal = b 10.99.0.2:3260|' "$tmp/c.conf"
 sleep 0.5
 ASAN_OPTIONS=intercept_strchr=0:detect_leaks=1 ip netns exec "$ns" "$AGENT" storage serve \
 	--config "$tmp/c.conf" --node n1 --listen "$tmp/nbd.sock" --console "$tmp/console.sock" \
