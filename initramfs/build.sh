@@ -16,6 +16,7 @@ set -euo pipefail
 
 build=${1:?usage: initramfs/build.sh BUILD}
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/initramfs/busybox-links.sh"
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
 conf_dir=${CONF_DIR:-$top/images/rig}
@@ -55,19 +56,7 @@ copy_elf /sbin/mdadm /sbin/mdadm
 printf 'HOMEHOST <system>\nAUTO +1.x -all\n' >"$root/etc/mdadm/mdadm.conf"
 
 install -m 0755 /bin/busybox "$root/bin/busybox"
-/bin/busybox --list-full | LC_ALL=C sort | while read -r app; do
-	case $app in
-	*/init | linuxrc | */linuxrc | */mdadm) continue ;;
-	esac
-	[ -e "$root/$app" ] || [ -L "$root/$app" ] && continue
-	case $app in
-	bin/*) rel=busybox ;;
-	sbin/*) rel=../bin/busybox ;;
-	usr/*/*) rel=../../bin/busybox ;;
-	*) continue ;;
-	esac
-	ln -s "$rel" "$root/$app"
-done
+busybox_links "$root" /bin/busybox '*/mdadm'
 
 mkdir -p "$root/lib/modules"
 cp -a "$kdir/lib/modules/$kver" "$root/lib/modules/"

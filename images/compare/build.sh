@@ -23,6 +23,7 @@ set -euo pipefail
 
 build=${1:?usage: images/compare/build.sh BUILD}
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/initramfs/busybox-links.sh"
 build=$(cd "$build" && pwd)
 if [ "${2:-}" = --if-stale ] && [ -f "$build/images/compare/initramfs.cpio.gz" ] &&
 	[ -f "$build/images/bench/initramfs.cpio.gz" ] &&
@@ -115,19 +116,7 @@ mkdir -p "$root/lib/systemd" "$root/etc/udev/rules.d"
 ln -s /bin/udevadm "$root/lib/systemd/systemd-udevd"
 
 install -m 0755 "$x/bin/busybox" "$root/bin/busybox"
-"$x/bin/busybox" --list-full | LC_ALL=C sort | while read -r app; do
-	case $app in
-	*/init | linuxrc | */linuxrc) continue ;;
-	esac
-	[ -e "$root/$app" ] || [ -L "$root/$app" ] && continue
-	case $app in
-	bin/*) rel=busybox ;;
-	sbin/*) rel=../bin/busybox ;;
-	usr/*/*) rel=../../bin/busybox ;;
-	*) continue ;;
-	esac
-	ln -s "$rel" "$root/$app"
-done
+busybox_links "$root" "$x/bin/busybox"
 install -m 0755 "$io" "$root/usr/bin/mpath_io"
 
 mkdir -p "$root/lib/modules"
