@@ -337,6 +337,23 @@ rig_sh() {
 		{ grep -Ev '^\[ *[0-9]+\.[0-9]+\] ' || true; }
 }
 
+# rig_nbd_workload NODE: starts, in the guest, a checksummed workload on /dev/nbd0: each
+# round writes 1 MiB of fresh random data at a rotating offset (the first 200 MiB) with
+# O_DIRECT and fsync, reads it back with O_DIRECT and compares. It logs WRITE-ERROR,
+# READ-ERROR and MISMATCH lines to /tmp/wl.log, the round count to /tmp/rounds, and stops
+# (printing DONE N) once /tmp/stop exists.
+rig_nbd_workload() {
+	rig_sh "$1" "printf '%s\n' \
+ 'i=0; while [ ! -e /tmp/stop ]; do' \
+ '  o=\$((i % 200)); dd if=/dev/urandom of=/tmp/w bs=1M count=1 2>/dev/null' \
+ '  dd if=/tmp/w of=/dev/nbd0 bs=1M seek=\$o oflag=direct conv=fsync 2>/tmp/werr || { echo WRITE-ERROR \$i; cat /tmp/werr; }' \
+ '  dd if=/dev/nbd0 of=/tmp/r bs=1M skip=\$o count=1 iflag=direct 2>/tmp/rerr || { echo READ-ERROR \$i; cat /tmp/rerr; }' \
+ '  cmp -s /tmp/w /tmp/r || echo MISMATCH \$i' \
+ '  i=\$((i + 1)); echo \$i >/tmp/rounds' \
+ 'done; echo DONE \$i' >/tmp/wl.sh; rm -f /tmp/stop; setsid sh /tmp/wl.sh </dev/null >/tmp/wl.log 2>&1 &
+ sleep 1; cat /tmp/rounds" 30 >/dev/null
+}
+
 # rig_events NODE: the node's event= lines since it last started (whatever the mark),
 # without the kernel prefix.
 rig_events() {

@@ -29,17 +29,8 @@ out=$(rig_sh a1 'readlink /dev/compart/mirror0; compartctl paths' 30)
 echo "$out"
 grep -q '^/dev/nbd0$' <<<"$out" || fail "/dev/compart/mirror0 does not point at /dev/nbd0"
 
-# The workload: 1 MiB of fresh random data per round at a rotating offset, written with
-# O_DIRECT and fsync, read back with O_DIRECT, compared. Stops when /tmp/stop exists.
-rig_sh a1 "printf '%s\n' \
- 'i=0; while [ ! -e /tmp/stop ]; do' \
- '  o=\$((i % 200)); dd if=/dev/urandom of=/tmp/w bs=1M count=1 2>/dev/null' \
- '  dd if=/tmp/w of=/dev/nbd0 bs=1M seek=\$o oflag=direct conv=fsync 2>/tmp/werr || { echo WRITE-ERROR \$i; cat /tmp/werr; }' \
- '  dd if=/dev/nbd0 of=/tmp/r bs=1M skip=\$o count=1 iflag=direct 2>/tmp/rerr || { echo READ-ERROR \$i; cat /tmp/rerr; }' \
- '  cmp -s /tmp/w /tmp/r || echo MISMATCH \$i' \
- '  i=\$((i + 1)); echo \$i >/tmp/rounds' \
- 'done; echo DONE \$i' >/tmp/wl.sh; rm -f /tmp/stop; setsid sh /tmp/wl.sh </dev/null >/tmp/wl.log 2>&1 &
- sleep 1; cat /tmp/rounds" 30 >/dev/null
+# The checksummed workload on /dev/nbd0 (images/rig/lib.sh); stops when /tmp/stop exists.
+rig_nbd_workload a1
 
 start=$(date +%s)
 for c in $(seq "$CYCLES"); do
