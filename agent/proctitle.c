@@ -17,8 +17,3 @@ int proctitle_mark_root_storage(void)
 	argv0[0] = '@';
 	return 0;
 }
-
-bool proctitle_is_root_storage(const char *cmdline, unsigned long len)
-{
-	return cmdline && len > 0 && cmdline[0] == '@';
-}

@@ -4,13 +4,8 @@
  * memory /proc/PID/cmdline shows; the comm name (/proc/PID/comm) stays. */
 #pragma once
 
-#include <stdbool.h>
-
 /* Remembers main()'s argv (call it first thing in main). */
 void proctitle_init(int argc, char **argv);
 
 /* argv[0][0] = '@'. Returns 0, or -ENOENT when there is no argv[0] to mark. */
 int proctitle_mark_root_storage(void);
-
-/* True when the command line (as /proc/PID/cmdline holds it) is one the spree spares. */
-bool proctitle_is_root_storage(const char *cmdline, unsigned long len);
