@@ -656,12 +656,18 @@ int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *
 		sb_printf(msg, "the disks stage has not run on this node");
 		return -ENODEV;
 	}
+	struct disks_ctx *x = a->health && a->health->loop ? ctx_find(a->health, a->disks) : NULL;
+	if (x && x->n_waiters == MAX_WAITERS) {
+		/* Refused before it is recorded: a recorded approval would be carried out. */
+		sb_printf(msg, "%d approvals already wait for the disks stage; try again when it "
+			  "is done", MAX_WAITERS);
+		return -EBUSY;
+	}
 	char path[CFG_PATH_MAX];
 	int r = disk_approve_wipe_record(a->disks, disk, msg, path);
 	if (r < 0)
 		return r;
-	struct disks_ctx *x = a->health && a->health->loop ? ctx_find(a->health, a->disks) : NULL;
-	if (!x || x->n_waiters == MAX_WAITERS) /* no engine (yet): the stage runs right here */
+	if (!x) /* no engine (yet): the stage runs right here */
 		return disk_approve_wipe_outcome(a->disks, path, disk_module_bootstrap(a->disks),
 						 msg);
 	struct disks_waiter *w = &x->waiters[x->n_waiters++];
@@ -669,18 +675,13 @@ int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *
 	w->done = done;
 	w->ud = ud;
 	if (x->job) {
-		x->rerun = true;
+		x->rerun = true; /* the run under way forked before this approval */
 		return AGENT_LATER;
 	}
-	r = job_start(x, msg);
+	r = job_start(x, msg); /* with a loop: in the child, HEALTH_PENDING */
 	if (r < 0) {
 		x->n_waiters--;
 		return r;
-	}
-	if (r == 0) { /* ran in-process after all */
-		x->n_waiters--;
-		sb_reset(msg);
-		return disk_approve_wipe_outcome(a->disks, path, 0, msg);
 	}
 	sb_reset(msg);
 	return AGENT_LATER;
