@@ -19,8 +19,32 @@ PKG_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Werror=switch -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu17 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
-	-Iagent -Ipartitions -Iiscsi -Irules $(PKG_CFLAGS)
+ALL_CFLAGS := -std=gnu17 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
+
+# Layers, lowest first (docs/architecture.md). A folder sees its own headers and those of
+# the layers below it, never a sibling's or a layer above: an include that climbs does not
+# compile. Tests and fuzzers sit above everything.
+LAYER_BASE     := agent/base
+LAYER_CONFIG   := agent/config
+LAYER_ENGINES  := agent/console agent/health
+LAYER_SERVICES := partitions iscsi agent/handshake
+LAYER_DECIDE   := rules agent/election
+LAYER_WIRING   := agent
+BELOW_CONFIG   := $(LAYER_BASE)
+BELOW_ENGINES  := $(BELOW_CONFIG) $(LAYER_CONFIG)
+BELOW_SERVICES := $(BELOW_ENGINES) $(LAYER_ENGINES)
+BELOW_DECIDE   := $(BELOW_SERVICES) $(LAYER_SERVICES)
+BELOW_WIRING   := $(BELOW_DECIDE) $(LAYER_DECIDE)
+ALL_DIRS       := $(BELOW_WIRING) $(LAYER_WIRING)
+# $(call sees,DIR): the include path of a source folder.
+sees = $(addprefix -I,$(1) $(strip \
+	$(if $(filter $(1),$(LAYER_BASE)),, \
+	$(if $(filter $(1),$(LAYER_CONFIG)),$(BELOW_CONFIG), \
+	$(if $(filter $(1),$(LAYER_ENGINES)),$(BELOW_ENGINES), \
+	$(if $(filter $(1),$(LAYER_SERVICES)),$(BELOW_SERVICES), \
+	$(if $(filter $(1),$(LAYER_DECIDE)),$(BELOW_DECIDE), \
+	$(if $(filter $(1),$(LAYER_WIRING)),$(BELOW_WIRING), \
+	$(ALL_DIRS)))))))))
 LDFLAGS ?=
 LDFLAGS += -Wl,--as-needed
 
@@ -34,7 +58,7 @@ endif
 
 # Every .c under the module folders is part of the library, except the programs' mains.
 MAINS := agent/main.c agent/compartctl.c
-LIB_SRCS := $(filter-out $(MAINS),$(sort $(wildcard agent/*.c partitions/*.c iscsi/*.c rules/*.c)))
+LIB_SRCS := $(filter-out $(MAINS),$(sort $(foreach d,$(ALL_DIRS),$(wildcard $(d)/*.c))))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libcompart.a
 
@@ -50,7 +74,7 @@ all: $(BUILD)/compartd $(BUILD)/compartctl
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(call sees,$(patsubst %/,%,$(dir $<))) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

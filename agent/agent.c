@@ -11,7 +11,7 @@
 #include "log.h"
 #include "bootstrap.h"
 #include "pid1.h"
-#include "profile.h"
+#include "spawn.h"
 #include "proctitle.h"
 #include "storage.h"
 
@@ -22,35 +22,11 @@
 #include <string.h>
 #include <sys/wait.h>
 
-static const char *const stage_str[_AGENT_STAGE_MAX] = {
-	[AGENT_STAGE_EARLY] = "early",         [AGENT_STAGE_IDENTITY] = "identity",
-	[AGENT_STAGE_DISKS] = "disks",         [AGENT_STAGE_RAID] = "raid",
-	[AGENT_STAGE_STORAGE] = "storage",     [AGENT_STAGE_HANDSHAKE] = "handshake",
-	[AGENT_STAGE_DECISION] = "decision",   [AGENT_STAGE_ELECTION] = "election",
-	[AGENT_STAGE_READY] = "ready",
-};
-
-const char *agent_stage_to_str(enum agent_stage s)
-{
-	return s < _AGENT_STAGE_MAX ? stage_str[s] : NULL;
-}
-
-void agent_set_stage(struct agent *a, enum agent_stage s)
-{
-	a->stage = s;
-	struct event ev;
-	event_begin(&ev, "boot");
-	event_add(&ev, "stage", agent_stage_to_str(s));
-	if (a->cfg && a->self >= 0)
-		event_add(&ev, "node", a->cfg->nodes[a->self].name);
-	event_emit(&ev);
-}
-
 static int cmd_status(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
-	const struct cfg *c = a->cfg;
-	const struct cfg_node *n = &c->nodes[a->self];
+	const struct cfg *c = a->env.cfg;
+	const struct cfg_node *n = &c->nodes[a->env.self];
 	const struct cfg_compartment *co = &c->compartments[n->compartment];
 	char hash[65];
 	cfg_hash_hex(c, hash);
@@ -67,9 +43,9 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_json_str(o, c->pairs[co->pair].name);
 		sb_printf(o, ",\"stage\":\"%s\",\"config_version\":%" PRIu64
 			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d",
-			  agent_stage_to_str(a->stage), c->version, hash, up, (int)getpid());
-		if (a->health)
-			sb_printf(o, ",\"health\":\"%s\"", health_overall(a->health));
+			  node_stage_to_str(a->env.stage), c->version, hash, up, (int)getpid());
+		if (a->env.health)
+			sb_printf(o, ",\"health\":\"%s\"", health_overall(a->env.health));
 		if (a->elect) {
 			const char *why = elect_drv_ineligible_cause(a->elect);
 			sb_printf(o, ",\"eligible\":%s,\"ineligible\":", why ? "false" : "true");
@@ -82,10 +58,10 @@ static int cmd_status(struct console_req *req, void *ud)
 		  "node        %s\ncluster     %s\ncompartment %s (%s, pair %s)\nstage       %s\n"
 		  "config      version %" PRIu64 ", blake2b %.16s…\nuptime      %" PRIu64 "s\n",
 		  n->name, c->name, co->name, cfg_zone_to_str(co->zone), c->pairs[co->pair].name,
-		  agent_stage_to_str(a->stage), c->version, hash, up);
-	if (a->health)
+		  node_stage_to_str(a->env.stage), c->version, hash, up);
+	if (a->env.health)
 		sb_printf(&req->out, "health      %s ('health' shows the components)\n",
-			  health_overall(a->health));
+			  health_overall(a->env.health));
 	if (a->elect) {
 		const char *why = elect_drv_ineligible_cause(a->elect);
 		sb_printf(&req->out, "election    %s%s\n", why ? "ineligible: " : "eligible",
@@ -133,9 +109,9 @@ static int cmd_log(struct console_req *req, void *ud)
 
 void agent_register_commands(struct agent *a)
 {
-	console_register(a->console, "status", "", "this node: identity, stage, configuration, health",
+	console_register(a->env.console, "status", "", "this node: identity, stage, configuration, health",
 			 cmd_status, a);
-	console_register(a->console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
+	console_register(a->env.console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
 			 a);
 }
 
@@ -164,7 +140,7 @@ static void reap_unclaimed(void)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		long pid;
-		if (parse_int(de->d_name, 2, INT32_MAX, &pid) < 0 || profile_child_claimed((pid_t)pid))
+		if (parse_int(de->d_name, 2, INT32_MAX, &pid) < 0 || spawn_child_claimed((pid_t)pid))
 			continue;
 		char path[64], buf[256];
 		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
@@ -196,25 +172,25 @@ int agent_reload_config(struct agent *a, struct strbuf *msg)
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
-	int r = cfg_load(a->cfg->path, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
+	int r = cfg_load(a->env.cfg->path, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
 	if (r < 0) {
 		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ":\n%s",
-			  a->cfg->version, err.buf ? err.buf : "");
+			  a->env.cfg->version, err.buf ? err.buf : "");
 		sb_free(&err);
 		return r;
 	}
 	sb_free(&err);
-	const char *why = cfg_topology_change(a->cfg, n);
+	const char *why = cfg_topology_change(a->env.cfg, n);
 	if (why) {
 		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ": %s; "
-			       "restart the agent to apply it", a->cfg->version, why);
+			       "restart the agent to apply it", a->env.cfg->version, why);
 		cfg_free(n);
 		return -EBUSY;
 	}
 	/* Same nodes, same order: modules keep their pointer and indices, values change. */
-	*a->cfg = *n;
+	*a->env.cfg = *n;
 	cfg_free(n);
-	sb_printf(msg, "configuration reloaded, version %" PRIu64, a->cfg->version);
+	sb_printf(msg, "configuration reloaded, version %" PRIu64, a->env.cfg->version);
 	return 0;
 }
 
@@ -297,18 +273,18 @@ static int agent_identify(struct agent *a)
 		log_warn("%s", err.buf ? err.buf : "kernel command line not understood, ignoring");
 	sb_reset(&err);
 	const char *path = a->kcmd.has_config ? a->kcmd.config : a->opts.config;
-	r = cfg_load(path, a->kcmd.ovr, a->kcmd.n_ovr, &a->cfg, &err);
+	r = cfg_load(path, a->kcmd.ovr, a->kcmd.n_ovr, &a->env.cfg, &err);
 	if (r < 0) {
 		log_error("configuration refused:\n%s", err.buf ? err.buf : "");
 		goto out;
 	}
-	agent_set_stage(a, AGENT_STAGE_IDENTITY);
+	node_env_set_stage(&a->env, NODE_STAGE_IDENTITY);
 	uint8_t macs[IDENT_MAX_MACS][6];
 	int n = identity_local_macs("/sys/class/net", macs, IDENT_MAX_MACS);
 	const char *name = a->opts.node ? a->opts.node : a->kcmd.has_node ? a->kcmd.node : NULL;
 	sb_reset(&err);
-	r = identity_resolve(a->cfg, name, a->kcmd.has_bootif ? a->kcmd.bootif : NULL,
-			     (const uint8_t (*)[6])macs, n < 0 ? 0 : (size_t)n, &a->self, &err);
+	r = identity_resolve(a->env.cfg, name, a->kcmd.has_bootif ? a->kcmd.bootif : NULL,
+			     (const uint8_t (*)[6])macs, n < 0 ? 0 : (size_t)n, &a->env.self, &err);
 	if (r < 0)
 		log_error("identity: %s", err.buf ? err.buf : "");
 out:
@@ -318,21 +294,21 @@ out:
 
 static int agent_setup_loop(struct agent *a)
 {
-	a->loop = loop_new();
-	if (!a->loop)
+	a->env.loop = loop_new();
+	if (!a->env.loop)
 		return -ENOMEM;
 	int r;
-	if ((r = loop_add_signal(a->loop, SIGTERM, on_quit, a)) < 0 ||
-	    (r = loop_add_signal(a->loop, SIGINT, on_quit, a)) < 0 ||
-	    (r = loop_add_signal(a->loop, SIGHUP, on_reload, a)) < 0 ||
-	    (r = loop_add_signal(a->loop, SIGCHLD, on_child, a)) < 0)
+	if ((r = loop_add_signal(a->env.loop, SIGTERM, on_quit, a)) < 0 ||
+	    (r = loop_add_signal(a->env.loop, SIGINT, on_quit, a)) < 0 ||
+	    (r = loop_add_signal(a->env.loop, SIGHUP, on_reload, a)) < 0 ||
+	    (r = loop_add_signal(a->env.loop, SIGCHLD, on_child, a)) < 0)
 		return log_error_errno(r, "cannot set up signal handling");
-	a->console = console_new(a->loop);
-	if (!a->console)
+	a->env.console = console_new(a->env.loop);
+	if (!a->env.console)
 		return -ENOMEM;
 	agent_register_commands(a);
 	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
-	r = console_listen(a->console, a->sock_path);
+	r = console_listen(a->env.console, a->sock_path);
 	if (r < 0)
 		return log_error_errno(r, "cannot listen on %s", a->sock_path);
 	return console_cmds_setup(a);
@@ -344,14 +320,14 @@ static void agent_after_decision(struct decision *d, void *ud)
 	struct agent *a = ud;
 	if (a->elect)
 		elect_drv_set_eligible(a->elect, decision_eligible(d));
-	if (a->stage >= AGENT_STAGE_ELECTION)
+	if (a->env.stage >= NODE_STAGE_ELECTION)
 		return;
 	int p = decision_profile(d);
-	agent_set_stage(a, AGENT_STAGE_ELECTION); /* joined above, now with eligibility */
-	agent_set_stage(a, AGENT_STAGE_READY);
+	node_env_set_stage(&a->env, NODE_STAGE_ELECTION); /* joined above, now with eligibility */
+	node_env_set_stage(&a->env, NODE_STAGE_READY);
 	struct event ev;
 	event_begin(&ev, "ready");
-	event_add(&ev, "node", a->cfg->nodes[a->self].name);
+	event_add(&ev, "node", a->env.cfg->nodes[a->env.self].name);
 	event_add(&ev, "profile", p >= 0 ? rules_profile_to_str((enum rules_profile)p) : "none");
 	event_emit(&ev);
 }
@@ -360,7 +336,7 @@ static void agent_after_decision(struct decision *d, void *ud)
  * root, so as PID 1 it moves to a child (pid1_fork_agent), and it marks itself '@'. */
 static void agent_root_storage(struct agent *a)
 {
-	a->root_storage = storage_root_name(a->cfg, a->self, a->opts.pid1, NULL);
+	a->root_storage = storage_root_name(a->env.cfg, a->env.self, a->opts.pid1, NULL);
 	if (!a->root_storage)
 		return;
 	if (a->opts.pid1 && getpid() == 1)
@@ -377,54 +353,53 @@ static void agent_root_storage(struct agent *a)
  * stop the agent. */
 static void agent_start_storage(struct agent *a)
 {
-	agent_set_stage(a, AGENT_STAGE_STORAGE);
+	node_env_set_stage(&a->env, NODE_STAGE_STORAGE);
 	struct storage_opts o = {.listen_dir = a->opts.state_dir, .nbd_device = "auto",
 				 .link_dir = "/dev/compart", .only_reachable = true,
 				 .pid1 = a->opts.pid1};
-	int r = storage_start(a->loop, a->cfg, a->cfg->nodes[a->self].name, &o, &a->storage);
+	int r = storage_start(a->env.loop, a->env.cfg, a->env.cfg->nodes[a->env.self].name, &o, &a->storage);
 	static const size_t none = 0;
 	if (r < 0)
 		log_warn_errno(r, "storage not started, continuing without it");
 	if (a->storage) {
-		storage_console_register(a->storage, a->console);
-		r = health_paths_register(a->health, a->storage, a->cfg->timeouts.path_check_interval,
+		storage_console_register(a->storage, a->env.console);
+		r = health_paths_register(a->env.health, a->storage, a->env.cfg->timeouts.path_check_interval,
 					  &a->health_paths);
 		if (r < 0)
 			log_warn_errno(r, "path health checks not registered, ignoring");
-		r = health_export_register(a->health, a->storage,
-					   a->cfg->timeouts.path_check_interval, &a->health_export);
+		r = health_export_register(a->env.health, a->storage,
+					   a->env.cfg->timeouts.path_check_interval, &a->health_export);
 		if (r < 0)
 			log_warn_errno(r, "export health checks not registered, ignoring");
 	} else {
-		mpath_console_register(a->console, NULL, &none);
+		mpath_console_register(a->env.console, NULL, &none);
 	}
 }
 
 /* Handshake stage: the key, the sockets, then the decision after the window. */
 static int agent_start_handshake(struct agent *a)
 {
-	agent_set_stage(a, AGENT_STAGE_HANDSHAKE);
+	node_env_set_stage(&a->env, NODE_STAGE_HANDSHAKE);
 	uint8_t *key = NULL;
-	int r = hs_key_load(a->cfg->key_file, &key);
+	int r = hs_key_load(a->env.cfg->key_file, &key);
 	if (r < 0)
 		return r;
-	a->hs = hs_new(a->loop, a->cfg, a->self, a->boot_id, key);
+	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, key);
 	hs_key_free(key);
 	if (!a->hs)
 		return log_error_errno(-errno, "cannot start the handshake");
-	hs_console_register(a->hs, a->console);
+	hs_console_register(a->hs, a->env.console);
 	console_cmds_attach_hs(a);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
-	r = elect_drv_new(a, &a->elect);
+	r = elect_drv_new(&a->env, &a->elect);
 	if (r < 0)
 		log_error_errno(r, "cannot join the election, continuing without");
 	else {
 		elect_drv_attach_hs(a->elect, a->hs);
-		(void)elect_drv_console_register(a->elect, a->console);
 		elect_drv_start(a->elect, false);
 	}
-	a->decision = decision_new(a, a->hs, agent_after_decision, a);
+	a->decision = decision_new(&a->env, a->hs, agent_after_decision, a);
 	if (!a->decision)
 		return -ENOMEM;
 	return decision_start(a->decision);
@@ -432,18 +407,20 @@ static int agent_start_handshake(struct agent *a)
 
 int agent_run_main(int argc, char **argv)
 {
-	struct agent a = {.self = -1, .start_us = now_usec()};
+	struct agent a = {.env.self = -1, .start_us = now_usec()};
 	int r = parse_run_opts(argc, argv, &a.opts);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
+	a.env.pid1 = a.opts.pid1;
+	a.env.state_dir = a.opts.state_dir;
 	if (sodium_init() < 0)
 		return 1;
-	randombytes_buf(a.boot_id, sizeof(a.boot_id));
-	agent_set_stage(&a, AGENT_STAGE_EARLY);
+	randombytes_buf(a.env.boot_id, sizeof(a.env.boot_id));
+	node_env_set_stage(&a.env, NODE_STAGE_EARLY);
 	r = agent_identify(&a);
 	if (r < 0)
 		goto out;
-	log_notice("this is node %s of cluster %s", a.cfg->nodes[a.self].name, a.cfg->name);
+	log_notice("this is node %s of cluster %s", a.env.cfg->nodes[a.env.self].name, a.env.cfg->name);
 	agent_root_storage(&a);
 	if (a.opts.pid1)
 		(void)pid1_network(&a);
@@ -458,7 +435,7 @@ int agent_run_main(int argc, char **argv)
 	r = agent_start_handshake(&a);
 	if (r < 0)
 		goto out;
-	r = loop_run(a.loop);
+	r = loop_run(a.env.loop);
 out:
 	a.health_paths = health_paths_free(a.health_paths);
 	a.health_export = health_export_free(a.health_export);
@@ -468,8 +445,8 @@ out:
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
 	a.disks = disk_module_free(a.disks);
-	console_free(a.console);
-	loop_free(a.loop);
-	cfg_free(a.cfg);
+	console_free(a.env.console);
+	loop_free(a.env.loop);
+	cfg_free(a.env.cfg);
 	return r < 0 ? 1 : 0;
 }

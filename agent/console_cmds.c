@@ -20,133 +20,12 @@ static int cmd_health(struct console_req *req, void *ud)
 		console_req_error(req, "usage: health");
 		return -EINVAL;
 	}
-	if (!a->health) {
+	if (!a->env.health) {
 		console_req_error(req, "the health engine is not running");
 		return -ENODEV;
 	}
-	health_format(a->health, health_now(a->health), req->json, &req->out);
+	health_format(a->env.health, health_now(a->env.health), req->json, &req->out);
 	return 0;
-}
-
-/* ---- calls into other modules through a->hooks ---- */
-
-/* Turns a hook's result into the answer: its sentence, or the refusal with its reason. */
-static int hook_answer(struct console_req *req, const char *what, int r, struct strbuf *msg)
-{
-	const char *m = msg->buf ? strstrip(msg->buf) : "";
-	if (!strncmp(m, "refused: ", 9))
-		m += 9; /* we say "refused" ourselves */
-	if (r < 0) {
-		if (m[0])
-			console_req_error(req, "%s refused: %s", what, m);
-		else
-			console_req_error(req, "%s refused: %s", what, strerror(-r));
-		return r;
-	}
-	if (req->json) {
-		sb_puts(&req->out, "{\"ok\":true,\"command\":");
-		sb_json_str(&req->out, what);
-		sb_puts(&req->out, ",\"message\":");
-		sb_json_str(&req->out, m[0] ? m : "done");
-		sb_puts(&req->out, "}\n");
-	} else {
-		sb_printf(&req->out, "%s\n", m[0] ? m : "done");
-	}
-	return 0;
-}
-
-static int not_available(struct console_req *req, const char *what, const char *module)
-{
-	console_req_error(req, "%s is not available on this node (the %s module is not running)",
-			  what, module);
-	return -EOPNOTSUPP;
-}
-
-/* The disks stage ran for an approval: the answer the operator waited for. */
-static void approve_wipe_done(int r, struct strbuf *msg, void *ud)
-{
-	struct console_req *req = ud;
-	(void)hook_answer(req, "approve-wipe", r, msg);
-	console_req_done(req);
-}
-
-static int cmd_approve_wipe(struct console_req *req, void *ud)
-{
-	struct agent *a = ud;
-	if (req->argc != 2) {
-		console_req_error(
-		    req, "usage: approve-wipe <disk>  (path, serial or WWN, as `disks` shows)");
-		return -EINVAL;
-	}
-	if (!a->hooks.approve_wipe)
-		return not_available(req, "approve-wipe", "disks");
-	struct strbuf msg;
-	sb_init(&msg);
-	int r = a->hooks.approve_wipe(a, req->argv[1], &msg, approve_wipe_done, req);
-	log_notice("console: approve-wipe %s: %s", req->argv[1],
-		   r < 0 ? "refused" : r == AGENT_LATER ? "approved, the disk is being laid out"
-						: "approved");
-	if (r == AGENT_LATER) {
-		sb_free(&msg);
-		return CONSOLE_ASYNC;
-	}
-	r = hook_answer(req, "approve-wipe", r, &msg);
-	sb_free(&msg);
-	return r;
-}
-
-static int cmd_continue(struct console_req *req, void *ud)
-{
-	struct agent *a = ud;
-	if (req->argc != 1) {
-		console_req_error(req, "usage: continue");
-		return -EINVAL;
-	}
-	if (!a->hooks.operator_continue)
-		return not_available(req, "continue", "decision");
-	struct strbuf msg;
-	sb_init(&msg);
-	int r = a->hooks.operator_continue(a, &msg);
-	log_notice("console: continue: %s", r < 0 ? "refused" : "released");
-	r = hook_answer(req, "continue", r, &msg);
-	sb_free(&msg);
-	return r;
-}
-
-static int role_cmd(struct console_req *req, struct agent *a, bool promote)
-{
-	const char *what = promote ? "promote" : "demote";
-	int (*hook)(struct agent *, enum cfg_kind, struct strbuf *) =
-	    promote ? a->hooks.promote : a->hooks.demote;
-	enum cfg_kind kind;
-	if (req->argc == 2 && !strcmp(req->argv[1], "infra"))
-		kind = CFG_KIND_INFRA;
-	else if (req->argc == 2 && !strcmp(req->argv[1], "admin"))
-		kind = CFG_KIND_ADMIN;
-	else {
-		console_req_error(req, "usage: %s <infra|admin>", what);
-		return -EINVAL;
-	}
-	if (!hook)
-		return not_available(req, what, "election");
-	struct strbuf msg;
-	sb_init(&msg);
-	int r = hook(a, kind, &msg);
-	log_notice("console: %s %s: %s", what, cfg_kind_to_str(kind),
-		   r < 0 ? "refused" : "accepted");
-	r = hook_answer(req, what, r, &msg);
-	sb_free(&msg);
-	return r;
-}
-
-static int cmd_promote(struct console_req *req, void *ud)
-{
-	return role_cmd(req, ud, true);
-}
-
-static int cmd_demote(struct console_req *req, void *ud)
-{
-	return role_cmd(req, ud, false);
 }
 
 /* ---- local answers for cluster queries ---- */
@@ -174,7 +53,7 @@ int console_query_local(struct agent *a, const char *what, bool json, struct str
 	snprintf(line, sizeof(line), "%s%s", what, json ? " --json" : "");
 	struct capture cap = {.out = out};
 	struct console_req *pending = NULL;
-	int r = console_exec(a->console, line, false, capture_finish, &cap, &pending);
+	int r = console_exec(a->env.console, line, false, capture_finish, &cap, &pending);
 	if (r < 0)
 		return r;
 	if (pending) {
@@ -187,15 +66,9 @@ int console_query_local(struct agent *a, const char *what, bool json, struct str
 	return cap.failed ? -EIO : 0;
 }
 
-static int query_local_hook(struct agent *a, const char *what, bool json, struct strbuf *out)
-{
-	return console_query_local(a, what, json, out);
-}
-
 static int query_local_cb(void *ud, const char *what, bool json, struct strbuf *out)
 {
-	struct agent *a = ud;
-	return a->hooks.query_local ? a->hooks.query_local(a, what, json, out) : -EOPNOTSUPP;
+	return console_query_local(ud, what, json, out);
 }
 
 /* Until the handshake module carries queries, every remote target answers this. */
@@ -215,7 +88,7 @@ int console_open_serial(struct agent *a, const char *dev)
 		snprintf(path, sizeof(path), "%s", dev);
 	else
 		snprintf(path, sizeof(path), "/dev/%s", dev);
-	int r = serial_open(a->console, a->loop, path, a->cfg->nodes[a->self].name, &a->serial);
+	int r = serial_open(a->env.console, a->env.loop, path, a->env.cfg->nodes[a->env.self].name, &a->serial);
 	if (r < 0 || !a->opts.pid1)
 		return r;
 	/* Our lines also go to /dev/kmsg; the kernel would echo them onto this same line,
@@ -227,16 +100,15 @@ int console_open_serial(struct agent *a, const char *dev)
 
 int console_cmds_setup(struct agent *a)
 {
-	struct console *c = a->console;
-	a->hooks.query_local = query_local_hook;
-	a->health = health_new(a->cfg->timeouts.health_interval);
-	if (!a->health)
+	struct console *c = a->env.console;
+	a->env.health = health_new(a->env.cfg->timeouts.health_interval);
+	if (!a->env.health)
 		return -ENOMEM;
-	int r = health_attach(a->health, a->loop);
+	int r = health_attach(a->env.health, a->env.loop);
 	if (r < 0)
 		return r;
 	static const struct query_transport none = {.send = no_transport, .max_payload = 1000};
-	a->query = query_engine_new(a->loop, &a->cfg, &a->self, &none, query_local_cb, a);
+	a->query = query_engine_new(a->env.loop, &a->env.cfg, &a->env.self, &none, query_local_cb, a);
 	if (!a->query)
 		return -ENOMEM;
 	struct {
@@ -245,13 +117,6 @@ int console_cmds_setup(struct agent *a)
 		void *ud;
 	} cmds[] = {
 	    {"health", "", "components, their state, last check and what was done", cmd_health, a},
-	    {"approve-wipe", "<disk>", "authorize wiping one foreign disk (once)", cmd_approve_wipe,
-	     a},
-	    {"continue", "", "release the wait-operator profile", cmd_continue, a},
-	    {"promote", "<infra|admin>", "make this node master (refused when unsafe)", cmd_promote,
-	     a},
-	    {"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)",
-	     cmd_demote, a},
 	    {"query", "<scope> <what>",
 	     "ask nodes; scope: all|compartment X|node N, what: status|health|paths|raid",
 	     query_cmd, a->query},
@@ -265,6 +130,22 @@ int console_cmds_setup(struct agent *a)
 		if (r < 0)
 			return log_error_errno(r, "console: cannot register %s", cmds[i].name);
 	}
+	/* Until their module starts (or where it does not run), these say so. */
+	static const struct {
+		const char *name, *args, *help, *module;
+	} absent[] = {
+	    {"approve-wipe", "<disk>", "authorize wiping one foreign disk (once)", "disks"},
+	    {"continue", "", "release the wait-operator profile", "decision"},
+	    {"promote", "<infra|admin>", "make this node master (refused when unsafe)", "election"},
+	    {"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)",
+	     "election"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(absent); i++) {
+		r = console_register_absent(c, absent[i].name, absent[i].args, absent[i].help,
+					    absent[i].module);
+		if (r < 0)
+			return log_error_errno(r, "console: cannot register %s", absent[i].name);
+	}
 	r = health_checks_register(a, NULL);
 	if (r < 0)
 		return r;
@@ -275,20 +156,13 @@ int console_cmds_setup(struct agent *a)
 	return 0;
 }
 
-int console_cmds_attach_disks(struct agent *a)
-{
-	if (!a->health || !a->disks)
-		return -EINVAL;
-	return health_disks_register(a->health, a->disks);
-}
-
 void console_cmds_teardown(struct agent *a)
 {
-	if (a->health)
-		health_disks_unregister(a->health);
+	if (a->disks)
+		disk_module_detach(a->disks, &a->env);
 	a->serial = serial_free(a->serial);
 	console_cmds_detach_hs(a);
 	a->query = query_engine_free(a->query);
 	health_checks_unregister(a);
-	a->health = health_free(a->health);
+	a->env.health = health_free(a->env.health);
 }

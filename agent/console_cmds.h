@@ -25,10 +25,6 @@ int console_open_serial(struct agent *a, const char *dev);
 int console_cmds_attach_hs(struct agent *a);
 void console_cmds_detach_hs(struct agent *a);
 
-/* After the disks stage (a->disks set): each selected disk becomes a health component
- * (health_disks.h). Returns the number of disks watched. */
-int console_cmds_attach_disks(struct agent *a);
-
 /* The built-in health checks (health_checks.c). */
 struct health_clock_src {
 	uint64_t (*realtime)(void);

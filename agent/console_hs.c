@@ -47,7 +47,7 @@ static int peer_reachable(void *ud, struct strbuf *d)
 	if (hs_peer_contacted(hs, p->node))
 		return 0;
 	uint64_t last = hs_peer_last_heard(hs, p->node);
-	const struct cfg_timeouts *t = &p->a->cfg->timeouts;
+	const struct cfg_timeouts *t = &p->a->env.cfg->timeouts;
 	if (!last && now_usec() - p->since_us < t->handshake_window + t->handshake_timeout) {
 		/* Booting: not an alarm before the handshake window had its chance. */
 		sb_puts(d, "waiting for a first answer");
@@ -64,7 +64,7 @@ static int peer_reachable(void *ud, struct strbuf *d)
 static int peer_integrity(void *ud, struct strbuf *d)
 {
 	struct peer_check *p = ud;
-	uint64_t rtt = hs_peer_rtt(p->a->hs, p->node), tmax = p->a->cfg->timeouts.t_max;
+	uint64_t rtt = hs_peer_rtt(p->a->hs, p->node), tmax = p->a->env.cfg->timeouts.t_max;
 	char t[32];
 	format_duration(tmax, t, sizeof(t));
 	if (rtt == UINT64_MAX) {
@@ -97,18 +97,18 @@ int console_cmds_attach_hs(struct agent *a)
 	if ((r = hs_subscribe(a->hs, HS_MSG_QUERY, on_hs_msg, a)) < 0 ||
 	    (r = hs_subscribe(a->hs, HS_MSG_QUERY_REPLY, on_hs_msg, a)) < 0)
 		return log_error_errno(r, "console: cannot receive queries");
-	for (int i = 0; a->health && i < a->cfg->n_nodes; i++) {
-		if (i == a->self || health_find(a->health, "peer", a->cfg->nodes[i].name))
+	for (int i = 0; a->env.health && i < a->env.cfg->n_nodes; i++) {
+		if (i == a->env.self || health_find(a->env.health, "peer", a->env.cfg->nodes[i].name))
 			continue;
 		struct peer_check *p = calloc(1, sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		*p = (struct peer_check){a, i, now_usec()};
-		r = health_register(a->health, &peer_ops, p, "peer", a->cfg->nodes[i].name, NULL);
+		r = health_register(a->env.health, &peer_ops, p, "peer", a->env.cfg->nodes[i].name, NULL);
 		if (r < 0) {
 			free(p);
 			log_warn_errno(r, "health: cannot watch peer %s, ignoring",
-				       a->cfg->nodes[i].name);
+				       a->env.cfg->nodes[i].name);
 		}
 	}
 	return 0;
@@ -116,12 +116,12 @@ int console_cmds_attach_hs(struct agent *a)
 
 void console_cmds_detach_hs(struct agent *a)
 {
-	for (int i = 0; a->health && i < a->cfg->n_nodes; i++) {
-		struct health_component *c = health_find(a->health, "peer", a->cfg->nodes[i].name);
+	for (int i = 0; a->env.health && i < a->env.cfg->n_nodes; i++) {
+		struct health_component *c = health_find(a->env.health, "peer", a->env.cfg->nodes[i].name);
 		if (!c || c->ops != &peer_ops)
 			continue;
 		free(c->ud);
-		health_unregister(a->health, "peer", a->cfg->nodes[i].name);
+		health_unregister(a->env.health, "peer", a->env.cfg->nodes[i].name);
 	}
 }
 

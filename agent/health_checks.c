@@ -35,9 +35,9 @@ static int config_reachable(void *ud, struct strbuf *d)
 	struct health_checks *hc = ud;
 	free(hc->text);
 	hc->text = NULL;
-	int r = read_full_file(hc->a->cfg->path, CFG_MAX_TEXT, &hc->text, &hc->len);
+	int r = read_full_file(hc->a->env.cfg->path, CFG_MAX_TEXT, &hc->text, &hc->len);
 	if (r < 0)
-		sb_printf(d, "cannot read %s: %s", hc->a->cfg->path, strerror(-r));
+		sb_printf(d, "cannot read %s: %s", hc->a->env.cfg->path, strerror(-r));
 	return r;
 }
 
@@ -48,7 +48,7 @@ static int config_parses(void *ud, struct strbuf *d)
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
-	int r = cfg_parse(a->cfg->path, hc->text, hc->len, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
+	int r = cfg_parse(a->env.cfg->path, hc->text, hc->len, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
 	if (r < 0) {
 		char *nl = err.buf ? strchr(err.buf, '\n') : NULL;
 		if (nl)
@@ -63,7 +63,7 @@ static int config_parses(void *ud, struct strbuf *d)
 static int config_integrity(void *ud, struct strbuf *d)
 {
 	struct health_checks *hc = ud;
-	const struct cfg *c = hc->a->cfg;
+	const struct cfg *c = hc->a->env.cfg;
 	uint8_t h[32];
 	crypto_generichash(h, sizeof(h), (const unsigned char *)hc->text, hc->len, NULL, 0);
 	char file[65], run[65];
@@ -82,7 +82,7 @@ static int config_isolate(void *ud, struct strbuf *msg)
 {
 	struct health_checks *hc = ud;
 	sb_printf(msg, "keeping the running configuration (version %" PRIu64 ")",
-		  hc->a->cfg->version);
+		  hc->a->env.cfg->version);
 	return 0;
 }
 
@@ -167,7 +167,7 @@ static const struct health_component_ops clock_ops = {
 static void socket_record(struct health_checks *hc)
 {
 	struct stat st;
-	if (stat(console_socket_path(hc->a->console), &st) == 0) {
+	if (stat(console_socket_path(hc->a->env.console), &st) == 0) {
 		hc->dev = st.st_dev;
 		hc->ino = st.st_ino;
 	}
@@ -176,7 +176,7 @@ static void socket_record(struct health_checks *hc)
 static int socket_reachable(void *ud, struct strbuf *d)
 {
 	struct health_checks *hc = ud;
-	const char *p = console_socket_path(hc->a->console);
+	const char *p = console_socket_path(hc->a->env.console);
 	struct stat st;
 	if (stat(p, &st) < 0) {
 		sb_printf(d, "%s: %s", p, strerror(errno));
@@ -192,7 +192,7 @@ static int socket_reachable(void *ud, struct strbuf *d)
 static int socket_integrity(void *ud, struct strbuf *d)
 {
 	struct health_checks *hc = ud;
-	const char *p = console_socket_path(hc->a->console);
+	const char *p = console_socket_path(hc->a->env.console);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p);
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -208,13 +208,13 @@ static int socket_integrity(void *ud, struct strbuf *d)
 static int socket_restart(void *ud, struct strbuf *msg)
 {
 	struct health_checks *hc = ud;
-	int r = console_relisten(hc->a->console);
+	int r = console_relisten(hc->a->env.console);
 	if (r < 0) {
 		sb_printf(msg, "cannot listen again: %s", strerror(-r));
 		return r;
 	}
 	socket_record(hc);
-	sb_printf(msg, "listening again on %s", console_socket_path(hc->a->console));
+	sb_printf(msg, "listening again on %s", console_socket_path(hc->a->env.console));
 	return 0;
 }
 
@@ -240,12 +240,12 @@ int health_checks_register(struct agent *a, const struct health_clock_src *clock
 	int r;
 	/* The configuration is core (SPEC §7): a node whose file no longer matches what it
 	 * runs, and cannot be reloaded, leaves the elections until it does. */
-	if ((r = health_register_flags(a->health, &config_ops, hc, "config", "cluster", NULL,
+	if ((r = health_register_flags(a->env.health, &config_ops, hc, "config", "cluster", NULL,
 				       HEALTH_F_CORE)) < 0 ||
-	    (r = health_register(a->health, &clock_ops, hc, "clock", "realtime", NULL)) < 0)
+	    (r = health_register(a->env.health, &clock_ops, hc, "clock", "realtime", NULL)) < 0)
 		return log_error_errno(r, "health: cannot register the built-in checks");
-	if (console_socket_path(a->console)[0] &&
-	    (r = health_register(a->health, &socket_ops, hc, "console", "socket", NULL)) < 0)
+	if (console_socket_path(a->env.console)[0] &&
+	    (r = health_register(a->env.health, &socket_ops, hc, "console", "socket", NULL)) < 0)
 		return log_error_errno(r, "health: cannot register the console socket check");
 	return 0;
 }
@@ -255,10 +255,10 @@ void health_checks_unregister(struct agent *a)
 	struct health_checks *hc = a->health_checks;
 	if (!hc)
 		return;
-	if (a->health) {
-		health_unregister(a->health, "config", "cluster");
-		health_unregister(a->health, "clock", "realtime");
-		health_unregister(a->health, "console", "socket");
+	if (a->env.health) {
+		health_unregister(a->env.health, "config", "cluster");
+		health_unregister(a->env.health, "clock", "realtime");
+		health_unregister(a->env.health, "console", "socket");
 	}
 	free(hc->text);
 	free(hc);

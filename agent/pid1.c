@@ -368,7 +368,7 @@ int pid1_network(struct agent *a)
 	struct netcfg_plan plan;
 	struct strbuf warn;
 	sb_init(&warn);
-	int r = netcfg_plan(&a->cfg->nodes[a->self], &a->kcmd, links, (size_t)n, &plan, &warn);
+	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
 	if (warn.buf)
 		log_warn("network: %s", strstrip(warn.buf));
 	sb_free(&warn);
@@ -386,16 +386,14 @@ int pid1_network(struct agent *a)
 
 int pid1_disks(struct agent *a)
 {
-	agent_set_stage(a, AGENT_STAGE_DISKS);
+	node_env_set_stage(&a->env, NODE_STAGE_DISKS);
 	struct disk_bootstrap_opts o = {.apply = true, .raid = true};
-	a->disks = disk_module_new(a->cfg, a->self, &o);
+	a->disks = disk_module_new(a->env.cfg, a->env.self, &o);
 	if (!a->disks)
 		return log_error_errno(-ENOMEM, "disks: cannot start");
-	disk_console_register(a->console, a->disks);
-	a->hooks.approve_wipe = health_disks_approve_wipe;
 	int r = disk_module_bootstrap(a->disks);
-	agent_set_stage(a, AGENT_STAGE_RAID);
-	(void)console_cmds_attach_disks(a); /* each disk becomes a health component */
+	node_env_set_stage(&a->env, NODE_STAGE_RAID);
+	(void)disk_module_attach(a->disks, &a->env);
 	if (r < 0)
 		log_error_errno(
 		    r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
@@ -407,8 +405,8 @@ int pid1_disks(struct agent *a)
 
 int pid1_serial_start(struct agent *a)
 {
-	(void)loop_add_signal(a->loop, SIGUSR1, on_shutdown_signal, NULL);
-	(void)loop_add_signal(a->loop, SIGUSR2, on_shutdown_signal, NULL);
+	(void)loop_add_signal(a->env.loop, SIGUSR1, on_shutdown_signal, NULL);
+	(void)loop_add_signal(a->env.loop, SIGUSR2, on_shutdown_signal, NULL);
 	int r = console_open_serial(a, console_dev);
 	if (r < 0)
 		return log_error_errno(r, "no console on %s; the socket still answers compartctl",

@@ -8,8 +8,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc -std=gnu17 -O2 -D_GNU_SOURCE -Iagent -o "$tmp/hs_wire_bench" bench/hs_wire_bench.c \
-	agent/hs_wire.c agent/util.c $(pkg-config --libs libsodium) || exit 1
+cc -std=gnu17 -O2 -D_GNU_SOURCE -Iagent/base -Iagent/handshake -o "$tmp/hs_wire_bench" bench/hs_wire_bench.c \
+	agent/handshake/hs_wire.c agent/base/util.c $(pkg-config --libs libsodium) || exit 1
 "$tmp/hs_wire_bench" | tee "$tmp/wire.txt" | grep -v '^result-'
 export BUILD
 (

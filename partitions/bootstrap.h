@@ -85,5 +85,10 @@ int disk_approve_wipe_outcome(const struct disk_module *m, const char *path, int
 struct journal_state *disk_module_journal(struct disk_module *m);
 /* Writes the journal to every cmpt-state of the node's disks; -ENODEV when none. */
 int disk_module_journal_store(struct disk_module *m);
+/* The health engine the module's components and approvals use (health_disks.h), NULL
+ * when none. */
+struct health;
+void disk_module_set_health(struct disk_module *m, struct health *h);
+struct health *disk_module_health(const struct disk_module *m);
 /* Registers `disks` and `raid` on the console. */
 int disk_console_register(struct console *con, struct disk_module *m);

@@ -1,6 +1,5 @@
 /* The disks stage as the running agent sees it: the last result for the console
  * (`disks`, `raid`), and operator wipe approvals. */
-#include "agent.h"
 #include "bootstrap.h"
 #include "log.h"
 
@@ -16,6 +15,7 @@ struct disk_module {
 	int n_approved;
 	struct disk_bootstrap_result *last;
 	bool ran;
+	struct health *health; /* set while attached to a running node */
 };
 
 static void json_part(struct strbuf *o, const struct disk_part *p, bool first)
@@ -186,6 +186,16 @@ struct disk_module *disk_module_new(const struct cfg *c, int self,
 		m->opts.n_approve = m->n_approved = i + 1;
 	}
 	return m;
+}
+
+void disk_module_set_health(struct disk_module *m, struct health *h)
+{
+	m->health = h;
+}
+
+struct health *disk_module_health(const struct disk_module *m)
+{
+	return m->health;
 }
 
 struct disk_module *disk_module_free(struct disk_module *m)

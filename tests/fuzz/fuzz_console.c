@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(line, data, n);
 	line[n] = '\0';
 	char *argv[CONSOLE_MAX_ARGS];
-	int argc = console_split(line, argv, CONSOLE_MAX_ARGS);
+	int argc = split_words(line, argv, CONSOLE_MAX_ARGS);
 	if (argc > CONSOLE_MAX_ARGS)
 		abort();
 	sb_free(&echo);

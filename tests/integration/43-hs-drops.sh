@@ -7,7 +7,7 @@
 # count each; a1 must still see a2 contacted and answer its console.
 . "$(dirname "$0")/lib-hs.sh"
 # Linked against the agent's own library in BUILD (the plain build under make check).
-cc -std=gnu17 -O1 -D_GNU_SOURCE -I"$REPO/agent" -o "$HS_TMP/hs_inject" "$REPO/tests/hs_inject.c" \
+cc -std=gnu17 -O1 -D_GNU_SOURCE -I"$REPO/agent/base" -I"$REPO/agent/config" -I"$REPO/agent/handshake" -o "$HS_TMP/hs_inject" "$REPO/tests/hs_inject.c" \
 	"$BUILD/libcompart.a" -Wl,--as-needed $(pkg-config --libs libsodium libiscsi blkid libparted) || fail "cannot build hs_inject"
 hs_setup
 hs_start a1

@@ -65,36 +65,36 @@ static void fixture_open(struct fixture *f, bool listen)
 	fixture_write(f->conf, text, len);
 	free(text);
 	struct agent *a = &f->a;
-	a->self = -1;
+	a->env.self = -1;
 	a->start_us = now_usec();
-	a->loop = loop_new();
+	a->env.loop = loop_new();
 	struct strbuf err;
 	sb_init(&err);
-	assert_int_equal(cfg_load(f->conf, NULL, 0, &a->cfg, &err), 0);
+	assert_int_equal(cfg_load(f->conf, NULL, 0, &a->env.cfg, &err), 0);
 	sb_free(&err);
-	a->self = cfg_find_node(a->cfg, "a1");
-	a->stage = AGENT_STAGE_READY;
-	a->console = console_new(a->loop);
+	a->env.self = cfg_find_node(a->env.cfg, "a1");
+	a->env.stage = NODE_STAGE_READY;
+	a->env.console = console_new(a->env.loop);
 	agent_register_commands(a);
 	if (listen) {
 		char sock[160];
 		snprintf(sock, sizeof(sock), "%s/console.sock", f->dir);
-		assert_int_equal(console_listen(a->console, sock), 0);
+		assert_int_equal(console_listen(a->env.console, sock), 0);
 	}
 	assert_int_equal(console_cmds_setup(a), 0);
 	/* The same checks, on clocks the test moves. */
 	health_checks_unregister(a);
 	struct health_clock_src clk = {fix_realtime, fix_monotonic};
 	assert_int_equal(health_checks_register(a, &clk), 0);
-	a->health->clock = fix_monotonic;
+	a->env.health->clock = fix_monotonic;
 }
 
 static void fixture_close(struct fixture *f)
 {
 	console_cmds_teardown(&f->a);
-	console_free(f->a.console);
-	loop_free(f->a.loop);
-	cfg_free(f->a.cfg);
+	console_free(f->a.env.console);
+	loop_free(f->a.env.loop);
+	cfg_free(f->a.env.cfg);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
@@ -118,9 +118,9 @@ static char *fixture_run(struct fixture *f, const char *line, bool *ret_failed)
 {
 	struct fix_answer ans = {0};
 	sb_init(&ans.out);
-	assert_int_equal(console_exec(f->a.console, line, false, fix_finish, &ans, NULL), 0);
+	assert_int_equal(console_exec(f->a.env.console, line, false, fix_finish, &ans, NULL), 0);
 	for (int i = 0; i < 100 && !ans.done; i++)
-		loop_iterate(f->a.loop, now_usec() + 50 * USEC_PER_MSEC);
+		loop_iterate(f->a.env.loop, now_usec() + 50 * USEC_PER_MSEC);
 	assert_true(ans.done);
 	if (ret_failed)
 		*ret_failed = ans.failed;

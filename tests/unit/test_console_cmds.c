@@ -70,31 +70,53 @@ static void golden(struct fixture *f, const char *name, const char *line, bool w
 	}
 }
 
-/* Stand-ins for the other modules' hooks, answering the way theirs do. */
-static int fake_wipe(struct agent *a, const char *disk, struct strbuf *msg, agent_done_fn done,
-		     void *ud)
+/* Stand-ins for the modules' commands, registered over the absent placeholders the way
+ * the modules register theirs, and answering through console_req_answer() as theirs do. */
+static int fake_wipe(struct console_req *req, void *ud)
 {
-	if (strcmp(disk, "/dev/vdb")) {
-		sb_printf(msg, "no foreign disk '%s' (disks lists them)", disk);
-		return -ENOENT;
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = 0;
+	if (req->argc != 2) {
+		console_req_error(req, "usage: approve-wipe <disk>");
+		return -EINVAL;
 	}
-	sb_puts(msg, "wipe of /dev/vdb (serial QM00002) authorized once");
-	return 0;
+	if (strcmp(req->argv[1], "/dev/vdb")) {
+		sb_printf(&msg, "no foreign disk '%s' (disks lists them)", req->argv[1]);
+		r = -ENOENT;
+	} else {
+		sb_puts(&msg, "wipe of /dev/vdb (serial QM00002) authorized once");
+	}
+	r = console_req_answer(req, "approve-wipe", r, &msg);
+	sb_free(&msg);
+	return r;
 }
-static int fake_continue(struct agent *a, struct strbuf *msg)
+static int fake_continue(struct console_req *req, void *ud)
 {
-	sb_puts(msg, "wait-operator released; starting profile infra-only");
-	return 0;
+	struct strbuf msg;
+	sb_init(&msg);
+	sb_puts(&msg, "wait-operator released; starting profile infra-only");
+	int r = console_req_answer(req, "continue", 0, &msg);
+	sb_free(&msg);
+	return r;
 }
-static int fake_promote(struct agent *a, enum cfg_kind k, struct strbuf *msg)
+static int fake_promote(struct console_req *req, void *ud)
 {
-	sb_printf(msg, "the %s master b1 holds a valid lease (epoch 7)", cfg_kind_to_str(k));
-	return -EBUSY;
+	struct strbuf msg;
+	sb_init(&msg);
+	sb_printf(&msg, "the %s master b1 holds a valid lease (epoch 7)", req->argv[1]);
+	int r = console_req_answer(req, "promote", -EBUSY, &msg);
+	sb_free(&msg);
+	return r;
 }
-static int fake_demote(struct agent *a, enum cfg_kind k, struct strbuf *msg)
+static int fake_demote(struct console_req *req, void *ud)
 {
-	sb_printf(msg, "%s: stepping down to slave at epoch 8", cfg_kind_to_str(k));
-	return 0;
+	struct strbuf msg;
+	sb_init(&msg);
+	sb_printf(&msg, "%s: stepping down to slave at epoch 8", req->argv[1]);
+	int r = console_req_answer(req, "demote", 0, &msg);
+	sb_free(&msg);
+	return r;
 }
 
 static int disk_reach(void *ud, struct strbuf *d)
@@ -118,7 +140,6 @@ static void test_golden_not_available(void **state)
 	golden(&f, "approve-wipe-unavailable", "approve-wipe /dev/vdb", true);
 	golden(&f, "continue-unavailable", "continue", true);
 	golden(&f, "promote-unavailable", "promote infra", true);
-	golden(&f, "promote-usage", "promote everything", true);
 	golden(&f, "shell-socket", "shell", true);
 	golden(&f, "unknown", "frobnicate", true);
 	golden(&f, "query-usage", "query all shell", true);
@@ -131,13 +152,15 @@ static void test_golden_hooks(void **state)
 {
 	struct fixture f;
 	fixture_open(&f, false);
-	f.a.hooks.approve_wipe = fake_wipe;
-	f.a.hooks.operator_continue = fake_continue;
-	f.a.hooks.promote = fake_promote;
-	f.a.hooks.demote = fake_demote;
+	struct console *c = f.a.env.console;
+	assert_int_equal(console_register(c, "approve-wipe", "<disk>", "", fake_wipe, NULL), 0);
+	assert_int_equal(console_register(c, "continue", "", "", fake_continue, NULL), 0);
+	assert_int_equal(console_register(c, "promote", "<infra|admin>", "", fake_promote, NULL), 0);
+	assert_int_equal(console_register(c, "demote", "<infra|admin>", "", fake_demote, NULL), 0);
+	/* A real command is not replaced. */
+	assert_int_equal(console_register(c, "demote", "", "", fake_demote, NULL), -EEXIST);
 	golden(&f, "approve-wipe", "approve-wipe /dev/vdb", false);
 	golden(&f, "approve-wipe-refused", "approve-wipe /dev/vdz", true);
-	golden(&f, "approve-wipe-usage", "approve-wipe", true);
 	golden(&f, "continue", "continue", false);
 	golden(&f, "promote-refused", "promote infra", true);
 	golden(&f, "demote", "demote admin", false);
@@ -151,9 +174,9 @@ static void test_golden_status_health(void **state)
 	golden(&f, "status", "status", false);
 	golden(&f, "query-self", "query node a1 status", false);
 	/* A disk that needs an operator, an array resyncing under it. */
-	assert_int_equal(health_register(f.a.health, &disk_ops, NULL, "disk", "vdb", NULL), 2);
-	assert_int_equal(health_register(f.a.health, &md_ops, NULL, "md", "infra", NULL), 3);
-	health_run_due(f.a.health, FIX_MONO_US);
+	assert_int_equal(health_register(f.a.env.health, &disk_ops, NULL, "disk", "vdb", NULL), 2);
+	assert_int_equal(health_register(f.a.env.health, &md_ops, NULL, "md", "infra", NULL), 3);
+	health_run_due(f.a.env.health, FIX_MONO_US);
 	fix_mono = FIX_MONO_US + 1500 * USEC_PER_MSEC;
 	golden(&f, "health", "health", false);
 	golden(&f, "status-degraded", "status", false);

@@ -26,7 +26,7 @@ static void advance(struct fixture *f, uint64_t us)
 	fix_mono += us;
 	fix_rt += us;
 	sb_reset(&events);
-	health_run_due(f->a.health, fix_mono);
+	health_run_due(f->a.env.health, fix_mono);
 }
 
 static void append(const char *path, const char *text)
@@ -67,8 +67,8 @@ static void test_config(void **state)
 	struct fixture f;
 	fixture_open(&f, false);
 	advance(&f, 0);
-	assert_int_equal(health_find(f.a.health, "config", "cluster")->state, HEALTH_STATE_OK);
-	uint64_t version = f.a.cfg->version;
+	assert_int_equal(health_find(f.a.env.health, "config", "cluster")->state, HEALTH_STATE_OK);
+	uint64_t version = f.a.env.cfg->version;
 
 	/* A valid edit: the running hash no longer matches → reload (the SIGHUP path). */
 	replace(f.conf, "handshake_window = 3s\n",
@@ -81,11 +81,11 @@ static void test_config(void **state)
 	assert_non_null(strstr(events.buf, "event=health component=config:cluster state=recovered "
 					   "stage=integrity action=reload\n"));
 	assert_int_equal(count(events.buf, "event=health"), 2);
-	assert_int_equal(f.a.cfg->timeouts.handshake_window, 4 * USEC_PER_SEC);
-	assert_int_equal(f.a.cfg->version, version);
+	assert_int_equal(f.a.env.cfg->timeouts.handshake_window, 4 * USEC_PER_SEC);
+	assert_int_equal(f.a.env.cfg->version, version);
 
 	/* An invalid edit: parses fails, the reload is refused, the old config stays. */
-	struct cfg *before = f.a.cfg;
+	struct cfg *before = f.a.env.cfg;
 	append(f.conf, "colour = red\n");
 	advance(&f, 5 * USEC_PER_SEC);
 	printf("%s", events.buf);
@@ -97,8 +97,8 @@ static void test_config(void **state)
 			       "component=config:cluster state=needs-operator stage=parses "
 			       "action=reload"));
 	assert_int_equal(count(events.buf, "event=health"), 2);
-	assert_ptr_equal(f.a.cfg, before);
-	assert_string_equal(health_overall(f.a.health), "needs-operator");
+	assert_ptr_equal(f.a.env.cfg, before);
+	assert_string_equal(health_overall(f.a.env.health), "needs-operator");
 
 	/* Nothing changes: no new lines. */
 	advance(&f, 5 * USEC_PER_SEC);
@@ -110,8 +110,8 @@ static void test_config(void **state)
 	advance(&f, 5 * USEC_PER_SEC);
 	printf("%s", events.buf);
 	assert_non_null(strstr(events.buf, "component=config:cluster state=recovered"));
-	assert_int_equal(f.a.cfg->timeouts.handshake_window, 5 * USEC_PER_SEC);
-	assert_string_equal(health_overall(f.a.health), "ok");
+	assert_int_equal(f.a.env.cfg->timeouts.handshake_window, 5 * USEC_PER_SEC);
+	assert_string_equal(health_overall(f.a.env.health), "ok");
 
 	/* The file disappears: reachable fails, reload cannot help. */
 	unlink(f.conf);
@@ -132,7 +132,7 @@ static void test_clock(void **state)
 	fix_rt += 300 * USEC_PER_MSEC;
 	advance(&f, 5 * USEC_PER_SEC);
 	assert_int_equal(events.len, 0);
-	assert_string_equal(health_find(f.a.health, "clock", "realtime")->detail, "drift 300 ms");
+	assert_string_equal(health_find(f.a.env.health, "clock", "realtime")->detail, "drift 300 ms");
 	/* A jump backwards: alert, re-anchor, recovered. */
 	fix_rt -= 90 * USEC_PER_SEC;
 	advance(&f, 5 * USEC_PER_SEC);
@@ -173,7 +173,7 @@ static void test_socket(void **state)
 	char sock[160];
 	snprintf(sock, sizeof(sock), "%s/console.sock", f.dir);
 	advance(&f, 0);
-	assert_int_equal(health_find(f.a.health, "console", "socket")->state, HEALTH_STATE_OK);
+	assert_int_equal(health_find(f.a.env.health, "console", "socket")->state, HEALTH_STATE_OK);
 	/* Someone removes the socket file: the console is unreachable for compartctl. */
 	assert_int_equal(unlink(sock), 0);
 	assert_false(can_connect(sock));

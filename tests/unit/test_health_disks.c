@@ -12,7 +12,6 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "agent.h"
 #include "bootstrap.h"
 #include "health_disks.h"
 #include "log.h"
@@ -447,16 +446,15 @@ static void test_approve_wipe_async(void **state)
 	slow_node_open(&n, true);
 	assert_int_equal(disk_module_result(n.m)->disks[0].plan.verdict, DISK_VERDICT_FOREIGN);
 	struct loop *l = n.l;
-	struct agent a = {.loop = l, .cfg = n.cfg, .disks = n.m, .health = n.h};
 
 	struct strbuf msg;
 	sb_init(&msg);
 	struct wipe_answer w = {0};
-	assert_int_equal(health_disks_approve_wipe(&a, "/dev/nonexistent", &msg, on_wipe_done, &w),
+	assert_int_equal(health_disks_approve_wipe(n.h, n.m, "/dev/nonexistent", &msg, on_wipe_done, &w),
 			 -ENOENT);
 	sb_reset(&msg);
 	n.k.max_gap = 0;
-	assert_int_equal(health_disks_approve_wipe(&a, n.img, &msg, on_wipe_done, &w), AGENT_LATER);
+	assert_int_equal(health_disks_approve_wipe(n.h, n.m, n.img, &msg, on_wipe_done, &w), HEALTH_DISKS_LATER);
 	assert_false(w.done);
 	uint64_t t0 = now_usec();
 	while (!w.done && now_usec() - t0 < 30 * USEC_PER_SEC)
@@ -476,7 +474,7 @@ static void test_approve_wipe_async(void **state)
 
 	/* It is ours now: a second approval is refused at once. */
 	sb_reset(&msg);
-	assert_int_equal(health_disks_approve_wipe(&a, n.img, &msg, on_wipe_done, &w), -EINVAL);
+	assert_int_equal(health_disks_approve_wipe(n.h, n.m, n.img, &msg, on_wipe_done, &w), -EINVAL);
 	assert_non_null(strstr(msg.buf, "not foreign"));
 	sb_free(&msg);
 	slow_node_close(&n);

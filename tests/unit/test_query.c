@@ -61,7 +61,7 @@ static void test_parse(void **state)
 		char buf[128];
 		char *argv[8];
 		snprintf(buf, sizeof(buf), "%s", tc->line);
-		int argc = console_split(buf, argv, 8);
+		int argc = split_words(buf, argv, 8);
 		struct strbuf err;
 		sb_init(&err);
 		struct query_spec s = {0};

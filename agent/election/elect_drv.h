@@ -1,8 +1,7 @@
 /* The election driver: one state machine (agent/elect.h) per instance kind this node
  * takes part in (infra always; admin on MZ nodes that are mgmt_capable), each with its
  * own quorum-device session (iscsi/qdev.h), wired to the loop's timers, the role hooks
- * of the config, `event=role` lines, the console's `role` command and the agent's
- * promote/demote hooks.
+ * of the config, `event=role` lines and the console's `role`, `promote` and `demote`.
  *
  * Heartbeats travel through the handshake layer: it calls elect_drv_fill() when it sends
  * one, and hands received heartbeats and acknowledgements to elect_drv_heartbeat_in() and
@@ -18,8 +17,8 @@
 
 #include "config.h"
 #include "elect.h"
+#include "node_env.h"
 
-struct agent;
 struct console;
 struct elect_drv;
 
@@ -37,7 +36,9 @@ struct elect_hb_in {
 	uint8_t role[_CFG_KIND_MAX]; /* enum elect_role */
 };
 
-int elect_drv_new(struct agent *a, struct elect_drv **ret);
+/* Registers the console commands role, promote and demote, and the quorum device's health
+ * components, with env's console and health engine when they run. */
+int elect_drv_new(struct node_env *env, struct elect_drv **ret);
 struct elect_drv *elect_drv_free(struct elect_drv *d);
 /* Joins the election. Eligible = the profile is ok (profile_ok: not wait-operator, its
  * hooks succeeded) and core health passes: the driver follows the health engine's core
@@ -59,4 +60,3 @@ void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t 
 int elect_drv_qdev_alive(struct elect_drv *d, int node);
 
 enum elect_role elect_drv_role(const struct elect_drv *d, enum cfg_kind kind);
-int elect_drv_console_register(struct elect_drv *d, struct console *c);

@@ -30,10 +30,17 @@ int health_md_read(const char *dev_root, const char *sys_root, const char *name,
 int health_disks_register(struct health *h, struct disk_module *m);
 void health_disks_unregister(struct health *h);
 
-/* agent_hooks.approve_wipe: records the approval, then runs the disks stage again in the
- * background child (after the run under way, if one is) and gives the outcome to `done`;
- * without a health engine, the stage runs at once. */
-struct agent;
-struct strbuf;
-int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg,
-			      void (*done)(int r, struct strbuf *msg, void *ud), void *ud);
+/* `approve-wipe`: records the approval, then runs the disks stage again in the background
+ * child (after the run under way, if one is) and gives the outcome to `done`, returning
+ * HEALTH_DISKS_LATER; without a health engine (h NULL, or not attached to a loop) the stage
+ * runs at once and the outcome is returned (0, or <0 refused, the sentence in msg). */
+#define HEALTH_DISKS_LATER 1
+typedef void (*health_disks_done_fn)(int r, struct strbuf *msg, void *ud);
+int health_disks_approve_wipe(struct health *h, struct disk_module *m, const char *disk,
+			      struct strbuf *msg, health_disks_done_fn done, void *ud);
+
+/* Attaches the disks module to the running node: the console commands `disks`, `raid` and
+ * `approve-wipe`, and the health components above. Returns the number of disks watched. */
+struct node_env;
+int disk_module_attach(struct disk_module *m, const struct node_env *env);
+void disk_module_detach(struct disk_module *m, const struct node_env *env);

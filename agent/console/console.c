@@ -73,15 +73,28 @@ struct console *console_free(struct console *c)
 	return NULL;
 }
 
+static int cmd_absent(struct console_req *req, void *ud)
+{
+	const char *module = ud;
+	console_req_error(req, "%s is not available on this node (the %s module is not running)",
+			  req->argv[0], module);
+	return -EOPNOTSUPP;
+}
+
 int console_register(struct console *c, const char *name, const char *args, const char *help,
 		     console_cmd_fn fn, void *ud)
 {
-	if (c->n_cmds == MAX_CMDS)
+	struct console_cmd *cmd = NULL;
+	for (int i = 0; i < c->n_cmds && !cmd; i++)
+		if (!strcmp(c->cmds[i].name, name)) {
+			if (c->cmds[i].fn != cmd_absent)
+				return -EEXIST;
+			cmd = &c->cmds[i];
+		}
+	if (!cmd && c->n_cmds == MAX_CMDS)
 		return -ENOSPC;
-	for (int i = 0; i < c->n_cmds; i++)
-		if (!strcmp(c->cmds[i].name, name))
-			return -EEXIST;
-	struct console_cmd *cmd = &c->cmds[c->n_cmds++];
+	if (!cmd)
+		cmd = &c->cmds[c->n_cmds++];
 	snprintf(cmd->name, sizeof(cmd->name), "%s", name);
 	snprintf(cmd->args, sizeof(cmd->args), "%s", args);
 	snprintf(cmd->help, sizeof(cmd->help), "%s", help);
@@ -115,35 +128,6 @@ static int cmd_help(struct console_req *req, void *ud)
 	}
 	sb_puts(&req->out, "Every command also answers in JSON with --json.\n");
 	return 0;
-}
-
-int console_split(char *buf, char *argv[], int max)
-{
-	int argc = 0;
-	char *r = buf, *w = buf;
-	for (;;) {
-		while (*r == ' ' || *r == '\t')
-			r++;
-		if (!*r)
-			break;
-		if (argc == max)
-			return -E2BIG;
-		argv[argc++] = w;
-		bool q = false;
-		while (*r && (q || (*r != ' ' && *r != '\t'))) {
-			if (*r == '"')
-				q = !q;
-			else
-				*w++ = *r;
-			r++;
-		}
-		if (q)
-			return -EINVAL;
-		if (*r)
-			r++;
-		*w++ = '\0';
-	}
-	return argc;
 }
 
 void console_req_error(struct console_req *req, const char *fmt, ...)
@@ -199,7 +183,7 @@ int console_exec(struct console *c, const char *line, bool serial,
 		free(req);
 		return -ENOMEM;
 	}
-	int argc = console_split(req->line, req->argv, CONSOLE_MAX_ARGS);
+	int argc = split_words(req->line, req->argv, CONSOLE_MAX_ARGS);
 	/* --json may stand anywhere; it is taken out of argv. */
 	int o = 0;
 	for (int i = 0; i < argc; i++) {
@@ -419,4 +403,32 @@ int console_relisten(struct console *c)
 const char *console_socket_path(const struct console *c)
 {
 	return c->sock_path;
+}
+
+int console_register_absent(struct console *c, const char *name, const char *args,
+			    const char *help, const char *module)
+{
+	return console_register(c, name, args, help, cmd_absent, (void *)module);
+}
+
+int console_req_answer(struct console_req *req, const char *what, int r,
+		       const struct strbuf *msg)
+{
+	const char *m = msg->buf ? strstrip(msg->buf) : "";
+	if (!strncmp(m, "refused: ", 9))
+		m += 9; /* "refused" is said here */
+	if (r < 0) {
+		console_req_error(req, "%s refused: %s", what, m[0] ? m : strerror(-r));
+		return r;
+	}
+	if (req->json) {
+		sb_puts(&req->out, "{\"ok\":true,\"command\":");
+		sb_json_str(&req->out, what);
+		sb_puts(&req->out, ",\"message\":");
+		sb_json_str(&req->out, m[0] ? m : "done");
+		sb_puts(&req->out, "}\n");
+	} else {
+		sb_printf(&req->out, "%s\n", m[0] ? m : "done");
+	}
+	return r;
 }

@@ -34,8 +34,14 @@ struct console_req {
 struct console *console_new(struct loop *l);
 struct console *console_free(struct console *c);
 
+/* -EEXIST when the name is taken by a command (not by an absent one: see below). */
 int console_register(struct console *c, const char *name, const char *args, const char *help,
 		     console_cmd_fn fn, void *ud);
+/* A command whose module does not run on this node (yet): `help` lists it, and it answers
+ * "<name> is not available on this node (the <module> module is not running)". The module
+ * registers the real command over it when it starts. `module` must outlive the console. */
+int console_register_absent(struct console *c, const char *name, const char *args,
+			    const char *help, const char *module);
 
 /* Listen on a unix socket (mode 0600, parent directory created 0700). */
 int console_listen(struct console *c, const char *path);
@@ -53,7 +59,9 @@ int console_exec(struct console *c, const char *line, bool serial,
 		 struct console_req **ret_pending);
 void console_req_error(struct console_req *req, const char *fmt, ...) _printf_(2, 3);
 void console_req_done(struct console_req *req);
+/* The answer of a command that asked a module to act: r < 0 answers "<what> refused:
+ * <msg>" (or the errno's text), else msg ("done" when empty), as text or
+ * {"ok":true,"command":…,"message":…}. Returns r. */
+int console_req_answer(struct console_req *req, const char *what, int r,
+		       const struct strbuf *msg);
 
-/* Splits a line into words (double quotes group words). Returns argc or -EINVAL (unbalanced
- * quote), -E2BIG (too many words). `buf` is modified and argv points into it. */
-int console_split(char *buf, char *argv[], int max);

@@ -1,8 +1,9 @@
 #include "health_disks.h"
 
-#include "agent.h"
 #include "bootstrap.h"
+#include "console.h"
 #include "log.h"
+#include "node_env.h"
 #include "spawn.h"
 
 #include <fcntl.h>
@@ -25,7 +26,7 @@ struct job_shm {
 /* Somebody waiting for the stage to have run (an operator's approve-wipe). */
 struct disks_waiter {
 	char path[CFG_PATH_MAX];
-	agent_done_fn done;
+	health_disks_done_fn done;
 	void *ud;
 };
 #define MAX_WAITERS 8
@@ -649,14 +650,10 @@ static void notify_waiters(struct disks_ctx *x, int stage_rc)
 	}
 }
 
-int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *msg,
-			      agent_done_fn done, void *ud)
+int health_disks_approve_wipe(struct health *h, struct disk_module *m, const char *disk,
+			      struct strbuf *msg, health_disks_done_fn done, void *ud)
 {
-	if (!a->disks) {
-		sb_printf(msg, "the disks stage has not run on this node");
-		return -ENODEV;
-	}
-	struct disks_ctx *x = a->health && a->health->loop ? ctx_find(a->health, a->disks) : NULL;
+	struct disks_ctx *x = h && h->loop ? ctx_find(h, m) : NULL;
 	if (x && x->n_waiters == MAX_WAITERS) {
 		/* Refused before it is recorded: a recorded approval would be carried out. */
 		sb_printf(msg, "%d approvals already wait for the disks stage; try again when it "
@@ -664,19 +661,18 @@ int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *
 		return -EBUSY;
 	}
 	char path[CFG_PATH_MAX];
-	int r = disk_approve_wipe_record(a->disks, disk, msg, path);
+	int r = disk_approve_wipe_record(m, disk, msg, path);
 	if (r < 0)
 		return r;
 	if (!x) /* no engine (yet): the stage runs right here */
-		return disk_approve_wipe_outcome(a->disks, path, disk_module_bootstrap(a->disks),
-						 msg);
+		return disk_approve_wipe_outcome(m, path, disk_module_bootstrap(m), msg);
 	struct disks_waiter *w = &x->waiters[x->n_waiters++];
 	snprintf(w->path, sizeof(w->path), "%s", path);
 	w->done = done;
 	w->ud = ud;
 	if (x->job) {
 		x->rerun = true; /* the run under way forked before this approval */
-		return AGENT_LATER;
+		return HEALTH_DISKS_LATER;
 	}
 	r = job_start(x, msg); /* with a loop: in the child, HEALTH_PENDING */
 	if (r < 0) {
@@ -684,7 +680,7 @@ int health_disks_approve_wipe(struct agent *a, const char *disk, struct strbuf *
 		return r;
 	}
 	sb_reset(msg);
-	return AGENT_LATER;
+	return HEALTH_DISKS_LATER;
 }
 
 /* Runs the disks stage again: in a child when the engine has a loop (0 or HEALTH_PENDING),
@@ -727,4 +723,55 @@ static int job_start(struct disks_ctx *x, struct strbuf *msg)
 	x->log_w = watch_add(x->h->loop, x->log_rd, EPOLLIN, on_log, x, NULL);
 	sb_printf(msg, "disks stage started in the background (pid %d)", (int)spawn_pid(x->job));
 	return HEALTH_PENDING;
+}
+
+/* ---- attached to the running node ---- */
+
+/* The disks stage ran for an approval: the answer the operator waited for. */
+static void approve_wipe_done(int r, struct strbuf *msg, void *ud)
+{
+	struct console_req *req = ud;
+	(void)console_req_answer(req, "approve-wipe", r, msg);
+	console_req_done(req);
+}
+
+static int cmd_approve_wipe(struct console_req *req, void *ud)
+{
+	struct disk_module *m = ud;
+	if (req->argc != 2) {
+		console_req_error(
+		    req, "usage: approve-wipe <disk>  (path, serial or WWN, as `disks` shows)");
+		return -EINVAL;
+	}
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = health_disks_approve_wipe(disk_module_health(m), m, req->argv[1], &msg, approve_wipe_done, req);
+	log_notice("console: approve-wipe %s: %s", req->argv[1],
+		   r < 0			? "refused"
+		   : r == HEALTH_DISKS_LATER ? "approved, the disk is being laid out"
+					     : "approved");
+	if (r != HEALTH_DISKS_LATER)
+		r = console_req_answer(req, "approve-wipe", r, &msg);
+	sb_free(&msg);
+	return r == HEALTH_DISKS_LATER ? CONSOLE_ASYNC : r;
+}
+
+int disk_module_attach(struct disk_module *m, const struct node_env *env)
+{
+	disk_module_set_health(m, env->health);
+	int r = 0;
+	if (env->console &&
+	    ((r = disk_console_register(env->console, m)) < 0 ||
+	     (r = console_register(env->console, "approve-wipe", "<disk>",
+				   "authorize wiping one foreign disk (once)", cmd_approve_wipe,
+				   m)) < 0))
+		return log_error_errno(r, "disks: cannot register the console commands");
+	return env->health ? health_disks_register(env->health, m) : 0;
+}
+
+void disk_module_detach(struct disk_module *m, const struct node_env *env)
+{
+	if (env->health)
+		health_disks_unregister(env->health);
+	disk_module_set_health(m, NULL);
 }

@@ -32,9 +32,3 @@ struct profile_run *profile_run_free(struct profile_run *run);
 enum profile_state profile_run_state(const struct profile_run *run);
 const char *profile_run_name(const struct profile_run *run);
 
-/* Children whose exit status a module collects itself (through a pidfd): as PID 1 the
- * agent reaps every other child, but leaves these alone. Claim right after fork(), release
- * after reaping. At most 32 at a time; claim returns -ENOSPC beyond. */
-int profile_child_claim(pid_t pid);
-void profile_child_release(pid_t pid);
-bool profile_child_claimed(pid_t pid);

@@ -10,14 +10,14 @@
  * node started the management system it keeps it and keeps reporting mgmt_running, and a
  * later `wait-operator` verdict (all peers lost) does not stop a running node.
  *
- * `continue` (agent hooks.operator_continue) releases wait-operator: the operator vouches
+ * `continue` releases wait-operator: the operator vouches
  * that the other nodes are down, so the node starts infra-and-mgmt when it is mgmt_capable
  * and no contacted node reports mgmt_running, else infra-only (`rule=operator-continue`).
  * Accepted once the wait-operator hooks finished, whether they succeeded or failed. */
 #pragma once
 
-#include "agent.h"
 #include "hs.h"
+#include "node_env.h"
 #include "rules.h"
 
 /* One other node as the handshake sees it, for the facts. */
@@ -39,11 +39,11 @@ struct decision;
  * bootstrap may go on to the election. */
 typedef void (*decision_started_fn)(struct decision *d, void *ud);
 
-struct decision *decision_new(struct agent *a, struct hs *hs, decision_started_fn fn, void *ud);
+struct decision *decision_new(struct node_env *env, struct hs *hs, decision_started_fn fn,
+			      void *ud);
 struct decision *decision_free(struct decision *d);
-/* Arms the handshake window; the first decision happens when it ends. Also fills
- * a->hooks.operator_continue and registers the console commands `decision` and, unless the
- * console module registered its own (which calls the same hook), `continue`. */
+/* Arms the handshake window; the first decision happens when it ends. Registers the
+ * console commands `decision` and `continue`. */
 int decision_start(struct decision *d);
 
 /* The current profile (enum rules_profile), or -1 before the first decision. */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 struct decision {
-	struct agent *a;
+	struct node_env *a;
 	struct hs *hs;
 	struct rules *rules;
 	struct timer *t_window, *t_eval;
@@ -217,7 +217,7 @@ static void on_window(struct timer *t, void *ud)
 	struct decision *d = ud;
 	d->decided = true;
 	d->changed = true;
-	agent_set_stage(d->a, AGENT_STAGE_DECISION);
+	node_env_set_stage(d->a, NODE_STAGE_DECISION);
 	on_eval(d->t_eval, d);
 }
 
@@ -229,9 +229,8 @@ static void on_contact(int node, bool contacted, void *ud)
 		timer_arm(d->t_eval, 0);
 }
 
-static int operator_continue(struct agent *a, struct strbuf *msg)
+static int operator_continue(struct decision *d, struct strbuf *msg)
 {
-	struct decision *d = a->decision;
 	if (!d || d->profile != RULES_PROFILE_WAIT_OPERATOR || !d->waiting) {
 		sb_printf(msg, "this node is not waiting for an operator (profile %s)",
 			  d && d->profile >= 0
@@ -287,22 +286,24 @@ static int cmd_decision(struct console_req *req, void *ud)
 	return 0;
 }
 
-/* `continue`, unless the console module already registered its own (it calls the same hook). */
 static int cmd_continue(struct console_req *req, void *ud)
 {
 	struct decision *d = ud;
+	if (req->argc != 1) {
+		console_req_error(req, "usage: continue");
+		return -EINVAL;
+	}
 	struct strbuf msg;
 	sb_init(&msg);
-	int r = operator_continue(d->a, &msg);
-	if (r < 0)
-		console_req_error(req, "%s", msg.buf ? msg.buf : "refused");
-	else
-		sb_printf(&req->out, "%s\n", msg.buf ? msg.buf : "released");
+	int r = operator_continue(d, &msg);
+	log_notice("console: continue: %s", r < 0 ? "refused" : "released");
+	r = console_req_answer(req, "continue", r, &msg);
 	sb_free(&msg);
 	return r;
 }
 
-struct decision *decision_new(struct agent *a, struct hs *hs, decision_started_fn fn, void *ud)
+struct decision *decision_new(struct node_env *a, struct hs *hs, decision_started_fn fn,
+			      void *ud)
 {
 	struct decision *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -329,16 +330,15 @@ struct decision *decision_free(struct decision *d)
 
 int decision_start(struct decision *d)
 {
-	struct agent *a = d->a;
+	struct node_env *a = d->a;
 	load_rules(d);
 	hs_set_contact_fn(d->hs, on_contact, d);
-	a->hooks.operator_continue = operator_continue;
-	if (a->console)
+	if (a->console) {
 		console_register(a->console, "decision", "",
 				 "the boot decision: facts, rule, profile, hooks", cmd_decision, d);
-	if (a->console)
 		console_register(a->console, "continue", "", "release the wait-operator profile",
-				 cmd_continue, d); /* -EEXIST when the console has its own: fine */
+				 cmd_continue, d);
+	}
 	timer_arm_in(d->t_window, a->cfg->timeouts.handshake_window);
 	return 0;
 }

@@ -26,3 +26,26 @@ struct spawn *spawn_start(struct loop *l, uint64_t timeout_us, spawn_child_fn ch
  * NULL. done is not called. */
 struct spawn *spawn_free(struct spawn *sp);
 pid_t spawn_pid(const struct spawn *sp);
+
+/* True for a child a spawn watches: as PID 1 the agent reaps every other child (orphans
+ * re-parented to it), but leaves these to their pidfd. */
+bool spawn_child_claimed(pid_t pid);
+
+/* A hook: an operator's command from the configuration (a profile's `run`, a role's
+ * `promote`), run without a shell. The command is split into words (split_words), stdin is
+ * /dev/null, `env` ("KEY=VALUE" strings, NULL-terminated, may be NULL) is added to the
+ * environment, and the whole process group is killed after timeout_us. When it has been
+ * reaped, one `event=hook name= status=ok|failed|timeout exit=` line is logged, then
+ * `done` runs. */
+struct spawn_hook {
+	const char *name;
+	const char *command;
+	const char *const *env;
+	uint64_t timeout_us;
+};
+/* The `event=hook` line (also for a hook that could not be started: status=failed exit=-1). */
+void spawn_hook_event(const char *name, const char *status, int code);
+/* Returns NULL with errno set: EINVAL for an empty command, E2BIG for too many words,
+ * else why the child could not be started. */
+struct spawn *spawn_hook(struct loop *l, const struct spawn_hook *h, spawn_done_fn done,
+			 void *ud);

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
 #include "console.h"
 #include "health.h"
 #include "hs.h"
@@ -17,15 +16,9 @@
 #include "spawn.h"
 #include "util.h"
 
-#define HOOK_ARGS 16
-
 struct hook_run {
 	struct elect_inst *inst;
 	struct spawn *sp;
-	char name[32];
-	/* what the child execs */
-	char buf[CFG_PATH_MAX], epoch[32];
-	char *argv[HOOK_ARGS];
 	bool promote;
 };
 
@@ -46,7 +39,7 @@ struct elect_inst {
 };
 
 struct elect_drv {
-	struct agent *a;
+	struct node_env *a;
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
 	bool has_tr;
@@ -77,89 +70,40 @@ static struct hook_run *hook_free(struct hook_run *h)
 	return NULL;
 }
 
-static void hook_event(const char *name, const char *status, int code)
-{
-	struct event ev;
-
-	event_begin(&ev, "hook");
-	event_add(&ev, "name", name);
-	event_add(&ev, "status", status);
-	event_addf(&ev, "exit", "%d", code);
-	event_emit(&ev);
-}
-
 static void hook_done(struct spawn *sp, int status, bool timed_out, void *ud)
 {
 	struct hook_run *h = ud;
 
 	(void)sp;
-	hook_event(h->name, timed_out ? "timeout" : status == 0 ? "ok" : "failed",
-		   timed_out ? -1 : status);
 	h->inst->hook = hook_free(h);
-}
-
-static int split_words(char *s, char **argv, int max)
-{
-	int n = 0;
-
-	while (*s && n < max - 1) {
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (!*s)
-			break;
-		if (*s == '"') {
-			argv[n++] = ++s;
-			while (*s && *s != '"')
-				s++;
-		} else {
-			argv[n++] = s;
-			while (*s && *s != ' ' && *s != '\t')
-				s++;
-		}
-		if (*s)
-			*s++ = '\0';
-	}
-	argv[n] = NULL;
-	return n;
-}
-
-static int hook_child(void *ud)
-{
-	struct hook_run *h = ud;
-	const struct elect_inst *in = h->inst;
-
-	setenv("COMPARTD_NODE", cfg_of(in)->nodes[in->d->a->self].name, 1);
-	setenv("COMPARTD_KIND", cfg_kind_to_str(in->kind), 1);
-	setenv("COMPARTD_ROLE", h->promote ? "master" : "slave", 1);
-	setenv("COMPARTD_EPOCH", h->epoch, 1);
-	execv(h->argv[0], h->argv);
-	return 127;
 }
 
 static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 {
 	const struct cfg *c = cfg_of(in);
 	const char *cmd = promote ? c->roles[in->kind].promote : c->roles[in->kind].demote;
-	struct hook_run *h;
+	const char *kind = cfg_kind_to_str(in->kind);
+	char name[32], node[CFG_NAME_MAX + 16], ekind[32], role[32], eepoch[48];
 
 	in->hook = hook_free(in->hook); /* a demote cuts a promote hook short */
 	if (!cmd[0])
 		return;
-	h = calloc(1, sizeof(*h));
+	struct hook_run *h = calloc(1, sizeof(*h));
 	if (!h)
 		return;
 	*h = (struct hook_run){ .inst = in, .promote = promote };
-	snprintf(h->name, sizeof(h->name), "%s-%s", promote ? "promote" : "demote",
-		 cfg_kind_to_str(in->kind));
-	snprintf(h->buf, sizeof(h->buf), "%s", cmd);
-	snprintf(h->epoch, sizeof(h->epoch), "%llu", (unsigned long long)epoch);
-	if (split_words(h->buf, h->argv, HOOK_ARGS) == 0) {
-		free(h);
-		return;
-	}
-	h->sp = spawn_start(in->d->a->loop, c->timeouts.hook_timeout, hook_child, h, hook_done, h);
+	snprintf(name, sizeof(name), "%s-%s", promote ? "promote" : "demote", kind);
+	snprintf(node, sizeof(node), "COMPARTD_NODE=%s", c->nodes[in->d->a->self].name);
+	snprintf(ekind, sizeof(ekind), "COMPARTD_KIND=%s", kind);
+	snprintf(role, sizeof(role), "COMPARTD_ROLE=%s", promote ? "master" : "slave");
+	snprintf(eepoch, sizeof(eepoch), "COMPARTD_EPOCH=%llu", (unsigned long long)epoch);
+	const char *const env[] = { node, ekind, role, eepoch, NULL };
+	const struct spawn_hook sh = { .name = name, .command = cmd, .env = env,
+				       .timeout_us = c->timeouts.hook_timeout };
+	h->sp = spawn_hook(in->d->a->loop, &sh, hook_done, h);
 	if (!h->sp) {
-		log_error_errno(-errno, "Failed to start the %s hook", h->name);
+		log_error_errno(-errno, "Failed to start the %s hook", name);
+		spawn_hook_event(name, "failed", -1);
 		free(h);
 		return;
 	}
@@ -511,8 +455,7 @@ static int inst_init(struct elect_drv *d, enum cfg_kind kind)
 	return 0;
 }
 
-static int op_promote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
-static int op_demote(struct agent *a, enum cfg_kind kind, struct strbuf *msg);
+static int console_attach(struct elect_drv *d);
 
 /* ---- health: the quorum device as this node's election sees it (SPEC §8) ---- */
 
@@ -597,7 +540,7 @@ static void qdev_health_unregister(struct elect_drv *d)
 		health_unregister(d->a->health, "qdev", cfg_kind_to_str((enum cfg_kind)k));
 }
 
-int elect_drv_new(struct agent *a, struct elect_drv **ret)
+int elect_drv_new(struct node_env *a, struct elect_drv **ret)
 {
 	struct elect_drv *d = calloc(1, sizeof(*d));
 	int r;
@@ -612,8 +555,11 @@ int elect_drv_new(struct agent *a, struct elect_drv **ret)
 			return r;
 		}
 	}
-	a->hooks.promote = op_promote;
-	a->hooks.demote = op_demote;
+	r = console_attach(d);
+	if (r < 0) {
+		elect_drv_free(d);
+		return r;
+	}
 	qdev_health_register(d);
 	if (a->health) {
 		snprintf(d->core_failure, sizeof(d->core_failure), "%s",
@@ -637,10 +583,6 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 		in->hook = hook_free(in->hook);
 		in->qdev = qdev_free(in->qdev);
 		in->timer = timer_free(in->timer);
-	}
-	if (d->a->hooks.promote == op_promote) {
-		d->a->hooks.promote = NULL;
-		d->a->hooks.demote = NULL;
 	}
 	free(d);
 	return NULL;
@@ -740,9 +682,8 @@ enum elect_role elect_drv_role(const struct elect_drv *d, enum cfg_kind kind)
 
 /* ---- operator ---- */
 
-static int op_common(struct agent *a, enum cfg_kind kind, bool promote, struct strbuf *msg)
+static int op_common(struct elect_drv *d, enum cfg_kind kind, bool promote, struct strbuf *msg)
 {
-	struct elect_drv *d = a->elect;
 	struct elect_inst *in;
 	const char *why;
 	struct elect_event ev = { .type = promote ? ELECT_EV_OPERATOR_PROMOTE
@@ -766,14 +707,36 @@ static int op_common(struct agent *a, enum cfg_kind kind, bool promote, struct s
 	return 0;
 }
 
-static int op_promote(struct agent *a, enum cfg_kind kind, struct strbuf *msg)
+static int role_cmd(struct console_req *req, struct elect_drv *d, bool promote)
 {
-	return op_common(a, kind, true, msg);
+	const char *what = promote ? "promote" : "demote";
+	enum cfg_kind kind;
+	if (req->argc == 2 && !strcmp(req->argv[1], "infra"))
+		kind = CFG_KIND_INFRA;
+	else if (req->argc == 2 && !strcmp(req->argv[1], "admin"))
+		kind = CFG_KIND_ADMIN;
+	else {
+		console_req_error(req, "usage: %s <infra|admin>", what);
+		return -EINVAL;
+	}
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = op_common(d, kind, promote, &msg);
+	log_notice("console: %s %s: %s", what, cfg_kind_to_str(kind),
+		   r < 0 ? "refused" : "accepted");
+	r = console_req_answer(req, what, r, &msg);
+	sb_free(&msg);
+	return r;
 }
 
-static int op_demote(struct agent *a, enum cfg_kind kind, struct strbuf *msg)
+static int cmd_promote(struct console_req *req, void *ud)
 {
-	return op_common(a, kind, false, msg);
+	return role_cmd(req, ud, true);
+}
+
+static int cmd_demote(struct console_req *req, void *ud)
+{
+	return role_cmd(req, ud, false);
 }
 
 /* ---- console: role ---- */
@@ -848,9 +811,20 @@ static int cmd_role(struct console_req *req, void *ud)
 	return 0;
 }
 
-int elect_drv_console_register(struct elect_drv *d, struct console *c)
+static int console_attach(struct elect_drv *d)
 {
-	return console_register(c, "role", "", "master/slave role per instance kind", cmd_role, d);
+	struct console *c = d->a->console;
+	int r = 0;
+	if (c && ((r = console_register(c, "role", "", "master/slave role per instance kind",
+					cmd_role, d)) < 0 ||
+		  (r = console_register(c, "promote", "<infra|admin>",
+					"make this node master (refused when unsafe)", cmd_promote,
+					d)) < 0 ||
+		  (r = console_register(c, "demote", "<infra|admin>",
+					"step this node down to slave (refused when unsafe)",
+					cmd_demote, d)) < 0))
+		return log_error_errno(r, "Failed to register the election's console commands");
+	return 0;
 }
 
 /* ---- the handshake layer as transport ---- */

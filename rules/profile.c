@@ -2,7 +2,6 @@
  * loop watches, the hook timeout). */
 #include "profile.h"
 
-#include "console.h"
 #include "log.h"
 #include "spawn.h"
 
@@ -23,34 +22,6 @@ struct profile_run {
 	void *ud;
 };
 
-#define MAX_CLAIMED 32
-static pid_t claimed[MAX_CLAIMED];
-
-int profile_child_claim(pid_t pid)
-{
-	for (int i = 0; i < MAX_CLAIMED; i++)
-		if (claimed[i] == 0) {
-			claimed[i] = pid;
-			return 0;
-		}
-	return -ENOSPC;
-}
-
-void profile_child_release(pid_t pid)
-{
-	for (int i = 0; i < MAX_CLAIMED; i++)
-		if (claimed[i] == pid)
-			claimed[i] = 0;
-}
-
-bool profile_child_claimed(pid_t pid)
-{
-	for (int i = 0; i < MAX_CLAIMED; i++)
-		if (pid > 0 && claimed[i] == pid)
-			return true;
-	return false;
-}
-
 static const char *const state_str[_PROFILE_STATE_MAX] = {
     [PROFILE_STATE_RUNNING] = "running",
     [PROFILE_STATE_OK] = "ok",
@@ -60,34 +31,6 @@ static const char *const state_str[_PROFILE_STATE_MAX] = {
 const char *profile_state_to_str(enum profile_state s)
 {
 	return s < _PROFILE_STATE_MAX ? state_str[s] : NULL;
-}
-
-/* In the child (spawn.h set up signals, process group and stdin). */
-static int child_exec(void *ud)
-{
-	const struct profile_run *run = ud;
-	const char *cmd = run->prof->run[run->next - 1];
-	char buf[CFG_PATH_MAX];
-	snprintf(buf, sizeof(buf), "%s", cmd);
-	char *argv[CONSOLE_MAX_ARGS + 1] = {0};
-	int argc = console_split(buf, argv, CONSOLE_MAX_ARGS);
-	if (argc <= 0)
-		return 127;
-	setenv("COMPARTD_NODE", run->node, 1);
-	setenv("COMPARTD_PROFILE", run->name, 1);
-	execv(argv[0], argv);
-	fprintf(stderr, "compartd: hook %s: %m\n", argv[0]);
-	return 127;
-}
-
-static void emit_hook(const char *cmd, const char *status, int code)
-{
-	struct event ev;
-	event_begin(&ev, "hook");
-	event_add(&ev, "name", cmd);
-	event_add(&ev, "status", status);
-	event_addf(&ev, "exit", "%d", code);
-	event_emit(&ev);
 }
 
 static void finish(struct profile_run *run, enum profile_state st)
@@ -101,9 +44,7 @@ static void finish(struct profile_run *run, enum profile_state st)
 static void on_hook_done(struct spawn *sp, int code, bool timed_out, void *ud)
 {
 	struct profile_run *run = ud;
-	const char *cmd = run->prof->run[run->next - 1];
 	run->sp = spawn_free(sp);
-	emit_hook(cmd, timed_out ? "timeout" : code == 0 ? "ok" : "failed", code);
 	if (timed_out || code != 0) {
 		finish(run, PROFILE_STATE_FAILED);
 		return;
@@ -114,11 +55,14 @@ static void on_hook_done(struct spawn *sp, int code, bool timed_out, void *ud)
 static int start_hook(struct profile_run *run)
 {
 	const char *cmd = run->prof->run[run->next++];
-	run->sp = spawn_start(run->loop, run->hook_timeout, child_exec, run, on_hook_done, run);
-	if (!run->sp)
-		return -errno;
-	log_info("hook %s started (pid %d)", cmd, (int)spawn_pid(run->sp));
-	return 0;
+	char node[CFG_NAME_MAX + 24], profile[CFG_NAME_MAX + 24];
+	snprintf(node, sizeof(node), "COMPARTD_NODE=%s", run->node);
+	snprintf(profile, sizeof(profile), "COMPARTD_PROFILE=%s", run->name);
+	const char *const env[] = {node, profile, NULL};
+	const struct spawn_hook h = {
+	    .name = cmd, .command = cmd, .env = env, .timeout_us = run->hook_timeout};
+	run->sp = spawn_hook(run->loop, &h, on_hook_done, run);
+	return run->sp ? 0 : -errno;
 }
 
 static void on_next(struct timer *t, void *ud)
@@ -132,7 +76,7 @@ static void on_next(struct timer *t, void *ud)
 	int r = start_hook(run);
 	if (r < 0) {
 		log_error_errno(r, "hook %s: cannot start", cmd);
-		emit_hook(cmd, "failed", -1);
+		spawn_hook_event(cmd, "failed", -1);
 		finish(run, PROFILE_STATE_FAILED);
 	}
 }

@@ -390,3 +390,32 @@ int read_all(int fd, void *buf, size_t len)
 	}
 	return 0;
 }
+
+int split_words(char *buf, char *argv[], int max)
+{
+	int argc = 0;
+	char *r = buf, *w = buf;
+	for (;;) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (!*r)
+			break;
+		if (argc == max)
+			return -E2BIG;
+		argv[argc++] = w;
+		bool q = false;
+		while (*r && (q || (*r != ' ' && *r != '\t'))) {
+			if (*r == '"')
+				q = !q;
+			else
+				*w++ = *r;
+			r++;
+		}
+		if (q)
+			return -EINVAL;
+		if (*r)
+			r++;
+		*w++ = '\0';
+	}
+	return argc;
+}
