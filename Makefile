@@ -17,7 +17,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # constructor trips ASan in every binary that merely links it).
 PKG_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Werror=switch -Wno-unused-parameter
+WARN := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Werror=switch -Werror=implicit-function-declaration \
+	-Wno-unused-parameter
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu17 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
 

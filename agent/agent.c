@@ -3,8 +3,6 @@
 
 #include "console_cmds.h"
 #include "health.h"
-#include "health_paths.h"
-#include "health_export.h"
 #include "decision.h"
 #include "hs.h"
 #include "identity.h"
@@ -303,9 +301,9 @@ static int agent_setup_loop(struct agent *a)
 	    (r = loop_add_signal(a->env.loop, SIGHUP, on_reload, a)) < 0 ||
 	    (r = loop_add_signal(a->env.loop, SIGCHLD, on_child, a)) < 0)
 		return log_error_errno(r, "cannot set up signal handling");
-	a->env.console = console_new(a->env.loop);
-	if (!a->env.console)
-		return -ENOMEM;
+	r = console_new(a->env.loop, &a->env.console);
+	if (r < 0)
+		return r;
 	agent_register_commands(a);
 	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
 	r = console_listen(a->env.console, a->sock_path);
@@ -357,23 +355,11 @@ static void agent_start_storage(struct agent *a)
 	struct storage_opts o = {.listen_dir = a->opts.state_dir, .nbd_device = "auto",
 				 .link_dir = "/dev/compart", .only_reachable = true,
 				 .pid1 = a->opts.pid1};
-	int r = storage_start(a->env.loop, a->env.cfg, a->env.cfg->nodes[a->env.self].name, &o, &a->storage);
-	static const size_t none = 0;
+	int r = storage_start(a->env.loop, a->env.cfg, a->env.cfg->nodes[a->env.self].name, &o,
+			      &a->storage);
 	if (r < 0)
 		log_warn_errno(r, "storage not started, continuing without it");
-	if (a->storage) {
-		storage_console_register(a->storage, a->env.console);
-		r = health_paths_register(a->env.health, a->storage, a->env.cfg->timeouts.path_check_interval,
-					  &a->health_paths);
-		if (r < 0)
-			log_warn_errno(r, "path health checks not registered, ignoring");
-		r = health_export_register(a->env.health, a->storage,
-					   a->env.cfg->timeouts.path_check_interval, &a->health_export);
-		if (r < 0)
-			log_warn_errno(r, "export health checks not registered, ignoring");
-	} else {
-		mpath_console_register(a->env.console, NULL, &none);
-	}
+	(void)storage_attach(a->storage, &a->env, &a->storage_attached);
 }
 
 /* Handshake stage: the key, the sockets, then the decision after the window. */
@@ -388,8 +374,7 @@ static int agent_start_handshake(struct agent *a)
 	hs_key_free(key);
 	if (!a->hs)
 		return log_error_errno(-errno, "cannot start the handshake");
-	hs_console_register(a->hs, a->env.console);
-	console_cmds_attach_hs(a);
+	(void)hs_attach(a->hs, &a->env, a->query);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
 	r = elect_drv_new(&a->env, &a->elect);
@@ -399,9 +384,9 @@ static int agent_start_handshake(struct agent *a)
 		elect_drv_attach_hs(a->elect, a->hs);
 		elect_drv_start(a->elect, false);
 	}
-	a->decision = decision_new(&a->env, a->hs, agent_after_decision, a);
-	if (!a->decision)
-		return -ENOMEM;
+	r = decision_new(&a->env, a->hs, agent_after_decision, a, &a->decision);
+	if (r < 0)
+		return r;
 	return decision_start(a->decision);
 }
 
@@ -437,8 +422,7 @@ int agent_run_main(int argc, char **argv)
 		goto out;
 	r = loop_run(a.env.loop);
 out:
-	a.health_paths = health_paths_free(a.health_paths);
-	a.health_export = health_export_free(a.health_export);
+	a.storage_attached = storage_detach(a.storage_attached);
 	console_cmds_teardown(&a);
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);

@@ -19,8 +19,6 @@ struct agent_opts {
 };
 
 struct agent;
-struct health_paths;
-struct health_export;
 struct hs;
 struct decision;
 struct disk_module;
@@ -32,7 +30,6 @@ struct agent {
 	struct kcmdline kcmd;
 	char sock_path[CFG_PATH_MAX];
 	/* The modules, created in boot order. */
-	struct health_paths *health_paths; /* health_paths.h: one component per iSCSI path */
 	struct hs *hs;             /* handshake (hs.h) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
@@ -41,7 +38,7 @@ struct agent {
 	struct query_engine *query;  /* cluster queries */
 	struct health_checks *health_checks; /* the built-in checks' state */
 	struct storage *storage;   /* iscsi/storage.h */
-	struct health_export *health_export; /* health_export.h: one component per NBD export */
+	struct storage_attached *storage_attached; /* its console command and health checks */
 	const char *root_storage;  /* the storage holding the root fs, or NULL (storage_root_name) */
 };
 

@@ -2,6 +2,7 @@
 
 #include "health.h"
 #include "health_disks.h"
+#include "hs.h"
 #include "log.h"
 #include "query.h"
 #include "serial.h"
@@ -101,16 +102,14 @@ int console_open_serial(struct agent *a, const char *dev)
 int console_cmds_setup(struct agent *a)
 {
 	struct console *c = a->env.console;
-	a->env.health = health_new(a->env.cfg->timeouts.health_interval);
-	if (!a->env.health)
-		return -ENOMEM;
-	int r = health_attach(a->env.health, a->env.loop);
-	if (r < 0)
+	int r = health_new(a->env.cfg->timeouts.health_interval, &a->env.health);
+	if (r < 0 || (r = health_attach(a->env.health, a->env.loop)) < 0)
 		return r;
 	static const struct query_transport none = {.send = no_transport, .max_payload = 1000};
-	a->query = query_engine_new(a->env.loop, &a->env.cfg, &a->env.self, &none, query_local_cb, a);
-	if (!a->query)
-		return -ENOMEM;
+	r = query_engine_new(a->env.loop, &a->env.cfg, &a->env.self, &none, query_local_cb, a,
+			     &a->query);
+	if (r < 0)
+		return r;
 	struct {
 		const char *name, *args, *help;
 		console_cmd_fn fn;
@@ -161,7 +160,8 @@ void console_cmds_teardown(struct agent *a)
 	if (a->disks)
 		disk_module_detach(a->disks, &a->env);
 	a->serial = serial_free(a->serial);
-	console_cmds_detach_hs(a);
+	if (a->hs)
+		hs_detach(a->hs, &a->env);
 	a->query = query_engine_free(a->query);
 	health_checks_unregister(a);
 	a->env.health = health_free(a->env.health);

@@ -19,12 +19,6 @@ int console_query_local(struct agent *a, const char *what, bool json, struct str
  * the `shell` command come with it. -EALREADY when one is open. */
 int console_open_serial(struct agent *a, const char *dev);
 
-/* Once a->hs runs: cluster queries travel as QUERY / QUERY_REPLY, and each peer link
- * becomes a health component (contacted, round trip within t_max). -EOPNOTSUPP in a build
- * without the handshake module. (console_hs.c) */
-int console_cmds_attach_hs(struct agent *a);
-void console_cmds_detach_hs(struct agent *a);
-
 /* The built-in health checks (health_checks.c). */
 struct health_clock_src {
 	uint64_t (*realtime)(void);

@@ -388,10 +388,10 @@ int pid1_disks(struct agent *a)
 {
 	node_env_set_stage(&a->env, NODE_STAGE_DISKS);
 	struct disk_bootstrap_opts o = {.apply = true, .raid = true};
-	a->disks = disk_module_new(a->env.cfg, a->env.self, &o);
-	if (!a->disks)
-		return log_error_errno(-ENOMEM, "disks: cannot start");
-	int r = disk_module_bootstrap(a->disks);
+	int r = disk_module_new(a->env.cfg, a->env.self, &o, &a->disks);
+	if (r < 0)
+		return log_error_errno(r, "disks: cannot start");
+	r = disk_module_bootstrap(a->disks);
 	node_env_set_stage(&a->env, NODE_STAGE_RAID);
 	(void)disk_module_attach(a->disks, &a->env);
 	if (r < 0)

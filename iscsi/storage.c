@@ -287,8 +287,7 @@ static int serve(struct serve_opts *o, struct cfg *cfg)
 		goto out;
 	}
 	if (o->console) {
-		con = console_new(l);
-		if (!con || storage_console_register(s, con) < 0 ||
+		if ((r = console_new(l, &con)) < 0 || storage_console_register(s, con) < 0 ||
 		    (r = console_listen(con, o->console)) < 0) {
 			r = log_error_errno(r < 0 ? r : -ENOMEM, "cannot serve the console on %s",
 					    o->console);

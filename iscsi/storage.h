@@ -44,5 +44,14 @@ int storage_start(struct loop *l, const struct cfg *cfg, const char *node,
 struct storage *storage_free(struct storage *s);
 int storage_console_register(struct storage *s, struct console *c);
 
+/* Attaches the storage to the running node (storage_attach.c): the console's `paths` and
+ * one health component per path and per export. s may be NULL (the node reaches no
+ * storage): `paths` then says so. storage_detach() unregisters and frees; NULL-safe. */
+struct node_env;
+struct storage_attached;
+int storage_attach(struct storage *s, const struct node_env *env,
+		   struct storage_attached **ret);
+struct storage_attached *storage_detach(struct storage_attached *at);
+
 /* `compartd storage serve …` */
 int storage_cli_main(int argc, char **argv);

@@ -61,8 +61,8 @@ void disk_bootstrap_format_raid(const struct disk_bootstrap_result *r, bool json
 /* The running agent's disk module: keeps the last result for the console and takes
  * operator approvals. */
 struct disk_module;
-struct disk_module *disk_module_new(const struct cfg *c, int self,
-				    const struct disk_bootstrap_opts *o);
+int disk_module_new(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+		    struct disk_module **ret);
 struct disk_module *disk_module_free(struct disk_module *m);
 int disk_module_bootstrap(struct disk_module *m);
 const struct disk_bootstrap_result *disk_module_result(const struct disk_module *m);

@@ -164,16 +164,16 @@ void disk_bootstrap_format_raid(const struct disk_bootstrap_result *r, bool json
 		sb_puts(out, "no RAID arrays (no disks with the layout, or RAID not run)\n");
 }
 
-struct disk_module *disk_module_new(const struct cfg *c, int self,
-				    const struct disk_bootstrap_opts *o)
+int disk_module_new(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
+		    struct disk_module **ret)
 {
 	struct disk_module *m = calloc(1, sizeof(*m));
 	if (!m)
-		return NULL;
+		return -ENOMEM;
 	m->last = calloc(1, sizeof(*m->last));
 	if (!m->last) {
 		free(m);
-		return NULL;
+		return -ENOMEM;
 	}
 	m->cfg = c;
 	m->self = self;
@@ -185,7 +185,8 @@ struct disk_module *disk_module_new(const struct cfg *c, int self,
 		m->approved_ptr[i] = m->approved[i];
 		m->opts.n_approve = m->n_approved = i + 1;
 	}
-	return m;
+	*ret = m;
+	return 0;
 }
 
 void disk_module_set_health(struct disk_module *m, struct health *h)

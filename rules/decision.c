@@ -302,18 +302,21 @@ static int cmd_continue(struct console_req *req, void *ud)
 	return r;
 }
 
-struct decision *decision_new(struct node_env *a, struct hs *hs, decision_started_fn fn,
-			      void *ud)
+int decision_new(struct node_env *a, struct hs *hs, decision_started_fn fn, void *ud,
+		 struct decision **ret)
 {
 	struct decision *d = calloc(1, sizeof(*d));
 	if (!d)
-		return NULL;
+		return -ENOMEM;
 	*d = (struct decision){.a = a, .hs = hs, .profile = -1, .fn = fn, .ud = ud};
 	d->t_window = timer_new(a->loop, on_window, d);
 	d->t_eval = timer_new(a->loop, on_eval, d);
-	if (!d->t_window || !d->t_eval)
-		return decision_free(d);
-	return d;
+	if (!d->t_window || !d->t_eval) {
+		decision_free(d);
+		return -ENOMEM;
+	}
+	*ret = d;
+	return 0;
 }
 
 struct decision *decision_free(struct decision *d)

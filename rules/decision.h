@@ -39,8 +39,8 @@ struct decision;
  * bootstrap may go on to the election. */
 typedef void (*decision_started_fn)(struct decision *d, void *ud);
 
-struct decision *decision_new(struct node_env *env, struct hs *hs, decision_started_fn fn,
-			      void *ud);
+int decision_new(struct node_env *env, struct hs *hs, decision_started_fn fn, void *ud,
+		 struct decision **ret);
 struct decision *decision_free(struct decision *d);
 /* Arms the handshake window; the first decision happens when it ends. Registers the
  * console commands `decision` and `continue`. */

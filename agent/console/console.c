@@ -49,15 +49,16 @@ struct sock_client {
 
 static int cmd_help(struct console_req *req, void *ud);
 
-struct console *console_new(struct loop *l)
+int console_new(struct loop *l, struct console **ret)
 {
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c)
-		return NULL;
+		return -ENOMEM;
 	c->loop = l;
 	c->listen_fd = -1;
 	console_register(c, "help", "", "list the commands", cmd_help, c);
-	return c;
+	*ret = c;
+	return 0;
 }
 
 struct console *console_free(struct console *c)

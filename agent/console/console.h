@@ -31,7 +31,7 @@ struct console_req {
 	char *line;
 };
 
-struct console *console_new(struct loop *l);
+int console_new(struct loop *l, struct console **ret);
 struct console *console_free(struct console *c);
 
 /* -EEXIST when the name is taken by a command (not by an absent one: see below). */

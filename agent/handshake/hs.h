@@ -84,3 +84,11 @@ uint64_t hs_peer_drops(const struct hs *hs, int node);
 
 /* The console's `peers` command. */
 int hs_console_register(struct hs *hs, struct console *c);
+
+/* Attaches the handshake to the running node (hs_attach.c): the console's `peers`, one
+ * health component `peer:<name>` per other node (contacted, round trip within t_max), and
+ * the transport of the query engine's cluster queries (q may be NULL). */
+struct node_env;
+struct query_engine;
+int hs_attach(struct hs *hs, const struct node_env *env, struct query_engine *q);
+void hs_detach(struct hs *hs, const struct node_env *env);

@@ -104,9 +104,9 @@ typedef int (*query_local_fn)(void *ud, const char *what, bool json, struct strb
 
 struct query_engine;
 
-struct query_engine *query_engine_new(struct loop *l, struct cfg *const *cfg, const int *self,
-				      const struct query_transport *tr, query_local_fn local,
-				      void *local_ud);
+int query_engine_new(struct loop *l, struct cfg *const *cfg, const int *self,
+		     const struct query_transport *tr, query_local_fn local, void *local_ud,
+		     struct query_engine **ret);
 struct query_engine *query_engine_free(struct query_engine *e);
 /* Replaces the transport (the handshake module starts after the console). */
 void query_engine_set_transport(struct query_engine *e, const struct query_transport *tr);

@@ -28,13 +28,13 @@ struct query_engine {
 	struct query_stats stats;
 };
 
-struct query_engine *query_engine_new(struct loop *l, struct cfg *const *cfg, const int *self,
-				      const struct query_transport *tr, query_local_fn local,
-				      void *local_ud)
+int query_engine_new(struct loop *l, struct cfg *const *cfg, const int *self,
+		     const struct query_transport *tr, query_local_fn local, void *local_ud,
+		     struct query_engine **ret)
 {
 	struct query_engine *e = calloc(1, sizeof(*e));
 	if (!e)
-		return NULL;
+		return -ENOMEM;
 	e->loop = l;
 	e->cfg = cfg;
 	e->self = self;
@@ -42,7 +42,8 @@ struct query_engine *query_engine_new(struct loop *l, struct cfg *const *cfg, co
 	e->local = local;
 	e->local_ud = local_ud;
 	e->next_id = randombytes_random();
-	return e;
+	*ret = e;
+	return 0;
 }
 
 static void finish(struct active *a)

@@ -36,14 +36,15 @@ const char *health_action_to_str(enum health_action a)
 	return a < _HEALTH_ACTION_MAX ? action_str[a] : NULL;
 }
 
-struct health *health_new(uint64_t default_interval_us)
+int health_new(uint64_t default_interval_us, struct health **ret)
 {
 	struct health *h = calloc(1, sizeof(*h));
 	if (!h)
-		return NULL;
+		return -ENOMEM;
 	h->default_interval_us = default_interval_us ? default_interval_us : 5 * USEC_PER_SEC;
 	h->clock = now_usec;
-	return h;
+	*ret = h;
+	return 0;
 }
 
 struct health *health_free(struct health *h)

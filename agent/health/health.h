@@ -131,7 +131,7 @@ struct health {
 	char core_reason[HEALTH_NAME_MAX + 48]; /* "" while every core component is healthy */
 };
 
-struct health *health_new(uint64_t default_interval_us);
+int health_new(uint64_t default_interval_us, struct health **ret);
 struct health *health_free(struct health *h);
 
 /* parent is "kind:id" of a registered component, or NULL. Returns the index or -errno

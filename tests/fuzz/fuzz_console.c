@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cfg_parse("f.conf", conf, strlen(conf), NULL, 0, &cfg, NULL) < 0)
 			abort();
 		l = loop_new();
-		c = console_new(l);
+		(void)console_new(l, &c);
 		console_register(c, "echo", "", "", cmd_echo, NULL);
 		console_register(c, "query", "", "", cmd_query_parse, NULL);
 	}

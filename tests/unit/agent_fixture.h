@@ -74,7 +74,7 @@ static void fixture_open(struct fixture *f, bool listen)
 	sb_free(&err);
 	a->env.self = cfg_find_node(a->env.cfg, "a1");
 	a->env.stage = NODE_STAGE_READY;
-	a->env.console = console_new(a->env.loop);
+	assert_int_equal(console_new(a->env.loop, &a->env.console), 0);
 	agent_register_commands(a);
 	if (listen) {
 		char sock[160];

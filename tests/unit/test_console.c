@@ -51,7 +51,7 @@ static void served_open(struct served *v)
 	assert_non_null(mkdtemp(v->dir));
 	snprintf(v->path, sizeof(v->path), "%s/console.sock", v->dir);
 	v->l = loop_new();
-	v->c = console_new(v->l);
+	assert_int_equal(console_new(v->l, &v->c), 0);
 	assert_int_equal(console_register(v->c, "big", "", "a long answer", cmd_big, NULL), 0);
 	assert_int_equal(console_listen(v->c, v->path), 0);
 }

@@ -428,8 +428,10 @@ static void test_module_console(void **state)
 	assert_int_equal(sh("mkfs.ext4 -q -F %s >/dev/null 2>&1", b), 0);
 	const char *disks[] = {a, b};
 	struct disk_bootstrap_opts o = {.disks = disks, .n_disks = 2, .apply = true};
-	struct disk_module *m = disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o);
-	struct console *con = console_new(NULL);
+	struct disk_module *m = NULL;
+	assert_int_equal(disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o, &m), 0);
+	struct console *con = NULL;
+	assert_int_equal(console_new(NULL, &con), 0);
 	assert_non_null(m);
 	assert_non_null(con);
 	assert_int_equal(disk_console_register(con, m), 0);

@@ -180,7 +180,8 @@ static void test_ladder(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(ladder_cases); i++) {
 		const struct ladder_case *tc = &ladder_cases[i];
 		struct fake f = tc->f;
-		struct health *h = health_new(USEC_PER_SEC);
+		struct health *h = NULL;
+		assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
 		assert_non_null(h);
 		assert_int_equal(health_register(h, tc->ops, &f, "t", "c", NULL), 0);
 		reset_capture();
@@ -223,7 +224,8 @@ static void test_pending(void **state)
 			 .fixed_by = HEALTH_ACTION_RESTART,
 			 .fix_on_try = 1,
 			 .fix_pending = true};
-	struct health *h = health_new(0);
+	struct health *h = NULL;
+	assert_int_equal(health_new(0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &f, "path", "p", NULL), 0);
 	reset_capture();
 	health_run_due(h, 100);
@@ -249,7 +251,8 @@ static void test_order_and_parents(void **state)
 	static const struct health_component_ops quiet = {.check_reachable = reach};
 	struct fake disk = {.trace_name = "disk"}, md = {.trace_name = "md"},
 		    peer = {.trace_name = "peer"}, remote = {.trace_name = "remote"};
-	struct health *h = health_new(0);
+	struct health *h = NULL;
+	assert_int_equal(health_new(0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &disk, "disk", "vda", NULL), 0);
 	assert_int_equal(health_register(h, &ops, &md, "md", "infra", "disk:vda"), 1);
 	assert_int_equal(health_register(h, &quiet, &peer, "peer", "a2", NULL), 2);
@@ -312,7 +315,8 @@ static void test_notify(void **state)
 			 .fixed_by = HEALTH_ACTION_RESTART,
 			 .fix_on_try = 1,
 			 .fix_pending = true};
-	struct health *h = health_new(USEC_PER_SEC);
+	struct health *h = NULL;
+	assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
 	sb_init(&changes);
 	health_set_notify(h, on_change, NULL);
 	health_register(h, &ops, &f, "path", "p", NULL);
@@ -332,7 +336,8 @@ static void test_format(void **state)
 	static const struct health_component_ops ops = {.check_reachable = reach,
 							.isolate = isolate};
 	struct fake a = {.trace_name = "a"}, b = {.trace_name = "b", .fail_reach = true};
-	struct health *h = health_new(0);
+	struct health *h = NULL;
+	assert_int_equal(health_new(0, &h), 0);
 	health_register(h, &ops, &a, "clock", "realtime", NULL);
 	health_register(h, &ops, &b, "config", "cluster", NULL);
 	health_run_due(h, 1000000);
@@ -387,7 +392,8 @@ static void test_core(void **state)
 							      .interval_us = USEC_PER_SEC};
 	struct fake md = {.trace_name = "md"}, cf = {.trace_name = "cf"},
 		    other = {.trace_name = "o"};
-	struct health *h = health_new(USEC_PER_SEC);
+	struct health *h = NULL;
+	assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
 	sb_init(&core_changes);
 	health_set_core_notify(h, on_core, NULL);
 	assert_int_equal(health_register_flags(h, &core_ops, &md, "md", "infra", NULL, HEALTH_F_CORE), 0);
@@ -451,7 +457,8 @@ static void test_busy(void **state)
 	    .retry_interval_us = 100000, .interval_us = 10000000};
 	struct fake f = {.trace_name = "b", .fail_reach = true, .fixed_by = HEALTH_ACTION_REBUILD,
 			 .fix_on_try = 1, .fix_pending = true};
-	struct health *h = health_new(0);
+	struct health *h = NULL;
+	assert_int_equal(health_new(0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &f, "disk", "d", NULL), 0);
 	reset_capture();
 	health_run_due(h, 100);

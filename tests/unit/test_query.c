@@ -354,13 +354,12 @@ static void test_four_engines(void **state)
 	for (int i = 0; i < NODES; i++) {
 		net.self[i] = cfg_find_node(cfg, names[i]);
 		senders[i].node = net.self[i];
-		net.con[i] = console_new(l);
+		assert_int_equal(console_new(l, &net.con[i]), 0);
 		console_register(net.con[i], "status", "", "", cmd_status, (void *)names[i]);
 		console_register(net.con[i], "raid", "", "", cmd_broken, NULL);
 		struct query_transport tr = {
 		    .send = net_send, .max_payload = 200, .ud = &senders[i]};
-		net.eng[net.self[i]] =
-		    query_engine_new(l, &cfg, &net.self[i], &tr, local, net.con[i]);
+		assert_int_equal(query_engine_new(l, &cfg, &net.self[i], &tr, local, net.con[i], &net.eng[net.self[i]]), 0);
 		console_register(net.con[i], "query", "", "", query_cmd, net.eng[net.self[i]]);
 	}
 	/* b2 is stopped. */

@@ -157,7 +157,7 @@ static void rig_open(struct rig *r)
 	memset(r, 0, sizeof(*r));
 	sb_init(&r->raw);
 	r->loop = loop_new();
-	r->console = console_new(r->loop);
+	assert_int_equal(console_new(r->loop, &r->console), 0);
 	console_register(r->console, "echo", "[WORDS]", "say it back", cmd_echo, NULL);
 	console_register(r->console, "shell", "", "rescue shell", serial_cmd_shell, NULL);
 	r->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -1,39 +1,33 @@
-/* The console's use of the handshake module: the transport of cluster queries, and the
+/* The handshake attached to the running node: the transport of cluster queries, and the
  * peer links as health components (SPEC §8: connectivity first, by round trip against
- * t_max). Built only when the handshake module is part of the tree. */
-#include "console_cmds.h"
-
-#if __has_include("hs.h")
-
-#include "health.h"
+ * t_max). */
 #include "hs.h"
+
+#include "console.h"
+#include "health.h"
 #include "log.h"
+#include "node_env.h"
 #include "query.h"
 
 #include <inttypes.h>
 #include <string.h>
 
 struct peer_check {
-	struct agent *a;
+	struct hs *hs;
+	const struct node_env *env;
 	int node;
 	uint64_t since_us; /* when the watch started */
 };
 
 static int hs_transport_send(void *ud, int node, enum query_msg type, const void *buf, size_t len)
 {
-	struct agent *a = ud;
-	if (!a->hs)
-		return -ENOTCONN;
-	return hs_send(a->hs, node, type == QUERY_MSG_QUERY ? HS_MSG_QUERY : HS_MSG_QUERY_REPLY,
+	return hs_send(ud, node, type == QUERY_MSG_QUERY ? HS_MSG_QUERY : HS_MSG_QUERY_REPLY,
 		       buf, len);
 }
 
 static void on_hs_msg(const struct hs_msg *m, int from, void *ud)
 {
-	struct agent *a = ud;
-	if (!a->query)
-		return;
-	query_engine_on_message(a->query, from,
+	query_engine_on_message(ud, from,
 				m->type == HS_MSG_QUERY ? QUERY_MSG_QUERY : QUERY_MSG_REPLY,
 				m->blob.data, m->blob.len);
 }
@@ -41,13 +35,11 @@ static void on_hs_msg(const struct hs_msg *m, int from, void *ud)
 static int peer_reachable(void *ud, struct strbuf *d)
 {
 	struct peer_check *p = ud;
-	const struct hs *hs = p->a->hs;
-	if (!hs)
-		return -ENOTCONN;
+	const struct hs *hs = p->hs;
 	if (hs_peer_contacted(hs, p->node))
 		return 0;
 	uint64_t last = hs_peer_last_heard(hs, p->node);
-	const struct cfg_timeouts *t = &p->a->env.cfg->timeouts;
+	const struct cfg_timeouts *t = &p->env->cfg->timeouts;
 	if (!last && now_usec() - p->since_us < t->handshake_window + t->handshake_timeout) {
 		/* Booting: not an alarm before the handshake window had its chance. */
 		sb_puts(d, "waiting for a first answer");
@@ -64,7 +56,7 @@ static int peer_reachable(void *ud, struct strbuf *d)
 static int peer_integrity(void *ud, struct strbuf *d)
 {
 	struct peer_check *p = ud;
-	uint64_t rtt = hs_peer_rtt(p->a->hs, p->node), tmax = p->a->env.cfg->timeouts.t_max;
+	uint64_t rtt = hs_peer_rtt(p->hs, p->node), tmax = p->env->cfg->timeouts.t_max;
 	char t[32];
 	format_duration(tmax, t, sizeof(t));
 	if (rtt == UINT64_MAX) {
@@ -86,54 +78,44 @@ static const struct health_component_ops peer_ops = {
     .check_integrity = peer_integrity,
 };
 
-int console_cmds_attach_hs(struct agent *a)
+int hs_attach(struct hs *hs, const struct node_env *env, struct query_engine *q)
 {
-	if (!a->hs || !a->query)
-		return -EINVAL;
-	struct query_transport tr = {
-	    .send = hs_transport_send, .max_payload = HS_BLOB_MAX, .ud = a};
-	query_engine_set_transport(a->query, &tr);
 	int r;
-	if ((r = hs_subscribe(a->hs, HS_MSG_QUERY, on_hs_msg, a)) < 0 ||
-	    (r = hs_subscribe(a->hs, HS_MSG_QUERY_REPLY, on_hs_msg, a)) < 0)
-		return log_error_errno(r, "console: cannot receive queries");
-	for (int i = 0; a->env.health && i < a->env.cfg->n_nodes; i++) {
-		if (i == a->env.self || health_find(a->env.health, "peer", a->env.cfg->nodes[i].name))
+	if (env->console && (r = hs_console_register(hs, env->console)) < 0)
+		return log_error_errno(r, "handshake: cannot register the console commands");
+	if (q) {
+		struct query_transport tr = {
+		    .send = hs_transport_send, .max_payload = HS_BLOB_MAX, .ud = hs};
+		query_engine_set_transport(q, &tr);
+		if ((r = hs_subscribe(hs, HS_MSG_QUERY, on_hs_msg, q)) < 0 ||
+		    (r = hs_subscribe(hs, HS_MSG_QUERY_REPLY, on_hs_msg, q)) < 0)
+			return log_error_errno(r, "handshake: cannot carry cluster queries");
+	}
+	const struct cfg *c = env->cfg;
+	for (int i = 0; env->health && i < c->n_nodes; i++) {
+		if (i == env->self || health_find(env->health, "peer", c->nodes[i].name))
 			continue;
 		struct peer_check *p = calloc(1, sizeof(*p));
 		if (!p)
 			return -ENOMEM;
-		*p = (struct peer_check){a, i, now_usec()};
-		r = health_register(a->env.health, &peer_ops, p, "peer", a->env.cfg->nodes[i].name, NULL);
+		*p = (struct peer_check){hs, env, i, now_usec()};
+		r = health_register(env->health, &peer_ops, p, "peer", c->nodes[i].name, NULL);
 		if (r < 0) {
 			free(p);
-			log_warn_errno(r, "health: cannot watch peer %s, ignoring",
-				       a->env.cfg->nodes[i].name);
+			log_warn_errno(r, "health: cannot watch peer %s, ignoring", c->nodes[i].name);
 		}
 	}
 	return 0;
 }
 
-void console_cmds_detach_hs(struct agent *a)
+void hs_detach(struct hs *hs, const struct node_env *env)
 {
-	for (int i = 0; a->env.health && i < a->env.cfg->n_nodes; i++) {
-		struct health_component *c = health_find(a->env.health, "peer", a->env.cfg->nodes[i].name);
-		if (!c || c->ops != &peer_ops)
+	for (int i = 0; env->health && i < env->cfg->n_nodes; i++) {
+		const char *name = env->cfg->nodes[i].name;
+		struct health_component *c = health_find(env->health, "peer", name);
+		if (!c || c->ops != &peer_ops || ((struct peer_check *)c->ud)->hs != hs)
 			continue;
 		free(c->ud);
-		health_unregister(a->env.health, "peer", a->env.cfg->nodes[i].name);
+		health_unregister(env->health, "peer", name);
 	}
 }
-
-#else
-
-int console_cmds_attach_hs(struct agent *a)
-{
-	return -EOPNOTSUPP;
-}
-
-void console_cmds_detach_hs(struct agent *a)
-{
-}
-
-#endif
