@@ -69,7 +69,8 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 .SECONDARY:
-.PHONY: all deps check demo unit fuzz fuzz-bins integration image clean format bench
+.PHONY: all deps check demo unit fuzz fuzz-bins integration image clean format bench \
+	print-layers layers
 
 all: $(BUILD)/compartd $(BUILD)/compartctl
 
@@ -137,3 +138,11 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The layers, one line each, lowest first: what tests/layers.sh checks the tree against.
+print-layers:
+	@echo "$(LAYER_BASE)"; echo "$(LAYER_CONFIG)"; echo "$(LAYER_ENGINES)"
+	@echo "$(LAYER_SERVICES)"; echo "$(LAYER_DECIDE)"; echo "$(LAYER_WIRING)"
+
+layers:
+	@tests/layers.sh
