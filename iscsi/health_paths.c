@@ -14,6 +14,7 @@
 struct path_watch {
 	struct mpath *m;
 	int idx;
+	bool went_down; /* seen down at least once: a login under way is no longer the first */
 };
 
 static enum mpath_path_state state_of(struct path_watch *w, struct strbuf *detail)
@@ -26,11 +27,12 @@ static enum mpath_path_state state_of(struct path_watch *w, struct strbuf *detai
 	return s;
 }
 
-/* The first login after start is progress, not an alarm; once a path was up (or its first
- * login failed and it went down) a login under way means it is away. */
-static bool first_login(struct path_watch *w, enum mpath_path_state s)
+/* The first login after start is progress, not an alarm; once a path was up, or went down
+ * (its first login failed), a login under way means it is away: a new login that the
+ * ladder's restart merely started is not a recovery. */
+static bool first_login(const struct path_watch *w, enum mpath_path_state s)
 {
-	return !mpath_path_ever_up(w->m, w->idx) &&
+	return !w->went_down && !mpath_path_ever_up(w->m, w->idx) &&
 	       (s == MPATH_PATH_LOGIN || s == MPATH_PATH_PROBE);
 }
 
@@ -38,6 +40,8 @@ static int check_reachable(void *ud, struct strbuf *detail)
 {
 	struct path_watch *w = ud;
 	enum mpath_path_state s = state_of(w, detail);
+	if (s == MPATH_PATH_DOWN)
+		w->went_down = true;
 	if (first_login(w, s))
 		return 0;
 	return s == MPATH_PATH_DOWN || s == MPATH_PATH_LOGIN ? -EHOSTUNREACH : 0;

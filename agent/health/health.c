@@ -377,8 +377,7 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 		return;
 	}
 	enum health_stage st = HEALTH_STAGE_REACHABLE;
-	char before[HEALTH_DETAIL_MAX];
-	memcpy(before, c->detail, sizeof(before));
+	int err_before = c->failed_err;
 	int r = run_stages(c, &st);
 	switch (c->state) {
 	case HEALTH_STATE_UNKNOWN:
@@ -403,12 +402,13 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 		}
 		break;
 	case HEALTH_STATE_NEEDS_OPERATOR:
-		/* The ladder is exhausted: keep watching, quietly, until someone fixes it. A
-		 * different failure (the operator changed something) is a new episode. */
+		/* The ladder is exhausted: keep watching, quietly, until someone fixes it; the
+		 * detail shows its progress ("login", "down: …"). A different failure (another
+		 * stage, another error: the operator changed something) is a new episode. */
 		if (r == 0) {
 			c->last_action = HEALTH_ACTION_NONE;
 			summarize_recovered(c, now_us);
-		} else if (st != c->failed_stage || strcmp(before, c->detail)) {
+		} else if (st != c->failed_stage || c->failed_err != err_before) {
 			start_episode(h, c, st, now_us);
 		}
 		break;

@@ -243,6 +243,51 @@ static void test_pending(void **state)
 	health_free(h);
 }
 
+/* A fault that lasts is reported once: while the ladder is exhausted, a check whose
+ * detail moves ("login", "down: refused", as a path's does on every attempt) is the same
+ * failure; another error at the same stage is a new episode. */
+struct flapper {
+	unsigned n;
+	int err;
+};
+static int flap_reach(void *ud, struct strbuf *d)
+{
+	struct flapper *f = ud;
+	sb_printf(d, f->n++ % 2 ? "login" : "down: connection refused");
+	return f->err;
+}
+static int flap_restart(void *ud, struct strbuf *msg)
+{
+	return HEALTH_PENDING; /* a login started, nothing proven */
+}
+
+static void test_lasting_fault_once(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = flap_reach,
+							.restart = flap_restart,
+							.interval_us = USEC_PER_SEC,
+							.retry_interval_us = USEC_PER_SEC};
+	struct flapper f = {.err = -EHOSTUNREACH};
+	struct health *h = NULL;
+	assert_int_equal(health_new(0, &h), 0);
+	assert_int_equal(health_register(h, &ops, &f, "path", "b", NULL), 0);
+	reset_capture();
+	for (uint64_t t = 1; t < 60 * USEC_PER_SEC; t += USEC_PER_SEC / 2)
+		health_run_due(h, t);
+	assert_int_equal(h->comps[0].state, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_string_equal(events.buf, "event=health component=path:b state=failed "
+					"stage=reachable action=none reason=\"down: connection "
+					"refused\"\n"
+					"event=health component=path:b state=needs-operator "
+					"stage=reachable action=restart reason=login\n");
+	/* The operator changes something: another error is another fault. */
+	f.err = -EACCES;
+	reset_capture();
+	health_run_due(h, 61 * USEC_PER_SEC);
+	assert_non_null(strstr(events.buf, "component=path:b state=failed stage=reachable"));
+	health_free(h);
+}
+
 /* Peers first; a child of an unreachable parent is not probed. */
 static void test_order_and_parents(void **state)
 {
@@ -489,6 +534,7 @@ int main(void)
 	    cmocka_unit_test(test_ladder),
 	    cmocka_unit_test(test_pending),
 	    cmocka_unit_test(test_order_and_parents),
+	    cmocka_unit_test(test_lasting_fault_once),
 	    cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_notify),
 	    cmocka_unit_test(test_core),
