@@ -20,11 +20,21 @@ struct hs_sub {
 	void *ud;
 };
 
-/* One outstanding HELLO. */
+/* Challenges kept per probe kind: a new HELLO never replaces an outstanding one, any of
+ * the last HS_CHALLENGES may be answered (within handshake_timeout of its sending). */
+#define HS_CHALLENGES 4
+/* HELLOs from a sender's unverified boot answered per handshake_timeout; the rest are
+ * dropped as hello-rate. Below HS_CHALLENGES - 1, so the HELLOs they trigger never push
+ * the round's own probe out of the ring before its answer is due. */
+#define HS_UNVERIFIED_PER_ROUND 2
+
+/* The HELLOs of one kind (handshake or external) to one peer. */
 struct hs_probe {
-	uint64_t challenge; /* 0: none outstanding */
-	uint64_t sent_us;
-	bool answered;
+	uint64_t challenge[HS_CHALLENGES]; /* 0: slot unused */
+	uint64_t sent_us[HS_CHALLENGES];
+	int next;	/* slot for the next challenge */
+	bool pending;	/* a HELLO went out since the last round was judged */
+	bool answered;	/* and one was answered in time */
 };
 
 struct hs_peer {
@@ -42,6 +52,8 @@ struct hs_peer {
 	struct hs_heartbeat hb;
 	uint64_t hb_at;
 	uint64_t drops;
+	uint64_t unverified_since; /* rate window of HELLOs from unverified boots */
+	int unverified_n;
 };
 
 struct hs {
@@ -163,7 +175,10 @@ static void send_hello(struct hs *hs, int node, bool external)
 	uint64_t ch = 0;
 	while (ch == 0)
 		randombytes_buf(&ch, sizeof(ch));
-	*p = (struct hs_probe){.challenge = ch, .sent_us = now_usec()}; /* precise, for the RTT */
+	p->challenge[p->next] = ch;
+	p->sent_us[p->next] = now_usec(); /* precise, for the RTT */
+	p->next = (p->next + 1) % HS_CHALLENGES;
+	p->pending = true;
 	struct hs_msg m = {.type = HS_MSG_HELLO};
 	fill_hello(hs, &m.hello, ch, external);
 	send_msg_ext(hs, node, external ? &n->external : &n->handshake, &m, external);
@@ -213,10 +228,12 @@ static void probe_round(struct hs *hs, uint64_t now)
 		if (i == hs->self)
 			continue;
 		struct hs_peer *p = &hs->peers[i];
-		if (p->hello.challenge && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
+		if (p->hello.pending && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
 			set_contacted(hs, i, false);
-		if (p->ext.challenge)
+		if (p->ext.pending)
 			set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+		p->hello.pending = p->hello.answered = false;
+		p->ext.pending = p->ext.answered = false;
 		send_hello(hs, i, false);
 		if (!p->contacted)
 			send_hello(hs, i, true);
@@ -264,26 +281,40 @@ static void note_info(struct hs_peer *p, bool mgmt, uint8_t profile, uint64_t cf
 	p->config_version = cfg_version;
 }
 
-static void reply_hello(struct hs *hs, int fd, int from, const struct hs_hello *in,
-			const struct sockaddr_storage *src, socklen_t srclen)
+/* The answer goes to the sender's configured address, never to the UDP source (a
+ * replayed HELLO must not turn this node into a reflector): the external one for an
+ * external HELLO (the sender sends those from it), else the handshake one. */
+static void reply_hello(struct hs *hs, int fd, int from, const struct hs_hello *in)
 {
 	struct hs_msg m = {.type = HS_MSG_HELLO_ACK};
 	fill_hello(hs, &m.hello, in->challenge, in->external);
-	struct cfg_addr to = {.len = srclen};
-	memcpy(&to.ss, src, srclen);
+	const struct cfg_node *n = &hs->cfg->nodes[from];
+	const struct cfg_addr *to =
+	    in->external && n->has_external ? &n->external : &n->handshake;
 	int saved = hs->fd_hs;
 	hs->fd_hs = fd; /* answer from the socket the HELLO came in on */
-	send_msg(hs, from, &to, &m);
+	send_msg(hs, from, to, &m);
 	hs->fd_hs = saved;
+}
+
+/* Which of the outstanding challenges this answer echoes; -1: none. */
+static int probe_slot(const struct hs_probe *pr, uint64_t challenge)
+{
+	for (int i = 0; i < HS_CHALLENGES; i++)
+		if (challenge && pr->challenge[i] == challenge)
+			return i;
+	return -1;
 }
 
 static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uint64_t now)
 {
 	struct hs_peer *p = &hs->peers[from];
 	struct hs_probe *pr = h->external ? &p->ext : &p->hello;
-	if (pr->challenge != h->challenge || pr->answered)
+	int i = probe_slot(pr, h->challenge);
+	if (i < 0)
 		return;
-	uint64_t rtt = now - pr->sent_us;
+	uint64_t rtt = now - pr->sent_us[i];
+	pr->challenge[i] = 0; /* answered once */
 	if (rtt > hs->cfg->timeouts.handshake_timeout)
 		return; /* too late to count */
 	pr->answered = true;
@@ -320,11 +351,24 @@ static bool answers_probe(const struct hs *hs, int from, const struct hs_msg *m)
 		return false;
 	const struct hs_peer *p = &hs->peers[from];
 	const struct hs_probe *pr = m->hello.external ? &p->ext : &p->hello;
-	return pr->challenge == m->hello.challenge;
+	return probe_slot(pr, m->hello.challenge) >= 0;
+}
+
+/* A HELLO from a boot of `from` not yet verified: answered at most
+ * HS_UNVERIFIED_PER_ROUND times per handshake_timeout, whatever its claimed sender sends
+ * (anyone can replay one). */
+static bool unverified_hello_allowed(struct hs *hs, int from, uint64_t now)
+{
+	struct hs_peer *p = &hs->peers[from];
+	if (now - p->unverified_since >= hs->cfg->timeouts.handshake_timeout) {
+		p->unverified_since = now;
+		p->unverified_n = 0;
+	}
+	return p->unverified_n++ < HS_UNVERIFIED_PER_ROUND;
 }
 
 static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *h,
-		     const struct hs_msg *m, const struct sockaddr_storage *src, socklen_t srclen)
+		     const struct hs_msg *m)
 {
 	struct hs_peer *p = &hs->peers[from];
 	uint64_t now = now_usec();
@@ -333,11 +377,11 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 		p->last_heard_us = now;
 	switch (m->type) {
 	case HS_MSG_HELLO:
-		reply_hello(hs, fd, from, &m->hello, src, srclen);
+		reply_hello(hs, fd, from, &m->hello);
 		if (verified)
 			note_info(p, m->hello.mgmt_running, m->hello.profile,
 				  m->hello.config_version);
-		else if (!m->hello.external && now - p->hello.sent_us > 10 * USEC_PER_MSEC)
+		else if (!m->hello.external)
 			send_hello(hs, from, false); /* let it prove its new boot */
 		return;
 	case HS_MSG_HELLO_ACK:
@@ -371,8 +415,7 @@ static void log_boot_adopted(struct hs *hs, int node, const uint8_t boot[HS_BOOT
 		 replaced ? "restarted, now runs" : "runs", hex);
 }
 
-static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t len,
-			    const struct sockaddr_storage *src, socklen_t srclen)
+static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t len)
 {
 	struct hs_wire_hdr h;
 	enum hs_drop d = hs_wire_parse_hdr(buf, len, &h);
@@ -396,14 +439,17 @@ static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t le
 		bool known = r->has_boot && !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES);
 		bool fresh = answers_probe(hs, h.sender, &m);
 		d = hs_replay_check(r, h.boot_id, h.counter, fresh, m.type == HS_MSG_HELLO);
-		if (d == HS_DROP_NONE && !known && r->has_boot &&
-		    !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES))
+		bool now_known = r->has_boot && !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES);
+		if (d == HS_DROP_NONE && !known && now_known)
 			log_boot_adopted(hs, h.sender, h.boot_id, r->n_old > 0);
+		if (d == HS_DROP_NONE && !now_known &&
+		    !unverified_hello_allowed(hs, h.sender, now_usec()))
+			d = HS_DROP_HELLO_RATE;
 	}
 	if (d != HS_DROP_NONE)
 		drop(hs, h.sender, d);
 	else
-		dispatch(hs, fd, h.sender, &h, &m, src, srclen);
+		dispatch(hs, fd, h.sender, &h, &m);
 	sodium_memzero(plain, sizeof(plain));
 }
 
@@ -413,17 +459,13 @@ static void on_readable(struct watch *w, int fd, uint32_t revents, void *ud)
 	/* One more byte than allowed, so an oversize datagram is seen as such. */
 	uint8_t buf[HS_WIRE_MAX + 1];
 	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage src;
-		socklen_t sl = sizeof(src);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
-				     (struct sockaddr *)&src, &sl);
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_debug("handshake: receive failed: %m");
 			return;
 		}
-		handle_datagram(hs, fd, buf, (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n,
-				&src, sl);
+		handle_datagram(hs, fd, buf, (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n);
 	}
 }
 

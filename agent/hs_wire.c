@@ -38,6 +38,7 @@ static const char *const drop_str[_HS_DROP_MAX] = {
     [HS_DROP_REPLAY] = "replay",
     [HS_DROP_OLD_BOOT] = "old-boot",
     [HS_DROP_UNVERIFIED_BOOT] = "unverified-boot",
+    [HS_DROP_HELLO_RATE] = "hello-rate",
 };
 
 const char *hs_drop_to_str(enum hs_drop d)
@@ -375,7 +376,10 @@ enum hs_drop hs_replay_check(struct hs_replay *r, const uint8_t boot[HS_BOOT_ID_
 			return HS_DROP_OLD_BOOT;
 	if (fresh) {
 		adopt_boot(r, boot);
-		return win_accept(r, counter);
+		/* Everything below the first verified counter counts as seen: no back-fill. */
+		r->top = counter;
+		r->bits[0] = r->bits[1] = ~0ULL;
+		return HS_DROP_NONE;
 	}
 	return probe ? HS_DROP_NONE : HS_DROP_UNVERIFIED_BOOT;
 }

@@ -66,6 +66,7 @@ enum hs_drop {
 	HS_DROP_REPLAY,		 /* counter already seen (or too old for the window) */
 	HS_DROP_OLD_BOOT,	 /* from a boot of that node that was replaced by a newer one */
 	HS_DROP_UNVERIFIED_BOOT, /* a boot id not yet proven fresh by a HELLO_ACK */
+	HS_DROP_HELLO_RATE,	 /* a HELLO from an unverified boot beyond the per-sender rate */
 	_HS_DROP_MAX
 };
 const char *hs_drop_to_str(enum hs_drop d);
@@ -150,8 +151,10 @@ struct hs_replay {
 
 /* Checks an authentic datagram's boot id and counter and, when accepted, records it.
  * `fresh` says the datagram proved it is fresh (a HELLO_ACK echoing our outstanding
- * challenge): only such a datagram may introduce a new boot id. A HELLO from an unknown
- * boot is answered without being recorded: pass `probe` for HELLOs, which are accepted
- * from any not-replaced boot and recorded only against the current one. */
+ * challenge): only such a datagram may introduce a new boot id; its counter becomes the
+ * window's floor, so datagrams of that boot sent before it (captured before a restart of
+ * the receiver, say) are never back-filled. A HELLO from an unknown boot is answered
+ * without being recorded: pass `probe` for HELLOs, which are accepted from any
+ * not-replaced boot and recorded only against the current one (the caller rate-limits). */
 enum hs_drop hs_replay_check(struct hs_replay *r, const uint8_t boot[HS_BOOT_ID_BYTES],
 			     uint64_t counter, bool fresh, bool probe);

@@ -28,7 +28,7 @@ sleep 0.5
 kill -0 "${HS_PID[cap]}" || fail "the capturing relay did not start"
 hs_start b1
 for ((i = 0; i < 50; i++)); do
-	[ "$(wc -l <"$CAP" 2>/dev/null || echo 0)" -ge 4 ] && break
+	[ "$(wc -l 2>/dev/null <"$CAP" || echo 0)" -ge 4 ] && break
 	sleep 0.1
 done
 [ "$(wc -l <"$CAP")" -ge 4 ] || fail "no HELLOs of b1 captured"

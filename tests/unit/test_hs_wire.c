@@ -305,6 +305,21 @@ static void boot_ids(void **state)
 	assert_int_equal(hs_replay_check(&r, b[0], 9, false, false), HS_DROP_UNVERIFIED_BOOT);
 }
 
+/* A receiver that restarted adopts a sender's boot at the counter of the first fresh
+ * HELLO_ACK; datagrams of that boot sent earlier (captured by an attacker) stay refused. */
+static void no_back_fill_after_receiver_restart(void **state)
+{
+	struct hs_replay r = {0};
+	uint8_t boot[16] = {7};
+	assert_int_equal(hs_replay_check(&r, boot, 500, true, false), HS_DROP_NONE);
+	for (uint64_t c = 372; c < 500; c++)
+		assert_int_equal(hs_replay_check(&r, boot, c, false, false), HS_DROP_REPLAY);
+	assert_int_equal(hs_replay_check(&r, boot, 1, false, false), HS_DROP_REPLAY);
+	assert_int_equal(hs_replay_check(&r, boot, 502, false, false), HS_DROP_NONE);
+	assert_int_equal(hs_replay_check(&r, boot, 501, false, false), HS_DROP_NONE); /* reordered */
+	assert_int_equal(hs_replay_check(&r, boot, 501, false, false), HS_DROP_REPLAY);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -316,6 +331,7 @@ int main(void)
 	    cmocka_unit_test(every_drop_reason),
 	    cmocka_unit_test(replay_window_tolerates_reordering),
 	    cmocka_unit_test(boot_ids),
+	    cmocka_unit_test(no_back_fill_after_receiver_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
