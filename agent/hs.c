@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #define HS_MAX_SUBS 4
 #define HS_LOST_AFTER 3
@@ -54,6 +55,15 @@ struct hs_peer {
 	uint64_t drops;
 	uint64_t unverified_since; /* rate window of HELLOs from unverified boots */
 	int unverified_n;
+	uint8_t key_id[HS_KEY_ID_BYTES]; /* the key its last authentic datagram was sealed with */
+	bool has_key_id;
+};
+
+/* The protocol keys: [0] seals and opens, [1] (during a rotation) only opens. */
+struct hs_keys {
+	uint8_t proto[HS_KEYS_MAX][HS_KEY_BYTES];
+	uint8_t id[HS_KEYS_MAX][HS_KEY_ID_BYTES];
+	int n;
 };
 
 struct hs {
@@ -61,7 +71,8 @@ struct hs {
 	const struct cfg *cfg; /* the agent's: a reload changes values in place */
 	int self;
 	uint8_t boot_id[HS_BOOT_ID_BYTES];
-	uint8_t *key; /* sodium_malloc'd protocol key */
+	struct hs_keys *keys; /* sodium_malloc'd */
+	const uint8_t *key;   /* keys->proto[0], the sealing key */
 	uint64_t counter;
 	int fd_hs, fd_ext;
 	struct watch *w_hs, *w_ext;
@@ -81,28 +92,84 @@ struct hs {
 	uint64_t drops[_HS_DROP_MAX];
 };
 
-int hs_key_load(const char *path, uint8_t **ret_key)
+/* The key file must be a regular file owned by root giving nothing to group or others.
+ * Returns 0, or a negative errno with the reason in why. */
+static int key_file_check(int fd, char *why, size_t why_len)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	int r = read_full_file(path, 4096, &buf, &len);
-	if (r < 0)
-		return log_error_errno(r, "cannot read the cluster key file %s", path);
-	uint8_t *k = sodium_malloc(HS_KEY_BYTES);
-	if (!k) {
-		sodium_memzero(buf, len);
-		free(buf);
-		return -ENOMEM;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, why_len, "cannot stat it: %s", strerror(errno));
+		return -errno;
 	}
-	r = hs_key_parse((const uint8_t *)buf, len, k);
-	sodium_memzero(buf, len);
-	free(buf);
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, why_len, "not a regular file");
+		return -EPERM;
+	}
+	if (st.st_uid != 0) {
+		snprintf(why, why_len, "owned by uid %u, not root", (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(why, why_len, "mode %04o gives access to group or others (chmod 600 it)",
+			 (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Reads the key file's keys into k (HS_KEYS_MAX keys). Returns how many, or a negative
+ * errno with the reason in why. */
+static int key_file_parse(const char *path, uint8_t *k, char *why, size_t why_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		snprintf(why, why_len, "cannot open it: %s", strerror(errno));
+		return -errno;
+	}
+	uint8_t buf[512];
+	int r = key_file_check(fd, why, why_len);
+	ssize_t len = r < 0 ? 0 : read(fd, buf, sizeof(buf));
+	if (len < 0) {
+		r = -errno;
+		snprintf(why, why_len, "cannot read it: %s", strerror(errno));
+	}
+	close(fd);
+	if (r >= 0 && (size_t)len < sizeof(buf))
+		r = hs_keys_parse(buf, (size_t)len, (uint8_t(*)[HS_KEY_BYTES])k);
+	else if (r >= 0)
+		r = -EFBIG;
+	sodium_memzero(buf, sizeof(buf));
+	if (r == -EINVAL || r == -EFBIG)
+		snprintf(why, why_len, "not a cluster key (64 hex characters, or 32 raw bytes; "
+				       "two hex keys during a rotation)");
+	return r;
+}
+
+/* key_file_parse into sodium_malloc memory; errors are logged naming the file unless
+ * quiet. */
+static int key_file_read(const char *path, uint8_t **ret, bool quiet)
+{
+	char why[160] = "";
+	uint8_t *k = sodium_malloc(HS_KEYS_MAX * HS_KEY_BYTES);
+	int r = k ? key_file_parse(path, k, why, sizeof(why)) : -ENOMEM;
 	if (r < 0) {
-		sodium_free(k);
-		log_error("%s: not a cluster key (64 hex characters, or 32 raw bytes)", path);
+		if (!quiet)
+			log_error("cluster key file %s refused: %s", path, why);
+		if (k)
+			sodium_free(k);
 		return r;
 	}
-	*ret_key = k;
+	*ret = k;
+	return r;
+}
+
+int hs_key_load(const char *path, uint8_t **ret_key)
+{
+	uint8_t *k = NULL;
+	int r = key_file_read(path, &k, false);
+	if (r < 0)
+		return r;
+	*ret_key = k; /* the current key first; hs_new reads the file again for the other */
 	return 0;
 }
 
@@ -433,8 +500,13 @@ static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t le
 	}
 	uint8_t plain[HS_WIRE_MAX];
 	struct hs_msg m;
-	d = hs_wire_open(hs->key, buf, len, &h, plain, &m);
+	int ki = 0;
+	d = hs_wire_open(hs->keys->proto[0], buf, len, &h, plain, &m);
+	if (d == HS_DROP_BAD_TAG && hs->keys->n > 1)
+		d = hs_wire_open(hs->keys->proto[ki = 1], buf, len, &h, plain, &m);
 	if (d == HS_DROP_NONE) {
+		memcpy(hs->peers[h.sender].key_id, hs->keys->id[ki], HS_KEY_ID_BYTES);
+		hs->peers[h.sender].has_key_id = true;
 		struct hs_replay *r = &hs->peers[h.sender].replay;
 		bool known = r->has_boot && !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES);
 		bool fresh = answers_probe(hs, h.sender, &m);
@@ -505,6 +577,65 @@ static int hs_open(struct hs *hs)
 	return 0;
 }
 
+/* Derives n cluster keys (consecutive in `cluster`) into ks. */
+static int keys_set(struct hs *hs, struct hs_keys *ks, const uint8_t *cluster, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const uint8_t *ck = cluster + (size_t)i * HS_KEY_BYTES;
+		int r = hs_key_derive(ck, hs->cfg->name, ks->proto[i]);
+		if (r < 0)
+			return r;
+		hs_key_id(ck, ks->id[i]);
+	}
+	ks->n = n;
+	return 0;
+}
+
+static void log_keys(const struct hs *hs)
+{
+	char a[2 * HS_KEY_ID_BYTES + 1], b[2 * HS_KEY_ID_BYTES + 1] = "none";
+	sodium_bin2hex(a, sizeof(a), hs->keys->id[0], HS_KEY_ID_BYTES);
+	if (hs->keys->n > 1)
+		sodium_bin2hex(b, sizeof(b), hs->keys->id[1], HS_KEY_ID_BYTES);
+	log_info("handshake: sealing with key %s, also accepting %s", a, b);
+}
+
+/* hs_new got the current key; the key file may name a second one (a rotation). */
+static void keys_add_other(struct hs *hs, const uint8_t *current)
+{
+	uint8_t *k = NULL;
+	/* read again quietly: hs_key_load reported its errors */
+	int n = hs->cfg->key_file[0] ? key_file_read(hs->cfg->key_file, &k, true) : -ENOENT;
+	if (n == 2 && !sodium_memcmp(k, current, HS_KEY_BYTES))
+		keys_set(hs, hs->keys, k, 2);
+	if (n > 0)
+		sodium_free(k);
+	log_keys(hs);
+}
+
+int hs_reload_keys(struct hs *hs)
+{
+	uint8_t *k = NULL;
+	int n = key_file_read(hs->cfg->key_file, &k, false);
+	if (n < 0) {
+		log_error("handshake: keeping the keys in use");
+		return n;
+	}
+	struct hs_keys *ks = sodium_malloc(sizeof(*ks));
+	int r = ks ? keys_set(hs, ks, k, n) : -ENOMEM;
+	sodium_free(k);
+	if (r < 0) {
+		if (ks)
+			sodium_free(ks);
+		return r;
+	}
+	sodium_free(hs->keys);
+	hs->keys = ks;
+	hs->key = ks->proto[0];
+	log_keys(hs);
+	return 0;
+}
+
 struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES])
 {
@@ -519,9 +650,11 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
 	hs->cfg = cfg;
-	hs->key = sodium_malloc(HS_KEY_BYTES);
-	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
+	hs->keys = sodium_malloc(sizeof(*hs->keys));
+	if (!hs->keys || (r = keys_set(hs, hs->keys, key, 1)) < 0 || (r = hs_open(hs)) < 0)
 		goto fail;
+	hs->key = hs->keys->proto[0];
+	keys_add_other(hs, key);
 	hs->t_probe = timer_new(l, on_probe, hs);
 	hs->t_hb = timer_new(l, on_heartbeat, hs);
 	if (!hs->t_probe || !hs->t_hb) {
@@ -552,8 +685,8 @@ struct hs *hs_free(struct hs *hs)
 		close(hs->fd_ext);
 	timer_free(hs->t_probe);
 	timer_free(hs->t_hb);
-	if (hs->key)
-		sodium_free(hs->key);
+	if (hs->keys)
+		sodium_free(hs->keys);
 	sodium_memzero(hs, sizeof(*hs));
 	free(hs);
 	return NULL;
@@ -773,9 +906,90 @@ static int cmd_peers(struct console_req *req, void *ud)
 	return 0;
 }
 
+/* Which of our keys a peer's last authentic datagram used: "current", "other", "-". */
+static const char *peer_key_use(const struct hs *hs, int i)
+{
+	const struct hs_peer *p = &hs->peers[i];
+	if (!p->has_key_id)
+		return "-";
+	if (!memcmp(p->key_id, hs->keys->id[0], HS_KEY_ID_BYTES))
+		return "current";
+	return hs->keys->n > 1 && !memcmp(p->key_id, hs->keys->id[1], HS_KEY_ID_BYTES)
+		   ? "other"
+		   : "retired";
+}
+
+static void keys_json(const struct hs *hs, struct strbuf *o)
+{
+	char id[2 * HS_KEY_ID_BYTES + 1];
+	sodium_bin2hex(id, sizeof(id), hs->keys->id[0], HS_KEY_ID_BYTES);
+	sb_printf(o, "{\"current\":\"%s\",\"other\":", id);
+	if (hs->keys->n > 1) {
+		sodium_bin2hex(id, sizeof(id), hs->keys->id[1], HS_KEY_ID_BYTES);
+		sb_printf(o, "\"%s\"", id);
+	} else {
+		sb_puts(o, "null");
+	}
+	sb_puts(o, ",\"peers\":[");
+	bool first = true;
+	for (int i = 0; i < hs->cfg->n_nodes; i++) {
+		if (i == hs->self)
+			continue;
+		sb_puts(o, first ? "{\"node\":" : ",{\"node\":");
+		sb_json_str(o, node_name(hs, i));
+		sodium_bin2hex(id, sizeof(id), hs->peers[i].key_id, HS_KEY_ID_BYTES);
+		sb_printf(o, ",\"key\":\"%s\",\"key_id\":", peer_key_use(hs, i));
+		if (hs->peers[i].has_key_id)
+			sb_printf(o, "\"%s\"}", id);
+		else
+			sb_puts(o, "null}");
+		first = false;
+	}
+	sb_puts(o, "]}\n");
+}
+
+static void keys_human(const struct hs *hs, struct strbuf *o)
+{
+	char id[2 * HS_KEY_ID_BYTES + 1];
+	sodium_bin2hex(id, sizeof(id), hs->keys->id[0], HS_KEY_ID_BYTES);
+	sb_printf(o, "current key %s (seals)\n", id);
+	if (hs->keys->n > 1) {
+		sodium_bin2hex(id, sizeof(id), hs->keys->id[1], HS_KEY_ID_BYTES);
+		sb_printf(o, "other key   %s (accepted)\n", id);
+	} else {
+		sb_puts(o, "other key   none\n");
+	}
+	int old = 0;
+	for (int i = 0; i < hs->cfg->n_nodes; i++) {
+		if (i == hs->self)
+			continue;
+		const char *use = peer_key_use(hs, i);
+		sodium_bin2hex(id, sizeof(id), hs->peers[i].key_id, HS_KEY_ID_BYTES);
+		sb_printf(o, "%-8s %-8s %s\n", node_name(hs, i), use,
+			  hs->peers[i].has_key_id ? id : "-");
+		old += strcmp(use, "current") && strcmp(use, "-");
+	}
+	sb_printf(o, "%d peer%s still on another key\n", old, old == 1 ? "" : "s");
+}
+
+static int cmd_keys(struct console_req *req, void *ud)
+{
+	const struct hs *hs = ud;
+	if (req->json)
+		keys_json(hs, &req->out);
+	else
+		keys_human(hs, &req->out);
+	return 0;
+}
+
 int hs_console_register(struct hs *hs, struct console *c)
 {
-	return console_register(c, "peers", "",
-				"other nodes: handshake state, round trip, last heard, drops",
-				cmd_peers, hs);
+	int r = console_register(c, "peers", "",
+				 "other nodes: handshake state, round trip, last heard, drops",
+				 cmd_peers, hs);
+	if (r < 0)
+		return r;
+	return console_register(c, "keys", "",
+				"cluster key ids in use, and which key each peer seals with", cmd_keys,
+				hs);
 }

@@ -83,12 +83,56 @@ int hs_key_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEY_BYTES])
 	return 0;
 }
 
-int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_BYTES])
+static bool is_space(uint8_t c)
 {
-	return crypto_kdf_derive_from_key(ret, HS_KEY_BYTES, HS_KDF_ID, HS_KDF_CTX, cluster_key) ==
-		       0
-		   ? 0
-		   : -EINVAL;
+	return c == '\n' || c == '\r' || c == ' ' || c == '\t';
+}
+
+int hs_keys_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEYS_MAX][HS_KEY_BYTES])
+{
+	if (len == HS_KEY_BYTES)
+		return hs_key_parse(buf, len, ret[0]) < 0 ? -EINVAL : 1;
+	uint8_t k[HS_KEYS_MAX][HS_KEY_BYTES];
+	int n = 0;
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && is_space(buf[i]))
+			i++;
+		size_t start = i;
+		while (i < len && !is_space(buf[i]))
+			i++;
+		if (i == start)
+			break;
+		if (n == HS_KEYS_MAX || i - start != 2 * HS_KEY_BYTES ||
+		    hs_key_parse(buf + start, i - start, k[n]) < 0) {
+			sodium_memzero(k, sizeof(k));
+			return -EINVAL;
+		}
+		n++;
+	}
+	if (n > 0)
+		memcpy(ret, k, (size_t)n * HS_KEY_BYTES);
+	sodium_memzero(k, sizeof(k));
+	return n > 0 ? n : -EINVAL;
+}
+
+int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], const char *cluster_name,
+		  uint8_t ret[HS_KEY_BYTES])
+{
+	uint8_t sub[HS_KEY_BYTES];
+	if (crypto_kdf_derive_from_key(sub, sizeof(sub), HS_KDF_ID, HS_KDF_CTX, cluster_key) != 0)
+		return -EINVAL;
+	int r = crypto_generichash(ret, HS_KEY_BYTES, (const uint8_t *)cluster_name,
+				   strlen(cluster_name), sub, sizeof(sub));
+	sodium_memzero(sub, sizeof(sub));
+	return r == 0 ? 0 : -EINVAL;
+}
+
+void hs_key_id(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_ID_BYTES])
+{
+	static const char what[] = "compartd cluster key id";
+	crypto_generichash(ret, HS_KEY_ID_BYTES, (const uint8_t *)what, sizeof(what) - 1,
+			   cluster_key, HS_KEY_BYTES);
 }
 
 /* Big-endian cursor over a bounded buffer; every read checks the bound. */

@@ -10,6 +10,7 @@ HS_TMP=$(mktemp -d /tmp/compartd-hs.XXXXXX)
 HS_PORT=${HS_PORT:-7460}
 declare -A HS_PID=()
 declare -A HS_IP=([a1]=11 [a2]=12 [b1]=21 [b2]=22)
+declare -A HS_CONF=() # per-node config file instead of $HS_TMP/cluster.conf
 
 hs_cleanup() {
 	for n in "${!HS_PID[@]}"; do
@@ -69,7 +70,7 @@ hs_start() {
 	local node=$1
 	[ -f "$HS_TMP/$node.cmdline" ] || hs_cmdline "$node"
 	mkdir -p "$HS_TMP/$node"
-	"$BUILD/compartd" run --foreground --config "$HS_TMP/cluster.conf" \
+	"$BUILD/compartd" run --foreground --config "${HS_CONF[$node]:-$HS_TMP/cluster.conf}" \
 		--state-dir "$HS_TMP/$node" --cmdline "$HS_TMP/$node.cmdline" \
 		>"$HS_TMP/$node.log" 2>&1 &
 	HS_PID[$node]=$!
