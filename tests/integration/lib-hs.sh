@@ -19,7 +19,7 @@ hs_cleanup() {
 	for n in "${!HS_PID[@]}"; do
 		wait "${HS_PID[$n]}" 2>/dev/null
 	done
-	rm -rf "$HS_TMP"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$HS_TMP"
 }
 trap hs_cleanup EXIT
 
