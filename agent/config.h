@@ -154,12 +154,17 @@ struct cfg_role_hooks {
 	char demote[CFG_PATH_MAX];
 };
 
+#define CFG_PWHASH_MAX 128 /* crypto_pwhash_STRBYTES */
+
 struct cfg {
 	char path[CFG_PATH_MAX];
 	uint8_t hash[32]; /* BLAKE2b-256 of the file's bytes */
 
 	char name[CFG_NAME_MAX];
 	char key_file[CFG_PATH_MAX];
+	/* [console] password: a libsodium crypto_pwhash_str hash; "" when the serial console
+	 * asks for no password */
+	char console_password[CFG_PWHASH_MAX];
 	char rules_file[CFG_PATH_MAX];
 	uint16_t port;
 	uint64_t version;
