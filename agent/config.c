@@ -536,6 +536,22 @@ static int k_profile_run(struct parse_ctx *p, const char *key, char *val)
 	pr->n_run++;
 	return 0;
 }
+static int k_profile_stop(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_profile *pr = p->obj;
+	if (pr->n_stop == CFG_MAX_HOOKS) {
+		perr(p, key, "more than %d hooks", CFG_MAX_HOOKS);
+		return -EINVAL;
+	}
+	if (val[0] != '/') {
+		perr(p, key, "'%s': a hook command starts with an absolute path", val);
+		return -EINVAL;
+	}
+	if (copy_str(p, key, val, pr->stop[pr->n_stop], CFG_PATH_MAX) < 0)
+		return -EINVAL;
+	pr->n_stop++;
+	return 0;
+}
 static int set_hook(struct parse_ctx *p, const char *key, const char *val, char *dst)
 {
 	if (val[0] != '/') {
@@ -622,7 +638,8 @@ static const struct key_def keys_timeouts[] = {
 	{"query_timeout", k_to_query_timeout, false},
 	{"health_interval", k_to_health_interval, false},
 	{NULL, NULL, false}};
-static const struct key_def keys_profile[] = {{"run", k_profile_run, true}, {NULL, NULL, false}};
+static const struct key_def keys_profile[] = {
+	{"run", k_profile_run, true}, {"stop", k_profile_stop, true}, {NULL, NULL, false}};
 static const struct key_def keys_console[] = {{"password", k_console_password, false},
 						{NULL, NULL, false}};
 static const struct key_def keys_role[] = {

@@ -147,6 +147,10 @@ struct cfg_profile {
 	char name[CFG_NAME_MAX];
 	char run[CFG_MAX_HOOKS][CFG_PATH_MAX];
 	int n_run;
+	/* `stop =`: hooks that stop what the profile started (infra-and-mgmt: the management
+	 * system, when rule 2 finds a second one after boot, SPEC §6) */
+	char stop[CFG_MAX_HOOKS][CFG_PATH_MAX];
+	int n_stop;
 };
 
 struct cfg_role_hooks {
