@@ -187,6 +187,8 @@ static void test_client_cap(void **state)
 	close(fd);
 	for (int i = 1; i < 16; i++)
 		close(fds[i]);
+	for (int k = 0; k < 5; k++) /* the hang-ups free the clients */
+		loop_iterate(v.l, now_usec() + 5 * USEC_PER_MSEC);
 	served_close(&v);
 }
 
