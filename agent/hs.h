@@ -50,6 +50,10 @@ int hs_reload_keys(struct hs *hs);
  * access for group or others (else -EPERM). Errors are logged naming the file. */
 int hs_key_load(const char *path, uint8_t **ret_key);
 void hs_key_free(uint8_t *key);
+/* All the key file's keys (HS_KEYS_MAX slots of HS_KEY_BYTES, sodium_malloc'd; free with
+ * hs_key_free()): returns how many (1 or 2), or a negative errno, logged naming the file
+ * unless quiet. */
+int hs_key_file_read(const char *path, uint8_t **ret, bool quiet);
 
 /* Several subscribers per type are allowed (up to 4). Only HEARTBEAT, HEARTBEAT_ACK,
  * QUERY and QUERY_REPLY are delivered; HELLOs are handled inside. Returns 0, -EINVAL,
