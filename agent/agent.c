@@ -203,6 +203,8 @@ static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *u
 	else
 		log_notice("%s", msg.buf ? msg.buf : "configuration reloaded");
 	sb_free(&msg);
+	if (a->hs)
+		(void)hs_reload_keys(a->hs); /* key rotation (SIGHUP re-reads the key file) */
 }
 
 static void usage_run(FILE *f)

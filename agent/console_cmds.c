@@ -90,6 +90,8 @@ int console_open_serial(struct agent *a, const char *dev)
 	else
 		snprintf(path, sizeof(path), "/dev/%s", dev);
 	int r = serial_open(a->env.console, a->env.loop, path, a->env.cfg->nodes[a->env.self].name, &a->serial);
+	if (r >= 0) /* [console] password; a reload changes the text in place */
+		serial_set_password(a->serial, a->env.cfg->console_password);
 	if (r < 0 || !a->opts.pid1)
 		return r;
 	/* Our lines also go to /dev/kmsg; the kernel would echo them onto this same line,

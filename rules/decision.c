@@ -23,6 +23,9 @@ struct decision {
 	char last_event[128];
 	decision_started_fn fn;
 	void *ud;
+	/* rule 2 after boot (second_mgmt_*) */
+	struct timer *t_second;
+	bool second_noted[CFG_MAX_NODES];
 };
 
 /* Does node a rank before node b (priority, then lowest name)? */
@@ -117,6 +120,7 @@ static void emit_decision(struct decision *d, const char *rule, int profile)
 }
 
 static void start_profile(struct decision *d, int profile);
+static void second_mgmt_watch(struct decision *d);
 
 static void on_profile_done(struct profile_run *run, enum profile_state st, void *ud)
 {
@@ -141,8 +145,10 @@ static void start_profile(struct decision *d, int profile)
 	d->run = profile_run_free(d->run);
 	d->profile = profile;
 	d->waiting = false;
-	if (profile == RULES_PROFILE_INFRA_AND_MGMT)
+	if (profile == RULES_PROFILE_INFRA_AND_MGMT) {
 		d->mgmt_running = true; /* from its first hook on: never start a second one */
+		second_mgmt_watch(d);
+	}
 	hs_set_local(d->hs, (uint8_t)profile, d->mgmt_running);
 	const struct cfg *cfg = d->a->cfg;
 	d->run = profile_start(d->a->loop, cfg, rules_profile_to_str((enum rules_profile)profile),
@@ -302,6 +308,86 @@ static int cmd_continue(struct console_req *req, void *ud)
 	return r;
 }
 
+/* ---- rule 2 after boot (SPEC §6) ----
+ * While this node runs management, every heartbeat_interval: a contacted node that
+ * reports mgmt_running too is a second management system. The lower-ranked of the two
+ * (priority, then name) stops its management with the `stop` hooks of [profile
+ * infra-and-mgmt] and goes on as infra-only; both log event=decision reason=second-mgmt. */
+
+static void emit_second_mgmt(struct decision *d, int peer, int profile)
+{
+	struct event ev;
+	event_begin(&ev, "decision");
+	event_add(&ev, "rule", "second-mgmt");
+	event_add(&ev, "profile", rules_profile_to_str((enum rules_profile)profile));
+	event_add(&ev, "reason", "second-mgmt");
+	event_add(&ev, "peer", d->a->cfg->nodes[peer].name);
+	event_add(&ev, "keeps", profile == RULES_PROFILE_INFRA_AND_MGMT
+				    ? d->a->cfg->nodes[d->a->self].name
+				    : d->a->cfg->nodes[peer].name);
+	event_emit(&ev);
+}
+
+/* This node yields: stop its management, go on as infra-only (eligible again once the
+ * stop hooks succeeded), re-evaluating periodically like any infra-only node. */
+static void second_mgmt_yield(struct decision *d, int peer)
+{
+	const struct cfg *cfg = d->a->cfg;
+	emit_second_mgmt(d, peer, RULES_PROFILE_INFRA_ONLY);
+	log_notice("decision: %s also runs management and ranks first: stopping ours",
+		   cfg->nodes[peer].name);
+	d->run = profile_run_free(d->run);
+	d->mgmt_running = false;
+	d->profile = RULES_PROFILE_INFRA_ONLY;
+	d->waiting = false;
+	snprintf(d->rule, sizeof(d->rule), "second-mgmt");
+	hs_set_local(d->hs, RULES_PROFILE_INFRA_ONLY, false);
+	d->run = profile_start_stop(d->a->loop, cfg,
+				    rules_profile_to_str(RULES_PROFILE_INFRA_AND_MGMT),
+				    cfg->nodes[d->a->self].name, on_profile_done, d);
+	if (!d->run)
+		log_error_errno(-errno, "cannot run the stop hooks of infra-and-mgmt");
+	timer_arm_in(d->t_eval, cfg->timeouts.handshake_window);
+}
+
+static void second_mgmt_check(struct decision *d)
+{
+	const struct cfg *cfg = d->a->cfg;
+	int self = d->a->self;
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		bool both = i != self && d->mgmt_running && hs_peer_contacted(d->hs, i) &&
+			    hs_peer_mgmt_running(d->hs, i);
+		if (!both) {
+			d->second_noted[i] = false;
+			continue;
+		}
+		if (ranks_before(cfg, i, self)) {
+			second_mgmt_yield(d, i);
+			return;
+		}
+		if (!d->second_noted[i]) {
+			d->second_noted[i] = true;
+			emit_second_mgmt(d, i, RULES_PROFILE_INFRA_AND_MGMT);
+			log_notice("decision: %s also runs management; it ranks below this node "
+				   "and stops its own",
+				   cfg->nodes[i].name);
+		}
+	}
+}
+
+static void on_second_mgmt(struct timer *t, void *ud)
+{
+	struct decision *d = ud;
+	second_mgmt_check(d);
+	if (d->mgmt_running)
+		timer_arm_in(t, d->a->cfg->timeouts.heartbeat_interval);
+}
+
+static void second_mgmt_watch(struct decision *d)
+{
+	timer_arm_in(d->t_second, d->a->cfg->timeouts.heartbeat_interval);
+}
+
 int decision_new(struct node_env *a, struct hs *hs, decision_started_fn fn, void *ud,
 		 struct decision **ret)
 {
@@ -311,7 +397,8 @@ int decision_new(struct node_env *a, struct hs *hs, decision_started_fn fn, void
 	*d = (struct decision){.a = a, .hs = hs, .profile = -1, .fn = fn, .ud = ud};
 	d->t_window = timer_new(a->loop, on_window, d);
 	d->t_eval = timer_new(a->loop, on_eval, d);
-	if (!d->t_window || !d->t_eval) {
+	d->t_second = timer_new(a->loop, on_second_mgmt, d);
+	if (!d->t_window || !d->t_eval || !d->t_second) {
 		decision_free(d);
 		return -ENOMEM;
 	}
@@ -326,6 +413,7 @@ struct decision *decision_free(struct decision *d)
 	profile_run_free(d->run);
 	timer_free(d->t_window);
 	timer_free(d->t_eval);
+	timer_free(d->t_second);
 	rules_free(d->rules);
 	free(d);
 	return NULL;

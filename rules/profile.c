@@ -111,6 +111,18 @@ struct profile_run *profile_start(struct loop *l, const struct cfg *cfg, const c
 	return run;
 }
 
+struct profile_run *profile_start_stop(struct loop *l, const struct cfg *cfg, const char *name,
+				       const char *node, profile_done_fn done, void *ud)
+{
+	struct profile_run *run = profile_start(l, cfg, name, node, done, ud);
+	if (run && run->prof) {
+		struct cfg_profile *p = &run->prof_copy;
+		memcpy(p->run, p->stop, sizeof(p->run));
+		p->n_run = p->n_stop;
+	}
+	return run;
+}
+
 struct profile_run *profile_run_free(struct profile_run *run)
 {
 	if (!run)

@@ -27,6 +27,9 @@ typedef void (*profile_done_fn)(struct profile_run *run, enum profile_state st, 
  * what it needs from cfg. Returns NULL with errno set on failure. */
 struct profile_run *profile_start(struct loop *l, const struct cfg *cfg, const char *name,
 				  const char *node, profile_done_fn done, void *ud);
+/* The same with the profile's `stop =` hooks (COMPARTD_PROFILE is still `name`). */
+struct profile_run *profile_start_stop(struct loop *l, const struct cfg *cfg, const char *name,
+				       const char *node, profile_done_fn done, void *ud);
 /* Kills a hook still running and frees the run. Accepts NULL; returns NULL. */
 struct profile_run *profile_run_free(struct profile_run *run);
 enum profile_state profile_run_state(const struct profile_run *run);

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 		die("cannot read the key");
 	free(text);
 	uint8_t derived[HS_KEY_BYTES];
-	hs_key_derive(key, derived);
+	hs_key_derive(key, "rig", derived); /* the rig's cluster name */
 	memcpy(key, derived, sizeof(key));
 	if (cfg_addr_parse(argv[2], 7460, &bind_addr) < 0 ||
 	    cfg_addr_parse(argv[3], 7460, &target) < 0)

@@ -138,6 +138,31 @@ static int set_text(char *dst, size_t n, const char *val)
 	return 0;
 }
 
+const char *kcmdline_override_refused(const char *section, const char *key)
+{
+	static const char *const node_net[] = {"handshake", "external", "net", "route"};
+	if (!strcmp(section, "timeouts"))
+		return NULL;
+	if (!strncmp(section, "node.", 5)) {
+		for (size_t i = 0; i < ARRAY_SIZE(node_net); i++)
+			if (!strcmp(key, node_net[i]))
+				return NULL;
+		return "only a node's network keys (handshake, external, net, route) may be "
+		       "overridden";
+	}
+	if (!strncmp(section, "storage.", 8))
+		return strcmp(key, "root") ? "only a storage's root key may be overridden" : NULL;
+	if (!strcmp(section, "layout"))
+		return "the disk layout (it can destroy data) comes from cluster.conf only";
+	if (!strncmp(section, "profile.", 8) || !strncmp(section, "role.", 5))
+		return "hooks (they run code) come from cluster.conf only";
+	if (!strcmp(section, "cluster") && !strcmp(key, "key_file"))
+		return "the cluster key file comes from cluster.conf only";
+	if (!strcmp(section, "console"))
+		return "the console password comes from cluster.conf only";
+	return "not overridable on the kernel command line";
+}
+
 static int parse_compartd_key(struct kcmdline *k, const char *key, const char *val, bool has_val)
 {
 	if (!strcmp(key, "debug")) {
@@ -174,6 +199,8 @@ static int parse_compartd_key(struct kcmdline *k, const char *key, const char *v
 		return -EINVAL;
 	memcpy(o->section, key, sl);
 	o->section[sl] = '\0';
+	if (kcmdline_override_refused(o->section, o->key))
+		return -EPERM;
 	k->n_ovr++;
 	return 0;
 }
@@ -184,6 +211,20 @@ static int parse_bootif(const char *val, uint8_t mac[6])
 	if (strncmp(val, "01-", 3) != 0)
 		return -EINVAL;
 	return parse_mac(val + 3, mac);
+}
+
+/* The reason for a refused compartd.<section>.<key> (without "compartd."). */
+static const char *kcmdline_override_refused_key(const char *key)
+{
+	char sec[2 * CFG_NAME_MAX];
+	const char *dot = strrchr(key, '.');
+	size_t sl = dot ? (size_t)(dot - key) : 0;
+	if (!dot || sl >= sizeof(sec))
+		return "not overridable on the kernel command line";
+	memcpy(sec, key, sl);
+	sec[sl] = '\0';
+	const char *why = kcmdline_override_refused(sec, dot + 1);
+	return why ? why : "not overridable on the kernel command line";
 }
 
 int kcmdline_parse(const char *text, struct kcmdline *ret, struct strbuf *errors)
@@ -217,7 +258,10 @@ int kcmdline_parse(const char *text, struct kcmdline *ret, struct strbuf *errors
 		}
 		if (r < 0) {
 			bad++;
-			if (errors && r == -E2BIG)
+			if (errors && r == -EPERM)
+				sb_printf(errors, "kernel command line: %s refused: %s (SPEC §2)\n",
+					  word, kcmdline_override_refused_key(word + 9));
+			else if (errors && r == -E2BIG)
 				sb_printf(errors,
 					  "kernel command line: %s%s%s: ignored, more than %d "
 					  "compartd.<section>.<key> settings\n",

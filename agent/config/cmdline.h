@@ -39,7 +39,15 @@ struct kcmdline {
 	size_t n_ovr;
 };
 
-/* Returns 0, or -EINVAL with one line per problem in `errors` (the rest is still parsed). */
+/* SPEC §2: the command line may override only timeouts.*, a node's network keys
+ * (node.<name>.handshake, external, net, route) and a storage's root key
+ * (storage.<name>.root), besides compartd.node/config/console/debug. NULL when
+ * section.key may be overridden, else why not. */
+const char *kcmdline_override_refused(const char *section, const char *key);
+
+/* Returns 0, or -EINVAL with one line per problem in `errors` (the rest is still parsed);
+ * a refused override is left out and named: "kernel command line:
+ * compartd.layout.wipe=… refused: <why>". */
 int kcmdline_parse(const char *text, struct kcmdline *ret, struct strbuf *errors);
 int kcmdline_read(const char *path, struct kcmdline *ret, struct strbuf *errors);
 int kip_parse(const char *val, struct kip *ret);

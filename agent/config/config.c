@@ -536,6 +536,22 @@ static int k_profile_run(struct parse_ctx *p, const char *key, char *val)
 	pr->n_run++;
 	return 0;
 }
+static int k_profile_stop(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_profile *pr = p->obj;
+	if (pr->n_stop == CFG_MAX_HOOKS) {
+		perr(p, key, "more than %d hooks", CFG_MAX_HOOKS);
+		return -EINVAL;
+	}
+	if (val[0] != '/') {
+		perr(p, key, "'%s': a hook command starts with an absolute path", val);
+		return -EINVAL;
+	}
+	if (copy_str(p, key, val, pr->stop[pr->n_stop], CFG_PATH_MAX) < 0)
+		return -EINVAL;
+	pr->n_stop++;
+	return 0;
+}
 static int set_hook(struct parse_ctx *p, const char *key, const char *val, char *dst)
 {
 	if (val[0] != '/') {
@@ -551,6 +567,19 @@ static int k_role_promote(struct parse_ctx *p, const char *key, char *val)
 static int k_role_demote(struct parse_ctx *p, const char *key, char *val)
 {
 	return set_hook(p, key, val, ((struct cfg_role_hooks *)p->obj)->demote);
+}
+
+/* A crypto_pwhash_str hash: "$argon2id$..." or "$argon2i$...", printable, fits. */
+static int k_console_password(struct parse_ctx *p, const char *key, char *val)
+{
+	bool printable = true;
+	for (const char *c = val; *c; c++)
+		printable &= *c > ' ' && *c < 0x7f;
+	if ((strncmp(val, "$argon2id$", 10) && strncmp(val, "$argon2i$", 9)) || !printable) {
+		perr(p, key, "not a crypto_pwhash_str hash ($argon2id$…)");
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, p->cfg->console_password, sizeof(p->cfg->console_password));
 }
 
 static const struct key_def keys_cluster[] = {
@@ -609,7 +638,10 @@ static const struct key_def keys_timeouts[] = {
 	{"query_timeout", k_to_query_timeout, false},
 	{"health_interval", k_to_health_interval, false},
 	{NULL, NULL, false}};
-static const struct key_def keys_profile[] = {{"run", k_profile_run, true}, {NULL, NULL, false}};
+static const struct key_def keys_profile[] = {
+	{"run", k_profile_run, true}, {"stop", k_profile_stop, true}, {NULL, NULL, false}};
+static const struct key_def keys_console[] = {{"password", k_console_password, false},
+						{NULL, NULL, false}};
 static const struct key_def keys_role[] = {
 	{"promote", k_role_promote, false}, {"demote", k_role_demote, false}, {NULL, NULL, false}};
 
@@ -629,6 +661,7 @@ static const struct {
 	[SEC_TIMEOUTS] = {"timeouts", false, keys_timeouts},
 	[SEC_PROFILE] = {"profile", true, keys_profile},
 	[SEC_ROLE] = {"role", true, keys_role},
+	[SEC_CONSOLE] = {"console", false, keys_console},
 };
 
 void cfg_set_defaults(struct cfg *c)
@@ -736,6 +769,7 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 		return c;
 	case SEC_LAYOUT:
 	case SEC_TIMEOUTS:
+	case SEC_CONSOLE:
 		return c;
 	case SEC_QUORUM:
 		c->has_quorum = true;

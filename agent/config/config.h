@@ -147,6 +147,10 @@ struct cfg_profile {
 	char name[CFG_NAME_MAX];
 	char run[CFG_MAX_HOOKS][CFG_PATH_MAX];
 	int n_run;
+	/* `stop =`: hooks that stop what the profile started (infra-and-mgmt: the management
+	 * system, when rule 2 finds a second one after boot, SPEC §6) */
+	char stop[CFG_MAX_HOOKS][CFG_PATH_MAX];
+	int n_stop;
 };
 
 struct cfg_role_hooks {
@@ -154,12 +158,17 @@ struct cfg_role_hooks {
 	char demote[CFG_PATH_MAX];
 };
 
+#define CFG_PWHASH_MAX 128 /* crypto_pwhash_STRBYTES */
+
 struct cfg {
 	char path[CFG_PATH_MAX];
 	uint8_t hash[32]; /* BLAKE2b-256 of the file's bytes */
 
 	char name[CFG_NAME_MAX];
 	char key_file[CFG_PATH_MAX];
+	/* [console] password: a libsodium crypto_pwhash_str hash; "" when the serial console
+	 * asks for no password */
+	char console_password[CFG_PWHASH_MAX];
 	char rules_file[CFG_PATH_MAX];
 	uint16_t port;
 	uint64_t version;

@@ -145,6 +145,8 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 		sb_printf(out, "\n[profile %s]\n", c->profiles[i].name);
 		for (int j = 0; j < c->profiles[i].n_run; j++)
 			sb_printf(out, "run = %s\n", c->profiles[i].run[j]);
+		for (int j = 0; j < c->profiles[i].n_stop; j++)
+			sb_printf(out, "stop = %s\n", c->profiles[i].stop[j]);
 	}
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		const struct cfg_role_hooks *r = &c->roles[k];

@@ -26,7 +26,18 @@ struct console {
 	int listen_fd;
 	struct watch *listen_watch;
 	char sock_path[108];
+	int n_clients;
+	struct timer *accept_pause; /* out of descriptors: accepting again when it fires */
+	uint64_t refused, refused_logged_at;
 };
+
+/* At most this many socket clients at once; more are answered an error and closed. */
+#define CONSOLE_MAX_CLIENTS 16
+/* A socket client that has not sent its line within this time is dropped. */
+#define CLIENT_IDLE_USEC (10 * USEC_PER_SEC)
+/* accept() failed for want of descriptors: stop watching the socket this long (else the
+ * pending connection keeps it readable and the loop spins). */
+#define ACCEPT_PAUSE_USEC (250 * USEC_PER_MSEC)
 
 /* How long a socket client may take to read its answer before it is dropped. */
 #define CLIENT_DRAIN_USEC (30 * USEC_PER_SEC)
@@ -45,6 +56,7 @@ struct sock_client {
 	char *out; /* the answer still to be written, from out_off */
 	size_t out_len, out_off;
 	struct timer *drain;
+	struct timer *idle;
 };
 
 static int cmd_help(struct console_req *req, void *ud);
@@ -70,6 +82,7 @@ struct console *console_free(struct console *c)
 		close(c->listen_fd);
 		unlink(c->sock_path);
 	}
+	timer_free(c->accept_pause);
 	free(c);
 	return NULL;
 }
@@ -232,8 +245,10 @@ static void client_free(void *ud)
 	if (cl->req)
 		cl->req->transport = NULL; /* an async answer still under way: drop it */
 	timer_free(cl->drain);
+	timer_free(cl->idle);
 	free(cl->out);
 	close(cl->fd);
+	cl->console->n_clients--;
 	free(cl);
 }
 
@@ -322,16 +337,67 @@ static void on_client(struct watch *w, int fd, uint32_t revents, void *ud)
 	else
 		cl->buf[cl->len] = '\0';
 	cl->answered = true;
+	timer_disarm(cl->idle);
 	/* A synchronous answer removes the watch and frees cl: touch nothing after. */
 	console_exec(cl->console, cl->buf, false, client_finish, cl, &cl->req);
+}
+
+static void on_idle(struct timer *t, void *ud)
+{
+	struct sock_client *cl = ud;
+	log_info("console: a socket client sent no command within %llu s, dropped",
+		 (unsigned long long)(CLIENT_IDLE_USEC / USEC_PER_SEC));
+	watch_remove(cl->watch);
+}
+
+static void on_accept_pause(struct timer *t, void *ud)
+{
+	struct console *c = ud;
+	if (c->listen_watch)
+		watch_set_events(c->listen_watch, EPOLLIN);
+}
+
+/* Out of descriptors: the pending connection stays, so stop watching for a while. */
+static void accept_pause(struct console *c, int err)
+{
+	if (!c->accept_pause)
+		c->accept_pause = timer_new(c->loop, on_accept_pause, c);
+	if (!c->accept_pause)
+		return;
+	watch_set_events(c->listen_watch, 0);
+	timer_arm_in(c->accept_pause, ACCEPT_PAUSE_USEC);
+	log_warn("console: cannot accept a client: %s; pausing %llu ms", strerror(err),
+		 (unsigned long long)(ACCEPT_PAUSE_USEC / USEC_PER_MSEC));
+}
+
+/* Over the cap: answer an error and close; the log says so at most every 10 s. */
+static void refuse_client(struct console *c, int cfd)
+{
+	const char *msg = "error: too many console clients, try again later\n";
+	(void)!send(cfd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(cfd);
+	c->refused++;
+	uint64_t now = now_usec();
+	if (!c->refused_logged_at || now - c->refused_logged_at >= 10 * USEC_PER_SEC) {
+		log_warn("console: too many console clients (%d), refused %llu so far",
+			 CONSOLE_MAX_CLIENTS, (unsigned long long)c->refused);
+		c->refused_logged_at = now;
+	}
 }
 
 static void on_accept(struct watch *w, int fd, uint32_t revents, void *ud)
 {
 	struct console *c = ud;
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_pause(c, errno);
 		return;
+	}
+	if (c->n_clients >= CONSOLE_MAX_CLIENTS) {
+		refuse_client(c, cfd);
+		return;
+	}
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
@@ -348,6 +414,14 @@ static void on_accept(struct watch *w, int fd, uint32_t revents, void *ud)
 	}
 	cl->console = c;
 	cl->fd = cfd;
+	cl->idle = timer_new(c->loop, on_idle, cl);
+	if (!cl->idle) {
+		close(cfd);
+		free(cl);
+		return;
+	}
+	c->n_clients++;
+	timer_arm_in(cl->idle, CLIENT_IDLE_USEC);
 	cl->watch = watch_add(c->loop, cfd, EPOLLIN, on_client, cl, client_free);
 	if (!cl->watch)
 		client_free(cl);
@@ -395,6 +469,7 @@ int console_relisten(struct console *c)
 		return -EINVAL;
 	memcpy(path, c->sock_path, sizeof(path));
 	c->listen_watch = watch_remove(c->listen_watch);
+	timer_disarm(c->accept_pause);
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
 	c->listen_fd = -1;

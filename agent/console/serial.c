@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -131,6 +132,17 @@ struct serial {
 	int shell_pidfd;
 	struct watch *shell_watch;
 	struct console_req *shell_req;
+	/* the operator password */
+	const char *pw_hash;
+	enum { PW_IDLE, PW_ASKING, PW_CHECKING } pw_state;
+	char pw_line[SERIAL_LINE_MAX + 1]; /* the command waiting for the password */
+	bool authed;
+	uint64_t authed_use; /* last use of the authenticated session */
+	int pw_failures;
+	uint64_t pw_locked_until;
+	pid_t pw_pid;
+	int pw_pidfd;
+	struct watch *pw_watch;
 };
 
 static void flush(struct serial *s);
@@ -181,7 +193,7 @@ static void show_prompt(struct serial *s)
 
 static bool typing_visible(const struct serial *s)
 {
-	return !s->busy && s->shell_pid <= 0;
+	return !s->busy && s->shell_pid <= 0 && s->pw_state == PW_IDLE;
 }
 
 static void on_log_line(const struct log_line *l, void *ud)
@@ -217,11 +229,173 @@ static void on_answer(struct console_req *req)
 	flush(s);
 }
 
+/* ---- the operator password ---- */
+
+void serial_set_password(struct serial *s, const char *hash)
+{
+	s->pw_hash = hash;
+}
+
+bool serial_line_needs_password(const char *line)
+{
+	static const char *const destructive[] = {"approve-wipe", "promote", "demote", "continue",
+						  "shell",	  "sh",	     "key"};
+	char buf[SERIAL_LINE_MAX + 1], *argv[CONSOLE_MAX_ARGS];
+	snprintf(buf, sizeof(buf), "%s", line);
+	int argc = split_words(buf, argv, CONSOLE_MAX_ARGS);
+	if (argc <= 0)
+		return argc < 0; /* a line that does not split is refused anyway: ask */
+	for (size_t i = 0; i < sizeof(destructive) / sizeof(destructive[0]); i++)
+		if (!strcmp(argv[0], destructive[i]))
+			return true;
+	return !strcmp(argv[0], "config") && !(argc >= 2 && !strcmp(argv[1], "show"));
+}
+
+static bool password_required(struct serial *s, const char *line)
+{
+	if (!s->pw_hash || !s->pw_hash[0] || !serial_line_needs_password(line))
+		return false;
+	uint64_t now = now_usec();
+	if (s->authed && now - s->authed_use < SERIAL_SESSION_USEC) {
+		s->authed_use = now;
+		return false;
+	}
+	s->authed = false;
+	return true;
+}
+
+static void pw_child_cleanup(struct serial *s)
+{
+	s->pw_watch = watch_remove(s->pw_watch);
+	if (s->pw_pidfd >= 0)
+		close(s->pw_pidfd);
+	s->pw_pidfd = -1;
+	s->pw_pid = 0;
+}
+
+static void exec_line(struct serial *s, const char *line);
+
+static void on_pw_checked(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct serial *s = ud;
+	int status = 0;
+	if (waitpid(s->pw_pid, &status, WNOHANG) == 0)
+		return;
+	pw_child_cleanup(s);
+	s->pw_state = PW_IDLE;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		s->authed = true;
+		s->authed_use = now_usec();
+		s->pw_failures = 0;
+		log_notice("serial: operator password accepted");
+		exec_line(s, s->pw_line);
+	} else {
+		s->pw_failures++;
+		int wait_s = s->pw_failures >= 7 ? SERIAL_BACKOFF_MAX_S : 1 << (s->pw_failures - 1);
+		if (wait_s > SERIAL_BACKOFF_MAX_S)
+			wait_s = SERIAL_BACKOFF_MAX_S;
+		s->pw_locked_until = now_usec() + (uint64_t)wait_s * USEC_PER_SEC;
+		log_notice("serial: wrong operator password (%d in a row)", s->pw_failures);
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg), "wrong password; next attempt in %d s\n", wait_s);
+		s->busy = false;
+		out(s, msg, (size_t)n);
+		show_prompt(s);
+	}
+	sodium_memzero(s->pw_line, sizeof(s->pw_line));
+	flush(s);
+}
+
+/* crypto_pwhash_str_verify takes long by design: it runs in a child, the loop goes on. */
+static void check_password(struct serial *s)
+{
+	s->pw_state = PW_CHECKING;
+	s->busy = true;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = crypto_pwhash_str_verify(s->pw_hash, s->ed.buf, s->ed.len) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	sodium_memzero(s->ed.buf, sizeof(s->ed.buf));
+	serial_edit_reset(&s->ed);
+	int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	s->pw_pid = pid;
+	s->pw_pidfd = pfd;
+	if (pfd >= 0)
+		s->pw_watch = watch_add(s->loop, pfd, EPOLLIN, on_pw_checked, s, NULL);
+	if (!s->pw_watch) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		pw_child_cleanup(s);
+		s->pw_state = PW_IDLE;
+		s->busy = false;
+		static const char msg[] = "error: cannot check the password\n";
+		out(s, msg, sizeof(msg) - 1);
+		show_prompt(s);
+	}
+}
+
+/* A destructive command on a console with a password: ask for it (or refuse while the
+ * back-off runs). */
+static void ask_password(struct serial *s, const char *line)
+{
+	uint64_t now = now_usec();
+	if (now < s->pw_locked_until) {
+		char msg[96];
+		int n = snprintf(msg, sizeof(msg),
+				 "error: wrong password given; try again in %llu s\n",
+				 (unsigned long long)((s->pw_locked_until - now) / USEC_PER_SEC + 1));
+		out(s, msg, (size_t)n);
+		show_prompt(s);
+		return;
+	}
+	snprintf(s->pw_line, sizeof(s->pw_line), "%s", line);
+	s->pw_state = PW_ASKING;
+	static const char ask[] = "password: ";
+	out(s, ask, sizeof(ask) - 1);
+}
+
+/* Input while the password is typed: no echo, Enter checks it, Ctrl-C gives up. */
+static void password_feed(struct serial *s, unsigned char ch)
+{
+	struct strbuf echo;
+	sb_init(&echo);
+	enum serial_ed_result r = serial_edit_feed(&s->ed, ch, &echo);
+	sb_free(&echo);
+	switch (r) {
+	case SERIAL_ED_LINE:
+		out(s, "\n", 1);
+		check_password(s);
+		break;
+	case SERIAL_ED_CANCEL:
+		sodium_memzero(s->pw_line, sizeof(s->pw_line));
+		s->pw_state = PW_IDLE;
+		out(s, "^C\n", 3);
+		show_prompt(s);
+		break;
+	case SERIAL_ED_NONE:
+	case SERIAL_ED_REDRAW:
+	case _SERIAL_ED_MAX:
+		break;
+	}
+}
+
 static void run_line(struct serial *s)
 {
 	char line[SERIAL_LINE_MAX + 1];
 	memcpy(line, s->ed.buf, s->ed.len + 1);
 	serial_edit_reset(&s->ed);
+	if (password_required(s, line)) {
+		ask_password(s, line);
+		return;
+	}
+	exec_line(s, line);
+}
+
+static void exec_line(struct serial *s, const char *line)
+{
 	struct console_req *pending = NULL;
 	/* Busy first, so event lines printed while the command runs do not redraw a
 	 * prompt in the middle of its answer. */
@@ -260,6 +434,10 @@ static void on_input(struct watch *w, int fd, uint32_t revents, void *ud)
 	struct strbuf echo;
 	sb_init(&echo);
 	for (ssize_t i = 0; i < n && s->shell_pid <= 0; i++) {
+		if (s->pw_state == PW_ASKING) {
+			password_feed(s, buf[i]);
+			continue;
+		}
 		enum serial_ed_result r = serial_edit_feed(&s->ed, buf[i], &echo);
 		if (s->busy) {
 			/* A command is answering: keep the bytes typed ahead (shown with the
@@ -336,6 +514,7 @@ static int reopen(struct serial *s)
 	close(s->fd);
 	s->fd = fd;
 	s->out_blocked = false;
+	s->authed = false; /* a hang-up ends the session */
 	set_raw(s);
 	return 0;
 }
@@ -352,6 +531,7 @@ int serial_attach_fd(struct console *c, struct loop *l, int fd, const char *node
 	s->loop = l;
 	s->fd = fd;
 	s->shell_pidfd = -1;
+	s->pw_pidfd = -1;
 	sb_init(&s->outq);
 	serial_edit_reset(&s->ed);
 	snprintf(s->prompt, sizeof(s->prompt), "compartd %s> ", node ? node : "?");
@@ -404,6 +584,12 @@ struct serial *serial_free(struct serial *s)
 		waitpid(s->shell_pid, NULL, 0);
 		shell_cleanup(s);
 	}
+	if (s->pw_pid > 0) {
+		kill(s->pw_pid, SIGKILL);
+		waitpid(s->pw_pid, NULL, 0);
+		pw_child_cleanup(s);
+	}
+	sodium_memzero(s->pw_line, sizeof(s->pw_line));
 	if (s->pending && s->pending != s->shell_req)
 		s->pending->transport = NULL;
 	if (s->shell_req) {

@@ -52,3 +52,17 @@ struct serial *serial_free(struct serial *s);
 
 /* The `shell` console command: a rescue shell on the tty while the console pauses. */
 int serial_cmd_shell(struct console_req *req, void *ud);
+
+/* The operator password (SPEC §9): `hash` is a crypto_pwhash_str hash, "" or NULL for
+ * none (the console stays open). The pointer is kept, not the text: the agent passes its
+ * cfg's [console] password, which a reload changes in place. With a hash set, the
+ * commands serial_line_needs_password() names ask for the password once per session
+ * (until the line hangs up, or 10 minutes without such a command); it is typed without
+ * echo and checked in a child process (the loop goes on). After a wrong one the next
+ * attempt waits 1 s, then 2, 4, … up to 60 s. */
+void serial_set_password(struct serial *s, const char *hash);
+/* Destructive commands and `shell`: approve-wipe, promote, demote, continue, shell/sh,
+ * key, and config except `config show`. */
+bool serial_line_needs_password(const char *line);
+#define SERIAL_SESSION_USEC (10 * 60 * USEC_PER_SEC)
+#define SERIAL_BACKOFF_MAX_S 60

@@ -20,11 +20,21 @@ struct hs_sub {
 	void *ud;
 };
 
-/* One outstanding HELLO. */
+/* Challenges kept per probe kind: a new HELLO never replaces an outstanding one, any of
+ * the last HS_CHALLENGES may be answered (within handshake_timeout of its sending). */
+#define HS_CHALLENGES 4
+/* HELLOs from a sender's unverified boot answered per handshake_timeout; the rest are
+ * dropped as hello-rate. Below HS_CHALLENGES - 1, so the HELLOs they trigger never push
+ * the round's own probe out of the ring before its answer is due. */
+#define HS_UNVERIFIED_PER_ROUND 2
+
+/* The HELLOs of one kind (handshake or external) to one peer. */
 struct hs_probe {
-	uint64_t challenge; /* 0: none outstanding */
-	uint64_t sent_us;
-	bool answered;
+	uint64_t challenge[HS_CHALLENGES]; /* 0: slot unused */
+	uint64_t sent_us[HS_CHALLENGES];
+	int next;	/* slot for the next challenge */
+	bool pending;	/* a HELLO went out since the last round was judged */
+	bool answered;	/* and one was answered in time */
 };
 
 struct hs_peer {
@@ -42,6 +52,17 @@ struct hs_peer {
 	struct hs_heartbeat hb;
 	uint64_t hb_at;
 	uint64_t drops;
+	uint64_t unverified_since; /* rate window of HELLOs from unverified boots */
+	int unverified_n;
+	uint8_t key_id[HS_KEY_ID_BYTES]; /* the key its last authentic datagram was sealed with */
+	bool has_key_id;
+};
+
+/* The protocol keys: [0] seals and opens, [1] (during a rotation) only opens. */
+struct hs_keys {
+	uint8_t proto[HS_KEYS_MAX][HS_KEY_BYTES];
+	uint8_t id[HS_KEYS_MAX][HS_KEY_ID_BYTES];
+	int n;
 };
 
 struct hs {
@@ -49,7 +70,8 @@ struct hs {
 	const struct cfg *cfg; /* the agent's: a reload changes values in place */
 	int self;
 	uint8_t boot_id[HS_BOOT_ID_BYTES];
-	uint8_t *key; /* sodium_malloc'd protocol key */
+	struct hs_keys *keys; /* sodium_malloc'd */
+	const uint8_t *key;   /* keys->proto[0], the sealing key */
 	uint64_t counter;
 	int fd_hs, fd_ext;
 	struct watch *w_hs, *w_ext;
@@ -68,37 +90,6 @@ struct hs {
 	uint64_t hb_ring_seq[HS_HB_RING], hb_ring_at[HS_HB_RING];
 	uint64_t drops[_HS_DROP_MAX];
 };
-
-int hs_key_load(const char *path, uint8_t **ret_key)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	int r = read_full_file(path, 4096, &buf, &len);
-	if (r < 0)
-		return log_error_errno(r, "cannot read the cluster key file %s", path);
-	uint8_t *k = sodium_malloc(HS_KEY_BYTES);
-	if (!k) {
-		sodium_memzero(buf, len);
-		free(buf);
-		return -ENOMEM;
-	}
-	r = hs_key_parse((const uint8_t *)buf, len, k);
-	sodium_memzero(buf, len);
-	free(buf);
-	if (r < 0) {
-		sodium_free(k);
-		log_error("%s: not a cluster key (64 hex characters, or 32 raw bytes)", path);
-		return r;
-	}
-	*ret_key = k;
-	return 0;
-}
-
-void hs_key_free(uint8_t *key)
-{
-	if (key)
-		sodium_free(key); /* sodium_free wipes the memory */
-}
 
 static bool valid_node(const struct hs *hs, int node)
 {
@@ -163,7 +154,10 @@ static void send_hello(struct hs *hs, int node, bool external)
 	uint64_t ch = 0;
 	while (ch == 0)
 		randombytes_buf(&ch, sizeof(ch));
-	*p = (struct hs_probe){.challenge = ch, .sent_us = now_usec()}; /* precise, for the RTT */
+	p->challenge[p->next] = ch;
+	p->sent_us[p->next] = now_usec(); /* precise, for the RTT */
+	p->next = (p->next + 1) % HS_CHALLENGES;
+	p->pending = true;
 	struct hs_msg m = {.type = HS_MSG_HELLO};
 	fill_hello(hs, &m.hello, ch, external);
 	send_msg_ext(hs, node, external ? &n->external : &n->handshake, &m, external);
@@ -213,10 +207,12 @@ static void probe_round(struct hs *hs, uint64_t now)
 		if (i == hs->self)
 			continue;
 		struct hs_peer *p = &hs->peers[i];
-		if (p->hello.challenge && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
+		if (p->hello.pending && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
 			set_contacted(hs, i, false);
-		if (p->ext.challenge)
+		if (p->ext.pending)
 			set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+		p->hello.pending = p->hello.answered = false;
+		p->ext.pending = p->ext.answered = false;
 		send_hello(hs, i, false);
 		if (!p->contacted)
 			send_hello(hs, i, true);
@@ -264,26 +260,40 @@ static void note_info(struct hs_peer *p, bool mgmt, uint8_t profile, uint64_t cf
 	p->config_version = cfg_version;
 }
 
-static void reply_hello(struct hs *hs, int fd, int from, const struct hs_hello *in,
-			const struct sockaddr_storage *src, socklen_t srclen)
+/* The answer goes to the sender's configured address, never to the UDP source (a
+ * replayed HELLO must not turn this node into a reflector): the external one for an
+ * external HELLO (the sender sends those from it), else the handshake one. */
+static void reply_hello(struct hs *hs, int fd, int from, const struct hs_hello *in)
 {
 	struct hs_msg m = {.type = HS_MSG_HELLO_ACK};
 	fill_hello(hs, &m.hello, in->challenge, in->external);
-	struct cfg_addr to = {.len = srclen};
-	memcpy(&to.ss, src, srclen);
+	const struct cfg_node *n = &hs->cfg->nodes[from];
+	const struct cfg_addr *to =
+	    in->external && n->has_external ? &n->external : &n->handshake;
 	int saved = hs->fd_hs;
 	hs->fd_hs = fd; /* answer from the socket the HELLO came in on */
-	send_msg(hs, from, &to, &m);
+	send_msg(hs, from, to, &m);
 	hs->fd_hs = saved;
+}
+
+/* Which of the outstanding challenges this answer echoes; -1: none. */
+static int probe_slot(const struct hs_probe *pr, uint64_t challenge)
+{
+	for (int i = 0; i < HS_CHALLENGES; i++)
+		if (challenge && pr->challenge[i] == challenge)
+			return i;
+	return -1;
 }
 
 static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uint64_t now)
 {
 	struct hs_peer *p = &hs->peers[from];
 	struct hs_probe *pr = h->external ? &p->ext : &p->hello;
-	if (pr->challenge != h->challenge || pr->answered)
+	int i = probe_slot(pr, h->challenge);
+	if (i < 0)
 		return;
-	uint64_t rtt = now - pr->sent_us;
+	uint64_t rtt = now - pr->sent_us[i];
+	pr->challenge[i] = 0; /* answered once */
 	if (rtt > hs->cfg->timeouts.handshake_timeout)
 		return; /* too late to count */
 	pr->answered = true;
@@ -320,11 +330,24 @@ static bool answers_probe(const struct hs *hs, int from, const struct hs_msg *m)
 		return false;
 	const struct hs_peer *p = &hs->peers[from];
 	const struct hs_probe *pr = m->hello.external ? &p->ext : &p->hello;
-	return pr->challenge == m->hello.challenge;
+	return probe_slot(pr, m->hello.challenge) >= 0;
+}
+
+/* A HELLO from a boot of `from` not yet verified: answered at most
+ * HS_UNVERIFIED_PER_ROUND times per handshake_timeout, whatever its claimed sender sends
+ * (anyone can replay one). */
+static bool unverified_hello_allowed(struct hs *hs, int from, uint64_t now)
+{
+	struct hs_peer *p = &hs->peers[from];
+	if (now - p->unverified_since >= hs->cfg->timeouts.handshake_timeout) {
+		p->unverified_since = now;
+		p->unverified_n = 0;
+	}
+	return p->unverified_n++ < HS_UNVERIFIED_PER_ROUND;
 }
 
 static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *h,
-		     const struct hs_msg *m, const struct sockaddr_storage *src, socklen_t srclen)
+		     const struct hs_msg *m)
 {
 	struct hs_peer *p = &hs->peers[from];
 	uint64_t now = now_usec();
@@ -333,11 +356,11 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 		p->last_heard_us = now;
 	switch (m->type) {
 	case HS_MSG_HELLO:
-		reply_hello(hs, fd, from, &m->hello, src, srclen);
+		reply_hello(hs, fd, from, &m->hello);
 		if (verified)
 			note_info(p, m->hello.mgmt_running, m->hello.profile,
 				  m->hello.config_version);
-		else if (!m->hello.external && now - p->hello.sent_us > 10 * USEC_PER_MSEC)
+		else if (!m->hello.external)
 			send_hello(hs, from, false); /* let it prove its new boot */
 		return;
 	case HS_MSG_HELLO_ACK:
@@ -371,8 +394,7 @@ static void log_boot_adopted(struct hs *hs, int node, const uint8_t boot[HS_BOOT
 		 replaced ? "restarted, now runs" : "runs", hex);
 }
 
-static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t len,
-			    const struct sockaddr_storage *src, socklen_t srclen)
+static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t len)
 {
 	struct hs_wire_hdr h;
 	enum hs_drop d = hs_wire_parse_hdr(buf, len, &h);
@@ -390,20 +412,28 @@ static void handle_datagram(struct hs *hs, int fd, const uint8_t *buf, size_t le
 	}
 	uint8_t plain[HS_WIRE_MAX];
 	struct hs_msg m;
-	d = hs_wire_open(hs->key, buf, len, &h, plain, &m);
+	int ki = 0;
+	d = hs_wire_open(hs->keys->proto[0], buf, len, &h, plain, &m);
+	if (d == HS_DROP_BAD_TAG && hs->keys->n > 1)
+		d = hs_wire_open(hs->keys->proto[ki = 1], buf, len, &h, plain, &m);
 	if (d == HS_DROP_NONE) {
+		memcpy(hs->peers[h.sender].key_id, hs->keys->id[ki], HS_KEY_ID_BYTES);
+		hs->peers[h.sender].has_key_id = true;
 		struct hs_replay *r = &hs->peers[h.sender].replay;
 		bool known = r->has_boot && !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES);
 		bool fresh = answers_probe(hs, h.sender, &m);
 		d = hs_replay_check(r, h.boot_id, h.counter, fresh, m.type == HS_MSG_HELLO);
-		if (d == HS_DROP_NONE && !known && r->has_boot &&
-		    !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES))
+		bool now_known = r->has_boot && !memcmp(r->boot, h.boot_id, HS_BOOT_ID_BYTES);
+		if (d == HS_DROP_NONE && !known && now_known)
 			log_boot_adopted(hs, h.sender, h.boot_id, r->n_old > 0);
+		if (d == HS_DROP_NONE && !now_known &&
+		    !unverified_hello_allowed(hs, h.sender, now_usec()))
+			d = HS_DROP_HELLO_RATE;
 	}
 	if (d != HS_DROP_NONE)
 		drop(hs, h.sender, d);
 	else
-		dispatch(hs, fd, h.sender, &h, &m, src, srclen);
+		dispatch(hs, fd, h.sender, &h, &m);
 	sodium_memzero(plain, sizeof(plain));
 }
 
@@ -413,17 +443,13 @@ static void on_readable(struct watch *w, int fd, uint32_t revents, void *ud)
 	/* One more byte than allowed, so an oversize datagram is seen as such. */
 	uint8_t buf[HS_WIRE_MAX + 1];
 	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage src;
-		socklen_t sl = sizeof(src);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
-				     (struct sockaddr *)&src, &sl);
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_debug("handshake: receive failed: %m");
 			return;
 		}
-		handle_datagram(hs, fd, buf, (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n,
-				&src, sl);
+		handle_datagram(hs, fd, buf, (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n);
 	}
 }
 
@@ -463,6 +489,65 @@ static int hs_open(struct hs *hs)
 	return 0;
 }
 
+/* Derives n cluster keys (consecutive in `cluster`) into ks. */
+static int keys_set(struct hs *hs, struct hs_keys *ks, const uint8_t *cluster, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const uint8_t *ck = cluster + (size_t)i * HS_KEY_BYTES;
+		int r = hs_key_derive(ck, hs->cfg->name, ks->proto[i]);
+		if (r < 0)
+			return r;
+		hs_key_id(ck, ks->id[i]);
+	}
+	ks->n = n;
+	return 0;
+}
+
+static void log_keys(const struct hs *hs)
+{
+	char a[2 * HS_KEY_ID_BYTES + 1], b[2 * HS_KEY_ID_BYTES + 1] = "none";
+	sodium_bin2hex(a, sizeof(a), hs->keys->id[0], HS_KEY_ID_BYTES);
+	if (hs->keys->n > 1)
+		sodium_bin2hex(b, sizeof(b), hs->keys->id[1], HS_KEY_ID_BYTES);
+	log_info("handshake: sealing with key %s, also accepting %s", a, b);
+}
+
+/* hs_new got the current key; the key file may name a second one (a rotation). */
+static void keys_add_other(struct hs *hs, const uint8_t *current)
+{
+	uint8_t *k = NULL;
+	/* read again quietly: hs_key_load reported its errors */
+	int n = hs->cfg->key_file[0] ? hs_key_file_read(hs->cfg->key_file, &k, true) : -ENOENT;
+	if (n == 2 && !sodium_memcmp(k, current, HS_KEY_BYTES))
+		keys_set(hs, hs->keys, k, 2);
+	if (n > 0)
+		sodium_free(k);
+	log_keys(hs);
+}
+
+int hs_reload_keys(struct hs *hs)
+{
+	uint8_t *k = NULL;
+	int n = hs_key_file_read(hs->cfg->key_file, &k, false);
+	if (n < 0) {
+		log_error("handshake: keeping the keys in use");
+		return n;
+	}
+	struct hs_keys *ks = sodium_malloc(sizeof(*ks));
+	int r = ks ? keys_set(hs, ks, k, n) : -ENOMEM;
+	sodium_free(k);
+	if (r < 0) {
+		if (ks)
+			sodium_free(ks);
+		return r;
+	}
+	sodium_free(hs->keys);
+	hs->keys = ks;
+	hs->key = ks->proto[0];
+	log_keys(hs);
+	return 0;
+}
+
 struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES])
 {
@@ -477,9 +562,11 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
 	hs->cfg = cfg;
-	hs->key = sodium_malloc(HS_KEY_BYTES);
-	if (!hs->key || (r = hs_key_derive(key, hs->key)) < 0 || (r = hs_open(hs)) < 0)
+	hs->keys = sodium_malloc(sizeof(*hs->keys));
+	if (!hs->keys || (r = keys_set(hs, hs->keys, key, 1)) < 0 || (r = hs_open(hs)) < 0)
 		goto fail;
+	hs->key = hs->keys->proto[0];
+	keys_add_other(hs, key);
 	hs->t_probe = timer_new(l, on_probe, hs);
 	hs->t_hb = timer_new(l, on_heartbeat, hs);
 	if (!hs->t_probe || !hs->t_hb) {
@@ -510,8 +597,8 @@ struct hs *hs_free(struct hs *hs)
 		close(hs->fd_ext);
 	timer_free(hs->t_probe);
 	timer_free(hs->t_hb);
-	if (hs->key)
-		sodium_free(hs->key);
+	if (hs->keys)
+		sodium_free(hs->keys);
 	sodium_memzero(hs, sizeof(*hs));
 	free(hs);
 	return NULL;
@@ -731,9 +818,90 @@ static int cmd_peers(struct console_req *req, void *ud)
 	return 0;
 }
 
+/* Which of our keys a peer's last authentic datagram used: "current", "other", "-". */
+static const char *peer_key_use(const struct hs *hs, int i)
+{
+	const struct hs_peer *p = &hs->peers[i];
+	if (!p->has_key_id)
+		return "-";
+	if (!memcmp(p->key_id, hs->keys->id[0], HS_KEY_ID_BYTES))
+		return "current";
+	return hs->keys->n > 1 && !memcmp(p->key_id, hs->keys->id[1], HS_KEY_ID_BYTES)
+		   ? "other"
+		   : "retired";
+}
+
+static void keys_json(const struct hs *hs, struct strbuf *o)
+{
+	char id[2 * HS_KEY_ID_BYTES + 1];
+	sodium_bin2hex(id, sizeof(id), hs->keys->id[0], HS_KEY_ID_BYTES);
+	sb_printf(o, "{\"current\":\"%s\",\"other\":", id);
+	if (hs->keys->n > 1) {
+		sodium_bin2hex(id, sizeof(id), hs->keys->id[1], HS_KEY_ID_BYTES);
+		sb_printf(o, "\"%s\"", id);
+	} else {
+		sb_puts(o, "null");
+	}
+	sb_puts(o, ",\"peers\":[");
+	bool first = true;
+	for (int i = 0; i < hs->cfg->n_nodes; i++) {
+		if (i == hs->self)
+			continue;
+		sb_puts(o, first ? "{\"node\":" : ",{\"node\":");
+		sb_json_str(o, node_name(hs, i));
+		sodium_bin2hex(id, sizeof(id), hs->peers[i].key_id, HS_KEY_ID_BYTES);
+		sb_printf(o, ",\"key\":\"%s\",\"key_id\":", peer_key_use(hs, i));
+		if (hs->peers[i].has_key_id)
+			sb_printf(o, "\"%s\"}", id);
+		else
+			sb_puts(o, "null}");
+		first = false;
+	}
+	sb_puts(o, "]}\n");
+}
+
+static void keys_human(const struct hs *hs, struct strbuf *o)
+{
+	char id[2 * HS_KEY_ID_BYTES + 1];
+	sodium_bin2hex(id, sizeof(id), hs->keys->id[0], HS_KEY_ID_BYTES);
+	sb_printf(o, "current key %s (seals)\n", id);
+	if (hs->keys->n > 1) {
+		sodium_bin2hex(id, sizeof(id), hs->keys->id[1], HS_KEY_ID_BYTES);
+		sb_printf(o, "other key   %s (accepted)\n", id);
+	} else {
+		sb_puts(o, "other key   none\n");
+	}
+	int old = 0;
+	for (int i = 0; i < hs->cfg->n_nodes; i++) {
+		if (i == hs->self)
+			continue;
+		const char *use = peer_key_use(hs, i);
+		sodium_bin2hex(id, sizeof(id), hs->peers[i].key_id, HS_KEY_ID_BYTES);
+		sb_printf(o, "%-8s %-8s %s\n", node_name(hs, i), use,
+			  hs->peers[i].has_key_id ? id : "-");
+		old += strcmp(use, "current") && strcmp(use, "-");
+	}
+	sb_printf(o, "%d peer%s still on another key\n", old, old == 1 ? "" : "s");
+}
+
+static int cmd_keys(struct console_req *req, void *ud)
+{
+	const struct hs *hs = ud;
+	if (req->json)
+		keys_json(hs, &req->out);
+	else
+		keys_human(hs, &req->out);
+	return 0;
+}
+
 int hs_console_register(struct hs *hs, struct console *c)
 {
-	return console_register(c, "peers", "",
-				"other nodes: handshake state, round trip, last heard, drops",
-				cmd_peers, hs);
+	int r = console_register(c, "peers", "",
+				 "other nodes: handshake state, round trip, last heard, drops",
+				 cmd_peers, hs);
+	if (r < 0)
+		return r;
+	return console_register(c, "keys", "",
+				"cluster key ids in use, and which key each peer seals with", cmd_keys,
+				hs);
 }

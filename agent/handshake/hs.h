@@ -40,11 +40,20 @@ typedef int (*hs_qdev_alive_fn)(int node, void *ud);
 struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES]);
 struct hs *hs_free(struct hs *hs);
+/* Re-reads cfg->key_file (SIGHUP): its first key seals from now on, both are accepted.
+ * On any error the keys in use stay, and the error is logged. */
+int hs_reload_keys(struct hs *hs);
 
-/* Reads the key file (hs_wire.h: 64 hex characters or 32 raw bytes) into sodium_malloc
- * memory; free it with hs_key_free(). Errors name the file. */
+/* Reads the key file (hs_wire.h: 64 hex characters or 32 raw bytes; during a rotation two
+ * hex keys, the first sealing) into sodium_malloc memory: the current key comes first;
+ * free it with hs_key_free(). The file must be a regular file owned by root with no
+ * access for group or others (else -EPERM). Errors are logged naming the file. */
 int hs_key_load(const char *path, uint8_t **ret_key);
 void hs_key_free(uint8_t *key);
+/* All the key file's keys (HS_KEYS_MAX slots of HS_KEY_BYTES, sodium_malloc'd; free with
+ * hs_key_free()): returns how many (1 or 2), or a negative errno, logged naming the file
+ * unless quiet. */
+int hs_key_file_read(const char *path, uint8_t **ret, bool quiet);
 
 /* Several subscribers per type are allowed (up to 4). Only HEARTBEAT, HEARTBEAT_ACK,
  * QUERY and QUERY_REPLY are delivered; HELLOs are handled inside. Returns 0, -EINVAL,

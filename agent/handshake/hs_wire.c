@@ -38,6 +38,7 @@ static const char *const drop_str[_HS_DROP_MAX] = {
     [HS_DROP_REPLAY] = "replay",
     [HS_DROP_OLD_BOOT] = "old-boot",
     [HS_DROP_UNVERIFIED_BOOT] = "unverified-boot",
+    [HS_DROP_HELLO_RATE] = "hello-rate",
 };
 
 const char *hs_drop_to_str(enum hs_drop d)
@@ -82,12 +83,56 @@ int hs_key_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEY_BYTES])
 	return 0;
 }
 
-int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_BYTES])
+static bool is_space(uint8_t c)
 {
-	return crypto_kdf_derive_from_key(ret, HS_KEY_BYTES, HS_KDF_ID, HS_KDF_CTX, cluster_key) ==
-		       0
-		   ? 0
-		   : -EINVAL;
+	return c == '\n' || c == '\r' || c == ' ' || c == '\t';
+}
+
+int hs_keys_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEYS_MAX][HS_KEY_BYTES])
+{
+	if (len == HS_KEY_BYTES)
+		return hs_key_parse(buf, len, ret[0]) < 0 ? -EINVAL : 1;
+	uint8_t k[HS_KEYS_MAX][HS_KEY_BYTES];
+	int n = 0;
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && is_space(buf[i]))
+			i++;
+		size_t start = i;
+		while (i < len && !is_space(buf[i]))
+			i++;
+		if (i == start)
+			break;
+		if (n == HS_KEYS_MAX || i - start != 2 * HS_KEY_BYTES ||
+		    hs_key_parse(buf + start, i - start, k[n]) < 0) {
+			sodium_memzero(k, sizeof(k));
+			return -EINVAL;
+		}
+		n++;
+	}
+	if (n > 0)
+		memcpy(ret, k, (size_t)n * HS_KEY_BYTES);
+	sodium_memzero(k, sizeof(k));
+	return n > 0 ? n : -EINVAL;
+}
+
+int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], const char *cluster_name,
+		  uint8_t ret[HS_KEY_BYTES])
+{
+	uint8_t sub[HS_KEY_BYTES];
+	if (crypto_kdf_derive_from_key(sub, sizeof(sub), HS_KDF_ID, HS_KDF_CTX, cluster_key) != 0)
+		return -EINVAL;
+	int r = crypto_generichash(ret, HS_KEY_BYTES, (const uint8_t *)cluster_name,
+				   strlen(cluster_name), sub, sizeof(sub));
+	sodium_memzero(sub, sizeof(sub));
+	return r == 0 ? 0 : -EINVAL;
+}
+
+void hs_key_id(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_ID_BYTES])
+{
+	static const char what[] = "compartd cluster key id";
+	crypto_generichash(ret, HS_KEY_ID_BYTES, (const uint8_t *)what, sizeof(what) - 1,
+			   cluster_key, HS_KEY_BYTES);
 }
 
 /* Big-endian cursor over a bounded buffer; every read checks the bound. */
@@ -375,7 +420,10 @@ enum hs_drop hs_replay_check(struct hs_replay *r, const uint8_t boot[HS_BOOT_ID_
 			return HS_DROP_OLD_BOOT;
 	if (fresh) {
 		adopt_boot(r, boot);
-		return win_accept(r, counter);
+		/* Everything below the first verified counter counts as seen: no back-fill. */
+		r->top = counter;
+		r->bits[0] = r->bits[1] = ~0ULL;
+		return HS_DROP_NONE;
 	}
 	return probe ? HS_DROP_NONE : HS_DROP_UNVERIFIED_BOOT;
 }

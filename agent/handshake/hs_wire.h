@@ -20,10 +20,13 @@
  * to one node from being replayed to another. Node ids are indexes into the node list of
  * cluster.conf: every node of a cluster runs with the same file.
  *
- * The key is derived from the 32-byte cluster key with crypto_kdf_derive_from_key
- * (subkey id 1, context "cmpt-hs1"). The key file holds the cluster key either as 64
- * hex characters (optionally followed by white space / a newline) or as exactly 32 raw
- * bytes. Make one with: `head -c 32 /dev/urandom | xxd -p -c 64 > cluster.key`. */
+ * The key is derived from the 32-byte cluster key and the cluster name: a subkey from
+ * crypto_kdf_derive_from_key (subkey id 1, context "cmpt-hs1") keys a BLAKE2b-256 of the
+ * cluster name, so two clusters sharing a key do not accept each other's datagrams. The
+ * key file holds the cluster key either as 64 hex characters (optionally followed by white
+ * space / a newline) or as exactly 32 raw bytes; or, during a rotation, two keys as hex
+ * separated by white space: the first seals, both are accepted. Make one with:
+ * `head -c 32 /dev/urandom | xxd -p -c 64 > cluster.key`. */
 #pragma once
 
 #include <stdbool.h>
@@ -66,6 +69,7 @@ enum hs_drop {
 	HS_DROP_REPLAY,		 /* counter already seen (or too old for the window) */
 	HS_DROP_OLD_BOOT,	 /* from a boot of that node that was replaced by a newer one */
 	HS_DROP_UNVERIFIED_BOOT, /* a boot id not yet proven fresh by a HELLO_ACK */
+	HS_DROP_HELLO_RATE,	 /* a HELLO from an unverified boot beyond the per-sender rate */
 	_HS_DROP_MAX
 };
 const char *hs_drop_to_str(enum hs_drop d);
@@ -119,8 +123,17 @@ struct hs_wire_hdr {
 /* The cluster key from a key file's bytes: 64 hex characters (trailing white space
  * allowed) or exactly 32 raw bytes. Returns 0 or -EINVAL; ret untouched on failure. */
 int hs_key_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEY_BYTES]);
-/* The protocol key from the cluster key (crypto_kdf_derive_from_key). */
-int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_BYTES]);
+/* The key file's keys: one (hex or raw) or two (hex, separated by white space). Fills
+ * ret[0] (and ret[1]) and returns how many, or -EINVAL; ret untouched on failure. */
+#define HS_KEYS_MAX 2
+int hs_keys_parse(const uint8_t *buf, size_t len, uint8_t ret[HS_KEYS_MAX][HS_KEY_BYTES]);
+/* The protocol key from the cluster key and the cluster name. */
+int hs_key_derive(const uint8_t cluster_key[HS_KEY_BYTES], const char *cluster_name,
+		  uint8_t ret[HS_KEY_BYTES]);
+/* A cluster key's public id: 8 bytes of a BLAKE2b keyed with it, shown as 16 hex
+ * characters (`keys` on the console); it reveals nothing of the key. */
+#define HS_KEY_ID_BYTES 8
+void hs_key_id(const uint8_t cluster_key[HS_KEY_BYTES], uint8_t ret[HS_KEY_ID_BYTES]);
 
 /* Encodes and seals one message into out (HS_WIRE_MAX bytes). Returns the datagram's
  * length, or -EMSGSIZE (payload too large), -EINVAL (bad type). */
@@ -150,8 +163,10 @@ struct hs_replay {
 
 /* Checks an authentic datagram's boot id and counter and, when accepted, records it.
  * `fresh` says the datagram proved it is fresh (a HELLO_ACK echoing our outstanding
- * challenge): only such a datagram may introduce a new boot id. A HELLO from an unknown
- * boot is answered without being recorded: pass `probe` for HELLOs, which are accepted
- * from any not-replaced boot and recorded only against the current one. */
+ * challenge): only such a datagram may introduce a new boot id; its counter becomes the
+ * window's floor, so datagrams of that boot sent before it (captured before a restart of
+ * the receiver, say) are never back-filled. A HELLO from an unknown boot is answered
+ * without being recorded: pass `probe` for HELLOs, which are accepted from any
+ * not-replaced boot and recorded only against the current one (the caller rate-limits). */
 enum hs_drop hs_replay_check(struct hs_replay *r, const uint8_t boot[HS_BOOT_ID_BYTES],
 			     uint64_t counter, bool fresh, bool probe);

@@ -18,11 +18,13 @@ fail() { echo "FAIL: $*"; [ -f "$tmp/agent.log" ] && tail -n 20 "$tmp/agent.log"
 
 # The rig's quorum portals live in the rig's namespaces: here the election would reach
 # for them through the host's default route, so point them at a closed loopback port.
-sed -e "s|10\.77\.1\.100:3261|127.0.0.1:9|; s|10\.77\.2\.100:3261|127.0.0.2:9|" images/rig/cluster.conf >"$tmp/cluster.conf"
+# The key file and the rules in the config: the command line may not override them.
+sed -e "s|10\.77\.1\.100:3261|127.0.0.1:9|; s|10\.77\.2\.100:3261|127.0.0.2:9|" \
+	-e "s|^key_file = .*|key_file = $tmp/cluster.key\nrules = $top/rules/boot.rules|" \
+	images/rig/cluster.conf >"$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
 # Host mode: handshake on loopback, our own key file.
 cat > "$tmp/cmdline" <<EOC
-compartd.cluster.key_file=$tmp/cluster.key compartd.cluster.rules=$top/rules/boot.rules
 compartd.node.a1.handshake=127.0.1.11:17460 compartd.node.a2.handshake=127.0.1.12:17460
 compartd.node.b1.handshake=127.0.1.21:17460 compartd.node.b2.handshake=127.0.1.22:17460
 compartd.node.a1.external=127.0.1.11:17461 compartd.node.a2.external=127.0.1.12:17461

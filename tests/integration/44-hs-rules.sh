@@ -25,9 +25,9 @@ cd_ok eval "$REPO/rules/boot.rules" peers=3 contacted=1 contacted_pct=33 2>/dev/
 cd_ok eval "$REPO/rules/boot.rules" peers=3 contacted=4 2>/dev/null && fail "contacted > peers accepted"
 echo "verbs ok"
 
-hs_setup
 cp "$REPO/rules/boot.rules" "$HS_TMP/boot.rules"
-export HS_RULES=$HS_TMP/boot.rules
+export HS_RULES=$HS_TMP/boot.rules # before hs_setup: the rules path goes into the config
+hs_setup
 hs_start b1
 hs_start b2
 hs_wait b1 'event=decision rule=default profile=infra-only contacted=1/3' 10

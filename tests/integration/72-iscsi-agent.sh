@@ -33,13 +33,14 @@ apid=
 # The rig's config on a host: its portals are not reachable from here.
 : >"$tmp/agent.log"
 cat >"$tmp/cmdline" <<EOC
-compartd.cluster.key_file=$top/images/rig/cluster.key
 compartd.node.a1.handshake=127.0.1.11:17460 compartd.node.a2.handshake=127.0.1.12:17460
 compartd.node.b1.handshake=127.0.1.21:17460 compartd.node.b2.handshake=127.0.1.22:17460
 compartd.node.a1.external=127.0.1.11:17461 compartd.node.a2.external=127.0.1.12:17461
 compartd.node.b1.external=127.0.1.21:17461 compartd.node.b2.external=127.0.1.22:17461
 EOC
-"$BUILD/compartd" run --foreground --config images/rig/cluster.conf --node a1 --state-dir "$tmp/s" \
+# The key file in the config: the command line may not override it (SPEC §2).
+sed "s|^key_file = .*|key_file = $top/images/rig/cluster.key|" images/rig/cluster.conf >"$tmp/rig.conf"
+"$BUILD/compartd" run --foreground --config "$tmp/rig.conf" --node a1 --state-dir "$tmp/s" \
 	--cmdline "$tmp/cmdline" >"$tmp/agent.log" 2>&1 &
 apid=$!
 agent_wait 'event=boot stage=handshake' || fail "agent with the rig config"

@@ -96,9 +96,10 @@ printf '#!/bin/sh\nexit 0\n' >"$tmp/hooks/start-infra"
 cp "$tmp/hooks/start-infra" "$tmp/hooks/start-mgmt"
 chmod +x "$tmp/hooks/"*
 sed -e "s|/etc/compartd/hooks/|$tmp/hooks/|" -e "s|10\.77\.1\.100:3261|127.0.0.1:13997|" \
-	-e "s|10\.77\.2\.100:3261|10.99.0.2:3261|" "$REPO/images/rig/cluster.conf" >"$tmp/rig.conf"
-echo "compartd.node=a1 compartd.cluster.port=17470 compartd.cluster.key_file=$REPO/images/rig/cluster.key" \
-	"compartd.cluster.rules=$REPO/rules/boot.rules compartd.timeouts.handshake_window=500ms" \
+	-e "s|10\.77\.2\.100:3261|10.99.0.2:3261|" -e "s|^port = .*|port = 17470|" \
+	-e "s|^key_file = .*|key_file = $REPO/images/rig/cluster.key\nrules = $REPO/rules/boot.rules|" \
+	"$REPO/images/rig/cluster.conf" >"$tmp/rig.conf" # the command line may not set these (SPEC §2)
+echo "compartd.node=a1 compartd.timeouts.handshake_window=500ms" \
 	"compartd.node.a1.handshake=127.0.1.11 compartd.node.a1.external=127.0.2.11" \
 	"compartd.node.a2.handshake=127.0.1.12 compartd.node.b1.handshake=127.0.1.21" \
 	"compartd.node.b2.handshake=127.0.1.22" >"$tmp/a1.cmdline"

@@ -53,6 +53,7 @@ write_conf() {
 	local f=$1 base=$2
 	shift 2
 	head -c 32 /dev/urandom >"$tmp/cluster.key"
+	chmod 600 "$tmp/cluster.key" # the agent refuses a key others may read
 	cat >"$f" <<EOC
 [cluster]
 name = t

@@ -10,6 +10,7 @@ HS_TMP=$(mktemp -d /tmp/compartd-hs.XXXXXX)
 HS_PORT=${HS_PORT:-7460}
 declare -A HS_PID=()
 declare -A HS_IP=([a1]=11 [a2]=12 [b1]=21 [b2]=22)
+declare -A HS_CONF=() # per-node config file instead of $HS_TMP/cluster.conf
 
 hs_cleanup() {
 	for n in "${!HS_PID[@]}"; do
@@ -18,7 +19,7 @@ hs_cleanup() {
 	for n in "${!HS_PID[@]}"; do
 		wait "${HS_PID[$n]}" 2>/dev/null
 	done
-	rm -rf "$HS_TMP"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$HS_TMP"
 }
 trap hs_cleanup EXIT
 
@@ -32,7 +33,9 @@ fail() {
 	exit 1
 }
 
-# hs_setup [sed expression applied to the config]
+# hs_setup [sed expression applied to the config]. The key file (HS_KEY), the rules
+# (HS_RULES) and the port (HS_PORT) go into the config: the kernel command line may not
+# override them (SPEC §2). Set them before hs_setup.
 hs_setup() {
 	mkdir -p "$HS_TMP/hooks"
 	for h in start-infra start-mgmt; do
@@ -44,6 +47,8 @@ EOS
 	done
 	# quorum portals on a closed loopback port: the rig's 10.77 addresses are not ours here
 	sed -e "s|/etc/compartd/hooks/|$HS_TMP/hooks/|" -e "s|10\.77\.1\.100:3261|127.0.0.1:9|; s|10\.77\.2\.100:3261|127.0.0.2:9|" \
+		-e "s|^key_file = .*|key_file = ${HS_KEY:-$REPO/images/rig/cluster.key}\nrules = ${HS_RULES:-$REPO/rules/boot.rules}|" \
+		-e "s|^port = .*|port = $HS_PORT|" \
 		${1:+-e "$1"} \
 		"$REPO/images/rig/cluster.conf" >"$HS_TMP/cluster.conf"
 }
@@ -52,9 +57,7 @@ EOS
 hs_cmdline() {
 	local node=$1
 	shift
-	local words="compartd.node=$node compartd.cluster.port=$HS_PORT"
-	words+=" compartd.cluster.key_file=${HS_KEY:-$REPO/images/rig/cluster.key}"
-	words+=" compartd.cluster.rules=${HS_RULES:-$REPO/rules/boot.rules}"
+	local words="compartd.node=$node"
 	words+=" compartd.timeouts.handshake_window=${HS_WINDOW:-1500ms}"
 	words+=" compartd.timeouts.handshake_timeout=200ms compartd.timeouts.hook_timeout=5s"
 	for n in a1 a2 b1 b2; do
@@ -69,7 +72,7 @@ hs_start() {
 	local node=$1
 	[ -f "$HS_TMP/$node.cmdline" ] || hs_cmdline "$node"
 	mkdir -p "$HS_TMP/$node"
-	"$BUILD/compartd" run --foreground --config "$HS_TMP/cluster.conf" \
+	"$BUILD/compartd" run --foreground --config "${HS_CONF[$node]:-$HS_TMP/cluster.conf}" \
 		--state-dir "$HS_TMP/$node" --cmdline "$HS_TMP/$node.cmdline" \
 		>"$HS_TMP/$node.log" 2>&1 &
 	HS_PID[$node]=$!

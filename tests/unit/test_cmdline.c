@@ -19,8 +19,8 @@ static void compartd_keys_and_overrides(void **state)
 	sb_init(&err);
 	const char *line = "BOOT_IMAGE=vmlinuz quiet console=tty0 console=ttyS0,115200n8 "
 			   "compartd.node=a1 compartd.config=/etc/x.conf compartd.debug "
-			   "compartd.timeouts.path_timeout=3s compartd.node.a1.priority=300 "
-			   "compartd.console=/dev/ttyS1 \"compartd.cluster.name=rig\" "
+			   "compartd.timeouts.path_timeout=3s compartd.node.a1.handshake=10.0.0.1 "
+			   "compartd.console=/dev/ttyS1 \"compartd.storage.m0.root=yes\" "
 			   "BOOTIF=01-52-54-00-77-0a-01\n";
 	assert_int_equal(kcmdline_parse(line, &k, &err), 0);
 	assert_true(k.has_node);
@@ -34,8 +34,8 @@ static void compartd_keys_and_overrides(void **state)
 	assert_string_equal(k.ovr[0].key, "path_timeout");
 	assert_string_equal(k.ovr[0].value, "3s");
 	assert_string_equal(k.ovr[1].section, "node.a1");
-	assert_string_equal(k.ovr[1].key, "priority");
-	assert_string_equal(k.ovr[2].section, "cluster");
+	assert_string_equal(k.ovr[1].key, "handshake");
+	assert_string_equal(k.ovr[2].section, "storage.m0");
 	assert_true(k.has_bootif);
 	static const uint8_t mac[6] = {0x52, 0x54, 0, 0x77, 0x0a, 0x01};
 	assert_memory_equal(k.bootif, mac, 6);
@@ -57,6 +57,46 @@ static void bad_keys_are_named(void **state)
 	assert_non_null(strstr(err.buf, "BOOTIF=zz: not understood"));
 	assert_non_null(strstr(err.buf, "compartd.debug=maybe: not understood"));
 	assert_non_null(strstr(err.buf, "compartd.x=1: not understood"));
+	sb_free(&err);
+}
+
+/* SPEC §2: only identity, config, console, debug, timeouts, node network keys and a
+ * storage's root key; what can destroy data or run code is refused with the key named. */
+static void dangerous_overrides_refused(void **state)
+{
+	struct kcmdline k;
+	struct strbuf err;
+	sb_init(&err);
+	const char *line = "compartd.layout.wipe=/dev/sda compartd.profile.infra-only.run=/bin/x "
+			   "compartd.role.infra.promote=/bin/y compartd.cluster.key_file=/tmp/k "
+			   "compartd.node.a1.priority=999 compartd.node.a1.mgmt_capable=yes "
+			   "compartd.cluster.name=other compartd.console.password=x "
+			   "compartd.quorum.target=iqn.x compartd.storage.m0.target=iqn.y "
+			   "compartd.node.a1.external=10.0.0.2 compartd.timeouts.lease=2s";
+	assert_int_equal(kcmdline_parse(line, &k, &err), -EINVAL);
+	static const char *const named[] = {
+	    "compartd.layout.wipe refused: the disk layout (it can destroy data)",
+	    "compartd.profile.infra-only.run refused: hooks (they run code)",
+	    "compartd.role.infra.promote refused: hooks",
+	    "compartd.cluster.key_file refused: the cluster key file",
+	    "compartd.node.a1.priority refused: only a node's network keys",
+	    "compartd.node.a1.mgmt_capable refused",
+	    "compartd.cluster.name refused",
+	    "compartd.console.password refused",
+	    "compartd.quorum.target refused",
+	    "compartd.storage.m0.target refused: only a storage's root key"};
+	for (size_t i = 0; i < ARRAY_SIZE(named); i++) {
+		if (!strstr(err.buf, named[i]))
+			fail_msg("not named: %s\nin: %s", named[i], err.buf);
+	}
+	/* the allowed ones still apply */
+	assert_int_equal(k.n_ovr, 2);
+	assert_string_equal(k.ovr[0].key, "external");
+	assert_string_equal(k.ovr[1].key, "lease");
+	assert_null(kcmdline_override_refused("node.b2", "route"));
+	assert_null(kcmdline_override_refused("storage.x", "root"));
+	assert_non_null(kcmdline_override_refused("cluster", "port"));
+	assert_non_null(kcmdline_override_refused("cluster", "rules"));
 	sb_free(&err);
 }
 
@@ -231,6 +271,7 @@ int main(void)
 		cmocka_unit_test(compartd_keys_and_overrides),
 		cmocka_unit_test(bad_keys_are_named),
 		cmocka_unit_test(many_overrides),
+		cmocka_unit_test(dangerous_overrides_refused),
 		cmocka_unit_test(kernel_ip_syntax),
 		cmocka_unit_test(identity_by_name_and_mac),
 		cmocka_unit_test(local_macs_from_sysfs),

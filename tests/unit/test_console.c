@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -138,11 +140,98 @@ static void test_client_hangs_up(void **state)
 	served_close(&v);
 }
 
+/* Runs the loop for ms milliseconds; returns the CPU time it took, in % of the wall. */
+static int cpu_pct_running(struct loop *l, int ms)
+{
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
+	uint64_t t0 = now_usec(), until = t0 + (uint64_t)ms * USEC_PER_MSEC;
+	for (int i = 0; i < 100000 && now_usec() < until; i++)
+		loop_iterate(l, now_usec() + 50 * USEC_PER_MSEC);
+	getrusage(RUSAGE_SELF, &r1);
+	uint64_t cpu = (uint64_t)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
+				  r0.ru_stime.tv_sec) * USEC_PER_SEC +
+		       (uint64_t)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
+				  r0.ru_stime.tv_usec);
+	return (int)(100 * cpu / (now_usec() - t0));
+}
+
+/* Sixteen clients at most: the seventeenth gets an error line and is closed. */
+static void test_client_cap(void **state)
+{
+	struct served v;
+	served_open(&v);
+	int fds[17];
+	for (int i = 0; i < 17; i++) {
+		fds[i] = connect_to(v.path);
+		for (int k = 0; k < 3; k++)
+			loop_iterate(v.l, now_usec() + 5 * USEC_PER_MSEC);
+	}
+	struct strbuf got;
+	sb_init(&got);
+	read_answer(&v, fds[16], &got);
+	assert_non_null(got.buf);
+	assert_non_null(strstr(got.buf, "error: too many console clients"));
+	sb_free(&got);
+	/* One leaves: a new client is served. */
+	close(fds[0]);
+	close(fds[16]);
+	for (int k = 0; k < 3; k++)
+		loop_iterate(v.l, now_usec() + 5 * USEC_PER_MSEC);
+	int fd = connect_to(v.path);
+	assert_int_equal(write(fd, "help\n", 5), 5);
+	sb_init(&got);
+	read_answer(&v, fd, &got);
+	assert_non_null(strstr(got.buf, "a long answer"));
+	sb_free(&got);
+	close(fd);
+	for (int i = 1; i < 16; i++)
+		close(fds[i]);
+	for (int k = 0; k < 5; k++) /* the hang-ups free the clients */
+		loop_iterate(v.l, now_usec() + 5 * USEC_PER_MSEC);
+	served_close(&v);
+}
+
+/* Out of descriptors, a pending connection must not spin the loop; once descriptors are
+ * back, it is served. */
+static void test_emfile_does_not_spin(void **state)
+{
+	struct served v;
+	served_open(&v);
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", v.path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	int top = dup(0); /* the lowest free descriptor: nothing new may be opened */
+	assert_true(top > fd);
+	close(top);
+	low = (struct rlimit){.rlim_cur = (rlim_t)top, .rlim_max = old.rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int pct = cpu_pct_running(v.l, 600);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	print_message("CPU while out of descriptors: %d%%\n", pct);
+	assert_true(pct < 30);
+	assert_int_equal(write(fd, "help\n", 5), 5);
+	struct strbuf got;
+	sb_init(&got);
+	read_answer(&v, fd, &got);
+	assert_non_null(got.buf);
+	assert_non_null(strstr(got.buf, "a long answer"));
+	sb_free(&got);
+	close(fd);
+	served_close(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_slow_reader),
 	    cmocka_unit_test(test_client_hangs_up),
+	    cmocka_unit_test(test_client_cap),
+	    cmocka_unit_test(test_emfile_does_not_spin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,12 +53,58 @@ static void key_files(void **state)
 		assert_int_equal(hs_key_parse((const uint8_t *)bad[i], strlen(bad[i]), raw),
 				 -EINVAL);
 	free(text);
-	/* derivation: deterministic, and not the key itself */
-	uint8_t d1[HS_KEY_BYTES], d2[HS_KEY_BYTES];
-	assert_int_equal(hs_key_derive(k, d1), 0);
-	assert_int_equal(hs_key_derive(k, d2), 0);
+	/* derivation: deterministic, not the key itself, and bound to the cluster name */
+	uint8_t d1[HS_KEY_BYTES], d2[HS_KEY_BYTES], d3[HS_KEY_BYTES];
+	assert_int_equal(hs_key_derive(k, "rig", d1), 0);
+	assert_int_equal(hs_key_derive(k, "rig", d2), 0);
+	assert_int_equal(hs_key_derive(k, "rig2", d3), 0);
 	assert_memory_equal(d1, d2, sizeof(d1));
 	assert_memory_not_equal(d1, k, sizeof(d1));
+	assert_memory_not_equal(d1, d3, sizeof(d1));
+}
+
+/* Two clusters sharing a cluster key do not accept each other's datagrams. */
+static void cluster_name_binds_the_key(void **state)
+{
+	uint8_t ck[HS_KEY_BYTES], ka[HS_KEY_BYTES], kb[HS_KEY_BYTES], buf[HS_WIRE_MAX];
+	uint8_t plain[HS_WIRE_MAX];
+	randombytes_buf(ck, sizeof(ck));
+	assert_int_equal(hs_key_derive(ck, "alpha", ka), 0);
+	assert_int_equal(hs_key_derive(ck, "beta", kb), 0);
+	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION, .type = HS_MSG_HEARTBEAT_ACK,
+				.sender = 1, .counter = 1};
+	struct hs_msg m = {.type = HS_MSG_HEARTBEAT_ACK, .ack_seq = 9}, out;
+	int n = hs_wire_seal(ka, &h, &m, buf, sizeof(buf));
+	assert_true(n > 0);
+	struct hs_wire_hdr got;
+	assert_int_equal(hs_wire_parse_hdr(buf, (size_t)n, &got), HS_DROP_NONE);
+	assert_int_equal(hs_wire_open(kb, buf, (size_t)n, &got, plain, &out), HS_DROP_BAD_TAG);
+	assert_int_equal(hs_wire_open(ka, buf, (size_t)n, &got, plain, &out), HS_DROP_NONE);
+}
+
+/* Rotation files: one or two hex keys; anything else refused. Ids differ per key. */
+static void key_sets(void **state)
+{
+	uint8_t k[HS_KEYS_MAX][HS_KEY_BYTES];
+	static const char one[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+	static const char two[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+				  "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+	static const char three[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+				    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+				    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	assert_int_equal(hs_keys_parse((const uint8_t *)one, strlen(one), k), 1);
+	assert_int_equal(k[0][0], 0x00);
+	assert_int_equal(k[0][31], 0xff);
+	assert_int_equal(hs_keys_parse((const uint8_t *)two, strlen(two), k), 2);
+	assert_int_equal(k[1][0], 0xff);
+	assert_int_equal(hs_keys_parse((const uint8_t *)three, strlen(three), k), -EINVAL);
+	assert_int_equal(hs_keys_parse((const uint8_t *)"\n\n", 2, k), -EINVAL);
+	assert_int_equal(hs_keys_parse((const uint8_t *)two, 70, k), -EINVAL); /* cut short */
+	uint8_t id0[HS_KEY_ID_BYTES], id1[HS_KEY_ID_BYTES];
+	hs_key_parse((const uint8_t *)two, 64, k[0]);
+	hs_key_id(k[0], id0);
+	hs_key_id(k[1], id1);
+	assert_memory_not_equal(id0, id1, sizeof(id0));
 }
 
 static enum hs_drop roundtrip(const struct hs_wire_hdr *h, const struct hs_msg *m,
@@ -305,6 +351,21 @@ static void boot_ids(void **state)
 	assert_int_equal(hs_replay_check(&r, b[0], 9, false, false), HS_DROP_UNVERIFIED_BOOT);
 }
 
+/* A receiver that restarted adopts a sender's boot at the counter of the first fresh
+ * HELLO_ACK; datagrams of that boot sent earlier (captured by an attacker) stay refused. */
+static void no_back_fill_after_receiver_restart(void **state)
+{
+	struct hs_replay r = {0};
+	uint8_t boot[16] = {7};
+	assert_int_equal(hs_replay_check(&r, boot, 500, true, false), HS_DROP_NONE);
+	for (uint64_t c = 372; c < 500; c++)
+		assert_int_equal(hs_replay_check(&r, boot, c, false, false), HS_DROP_REPLAY);
+	assert_int_equal(hs_replay_check(&r, boot, 1, false, false), HS_DROP_REPLAY);
+	assert_int_equal(hs_replay_check(&r, boot, 502, false, false), HS_DROP_NONE);
+	assert_int_equal(hs_replay_check(&r, boot, 501, false, false), HS_DROP_NONE); /* reordered */
+	assert_int_equal(hs_replay_check(&r, boot, 501, false, false), HS_DROP_REPLAY);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -316,6 +377,9 @@ int main(void)
 	    cmocka_unit_test(every_drop_reason),
 	    cmocka_unit_test(replay_window_tolerates_reordering),
 	    cmocka_unit_test(boot_ids),
+	    cmocka_unit_test(no_back_fill_after_receiver_restart),
+	    cmocka_unit_test(cluster_name_binds_the_key),
+	    cmocka_unit_test(key_sets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

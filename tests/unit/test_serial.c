@@ -12,6 +12,8 @@
 #include "log.h"
 #include "serial.h"
 
+#include <sodium.h>
+
 struct ed_case {
 	const char *name;
 	const char *input;
@@ -269,8 +271,98 @@ static void test_shell_on_pty(void **state)
 	rig_close(&r);
 }
 
+static int continued;
+
+static int cmd_continue(struct console_req *req, void *ud)
+{
+	continued++;
+	sb_puts(&req->out, "released\n");
+	return 0;
+}
+
+/* Runs the loop until the raw output holds `want` (5 s at most). */
+static bool wait_for(struct rig *r, const char *want)
+{
+	for (int i = 0; i < 100 && !strstr(r->raw.buf ? r->raw.buf : "", want); i++)
+		pump(r);
+	return strstr(r->raw.buf ? r->raw.buf : "", want) != NULL;
+}
+
+/* With [console] password set, destructive commands ask for it once per session, without
+ * echo; a wrong one backs off; other commands never ask. */
+static void test_password(void **state)
+{
+	static char hash[crypto_pwhash_STRBYTES];
+	assert_int_equal(crypto_pwhash_str(hash, "s3cret", 6, crypto_pwhash_OPSLIMIT_MIN,
+					   crypto_pwhash_MEMLIMIT_MIN),
+			 0);
+	struct rig r;
+	rig_open(&r);
+	console_register(r.console, "continue", "", "release", cmd_continue, NULL);
+	serial_set_password(r.serial, hash);
+	continued = 0;
+	type(&r, "echo free\r");
+	assert_non_null(strstr(r.raw.buf, "free\r\nsecond line"));
+	type(&r, "continue\r");
+	assert_non_null(strstr(r.raw.buf, "continue\r\npassword: "));
+	type(&r, "wrong\r");
+	assert_true(wait_for(&r, "wrong password; next attempt in 1 s\r\n"));
+	assert_null(strstr(r.raw.buf, "wrong\r")); /* not echoed */
+	assert_int_equal(continued, 0);
+	/* within the back-off: refused without asking */
+	type(&r, "continue\r");
+	assert_non_null(strstr(r.raw.buf, "error: wrong password given; try again in"));
+	usleep(1100 * 1000);
+	type(&r, "continue\r");
+	type(&r, "s3cret\r");
+	assert_true(wait_for(&r, "released\r\n"));
+	assert_null(strstr(r.raw.buf, "s3cret"));
+	assert_int_equal(continued, 1);
+	/* once per session */
+	size_t before = r.raw.len;
+	type(&r, "continue\r");
+	assert_true(wait_for(&r, "released\r\n"));
+	assert_null(strstr(r.raw.buf + before, "password:"));
+	assert_int_equal(continued, 2);
+	/* Ctrl-C at the prompt gives up */
+	rig_close(&r);
+	rig_open(&r);
+	console_register(r.console, "continue", "", "release", cmd_continue, NULL);
+	serial_set_password(r.serial, hash);
+	type(&r, "continue\r");
+	type(&r, "abc\x03");
+	assert_non_null(strstr(r.raw.buf, "password: ^C\r\ncompartd a1> "));
+	assert_int_equal(continued, 2);
+	rig_close(&r);
+}
+
+/* Without a password the console stays open; the destructive list. */
+static void test_no_password(void **state)
+{
+	struct rig r;
+	rig_open(&r);
+	console_register(r.console, "continue", "", "release", cmd_continue, NULL);
+	serial_set_password(r.serial, "");
+	continued = 0;
+	type(&r, "continue\r");
+	assert_int_equal(continued, 1);
+	assert_null(strstr(r.raw.buf, "password:"));
+	rig_close(&r);
+	static const char *const yes[] = {"approve-wipe /dev/sdb", "promote infra", "demote admin",
+					  "continue", "shell", "sh", "key install", "config push f",
+					  " continue --json"};
+	static const char *const no[] = {"status", "peers", "config show", "help", "", "log 5",
+					 "query all status", "keys"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		assert_true(serial_line_needs_password(yes[i]));
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(serial_line_needs_password(no[i]));
+}
+
 int main(void)
 {
+	if (sodium_init() < 0)
+		return 1;
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_edit_table),
@@ -279,6 +371,8 @@ int main(void)
 	    cmocka_unit_test(test_pty_event_while_typing),
 	    cmocka_unit_test(test_shell_refused_off_serial),
 	    cmocka_unit_test(test_shell_on_pty),
+	    cmocka_unit_test(test_password),
+	    cmocka_unit_test(test_no_password),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
