@@ -48,7 +48,7 @@ static void capture_finish(struct console_req *req)
 		sb_put(cap->out, req->out.buf, req->out.len);
 }
 
-int console_query_local(struct agent *a, const char *what, bool json, struct strbuf *out)
+static int console_query_local(struct agent *a, const char *what, bool json, struct strbuf *out)
 {
 	char line[64];
 	snprintf(line, sizeof(line), "%s%s", what, json ? " --json" : "");

@@ -11,8 +11,6 @@
 int console_cmds_setup(struct agent *a);
 void console_cmds_teardown(struct agent *a);
 
-/* Runs one console command locally and captures its answer (a->hooks.query_local). */
-int console_query_local(struct agent *a, const char *what, bool json, struct strbuf *out);
 
 /* Opens the serial console on `dev` ("ttyS0" or "/dev/ttyS0"): PID 1 calls it with the
  * compartd.console= / console= device (default ttyS0). Line editing, live event lines and

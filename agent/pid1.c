@@ -136,7 +136,7 @@ static void write_file(const char *path, const char *text)
 
 /* ---- processes ---- */
 
-pid_t pid1_spawn(char *const argv[], bool tty)
+static pid_t pid1_spawn(char *const argv[], bool tty)
 {
 	pid_t pid = fork();
 	if (pid < 0)

@@ -38,6 +38,3 @@ int pid1_serial_start(struct agent *a);
  * returns. A failed fork returns -errno and the agent stays PID 1. */
 int pid1_fork_agent(void);
 
-/* Starts argv[0] (an absolute path) with the signal mask cleared; `tty` makes it a session
- * leader with the console as its controlling terminal. Returns the pid or -errno. */
-pid_t pid1_spawn(char *const argv[], bool tty);

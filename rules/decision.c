@@ -7,7 +7,7 @@
 #include <string.h>
 
 struct decision {
-	struct node_env *a;
+	struct node_env *env;
 	struct hs *hs;
 	struct rules *rules;
 	struct timer *t_window, *t_eval;
@@ -63,10 +63,10 @@ void decision_facts(const struct cfg *cfg, int self, const struct decision_peer 
 
 static void gather_facts(struct decision *d, struct rules_facts *ret)
 {
-	const struct cfg *cfg = d->a->cfg;
+	const struct cfg *cfg = d->env->cfg;
 	struct decision_peer peers[CFG_MAX_NODES] = {0};
 	for (int i = 0; i < cfg->n_nodes; i++) {
-		if (i == d->a->self)
+		if (i == d->env->self)
 			continue;
 		/* A channel the config does not have cannot show the node alive. */
 		peers[i] = (struct decision_peer){
@@ -76,13 +76,13 @@ static void gather_facts(struct decision *d, struct rules_facts *ret)
 		    .qdev_alive = cfg->has_quorum ? hs_peer_qdev_alive(d->hs, i) : 0,
 		};
 	}
-	decision_facts(cfg, d->a->self, peers, ret);
+	decision_facts(cfg, d->env->self, peers, ret);
 }
 
 /* Re-reads the rules file; on failure keeps the rules already loaded. */
 static void load_rules(struct decision *d)
 {
-	const char *path = d->a->cfg->rules_file;
+	const char *path = d->env->cfg->rules_file;
 	char *text = NULL;
 	size_t len = 0;
 	struct strbuf err;
@@ -150,9 +150,9 @@ static void start_profile(struct decision *d, int profile)
 		second_mgmt_watch(d);
 	}
 	hs_set_local(d->hs, (uint8_t)profile, d->mgmt_running);
-	const struct cfg *cfg = d->a->cfg;
-	d->run = profile_start(d->a->loop, cfg, rules_profile_to_str((enum rules_profile)profile),
-			       cfg->nodes[d->a->self].name, on_profile_done, d);
+	const struct cfg *cfg = d->env->cfg;
+	d->run = profile_start(d->env->loop, cfg, rules_profile_to_str((enum rules_profile)profile),
+			       cfg->nodes[d->env->self].name, on_profile_done, d);
 	if (!d->run)
 		log_error_errno(-errno, "cannot start profile %s",
 				rules_profile_to_str((enum rules_profile)profile));
@@ -215,7 +215,7 @@ static void on_eval(struct timer *t, void *ud)
 	evaluate(d, !d->changed);
 	d->changed = false;
 	if (!d->mgmt_running)
-		timer_arm_in(t, d->a->cfg->timeouts.handshake_window);
+		timer_arm_in(t, d->env->cfg->timeouts.handshake_window);
 }
 
 static void on_window(struct timer *t, void *ud)
@@ -223,7 +223,7 @@ static void on_window(struct timer *t, void *ud)
 	struct decision *d = ud;
 	d->decided = true;
 	d->changed = true;
-	node_env_set_stage(d->a, NODE_STAGE_DECISION);
+	node_env_set_stage(d->env, NODE_STAGE_DECISION);
 	on_eval(d->t_eval, d);
 }
 
@@ -321,10 +321,10 @@ static void emit_second_mgmt(struct decision *d, int peer, int profile)
 	event_add(&ev, "rule", "second-mgmt");
 	event_add(&ev, "profile", rules_profile_to_str((enum rules_profile)profile));
 	event_add(&ev, "reason", "second-mgmt");
-	event_add(&ev, "peer", d->a->cfg->nodes[peer].name);
+	event_add(&ev, "peer", d->env->cfg->nodes[peer].name);
 	event_add(&ev, "keeps", profile == RULES_PROFILE_INFRA_AND_MGMT
-				    ? d->a->cfg->nodes[d->a->self].name
-				    : d->a->cfg->nodes[peer].name);
+				    ? d->env->cfg->nodes[d->env->self].name
+				    : d->env->cfg->nodes[peer].name);
 	event_emit(&ev);
 }
 
@@ -332,7 +332,7 @@ static void emit_second_mgmt(struct decision *d, int peer, int profile)
  * stop hooks succeeded), re-evaluating periodically like any infra-only node. */
 static void second_mgmt_yield(struct decision *d, int peer)
 {
-	const struct cfg *cfg = d->a->cfg;
+	const struct cfg *cfg = d->env->cfg;
 	emit_second_mgmt(d, peer, RULES_PROFILE_INFRA_ONLY);
 	log_notice("decision: %s also runs management and ranks first: stopping ours",
 		   cfg->nodes[peer].name);
@@ -342,9 +342,9 @@ static void second_mgmt_yield(struct decision *d, int peer)
 	d->waiting = false;
 	snprintf(d->rule, sizeof(d->rule), "second-mgmt");
 	hs_set_local(d->hs, RULES_PROFILE_INFRA_ONLY, false);
-	d->run = profile_start_stop(d->a->loop, cfg,
+	d->run = profile_start_stop(d->env->loop, cfg,
 				    rules_profile_to_str(RULES_PROFILE_INFRA_AND_MGMT),
-				    cfg->nodes[d->a->self].name, on_profile_done, d);
+				    cfg->nodes[d->env->self].name, on_profile_done, d);
 	if (!d->run)
 		log_error_errno(-errno, "cannot run the stop hooks of infra-and-mgmt");
 	timer_arm_in(d->t_eval, cfg->timeouts.handshake_window);
@@ -352,8 +352,8 @@ static void second_mgmt_yield(struct decision *d, int peer)
 
 static void second_mgmt_check(struct decision *d)
 {
-	const struct cfg *cfg = d->a->cfg;
-	int self = d->a->self;
+	const struct cfg *cfg = d->env->cfg;
+	int self = d->env->self;
 	for (int i = 0; i < cfg->n_nodes; i++) {
 		bool both = i != self && d->mgmt_running && hs_peer_contacted(d->hs, i) &&
 			    hs_peer_mgmt_running(d->hs, i);
@@ -380,24 +380,24 @@ static void on_second_mgmt(struct timer *t, void *ud)
 	struct decision *d = ud;
 	second_mgmt_check(d);
 	if (d->mgmt_running)
-		timer_arm_in(t, d->a->cfg->timeouts.heartbeat_interval);
+		timer_arm_in(t, d->env->cfg->timeouts.heartbeat_interval);
 }
 
 static void second_mgmt_watch(struct decision *d)
 {
-	timer_arm_in(d->t_second, d->a->cfg->timeouts.heartbeat_interval);
+	timer_arm_in(d->t_second, d->env->cfg->timeouts.heartbeat_interval);
 }
 
-int decision_new(struct node_env *a, struct hs *hs, decision_started_fn fn, void *ud,
+int decision_new(struct node_env *env, struct hs *hs, decision_started_fn fn, void *ud,
 		 struct decision **ret)
 {
 	struct decision *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	*d = (struct decision){.a = a, .hs = hs, .profile = -1, .fn = fn, .ud = ud};
-	d->t_window = timer_new(a->loop, on_window, d);
-	d->t_eval = timer_new(a->loop, on_eval, d);
-	d->t_second = timer_new(a->loop, on_second_mgmt, d);
+	*d = (struct decision){.env = env, .hs = hs, .profile = -1, .fn = fn, .ud = ud};
+	d->t_window = timer_new(env->loop, on_window, d);
+	d->t_eval = timer_new(env->loop, on_eval, d);
+	d->t_second = timer_new(env->loop, on_second_mgmt, d);
 	if (!d->t_window || !d->t_eval || !d->t_second) {
 		decision_free(d);
 		return -ENOMEM;
@@ -421,27 +421,22 @@ struct decision *decision_free(struct decision *d)
 
 int decision_start(struct decision *d)
 {
-	struct node_env *a = d->a;
+	struct node_env *env = d->env;
 	load_rules(d);
 	hs_set_contact_fn(d->hs, on_contact, d);
-	if (a->console) {
-		console_register(a->console, "decision", "",
+	if (env->console) {
+		console_register(env->console, "decision", "",
 				 "the boot decision: facts, rule, profile, hooks", cmd_decision, d);
-		console_register(a->console, "continue", "", "release the wait-operator profile",
+		console_register(env->console, "continue", "", "release the wait-operator profile",
 				 cmd_continue, d);
 	}
-	timer_arm_in(d->t_window, a->cfg->timeouts.handshake_window);
+	timer_arm_in(d->t_window, env->cfg->timeouts.handshake_window);
 	return 0;
 }
 
 int decision_profile(const struct decision *d)
 {
 	return d->profile;
-}
-
-bool decision_mgmt_running(const struct decision *d)
-{
-	return d->mgmt_running;
 }
 
 bool decision_eligible(const struct decision *d)

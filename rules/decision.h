@@ -48,8 +48,6 @@ int decision_start(struct decision *d);
 
 /* The current profile (enum rules_profile), or -1 before the first decision. */
 int decision_profile(const struct decision *d);
-/* True once this node started the management system (it never stops reporting it). */
-bool decision_mgmt_running(const struct decision *d);
 /* Decided, not wait-operator, and the profile's hooks succeeded: may stand for election. */
 bool decision_eligible(const struct decision *d);
 

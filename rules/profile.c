@@ -138,7 +138,3 @@ enum profile_state profile_run_state(const struct profile_run *run)
 	return run->state;
 }
 
-const char *profile_run_name(const struct profile_run *run)
-{
-	return run->name;
-}

@@ -45,7 +45,7 @@ const char *rules_profile_to_str(enum rules_profile p)
 	return p < _RULES_PROFILE_MAX ? profile_str[p] : NULL;
 }
 
-int rules_profile_from_str(const char *s)
+static int rules_profile_from_str(const char *s)
 {
 	for (int i = 0; i < _RULES_PROFILE_MAX; i++)
 		if (!strcmp(s, profile_str[i]))
@@ -53,12 +53,7 @@ int rules_profile_from_str(const char *s)
 	return -EINVAL;
 }
 
-const char *rules_fact_to_str(enum rules_fact f)
-{
-	return f < _RULES_FACT_MAX ? fact_str[f] : NULL;
-}
-
-int rules_fact_from_str(const char *s)
+static int rules_fact_from_str(const char *s)
 {
 	for (int i = 0; i < _RULES_FACT_MAX; i++)
 		if (!strcmp(s, fact_str[i]))

@@ -28,7 +28,6 @@ enum rules_profile {
 	_RULES_PROFILE_MAX
 };
 const char *rules_profile_to_str(enum rules_profile p);
-int rules_profile_from_str(const char *s); /* the enum, or -EINVAL */
 
 enum rules_fact {
 	RULES_FACT_PEERS,
@@ -40,8 +39,6 @@ enum rules_fact {
 	RULES_FACT_UNCONTACTED_ALIVE,
 	_RULES_FACT_MAX
 };
-const char *rules_fact_to_str(enum rules_fact f);
-int rules_fact_from_str(const char *s); /* the enum, or -EINVAL */
 
 /* The base facts; contacted_pct is derived from them. */
 struct rules_facts {

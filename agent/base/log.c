@@ -51,11 +51,6 @@ void log_set_max_level(enum log_level l)
 	max_level = l;
 }
 
-void log_set_ident(const char *s)
-{
-	snprintf(ident, sizeof(ident), "%s", s);
-}
-
 static int kmsg_prio(enum log_level l)
 {
 	switch (l) {

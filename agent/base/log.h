@@ -14,7 +14,6 @@ enum log_target { LOG_TARGET_STDERR, LOG_TARGET_KMSG, LOG_TARGET_NONE, _LOG_TARG
 
 void log_set_target(enum log_target t);
 void log_set_max_level(enum log_level l);
-void log_set_ident(const char *ident);
 
 void log_msg(enum log_level l, const char *fmt, ...) _printf_(2, 3);
 /* Logs "msg: strerror(-err)" and returns err (a negative errno), for `return log_error_errno(r, ...)`. */

@@ -373,24 +373,6 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int read_all(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int split_words(char *buf, char *argv[], int max)
 {
 	int argc = 0;

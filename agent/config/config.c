@@ -730,14 +730,6 @@ int cfg_node_pair(const struct cfg *c, int node)
 	return c->compartments[c->nodes[node].compartment].pair;
 }
 
-int cfg_other_compartment(const struct cfg *c, int comp)
-{
-	for (int i = 0; i < c->n_compartments; i++)
-		if (i != comp && c->compartments[i].pair == c->compartments[comp].pair)
-			return i;
-	return -1;
-}
-
 /* Opens a section; returns the object it fills or NULL after reporting an error. */
 static void *open_section(struct parse_ctx *p, enum section_kind k, const char *name)
 {

@@ -216,7 +216,6 @@ int cfg_find_storage(const struct cfg *c, const char *name);
 const struct cfg_profile *cfg_find_profile(const struct cfg *c, const char *name);
 /* The pair a node belongs to, and the other compartment of that pair (-1 when none). */
 int cfg_node_pair(const struct cfg *c, int node);
-int cfg_other_compartment(const struct cfg *c, int compartment);
 void cfg_hash_hex(const struct cfg *c, char out[65]);
 /* NULL when `b` keeps `a`'s pairs, compartments, nodes (names, order, compartment,
  * handshake address), storage and quorum presence; else what changed, as a phrase. */

@@ -15,7 +15,7 @@ static const char *const op_str[_NETCFG_OP_MAX] = {
     [NETCFG_ROUTE] = "route", [NETCFG_DHCP] = "dhcp",
 };
 
-const char *netcfg_op_to_str(enum netcfg_op op)
+static const char *netcfg_op_to_str(enum netcfg_op op)
 {
 	return op < _NETCFG_OP_MAX ? op_str[op] : NULL;
 }

@@ -26,7 +26,6 @@ enum netcfg_op {
 	NETCFG_DHCP,	/* link */
 	_NETCFG_OP_MAX
 };
-const char *netcfg_op_to_str(enum netcfg_op op);
 
 struct netcfg_action {
 	enum netcfg_op op;

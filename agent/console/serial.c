@@ -22,7 +22,7 @@ void serial_edit_reset(struct serial_edit *ed)
 	ed->esc = 0;
 }
 
-void serial_erase(struct strbuf *out, size_t cols)
+static void serial_erase(struct strbuf *out, size_t cols)
 {
 	sb_putc(out, '\r');
 	for (size_t i = 0; i < cols; i++)

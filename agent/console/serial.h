@@ -32,9 +32,6 @@ void serial_edit_reset(struct serial_edit *ed);
  * CRLF) and says whether a line is complete. */
 enum serial_ed_result serial_edit_feed(struct serial_edit *ed, unsigned char ch,
 				       struct strbuf *echo);
-/* Appends the bytes that erase `cols` columns on the current line of a dumb terminal
- * (carriage return, spaces, carriage return). */
-void serial_erase(struct strbuf *out, size_t cols);
 /* Appends text with every \n turned into \r\n. */
 void serial_crlf(struct strbuf *out, const char *text, size_t len);
 

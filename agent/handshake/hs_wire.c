@@ -13,17 +13,6 @@
 #define HB_LEN 39
 #define ACK_LEN 8
 
-static const char *const msg_str[_HS_MSG_MAX] = {
-    [HS_MSG_HELLO] = "hello",	      [HS_MSG_HELLO_ACK] = "hello-ack",
-    [HS_MSG_HEARTBEAT] = "heartbeat", [HS_MSG_HEARTBEAT_ACK] = "heartbeat-ack",
-    [HS_MSG_QUERY] = "query",	      [HS_MSG_QUERY_REPLY] = "query-reply",
-};
-
-const char *hs_msg_type_to_str(enum hs_msg_type t)
-{
-	return t < _HS_MSG_MAX ? msg_str[t] : NULL;
-}
-
 static const char *const drop_str[_HS_DROP_MAX] = {
     [HS_DROP_NONE] = "none",
     [HS_DROP_TRUNCATED] = "truncated",

@@ -52,7 +52,6 @@ enum hs_msg_type {
 	HS_MSG_QUERY_REPLY,
 	_HS_MSG_MAX
 };
-const char *hs_msg_type_to_str(enum hs_msg_type t);
 
 /* Why a datagram was dropped; every one is counted per reason. */
 enum hs_drop {

@@ -90,7 +90,7 @@ void query_reset(struct query *q)
 	q->n = 0;
 }
 
-struct query_target *query_find_target(struct query *q, int node)
+static struct query_target *query_find_target(struct query *q, int node)
 {
 	for (int i = 0; i < q->n; i++)
 		if (q->t[i].node == node)

@@ -60,7 +60,6 @@ int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 void query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
 		uint64_t timeout_us, struct query *ret);
 void query_reset(struct query *q); /* frees the chunks */
-struct query_target *query_find_target(struct query *q, int node);
 
 /* Payloads. QUERY: "Q1 <id> <json 0|1> <what>". QUERY_REPLY: "R1 <id> <ok 0|1> <seq>
  * <total>\n<chunk>". */

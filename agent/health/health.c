@@ -131,17 +131,6 @@ int health_unregister(struct health *h, const char *kind, const char *id)
 	return 0;
 }
 
-void health_set_detail(struct health *h, const char *kind, const char *id, const char *fmt, ...)
-{
-	struct health_component *c = health_find(h, kind, id);
-	if (!c)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
-	va_end(ap);
-}
-
 /* Into the component's own short log, and into the agent's log at `lvl`. */
 static void comp_log(struct health_component *c, uint64_t now_us, enum log_level lvl,
 		     const char *fmt, ...) _printf_(4, 5);
@@ -344,13 +333,11 @@ static bool unreachable(const struct health_component *c)
 
 static void check_stages(struct health *h, struct health_component *c, uint64_t now_us);
 
-/* Every state change goes through here, so one subscriber sees them all. */
+/* Every state change goes through here, so the core verdict follows each one. */
 static void check_one(struct health *h, struct health_component *c, uint64_t now_us)
 {
 	enum health_state before = c->state;
 	check_stages(h, c, now_us);
-	if (c->state != before && h->notify)
-		h->notify(h, c, before, h->notify_ud);
 	if (c->state != before || (c->flags & HEALTH_F_CORE))
 		core_update(h);
 }
@@ -362,9 +349,10 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 	    now_us + (c->ops->interval_us ? c->ops->interval_us : h->default_interval_us);
 	if (c->parent >= 0 && unreachable(&h->comps[c->parent])) {
 		if (c->state != HEALTH_STATE_UNAVAILABLE) {
+			char parent[sizeof(c->name)];
+			memcpy(parent, h->comps[c->parent].name, sizeof(parent));
 			c->state = HEALTH_STATE_UNAVAILABLE;
-			snprintf(c->detail, sizeof(c->detail), "%s is unreachable",
-				 h->comps[c->parent].name);
+			snprintf(c->detail, sizeof(c->detail), "%s is unreachable", parent);
 			comp_log(c, now_us, LOG_LVL_NOTICE, "unavailable: %s", c->detail);
 			emit(c, "unavailable", NULL, NULL, c->detail);
 		}
@@ -459,14 +447,6 @@ int health_run_due(struct health *h, uint64_t now_us)
 	}
 	h->running = false;
 	return ran;
-}
-
-int health_check_now(struct health *h, int idx, uint64_t now_us)
-{
-	if (idx < 0 || idx >= h->n || !comp_live(&h->comps[idx]))
-		return -ENOENT;
-	check_one(h, &h->comps[idx], now_us);
-	return 0;
 }
 
 uint64_t health_next_due(const struct health *h)
@@ -701,14 +681,6 @@ void health_poke(struct health *h, const char *kind, const char *id)
 	c->next_due_us = 0;
 	if (h->timer)
 		timer_arm_in(h->timer, 0);
-}
-
-/* ---- the driver ---- */
-
-void health_set_notify(struct health *h, health_notify_fn fn, void *ud)
-{
-	h->notify = fn;
-	h->notify_ud = ud;
 }
 
 uint64_t health_now(const struct health *h)

@@ -108,10 +108,6 @@ struct health_component {
 };
 
 struct health;
-/* Called after a component changed state (e.g. the election leaves eligibility when a
- * component it depends on is no longer ok). */
-typedef void (*health_notify_fn)(struct health *h, const struct health_component *c,
-				 enum health_state old, void *ud);
 /* Called when the core verdict changes: ok (every core component healthy) or not, with
  * the reason ("md:infra failed"), or "" when ok. */
 typedef void (*health_core_fn)(struct health *h, bool ok, const char *reason, void *ud);
@@ -124,8 +120,6 @@ struct health {
 	struct loop *loop;
 	struct timer *timer;
 	bool running;
-	health_notify_fn notify;
-	void *notify_ud;
 	health_core_fn core_notify;
 	void *core_ud;
 	char core_reason[HEALTH_NAME_MAX + 48]; /* "" while every core component is healthy */
@@ -144,15 +138,9 @@ int health_register_flags(struct health *h, const struct health_component_ops *o
 int health_unregister(struct health *h, const char *kind, const char *id);
 struct health_component *health_find(struct health *h, const char *kind, const char *id);
 
-/* Progress or state text shown by `health` (e.g. "resyncing 42%"), for modules whose long
- * operations run outside a check. */
-void health_set_detail(struct health *h, const char *kind, const char *id, const char *fmt, ...)
-    _printf_(4, 5);
-
 /* The core: runs every check due at `now_us` (peers first, parents before children) and
- * returns the number of checks run. health_check_now() forces one component. */
+ * returns the number of checks run. */
 int health_run_due(struct health *h, uint64_t now_us);
-int health_check_now(struct health *h, int idx, uint64_t now_us);
 /* The earliest next due time, UINT64_MAX when nothing is registered. */
 uint64_t health_next_due(const struct health *h);
 
@@ -161,9 +149,6 @@ const char *health_overall(const struct health *h);
 
 /* Human table or JSON document, times relative to now_us. */
 void health_format(const struct health *h, uint64_t now_us, bool json, struct strbuf *out);
-
-/* One subscriber to state changes (NULL to stop). */
-void health_set_notify(struct health *h, health_notify_fn fn, void *ud);
 
 /* Core health (SPEC §7 "eligible = … core health checks pass"): a core component costs
  * eligibility while it is failed, needs an operator or is unavailable (its parent is

@@ -18,6 +18,7 @@ struct fake {
 	bool action_errors;	     /* the other actions return -EIO */
 	unsigned calls[_HEALTH_ACTION_MAX];
 	unsigned checks;
+	const char *detail; /* what a passing check says */
 };
 
 static struct strbuf trace; /* "a:R a:I a:r …": check reachable, isolate, restart … */
@@ -41,6 +42,8 @@ static int chk(struct fake *f, bool fail, const char *what, struct strbuf *d)
 	mark(f, what);
 	if (fail)
 		sb_printf(d, "%s broken", what);
+	else if (f->detail)
+		sb_puts(d, f->detail);
 	return fail ? -EIO : 0;
 }
 static int reach(void *ud, struct strbuf *d)
@@ -343,50 +346,17 @@ static void test_order_and_parents(void **state)
 	health_free(h);
 }
 
-static struct strbuf changes;
-static void on_change(struct health *h, const struct health_component *c, enum health_state old,
-		      void *ud)
-{
-	sb_printf(&changes, "%s:%s->%s ", c->name, health_state_to_str(old),
-		  health_state_to_str(c->state));
-}
-
-/* One notification per state change, none for a check that changes nothing. */
-static void test_notify(void **state)
-{
-	static const struct health_component_ops ops = {.check_reachable = reach,
-							.restart = restart};
-	struct fake f = {.trace_name = "n",
-			 .fixed_by = HEALTH_ACTION_RESTART,
-			 .fix_on_try = 1,
-			 .fix_pending = true};
-	struct health *h = NULL;
-	assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
-	sb_init(&changes);
-	health_set_notify(h, on_change, NULL);
-	health_register(h, &ops, &f, "path", "p", NULL);
-	health_run_due(h, 1);
-	health_run_due(h, 1 + USEC_PER_SEC);
-	f.fail_reach = true;
-	f.calls[HEALTH_ACTION_RESTART] = 0;
-	health_run_due(h, 1 + 2 * USEC_PER_SEC); /* fails, restart started (pending) */
-	health_run_due(h, 1 + 3 * USEC_PER_SEC); /* fixed */
-	assert_string_equal(changes.buf, "path:p:unknown->ok path:p:ok->failed path:p:failed->ok ");
-	sb_free(&changes);
-	health_free(h);
-}
-
 static void test_format(void **state)
 {
 	static const struct health_component_ops ops = {.check_reachable = reach,
 							.isolate = isolate};
-	struct fake a = {.trace_name = "a"}, b = {.trace_name = "b", .fail_reach = true};
+	struct fake a = {.trace_name = "a", .detail = "drift 3ms"},
+		    b = {.trace_name = "b", .fail_reach = true};
 	struct health *h = NULL;
 	assert_int_equal(health_new(0, &h), 0);
 	health_register(h, &ops, &a, "clock", "realtime", NULL);
 	health_register(h, &ops, &b, "config", "cluster", NULL);
 	health_run_due(h, 1000000);
-	health_set_detail(h, "clock", "realtime", "drift %dms", 3);
 	struct strbuf out;
 	sb_init(&out);
 	health_format(h, 3500000, false, &out);
@@ -536,7 +506,6 @@ int main(void)
 	    cmocka_unit_test(test_order_and_parents),
 	    cmocka_unit_test(test_lasting_fault_once),
 	    cmocka_unit_test(test_format),
-	    cmocka_unit_test(test_notify),
 	    cmocka_unit_test(test_core),
 	    cmocka_unit_test(test_busy),
 	};
