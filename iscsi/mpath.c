@@ -223,12 +223,11 @@ static void io_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 			     ? (uint64_t)c->nblocks * m->id.block_size
 			     : 0;
 	const char *reason = status == SCSI_STATUS_CANCELLED ? "session-lost" : "transport-error";
-	enum mpath_verdict v =
-	    st == MPATH_ST_TRANSPORT
-		? mpath_core_path_failed(&m->core, &c->cc, fail_kind(reason), changes_data(c),
-					 now_usec())
-		: mpath_core_completed(&m->core, &c->cc, st, bytes, c->op == MPATH_OP_WRITE,
-				       now_usec());
+	enum mpath_verdict v = st == MPATH_ST_TRANSPORT
+				   ? mpath_core_path_failed(&m->core, &c->cc, fail_kind(reason),
+							    changes_data(c), now_usec())
+				   : mpath_core_completed(&m->core, &c->cc, st, bytes,
+							  c->op == MPATH_OP_WRITE, now_usec());
 	slot_unlink_free(s);
 	cmd_route(m, c, v);
 	if (st == MPATH_ST_TRANSPORT)

@@ -27,11 +27,8 @@ const char *mpath_status_to_str(enum mpath_status s)
 }
 
 static const char *const verdict_str[_MPATH_V_MAX] = {
-    [MPATH_V_DONE] = "done",
-    [MPATH_V_RETRY] = "retry",
-    [MPATH_V_QUEUE] = "queue",
-    [MPATH_V_FAIL] = "fail",
-    [MPATH_V_HOLD] = "hold",
+    [MPATH_V_DONE] = "done", [MPATH_V_RETRY] = "retry", [MPATH_V_QUEUE] = "queue",
+    [MPATH_V_FAIL] = "fail", [MPATH_V_HOLD] = "hold",
 };
 
 const char *mpath_verdict_to_str(enum mpath_verdict v)

@@ -107,7 +107,7 @@ struct mpath_core_cmd {
 	uint64_t queued_us; /* first time it found no path; 0 when it never waited */
 	unsigned attempts;
 	unsigned ua_retries;
-	int held_on;	   /* MPATH_V_HOLD: the path whose target may hold it; -1 none */
+	int held_on;	  /* MPATH_V_HOLD: the path whose target may hold it; -1 none */
 	uint64_t held_us; /* since when */
 };
 

@@ -55,7 +55,7 @@ struct path {
 	struct watch *parked_w;
 	uint64_t parked_until, parked_serviced;
 	bool parked_done;
-	struct slot *slots;		/* tasks on ctx (and on dead_ctx until destroyed) */
+	struct slot *slots; /* tasks on ctx (and on dead_ctx until destroyed) */
 	uint64_t login_deadline;
 	uint64_t last_service;
 	unsigned probe_uas;

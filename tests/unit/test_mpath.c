@@ -174,9 +174,9 @@ static void stall_moves_deadlines(void **state)
 	struct mpath_core c;
 	setup(&c, 2, CFG_PS_ROUND_ROBIN);
 	uint64_t tick = 100 * S;
-	assert_int_equal(mpath_core_stall(0, tick + 9 * S, S / 2), 0);	     /* never ticked */
-	assert_int_equal(mpath_core_stall(tick, tick - 1, S / 2), 0);	     /* early */
-	assert_int_equal(mpath_core_stall(tick, tick + S / 2, S / 2), 0);    /* within slack */
+	assert_int_equal(mpath_core_stall(0, tick + 9 * S, S / 2), 0);	      /* never ticked */
+	assert_int_equal(mpath_core_stall(tick, tick - 1, S / 2), 0);	      /* early */
+	assert_int_equal(mpath_core_stall(tick, tick + S / 2, S / 2), 0);     /* within slack */
 	assert_int_equal(mpath_core_stall(tick, tick + 5 * S, S / 2), 5 * S); /* stopped 5 s */
 	struct mpath_core_cmd issued, queued, idle;
 	mpath_core_cmd_init(&issued);
@@ -272,10 +272,9 @@ static void path_failures_never_exhaust_a_command(void **state)
 	uint64_t t = 1000 * S;
 	for (int k = 0; k < 1000; k++) {
 		mpath_core_issued(&c, &cmd, 0, t);
-		enum mpath_verdict v = k % 2 ? mpath_core_completed(&c, &cmd, MPATH_ST_TRANSPORT,
-								     0, true, t + MS)
-					     : mpath_core_path_failed(&c, &cmd, MPATH_FAIL_ENDED,
-								      true, t + MS);
+		enum mpath_verdict v =
+		    k % 2 ? mpath_core_completed(&c, &cmd, MPATH_ST_TRANSPORT, 0, true, t + MS)
+			  : mpath_core_path_failed(&c, &cmd, MPATH_FAIL_ENDED, true, t + MS);
 		if (v != MPATH_V_RETRY)
 			fail_msg("attempt %d: %s", k + 1, mpath_verdict_to_str(v));
 		t += 10 * MS;
@@ -351,8 +350,8 @@ static void capacity_refuses_overflows(void **state)
 	static const struct capacity_case cases[] = {
 	    {2047, 512, 0, 1048576},
 	    {(1ULL << 40) - 1, 4096, 0, 1ULL << 52},
-	    {UINT64_MAX, 512, -ERANGE, 0},	    /* last LBA + 1 overflows */
-	    {1ULL << 55, 512, -ERANGE, 0},	    /* blocks × 512 overflows 64 bits */
+	    {UINT64_MAX, 512, -ERANGE, 0}, /* last LBA + 1 overflows */
+	    {1ULL << 55, 512, -ERANGE, 0}, /* blocks × 512 overflows 64 bits */
 	    {(INT64_MAX / 4096) - 1, 4096, 0, (uint64_t)(INT64_MAX / 4096) * 4096},
 	    {INT64_MAX / 4096, 4096, -ERANGE, 0}, /* one block more: past 63 bits */
 	    {2047, 0, -ERANGE, 0},
@@ -380,8 +379,8 @@ static void capacity_refuses_overflows(void **state)
 	assert_string_equal(why, "READ CAPACITY(16): last block 18446744073709551615 of 512 "
 				 "bytes: the size does not fit in 63 bits");
 	mpath_capacity(7, 0, &size, why, sizeof(why));
-	assert_string_equal(why,
-			    "READ CAPACITY(16): block length 0 is not a power of two from 512 to 65536");
+	assert_string_equal(
+	    why, "READ CAPACITY(16): block length 0 is not a power of two from 512 to 65536");
 }
 
 static void strings_cover_every_value(void **state)
