@@ -821,9 +821,11 @@ static void release_held(struct path *p)
 		cmd_route(m, c, mpath_core_fenced(&m->core, &c->cc));
 		n++;
 	}
-	if (n)
-		log_notice("storage %s: path %s: session reinstated, %u held write(s) re-issued",
-			   m->st->name, p->portal, n);
+	if (n == 0)
+		return;
+	log_notice("storage %s: path %s: session reinstated, %u held write(s) re-issued",
+		   m->st->name, p->portal, n);
+	dispatch(m); /* on the other paths: this one is not up before its probe */
 }
 
 /* Held writes whose target did not confirm within no_path_timeout fail with EIO. */

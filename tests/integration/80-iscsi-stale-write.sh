@@ -82,4 +82,25 @@ cmp <(head -c 8k "$tmp/lu.img") <(head -c 8k /dev/zero | tr '\0' '\273') ||
 grep -q "state=reinstated" "$tmp/serve.log" || fail "portal a did not come back"
 
 serve_stop
+
+# 2. A target that stays hung: the held write fails with EIO after no_path_timeout (4s
+# here), counted from when it was held; the agent says the target may still apply it.
+mark
+serve_start "$tmp/c.conf" --set timeouts.no_path_timeout=4s --set timeouts.path_timeout=3s
+wait_for 'event=storage name=lu0 .*paths=2/2' 15 || fail "both paths did not come back"
+wait_for 'nbd lu0: serving on' 5 || fail "no NBD socket after the restart"
+kill -STOP "${TGT_PID[a]}"
+t_stop=$(now)
+qio -c 'aio_write -P 0xcc 0 4k' -c 'aio_write -P 0xcc 4k 4k' -c 'aio_flush' >"$tmp/c.out" 2>&1 || true
+t_eio=$(now)
+cat "$tmp/c.out"
+d=$(echo "$t_eio - $t_stop" | bc)
+echo "with portal a hung for good, the held write failed after ${d}s"
+grep -q 'Input/output error' "$tmp/c.out" || fail "the held write did not fail with EIO"
+grep -qE "held for 4000ms: the target of 127.0.0.1:$base did not confirm" "$tmp/serve.log" ||
+	fail "no log line for the held write's EIO"
+# path_timeout (3s, plus up to a check interval) + no_path_timeout (4s).
+[ "$(echo "$d >= 6.5 && $d <= 12" | bc)" = 1 ] || fail "EIO after ${d}s, expected about 7s"
+kill -CONT "${TGT_PID[a]}"
+serve_stop
 echo "PASS"
