@@ -1093,11 +1093,8 @@ int mpath_start(struct mpath *m)
 	return 0;
 }
 
-struct mpath *mpath_free(struct mpath *m)
+static void fail_waiting(struct mpath *m)
 {
-	if (!m)
-		return NULL;
-	/* Queued commands end with EIO; their owners are going away too. */
 	while (m->queue_head) {
 		struct cmd *c = m->queue_head;
 		queue_remove(m, c);
@@ -1108,18 +1105,22 @@ struct mpath *mpath_free(struct mpath *m)
 		list_remove(&m->held_head, &m->held_tail, c);
 		cmd_finish(c, -EIO);
 	}
+}
+
+struct mpath *mpath_free(struct mpath *m)
+{
+	if (!m)
+		return NULL;
+	/* Queued and held commands end with EIO; their owners are going away too. */
+	fail_waiting(m);
 	m->stopping = true; /* nothing is parked from here on */
 	for (int i = 0; i < m->core.n_paths; i++) {
 		struct path *p = &m->paths[i];
 		if (p->ctx)
-			path_fail(p, NULL);
+			path_fail(p, NULL); /* its commands are queued or held again */
 		teardown(p);
 		unpark(p);
-		while (m->queue_head) {
-			struct cmd *c = m->queue_head;
-			queue_remove(m, c);
-			cmd_finish(c, -EIO);
-		}
+		fail_waiting(m);
 	}
 	loop_remove_prepare(m->loop, prepare, m);
 	if (m->chap_secret)
