@@ -213,8 +213,14 @@ static void io_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 		slot_unlink_free(s);
 		return;
 	}
-	c->slot = NULL;
 	enum mpath_status st = classify(status, s->task);
+	if (st == MPATH_ST_TRANSPORT) {
+		/* The session failed under this command: path_fail moves it with the others (its
+		 * slot is still on the path, freed at teardown). */
+		path_fail(p, status == SCSI_STATUS_CANCELLED ? "session-lost" : "transport-error");
+		return dispatch(m);
+	}
+	c->slot = NULL;
 	if (st == MPATH_ST_TARGET)
 		log_warn("storage %s: %s %s at block %" PRIu64 " failed on %s: %s", m->st->name,
 			 mpath_op_to_str(c->op), scsi_sense_key_str(s->task->sense.key), c->lba,
@@ -222,16 +228,10 @@ static void io_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 	uint64_t bytes = (c->op == MPATH_OP_READ || c->op == MPATH_OP_WRITE)
 			     ? (uint64_t)c->nblocks * m->id.block_size
 			     : 0;
-	const char *reason = status == SCSI_STATUS_CANCELLED ? "session-lost" : "transport-error";
-	enum mpath_verdict v = st == MPATH_ST_TRANSPORT
-				   ? mpath_core_path_failed(&m->core, &c->cc, fail_kind(reason),
-							    changes_data(c), now_usec())
-				   : mpath_core_completed(&m->core, &c->cc, st, bytes,
-							  c->op == MPATH_OP_WRITE, now_usec());
+	enum mpath_verdict v =
+	    mpath_core_completed(&m->core, &c->cc, st, bytes, c->op == MPATH_OP_WRITE, now_usec());
 	slot_unlink_free(s);
 	cmd_route(m, c, v);
-	if (st == MPATH_ST_TRANSPORT)
-		path_fail(p, reason);
 	dispatch(m);
 }
 
