@@ -22,7 +22,9 @@
 #     (SIGSTOP: nothing answers, nothing resets); the longest gap between completions.
 # Settings (environment): RATE (default 40mbit), SEQ_MIB (64), SEQ_LIMITED_MIB (24),
 # RAND_OPS (4000), STALL_AFTER_S (20: how long the loop runs after the kill), HANG_AFTER_S
-# (40: after the stop).
+# (40: after the stop), HANG_RESUME_S (20: when the stopped tgtd is resumed, SIGCONT; below
+# no_path_timeout, since compartd holds a write that was in flight on the hung portal until
+# that target answers again: docs/iscsi.md, No stale writes).
 # Last line: result: stall_s=… stall_dm_s=… seq_1path_mbs=… seq_2path_mbs=… seq_dm_mbs=…
 #   rand4k_2path_iops=… rand4k_dm_iops=… rr_speedup=… (and more keys, see the end).
 set -euo pipefail
@@ -37,6 +39,7 @@ SEQ_LIMITED_MIB=${SEQ_LIMITED_MIB:-24}
 RAND_OPS=${RAND_OPS:-4000}
 STALL_AFTER_S=${STALL_AFTER_S:-20}
 HANG_AFTER_S=${HANG_AFTER_S:-40}
+HANG_RESUME_S=${HANG_RESUME_S:-20}
 TARGET=iqn.2026-11.org.compartd.rig:mirror0
 PORTAL_A=10.77.1.100:3260
 PORTAL_B=10.77.2.100:3260
@@ -129,6 +132,10 @@ guest_stall() {
 	else
 		kill -STOP "$TGT_B_PID"
 		rig_log "portal b: tgtd $TGT_B_PID stopped"
+		sleep "$HANG_RESUME_S"
+		kill -CONT "$TGT_B_PID"
+		rig_log "portal b: tgtd $TGT_B_PID resumed"
+		after=$((after - HANG_RESUME_S))
 	fi
 	sleep "$after"
 	out=$(rig_sh a1 'touch /tmp/stop; sleep 2; cat /tmp/stall.log' 60)

@@ -33,6 +33,7 @@ const char *mpath_op_to_str(enum mpath_op op)
 
 static void dispatch(struct mpath *m);
 static void path_fail(struct path *p, const char *reason);
+static void release_held(struct path *p);
 
 /* ---- lists ---- */
 
@@ -60,33 +61,43 @@ static void slot_unlink_free(struct slot *s)
 	free(s);
 }
 
-static void queue_push(struct mpath *m, struct cmd *c, bool front)
+static void list_push(struct cmd **head, struct cmd **tail, struct cmd *c, bool front)
 {
 	c->prev = c->next = NULL;
-	if (!m->queue_head) {
-		m->queue_head = m->queue_tail = c;
+	if (!*head) {
+		*head = *tail = c;
 	} else if (front) {
-		c->next = m->queue_head;
-		m->queue_head->prev = c;
-		m->queue_head = c;
+		c->next = *head;
+		(*head)->prev = c;
+		*head = c;
 	} else {
-		c->prev = m->queue_tail;
-		m->queue_tail->next = c;
-		m->queue_tail = c;
+		c->prev = *tail;
+		(*tail)->next = c;
+		*tail = c;
 	}
 }
 
-static void queue_remove(struct mpath *m, struct cmd *c)
+static void list_remove(struct cmd **head, struct cmd **tail, struct cmd *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		m->queue_head = c->next;
+		*head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	else
-		m->queue_tail = c->prev;
+		*tail = c->prev;
 	c->prev = c->next = NULL;
+}
+
+static void queue_push(struct mpath *m, struct cmd *c, bool front)
+{
+	list_push(&m->queue_head, &m->queue_tail, c, front);
+}
+
+static void queue_remove(struct mpath *m, struct cmd *c)
+{
+	list_remove(&m->queue_head, &m->queue_tail, c);
 }
 
 /* ---- events ---- */
@@ -140,6 +151,39 @@ static void cmd_finish(struct cmd *c, int r)
 	io_sub_done(io, r);
 }
 
+static bool changes_data(const struct cmd *c)
+{
+	return c->op == MPATH_OP_WRITE || c->op == MPATH_OP_TRIM;
+}
+
+/* Whether the target ended the session (at ErrorRecoveryLevel 0 its tasks ended with it)
+ * or we gave up on it (the target may still hold tasks: writes wait for a fence). */
+static enum mpath_fail_kind fail_kind(const char *reason)
+{
+	return reason && !strcmp(reason, "session-lost") ? MPATH_FAIL_ENDED : MPATH_FAIL_ABANDONED;
+}
+
+/* Where a command goes after its verdict. */
+static void cmd_route(struct mpath *m, struct cmd *c, enum mpath_verdict v)
+{
+	switch (v) {
+	case MPATH_V_DONE:
+		cmd_finish(c, 0);
+		break;
+	case MPATH_V_RETRY:
+	case MPATH_V_QUEUE:
+		queue_push(m, c, true);
+		break;
+	case MPATH_V_HOLD:
+		list_push(&m->held_head, &m->held_tail, c, false);
+		break;
+	case MPATH_V_FAIL:
+	case _MPATH_V_MAX:
+		cmd_finish(c, -EIO);
+		break;
+	}
+}
+
 /* Converts a finished task into what multipath cares about. */
 static enum mpath_status classify(int status, struct scsi_task *task)
 {
@@ -169,8 +213,14 @@ static void io_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 		slot_unlink_free(s);
 		return;
 	}
-	c->slot = NULL;
 	enum mpath_status st = classify(status, s->task);
+	if (st == MPATH_ST_TRANSPORT) {
+		/* The session failed under this command: path_fail moves it with the others (its
+		 * slot is still on the path, freed at teardown). */
+		path_fail(p, status == SCSI_STATUS_CANCELLED ? "session-lost" : "transport-error");
+		return dispatch(m);
+	}
+	c->slot = NULL;
 	if (st == MPATH_ST_TARGET)
 		log_warn("storage %s: %s %s at block %" PRIu64 " failed on %s: %s", m->st->name,
 			 mpath_op_to_str(c->op), scsi_sense_key_str(s->task->sense.key), c->lba,
@@ -181,21 +231,7 @@ static void io_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 	enum mpath_verdict v =
 	    mpath_core_completed(&m->core, &c->cc, st, bytes, c->op == MPATH_OP_WRITE, now_usec());
 	slot_unlink_free(s);
-	switch (v) {
-	case MPATH_V_DONE:
-		cmd_finish(c, 0);
-		break;
-	case MPATH_V_RETRY:
-	case MPATH_V_QUEUE:
-		queue_push(m, c, true);
-		break;
-	case MPATH_V_FAIL:
-	case _MPATH_V_MAX:
-		cmd_finish(c, -EIO);
-		break;
-	}
-	if (st == MPATH_ST_TRANSPORT)
-		path_fail(p, status == SCSI_STATUS_CANCELLED ? "session-lost" : "transport-error");
+	cmd_route(m, c, v);
 	dispatch(m);
 }
 
@@ -448,11 +484,11 @@ static int parse_probe(struct path *p, enum slot_kind kind, struct scsi_task *ta
 		return parse_vpd83(p, task);
 	case SLOT_CAP: {
 		struct scsi_readcapacity16 *rc = scsi_datain_unmarshall(task);
-		if (!rc || rc->block_length == 0 || rc->block_length % 512)
+		if (!rc)
 			return -EIO;
 		p->id.block_size = rc->block_length;
-		p->id.size = (rc->returned_lba + 1) * rc->block_length;
-		return 0;
+		return mpath_capacity(rc->returned_lba, rc->block_length, &p->id.size,
+				      p->last_error, sizeof(p->last_error));
 	}
 	case SLOT_VPDB0: {
 		struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(task);
@@ -514,8 +550,9 @@ static void probe_cb(struct iscsi_context *ctx, int status, void *data, void *pd
 	if (st == MPATH_ST_UNIT_ATTENTION && ++p->probe_uas <= MPATH_MAX_UA_RETRIES)
 		return probe_send(p, kind);
 	if ((st != MPATH_ST_GOOD && !(optional && st == MPATH_ST_TARGET)) || r < 0) {
-		snprintf(p->last_error, sizeof(p->last_error), "%s",
-			 r < 0 ? "identity not understood" : iscsi_get_error(ctx));
+		if (r >= 0 || !p->last_error[0]) /* parse_probe may have said why */
+			snprintf(p->last_error, sizeof(p->last_error), "%s",
+				 r < 0 ? "identity not understood" : iscsi_get_error(ctx));
 		return path_fail(p, kind == SLOT_TUR ? "not-ready" : "identity-unreadable");
 	}
 	probe_next(p, kind);
@@ -635,6 +672,7 @@ static void path_fail(struct path *p, const char *reason)
 		log_warn("storage %s: path %s: %s", m->st->name, p->portal, p->last_error);
 	p->last_error[0] = '\0';
 	uint64_t now = now_usec();
+	unsigned held = 0;
 	for (struct slot *s = p->slots; s; s = s->next) {
 		if (s->orphan)
 			continue;
@@ -644,12 +682,17 @@ static void path_fail(struct path *p, const char *reason)
 		if (!c)
 			continue;
 		c->slot = NULL;
-		if (mpath_core_completed(&m->core, &c->cc, MPATH_ST_TRANSPORT, 0, false, now) ==
-		    MPATH_V_FAIL)
-			cmd_finish(c, -EIO);
-		else
-			queue_push(m, c, true);
+		enum mpath_verdict v = mpath_core_path_failed(&m->core, &c->cc, fail_kind(reason),
+							      changes_data(c), now);
+		held += v == MPATH_V_HOLD;
+		cmd_route(m, c, v);
 	}
+	if (held)
+		log_warn("storage %s: path %s: %u write(s) held: not re-issued until this "
+			 "portal's target has terminated them (a login that reinstates the "
+			 "session), EIO after %" PRIu64 "ms",
+			 m->st->name, p->portal, held,
+			 (uint64_t)(m->core.p.no_path_timeout / USEC_PER_MSEC));
 	p->w = watch_remove(p->w);
 	p->dead_ctx = p->ctx;
 	p->dead_in_login = old == MPATH_PATH_LOGIN && !p->login_called;
@@ -756,10 +799,52 @@ static void login_cb(struct iscsi_context *ctx, int status, void *data, void *pd
 		return path_fail(p, "login-failed");
 	}
 	iscsi_set_timeout(ctx, 0); /* from here on our own deadlines time commands */
+	release_held(p);
 	set_state(p, MPATH_PATH_PROBE);
 	p->probe_uas = 0;
 	p->id = (struct mpath_identity){.max_xfer = DEFAULT_MAX_XFER, .max_unmap = 1U << 22};
 	probe_send(p, SLOT_TUR);
+}
+
+/* A login with the path's ISID succeeded: the target reinstated the session (RFC 7143
+ * §6.3.5: the old session's tasks are terminated) or had already dropped it. The writes
+ * held for this path go out again, on any healthy path. */
+static void release_held(struct path *p)
+{
+	struct mpath *m = p->m;
+	unsigned n = 0;
+	for (struct cmd *c = m->held_head, *next; c; c = next) {
+		next = c->next;
+		if (c->cc.held_on != p->idx)
+			continue;
+		list_remove(&m->held_head, &m->held_tail, c);
+		cmd_route(m, c, mpath_core_fenced(&m->core, &c->cc));
+		n++;
+	}
+	if (n == 0)
+		return;
+	log_notice("storage %s: path %s: session reinstated, %u held write(s) re-issued",
+		   m->st->name, p->portal, n);
+	dispatch(m); /* on the other paths: this one is not up before its probe */
+}
+
+/* Held writes whose target did not confirm within no_path_timeout fail with EIO. */
+static void expire_held(struct mpath *m, uint64_t now)
+{
+	for (struct cmd *c = m->held_head, *next; c; c = next) {
+		next = c->next;
+		int path = c->cc.held_on;
+		if (mpath_core_hold_check(&m->core, &c->cc, now) != MPATH_V_FAIL)
+			continue;
+		list_remove(&m->held_head, &m->held_tail, c);
+		log_error("storage %s: %s at block %" PRIu64 " held for %" PRIu64 "ms: the target "
+			  "of %s did not confirm it dropped it; fails with EIO (that target may "
+			  "still apply it)",
+			  m->st->name, mpath_op_to_str(c->op), c->lba,
+			  (uint64_t)(m->core.p.no_path_timeout / USEC_PER_MSEC),
+			  path >= 0 ? m->paths[path].portal : "?");
+		cmd_finish(c, -EIO);
+	}
 }
 
 static int path_login(struct path *p)
@@ -773,6 +858,9 @@ static int path_login(struct path *p)
 	iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL);
 	iscsi_set_header_digest(ctx, ISCSI_HEADER_DIGEST_NONE);
 	iscsi_set_noautoreconnect(ctx, 1);
+	/* The same ISID on every login of this path: a new login reinstates the old session,
+	 * and the target terminates that session's tasks (release_held). */
+	iscsi_set_isid_random(ctx, m->isid, (uint32_t)p->idx);
 	if (m->chap_secret)
 		iscsi_set_initiator_username_pwd(ctx, m->st->chap_user, m->chap_secret);
 	p->ctx = ctx;
@@ -839,6 +927,7 @@ static void tick(struct mpath *m, uint64_t now)
 	dispatch(m);
 	if (m->queue_head && mpath_core_up_count(&m->core) == 0)
 		fail_expired_queue(m, now);
+	expire_held(m, now);
 }
 
 /* The loop wakes by next_tick at the latest; waking much later means this process did not
@@ -860,6 +949,8 @@ static void absorb_stall(struct mpath *m, uint64_t gap)
 		}
 	}
 	for (struct cmd *c = m->queue_head; c; c = c->next)
+		mpath_core_cmd_shift(&c->cc, gap);
+	for (struct cmd *c = m->held_head; c; c = c->next)
 		mpath_core_cmd_shift(&c->cc, gap);
 }
 
@@ -934,6 +1025,20 @@ static int read_chap_secret(struct mpath *m)
 	return 0;
 }
 
+/* 24 bits from the initiator, target and storage names: stable across restarts of the
+ * agent, so a restarted agent's first login also reinstates its predecessor's sessions. */
+static uint32_t path_isid(const struct mpath *m)
+{
+	uint8_t h[8];
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	crypto_generichash_update(&st, (const uint8_t *)m->iqn, strlen(m->iqn) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)m->st->target, strlen(m->st->target) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)m->st->name, strlen(m->st->name) + 1);
+	crypto_generichash_final(&st, h, sizeof(h));
+	return (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+}
+
 int mpath_new(struct loop *l, const struct cfg *cfg, int storage_idx, const char *node,
 	      struct mpath **ret)
 {
@@ -946,6 +1051,7 @@ int mpath_new(struct loop *l, const struct cfg *cfg, int storage_idx, const char
 	m->cfg = cfg;
 	m->st = storage_idx < 0 ? &cfg->quorum : &cfg->storage[storage_idx];
 	snprintf(m->iqn, sizeof(m->iqn), "iqn.2026-11.org.compartd:%s:%s", cfg->name, node);
+	m->isid = path_isid(m);
 	int r = read_chap_secret(m);
 	if (r < 0) {
 		mpath_free(m);
@@ -987,28 +1093,34 @@ int mpath_start(struct mpath *m)
 	return 0;
 }
 
-struct mpath *mpath_free(struct mpath *m)
+static void fail_waiting(struct mpath *m)
 {
-	if (!m)
-		return NULL;
-	/* Queued commands end with EIO; their owners are going away too. */
 	while (m->queue_head) {
 		struct cmd *c = m->queue_head;
 		queue_remove(m, c);
 		cmd_finish(c, -EIO);
 	}
+	while (m->held_head) {
+		struct cmd *c = m->held_head;
+		list_remove(&m->held_head, &m->held_tail, c);
+		cmd_finish(c, -EIO);
+	}
+}
+
+struct mpath *mpath_free(struct mpath *m)
+{
+	if (!m)
+		return NULL;
+	/* Queued and held commands end with EIO; their owners are going away too. */
+	fail_waiting(m);
 	m->stopping = true; /* nothing is parked from here on */
 	for (int i = 0; i < m->core.n_paths; i++) {
 		struct path *p = &m->paths[i];
 		if (p->ctx)
-			path_fail(p, NULL);
+			path_fail(p, NULL); /* its commands are queued or held again */
 		teardown(p);
 		unpark(p);
-		while (m->queue_head) {
-			struct cmd *c = m->queue_head;
-			queue_remove(m, c);
-			cmd_finish(c, -EIO);
-		}
+		fail_waiting(m);
 	}
 	loop_remove_prepare(m->loop, prepare, m);
 	if (m->chap_secret)

@@ -18,16 +18,16 @@ static void format_path_json(const struct mpath *m, int i, uint64_t now, struct 
 	sb_json_str(o, p->portal);
 	sb_printf(o,
 		  ",\"compartment\":\"%s\",\"state\":\"%s\",\"since_s\":%.1f,\"inflight\":%u,"
-		  "\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
+		  "\"held\":%u,\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
 		  ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"errors\":%" PRIu64
 		  ",\"unit_attentions\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"reissued\":%" PRIu64
 		  ",\"state_changes\":%" PRIu64 ",\"lat_avg_us\":%" PRIu64
 		  ",\"lat_max_us\":%" PRIu64 "}",
 		  m->cfg->compartments[m->st->portals[i].compartment].name,
 		  mpath_path_state_to_str(cp->state), (double)(now - cp->since_us) / 1e6,
-		  cp->inflight, st->ios, st->reads, st->writes, st->bytes_read, st->bytes_written,
-		  st->errors, st->unit_attentions, st->timeouts, st->reissued, st->state_changes,
-		  st->lat_sum_us / good, st->lat_max_us);
+		  cp->inflight, cp->held, st->ios, st->reads, st->writes, st->bytes_read,
+		  st->bytes_written, st->errors, st->unit_attentions, st->timeouts, st->reissued,
+		  st->state_changes, st->lat_sum_us / good, st->lat_max_us);
 }
 
 static void format_one(const struct mpath *m, bool json, struct strbuf *o)

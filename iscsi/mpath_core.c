@@ -1,5 +1,7 @@
 #include "mpath_core.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const path_state_str[_MPATH_PATH_STATE_MAX] = {
@@ -25,10 +27,8 @@ const char *mpath_status_to_str(enum mpath_status s)
 }
 
 static const char *const verdict_str[_MPATH_V_MAX] = {
-    [MPATH_V_DONE] = "done",
-    [MPATH_V_RETRY] = "retry",
-    [MPATH_V_QUEUE] = "queue",
-    [MPATH_V_FAIL] = "fail",
+    [MPATH_V_DONE] = "done", [MPATH_V_RETRY] = "retry", [MPATH_V_QUEUE] = "queue",
+    [MPATH_V_FAIL] = "fail", [MPATH_V_HOLD] = "hold",
 };
 
 const char *mpath_verdict_to_str(enum mpath_verdict v)
@@ -133,7 +133,7 @@ int mpath_core_pick(struct mpath_core *c)
 
 void mpath_core_cmd_init(struct mpath_core_cmd *cmd)
 {
-	*cmd = (struct mpath_core_cmd){.path = -1};
+	*cmd = (struct mpath_core_cmd){.path = -1, .held_on = -1};
 }
 
 void mpath_core_issued(struct mpath_core *c, struct mpath_core_cmd *cmd, int path, uint64_t now)
@@ -197,7 +197,54 @@ enum mpath_verdict mpath_core_completed(struct mpath_core *c, struct mpath_core_
 	case _MPATH_ST_MAX:
 		return MPATH_V_FAIL;
 	}
-	return cmd->attempts >= MPATH_MAX_ATTEMPTS ? MPATH_V_FAIL : MPATH_V_RETRY;
+	/* No cap on path failures: while a path is healthy the command moves on. */
+	return MPATH_V_RETRY;
+}
+
+enum mpath_verdict mpath_core_path_failed(struct mpath_core *c, struct mpath_core_cmd *cmd,
+					  enum mpath_fail_kind kind, bool changes_data,
+					  uint64_t now)
+{
+	int path = cmd->path;
+	enum mpath_verdict v = mpath_core_completed(c, cmd, MPATH_ST_TRANSPORT, 0, false, now);
+	if (v != MPATH_V_RETRY || !changes_data || path < 0 || path >= c->n_paths)
+		return v;
+	switch (kind) {
+	case MPATH_FAIL_ENDED:
+		return MPATH_V_RETRY;
+	case MPATH_FAIL_ABANDONED:
+	case _MPATH_FAIL_MAX:
+		break;
+	}
+	cmd->held_on = path;
+	cmd->held_us = now ? now : 1;
+	c->paths[path].held++;
+	return MPATH_V_HOLD;
+}
+
+static void unhold(struct mpath_core *c, struct mpath_core_cmd *cmd)
+{
+	if (cmd->held_on >= 0 && cmd->held_on < c->n_paths && c->paths[cmd->held_on].held)
+		c->paths[cmd->held_on].held--;
+	cmd->held_on = -1;
+	cmd->held_us = 0;
+}
+
+enum mpath_verdict mpath_core_fenced(struct mpath_core *c, struct mpath_core_cmd *cmd)
+{
+	unhold(c, cmd);
+	return MPATH_V_RETRY;
+}
+
+enum mpath_verdict mpath_core_hold_check(struct mpath_core *c, struct mpath_core_cmd *cmd,
+					 uint64_t now)
+{
+	if (cmd->held_on < 0)
+		return MPATH_V_RETRY;
+	if (now < cmd->held_us + c->p.no_path_timeout)
+		return MPATH_V_HOLD;
+	unhold(c, cmd);
+	return MPATH_V_FAIL;
 }
 
 enum mpath_verdict mpath_core_no_path(const struct mpath_core *c, struct mpath_core_cmd *cmd,
@@ -229,6 +276,8 @@ void mpath_core_cmd_shift(struct mpath_core_cmd *cmd, uint64_t gap)
 		cmd->deadline_us += gap;
 	if (cmd->queued_us)
 		cmd->queued_us += gap;
+	if (cmd->held_us)
+		cmd->held_us += gap;
 }
 
 bool mpath_core_login_due(const struct mpath_core *c, int path, uint64_t now)
@@ -247,6 +296,29 @@ bool mpath_core_check_due(const struct mpath_core *c, int path, uint64_t now)
 void mpath_core_checked(struct mpath_core *c, int path, uint64_t now)
 {
 	c->paths[path].last_check_us = now;
+}
+
+int mpath_capacity(uint64_t last_lba, uint32_t block_len, uint64_t *ret_size, char *why,
+		   size_t why_len)
+{
+	if (block_len < MPATH_BLOCK_MIN || block_len > MPATH_BLOCK_MAX ||
+	    (block_len & (block_len - 1)) != 0) {
+		snprintf(why, why_len,
+			 "READ CAPACITY(16): block length %" PRIu32
+			 " is not a power of two from %u to %u",
+			 block_len, MPATH_BLOCK_MIN, MPATH_BLOCK_MAX);
+		return -ERANGE;
+	}
+	/* last_lba + 1 blocks of block_len bytes must fit in INT64_MAX. */
+	if (last_lba >= (uint64_t)INT64_MAX / block_len) {
+		snprintf(why, why_len,
+			 "READ CAPACITY(16): last block %" PRIu64 " of %" PRIu32
+			 " bytes: the size does not fit in 63 bits",
+			 last_lba, block_len);
+		return -ERANGE;
+	}
+	*ret_size = (last_lba + 1) * block_len;
+	return 0;
 }
 
 static int designator_rank(const struct mpath_designator *d)

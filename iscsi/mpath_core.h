@@ -10,9 +10,13 @@
 #include <stdint.h>
 
 #define MPATH_MAX_PATHS CFG_MAX_PORTALS
-/* A command is re-issued at most this often (path failures, UNIT ATTENTION). */
-#define MPATH_MAX_ATTEMPTS 32
+/* UNIT ATTENTION is the target answering: retried this often, then EIO. Path failures
+ * have no such cap: a command moves on while a path is healthy (no_path_timeout bounds
+ * the wait when none is). */
 #define MPATH_MAX_UA_RETRIES 10
+/* READ CAPACITY(16) block lengths outside this range (or not a power of two) are refused. */
+#define MPATH_BLOCK_MIN 512U
+#define MPATH_BLOCK_MAX 65536U
 #define MPATH_DESIGNATOR_MAX 128
 
 enum mpath_path_state {
@@ -40,9 +44,22 @@ enum mpath_verdict {
 	MPATH_V_RETRY, /* issue it again (on any healthy path) */
 	MPATH_V_QUEUE, /* no path: keep it queued */
 	MPATH_V_FAIL,  /* complete it with EIO */
+	MPATH_V_HOLD,  /* a write whose task the failed path's target may still hold: wait */
 	_MPATH_V_MAX
 };
 const char *mpath_verdict_to_str(enum mpath_verdict v);
+
+/* How a path failed, as far as the commands in flight on it care. */
+enum mpath_fail_kind {
+	/* The target ended the session (closed or reset its connection, the process died):
+	 * at ErrorRecoveryLevel 0 a connection failure is a session failure, which ends its
+	 * tasks (RFC 7143). */
+	MPATH_FAIL_ENDED,
+	/* We ended it (a command overdue, a failed check): the target may still hold its
+	 * tasks, and a hung target that runs again executes them. */
+	MPATH_FAIL_ABANDONED,
+	_MPATH_FAIL_MAX
+};
 
 struct mpath_params {
 	uint64_t path_timeout;		   /* a command older than this fails its path */
@@ -70,6 +87,7 @@ struct mpath_path {
 	uint64_t next_login_us;
 	uint64_t last_check_us;
 	unsigned inflight;
+	unsigned held; /* writes held until this path's old session is terminated */
 	struct mpath_stats st;
 };
 
@@ -89,6 +107,8 @@ struct mpath_core_cmd {
 	uint64_t queued_us; /* first time it found no path; 0 when it never waited */
 	unsigned attempts;
 	unsigned ua_retries;
+	int held_on;	  /* MPATH_V_HOLD: the path whose target may hold it; -1 none */
+	uint64_t held_us; /* since when */
 };
 
 void mpath_core_init(struct mpath_core *c, const struct mpath_params *p, int n_paths, uint64_t now);
@@ -106,6 +126,20 @@ void mpath_core_issued(struct mpath_core *c, struct mpath_core_cmd *cmd, int pat
 enum mpath_verdict mpath_core_completed(struct mpath_core *c, struct mpath_core_cmd *cmd,
 					enum mpath_status st, uint64_t bytes, bool is_write,
 					uint64_t now);
+/* The command's path failed (`kind`) while it was in flight. Returns RETRY, or HOLD for a
+ * command that changes data on a session we abandoned: it must not be issued anywhere
+ * until the target has terminated its task there (mpath_core_fenced), or a hung target
+ * that runs again would apply it over newer data. */
+enum mpath_verdict mpath_core_path_failed(struct mpath_core *c, struct mpath_core_cmd *cmd,
+					  enum mpath_fail_kind kind, bool changes_data,
+					  uint64_t now);
+/* A held command: its path's old session is terminated at the target (a login with the
+ * same ISID reinstated it: RFC 7143 §6.3.5). Returns RETRY. */
+enum mpath_verdict mpath_core_fenced(struct mpath_core *c, struct mpath_core_cmd *cmd);
+/* A held command still unconfirmed: HOLD until no_path_timeout after it was held, then
+ * FAIL (the target may still apply it: the storage layer must fence that portal). */
+enum mpath_verdict mpath_core_hold_check(struct mpath_core *c, struct mpath_core_cmd *cmd,
+					 uint64_t now);
 /* A command found no UP path: QUEUE until no_path_timeout after it first waited, then FAIL. */
 enum mpath_verdict mpath_core_no_path(const struct mpath_core *c, struct mpath_core_cmd *cmd,
 				      uint64_t now);
@@ -121,6 +155,13 @@ void mpath_core_cmd_shift(struct mpath_core_cmd *cmd, uint64_t gap);
 bool mpath_core_login_due(const struct mpath_core *c, int path, uint64_t now);
 bool mpath_core_check_due(const struct mpath_core *c, int path, uint64_t now);
 void mpath_core_checked(struct mpath_core *c, int path, uint64_t now);
+
+/* The LU's size from READ CAPACITY(16): (last LBA + 1) × block length. Returns 0, or
+ * -ERANGE with a sentence in `why` for a block length that is 0, not a power of two or
+ * outside MPATH_BLOCK_MIN..MAX, or a size that does not fit in 63 bits (what a block
+ * device's offsets can address). */
+int mpath_capacity(uint64_t last_lba, uint32_t block_len, uint64_t *ret_size, char *why,
+		   size_t why_len);
 
 /* One designator of VPD page 0x83, as the target sent it. */
 struct mpath_designator {

@@ -35,7 +35,7 @@ struct cmd {
 	uint32_t nblocks;
 	uint8_t *buf;
 	struct slot *slot;
-	struct cmd *prev, *next; /* in m->queue while waiting */
+	struct cmd *prev, *next; /* in m->queue while waiting, or in m->held */
 };
 
 struct path {
@@ -55,7 +55,7 @@ struct path {
 	struct watch *parked_w;
 	uint64_t parked_until, parked_serviced;
 	bool parked_done;
-	struct slot *slots;		/* tasks on ctx (and on dead_ctx until destroyed) */
+	struct slot *slots; /* tasks on ctx (and on dead_ctx until destroyed) */
 	uint64_t login_deadline;
 	uint64_t last_service;
 	unsigned probe_uas;
@@ -76,6 +76,11 @@ struct mpath {
 	struct mpath_core core;
 	struct path paths[MPATH_MAX_PATHS];
 	struct cmd *queue_head, *queue_tail;
+	/* Writes that were in flight on a session we abandoned: issued nowhere until that
+	 * path's target terminated them (a login with the same ISID), or EIO after
+	 * no_path_timeout. */
+	struct cmd *held_head, *held_tail;
+	uint32_t isid; /* the ISID's random part: the same for every login of a path */
 	bool ident_known;
 	struct mpath_identity id;
 	char dev[CFG_PATH_MAX];

@@ -48,7 +48,8 @@ tgt_pair() {
 	tgt_start b 127.0.0.2 $((base + 2)) $((base + 3)) "$file" compartd-lu0 CMPT0001
 }
 
-# write_conf FILE BASE_PORT [extra storage lines...]
+# write_conf FILE BASE_PORT [extra storage lines...]: portals on BASE_PORT and BASE_PORT+2,
+# the node's handshake on BASE_PORT+5000 (one port per test: tests may run side by side).
 write_conf() {
 	local f=$1 base=$2
 	shift 2
@@ -71,7 +72,7 @@ pair = p1
 
 [node n1]
 compartment = a
-handshake = 127.0.0.1:17460
+handshake = 127.0.0.1:$((base + 5000))
 
 [storage lu0]
 target = $ISCSI_TARGET

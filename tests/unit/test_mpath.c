@@ -78,7 +78,8 @@ static void completion_verdicts(void **state)
 	    {MPATH_ST_UNIT_ATTENTION, 0, 0, MPATH_V_RETRY},
 	    {MPATH_ST_UNIT_ATTENTION, 0, MPATH_MAX_UA_RETRIES, MPATH_V_FAIL},
 	    {MPATH_ST_TRANSPORT, 0, 0, MPATH_V_RETRY},
-	    {MPATH_ST_TRANSPORT, MPATH_MAX_ATTEMPTS - 1, 0, MPATH_V_FAIL},
+	    {MPATH_ST_TRANSPORT, 31, 0, MPATH_V_RETRY}, /* the old cap of 32 attempts */
+	    {MPATH_ST_TRANSPORT, 100000, 0, MPATH_V_RETRY},
 	    {MPATH_ST_TARGET, 0, 0, MPATH_V_FAIL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -173,9 +174,9 @@ static void stall_moves_deadlines(void **state)
 	struct mpath_core c;
 	setup(&c, 2, CFG_PS_ROUND_ROBIN);
 	uint64_t tick = 100 * S;
-	assert_int_equal(mpath_core_stall(0, tick + 9 * S, S / 2), 0);	     /* never ticked */
-	assert_int_equal(mpath_core_stall(tick, tick - 1, S / 2), 0);	     /* early */
-	assert_int_equal(mpath_core_stall(tick, tick + S / 2, S / 2), 0);    /* within slack */
+	assert_int_equal(mpath_core_stall(0, tick + 9 * S, S / 2), 0);	      /* never ticked */
+	assert_int_equal(mpath_core_stall(tick, tick - 1, S / 2), 0);	      /* early */
+	assert_int_equal(mpath_core_stall(tick, tick + S / 2, S / 2), 0);     /* within slack */
 	assert_int_equal(mpath_core_stall(tick, tick + 5 * S, S / 2), 5 * S); /* stopped 5 s */
 	struct mpath_core_cmd issued, queued, idle;
 	mpath_core_cmd_init(&issued);
@@ -260,6 +261,128 @@ static void designator_prefers_naa_for_the_lu(void **state)
 	assert_int_equal(mpath_designator_pick(NULL, 0, out, sizeof(out)), -ENOENT);
 }
 
+/* Issue 15: a command failed with EIO after 32 attempts although a path was healthy (a
+ * flapping path took it 32 times). Path failures never exhaust a command. */
+static void path_failures_never_exhaust_a_command(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_ROUND_ROBIN);
+	struct mpath_core_cmd cmd;
+	mpath_core_cmd_init(&cmd);
+	uint64_t t = 1000 * S;
+	for (int k = 0; k < 1000; k++) {
+		mpath_core_issued(&c, &cmd, 0, t);
+		enum mpath_verdict v =
+		    k % 2 ? mpath_core_completed(&c, &cmd, MPATH_ST_TRANSPORT, 0, true, t + MS)
+			  : mpath_core_path_failed(&c, &cmd, MPATH_FAIL_ENDED, true, t + MS);
+		if (v != MPATH_V_RETRY)
+			fail_msg("attempt %d: %s", k + 1, mpath_verdict_to_str(v));
+		t += 10 * MS;
+	}
+	assert_int_equal(cmd.attempts, 1000);
+	mpath_core_issued(&c, &cmd, 1, t);
+	assert_int_equal(mpath_core_completed(&c, &cmd, MPATH_ST_GOOD, 512, true, t + MS),
+			 MPATH_V_DONE);
+}
+
+/* Issue 15: a write that timed out on a path must not be re-issued before the target of
+ * that path terminated it. Reads move on at once; so do writes whose session the target
+ * itself ended. */
+static void abandoned_write_is_held_until_fenced(void **state)
+{
+	struct mpath_core c;
+	setup(&c, 2, CFG_PS_ROUND_ROBIN);
+	uint64_t t = 1000 * S;
+	struct mpath_core_cmd w, r, ended, trim;
+	mpath_core_cmd_init(&w);
+	mpath_core_cmd_init(&r);
+	mpath_core_cmd_init(&ended);
+	mpath_core_cmd_init(&trim);
+	mpath_core_issued(&c, &w, 0, t);
+	mpath_core_issued(&c, &r, 0, t);
+	mpath_core_issued(&c, &trim, 0, t);
+	mpath_core_issued(&c, &ended, 1, t);
+	uint64_t f = t + 2 * S;
+	assert_int_equal(mpath_core_path_failed(&c, &w, MPATH_FAIL_ABANDONED, true, f),
+			 MPATH_V_HOLD);
+	assert_int_equal(mpath_core_path_failed(&c, &trim, MPATH_FAIL_ABANDONED, true, f),
+			 MPATH_V_HOLD);
+	assert_int_equal(mpath_core_path_failed(&c, &r, MPATH_FAIL_ABANDONED, false, f),
+			 MPATH_V_RETRY);
+	assert_int_equal(mpath_core_path_failed(&c, &ended, MPATH_FAIL_ENDED, true, f),
+			 MPATH_V_RETRY);
+	assert_int_equal(w.held_on, 0);
+	assert_int_equal(r.held_on, -1);
+	assert_int_equal(ended.held_on, -1);
+	assert_int_equal(c.paths[0].held, 2);
+	assert_int_equal(c.paths[0].inflight, 0);
+	assert_int_equal(c.paths[1].held, 0);
+	/* Path 1 is healthy, but the write waits: no_path_timeout (30 s) at most. */
+	assert_int_equal(mpath_core_hold_check(&c, &w, f + 29 * S), MPATH_V_HOLD);
+	/* Path 0 logged in again with the same ISID: the old session is gone with its tasks. */
+	assert_int_equal(mpath_core_fenced(&c, &w), MPATH_V_RETRY);
+	assert_int_equal(w.held_on, -1);
+	assert_int_equal(c.paths[0].held, 1);
+	assert_int_equal(mpath_core_hold_check(&c, &w, f + 99 * S), MPATH_V_RETRY);
+	/* Unconfirmed for no_path_timeout: EIO (the target may still apply it). */
+	assert_int_equal(mpath_core_hold_check(&c, &trim, f + 30 * S - 1), MPATH_V_HOLD);
+	assert_int_equal(mpath_core_hold_check(&c, &trim, f + 30 * S), MPATH_V_FAIL);
+	assert_int_equal(c.paths[0].held, 0);
+	/* A stall of the agent moves the hold's clock like the others. */
+	mpath_core_issued(&c, &w, 0, t);
+	assert_int_equal(mpath_core_path_failed(&c, &w, MPATH_FAIL_ABANDONED, true, f),
+			 MPATH_V_HOLD);
+	mpath_core_cmd_shift(&w, 10 * S);
+	assert_int_equal(mpath_core_hold_check(&c, &w, f + 39 * S), MPATH_V_HOLD);
+	assert_int_equal(mpath_core_hold_check(&c, &w, f + 40 * S), MPATH_V_FAIL);
+}
+
+struct capacity_case {
+	uint64_t last_lba;
+	uint32_t block;
+	int want;
+	uint64_t size;
+};
+
+/* Issue 15: READ CAPACITY(16) results that overflow are refused with a sentence. */
+static void capacity_refuses_overflows(void **state)
+{
+	static const struct capacity_case cases[] = {
+	    {2047, 512, 0, 1048576},
+	    {(1ULL << 40) - 1, 4096, 0, 1ULL << 52},
+	    {UINT64_MAX, 512, -ERANGE, 0}, /* last LBA + 1 overflows */
+	    {1ULL << 55, 512, -ERANGE, 0}, /* blocks × 512 overflows 64 bits */
+	    {(INT64_MAX / 4096) - 1, 4096, 0, (uint64_t)(INT64_MAX / 4096) * 4096},
+	    {INT64_MAX / 4096, 4096, -ERANGE, 0}, /* one block more: past 63 bits */
+	    {2047, 0, -ERANGE, 0},
+	    {2047, 520, -ERANGE, 0},
+	    {2047, 1536, -ERANGE, 0},
+	    {2047, 256, -ERANGE, 0},
+	    {2047, 1U << 20, -ERANGE, 0},
+	    {2047, UINT32_MAX, -ERANGE, 0},
+	    {0, 65536, 0, 65536},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint64_t size = 0;
+		char why[160] = "";
+		int r = mpath_capacity(cases[i].last_lba, cases[i].block, &size, why, sizeof(why));
+		if (r != cases[i].want)
+			fail_msg("case %zu: %d, want %d (%s)", i, r, cases[i].want, why);
+		if (r == 0)
+			assert_int_equal(size, cases[i].size);
+		else
+			assert_non_null(strstr(why, "READ CAPACITY(16)"));
+	}
+	char why[160];
+	uint64_t size;
+	mpath_capacity(UINT64_MAX, 512, &size, why, sizeof(why));
+	assert_string_equal(why, "READ CAPACITY(16): last block 18446744073709551615 of 512 "
+				 "bytes: the size does not fit in 63 bits");
+	mpath_capacity(7, 0, &size, why, sizeof(why));
+	assert_string_equal(
+	    why, "READ CAPACITY(16): block length 0 is not a power of two from 512 to 65536");
+}
+
 static void strings_cover_every_value(void **state)
 {
 	for (int i = 0; i < _MPATH_PATH_STATE_MAX; i++)
@@ -284,6 +407,9 @@ int main(void)
 	    cmocka_unit_test(login_backoff_doubles_and_resets),
 	    cmocka_unit_test(check_every_interval_while_up),
 	    cmocka_unit_test(designator_prefers_naa_for_the_lu),
+	    cmocka_unit_test(path_failures_never_exhaust_a_command),
+	    cmocka_unit_test(abandoned_write_is_held_until_fenced),
+	    cmocka_unit_test(capacity_refuses_overflows),
 	    cmocka_unit_test(strings_cover_every_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
