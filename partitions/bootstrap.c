@@ -206,7 +206,11 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 			 * an interrupted wipe finish. */
 			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s",
 				 auths[bd->plan.auth].id);
-			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+			if (journal_wipe_record(&r->journal, auths[bd->plan.auth].id) < 0)
+				return log_error_errno(-ENOSPC,
+						       "%s: the journal holds %d consumed wipes, "
+						       "no room to record another: not wiping",
+						       bd->info.path, JOURNAL_MAX_WIPES);
 		}
 		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
 						disk_id(&bd->info), detail);
@@ -270,7 +274,7 @@ static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_
 		}
 		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0 &&
 		    !auths[bd->plan.auth].resume)
-			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+			(void)journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
 	}
 	changed |= settle_old_intents(r);
 	if (!r->journal.node[0]) {
