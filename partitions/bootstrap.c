@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -119,44 +120,80 @@ static void load_journal(const struct cfg *c, int self, const struct disk_bootst
 
 #define WIPE_DETAIL "wiped:"
 
-/* Usable: never consumed, or consumed by a wipe that was interrupted before its done
- * record (the journal's pending intent names it), which the retry finishes. */
-static bool auth_usable(const struct journal_state *j, const char *id)
-{
-	if (!journal_wipe_consumed(j, id))
-		return true;
-	for (int i = 0; i < j->n_steps; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
-		    j->steps[i].state == JOURNAL_STEP_INTENT &&
-		    !strncmp(j->steps[i].detail, WIPE_DETAIL, strlen(WIPE_DETAIL)) &&
-		    !strcmp(j->steps[i].detail + strlen(WIPE_DETAIL), id))
-			return true;
-	return false;
-}
-
-/* Authorizations not yet consumed: the config's `wipe =` and the operator's. */
+/* Authorizations not yet consumed: the config's `wipe =` and the operator's. A consumed one
+ * whose wipe was interrupted is finished through the journal's pending intent below,
+ * which holds it to the disk it was for. */
 static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o,
 			const struct journal_state *j, struct disk_auth *a, int max)
 {
 	int n = 0;
 	for (int i = 0; i < c->layout.n_wipes && n < max; i++)
-		if (auth_usable(j, c->layout.wipes[i]))
+		if (!journal_wipe_consumed(j, c->layout.wipes[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", c->layout.wipes[i]);
 	for (int i = 0; i < o->n_approve && n < max; i++)
-		if (auth_usable(j, o->approve[i]))
+		if (!journal_wipe_consumed(j, o->approve[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
 		else
 			log_notice("wipe authorization %s was already used, ignoring",
 				   o->approve[i]);
 	/* A disk this node began to partition and did not finish (power lost inside the
-	 * GPT write leaves a torn table) is ours to redo. */
-	for (int i = 0; i < j->n_steps && n < max; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
-		    j->steps[i].state == JOURNAL_STEP_INTENT) {
-			snprintf(a[n].id, sizeof(a[0].id), "%s", j->steps[i].target);
-			a[n++].resume = true;
-		}
+	 * GPT write leaves a torn table) is ours to redo, if it is still that disk. */
+	for (int i = 0; i < j->n_steps && n < max; i++) {
+		const struct journal_step *st = &j->steps[i];
+		if (st->kind != JOURNAL_STEP_PARTITION || st->state != JOURNAL_STEP_INTENT)
+			continue;
+		struct disk_auth *x = &a[n++];
+		snprintf(x->id, sizeof(x->id), "%s", st->target);
+		x->resume = true;
+		x->size = st->disk_size;
+		x->wiped = !strncmp(st->detail, "wiped", 5);
+		snprintf(x->found, sizeof(x->found), "%s", st->found);
+	}
 	return n;
+}
+
+/* Which torn tables are provably nothing but our own write: the canonical partitions'
+ * areas still read as zeros. */
+static void mark_areas(const struct disk_plan_input *in, struct disk_bootstrap_result *r)
+{
+	for (int i = 0; i < r->n_disks; i++) {
+		struct disk_info *d = &r->disks[i].info;
+		struct disk_plan_part c[_DISK_PART_MAX];
+		int n;
+		d->areas_blank = false;
+		if (r->disks[i].result < 0 || !disk_torn_own(in, d) ||
+		    disk_layout_compute(in->layout, in->zone, d->size, c, &n) < 0)
+			continue;
+		d->areas_blank = disk_areas_blank(d->path, c, n);
+	}
+}
+
+static void random_guid(char out[40])
+{
+	uint8_t g[16];
+	randombytes_buf(g, sizeof(g));
+	g[7] = (uint8_t)((g[7] & 0x0f) | 0x40); /* version 4 (on-disk order) */
+	g[8] = (uint8_t)((g[8] & 0x3f) | 0x80);
+	disk_guid_format(g, out);
+}
+
+/* The intent names its disk: size, the GPT disk GUID it writes (kept across retries, so a
+ * disk GUID never changes once written), and what was on the disk before. */
+static void intent_identity(struct journal_state *j, uint64_t id, struct disk_bootstrap_disk *bd)
+{
+	for (int i = 0; i < j->n_steps; i++) {
+		struct journal_step *st = &j->steps[i];
+		if (st->id != id)
+			continue;
+		if (!st->disk_size) {
+			st->disk_size = bd->info.size;
+			disk_fingerprint(&bd->info, st->found, sizeof(st->found));
+		}
+		if (!st->disk_guid[0])
+			random_guid(st->disk_guid);
+		snprintf(bd->plan.disk_guid, sizeof(bd->plan.disk_guid), "%s", st->disk_guid);
+		return;
+	}
 }
 
 static int probe_all(const struct cfg *c, const struct disk_bootstrap_opts *o,
@@ -214,6 +251,7 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 		}
 		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
 						disk_id(&bd->info), detail);
+		intent_identity(&r->journal, *ret_step, bd);
 		disk_fault_point(DISK_STEP_INTENT);
 		if (store(o, r) < 0)
 			log_info("%s: no journal yet to record the intent in (first disk)",
@@ -384,6 +422,7 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	};
 	/* Which disks are ours does not depend on authorizations: plan once without them to
 	 * find the journal, then again with those the journal has not seen used. */
+	mark_areas(&in, r);
 	plan_all(&in, r);
 	load_journal(c, self, o, r);
 	in.n_auths = gather_auths(c, o, &r->journal, auths, AUTH_MAX);
