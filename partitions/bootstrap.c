@@ -33,7 +33,11 @@ static int select_paths(const struct cfg *c, int self, const struct disk_bootstr
 		return k;
 	}
 	*ret_auto = true;
-	return disk_list_sysfs(o->sysfs_root ? o->sysfs_root : "/sys", paths, DISK_MAX);
+	struct disk_auto_opts ao = {.sysfs_root = o->sysfs_root,
+				    .boot_medium = o->boot_medium,
+				    .cmdline = o->cmdline,
+				    .mountinfo = o->mountinfo};
+	return disk_list_auto(&ao, paths, DISK_MAX);
 }
 
 static void disk_event(const struct disk_bootstrap_disk *bd)

@@ -78,6 +78,37 @@ int disk_probe(const char *path, struct disk_info *ret);
  * is normally "/sys". Paths are "/dev/<name>". Returns the count or a negative errno. */
 int disk_list_sysfs(const char *sysfs_root, char paths[][CFG_PATH_MAX], int max);
 
+/* ---- `disks = auto` (disk_auto.c) ---- */
+
+enum disk_transport {
+	DISK_TRANSPORT_LOCAL, /* SATA/SAS/NVMe/virtio/…: a bus inside the machine */
+	DISK_TRANSPORT_ISCSI,
+	DISK_TRANSPORT_NBD,
+	DISK_TRANSPORT_FC,
+	DISK_TRANSPORT_USB,
+	DISK_TRANSPORT_VIRTUAL, /* /sys/devices/virtual: no hardware behind it */
+	_DISK_TRANSPORT_MAX
+};
+const char *disk_transport_to_str(enum disk_transport t);
+/* From where /sys/block/<name> resolves to under sysfs_root. */
+enum disk_transport disk_sysfs_transport(const char *sysfs_root, const char *name);
+/* The whole disk ("/dev/sda") the node booted from: the disk under a mounted /boot,
+ * /boot/efi, live medium or / (mountinfo), else the kernel command line's root= (/dev/X,
+ * or UUID=/PARTUUID=/LABEL= through libblkid). -ENOENT when none (PXE, initramfs only). */
+int disk_boot_medium(const char *sysfs_root, const char *cmdline, const char *mountinfo,
+		     char *out, size_t n);
+/* Why auto mode leaves /dev/<name> alone ("boot medium", "removable", "iscsi", "nbd",
+ * "fc", "usb", "virtual"), or NULL when it may take it. */
+const char *disk_auto_excluded(const char *sysfs_root, const char *name, const char *boot_medium);
+struct disk_auto_opts {
+	const char *sysfs_root;	 /* NULL: "/sys" */
+	const char *boot_medium; /* NULL: detected with disk_boot_medium() */
+	const char *cmdline;	 /* NULL: "/proc/cmdline" */
+	const char *mountinfo;	 /* NULL: "/proc/self/mountinfo" */
+};
+/* The disks auto mode may take; one `event=disk … verdict=skipped reason=…` per other. */
+int disk_list_auto(const struct disk_auto_opts *o, char paths[][CFG_PATH_MAX], int max);
+
 /* ---- the planner (pure) ---- */
 
 enum disk_verdict {
