@@ -321,24 +321,29 @@ static int boot_stored(struct config_lkg *l, const char *path, const struct cfg_
 	return 0;
 }
 
+bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n)
+{
+	const struct journal_state *j = l ? jstate(l) : NULL;
+	if (!j || (!l->loaded && !l->disks))
+		return false;
+	if (config_lkg_failed(j, c->version, c->hash))
+		snprintf(why, n, "version %" PRIu64 " failed on this node before", c->version);
+	else if (j->has_good && c->version < j->good.version)
+		snprintf(why, n, "version %" PRIu64 " is older than the last-known-good %" PRIu64,
+			 c->version, j->good.version);
+	else
+		return false;
+	return true;
+}
+
 int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
 		    size_t n_ovr, struct cfg **ret, struct strbuf *err)
 {
 	struct cfg *c = NULL;
-	const struct journal_state *j = jstate(l);
 	char why[160];
 	int r = cfg_load(path, ovr, n_ovr, &c, err);
 	if (r >= 0) {
-		if (!l->loaded)
-			goto image;
-		if (config_lkg_failed(j, c->version, c->hash))
-			snprintf(why, sizeof(why), "version %" PRIu64 " failed on this node before",
-				 c->version);
-		else if (j->has_good && c->version < j->good.version)
-			snprintf(why, sizeof(why),
-				 "version %" PRIu64 " is older than the last-known-good %" PRIu64,
-				 c->version, j->good.version);
-		else
+		if (!config_lkg_refuses(l, c, why, sizeof(why)))
 			goto image;
 		log_error("configuration %s refused: %s", path, why);
 		sb_printf(err, "%s: %s\n", path, why);
@@ -352,6 +357,15 @@ int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_ove
 image:
 	*ret = c;
 	return 0;
+}
+
+static void forget_failed(struct journal_state *j, uint64_t version, const uint8_t hash[32])
+{
+	int k = 0;
+	for (int i = 0; i < j->n_failed; i++)
+		if (j->failed[i].version != version || memcmp(j->failed[i].hash, hash, 32))
+			j->failed[k++] = j->failed[i];
+	j->n_failed = k;
 }
 
 static bool is_good(struct config_lkg *l, const struct cfg *c)
@@ -396,6 +410,7 @@ int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok)
 	if (r < 0)
 		return r;
 	journal_set_good_config(j, c->version, c->hash);
+	forget_failed(j, c->version, c->hash); /* a retry of its hooks succeeded */
 	r = jstore(l);
 	if (r >= 0)
 		config_event("last-known-good", c->version, c->hash);

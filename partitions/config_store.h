@@ -50,5 +50,8 @@ void config_lkg_attach_disks(struct config_lkg *l, struct disk_module *m);
 /* The node is ready with c (hooks_ok) → last-known-good, copy kept; or its profile hooks
  * failed → recorded as failed. Idempotent. */
 int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok);
+/* Whether c must not run here (recorded as failed, or older than the last-known-good);
+ * why says which. For boot and for reloads. */
+bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n);
 /* Whether (version, hash) is recorded as failed. */
 bool config_lkg_failed(const struct journal_state *j, uint64_t version, const uint8_t hash[32]);
