@@ -345,6 +345,28 @@ static void raid_members(const struct cfg *c, int self, enum cfg_kind k,
 	}
 }
 
+/* The array's UUID, as its members' superblocks say, into the journal: when the array was
+ * just created, or nothing is recorded yet. Health integrity compares against it. */
+static bool record_md_uuid(const struct raid_driver *drv, struct disk_bootstrap_raid *br,
+			   enum cfg_kind k, bool created, struct journal_state *j)
+{
+	if (!created && j->md_uuid[k][0])
+		return false;
+	if (created && raid_examine_members(drv, &br->input) < 0)
+		return false;
+	char want[CFG_NAME_MAX + 24];
+	snprintf(want, sizeof(want), "%s:%s", br->input.homehost, br->input.name);
+	for (int i = 0; i < br->input.n_members; i++) {
+		const struct raid_member *m = &br->input.members[i];
+		if (!m->has_sb || strcmp(m->name, want) || !m->uuid[0] ||
+		    !strcmp(j->md_uuid[k], m->uuid))
+			continue;
+		snprintf(j->md_uuid[k], sizeof(j->md_uuid[k]), "%s", m->uuid);
+		return true;
+	}
+	return false;
+}
+
 static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
 		    struct disk_bootstrap_result *r)
 {
@@ -367,8 +389,11 @@ static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_o
 			continue;
 		}
 		br->planned = true;
-		if (br->plan.n_acts == 0)
+		if (br->plan.n_acts == 0) {
+			if (record_md_uuid(&drv, br, (enum cfg_kind)k, false, &r->journal))
+				(void)store(o, r);
 			continue;
+		}
 		char target[32];
 		snprintf(target, sizeof(target), "md:%s", br->input.name);
 		uint64_t id = journal_step_intent(&r->journal, JOURNAL_STEP_RAID, target,
@@ -381,6 +406,8 @@ static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_o
 			continue;
 		}
 		journal_step_done(&r->journal, id);
+		(void)record_md_uuid(&drv, br, (enum cfg_kind)k,
+				     br->plan.acts[0].kind == RAID_ACT_CREATE, &r->journal);
 		(void)store(o, r);
 	}
 	return ret;

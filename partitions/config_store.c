@@ -155,7 +155,8 @@ int config_store_find_devs(const char *sysfs_root, struct journal_dev *devs, int
 	int k = 0;
 	int n = paths && d ? disk_list_sysfs(sysfs_root, paths, DISK_MAX) : -ENOMEM;
 	for (int i = 0; i < n && k < max; i++) {
-		if (disk_auto_excluded(sysfs_root, paths[i] + 5, NULL) || disk_probe(paths[i], d) < 0)
+		if (disk_auto_excluded(sysfs_root, paths[i] + 5, NULL) ||
+		    disk_probe(paths[i], d) < 0)
 			continue;
 		for (int p = 0; p < d->n_parts && k < max; p++) {
 			if (strcmp(d->parts[p].name, disk_part_name(DISK_PART_STATE)))
@@ -195,8 +196,8 @@ struct config_lkg *config_lkg_new(const char *state_path, bool scan, const char 
 		l->n_devs = 1;
 	}
 	if (scan) {
-		int n = config_store_find_devs(sysfs_root ? sysfs_root : "/sys", l->devs + l->n_devs,
-					       JOURNAL_MAX_DEVS - l->n_devs);
+		int n = config_store_find_devs(sysfs_root ? sysfs_root : "/sys",
+					       l->devs + l->n_devs, JOURNAL_MAX_DEVS - l->n_devs);
 		l->n_devs += n > 0 ? n : 0;
 	}
 	l->loaded = l->n_devs > 0 && journal_load(l->devs, l->n_devs, l->j) == 0;
@@ -301,8 +302,10 @@ static int boot_stored(struct config_lkg *l, const char *path, const struct cfg_
 		return -ENOENT;
 	int r = config_store_load(d, n, j->good.hash, &text, &len, &version);
 	if (r < 0)
-		return log_error_errno(r, "no copy of the last-known-good configuration (version "
-					  "%" PRIu64 ") on cmpt-state", j->good.version);
+		return log_error_errno(r,
+				       "no copy of the last-known-good configuration (version "
+				       "%" PRIu64 ") on cmpt-state",
+				       j->good.version);
 	struct strbuf err;
 	sb_init(&err);
 	r = cfg_parse(path, text, len, ovr, n_ovr, ret, &err);

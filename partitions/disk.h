@@ -95,8 +95,8 @@ enum disk_transport disk_sysfs_transport(const char *sysfs_root, const char *nam
 /* The whole disk ("/dev/sda") the node booted from: the disk under a mounted /boot,
  * /boot/efi, live medium or / (mountinfo), else the kernel command line's root= (/dev/X,
  * or UUID=/PARTUUID=/LABEL= through libblkid). -ENOENT when none (PXE, initramfs only). */
-int disk_boot_medium(const char *sysfs_root, const char *cmdline, const char *mountinfo,
-		     char *out, size_t n);
+int disk_boot_medium(const char *sysfs_root, const char *cmdline, const char *mountinfo, char *out,
+		     size_t n);
 /* Why auto mode leaves /dev/<name> alone ("boot medium", "removable", "iscsi", "nbd",
  * "fc", "usb", "virtual"), or NULL when it may take it. */
 const char *disk_auto_excluded(const char *sysfs_root, const char *name, const char *boot_medium);
@@ -140,9 +140,9 @@ struct disk_plan_part {
 struct disk_plan {
 	enum disk_verdict verdict;
 	char reason[320];
-	char found[256]; /* what blkid saw, for foreign/wiped */
-	int auth;	 /* index of the authorization used (wiped), else -1 */
-	bool torn_own;	 /* create: finishing a torn table of this node's own layout */
+	char found[256];    /* what blkid saw, for foreign/wiped */
+	int auth;	    /* index of the authorization used (wiped), else -1 */
+	bool torn_own;	    /* create: finishing a torn table of this node's own layout */
 	char disk_guid[40]; /* create/wiped: the GPT disk GUID to write (set by the stage) */
 	struct disk_plan_part parts[_DISK_PART_MAX];
 	int n_parts;		/* create/wiped: what to make; keep: what is there */

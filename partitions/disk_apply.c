@@ -230,8 +230,8 @@ static int set_types(const struct disk_info *d, const struct disk_plan *p)
 		names[i] = disk_part_name(p->parts[i].kind);
 		guids[i] = disk_part_type_guid(p->parts[i].kind);
 	}
-	return disk_gpt_set_types_guid(d->path, d->sector_size ? d->sector_size : 512, names,
-				       guids, p->n_parts, p->disk_guid[0] ? p->disk_guid : NULL);
+	return disk_gpt_set_types_guid(d->path, d->sector_size ? d->sector_size : 512, names, guids,
+				       p->n_parts, p->disk_guid[0] ? p->disk_guid : NULL);
 }
 
 /* A new cmpt-state starts with both journal slots zeroed, whatever the disk held before. */

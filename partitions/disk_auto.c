@@ -98,8 +98,8 @@ static bool from_cmdline(const char *sysfs_root, const char *cmdline, char *out,
  * medium (/run/initramfs/live, /cdrom, /lib/live/mount/medium). */
 static bool from_mountinfo(const char *sysfs_root, const char *mountinfo, char *out, size_t n)
 {
-	static const char *const points[] = {"/boot", "/boot/efi", "/run/initramfs/live",
-					     "/cdrom", "/lib/live/mount/medium", "/"};
+	static const char *const points[] = {
+	    "/boot", "/boot/efi", "/run/initramfs/live", "/cdrom", "/lib/live/mount/medium", "/"};
 	FILE *f = fopen(mountinfo, "re");
 	char line[1024], found[sizeof(points) / sizeof(points[0])][32] = {{0}};
 	if (!f)
@@ -128,8 +128,8 @@ static bool from_mountinfo(const char *sysfs_root, const char *mountinfo, char *
 	return false;
 }
 
-int disk_boot_medium(const char *sysfs_root, const char *cmdline, const char *mountinfo,
-		     char *out, size_t n)
+int disk_boot_medium(const char *sysfs_root, const char *cmdline, const char *mountinfo, char *out,
+		     size_t n)
 {
 	char name[128];
 	if (!from_mountinfo(sysfs_root, mountinfo, name, sizeof(name)) &&

@@ -95,6 +95,14 @@ static void encode_payload(const struct journal_state *s, struct wbuf *w)
 		put(w, s->labels[i].hash, JOURNAL_WIPE_HASH);
 		put(w, s->labels[i].id, strlen(s->labels[i].id));
 	}
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		if (!s->md_uuid[k][0])
+			continue;
+		uint8_t kb[8] = {(uint8_t)k};
+		put_tl(w, JOURNAL_TAG_MD_UUID, (uint32_t)(8 + strlen(s->md_uuid[k])));
+		put(w, kb, 8);
+		put(w, s->md_uuid[k], strlen(s->md_uuid[k]));
+	}
 	encode_steps(s, w);
 	put_tl(w, JOURNAL_TAG_NEXT_ID, 8);
 	put_u64(w, s->next_id);
@@ -182,8 +190,7 @@ static int copy_text(char *dst, size_t cap, const uint8_t *src, size_t n)
 	return 0;
 }
 
-static void add_label(struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH],
-		      const char *id);
+static void add_label(struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH], const char *id);
 
 /* Format 1 kept at most 32 wipes by name: each becomes a hash and a label. */
 static int decode_wipe_v1(struct journal_state *s, const uint8_t *v, uint32_t len)
@@ -264,6 +271,10 @@ static int decode_rec(struct journal_state *s, uint16_t tag, const uint8_t *v, u
 				 v + JOURNAL_WIPE_HASH, len - JOURNAL_WIPE_HASH);
 	case JOURNAL_TAG_STEP_DISK:
 		return decode_step_disk(s, v, len);
+	case JOURNAL_TAG_MD_UUID:
+		if (len < 8 || v[0] >= _CFG_KIND_MAX)
+			return -EBADMSG;
+		return copy_text(s->md_uuid[v[0]], sizeof(s->md_uuid[0]), v + 8, len - 8);
 	case JOURNAL_TAG_STEP: {
 		if (len < 12 || s->n_steps >= JOURNAL_MAX_STEPS)
 			return -EBADMSG;
@@ -336,8 +347,8 @@ int journal_decode_slot(const uint8_t *buf, size_t len, struct journal_state *re
 	v = le32toh(v);
 	hs = le32toh(hs);
 	pl = le32toh(pl);
-	if (memcmp(buf, JOURNAL_MAGIC, 8) || (v != JOURNAL_FORMAT && v != JOURNAL_FORMAT_V1) || hs != JOURNAL_HDR_SIZE ||
-	    pl > JOURNAL_MAX_PAYLOAD || pl > len - JOURNAL_HDR_SIZE)
+	if (memcmp(buf, JOURNAL_MAGIC, 8) || (v != JOURNAL_FORMAT && v != JOURNAL_FORMAT_V1) ||
+	    hs != JOURNAL_HDR_SIZE || pl > JOURNAL_MAX_PAYLOAD || pl > len - JOURNAL_HDR_SIZE)
 		return -EBADMSG;
 	uint8_t h[32];
 	slot_hash(buf, buf + JOURNAL_HDR_SIZE, pl, h);
@@ -451,8 +462,7 @@ bool journal_wipe_consumed(const struct journal_state *s, const char *id)
 
 /* Labels are for reading only: the newest are kept, the oldest name dropped (its hash
  * stays). */
-static void add_label(struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH],
-		      const char *id)
+static void add_label(struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH], const char *id)
 {
 	if (s->n_labels == JOURNAL_MAX_WIPE_LABELS) {
 		memmove(&s->labels[0], &s->labels[1],

@@ -8,7 +8,7 @@
 #include "util.h"
 
 #define JOURNAL_MAGIC "CMPTJRN1"
-#define JOURNAL_FORMAT 2     /* written; format 1 (wipes by name, at most 32) is read too */
+#define JOURNAL_FORMAT 2 /* written; format 1 (wipes by name, at most 32) is read too */
 #define JOURNAL_FORMAT_V1 1
 #define JOURNAL_HDR_SIZE 64
 #define JOURNAL_SLOT_SIZE (256U << 10)
@@ -36,6 +36,7 @@ enum journal_tag {
 	JOURNAL_TAG_WIPE_LABEL = 9, /* 16-byte hash, the id as given (display only) */
 	JOURNAL_TAG_STEP_DISK = 10, /* u64 step id, u64 disk size, 16-byte GPT disk GUID
 				     * (on-disk order), what was found on the disk before */
+	JOURNAL_TAG_MD_UUID = 11,   /* u8 kind, 7 zero, the md array's UUID (mdadm's form) */
 };
 
 enum journal_step_kind {
@@ -91,6 +92,7 @@ struct journal_state {
 	int n_wipes;
 	struct journal_wipe_label labels[JOURNAL_MAX_WIPE_LABELS];
 	int n_labels;
+	char md_uuid[_CFG_KIND_MAX][48]; /* per array (infra, admin); "" not recorded */
 	struct journal_step steps[JOURNAL_MAX_STEPS];
 	int n_steps;
 	uint64_t next_id;
@@ -121,7 +123,8 @@ bool journal_wipe_consumed(const struct journal_state *s, const char *id);
 int journal_wipe_record(struct journal_state *s, const char *id);
 void journal_wipe_hash(const char *id, uint8_t out[JOURNAL_WIPE_HASH]);
 /* The label of a consumed wipe's hash, "" when only the hash is kept. */
-const char *journal_wipe_label(const struct journal_state *s, const uint8_t hash[JOURNAL_WIPE_HASH]);
+const char *journal_wipe_label(const struct journal_state *s,
+			       const uint8_t hash[JOURNAL_WIPE_HASH]);
 void journal_set_role(struct journal_state *s, enum cfg_kind k, const char *role, uint64_t epoch);
 void journal_set_good_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);
 void journal_add_failed_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);

@@ -370,6 +370,15 @@ static void format_json(const struct journal_state *s, struct strbuf *o)
 		sb_printf(o, ",\"epoch\":%" PRIu64 "}", s->roles[k].epoch);
 		first = false;
 	}
+	sb_puts(o, "},\"md_uuids\":{");
+	first = true;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		if (!s->md_uuid[k][0])
+			continue;
+		sb_printf(o, "%s\"%s\":", first ? "" : ",", cfg_kind_to_str(k));
+		sb_json_str(o, s->md_uuid[k]);
+		first = false;
+	}
 	sb_puts(o, "},\"wipes_consumed\":[");
 	for (int i = 0; i < s->n_wipes; i++) {
 		char hx[65];
@@ -413,6 +422,9 @@ static void format_human(const struct journal_state *s, struct strbuf *o)
 		if (s->roles[k].set)
 			sb_printf(o, "role %-10s %s (epoch %" PRIu64 ")\n", cfg_kind_to_str(k),
 				  s->roles[k].role, s->roles[k].epoch);
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (s->md_uuid[k][0])
+			sb_printf(o, "md %-12s uuid %s\n", cfg_kind_to_str(k), s->md_uuid[k]);
 	for (int i = 0; i < s->n_wipes; i++)
 		sb_printf(o, "wipe consumed   %s (seq %" PRIu64 ")\n",
 			  *journal_wipe_label(s, s->wipes[i].hash)

@@ -398,8 +398,8 @@ static void test_resume_torn(void **state)
 		assert_int_equal(waitpid(pid, &st, 0), pid);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 99);
 		struct disk_bootstrap_result *r = run("a1", disks, 2, NULL, 0, false);
-		const struct journal_step *s = journal_step_pending(&r->journal,
-								    JOURNAL_STEP_PARTITION, b);
+		const struct journal_step *s =
+		    journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, b);
 		assert_non_null(s);
 		assert_int_equal(s->disk_size, IMG_SIZE);
 		char guid[40];
@@ -411,9 +411,9 @@ static void test_resume_torn(void **state)
 		assert_int_equal(r->disks[1].result, 0);
 		assert_string_equal(r->disks[1].info.ptuuid, guid);
 		assert_null(journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, b));
-		assert_int_equal(journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, b,
-						     JOURNAL_STEP_DONE),
-				 1);
+		assert_int_equal(
+		    journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, b, JOURNAL_STEP_DONE),
+		    1);
 		free(r);
 		assert_int_equal(sh("sgdisk -v %s 2>&1 | grep -q 'No problems found'", b), 0);
 	}

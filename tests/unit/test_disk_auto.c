@@ -32,13 +32,13 @@ static int sh(const char *fmt, ...)
 static void disk(const char *name, const char *devdir, const char *mm, int removable,
 		 const char *part_mm)
 {
-	assert_int_equal(
-	    sh("mkdir -p %s && cd %s && d=devices/%s/block/%s && mkdir -p $d block class/block dev/block && "
-	       "echo 262144 >$d/size && echo %d >$d/removable && "
-	       "ln -s ../$d block/%s && ln -s ../../$d class/block/%s && "
-	       "ln -s ../../$d dev/block/%s",
-	       root, root, devdir, name, removable, name, name, mm),
-	    0);
+	assert_int_equal(sh("mkdir -p %s && cd %s && d=devices/%s/block/%s && mkdir -p $d block "
+			    "class/block dev/block && "
+			    "echo 262144 >$d/size && echo %d >$d/removable && "
+			    "ln -s ../$d block/%s && ln -s ../../$d class/block/%s && "
+			    "ln -s ../../$d dev/block/%s",
+			    root, root, devdir, name, removable, name, name, mm),
+			 0);
 	if (!part_mm)
 		return;
 	const char *sep = name[strlen(name) - 1] >= '0' && name[strlen(name) - 1] <= '9' ? "p" : "";

@@ -59,11 +59,11 @@ enum setup {
 	FOREIGN_MD,
 	GPT_BACKUP_ONLY, /* primary destroyed, backup intact */
 	UNREADABLE,
-	TORN_OWN,	 /* power lost inside our first write: 2 of our partitions, areas zero */
-	TORN_OWN_DATA,	 /* the same table, but data where our partitions would start */
-	TORN_MOVED,	 /* cmpt-* names, not at this node's canonical geometry */
-	TORN_PMBR,	 /* only the protective MBR reached the disk */
-	OURS_NO_BACKUP,	 /* complete primary, backup never written, areas zero */
+	TORN_OWN,	/* power lost inside our first write: 2 of our partitions, areas zero */
+	TORN_OWN_DATA,	/* the same table, but data where our partitions would start */
+	TORN_MOVED,	/* cmpt-* names, not at this node's canonical geometry */
+	TORN_PMBR,	/* only the protective MBR reached the disk */
+	OURS_NO_BACKUP, /* complete primary, backup never written, areas zero */
 	OURS_NO_BACKUP_DATA, /* the same, with data: kept as it is, nothing written */
 };
 
@@ -647,9 +647,8 @@ static void test_strings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table), cmocka_unit_test(test_resume_identity),
-	    cmocka_unit_test(test_layout_sizes),
-	    cmocka_unit_test(test_grown_percent),
+	    cmocka_unit_test(test_table),	 cmocka_unit_test(test_resume_identity),
+	    cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_grown_percent),
 	    cmocka_unit_test(test_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
