@@ -61,6 +61,7 @@ struct disk_info {
 	bool gpt_primary, gpt_backup; /* "EFI PART" found there (CRCs not checked) */
 	bool gpt_primary_valid;	      /* primary header CRC good */
 	bool gpt_tables_sound;	      /* both headers and both entry arrays pass their CRCs */
+	bool gpt_foreign_entries;     /* a header lists entries not named cmpt-* */
 	bool probe_failed;	      /* libblkid gave up (e.g. ambivalent): never blank */
 	char head_sum[20]; /* BLAKE2b-64 (hex) of the first and last 64 KiB: "what was on it" */
 	/* Set by the stage (it knows the layout): the first MiB of every partition of this
@@ -210,6 +211,9 @@ int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const
 /* The same, and the disk GUID of both headers set to disk_guid (textual) unless NULL. */
 int disk_gpt_set_types_guid(const char *path, unsigned sector_size, const char *const names[],
 			    const char *const guids[], int n, const char *disk_guid);
+/* Either GPT header (valid CRC) lists an entry in use whose name is not cmpt-*, even when
+ * its entry array is torn or libblkid does not read it. */
+bool disk_gpt_foreign_entries(const char *path, unsigned sector_size, uint64_t size);
 /* Both GPT headers and entry arrays pass their CRCs. */
 bool disk_gpt_sound(const char *path, unsigned sector_size);
 int disk_guid_parse(const char *s, uint8_t out[16]); /* textual → GPT on-disk order */

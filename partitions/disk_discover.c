@@ -229,6 +229,8 @@ static void probe_gpt_raw(const char *path, struct disk_info *d)
 	if (d->gpt_primary || d->gpt_backup)
 		add_sig(d, d->gpt_primary_valid ? "gpt" : "gpt-damaged");
 	d->gpt_tables_sound = d->gpt_primary_valid && disk_gpt_sound(path, ss);
+	if (d->gpt_primary || d->gpt_backup)
+		d->gpt_foreign_entries = disk_gpt_foreign_entries(path, ss, d->size);
 }
 
 #define SUM_SPAN (64U << 10)

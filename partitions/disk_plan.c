@@ -230,7 +230,7 @@ bool disk_torn_own(const struct disk_plan_input *in, const struct disk_info *d)
 {
 	struct disk_plan_part c[_DISK_PART_MAX];
 	int n;
-	if (disk_is_blank(d) || d->probe_failed ||
+	if (disk_is_blank(d) || d->probe_failed || d->gpt_foreign_entries ||
 	    (d->pttype[0] && strcmp(d->pttype, "gpt") && strcasecmp(d->pttype, "PMBR")) ||
 	    disk_layout_compute(in->layout, in->zone, d->size, c, &n) < 0)
 		return false;

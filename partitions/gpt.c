@@ -181,6 +181,40 @@ static int check_table(int fd, unsigned ss, uint64_t lba, uint64_t *ret_alt)
 	return 0;
 }
 
+/* Entries in the table at lba (header CRC good; the entries' CRC may be torn) that are in
+ * use and not named cmpt-*. */
+static bool table_has_foreign(int fd, unsigned ss, uint64_t lba)
+{
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	struct gpt_hdr h;
+	static const uint8_t zero[16];
+	if (!hb || read_hdr(fd, ss, lba, hb, &h) < 0)
+		return false;
+	size_t tl = (size_t)h.n_entries * h.entry_size;
+	_cleanup_free_ uint8_t *tab = malloc(tl);
+	if (!tab || pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
+		return false;
+	for (uint32_t i = 0; i < h.n_entries; i++) {
+		const uint8_t *e = tab + (size_t)i * h.entry_size;
+		if (!memcmp(e, zero, 16))
+			continue;
+		static const char pfx[] = "cmpt-";
+		for (size_t k = 0; k < sizeof(pfx) - 1; k++)
+			if (e[56 + 2 * k] != (uint8_t)pfx[k] || e[57 + 2 * k] != 0)
+				return true;
+	}
+	return false;
+}
+
+bool disk_gpt_foreign_entries(const char *path, unsigned sector_size, uint64_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || size < 4ULL * sector_size)
+		return false;
+	return table_has_foreign(fd, sector_size, 1) ||
+	       table_has_foreign(fd, sector_size, size / sector_size - 1);
+}
+
 bool disk_gpt_sound(const char *path, unsigned sector_size)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -10,7 +10,7 @@
 set -euo pipefail
 BUILD=${BUILD:-build}
 compartd=$(realpath "$BUILD/compartd")
-for t in sfdisk jq mkfs.ext4 sha256sum debugfs; do
+for t in sfdisk sgdisk jq mkfs.ext4 sha256sum debugfs; do
 	command -v "$t" >/dev/null || { echo "missing $t"; exit 77; }
 done
 work=$(mktemp -d /var/tmp/disk-torn-XXXXXX)
@@ -103,4 +103,25 @@ for k in 1 2 3 4; do
 	[ "$(sha256sum <f.img)" = "$sum_f" ] || { echo "torn $k with data: written to"; exit 1; }
 	echo "torn after $k writes: finished ($(verdict u$k t.img)); with data: $v, untouched"
 done
+# 3. Someone else's GPT whose primary (and PMBR) is gone, the backup intact, its partition
+# empty: not our torn table, even though our canonical areas read as zeros.
+rm -f o.img; truncate -s 128M o.img
+sgdisk -n1:1M:+60M -c1:data o.img >/dev/null
+dd if=/dev/zero of=o.img bs=512 count=34 conv=notrunc status=none
+sum_o=$(sha256sum <o.img)
+apply o1 o.img || true
+[ "$(verdict o1 o.img)" = foreign ] || { echo "backup-only foreign GPT: $(verdict o1 o.img)"; cat o1.err; exit 1; }
+[ "$(sha256sum <o.img)" = "$sum_o" ] || { echo "backup-only foreign GPT: written to"; exit 1; }
+echo "a foreign GPT with only its backup left: foreign, untouched"
+# Someone else's GPT torn the other way: primary header sound, its entries torn (libblkid
+# sees only the PMBR), no backup. Our own look at the entries finds "data": foreign.
+rm -f p.img; truncate -s 128M p.img
+sgdisk -n1:1M:+60M -c1:data p.img >/dev/null
+dd if=/dev/zero of=p.img bs=512 seek=$((128 * 2048 - 33)) count=33 conv=notrunc status=none
+printf '\001' | dd of=p.img bs=1 seek=$((1024 + 128 + 100)) conv=notrunc status=none
+sum_p=$(sha256sum <p.img)
+apply p1 p.img || true
+[ "$(verdict p1 p.img)" = foreign ] || { echo "torn foreign GPT: $(verdict p1 p.img)"; cat p1.err; exit 1; }
+[ "$(sha256sum <p.img)" = "$sum_p" ] || { echo "torn foreign GPT: written to"; exit 1; }
+echo "a foreign GPT with torn entries: foreign, untouched"
 echo "disk torn test: ok"

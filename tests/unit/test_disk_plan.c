@@ -63,6 +63,7 @@ enum setup {
 	TORN_OWN_DATA,	/* the same table, but data where our partitions would start */
 	TORN_MOVED,	/* cmpt-* names, not at this node's canonical geometry */
 	TORN_PMBR,	/* only the protective MBR reached the disk */
+	BACKUP_FOREIGN, /* primary gone, a backup header lists someone else's entries */
 	OURS_NO_BACKUP, /* complete primary, backup never written, areas zero */
 	OURS_NO_BACKUP_DATA, /* the same, with data: kept as it is, nothing written */
 };
@@ -394,6 +395,12 @@ static const struct plan_case cases[] = {
      .zone = CFG_ZONE_DMZ,
      .verdict = DISK_VERDICT_CREATE,
      .n_parts = 4},
+    {.name = "backup lists foreign entries: foreign",
+     .setup = BACKUP_FOREIGN,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_FOREIGN,
+     .n_parts = 0},
     {.name = "only the PMBR written: finished",
      .setup = TORN_PMBR,
      .size = 2 * GiB,
@@ -479,6 +486,10 @@ static void build(const struct plan_case *c, const struct cfg_layout *l, struct 
 		d->areas_blank = c->setup != TORN_OWN_DATA;
 		if (c->setup == TORN_MOVED)
 			d->parts[1].start += MiB;
+		break;
+	case BACKUP_FOREIGN:
+		d->gpt_backup = d->gpt_foreign_entries = d->areas_blank = true;
+		snprintf(d->sigs[d->n_sigs++], sizeof(d->sigs[0]), "gpt-damaged");
 		break;
 	case TORN_PMBR:
 		snprintf(d->pttype, sizeof(d->pttype), "PMBR");
