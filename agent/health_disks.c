@@ -250,6 +250,38 @@ static const struct health_component_ops journal_ops = {
     .rebuild_tries = 2,
 };
 
+static const struct health_component_ops md_ops;
+
+/* The disk component ("disk:vda") when everything the journal or array `id` lives on is on
+ * that one disk: unreachable, it makes them unavailable without a probe (SPEC §8). With
+ * two disks a mirror or journal still serves from the other, so there is no parent. */
+static bool one_disk_parent(struct health *h, struct disk_module *m,
+			    const struct health_component_ops *ops, const char *id, char *out,
+			    size_t n)
+{
+	const struct disk_bootstrap_result *r = disk_module_result(m);
+	const char *only = NULL;
+	if (!r || (ops != &journal_ops && ops != &md_ops))
+		return false;
+	for (int i = 0; i < r->n_disks; i++) {
+		const struct disk_info *d = &r->disks[i].info;
+		bool holds = false;
+		for (int p = 0; p < d->n_parts; p++)
+			holds |= ops == &journal_ops ? !strcmp(d->parts[p].name, "cmpt-state")
+						     : !strcmp(d->parts[p].name + 5, id) &&
+							   !strncmp(d->parts[p].name, "cmpt-", 5);
+		if (!holds)
+			continue;
+		if (only)
+			return false;
+		only = strrchr(d->path, '/') ? strrchr(d->path, '/') + 1 : d->path;
+	}
+	if (!only || !health_find(h, "disk", only))
+		return false;
+	snprintf(out, n, "disk:%s", only);
+	return true;
+}
+
 /* Registers w (allocated by the caller, first member of a bigger watch for md) as a
  * component sharing the context x; on failure w is freed. */
 static int attach(struct health *h, const struct health_component_ops *ops, struct disk_watch *w,
@@ -259,7 +291,9 @@ static int attach(struct health *h, const struct health_component_ops *ops, stru
 	w->m = m;
 	w->x = x;
 	x->refs++;
-	int r = health_register_flags(h, ops, w, kind, id, NULL, flags);
+	char parent[HEALTH_NAME_MAX + 8];
+	bool has_parent = one_disk_parent(h, m, ops, id, parent, sizeof(parent));
+	int r = health_register_flags(h, ops, w, kind, id, has_parent ? parent : NULL, flags);
 	if (r < 0) {
 		x->refs--;
 		free(w);

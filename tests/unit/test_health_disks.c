@@ -103,6 +103,9 @@ static void test_disk_check(void **state)
 	struct health_component *j = health_find(h, "journal", "state");
 	assert_non_null(j);
 	assert_int_equal(j->state, HEALTH_STATE_OK);
+	/* Its only disk is its parent: that disk unreachable, it is not probed. */
+	assert_true(j->parent >= 0);
+	assert_string_equal(h->comps[j->parent].name, "disk:disk0.img");
 	printf("%s: %s\n", j->name, j->detail);
 	const struct disk_bootstrap_result *res = disk_module_result(m);
 	struct journal_slot_info info[2];
@@ -192,6 +195,7 @@ static void test_disk_check(void **state)
 	health_run_due(h, now += 2 * USEC_PER_SEC);
 	assert_non_null(
 	    strstr(events.buf, "component=disk:disk0.img state=needs-operator stage=reachable"));
+	assert_int_equal(health_find(h, "journal", "state")->state, HEALTH_STATE_UNAVAILABLE);
 
 	health_disks_unregister(h);
 	assert_null(health_find(h, "disk", "disk0.img"));
