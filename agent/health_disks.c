@@ -883,12 +883,45 @@ static void on_log(struct watch *w, int fd, uint32_t revents, void *ud)
 		x->log_w = watch_remove(x->log_w);
 }
 
+/* The child's journal is the one it loaded when it forked: the configuration and role
+ * records written here since (last-known-good, failed, election) are the parent's, which
+ * the stage never changes. They go into the child's copy, and to disk when it missed them. */
+static void keep_parent_records(struct disk_module *m, struct journal_state *child)
+{
+	const struct journal_state *mine = disk_module_journal(m);
+	if (!mine)
+		return;
+	bool differ = mine->has_good != child->has_good ||
+		      memcmp(&mine->good, &child->good, sizeof(mine->good)) ||
+		      mine->n_failed != child->n_failed ||
+		      memcmp(mine->failed, child->failed, sizeof(mine->failed)) ||
+		      memcmp(mine->roles, child->roles, sizeof(mine->roles));
+	if (!differ)
+		return;
+	child->has_good = mine->has_good;
+	child->good = mine->good;
+	memcpy(child->failed, mine->failed, sizeof(child->failed));
+	child->n_failed = mine->n_failed;
+	memcpy(child->roles, mine->roles, sizeof(child->roles));
+	child->seq = mine->seq > child->seq ? mine->seq : child->seq;
+	int n = 0;
+	const struct journal_dev *d = NULL;
+	const struct disk_bootstrap_result *r = disk_module_result(m);
+	if (r) {
+		d = r->jdevs;
+		n = r->n_jdevs;
+	}
+	if (n && journal_store(d, n, child) < 0)
+		log_warn("health: cannot write the configuration records back to the journal");
+}
+
 static void job_done(struct spawn *sp, int status, bool timed_out, void *ud)
 {
 	struct disks_ctx *x = ud;
 	uint64_t ms = (now_usec() - x->started_us) / USEC_PER_MSEC;
 	drain_log(x);
 	if (x->shm->complete) {
+		keep_parent_records(x->m, &x->shm->res.journal);
 		disk_module_set_result(x->m, &x->shm->res);
 		log_notice("health: the disks stage finished in %" PRIu64 " ms%s", ms,
 			   x->shm->rc < 0 ? " with errors" : "");

@@ -487,6 +487,12 @@ static void test_rebuild_async(void **state)
 	run_until(l, md, HEALTH_STATE_NEEDS_OPERATOR);
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 
+	/* The agent records a last-known-good configuration while the node runs. */
+	uint8_t hash[32];
+	memset(hash, 0x5c, sizeof(hash));
+	journal_set_good_config(disk_module_journal(n.m), 9, hash);
+	assert_int_equal(disk_module_journal_store(n.m), 0);
+
 	zero_range(n.img, 0, MiB); /* a replaced disk: blank */
 	zero_range(n.img, IMG_SIZE - MiB, MiB);
 	sb_init(&all_events);
@@ -517,6 +523,17 @@ static void test_rebuild_async(void **state)
 	assert_non_null(rec);
 	assert_true(dsk < raid && raid < rec);
 	assert_non_null(strstr(all_events.buf, "state=failed stage=parses action=none reason=\"blank"));
+	/* The child started a new journal on the new layout; the parent's configuration record
+	 * is kept, in memory and on disk. */
+	const struct journal_state *js = disk_module_journal(n.m);
+	assert_true(js->has_good);
+	assert_int_equal(js->good.version, 9);
+	const struct disk_bootstrap_result *res = disk_module_result(n.m);
+	struct journal_state *ondisk = calloc(1, sizeof(*ondisk));
+	assert_int_equal(journal_load(res->jdevs, res->n_jdevs, ondisk), 0);
+	assert_true(ondisk->has_good);
+	assert_memory_equal(ondisk->good.hash, hash, 32);
+	free(ondisk);
 
 	sb_free(&all_events);
 	slow_node_close(&n);
