@@ -65,7 +65,7 @@ rig_wait_for a1 'event=raid name=infra action=fail-remove dev=/dev/vdb3 status=o
 rig_wait_for a1 'event=raid name=infra action=re-add dev=/dev/vdb3' 30 >/dev/null
 rig_wait_for a1 'event=health component=md:infra state=recovered' 180 >/dev/null
 rig_md_wait a1 infra 'Active Devices : 2' 180 | grep -E 'State :|Active Devices'
-rig_output a1 | grep -o 'event=\(raid\|health component=md\).*' | sed 's/^/  /'
+rig_events a1 | { grep -E '^event=(raid|health component=md:)' || true; } | sed 's/^/  /'
 rig_kill a1
 uuid=$("$BUILD/compartd" state show --disk "$d0" --disk "$d1" --json | jq -r '.journal.md_uuids.infra // ""')
 grep -Eq '^[0-9a-f]{8}(:[0-9a-f]{8}){3}$' <<<"$uuid" || { echo "FAIL: no md uuid in the journal ($uuid)"; exit 1; }
