@@ -69,7 +69,9 @@ rig_events a1 | { grep -E '^event=(raid|health component=md:)' || true; } | sed 
 rig_kill a1
 uuid=$("$BUILD/compartd" state show --disk "$d0" --disk "$d1" --json | jq -r '.journal.md_uuids.infra // ""')
 grep -Eq '^[0-9a-f]{8}(:[0-9a-f]{8}){3}$' <<<"$uuid" || { echo "FAIL: no md uuid in the journal ($uuid)"; exit 1; }
-echo "journal: md infra uuid $uuid"
+md_uuid=$(sed -n 's/^ *UUID : \([0-9a-f:]*\).*/\1/p' <<<"$out" | head -1)
+[ "$uuid" = "$md_uuid" ] || { echo "FAIL: journal md uuid $uuid, mdadm --detail says $md_uuid"; exit 1; }
+echo "journal: md infra uuid $uuid (= mdadm --detail)"
 [ "$(sfdisk -d "$d0" | sha256sum)" = "$pt0" ] || { echo "FAIL: partition table of disk 0 changed"; exit 1; }
 [ "$(sfdisk -d "$d1" | sha256sum)" = "$pt1" ] || { echo "FAIL: partition table of disk 1 changed"; exit 1; }
 [ "$(rig_part_sha "$d0" cmpt-guest)" = "$g0" ] || { echo "FAIL: cmpt-guest of disk 0 changed"; exit 1; }
