@@ -350,6 +350,12 @@ static void test_md_members(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 8 << 20), 0);
 	assert_int_equal(md_write_v1(fd, 8 << 20, "1.2", "a1:infra", 0xab, 5), 0);
+	/* Distinct UUID bytes: mdadm --examine --export prints this superblock's MD_UUID as
+	 * 00112233:44556677:8899aabb:ccddeeff (bytes in order, checked against mdadm 4.2). */
+	uint8_t u[16];
+	for (int i = 0; i < 16; i++)
+		u[i] = (uint8_t)(i * 17);
+	assert_int_equal(pwrite(fd, u, 16, 4096 + 16), 16);
 	close(fd);
 	char dev[128], sys[128];
 	snprintf(dev, sizeof(dev), "%s/dev", dir);
@@ -359,7 +365,7 @@ static void test_md_members(void **state)
 	sb_init(&d);
 	assert_int_equal(health_md_read(dev, sys, "infra", &f, &d), 0);
 	assert_int_equal(f.n_members, 2);
-	assert_string_equal(f.uuid, "abababab:abababab:abababab:abababab");
+	assert_string_equal(f.uuid, "00112233:44556677:8899aabb:ccddeeff");
 	const char *exp[] = {"/dev/vda3", "/dev/vdb3"};
 	struct health_md_cmd c[4];
 	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_ISOLATE, exp, 2, c, 4), 1);
