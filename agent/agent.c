@@ -353,8 +353,9 @@ static void agent_after_decision(struct decision *d, void *ud)
 	if (a->elect)
 		elect_drv_set_eligible(a->elect, decision_eligible(d));
 	int p = decision_profile(d);
-	if (p > RULES_PROFILE_WAIT_OPERATOR) /* hooks ran: ready with this config, or it failed */
-		(void)config_lkg_record(a->lkg, a->cfg, decision_eligible(d));
+	if (p > RULES_PROFILE_WAIT_OPERATOR && /* hooks ran: ready with this config, or… */
+	    config_lkg_record(a->lkg, a->cfg, decision_eligible(d)) == 0 && !decision_eligible(d))
+		(void)config_lkg_rollback(a->lkg, a->cfg, a->kcmd.ovr, a->kcmd.n_ovr); /* …failed */
 	if (a->stage >= AGENT_STAGE_ELECTION)
 		return;
 	agent_set_stage(a, AGENT_STAGE_ELECTION); /* joined above, now with eligibility */

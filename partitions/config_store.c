@@ -419,3 +419,38 @@ int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok)
 		config_event("last-known-good", c->version, c->hash);
 	return r;
 }
+
+int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
+			size_t n_ovr)
+{
+	const struct journal_state *j = l ? jstate(l) : NULL;
+	int n;
+	if (!j || !j->has_good || !memcmp(j->good.hash, c->hash, 32))
+		return -ENOENT;
+	const struct journal_dev *d = jdevs(l, &n);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	uint64_t version;
+	struct cfg *g = NULL;
+	int r = config_store_load(d, n, j->good.hash, &text, &len, &version);
+	if (r >= 0)
+		r = cfg_parse(c->path, text, len, ovr, n_ovr, &g, NULL);
+	if (r < 0)
+		return log_warn_errno(r, "no usable last-known-good configuration to roll back to");
+	const char *why = cfg_topology_change(c, g);
+	if (why) {
+		log_warn("not rolling back to version %" PRIu64 ": %s", g->version, why);
+		cfg_free(g);
+		return -EBUSY;
+	}
+	uint64_t from = c->version;
+	*c = *g;
+	cfg_free(g);
+	struct event ev;
+	event_begin(&ev, "config");
+	event_add(&ev, "action", "rollback");
+	event_add_u64(&ev, "version", c->version);
+	event_add_u64(&ev, "from", from);
+	event_emit(&ev);
+	return 0;
+}

@@ -50,6 +50,12 @@ void config_lkg_attach_disks(struct config_lkg *l, struct disk_module *m);
 /* The node is ready with c (hooks_ok) → last-known-good, copy kept; or its profile hooks
  * failed → recorded as failed. Idempotent. */
 int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok);
+/* After c's profile hooks failed (recorded by config_lkg_record): c is replaced in place
+ * by the last-known-good copy (SPEC §2a rollback), when there is one that differs and has
+ * the same topology (modules keep their pointers into c), with `event=config
+ * action=rollback version=N from=M`. 0 when rolled back, -ENOENT / -EBUSY otherwise. */
+int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
+			size_t n_ovr);
 /* Whether c must not run here (recorded as failed, or older than the last-known-good);
  * why says which. For boot and for reloads. */
 bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n);

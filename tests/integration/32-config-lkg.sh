@@ -51,7 +51,8 @@ hs_wait a2 'event=ready node=a2' 15
 hs_stop a2
 echo "older image config: booted with the last-known-good copy"
 
-# 4. Version 6 whose management hook fails: recorded as failed, refused at the next boot.
+# 4. Version 6 whose management hook fails: recorded as failed, rolled back to 5, refused
+# at the next boot.
 sed 's/^version = 5$/version = 6/' "$good" >"$HS_TMP/cluster.conf"
 cp "$HS_TMP/hooks/start-mgmt" "$HS_TMP/start-mgmt.ok"
 printf '#!/bin/sh\nexit 4\n' >"$HS_TMP/hooks/start-mgmt"
@@ -60,6 +61,9 @@ hs_wait a2 'event=ready node=a2 profile=wait-operator' 15
 [ "$(running_version)" = 6 ] || fail "version 6 not running"
 hs_ctl a2 continue || fail "continue refused"
 hs_wait a2 'event=config action=failed version=6' 10
+# …rolled back at once to the last-known-good (SPEC §2a).
+hs_wait a2 'event=config action=rollback version=5 from=6' 5
+[ "$(running_version)" = 5 ] || fail "not rolled back to version 5"
 hs_stop a2
 cp "$HS_TMP/start-mgmt.ok" "$HS_TMP/hooks/start-mgmt"
 start a2

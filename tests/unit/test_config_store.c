@@ -101,7 +101,15 @@ static void test_lkg(void **state_)
 	assert_int_equal(c->version, 2);
 	cfg_free(c);
 	record(2, false);
+	/* …and the running version 2 is rolled back in place to the copy of version 1. */
 	write_conf(2, false);
+	assert_int_equal(cfg_load(conf, NULL, 0, &c, NULL), 0);
+	struct config_lkg *l = config_lkg_new(state, false, NULL);
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0), 0);
+	assert_int_equal(c->version, 1);
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0), -ENOENT); /* already the good one */
+	config_lkg_free(l);
+	cfg_free(c);
 	c = boot(&r);
 	assert_int_equal(r, 0);
 	assert_int_equal(c->version, 1);
