@@ -345,6 +345,10 @@ int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_ove
 	struct cfg *c = NULL;
 	char why[160];
 	int r = cfg_load(path, ovr, n_ovr, &c, err);
+	if (!l) { /* out of memory when it was made: the image's file alone */
+		*ret = r >= 0 ? c : NULL;
+		return r;
+	}
 	if (r >= 0) {
 		if (!config_lkg_refuses(l, c, why, sizeof(why)))
 			goto image;
