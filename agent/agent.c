@@ -10,6 +10,7 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "spawn.h"
+#include "config_store.h"
 #include "proctitle.h"
 #include "storage.h"
 
@@ -178,7 +179,10 @@ int agent_reload_config(struct agent *a, struct strbuf *msg)
 		return r;
 	}
 	sb_free(&err);
-	const char *why = cfg_topology_change(a->env.cfg, n);
+	char lkg_why[160];
+	const char *why = config_lkg_refuses(a->lkg, n, lkg_why, sizeof(lkg_why))
+			      ? lkg_why
+			      : cfg_topology_change(a->env.cfg, n);
 	if (why) {
 		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ": %s; "
 			       "restart the agent to apply it", a->env.cfg->version, why);
@@ -210,7 +214,7 @@ static void on_reload(struct loop *l, const struct signalfd_siginfo *si, void *u
 static void usage_run(FILE *f)
 {
 	fprintf(f, "usage: compartd run [--foreground] --config FILE [--node NAME] "
-		   "[--state-dir DIR] [--cmdline FILE] [--console TTY]\n");
+		   "[--state-dir DIR] [--cmdline FILE] [--console TTY] [--state FILE]\n");
 }
 
 static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
@@ -220,7 +224,7 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
 		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
 		{"pid1", no_argument, NULL, 'P'}, {"console", required_argument, NULL, 'C'},
-		{NULL, 0, NULL, 0}};
+		{"state", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
 	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
 				 .state_dir = "/run/compartd"};
 	int ch;
@@ -248,6 +252,9 @@ static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 		case 'C':
 			o->console = optarg;
 			break;
+		case 'S':
+			o->state = optarg;
+			break;
 		case 'h':
 			usage_run(stdout);
 			return 1;
@@ -273,7 +280,8 @@ static int agent_identify(struct agent *a)
 		log_warn("%s", err.buf ? err.buf : "kernel command line not understood, ignoring");
 	sb_reset(&err);
 	const char *path = a->kcmd.has_config ? a->kcmd.config : a->opts.config;
-	r = cfg_load(path, a->kcmd.ovr, a->kcmd.n_ovr, &a->env.cfg, &err);
+	a->lkg = config_lkg_new(a->opts.state, a->opts.pid1, NULL);
+	r = config_lkg_boot(a->lkg, path, a->kcmd.ovr, a->kcmd.n_ovr, &a->env.cfg, &err);
 	if (r < 0) {
 		log_error("configuration refused:\n%s", err.buf ? err.buf : "");
 		goto out;
@@ -320,9 +328,13 @@ static void agent_after_decision(struct decision *d, void *ud)
 	struct agent *a = ud;
 	if (a->elect)
 		elect_drv_set_eligible(a->elect, decision_eligible(d));
+	int p = decision_profile(d);
+	if (p > RULES_PROFILE_WAIT_OPERATOR && /* hooks ran: ready with this config, or… */
+	    config_lkg_record(a->lkg, a->env.cfg, decision_eligible(d)) == 0 &&
+	    !decision_eligible(d))
+		(void)config_lkg_rollback(a->lkg, a->env.cfg, a->kcmd.ovr, a->kcmd.n_ovr); /* …failed */
 	if (a->env.stage >= NODE_STAGE_ELECTION)
 		return;
-	int p = decision_profile(d);
 	node_env_set_stage(&a->env, NODE_STAGE_ELECTION); /* joined above, now with eligibility */
 	node_env_set_stage(&a->env, NODE_STAGE_READY);
 	struct event ev;
@@ -417,6 +429,7 @@ int agent_run_main(int argc, char **argv)
 	if (a.opts.pid1) {
 		(void)pid1_serial_start(&a);
 		(void)pid1_disks(&a);
+		config_lkg_attach_disks(a.lkg, a.disks);
 	}
 	agent_start_storage(&a);
 	r = agent_start_handshake(&a);
@@ -431,6 +444,7 @@ out:
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
 	a.disks = disk_module_free(a.disks);
+	a.lkg = config_lkg_free(a.lkg);
 	console_free(a.env.console);
 	loop_free(a.env.loop);
 	cfg_free(a.env.cfg);

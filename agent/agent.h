@@ -14,6 +14,7 @@ struct agent_opts {
 	const char *state_dir;  /* console socket and host-mode state */
 	const char *cmdline;    /* a kernel command line file to read, or NULL */
 	const char *console;    /* a serial console device (host mode: a pty), or NULL */
+	const char *state;      /* a state area file (host mode: journal + config copy), or NULL */
 	bool foreground;
 	bool pid1;
 };
@@ -33,6 +34,7 @@ struct agent {
 	struct hs *hs;             /* handshake (hs.h) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
+	struct config_lkg *lkg;    /* last-known-good configuration (partitions/config_store.h) */
 	struct elect_drv *elect;   /* election (elect_drv.h) */
 	struct serial *serial;       /* the serial console, when one is open */
 	struct query_engine *query;  /* cluster queries */

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -32,7 +33,11 @@ static int select_paths(const struct cfg *c, int self, const struct disk_bootstr
 		return k;
 	}
 	*ret_auto = true;
-	return disk_list_sysfs(o->sysfs_root ? o->sysfs_root : "/sys", paths, DISK_MAX);
+	struct disk_auto_opts ao = {.sysfs_root = o->sysfs_root,
+				    .boot_medium = o->boot_medium,
+				    .cmdline = o->cmdline,
+				    .mountinfo = o->mountinfo};
+	return disk_list_auto(&ao, paths, DISK_MAX);
 }
 
 static void disk_event(const struct disk_bootstrap_disk *bd)
@@ -119,44 +124,80 @@ static void load_journal(const struct cfg *c, int self, const struct disk_bootst
 
 #define WIPE_DETAIL "wiped:"
 
-/* Usable: never consumed, or consumed by a wipe that was interrupted before its done
- * record (the journal's pending intent names it), which the retry finishes. */
-static bool auth_usable(const struct journal_state *j, const char *id)
-{
-	if (!journal_wipe_consumed(j, id))
-		return true;
-	for (int i = 0; i < j->n_steps; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
-		    j->steps[i].state == JOURNAL_STEP_INTENT &&
-		    !strncmp(j->steps[i].detail, WIPE_DETAIL, strlen(WIPE_DETAIL)) &&
-		    !strcmp(j->steps[i].detail + strlen(WIPE_DETAIL), id))
-			return true;
-	return false;
-}
-
-/* Authorizations not yet consumed: the config's `wipe =` and the operator's. */
+/* Authorizations not yet consumed: the config's `wipe =` and the operator's. A consumed one
+ * whose wipe was interrupted is finished through the journal's pending intent below,
+ * which holds it to the disk it was for. */
 static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o,
 			const struct journal_state *j, struct disk_auth *a, int max)
 {
 	int n = 0;
 	for (int i = 0; i < c->layout.n_wipes && n < max; i++)
-		if (auth_usable(j, c->layout.wipes[i]))
+		if (!journal_wipe_consumed(j, c->layout.wipes[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", c->layout.wipes[i]);
 	for (int i = 0; i < o->n_approve && n < max; i++)
-		if (auth_usable(j, o->approve[i]))
+		if (!journal_wipe_consumed(j, o->approve[i]))
 			snprintf(a[n++].id, sizeof(a[0].id), "%s", o->approve[i]);
 		else
 			log_notice("wipe authorization %s was already used, ignoring",
 				   o->approve[i]);
 	/* A disk this node began to partition and did not finish (power lost inside the
-	 * GPT write leaves a torn table) is ours to redo. */
-	for (int i = 0; i < j->n_steps && n < max; i++)
-		if (j->steps[i].kind == JOURNAL_STEP_PARTITION &&
-		    j->steps[i].state == JOURNAL_STEP_INTENT) {
-			snprintf(a[n].id, sizeof(a[0].id), "%s", j->steps[i].target);
-			a[n++].resume = true;
-		}
+	 * GPT write leaves a torn table) is ours to redo, if it is still that disk. */
+	for (int i = 0; i < j->n_steps && n < max; i++) {
+		const struct journal_step *st = &j->steps[i];
+		if (st->kind != JOURNAL_STEP_PARTITION || st->state != JOURNAL_STEP_INTENT)
+			continue;
+		struct disk_auth *x = &a[n++];
+		snprintf(x->id, sizeof(x->id), "%s", st->target);
+		x->resume = true;
+		x->size = st->disk_size;
+		x->wiped = !strncmp(st->detail, "wiped", 5);
+		snprintf(x->found, sizeof(x->found), "%s", st->found);
+	}
 	return n;
+}
+
+/* Which torn tables are provably nothing but our own write: the canonical partitions'
+ * areas still read as zeros. */
+static void mark_areas(const struct disk_plan_input *in, struct disk_bootstrap_result *r)
+{
+	for (int i = 0; i < r->n_disks; i++) {
+		struct disk_info *d = &r->disks[i].info;
+		struct disk_plan_part c[_DISK_PART_MAX];
+		int n;
+		d->areas_blank = false;
+		if (r->disks[i].result < 0 || !disk_torn_own(in, d) ||
+		    disk_layout_compute(in->layout, in->zone, d->size, c, &n) < 0)
+			continue;
+		d->areas_blank = disk_areas_blank(d->path, c, n);
+	}
+}
+
+static void random_guid(char out[40])
+{
+	uint8_t g[16];
+	randombytes_buf(g, sizeof(g));
+	g[7] = (uint8_t)((g[7] & 0x0f) | 0x40); /* version 4 (on-disk order) */
+	g[8] = (uint8_t)((g[8] & 0x3f) | 0x80);
+	disk_guid_format(g, out);
+}
+
+/* The intent names its disk: size, the GPT disk GUID it writes (kept across retries, so a
+ * disk GUID never changes once written), and what was on the disk before. */
+static void intent_identity(struct journal_state *j, uint64_t id, struct disk_bootstrap_disk *bd)
+{
+	for (int i = 0; i < j->n_steps; i++) {
+		struct journal_step *st = &j->steps[i];
+		if (st->id != id)
+			continue;
+		if (!st->disk_size) {
+			st->disk_size = bd->info.size;
+			disk_fingerprint(&bd->info, st->found, sizeof(st->found));
+		}
+		if (!st->disk_guid[0])
+			random_guid(st->disk_guid);
+		snprintf(bd->plan.disk_guid, sizeof(bd->plan.disk_guid), "%s", st->disk_guid);
+		return;
+	}
 }
 
 static int probe_all(const struct cfg *c, const struct disk_bootstrap_opts *o,
@@ -206,10 +247,15 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 			 * an interrupted wipe finish. */
 			snprintf(detail, sizeof(detail), WIPE_DETAIL "%.80s",
 				 auths[bd->plan.auth].id);
-			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+			if (journal_wipe_record(&r->journal, auths[bd->plan.auth].id) < 0)
+				return log_error_errno(-ENOSPC,
+						       "%s: the journal holds %d consumed wipes, "
+						       "no room to record another: not wiping",
+						       bd->info.path, JOURNAL_MAX_WIPES);
 		}
 		*ret_step = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION,
 						disk_id(&bd->info), detail);
+		intent_identity(&r->journal, *ret_step, bd);
 		disk_fault_point(DISK_STEP_INTENT);
 		if (store(o, r) < 0)
 			log_info("%s: no journal yet to record the intent in (first disk)",
@@ -270,7 +316,7 @@ static int apply_all(const struct cfg *c, int self, const struct disk_bootstrap_
 		}
 		if (bd->plan.verdict == DISK_VERDICT_WIPED && bd->plan.auth >= 0 &&
 		    !auths[bd->plan.auth].resume)
-			journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
+			(void)journal_wipe_record(&r->journal, auths[bd->plan.auth].id);
 	}
 	changed |= settle_old_intents(r);
 	if (!r->journal.node[0]) {
@@ -299,6 +345,28 @@ static void raid_members(const struct cfg *c, int self, enum cfg_kind k,
 	}
 }
 
+/* The array's UUID, as its members' superblocks say, into the journal: when the array was
+ * just created, or nothing is recorded yet. Health integrity compares against it. */
+static bool record_md_uuid(const struct raid_driver *drv, struct disk_bootstrap_raid *br,
+			   enum cfg_kind k, bool created, struct journal_state *j)
+{
+	if (!created && j->md_uuid[k][0])
+		return false;
+	if (created && raid_examine_members(drv, &br->input) < 0)
+		return false;
+	char want[CFG_NAME_MAX + 24];
+	snprintf(want, sizeof(want), "%s:%s", br->input.homehost, br->input.name);
+	for (int i = 0; i < br->input.n_members; i++) {
+		const struct raid_member *m = &br->input.members[i];
+		if (!m->has_sb || strcmp(m->name, want) || !m->uuid[0] ||
+		    !strcmp(j->md_uuid[k], m->uuid))
+			continue;
+		snprintf(j->md_uuid[k], sizeof(j->md_uuid[k]), "%s", m->uuid);
+		return true;
+	}
+	return false;
+}
+
 static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_opts *o,
 		    struct disk_bootstrap_result *r)
 {
@@ -321,8 +389,11 @@ static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_o
 			continue;
 		}
 		br->planned = true;
-		if (br->plan.n_acts == 0)
+		if (br->plan.n_acts == 0) {
+			if (record_md_uuid(&drv, br, (enum cfg_kind)k, false, &r->journal))
+				(void)store(o, r);
 			continue;
+		}
 		char target[32];
 		snprintf(target, sizeof(target), "md:%s", br->input.name);
 		uint64_t id = journal_step_intent(&r->journal, JOURNAL_STEP_RAID, target,
@@ -335,6 +406,8 @@ static int raid_all(const struct cfg *c, int self, const struct disk_bootstrap_o
 			continue;
 		}
 		journal_step_done(&r->journal, id);
+		(void)record_md_uuid(&drv, br, (enum cfg_kind)k,
+				     br->plan.acts[0].kind == RAID_ACT_CREATE, &r->journal);
 		(void)store(o, r);
 	}
 	return ret;
@@ -380,6 +453,7 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	};
 	/* Which disks are ours does not depend on authorizations: plan once without them to
 	 * find the journal, then again with those the journal has not seen used. */
+	mark_areas(&in, r);
 	plan_all(&in, r);
 	load_journal(c, self, o, r);
 	in.n_auths = gather_auths(c, o, &r->journal, auths, AUTH_MAX);

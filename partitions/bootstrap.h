@@ -18,8 +18,10 @@ struct disk_bootstrap_opts {
 	bool apply;		 /* false: plan only, nothing is written */
 	bool raid;		 /* run the RAID1 actions with mdadm */
 	const char *mdadm;	 /* NULL: "mdadm" */
-	const char *boot_medium; /* auto mode skips this disk (path), NULL: none */
+	const char *boot_medium; /* auto mode skips this disk (path), NULL: detected */
 	const char *sysfs_root;	 /* NULL: "/sys" */
+	const char *cmdline;	 /* NULL: "/proc/cmdline" (boot medium detection) */
+	const char *mountinfo;	 /* NULL: "/proc/self/mountinfo" (boot medium detection) */
 	const char *state_path;	 /* an extra journal area (file or device, used whole) */
 };
 

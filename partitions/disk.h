@@ -60,7 +60,13 @@ struct disk_info {
 	int n_sigs;
 	bool gpt_primary, gpt_backup; /* "EFI PART" found there (CRCs not checked) */
 	bool gpt_primary_valid;	      /* primary header CRC good */
+	bool gpt_tables_sound;	      /* both headers and both entry arrays pass their CRCs */
+	bool gpt_foreign_entries;     /* a header lists entries not named cmpt-* */
 	bool probe_failed;	      /* libblkid gave up (e.g. ambivalent): never blank */
+	char head_sum[20]; /* BLAKE2b-64 (hex) of the first and last 64 KiB: "what was on it" */
+	/* Set by the stage (it knows the layout): the first MiB of every partition of this
+	 * node's canonical layout for this size reads as zeros (nothing but a table written). */
+	bool areas_blank;
 };
 
 /* "gpt+ext4+linux_raid_member", "" when blank. */
@@ -72,6 +78,37 @@ int disk_probe(const char *path, struct disk_info *ret);
 /* Whole disks under /sys/block (no partitions, loop, ram, md, dm, zram, sr). `sysfs_root`
  * is normally "/sys". Paths are "/dev/<name>". Returns the count or a negative errno. */
 int disk_list_sysfs(const char *sysfs_root, char paths[][CFG_PATH_MAX], int max);
+
+/* ---- `disks = auto` (disk_auto.c) ---- */
+
+enum disk_transport {
+	DISK_TRANSPORT_LOCAL, /* SATA/SAS/NVMe/virtio/…: a bus inside the machine */
+	DISK_TRANSPORT_ISCSI,
+	DISK_TRANSPORT_NBD,
+	DISK_TRANSPORT_FC,
+	DISK_TRANSPORT_USB,
+	DISK_TRANSPORT_VIRTUAL, /* /sys/devices/virtual: no hardware behind it */
+	_DISK_TRANSPORT_MAX
+};
+const char *disk_transport_to_str(enum disk_transport t);
+/* From where /sys/block/<name> resolves to under sysfs_root. */
+enum disk_transport disk_sysfs_transport(const char *sysfs_root, const char *name);
+/* The whole disk ("/dev/sda") the node booted from: the disk under a mounted /boot,
+ * /boot/efi, live medium or / (mountinfo), else the kernel command line's root= (/dev/X,
+ * or UUID=/PARTUUID=/LABEL= through libblkid). -ENOENT when none (PXE, initramfs only). */
+int disk_boot_medium(const char *sysfs_root, const char *cmdline, const char *mountinfo, char *out,
+		     size_t n);
+/* Why auto mode leaves /dev/<name> alone ("boot medium", "removable", "iscsi", "nbd",
+ * "fc", "usb", "virtual"), or NULL when it may take it. */
+const char *disk_auto_excluded(const char *sysfs_root, const char *name, const char *boot_medium);
+struct disk_auto_opts {
+	const char *sysfs_root;	 /* NULL: "/sys" */
+	const char *boot_medium; /* NULL: detected with disk_boot_medium() */
+	const char *cmdline;	 /* NULL: "/proc/cmdline" */
+	const char *mountinfo;	 /* NULL: "/proc/self/mountinfo" */
+};
+/* The disks auto mode may take; one `event=disk … verdict=skipped reason=…` per other. */
+int disk_list_auto(const struct disk_auto_opts *o, char paths[][CFG_PATH_MAX], int max);
 
 /* ---- the planner (pure) ---- */
 
@@ -88,7 +125,12 @@ const char *disk_verdict_to_str(enum disk_verdict v);
 /* An authorization to wipe: a serial, a WWN, or (image files) a path. */
 struct disk_auth {
 	char id[CFG_PATH_MAX];
-	bool resume; /* not an operator's: the journal's pending intent to partition this disk */
+	bool resume; /* the journal's pending intent to partition this disk: used only on the
+		      * same disk (disk_auth_resume_ok) */
+	/* For resume: what the intent recorded (size 0: a format 1 intent, nothing). */
+	uint64_t size;
+	bool wiped;	/* the intent was an authorized wipe (not a create of a blank disk) */
+	char found[64]; /* "<found>#<head_sum>" before the step */
 };
 
 struct disk_plan_part {
@@ -99,8 +141,10 @@ struct disk_plan_part {
 struct disk_plan {
 	enum disk_verdict verdict;
 	char reason[320];
-	char found[256]; /* what blkid saw, for foreign/wiped */
-	int auth;	 /* index of the authorization used (wiped), else -1 */
+	char found[256];    /* what blkid saw, for foreign/wiped */
+	int auth;	    /* index of the authorization used (wiped), else -1 */
+	bool torn_own;	    /* create: finishing a torn table of this node's own layout */
+	char disk_guid[40]; /* create/wiped: the GPT disk GUID to write (set by the stage) */
 	struct disk_plan_part parts[_DISK_PART_MAX];
 	int n_parts;		/* create/wiped: what to make; keep: what is there */
 	bool fix_types;		/* keep: our own layout with a wrong type GUID (crash) */
@@ -121,6 +165,13 @@ int disk_layout_compute(const struct cfg_layout *l, enum cfg_zone zone, uint64_t
 			struct disk_plan_part ret[_DISK_PART_MAX], int *ret_n);
 void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
 		   struct disk_plan *ret);
+/* Nothing on the disk but GPT structures (PMBR, headers, entries) whose partitions, if
+ * any, are named and placed exactly as this node's canonical layout for the disk's size. */
+bool disk_torn_own(const struct disk_plan_input *in, const struct disk_info *d);
+/* "<found>#<head_sum>": what an intent records as what was on the disk. */
+void disk_fingerprint(const struct disk_info *d, char *out, size_t n);
+/* I/O, read-only: whether the first MiB of each of parts on the disk is all zeros. */
+bool disk_areas_blank(const char *path, const struct disk_plan_part *parts, int n);
 
 /* ---- apply (libparted, then libblkid to verify) ---- */
 
@@ -135,6 +186,9 @@ enum disk_step {
 	DISK_STEP_VERIFY,
 	DISK_STEP_DONE,
 	DISK_STEP_RAID,
+	DISK_STEP_GPT_WRITE, /* inside libparted's write; COMPARTD_FAULT_TORN=K (1-4): only
+			      * its first K writes (PMBR, primary header, primary entries,
+			      * backup header, backup entries) reach the disk */
 	_DISK_STEP_MAX
 };
 const char *disk_step_to_str(enum disk_step s);
@@ -154,6 +208,14 @@ void disk_part_path(const char *disk, int number, char *out, size_t n);
  * and the backup table, CRCs recomputed. Only entries whose name is listed change. */
 int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const names[],
 		       const char *const guids[], int n);
+/* The same, and the disk GUID of both headers set to disk_guid (textual) unless NULL. */
+int disk_gpt_set_types_guid(const char *path, unsigned sector_size, const char *const names[],
+			    const char *const guids[], int n, const char *disk_guid);
+/* Either GPT header (valid CRC) lists an entry in use whose name is not cmpt-*, even when
+ * its entry array is torn or libblkid does not read it. */
+bool disk_gpt_foreign_entries(const char *path, unsigned sector_size, uint64_t size);
+/* Both GPT headers and entry arrays pass their CRCs. */
+bool disk_gpt_sound(const char *path, unsigned sector_size);
 int disk_guid_parse(const char *s, uint8_t out[16]); /* textual → GPT on-disk order */
 void disk_guid_format(const uint8_t in[16], char out[40]);
 uint32_t disk_crc32(const void *buf, size_t n);

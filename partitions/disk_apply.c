@@ -17,7 +17,7 @@ static const char *const step_str[_DISK_STEP_MAX] = {
     [DISK_STEP_WIPE] = "wipe",	   [DISK_STEP_PARTITION] = "partition",
     [DISK_STEP_TYPES] = "types",   [DISK_STEP_STATE_INIT] = "state-init",
     [DISK_STEP_VERIFY] = "verify", [DISK_STEP_DONE] = "done",
-    [DISK_STEP_RAID] = "raid",
+    [DISK_STEP_RAID] = "raid",	   [DISK_STEP_GPT_WRITE] = "gpt-write",
 };
 
 const char *disk_step_to_str(enum disk_step s)
@@ -25,32 +25,39 @@ const char *disk_step_to_str(enum disk_step s)
 	return s < _DISK_STEP_MAX ? step_str[s] : NULL;
 }
 
+static bool fault_hit(enum disk_step s);
+
 /* COMPARTD_FAULT_AT=<step name or number>[@K]: _exit(99) the K-th time (default first)
  * the step is reached. For the crash tests; unset, this does nothing. */
 void disk_fault_point(enum disk_step s)
 {
+	if (!fault_hit(s))
+		return;
+	log_notice("fault injection: exiting at step %s", step_str[s]);
+	fflush(NULL);
+	_exit(99);
+}
+
+static bool fault_hit(enum disk_step s)
+{
 	static unsigned hits[_DISK_STEP_MAX];
 	const char *f = getenv("COMPARTD_FAULT_AT");
 	if (!f || !*f)
-		return;
+		return false;
 	hits[s]++;
 	char name[32];
 	unsigned k = 1;
 	const char *at = strchr(f, '@');
 	size_t l = at ? (size_t)(at - f) : strlen(f);
 	if (l >= sizeof(name))
-		return;
+		return false;
 	memcpy(name, f, l);
 	name[l] = '\0';
 	if (at)
 		k = (unsigned)strtoul(at + 1, NULL, 10);
 	char num[8];
 	snprintf(num, sizeof(num), "%d", (int)s);
-	if ((strcmp(name, step_str[s]) && strcmp(name, num)) || hits[s] != k)
-		return;
-	log_notice("fault injection: exiting at step %s (#%u)", step_str[s], k);
-	fflush(NULL);
-	_exit(99);
+	return (!strcmp(name, step_str[s]) || !strcmp(name, num)) && hits[s] == k;
 }
 
 static PedExceptionOption on_ped_exception(PedException *e)
@@ -138,8 +145,60 @@ static int add_part(PedDisk *disk, const struct disk_plan_part *pp)
 	return 0;
 }
 
+/* The five writes of libparted's GPT commit, in its order (libparted/labels/gpt.c):
+ * PMBR, primary header, primary entries, backup header, backup entries. */
+struct gpt_region {
+	uint64_t off, len;
+};
+
+static void gpt_regions(const struct disk_info *d, struct gpt_region r[5])
+{
+	uint64_t ss = d->sector_size ? d->sector_size : 512, es = 128 * 128 / ss;
+	uint64_t last = d->size / ss - 1;
+	r[0] = (struct gpt_region){0, ss};
+	r[1] = (struct gpt_region){ss, ss};
+	r[2] = (struct gpt_region){2 * ss, es * ss};
+	r[3] = (struct gpt_region){last * ss, ss};
+	r[4] = (struct gpt_region){(last - es) * ss, es * ss};
+}
+
+/* Fault injection inside the write: after the commit, what writes K+1..5 wrote is put
+ * back as it was before (the power went out after K writes), then the process exits. */
+static void torn_exit(const struct disk_info *d, uint8_t *const old[5])
+{
+	const char *t = getenv("COMPARTD_FAULT_TORN");
+	int k = t ? atoi(t) : 2;
+	struct gpt_region r[5];
+	gpt_regions(d, r);
+	int fd = open(d->path, O_RDWR | O_CLOEXEC);
+	for (int i = k < 0 ? 0 : k; fd >= 0 && i < 5; i++)
+		if (old[i] && pwrite(fd, old[i], r[i].len, (off_t)r[i].off) != (ssize_t)r[i].len)
+			log_warn("fault injection: cannot tear %s", d->path);
+	if (fd >= 0)
+		(void)!fsync(fd);
+	log_notice("fault injection: power lost after %d of 5 GPT writes", k);
+	fflush(NULL);
+	_exit(99);
+}
+
+static void snapshot(const struct disk_info *d, uint8_t *old[5])
+{
+	struct gpt_region r[5];
+	gpt_regions(d, r);
+	_cleanup_close_ int fd = open(d->path, O_RDONLY | O_CLOEXEC);
+	for (int i = 0; i < 5; i++) {
+		old[i] = calloc(1, r[i].len);
+		if (fd >= 0 && old[i] && pread(fd, old[i], r[i].len, (off_t)r[i].off) < 0)
+			log_warn("fault injection: cannot read %s", d->path);
+	}
+}
+
 static int write_gpt(const struct disk_info *d, const struct disk_plan *p)
 {
+	uint8_t *old[5] = {NULL};
+	bool tear = fault_hit(DISK_STEP_GPT_WRITE);
+	if (tear)
+		snapshot(d, old);
 	ped_exception_set_handler(on_ped_exception);
 	PedDevice *dev = ped_device_get(d->path);
 	if (!dev)
@@ -152,6 +211,8 @@ static int write_gpt(const struct disk_info *d, const struct disk_plan *p)
 		r = add_part(disk, &p->parts[i]);
 	if (r >= 0 && !ped_disk_commit_to_dev(disk))
 		r = -EIO;
+	if (tear)
+		torn_exit(d, old);
 	if (r >= 0 && !d->is_file && !ped_disk_commit_to_os(disk))
 		log_warn("%s: the kernel did not take the new partition table, ignoring", d->path);
 	if (disk)
@@ -169,8 +230,8 @@ static int set_types(const struct disk_info *d, const struct disk_plan *p)
 		names[i] = disk_part_name(p->parts[i].kind);
 		guids[i] = disk_part_type_guid(p->parts[i].kind);
 	}
-	return disk_gpt_set_types(d->path, d->sector_size ? d->sector_size : 512, names, guids,
-				  p->n_parts);
+	return disk_gpt_set_types_guid(d->path, d->sector_size ? d->sector_size : 512, names, guids,
+				       p->n_parts, p->disk_guid[0] ? p->disk_guid : NULL);
 }
 
 /* A new cmpt-state starts with both journal slots zeroed, whatever the disk held before. */

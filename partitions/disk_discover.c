@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -227,6 +228,50 @@ static void probe_gpt_raw(const char *path, struct disk_info *d)
 		d->gpt_backup = true;
 	if (d->gpt_primary || d->gpt_backup)
 		add_sig(d, d->gpt_primary_valid ? "gpt" : "gpt-damaged");
+	d->gpt_tables_sound = d->gpt_primary_valid && disk_gpt_sound(path, ss);
+	if (d->gpt_primary || d->gpt_backup)
+		d->gpt_foreign_entries = disk_gpt_foreign_entries(path, ss, d->size);
+}
+
+#define SUM_SPAN (64U << 10)
+
+/* What was on the disk, cheaply: its first and last 64 KiB. */
+static void probe_head_sum(const char *path, struct disk_info *d)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *buf = calloc(2, SUM_SPAN);
+	uint8_t h[8];
+	if (fd < 0 || !buf || d->size < 2 * SUM_SPAN)
+		return;
+	if (pread(fd, buf, SUM_SPAN, 0) != SUM_SPAN ||
+	    pread(fd, buf + SUM_SPAN, SUM_SPAN, (off_t)(d->size - SUM_SPAN)) != SUM_SPAN)
+		return;
+	crypto_generichash(h, sizeof(h), buf, 2 * SUM_SPAN, NULL, 0);
+	for (int i = 0; i < 8; i++)
+		snprintf(d->head_sum + 2 * i, 3, "%02x", h[i]);
+}
+
+void disk_fingerprint(const struct disk_info *d, char *out, size_t n)
+{
+	char f[256];
+	disk_found_str(d, f, sizeof(f));
+	(void)!snprintf(out, n, "%.40s#%s", f, d->head_sum);
+}
+
+bool disk_areas_blank(const char *path, const struct disk_plan_part *parts, int n)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *buf = malloc(DISK_MIB);
+	if (fd < 0 || !buf)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (pread(fd, buf, DISK_MIB, (off_t)parts[i].start) != (ssize_t)DISK_MIB)
+			return false;
+		for (size_t k = 0; k < DISK_MIB; k++)
+			if (buf[k])
+				return false;
+	}
+	return true;
 }
 
 static void block_facts(const char *path, struct disk_info *d)
@@ -268,6 +313,7 @@ int disk_probe(const char *path, struct disk_info *ret)
 	if (r < 0)
 		return log_error_errno(r, "Failed to read the partition table of %s", path);
 	probe_gpt_raw(path, &d);
+	probe_head_sum(path, &d);
 	*ret = d;
 	return 0;
 }

@@ -181,7 +181,7 @@ static void plan_keep(const struct disk_plan_input *in, const struct disk_info *
 	p->verdict = DISK_VERDICT_KEEP;
 	snprintf(p->reason, sizeof(p->reason), "carries the compartd layout");
 	if (!types_ok) {
-		p->fix_types = is_canonical(in, d, p);
+		p->fix_types = is_canonical(in, d, p) && d->gpt_tables_sound;
 		snprintf(p->reason, sizeof(p->reason), "%s",
 			 p->fix_types
 			     ? "compartd layout with unfinished type GUIDs, fixing them"
@@ -221,6 +221,50 @@ static bool id_eq(const char *a, const char *b)
 	return false;
 }
 
+static bool sig_is_gpt(const char *s)
+{
+	return !strcmp(s, "gpt") || !strcmp(s, "gpt-damaged") || !strcasecmp(s, "PMBR");
+}
+
+bool disk_torn_own(const struct disk_plan_input *in, const struct disk_info *d)
+{
+	struct disk_plan_part c[_DISK_PART_MAX];
+	int n;
+	if (disk_is_blank(d) || d->probe_failed || d->gpt_foreign_entries ||
+	    (d->pttype[0] && strcmp(d->pttype, "gpt") && strcasecmp(d->pttype, "PMBR")) ||
+	    disk_layout_compute(in->layout, in->zone, d->size, c, &n) < 0)
+		return false;
+	for (int i = 0; i < d->n_sigs; i++)
+		if (!sig_is_gpt(d->sigs[i]))
+			return false;
+	bool seen[_DISK_PART_MAX] = {false};
+	for (int i = 0; i < d->n_parts; i++) {
+		int k = 0;
+		while (k < n && strcmp(d->parts[i].name, part_name[c[k].kind]))
+			k++;
+		if (k == n || seen[k] || d->parts[i].start != c[k].start ||
+		    d->parts[i].size != c[k].size)
+			return false;
+		seen[k] = true;
+	}
+	return true;
+}
+
+/* A journal intent resumes only on the disk it was for: the size it recorded, and either
+ * nothing but a torn table of our own layout (for a create: on an otherwise blank disk),
+ * or, for an authorized wipe interrupted before it wrote, the very bytes it saw. */
+static bool resume_ok(const struct disk_plan_input *in, const struct disk_auth *a,
+		      const struct disk_info *d)
+{
+	if (a->size && a->size != d->size)
+		return false;
+	if (disk_torn_own(in, d) && (d->areas_blank || (a->size && a->wiped)))
+		return true;
+	char fp[64];
+	disk_fingerprint(d, fp, sizeof(fp));
+	return a->size && a->wiped && d->head_sum[0] && !strcmp(fp, a->found);
+}
+
 /* An authorization names the serial or WWN; a path only for an image file or a device
  * that has neither. */
 static int find_auth(const struct disk_plan_input *in, const struct disk_info *d)
@@ -228,10 +272,19 @@ static int find_auth(const struct disk_plan_input *in, const struct disk_info *d
 	bool path_ok = d->is_file || (!d->serial[0] && !d->wwn[0]);
 	for (int i = 0; i < in->n_auths; i++) {
 		const char *a = in->auths[i].id;
-		if (id_eq(a, d->serial) || id_eq(a, d->wwn) || (path_ok && !strcmp(a, d->path)))
+		if (!id_eq(a, d->serial) && !id_eq(a, d->wwn) && !(path_ok && !strcmp(a, d->path)))
+			continue;
+		if (!in->auths[i].resume || resume_ok(in, &in->auths[i], d))
 			return i;
 	}
 	return -1;
+}
+
+/* Our own layout complete in one table, the other torn, on an otherwise blank disk (power
+ * lost inside the first write): not kept as it is but finished. */
+static bool torn_complete(const struct disk_plan_input *in, const struct disk_info *d)
+{
+	return !d->gpt_tables_sound && d->areas_blank && disk_torn_own(in, d);
 }
 
 void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
@@ -240,7 +293,7 @@ void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
 	struct disk_plan p = {.auth = -1};
 	bool types_ok;
 	disk_found_str(d, p.found, sizeof(p.found));
-	if (layout_matches(in, d, &p, &types_ok)) {
+	if (layout_matches(in, d, &p, &types_ok) && !torn_complete(in, d)) {
 		plan_keep(in, d, &p, types_ok);
 		*ret = p;
 		return;
@@ -258,6 +311,12 @@ void disk_plan_one(const struct disk_plan_input *in, const struct disk_info *d,
 	} else if (disk_is_blank(d)) {
 		p.verdict = DISK_VERDICT_CREATE;
 		snprintf(p.reason, sizeof(p.reason), "blank");
+	} else if (d->areas_blank && disk_torn_own(in, d)) {
+		p.verdict = DISK_VERDICT_CREATE;
+		p.torn_own = true;
+		snprintf(p.reason, sizeof(p.reason),
+			 "a torn GPT of this node's own layout on an otherwise blank disk, "
+			 "finishing it");
 	} else if ((p.auth = find_auth(in, d)) >= 0) {
 		p.verdict = DISK_VERDICT_WIPED;
 		if (in->auths[p.auth].resume)

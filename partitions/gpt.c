@@ -119,7 +119,8 @@ static bool name_is(const uint8_t *e, const char *name)
 }
 
 static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const names[],
-		       const uint8_t (*guids)[16], int n, uint64_t *ret_alt)
+		       const uint8_t (*guids)[16], int n, const uint8_t *disk_guid,
+		       uint64_t *ret_alt)
 {
 	_cleanup_free_ uint8_t *hb = malloc(ss);
 	struct gpt_hdr h;
@@ -144,6 +145,8 @@ static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const name
 				memcpy(tab + (size_t)i * h.entry_size, guids[k], 16);
 	crc = htole32(disk_crc32(tab, tl));
 	memcpy(hb + 88, &crc, 4);
+	if (disk_guid)
+		memcpy(hb + 56, disk_guid, 16);
 	memset(hb + 16, 0, 4);
 	crc = htole32(disk_crc32(hb, h.hdr_size));
 	memcpy(hb + 16, &crc, 4);
@@ -154,11 +157,83 @@ static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const name
 	return 0;
 }
 
+/* Header and entries at lba pass their CRCs. */
+static int check_table(int fd, unsigned ss, uint64_t lba, uint64_t *ret_alt)
+{
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	struct gpt_hdr h;
+	if (!hb)
+		return -ENOMEM;
+	int r = read_hdr(fd, ss, lba, hb, &h);
+	if (r < 0)
+		return r;
+	size_t tl = (size_t)h.n_entries * h.entry_size;
+	_cleanup_free_ uint8_t *tab = malloc(tl);
+	if (!tab)
+		return -ENOMEM;
+	if (pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
+		return -EIO;
+	uint32_t crc;
+	memcpy(&crc, hb + 88, 4);
+	if (disk_crc32(tab, tl) != le32toh(crc))
+		return -EBADMSG;
+	*ret_alt = h.alt_lba;
+	return 0;
+}
+
+/* Entries in the table at lba (header CRC good; the entries' CRC may be torn) that are in
+ * use and not named cmpt-*. */
+static bool table_has_foreign(int fd, unsigned ss, uint64_t lba)
+{
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	struct gpt_hdr h;
+	static const uint8_t zero[16];
+	if (!hb || read_hdr(fd, ss, lba, hb, &h) < 0)
+		return false;
+	size_t tl = (size_t)h.n_entries * h.entry_size;
+	_cleanup_free_ uint8_t *tab = malloc(tl);
+	if (!tab || pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
+		return false;
+	for (uint32_t i = 0; i < h.n_entries; i++) {
+		const uint8_t *e = tab + (size_t)i * h.entry_size;
+		if (!memcmp(e, zero, 16))
+			continue;
+		static const char pfx[] = "cmpt-";
+		for (size_t k = 0; k < sizeof(pfx) - 1; k++)
+			if (e[56 + 2 * k] != (uint8_t)pfx[k] || e[57 + 2 * k] != 0)
+				return true;
+	}
+	return false;
+}
+
+bool disk_gpt_foreign_entries(const char *path, unsigned sector_size, uint64_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || size < 4ULL * sector_size)
+		return false;
+	return table_has_foreign(fd, sector_size, 1) ||
+	       table_has_foreign(fd, sector_size, size / sector_size - 1);
+}
+
+bool disk_gpt_sound(const char *path, unsigned sector_size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t alt, dummy;
+	return fd >= 0 && check_table(fd, sector_size, 1, &alt) == 0 &&
+	       check_table(fd, sector_size, alt, &dummy) == 0;
+}
+
 int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const names[],
 		       const char *const guids[], int n)
 {
-	uint8_t g[_DISK_PART_MAX][16];
-	if (n > _DISK_PART_MAX)
+	return disk_gpt_set_types_guid(path, sector_size, names, guids, n, NULL);
+}
+
+int disk_gpt_set_types_guid(const char *path, unsigned sector_size, const char *const names[],
+			    const char *const guids[], int n, const char *disk_guid)
+{
+	uint8_t g[_DISK_PART_MAX][16], dg[16];
+	if (n > _DISK_PART_MAX || (disk_guid && disk_guid_parse(disk_guid, dg) < 0))
 		return -EINVAL;
 	for (int i = 0; i < n; i++)
 		if (disk_guid_parse(guids[i], g[i]) < 0)
@@ -176,9 +251,11 @@ int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const
 	if (r < 0 || read_hdr(fd, sector_size, h.alt_lba, hb, &h) < 0)
 		return log_error_errno(r < 0 ? r : -EBADMSG,
 				       "%s: GPT headers not valid, type GUIDs not set", path);
-	r = patch_table(fd, sector_size, 1, names, (const uint8_t(*)[16])g, n, &alt);
+	const uint8_t *dgp = disk_guid ? dg : NULL;
+	r = patch_table(fd, sector_size, 1, names, (const uint8_t(*)[16])g, n, dgp, &alt);
 	if (r >= 0)
-		r = patch_table(fd, sector_size, alt, names, (const uint8_t(*)[16])g, n, &dummy);
+		r = patch_table(fd, sector_size, alt, names, (const uint8_t(*)[16])g, n, dgp,
+				&dummy);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set the partition types on %s", path);
 	if (fsync(fd) < 0)

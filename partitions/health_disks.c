@@ -6,7 +6,10 @@
 #include "node_env.h"
 #include "spawn.h"
 
+#include <dirent.h>
+#include <endian.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -248,6 +251,38 @@ static const struct health_component_ops journal_ops = {
     .rebuild_tries = 2,
 };
 
+static const struct health_component_ops md_ops;
+
+/* The disk component ("disk:vda") when everything the journal or array `id` lives on is on
+ * that one disk: unreachable, it makes them unavailable without a probe (SPEC §8). With
+ * two disks a mirror or journal still serves from the other, so there is no parent. */
+static bool one_disk_parent(struct health *h, struct disk_module *m,
+			    const struct health_component_ops *ops, const char *id, char *out,
+			    size_t n)
+{
+	const struct disk_bootstrap_result *r = disk_module_result(m);
+	const char *only = NULL;
+	if (!r || (ops != &journal_ops && ops != &md_ops))
+		return false;
+	for (int i = 0; i < r->n_disks; i++) {
+		const struct disk_info *d = &r->disks[i].info;
+		bool holds = false;
+		for (int p = 0; p < d->n_parts; p++)
+			holds |= ops == &journal_ops ? !strcmp(d->parts[p].name, "cmpt-state")
+						     : !strcmp(d->parts[p].name + 5, id) &&
+							   !strncmp(d->parts[p].name, "cmpt-", 5);
+		if (!holds)
+			continue;
+		if (only)
+			return false;
+		only = strrchr(d->path, '/') ? strrchr(d->path, '/') + 1 : d->path;
+	}
+	if (!only || !health_find(h, "disk", only))
+		return false;
+	snprintf(out, n, "disk:%s", only);
+	return true;
+}
+
 /* Registers w (allocated by the caller, first member of a bigger watch for md) as a
  * component sharing the context x; on failure w is freed. */
 static int attach(struct health *h, const struct health_component_ops *ops, struct disk_watch *w,
@@ -257,7 +292,9 @@ static int attach(struct health *h, const struct health_component_ops *ops, stru
 	w->m = m;
 	w->x = x;
 	x->refs++;
-	int r = health_register_flags(h, ops, w, kind, id, NULL, flags);
+	char parent[HEALTH_NAME_MAX + 8];
+	bool has_parent = one_disk_parent(h, m, ops, id, parent, sizeof(parent));
+	int r = health_register_flags(h, ops, w, kind, id, has_parent ? parent : NULL, flags);
 	if (r < 0) {
 		x->refs--;
 		free(w);
@@ -317,6 +354,141 @@ static int read_attr(const char *dir, const char *name, char *out, size_t n)
 	return 0;
 }
 
+/* Every dev-<name> directory of the array: its state and error count. */
+static void read_members(const char *mddir, struct health_md_facts *f)
+{
+	DIR *d = opendir(mddir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) && f->n_members < HEALTH_MD_MAX_MEMBERS) {
+		if (strncmp(de->d_name, "dev-", 4))
+			continue;
+		char sub[CFG_PATH_MAX + 128], v[32];
+		struct health_md_member *m = &f->members[f->n_members++];
+		snprintf(m->dev, sizeof(m->dev), "%s", de->d_name + 4);
+		(void)!snprintf(sub, sizeof(sub), "%s/%.60s", mddir, de->d_name);
+		read_attr(sub, "state", m->state, sizeof(m->state));
+		long l;
+		if (read_attr(sub, "errors", v, sizeof(v)) == 0 && parse_int(v, 0, INT32_MAX, &l) == 0)
+			m->errors = l;
+	}
+	if (d)
+		closedir(d);
+}
+
+static bool state_has(const char *state, const char *word)
+{
+	size_t l = strlen(word);
+	for (const char *p = state; (p = strstr(p, word)); p += l)
+		if ((p == state || p[-1] == ',') && (p[l] == '\0' || p[l] == ','))
+			return true;
+	return false;
+}
+
+/* The set UUID of a 1.2 superblock (4 KiB into the member), as mdadm prints MD_UUID. */
+static void read_uuid(const char *dev_root, struct health_md_facts *f)
+{
+	for (int i = 0; i < f->n_members && !f->uuid[0]; i++) {
+		if (!state_has(f->members[i].state, "in_sync"))
+			continue;
+		char path[CFG_PATH_MAX + 40];
+		uint8_t sb[32];
+		uint32_t magic;
+		snprintf(path, sizeof(path), "%s/%s", dev_root, f->members[i].dev);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || pread(fd, sb, sizeof(sb), 4096) != (ssize_t)sizeof(sb))
+			continue;
+		memcpy(&magic, sb, 4);
+		if (le32toh(magic) != 0xa92b4efcU)
+			continue;
+		char *o = f->uuid;
+		for (int k = 0; k < 16; k++)
+			o += sprintf(o, "%s%02x", k && k % 4 == 0 ? ":" : "", sb[16 + k]);
+	}
+}
+
+int health_md_judge_uuid(const struct health_md_facts *f, const char *recorded,
+			 struct strbuf *detail)
+{
+	if (!f->uuid[0] || !recorded || !recorded[0] || !strcasecmp(f->uuid, recorded))
+		return 0;
+	sb_printf(detail, "array uuid %s, the journal records %s", f->uuid, recorded);
+	return -EBADMSG;
+}
+
+static const char *const md_cmd_str[_HEALTH_MD_CMD_MAX] = {
+    [HEALTH_MD_FAIL_REMOVE] = "fail-remove", [HEALTH_MD_READD] = "re-add",
+    [HEALTH_MD_STOP] = "stop",		     [HEALTH_MD_ASSEMBLE] = "assemble",
+};
+
+const char *health_md_cmd_to_str(enum health_md_cmd_kind k)
+{
+	return k < _HEALTH_MD_CMD_MAX ? md_cmd_str[k] : NULL;
+}
+
+static bool md_running(const struct health_md_facts *f)
+{
+	return f->array_state[0] && strcmp(f->array_state, "inactive") &&
+	       strcmp(f->array_state, "clear");
+}
+
+static bool member_bad(const struct health_md_member *m)
+{
+	return state_has(m->state, "faulty") || state_has(m->state, "write_error") ||
+	       state_has(m->state, "blocked");
+}
+
+/* An expected partition ("/dev/vda3") that is an active, healthy member. */
+static bool member_active(const struct health_md_facts *f, const char *dev)
+{
+	const char *b = strrchr(dev, '/') ? strrchr(dev, '/') + 1 : dev;
+	for (int i = 0; i < f->n_members; i++)
+		if (!strcmp(f->members[i].dev, b))
+			return !member_bad(&f->members[i]);
+	return false;
+}
+
+static int md_add_cmd(struct health_md_cmd out[], int n, int max, enum health_md_cmd_kind k,
+		      const char *dev)
+{
+	if (n >= max)
+		return n;
+	out[n].kind = k;
+	snprintf(out[n].dev, sizeof(out[n].dev), "%s", dev);
+	return n + 1;
+}
+
+int health_md_ladder(const struct health_md_facts *f, enum health_action step,
+		     const char *const expected[], int n_expected, struct health_md_cmd out[],
+		     int max)
+{
+	int n = 0;
+	char dev[CFG_PATH_MAX];
+	switch (step) {
+	case HEALTH_ACTION_ISOLATE:
+		for (int i = 0; md_running(f) && i < f->n_members; i++)
+			if (member_bad(&f->members[i])) {
+				snprintf(dev, sizeof(dev), "/dev/%s", f->members[i].dev);
+				n = md_add_cmd(out, n, max, HEALTH_MD_FAIL_REMOVE, dev);
+			}
+		return n;
+	case HEALTH_ACTION_RESTART:
+		for (int i = 0; md_running(f) && i < n_expected; i++)
+			if (!member_active(f, expected[i]))
+				n = md_add_cmd(out, n, max, HEALTH_MD_READD, expected[i]);
+		return n;
+	case HEALTH_ACTION_RELOAD:
+		if (md_running(f) || n_expected == 0)
+			return 0;
+		n = md_add_cmd(out, n, max, HEALTH_MD_STOP, "");
+		return md_add_cmd(out, n, max, HEALTH_MD_ASSEMBLE, "");
+	case HEALTH_ACTION_NONE:
+	case HEALTH_ACTION_REBUILD:
+	case _HEALTH_ACTION_MAX:
+		break;
+	}
+	return 0;
+}
+
 int health_md_read(const char *dev_root, const char *sys_root, const char *name,
 		   struct health_md_facts *ret, struct strbuf *err)
 {
@@ -349,6 +521,8 @@ int health_md_read(const char *dev_root, const char *sys_root, const char *name,
 			f.sync_total = t;
 		}
 	}
+	read_members(dir, &f);
+	read_uuid(dev_root, &f);
 	*ret = f;
 	return 0;
 }
@@ -365,12 +539,123 @@ static int md_reachable(void *ud, struct strbuf *d)
 	return health_md_read("/dev", "/sys", w->name, &f, d);
 }
 
+static int md_kind(const char *name)
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (!strcmp(cfg_kind_to_str((enum cfg_kind)k), name))
+			return k;
+	return -1;
+}
+
+/* State, members, and the array's UUID against the one the journal recorded. */
 static int md_integrity(void *ud, struct strbuf *d)
 {
 	struct md_watch *w = ud;
 	struct health_md_facts f;
 	int r = health_md_read("/dev", "/sys", w->name, &f, d);
-	return r < 0 ? r : health_md_judge(&f, d);
+	if (r < 0 || (r = health_md_judge(&f, d)) < 0)
+		return r;
+	const struct journal_state *j = disk_module_journal(w->dw.m);
+	int k = md_kind(w->name);
+	if (j && k >= 0 && health_md_judge_uuid(&f, j->md_uuid[k], d) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+/* The member partitions the disks stage found for this array. */
+static int md_expected(const struct md_watch *w, const char *out[], int max)
+{
+	const struct disk_bootstrap_result *r = disk_module_result(w->dw.m);
+	int k = md_kind(w->name), n = 0;
+	for (int i = 0; r && k >= 0 && i < r->raids[k].input.n_members && n < max; i++)
+		out[n++] = r->raids[k].input.members[i].dev;
+	return n;
+}
+
+#define MD_CMD_TIMEOUT_US (10 * USEC_PER_SEC)
+
+/* One ladder command through mdadm (quick management calls, bounded), with its event. */
+static int md_exec(const char *name, const struct health_md_cmd *c, const char *const exp[],
+		   int n_exp, struct strbuf *msg)
+{
+	char md[48];
+	const char *argv[RAID_MAX_MEMBERS + 8];
+	int a = 0;
+	snprintf(md, sizeof(md), "/dev/md/%s", name);
+	argv[a++] = "mdadm";
+	switch (c->kind) {
+	case HEALTH_MD_FAIL_REMOVE:
+		argv[a++] = md, argv[a++] = "--fail", argv[a++] = c->dev;
+		argv[a++] = "--remove", argv[a++] = c->dev;
+		break;
+	case HEALTH_MD_READD:
+		argv[a++] = md, argv[a++] = "--re-add", argv[a++] = c->dev;
+		break;
+	case HEALTH_MD_STOP:
+		argv[a++] = "--stop", argv[a++] = md;
+		break;
+	case HEALTH_MD_ASSEMBLE:
+		argv[a++] = "--assemble", argv[a++] = "--run", argv[a++] = md;
+		for (int i = 0; i < n_exp && i < RAID_MAX_MEMBERS; i++)
+			argv[a++] = exp[i];
+		break;
+	case _HEALTH_MD_CMD_MAX:
+		break;
+	}
+	argv[a] = NULL;
+	int r = raid_exec((char *const *)argv, MD_CMD_TIMEOUT_US, NULL);
+	struct event ev;
+	event_begin(&ev, "raid");
+	event_add(&ev, "name", name);
+	event_add(&ev, "action", health_md_cmd_to_str(c->kind));
+	if (c->dev[0])
+		event_add(&ev, "dev", c->dev);
+	event_add(&ev, "status", r == 0 ? "ok" : "failed");
+	event_emit(&ev);
+	sb_printf(msg, "%s%s%s%s %s", msg->len ? "; " : "", health_md_cmd_to_str(c->kind),
+		  c->dev[0] ? " " : "", c->dev, r == 0 ? "ok" : "failed");
+	return r == 0 ? 0 : r < 0 ? r : -EIO;
+}
+
+/* One rung: isolate (done even when nothing was bad), restart and reload (started: the
+ * resync or assembly is re-checked later; nothing to do: -EAGAIN, the ladder climbs). */
+static int md_step(struct md_watch *w, enum health_action step, struct strbuf *msg)
+{
+	struct health_md_facts f = {0};
+	struct strbuf err;
+	sb_init(&err);
+	int r = health_md_read("/dev", "/sys", w->name, &f, &err);
+	sb_free(&err);
+	if (r < 0 && step != HEALTH_ACTION_RELOAD)
+		f = (struct health_md_facts){0};
+	const char *exp[RAID_MAX_MEMBERS];
+	int n_exp = md_expected(w, exp, RAID_MAX_MEMBERS), ok = 0;
+	struct health_md_cmd cmds[RAID_MAX_MEMBERS + 2];
+	int n = health_md_ladder(&f, step, exp, n_exp, cmds, (int)ARRAY_SIZE(cmds));
+	if (n == 0) {
+		sb_printf(msg, "nothing to %s", health_action_to_str(step));
+		return step == HEALTH_ACTION_ISOLATE ? 0 : -EAGAIN;
+	}
+	for (int i = 0; i < n; i++)
+		ok += md_exec(w->name, &cmds[i], exp, n_exp, msg) == 0;
+	if (ok == 0)
+		return -EIO;
+	return step == HEALTH_ACTION_ISOLATE ? 0 : HEALTH_PENDING;
+}
+
+static int md_isolate(void *ud, struct strbuf *msg)
+{
+	return md_step(ud, HEALTH_ACTION_ISOLATE, msg);
+}
+
+static int md_restart(void *ud, struct strbuf *msg)
+{
+	return md_step(ud, HEALTH_ACTION_RESTART, msg);
+}
+
+static int md_reload(void *ud, struct strbuf *msg)
+{
+	return md_step(ud, HEALTH_ACTION_RELOAD, msg);
 }
 
 /* Runs the disks stage again: it re-adds a returning member and adds a new blank one. */
@@ -389,12 +674,19 @@ static bool md_core_tolerates(void *ud, enum health_stage stage, int err)
 	return stage == HEALTH_STAGE_INTEGRITY && err == -EDEADLK;
 }
 
+/* The ladder of SPEC §8: isolate (fail and remove a bad member), restart (re-add),
+ * reload (stop and assemble again), rebuild (the disks stage, in its child). */
 static const struct health_component_ops md_ops = {
     .check_reachable = md_reachable,
     .check_integrity = md_integrity,
     .core_tolerates = md_core_tolerates,
     .busy = job_busy,
+    .isolate = md_isolate,
+    .restart = md_restart,
+    .reload = md_reload,
     .rebuild = md_rebuild,
+    .restart_tries = 1,
+    .reload_tries = 1,
     .rebuild_tries = 1,
 };
 
@@ -592,12 +884,45 @@ static void on_log(struct watch *w, int fd, uint32_t revents, void *ud)
 		x->log_w = watch_remove(x->log_w);
 }
 
+/* The child's journal is the one it loaded when it forked: the configuration and role
+ * records written here since (last-known-good, failed, election) are the parent's, which
+ * the stage never changes. They go into the child's copy, and to disk when it missed them. */
+static void keep_parent_records(struct disk_module *m, struct journal_state *child)
+{
+	const struct journal_state *mine = disk_module_journal(m);
+	if (!mine)
+		return;
+	bool differ = mine->has_good != child->has_good ||
+		      memcmp(&mine->good, &child->good, sizeof(mine->good)) ||
+		      mine->n_failed != child->n_failed ||
+		      memcmp(mine->failed, child->failed, sizeof(mine->failed)) ||
+		      memcmp(mine->roles, child->roles, sizeof(mine->roles));
+	if (!differ)
+		return;
+	child->has_good = mine->has_good;
+	child->good = mine->good;
+	memcpy(child->failed, mine->failed, sizeof(child->failed));
+	child->n_failed = mine->n_failed;
+	memcpy(child->roles, mine->roles, sizeof(child->roles));
+	child->seq = mine->seq > child->seq ? mine->seq : child->seq;
+	int n = 0;
+	const struct journal_dev *d = NULL;
+	const struct disk_bootstrap_result *r = disk_module_result(m);
+	if (r) {
+		d = r->jdevs;
+		n = r->n_jdevs;
+	}
+	if (n && journal_store(d, n, child) < 0)
+		log_warn("health: cannot write the configuration records back to the journal");
+}
+
 static void job_done(struct spawn *sp, int status, bool timed_out, void *ud)
 {
 	struct disks_ctx *x = ud;
 	uint64_t ms = (now_usec() - x->started_us) / USEC_PER_MSEC;
 	drain_log(x);
 	if (x->shm->complete) {
+		keep_parent_records(x->m, &x->shm->res.journal);
 		disk_module_set_result(x->m, &x->shm->res);
 		log_notice("health: the disks stage finished in %" PRIu64 " ms%s", ms,
 			   x->shm->rc < 0 ? " with errors" : "");

@@ -6,9 +6,19 @@
  * (approve-wipe). */
 #pragma once
 
+#include "config.h"
 #include "health.h"
 
 struct disk_module;
+
+#define HEALTH_MD_MAX_MEMBERS 8
+
+/* One member in /sys/block/mdX/md/dev-<name>/. */
+struct health_md_member {
+	char dev[32];	/* kernel name: "vda3" */
+	char state[64]; /* "in_sync", "faulty", "write_error,in_sync", "spare", … */
+	long errors;
+};
 
 /* What sysfs says about one md array (/sys/block/mdX/md/…). */
 struct health_md_facts {
@@ -17,7 +27,36 @@ struct health_md_facts {
 	long raid_disks;
 	char sync_action[16];		/* idle, resync, recover, check, repair, frozen */
 	uint64_t sync_done, sync_total; /* sync_completed "done / total", 0/0 when none */
+	struct health_md_member members[HEALTH_MD_MAX_MEMBERS];
+	int n_members;
+	char uuid[48]; /* from an in-sync member's 1.2 superblock, mdadm's form; "" unknown */
 };
+
+/* The remediation ladder of an md array (SPEC §8), pure: the mdadm commands one step
+ * takes, from the facts and the member partitions the disks stage expects
+ * ("/dev/vda3", …). isolate: fail and remove a faulty / write-error / blocked member;
+ * restart: re-add an expected partition that is not an active member; reload: an array
+ * not running is stopped and assembled again from the expected members. (Rebuild is the
+ * disks stage.) Returns the number of commands. */
+enum health_md_cmd_kind {
+	HEALTH_MD_FAIL_REMOVE, /* mdadm MD --fail DEV --remove DEV */
+	HEALTH_MD_READD,       /* mdadm MD --re-add DEV */
+	HEALTH_MD_STOP,	       /* mdadm --stop MD */
+	HEALTH_MD_ASSEMBLE,    /* mdadm --assemble --run MD DEV… (the expected members) */
+	_HEALTH_MD_CMD_MAX
+};
+const char *health_md_cmd_to_str(enum health_md_cmd_kind k);
+struct health_md_cmd {
+	enum health_md_cmd_kind kind;
+	char dev[CFG_PATH_MAX]; /* "" for stop / assemble */
+};
+int health_md_ladder(const struct health_md_facts *f, enum health_action step,
+		     const char *const expected[], int n_expected, struct health_md_cmd out[],
+		     int max);
+/* "array uuid X, the journal records Y" into detail and -EBADMSG when both are known and
+ * differ; 0 otherwise. */
+int health_md_judge_uuid(const struct health_md_facts *f, const char *recorded,
+			 struct strbuf *detail);
 /* Pure: 0 healthy (a resync or recovery under way is progress, with its percentage in
  * `detail`), or a negative errno with the reason. */
 int health_md_judge(const struct health_md_facts *f, struct strbuf *detail);

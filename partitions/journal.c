@@ -1,5 +1,6 @@
 /* State journal: encoding (pure) and the two-slot, many-disk driver. */
 #include "journal.h"
+#include "disk.h"
 #include "log.h"
 
 #include <endian.h>
@@ -7,6 +8,8 @@
 #include <inttypes.h>
 #include <sodium.h>
 #include <string.h>
+#include <strings.h>
+#include <ctype.h>
 
 static const char *const step_kind_str[_JOURNAL_STEP_KIND_MAX] = {
     [JOURNAL_STEP_PARTITION] = "partition", [JOURNAL_STEP_RAID] = "raid"};
@@ -63,6 +66,8 @@ static void put_cfgver(struct wbuf *w, uint16_t tag, const struct journal_cfgver
 	put(w, c->hash, 32);
 }
 
+static void encode_steps(const struct journal_state *s, struct wbuf *w);
+
 static void encode_payload(const struct journal_state *s, struct wbuf *w)
 {
 	put_str_rec(w, JOURNAL_TAG_NODE, s->node);
@@ -80,10 +85,45 @@ static void encode_payload(const struct journal_state *s, struct wbuf *w)
 		put(w, s->roles[k].role, strlen(s->roles[k].role));
 	}
 	for (int i = 0; i < s->n_wipes; i++) {
-		put_tl(w, JOURNAL_TAG_WIPE, (uint32_t)(8 + strlen(s->wipes[i].id)));
+		put_tl(w, JOURNAL_TAG_WIPE_HASH, 8 + JOURNAL_WIPE_HASH);
 		put_u64(w, s->wipes[i].seq);
-		put(w, s->wipes[i].id, strlen(s->wipes[i].id));
+		put(w, s->wipes[i].hash, JOURNAL_WIPE_HASH);
 	}
+	for (int i = 0; i < s->n_labels; i++) {
+		put_tl(w, JOURNAL_TAG_WIPE_LABEL,
+		       (uint32_t)(JOURNAL_WIPE_HASH + strlen(s->labels[i].id)));
+		put(w, s->labels[i].hash, JOURNAL_WIPE_HASH);
+		put(w, s->labels[i].id, strlen(s->labels[i].id));
+	}
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		if (!s->md_uuid[k][0])
+			continue;
+		uint8_t kb[8] = {(uint8_t)k};
+		put_tl(w, JOURNAL_TAG_MD_UUID, (uint32_t)(8 + strlen(s->md_uuid[k])));
+		put(w, kb, 8);
+		put(w, s->md_uuid[k], strlen(s->md_uuid[k]));
+	}
+	encode_steps(s, w);
+	put_tl(w, JOURNAL_TAG_NEXT_ID, 8);
+	put_u64(w, s->next_id);
+}
+
+static void encode_step_disk(const struct journal_step *st, struct wbuf *w)
+{
+	uint8_t g[16] = {0};
+	if (!st->disk_size)
+		return;
+	if (st->disk_guid[0])
+		(void)disk_guid_parse(st->disk_guid, g);
+	put_tl(w, JOURNAL_TAG_STEP_DISK, (uint32_t)(32 + strlen(st->found)));
+	put_u64(w, st->id);
+	put_u64(w, st->disk_size);
+	put(w, g, 16);
+	put(w, st->found, strlen(st->found));
+}
+
+static void encode_steps(const struct journal_state *s, struct wbuf *w)
+{
 	for (int i = 0; i < s->n_steps; i++) {
 		const struct journal_step *st = &s->steps[i];
 		size_t tl = strlen(st->target), dl = strlen(st->detail);
@@ -94,9 +134,8 @@ static void encode_payload(const struct journal_state *s, struct wbuf *w)
 		put(w, b, 4);
 		put(w, st->target, tl);
 		put(w, st->detail, dl);
+		encode_step_disk(st, w);
 	}
-	put_tl(w, JOURNAL_TAG_NEXT_ID, 8);
-	put_u64(w, s->next_id);
 }
 
 static void slot_hash(const uint8_t *hdr, const uint8_t *payload, size_t len, uint8_t out[32])
@@ -151,6 +190,42 @@ static int copy_text(char *dst, size_t cap, const uint8_t *src, size_t n)
 	return 0;
 }
 
+static void add_label(struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH], const char *id);
+
+/* Format 1 kept at most 32 wipes by name: each becomes a hash and a label. */
+static int decode_wipe_v1(struct journal_state *s, const uint8_t *v, uint32_t len)
+{
+	char id[128];
+	if (len < 8 || s->n_wipes >= JOURNAL_MAX_WIPES ||
+	    copy_text(id, sizeof(id), v + 8, len - 8) < 0)
+		return -EBADMSG;
+	struct journal_wipe *w = &s->wipes[s->n_wipes++];
+	w->seq = get_u64(v);
+	journal_wipe_hash(id, w->hash);
+	add_label(s, w->hash, id);
+	return 0;
+}
+
+/* Follows the step record it belongs to. */
+static int decode_step_disk(struct journal_state *s, const uint8_t *v, uint32_t len)
+{
+	static const uint8_t zero[16];
+	if (len < 32)
+		return -EBADMSG;
+	uint64_t id = get_u64(v);
+	for (int i = 0; i < s->n_steps; i++) {
+		struct journal_step *st = &s->steps[i];
+		if (st->id != id)
+			continue;
+		st->disk_size = get_u64(v + 8);
+		st->disk_guid[0] = '\0';
+		if (memcmp(v + 16, zero, 16))
+			disk_guid_format(v + 16, st->disk_guid);
+		return copy_text(st->found, sizeof(st->found), v + 32, len - 32);
+	}
+	return -EBADMSG;
+}
+
 static int decode_rec(struct journal_state *s, uint16_t tag, const uint8_t *v, uint32_t len)
 {
 	switch (tag) {
@@ -180,11 +255,26 @@ static int decode_rec(struct journal_state *s, uint16_t tag, const uint8_t *v, u
 		r->epoch = get_u64(v + 8);
 		return copy_text(r->role, sizeof(r->role), v + 16, len - 16);
 	}
-	case JOURNAL_TAG_WIPE:
-		if (len < 8 || s->n_wipes >= JOURNAL_MAX_WIPES)
+	case JOURNAL_TAG_WIPE: /* format 1 */
+		return decode_wipe_v1(s, v, len);
+	case JOURNAL_TAG_WIPE_HASH:
+		if (len != 8 + JOURNAL_WIPE_HASH || s->n_wipes >= JOURNAL_MAX_WIPES)
 			return -EBADMSG;
 		s->wipes[s->n_wipes].seq = get_u64(v);
-		return copy_text(s->wipes[s->n_wipes++].id, sizeof(s->wipes[0].id), v + 8, len - 8);
+		memcpy(s->wipes[s->n_wipes++].hash, v + 8, JOURNAL_WIPE_HASH);
+		return 0;
+	case JOURNAL_TAG_WIPE_LABEL:
+		if (len < JOURNAL_WIPE_HASH || s->n_labels >= JOURNAL_MAX_WIPE_LABELS)
+			return -EBADMSG;
+		memcpy(s->labels[s->n_labels].hash, v, JOURNAL_WIPE_HASH);
+		return copy_text(s->labels[s->n_labels++].id, sizeof(s->labels[0].id),
+				 v + JOURNAL_WIPE_HASH, len - JOURNAL_WIPE_HASH);
+	case JOURNAL_TAG_STEP_DISK:
+		return decode_step_disk(s, v, len);
+	case JOURNAL_TAG_MD_UUID:
+		if (len < 8 || v[0] >= _CFG_KIND_MAX)
+			return -EBADMSG;
+		return copy_text(s->md_uuid[v[0]], sizeof(s->md_uuid[0]), v + 8, len - 8);
 	case JOURNAL_TAG_STEP: {
 		if (len < 12 || s->n_steps >= JOURNAL_MAX_STEPS)
 			return -EBADMSG;
@@ -257,8 +347,8 @@ int journal_decode_slot(const uint8_t *buf, size_t len, struct journal_state *re
 	v = le32toh(v);
 	hs = le32toh(hs);
 	pl = le32toh(pl);
-	if (memcmp(buf, JOURNAL_MAGIC, 8) || v != JOURNAL_FORMAT || hs != JOURNAL_HDR_SIZE ||
-	    pl > JOURNAL_MAX_PAYLOAD || pl > len - JOURNAL_HDR_SIZE)
+	if (memcmp(buf, JOURNAL_MAGIC, 8) || (v != JOURNAL_FORMAT && v != JOURNAL_FORMAT_V1) ||
+	    hs != JOURNAL_HDR_SIZE || pl > JOURNAL_MAX_PAYLOAD || pl > len - JOURNAL_HDR_SIZE)
 		return -EBADMSG;
 	uint8_t h[32];
 	slot_hash(buf, buf + JOURNAL_HDR_SIZE, pl, h);
@@ -332,24 +422,77 @@ int journal_count_steps(const struct journal_state *s, enum journal_step_kind k,
 	return n;
 }
 
-bool journal_wipe_consumed(const struct journal_state *s, const char *id)
+/* Lower case, WWN prefixes dropped: "naa.5000C5…", "0x5000c5…" and "5000c5…" are one. */
+static void wipe_norm(const char *id, char *out, size_t n)
+{
+	static const char *const pfx[] = {"naa.", "eui.", "t10.", "0x"};
+	for (size_t i = 0; i < ARRAY_SIZE(pfx); i++)
+		if (!strncasecmp(id, pfx[i], strlen(pfx[i]))) {
+			id += strlen(pfx[i]);
+			break;
+		}
+	size_t k = 0;
+	for (; id[k] && k + 1 < n; k++)
+		out[k] = (char)tolower((unsigned char)id[k]);
+	out[k] = '\0';
+}
+
+void journal_wipe_hash(const char *id, uint8_t out[JOURNAL_WIPE_HASH])
+{
+	char norm[256];
+	wipe_norm(id, norm, sizeof(norm));
+	crypto_generichash(out, JOURNAL_WIPE_HASH, (const uint8_t *)norm, strlen(norm),
+			   (const uint8_t *)"compartd-wipe", 13);
+}
+
+static bool hash_consumed(const struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH])
 {
 	for (int i = 0; i < s->n_wipes; i++)
-		if (!strcmp(s->wipes[i].id, id))
+		if (!memcmp(s->wipes[i].hash, h, JOURNAL_WIPE_HASH))
 			return true;
 	return false;
 }
 
-void journal_wipe_record(struct journal_state *s, const char *id)
+bool journal_wipe_consumed(const struct journal_state *s, const char *id)
 {
-	if (journal_wipe_consumed(s, id))
-		return;
-	if (s->n_wipes == JOURNAL_MAX_WIPES) {
-		memmove(&s->wipes[0], &s->wipes[1], sizeof(s->wipes[0]) * (JOURNAL_MAX_WIPES - 1));
-		s->n_wipes--;
+	uint8_t h[JOURNAL_WIPE_HASH];
+	journal_wipe_hash(id, h);
+	return hash_consumed(s, h);
+}
+
+/* Labels are for reading only: the newest are kept, the oldest name dropped (its hash
+ * stays). */
+static void add_label(struct journal_state *s, const uint8_t h[JOURNAL_WIPE_HASH], const char *id)
+{
+	if (s->n_labels == JOURNAL_MAX_WIPE_LABELS) {
+		memmove(&s->labels[0], &s->labels[1],
+			sizeof(s->labels[0]) * (JOURNAL_MAX_WIPE_LABELS - 1));
+		s->n_labels--;
 	}
+	memcpy(s->labels[s->n_labels].hash, h, JOURNAL_WIPE_HASH);
+	snprintf(s->labels[s->n_labels++].id, sizeof(s->labels[0].id), "%s", id);
+}
+
+const char *journal_wipe_label(const struct journal_state *s, const uint8_t hash[JOURNAL_WIPE_HASH])
+{
+	for (int i = s->n_labels - 1; i >= 0; i--)
+		if (!memcmp(s->labels[i].hash, hash, JOURNAL_WIPE_HASH))
+			return s->labels[i].id;
+	return "";
+}
+
+int journal_wipe_record(struct journal_state *s, const char *id)
+{
+	uint8_t h[JOURNAL_WIPE_HASH];
+	journal_wipe_hash(id, h);
+	if (hash_consumed(s, h))
+		return 0;
+	if (s->n_wipes == JOURNAL_MAX_WIPES)
+		return -ENOSPC;
 	s->wipes[s->n_wipes].seq = s->seq + 1;
-	snprintf(s->wipes[s->n_wipes++].id, sizeof(s->wipes[0].id), "%s", id);
+	memcpy(s->wipes[s->n_wipes++].hash, h, JOURNAL_WIPE_HASH);
+	add_label(s, h, id);
+	return 0;
 }
 
 void journal_set_role(struct journal_state *s, enum cfg_kind k, const char *role, uint64_t epoch)

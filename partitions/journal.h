@@ -8,12 +8,18 @@
 #include "util.h"
 
 #define JOURNAL_MAGIC "CMPTJRN1"
-#define JOURNAL_FORMAT 1
+#define JOURNAL_FORMAT 2 /* written; format 1 (wipes by name, at most 32) is read too */
+#define JOURNAL_FORMAT_V1 1
 #define JOURNAL_HDR_SIZE 64
 #define JOURNAL_SLOT_SIZE (256U << 10)
 #define JOURNAL_MAX_PAYLOAD (JOURNAL_SLOT_SIZE - JOURNAL_HDR_SIZE)
 #define JOURNAL_MAX_FAILED 16
-#define JOURNAL_MAX_WIPES 32
+/* Consumed wipe authorizations are kept for ever: a 16-byte hash each, room for 4096 in a
+ * slot (~128 KiB). A 4097th wipe is refused, never an old record dropped. The names of the
+ * newest JOURNAL_MAX_WIPE_LABELS are kept beside, for people reading `state show`. */
+#define JOURNAL_MAX_WIPES 4096
+#define JOURNAL_MAX_WIPE_LABELS 32
+#define JOURNAL_WIPE_HASH 16
 #define JOURNAL_MAX_STEPS 64
 #define JOURNAL_MAX_DEVS 16
 
@@ -26,6 +32,11 @@ enum journal_tag {
 	JOURNAL_TAG_WIPE = 5,	    /* u64 seq consumed at, authorization id */
 	JOURNAL_TAG_STEP = 6,	    /* u64 id, u8 kind, u8 state, u16 target len, target, detail */
 	JOURNAL_TAG_NEXT_ID = 7,    /* u64 next step id */
+	JOURNAL_TAG_WIPE_HASH = 8,  /* u64 seq consumed at, 16-byte hash of the normalized id */
+	JOURNAL_TAG_WIPE_LABEL = 9, /* 16-byte hash, the id as given (display only) */
+	JOURNAL_TAG_STEP_DISK = 10, /* u64 step id, u64 disk size, 16-byte GPT disk GUID
+				     * (on-disk order), what was found on the disk before */
+	JOURNAL_TAG_MD_UUID = 11,   /* u8 kind, 7 zero, the md array's UUID (mdadm's form) */
 };
 
 enum journal_step_kind {
@@ -43,6 +54,10 @@ struct journal_step {
 	enum journal_step_state state;
 	char target[128];
 	char detail[96];
+	/* Partition steps (format 2): the disk the intent was for. size 0: not recorded. */
+	uint64_t disk_size;
+	char disk_guid[40]; /* the GPT disk GUID the step writes, upper case */
+	char found[64];	    /* what discovery found on it before ("" blank) */
 };
 
 struct journal_cfgver {
@@ -58,6 +73,10 @@ struct journal_role {
 
 struct journal_wipe {
 	uint64_t seq;
+	uint8_t hash[JOURNAL_WIPE_HASH];
+};
+struct journal_wipe_label {
+	uint8_t hash[JOURNAL_WIPE_HASH];
 	char id[128];
 };
 
@@ -71,6 +90,9 @@ struct journal_state {
 	struct journal_role roles[_CFG_KIND_MAX];
 	struct journal_wipe wipes[JOURNAL_MAX_WIPES];
 	int n_wipes;
+	struct journal_wipe_label labels[JOURNAL_MAX_WIPE_LABELS];
+	int n_labels;
+	char md_uuid[_CFG_KIND_MAX][48]; /* per array (infra, admin); "" not recorded */
 	struct journal_step steps[JOURNAL_MAX_STEPS];
 	int n_steps;
 	uint64_t next_id;
@@ -95,8 +117,14 @@ const struct journal_step *journal_step_pending(const struct journal_state *s,
 						enum journal_step_kind k, const char *target);
 int journal_count_steps(const struct journal_state *s, enum journal_step_kind k, const char *target,
 			enum journal_step_state st);
+/* Ids are compared after normalization (case, and the naa./eui./t10./0x WWN prefixes). */
 bool journal_wipe_consumed(const struct journal_state *s, const char *id);
-void journal_wipe_record(struct journal_state *s, const char *id);
+/* -ENOSPC when JOURNAL_MAX_WIPES are recorded (the wipe must not happen then). */
+int journal_wipe_record(struct journal_state *s, const char *id);
+void journal_wipe_hash(const char *id, uint8_t out[JOURNAL_WIPE_HASH]);
+/* The label of a consumed wipe's hash, "" when only the hash is kept. */
+const char *journal_wipe_label(const struct journal_state *s,
+			       const uint8_t hash[JOURNAL_WIPE_HASH]);
 void journal_set_role(struct journal_state *s, enum cfg_kind k, const char *role, uint64_t epoch);
 void journal_set_good_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);
 void journal_add_failed_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);

@@ -333,10 +333,15 @@ int journal_repair(const struct journal_dev *devs, int n, struct strbuf *msg)
 	return failed ? -EIO : done;
 }
 
+static void hex_n(const uint8_t *h, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
 static void hex(const uint8_t *h, char out[65])
 {
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", h[i]);
+	hex_n(h, 32, out);
 }
 
 static void format_json(const struct journal_state *s, struct strbuf *o)
@@ -365,11 +370,22 @@ static void format_json(const struct journal_state *s, struct strbuf *o)
 		sb_printf(o, ",\"epoch\":%" PRIu64 "}", s->roles[k].epoch);
 		first = false;
 	}
+	sb_puts(o, "},\"md_uuids\":{");
+	first = true;
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		if (!s->md_uuid[k][0])
+			continue;
+		sb_printf(o, "%s\"%s\":", first ? "" : ",", cfg_kind_to_str(k));
+		sb_json_str(o, s->md_uuid[k]);
+		first = false;
+	}
 	sb_puts(o, "},\"wipes_consumed\":[");
 	for (int i = 0; i < s->n_wipes; i++) {
+		char hx[65];
+		hex_n(s->wipes[i].hash, JOURNAL_WIPE_HASH, hx);
 		sb_printf(o, "%s{\"id\":", i ? "," : "");
-		sb_json_str(o, s->wipes[i].id);
-		sb_printf(o, ",\"seq\":%" PRIu64 "}", s->wipes[i].seq);
+		sb_json_str(o, journal_wipe_label(s, s->wipes[i].hash));
+		sb_printf(o, ",\"hash\":\"%s\",\"seq\":%" PRIu64 "}", hx, s->wipes[i].seq);
 	}
 	sb_puts(o, "],\"steps\":[");
 	for (int i = 0; i < s->n_steps; i++) {
@@ -380,6 +396,12 @@ static void format_json(const struct journal_state *s, struct strbuf *o)
 		sb_json_str(o, st->target);
 		sb_puts(o, ",\"detail\":");
 		sb_json_str(o, st->detail);
+		if (st->disk_size) {
+			sb_printf(o, ",\"disk_size\":%" PRIu64 ",\"disk_guid\":", st->disk_size);
+			sb_json_str(o, st->disk_guid);
+			sb_puts(o, ",\"found\":");
+			sb_json_str(o, st->found);
+		}
 		sb_putc(o, '}');
 	}
 	sb_puts(o, "]}");
@@ -400,8 +422,14 @@ static void format_human(const struct journal_state *s, struct strbuf *o)
 		if (s->roles[k].set)
 			sb_printf(o, "role %-10s %s (epoch %" PRIu64 ")\n", cfg_kind_to_str(k),
 				  s->roles[k].role, s->roles[k].epoch);
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (s->md_uuid[k][0])
+			sb_printf(o, "md %-12s uuid %s\n", cfg_kind_to_str(k), s->md_uuid[k]);
 	for (int i = 0; i < s->n_wipes; i++)
-		sb_printf(o, "wipe consumed   %s (seq %" PRIu64 ")\n", s->wipes[i].id,
+		sb_printf(o, "wipe consumed   %s (seq %" PRIu64 ")\n",
+			  *journal_wipe_label(s, s->wipes[i].hash)
+			      ? journal_wipe_label(s, s->wipes[i].hash)
+			      : "(name not kept)",
 			  s->wipes[i].seq);
 	for (int i = 0; i < s->n_steps; i++)
 		sb_printf(o, "step %-4" PRIu64 "      %-9s %-6s %s %s\n", s->steps[i].id,

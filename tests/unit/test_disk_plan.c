@@ -42,7 +42,7 @@ static void with_layout(struct disk_info *d, const struct cfg_layout *l, enum cf
 	}
 	snprintf(d->sigs[0], sizeof(d->sigs[0]), "gpt");
 	d->n_sigs = 1;
-	d->gpt_primary = d->gpt_backup = d->gpt_primary_valid = true;
+	d->gpt_primary = d->gpt_backup = d->gpt_primary_valid = d->gpt_tables_sound = true;
 }
 
 enum setup {
@@ -59,6 +59,13 @@ enum setup {
 	FOREIGN_MD,
 	GPT_BACKUP_ONLY, /* primary destroyed, backup intact */
 	UNREADABLE,
+	TORN_OWN,	/* power lost inside our first write: 2 of our partitions, areas zero */
+	TORN_OWN_DATA,	/* the same table, but data where our partitions would start */
+	TORN_MOVED,	/* cmpt-* names, not at this node's canonical geometry */
+	TORN_PMBR,	/* only the protective MBR reached the disk */
+	BACKUP_FOREIGN, /* primary gone, a backup header lists someone else's entries */
+	OURS_NO_BACKUP, /* complete primary, backup never written, areas zero */
+	OURS_NO_BACKUP_DATA, /* the same, with data: kept as it is, nothing written */
 };
 
 struct plan_case {
@@ -364,6 +371,55 @@ static const struct plan_case cases[] = {
      .auth = "S1",
      .verdict = DISK_VERDICT_TOO_SMALL,
      .n_parts = 0},
+    {.name = "torn own table, blank areas: finished",
+     .setup = TORN_OWN,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_CREATE,
+     .n_parts = 5},
+    {.name = "torn own table, data in an area: foreign",
+     .setup = TORN_OWN_DATA,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_FOREIGN,
+     .n_parts = 0},
+    {.name = "torn table not at our geometry: foreign",
+     .setup = TORN_MOVED,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_FOREIGN,
+     .n_parts = 0},
+    {.name = "torn own table on a DMZ node: finished, no admin",
+     .setup = TORN_OWN,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_DMZ,
+     .verdict = DISK_VERDICT_CREATE,
+     .n_parts = 4},
+    {.name = "backup lists foreign entries: foreign",
+     .setup = BACKUP_FOREIGN,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_FOREIGN,
+     .n_parts = 0},
+    {.name = "only the PMBR written: finished",
+     .setup = TORN_PMBR,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_CREATE,
+     .n_parts = 5},
+    {.name = "backup never written, areas zero: finished",
+     .setup = OURS_NO_BACKUP,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_CREATE,
+     .n_parts = 5},
+    {.name = "backup missing, data: kept, nothing written",
+     .setup = OURS_NO_BACKUP_DATA,
+     .size = 2 * GiB,
+     .zone = CFG_ZONE_MZ,
+     .verdict = DISK_VERDICT_KEEP,
+     .n_parts = 5,
+     .fix_types = false},
 };
 
 static void build(const struct plan_case *c, const struct cfg_layout *l, struct disk_info *d)
@@ -421,6 +477,32 @@ static void build(const struct plan_case *c, const struct cfg_layout *l, struct 
 	case UNREADABLE:
 		d->probe_failed = true;
 		break;
+	case TORN_OWN:
+	case TORN_OWN_DATA:
+	case TORN_MOVED:
+		with_layout(d, l, c->zone, c->size);
+		d->n_parts = 2;
+		d->gpt_tables_sound = d->gpt_backup = false;
+		d->areas_blank = c->setup != TORN_OWN_DATA;
+		if (c->setup == TORN_MOVED)
+			d->parts[1].start += MiB;
+		break;
+	case BACKUP_FOREIGN:
+		d->gpt_backup = d->gpt_foreign_entries = d->areas_blank = true;
+		snprintf(d->sigs[d->n_sigs++], sizeof(d->sigs[0]), "gpt-damaged");
+		break;
+	case TORN_PMBR:
+		snprintf(d->pttype, sizeof(d->pttype), "PMBR");
+		snprintf(d->sigs[d->n_sigs++], sizeof(d->sigs[0]), "PMBR");
+		d->areas_blank = true;
+		break;
+	case OURS_NO_BACKUP:
+	case OURS_NO_BACKUP_DATA:
+		with_layout(d, l, c->zone, c->size);
+		snprintf(d->parts[1].type, sizeof(d->parts[1].type), "%s", DISK_GUID_LINUX);
+		d->gpt_tables_sound = d->gpt_backup = false;
+		d->areas_blank = c->setup == OURS_NO_BACKUP;
+		break;
 	}
 }
 
@@ -452,6 +534,53 @@ static void test_table(void **state)
 		else
 			assert_int_equal(p.auth, -1);
 	}
+}
+
+static enum disk_verdict plan_resume(const struct disk_info *d, const struct disk_auth *a)
+{
+	struct cfg_layout l = base_layout();
+	struct disk_plan_input in = {.layout = &l, .zone = CFG_ZONE_MZ, .auths = a, .n_auths = 1};
+	struct disk_plan p;
+	disk_plan_one(&in, d, &p);
+	return p.verdict;
+}
+
+/* A journal intent resumes only on the disk it was for (issue 15): the size it recorded,
+ * and nothing but a torn table of our own layout (a create: on blank areas), or, for an
+ * authorized wipe stopped before it wrote, the same bytes it saw. */
+static void test_resume_identity(void **state)
+{
+	struct cfg_layout l = base_layout();
+	const struct plan_case ext4 = {.setup = FOREIGN_EXT4, .size = 2 * GiB, .is_file = true};
+	struct disk_info d;
+	build(&ext4, &l, &d);
+	snprintf(d.path, sizeof(d.path), "/img/c.img");
+	snprintf(d.head_sum, sizeof(d.head_sum), "0123456789abcdef");
+	struct disk_auth a = {.resume = true, .size = 2 * GiB};
+	snprintf(a.id, sizeof(a.id), "/img/c.img");
+	/* A create interrupted, the disk replaced by one with a file system. */
+	assert_int_equal(plan_resume(&d, &a), DISK_VERDICT_FOREIGN);
+	/* A wipe interrupted before it wrote: the same bytes are still there. */
+	a.wiped = true;
+	disk_fingerprint(&d, a.found, sizeof(a.found));
+	assert_int_equal(plan_resume(&d, &a), DISK_VERDICT_WIPED);
+	/* … another ext4 disk at that path is not the same bytes. */
+	snprintf(d.head_sum, sizeof(d.head_sum), "fedcba9876543210");
+	assert_int_equal(plan_resume(&d, &a), DISK_VERDICT_FOREIGN);
+	/* A format 1 intent (no identity recorded) resumes nothing that is not blank. */
+	struct disk_auth old = {.resume = true};
+	snprintf(old.id, sizeof(old.id), "/img/c.img");
+	assert_int_equal(plan_resume(&d, &old), DISK_VERDICT_FOREIGN);
+	/* Torn own table after an authorized wipe: data may remain in the areas. */
+	const struct plan_case torn = {.setup = TORN_OWN_DATA, .size = 2 * GiB, .is_file = true};
+	build(&torn, &l, &d);
+	snprintf(d.path, sizeof(d.path), "/img/c.img");
+	assert_int_equal(plan_resume(&d, &a), DISK_VERDICT_WIPED);
+	a.size = 4 * GiB; /* another disk */
+	assert_int_equal(plan_resume(&d, &a), DISK_VERDICT_FOREIGN);
+	a.size = 2 * GiB;
+	a.wiped = false; /* a create: the areas were blank, they are not now */
+	assert_int_equal(plan_resume(&d, &a), DISK_VERDICT_FOREIGN);
 }
 
 /* Partitions are MiB aligned, contiguous, in order, cmpt-guest takes the rest. */
@@ -529,9 +658,8 @@ static void test_strings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table),
-	    cmocka_unit_test(test_layout_sizes),
-	    cmocka_unit_test(test_grown_percent),
+	    cmocka_unit_test(test_table),	 cmocka_unit_test(test_resume_identity),
+	    cmocka_unit_test(test_layout_sizes), cmocka_unit_test(test_grown_percent),
 	    cmocka_unit_test(test_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

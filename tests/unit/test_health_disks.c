@@ -14,6 +14,7 @@
 
 #include "bootstrap.h"
 #include "health_disks.h"
+#include "md_craft.h"
 #include "log.h"
 #include "loop.h"
 
@@ -103,6 +104,9 @@ static void test_disk_check(void **state)
 	struct health_component *j = health_find(h, "journal", "state");
 	assert_non_null(j);
 	assert_int_equal(j->state, HEALTH_STATE_OK);
+	/* Its only disk is its parent: that disk unreachable, it is not probed. */
+	assert_true(j->parent >= 0);
+	assert_string_equal(h->comps[j->parent].name, "disk:disk0.img");
 	printf("%s: %s\n", j->name, j->detail);
 	const struct disk_bootstrap_result *res = disk_module_result(m);
 	struct journal_slot_info info[2];
@@ -192,6 +196,7 @@ static void test_disk_check(void **state)
 	health_run_due(h, now += 2 * USEC_PER_SEC);
 	assert_non_null(
 	    strstr(events.buf, "component=disk:disk0.img state=needs-operator stage=reachable"));
+	assert_int_equal(health_find(h, "journal", "state")->state, HEALTH_STATE_UNAVAILABLE);
 
 	health_disks_unregister(h);
 	assert_null(health_find(h, "disk", "disk0.img"));
@@ -208,14 +213,14 @@ struct md_case {
 };
 
 static const struct md_case md_cases[] = {
-    {{"clean", 0, 2, "idle", 0, 0}, 0, "clean, 2/2 members"},
-    {{"active", 0, 2, "idle", 0, 0}, 0, "active, 2/2 members"},
-    {{"clean", 1, 2, "idle", 0, 0}, -EDEADLK, "degraded: 1/2 members"},
-    {{"active", 1, 2, "recover", 1024, 4096}, 0, "recover 25% (1/2 members)"},
-    {{"clean", 0, 2, "resync", 4095, 4096}, 0, "resync 99% (2/2 members)"},
-    {{"clean", 1, 2, "frozen", 10, 20}, -EDEADLK, "degraded: 1/2 members"},
-    {{"inactive", 0, 2, "idle", 0, 0}, -ENODEV, "array is inactive"},
-    {{"", 0, 0, "", 0, 0}, -ENODEV, "array is not running"},
+    {{.array_state = "clean", .degraded = 0, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, 0, "clean, 2/2 members"},
+    {{.array_state = "active", .degraded = 0, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, 0, "active, 2/2 members"},
+    {{.array_state = "clean", .degraded = 1, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, -EDEADLK, "degraded: 1/2 members"},
+    {{.array_state = "active", .degraded = 1, .raid_disks = 2, .sync_action = "recover", .sync_done = 1024, .sync_total = 4096}, 0, "recover 25% (1/2 members)"},
+    {{.array_state = "clean", .degraded = 0, .raid_disks = 2, .sync_action = "resync", .sync_done = 4095, .sync_total = 4096}, 0, "resync 99% (2/2 members)"},
+    {{.array_state = "clean", .degraded = 1, .raid_disks = 2, .sync_action = "frozen", .sync_done = 10, .sync_total = 20}, -EDEADLK, "degraded: 1/2 members"},
+    {{.array_state = "inactive", .degraded = 0, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, -ENODEV, "array is inactive"},
+    {{.array_state = "", .degraded = 0, .raid_disks = 0, .sync_action = "", .sync_done = 0, .sync_total = 0}, -ENODEV, "array is not running"},
 };
 
 static void put(const char *dir, const char *name, const char *val)
@@ -267,6 +272,105 @@ static void test_md(void **state)
 	sb_reset(&d);
 	assert_true(health_md_read(dev, sys, "admin", &f, &d) < 0);
 	assert_non_null(strstr(d.buf, "/dev/md/admin: No such file or directory"));
+	sb_free(&d);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The md ladder (SPEC §8), pure: which mdadm commands each rung takes. */
+static void test_md_ladder(void **state)
+{
+	const char *exp[] = {"/dev/vda3", "/dev/vdb3"};
+	struct health_md_cmd c[8];
+	struct health_md_facts f = {.array_state = "clean", .raid_disks = 2, .n_members = 2};
+	snprintf(f.members[0].dev, sizeof(f.members[0].dev), "vda3");
+	snprintf(f.members[0].state, sizeof(f.members[0].state), "in_sync");
+	snprintf(f.members[1].dev, sizeof(f.members[1].dev), "vdb3");
+	snprintf(f.members[1].state, sizeof(f.members[1].state), "in_sync");
+	/* Healthy: no rung has anything to do. */
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_ISOLATE, exp, 2, c, 8), 0);
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RESTART, exp, 2, c, 8), 0);
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RELOAD, exp, 2, c, 8), 0);
+	/* A member with write errors: isolated, then re-added. */
+	snprintf(f.members[1].state, sizeof(f.members[1].state), "in_sync,write_error");
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_ISOLATE, exp, 2, c, 8), 1);
+	assert_int_equal(c[0].kind, HEALTH_MD_FAIL_REMOVE);
+	assert_string_equal(c[0].dev, "/dev/vdb3");
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RESTART, exp, 2, c, 8), 1);
+	assert_int_equal(c[0].kind, HEALTH_MD_READD);
+	assert_string_equal(c[0].dev, "/dev/vdb3");
+	/* "faulty_something" is not "faulty"; a member gone from the array is re-added. */
+	snprintf(f.members[1].state, sizeof(f.members[1].state), "in_sync,faulty_x");
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_ISOLATE, exp, 2, c, 8), 0);
+	f.n_members = 1;
+	f.degraded = 1;
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RESTART, exp, 2, c, 8), 1);
+	assert_string_equal(c[0].dev, "/dev/vdb3");
+	/* Not running: only reload acts, stop then assemble. */
+	snprintf(f.array_state, sizeof(f.array_state), "inactive");
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RESTART, exp, 2, c, 8), 0);
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RELOAD, exp, 2, c, 8), 2);
+	assert_int_equal(c[0].kind, HEALTH_MD_STOP);
+	assert_int_equal(c[1].kind, HEALTH_MD_ASSEMBLE);
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_RELOAD, exp, 0, c, 8), 0);
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_REBUILD, exp, 2, c, 8), 0);
+	/* Integrity: the UUID the journal recorded. */
+	struct strbuf d;
+	sb_init(&d);
+	snprintf(f.uuid, sizeof(f.uuid), "11111111:11111111:11111111:11111111");
+	assert_int_equal(health_md_judge_uuid(&f, "11111111:11111111:11111111:11111111", &d), 0);
+	assert_int_equal(health_md_judge_uuid(&f, "", &d), 0); /* nothing recorded */
+	assert_int_equal(health_md_judge_uuid(&f, "22222222:22222222:22222222:22222222", &d),
+			 -EBADMSG);
+	assert_non_null(strstr(d.buf, "the journal records 2222"));
+	sb_free(&d);
+}
+
+/* The sysfs reader: members from dev-* directories, the UUID from an in-sync member's
+ * 1.2 superblock (crafted byte for byte as mdadm writes it). */
+static void test_md_members(void **state)
+{
+	char dir[] = "/tmp/compartd-mdm.XXXXXX", p[256], cmd[400];
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/dev/md %s/sys/block/md127/md/dev-vda3 %s/sys/block/md127/md/dev-vdb3 "
+		 "&& ln -s ../md127 %s/dev/md/infra",
+		 dir, dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(p, sizeof(p), "%s/sys/block/md127/md", dir);
+	put(p, "array_state", "clean");
+	put(p, "degraded", "0");
+	put(p, "raid_disks", "2");
+	put(p, "sync_action", "idle");
+	put(p, "dev-vda3/state", "faulty");
+	put(p, "dev-vda3/errors", "17");
+	put(p, "dev-vdb3/state", "in_sync");
+	put(p, "dev-vdb3/errors", "0");
+	snprintf(p, sizeof(p), "%s/dev/vdb3", dir);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 8 << 20), 0);
+	assert_int_equal(md_write_v1(fd, 8 << 20, "1.2", "a1:infra", 0xab, 5), 0);
+	/* Distinct UUID bytes: mdadm --examine --export prints this superblock's MD_UUID as
+	 * 00112233:44556677:8899aabb:ccddeeff (bytes in order, checked against mdadm 4.2). */
+	uint8_t u[16];
+	for (int i = 0; i < 16; i++)
+		u[i] = (uint8_t)(i * 17);
+	assert_int_equal(pwrite(fd, u, 16, 4096 + 16), 16);
+	close(fd);
+	char dev[128], sys[128];
+	snprintf(dev, sizeof(dev), "%s/dev", dir);
+	snprintf(sys, sizeof(sys), "%s/sys", dir);
+	struct health_md_facts f;
+	struct strbuf d;
+	sb_init(&d);
+	assert_int_equal(health_md_read(dev, sys, "infra", &f, &d), 0);
+	assert_int_equal(f.n_members, 2);
+	assert_string_equal(f.uuid, "00112233:44556677:8899aabb:ccddeeff");
+	const char *exp[] = {"/dev/vda3", "/dev/vdb3"};
+	struct health_md_cmd c[4];
+	assert_int_equal(health_md_ladder(&f, HEALTH_ACTION_ISOLATE, exp, 2, c, 4), 1);
+	assert_string_equal(c[0].dev, "/dev/vda3");
 	sb_free(&d);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
@@ -390,6 +494,12 @@ static void test_rebuild_async(void **state)
 	run_until(l, md, HEALTH_STATE_NEEDS_OPERATOR);
 	assert_int_equal(c->state, HEALTH_STATE_OK);
 
+	/* The agent records a last-known-good configuration while the node runs. */
+	uint8_t hash[32];
+	memset(hash, 0x5c, sizeof(hash));
+	journal_set_good_config(disk_module_journal(n.m), 9, hash);
+	assert_int_equal(disk_module_journal_store(n.m), 0);
+
 	zero_range(n.img, 0, MiB); /* a replaced disk: blank */
 	zero_range(n.img, IMG_SIZE - MiB, MiB);
 	sb_init(&all_events);
@@ -420,6 +530,17 @@ static void test_rebuild_async(void **state)
 	assert_non_null(rec);
 	assert_true(dsk < raid && raid < rec);
 	assert_non_null(strstr(all_events.buf, "state=failed stage=parses action=none reason=\"blank"));
+	/* The child started a new journal on the new layout; the parent's configuration record
+	 * is kept, in memory and on disk. */
+	const struct journal_state *js = disk_module_journal(n.m);
+	assert_true(js->has_good);
+	assert_int_equal(js->good.version, 9);
+	const struct disk_bootstrap_result *res = disk_module_result(n.m);
+	struct journal_state *ondisk = calloc(1, sizeof(*ondisk));
+	assert_int_equal(journal_load(res->jdevs, res->n_jdevs, ondisk), 0);
+	assert_true(ondisk->has_good);
+	assert_memory_equal(ondisk->good.hash, hash, 32);
+	free(ondisk);
 
 	sb_free(&all_events);
 	slow_node_close(&n);
@@ -491,6 +612,8 @@ int main(void)
 	log_subscribe(on_line, NULL);
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_disk_check),
 					   cmocka_unit_test(test_md),
+					   cmocka_unit_test(test_md_ladder),
+					   cmocka_unit_test(test_md_members),
 					   cmocka_unit_test(test_rebuild_async),
 					   cmocka_unit_test(test_approve_wipe_async)};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,12 @@ static struct journal_state *full_state(void)
 	uint64_t id = journal_step_intent(s, JOURNAL_STEP_PARTITION, "SERIAL-1", "wiped");
 	journal_step_done(s, id);
 	journal_step_intent(s, JOURNAL_STEP_RAID, "md:infra", "create");
+	id = journal_step_intent(s, JOURNAL_STEP_PARTITION, "/img/c.img", "create");
+	struct journal_step *st = &s->steps[s->n_steps - 1];
+	assert_int_equal(st->id, id);
+	st->disk_size = 128ULL << 20;
+	snprintf(st->disk_guid, sizeof(st->disk_guid), "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+	snprintf(st->found, sizeof(st->found), "ext4");
 	return s;
 }
 
@@ -57,7 +63,11 @@ static void test_roundtrip(void **state)
 	assert_int_equal(d->n_wipes, 1);
 	assert_true(journal_wipe_consumed(d, "SERIAL-1"));
 	assert_false(journal_wipe_consumed(d, "SERIAL-2"));
-	assert_int_equal(d->n_steps, 2);
+	assert_int_equal(d->n_steps, 3);
+	assert_int_equal(d->steps[2].disk_size, 128ULL << 20);
+	assert_string_equal(d->steps[2].disk_guid, "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+	assert_string_equal(d->steps[2].found, "ext4");
+	assert_int_equal(d->steps[0].disk_size, 0);
 	assert_int_equal(
 	    journal_count_steps(d, JOURNAL_STEP_PARTITION, "SERIAL-1", JOURNAL_STEP_DONE), 1);
 	assert_non_null(journal_step_pending(d, JOURNAL_STEP_RAID, "md:infra"));
@@ -160,16 +170,103 @@ static void test_records_bounded(void **state)
 	assert_int_equal(journal_count_steps(s, JOURNAL_STEP_RAID, "md:infra", JOURNAL_STEP_DONE),
 			 1);
 	assert_int_equal(s->n_steps, JOURNAL_MAX_STEPS);
-	assert_int_equal(s->n_wipes, JOURNAL_MAX_WIPES);
+	assert_int_equal(s->n_wipes, 200);
 	/* The pending intent survives while done records make room. */
 	assert_non_null(journal_step_pending(s, JOURNAL_STEP_PARTITION, "d3"));
 	assert_true(journal_wipe_consumed(s, "w199"));
+	assert_true(journal_wipe_consumed(s, "w0"));
 	uint8_t *buf = calloc(1, JOURNAL_SLOT_SIZE);
 	size_t len;
 	assert_int_equal(journal_encode(s, 1, buf, JOURNAL_SLOT_SIZE, &len), 0);
 	assert_true(len < JOURNAL_SLOT_SIZE);
 	free(buf);
 	free(s);
+}
+
+/* Every consumed wipe stays consumed (issue 15: with 32 kept, an old `wipe =` became usable
+ * again): 4096 fit in a slot and survive a round trip; the 4097th is refused, nothing is
+ * evicted; WWN spellings are one id. */
+static void test_wipes_forever(void **state)
+{
+	struct journal_state *s = calloc(1, sizeof(*s)), *d = calloc(1, sizeof(*d));
+	char t[32];
+	for (int i = 0; i < JOURNAL_MAX_WIPES; i++) {
+		snprintf(t, sizeof(t), "SERIAL-%d", i);
+		assert_int_equal(journal_wipe_record(s, t), 0);
+	}
+	assert_int_equal(journal_wipe_record(s, "SERIAL-0"), 0); /* already there */
+	assert_int_equal(journal_wipe_record(s, "one-too-many"), -ENOSPC);
+	assert_false(journal_wipe_consumed(s, "one-too-many"));
+	uint8_t *buf = calloc(1, JOURNAL_SLOT_SIZE);
+	size_t len;
+	assert_int_equal(journal_encode(s, 5, buf, JOURNAL_SLOT_SIZE, &len), 0);
+	assert_int_equal(journal_decode_slot(buf, JOURNAL_SLOT_SIZE, d), 0);
+	assert_int_equal(d->n_wipes, JOURNAL_MAX_WIPES);
+	for (int i = 0; i < JOURNAL_MAX_WIPES; i += 97) {
+		snprintf(t, sizeof(t), "serial-%d", i);
+		assert_true(journal_wipe_consumed(d, t));
+	}
+	assert_true(journal_wipe_consumed(d, "SERIAL-0"));
+	assert_true(journal_wipe_consumed(d, "SERIAL-4095"));
+	assert_int_equal(d->n_labels, JOURNAL_MAX_WIPE_LABELS);
+	uint8_t h[JOURNAL_WIPE_HASH];
+	journal_wipe_hash("SERIAL-4095", h);
+	assert_string_equal(journal_wipe_label(d, h), "SERIAL-4095");
+	journal_wipe_hash("SERIAL-0", h);
+	assert_string_equal(journal_wipe_label(d, h), "");
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(journal_wipe_record(s, "naa.5000C500A1B2C3D4"), 0);
+	assert_true(journal_wipe_consumed(s, "0x5000c500a1b2c3d4"));
+	assert_true(journal_wipe_consumed(s, "5000C500A1B2C3D4"));
+	free(buf);
+	free(s);
+	free(d);
+}
+
+/* A format 1 slot (wipes by name, tag 5) written by the previous agent is read: its wipes
+ * stay consumed; the next write is format 2. */
+static void test_format_v1(void **state)
+{
+	uint8_t *buf = calloc(1, JOURNAL_SLOT_SIZE);
+	uint8_t *p = buf + JOURNAL_HDR_SIZE;
+	size_t n = 0;
+	const char *ids[] = {"OLD-SERIAL", "/img/b.img"};
+	for (int i = 0; i < 2; i++) {
+		uint16_t tag = 5;
+		uint32_t l = (uint32_t)(8 + strlen(ids[i]));
+		uint64_t seq = (uint64_t)i + 3;
+		memcpy(p + n, &tag, 2);
+		memcpy(p + n + 4, &l, 4);
+		memcpy(p + n + 8, &seq, 8);
+		memcpy(p + n + 16, ids[i], strlen(ids[i]));
+		n += 8 + l;
+	}
+	memcpy(buf, JOURNAL_MAGIC, 8);
+	uint32_t v = 1, hs = JOURNAL_HDR_SIZE, pl = (uint32_t)n;
+	uint64_t sq = 9;
+	memcpy(buf + 8, &v, 4);
+	memcpy(buf + 12, &hs, 4);
+	memcpy(buf + 16, &sq, 8);
+	memcpy(buf + 24, &pl, 4);
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, buf, 32);
+	crypto_generichash_update(&st, p, n);
+	crypto_generichash_final(&st, buf + 32, 32);
+	struct journal_state *d = calloc(1, sizeof(*d));
+	assert_int_equal(journal_decode_slot(buf, JOURNAL_SLOT_SIZE, d), 0);
+	assert_int_equal(d->seq, 9);
+	assert_int_equal(d->n_wipes, 2);
+	assert_int_equal(d->wipes[1].seq, 4);
+	assert_true(journal_wipe_consumed(d, "old-serial"));
+	assert_true(journal_wipe_consumed(d, "/img/b.img"));
+	size_t len;
+	assert_int_equal(journal_encode(d, 10, buf, JOURNAL_SLOT_SIZE, &len), 0);
+	uint32_t v2;
+	memcpy(&v2, buf + 8, 4);
+	assert_int_equal(v2, JOURNAL_FORMAT);
+	free(buf);
+	free(d);
 }
 
 static char tmpdir[256];
@@ -379,7 +476,8 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_corruption),
 	    cmocka_unit_test(test_payloads),  cmocka_unit_test(test_records_bounded),
 	    cmocka_unit_test(test_devices),   cmocka_unit_test(test_tmpfs),
-	    cmocka_unit_test(test_repair),
+	    cmocka_unit_test(test_repair),    cmocka_unit_test(test_wipes_forever),
+	    cmocka_unit_test(test_format_v1),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

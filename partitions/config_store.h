@@ -1,0 +1,63 @@
+/* The last-known-good configuration (SPEC §2a, §10): a copy of the file on every cmpt-state
+ * beside the journal's A/B slots, the journal's record of which version and hash is good
+ * and which failed, and the boot choice between the image's file and the stored copy.
+ *
+ * cmpt-state layout: journal slot A at 0, slot B at 256 KiB (journal.h); the first MiB is
+ * the journal's. From 1 MiB on, the rest is split in two config copy slots (C0, C1) of
+ * (size − 1 MiB) / 2 bytes each: a 64-byte header (magic CMPTCFG1, u32 format 1, u32
+ * header size 64, u64 config version, u32 length, u32 zero, BLAKE2b-256 of the file — the
+ * configuration hash) and the file's bytes. A new copy goes to the slot that does not hold
+ * the current last-known-good one, then the journal records it: a crash in between leaves
+ * the old copy and the old record. */
+#pragma once
+
+#include "config.h"
+#include "journal.h"
+
+struct disk_module;
+
+#define CONFIG_STORE_OFFSET (1ULL << 20)
+#define CONFIG_STORE_MAGIC "CMPTCFG1"
+
+/* ---- the copies (I/O on journal devices) ---- */
+
+/* Writes text as the copy of (version, hash) to the slot of every device not holding
+ * skip_hash's copy (NULL: slot C0). 0 when at least one device took it. */
+int config_store_save(const struct journal_dev *devs, int n, const char *text, size_t len,
+		      uint64_t version, const uint8_t hash[32], const uint8_t *skip_hash);
+/* The copy whose hash is `hash`, from any device (malloc'd, NUL-terminated). -ENOENT. */
+int config_store_load(const struct journal_dev *devs, int n, const uint8_t hash[32],
+		      char **ret_text, size_t *ret_len, uint64_t *ret_version);
+/* Without a configuration: every cmpt-state on the local whole disks under sysfs_root.
+ * Read-only. Returns the count. */
+int config_store_find_devs(const char *sysfs_root, struct journal_dev *devs, int max);
+
+/* ---- the agent's use of it ---- */
+
+struct config_lkg;
+/* state_path: an extra state area (host mode: a file); scan: look for cmpt-state on the
+ * local disks (PID 1). Never NULL unless out of memory. */
+struct config_lkg *config_lkg_new(const char *state_path, bool scan, const char *sysfs_root);
+struct config_lkg *config_lkg_free(struct config_lkg *l);
+/* The configuration to run: the image's file at path, unless it does not load, was
+ * recorded as failed here, or is older than the last-known-good one — then the stored
+ * copy, with `event=boot config=last-known-good version=N reason=…`. A file that does not
+ * load is recorded as failed (version 0, its hash). Errors as cfg_load when neither. */
+int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
+		    size_t n_ovr, struct cfg **ret, struct strbuf *err);
+/* From now on the journal is the disk module's (its copy in memory, its devices). */
+void config_lkg_attach_disks(struct config_lkg *l, struct disk_module *m);
+/* The node is ready with c (hooks_ok) → last-known-good, copy kept; or its profile hooks
+ * failed → recorded as failed. Idempotent. */
+int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok);
+/* After c's profile hooks failed (recorded by config_lkg_record): c is replaced in place
+ * by the last-known-good copy (SPEC §2a rollback), when there is one that differs and has
+ * the same topology (modules keep their pointers into c), with `event=config
+ * action=rollback version=N from=M`. 0 when rolled back, -ENOENT / -EBUSY otherwise. */
+int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
+			size_t n_ovr);
+/* Whether c must not run here (recorded as failed, or older than the last-known-good);
+ * why says which. For boot and for reloads. */
+bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n);
+/* Whether (version, hash) is recorded as failed. */
+bool config_lkg_failed(const struct journal_state *j, uint64_t version, const uint8_t hash[32]);
