@@ -101,10 +101,22 @@ int console_open_serial(struct agent *a, const char *dev)
 	return 0;
 }
 
+/* Components the node registers: one per other node (peer links), per storage path and
+ * export, plus a fixed allowance for what is local (disks, arrays, journal, quorum
+ * sessions, configuration, clock, console, guest export). */
+static int health_capacity(const struct cfg *c)
+{
+	int n = 64 + c->n_nodes;
+	for (int i = 0; i < c->n_storage; i++)
+		n += c->storage[i].n_portals + 1;
+	return n;
+}
+
 int console_cmds_setup(struct agent *a)
 {
 	struct console *c = a->env.console;
-	int r = health_new(a->env.cfg->timeouts.health_interval, &a->env.health);
+	int r = health_new(a->env.cfg->timeouts.health_interval, health_capacity(a->env.cfg),
+			   &a->env.health);
 	if (r < 0 || (r = health_attach(a->env.health, a->env.loop)) < 0)
 		return r;
 	static const struct query_transport none = {.send = no_transport, .max_payload = 1000};

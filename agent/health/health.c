@@ -36,11 +36,17 @@ const char *health_action_to_str(enum health_action a)
 	return a < _HEALTH_ACTION_MAX ? action_str[a] : NULL;
 }
 
-int health_new(uint64_t default_interval_us, struct health **ret)
+int health_new(uint64_t default_interval_us, int capacity, struct health **ret)
 {
 	struct health *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
+	h->cap = capacity > 0 ? capacity : HEALTH_DEFAULT_CAPACITY;
+	h->comps = calloc((size_t)h->cap, sizeof(*h->comps));
+	if (!h->comps) {
+		free(h);
+		return -ENOMEM;
+	}
 	h->default_interval_us = default_interval_us ? default_interval_us : 5 * USEC_PER_SEC;
 	h->clock = now_usec;
 	*ret = h;
@@ -52,6 +58,8 @@ struct health *health_free(struct health *h)
 	if (!h)
 		return NULL;
 	timer_free(h->timer);
+	sb_free(&h->cycle_names);
+	free(h->comps);
 	free(h);
 	return NULL;
 }
@@ -102,7 +110,7 @@ int health_register_flags(struct health *h, const struct health_component_ops *o
 	for (i = 0; i < h->n; i++)
 		if (!comp_live(&h->comps[i]))
 			break;
-	if (i == HEALTH_MAX_COMPONENTS)
+	if (i == h->cap)
 		return -ENOSPC;
 	if (i == h->n)
 		h->n++;
@@ -333,11 +341,49 @@ static bool unreachable(const struct health_component *c)
 
 static void check_stages(struct health *h, struct health_component *c, uint64_t now_us);
 
+/* A cycle's changes, for its one summary line. */
+#define SUMMARY_NAMES 6
+
+static void cycle_note(struct health *h, const struct health_component *c,
+		       enum health_state before)
+{
+	if (h->cycle_changes++ >= SUMMARY_NAMES)
+		return;
+	/* ok after a failure is a recovery; the rest by the state it went to */
+	const char *what =
+	    c->state == HEALTH_STATE_OK ? "recovered" : health_state_to_str(c->state);
+	sb_printf(&h->cycle_names, "%s%s %s", h->cycle_names.len ? ", " : "", c->name, what);
+}
+
+/* SPEC §8: every cycle that changed anything ends with one line: what changed, the
+ * overall state, and what needs an operator. */
+static void cycle_summary(struct health *h)
+{
+	if (!h->cycle_changes)
+		return;
+	struct strbuf ops;
+	sb_init(&ops);
+	for (int i = 0; i < h->n; i++)
+		if (comp_live(&h->comps[i]) && h->comps[i].state == HEALTH_STATE_NEEDS_OPERATOR)
+			sb_printf(&ops, "%s%s", ops.len ? ", " : "", h->comps[i].name);
+	char more[32] = "";
+	if (h->cycle_changes > SUMMARY_NAMES)
+		snprintf(more, sizeof(more), " (+%d more)", h->cycle_changes - SUMMARY_NAMES);
+	log_notice("health: cycle: %d changed: %s%s; overall %s%s%s", h->cycle_changes,
+		   h->cycle_names.buf, more, health_overall(h), ops.len ? "; needs an operator: " : "",
+		   ops.len ? ops.buf : "");
+	sb_free(&ops);
+	sb_reset(&h->cycle_names);
+	h->cycle_changes = 0;
+}
+
 /* Every state change goes through here, so the core verdict follows each one. */
 static void check_one(struct health *h, struct health_component *c, uint64_t now_us)
 {
 	enum health_state before = c->state;
 	check_stages(h, c, now_us);
+	if (c->state != before && !(before == HEALTH_STATE_UNKNOWN && c->state == HEALTH_STATE_OK))
+		cycle_note(h, c, before);
 	if (c->state != before || (c->flags & HEALTH_F_CORE))
 		core_update(h);
 }
@@ -408,35 +454,56 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 static int depth(const struct health *h, int i)
 {
 	int d = 0;
-	for (int p = h->comps[i].parent; p >= 0 && d < HEALTH_MAX_COMPONENTS;
+	for (int p = h->comps[i].parent; p >= 0 && d < h->cap;
 	     p = h->comps[p].parent)
 		d++;
 	return d;
 }
 
-/* Peers first, then parents before children, then registration order. */
-static int order(const struct health *h, int out[HEALTH_MAX_COMPONENTS])
+struct order_key {
+	uint64_t key;
+	int idx;
+};
+
+static int cmp_order(const void *a, const void *b)
 {
-	int n = 0, key[HEALTH_MAX_COMPONENTS];
+	uint64_t x = ((const struct order_key *)a)->key, y = ((const struct order_key *)b)->key;
+	return x < y ? -1 : x > y;
+}
+
+/* Peers first, then parents before children, then registration order: the indices of the
+ * live components into a new array (*ret, freed by the caller); returns how many, or
+ * -ENOMEM. */
+static int order(const struct health *h, int **ret)
+{
+	struct order_key *k = calloc((size_t)h->n + 1, sizeof(*k));
+	int *out = calloc((size_t)h->n + 1, sizeof(*out));
+	if (!k || !out) {
+		free(k);
+		free(out);
+		return -ENOMEM;
+	}
+	int n = 0;
 	for (int i = 0; i < h->n; i++) {
 		if (!comp_live(&h->comps[i]))
 			continue;
-		int k = (strcmp(h->comps[i].kind, "peer") ? 1 : 0) * 4096 + depth(h, i) * 64 + i;
-		int j = n++;
-		for (; j > 0 && key[j - 1] > k; j--) {
-			key[j] = key[j - 1];
-			out[j] = out[j - 1];
-		}
-		key[j] = k;
-		out[j] = i;
+		uint64_t peer = strcmp(h->comps[i].kind, "peer") ? 1 : 0;
+		k[n++] = (struct order_key){peer << 62 | (uint64_t)depth(h, i) << 32 | (uint64_t)i, i};
 	}
+	qsort(k, (size_t)n, sizeof(*k), cmp_order);
+	for (int i = 0; i < n; i++)
+		out[i] = k[i].idx;
+	free(k);
+	*ret = out;
 	return n;
 }
 
 int health_run_due(struct health *h, uint64_t now_us)
 {
-	int idx[HEALTH_MAX_COMPONENTS];
-	int n = order(h, idx), ran = 0;
+	int *idx = NULL;
+	int n = order(h, &idx), ran = 0;
+	if (n < 0)
+		return n;
 	h->running = true;
 	for (int i = 0; i < n; i++) {
 		struct health_component *c = &h->comps[idx[i]];
@@ -446,6 +513,8 @@ int health_run_due(struct health *h, uint64_t now_us)
 		}
 	}
 	h->running = false;
+	free(idx);
+	cycle_summary(h);
 	return ran;
 }
 
@@ -567,10 +636,9 @@ static void format_core_line(const struct health *h, const int *idx, int n, stru
 		sb_puts(out, "): ok\n");
 }
 
-void health_format(const struct health *h, uint64_t now_us, bool json, struct strbuf *out)
+static void format_ordered(const struct health *h, const int *idx, int n, uint64_t now_us,
+			   bool json, struct strbuf *out)
 {
-	int idx[HEALTH_MAX_COMPONENTS];
-	int n = order(h, idx);
 	if (json) {
 		sb_printf(out, "{\"overall\":\"%s\",\"core_failure\":", health_overall(h));
 		if (h->core_reason[0])
@@ -615,6 +683,18 @@ void health_format(const struct health *h, uint64_t now_us, bool json, struct st
 			sb_printf(out, "  %-10s %s\n", ago, e->text);
 		}
 	}
+}
+
+void health_format(const struct health *h, uint64_t now_us, bool json, struct strbuf *out)
+{
+	int *idx = NULL;
+	int n = order(h, &idx);
+	if (n < 0) {
+		sb_puts(out, json ? "{\"error\":\"out of memory\"}\n" : "error: out of memory\n");
+		return;
+	}
+	format_ordered(h, idx, n, now_us, json, out);
+	free(idx);
 }
 
 /* ---- core health ---- */

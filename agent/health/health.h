@@ -12,7 +12,8 @@
 #include "loop.h"
 #include "util.h"
 
-#define HEALTH_MAX_COMPONENTS 64
+/* Components a health engine holds unless its owner sizes it (health_new). */
+#define HEALTH_DEFAULT_CAPACITY 64
 #define HEALTH_NAME_MAX 64
 #define HEALTH_LOG_LINES 8
 #define HEALTH_DETAIL_MAX 128
@@ -113,8 +114,10 @@ struct health;
 typedef void (*health_core_fn)(struct health *h, bool ok, const char *reason, void *ud);
 
 struct health {
-	struct health_component comps[HEALTH_MAX_COMPONENTS];
-	int n;
+	struct health_component *comps; /* cap entries; indices are stable */
+	int n, cap;
+	int cycle_changes;	    /* state changes in the cycle under way */
+	struct strbuf cycle_names; /* the first few of them, for its summary line */
 	uint64_t default_interval_us;
 	uint64_t (*clock)(void); /* the driver's clock (now_usec); tests replace it */
 	struct loop *loop;
@@ -125,7 +128,9 @@ struct health {
 	char core_reason[HEALTH_NAME_MAX + 48]; /* "" while every core component is healthy */
 };
 
-int health_new(uint64_t default_interval_us, struct health **ret);
+/* capacity: how many components it can hold (the owner sizes it from the configuration:
+ * peers, paths, disks…); 0: HEALTH_DEFAULT_CAPACITY. */
+int health_new(uint64_t default_interval_us, int capacity, struct health **ret);
 struct health *health_free(struct health *h);
 
 /* parent is "kind:id" of a registered component, or NULL. Returns the index or -errno

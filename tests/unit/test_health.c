@@ -23,12 +23,17 @@ struct fake {
 
 static struct strbuf trace; /* "a:R a:I a:r …": check reachable, isolate, restart … */
 static struct strbuf events;
+static struct strbuf summaries; /* the cycles' summary lines */
 
 static void on_line(const struct log_line *l, void *ud)
 {
 	if (l->is_event && !strncmp(l->text, "event=health ", 13)) {
 		sb_puts(&events, l->text);
 		sb_putc(&events, '\n');
+	}
+	if (!strncmp(l->text, "health: cycle: ", 15)) {
+		sb_puts(&summaries, l->text);
+		sb_putc(&summaries, '\n');
 	}
 }
 
@@ -176,6 +181,7 @@ static void reset_capture(void)
 {
 	sb_reset(&trace);
 	sb_reset(&events);
+	sb_reset(&summaries);
 }
 
 static void test_ladder(void **state)
@@ -184,7 +190,7 @@ static void test_ladder(void **state)
 		const struct ladder_case *tc = &ladder_cases[i];
 		struct fake f = tc->f;
 		struct health *h = NULL;
-		assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
+		assert_int_equal(health_new(USEC_PER_SEC, 0, &h), 0);
 		assert_non_null(h);
 		assert_int_equal(health_register(h, tc->ops, &f, "t", "c", NULL), 0);
 		reset_capture();
@@ -228,7 +234,7 @@ static void test_pending(void **state)
 			 .fix_on_try = 1,
 			 .fix_pending = true};
 	struct health *h = NULL;
-	assert_int_equal(health_new(0, &h), 0);
+	assert_int_equal(health_new(0, 0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &f, "path", "p", NULL), 0);
 	reset_capture();
 	health_run_due(h, 100);
@@ -272,7 +278,7 @@ static void test_lasting_fault_once(void **state)
 							.retry_interval_us = USEC_PER_SEC};
 	struct flapper f = {.err = -EHOSTUNREACH};
 	struct health *h = NULL;
-	assert_int_equal(health_new(0, &h), 0);
+	assert_int_equal(health_new(0, 0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &f, "path", "b", NULL), 0);
 	reset_capture();
 	for (uint64_t t = 1; t < 60 * USEC_PER_SEC; t += USEC_PER_SEC / 2)
@@ -283,11 +289,51 @@ static void test_lasting_fault_once(void **state)
 					"refused\"\n"
 					"event=health component=path:b state=needs-operator "
 					"stage=reachable action=restart reason=login\n");
+	/* One summary per cycle that changed something, none for the quiet ones. */
+	assert_string_equal(summaries.buf,
+			    "health: cycle: 1 changed: path:b failed; overall degraded\n"
+			    "health: cycle: 1 changed: path:b needs-operator; overall "
+			    "needs-operator; needs an operator: path:b\n");
 	/* The operator changes something: another error is another fault. */
 	f.err = -EACCES;
 	reset_capture();
 	health_run_due(h, 61 * USEC_PER_SEC);
 	assert_non_null(strstr(events.buf, "component=path:b state=failed stage=reachable"));
+	health_free(h);
+}
+
+/* The table is as large as its owner sized it (a cluster of 1 024 nodes watches 1 023
+ * peers); the order holds past 64 components; a full table says so. */
+static int count_reach(void *ud, struct strbuf *d)
+{
+	(*(int *)ud)++;
+	return 0;
+}
+
+static void test_capacity(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = count_reach};
+	int checks = 0;
+	struct health *h = NULL;
+	assert_int_equal(health_new(0, 1100, &h), 0);
+	char id[16];
+	for (int i = 0; i < 1100; i++) {
+		snprintf(id, sizeof(id), "n%d", i);
+		assert_int_equal(health_register(h, &ops, &checks, i % 2 ? "peer" : "disk", id, NULL),
+				 i);
+	}
+	assert_int_equal(health_register(h, &ops, &checks, "disk", "one-more", NULL), -ENOSPC);
+	assert_int_equal(health_run_due(h, 1), 1100);
+	assert_int_equal(checks, 1100);
+	struct strbuf out;
+	sb_init(&out);
+	health_format(h, 2, false, &out);
+	/* Every peer before the first disk. */
+	const char *last_peer = strstr(out.buf, "peer:n1099 "), *first_disk = strstr(out.buf, "disk:n0 ");
+	assert_non_null(last_peer);
+	assert_non_null(first_disk);
+	assert_true(last_peer < first_disk);
+	sb_free(&out);
 	health_free(h);
 }
 
@@ -300,7 +346,7 @@ static void test_order_and_parents(void **state)
 	struct fake disk = {.trace_name = "disk"}, md = {.trace_name = "md"},
 		    peer = {.trace_name = "peer"}, remote = {.trace_name = "remote"};
 	struct health *h = NULL;
-	assert_int_equal(health_new(0, &h), 0);
+	assert_int_equal(health_new(0, 0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &disk, "disk", "vda", NULL), 0);
 	assert_int_equal(health_register(h, &ops, &md, "md", "infra", "disk:vda"), 1);
 	assert_int_equal(health_register(h, &quiet, &peer, "peer", "a2", NULL), 2);
@@ -353,7 +399,7 @@ static void test_format(void **state)
 	struct fake a = {.trace_name = "a", .detail = "drift 3ms"},
 		    b = {.trace_name = "b", .fail_reach = true};
 	struct health *h = NULL;
-	assert_int_equal(health_new(0, &h), 0);
+	assert_int_equal(health_new(0, 0, &h), 0);
 	health_register(h, &ops, &a, "clock", "realtime", NULL);
 	health_register(h, &ops, &b, "config", "cluster", NULL);
 	health_run_due(h, 1000000);
@@ -408,7 +454,7 @@ static void test_core(void **state)
 	struct fake md = {.trace_name = "md"}, cf = {.trace_name = "cf"},
 		    other = {.trace_name = "o"};
 	struct health *h = NULL;
-	assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
+	assert_int_equal(health_new(USEC_PER_SEC, 0, &h), 0);
 	sb_init(&core_changes);
 	health_set_core_notify(h, on_core, NULL);
 	assert_int_equal(health_register_flags(h, &core_ops, &md, "md", "infra", NULL, HEALTH_F_CORE), 0);
@@ -473,7 +519,7 @@ static void test_busy(void **state)
 	struct fake f = {.trace_name = "b", .fail_reach = true, .fixed_by = HEALTH_ACTION_REBUILD,
 			 .fix_on_try = 1, .fix_pending = true};
 	struct health *h = NULL;
-	assert_int_equal(health_new(0, &h), 0);
+	assert_int_equal(health_new(0, 0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &f, "disk", "d", NULL), 0);
 	reset_capture();
 	health_run_due(h, 100);
@@ -504,6 +550,7 @@ int main(void)
 	    cmocka_unit_test(test_ladder),
 	    cmocka_unit_test(test_pending),
 	    cmocka_unit_test(test_order_and_parents),
+	    cmocka_unit_test(test_capacity),
 	    cmocka_unit_test(test_lasting_fault_once),
 	    cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_core),

@@ -90,7 +90,7 @@ static void test_disk_check(void **state)
 	assert_int_equal(disk_module_new(cfg, cfg_find_node(cfg, "a1"), &o, &m), 0);
 	assert_int_equal(disk_module_bootstrap(m), 0);
 	struct health *h = NULL;
-	assert_int_equal(health_new(USEC_PER_SEC, &h), 0);
+	assert_int_equal(health_new(USEC_PER_SEC, 0, &h), 0);
 	assert_int_equal(health_disks_register(h, m), 1);
 	struct health_component *c = health_find(h, "disk", "disk0.img");
 	assert_non_null(c);
@@ -457,7 +457,7 @@ static void slow_node_open(struct slow_node *n, bool foreign)
 	assert_int_equal(disk_module_new(n->cfg, cfg_find_node(n->cfg, "a1"), &o, &n->m), 0);
 	n->bootstrap_rc = disk_module_bootstrap(n->m);
 	n->l = loop_new();
-	assert_int_equal(health_new(USEC_PER_SEC, &n->h), 0);
+	assert_int_equal(health_new(USEC_PER_SEC, 0, &n->h), 0);
 	assert_int_equal(health_attach(n->h, n->l), 0);
 	assert_int_equal(health_disks_register(n->h, n->m), 1);
 	n->k.t = timer_new(n->l, on_tick, &n->k);
