@@ -137,7 +137,7 @@ bench: all
 	@for b in bench/*.sh; do echo "== $$b"; $$b $(BUILD) || exit 1; done
 
 format:
-	clang-format -i $(LIB_SRCS) $(MAINS) $(UNIT_SRCS) $(FUZZ_SRCS)
+	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^tests/fuzz/corpus/')
 
 clean:
 	rm -rf $(BUILD)

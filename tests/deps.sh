@@ -3,7 +3,7 @@
 # when everything is there it only checks; otherwise it runs apt-get update once.
 set -euo pipefail
 pkgs=(
-	build-essential pkg-config clang libclang-rt-14-dev
+	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libiscsi-dev libparted-dev libblkid-dev libsodium-dev libcmocka-dev
 	tgt qemu-system-x86 qemu-utils ipxe-qemu mdadm busybox-static cpio kmod xz-utils zstd
 	iproute2 jq e2fsprogs lvm2 fdisk gdisk procps psmisc util-linux
