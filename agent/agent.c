@@ -11,6 +11,7 @@
 #include "pid1.h"
 #include "spawn.h"
 #include "config_store.h"
+#include "health_disks.h"
 #include "proctitle.h"
 #include "storage.h"
 
@@ -437,13 +438,18 @@ int agent_run_main(int argc, char **argv)
 		goto out;
 	r = loop_run(a.env.loop);
 out:
-	a.storage_attached = storage_detach(a.storage_attached);
-	console_cmds_teardown(&a);
-	a.storage = storage_free(a.storage);
+	/* In reverse: each module detaches from the engines while they still run. */
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);
+	if (a.hs)
+		hs_detach(a.hs, &a.env);
 	a.hs = hs_free(a.hs);
+	a.storage_attached = storage_detach(a.storage_attached);
+	a.storage = storage_free(a.storage);
+	if (a.disks)
+		disk_module_detach(a.disks, &a.env);
 	a.disks = disk_module_free(a.disks);
+	console_cmds_teardown(&a);
 	a.lkg = config_lkg_free(a.lkg);
 	console_free(a.env.console);
 	loop_free(a.env.loop);

@@ -171,11 +171,7 @@ int console_cmds_setup(struct agent *a)
 
 void console_cmds_teardown(struct agent *a)
 {
-	if (a->disks)
-		disk_module_detach(a->disks, &a->env);
 	a->serial = serial_free(a->serial);
-	if (a->hs)
-		hs_detach(a->hs, &a->env);
 	a->query = query_engine_free(a->query);
 	health_checks_unregister(a);
 	a->env.health = health_free(a->env.health);
