@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	struct strbuf line;
+	_cleanup_(sb_free) struct strbuf line;
 	sb_init(&line);
 	for (int j = i; j < argc; j++) {
 		bool quote = strpbrk(argv[j], " \t") != NULL || !argv[j][0];
@@ -67,7 +67,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "compartctl: cannot send: %m\n");
 		return 2;
 	}
-	sb_free(&line);
 	shutdown(fd, SHUT_WR);
 	struct strbuf ans;
 	sb_init(&ans);
