@@ -58,7 +58,7 @@ struct guest_plan {
 	char portal[80];	 /* "10.77.1.11:3260", "[fd00::1]:3260": the np directory name */
 	char serial[40];	 /* vpd_unit_serial: the partition GUID */
 	char naa[40];		 /* the VPD 0x83 NAA designator LIO derives from the serial */
-	char tpg[GUEST_OP_PATH_MAX]; /* "iscsi/<iqn>/tpgt_1" */
+	char tpg[CFG_IQN_MAX + 32]; /* "iscsi/<iqn>/tpgt_1" */
 	struct guest_part part;
 	char acls[CFG_MAX_INITIATORS][CFG_IQN_MAX];
 	int n_acls;
@@ -122,7 +122,7 @@ int guest_tpg_enable(const struct guest *g, bool on);
 struct guest_status {
 	bool tpg_enabled, portal_listening;
 	char udev_path[CFG_PATH_MAX];
-	char serial[64];
+	char serial[128];
 	uint64_t size; /* the backing device's current size */
 	char acls[CFG_MAX_INITIATORS + 4][CFG_IQN_MAX];
 	int n_acls;

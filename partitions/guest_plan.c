@@ -155,6 +155,9 @@ static int plan_backstore(struct guest_plan *p)
 	r = r ?: add(p, GUEST_OP_MKDIR, true, NULL, "%s", GUEST_BACKSTORE_HBA);
 	r = r ?: add(p, GUEST_OP_MKDIR, false, NULL, "%s", GUEST_BACKSTORE);
 	r = r ?: add(p, GUEST_OP_WRITE, false, control, "%s/control", GUEST_BACKSTORE);
+	/* What the device shows as its udev_path (targetcli writes it too): the health check
+	 * reads it back. */
+	r = r ?: add(p, GUEST_OP_WRITE, false, p->part.path, "%s/udev_path", GUEST_BACKSTORE);
 	r = r ?: add(p, GUEST_OP_WRITE, false, "1", "%s/enable", GUEST_BACKSTORE);
 	r = r ?: add(p, GUEST_OP_WRITE, false, p->serial, "%s/wwn/vpd_unit_serial",
 		     GUEST_BACKSTORE);
