@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "guest.h"
 #include "elect_drv.h"
 
 #include "console_cmds.h"
@@ -415,6 +416,7 @@ int agent_run_main(int argc, char **argv)
 	if (a.opts.pid1) {
 		(void)pid1_serial_start(&a);
 		(void)pid1_disks(&a);
+		(void)pid1_guest(&a);
 	}
 	agent_start_storage(&a);
 	r = agent_start_handshake(&a);
@@ -423,6 +425,7 @@ int agent_run_main(int argc, char **argv)
 	r = loop_run(a.env.loop);
 out:
 	a.storage_attached = storage_detach(a.storage_attached);
+	a.guest = guest_free(a.guest); /* before the health engine it is registered with */
 	console_cmds_teardown(&a);
 	a.storage = storage_free(a.storage);
 	a.decision = decision_free(a.decision);

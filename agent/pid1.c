@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "bootstrap.h"
 #include "console_cmds.h"
+#include "guest.h"
 #include "health_disks.h"
 #include "log.h"
 #include "netcfg.h"
@@ -399,6 +400,17 @@ int pid1_disks(struct agent *a)
 		    r, "disks: the stage did not finish; 'disks' and 'raid' on the console "
 		       "show what is missing, 'approve-wipe <disk>' authorizes a foreign disk");
 	return r;
+}
+
+/* ---- the guest storage network ---- */
+
+int pid1_guest(struct agent *a)
+{
+	int r = guest_new(a->env.cfg, a->env.self, a->disks ? disk_module_result(a->disks) : NULL,
+			  NULL, &a->guest);
+	if (r < 0)
+		return log_error_errno(r, "guest: cannot start");
+	return guest_attach(a->guest, &a->env);
 }
 
 /* ---- the serial console ---- */

@@ -242,6 +242,20 @@ static void export_ladder_teardown(void **state)
 	assert_non_null(strstr(out.buf, "\"write_mbytes\":42"));
 	sb_free(&out);
 
+	/* The partition's GUID changed on disk (another cmpt-guest in its place): integrity
+	 * fails and no rung of the ladder can fix it. */
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "sgdisk -u 5:11111111-2222-4333-8444-555555555555 %s/vda "
+		 ">/dev/null 2>&1", dir);
+	assert_int_equal(system(cmd), 0);
+	sb_reset(&events);
+	for (int i = 0; i < 20 && comp->state != HEALTH_STATE_NEEDS_OPERATOR; i++)
+		health_run_due(h, now += 10 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_int_equal(comp->state, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_non_null(strstr(events.buf, "reason=\"cmpt-guest now has GUID "
+					   "11111111-2222-4333-8444-555555555555\""));
+
 	/* Teardown: nothing of ours is left, configfs' own core/ stays. */
 	guest_free(g);
 	assert_int_equal(count_entries("iscsi"), 0);
