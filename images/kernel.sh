@@ -27,10 +27,10 @@ out=$build/kernel/$KERNEL_VERSION
 if [ $# -gt 1 ]; then
 	out=$out+$2
 	MODULES+=("${@:3}")
-	# the cache holds for the same module list only
-	if [ -f "$out/.done" ] && [ "$(cat "$out/modules.list" 2>/dev/null)" != "${MODULES[*]}" ]; then
-		rm -f "$out/.done"
-	fi
+fi
+# the cache holds for the same module list only
+if [ -f "$out/.done" ] && [ "$(cat "$out/modules.list" 2>/dev/null)" != "${MODULES[*]}" ]; then
+	rm -f "$out/.done"
 fi
 if [ -f "$out/.done" ]; then
 	echo "$out"
