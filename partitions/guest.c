@@ -239,6 +239,30 @@ static int guest_export(struct guest *g, const struct cfg *c, int self,
 	return e;
 }
 
+/* event=guest node=… state=exported target=… portal=… partition=… guid=… acls=N, or
+ * state=none reason=… */
+static void guest_event(const struct guest *g, const char *node)
+{
+	struct event ev;
+	event_begin(&ev, "guest");
+	event_add(&ev, "node", node);
+	event_add(&ev, "state", g->exported ? "exported" : "none");
+	if (g->exported) {
+		const struct guest_plan *p = g->plan;
+		event_add(&ev, "target", p->iqn);
+		event_add(&ev, "portal", p->portal);
+		event_add(&ev, "partition", p->part.path);
+		event_add(&ev, "guid", p->part.guid);
+		event_add(&ev, "designator", p->naa);
+		event_add_u64(&ev, "size", p->part.size);
+		event_add_u64(&ev, "acls", (uint64_t)p->n_acls);
+		event_add(&ev, "chap", p->mutual_chap ? "mutual" : p->chap ? "yes" : "no");
+	} else {
+		event_add(&ev, "reason", g->why);
+	}
+	event_emit(&ev);
+}
+
 int guest_new(const struct cfg *c, int self, const struct disk_bootstrap_result *r,
 	      const struct guest_opts *o, struct guest **ret)
 {
@@ -251,14 +275,9 @@ int guest_new(const struct cfg *c, int self, const struct disk_bootstrap_result 
 	copy_opts(g, o ? o : &none);
 	int e = guest_export(g, c, self, r);
 	g->exported = e == 0;
-	if (g->exported) {
+	if (g->exported)
 		g->why[0] = '\0';
-		log_notice("guest: %s exported as %s lun %d on %s to %d initiator(s)",
-			   g->plan->part.path, g->plan->iqn, GUEST_LUN, g->plan->portal,
-			   g->plan->n_acls);
-	} else {
-		log_warn("guest: nothing exported: %s", g->why);
-	}
+	guest_event(g, c->nodes[self].name);
 	*ret = g;
 	return 0;
 }
@@ -268,8 +287,14 @@ struct guest *guest_free(struct guest *g)
 	if (!g)
 		return NULL;
 	guest_detach(g);
-	if (g->exported && guest_teardown(&g->opts, g->plan) == 0)
-		log_info("guest: export of %s removed", g->plan->part.path);
+	if (g->exported) {
+		int r = guest_teardown(&g->opts, g->plan);
+		struct event ev;
+		event_begin(&ev, "guest");
+		event_add(&ev, "node", g->plan->node);
+		event_add(&ev, "state", r < 0 ? "teardown-failed" : "removed");
+		event_emit(&ev);
+	}
 	free(g->plan);
 	free(g);
 	return NULL;
