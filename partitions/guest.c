@@ -192,11 +192,11 @@ int guest_tpg_enable(const struct guest *g, bool on)
 /* configfs mounted, LIO's core there (PID 1 loads the modules from compartd.load). */
 static int configfs_ready(const struct guest_opts *o, char *why, size_t n)
 {
-	if (o->configfs)
+	if (o->simulate || strcmp(root(o), GUEST_CONFIGFS) != 0)
 		return 0;
 	if (access(GUEST_CONFIGFS, F_OK) < 0 &&
 	    mount("configfs", "/sys/kernel/config", "configfs", 0, NULL) < 0 && errno != EBUSY)
-		log_debug("guest: mounting configfs: %s", strerror(errno));
+		log_warn("guest: mounting configfs: %s", strerror(errno));
 	if (access(GUEST_CONFIGFS, F_OK) < 0) {
 		snprintf(why, n, "no LIO target in this kernel (%s missing: target_core_mod, "
 				 "target_core_iblock, iscsi_target_mod loaded?)", GUEST_CONFIGFS);
