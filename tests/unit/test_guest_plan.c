@@ -68,7 +68,7 @@ static void laid_out(struct disk_bootstrap_disk *bd, const char *path, enum cfg_
 					.size = bd->plan.parts[i].size};
 		snprintf(p->name, sizeof(p->name), "%s", disk_part_name(bd->plan.parts[i].kind));
 		snprintf(p->type, sizeof(p->type), "%s", disk_part_type_guid(bd->plan.parts[i].kind));
-		snprintf(p->uuid, sizeof(p->uuid), "00000000-0000-4000-8000-00000000000%d", i);
+		snprintf(p->uuid, sizeof(p->uuid), "00000000-0000-4000-8000-00000000000%c", (char)('a' + i));
 	}
 	snprintf(bd->info.parts[bd->info.n_parts - 1].uuid, 40, "%s", guest_uuid);
 }
