@@ -319,7 +319,14 @@ int guest_rebuild_tree(struct guest *g, struct strbuf *msg)
 	if (!g->plan->n_ops)
 		return -ENOENT;
 	(void)guest_teardown(&g->opts, g->plan);
-	int r = guest_apply(&g->opts, g->plan, msg);
+	struct strbuf w;
+	sb_init(&w);
+	int r = guest_apply(&g->opts, g->plan, &w);
 	g->exported = r == 0;
+	if (r < 0) {
+		snprintf(g->why, sizeof(g->why), "configfs: %s", w.buf ? w.buf : "");
+		sb_puts(msg, g->why);
+	}
+	sb_free(&w);
 	return r;
 }
