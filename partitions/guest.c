@@ -273,6 +273,8 @@ int guest_new(const struct cfg *c, int self, const struct disk_bootstrap_result 
 		return -ENOMEM;
 	}
 	copy_opts(g, o ? o : &none);
+	g->cfg = c;
+	g->self = self;
 	int e = guest_export(g, c, self, r);
 	g->exported = e == 0;
 	if (g->exported)
@@ -318,10 +320,27 @@ int guest_rebuild_tree(struct guest *g, struct strbuf *msg)
 {
 	if (!g->plan->n_ops)
 		return -ENOENT;
+	struct guest_plan *np = calloc(1, sizeof(*np));
+	if (!np)
+		return -ENOMEM;
+	int r = guest_plan_compute(g->cfg, g->self, &g->plan->part, np);
+	if (r == -ENOENT && g->exported) { /* nobody to export to any more */
+		(void)guest_teardown(&g->opts, g->plan);
+		g->exported = false;
+		snprintf(g->why, sizeof(g->why), "compartment %s names no infra_initiator",
+			 np->compartment);
+	}
+	if (r < 0) {
+		sb_printf(msg, "cannot plan from the configuration: %s", strerror(-r));
+		free(np);
+		return r;
+	}
 	(void)guest_teardown(&g->opts, g->plan);
+	free(g->plan);
+	g->plan = np;
 	struct strbuf w;
 	sb_init(&w);
-	int r = guest_apply(&g->opts, g->plan, &w);
+	r = guest_apply(&g->opts, g->plan, &w);
 	g->exported = r == 0;
 	if (r < 0) {
 		snprintf(g->why, sizeof(g->why), "configfs: %s", w.buf ? w.buf : "");

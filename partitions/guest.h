@@ -101,7 +101,9 @@ struct node_env;
 
 /* Computes and writes the tree for this node's cmpt-guest from the disks stage result
  * (NULL: the stage did not run). A node with nothing to export still gets a module that
- * says why (`guest` on the console, the health component). */
+ * says why (`guest` on the console, the health component). `c` must stay valid (the
+ * agent's configuration, replaced in place on reload): the health check compares the
+ * ACLs with it, and the reload rung plans from it again. */
 int guest_new(const struct cfg *c, int self, const struct disk_bootstrap_result *r,
 	      const struct guest_opts *o, struct guest **ret);
 /* Tears the tree down in reverse order (the TPG disabled first). */

@@ -7,6 +7,8 @@ struct guest {
 	struct guest_opts opts;
 	char configfs[CFG_PATH_MAX];
 	char proc_net[CFG_PATH_MAX];
+	const struct cfg *cfg; /* the live configuration (replaced in place on reload) */
+	int self;
 	struct guest_plan *plan; /* n_ops == 0: nothing to export */
 	bool exported;
 	char why[320]; /* why nothing is exported */
@@ -16,5 +18,6 @@ struct guest {
 
 /* Unregisters the health component (guest_attach.c). */
 void guest_detach(struct guest *g);
-/* The health ladder's reload: the tree torn down and written again. */
+/* The health ladder's reload: the tree torn down, planned again from the live
+ * configuration (ACLs, CHAP, portal) for the same partition, and written. */
 int guest_rebuild_tree(struct guest *g, struct strbuf *msg);

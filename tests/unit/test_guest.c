@@ -211,7 +211,24 @@ static void export_ladder_teardown(void **state)
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
 	assert_int_equal(access(rel, F_OK), -1);
+	p = guest_plan(g); /* the reload planned again */
 	assert_non_null(strstr(events.buf, "action=reload"));
+
+	/* The configuration (replaced in place by a reload) names a second initiator: parses
+	 * fails, the reload plans again and writes its ACL. */
+	struct cfg_compartment *co = &c->compartments[cfg_find_compartment(c, "a")];
+	snprintf(co->infra_initiators[co->n_infra_initiators++], CFG_IQN_MAX,
+		 "iqn.2026-12.compartd.t:infra.a2");
+	sb_reset(&events);
+	health_run_due(h, now += 10 * USEC_PER_SEC);
+	assert_non_null(strstr(events.buf, "stage=parses action=isolate reason=\"1 ACL(s), 2 configured\""));
+	comp = settle(h, &now);
+	assert_int_equal(comp->state, HEALTH_STATE_OK);
+	p = guest_plan(g);
+	assert_int_equal(p->n_acls, 2);
+	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.a2/lun_0/lun_0", dir,
+		 p->tpg);
+	assert_true(readlink(rel, target, sizeof(target) - 1) > 0);
 
 	/* A unit serial that is not the partition's GUID: integrity fails, reload fixes it. */
 	put_file("cfs/" GUEST_BACKSTORE "/wwn/vpd_unit_serial", "T10 VPD Unit Serial Number: x\n", 0);
@@ -221,6 +238,7 @@ static void export_ladder_teardown(void **state)
 	assert_non_null(strstr(events.buf, "stage=integrity action=isolate reason=\"unit serial x, not "));
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
+	p = guest_plan(g);
 
 	/* `guest`: the export, its ACL, a logged-in initiator, the LUN's I/O counters. */
 	snprintf(rel, sizeof(rel), "cfs/%s/acls/iqn.2026-12.compartd.t:infra.a/info", p->tpg);
