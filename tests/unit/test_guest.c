@@ -161,19 +161,19 @@ static void export_ladder_teardown(void **state)
 	struct disk_bootstrap_result *r = disks_stage(c, true);
 	struct guest *g = start(c, r);
 	assert_true(guest_exported(g));
-	const struct guest_plan *p = guest_plan(g);
+	/* guest_plan(g) each time: the reload rung replaces the plan. */
 	char want[300];
 	snprintf(want, sizeof(want), "udev_path=%s/vda5", dir);
 	_cleanup_free_ char *ctl = get_file(GUEST_BACKSTORE "/control");
 	assert_string_equal(ctl, want);
 	char rel[600];
 	char enable[600];
-	snprintf(enable, sizeof(enable), "%s/enable", p->tpg);
+	snprintf(enable, sizeof(enable), "%s/enable", guest_plan(g)->tpg);
 	_cleanup_free_ char *en = get_file(enable);
 	assert_string_equal(en, "1");
 	/* The ACL's mapped LUN is a link to the TPG's LUN, which links the backstore. */
 	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.a/lun_0/lun_0", dir,
-		 p->tpg);
+		 guest_plan(g)->tpg);
 	char target[600];
 	ssize_t l = readlink(rel, target, sizeof(target) - 1);
 	assert_true(l > 0);
@@ -202,7 +202,7 @@ static void export_ladder_teardown(void **state)
 	assert_non_null(strstr(events.buf, "action=isolate"));
 
 	/* An ACL nobody configured: parses fails; the reload rebuilds the tree without it. */
-	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.b", dir, p->tpg);
+	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.b", dir, guest_plan(g)->tpg);
 	assert_int_equal(mkdir(rel, 0755), 0);
 	sb_reset(&events);
 	health_run_due(h, now += 10 * USEC_PER_SEC);
@@ -211,7 +211,6 @@ static void export_ladder_teardown(void **state)
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
 	assert_int_equal(access(rel, F_OK), -1);
-	p = guest_plan(g); /* the reload planned again */
 	assert_non_null(strstr(events.buf, "action=reload"));
 
 	/* The configuration (replaced in place by a reload) names a second initiator: parses
@@ -224,10 +223,9 @@ static void export_ladder_teardown(void **state)
 	assert_non_null(strstr(events.buf, "stage=parses action=isolate reason=\"1 ACL(s), 2 configured\""));
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
-	p = guest_plan(g);
-	assert_int_equal(p->n_acls, 2);
+	assert_int_equal(guest_plan(g)->n_acls, 2);
 	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.a2/lun_0/lun_0", dir,
-		 p->tpg);
+		 guest_plan(g)->tpg);
 	assert_true(readlink(rel, target, sizeof(target) - 1) > 0);
 
 	/* A unit serial that is not the partition's GUID: integrity fails, reload fixes it. */
@@ -238,12 +236,11 @@ static void export_ladder_teardown(void **state)
 	assert_non_null(strstr(events.buf, "stage=integrity action=isolate reason=\"unit serial x, not "));
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
-	p = guest_plan(g);
 
 	/* `guest`: the export, its ACL, a logged-in initiator, the LUN's I/O counters. */
-	snprintf(rel, sizeof(rel), "cfs/%s/acls/iqn.2026-12.compartd.t:infra.a/info", p->tpg);
+	snprintf(rel, sizeof(rel), "cfs/%s/acls/iqn.2026-12.compartd.t:infra.a/info", guest_plan(g)->tpg);
 	put_file(rel, "InitiatorName: iqn.2026-12.compartd.t:infra.a\nLIO Session ID: 3\n", 0);
-	snprintf(rel, sizeof(rel), "cfs/%s/lun/lun_0/statistics/scsi_tgt_port/write_mbytes", p->tpg);
+	snprintf(rel, sizeof(rel), "cfs/%s/lun/lun_0/statistics/scsi_tgt_port/write_mbytes", guest_plan(g)->tpg);
 	put_file(rel, "42\n", 0);
 	struct guest_status s;
 	assert_int_equal(guest_status_read(g, &s), 0);
