@@ -5,7 +5,8 @@
 #           workload on its own /dev/vda5 (cmpt-guest), nobody logged in;
 #   remote: node a2 boots the comparison image (images/compare/build.sh: the kernel's iSCSI
 #           initiator, iscsistart), logs in to a1's guest target as compartment a's
-#           infrastructural initiator and runs the same workload on the LU (/dev/sda).
+#           infrastructural initiator with its CHAP secret and runs the same workload on
+#           the LU (/dev/sda).
 # Workload (bench/mpath_io, O_DIRECT): sequential 1 MiB requests, 8 in flight, a write pass
 # then a read pass over SEQ_MIB; 4 KiB random reads then writes, 32 in flight, RAND_OPS each,
 # over the first 256 MiB. Both guests are TCG-emulated: absolute figures are the emulator's,
@@ -25,6 +26,8 @@ RAND_OPS=${RAND_OPS:-4000}
 INI=iqn.2026-12.compartd.rig:infra.a
 TARGET=iqn.2026-12.compartd.rig:guest.a1
 NET_A2="compare.mac=52:54:00:77:0a:02 compare.ip=10.77.1.12/24"
+CHAP_USER=guest-a # compartment a's CHAP credentials in images/rig/cluster.conf
+CHAP_SECRET=$(head -n1 images/rig/guest-a.secret)
 
 . images/rig/lib.sh
 rig_require >&2
@@ -67,7 +70,7 @@ echo "== a2: the kernel's initiator as $INI, the same workload on a1's LU" >&2
 RIG_IMAGES=$BUILD/images/compare
 rig_node_start a2 --no-disks --append "$NET_A2" >&2
 rig_wait_for a2 'compare: ready dev=' 120 >/dev/null
-rig_sh a2 "iscsistart -i $INI -t $TARGET -g 1 -a 10.77.1.11 -p 3260 >/run/iscsistart.log 2>&1 ||
+rig_sh a2 "iscsistart -i $INI -t $TARGET -g 1 -a 10.77.1.11 -p 3260 -u $CHAP_USER -w $CHAP_SECRET >/run/iscsistart.log 2>&1 ||
 	cat /run/iscsistart.log; i=0; while [ ! -e /sys/block/sda ] && [ \$i -lt 300 ]; do
 	i=\$((i + 1)); sleep 0.1; done; cat /sys/block/sda/size" 120 >&2
 read -r rw rr rseq < <(seq_run a2 /dev/sda)

@@ -5,9 +5,10 @@
 # iscsi-inq, iscsi-readcapacity16, and qemu-img's iscsi driver for the data, from the rig's
 # namespace on compartment a's network) sees one LU per node with a designator and unit
 # serial derived from the partition GUID, writes a checksummed pattern to both and reads it
-# back after a power cut and reboot of a1; compartment b's infra IQN is refused; b1, booted
-# without disks, exports nothing and says why. Not covered here: CHAP (the image carries no
-# secret files; test_guest checks what the agent writes), partition growth.
+# back after a power cut and reboot of a1, with compartment a's CHAP secret; compartment b's
+# infra IQN, a wrong CHAP secret and no CHAP at all are refused; b1, booted without disks,
+# exports nothing and says why. Not covered here: mutual CHAP (test_guest checks what the
+# agent writes), partition growth.
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
 rig_require
@@ -18,20 +19,24 @@ rig_init
 rig_up
 INI_A=iqn.2026-12.compartd.rig:infra.a
 INI_B=iqn.2026-12.compartd.rig:infra.b
+CHAP_USER=guest-a
+CHAP_SECRET=$(head -n1 "$RIG_TOP/images/rig/guest-a.secret")
 
 ns() { ip netns exec "$RIG_NS" "$@"; }
 # lu_json NODE IP INITIATOR: qemu's json: filename for the node's guest LU
 lu_json() {
-	printf 'json:{"driver":"raw","file":{"driver":"iscsi","transport":"tcp","portal":"%s:3260","target":"iqn.2026-12.compartd.rig:guest.%s","lun":0,"initiator-name":"%s"}}' \
-		"$2" "$1" "$3"
+	printf 'json:{"driver":"raw","file":{"driver":"iscsi","transport":"tcp","portal":"%s:3260","target":"iqn.2026-12.compartd.rig:guest.%s","lun":0,"initiator-name":"%s","user":"%s","password":"%s"}}' \
+		"$2" "$1" "$3" "$CHAP_USER" "$CHAP_SECRET"
 }
-lu_url() { echo "iscsi://$2:3260/iqn.2026-12.compartd.rig:guest.$1/0"; }
+# lu_url NODE IP [SECRET]: libiscsi's URL, with compartment a's CHAP credentials
+lu_url() { echo "iscsi://$CHAP_USER%${3:-$CHAP_SECRET}@$2:3260/iqn.2026-12.compartd.rig:guest.$1/0"; }
 # check_lu NODE IP: the export's event, then what the initiator sees: size, serial, designator
 check_lu() {
 	local node=$1 ip=$2 ev guid naa size
 	ev=$(rig_wait_for "$node" "event=guest node=$node state=" 240)
 	echo "$ev"
 	grep -q 'state=exported' <<<"$ev" || { echo "FAIL: $node exported nothing"; exit 1; }
+	grep -q ' chap=yes' <<<"$ev" || { echo "FAIL: $node exports without CHAP"; exit 1; }
 	guid=$(sed -n 's/.* guid=\([^ ]*\).*/\1/p' <<<"$ev")
 	naa=$(sed -n 's/.* designator=naa\.\([^ ]*\).*/\1/p' <<<"$ev")
 	size=$(sed -n 's/.* size=\([0-9]*\).*/\1/p' <<<"$ev")
@@ -76,6 +81,16 @@ if out=$(ns timeout 30 iscsi-inq -i "$INI_B" "$(lu_url a1 10.77.1.11)" 2>&1); th
 fi
 echo "refused: $(head -1 <<<"$out")"
 
+echo "== a wrong CHAP secret, and none at all, are refused"
+if out=$(ns timeout 30 iscsi-inq -i "$INI_A" "$(lu_url a1 10.77.1.11 wrong-secret-123)" 2>&1); then
+	echo "FAIL: a wrong CHAP secret logged in to a1"; echo "$out"; exit 1
+fi
+echo "wrong secret refused: $(head -1 <<<"$out")"
+if out=$(ns timeout 30 iscsi-inq -i "$INI_A" "iscsi://10.77.1.11:3260/iqn.2026-12.compartd.rig:guest.a1/0" 2>&1); then
+	echo "FAIL: a login without CHAP got in to a1"; echo "$out"; exit 1
+fi
+echo "no CHAP refused: $(head -1 <<<"$out")"
+
 echo "== checksummed patterns on both LUs"
 P=$((8 << 20))
 head -c $P /dev/urandom >"$RIG_DIR/pat-a1.img"
@@ -95,6 +110,7 @@ rig_send a1 guest
 rig_wait_for a1 "^acl +$INI_A" 30
 rig_output a1 | grep -E '^(target|portal|partition|designator|auth|acl|io) ' || true
 rig_output a1 | grep -Eq '^portal .*\(enabled, listening\)' || { echo "FAIL: a1 portal not enabled+listening"; exit 1; }
+rig_output a1 | grep -Eq '^auth +CHAP$' || { echo "FAIL: a1 does not require CHAP"; exit 1; }
 
 echo "== a1: power cut, reboot, the pattern is still there under the same designator"
 guid_before=$GUID_a1
