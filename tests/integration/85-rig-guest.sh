@@ -7,7 +7,7 @@
 # serial derived from the partition GUID, writes a checksummed pattern to both and reads it
 # back after a power cut and reboot of a1, with compartment a's CHAP secret; compartment b's
 # infra IQN, a wrong CHAP secret and no CHAP at all are refused; b1, booted without disks,
-# exports nothing and says why. Not covered here: mutual CHAP (test_guest checks what the
+# exports nothing and says why; a2's export is removed before it powers off. Not covered here: mutual CHAP (test_guest checks what the
 # agent writes), partition growth.
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
@@ -123,4 +123,10 @@ sleep 12 # two health intervals
 if rig_events a1 | grep -E '^event=health component=guest:a1 state=(failed|needs-operator)'; then
 	echo "FAIL: guest:a1 not healthy"; exit 1
 fi
+echo "== a2 powers off (SIGUSR2 to PID 1): the export is torn down first"
+rig_mark a2
+rig_send a2 sh
+sleep 0.5
+rig_send a2 "kill -USR2 1"
+rig_wait_for a2 'event=guest node=a2 state=removed' 60
 echo PASS
