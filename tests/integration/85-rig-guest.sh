@@ -7,8 +7,8 @@
 # serial derived from the partition GUID, writes a checksummed pattern to both and reads it
 # back after a power cut and reboot of a1, with compartment a's CHAP secret; compartment b's
 # infra IQN, a wrong CHAP secret and no CHAP at all are refused; b1, booted without disks,
-# exports nothing and says why; a2's export is removed before it powers off. Not covered here: mutual CHAP (test_guest checks what the
-# agent writes), partition growth.
+# exports nothing and says why; a2's export is removed before it powers off. Not covered
+# here: mutual CHAP (test_guest checks what the agent writes), partition growth.
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
 rig_require
