@@ -53,18 +53,27 @@ static int write_attr(const struct guest_opts *o, const char *path, const char *
 	return write_all(fd, v, len);
 }
 
-/* The first line of the secret file, written, then wiped from memory. */
+/* The first line of the secret file, written; it only ever lives in sodium_malloc memory,
+ * wiped when freed. */
 static int write_secret(const struct guest_opts *o, const char *path, const char *file)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	int r = read_full_file(file, SECRET_MAX, &buf, &len);
-	if (r < 0)
-		return r;
-	size_t l = strcspn(buf, "\r\n");
-	r = l ? write_attr(o, path, buf, l) : -ENODATA;
-	sodium_memzero(buf, len);
-	free(buf);
+	_cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	char *buf = sodium_malloc(SECRET_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n;
+	do
+		n = read(fd, buf, SECRET_MAX);
+	while (n < 0 && errno == EINTR);
+	int r = n < 0 ? -errno : 0;
+	if (r == 0) {
+		buf[n] = '\0';
+		size_t l = strcspn(buf, "\r\n");
+		r = l ? write_attr(o, path, buf, l) : -ENODATA;
+	}
+	sodium_free(buf);
 	return r;
 }
 
