@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "guest.h"
 #include "elect_drv.h"
 
 #include "console_cmds.h"
@@ -431,6 +432,7 @@ int agent_run_main(int argc, char **argv)
 		(void)pid1_serial_start(&a);
 		(void)pid1_disks(&a);
 		config_lkg_attach_disks(a.lkg, a.disks);
+		(void)pid1_guest(&a);
 	}
 	agent_start_storage(&a);
 	r = agent_start_handshake(&a);
@@ -439,6 +441,7 @@ int agent_run_main(int argc, char **argv)
 	r = loop_run(a.env.loop);
 out:
 	/* In reverse: each module detaches from the engines while they still run. */
+	a.guest = guest_free(a.guest);
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);
 	if (a.hs)

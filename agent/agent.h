@@ -23,6 +23,7 @@ struct agent;
 struct hs;
 struct decision;
 struct disk_module;
+struct guest;
 
 struct agent {
 	struct agent_opts opts;
@@ -35,6 +36,7 @@ struct agent {
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
 	struct config_lkg *lkg;    /* last-known-good configuration (partitions/config_store.h) */
+	struct guest *guest;       /* the guest partition's iSCSI export (partitions/guest.h) */
 	struct elect_drv *elect;   /* election (elect_drv.h) */
 	struct serial *serial;       /* the serial console, when one is open */
 	struct query_engine *query;  /* cluster queries */

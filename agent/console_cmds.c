@@ -148,6 +148,7 @@ int console_cmds_setup(struct agent *a)
 		const char *name, *args, *help, *module;
 	} absent[] = {
 	    {"approve-wipe", "<disk>", "authorize wiping one foreign disk (once)", "disks"},
+	    {"guest", "", "the guest partition's iSCSI export: target, ACL, initiators, I/O", "guest"},
 	    {"continue", "", "release the wait-operator profile", "decision"},
 	    {"promote", "<infra|admin>", "make this node master (refused when unsafe)", "election"},
 	    {"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)",

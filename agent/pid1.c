@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "bootstrap.h"
 #include "console_cmds.h"
+#include "guest.h"
 #include "health_disks.h"
 #include "log.h"
 #include "netcfg.h"
@@ -309,6 +310,8 @@ _Noreturn void pid1_shutdown(int signo)
 
 static void on_shutdown_signal(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
+	struct agent *a = ud;
+	a->guest = guest_free(a->guest); /* initiators see the sessions end, not time out */
 	pid1_shutdown((int)si->ssi_signo);
 }
 
@@ -401,12 +404,23 @@ int pid1_disks(struct agent *a)
 	return r;
 }
 
+/* ---- the guest storage network ---- */
+
+int pid1_guest(struct agent *a)
+{
+	int r = guest_new(a->env.cfg, a->env.self, a->disks ? disk_module_result(a->disks) : NULL,
+			  NULL, &a->guest);
+	if (r < 0)
+		return log_error_errno(r, "guest: cannot start");
+	return guest_attach(a->guest, &a->env);
+}
+
 /* ---- the serial console ---- */
 
 int pid1_serial_start(struct agent *a)
 {
-	(void)loop_add_signal(a->env.loop, SIGUSR1, on_shutdown_signal, NULL);
-	(void)loop_add_signal(a->env.loop, SIGUSR2, on_shutdown_signal, NULL);
+	(void)loop_add_signal(a->env.loop, SIGUSR1, on_shutdown_signal, a);
+	(void)loop_add_signal(a->env.loop, SIGUSR2, on_shutdown_signal, a);
 	int r = console_open_serial(a, console_dev);
 	if (r < 0)
 		return log_error_errno(r, "no console on %s; the socket still answers compartctl",

@@ -22,6 +22,8 @@ int pid1_network(struct agent *a);
 /* The disks stage (partitions/bootstrap.h): lays out the node's disks and assembles its
  * mirrors; registers `disks`, `raid` and approve-wipe. A failure leaves the node running. */
 int pid1_disks(struct agent *a);
+/* Exports the verified cmpt-guest to the compartment's infrastructural instances (SPEC §3a). */
+int pid1_guest(struct agent *a);
 
 /* What init does on the signals busybox reboot/poweroff/halt send it: SIGTERM and SIGINT
  * (also Ctrl-Alt-Del) reboot, SIGUSR2 powers off, SIGUSR1 halts; after a sync. */

@@ -17,7 +17,8 @@ KERNEL_VERSION=6.1.0-56-cloud-amd64
 
 # What the image loads at boot, in this order (dependencies are added before each one).
 # Modules built into this kernel are skipped; a module missing from the package is an error.
-MODULES=(virtio_pci virtio_blk virtio_net virtio_rng af_packet 8021q md_mod raid1 nbd)
+MODULES=(virtio_pci virtio_blk virtio_net virtio_rng af_packet 8021q md_mod raid1 nbd
+	target_core_mod target_core_iblock iscsi_target_mod)
 
 build=${1:?usage: images/kernel.sh BUILD [NAME MODULE...]}
 mkdir -p "$build/kernel"
@@ -26,10 +27,10 @@ out=$build/kernel/$KERNEL_VERSION
 if [ $# -gt 1 ]; then
 	out=$out+$2
 	MODULES+=("${@:3}")
-	# the cache holds for the same module list only
-	if [ -f "$out/.done" ] && [ "$(cat "$out/modules.list" 2>/dev/null)" != "${MODULES[*]}" ]; then
-		rm -f "$out/.done"
-	fi
+fi
+# the cache holds for the same module list only
+if [ -f "$out/.done" ] && [ "$(cat "$out/modules.list" 2>/dev/null)" != "${MODULES[*]}" ]; then
+	rm -f "$out/.done"
 fi
 if [ -f "$out/.done" ]; then
 	echo "$out"

@@ -5,7 +5,7 @@
 #
 # The initramfs holds compartd as /init (with the shared libraries it needs), compartctl,
 # mdadm, busybox (rescue shell, udhcpc), the kernel modules from images/kernel.sh with
-# modules.dep, and /etc/compartd/{cluster.conf,cluster.key,hooks/,rules/}.
+# modules.dep, and /etc/compartd/{cluster.conf,cluster.key,*.secret,hooks/,rules/}.
 # Settings (environment):
 #   CONF_DIR           where cluster.conf, cluster.key and hooks/ come from (images/rig)
 #   SOURCE_DATE_EPOCH  mtime of every entry (default: the last commit's time)
@@ -63,6 +63,10 @@ cp -a "$kdir/lib/modules/$kver" "$root/lib/modules/"
 
 install -m 0644 "$conf_dir/cluster.conf" "$root/etc/compartd/cluster.conf"
 install -m 0600 "$conf_dir/cluster.key" "$root/etc/compartd/cluster.key"
+# CHAP secrets the configuration names (guest_chap_secret_file, docs/guest.md)
+for f in "$conf_dir"/*.secret; do
+	[ -f "$f" ] && install -m 0600 "$f" "$root/etc/compartd/$(basename "$f")"
+done
 if [ -d "$conf_dir/hooks" ]; then
 	for h in "$conf_dir"/hooks/*; do
 		[ -f "$h" ] && install -m 0755 "$h" "$root/etc/compartd/hooks/$(basename "$h")"

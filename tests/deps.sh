@@ -7,7 +7,7 @@ pkgs=(
 	libiscsi-dev libparted-dev libblkid-dev libsodium-dev libcmocka-dev
 	tgt qemu-system-x86 qemu-utils ipxe-qemu mdadm busybox-static cpio kmod xz-utils zstd
 	iproute2 jq e2fsprogs lvm2 fdisk gdisk procps psmisc util-linux
-	keepalived open-iscsi multipath-tools
+	keepalived open-iscsi multipath-tools libiscsi-bin qemu-block-extra
 	bc python3
 )
 missing=()

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <sodium.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const zone_str[_CFG_ZONE_MAX] = {[CFG_ZONE_MZ] = "mz", [CFG_ZONE_DMZ] = "dmz"};
 static const char *const selector_str[_CFG_PS_MAX] = {
@@ -195,6 +196,65 @@ static int k_comp_pair(struct parse_ctx *p, const char *key, char *val)
 	struct cfg_compartment *c = p->obj;
 	return copy_str(p, key, val, p->comp_pair_name[c - p->cfg->compartments], CFG_NAME_MAX);
 }
+static int set_iqn(struct parse_ctx *p, const char *key, const char *val, char *dst)
+{
+	if (strncmp(val, "iqn.", 4) != 0 && strncmp(val, "eui.", 4) != 0 &&
+	    strncmp(val, "naa.", 4) != 0) {
+		perr(p, key, "'%s' is not an iSCSI name (iqn., eui. or naa.)", val);
+		return -EINVAL;
+	}
+	for (const char *c = val; *c; c++)
+		if (*c <= ' ' || *c == '/' || (unsigned char)*c >= 0x7f) {
+			perr(p, key, "'%s': an iSCSI name has no spaces, slashes or control characters",
+			     val);
+			return -EINVAL;
+		}
+	return copy_str(p, key, val, dst, CFG_IQN_MAX);
+}
+static int k_comp_infra_initiator(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_compartment *c = p->obj;
+	if (c->n_infra_initiators == CFG_MAX_INITIATORS) {
+		perr(p, key, "more than %d initiators", CFG_MAX_INITIATORS);
+		return -EINVAL;
+	}
+	for (int i = 0; i < c->n_infra_initiators; i++)
+		if (strcasecmp(c->infra_initiators[i], val) == 0) {
+			perr(p, key, "'%s' is listed twice", val);
+			return -EINVAL;
+		}
+	if (set_iqn(p, key, val, c->infra_initiators[c->n_infra_initiators]) < 0)
+		return -EINVAL;
+	c->n_infra_initiators++;
+	return 0;
+}
+static int set_abs_path(struct parse_ctx *p, const char *key, const char *val, char *dst)
+{
+	if (val[0] != '/') {
+		perr(p, key, "'%s' is not an absolute path", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, dst, CFG_PATH_MAX);
+}
+static int k_comp_chap_user(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_compartment *c = p->obj;
+	return copy_str(p, key, val, c->guest_chap_user, sizeof(c->guest_chap_user));
+}
+static int k_comp_chap_secret_file(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_abs_path(p, key, val, ((struct cfg_compartment *)p->obj)->guest_chap_secret_file);
+}
+static int k_comp_chap_mutual_user(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_compartment *c = p->obj;
+	return copy_str(p, key, val, c->guest_chap_mutual_user, sizeof(c->guest_chap_mutual_user));
+}
+static int k_comp_chap_mutual_secret_file(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_abs_path(p, key, val,
+			    ((struct cfg_compartment *)p->obj)->guest_chap_mutual_secret_file);
+}
 
 /* [node X] */
 static int k_node_compartment(struct parse_ctx *p, const char *key, char *val)
@@ -251,6 +311,16 @@ static int k_node_external(struct parse_ctx *p, const char *key, char *val)
 		return -EINVAL;
 	}
 	n->has_external = true;
+	return 0;
+}
+static int k_node_storage(struct parse_ctx *p, const char *key, char *val)
+{
+	struct cfg_node *n = p->obj;
+	if (cfg_addr_parse(val, CFG_GUEST_PORT, &n->storage) < 0) {
+		perr(p, key, "'%s' is not an IP address with optional :port", val);
+		return -EINVAL;
+	}
+	n->has_storage = true;
 	return 0;
 }
 static int k_node_disks(struct parse_ctx *p, const char *key, char *val)
@@ -588,7 +658,14 @@ static const struct key_def keys_cluster[] = {
 	{"version", k_cluster_version, false}, {NULL, NULL, false}};
 static const struct key_def keys_pair[] = {{NULL, NULL, false}};
 static const struct key_def keys_compartment[] = {
-	{"zone", k_comp_zone, false}, {"pair", k_comp_pair, false}, {NULL, NULL, false}};
+	{"zone", k_comp_zone, false},
+	{"pair", k_comp_pair, false},
+	{"infra_initiator", k_comp_infra_initiator, true},
+	{"guest_chap_user", k_comp_chap_user, false},
+	{"guest_chap_secret_file", k_comp_chap_secret_file, false},
+	{"guest_chap_mutual_user", k_comp_chap_mutual_user, false},
+	{"guest_chap_mutual_secret_file", k_comp_chap_mutual_secret_file, false},
+	{NULL, NULL, false}};
 static const struct key_def keys_node[] = {
 	{"compartment", k_node_compartment, false},
 	{"priority", k_node_priority, false},
@@ -596,6 +673,7 @@ static const struct key_def keys_node[] = {
 	{"mac", k_node_mac, true},
 	{"handshake", k_node_handshake, false},
 	{"external", k_node_external, false},
+	{"storage", k_node_storage, false},
 	{"disks", k_node_disks, false},
 	{"net", k_node_net, true},
 	{"route", k_node_route, true},

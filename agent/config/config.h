@@ -23,6 +23,8 @@
 #define CFG_MAX_HOOKS 8
 #define CFG_MAX_WIPES 16
 #define CFG_IQN_MAX 224
+#define CFG_MAX_INITIATORS 8
+#define CFG_GUEST_PORT 3260
 #define CFG_DEFAULT_PORT 7460
 #define CFG_MAX_TEXT (1U << 20)
 
@@ -78,6 +80,15 @@ struct cfg_compartment {
 	char name[CFG_NAME_MAX];
 	enum cfg_zone zone;
 	int pair; /* index into cfg.pairs */
+	/* The guest storage network (SPEC §3a): the initiator names of the compartment's
+	 * infrastructural instances, the only ones its nodes' guest targets admit, and the
+	 * optional CHAP credentials (initiator → target; mutual: target → initiator). */
+	char infra_initiators[CFG_MAX_INITIATORS][CFG_IQN_MAX];
+	int n_infra_initiators;
+	char guest_chap_user[64];
+	char guest_chap_secret_file[CFG_PATH_MAX];
+	char guest_chap_mutual_user[64];
+	char guest_chap_mutual_secret_file[CFG_PATH_MAX];
 };
 
 struct cfg_node {
@@ -90,6 +101,9 @@ struct cfg_node {
 	struct cfg_addr handshake;
 	bool has_external;
 	struct cfg_addr external;
+	/* The guest target's portal (SPEC §3a); default: the handshake address, port 3260. */
+	bool has_storage;
+	struct cfg_addr storage;
 	bool disks_auto;
 	char disks[CFG_MAX_DISKS][CFG_PATH_MAX];
 	int n_disks;

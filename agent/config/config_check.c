@@ -63,6 +63,34 @@ static void check_storage(struct parse_ctx *p, struct cfg_storage *s, int si, in
 		perr_at(p, line, "chap_user", "[%s] has chap_secret_file but no chap_user", what);
 }
 
+/* CHAP credentials come in pairs (user and secret file), mutual only beside one-way. */
+static void check_guest_chap(struct parse_ctx *p, const struct cfg_compartment *co, int line)
+{
+	if (!co->guest_chap_user[0] != !co->guest_chap_secret_file[0])
+		perr_at(p, line, "guest_chap_user",
+			"[compartment %s]: guest_chap_user and guest_chap_secret_file go together",
+			co->name);
+	if (!co->guest_chap_mutual_user[0] != !co->guest_chap_mutual_secret_file[0])
+		perr_at(p, line, "guest_chap_mutual_user",
+			"[compartment %s]: guest_chap_mutual_user and guest_chap_mutual_secret_file "
+			"go together", co->name);
+	if (co->guest_chap_mutual_user[0] && !co->guest_chap_user[0])
+		perr_at(p, line, "guest_chap_mutual_user",
+			"[compartment %s]: mutual CHAP needs guest_chap_user too", co->name);
+}
+
+/* The guest target's portal: the handshake address on port 3260 unless given. */
+static void default_storage(struct cfg_node *n)
+{
+	if (n->has_storage || n->handshake.len == 0)
+		return;
+	n->storage = n->handshake;
+	if (n->storage.ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&n->storage.ss)->sin_port = htons(CFG_GUEST_PORT);
+	else
+		((struct sockaddr_in6 *)&n->storage.ss)->sin6_port = htons(CFG_GUEST_PORT);
+}
+
 static void check_nodes(struct parse_ctx *p)
 {
 	struct cfg *c = p->cfg;
@@ -82,6 +110,7 @@ static void check_nodes(struct parse_ctx *p)
 		set_port_default(&n->handshake, c->port);
 		if (n->has_external)
 			set_port_default(&n->external, c->port);
+		default_storage(n);
 		if (!n->disks_auto && n->n_disks == 0)
 			n->disks_auto = true;
 		for (int j = 0; j < i; j++) {
@@ -113,6 +142,7 @@ static void check_cfg(struct parse_ctx *p)
 		perr_at(p, 0, NULL, "no [pair NAME] section");
 	for (int i = 0; i < c->n_compartments; i++) {
 		struct cfg_compartment *co = &c->compartments[i];
+		check_guest_chap(p, co, p->comp_line[i]);
 		if (!p->comp_has_zone[i])
 			perr_at(p, p->comp_line[i], "zone", "missing in [compartment %s]", co->name);
 		if (!p->comp_pair_name[i][0]) {

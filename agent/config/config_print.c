@@ -42,6 +42,21 @@ static void print_storage_keys(const struct cfg *c, const struct cfg_storage *s,
 			  s->root ? "yes" : "no");
 }
 
+static void print_compartment(const struct cfg *c, const struct cfg_compartment *co,
+			      struct strbuf *out)
+{
+	sb_printf(out, "\n[compartment %s]\nzone = %s\npair = %s\n", co->name,
+		  cfg_zone_to_str(co->zone), c->pairs[co->pair].name);
+	for (int i = 0; i < co->n_infra_initiators; i++)
+		sb_printf(out, "infra_initiator = %s\n", co->infra_initiators[i]);
+	if (co->guest_chap_user[0])
+		sb_printf(out, "guest_chap_user = %s\nguest_chap_secret_file = %s\n",
+			  co->guest_chap_user, co->guest_chap_secret_file);
+	if (co->guest_chap_mutual_user[0])
+		sb_printf(out, "guest_chap_mutual_user = %s\nguest_chap_mutual_secret_file = %s\n",
+			  co->guest_chap_mutual_user, co->guest_chap_mutual_secret_file);
+}
+
 static void print_node(const struct cfg *c, const struct cfg_node *n, struct strbuf *out)
 {
 	char a[80];
@@ -57,6 +72,8 @@ static void print_node(const struct cfg *c, const struct cfg_node *n, struct str
 		cfg_addr_format(&n->external, a, sizeof(a));
 		sb_printf(out, "external = %s\n", a);
 	}
+	cfg_addr_format(&n->storage, a, sizeof(a));
+	sb_printf(out, "storage = %s\n", a);
 	if (n->disks_auto) {
 		sb_puts(out, "disks = auto\n");
 	} else {
@@ -96,11 +113,8 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 		  c->name, c->key_file, c->rules_file, c->port, c->version);
 	for (int i = 0; i < c->n_pairs; i++)
 		sb_printf(out, "\n[pair %s]\n", c->pairs[i].name);
-	for (int i = 0; i < c->n_compartments; i++) {
-		const struct cfg_compartment *co = &c->compartments[i];
-		sb_printf(out, "\n[compartment %s]\nzone = %s\npair = %s\n", co->name,
-			  cfg_zone_to_str(co->zone), c->pairs[co->pair].name);
-	}
+	for (int i = 0; i < c->n_compartments; i++)
+		print_compartment(c, &c->compartments[i], out);
 	for (int i = 0; i < c->n_nodes; i++)
 		print_node(c, &c->nodes[i], out);
 	for (int i = 0; i < c->n_storage; i++) {

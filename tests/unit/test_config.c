@@ -77,6 +77,53 @@ static void defaults_and_ports(void **state)
 	sb_free(&err);
 }
 
+/* A second pair whose compartment c takes the guest keys under test (line 25 on). */
+#define QC "[pair q]\n[compartment d]\nzone = dmz\npair = q\n[compartment c]\nzone = mz\npair = q\n"
+
+/* The guest storage network keys (SPEC §3a): defaults, explicit values, round trip. */
+static void guest_keys(void **state)
+{
+	struct strbuf text, err, out;
+	sb_init(&text);
+	sb_init(&err);
+	sb_init(&out);
+	sb_puts(&text, base);
+	sb_puts(&text, "storage = [fd00::2]\n" QC
+		"infra_initiator = iqn.2026-12.x:infra.c\ninfra_initiator = iqn.2026-12.x:infra.c2\n"
+		"guest_chap_user = cu\nguest_chap_secret_file = /etc/c.secret\n"
+		"guest_chap_mutual_user = mu\nguest_chap_mutual_secret_file = /etc/m.secret\n");
+	struct cfg *c = NULL;
+	assert_int_equal(parse(text.buf, &c, &err), 0);
+	char a[80];
+	cfg_addr_format(&c->nodes[0].storage, a, sizeof(a));
+	assert_string_equal(a, "127.0.0.1:3260"); /* the handshake address, port 3260 */
+	cfg_addr_format(&c->nodes[1].storage, a, sizeof(a));
+	assert_string_equal(a, "[fd00::2]:3260");
+	int ci = cfg_find_compartment(c, "c");
+	assert_int_equal(c->compartments[ci].n_infra_initiators, 2);
+	assert_int_equal(c->compartments[0].n_infra_initiators, 0);
+	cfg_print(c, &out);
+	assert_non_null(strstr(out.buf, "[compartment c]\nzone = mz\npair = q\n"
+					"infra_initiator = iqn.2026-12.x:infra.c\n"
+					"infra_initiator = iqn.2026-12.x:infra.c2\n"
+					"guest_chap_user = cu\nguest_chap_secret_file = /etc/c.secret\n"
+					"guest_chap_mutual_user = mu\n"
+					"guest_chap_mutual_secret_file = /etc/m.secret\n"));
+	assert_non_null(strstr(out.buf, "storage = 127.0.0.1:3260\n"));
+	struct cfg *c2 = NULL;
+	assert_int_equal(parse(out.buf, &c2, &err), 0); /* the normalized form parses again */
+	struct strbuf out2;
+	sb_init(&out2);
+	cfg_print(c2, &out2);
+	assert_string_equal(out.buf, out2.buf);
+	sb_free(&out2);
+	cfg_free(c2);
+	cfg_free(c);
+	sb_free(&text);
+	sb_free(&err);
+	sb_free(&out);
+}
+
 struct bad_case {
 	const char *append; /* appended to `base` */
 	const char *error;  /* expected substring of the error output */
@@ -118,6 +165,13 @@ static const struct bad_case bad_cases[] = {
 	{"[node bad name!]\n", "is not a valid name"},
 	{"[pair p2]\n", "[pair p2] has 0 compartments"},
 	{"just words\n", "expected 'key = value'"},
+	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nstorage = 10.0.0.300\n", "t.conf:21: storage: '10.0.0.300' is not an IP address"},
+	{QC "infra_initiator = foo\n", "t.conf:25: infra_initiator: 'foo' is not an iSCSI name"},
+	{QC "infra_initiator = iqn.x:a b\n", "an iSCSI name has no spaces"},
+	{QC "infra_initiator = iqn.x:y\ninfra_initiator = IQN.X:Y\n", "t.conf:26: infra_initiator: 'IQN.X:Y' is listed twice"},
+	{QC "guest_chap_user = u\n", "guest_chap_user and guest_chap_secret_file go together"},
+	{QC "guest_chap_secret_file = s\n", "'s' is not an absolute path"},
+	{QC "guest_chap_mutual_user = m\nguest_chap_mutual_secret_file = /m\n", "mutual CHAP needs guest_chap_user too"},
 };
 
 static void every_error_names_file_line_key(void **state)
@@ -254,6 +308,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(golden_rig_config),
 		cmocka_unit_test(defaults_and_ports),
+		cmocka_unit_test(guest_keys),
 		cmocka_unit_test(every_error_names_file_line_key),
 		cmocka_unit_test(key_before_section),
 		cmocka_unit_test(missing_everything),
