@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh
 iscsi_test_init agent.log s/console.sock
 SINK=
-trap '[ -z "$SINK" ] || kill "$SINK" 2>/dev/null; iscsi_test_cleanup' EXIT
+trap '[ -z "$SINK" ] || kill "$SINK" 2>/dev/null || true; iscsi_test_cleanup' EXIT
 fail() {
 	echo "FAIL: $*"
 	grep -E 'event=(health|path)' "$tmp/agent.log" | tail -n 30
@@ -63,7 +63,7 @@ run_dark() {
 	ctl health | grep -E "^ *$pb +needs-operator" || { ctl health; fail "health does not show it"; }
 
 	# The portal comes up.
-	[ -z "$SINK" ] || { kill "$SINK"; wait "$SINK" 2>/dev/null || true; }
+	[ -z "$SINK" ] || { kill "$SINK"; wait "$SINK" 2>/dev/null || true; SINK=; }
 	tgt_start b "$bip" "$bport" $((base + 3)) "$tmp/lu.img" compartd-lu0 CMPT0001
 	agent_wait "event=health component=$pb state=recovered" 60 || fail "$pb did not recover"
 	agent_wait 'event=storage name=lu0 .*paths=2/2' 20 || fail "storage not 2/2"
