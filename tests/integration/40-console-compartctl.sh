@@ -82,6 +82,15 @@ apid=$(pgrep -P "$spid" compartd || true)
 [ -n "$apid" ] || fail "cannot find the agent under script(1)"
 
 # --- compartctl: every command of the console module, text and JSON
+# The console listens before the later stages run; promote and demote come with the
+# election, which joins in the handshake stage. Wait for it, then every command is there.
+at_handshake() {
+	case $(ctl status --json 2>/dev/null | jq -r .stage) in
+	handshake | decision | election | ready) return 0 ;;
+	esac
+	return 1
+}
+wait_for 10 at_handshake || fail "the agent did not reach the handshake stage: $(ctl status)"
 help=$(ctl help)
 for c in status log health approve-wipe continue promote demote query shell; do
 	echo "$help" | grep -q "^  $c" || fail "help does not list $c"
