@@ -58,8 +58,8 @@ wait_for 10 sh -c "'$BUILD/compartctl' --socket '$tmp/a1/console.sock' query all
 	|| fail "not all four answer: $(ctl a1 query all status)"
 out=$(ctl a1 query all status)
 echo "$out"
-echo "$out" | grep -q "^query status: 4 of 4 nodes answered, 0 with an error, 0 silent" || fail "headline: $out"
-echo "$out" | grep -q "^   node        b2$" || fail "b2's own status missing"
+grep -q "^query status: 4 of 4 nodes answered, 0 with an error, 0 silent" <<<"$out" || fail "headline: $out"
+grep -q "^   node        b2$" <<<"$out" || fail "b2's own status missing"
 wait_for 10 sh -c "'$BUILD/compartctl' --socket '$tmp/a1/console.sock' health | grep -q '^peer:b2  *ok'" \
 	|| fail "peer:b2 not ok: $(ctl a1 health)"
 
@@ -71,10 +71,10 @@ ms=$((($(date +%s%N) - start) / 1000000))
 echo "$out"
 echo "took ${ms}ms"
 [ $ms -ge 900 ] && [ $ms -lt 2000 ] || fail "query took ${ms}ms (timeout 1s)"
-echo "$out" | grep -q "^query status: 3 of 4 nodes answered, 0 with an error, 1 silent (timeout 1s)$" \
+grep -q "^query status: 3 of 4 nodes answered, 0 with an error, 1 silent (timeout 1s)$" <<<"$out" \
 	|| fail "headline with b2 stopped"
-echo "$out" | grep -q "^-- b2: no answer$" || fail "b2 not marked"
-echo "$out" | grep -q "^no answer from: b2$" || fail "b2 not named"
+grep -q "^-- b2: no answer$" <<<"$out" || fail "b2 not marked"
+grep -q "^no answer from: b2$" <<<"$out" || fail "b2 not named"
 # Grouped: a1 and a2 under compartment a, b1 and b2 under b.
 [ "$(echo "$out" | grep -E '^(== compartment|-- )' | tr '\n' ' ')" = \
 	"== compartment a (mz) -- a1 -- a2 == compartment b (dmz) -- b1 -- b2: no answer " ] || fail "grouping"
