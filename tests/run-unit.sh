@@ -12,6 +12,10 @@ mkdir -p "$(dirname "$results")"
 # Debian 12 before main() runs; that check is off, every other one stays on.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-intercept_strchr=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The suite compares and explores in full whatever the caller's environment says:
+# UPDATE_GOLDEN rewrites golden files instead of comparing, ELECT_SIM_* shrink the
+# election's random schedules to reproduce one.
+unset UPDATE_GOLDEN ELECT_SIM_SCHEDULES ELECT_SIM_SEED
 # The format parsed below: "[  SKIPPED ] name" per skipped test, and the run's summary.
 export CMOCKA_MESSAGE_OUTPUT=STDOUT
 
