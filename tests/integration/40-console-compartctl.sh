@@ -169,10 +169,11 @@ n0=$(recovered)
 sed -i 's/^handshake_window = 4s$/handshake_window = 3s/' "$tmp/cluster.conf"
 wait_for 10 sh -c "[ \$(sed 's/\r\$//; s/.*\r//' '$tmp/serial.out' | grep -c '^event=health component=config:cluster state=recovered') -gt $n0 ]" \
 	|| fail "serial: no event line"
-# Other lines (health events of the quorum devices and peers) come at their own times, also
-# between the config's event and its redraw on the screen; so the raw output is checked:
-# after the typed text was echoed, every line the agent printed ends in CR LF followed by
-# the prompt and the typed text again, and the output ends with them.
+# Other lines (health events of the quorum devices and peers) come at their own times; one
+# printed right after the config's event takes the redrawn prompt's place on the screen. So
+# the raw output is checked: after the typed text was echoed, every line the agent printed
+# ends in CR LF followed by the prompt and the typed text again, and the output ends with
+# them.
 wait_for 5 typed_text_redrawn || fail "serial: typed text not redrawn after every event line"
 echo "the typed text was redrawn after each of the $redrawn lines printed while typing"
 printf 'lth\r' >&3
