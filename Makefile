@@ -109,13 +109,13 @@ deps:
 # The whole suite. Each stage prints its own results; tests/summary.sh adds them up.
 check: deps
 	@rm -f $(BUILD)/results.txt
-	@$(MAKE) --no-print-directory all unit
-	@tests/run-unit.sh $(BUILD) plain
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=asan unit
-	@tests/run-unit.sh $(BUILD)/asan asan
-	@$(MAKE) --no-print-directory fuzz
-	@tests/run-fuzz.sh $(BUILD)/fuzz $(BUILD) $${FUZZ_SECONDS:-20}
-	@tests/run-integration.sh $(BUILD)
+	@$(MAKE) --no-print-directory -j$$(nproc) all unit
+	@RESULTS=$(BUILD)/results.txt tests/run-unit.sh $(BUILD) plain
+	@$(MAKE) --no-print-directory -j$$(nproc) BUILD=$(BUILD)/asan SAN=asan unit
+	@RESULTS=$(BUILD)/results.txt tests/run-unit.sh $(BUILD)/asan asan
+	@$(MAKE) --no-print-directory -j$$(nproc) fuzz
+	@RESULTS=$(BUILD)/results.txt tests/run-fuzz.sh $(BUILD)/fuzz $(BUILD) $${FUZZ_SECONDS:-20}
+	@RESULTS=$(BUILD)/results.txt tests/run-integration.sh $(BUILD)
 	@tests/summary.sh $(BUILD)/results.txt
 
 fuzz-bins: $(FUZZ_BINS)

@@ -59,13 +59,13 @@ for _ in $(seq 100); do [ -S "$tmp/s/console.sock" ] && break; sleep 0.1; done
 [ -S "$tmp/s/console.sock" ] || { cat "$tmp/agent.log"; fail "no console socket"; }
 [ "$(stat -c %a "$tmp/s/console.sock")" = 600 ] || fail "console socket is not 0600"
 
-ctl status | grep -q "^node        a1$" || fail "status: no node line"
-ctl status | grep -q "compartment a (mz, pair p1)" || fail "status: no compartment line"
+grep -q "^node        a1$" <<<"$(ctl status)" || fail "status: no node line"
+grep -q "compartment a (mz, pair p1)" <<<"$(ctl status)" || fail "status: no compartment line"
 [ "$(ctl status --json | jq -r .node)" = a1 ] || fail "status --json"
 [ "$(ctl status --json | jq -r .config_version)" = 1 ] || fail "status --json version"
-ctl help | grep -q "^  status" || fail "help lists status"
+grep -q "^  status" <<<"$(ctl help)" || fail "help lists status"
 ctl help --json | jq -e '.commands | map(.name) | index("log")' >/dev/null || fail "help --json"
-ctl log 100 | grep -q "this is node a1" || fail "log shows the identity line"
+grep -q "this is node a1" <<<"$(ctl log 100)" || fail "log shows the identity line"
 [ "$(ctl log 3 --json | jq '.lines | length')" = 3 ] || fail "log --json length"
 
 # Errors: exit 1, a sentence naming the problem.
@@ -73,7 +73,7 @@ set +e
 out=$(ctl frobnicate 2>&1); rc=$?
 set -e
 [ $rc -eq 1 ] || fail "unknown command exit $rc"
-echo "$out" | grep -q "unknown command 'frobnicate'" || fail "unknown command message: $out"
+grep -q "unknown command 'frobnicate'" <<<"$out" || fail "unknown command message: $out"
 set +e
 out=$(ctl log zero --json); rc=$?
 set -e

@@ -44,17 +44,22 @@ for n in a1 a2 b1 b2; do
 done
 ctl() { local n=$1; shift; "$BUILD/compartctl" --socket "$tmp/$n/console.sock" "$@"; }
 for n in a1 a2 b1 b2; do wait_for 10 test -S "$tmp/$n/console.sock" || fail "$n has no console"; done
-if grep -q "the handshake protocol is not running" <(ctl a1 query node a2 status); then
-	echo "the handshake module is not in this build"; exit 77
-fi
+# The console listens before the handshake starts (storage comes between): until then a
+# query names "the handshake protocol is not running". It must start within the bound.
+hs_carries() {
+	local out
+	out=$(ctl a1 query node a2 status 2>&1 || true)
+	[[ $out != *"the handshake protocol is not running"* ]]
+}
+wait_for 10 hs_carries || fail "the handshake does not carry queries: $(ctl a1 query node a2 status)"
 
 # Everyone answers.
 wait_for 10 sh -c "'$BUILD/compartctl' --socket '$tmp/a1/console.sock' query all status --json | jq -e '.answered == 4' >/dev/null" \
 	|| fail "not all four answer: $(ctl a1 query all status)"
 out=$(ctl a1 query all status)
 echo "$out"
-echo "$out" | grep -q "^query status: 4 of 4 nodes answered, 0 with an error, 0 silent" || fail "headline: $out"
-echo "$out" | grep -q "^   node        b2$" || fail "b2's own status missing"
+grep -q "^query status: 4 of 4 nodes answered, 0 with an error, 0 silent" <<<"$out" || fail "headline: $out"
+grep -q "^   node        b2$" <<<"$out" || fail "b2's own status missing"
 wait_for 10 sh -c "'$BUILD/compartctl' --socket '$tmp/a1/console.sock' health | grep -q '^peer:b2  *ok'" \
 	|| fail "peer:b2 not ok: $(ctl a1 health)"
 
@@ -66,10 +71,10 @@ ms=$((($(date +%s%N) - start) / 1000000))
 echo "$out"
 echo "took ${ms}ms"
 [ $ms -ge 900 ] && [ $ms -lt 2000 ] || fail "query took ${ms}ms (timeout 1s)"
-echo "$out" | grep -q "^query status: 3 of 4 nodes answered, 0 with an error, 1 silent (timeout 1s)$" \
+grep -q "^query status: 3 of 4 nodes answered, 0 with an error, 1 silent (timeout 1s)$" <<<"$out" \
 	|| fail "headline with b2 stopped"
-echo "$out" | grep -q "^-- b2: no answer$" || fail "b2 not marked"
-echo "$out" | grep -q "^no answer from: b2$" || fail "b2 not named"
+grep -q "^-- b2: no answer$" <<<"$out" || fail "b2 not marked"
+grep -q "^no answer from: b2$" <<<"$out" || fail "b2 not named"
 # Grouped: a1 and a2 under compartment a, b1 and b2 under b.
 [ "$(echo "$out" | grep -E '^(== compartment|-- )' | tr '\n' ' ')" = \
 	"== compartment a (mz) -- a1 -- a2 == compartment b (dmz) -- b1 -- b2: no answer " ] || fail "grouping"

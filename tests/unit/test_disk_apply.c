@@ -247,16 +247,20 @@ static bool make_foreign(const struct foreign_case *c, const char *p)
 	return false;
 }
 
+/* Every case runs; one that cannot be created here (only the LVM case, without a free loop
+ * device) makes the whole test a cmocka skip, counted as such (a failure under CI=true). */
 static void test_never_lose_data(void **state)
 {
+	const char *not_here = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(foreign); i++) {
 		const struct foreign_case *c = &foreign[i];
 		char p[256];
 		img_path("foreign.img", p, sizeof(p));
 		make_img(p, IMG_SIZE);
 		if (!make_foreign(c, p)) {
-			print_message("case %-40s SKIPPED: cannot create it here\n", c->name);
+			print_message("case %-40s cannot be created here\n", c->name);
 			assert_true(c->kind == F_LVM); /* only the loop device may be missing */
+			not_here = c->name;
 			continue;
 		}
 		uint8_t before[32], after[32];
@@ -294,6 +298,10 @@ static void test_never_lose_data(void **state)
 		assert_non_null(strstr(bl, "PTTYPE=gpt"));
 		free(bl);
 		unlink(p);
+	}
+	if (not_here) {
+		print_error("case %s did not run: skipped\n", not_here);
+		skip();
 	}
 }
 
