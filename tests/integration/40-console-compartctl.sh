@@ -35,11 +35,12 @@ for h in start-infra start-mgmt; do
 	printf '#!/bin/sh\necho "%s $COMPARTD_PROFILE" >>"%s/hooks.log"\n' "$h" "$tmp" >"$tmp/hooks/$h"
 	chmod +x "$tmp/hooks/$h"
 done
-sed "s|/etc/compartd/hooks/|$tmp/hooks/|" images/rig/cluster.conf >"$tmp/cluster.conf"
+sed -e "s|/etc/compartd/hooks/|$tmp/hooks/|" \
+	-e "s|^key_file = .*|key_file = $tmp/cluster.key\nrules = $top/rules/boot.rules|" \
+	images/rig/cluster.conf >"$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
 cat > "$tmp/cmdline" <<EOC
-compartd.cluster.key_file=$tmp/cluster.key compartd.timeouts.health_interval=500ms
-compartd.cluster.rules=$top/rules/boot.rules
+compartd.timeouts.health_interval=500ms
 compartd.node.a1.handshake=127.0.1.11:17470 compartd.node.a2.handshake=127.0.1.12:17470
 compartd.node.b1.handshake=127.0.1.21:17470 compartd.node.b2.handshake=127.0.1.22:17470
 compartd.node.a1.external=127.0.1.11:17471 compartd.node.a2.external=127.0.1.12:17471

@@ -27,10 +27,10 @@ wait_for() {
 	return 1
 }
 
-cp images/rig/cluster.conf "$tmp/cluster.conf"
+sed "s|^key_file = .*|key_file = $tmp/cluster.key|" images/rig/cluster.conf >"$tmp/cluster.conf"
 cp images/rig/cluster.key "$tmp/cluster.key"
 cat > "$tmp/cmdline" <<EOC
-compartd.cluster.key_file=$tmp/cluster.key compartd.timeouts.health_interval=300ms
+compartd.timeouts.health_interval=300ms
 compartd.timeouts.handshake_window=1s
 compartd.node.a1.handshake=127.0.1.11:17480 compartd.node.a2.handshake=127.0.1.12:17480
 compartd.node.b1.handshake=127.0.1.21:17480 compartd.node.b2.handshake=127.0.1.22:17480
