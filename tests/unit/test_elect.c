@@ -71,6 +71,8 @@ enum sev_kind {
 	SEV_LIVENESS,
 	SEV_HBTICK, /* external heartbeats: the handshake layer's own timer */
 	SEV_CORE,   /* core health: flag false = the master's core fails, true = all recover */
+	SEV_LINK,   /* node -> from (directional) cut (flag true) or healed; from < 0: all of node's */
+	SEV_HOOK_DONE, /* the demote hook of node (incarnation gen) finished */
 };
 
 struct sev {
@@ -95,12 +97,14 @@ struct qdev_model {
 	int holder;
 	uint64_t holder_gen; /* the session (incarnation) that holds it */
 	bool reach[NN];
+	bool sess_up[NN]; /* the node's iSCSI session: a new one registers the key again */
 };
 
 struct net_model {
 	unsigned drop, dup, slow; /* per mille */
 	uint64_t slow_max;
 	bool partition;
+	bool cut[NN][NN]; /* [from][to]: datagrams from -> to are lost */
 };
 
 struct simnode {
@@ -112,6 +116,9 @@ struct simnode {
 	uint64_t hb_seq, hb_at[64]; /* external heartbeats: send time (local) by seq */
 	const char *demote_reason, *promote_reason;
 	uint64_t promoted_at;
+	int64_t ppm;       /* clock rate error */
+	uint64_t hook_end; /* the demote hook runs until then (acting as master until its end) */
+	bool hook_busy;
 };
 
 struct sim {
@@ -124,6 +131,7 @@ struct sim {
 	struct elect_params base;
 	unsigned stall;     /* per mille of quorum-device commands that stall */
 	unsigned lost_done; /* per mille of answers lost after the command applied */
+	uint64_t hook_max;  /* demote hooks take 0..hook_max */
 	char fail[256];
 	/* liveness bookkeeping */
 	uint64_t fault_times[512];
@@ -188,9 +196,28 @@ static struct sev pop(struct sim *s)
 	return top;
 }
 
+static uint64_t local_at(const struct sim *s, int n, uint64_t t)
+{
+	return t + s->n[n].offset + (uint64_t)((int64_t)t / 1000000 * s->n[n].ppm);
+}
+
 static uint64_t local(const struct sim *s, int n)
 {
-	return s->now + s->n[n].offset;
+	return local_at(s, n, s->now);
+}
+
+/* The global time at which node n's clock reads l (not before now). */
+static uint64_t global_of(const struct sim *s, int n, uint64_t l)
+{
+	uint64_t cur = local(s, n);
+
+	if (l <= cur)
+		return s->now;
+	/* local advances (1e6 + ppm) per 1e6: invert, rounding up, then fix up */
+	uint64_t t = s->now + (uint64_t)((double)(l - cur) * 1e6 / (1e6 + (double)s->n[n].ppm)) + 1;
+	while (local_at(s, n, t) < l)
+		t++;
+	return t;
 }
 
 static void step_node(struct sim *s, int n, const struct elect_event *ev);
@@ -204,6 +231,8 @@ static void net_send(struct sim *s, enum sev_kind kind, int from, int to, uint64
 	/* Partitions cut between compartments; the nodes of a one-compartment election
 	 * (admin instances) share one network. */
 	if (s->net.partition && s->base.side[from] != s->base.side[to])
+		return;
+	if (s->net.cut[from][to])
 		return;
 	if (rng_chance(&s->rng, s->net.drop))
 		return;
@@ -228,11 +257,18 @@ static void qdev_submit(struct sim *s, int n, const struct elect_action *a)
 	uint64_t d = rng_range(&s->rng, 200, 4 * MS);
 
 	if (!s->qd.reach[n]) {
+		s->qd.sess_up[n] = false;
 		e.kind = SEV_QD_DONE;
 		e.io = ELECT_IO_ERROR;
 		e.t = s->now + rng_range(&s->rng, 1 * MS, 400 * MS);
 		push(s, e);
 		return;
+	}
+	if (!s->qd.sess_up[n]) {
+		/* A new session: the driver registers the key again before anything else
+		 * (REGISTER AND IGNORE EXISTING KEY), as iscsi/qdev.c does. */
+		s->qd.sess_up[n] = true;
+		e.flag = true;
 	}
 	if (rng_chance(&s->rng, s->stall)) {
 		d = rng_range(&s->rng, 50 * MS, 900 * MS);
@@ -245,6 +281,9 @@ static void qdev_submit(struct sim *s, int n, const struct elect_action *a)
 static enum elect_io qdev_apply(struct qdev_model *q, struct sev *e)
 {
 	int n = e->node;
+
+	if (e->flag) /* the reconnect's registration */
+		q->registered[n] = true;
 
 	switch (e->op) {
 	case ELECT_ACT_QDEV_REGISTER:
@@ -328,7 +367,7 @@ static void do_actions(struct sim *s, int n, const struct elect_actions *out)
 		case ELECT_ACT_ARM_TIMER:
 			if (a->at != sn->timer_at) {
 				sn->timer_at = a->at;
-				push(s, (struct sev){ .t = a->at > local(s, n) ? a->at - sn->offset : s->now,
+				push(s, (struct sev){ .t = global_of(s, n, a->at),
 						      .kind = SEV_TIMER, .node = n, .gen = sn->gen,
 						      .at = a->at });
 			}
@@ -362,6 +401,10 @@ static void do_actions(struct sim *s, int n, const struct elect_actions *out)
 				sim_failf(s, "%s demoted without being master", names[n]);
 			sn->promoted = false;
 			sn->demote_reason = a->reason;
+			sn->hook_end = s->now + (s->hook_max ? rng_range(&s->rng, 0, s->hook_max) : 0);
+			sn->hook_busy = true;
+			push(s, (struct sev){ .t = sn->hook_end, .kind = SEV_HOOK_DONE, .node = n,
+					      .gen = sn->gen });
 			break;
 		case ELECT_ACT_ROLE:
 		case ELECT_ACT_DEGRADED:
@@ -432,9 +475,11 @@ static void step_node(struct sim *s, int n, const struct elect_event *ev)
 	do_actions(s, n, &out);
 }
 
+/* Acting as master: from the start of the promote hook to the end of the demote hook (or
+ * the node's reset). */
 static bool acting(const struct sim *s, int n)
 {
-	return s->n[n].up && s->n[n].promoted && local(s, n) < s->n[n].sm.lease_until;
+	return s->n[n].up && (s->n[n].promoted || s->n[n].hook_busy);
 }
 
 static void check(struct sim *s)
@@ -469,6 +514,7 @@ static void start_node(struct sim *s, int n)
 	sn->gen++;
 	sn->boot = (uint64_t)n << 48 | sn->gen;
 	sn->promoted = false;
+	sn->hook_busy = false;
 	sn->timer_at = 0;
 	p.self = n;
 	p.seq_base = sn->gen << 32;
@@ -490,6 +536,8 @@ static void crash_node(struct sim *s, int n)
 	}
 	s->n[n].up = false;
 	s->n[n].promoted = false;
+	s->n[n].hook_busy = false;
+	s->qd.sess_up[n] = false;
 }
 
 static void sim_init(struct sim *s, uint64_t seed, bool qdev)
@@ -553,7 +601,8 @@ static void dispatch(struct sim *s, struct sev *e)
 	struct elect_event ev = { 0 };
 	int n = e->node;
 
-	if ((e->kind >= SEV_CRASH && e->kind < SEV_LIVENESS) || e->kind == SEV_CORE)
+	if ((e->kind >= SEV_CRASH && e->kind < SEV_LIVENESS) || e->kind == SEV_CORE ||
+	    e->kind == SEV_LINK)
 		trace(s, 1, "FAULT kind=%d node=%d flag=%d len=%llu", e->kind, n, e->flag,
 		      (unsigned long long)e->at);
 
@@ -599,8 +648,21 @@ static void dispatch(struct sim *s, struct sev *e)
 		return;
 	}
 	case SEV_QD_APPLY:
+		if (!s->qd.reach[n] && rng_chance(&s->rng, 500)) {
+			/* lost on the way to the target: never applied, the session breaks */
+			s->qd.sess_up[n] = false;
+			e->io = ELECT_IO_ERROR;
+			e->kind = SEV_QD_DONE;
+			e->t = s->now + rng_range(&s->rng, 1 * MS, 400 * MS);
+			push(s, *e);
+			return;
+		}
 		e->io = qdev_apply(&s->qd, e);
 		e->kind = SEV_QD_DONE;
+		if (!s->qd.reach[n]) { /* applied, but the answer is lost with the link */
+			s->qd.sess_up[n] = false;
+			e->io = ELECT_IO_ERROR;
+		}
 		if (rng_chance(&s->rng, s->lost_done)) {
 			e->io = ELECT_IO_ERROR;
 			note_fault(s);
@@ -662,6 +724,21 @@ static void dispatch(struct sim *s, struct sev *e)
 			step_node(s, m, &ev);
 		}
 		return;
+	case SEV_LINK: /* seq bit 0: n -> m, bit 1: m -> n */
+		for (int m = 0; m < NN; m++) {
+			if (m == n || (e->from >= 0 && m != e->from))
+				continue;
+			if (e->seq & 1)
+				s->net.cut[n][m] = e->flag;
+			if (e->seq & 2)
+				s->net.cut[m][n] = e->flag;
+		}
+		return;
+	case SEV_HOOK_DONE:
+		if (e->gen != s->n[n].gen || !s->n[n].hook_busy || s->n[n].hook_end != e->t)
+			return;
+		s->n[n].hook_busy = false;
+		return;
 	case SEV_LIVENESS:
 		if (s->live_deadline != e->t || s->master_since_crash)
 			return;
@@ -695,7 +772,86 @@ static void sim_fault(struct sim *s, struct sev e)
 
 /* ---- random schedules ---- */
 
-static void random_faults(struct sim *s, uint64_t calm_from)
+enum family {
+	FAM_CLASSIC, /* crashes, compartment partitions, quorum device lost, operator, core */
+	FAM_LINKS,   /* directional and single-link cuts (also inside a compartment), NIC flaps */
+	FAM_HOOKS,   /* slow demote hooks around demotes, core failures, crashes, lost devices */
+	_FAM_MAX
+};
+
+static const char *const fam_names[_FAM_MAX] = { "classic", "links", "hooks" };
+
+static void fault_pair(struct sim *s, struct sev on, uint64_t len)
+{
+	sim_fault(s, on);
+	on.t += len;
+	on.flag = !on.flag;
+	sim_fault(s, on);
+}
+
+static void classic_fault(struct sim *s, uint64_t t, uint64_t len, int n)
+{
+	switch (rng_range(&s->rng, 0, 6)) {
+	case 0: /* crash the master */
+		n = -1;
+		/* fall through */
+	case 1:
+		sim_fault(s, (struct sev){ .t = t, .kind = SEV_CRASH, .node = n, .at = len });
+		break;
+	case 2:
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_PARTITION, .flag = true }, len);
+		break;
+	case 3:
+		if (rng_chance(&s->rng, 300))
+			n = -1;
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n }, len);
+		break;
+	case 4: /* partition and quorum device lost together */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_PARTITION, .flag = true }, len);
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = -1 }, len);
+		break;
+	case 5:
+		sim_fault(s, (struct sev){ .t = t, .kind = SEV_OP_DEMOTE });
+		break;
+	default: /* the master's core health fails, and recovers */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_CORE }, len);
+		break;
+	}
+}
+
+static void link_fault(struct sim *s, uint64_t t, uint64_t len, int n)
+{
+	int m = (int)rng_range(&s->rng, 0, NN - 1);
+
+	if (m == n)
+		m = (m + 1) % NN;
+	switch (rng_range(&s->rng, 0, 4)) {
+	case 0: /* one link, one direction */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = m,
+					    .seq = 1, .flag = true }, len);
+		break;
+	case 1: /* one link, both directions */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = m,
+					    .seq = 3, .flag = true }, len);
+		break;
+	case 2: /* all of a node's sending, or receiving */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = -1,
+					    .seq = rng_range(&s->rng, 1, 2), .flag = true }, len);
+		break;
+	case 3: /* NIC down: network and quorum device, the session breaks */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = -1,
+					    .seq = 3, .flag = true }, len);
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n }, len);
+		break;
+	default: /* a node loses the quorum device, another the network to it */
+		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n }, len);
+		fault_pair(s, (struct sev){ .t = t + rng_range(&s->rng, 0, 300 * MS), .kind = SEV_LINK,
+					    .node = m, .from = -1, .seq = 3, .flag = true }, len);
+		break;
+	}
+}
+
+static void random_faults(struct sim *s, enum family fam, uint64_t calm_from)
 {
 	int k = (int)rng_range(&s->rng, 0, 9);
 
@@ -706,44 +862,32 @@ static void random_faults(struct sim *s, uint64_t calm_from)
 
 		if (t + len > calm_from - 2 * SEC)
 			len = calm_from - 2 * SEC - t;
-		switch (rng_range(&s->rng, 0, 6)) {
-		case 0: /* crash the master */
-			n = -1;
-			/* fall through */
-		case 1:
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_CRASH, .node = n, .at = len });
+		switch (fam) {
+		case FAM_CLASSIC:
+			classic_fault(s, t, len, n);
 			break;
-		case 2:
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_PARTITION, .flag = true });
-			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_PARTITION, .flag = false });
+		case FAM_LINKS:
+			if (rng_chance(&s->rng, 800))
+				link_fault(s, t, len, n);
+			else
+				classic_fault(s, t, len, n);
 			break;
-		case 3:
-			if (rng_chance(&s->rng, 300))
-				n = -1;
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n, .flag = false });
-			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_QDEV_REACH, .node = n, .flag = true });
+		case FAM_HOOKS:
+			classic_fault(s, t, len, n);
 			break;
-		case 4: /* partition and quorum device lost together */
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_PARTITION, .flag = true });
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = -1, .flag = false });
-			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_PARTITION, .flag = false });
-			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_QDEV_REACH, .node = -1, .flag = true });
-			break;
-		case 5:
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_OP_DEMOTE });
-			break;
-		default: /* the master's core health fails, and recovers */
-			sim_fault(s, (struct sev){ .t = t, .kind = SEV_CORE, .flag = false });
-			sim_fault(s, (struct sev){ .t = t + len, .kind = SEV_CORE, .flag = true });
+		case _FAM_MAX:
 			break;
 		}
 	}
 }
 
 /* One schedule; returns 0 or fills s->fail. */
-static int run_schedule(struct sim *s, uint64_t seed, bool qdev, uint64_t length)
+static int run_schedule(struct sim *s, uint64_t seed, bool qdev, enum family fam, uint64_t length)
 {
 	sim_init(s, seed, qdev);
+	for (int n = 0; n < NN; n++)
+		s->n[n].ppm = (int64_t)rng_range(&s->rng, 0, 600) - 300;
+	s->hook_max = fam == FAM_HOOKS ? rng_range(&s->rng, 0, 3 * SEC) : rng_range(&s->rng, 0, 300 * MS);
 	s->base.external_heartbeats = seed % 2; /* half as the agent runs it, behind hs */
 	if (seed % 8 >= 6) /* a quarter: one compartment, as admin instances are */
 		memset(s->base.side, 0, sizeof(s->base.side));
@@ -755,7 +899,7 @@ static int run_schedule(struct sim *s, uint64_t seed, bool qdev, uint64_t length
 	for (int n = 0; n < NN; n++)
 		push(s, (struct sev){ .t = 1 + rng_range(&s->rng, 0, 400 * MS), .kind = SEV_RESTART,
 				      .node = n });
-	random_faults(s, length - 4 * SEC);
+	random_faults(s, fam, length - 4 * SEC);
 	sim_run_until(s, length);
 	/* 4 s without faults (only the network's and the quorum device's own hiccups): a
 	 * master must have acted during the last 1.5 s. */
@@ -771,7 +915,7 @@ static uint64_t env_u64(const char *name, uint64_t def)
 	return v && *v ? strtoull(v, NULL, 0) : def;
 }
 
-static void run_random(bool qdev, uint64_t count, uint64_t seed0)
+static void run_random(bool qdev, enum family fam, uint64_t count, uint64_t seed0)
 {
 	static struct sim s;
 	struct timespec t0, t1;
@@ -781,17 +925,17 @@ static void run_random(bool qdev, uint64_t count, uint64_t seed0)
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t seed = seed0 + i;
 
-		if (run_schedule(&s, seed, qdev, 12 * SEC) < 0) {
+		if (run_schedule(&s, seed, qdev, fam, 12 * SEC) < 0) {
 			print_error("schedule failed: ELECT_SIM_SEED=%llu ELECT_SIM_SCHEDULES=1 "
-				    "(qdev=%d): %s\n",
-				    (unsigned long long)seed, qdev, s.fail);
+				    "(qdev=%d family=%s): %s\n",
+				    (unsigned long long)seed, qdev, fam_names[fam], s.fail);
 			fail();
 		}
 		promotions += (uint64_t)s.promotions;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	print_message("elect sim: %llu schedules (qdev=%d, seeds %llu..), %llu promotions, %.1f s\n",
-		      (unsigned long long)count, qdev, (unsigned long long)seed0,
+	print_message("elect sim: %llu schedules (qdev=%d family=%s, seeds %llu..), %llu promotions, %.1f s\n",
+		      (unsigned long long)count, qdev, fam_names[fam], (unsigned long long)seed0,
 		      (unsigned long long)promotions,
 		      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
@@ -799,13 +943,32 @@ static void run_random(bool qdev, uint64_t count, uint64_t seed0)
 static void test_random_qdev(void **state)
 {
 	(void)state;
-	run_random(true, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+	run_random(true, FAM_CLASSIC, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+}
+
+static void test_random_links(void **state)
+{
+	(void)state;
+	run_random(true, FAM_LINKS, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+}
+
+static void test_random_hooks(void **state)
+{
+	(void)state;
+	run_random(true, FAM_HOOKS, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_majority(void **state)
 {
 	(void)state;
-	run_random(false, env_u64("ELECT_SIM_SCHEDULES", 10000) / 4 + 1,
+	run_random(false, FAM_CLASSIC, env_u64("ELECT_SIM_SCHEDULES", 10000) / 4 + 1,
+		   env_u64("ELECT_SIM_SEED", 1) + 1000000);
+}
+
+static void test_random_majority_links(void **state)
+{
+	(void)state;
+	run_random(false, FAM_LINKS, env_u64("ELECT_SIM_SCHEDULES", 10000) / 4 + 1,
 		   env_u64("ELECT_SIM_SEED", 1) + 1000000);
 }
 
@@ -1149,7 +1312,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		SCENARIO_TESTS
 		cmocka_unit_test(test_random_qdev),
+		cmocka_unit_test(test_random_links),
+		cmocka_unit_test(test_random_hooks),
 		cmocka_unit_test(test_random_majority),
+		cmocka_unit_test(test_random_majority_links),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
