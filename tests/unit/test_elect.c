@@ -919,13 +919,17 @@ static void run_random(bool qdev, enum family fam, uint64_t count, uint64_t seed
 {
 	static struct sim s;
 	struct timespec t0, t1;
-	uint64_t promotions = 0;
+	uint64_t promotions = 0, failed = 0;
+	bool keep_going = env_u64("ELECT_SIM_KEEP_GOING", 0) != 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t seed = seed0 + i;
 
-		if (run_schedule(&s, seed, qdev, fam, 12 * SEC) < 0) {
+		if (run_schedule(&s, seed, qdev, fam, 12 * SEC) < 0 && keep_going) {
+			if (failed++ < 5)
+				print_message("  seed %llu: %s\n", (unsigned long long)seed, s.fail);
+		} else if (s.fail[0]) {
 			print_error("schedule failed: ELECT_SIM_SEED=%llu ELECT_SIM_SCHEDULES=1 "
 				    "(qdev=%d family=%s): %s\n",
 				    (unsigned long long)seed, qdev, fam_names[fam], s.fail);
@@ -934,6 +938,11 @@ static void run_random(bool qdev, enum family fam, uint64_t count, uint64_t seed
 		promotions += (uint64_t)s.promotions;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (failed) {
+		print_error("%llu of %llu schedules failed\n", (unsigned long long)failed,
+			    (unsigned long long)count);
+		fail();
+	}
 	print_message("elect sim: %llu schedules (qdev=%d family=%s, seeds %llu..), %llu promotions, %.1f s\n",
 		      (unsigned long long)count, qdev, fam_names[fam], (unsigned long long)seed0,
 		      (unsigned long long)promotions,
