@@ -45,6 +45,7 @@ const char *elect_phase_to_str(enum elect_phase p)
 	case ELECT_PHASE_CHECK: return "check";
 	case ELECT_PHASE_WAIT: return "wait";
 	case ELECT_PHASE_CLAIM: return "claim";
+	case ELECT_PHASE_VERIFY: return "verify";
 	case _ELECT_PHASE_MAX: break;
 	}
 	return "?";
@@ -66,6 +67,7 @@ const char *elect_event_type_to_str(enum elect_event_type t)
 	case ELECT_EV_RELEASE_DONE: return "release-done";
 	case ELECT_EV_OPERATOR_PROMOTE: return "operator-promote";
 	case ELECT_EV_OPERATOR_DEMOTE: return "operator-demote";
+	case ELECT_EV_HOOK_DONE: return "hook-done";
 	case _ELECT_EV_MAX: break;
 	}
 	return "?";
@@ -114,11 +116,18 @@ uint64_t elect_slot_silence(const struct elect_params *p)
 	return p->lease + elect_read_interval(p);
 }
 
+uint64_t elect_fence_wait(const struct elect_params *p)
+{
+	/* A holder whose lease lapsed stops petting its watchdog at once: it has reset
+	 * fence_timeout later at the latest. */
+	return p->fence_timeout;
+}
+
 uint64_t elect_master_timeout(const struct elect_params *p)
 {
 	if (!p->has_qdev)
-		return elect_net_silence(p);
-	return max_u64(elect_net_silence(p), elect_slot_silence(p));
+		return elect_net_silence(p) + elect_fence_wait(p);
+	return max_u64(elect_net_silence(p), elect_slot_silence(p)) + elect_fence_wait(p);
 }
 
 void elect_init(struct elect *sm, const struct elect_params *p)
@@ -252,6 +261,15 @@ bool elect_is_master(const struct elect *sm, uint64_t now_us)
 	return sm->role == ELECT_ROLE_MASTER && now_us < sm->lease_until;
 }
 
+bool elect_may_pet(const struct elect *sm, uint64_t now_us)
+{
+	if (sm->fenced)
+		return false;
+	if (sm->role == ELECT_ROLE_MASTER || sm->hook_pending)
+		return now_us < sm->lease_until;
+	return true;
+}
+
 /* ---- role changes: one choke point ---- */
 
 static void set_role(struct elect *sm, enum elect_role r, const char *reason,
@@ -284,7 +302,9 @@ static void demote(struct elect *sm, const char *reason, uint64_t now, struct el
 		     : live_master(sm, now) >= 0 ? ELECT_ROLE_SLAVE
 						 : ELECT_ROLE_CANDIDATE,
 		 reason, out);
-	sm->lease_until = 0;
+	/* The demote hook runs now: this node acts as master until it reports its end
+	 * (ELECT_EV_HOOK_DONE); the lease keeps counting for the watchdog meanwhile. */
+	sm->hook_pending = true;
 	if (sm->degraded) {
 		sm->degraded = false;
 		act(out, ELECT_ACT_DEGRADED)->degraded = false;
@@ -335,7 +355,7 @@ static void send_write(struct elect *sm, enum elect_role role, uint64_t epoch, u
 
 	sm->wr_seq++;
 	sm->wr_sent[sm->wr_seq % ELECT_RING] = (struct elect_sent){
-		.seq = sm->wr_seq, .at = now, .master = role == ELECT_ROLE_MASTER
+		.seq = sm->wr_seq, .at = now, .master = role == ELECT_ROLE_MASTER || sm->hook_pending
 	};
 	a->seq = sm->wr_seq;
 	a->role = role;
@@ -366,7 +386,7 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 {
 	const struct elect_peer *pe = &sm->peers[h];
 	uint64_t heard = pe->heard ? pe->last_heard : sm->start_us;
-	uint64_t slot_wait = elect_slot_silence(&sm->p);
+	uint64_t slot_wait = elect_slot_silence(&sm->p) + elect_fence_wait(&sm->p);
 
 	/* Only the node whose acknowledgements may be keeping the holder's lease alive takes
 	 * over: it stops acknowledging before it decides the holder is gone. With two
@@ -379,7 +399,7 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
 	}
-	if (now - heard < elect_net_silence(&sm->p))
+	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p))
 		return false;
 	return pe->slot_seen && now - pe->slot_changed > slot_wait;
 }
@@ -389,6 +409,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 	struct elect_action *a;
 
 	if (!sm->eligible || sm->phase != ELECT_PHASE_IDLE || sm->role == ELECT_ROLE_MASTER ||
+	    sm->hook_pending || sm->fenced || sm->release_pending ||
 	    !sm->registered || sm->op_busy || now < sm->holdoff_until || !self_is_candidate(sm, now))
 		return;
 	/* Just started: learn who else is alive before competing. */
@@ -429,7 +450,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
  * has certainly seen its lease lapse. */
 static void check_done(struct elect *sm, uint64_t now)
 {
-	uint64_t until = now;
+	uint64_t until = now, wait = sm->p.lease + elect_fence_wait(&sm->p);
 
 	for (int n = 0; n < sm->p.n_nodes; n++) {
 		const struct elect_peer *pe = &sm->peers[n];
@@ -437,12 +458,27 @@ static void check_done(struct elect *sm, uint64_t now)
 		if (n == sm->p.self)
 			continue;
 		if (pe->slot_seen && pe->slot.valid && pe->slot.role == ELECT_ROLE_MASTER)
-			until = max_u64(until, pe->slot_changed + sm->p.lease);
+			until = max_u64(until, pe->slot_changed + wait);
 		if (pe->heard && pe->hb_role == ELECT_ROLE_MASTER)
-			until = max_u64(until, pe->last_heard + sm->p.lease);
+			until = max_u64(until, pe->last_heard + wait);
 	}
 	sm->wait_until = until;
 	sm->phase = ELECT_PHASE_WAIT;
+}
+
+/* A read sent after the last successful write shows the reservation ours under a
+ * registered key: that write counts (a node preempted meanwhile, whose session then
+ * registered its key again, sees another holder here and never counts it). */
+static void confirmed(struct elect *sm, uint64_t now, struct elect_actions *out)
+{
+	if (sm->phase == ELECT_PHASE_VERIFY) {
+		promote(sm, sm->claim_at, now, sm->victim >= 0 ? "takeover" : "elected", out);
+		sm->victim = -1;
+		return;
+	}
+	if (sm->renew_at && (sm->role == ELECT_ROLE_MASTER || sm->hook_pending))
+		sm->lease_until = max_u64(sm->lease_until, sm->renew_at + sm->p.lease);
+	sm->renew_at = 0;
 }
 
 static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now,
@@ -493,6 +529,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	}
 	if (sm->phase == ELECT_PHASE_CHECK && check && sm->holder == sm->p.self)
 		check_done(sm, now);
+	if (sm->holder == sm->p.self && ev->registered && sm->rd_sent >= sm->verify_after)
+		confirmed(sm, now, out);
 	try_acquire(sm, now, out);
 }
 
@@ -508,10 +546,12 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 		if (!s)
 			return;
 		if (sm->phase == ELECT_PHASE_CLAIM && ev->seq == sm->claim_seq) {
-			promote(sm, s->at, now, sm->victim >= 0 ? "takeover" : "elected", out);
-			sm->victim = -1;
-		} else if (sm->role == ELECT_ROLE_MASTER && s->master) {
-			sm->lease_until = max_u64(sm->lease_until, s->at + sm->p.lease);
+			sm->phase = ELECT_PHASE_VERIFY;
+			sm->claim_at = s->at;
+			sm->verify_after = now;
+		} else if ((sm->role == ELECT_ROLE_MASTER || sm->hook_pending) && s->master) {
+			sm->renew_at = max_u64(sm->renew_at, s->at);
+			sm->verify_after = now;
 		}
 		return;
 	case ELECT_IO_CONFLICT:
@@ -523,8 +563,9 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 		return;
 	case ELECT_IO_ERROR:
 		if (sm->phase == ELECT_PHASE_CLAIM && ev->seq == sm->claim_seq) {
-			sm->phase = ELECT_PHASE_WAIT; /* claim again on the next tick */
-			sm->wait_until = now;
+			/* claim again, one disk heartbeat later: no tight loop */
+			sm->phase = ELECT_PHASE_WAIT;
+			sm->wait_until = now + sm->p.disk_heartbeat_interval;
 		}
 		return;
 	case _ELECT_IO_MAX:
@@ -570,7 +611,7 @@ static bool may_promise(const struct elect *sm, int n, uint64_t now)
 static void promise(struct elect *sm, int n, uint64_t now)
 {
 	sm->promise_to = n;
-	sm->promise_until = now + elect_net_silence(&sm->p);
+	sm->promise_until = now + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
 }
 
 /* The best-ranked eligible live node of the pair. */
@@ -623,7 +664,7 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 		return;
 	}
 	if (until <= now || now < sm->holdoff_until || best_alive(sm, now) != sm->p.self ||
-	    live_master(sm, now) >= 0)
+	    live_master(sm, now) >= 0 || sm->hook_pending || sm->fenced || sm->epoch == UINT64_MAX)
 		return;
 	sm->master_epoch = sm->epoch + 1;
 	sm->epoch = sm->master_epoch;
@@ -738,11 +779,29 @@ static void on_operator(struct elect *sm, const struct elect_event *ev, uint64_t
 		return;
 	demote(sm, "operator", now, out);
 	sm->holdoff_until = now + 3 * elect_master_timeout(&sm->p);
-	if (sm->p.has_qdev) {
+	/* The token is handed on once the demote hook has ended (on_hook_done). */
+	sm->release_pending = sm->p.has_qdev;
+}
+
+static void on_hook_done(struct elect *sm, const struct elect_event *ev, uint64_t now,
+			 struct elect_actions *out)
+{
+	if (!sm->hook_pending)
+		return;
+	sm->hook_pending = false;
+	if (ev->io != ELECT_IO_OK) {
+		/* The instance may still run: keep the token, stop petting the watchdog. */
+		sm->fenced = true;
+		return;
+	}
+	if (sm->release_pending && sm->holder == sm->p.self) {
 		act(out, ELECT_ACT_QDEV_RELEASE);
+		sm->holder = ELECT_HOLDER_NONE;
+		sm->own_token = false;
 		sm->op_busy = true;
 		sm->op_since = now;
 	}
+	sm->release_pending = false;
 }
 
 /* ---- the periodic part ---- */
@@ -789,10 +848,14 @@ static void disk_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 
 static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
-	if (sm->phase == ELECT_PHASE_CHECK && !sm->rd_busy)
+	if ((sm->phase == ELECT_PHASE_CHECK || sm->phase == ELECT_PHASE_VERIFY) && !sm->rd_busy)
 		send_read(sm, now, out);
 	if (sm->phase != ELECT_PHASE_WAIT || now < sm->wait_until || sm->wr_busy || !sm->registered)
 		return;
+	if (sm->epoch == UINT64_MAX) { /* no epoch left above it: never wrap to 0 */
+		abort_claim(sm);
+		return;
+	}
 	sm->master_epoch = sm->epoch + 1;
 	send_write(sm, ELECT_ROLE_MASTER, sm->master_epoch, now, out);
 	sm->claim_seq = sm->wr_seq;
@@ -844,6 +907,7 @@ static void tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 	expire_io(sm, now);
 	if (sm->p.has_qdev && sm->holder_known && sm->holder == sm->p.self && !sm->op_busy &&
 	    sm->role != ELECT_ROLE_MASTER && sm->phase == ELECT_PHASE_IDLE &&
+	    !sm->hook_pending && !sm->fenced && !sm->release_pending &&
 	    (!sm->eligible || !self_is_candidate(sm, now))) {
 		/* Holding the token without being the candidate (not eligible, or a better
 		 * node of this compartment is back): hand it back so the candidate can take
@@ -927,6 +991,9 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 	case ELECT_EV_OPERATOR_PROMOTE:
 	case ELECT_EV_OPERATOR_DEMOTE:
 		on_operator(sm, ev, now_us, out);
+		break;
+	case ELECT_EV_HOOK_DONE:
+		on_hook_done(sm, ev, now_us, out);
 		break;
 	case _ELECT_EV_MAX:
 		return -EINVAL;

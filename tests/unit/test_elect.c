@@ -73,6 +73,7 @@ enum sev_kind {
 	SEV_CORE,   /* core health: flag false = the master's core fails, true = all recover */
 	SEV_LINK,   /* node -> from (directional) cut (flag true) or healed; from < 0: all of node's */
 	SEV_HOOK_DONE, /* the demote hook of node (incarnation gen) finished */
+	SEV_WATCHDOG,  /* node's watchdog expires unless petted since .at */
 };
 
 struct sev {
@@ -117,6 +118,8 @@ struct simnode {
 	const char *demote_reason, *promote_reason;
 	uint64_t promoted_at;
 	int64_t ppm;       /* clock rate error */
+	uint64_t pet;      /* last watchdog pet (global time) */
+	int resets;        /* by the watchdog */
 	uint64_t hook_end; /* the demote hook runs until then (acting as master until its end) */
 	bool hook_busy;
 };
@@ -466,6 +469,11 @@ static void step_node(struct sim *s, int n, const struct elect_event *ev)
 		sim_failf(s, "%s rejected event %s", names[n], elect_event_type_to_str(ev->type));
 		return;
 	}
+	if (s->base.fence_timeout && elect_may_pet(&s->n[n].sm, local(s, n))) {
+		s->n[n].pet = s->now;
+		push(s, (struct sev){ .t = s->now + s->base.fence_timeout, .kind = SEV_WATCHDOG,
+				      .node = n, .gen = s->n[n].gen, .at = s->now });
+	}
 	if (ev->type != ELECT_EV_TIMER && ev->type != ELECT_EV_HEARTBEAT &&
 	    ev->type != ELECT_EV_HEARTBEAT_ACK)
 		trace(s, 2, "%s <- %s io=%s holder=%d phase=%s", names[n],
@@ -556,7 +564,7 @@ static void sim_init(struct sim *s, uint64_t seed, bool qdev)
 	s->base = (struct elect_params){
 		.n_nodes = NN, .has_qdev = qdev,
 		.heartbeat_interval = 200 * MS, .disk_heartbeat_interval = 250 * MS,
-		.lease = 500 * MS, .io_timeout = 1 * SEC,
+		.lease = 500 * MS, .io_timeout = 1 * SEC, .fence_timeout = 1 * SEC,
 	};
 	memcpy(s->base.side, sides, sizeof(sides));
 	memcpy(s->base.rank, ranks, sizeof(ranks));
@@ -738,6 +746,18 @@ static void dispatch(struct sim *s, struct sev *e)
 		if (e->gen != s->n[n].gen || !s->n[n].hook_busy || s->n[n].hook_end != e->t)
 			return;
 		s->n[n].hook_busy = false;
+		ev.type = ELECT_EV_HOOK_DONE;
+		step_node(s, n, &ev);
+		return;
+	case SEV_WATCHDOG:
+		if (e->gen != s->n[n].gen || !s->n[n].up || s->n[n].pet != e->at)
+			return;
+		trace(s, 1, "%s reset by its watchdog", names[n]);
+		note_fault(s);
+		s->n[n].resets++;
+		crash_node(s, n);
+		push(s, (struct sev){ .t = s->now + rng_range(&s->rng, 300 * MS, 2 * SEC),
+				      .kind = SEV_RESTART, .node = n });
 		return;
 	case SEV_LIVENESS:
 		if (s->live_deadline != e->t || s->master_since_crash)
