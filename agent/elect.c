@@ -380,6 +380,20 @@ static const struct elect_sent *find_sent(const struct elect_sent *ring, uint64_
 
 /* ---- the quorum-device path to mastership ---- */
 
+/* A slave acknowledges the master's heartbeats only within this of sending a slot write
+ * that succeeded (so that every node that reads the quorum device sees it alive). */
+static uint64_t ack_window(const struct elect_params *p)
+{
+	return 2 * p->disk_heartbeat_interval;
+}
+
+static uint64_t candidacy_wait(const struct elect_params *p)
+{
+	uint64_t w = ack_window(p) + elect_fence_wait(p) + p->lease;
+
+	return w > elect_slot_silence(p) ? w - elect_slot_silence(p) : 0;
+}
+
 /* Whether holder h has been silent on both channels long enough that its lease has
  * certainly lapsed. */
 static bool holder_silent(const struct elect *sm, int h, uint64_t now)
@@ -399,6 +413,13 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
 	}
+	/* Another node of this compartment may have been the candidate in its own view
+	 * until this one became it, and acknowledged the holder's heartbeats: it does so
+	 * only within ack_window() of its last slot write, which this node saw (or it
+	 * hears every compartment mate). Wait until such an acknowledgement is void. */
+	if (two_sided(sm) && sm->p.side[h] != sm->p.side[sm->p.self] &&
+	    (!sm->cand_since || now - sm->cand_since < candidacy_wait(&sm->p)))
+		return false;
 	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p))
 		return false;
 	return pe->slot_seen && now - pe->slot_changed > slot_wait;
@@ -545,6 +566,7 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 	case ELECT_IO_OK:
 		if (!s)
 			return;
+		sm->wr_ok_sent = max_u64(sm->wr_ok_sent, s->at);
 		if (sm->phase == ELECT_PHASE_CLAIM && ev->seq == sm->claim_seq) {
 			sm->phase = ELECT_PHASE_VERIFY;
 			sm->claim_at = s->at;
@@ -677,6 +699,22 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 	act(out, ELECT_ACT_DEGRADED)->degraded = true;
 }
 
+/* Whether every node that could take over judges on the facts this node judges on: its
+ * last slot write succeeded recently and its last read is recent (a better node that
+ * reads the device is visible here, a worse one sees this node alive), or it hears every
+ * node of its compartment over the network. */
+static bool ack_safe(const struct elect *sm, uint64_t now)
+{
+	if (sm->wr_ok_sent && now - sm->wr_ok_sent <= ack_window(&sm->p) &&
+	    sm->last_read_ok && now - sm->last_read_ok <= ack_window(&sm->p))
+		return true;
+	for (int n = 0; n < sm->p.n_nodes; n++)
+		if (n != sm->p.self && sm->p.side[n] == sm->p.side[sm->p.self] &&
+		    !net_alive(sm, n, now))
+			return false;
+	return true;
+}
+
 /* Whether to acknowledge a heartbeat from n (which also backs it in majority mode). */
 static bool should_ack(struct elect *sm, int n, const struct elect_event *ev, uint64_t now)
 {
@@ -690,7 +728,7 @@ static bool should_ack(struct elect *sm, int n, const struct elect_event *ev, ui
 	}
 	if (ev->role != ELECT_ROLE_MASTER || sm->phase != ELECT_PHASE_IDLE)
 		return false;
-	if (ack_partner(sm, n, now) != sm->p.self)
+	if (ack_partner(sm, n, now) != sm->p.self || !ack_safe(sm, now))
 		return false;
 	return !(sm->holder_known && sm->holder >= 0 && sm->holder != n);
 }
@@ -864,6 +902,10 @@ static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out
 
 static void update_role(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
+	if (!sm->eligible || !self_is_candidate(sm, now))
+		sm->cand_since = 0;
+	else if (!sm->cand_since)
+		sm->cand_since = now;
 	if (sm->role == ELECT_ROLE_MASTER) {
 		bool deg = now - sm->last_slave_ack >= elect_net_silence(&sm->p);
 

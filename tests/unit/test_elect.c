@@ -119,6 +119,7 @@ struct simnode {
 	uint64_t promoted_at;
 	int64_t ppm;       /* clock rate error */
 	uint64_t pet;      /* last watchdog pet (global time) */
+	bool wd_armed;     /* a SEV_WATCHDOG is queued */
 	int resets;        /* by the watchdog */
 	uint64_t hook_end; /* the demote hook runs until then (acting as master until its end) */
 	bool hook_busy;
@@ -471,8 +472,11 @@ static void step_node(struct sim *s, int n, const struct elect_event *ev)
 	}
 	if (s->base.fence_timeout && elect_may_pet(&s->n[n].sm, local(s, n))) {
 		s->n[n].pet = s->now;
-		push(s, (struct sev){ .t = s->now + s->base.fence_timeout, .kind = SEV_WATCHDOG,
-				      .node = n, .gen = s->n[n].gen, .at = s->now });
+		if (!s->n[n].wd_armed) {
+			s->n[n].wd_armed = true;
+			push(s, (struct sev){ .t = s->now + s->base.fence_timeout, .kind = SEV_WATCHDOG,
+					      .node = n, .gen = s->n[n].gen });
+		}
 	}
 	if (ev->type != ELECT_EV_TIMER && ev->type != ELECT_EV_HEARTBEAT &&
 	    ev->type != ELECT_EV_HEARTBEAT_ACK)
@@ -523,6 +527,7 @@ static void start_node(struct sim *s, int n)
 	sn->boot = (uint64_t)n << 48 | sn->gen;
 	sn->promoted = false;
 	sn->hook_busy = false;
+	sn->wd_armed = false;
 	sn->timer_at = 0;
 	p.self = n;
 	p.seq_base = sn->gen << 32;
@@ -750,8 +755,14 @@ static void dispatch(struct sim *s, struct sev *e)
 		step_node(s, n, &ev);
 		return;
 	case SEV_WATCHDOG:
-		if (e->gen != s->n[n].gen || !s->n[n].up || s->n[n].pet != e->at)
+		if (e->gen != s->n[n].gen || !s->n[n].up)
 			return;
+		if (s->n[n].pet + s->base.fence_timeout > s->now) { /* petted since */
+			e->t = s->n[n].pet + s->base.fence_timeout;
+			push(s, *e);
+			return;
+		}
+		s->n[n].wd_armed = false;
 		trace(s, 1, "%s reset by its watchdog", names[n]);
 		note_fault(s);
 		s->n[n].resets++;
