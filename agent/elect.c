@@ -409,7 +409,8 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	if (!two_sided(sm) && ack_partner(sm, h, now) != sm->p.self)
 		return false;
 	if (two_sided(sm) && sm->p.side[h] == sm->p.side[sm->p.self]) {
-		if (elect_candidate(sm, !sm->p.side[h], now) >= 0)
+		if (elect_candidate(sm, !sm->p.side[h], now) >= 0 || !sm->other_gone_since ||
+		    now - sm->other_gone_since < candidacy_wait(&sm->p))
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
 	}
@@ -906,6 +907,10 @@ static void update_role(struct elect *sm, uint64_t now, struct elect_actions *ou
 		sm->cand_since = 0;
 	else if (!sm->cand_since)
 		sm->cand_since = now;
+	if (elect_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
+		sm->other_gone_since = 0;
+	else if (!sm->other_gone_since)
+		sm->other_gone_since = now;
 	if (sm->role == ELECT_ROLE_MASTER) {
 		bool deg = now - sm->last_slave_ack >= elect_net_silence(&sm->p);
 
