@@ -43,6 +43,8 @@ struct elect_inst {
 	uint64_t role_since;
 	uint64_t foreign_key; /* the last holder key read that belongs to no pair node */
 	uint64_t qdev_opened_us; /* when the session to the quorum device was first asked for */
+	bool demote_ended;       /* no demote hook ran (none configured): report its end */
+	enum elect_io demote_io;
 };
 
 struct elect_drv {
@@ -88,14 +90,29 @@ static void hook_event(const char *name, const char *status, int code)
 	event_emit(&ev);
 }
 
+static void step(struct elect_inst *in, const struct elect_event *ev);
+
 static void hook_done(struct spawn *sp, int status, bool timed_out, void *ud)
 {
 	struct hook_run *h = ud;
+	struct elect_inst *in = h->inst;
+	bool promote = h->promote;
+	struct elect_event ev = { .type = ELECT_EV_HOOK_DONE,
+				  .io = !timed_out && status == 0 ? ELECT_IO_OK : ELECT_IO_ERROR };
 
 	(void)sp;
 	hook_event(h->name, timed_out ? "timeout" : status == 0 ? "ok" : "failed",
 		   timed_out ? -1 : status);
-	h->inst->hook = hook_free(h);
+	in->hook = hook_free(h);
+	if (promote)
+		return;
+	/* Only now may the token be handed on; a demote hook that failed or hung past
+	 * hook_timeout leaves the instance possibly running: the election fences (keeps
+	 * the token, stops petting the watchdog) instead of releasing. */
+	if (ev.io != ELECT_IO_OK)
+		log_error("election %s: the demote hook %s: fencing, the token is not handed on",
+			  cfg_kind_to_str(in->kind), timed_out ? "hung" : "failed");
+	step(in, &ev);
 }
 
 static int split_words(char *s, char **argv, int max)
@@ -143,8 +160,14 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 	struct hook_run *h;
 
 	in->hook = hook_free(in->hook); /* a demote cuts a promote hook short */
-	if (!cmd[0])
+	if (!promote) { /* unless the hook starts below, its end is reported at once */
+		in->demote_ended = true;
+		in->demote_io = ELECT_IO_ERROR;
+	}
+	if (!cmd[0]) {
+		in->demote_io = ELECT_IO_OK;
 		return;
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return;
@@ -164,6 +187,8 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 		return;
 	}
 	in->hook = h;
+	if (!promote)
+		in->demote_ended = false;
 }
 
 /* ---- eligibility ---- */
@@ -323,6 +348,12 @@ static void step(struct elect_inst *in, const struct elect_event *ev)
 	if (elect_step(&in->sm, ev, now_usec(), &out) < 0)
 		return;
 	apply(in, &out);
+	if (in->demote_ended) {
+		struct elect_event done = { .type = ELECT_EV_HOOK_DONE, .io = in->demote_io };
+
+		in->demote_ended = false;
+		step(in, &done);
+	}
 }
 
 static void on_timer(struct timer *t, void *ud)
