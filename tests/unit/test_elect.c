@@ -136,6 +136,7 @@ struct sim {
 	unsigned stall;     /* per mille of quorum-device commands that stall */
 	unsigned lost_done; /* per mille of answers lost after the command applied */
 	uint64_t hook_max;  /* demote hooks take 0..hook_max */
+	uint64_t hook_len;  /* or exactly this, when set */
 	char fail[256];
 	/* liveness bookkeeping */
 	uint64_t fault_times[512];
@@ -405,7 +406,9 @@ static void do_actions(struct sim *s, int n, const struct elect_actions *out)
 				sim_failf(s, "%s demoted without being master", names[n]);
 			sn->promoted = false;
 			sn->demote_reason = a->reason;
-			sn->hook_end = s->now + (s->hook_max ? rng_range(&s->rng, 0, s->hook_max) : 0);
+			sn->hook_end = s->now + (s->hook_len   ? s->hook_len
+						 : s->hook_max ? rng_range(&s->rng, 0, s->hook_max)
+							       : 0);
 			sn->hook_busy = true;
 			push(s, (struct sev){ .t = sn->hook_end, .kind = SEV_HOOK_DONE, .node = n,
 					      .gen = sn->gen });
@@ -1224,6 +1227,55 @@ static void test_operator(void **state)
 	assert_int_equal(current_master(s), x);
 }
 
+/* Issue 13 case 3: an operator demote with a 2 s demote hook. The token is handed on only
+ * when the hook has ended; the other side promotes after that, never beside it. */
+static void test_slow_demote_hook(void **state)
+{
+	struct sim *s = scenario(true, 3 * SEC);
+	int m = current_master(s), x = other_side_candidate(m);
+	uint64_t t0 = s->now;
+
+	(void)state;
+	s->hook_len = 2 * SEC;
+	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_OPERATOR_DEMOTE });
+	assert_false(s->n[m].promoted);
+	assert_true(acting(s, m)); /* the hook runs */
+	sim_run_until(s, t0 + 2 * SEC - MS);
+	no_failure(s);
+	assert_int_equal(s->qd.holder, m); /* not released while the hook runs */
+	assert_false(s->n[x].promoted);
+	sim_run_until(s, t0 + 5 * SEC);
+	no_failure(s);
+	assert_int_equal(current_master(s), x);
+	assert_true(s->n[x].promoted_at >= t0 + 2 * SEC);
+	print_message("slow demote hook: %s promoted %llu ms after the operator demote\n", names[x],
+		      (unsigned long long)((s->n[x].promoted_at - t0) / MS));
+}
+
+/* The schedules that showed issue 13's cases before the fixes, by family. */
+static void test_issue13_seeds(void **state)
+{
+	static const struct {
+		uint64_t seed;
+		enum family fam;
+	} seeds[] = {
+		{ 954, FAM_CLASSIC },  /* case 1: preempted during its claim, re-registers, promotes */
+		{ 82, FAM_CLASSIC },   /* case 3: lease lapse, the demote hook still runs */
+		{ 1, FAM_HOOKS },      /* case 3: slow hooks */
+		{ 3049, FAM_LINKS },   /* case 2: acks through a slave the taker thinks dead */
+		{ 9997, FAM_LINKS },   /* case 2, from the holder's compartment mate */
+	};
+	static struct sim sim;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		if (run_schedule(&sim, seeds[i].seed, true, seeds[i].fam, 12 * SEC) < 0)
+			print_error("seed %llu (%s): %s\n", (unsigned long long)seeds[i].seed,
+				    fam_names[seeds[i].fam], sim.fail);
+		assert_string_equal(sim.fail, "");
+	}
+}
+
 static void test_majority(void **state)
 {
 	struct sim *s = scenario(false, 3 * SEC);
@@ -1349,6 +1401,7 @@ static void test_core_failure(void **state)
 		cmocka_unit_test(test_reservation_conflict),                                       \
 		cmocka_unit_test(test_degraded_until_slave_answers),                               \
 		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),                  \
+		cmocka_unit_test(test_slow_demote_hook), cmocka_unit_test(test_issue13_seeds),     \
 		cmocka_unit_test(test_foreign_holder), cmocka_unit_test(test_core_failure),
 
 int main(void)
