@@ -74,6 +74,7 @@ enum sev_kind {
 	SEV_LINK,   /* node -> from (directional) cut (flag true) or healed; from < 0: all of node's */
 	SEV_HOOK_DONE, /* the demote hook of node (incarnation gen) finished */
 	SEV_WATCHDOG,  /* node's watchdog expires unless petted since .at */
+	SEV_PAUSE,     /* node's agent is stopped (SIGSTOP) for .at: its clock runs, no events */
 };
 
 struct sev {
@@ -120,6 +121,7 @@ struct simnode {
 	int64_t ppm;       /* clock rate error */
 	uint64_t pet;      /* last watchdog pet (global time) */
 	bool wd_armed;     /* a SEV_WATCHDOG is queued */
+	uint64_t paused_until; /* SIGSTOP: events wait until then */
 	int resets;        /* by the watchdog */
 	uint64_t hook_end; /* the demote hook runs until then (acting as master until its end) */
 	bool hook_busy;
@@ -502,7 +504,9 @@ static void check(struct sim *s)
 	int masters = 0, first = -1;
 
 	for (int n = 0; n < NN; n++) {
-		if (s->n[n].up && s->n[n].promoted && local(s, n) > s->n[n].sm.lease_until + MS)
+		/* (a stopped agent cannot demote: its watchdog resets it instead) */
+		if (s->n[n].up && s->n[n].promoted && local(s, n) > s->n[n].sm.lease_until + MS &&
+		    s->now > s->n[n].paused_until)
 			sim_failf(s, "%s still promoted %llu us after its lease", names[n],
 				  (unsigned long long)(local(s, n) - s->n[n].sm.lease_until));
 		if (!acting(s, n))
@@ -531,6 +535,7 @@ static void start_node(struct sim *s, int n)
 	sn->promoted = false;
 	sn->hook_busy = false;
 	sn->wd_armed = false;
+	sn->paused_until = 0;
 	sn->timer_at = 0;
 	p.self = n;
 	p.seq_base = sn->gen << 32;
@@ -612,10 +617,49 @@ static int current_master(const struct sim *s)
 	return -1;
 }
 
+/* Whether e is for a stopped agent: then it waits until the agent runs again. */
+static bool deferred(struct sim *s, struct sev *e)
+{
+	switch (e->kind) {
+	case SEV_TIMER:
+	case SEV_HB:
+	case SEV_ACK:
+	case SEV_QD_DONE:
+	case SEV_HBTICK:
+	case SEV_HOOK_DONE:
+		break;
+	case SEV_QD_APPLY:
+	case SEV_CRASH:
+	case SEV_RESTART:
+	case SEV_PARTITION:
+	case SEV_QDEV_REACH:
+	case SEV_OP_DEMOTE:
+	case SEV_LIVENESS:
+	case SEV_CORE:
+	case SEV_LINK:
+	case SEV_WATCHDOG:
+	case SEV_PAUSE:
+		return false;
+	}
+	if (e->node < 0 || !s->n[e->node].up || s->now >= s->n[e->node].paused_until)
+		return false;
+	e->t = s->n[e->node].paused_until;
+	push(s, *e);
+	return true;
+}
+
 static void dispatch(struct sim *s, struct sev *e)
 {
 	struct elect_event ev = { 0 };
 	int n = e->node;
+
+	if (e->kind == SEV_HOOK_DONE && e->gen == s->n[n].gen && s->n[n].hook_busy &&
+	    s->n[n].hook_end == e->t) {
+		s->n[n].hook_busy = false; /* the hook process ended; the agent may learn later */
+		e->flag = true;
+	}
+	if (deferred(s, e))
+		return;
 
 	if ((e->kind >= SEV_CRASH && e->kind < SEV_LIVENESS) || e->kind == SEV_CORE ||
 	    e->kind == SEV_LINK)
@@ -740,6 +784,14 @@ static void dispatch(struct sim *s, struct sev *e)
 			step_node(s, m, &ev);
 		}
 		return;
+	case SEV_PAUSE:
+		if (n < 0)
+			n = current_master(s);
+		if (n >= 0 && s->n[n].up && s->now + e->at > s->n[n].paused_until) {
+			trace(s, 1, "%s stopped for %llu ms", names[n], (unsigned long long)(e->at / MS));
+			s->n[n].paused_until = s->now + e->at;
+		}
+		return;
 	case SEV_LINK: /* seq bit 0: n -> m, bit 1: m -> n */
 		for (int m = 0; m < NN; m++) {
 			if (m == n || (e->from >= 0 && m != e->from))
@@ -751,9 +803,8 @@ static void dispatch(struct sim *s, struct sev *e)
 		}
 		return;
 	case SEV_HOOK_DONE:
-		if (e->gen != s->n[n].gen || !s->n[n].hook_busy || s->n[n].hook_end != e->t)
+		if (e->gen != s->n[n].gen || !e->flag)
 			return;
-		s->n[n].hook_busy = false;
 		ev.type = ELECT_EV_HOOK_DONE;
 		step_node(s, n, &ev);
 		return;
@@ -810,10 +861,11 @@ enum family {
 	FAM_CLASSIC, /* crashes, compartment partitions, quorum device lost, operator, core */
 	FAM_LINKS,   /* directional and single-link cuts (also inside a compartment), NIC flaps */
 	FAM_HOOKS,   /* slow demote hooks around demotes, core failures, crashes, lost devices */
+	FAM_PAUSE,   /* agents stopped (SIGSTOP, the clock runs) while the watchdog runs */
 	_FAM_MAX
 };
 
-static const char *const fam_names[_FAM_MAX] = { "classic", "links", "hooks" };
+static const char *const fam_names[_FAM_MAX] = { "classic", "links", "hooks", "pause" };
 
 static void fault_pair(struct sim *s, struct sev on, uint64_t len)
 {
@@ -909,6 +961,14 @@ static void random_faults(struct sim *s, enum family fam, uint64_t calm_from)
 		case FAM_HOOKS:
 			classic_fault(s, t, len, n);
 			break;
+		case FAM_PAUSE:
+			if (rng_chance(&s->rng, 600))
+				sim_fault(s, (struct sev){ .t = t, .kind = SEV_PAUSE,
+							   .node = rng_chance(&s->rng, 600) ? -1 : n,
+							   .at = rng_range(&s->rng, 50 * MS, 3 * SEC) });
+			else
+				classic_fault(s, t, len, n);
+			break;
 		case _FAM_MAX:
 			break;
 		}
@@ -919,6 +979,8 @@ static void random_faults(struct sim *s, enum family fam, uint64_t calm_from)
 static int run_schedule(struct sim *s, uint64_t seed, bool qdev, enum family fam, uint64_t length)
 {
 	sim_init(s, seed, qdev);
+	if (getenv("ELECT_SIM_NO_WATCHDOG")) /* to show what the watchdog is for */
+		s->base.fence_timeout = 0;
 	for (int n = 0; n < NN; n++)
 		s->n[n].ppm = (int64_t)rng_range(&s->rng, 0, 600) - 300;
 	s->hook_max = fam == FAM_HOOKS ? rng_range(&s->rng, 0, 3 * SEC) : rng_range(&s->rng, 0, 300 * MS);
@@ -936,9 +998,11 @@ static int run_schedule(struct sim *s, uint64_t seed, bool qdev, enum family fam
 	random_faults(s, fam, length - 4 * SEC);
 	sim_run_until(s, length);
 	/* 4 s without faults (only the network's and the quorum device's own hiccups): a
-	 * master must have acted during the last 1.5 s. */
-	if (!s->fail[0] && s->last_master_at + 1500 * MS < length)
-		sim_failf(s, "no master during the last 1.5 s, after 4 s without faults");
+	 * master must have acted during the last master timeout (which includes the
+	 * watchdog's) + 0.5 s. */
+	if (!s->fail[0] && s->last_master_at + elect_master_timeout(&s->base) + 500 * MS < length)
+		sim_failf(s, "no master during the last %llu ms, after 4 s without faults",
+			  (unsigned long long)((elect_master_timeout(&s->base) + 500 * MS) / MS));
 	return s->fail[0] ? -1 : 0;
 }
 
@@ -999,6 +1063,19 @@ static void test_random_hooks(void **state)
 {
 	(void)state;
 	run_random(true, FAM_HOOKS, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+}
+
+static void test_random_pause(void **state)
+{
+	(void)state;
+	run_random(true, FAM_PAUSE, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+}
+
+static void test_random_majority_pause(void **state)
+{
+	(void)state;
+	run_random(false, FAM_PAUSE, env_u64("ELECT_SIM_SCHEDULES", 10000) / 4 + 1,
+		   env_u64("ELECT_SIM_SEED", 1) + 1000000);
 }
 
 static void test_random_majority(void **state)
@@ -1411,6 +1488,8 @@ int main(void)
 		cmocka_unit_test(test_random_qdev),
 		cmocka_unit_test(test_random_links),
 		cmocka_unit_test(test_random_hooks),
+		cmocka_unit_test(test_random_pause),
+		cmocka_unit_test(test_random_majority_pause),
 		cmocka_unit_test(test_random_majority),
 		cmocka_unit_test(test_random_majority_links),
 	};
