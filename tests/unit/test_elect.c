@@ -1329,6 +1329,30 @@ static void test_slow_demote_hook(void **state)
 		      (unsigned long long)((s->n[x].promoted_at - t0) / MS));
 }
 
+/* Issue 13 case 4: the master dies while the other compartment's candidate is alive on
+ * the network but cannot reach the quorum device. A node that can reach it takes over. */
+static void test_candidate_without_qdev(void **state)
+{
+	struct sim *s = scenario(true, 3 * SEC);
+	int m = current_master(s), x = other_side_candidate(m);
+	uint64_t t0;
+
+	(void)state;
+	s->qd.reach[x] = false;
+	sim_run_until(s, 5 * SEC);
+	no_failure(s);
+	assert_int_equal(current_master(s), m);
+	t0 = s->now;
+	crash_node(s, m);
+	sim_run_until(s, t0 + 5 * SEC);
+	no_failure(s);
+	assert_true(current_master(s) >= 0);
+	assert_int_not_equal(current_master(s), x);
+	print_message("candidate without the quorum device: %s took over after %llu ms\n",
+		      names[current_master(s)],
+		      (unsigned long long)((s->n[current_master(s)].promoted_at - t0) / MS));
+}
+
 /* The schedules that showed issue 13's cases before the fixes, by family. */
 static void test_issue13_seeds(void **state)
 {
@@ -1479,6 +1503,7 @@ static void test_core_failure(void **state)
 		cmocka_unit_test(test_degraded_until_slave_answers),                               \
 		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),                  \
 		cmocka_unit_test(test_slow_demote_hook), cmocka_unit_test(test_issue13_seeds),     \
+		cmocka_unit_test(test_candidate_without_qdev),                                     \
 		cmocka_unit_test(test_foreign_holder), cmocka_unit_test(test_core_failure),
 
 int main(void)
