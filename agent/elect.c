@@ -208,6 +208,26 @@ int elect_candidate(const struct elect *sm, int side, uint64_t now_us)
 	return best;
 }
 
+/* The candidate of a compartment for the token: as elect_candidate(), but with a quorum
+ * device only among nodes whose slot is fresh (this node: itself). A node that cannot
+ * write its slot cannot take the token either, and must not keep others from it. Every
+ * node that reads the quorum device judges this on the same slots. */
+static int token_candidate(const struct elect *sm, int side, uint64_t now)
+{
+	int best = -1;
+
+	if (!sm->p.has_qdev)
+		return elect_candidate(sm, side, now);
+	for (int n = 0; n < sm->p.n_nodes; n++) {
+		if (sm->p.side[n] != side || !peer_eligible(sm, n, now) ||
+		    (n != sm->p.self && !slot_alive(sm, n, now)))
+			continue;
+		if (best < 0 || sm->p.rank[n] < sm->p.rank[best])
+			best = n;
+	}
+	return best;
+}
+
 static bool two_sided(const struct elect *sm)
 {
 	for (int n = 1; n < sm->p.n_nodes; n++)
@@ -234,7 +254,7 @@ static int ack_partner(const struct elect *sm, int master, uint64_t now)
 
 static bool self_is_candidate(const struct elect *sm, uint64_t now)
 {
-	return elect_candidate(sm, sm->p.side[sm->p.self], now) == sm->p.self;
+	return token_candidate(sm, sm->p.side[sm->p.self], now) == sm->p.self;
 }
 
 /* A live master other than this node, or -1. */
@@ -387,11 +407,21 @@ static uint64_t ack_window(const struct elect_params *p)
 	return 2 * p->disk_heartbeat_interval;
 }
 
+/* How long a node must have been its compartment's candidate before it preempts a
+ * holder of the other compartment: until an acknowledgement another node of its
+ * compartment gave (in its own view the candidate) can no longer keep the holder acting.
+ * Such a node acknowledges within ack_window() of a slot write this node saw, or while
+ * it hears every compartment mate say it sees a live master: this node's heartbeats say
+ * "candidate" from when it became one, and are heard within the network silence time
+ * (one heartbeat interval for their way), or this node is no longer heard at all. */
 static uint64_t candidacy_wait(const struct elect_params *p)
 {
-	uint64_t w = ack_window(p) + elect_fence_wait(p) + p->lease;
+	uint64_t fenced = p->lease + elect_fence_wait(p);
+	uint64_t by_slot = ack_window(p) + fenced, by_net;
 
-	return w > elect_slot_silence(p) ? w - elect_slot_silence(p) : 0;
+	by_slot = by_slot > elect_slot_silence(p) ? by_slot - elect_slot_silence(p) : 0;
+	by_net = elect_net_silence(p) + p->heartbeat_interval + fenced;
+	return max_u64(by_slot, by_net);
 }
 
 /* Whether holder h has been silent on both channels long enough that its lease has
@@ -409,7 +439,7 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	if (!two_sided(sm) && ack_partner(sm, h, now) != sm->p.self)
 		return false;
 	if (two_sided(sm) && sm->p.side[h] == sm->p.side[sm->p.self]) {
-		if (elect_candidate(sm, !sm->p.side[h], now) >= 0 || !sm->other_gone_since ||
+		if (token_candidate(sm, !sm->p.side[h], now) >= 0 || !sm->other_gone_since ||
 		    now - sm->other_gone_since < candidacy_wait(&sm->p))
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
@@ -448,7 +478,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 		act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
 	} else if (sm->holder == ELECT_HOLDER_NONE) {
 		if (now < sm->defer_until && !sm->op_promote &&
-		    elect_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
+		    token_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
 			return;
 		act(out, ELECT_ACT_QDEV_RESERVE);
 	} else if (sm->holder == ELECT_HOLDER_UNKNOWN &&
@@ -703,7 +733,7 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 /* Whether every node that could take over judges on the facts this node judges on: its
  * last slot write succeeded recently and its last read is recent (a better node that
  * reads the device is visible here, a worse one sees this node alive), or it hears every
- * node of its compartment over the network. */
+ * node of its compartment, and none of them says it sees no live master. */
 static bool ack_safe(const struct elect *sm, uint64_t now)
 {
 	if (sm->wr_ok_sent && now - sm->wr_ok_sent <= ack_window(&sm->p) &&
@@ -711,7 +741,7 @@ static bool ack_safe(const struct elect *sm, uint64_t now)
 		return true;
 	for (int n = 0; n < sm->p.n_nodes; n++)
 		if (n != sm->p.self && sm->p.side[n] == sm->p.side[sm->p.self] &&
-		    !net_alive(sm, n, now))
+		    (!net_alive(sm, n, now) || sm->peers[n].hb_role == ELECT_ROLE_CANDIDATE))
 			return false;
 	return true;
 }
@@ -907,7 +937,7 @@ static void update_role(struct elect *sm, uint64_t now, struct elect_actions *ou
 		sm->cand_since = 0;
 	else if (!sm->cand_since)
 		sm->cand_since = now;
-	if (elect_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
+	if (token_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
 		sm->other_gone_since = 0;
 	else if (!sm->other_gone_since)
 		sm->other_gone_since = now;
