@@ -425,7 +425,10 @@ static uint64_t candidacy_wait(const struct elect_params *p)
 }
 
 /* Whether holder h has been silent on both channels long enough that its lease has
- * certainly lapsed. */
+ * certainly lapsed, or is heard but has said it is not master (its demote hook ran or
+ * runs; acknowledgements no longer renew its lease) for a lease and the watchdog's
+ * timeout while its slot stands still: a holder that cannot write its slot (it lost the
+ * quorum device, and with it any way to hand the token back) does not keep the token. */
 static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 {
 	const struct elect_peer *pe = &sm->peers[h];
@@ -451,7 +454,8 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	if (two_sided(sm) && sm->p.side[h] != sm->p.side[sm->p.self] &&
 	    (!sm->cand_since || now - sm->cand_since < candidacy_wait(&sm->p)))
 		return false;
-	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p))
+	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p) &&
+	    !(pe->nm_since && now - pe->nm_since >= sm->p.lease + elect_fence_wait(&sm->p)))
 		return false;
 	return pe->slot_seen && now - pe->slot_changed > slot_wait;
 }
@@ -770,6 +774,10 @@ static void on_heartbeat(struct elect *sm, const struct elect_event *ev, uint64_
 	struct elect_peer *pe = &sm->peers[ev->node];
 	struct elect_action *a;
 
+	if (ev->role == ELECT_ROLE_MASTER)
+		pe->nm_since = 0;
+	else if (!pe->nm_since || !pe->heard || now - pe->last_heard >= elect_net_silence(&sm->p))
+		pe->nm_since = now;
 	pe->heard = true;
 	pe->last_heard = now;
 	pe->hb_epoch = ev->epoch;

@@ -133,6 +133,7 @@ struct elect_params {
 struct elect_peer {
 	bool heard;              /* a heartbeat arrived this boot */
 	uint64_t last_heard;     /* when the last one arrived */
+	uint64_t nm_since;       /* its heartbeats say it is not master since (0: they do) */
 	uint64_t hb_epoch;
 	enum elect_role hb_role;
 	struct elect_slot slot;  /* last content read from the quorum device */

@@ -862,10 +862,11 @@ enum family {
 	FAM_LINKS,   /* directional and single-link cuts (also inside a compartment), NIC flaps */
 	FAM_HOOKS,   /* slow demote hooks around demotes, core failures, crashes, lost devices */
 	FAM_PAUSE,   /* agents stopped (SIGSTOP, the clock runs) while the watchdog runs */
+	FAM_LASTING, /* one node loses the quorum device for good; liveness judged all the same */
 	_FAM_MAX
 };
 
-static const char *const fam_names[_FAM_MAX] = { "classic", "links", "hooks", "pause" };
+static const char *const fam_names[_FAM_MAX] = { "classic", "links", "hooks", "pause", "lasting" };
 
 static void fault_pair(struct sim *s, struct sev on, uint64_t len)
 {
@@ -961,6 +962,9 @@ static void random_faults(struct sim *s, enum family fam, uint64_t calm_from)
 		case FAM_HOOKS:
 			classic_fault(s, t, len, n);
 			break;
+		case FAM_LASTING:
+			classic_fault(s, t, len, n);
+			break;
 		case FAM_PAUSE:
 			if (rng_chance(&s->rng, 600))
 				sim_fault(s, (struct sev){ .t = t, .kind = SEV_PAUSE,
@@ -995,6 +999,9 @@ static int run_schedule(struct sim *s, uint64_t seed, bool qdev, enum family fam
 	for (int n = 0; n < NN; n++)
 		push(s, (struct sev){ .t = 1 + rng_range(&s->rng, 0, 400 * MS), .kind = SEV_RESTART,
 				      .node = n });
+	if (fam == FAM_LASTING) /* for good: no recovery before the end */
+		sim_fault(s, (struct sev){ .t = rng_range(&s->rng, 1, 3 * SEC), .kind = SEV_QDEV_REACH,
+					   .node = (int)rng_range(&s->rng, 0, NN - 1) });
 	random_faults(s, fam, length - 4 * SEC);
 	sim_run_until(s, length);
 	/* 4 s without faults (only the network's and the quorum device's own hiccups): a
@@ -1069,6 +1076,12 @@ static void test_random_pause(void **state)
 {
 	(void)state;
 	run_random(true, FAM_PAUSE, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+}
+
+static void test_random_lasting(void **state)
+{
+	(void)state;
+	run_random(true, FAM_LASTING, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_majority_pause(void **state)
@@ -1514,6 +1527,7 @@ int main(void)
 		cmocka_unit_test(test_random_links),
 		cmocka_unit_test(test_random_hooks),
 		cmocka_unit_test(test_random_pause),
+		cmocka_unit_test(test_random_lasting),
 		cmocka_unit_test(test_random_majority_pause),
 		cmocka_unit_test(test_random_majority),
 		cmocka_unit_test(test_random_majority_links),
