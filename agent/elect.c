@@ -1043,6 +1043,12 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 		sm->started = true;
 		sm->eligible = ev->eligible;
 		sm->start_us = sm->next_hb = sm->next_disk = sm->next_read = now_us;
+		/* Majority: a promise given before a restart is forgotten with it; stay silent
+		 * (no acknowledgement, no vote for itself) until it would have run out. */
+		if (!sm->p.has_qdev) {
+			sm->promise_to = -2;
+			sm->promise_until = now_us + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
+		}
 		break;
 	case ELECT_EV_TIMER:
 		break;

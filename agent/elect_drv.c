@@ -18,6 +18,8 @@
 #include "util.h"
 
 #define HOOK_ARGS 16
+/* An acknowledgement's number: the heartbeat's (below 2^56) | instance kind << 56. */
+#define ACK_KIND_SHIFT 56
 
 struct hook_run {
 	struct elect_inst *inst;
@@ -308,8 +310,10 @@ static void apply(struct elect_inst *in, const struct elect_actions *out)
 		case ELECT_ACT_SEND_HEARTBEAT: /* the handshake layer sends them */
 			break;
 		case ELECT_ACT_SEND_ACK:
+			/* One heartbeat carries both kinds; the ack says which one it backs. */
 			if (d->has_tr && d->tr.send_ack)
-				(void)d->tr.send_ack(d->tr.ud, in->map[a->node], a->seq);
+				(void)d->tr.send_ack(d->tr.ud, in->map[a->node],
+						     a->seq | (uint64_t)in->kind << ACK_KIND_SHIFT);
 			break;
 		case ELECT_ACT_QDEV_REGISTER:
 		case ELECT_ACT_QDEV_READ:
@@ -721,19 +725,20 @@ void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb
 	}
 }
 
-void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t seq)
+void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t ack)
 {
+	uint64_t kind = ack >> ACK_KIND_SHIFT, seq = ack & ~(~0ULL << ACK_KIND_SHIFT);
 	uint64_t at = d->has_tr && d->tr.sent_at ? d->tr.sent_at(d->tr.ud, seq) : 0;
+	struct elect_event ev = { .type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at };
+	struct elect_inst *in;
 
-	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		struct elect_inst *in = &d->k[k];
-		struct elect_event ev = { .type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at };
-
-		if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
-			continue;
-		ev.node = in->rev[node];
-		step(in, &ev);
-	}
+	if (kind >= _CFG_KIND_MAX)
+		return;
+	in = &d->k[kind]; /* only the kind the acknowledging node backs */
+	if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
+		return;
+	ev.node = in->rev[node];
+	step(in, &ev);
 }
 
 void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX])

@@ -1366,6 +1366,41 @@ static void test_candidate_without_qdev(void **state)
 		      (unsigned long long)((s->n[current_master(s)].promoted_at - t0) / MS));
 }
 
+/* Issue 13 case 5: majority mode; the master is cut off and the three other nodes restart
+ * within 0.3 s. A promise given before a restart must hold after it: nobody else is
+ * master while the isolated one may still act. */
+static void test_majority_restart(void **state)
+{
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		struct sim *s = &S;
+		int m;
+		uint64_t t0;
+
+		(void)state;
+		sim_init(s, seed, false);
+		s->base.fence_timeout = 0; /* the restart alone, the watchdog does not help */
+		for (int n = 0; n < NN; n++)
+			push(s, (struct sev){ .t = 1 + (uint64_t)n * 10 * MS, .kind = SEV_RESTART,
+					      .node = n });
+		sim_run_until(s, 3 * SEC);
+		m = current_master(s);
+		assert_true(m >= 0);
+		t0 = s->now + rng_range(&s->rng, 0, 200 * MS);
+		push(s, (struct sev){ .t = t0, .kind = SEV_LINK, .node = m, .from = -1, .seq = 3,
+				      .flag = true });
+		for (int n = 0; n < NN; n++)
+			if (n != m)
+				push(s, (struct sev){ .t = t0 + rng_range(&s->rng, 0, 300 * MS),
+						      .kind = SEV_CRASH, .node = n,
+						      .at = rng_range(&s->rng, 1 * MS, 50 * MS) });
+		sim_run_until(s, t0 + 4 * SEC);
+		if (s->fail[0])
+			print_error("seed %llu: %s\n", (unsigned long long)seed, s->fail);
+		assert_string_equal(s->fail, "");
+		assert_true(current_master(s) >= 0 && current_master(s) != m);
+	}
+}
+
 /* The schedules that showed issue 13's cases before the fixes, by family. */
 static void test_issue13_seeds(void **state)
 {
@@ -1517,6 +1552,7 @@ static void test_core_failure(void **state)
 		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),                  \
 		cmocka_unit_test(test_slow_demote_hook), cmocka_unit_test(test_issue13_seeds),     \
 		cmocka_unit_test(test_candidate_without_qdev),                                     \
+		cmocka_unit_test(test_majority_restart),                                           \
 		cmocka_unit_test(test_foreign_holder), cmocka_unit_test(test_core_failure),
 
 int main(void)
