@@ -551,6 +551,11 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 
 		if (n == sm->p.self)
 			continue;
+		/* Within one boot a node's sequence only grows: an older sealed image written
+		 * back (a replay) is no sign of life and changes nothing. */
+		if (pe->slot_seen && pe->slot.valid && s->valid && s->boot == pe->slot.boot &&
+		    s->seq < pe->slot.seq)
+			continue;
 		if (!pe->slot_seen || s->valid != pe->slot.valid || s->boot != pe->slot.boot ||
 		    s->seq != pe->slot.seq || s->epoch != pe->slot.epoch || s->role != pe->slot.role)
 			pe->slot_changed = now;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "agent.h"
 #include "console.h"
 #include "health.h"
@@ -51,6 +53,7 @@ struct elect_inst {
 
 struct elect_drv {
 	struct agent *a;
+	uint8_t *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
 	bool has_tr;
@@ -493,7 +496,7 @@ static int open_qdev(struct elect_inst *in)
 {
 	const struct cfg *c = cfg_of(in);
 	const struct cfg_storage *qs = &c->quorum;
-	int self = in->d->a->self, pair = cfg_node_pair(c, self);
+	int self = in->d->a->self, pair = cfg_node_pair(c, self), r;
 	struct qdev_config qc = {
 		.lun = (int)qs->lun + 2 * pair + (int)in->kind,
 		.key = in->keys[in->sm.p.self],
@@ -513,7 +516,12 @@ static int open_qdev(struct elect_inst *in)
 				snprintf(qc.portals[qc.n_portals++], sizeof(qc.portals[0]), "%s:%u",
 					 qs->portals[i].host, qs->portals[i].port);
 	in->qdev_opened_us = now_usec();
-	return qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
+	if (!in->d->cluster_key || qdev_mac_key_derive(in->d->cluster_key, (unsigned)in->kind,
+						       qc.mac_key) < 0)
+		return -EIO;
+	r = qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
+	sodium_memzero(qc.mac_key, sizeof(qc.mac_key));
+	return r;
 }
 
 static int inst_init(struct elect_drv *d, enum cfg_kind kind)
@@ -640,12 +648,24 @@ int elect_drv_new(struct agent *a, struct elect_drv **ret)
 	if (!d)
 		return -ENOMEM;
 	d->a = a;
-	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		r = inst_init(d, (enum cfg_kind)k);
+	/* The quorum slots are sealed with a key derived from the cluster key. */
+	if (a->cfg->has_quorum) {
+		r = hs_key_load(a->cfg->key_file, &d->cluster_key);
 		if (r < 0) {
-			elect_drv_free(d);
+			free(d);
 			return r;
 		}
+	}
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		r = inst_init(d, (enum cfg_kind)k);
+		if (r < 0)
+			break;
+	}
+	hs_key_free(d->cluster_key);
+	d->cluster_key = NULL;
+	if (r < 0) {
+		elect_drv_free(d);
+		return r;
 	}
 	a->hooks.promote = op_promote;
 	a->hooks.demote = op_demote;
