@@ -465,7 +465,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 	struct elect_action *a;
 
 	if (!sm->eligible || sm->phase != ELECT_PHASE_IDLE || sm->role == ELECT_ROLE_MASTER ||
-	    sm->hook_pending || sm->fenced || sm->release_pending ||
+	    sm->p.refuse_master || sm->hook_pending || sm->fenced || sm->release_pending ||
 	    !sm->registered || sm->op_busy || now < sm->holdoff_until || !self_is_candidate(sm, now))
 		return;
 	/* Just started: learn who else is alive before competing. */
@@ -726,7 +726,8 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 		return;
 	}
 	if (until <= now || now < sm->holdoff_until || best_alive(sm, now) != sm->p.self ||
-	    live_master(sm, now) >= 0 || sm->hook_pending || sm->fenced || sm->epoch == UINT64_MAX)
+	    live_master(sm, now) >= 0 || sm->hook_pending || sm->fenced || sm->epoch == UINT64_MAX ||
+	    sm->p.refuse_master)
 		return;
 	sm->master_epoch = sm->epoch + 1;
 	sm->epoch = sm->master_epoch;
@@ -831,6 +832,8 @@ const char *elect_promote_refusal(const struct elect *sm, uint64_t now_us)
 		return "this node is not eligible (profile or core health)";
 	if (sm->role == ELECT_ROLE_MASTER)
 		return "this node is already master";
+	if (sm->p.refuse_master)
+		return "no watchdog device: this node does not become master ([fencing] watchdog = none runs unfenced)";
 	if (live_master(sm, now_us) >= 0)
 		return "another master is alive: demote it first";
 	if (sm->p.has_qdev && !sm->holder_known)

@@ -127,6 +127,7 @@ struct elect_params {
 			      * to a previous boot's heartbeat never matches this boot's */
 	uint64_t fence_timeout; /* watchdog timeout (µs): a node acting as master whose lease
 				 * lapsed resets within this; 0: no watchdog (watchdog = none) */
+	bool refuse_master;     /* a watchdog is configured but not there: never take the token */
 };
 
 /* What this node knows of another one. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -18,6 +19,7 @@
 #include "qdev.h"
 #include "spawn.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define HOOK_ARGS 16
 /* An acknowledgement's number: the heartbeat's (below 2^56) | instance kind << 56. */
@@ -53,6 +55,12 @@ struct elect_inst {
 
 struct elect_drv {
 	struct agent *a;
+	/* fencing (SPEC §7): the watchdog, or none configured (unfenced), or configured but
+	 * missing (then this node refuses to become master: not eligible) */
+	struct watchdog *wd;
+	struct timer *wd_timer;
+	bool unfenced;
+	char wd_missing[CFG_PATH_MAX + 64];
 	uint8_t *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
@@ -200,7 +208,7 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 
 static bool eligible(const struct elect_drv *d)
 {
-	return d->profile_ok && !d->core_failure[0];
+	return d->profile_ok && !d->core_failure[0] && !d->wd_missing[0];
 }
 
 /* Why this node is not eligible, for event=role cause= and the console. */
@@ -210,6 +218,8 @@ static const char *ineligible_cause(const struct elect_drv *d)
 		return d->core_failure;
 	if (!d->profile_ok)
 		return "profile not started, failed or wait-operator";
+	if (d->wd_missing[0])
+		return d->wd_missing;
 	return "-";
 }
 
@@ -489,7 +499,100 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 	p->disk_heartbeat_interval = c->timeouts.disk_heartbeat_interval;
 	p->lease = c->timeouts.lease;
 	p->io_timeout = 4 * c->timeouts.disk_heartbeat_interval;
+	p->fence_timeout = in->d->wd ? watchdog_timeout(in->d->wd) : 0;
+	p->refuse_master = !in->d->wd && !in->d->unfenced;
 	return p->self >= 0 ? 0 : -ENOENT;
+}
+
+/* ---- fencing: the watchdog ---- */
+
+/* Petted while the loop runs (this timer) and every election says its leases and hooks
+ * are in order (elect_may_pet): a master whose lease lapsed with its demote hook not
+ * finished, or a fenced one, stops the pets and the node resets. */
+static void on_wd_timer(struct timer *t, void *ud)
+{
+	struct elect_drv *d = ud;
+	uint64_t now = now_usec();
+	bool ok = true;
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (d->k[k].active && !elect_may_pet(&d->k[k].sm, now))
+			ok = false;
+	if (ok && watchdog_pet(d->wd) < 0)
+		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
+	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
+}
+
+static bool takes_part_any(const struct agent *a)
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (takes_part(a->cfg, a->self, (enum cfg_kind)k))
+			return true;
+	return false;
+}
+
+static bool is_chardev(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+static int wd_open(struct elect_drv *d)
+{
+	const struct cfg_fencing *f = &d->a->cfg->fencing;
+	int r;
+
+	if (!takes_part_any(d->a))
+		return 0;
+	if (strcmp(f->watchdog, "none") == 0) {
+		d->unfenced = true;
+		log_notice("election: unfenced ([fencing] watchdog = none): a hung master is not reset");
+		return 0;
+	}
+	/* A host-mode agent (tests on a shared machine) never arms a real watchdog: one
+	 * left armed resets the host. It may use a FIFO or file instead (the pet cadence). */
+	r = !(d->a->opts.pid1 && getpid() == 1) && is_chardev(f->watchdog) ? -EPERM
+						   : watchdog_open(f->watchdog, f->watchdog_timeout, &d->wd);
+	if (r < 0) {
+		snprintf(d->wd_missing, sizeof(d->wd_missing), "no watchdog (%s: %s)", f->watchdog,
+			 r == -EPERM ? "a real watchdog is armed only by PID 1" : strerror(-r));
+		log_error("election: %s: this node does not become master "
+			  "([fencing] watchdog = none runs unfenced)", d->wd_missing);
+		return 0;
+	}
+	d->wd_timer = timer_new(d->a->loop, on_wd_timer, d);
+	if (!d->wd_timer)
+		return -ENOMEM;
+	timer_arm_in(d->wd_timer, 0);
+	log_info("election: fenced by watchdog %s, timeout %llu ms", f->watchdog,
+		 (unsigned long long)(watchdog_timeout(d->wd) / 1000));
+	return 0;
+}
+
+/* On a clean stop the watchdog is disarmed, unless an instance may still run as master. */
+static void wd_close(struct elect_drv *d)
+{
+	bool clean = true;
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (d->k[k].active && (d->k[k].sm.role == ELECT_ROLE_MASTER ||
+				       d->k[k].sm.hook_pending || d->k[k].sm.fenced))
+			clean = false;
+	d->wd_timer = timer_free(d->wd_timer);
+	d->wd = watchdog_close(d->wd, clean);
+}
+
+static const char *fencing_str(const struct elect_drv *d, char *buf, size_t n)
+{
+	if (d->wd)
+		snprintf(buf, n, "watchdog %s (%llu ms)", watchdog_path(d->wd),
+			 (unsigned long long)(watchdog_timeout(d->wd) / 1000));
+	else if (d->unfenced)
+		snprintf(buf, n, "unfenced (watchdog = none)");
+	else
+		snprintf(buf, n, "%s: refuses master", d->wd_missing);
+	return buf;
 }
 
 static int open_qdev(struct elect_inst *in)
@@ -648,11 +751,16 @@ int elect_drv_new(struct agent *a, struct elect_drv **ret)
 	if (!d)
 		return -ENOMEM;
 	d->a = a;
+	r = wd_open(d);
+	if (r < 0) {
+		elect_drv_free(d);
+		return r;
+	}
 	/* The quorum slots are sealed with a key derived from the cluster key. */
 	if (a->cfg->has_quorum) {
 		r = hs_key_load(a->cfg->key_file, &d->cluster_key);
 		if (r < 0) {
-			free(d);
+			elect_drv_free(d);
 			return r;
 		}
 	}
@@ -686,6 +794,7 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 	if (d->a->health && d->a->health->core_notify == on_core)
 		health_set_core_notify(d->a->health, NULL, NULL);
 	qdev_health_unregister(d);
+	wd_close(d);
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		struct elect_inst *in = &d->k[k];
 
@@ -845,6 +954,7 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	const char *portal = in->qdev ? qdev_portal(in->qdev) : NULL;
 	const char *qstate = !sm->p.has_qdev ? "none" : portal ? portal : "down";
 	int pair = cfg_node_pair(cfg_of(in), in->d->a->self);
+	char fb[CFG_PATH_MAX + 128];
 
 	if (json) {
 		sb_printf(out, "{\"kind\":\"%s\",\"pair\":", cfg_kind_to_str(in->kind));
@@ -861,6 +971,10 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 			sb_puts(out, "null");
 		else
 			sb_json_str(out, ineligible_cause(in->d));
+		sb_puts(out, ",\"fencing\":");
+		sb_json_str(out, fencing_str(in->d, fb, sizeof(fb)));
+		sb_printf(out, ",\"unfenced\":%s,\"fenced\":%s", in->d->wd ? "false" : "true",
+			  sm->fenced ? "true" : "false");
 		sb_puts(out, ",\"candidates\":[");
 		for (int s = 0; s < 2; s++) {
 			sb_printf(out, s ? "," : "");
@@ -878,6 +992,8 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	sb_printf(out, "\n      token holder %s, quorum device %s, candidates %s | %s\n", holder,
 		  qstate, node_name(in, elect_candidate(sm, 0, now)),
 		  node_name(in, elect_candidate(sm, 1, now)));
+	sb_printf(out, "      fencing: %s%s\n", fencing_str(in->d, fb, sizeof(fb)),
+		  sm->hook_pending ? ", demote hook running" : sm->fenced ? ", FENCED (demote hook failed)" : "");
 	if (!sm->eligible)
 		sb_printf(out, "      ineligible: %s\n", ineligible_cause(in->d));
 }
