@@ -880,6 +880,8 @@ static void on_hook_done(struct elect *sm, const struct elect_event *ev, uint64_
 		return;
 	}
 	if (sm->release_pending && sm->holder == sm->p.self) {
+		/* the operator's holdoff counts from the handover, not from the demote */
+		sm->holdoff_until = max_u64(sm->holdoff_until, now + 3 * elect_master_timeout(&sm->p));
 		act(out, ELECT_ACT_QDEV_RELEASE);
 		sm->holder = ELECT_HOLDER_NONE;
 		sm->own_token = false;

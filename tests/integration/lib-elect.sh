@@ -4,7 +4,9 @@
 #                 IP forwarding between them (turning it off cuts the compartments),
 #                 tgtd serving the quorum LU on 10.78.1.1:3261 and 10.78.2.1:3261.
 #   a1 10.78.1.11  a2 10.78.1.12  b1 10.78.2.11  b2 10.78.2.12
-# Role hooks append "<rt_us> <node> promote|demote <kind>" to $EL_TMP/hooks.log.
+# Role hooks append "<rt_us> <node> promote|demote <kind>" to $EL_TMP/hooks.log when they
+# start, and the demote hook "<rt_us> <node> demote-end <kind>" when it ends; it sleeps
+# first when $EL_TMP/demote-sleep holds a number of seconds.
 # Every event=role line carries rt_us= (CLOCK_REALTIME, shared by all processes here).
 set -u
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -115,6 +117,10 @@ echo "\$(date +%s%6N) \$COMPARTD_NODE $h \$1" >>"$EL_TMP/hooks.log"
 EOS
 		chmod +x "$EL_TMP/hooks/$h"
 	done
+	cat >>"$EL_TMP/hooks/demote" <<EOS
+[ -f "$EL_TMP/demote-sleep" ] && sleep "\$(cat "$EL_TMP/demote-sleep")"
+echo "\$(date +%s%6N) \$COMPARTD_NODE demote-end \$1" >>"$EL_TMP/hooks.log"
+EOS
 	sed -e "s|/etc/compartd/hooks/|$EL_TMP/hooks/|" \
 		-e "s|^key_file = .*|key_file = $REPO/images/rig/cluster.key\nrules = $REPO/rules/boot.rules|" \
 		-e "s|^handshake_window = .*|handshake_window = 1s|" -e "/^external = /d" \
@@ -211,6 +217,58 @@ el_check_timelines() {
 	echo "master intervals (rt_us):"
 	sort -k2,2n "$EL_TMP/intervals" | sed 's/^/  /'
 }
+
+# Checks the infra instances' acting intervals from the hooks (promote hook start to demote
+# hook end, or the node's kill, or now) for overlap: what "acting as master" means (SPEC
+# §7). Prints them; fails on overlap.
+el_check_hook_timelines() {
+	local end n
+	end=$(now_us)
+	for n in $EL_NODES; do
+		{
+			grep -E "^[0-9]+ $n (promote|demote-end) infra\$" "$EL_TMP/hooks.log" 2>/dev/null
+			grep -E '^[0-9]+ [a-z0-9]+ killed$' "$EL_TMP/$n.log" 2>/dev/null
+		} | sort -n | awk -v node="$n" -v end="$end" '
+			$3 == "promote" { if (!inm) { inm = 1; start = $1 } next }
+			$3 == "demote-end" || $3 == "killed" { if (inm) { print node, start, $1; inm = 0 } }
+			END { if (inm) print node, start, end }'
+	done >"$EL_TMP/hook-intervals"
+	sort -k2,2n "$EL_TMP/hook-intervals" | awk '
+		{ n[NR] = $1; s[NR] = $2; e[NR] = $3 }
+		END {
+			bad = 0
+			for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++)
+				if (s[j] < e[i] && s[i] < e[j]) {
+					printf "OVERLAP: %s [%d, %d] and %s [%d, %d]\n", n[i], s[i], e[i], n[j], s[j], e[j]
+					bad = 1
+				}
+			exit bad
+		}' || fail "two instances acting as master at once (hook start to hook end)"
+	echo "acting intervals, promote hook start to demote hook end (rt_us):"
+	sort -k2,2n "$EL_TMP/hook-intervals" | sed 's/^/  /'
+}
+
+# el_cut_qdev NODE / el_heal_qdev NODE: NODE loses (regains) the quorum LU, nothing else:
+# blackhole routes to both portals (the bridge's addresses; forwarding through them as a
+# gateway is unaffected).
+el_cut_qdev() {
+	ip -n "$(el_ns "$1")" route add blackhole 10.78.1.1/32
+	ip -n "$(el_ns "$1")" route add blackhole 10.78.2.1/32
+}
+el_heal_qdev() {
+	ip -n "$(el_ns "$1")" route del blackhole 10.78.1.1/32
+	ip -n "$(el_ns "$1")" route del blackhole 10.78.2.1/32
+}
+
+# el_cut_link FROM TO / el_heal_link FROM TO: datagrams FROM -> TO are lost (one direction).
+el_cut_link() { ip -n "$(el_ns "$1")" route add blackhole "${EL_IP[$2]}/32"; }
+el_heal_link() { ip -n "$(el_ns "$1")" route del blackhole "${EL_IP[$2]}/32"; }
+
+# el_other_candidate M: the best node of the other compartment than M's (b1 or a1).
+el_other_candidate() { case $1 in a*) echo b1 ;; *) echo a1 ;; esac; }
+el_mate() { case $1 in a1) echo a2 ;; a2) echo a1 ;; b1) echo b2 ;; b2) echo b1 ;; esac; }
+
+ctl() { "$BUILD/compartctl" --socket "$EL_TMP/$1/console.sock" "${@:2}"; }
 
 # el_wait_complete NODE [SECONDS]: waits until master NODE's slave answers (not degraded).
 el_wait_complete() {
