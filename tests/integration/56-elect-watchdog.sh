@@ -2,8 +2,9 @@
 # timeout: 150
 # Watchdog fencing (SPEC §7 Fencing) with real agents in network namespaces and a tgtd
 # quorum LU. A host-mode agent never arms the host's watchdog, so each node's watchdog is
-# a plain file here, and this script plays the device: a node whose file has not grown
-# (no keep-alive) for watchdog_timeout is reset (kill -9, as a hardware reset would).
+# a plain file here, and lib-elect.sh's el_wd_setup plays the device: a node whose file
+# has not grown (no keep-alive) for watchdog_timeout is reset (kill -9, as a hardware
+# reset would).
 #  - every node pets its watchdog; role shows the fencing state;
 #  - the master's agent is stopped (SIGSTOP) for 3 s: it cannot demote itself; its pets
 #    stop, the "watchdog" resets it, and the other compartment's candidate promotes only
@@ -12,44 +13,8 @@
 # Timelines from promote hook start to demote hook end (or reset), checked for overlap.
 source "$(dirname "$0")/lib-elect.sh"
 el_setup
-WD_TIMEOUT_MS=1000
-declare -A WD_PID=()
-for n in $EL_NODES; do
-	: >"$EL_TMP/wd-$n"
-	sed "s|^watchdog = none|watchdog = $EL_TMP/wd-$n|" "$EL_TMP/cluster.conf" >"$EL_TMP/$n.conf"
-done
-
-# wd_monitor NODE: resets NODE when its watchdog file stops growing for the timeout.
-wd_monitor() {
-	local n=$1 last=-1 since size now pid
-	since=$(now_us)
-	while :; do
-		pid=${EL_PID[$n]:-}
-		size=$(stat -c %s "$EL_TMP/wd-$n")
-		now=$(now_us)
-		if [ "$size" != "$last" ]; then
-			last=$size since=$now
-		elif [ -n "$pid" ] && ((now - since > WD_TIMEOUT_MS * 1000)) && kill -0 "$pid" 2>/dev/null; then
-			[ "$(tail -c 1 "$EL_TMP/wd-$n")" = V ] && { sleep 0.05; continue; } # disarmed
-			echo "$now $n watchdog-reset" >>"$EL_TMP/resets"
-			kill -9 "$pid"
-			echo "$now $n killed" >>"$EL_TMP/$n.log"
-			return
-		fi
-		sleep 0.02
-	done
-}
-wd_cleanup() {
-	for p in "${WD_PID[@]}"; do kill "$p" 2>/dev/null; done
-	el_cleanup
-}
-trap wd_cleanup EXIT
-
+el_wd_setup
 for n in $EL_NODES; do el_start "$n"; done
-for n in $EL_NODES; do
-	wd_monitor "$n" &
-	WD_PID[$n]=$!
-done
 m=$(el_wait_master 15)
 s=$(el_other_candidate "$m")
 echo "master: $m"
@@ -69,8 +34,9 @@ for ((i = 0; i < 60; i++)); do
 	grep -q " $m watchdog-reset" "$EL_TMP/resets" 2>/dev/null && break
 	sleep 0.05
 done
-reset=$(awk -v n="$m" '$2 == n { print $1 }' "$EL_TMP/resets" 2>/dev/null | head -n 1)
+reset=$(el_wd_reset_of "$m")
 [ -n "$reset" ] || fail "$m was not reset by its watchdog within 3 s of being stopped"
+wait "${EL_PID[$m]}" 2>/dev/null
 unset "EL_PID[$m]"
 echo "$m reset by its watchdog $(((reset - t0) / 1000)) ms after SIGSTOP"
 new=$(el_wait_master 10 "$m")
@@ -85,6 +51,7 @@ q=$(el_mate "$new")
 kill -TERM "${EL_PID[$q]}"
 wait "${EL_PID[$q]}" 2>/dev/null
 echo "$(now_us) $q killed" >>"$EL_TMP/$q.log"
+rm -f "$EL_TMP/$q.pid"
 unset "EL_PID[$q]"
 [ "$(tail -c 1 "$EL_TMP/wd-$q")" = V ] || fail "$q stopped cleanly without the magic close"
 el_check_hook_timelines

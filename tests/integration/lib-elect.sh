@@ -26,6 +26,9 @@ el_ns() { echo "cel$EL_ID-$1"; }
 now_us() { date +%s%6N; }
 
 el_cleanup() {
+	for n in "${!EL_WD_PID[@]}"; do
+		kill "${EL_WD_PID[$n]}" 2>/dev/null
+	done
 	for n in "${!EL_PID[@]}"; do
 		kill -9 "${EL_PID[$n]}" 2>/dev/null
 	done
@@ -138,6 +141,7 @@ el_start() {
 		--config "$conf" --node "$n" --state-dir "$EL_TMP/$n" \
 		>>"$EL_TMP/$n.log" 2>&1 &
 	EL_PID[$n]=$!
+	echo "$!" >"$EL_TMP/$n.pid"
 	unset "EL_KILLED[$n]"
 }
 
@@ -147,8 +151,58 @@ el_kill() {
 	EL_KILLED[$n]=$(now_us)
 	wait "${EL_PID[$n]}" 2>/dev/null
 	unset "EL_PID[$n]"
+	rm -f "$EL_TMP/$n.pid"
 	echo "$(date +%s%6N) $n killed" >>"$EL_TMP/$n.log"
 }
+
+# Fencing without arming the host's watchdog (SPEC §7 Fencing): el_wd_setup gives every
+# node a plain file as its watchdog ($EL_TMP/NODE.conf) and starts, per node, a process
+# playing the device: a node whose file has not grown (no keep-alive) for
+# EL_WD_TIMEOUT_MS is reset (kill -9, as a hardware reset would), noted in
+# $EL_TMP/resets and as "killed" in its log. A file ending in the magic 'V' is disarmed.
+EL_WD_TIMEOUT_MS=1000
+declare -A EL_WD_PID=()
+el_wd_monitor() {
+	local n=$1 last=-1 since size now pid
+	since=$(now_us)
+	while :; do
+		pid=$(cat "$EL_TMP/$n.pid" 2>/dev/null)
+		size=$(stat -c %s "$EL_TMP/wd-$n" 2>/dev/null || echo 0)
+		now=$(now_us)
+		if [ "$size" != "$last" ] || [ -z "$pid" ]; then
+			last=$size since=$now
+		elif ((now - since > EL_WD_TIMEOUT_MS * 1000)) && [ "$(tail -c 1 "$EL_TMP/wd-$n")" != V ] &&
+			kill -0 "$pid" 2>/dev/null; then
+			echo "$now $n watchdog-reset" >>"$EL_TMP/resets"
+			kill -9 "$pid"
+			rm -f "$EL_TMP/$n.pid"
+			echo "$now $n killed" >>"$EL_TMP/$n.log"
+			since=$now
+		fi
+		sleep 0.02
+	done
+}
+el_wd_setup() {
+	local n
+	for n in $EL_NODES; do
+		: >"$EL_TMP/wd-$n"
+		sed "s|^watchdog = none|watchdog = $EL_TMP/wd-$n|" "$EL_TMP/cluster.conf" >"$EL_TMP/$n.conf"
+		el_wd_monitor "$n" &
+		EL_WD_PID[$n]=$!
+	done
+}
+# el_wd_off: back to watchdog = none, the monitors stopped.
+el_wd_off() {
+	local n
+	for n in "${!EL_WD_PID[@]}"; do
+		kill "${EL_WD_PID[$n]}" 2>/dev/null
+		wait "${EL_WD_PID[$n]}" 2>/dev/null
+		unset "EL_WD_PID[$n]"
+		rm -f "$EL_TMP/$n.conf"
+	done
+}
+# el_wd_reset_of NODE: rt_us of NODE's last watchdog reset, or nothing.
+el_wd_reset_of() { awk -v n="$1" '$2 == n { t = $1 } END { if (t) print t }' "$EL_TMP/resets" 2>/dev/null; }
 
 # The current role of node n (kind infra) from its last event=role line.
 el_role() {
