@@ -386,7 +386,7 @@ static void send_write(struct elect *sm, enum elect_role role, uint64_t epoch, u
 
 static void send_read(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
-	act(out, ELECT_ACT_QDEV_READ);
+	act(out, ELECT_ACT_QDEV_READ)->seq = ++sm->rd_seq;
 	sm->rd_busy = true;
 	sm->rd_since = sm->rd_sent = now;
 }
@@ -540,7 +540,10 @@ static void confirmed(struct elect *sm, uint64_t now, struct elect_actions *out)
 static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now,
 		    struct elect_actions *out)
 {
-	bool check = sm->rd_busy && sm->rd_sent >= sm->acq_at;
+	/* Only the answer to the last read sent has a known send time (an older one given
+	 * up on by expire_io may still come back): only it checks or confirms anything. */
+	bool current = sm->rd_busy && ev->seq == sm->rd_seq;
+	bool check = current && sm->rd_sent >= sm->acq_at;
 
 	sm->rd_busy = false;
 	if (ev->io != ELECT_IO_OK)
@@ -590,7 +593,7 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	}
 	if (sm->phase == ELECT_PHASE_CHECK && check && sm->holder == sm->p.self)
 		check_done(sm, now);
-	if (sm->holder == sm->p.self && ev->registered && sm->rd_sent >= sm->verify_after)
+	if (current && sm->holder == sm->p.self && ev->registered && sm->rd_sent >= sm->verify_after)
 		confirmed(sm, now, out);
 	try_acquire(sm, now, out);
 }

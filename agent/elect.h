@@ -50,7 +50,7 @@ enum elect_event_type {
 	ELECT_EV_HEARTBEAT, /* node, epoch, role, seq */
 	ELECT_EV_HEARTBEAT_ACK, /* node, seq */
 	ELECT_EV_REGISTER_DONE, /* io */
-	ELECT_EV_READ_DONE,     /* io, slots[], holder */
+	ELECT_EV_READ_DONE,     /* io, seq (the read action's), slots[], holder */
 	ELECT_EV_WRITE_DONE,    /* io, seq */
 	ELECT_EV_RESERVE_DONE,  /* io */
 	ELECT_EV_PREEMPT_DONE,  /* io */
@@ -84,7 +84,7 @@ enum elect_action_type {
 	ELECT_ACT_SEND_HEARTBEAT, /* seq, epoch, role: to every other node of the pair */
 	ELECT_ACT_SEND_ACK,       /* node, seq */
 	ELECT_ACT_QDEV_REGISTER,
-	ELECT_ACT_QDEV_READ,      /* all slots and the reservation */
+	ELECT_ACT_QDEV_READ,      /* seq: all slots and the reservation */
 	ELECT_ACT_QDEV_WRITE,     /* own slot: seq, epoch, role */
 	ELECT_ACT_QDEV_RESERVE,
 	ELECT_ACT_QDEV_PREEMPT,   /* node: whose key (ELECT_HOLDER_UNKNOWN: the foreign key read last) */
@@ -202,6 +202,7 @@ struct elect {
 	uint64_t rd_since, wr_since, op_since, reg_since;
 	bool rd_check;          /* the outstanding read is the post-acquire check */
 	uint64_t rd_sent;       /* when the outstanding read was sent */
+	uint64_t rd_seq;        /* its number (the action's seq, echoed by READ_DONE) */
 	bool holder_known;
 	int holder;
 	uint64_t last_read_ok;
