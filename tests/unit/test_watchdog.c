@@ -81,6 +81,31 @@ static void test_unclean_close_stays_armed(void **state)
 	close(rd);
 }
 
+/* A regular file stands in for the device in host-mode tests: keep-alives append, also
+ * after a restart of the agent (a monitor watches it grow). */
+static void test_file_appends(void **state)
+{
+	struct watchdog *w = NULL;
+	char path[128], buf[16] = { 0 };
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/file", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("..V", f);
+	fclose(f);
+	assert_int_equal(watchdog_open(path, USEC_PER_SEC, &w), 0);
+	assert_int_equal(watchdog_pet(w), 0);
+	watchdog_close(w, false);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	unlink(path);
+	assert_string_equal(buf, "..V.");
+}
+
 static void test_missing_device(void **state)
 {
 	struct watchdog *w = NULL;
@@ -97,6 +122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pet_and_clean_close),
 		cmocka_unit_test(test_unclean_close_stays_armed),
+		cmocka_unit_test(test_file_appends),
 		cmocka_unit_test(test_missing_device),
 	};
 
