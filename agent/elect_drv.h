@@ -10,7 +10,15 @@
  * elect_drv_set_transport(). Without a transport the election runs on the quorum device
  * alone (no leases through acknowledgements).
  *
- * Quorum LUN per pair and kind: quorum.lun + 2 * pair index + kind (infra 0, admin 1). */
+ * Quorum LUN per pair and kind: quorum.lun + 2 * pair index + kind (infra 0, admin 1);
+ * its slots are sealed with a key derived from the cluster key (qdev_mac_key_derive).
+ *
+ * Fencing (SPEC §7): the driver holds the [fencing] watchdog (agent/watchdog.h), pets it
+ * from a loop timer while every state machine allows it (elect_may_pet), reports the end
+ * of each demote hook (ELECT_EV_HOOK_DONE; a failed or timed-out one fences), and gives
+ * the state machines the watchdog's timeout for their takeover waits. watchdog = none runs
+ * unfenced; a watchdog that cannot be opened (or a real one in host mode) makes the node
+ * ineligible. */
 #pragma once
 
 #include <stdbool.h>
