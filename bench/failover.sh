@@ -6,11 +6,19 @@
 #  1. failover time: kill -9 the master, time until the new master's event=role (ours)
 #     or its notify MASTER (keepalived, VRRPv3, unicast peers, the same advert interval as
 #     our heartbeat_interval, 200 ms, nopreempt like us); median of RUNS runs each;
+#     ours again with fencing on (failover_fenced_s): each node's watchdog is a file and
+#     lib-elect.sh's el_wd_setup plays the device (the host's watchdog is never armed);
 #  2. dual-master intervals under a compartment partition (PARTITIONS cuts of CUT_S
 #     seconds each, the quorum device reachable from both sides): how many times two
-#     nodes were master at once.
+#     nodes were master at once;
+#  3. the dangerous cases (issue 13), each once per side, dual-master intervals counted
+#     (ours with fencing on): an asymmetric cut (the master and the other compartment's
+#     candidate lose the quorum LU, that candidate's mate loses the network to both), the
+#     master paused 3 s (SIGSTOP of the agent / of keepalived's VRRP process), the quorum
+#     LU lost by the master for 4 s (keepalived has none: the same time, no fault).
 # Last line: result: failover_s=… failover_keepalived_s=… ratio=… dual_master_ours=…
-#            dual_master_keepalived=…
+#            dual_master_keepalived=… failover_fenced_s=… dual_master_adversarial_ours=…
+#            dual_master_adversarial_keepalived=…
 set -u
 RUNS=${RUNS:-5}
 PARTITIONS=${PARTITIONS:-3}
@@ -84,6 +92,41 @@ ours_partition_run() {
 	done
 	ours_stop_all
 	# el_check_timelines fails on overlap; recompute the intervals to count instead
+	( el_check_timelines >/dev/null 2>&1 ) || true
+	count_overlaps "$EL_TMP/intervals"
+}
+
+# One dangerous case on our side (fencing on), the dual-master intervals it left.
+ours_adversarial_run() {
+	local kind=$1 m s x n
+	: >"$EL_TMP/intervals"
+	ours_start_all
+	m=$(el_wait_master 20)
+	el_wait_complete "$m" 10
+	s=$(el_other_candidate "$m")
+	x=$(el_mate "$s")
+	sleep 1
+	case $kind in
+	asymmetric)
+		el_cut_qdev "$m"
+		el_cut_qdev "$s"
+		for n in "$m" "$s"; do el_cut_link "$x" "$n"; el_cut_link "$n" "$x"; done
+		sleep "$CUT_S"
+		for n in "$m" "$s"; do el_heal_link "$x" "$n"; el_heal_link "$n" "$x"; el_heal_qdev "$n"; done
+		;;
+	pause)
+		kill -STOP "${EL_PID[$m]}"
+		sleep 3
+		kill -CONT "${EL_PID[$m]}" 2>/dev/null
+		;;
+	qdev)
+		el_cut_qdev "$m"
+		sleep "$CUT_S"
+		el_heal_qdev "$m"
+		;;
+	esac
+	sleep 2
+	ours_stop_all
 	( el_check_timelines >/dev/null 2>&1 ) || true
 	count_overlaps "$EL_TMP/intervals"
 }
@@ -220,6 +263,34 @@ ka_partition_run() {
 	count_overlaps "$EL_TMP/ka-intervals"
 }
 
+ka_adversarial_run() {
+	local kind=$1 m s x n v
+	: >"$EL_TMP/ka-events"
+	for n in $EL_NODES; do ka_start "$n"; done
+	m=$(ka_wait_master)
+	s=$(el_other_candidate "$m")
+	x=$(el_mate "$s")
+	sleep 1.5
+	case $kind in
+	asymmetric) # no quorum LU: the network cuts alone
+		for n in "$m" "$s"; do el_cut_link "$x" "$n"; el_cut_link "$n" "$x"; done
+		sleep "$CUT_S"
+		for n in "$m" "$s"; do el_heal_link "$x" "$n"; el_heal_link "$n" "$x"; done
+		;;
+	pause)
+		v=$(cat "$EL_TMP/ka-$m.vrrp.pid" 2>/dev/null)
+		kill -STOP $v
+		sleep 3
+		kill -CONT $v
+		;;
+	qdev) sleep "$CUT_S" ;;
+	esac
+	sleep 2
+	ka_intervals >"$EL_TMP/ka-intervals"
+	ka_stop_all
+	count_overlaps "$EL_TMP/ka-intervals"
+}
+
 # ---- main ----
 
 el_setup
@@ -236,8 +307,28 @@ fo=$(printf '%s\n' "${ours[@]}" | median)
 fk=$(printf '%s\n' "${theirs[@]}" | median)
 do_=$(ours_partition_run)
 dk=$(ka_partition_run)
+el_wd_setup
+fenced=()
+for ((r = 1; r <= RUNS; r++)); do
+	o=$(ours_failover_run)
+	echo "run $r: compartd with fencing ${o}s"
+	fenced+=("$o")
+done
+ff=$(printf '%s\n' "${fenced[@]}" | median)
+ao=0 ak=0
+for kind in asymmetric pause qdev; do
+	o=$(ours_adversarial_run "$kind")
+	k=$(ka_adversarial_run "$kind")
+	echo "$kind: dual-master intervals compartd $o, keepalived $k"
+	ao=$((ao + o)) ak=$((ak + k))
+done
+el_wd_off
 ratio=$(awk -v a="$fo" -v b="$fk" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 printf '%-28s %12s %12s\n' "" compartd keepalived
 printf '%-28s %12s %12s\n' "failover median (s)" "$fo" "$fk"
 printf '%-28s %12s %12s\n' "dual-master intervals ($PARTITIONS cuts)" "$do_" "$dk"
-echo "result: failover_s=$fo failover_keepalived_s=$fk ratio=$ratio dual_master_ours=$do_ dual_master_keepalived=$dk"
+printf '%-28s %12s %12s\n' "failover, fencing on (s)" "$ff" "-"
+printf '%-28s %12s %12s\n' "dual-master, 3 dangerous" "$ao" "$ak"
+echo "result: failover_s=$fo failover_keepalived_s=$fk ratio=$ratio dual_master_ours=$do_" \
+	"dual_master_keepalived=$dk failover_fenced_s=$ff dual_master_adversarial_ours=$ao" \
+	"dual_master_adversarial_keepalived=$ak"

@@ -589,6 +589,20 @@ static int k_to_lease(struct parse_ctx *p, const char *key, char *val)
 	return set_duration(p, key, val, &p->cfg->timeouts.lease);
 }
 
+/* [fencing] */
+static int k_fence_watchdog(struct parse_ctx *p, const char *key, char *val)
+{
+	if (strcmp(val, "none") != 0 && val[0] != '/') {
+		perr(p, key, "'%s' is neither an absolute device path nor none", val);
+		return -EINVAL;
+	}
+	return copy_str(p, key, val, p->cfg->fencing.watchdog, sizeof(p->cfg->fencing.watchdog));
+}
+static int k_fence_watchdog_timeout(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_duration(p, key, val, &p->cfg->fencing.watchdog_timeout);
+}
+
 /* [profile X], [role X] */
 static int k_profile_run(struct parse_ctx *p, const char *key, char *val)
 {
@@ -720,6 +734,10 @@ static const struct key_def keys_profile[] = {
 	{"run", k_profile_run, true}, {"stop", k_profile_stop, true}, {NULL, NULL, false}};
 static const struct key_def keys_console[] = {{"password", k_console_password, false},
 						{NULL, NULL, false}};
+static const struct key_def keys_fencing[] = {
+	{"watchdog", k_fence_watchdog, false},
+	{"watchdog_timeout", k_fence_watchdog_timeout, false},
+	{NULL, NULL, false}};
 static const struct key_def keys_role[] = {
 	{"promote", k_role_promote, false}, {"demote", k_role_demote, false}, {NULL, NULL, false}};
 
@@ -740,6 +758,7 @@ static const struct {
 	[SEC_PROFILE] = {"profile", true, keys_profile},
 	[SEC_ROLE] = {"role", true, keys_role},
 	[SEC_CONSOLE] = {"console", false, keys_console},
+	[SEC_FENCING] = {"fencing", false, keys_fencing},
 };
 
 void cfg_set_defaults(struct cfg *c)
@@ -768,6 +787,8 @@ void cfg_set_defaults(struct cfg *c)
 		.query_timeout = 1 * USEC_PER_SEC,
 		.health_interval = 5 * USEC_PER_SEC,
 	};
+	snprintf(c->fencing.watchdog, sizeof(c->fencing.watchdog), "/dev/watchdog");
+	c->fencing.watchdog_timeout = 1 * USEC_PER_SEC;
 }
 
 static int find_named(const char *base, size_t stride, int n, const char *name)
@@ -840,6 +861,7 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 	case SEC_LAYOUT:
 	case SEC_TIMEOUTS:
 	case SEC_CONSOLE:
+	case SEC_FENCING:
 		return c;
 	case SEC_QUORUM:
 		c->has_quorum = true;

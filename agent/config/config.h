@@ -157,6 +157,12 @@ struct cfg_timeouts {
 		query_timeout, health_interval;
 };
 
+/* [fencing] (SPEC §7 Fencing): the watchdog device the election holds, or "none". */
+struct cfg_fencing {
+	char watchdog[CFG_PATH_MAX]; /* default /dev/watchdog */
+	uint64_t watchdog_timeout;   /* µs, default 1 s; whole seconds for a real device */
+};
+
 struct cfg_profile {
 	char name[CFG_NAME_MAX];
 	char run[CFG_MAX_HOOKS][CFG_PATH_MAX];
@@ -199,6 +205,7 @@ struct cfg {
 	struct cfg_storage quorum; /* when has_quorum; else majority over handshakes */
 	struct cfg_layout layout;
 	struct cfg_timeouts timeouts;
+	struct cfg_fencing fencing;
 	struct cfg_profile profiles[CFG_MAX_PROFILES];
 	int n_profiles;
 	struct cfg_role_hooks roles[_CFG_KIND_MAX];

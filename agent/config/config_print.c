@@ -155,6 +155,9 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 	put_duration(out, "t_max", t->t_max);
 	put_duration(out, "query_timeout", t->query_timeout);
 	put_duration(out, "health_interval", t->health_interval);
+	sb_puts(out, "\n[fencing]\n");
+	sb_printf(out, "watchdog = %s\n", c->fencing.watchdog);
+	put_duration(out, "watchdog_timeout", c->fencing.watchdog_timeout);
 	for (int i = 0; i < c->n_profiles; i++) {
 		sb_printf(out, "\n[profile %s]\n", c->profiles[i].name);
 		for (int j = 0; j < c->profiles[i].n_run; j++)

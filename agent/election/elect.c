@@ -45,6 +45,7 @@ const char *elect_phase_to_str(enum elect_phase p)
 	case ELECT_PHASE_CHECK: return "check";
 	case ELECT_PHASE_WAIT: return "wait";
 	case ELECT_PHASE_CLAIM: return "claim";
+	case ELECT_PHASE_VERIFY: return "verify";
 	case _ELECT_PHASE_MAX: break;
 	}
 	return "?";
@@ -66,6 +67,7 @@ const char *elect_event_type_to_str(enum elect_event_type t)
 	case ELECT_EV_RELEASE_DONE: return "release-done";
 	case ELECT_EV_OPERATOR_PROMOTE: return "operator-promote";
 	case ELECT_EV_OPERATOR_DEMOTE: return "operator-demote";
+	case ELECT_EV_HOOK_DONE: return "hook-done";
 	case _ELECT_EV_MAX: break;
 	}
 	return "?";
@@ -114,11 +116,18 @@ uint64_t elect_slot_silence(const struct elect_params *p)
 	return p->lease + elect_read_interval(p);
 }
 
+uint64_t elect_fence_wait(const struct elect_params *p)
+{
+	/* A holder whose lease lapsed stops petting its watchdog at once: it has reset
+	 * fence_timeout later at the latest. */
+	return p->fence_timeout;
+}
+
 uint64_t elect_master_timeout(const struct elect_params *p)
 {
 	if (!p->has_qdev)
-		return elect_net_silence(p);
-	return max_u64(elect_net_silence(p), elect_slot_silence(p));
+		return elect_net_silence(p) + elect_fence_wait(p);
+	return max_u64(elect_net_silence(p), elect_slot_silence(p)) + elect_fence_wait(p);
 }
 
 void elect_init(struct elect *sm, const struct elect_params *p)
@@ -199,6 +208,26 @@ int elect_candidate(const struct elect *sm, int side, uint64_t now_us)
 	return best;
 }
 
+/* The candidate of a compartment for the token: as elect_candidate(), but with a quorum
+ * device only among nodes whose slot is fresh (this node: itself). A node that cannot
+ * write its slot cannot take the token either, and must not keep others from it. Every
+ * node that reads the quorum device judges this on the same slots. */
+static int token_candidate(const struct elect *sm, int side, uint64_t now)
+{
+	int best = -1;
+
+	if (!sm->p.has_qdev)
+		return elect_candidate(sm, side, now);
+	for (int n = 0; n < sm->p.n_nodes; n++) {
+		if (sm->p.side[n] != side || !peer_eligible(sm, n, now) ||
+		    (n != sm->p.self && !slot_alive(sm, n, now)))
+			continue;
+		if (best < 0 || sm->p.rank[n] < sm->p.rank[best])
+			best = n;
+	}
+	return best;
+}
+
 static bool two_sided(const struct elect *sm)
 {
 	for (int n = 1; n < sm->p.n_nodes; n++)
@@ -225,7 +254,7 @@ static int ack_partner(const struct elect *sm, int master, uint64_t now)
 
 static bool self_is_candidate(const struct elect *sm, uint64_t now)
 {
-	return elect_candidate(sm, sm->p.side[sm->p.self], now) == sm->p.self;
+	return token_candidate(sm, sm->p.side[sm->p.self], now) == sm->p.self;
 }
 
 /* A live master other than this node, or -1. */
@@ -250,6 +279,15 @@ void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch, enum e
 bool elect_is_master(const struct elect *sm, uint64_t now_us)
 {
 	return sm->role == ELECT_ROLE_MASTER && now_us < sm->lease_until;
+}
+
+bool elect_may_pet(const struct elect *sm, uint64_t now_us)
+{
+	if (sm->fenced)
+		return false;
+	if (sm->role == ELECT_ROLE_MASTER || sm->hook_pending)
+		return now_us < sm->lease_until;
+	return true;
 }
 
 /* ---- role changes: one choke point ---- */
@@ -284,7 +322,9 @@ static void demote(struct elect *sm, const char *reason, uint64_t now, struct el
 		     : live_master(sm, now) >= 0 ? ELECT_ROLE_SLAVE
 						 : ELECT_ROLE_CANDIDATE,
 		 reason, out);
-	sm->lease_until = 0;
+	/* The demote hook runs now: this node acts as master until it reports its end
+	 * (ELECT_EV_HOOK_DONE); the lease keeps counting for the watchdog meanwhile. */
+	sm->hook_pending = true;
 	if (sm->degraded) {
 		sm->degraded = false;
 		act(out, ELECT_ACT_DEGRADED)->degraded = false;
@@ -335,7 +375,7 @@ static void send_write(struct elect *sm, enum elect_role role, uint64_t epoch, u
 
 	sm->wr_seq++;
 	sm->wr_sent[sm->wr_seq % ELECT_RING] = (struct elect_sent){
-		.seq = sm->wr_seq, .at = now, .master = role == ELECT_ROLE_MASTER
+		.seq = sm->wr_seq, .at = now, .master = role == ELECT_ROLE_MASTER || sm->hook_pending
 	};
 	a->seq = sm->wr_seq;
 	a->role = role;
@@ -346,7 +386,7 @@ static void send_write(struct elect *sm, enum elect_role role, uint64_t epoch, u
 
 static void send_read(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
-	act(out, ELECT_ACT_QDEV_READ);
+	act(out, ELECT_ACT_QDEV_READ)->seq = ++sm->rd_seq;
 	sm->rd_busy = true;
 	sm->rd_since = sm->rd_sent = now;
 }
@@ -360,13 +400,40 @@ static const struct elect_sent *find_sent(const struct elect_sent *ring, uint64_
 
 /* ---- the quorum-device path to mastership ---- */
 
+/* A slave acknowledges the master's heartbeats only within this of sending a slot write
+ * that succeeded (so that every node that reads the quorum device sees it alive). */
+static uint64_t ack_window(const struct elect_params *p)
+{
+	return 2 * p->disk_heartbeat_interval;
+}
+
+/* How long a node must have been its compartment's candidate before it preempts a
+ * holder of the other compartment: until an acknowledgement another node of its
+ * compartment gave (in its own view the candidate) can no longer keep the holder acting.
+ * Such a node acknowledges within ack_window() of a slot write this node saw, or while
+ * it hears every compartment mate say it sees a live master: this node's heartbeats say
+ * "candidate" from when it became one, and are heard within the network silence time
+ * (one heartbeat interval for their way), or this node is no longer heard at all. */
+static uint64_t candidacy_wait(const struct elect_params *p)
+{
+	uint64_t fenced = p->lease + elect_fence_wait(p);
+	uint64_t by_slot = ack_window(p) + fenced, by_net;
+
+	by_slot = by_slot > elect_slot_silence(p) ? by_slot - elect_slot_silence(p) : 0;
+	by_net = elect_net_silence(p) + p->heartbeat_interval + fenced;
+	return max_u64(by_slot, by_net);
+}
+
 /* Whether holder h has been silent on both channels long enough that its lease has
- * certainly lapsed. */
+ * certainly lapsed, or is heard but has said it is not master (its demote hook ran or
+ * runs; acknowledgements no longer renew its lease) for a lease and the watchdog's
+ * timeout while its slot stands still: a holder that cannot write its slot (it lost the
+ * quorum device, and with it any way to hand the token back) does not keep the token. */
 static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 {
 	const struct elect_peer *pe = &sm->peers[h];
 	uint64_t heard = pe->heard ? pe->last_heard : sm->start_us;
-	uint64_t slot_wait = elect_slot_silence(&sm->p);
+	uint64_t slot_wait = elect_slot_silence(&sm->p) + elect_fence_wait(&sm->p);
 
 	/* Only the node whose acknowledgements may be keeping the holder's lease alive takes
 	 * over: it stops acknowledging before it decides the holder is gone. With two
@@ -375,11 +442,20 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	if (!two_sided(sm) && ack_partner(sm, h, now) != sm->p.self)
 		return false;
 	if (two_sided(sm) && sm->p.side[h] == sm->p.side[sm->p.self]) {
-		if (elect_candidate(sm, !sm->p.side[h], now) >= 0)
+		if (token_candidate(sm, !sm->p.side[h], now) >= 0 || !sm->other_gone_since ||
+		    now - sm->other_gone_since < candidacy_wait(&sm->p))
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
 	}
-	if (now - heard < elect_net_silence(&sm->p))
+	/* Another node of this compartment may have been the candidate in its own view
+	 * until this one became it, and acknowledged the holder's heartbeats: it does so
+	 * only within ack_window() of its last slot write, which this node saw (or it
+	 * hears every compartment mate). Wait until such an acknowledgement is void. */
+	if (two_sided(sm) && sm->p.side[h] != sm->p.side[sm->p.self] &&
+	    (!sm->cand_since || now - sm->cand_since < candidacy_wait(&sm->p)))
+		return false;
+	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p) &&
+	    !(pe->nm_since && now - pe->nm_since >= sm->p.lease + elect_fence_wait(&sm->p)))
 		return false;
 	return pe->slot_seen && now - pe->slot_changed > slot_wait;
 }
@@ -389,6 +465,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 	struct elect_action *a;
 
 	if (!sm->eligible || sm->phase != ELECT_PHASE_IDLE || sm->role == ELECT_ROLE_MASTER ||
+	    sm->p.refuse_master || sm->hook_pending || sm->fenced || sm->release_pending ||
 	    !sm->registered || sm->op_busy || now < sm->holdoff_until || !self_is_candidate(sm, now))
 		return;
 	/* Just started: learn who else is alive before competing. */
@@ -405,7 +482,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 		act(out, ELECT_ACT_QDEV_PREEMPT)->node = sm->p.self;
 	} else if (sm->holder == ELECT_HOLDER_NONE) {
 		if (now < sm->defer_until && !sm->op_promote &&
-		    elect_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
+		    token_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
 			return;
 		act(out, ELECT_ACT_QDEV_RESERVE);
 	} else if (sm->holder == ELECT_HOLDER_UNKNOWN &&
@@ -429,7 +506,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
  * has certainly seen its lease lapse. */
 static void check_done(struct elect *sm, uint64_t now)
 {
-	uint64_t until = now;
+	uint64_t until = now, wait = sm->p.lease + elect_fence_wait(&sm->p);
 
 	for (int n = 0; n < sm->p.n_nodes; n++) {
 		const struct elect_peer *pe = &sm->peers[n];
@@ -437,18 +514,36 @@ static void check_done(struct elect *sm, uint64_t now)
 		if (n == sm->p.self)
 			continue;
 		if (pe->slot_seen && pe->slot.valid && pe->slot.role == ELECT_ROLE_MASTER)
-			until = max_u64(until, pe->slot_changed + sm->p.lease);
+			until = max_u64(until, pe->slot_changed + wait);
 		if (pe->heard && pe->hb_role == ELECT_ROLE_MASTER)
-			until = max_u64(until, pe->last_heard + sm->p.lease);
+			until = max_u64(until, pe->last_heard + wait);
 	}
 	sm->wait_until = until;
 	sm->phase = ELECT_PHASE_WAIT;
 }
 
+/* A read sent after the last successful write shows the reservation ours under a
+ * registered key: that write counts (a node preempted meanwhile, whose session then
+ * registered its key again, sees another holder here and never counts it). */
+static void confirmed(struct elect *sm, uint64_t now, struct elect_actions *out)
+{
+	if (sm->phase == ELECT_PHASE_VERIFY) {
+		promote(sm, sm->claim_at, now, sm->victim >= 0 ? "takeover" : "elected", out);
+		sm->victim = -1;
+		return;
+	}
+	if (sm->renew_at && (sm->role == ELECT_ROLE_MASTER || sm->hook_pending))
+		sm->lease_until = max_u64(sm->lease_until, sm->renew_at + sm->p.lease);
+	sm->renew_at = 0;
+}
+
 static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now,
 		    struct elect_actions *out)
 {
-	bool check = sm->rd_busy && sm->rd_sent >= sm->acq_at;
+	/* Only the answer to the last read sent has a known send time (an older one given
+	 * up on by expire_io may still come back): only it checks or confirms anything. */
+	bool current = sm->rd_busy && ev->seq == sm->rd_seq;
+	bool check = current && sm->rd_sent >= sm->acq_at;
 
 	sm->rd_busy = false;
 	if (ev->io != ELECT_IO_OK)
@@ -458,6 +553,11 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 		const struct elect_slot *s = &ev->slots[n];
 
 		if (n == sm->p.self)
+			continue;
+		/* Within one boot a node's sequence only grows: an older sealed image written
+		 * back (a replay) is no sign of life and changes nothing. */
+		if (pe->slot_seen && pe->slot.valid && s->valid && s->boot == pe->slot.boot &&
+		    s->seq < pe->slot.seq)
 			continue;
 		if (!pe->slot_seen || s->valid != pe->slot.valid || s->boot != pe->slot.boot ||
 		    s->seq != pe->slot.seq || s->epoch != pe->slot.epoch || s->role != pe->slot.role)
@@ -493,6 +593,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	}
 	if (sm->phase == ELECT_PHASE_CHECK && check && sm->holder == sm->p.self)
 		check_done(sm, now);
+	if (current && sm->holder == sm->p.self && ev->registered && sm->rd_sent >= sm->verify_after)
+		confirmed(sm, now, out);
 	try_acquire(sm, now, out);
 }
 
@@ -507,11 +609,14 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 	case ELECT_IO_OK:
 		if (!s)
 			return;
+		sm->wr_ok_sent = max_u64(sm->wr_ok_sent, s->at);
 		if (sm->phase == ELECT_PHASE_CLAIM && ev->seq == sm->claim_seq) {
-			promote(sm, s->at, now, sm->victim >= 0 ? "takeover" : "elected", out);
-			sm->victim = -1;
-		} else if (sm->role == ELECT_ROLE_MASTER && s->master) {
-			sm->lease_until = max_u64(sm->lease_until, s->at + sm->p.lease);
+			sm->phase = ELECT_PHASE_VERIFY;
+			sm->claim_at = s->at;
+			sm->verify_after = now;
+		} else if ((sm->role == ELECT_ROLE_MASTER || sm->hook_pending) && s->master) {
+			sm->renew_at = max_u64(sm->renew_at, s->at);
+			sm->verify_after = now;
 		}
 		return;
 	case ELECT_IO_CONFLICT:
@@ -523,8 +628,9 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 		return;
 	case ELECT_IO_ERROR:
 		if (sm->phase == ELECT_PHASE_CLAIM && ev->seq == sm->claim_seq) {
-			sm->phase = ELECT_PHASE_WAIT; /* claim again on the next tick */
-			sm->wait_until = now;
+			/* claim again, one disk heartbeat later: no tight loop */
+			sm->phase = ELECT_PHASE_WAIT;
+			sm->wait_until = now + sm->p.disk_heartbeat_interval;
 		}
 		return;
 	case _ELECT_IO_MAX:
@@ -570,7 +676,7 @@ static bool may_promise(const struct elect *sm, int n, uint64_t now)
 static void promise(struct elect *sm, int n, uint64_t now)
 {
 	sm->promise_to = n;
-	sm->promise_until = now + elect_net_silence(&sm->p);
+	sm->promise_until = now + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
 }
 
 /* The best-ranked eligible live node of the pair. */
@@ -623,7 +729,8 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 		return;
 	}
 	if (until <= now || now < sm->holdoff_until || best_alive(sm, now) != sm->p.self ||
-	    live_master(sm, now) >= 0)
+	    live_master(sm, now) >= 0 || sm->hook_pending || sm->fenced || sm->epoch == UINT64_MAX ||
+	    sm->p.refuse_master)
 		return;
 	sm->master_epoch = sm->epoch + 1;
 	sm->epoch = sm->master_epoch;
@@ -634,6 +741,22 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 	set_role(sm, ELECT_ROLE_MASTER, "majority", out);
 	sm->degraded = true;
 	act(out, ELECT_ACT_DEGRADED)->degraded = true;
+}
+
+/* Whether every node that could take over judges on the facts this node judges on: its
+ * last slot write succeeded recently and its last read is recent (a better node that
+ * reads the device is visible here, a worse one sees this node alive), or it hears every
+ * node of its compartment, and none of them says it sees no live master. */
+static bool ack_safe(const struct elect *sm, uint64_t now)
+{
+	if (sm->wr_ok_sent && now - sm->wr_ok_sent <= ack_window(&sm->p) &&
+	    sm->last_read_ok && now - sm->last_read_ok <= ack_window(&sm->p))
+		return true;
+	for (int n = 0; n < sm->p.n_nodes; n++)
+		if (n != sm->p.self && sm->p.side[n] == sm->p.side[sm->p.self] &&
+		    (!net_alive(sm, n, now) || sm->peers[n].hb_role == ELECT_ROLE_CANDIDATE))
+			return false;
+	return true;
 }
 
 /* Whether to acknowledge a heartbeat from n (which also backs it in majority mode). */
@@ -649,7 +772,7 @@ static bool should_ack(struct elect *sm, int n, const struct elect_event *ev, ui
 	}
 	if (ev->role != ELECT_ROLE_MASTER || sm->phase != ELECT_PHASE_IDLE)
 		return false;
-	if (ack_partner(sm, n, now) != sm->p.self)
+	if (ack_partner(sm, n, now) != sm->p.self || !ack_safe(sm, now))
 		return false;
 	return !(sm->holder_known && sm->holder >= 0 && sm->holder != n);
 }
@@ -660,6 +783,10 @@ static void on_heartbeat(struct elect *sm, const struct elect_event *ev, uint64_
 	struct elect_peer *pe = &sm->peers[ev->node];
 	struct elect_action *a;
 
+	if (ev->role == ELECT_ROLE_MASTER)
+		pe->nm_since = 0;
+	else if (!pe->nm_since || !pe->heard || now - pe->last_heard >= elect_net_silence(&sm->p))
+		pe->nm_since = now;
 	pe->heard = true;
 	pe->last_heard = now;
 	pe->hb_epoch = ev->epoch;
@@ -708,6 +835,8 @@ const char *elect_promote_refusal(const struct elect *sm, uint64_t now_us)
 		return "this node is not eligible (profile or core health)";
 	if (sm->role == ELECT_ROLE_MASTER)
 		return "this node is already master";
+	if (sm->p.refuse_master)
+		return "no watchdog device: this node does not become master ([fencing] watchdog = none runs unfenced)";
 	if (live_master(sm, now_us) >= 0)
 		return "another master is alive: demote it first";
 	if (sm->p.has_qdev && !sm->holder_known)
@@ -738,11 +867,31 @@ static void on_operator(struct elect *sm, const struct elect_event *ev, uint64_t
 		return;
 	demote(sm, "operator", now, out);
 	sm->holdoff_until = now + 3 * elect_master_timeout(&sm->p);
-	if (sm->p.has_qdev) {
+	/* The token is handed on once the demote hook has ended (on_hook_done). */
+	sm->release_pending = sm->p.has_qdev;
+}
+
+static void on_hook_done(struct elect *sm, const struct elect_event *ev, uint64_t now,
+			 struct elect_actions *out)
+{
+	if (!sm->hook_pending)
+		return;
+	sm->hook_pending = false;
+	if (ev->io != ELECT_IO_OK) {
+		/* The instance may still run: keep the token, stop petting the watchdog. */
+		sm->fenced = true;
+		return;
+	}
+	if (sm->release_pending && sm->holder == sm->p.self) {
+		/* the operator's holdoff counts from the handover, not from the demote */
+		sm->holdoff_until = max_u64(sm->holdoff_until, now + 3 * elect_master_timeout(&sm->p));
 		act(out, ELECT_ACT_QDEV_RELEASE);
+		sm->holder = ELECT_HOLDER_NONE;
+		sm->own_token = false;
 		sm->op_busy = true;
 		sm->op_since = now;
 	}
+	sm->release_pending = false;
 }
 
 /* ---- the periodic part ---- */
@@ -789,10 +938,14 @@ static void disk_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 
 static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
-	if (sm->phase == ELECT_PHASE_CHECK && !sm->rd_busy)
+	if ((sm->phase == ELECT_PHASE_CHECK || sm->phase == ELECT_PHASE_VERIFY) && !sm->rd_busy)
 		send_read(sm, now, out);
 	if (sm->phase != ELECT_PHASE_WAIT || now < sm->wait_until || sm->wr_busy || !sm->registered)
 		return;
+	if (sm->epoch == UINT64_MAX) { /* no epoch left above it: never wrap to 0 */
+		abort_claim(sm);
+		return;
+	}
 	sm->master_epoch = sm->epoch + 1;
 	send_write(sm, ELECT_ROLE_MASTER, sm->master_epoch, now, out);
 	sm->claim_seq = sm->wr_seq;
@@ -801,6 +954,14 @@ static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out
 
 static void update_role(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
+	if (!sm->eligible || !self_is_candidate(sm, now))
+		sm->cand_since = 0;
+	else if (!sm->cand_since)
+		sm->cand_since = now;
+	if (token_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
+		sm->other_gone_since = 0;
+	else if (!sm->other_gone_since)
+		sm->other_gone_since = now;
 	if (sm->role == ELECT_ROLE_MASTER) {
 		bool deg = now - sm->last_slave_ack >= elect_net_silence(&sm->p);
 
@@ -844,6 +1005,7 @@ static void tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 	expire_io(sm, now);
 	if (sm->p.has_qdev && sm->holder_known && sm->holder == sm->p.self && !sm->op_busy &&
 	    sm->role != ELECT_ROLE_MASTER && sm->phase == ELECT_PHASE_IDLE &&
+	    !sm->hook_pending && !sm->fenced && !sm->release_pending &&
 	    (!sm->eligible || !self_is_candidate(sm, now))) {
 		/* Holding the token without being the candidate (not eligible, or a better
 		 * node of this compartment is back): hand it back so the candidate can take
@@ -894,6 +1056,12 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 		sm->started = true;
 		sm->eligible = ev->eligible;
 		sm->start_us = sm->next_hb = sm->next_disk = sm->next_read = now_us;
+		/* Majority: a promise given before a restart is forgotten with it; stay silent
+		 * (no acknowledgement, no vote for itself) until it would have run out. */
+		if (!sm->p.has_qdev) {
+			sm->promise_to = -2;
+			sm->promise_until = now_us + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
+		}
 		break;
 	case ELECT_EV_TIMER:
 		break;
@@ -927,6 +1095,9 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 	case ELECT_EV_OPERATOR_PROMOTE:
 	case ELECT_EV_OPERATOR_DEMOTE:
 		on_operator(sm, ev, now_us, out);
+		break;
+	case ELECT_EV_HOOK_DONE:
+		on_hook_done(sm, ev, now_us, out);
 		break;
 	case _ELECT_EV_MAX:
 		return -EINVAL;

@@ -50,13 +50,14 @@ enum elect_event_type {
 	ELECT_EV_HEARTBEAT, /* node, epoch, role, seq */
 	ELECT_EV_HEARTBEAT_ACK, /* node, seq */
 	ELECT_EV_REGISTER_DONE, /* io */
-	ELECT_EV_READ_DONE,     /* io, slots[], holder */
+	ELECT_EV_READ_DONE,     /* io, seq (the read action's), slots[], holder */
 	ELECT_EV_WRITE_DONE,    /* io, seq */
 	ELECT_EV_RESERVE_DONE,  /* io */
 	ELECT_EV_PREEMPT_DONE,  /* io */
 	ELECT_EV_RELEASE_DONE,  /* io */
 	ELECT_EV_OPERATOR_PROMOTE,
 	ELECT_EV_OPERATOR_DEMOTE,
+	ELECT_EV_HOOK_DONE,     /* the demote hook ended: io OK, or ERROR (failed, timed out) */
 	_ELECT_EV_MAX
 };
 const char *elect_event_type_to_str(enum elect_event_type t);
@@ -83,7 +84,7 @@ enum elect_action_type {
 	ELECT_ACT_SEND_HEARTBEAT, /* seq, epoch, role: to every other node of the pair */
 	ELECT_ACT_SEND_ACK,       /* node, seq */
 	ELECT_ACT_QDEV_REGISTER,
-	ELECT_ACT_QDEV_READ,      /* all slots and the reservation */
+	ELECT_ACT_QDEV_READ,      /* seq: all slots and the reservation */
 	ELECT_ACT_QDEV_WRITE,     /* own slot: seq, epoch, role */
 	ELECT_ACT_QDEV_RESERVE,
 	ELECT_ACT_QDEV_PREEMPT,   /* node: whose key (ELECT_HOLDER_UNKNOWN: the foreign key read last) */
@@ -124,12 +125,16 @@ struct elect_params {
 				   * numbers them; acks then carry sent_at */
 	uint64_t seq_base;   /* first sequence number - 1: unique per boot, so that an answer
 			      * to a previous boot's heartbeat never matches this boot's */
+	uint64_t fence_timeout; /* watchdog timeout (µs): a node acting as master whose lease
+				 * lapsed resets within this; 0: no watchdog (watchdog = none) */
+	bool refuse_master;     /* a watchdog is configured but not there: never take the token */
 };
 
 /* What this node knows of another one. */
 struct elect_peer {
 	bool heard;              /* a heartbeat arrived this boot */
 	uint64_t last_heard;     /* when the last one arrived */
+	uint64_t nm_since;       /* its heartbeats say it is not master since (0: they do) */
 	uint64_t hb_epoch;
 	enum elect_role hb_role;
 	struct elect_slot slot;  /* last content read from the quorum device */
@@ -150,6 +155,7 @@ enum elect_phase {
 	ELECT_PHASE_CHECK,   /* reservation taken, reading the slots once more */
 	ELECT_PHASE_WAIT,    /* waiting until a previous master's lease has certainly lapsed */
 	ELECT_PHASE_CLAIM,   /* the first slot write as master is outstanding */
+	ELECT_PHASE_VERIFY,  /* it succeeded: reading the reservation once more before promoting */
 	_ELECT_PHASE_MAX
 };
 const char *elect_phase_to_str(enum elect_phase p);
@@ -165,6 +171,17 @@ struct elect {
 	uint64_t lease_until;  /* meaningful while master */
 	uint64_t wait_until;   /* ELECT_PHASE_WAIT */
 	uint64_t claim_seq;    /* ELECT_PHASE_CLAIM: the write that makes us master */
+	uint64_t claim_at;     /* ELECT_PHASE_VERIFY: when that write was sent */
+	uint64_t verify_after; /* a read sent at or after this checks the last write */
+	uint64_t renew_at;     /* send time of the last successful master write, not yet
+				* confirmed by a read showing the reservation ours */
+	uint64_t claim_backoff; /* a failed claim write: not again before this */
+	bool hook_pending;     /* the demote hook runs: still acting as master */
+	bool release_pending;  /* RELEASE the token once the demote hook has ended */
+	bool fenced;           /* the demote hook failed or hung: stop petting the watchdog */
+	uint64_t cand_since;   /* this node has been its compartment's candidate since (0: not) */
+	uint64_t other_gone_since; /* the other compartment has had no live candidate since (0: it has) */
+	uint64_t wr_ok_sent;   /* send time of the last slot write that succeeded */
 	uint64_t holdoff_until; /* after an operator demote: do not take the token back */
 	uint64_t defer_until;   /* a master of this compartment handed the token back (it
 				 * became ineligible, or was demoted): the other compartment's
@@ -185,6 +202,7 @@ struct elect {
 	uint64_t rd_since, wr_since, op_since, reg_since;
 	bool rd_check;          /* the outstanding read is the post-acquire check */
 	uint64_t rd_sent;       /* when the outstanding read was sent */
+	uint64_t rd_seq;        /* its number (the action's seq, echoed by READ_DONE) */
 	bool holder_known;
 	int holder;
 	uint64_t last_read_ok;
@@ -217,6 +235,11 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch, enum elect_role *ret_role);
 /* Acting as master at now: promoted, not demoted, lease valid. */
 bool elect_is_master(const struct elect *sm, uint64_t now_us);
+/* Whether the watchdog may be petted now: not acting as master (promoted, or its demote
+ * hook still running), or acting within a valid lease, and not fenced. */
+bool elect_may_pet(const struct elect *sm, uint64_t now_us);
+/* The wait for a silent holder to have demoted or been reset (SPEC §7 Fencing). */
+uint64_t elect_fence_wait(const struct elect_params *p);
 /* The candidate of a compartment as this node sees it, or -1. */
 int elect_candidate(const struct elect *sm, int side, uint64_t now_us);
 /* Whether the operator's promote/demote would be refused; the reason is a static string. */

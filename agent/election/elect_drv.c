@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "console.h"
 #include "health.h"
@@ -15,6 +18,10 @@
 #include "qdev.h"
 #include "spawn.h"
 #include "util.h"
+#include "watchdog.h"
+
+/* An acknowledgement's number: the heartbeat's (below 2^56) | instance kind << 56. */
+#define ACK_KIND_SHIFT 56
 
 struct hook_run {
 	struct elect_inst *inst;
@@ -36,10 +43,19 @@ struct elect_inst {
 	uint64_t role_since;
 	uint64_t foreign_key; /* the last holder key read that belongs to no pair node */
 	uint64_t qdev_opened_us; /* when the session to the quorum device was first asked for */
+	bool demote_ended;       /* no demote hook ran (none configured): report its end */
+	enum elect_io demote_io;
 };
 
 struct elect_drv {
 	struct node_env *a;
+	/* fencing (SPEC §7): the watchdog, or none configured (unfenced), or configured but
+	 * missing (then this node refuses to become master: not eligible) */
+	struct watchdog *wd;
+	struct timer *wd_timer;
+	bool unfenced;
+	char wd_missing[CFG_PATH_MAX + 64];
+	uint8_t *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
 	bool has_tr;
@@ -70,12 +86,27 @@ static struct hook_run *hook_free(struct hook_run *h)
 	return NULL;
 }
 
+static void step(struct elect_inst *in, const struct elect_event *ev);
+
 static void hook_done(struct spawn *sp, int status, bool timed_out, void *ud)
 {
 	struct hook_run *h = ud;
+	struct elect_inst *in = h->inst;
+	bool promote = h->promote;
+	struct elect_event ev = { .type = ELECT_EV_HOOK_DONE,
+				  .io = !timed_out && status == 0 ? ELECT_IO_OK : ELECT_IO_ERROR };
 
 	(void)sp;
-	h->inst->hook = hook_free(h);
+	in->hook = hook_free(h);
+	if (promote)
+		return;
+	/* Only now may the token be handed on; a demote hook that failed or hung past
+	 * hook_timeout leaves the instance possibly running: the election fences (keeps
+	 * the token, stops petting the watchdog) instead of releasing. */
+	if (ev.io != ELECT_IO_OK)
+		log_error("election %s: the demote hook %s: fencing, the token is not handed on",
+			  cfg_kind_to_str(in->kind), timed_out ? "hung" : "failed");
+	step(in, &ev);
 }
 
 static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
@@ -86,8 +117,14 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 	char name[32], node[CFG_NAME_MAX + 16], ekind[32], role[32], eepoch[48];
 
 	in->hook = hook_free(in->hook); /* a demote cuts a promote hook short */
-	if (!cmd[0])
+	if (!promote) { /* unless the hook starts below, its end is reported at once */
+		in->demote_ended = true;
+		in->demote_io = ELECT_IO_ERROR;
+	}
+	if (!cmd[0]) {
+		in->demote_io = ELECT_IO_OK;
 		return;
+	}
 	struct hook_run *h = calloc(1, sizeof(*h));
 	if (!h)
 		return;
@@ -108,13 +145,15 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 		return;
 	}
 	in->hook = h;
+	if (!promote)
+		in->demote_ended = false;
 }
 
 /* ---- eligibility ---- */
 
 static bool eligible(const struct elect_drv *d)
 {
-	return d->profile_ok && !d->core_failure[0];
+	return d->profile_ok && !d->core_failure[0] && !d->wd_missing[0];
 }
 
 /* Why this node is not eligible, for event=role cause= and the console. */
@@ -124,6 +163,8 @@ static const char *ineligible_cause(const struct elect_drv *d)
 		return d->core_failure;
 	if (!d->profile_ok)
 		return "profile not started, failed or wait-operator";
+	if (d->wd_missing[0])
+		return d->wd_missing;
 	return "-";
 }
 
@@ -227,8 +268,10 @@ static void apply(struct elect_inst *in, const struct elect_actions *out)
 		case ELECT_ACT_SEND_HEARTBEAT: /* the handshake layer sends them */
 			break;
 		case ELECT_ACT_SEND_ACK:
+			/* One heartbeat carries both kinds; the ack says which one it backs. */
 			if (d->has_tr && d->tr.send_ack)
-				(void)d->tr.send_ack(d->tr.ud, in->map[a->node], a->seq);
+				(void)d->tr.send_ack(d->tr.ud, in->map[a->node],
+						     a->seq | (uint64_t)in->kind << ACK_KIND_SHIFT);
 			break;
 		case ELECT_ACT_QDEV_REGISTER:
 		case ELECT_ACT_QDEV_READ:
@@ -267,6 +310,12 @@ static void step(struct elect_inst *in, const struct elect_event *ev)
 	if (elect_step(&in->sm, ev, now_usec(), &out) < 0)
 		return;
 	apply(in, &out);
+	if (in->demote_ended) {
+		struct elect_event done = { .type = ELECT_EV_HOOK_DONE, .io = in->demote_io };
+
+		in->demote_ended = false;
+		step(in, &done);
+	}
 }
 
 static void on_timer(struct timer *t, void *ud)
@@ -395,14 +444,107 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 	p->disk_heartbeat_interval = c->timeouts.disk_heartbeat_interval;
 	p->lease = c->timeouts.lease;
 	p->io_timeout = 4 * c->timeouts.disk_heartbeat_interval;
+	p->fence_timeout = in->d->wd ? watchdog_timeout(in->d->wd) : 0;
+	p->refuse_master = !in->d->wd && !in->d->unfenced;
 	return p->self >= 0 ? 0 : -ENOENT;
+}
+
+/* ---- fencing: the watchdog ---- */
+
+/* Petted while the loop runs (this timer) and every election says its leases and hooks
+ * are in order (elect_may_pet): a master whose lease lapsed with its demote hook not
+ * finished, or a fenced one, stops the pets and the node resets. */
+static void on_wd_timer(struct timer *t, void *ud)
+{
+	struct elect_drv *d = ud;
+	uint64_t now = now_usec();
+	bool ok = true;
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (d->k[k].active && !elect_may_pet(&d->k[k].sm, now))
+			ok = false;
+	if (ok && watchdog_pet(d->wd) < 0)
+		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
+	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
+}
+
+static bool takes_part_any(const struct node_env *a)
+{
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (takes_part(a->cfg, a->self, (enum cfg_kind)k))
+			return true;
+	return false;
+}
+
+static bool is_chardev(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+static int wd_open(struct elect_drv *d)
+{
+	const struct cfg_fencing *f = &d->a->cfg->fencing;
+	int r;
+
+	if (!takes_part_any(d->a))
+		return 0;
+	if (strcmp(f->watchdog, "none") == 0) {
+		d->unfenced = true;
+		log_notice("election: unfenced ([fencing] watchdog = none): a hung master is not reset");
+		return 0;
+	}
+	/* A host-mode agent (tests on a shared machine) never arms a real watchdog: one
+	 * left armed resets the host. It may use a FIFO or file instead (the pet cadence). */
+	r = !(d->a->pid1 && getpid() == 1) && is_chardev(f->watchdog) ? -EPERM
+						   : watchdog_open(f->watchdog, f->watchdog_timeout, &d->wd);
+	if (r < 0) {
+		snprintf(d->wd_missing, sizeof(d->wd_missing), "no watchdog (%s: %s)", f->watchdog,
+			 r == -EPERM ? "a real watchdog is armed only by PID 1" : strerror(-r));
+		log_error("election: %s: this node does not become master "
+			  "([fencing] watchdog = none runs unfenced)", d->wd_missing);
+		return 0;
+	}
+	d->wd_timer = timer_new(d->a->loop, on_wd_timer, d);
+	if (!d->wd_timer)
+		return -ENOMEM;
+	timer_arm_in(d->wd_timer, 0);
+	log_info("election: fenced by watchdog %s, timeout %llu ms", f->watchdog,
+		 (unsigned long long)(watchdog_timeout(d->wd) / 1000));
+	return 0;
+}
+
+/* On a clean stop the watchdog is disarmed, unless an instance may still run as master. */
+static void wd_close(struct elect_drv *d)
+{
+	bool clean = true;
+
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (d->k[k].active && (d->k[k].sm.role == ELECT_ROLE_MASTER ||
+				       d->k[k].sm.hook_pending || d->k[k].sm.fenced))
+			clean = false;
+	d->wd_timer = timer_free(d->wd_timer);
+	d->wd = watchdog_close(d->wd, clean);
+}
+
+static const char *fencing_str(const struct elect_drv *d, char *buf, size_t n)
+{
+	if (d->wd)
+		snprintf(buf, n, "watchdog %s (%llu ms)", watchdog_path(d->wd),
+			 (unsigned long long)(watchdog_timeout(d->wd) / 1000));
+	else if (d->unfenced)
+		snprintf(buf, n, "unfenced (watchdog = none)");
+	else
+		snprintf(buf, n, "%s: refuses master", d->wd_missing);
+	return buf;
 }
 
 static int open_qdev(struct elect_inst *in)
 {
 	const struct cfg *c = cfg_of(in);
 	const struct cfg_storage *qs = &c->quorum;
-	int self = in->d->a->self, pair = cfg_node_pair(c, self);
+	int self = in->d->a->self, pair = cfg_node_pair(c, self), r;
 	struct qdev_config qc = {
 		.lun = (int)qs->lun + 2 * pair + (int)in->kind,
 		.key = in->keys[in->sm.p.self],
@@ -422,7 +564,12 @@ static int open_qdev(struct elect_inst *in)
 				snprintf(qc.portals[qc.n_portals++], sizeof(qc.portals[0]), "%s:%u",
 					 qs->portals[i].host, qs->portals[i].port);
 	in->qdev_opened_us = now_usec();
-	return qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
+	if (!in->d->cluster_key || qdev_mac_key_derive(in->d->cluster_key, (unsigned)in->kind,
+						       qc.mac_key) < 0)
+		return -EIO;
+	r = qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
+	sodium_memzero(qc.mac_key, sizeof(qc.mac_key));
+	return r;
 }
 
 static int inst_init(struct elect_drv *d, enum cfg_kind kind)
@@ -548,12 +695,29 @@ int elect_drv_new(struct node_env *a, struct elect_drv **ret)
 	if (!d)
 		return -ENOMEM;
 	d->a = a;
-	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		r = inst_init(d, (enum cfg_kind)k);
+	r = wd_open(d);
+	if (r < 0) {
+		elect_drv_free(d);
+		return r;
+	}
+	/* The quorum slots are sealed with a key derived from the cluster key. */
+	if (a->cfg->has_quorum) {
+		r = hs_key_load(a->cfg->key_file, &d->cluster_key);
 		if (r < 0) {
 			elect_drv_free(d);
 			return r;
 		}
+	}
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		r = inst_init(d, (enum cfg_kind)k);
+		if (r < 0)
+			break;
+	}
+	hs_key_free(d->cluster_key);
+	d->cluster_key = NULL;
+	if (r < 0) {
+		elect_drv_free(d);
+		return r;
 	}
 	r = console_attach(d);
 	if (r < 0) {
@@ -577,6 +741,7 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 	if (d->a->health && d->a->health->core_notify == on_core)
 		health_set_core_notify(d->a->health, NULL, NULL);
 	qdev_health_unregister(d);
+	wd_close(d);
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		struct elect_inst *in = &d->k[k];
 
@@ -632,19 +797,20 @@ void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb
 	}
 }
 
-void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t seq)
+void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t ack)
 {
+	uint64_t kind = ack >> ACK_KIND_SHIFT, seq = ack & ~(~0ULL << ACK_KIND_SHIFT);
 	uint64_t at = d->has_tr && d->tr.sent_at ? d->tr.sent_at(d->tr.ud, seq) : 0;
+	struct elect_event ev = { .type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at };
+	struct elect_inst *in;
 
-	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		struct elect_inst *in = &d->k[k];
-		struct elect_event ev = { .type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at };
-
-		if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
-			continue;
-		ev.node = in->rev[node];
-		step(in, &ev);
-	}
+	if (kind >= _CFG_KIND_MAX)
+		return;
+	in = &d->k[kind]; /* only the kind the acknowledging node backs */
+	if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
+		return;
+	ev.node = in->rev[node];
+	step(in, &ev);
 }
 
 void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX])
@@ -752,6 +918,7 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	const char *portal = in->qdev ? qdev_portal(in->qdev) : NULL;
 	const char *qstate = !sm->p.has_qdev ? "none" : portal ? portal : "down";
 	int pair = cfg_node_pair(cfg_of(in), in->d->a->self);
+	char fb[CFG_PATH_MAX + 128];
 
 	if (json) {
 		sb_printf(out, "{\"kind\":\"%s\",\"pair\":", cfg_kind_to_str(in->kind));
@@ -768,6 +935,10 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 			sb_puts(out, "null");
 		else
 			sb_json_str(out, ineligible_cause(in->d));
+		sb_puts(out, ",\"fencing\":");
+		sb_json_str(out, fencing_str(in->d, fb, sizeof(fb)));
+		sb_printf(out, ",\"unfenced\":%s,\"fenced\":%s", in->d->wd ? "false" : "true",
+			  sm->fenced ? "true" : "false");
 		sb_puts(out, ",\"candidates\":[");
 		for (int s = 0; s < 2; s++) {
 			sb_printf(out, s ? "," : "");
@@ -785,6 +956,8 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	sb_printf(out, "\n      token holder %s, quorum device %s, candidates %s | %s\n", holder,
 		  qstate, node_name(in, elect_candidate(sm, 0, now)),
 		  node_name(in, elect_candidate(sm, 1, now)));
+	sb_printf(out, "      fencing: %s%s\n", fencing_str(in->d, fb, sizeof(fb)),
+		  sm->hook_pending ? ", demote hook running" : sm->fenced ? ", FENCED (demote hook failed)" : "");
 	if (!sm->eligible)
 		sb_printf(out, "      ineligible: %s\n", ineligible_cause(in->d));
 }

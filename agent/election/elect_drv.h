@@ -1,4 +1,4 @@
-/* The election driver: one state machine (agent/elect.h) per instance kind this node
+/* The election driver: one state machine (agent/election/elect.h) per instance kind this node
  * takes part in (infra always; admin on MZ nodes that are mgmt_capable), each with its
  * own quorum-device session (iscsi/qdev.h), wired to the loop's timers, the role hooks
  * of the config, `event=role` lines and the console's `role`, `promote` and `demote`.
@@ -9,7 +9,15 @@
  * elect_drv_set_transport(). Without a transport the election runs on the quorum device
  * alone (no leases through acknowledgements).
  *
- * Quorum LUN per pair and kind: quorum.lun + 2 * pair index + kind (infra 0, admin 1). */
+ * Quorum LUN per pair and kind: quorum.lun + 2 * pair index + kind (infra 0, admin 1);
+ * its slots are sealed with a key derived from the cluster key (qdev_mac_key_derive).
+ *
+ * Fencing (SPEC §7): the driver holds the [fencing] watchdog (agent/election/watchdog.h), pets it
+ * from a loop timer while every state machine allows it (elect_may_pet), reports the end
+ * of each demote hook (ELECT_EV_HOOK_DONE; a failed or timed-out one fences), and gives
+ * the state machines the watchdog's timeout for their takeover waits. watchdog = none runs
+ * unfenced; a watchdog that cannot be opened (or a real one in host mode) makes the node
+ * ineligible. */
 #pragma once
 
 #include <stdbool.h>
@@ -54,7 +62,8 @@ void elect_drv_set_transport(struct elect_drv *d, const struct elect_transport *
 struct hs;
 void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs);
 void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb_in *hb);
-void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t seq);
+/* ack: the heartbeat number | instance kind << 56, as the acknowledging driver sends it */
+void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t ack);
 void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX]);
 /* Freshness of a node's quorum-device slot (infra session): 1 alive, 0 dead, -1 unknown. */
 int elect_drv_qdev_alive(struct elect_drv *d, int node);

@@ -78,7 +78,19 @@ static uint64_t get_u64(const uint8_t *p)
 #define SLOT_BODY 56
 #define SLOT_HASH 32
 
-void qdev_slot_encode(const struct qdev_slot *s, uint8_t buf[QDEV_BLOCK])
+int qdev_mac_key_derive(const uint8_t cluster_key[32], unsigned kind, uint8_t ret[QDEV_MAC_KEY])
+{
+	_Static_assert(crypto_kdf_KEYBYTES == 32, "the cluster key is a kdf master key");
+	_Static_assert(QDEV_MAC_KEY >= crypto_kdf_BYTES_MIN && QDEV_MAC_KEY <= crypto_kdf_BYTES_MAX,
+		       "subkey length");
+	if (sodium_init() < 0)
+		return -EIO;
+	return crypto_kdf_derive_from_key(ret, QDEV_MAC_KEY, 1 + (uint64_t)kind, "CMPTQSLT",
+					  cluster_key) == 0 ? 0 : -EIO;
+}
+
+void qdev_slot_encode(const uint8_t mac_key[QDEV_MAC_KEY], const struct qdev_slot *s,
+		      uint8_t buf[QDEV_BLOCK])
 {
 	memset(buf, 0, QDEV_BLOCK);
 	memcpy(buf, QDEV_MAGIC, 8);
@@ -88,18 +100,26 @@ void qdev_slot_encode(const struct qdev_slot *s, uint8_t buf[QDEV_BLOCK])
 	put_u64(buf + 32, s->seq);
 	put_u64(buf + 40, s->epoch);
 	buf[48] = s->role;
-	crypto_generichash(buf + SLOT_BODY, SLOT_HASH, buf, SLOT_BODY, NULL, 0);
+	crypto_generichash(buf + SLOT_BODY, SLOT_HASH, buf, SLOT_BODY, mac_key, QDEV_MAC_KEY);
 }
 
-int qdev_slot_decode(const uint8_t *buf, size_t len, struct qdev_slot *ret)
+int qdev_slot_decode(const uint8_t mac_key[QDEV_MAC_KEY], const uint8_t *buf, size_t len,
+		     struct qdev_slot *ret)
 {
 	uint8_t h[SLOT_HASH];
 
 	*ret = (struct qdev_slot){ 0 };
 	if (len < SLOT_BODY + SLOT_HASH || memcmp(buf, QDEV_MAGIC, 8) != 0 || get_u32(buf + 8) != 1)
 		return -EBADMSG;
-	crypto_generichash(h, sizeof(h), buf, SLOT_BODY, NULL, 0);
+	crypto_generichash(h, sizeof(h), buf, SLOT_BODY, mac_key, QDEV_MAC_KEY);
 	if (sodium_memcmp(h, buf + SLOT_BODY, SLOT_HASH) != 0)
+		return -EBADMSG;
+	/* canonical only: the padding is zero, the role one we know (the MAC checked out,
+	 * so this is a node with the key writing a format this one does not know) */
+	for (int i = 49; i < SLOT_BODY; i++)
+		if (buf[i])
+			return -EBADMSG;
+	if (buf[48] > 3)
 		return -EBADMSG;
 	ret->node = get_u32(buf + 12);
 	memcpy(ret->boot_id, buf + 16, 16);
@@ -222,7 +242,7 @@ static void read_step_done(struct qdev *q, struct qdev_cmd *c, struct scsi_task 
 			const uint8_t *b = t->datain.data + (size_t)i * QDEV_BLOCK;
 
 			if (t->datain.size >= (i + 1) * QDEV_BLOCK)
-				(void)qdev_slot_decode(b, QDEV_BLOCK, &q->view.slots[i]);
+				(void)qdev_slot_decode(q->c.mac_key, b, QDEV_BLOCK, &q->view.slots[i]);
 			else
 				q->view.slots[i] = (struct qdev_slot){ 0 };
 		}
@@ -643,6 +663,7 @@ struct qdev *qdev_free(struct qdev *q)
 	if (q->ctx)
 		iscsi_destroy_context(q->ctx);
 	free(q->conn_cc);
+	sodium_memzero(q->c.mac_key, sizeof(q->c.mac_key));
 	free(q);
 	return NULL;
 }
@@ -660,7 +681,7 @@ int qdev_submit(struct qdev *q, enum qdev_op op, uint64_t tag, const struct qdev
 	*c = (struct qdev_cmd){ .op = op, .tag = tag, .victim = victim,
 				.deadline = now_usec() + q->c.io_timeout };
 	if (op == QDEV_OP_WRITE)
-		qdev_slot_encode(slot, c->block);
+		qdev_slot_encode(q->c.mac_key, slot, c->block);
 	q->n++;
 	return 0;
 }

@@ -4,7 +4,7 @@
  *
  * Layout (512-byte blocks): slot i at LBA QDEV_SLOT_LBA + i, one per node of the cluster
  * (node index in the config). A slot: magic "CMPTQSL1", node index, boot id, sequence,
- * epoch, role, and a BLAKE2b-256 hash of those bytes.
+ * epoch, role, and a keyed BLAKE2b-256 of those bytes (key derived from the cluster key).
  *
  * The master token is a SCSI-3 persistent reservation of type Write Exclusive –
  * Registrants Only held under a key derived from cluster, node and instance kind.
@@ -24,6 +24,7 @@
 #define QDEV_BLOCK 512
 #define QDEV_MAX_PORTALS 4
 #define QDEV_MAX_KEYS 32
+#define QDEV_MAC_KEY 32 /* bytes of the slot MAC key */
 
 enum qdev_op {
 	QDEV_OP_REGISTER, /* REGISTER AND IGNORE EXISTING KEY with our key */
@@ -69,6 +70,7 @@ struct qdev_config {
 	int self_slot;
 	uint64_t io_timeout; /* µs */
 	uint32_t isid;       /* fixed per node and kind, so a new session is the same initiator port */
+	uint8_t mac_key[QDEV_MAC_KEY]; /* seals and checks slots: qdev_mac_key_derive() */
 };
 
 struct qdev;
@@ -88,6 +90,15 @@ const char *qdev_portal(const struct qdev *q); /* the portal in use, or NULL */
 
 /* A non-zero reservation key from cluster name, node name and instance kind. */
 uint64_t qdev_key_derive(const char *cluster, const char *node, const char *kind);
-void qdev_slot_encode(const struct qdev_slot *s, uint8_t buf[QDEV_BLOCK]);
-/* Returns 0, or -EBADMSG for a block that is not a valid slot (ret->valid false). */
-int qdev_slot_decode(const uint8_t *buf, size_t len, struct qdev_slot *ret);
+/* The slot MAC key of one instance kind (0 infra, 1 admin) from the cluster key (the
+ * handshake key, 32 bytes): crypto_kdf_derive_from_key(subkey id 1 + kind, context
+ * "CMPTQSLT"). Returns 0 or -EIO. */
+int qdev_mac_key_derive(const uint8_t cluster_key[32], unsigned kind, uint8_t ret[QDEV_MAC_KEY]);
+/* Slots are sealed with a keyed BLAKE2b-256 (crypto_generichash with mac_key) over bytes
+ * 0-55: whoever can write the LU but lacks the cluster key cannot forge one. */
+void qdev_slot_encode(const uint8_t mac_key[QDEV_MAC_KEY], const struct qdev_slot *s,
+		      uint8_t buf[QDEV_BLOCK]);
+/* Returns 0, or -EBADMSG for a block that is not a valid slot sealed with mac_key
+ * (ret->valid false). */
+int qdev_slot_decode(const uint8_t mac_key[QDEV_MAC_KEY], const uint8_t *buf, size_t len,
+		     struct qdev_slot *ret);

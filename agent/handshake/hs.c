@@ -557,6 +557,9 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 	*hs = (struct hs){
 	    .loop = l, .self = self, .fd_hs = -1, .fd_ext = -1, .profile = PROFILE_NONE};
 	memcpy(hs->boot_id, boot_id, HS_BOOT_ID_BYTES);
+	/* Heartbeat numbers unique per boot: an acknowledgement of a previous boot's
+	 * heartbeat never matches one of this boot's (SPEC §7 lease). Bits 24..55 random. */
+	hs->hb_seq = (uint64_t)randombytes_random() << 24;
 	for (int i = 0; i < CFG_MAX_NODES; i++)
 		hs->peers[i] = (struct hs_peer){
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};

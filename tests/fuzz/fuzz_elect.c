@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct elect_params par = { .n_nodes = 4, .self = 0, .side = { 0, 0, 1, 1 },
 				    .rank = { 0, 2, 1, 3 }, .has_qdev = size % 2 == 0,
 				    .heartbeat_interval = 200000, .disk_heartbeat_interval = 250000,
-				    .lease = 500000, .io_timeout = 1000000 };
+				    .lease = 500000, .io_timeout = 1000000,
+				    .fence_timeout = size % 3 ? 1000000 : 0 };
 	struct elect sm;
 	struct elect_actions out;
 	uint64_t now = 1000000;
@@ -52,6 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		now += take(&p, end, 2) * 100;
 		if (elect_step(&sm, &ev, now, &out) < 0)
 			continue;
+		if (sm.role == ELECT_ROLE_MASTER && sm.p.refuse_master)
+			__builtin_trap();
 		for (int i = 0; i < out.n; i++) {
 			const struct elect_action *a = &out.a[i];
 
@@ -63,6 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (!promoted)
 					__builtin_trap();
 				promoted = false;
+			} else if (a->type == ELECT_ACT_QDEV_RELEASE && sm.hook_pending) {
+				__builtin_trap(); /* the token is handed on only after the demote hook */
 			} else if ((a->type == ELECT_ACT_SEND_ACK || a->type == ELECT_ACT_QDEV_PREEMPT) &&
 				   (a->node < 0 || a->node >= 4) &&
 				   !(a->type == ELECT_ACT_QDEV_PREEMPT && a->node == ELECT_HOLDER_UNKNOWN)) {

@@ -4,7 +4,9 @@
 #                 IP forwarding between them (turning it off cuts the compartments),
 #                 tgtd serving the quorum LU on 10.78.1.1:3261 and 10.78.2.1:3261.
 #   a1 10.78.1.11  a2 10.78.1.12  b1 10.78.2.11  b2 10.78.2.12
-# Role hooks append "<rt_us> <node> promote|demote <kind>" to $EL_TMP/hooks.log.
+# Role hooks append "<rt_us> <node> promote|demote <kind>" to $EL_TMP/hooks.log when they
+# start, and the demote hook "<rt_us> <node> demote-end <kind>" when it ends; it sleeps
+# first when $EL_TMP/demote-sleep holds a number of seconds.
 # Every event=role line carries rt_us= (CLOCK_REALTIME, shared by all processes here).
 set -u
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,6 +26,9 @@ el_ns() { echo "cel$EL_ID-$1"; }
 now_us() { date +%s%6N; }
 
 el_cleanup() {
+	for n in "${!EL_WD_PID[@]}"; do
+		kill "${EL_WD_PID[$n]}" 2>/dev/null
+	done
 	for n in "${!EL_PID[@]}"; do
 		kill -9 "${EL_PID[$n]}" 2>/dev/null
 	done
@@ -115,6 +120,10 @@ echo "\$(date +%s%6N) \$COMPARTD_NODE $h \$1" >>"$EL_TMP/hooks.log"
 EOS
 		chmod +x "$EL_TMP/hooks/$h"
 	done
+	cat >>"$EL_TMP/hooks/demote" <<EOS
+[ -f "$EL_TMP/demote-sleep" ] && sleep "\$(cat "$EL_TMP/demote-sleep")"
+echo "\$(date +%s%6N) \$COMPARTD_NODE demote-end \$1" >>"$EL_TMP/hooks.log"
+EOS
 	sed -e "s|/etc/compartd/hooks/|$EL_TMP/hooks/|" \
 		-e "s|^key_file = .*|key_file = $REPO/images/rig/cluster.key\nrules = $REPO/rules/boot.rules|" \
 		-e "s|^handshake_window = .*|handshake_window = 1s|" -e "/^external = /d" \
@@ -132,6 +141,7 @@ el_start() {
 		--config "$conf" --node "$n" --state-dir "$EL_TMP/$n" \
 		>>"$EL_TMP/$n.log" 2>&1 &
 	EL_PID[$n]=$!
+	echo "$!" >"$EL_TMP/$n.pid"
 	unset "EL_KILLED[$n]"
 }
 
@@ -141,8 +151,58 @@ el_kill() {
 	EL_KILLED[$n]=$(now_us)
 	wait "${EL_PID[$n]}" 2>/dev/null
 	unset "EL_PID[$n]"
+	rm -f "$EL_TMP/$n.pid"
 	echo "$(date +%s%6N) $n killed" >>"$EL_TMP/$n.log"
 }
+
+# Fencing without arming the host's watchdog (SPEC §7 Fencing): el_wd_setup gives every
+# node a plain file as its watchdog ($EL_TMP/NODE.conf) and starts, per node, a process
+# playing the device: a node whose file has not grown (no keep-alive) for
+# EL_WD_TIMEOUT_MS is reset (kill -9, as a hardware reset would), noted in
+# $EL_TMP/resets and as "killed" in its log. A file ending in the magic 'V' is disarmed.
+EL_WD_TIMEOUT_MS=1000
+declare -A EL_WD_PID=()
+el_wd_monitor() {
+	local n=$1 last=-1 since size now pid
+	since=$(now_us)
+	while :; do
+		pid=$(cat "$EL_TMP/$n.pid" 2>/dev/null)
+		size=$(stat -c %s "$EL_TMP/wd-$n" 2>/dev/null || echo 0)
+		now=$(now_us)
+		if [ "$size" != "$last" ] || [ -z "$pid" ]; then
+			last=$size since=$now
+		elif ((now - since > EL_WD_TIMEOUT_MS * 1000)) && [ "$(tail -c 1 "$EL_TMP/wd-$n")" != V ] &&
+			kill -0 "$pid" 2>/dev/null; then
+			echo "$now $n watchdog-reset" >>"$EL_TMP/resets"
+			kill -9 "$pid"
+			rm -f "$EL_TMP/$n.pid"
+			echo "$now $n killed" >>"$EL_TMP/$n.log"
+			since=$now
+		fi
+		sleep 0.02
+	done
+}
+el_wd_setup() {
+	local n
+	for n in $EL_NODES; do
+		: >"$EL_TMP/wd-$n"
+		sed "s|^watchdog = none|watchdog = $EL_TMP/wd-$n|" "$EL_TMP/cluster.conf" >"$EL_TMP/$n.conf"
+		el_wd_monitor "$n" &
+		EL_WD_PID[$n]=$!
+	done
+}
+# el_wd_off: back to watchdog = none, the monitors stopped.
+el_wd_off() {
+	local n
+	for n in "${!EL_WD_PID[@]}"; do
+		kill "${EL_WD_PID[$n]}" 2>/dev/null
+		wait "${EL_WD_PID[$n]}" 2>/dev/null
+		unset "EL_WD_PID[$n]"
+		rm -f "$EL_TMP/$n.conf"
+	done
+}
+# el_wd_reset_of NODE: rt_us of NODE's last watchdog reset, or nothing.
+el_wd_reset_of() { awk -v n="$1" '$2 == n { t = $1 } END { if (t) print t }' "$EL_TMP/resets" 2>/dev/null; }
 
 # The current role of node n (kind infra) from its last event=role line.
 el_role() {
@@ -211,6 +271,58 @@ el_check_timelines() {
 	echo "master intervals (rt_us):"
 	sort -k2,2n "$EL_TMP/intervals" | sed 's/^/  /'
 }
+
+# Checks the infra instances' acting intervals from the hooks (promote hook start to demote
+# hook end, or the node's kill, or now) for overlap: what "acting as master" means (SPEC
+# §7). Prints them; fails on overlap.
+el_check_hook_timelines() {
+	local end n
+	end=$(now_us)
+	for n in $EL_NODES; do
+		{
+			grep -E "^[0-9]+ $n (promote|demote-end) infra\$" "$EL_TMP/hooks.log" 2>/dev/null
+			grep -E '^[0-9]+ [a-z0-9]+ killed$' "$EL_TMP/$n.log" 2>/dev/null
+		} | sort -n | awk -v node="$n" -v end="$end" '
+			$3 == "promote" { if (!inm) { inm = 1; start = $1 } next }
+			$3 == "demote-end" || $3 == "killed" { if (inm) { print node, start, $1; inm = 0 } }
+			END { if (inm) print node, start, end }'
+	done >"$EL_TMP/hook-intervals"
+	sort -k2,2n "$EL_TMP/hook-intervals" | awk '
+		{ n[NR] = $1; s[NR] = $2; e[NR] = $3 }
+		END {
+			bad = 0
+			for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++)
+				if (s[j] < e[i] && s[i] < e[j]) {
+					printf "OVERLAP: %s [%d, %d] and %s [%d, %d]\n", n[i], s[i], e[i], n[j], s[j], e[j]
+					bad = 1
+				}
+			exit bad
+		}' || fail "two instances acting as master at once (hook start to hook end)"
+	echo "acting intervals, promote hook start to demote hook end (rt_us):"
+	sort -k2,2n "$EL_TMP/hook-intervals" | sed 's/^/  /'
+}
+
+# el_cut_qdev NODE / el_heal_qdev NODE: NODE loses (regains) the quorum LU, nothing else:
+# blackhole routes to both portals (the bridge's addresses; forwarding through them as a
+# gateway is unaffected).
+el_cut_qdev() {
+	ip -n "$(el_ns "$1")" route add blackhole 10.78.1.1/32
+	ip -n "$(el_ns "$1")" route add blackhole 10.78.2.1/32
+}
+el_heal_qdev() {
+	ip -n "$(el_ns "$1")" route del blackhole 10.78.1.1/32
+	ip -n "$(el_ns "$1")" route del blackhole 10.78.2.1/32
+}
+
+# el_cut_link FROM TO / el_heal_link FROM TO: datagrams FROM -> TO are lost (one direction).
+el_cut_link() { ip -n "$(el_ns "$1")" route add blackhole "${EL_IP[$2]}/32"; }
+el_heal_link() { ip -n "$(el_ns "$1")" route del blackhole "${EL_IP[$2]}/32"; }
+
+# el_other_candidate M: the best node of the other compartment than M's (b1 or a1).
+el_other_candidate() { case $1 in a*) echo b1 ;; *) echo a1 ;; esac; }
+el_mate() { case $1 in a1) echo a2 ;; a2) echo a1 ;; b1) echo b2 ;; b2) echo b1 ;; esac; }
+
+ctl() { "$BUILD/compartctl" --socket "$EL_TMP/$1/console.sock" "${@:2}"; }
 
 # el_wait_complete NODE [SECONDS]: waits until master NODE's slave answers (not degraded).
 el_wait_complete() {

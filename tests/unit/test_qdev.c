@@ -263,20 +263,37 @@ static void test_unreachable(void **state)
 static void test_slot_codec(void **state)
 {
 	struct qdev_slot s = { .node = 3, .seq = 1ULL << 40, .epoch = 9, .role = 2 }, d;
-	uint8_t buf[QDEV_BLOCK];
+	uint8_t buf[QDEV_BLOCK], ck[32], k[QDEV_MAC_KEY], k_admin[QDEV_MAC_KEY], other[QDEV_MAC_KEY];
 
 	(void)state;
+	memset(ck, 0x42, sizeof(ck));
+	assert_int_equal(qdev_mac_key_derive(ck, 0, k), 0);
+	assert_int_equal(qdev_mac_key_derive(ck, 1, k_admin), 0);
+	assert_memory_not_equal(k, k_admin, sizeof(k));
+	ck[0] ^= 1;
+	assert_int_equal(qdev_mac_key_derive(ck, 0, other), 0);
 	memset(s.boot_id, 0xab, sizeof(s.boot_id));
-	qdev_slot_encode(&s, buf);
-	assert_int_equal(qdev_slot_decode(buf, sizeof(buf), &d), 0);
+	qdev_slot_encode(k, &s, buf);
+	assert_int_equal(qdev_slot_decode(k, buf, sizeof(buf), &d), 0);
 	assert_true(d.valid && d.node == 3 && d.seq == 1ULL << 40 && d.epoch == 9 && d.role == 2);
 	assert_memory_equal(d.boot_id, s.boot_id, sizeof(s.boot_id));
+	/* sealed with another cluster's key, or for the other instance kind: rejected */
+	assert_int_equal(qdev_slot_decode(other, buf, sizeof(buf), &d), -EBADMSG);
+	assert_int_equal(qdev_slot_decode(k_admin, buf, sizeof(buf), &d), -EBADMSG);
+	/* a forger without the key: a well-formed slot saying master with a higher epoch,
+	 * hashed as the unkeyed format did */
+	s.role = 3;
+	s.epoch = 1000;
+	qdev_slot_encode(other, &s, buf);
+	assert_int_equal(qdev_slot_decode(k, buf, sizeof(buf), &d), -EBADMSG);
+	assert_false(d.valid);
+	qdev_slot_encode(k, &s, buf);
 	buf[40] ^= 1; /* a flipped bit in the epoch */
-	assert_int_equal(qdev_slot_decode(buf, sizeof(buf), &d), -EBADMSG);
+	assert_int_equal(qdev_slot_decode(k, buf, sizeof(buf), &d), -EBADMSG);
 	assert_false(d.valid);
 	memset(buf, 0, sizeof(buf)); /* a never-written slot */
-	assert_int_equal(qdev_slot_decode(buf, sizeof(buf), &d), -EBADMSG);
-	assert_int_equal(qdev_slot_decode(buf, 10, &d), -EBADMSG);
+	assert_int_equal(qdev_slot_decode(k, buf, sizeof(buf), &d), -EBADMSG);
+	assert_int_equal(qdev_slot_decode(k, buf, 10, &d), -EBADMSG);
 	assert_true(qdev_key_derive("c", "a1", "infra") != qdev_key_derive("c", "a1", "admin"));
 	assert_true(qdev_key_derive("c", "a1", "infra") != 0);
 }
