@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 
 static void put_duration(struct strbuf *out, const char *key, uint64_t v)
@@ -94,6 +95,11 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 {
 	sb_printf(out, "[cluster]\nname = %s\nkey_file = %s\nrules = %s\nport = %u\nversion = %" PRIu64 "\n",
 		  c->name, c->key_file, c->rules_file, c->port, c->version);
+	if (c->has_key_id) {
+		char id[2 * CFG_KEY_ID_BYTES + 1];
+		sodium_bin2hex(id, sizeof(id), c->key_id, CFG_KEY_ID_BYTES);
+		sb_printf(out, "key_id = %s\n", id);
+	}
 	for (int i = 0; i < c->n_pairs; i++)
 		sb_printf(out, "\n[pair %s]\n", c->pairs[i].name);
 	for (int i = 0; i < c->n_compartments; i++) {
