@@ -17,7 +17,8 @@ hex=$(awk 'NR == 1 {print $1}' "$HS_KEY_SRC")
 id=$(python3 -c "import hashlib,sys; print(hashlib.blake2b(b'compartd cluster key id', key=bytes.fromhex(sys.argv[1]), digest_size=8).hexdigest())" "$hex")
 b64=$(python3 -c "import base64,sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())" "$hex")
 wrong=$(python3 -c "import os; print(os.urandom(32).hex())")
-hs_setup "s/^name = rig$/name = rig\nkey_id = $id/"
+hs_setup
+grep -q "^key_id = $id$" "$HS_TMP/cluster.conf" || fail "the rig config has no key_id $id"
 mkdir -p "$HS_TMP/keys"
 truncate -s 2M "$HS_TMP/state.img"
 hs_cmdline a2
