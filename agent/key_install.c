@@ -53,7 +53,12 @@ static int stored_key(struct agent *a, uint8_t *key)
 	}
 	if (r < 0)
 		return -ENOKEY;
-	log_notice("cluster key %s read from cmpt-state", want);
+	struct event ev; /* an event: the serial console shows it */
+	event_begin(&ev, "key");
+	event_add(&ev, "action", "load");
+	event_add(&ev, "id", want);
+	event_add(&ev, "from", "cmpt-state");
+	event_emit(&ev);
 	return 0;
 }
 

@@ -99,7 +99,7 @@ echo "key installed, stored, boot continued"
 
 # 4. Restart: the stored key is read, no waiting.
 start_serial
-hs_wait a2 "cluster key $id read from cmpt-state" 10
+hs_wait a2 "event=key action=load id=$id from=cmpt-state" 10
 hs_wait a2 'event=ready node=a2 profile=wait-operator' 15
 grep -q 'waiting=' "$HS_TMP/a2.log" && fail "waited although a key is stored"
 stop_serial

@@ -50,7 +50,7 @@ echo "a1 waited for the key after ${waited}s; wrong key refused; the key stored 
 # Power cut, boot again from the same disks: the stored key, no question.
 rig_kill a1
 rig_node_start a1 --disk "$d0" --disk "$d1"
-rig_wait_for a1 "cluster key $id read from cmpt-state" 120
+rig_wait_for a1 "event=key action=load id=$id from=cmpt-state" 120
 rig_wait_for a1 'event=ready node=a1' 60
 rig_events a1 | grep -q 'waiting=' && { echo "FAIL: asked for the key again"; exit 1; }
 echo "after a power cut: key read from cmpt-state, ready after $(rig_elapsed a1)s"
