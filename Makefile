@@ -126,11 +126,13 @@ fuzz:
 integration: all
 	@tests/run-integration.sh $(BUILD)
 
+# RIG_KEY=1 embeds images/rig/cluster.key (the rig's test key, refused by any other
+# cluster); without it the image has no key and each node asks for it on its serial console.
 image: all
-	@initramfs/build.sh $(BUILD)
+	@RIG_KEY=$(RIG_KEY) initramfs/build.sh $(BUILD)
 
 demo: deps
-	@$(MAKE) --no-print-directory all image
+	@$(MAKE) --no-print-directory all image RIG_KEY=1
 	@images/rig/demo.sh $(BUILD)
 
 bench: all

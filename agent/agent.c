@@ -1,5 +1,6 @@
 #include "agent.h"
 #include "guest.h"
+#include "key_install.h"
 #include "elect_drv.h"
 
 #include "console_cmds.h"
@@ -317,6 +318,7 @@ static int agent_setup_loop(struct agent *a)
 	if (r < 0)
 		return r;
 	agent_register_commands(a);
+	agent_key_register(a);
 	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
 	r = console_listen(a->env.console, a->sock_path);
 	if (r < 0)
@@ -378,22 +380,22 @@ static void agent_start_storage(struct agent *a)
 	(void)storage_attach(a->storage, &a->env, &a->storage_attached);
 }
 
-/* Handshake stage: the key, the sockets, then the decision after the window. */
-static int agent_start_handshake(struct agent *a)
+/* Handshake stage, once the key is there: the sockets, then the decision after the
+ * window. Frees key. */
+static int agent_handshake_with_key(struct agent *a, uint8_t *key)
 {
-	node_env_set_stage(&a->env, NODE_STAGE_HANDSHAKE);
-	uint8_t *key = NULL;
-	int r = hs_key_load(a->env.cfg->key_file, &key);
-	if (r < 0)
-		return r;
+	int r;
 	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, key);
-	hs_key_free(key);
-	if (!a->hs)
-		return log_error_errno(-errno, "cannot start the handshake");
+	if (!a->hs) {
+		r = log_error_errno(-errno, "cannot start the handshake");
+		hs_key_free(key);
+		return r;
+	}
 	(void)hs_attach(a->hs, &a->env, a->query);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
-	r = elect_drv_new(&a->env, &a->elect);
+	r = elect_drv_new(&a->env, key, &a->elect);
+	hs_key_free(key);
 	if (r < 0)
 		log_error_errno(r, "cannot join the election, continuing without");
 	else {
@@ -404,6 +406,17 @@ static int agent_start_handshake(struct agent *a)
 	if (r < 0)
 		return r;
 	return decision_start(a->decision);
+}
+
+/* Handshake stage: the key (file, stored, or waited for on the serial console). */
+static int agent_start_handshake(struct agent *a)
+{
+	node_env_set_stage(&a->env, NODE_STAGE_HANDSHAKE);
+	uint8_t *key = NULL;
+	int r = agent_key_get(a, &key);
+	if (r == -ENOKEY)
+		return agent_key_wait(a, agent_handshake_with_key);
+	return r < 0 ? r : agent_handshake_with_key(a, key);
 }
 
 int agent_run_main(int argc, char **argv)

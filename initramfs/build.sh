@@ -5,9 +5,16 @@
 #
 # The initramfs holds compartd as /init (with the shared libraries it needs), compartctl,
 # mdadm, busybox (rescue shell, udhcpc), the kernel modules from images/kernel.sh with
-# modules.dep, and /etc/compartd/{cluster.conf,cluster.key,*.secret,hooks/,rules/}.
+# modules.dep, and /etc/compartd/{cluster.conf,*.secret,hooks/,rules/}; the cluster key
+# only with RIG_KEY=1 (below).
 # Settings (environment):
 #   CONF_DIR           where cluster.conf, cluster.key and hooks/ come from (images/rig)
+#   RIG_KEY            1: embed CONF_DIR/cluster.key as /etc/compartd/cluster.key, marked
+#                      "only-cluster NAME" (cluster.conf's name): the agent refuses it for
+#                      any other cluster. This is for the rig's test key. Otherwise the
+#                      image has no key: cluster.conf must name the key's key_id, and each
+#                      node asks for the key once on its serial console ('key install')
+#                      and keeps it on its cmpt-state (SPEC §5).
 #   SOURCE_DATE_EPOCH  mtime of every entry (default: the last commit's time)
 #   CMDLINE_EXTRA      appended to the kernel command line in boot.ipxe
 # Reproducible: sorted entries, fixed mtimes and owners, gzip -n. The same inputs give the
@@ -22,9 +29,20 @@ build=$(cd "$build" && pwd)
 conf_dir=${CONF_DIR:-$top/images/rig}
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || echo 0)}
 
-for f in "$build/compartd" "$build/compartctl" "$conf_dir/cluster.conf" "$conf_dir/cluster.key"; do
+rig_key=${RIG_KEY:-0}
+need=("$build/compartd" "$build/compartctl" "$conf_dir/cluster.conf")
+[ "$rig_key" = 1 ] && need+=("$conf_dir/cluster.key")
+for f in "${need[@]}"; do
 	[ -f "$f" ] || { echo "initramfs: $f is missing (run make all; set CONF_DIR)" >&2; exit 1; }
 done
+cluster=$(awk '/^\[/ { s = $0 } s == "[cluster]" && $1 == "name" && $2 == "=" { print $3; exit }' "$conf_dir/cluster.conf")
+[ -n "$cluster" ] || { echo "initramfs: no [cluster] name in $conf_dir/cluster.conf" >&2; exit 1; }
+if [ "$rig_key" != 1 ] && ! awk '/^\[/ { s = $0 } s == "[cluster]" && $1 == "key_id" { f = 1 } END { exit !f }' "$conf_dir/cluster.conf"; then
+	echo "initramfs: the image carries no cluster key, and $conf_dir/cluster.conf has no" \
+		"[cluster] key_id to check a typed one against: add key_id (as 'keys' shows it)," \
+		"or build the rig's image with RIG_KEY=1" >&2
+	exit 1
+fi
 for f in /sbin/mdadm /bin/busybox; do
 	[ -x "$f" ] || { echo "initramfs: $f is missing (make deps installs mdadm, busybox-static)" >&2; exit 1; }
 done
@@ -62,7 +80,13 @@ mkdir -p "$root/lib/modules"
 cp -a "$kdir/lib/modules/$kver" "$root/lib/modules/"
 
 install -m 0644 "$conf_dir/cluster.conf" "$root/etc/compartd/cluster.conf"
-install -m 0600 "$conf_dir/cluster.key" "$root/etc/compartd/cluster.key"
+if [ "$rig_key" = 1 ]; then
+	{ echo "only-cluster $cluster"; cat "$conf_dir/cluster.key"; } >"$root/etc/compartd/cluster.key"
+	chmod 0600 "$root/etc/compartd/cluster.key"
+	key_note="embeds the test key $conf_dir/cluster.key (RIG_KEY=1), for cluster $cluster only"
+else
+	key_note="no cluster key: each node asks for it once on its serial console ('key install')"
+fi
 # CHAP secrets the configuration names (guest_chap_secret_file, docs/guest.md)
 for f in "$conf_dir"/*.secret; do
 	[ -f "$f" ] && install -m 0600 "$f" "$root/etc/compartd/$(basename "$f")"
@@ -109,7 +133,11 @@ initrd initramfs.cpio.gz
 boot
 EOF
 
+# What the image holds as its key, for the rig (images/rig/lib.sh) to know which image it has.
+if [ "$rig_key" = 1 ]; then echo "rig-key $cluster"; else echo "no-key"; fi >"$out/key"
+
 isize=$(stat -c %s "$out/initramfs.cpio.gz")
 ksize=$(stat -c %s "$out/vmlinuz")
 echo "image: $out/initramfs.cpio.gz $isize bytes ($((isize / 1024)) KiB), vmlinuz $ksize bytes," \
 	"kernel $kver, sha256 $(sha256sum "$out/initramfs.cpio.gz" | cut -c1-16)"
+echo "image: $key_note"

@@ -234,6 +234,12 @@ static const struct journal_dev *jdevs(struct config_lkg *l, int *n)
 	return l->devs;
 }
 
+const struct journal_dev *config_lkg_devs(struct config_lkg *l, int *n)
+{
+	*n = 0;
+	return l ? jdevs(l, n) : NULL;
+}
+
 static int jstore(struct config_lkg *l)
 {
 	if (l->disks)

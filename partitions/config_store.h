@@ -59,5 +59,8 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 /* Whether c must not run here (recorded as failed, or older than the last-known-good);
  * why says which. For boot and for reloads. */
 bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n);
+/* Every cmpt-state area this node has (the disk module's once attached, else the ones
+ * found at boot); *n 0 when none. For the stored cluster key (key_store.h). */
+const struct journal_dev *config_lkg_devs(struct config_lkg *l, int *n);
 /* Whether (version, hash) is recorded as failed. */
 bool config_lkg_failed(const struct journal_state *j, uint64_t version, const uint8_t hash[32]);

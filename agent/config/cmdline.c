@@ -158,6 +158,8 @@ const char *kcmdline_override_refused(const char *section, const char *key)
 		return "hooks (they run code) come from cluster.conf only";
 	if (!strcmp(section, "cluster") && !strcmp(key, "key_file"))
 		return "the cluster key file comes from cluster.conf only";
+	if (!strcmp(section, "cluster") && !strcmp(key, "key_id"))
+		return "the cluster key id comes from cluster.conf only";
 	if (!strcmp(section, "console"))
 		return "the console password comes from cluster.conf only";
 	return "not overridable on the kernel command line";

@@ -151,6 +151,20 @@ static int k_cluster_key_file(struct parse_ctx *p, const char *key, char *val)
 	}
 	return copy_str(p, key, val, p->cfg->key_file, sizeof(p->cfg->key_file));
 }
+static int k_cluster_key_id(struct parse_ctx *p, const char *key, char *val)
+{
+	size_t n = 0;
+	if (strlen(val) != 2 * CFG_KEY_ID_BYTES ||
+	    sodium_hex2bin(p->cfg->key_id, CFG_KEY_ID_BYTES, val, strlen(val), NULL, &n, NULL) <
+		    0 ||
+	    n != CFG_KEY_ID_BYTES) {
+		perr(p, key, "'%s' is not a key id (%d hex characters, as `keys` shows it)", val,
+		     2 * CFG_KEY_ID_BYTES);
+		return -EINVAL;
+	}
+	p->cfg->has_key_id = true;
+	return 0;
+}
 static int k_cluster_rules(struct parse_ctx *p, const char *key, char *val)
 {
 	if (val[0] != '/') {
@@ -668,6 +682,7 @@ static int k_console_password(struct parse_ctx *p, const char *key, char *val)
 
 static const struct key_def keys_cluster[] = {
 	{"name", k_cluster_name, false},       {"key_file", k_cluster_key_file, false},
+	{"key_id", k_cluster_key_id, false},
 	{"rules", k_cluster_rules, false},     {"port", k_cluster_port, false},
 	{"version", k_cluster_version, false}, {NULL, NULL, false}};
 static const struct key_def keys_pair[] = {{NULL, NULL, false}};

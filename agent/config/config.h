@@ -179,6 +179,7 @@ struct cfg_role_hooks {
 };
 
 #define CFG_PWHASH_MAX 128 /* crypto_pwhash_STRBYTES */
+#define CFG_KEY_ID_BYTES 8 /* a cluster key id (HS_KEY_ID_BYTES) */
 
 struct cfg {
 	char path[CFG_PATH_MAX];
@@ -186,6 +187,10 @@ struct cfg {
 
 	char name[CFG_NAME_MAX];
 	char key_file[CFG_PATH_MAX];
+	/* [cluster] key_id: the id of the cluster key (as `keys` shows it) a key typed on the
+	 * serial console (`key install`) must have; has_key_id false when not set */
+	uint8_t key_id[CFG_KEY_ID_BYTES];
+	bool has_key_id;
 	/* [console] password: a libsodium crypto_pwhash_str hash; "" when the serial console
 	 * asks for no password */
 	char console_password[CFG_PWHASH_MAX];

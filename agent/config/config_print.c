@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 
 static void put_duration(struct strbuf *out, const char *key, uint64_t v)
@@ -109,8 +110,11 @@ static void print_node(const struct cfg *c, const struct cfg_node *n, struct str
 
 void cfg_print(const struct cfg *c, struct strbuf *out)
 {
-	sb_printf(out, "[cluster]\nname = %s\nkey_file = %s\nrules = %s\nport = %u\nversion = %" PRIu64 "\n",
-		  c->name, c->key_file, c->rules_file, c->port, c->version);
+	char id[2 * CFG_KEY_ID_BYTES + 1];
+	sodium_bin2hex(id, sizeof(id), c->key_id, CFG_KEY_ID_BYTES);
+	sb_printf(out, "[cluster]\nname = %s\nkey_file = %s\n%s%s%srules = %s\nport = %u\nversion = %" PRIu64 "\n",
+		  c->name, c->key_file, c->has_key_id ? "key_id = " : "", c->has_key_id ? id : "",
+		  c->has_key_id ? "\n" : "", c->rules_file, c->port, c->version);
 	for (int i = 0; i < c->n_pairs; i++)
 		sb_printf(out, "\n[pair %s]\n", c->pairs[i].name);
 	for (int i = 0; i < c->n_compartments; i++)

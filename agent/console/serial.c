@@ -143,6 +143,10 @@ struct serial {
 	pid_t pw_pid;
 	int pw_pidfd;
 	struct watch *pw_watch;
+	/* a secret a command asked for (serial_ask_secret) */
+	struct console_req *secret_req;
+	serial_secret_fn secret_done;
+	void *secret_ud;
 };
 
 static void flush(struct serial *s);
@@ -382,6 +386,44 @@ static void password_feed(struct serial *s, unsigned char ch)
 	}
 }
 
+/* ---- a secret asked for by a command ---- */
+
+int serial_ask_secret(struct console_req *req, const char *prompt, serial_secret_fn done,
+		      void *ud)
+{
+	struct serial *s = req->transport;
+	if (!req->serial || !s || s->secret_req)
+		return -EPERM;
+	s->secret_req = req;
+	s->secret_done = done;
+	s->secret_ud = ud;
+	serial_edit_reset(&s->ed);
+	out(s, prompt, strlen(prompt));
+	flush(s);
+	return 0;
+}
+
+/* Input while a secret is typed: no echo; Enter or Ctrl-C hands it over. */
+static void secret_feed(struct serial *s, unsigned char ch)
+{
+	struct strbuf echo;
+	sb_init(&echo);
+	enum serial_ed_result r = serial_edit_feed(&s->ed, ch, &echo);
+	sb_free(&echo);
+	if (r != SERIAL_ED_LINE && r != SERIAL_ED_CANCEL)
+		return;
+	struct console_req *req = TAKE_PTR(s->secret_req);
+	char secret[SERIAL_LINE_MAX + 1];
+	memcpy(secret, s->ed.buf, s->ed.len + 1);
+	/* wiped before done answers: the answer redraws the prompt with the line typed */
+	sodium_memzero(s->ed.buf, sizeof(s->ed.buf));
+	serial_edit_reset(&s->ed);
+	out(s, r == SERIAL_ED_LINE ? "\n" : "^C\n", r == SERIAL_ED_LINE ? 1 : 3);
+	flush(s);
+	s->secret_done(req, r == SERIAL_ED_LINE ? secret : NULL, s->secret_ud);
+	sodium_memzero(secret, sizeof(secret));
+}
+
 static void run_line(struct serial *s)
 {
 	char line[SERIAL_LINE_MAX + 1];
@@ -436,6 +478,10 @@ static void on_input(struct watch *w, int fd, uint32_t revents, void *ud)
 	for (ssize_t i = 0; i < n && s->shell_pid <= 0; i++) {
 		if (s->pw_state == PW_ASKING) {
 			password_feed(s, buf[i]);
+			continue;
+		}
+		if (s->secret_req) {
+			secret_feed(s, buf[i]);
 			continue;
 		}
 		enum serial_ed_result r = serial_edit_feed(&s->ed, buf[i], &echo);
@@ -590,6 +636,7 @@ struct serial *serial_free(struct serial *s)
 		pw_child_cleanup(s);
 	}
 	sodium_memzero(s->pw_line, sizeof(s->pw_line));
+	sodium_memzero(s->ed.buf, sizeof(s->ed.buf));
 	if (s->pending && s->pending != s->shell_req)
 		s->pending->transport = NULL;
 	if (s->shell_req) {

@@ -50,6 +50,14 @@ struct serial *serial_free(struct serial *s);
 /* The `shell` console command: a rescue shell on the tty while the console pauses. */
 int serial_cmd_shell(struct console_req *req, void *ud);
 
+/* A secret asked for by a command typed on the serial line (`key install`): prompt shown,
+ * typed without echo, Enter hands it to done (the buffer is wiped after), Ctrl-C hands
+ * NULL. The command returned CONSOLE_ASYNC; done answers the request. -EPERM when req was
+ * not typed on the serial line. */
+typedef void (*serial_secret_fn)(struct console_req *req, const char *secret, void *ud);
+int serial_ask_secret(struct console_req *req, const char *prompt, serial_secret_fn done,
+		      void *ud);
+
 /* The operator password (SPEC §9): `hash` is a crypto_pwhash_str hash, "" or NULL for
  * none (the console stays open). The pointer is kept, not the text: the agent passes its
  * cfg's [console] password, which a reload changes in place. With a hash set, the

@@ -55,7 +55,7 @@ struct elect_drv {
 	struct timer *wd_timer;
 	bool unfenced;
 	char wd_missing[CFG_PATH_MAX + 64];
-	uint8_t *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
+	const uint8_t *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
 	bool has_tr;
@@ -687,7 +687,7 @@ static void qdev_health_unregister(struct elect_drv *d)
 		health_unregister(d->a->health, "qdev", cfg_kind_to_str((enum cfg_kind)k));
 }
 
-int elect_drv_new(struct node_env *a, struct elect_drv **ret)
+int elect_drv_new(struct node_env *a, const uint8_t *cluster_key, struct elect_drv **ret)
 {
 	struct elect_drv *d = calloc(1, sizeof(*d));
 	int r;
@@ -701,19 +701,12 @@ int elect_drv_new(struct node_env *a, struct elect_drv **ret)
 		return r;
 	}
 	/* The quorum slots are sealed with a key derived from the cluster key. */
-	if (a->cfg->has_quorum) {
-		r = hs_key_load(a->cfg->key_file, &d->cluster_key);
-		if (r < 0) {
-			elect_drv_free(d);
-			return r;
-		}
-	}
+	d->cluster_key = cluster_key;
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		r = inst_init(d, (enum cfg_kind)k);
 		if (r < 0)
 			break;
 	}
-	hs_key_free(d->cluster_key);
 	d->cluster_key = NULL;
 	if (r < 0) {
 		elect_drv_free(d);

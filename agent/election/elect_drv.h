@@ -46,7 +46,9 @@ struct elect_hb_in {
 
 /* Registers the console commands role, promote and demote, and the quorum device's health
  * components, with env's console and health engine when they run. */
-int elect_drv_new(struct node_env *env, struct elect_drv **ret);
+/* cluster_key (HS_KEY_BYTES; the current key) seals the quorum slots: derived per kind, not
+ * kept. */
+int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct elect_drv **ret);
 struct elect_drv *elect_drv_free(struct elect_drv *d);
 /* Joins the election. Eligible = the profile is ok (profile_ok: not wait-operator, its
  * hooks succeeded) and core health passes: the driver follows the health engine's core

@@ -48,7 +48,14 @@ int hs_reload_keys(struct hs *hs);
  * hex keys, the first sealing) into sodium_malloc memory: the current key comes first;
  * free it with hs_key_free(). The file must be a regular file owned by root with no
  * access for group or others (else -EPERM). Errors are logged naming the file. */
-int hs_key_load(const char *path, uint8_t **ret_key);
+int hs_key_load(const char *path, const char *cluster, uint8_t **ret_key);
+/* A key file that starts with "only-cluster NAME" (images built with RIG_KEY=1) is
+ * refused by hs_key_load for any cluster but NAME (-EPERM, logged). */
+#define HS_ONLY_CLUSTER_MAX 64
+/* Whether the key file exists at all (an image built without a key has none). */
+bool hs_key_file_exists(const char *path);
+/* A key typed on the serial console: 64 hex characters or base64 of 32 bytes. -EINVAL. */
+int hs_key_parse_typed(const char *text, uint8_t key[HS_KEY_BYTES]);
 void hs_key_free(uint8_t *key);
 /* All the key file's keys (HS_KEYS_MAX slots of HS_KEY_BYTES, sodium_malloc'd; free with
  * hs_key_free()): returns how many (1 or 2), or a negative errno, logged naming the file

@@ -37,10 +37,12 @@ rig_require() {
 	[ -e /dev/net/tun ] || { echo "the rig needs /dev/net/tun"; exit 77; }
 	[ -x "$b/compartd" ] || { echo "rig: $b/compartd missing (make all)" >&2; exit 1; }
 	local img=$b/images/initramfs.cpio.gz
-	if [ ! -f "$img" ] || [ -n "$(find "$b/compartd" "$b/compartctl" "$RIG_TOP/images/rig" \
+	# the rig's image carries the rig's test key (RIG_KEY=1): rebuilt when it has none
+	if [ ! -f "$img" ] || ! grep -q '^rig-key ' "$b/images/key" 2>/dev/null ||
+		[ -n "$(find "$b/compartd" "$b/compartctl" "$RIG_TOP/images/rig" \
 		"$RIG_TOP/initramfs" "$RIG_TOP/images/kernel.sh" "$RIG_TOP/rules" -newer "$img" \
 		-type f 2>/dev/null | head -1)" ]; then
-		"$RIG_TOP/initramfs/build.sh" "$b" >&2 || { echo "rig: image build failed" >&2; exit 1; }
+		RIG_KEY=1 "$RIG_TOP/initramfs/build.sh" "$b" >&2 || { echo "rig: image build failed" >&2; exit 1; }
 	fi
 }
 

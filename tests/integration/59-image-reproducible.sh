@@ -2,6 +2,7 @@
 # timeout: 300
 # The image is reproducible: building it twice from the same inputs gives the same bytes,
 # and it holds what a node needs (init, tools, modules with modules.dep, configuration).
+# The cluster key is in it only with RIG_KEY=1, marked for the rig's cluster (SPEC §5).
 set -euo pipefail
 BUILD=${BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -9,7 +10,15 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 command -v cpio >/dev/null || { echo "needs cpio"; exit 77; }
 [ -x /bin/busybox ] && [ -x /sbin/mdadm ] || { echo "needs busybox-static and mdadm (make deps)"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "the image build makes /dev/console: needs root"; exit 77; }
-"$top/initramfs/build.sh" "$BUILD"
+# Without RIG_KEY: no key in the image, and the build says so.
+out=$(RIG_KEY= "$top/initramfs/build.sh" "$BUILD")
+grep -q "no cluster key: each node asks for it" <<<"$out" || { echo "FAIL: build does not say it has no key: $out"; exit 1; }
+zcat "$BUILD/images/initramfs.cpio.gz" | cpio -t --quiet | grep -qx etc/compartd/cluster.key &&
+	{ echo "FAIL: the key is in an image built without RIG_KEY=1"; exit 1; }
+grep -qx no-key "$BUILD/images/key" || { echo "FAIL: images/key does not say no-key"; exit 1; }
+export RIG_KEY=1
+out=$("$top/initramfs/build.sh" "$BUILD")
+grep -q "embeds the test key .*RIG_KEY=1), for cluster rig only" <<<"$out" || { echo "FAIL: build does not say it embeds the key: $out"; exit 1; }
 a=$(sha256sum "$BUILD/images/initramfs.cpio.gz" | cut -c1-64)
 touch "$BUILD/compartd" # a newer mtime on an input must not change the bytes
 "$top/initramfs/build.sh" "$BUILD"
@@ -31,6 +40,8 @@ grep -q 'lib/modules/.*/modules.dep$' <<<"$list" || { echo "FAIL: modules.dep mi
 for lib in $(ldd "$BUILD/compartd" | grep -o '/[^ ]*'); do
 	grep -qx "${lib#/}" <<<"$list" || { echo "FAIL: $lib missing"; exit 1; }
 done
+[ "$(zcat "$BUILD/images/initramfs.cpio.gz" | cpio -i --quiet --to-stdout etc/compartd/cluster.key | head -1)" = "only-cluster rig" ] ||
+	{ echo "FAIL: the embedded key is not marked only-cluster rig"; exit 1; }
 grep -q 'BOOTIF=01-${netX/mac:hexhyp}' "$BUILD/images/boot.ipxe" || { echo "FAIL: boot.ipxe has no BOOTIF"; exit 1; }
 # Entries are sorted and every mtime is the same (device nodes list major, minor instead).
 [ "$(sort <<<"$list")" = "$list" ] || { echo "FAIL: entries not sorted"; exit 1; }

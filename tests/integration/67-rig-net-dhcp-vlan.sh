@@ -25,7 +25,7 @@ sed -e 's|^net = 52:54:00:77:0a:01 10.77.1.11/24|net = 52:54:00:77:0a:01 dhcp|' 
 	"$RIG_TOP/images/rig/cluster.conf" >"$conf/cluster.conf"
 grep -q 'vlan=8' "$conf/cluster.conf" && grep -q '0a:01 dhcp' "$conf/cluster.conf" || { echo "FAIL: config edit"; exit 1; }
 ln -s "$BUILD/compartd" "$BUILD/compartctl" "$BUILD/kernel" "$RIG_DIR/b/"
-CONF_DIR=$conf "$RIG_TOP/initramfs/build.sh" "$RIG_DIR/b" >/dev/null
+CONF_DIR=$conf RIG_KEY=1 "$RIG_TOP/initramfs/build.sh" "$RIG_DIR/b" >/dev/null
 RIG_IMAGES=$RIG_DIR/b/images
 
 # The rig side: a DHCP server on compartment a.
