@@ -1,6 +1,8 @@
 #include "mpath.h"
 #include "mpath_int.h"
 
+#include "isession.h"
+
 #include "log.h"
 #include "util.h"
 
@@ -8,7 +10,6 @@
 #include <poll.h>
 #include <sodium.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define TICK_US (50 * USEC_PER_MSEC)
 /* Later than this past the tick: the agent itself did not run (absorb_stall). */
@@ -17,7 +18,6 @@
 #define DEFAULT_MAX_XFER (1U << 20)
 #define LOGIN_TIMEOUT_MIN (3 * USEC_PER_SEC)
 /* The longest a context given up during its login is kept for libiscsi to call it back. */
-#define PARK_MAX_US (15 * USEC_PER_SEC)
 
 static const char *const op_str[_MPATH_OP_MAX] = {
     [MPATH_OP_READ] = "read",
@@ -702,78 +702,14 @@ static void path_fail(struct path *p, const char *reason)
 	dispatch(m);
 }
 
-static void destroy_ctx(struct iscsi_context *ctx)
-{
-	/* Reset, not close: commands still in the socket's send queue must never reach the
-	 * target later (after the path came back), where they could overwrite newer data. */
-	int fd = iscsi_get_fd(ctx);
-	if (fd >= 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){.l_onoff = 1},
-				 sizeof(struct linger));
-	iscsi_destroy_context(ctx); /* may call back with CANCELLED: orphans free */
-}
-
-static void unpark(struct path *p)
-{
-	if (!p->parked)
-		return;
-	p->parked_w = watch_remove(p->parked_w);
-	destroy_ctx(p->parked);
-	p->parked = NULL;
-}
-
-static void parked_watch_cb(struct watch *w, int fd, uint32_t revents, void *ud)
-{
-	struct path *p = ud;
-	if (p->parked && !p->parked_done && iscsi_service(p->parked, (int)revents) < 0)
-		p->parked_done = true;
-	if (p->parked_done)
-		p->parked_w = watch_remove(p->parked_w); /* destroyed in the next prepare */
-	else
-		watch_set_fd(w, iscsi_get_fd(p->parked), (uint32_t)iscsi_which_events(p->parked));
-}
-
-/* Keeps a context given up during its login until libiscsi calls its login back. */
-static void park(struct path *p)
-{
-	unpark(p); /* an older one still waiting: its task is lost, rarely */
-	p->parked = p->dead_ctx;
-	p->dead_ctx = NULL;
-	p->parked_done = false;
-	p->parked_until = now_usec() + PARK_MAX_US;
-	p->parked_serviced = now_usec();
-	int fd = iscsi_get_fd(p->parked);
-	if (fd >= 0)
-		p->parked_w = watch_add(p->m->loop, fd, (uint32_t)iscsi_which_events(p->parked),
-					parked_watch_cb, p, NULL);
-	if (!p->parked_w)
-		unpark(p);
-}
-
-/* In prepare: services a parked context, destroys it once called back or overdue. */
-static void parked_service(struct path *p, uint64_t now)
-{
-	if (!p->parked)
-		return;
-	/* libiscsi's login timeout is checked in iscsi_service: once a second is enough (fd
-	 * events are serviced by the parked watch), not every loop iteration. */
-	if (!p->parked_done && now < p->parked_until && now >= p->parked_serviced + USEC_PER_SEC) {
-		p->parked_serviced = now;
-		if (iscsi_service(p->parked, 0) < 0)
-			p->parked_done = true;
-	}
-	if (p->parked_done || now >= p->parked_until)
-		unpark(p);
-}
-
 static void teardown(struct path *p)
 {
 	if (!p->dead_ctx)
 		return;
 	if (p->dead_in_login && !p->m->stopping)
-		park(p);
+		isession_park(&p->park, p->dead_ctx, NULL, now_usec());
 	else
-		destroy_ctx(p->dead_ctx);
+		isession_destroy(p->dead_ctx);
 	p->dead_ctx = NULL;
 	while (p->slots)
 		slot_unlink_free(p->slots);
@@ -782,8 +718,8 @@ static void teardown(struct path *p)
 static void login_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 {
 	struct path *p = pd;
-	if (ctx == p->parked)
-		p->parked_done = true; /* its connect task is freed: it can go */
+	if (ctx == p->park.ctx)
+		isession_park_called_back(&p->park); /* its connect task is freed: it can go */
 	if (ctx != p->ctx)
 		return;
 	enum mpath_path_state s = p->m->core.paths[p->idx].state;
@@ -850,30 +786,25 @@ static void expire_held(struct mpath *m, uint64_t now)
 static int path_login(struct path *p)
 {
 	struct mpath *m = p->m;
-	struct iscsi_context *ctx = iscsi_create_context(m->iqn);
+	/* The login PDUs time out with us (libiscsi calls back soon after we give up). */
+	uint64_t lt =
+	    m->core.p.path_timeout > LOGIN_TIMEOUT_MIN ? m->core.p.path_timeout : LOGIN_TIMEOUT_MIN;
+	const struct isession_opts o = {.initiator = m->iqn,
+					.target = m->st->target,
+					.login_timeout_us = lt,
+					.chap_user = m->st->chap_user,
+					.chap_secret = m->chap_secret};
+	struct iscsi_context *ctx = isession_context(&o);
 	if (!ctx)
 		return log_error_errno(-ENOMEM, "storage %s: cannot create an iSCSI context",
 				       m->st->name);
-	iscsi_set_targetname(ctx, m->st->target);
-	iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL);
-	iscsi_set_header_digest(ctx, ISCSI_HEADER_DIGEST_NONE);
-	iscsi_set_noautoreconnect(ctx, 1);
 	/* The same ISID on every login of this path: a new login reinstates the old session,
 	 * and the target terminates that session's tasks (release_held). */
 	iscsi_set_isid_random(ctx, m->isid, (uint32_t)p->idx);
-	if (m->chap_secret)
-		iscsi_set_initiator_username_pwd(ctx, m->st->chap_user, m->chap_secret);
 	p->ctx = ctx;
 	p->login_called = false;
 	set_state(p, MPATH_PATH_LOGIN);
-	uint64_t lt =
-	    m->core.p.path_timeout > LOGIN_TIMEOUT_MIN ? m->core.p.path_timeout : LOGIN_TIMEOUT_MIN;
 	p->login_deadline = now_usec() + lt;
-	/* libiscsi's own bounds on the login, so that it calls back (and frees what it holds
-	 * for the connect) soon after we give up: the login PDUs time out with us, and a
-	 * portal that drops SYNs fails the connect after one retransmission (3 s). */
-	iscsi_set_timeout(ctx, (int)((lt + USEC_PER_SEC - 1) / USEC_PER_SEC));
-	iscsi_set_tcp_syncnt(ctx, 1);
 	if (iscsi_full_connect_async(ctx, p->portal, (int)m->st->lun, login_cb, p) != 0) {
 		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
 		path_fail(p, "login-failed");
@@ -965,7 +896,7 @@ static uint64_t prepare(struct loop *l, void *ud)
 		absorb_stall(m, gap);
 	for (int i = 0; i < m->core.n_paths; i++) {
 		teardown(&m->paths[i]);
-		parked_service(&m->paths[i], now);
+		isession_park_service(&m->paths[i].park, now);
 	}
 	if (now >= m->next_tick) {
 		m->next_tick = now + TICK_US;
@@ -1071,6 +1002,7 @@ int mpath_new(struct loop *l, const struct cfg *cfg, int storage_idx, const char
 		const struct cfg_portal *po = &m->st->portals[i];
 		pa->m = m;
 		pa->idx = i;
+		isession_park_init(&pa->park, l);
 		bool v6 = strchr(po->host, ':') != NULL;
 		snprintf(pa->portal, sizeof(pa->portal), v6 ? "[%s]:%u" : "%s:%u", po->host,
 			 po->port);
@@ -1119,7 +1051,7 @@ struct mpath *mpath_free(struct mpath *m)
 		if (p->ctx)
 			path_fail(p, NULL); /* its commands are queued or held again */
 		teardown(p);
-		unpark(p);
+		isession_unpark(&p->park);
 		fail_waiting(m);
 	}
 	loop_remove_prepare(m->loop, prepare, m);

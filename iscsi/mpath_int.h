@@ -2,6 +2,7 @@
  * mpath_console.c (the `paths` command). Not for other modules: they use mpath.h. */
 #pragma once
 
+#include "isession.h"
 #include "mpath.h"
 
 #include <iscsi/iscsi.h>
@@ -47,14 +48,9 @@ struct path {
 	struct iscsi_context *dead_ctx; /* destroyed in the next prepare, outside libiscsi */
 	bool dead_in_login;		/* dead_ctx failed before its login completed */
 	bool login_called;		/* libiscsi called ctx's login back */
-	/* A context given up during its login, kept until libiscsi calls its login back:
-	 * destroyed before that, libiscsi loses its connect task (a leak per attempt at a
-	 * portal that does not answer). Bounded by its own timeouts (TCP_SYNCNT, login PDU
-	 * timeout) and PARK_MAX_US. */
-	struct iscsi_context *parked;
-	struct watch *parked_w;
-	uint64_t parked_until, parked_serviced;
-	bool parked_done;
+	/* A context given up during its login, kept until libiscsi calls its login back
+	 * (isession.h). */
+	struct isession_park park;
 	struct slot *slots; /* tasks on ctx (and on dead_ctx until destroyed) */
 	uint64_t login_deadline;
 	uint64_t last_service;

@@ -1,6 +1,8 @@
 /* The quorum device over libiscsi; see qdev.h. */
 #include "qdev.h"
 
+#include "isession.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -161,9 +163,6 @@ struct qdev_cmd {
 
 enum qdev_conn { QDEV_DOWN, QDEV_CONNECTING, QDEV_UP };
 
-/* The longest a context given up while connecting is kept for libiscsi to call it back. */
-#define QDEV_PARK_US (15 * USEC_PER_SEC)
-
 struct qdev {
 	struct loop *loop;
 	struct qdev_config c;
@@ -187,13 +186,8 @@ struct qdev {
 	struct qdev_cb_ctx *conn_cc; /* connect_cb's context: one per session, freed at the next */
 	bool conn_called;	     /* libiscsi called this session's connect back */
 	/* A session given up while connecting, kept until libiscsi calls its connect back
-	 * (destroyed earlier, libiscsi loses its connect task: a leak per attempt at a dark
-	 * portal). Bounded by TCP_SYNCNT, the login timeout and QDEV_PARK_US. */
-	struct iscsi_context *parked;
-	struct qdev_cb_ctx *parked_cc;
-	struct watch *parked_w;
-	uint64_t parked_until, parked_serviced;
-	bool parked_done;
+	 * (isession.h); its callback context goes with it. */
+	struct isession_park park;
 };
 
 /* The private data of one libiscsi callback: which qdev and which session. */
@@ -401,8 +395,8 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *data, void *
 	struct qdev *q = cc->q;
 
 	(void)data;
-	if (cc == q->parked_cc) {
-		q->parked_done = true; /* libiscsi let go of its connect task */
+	if (cc == q->park.cb_data) {
+		isession_park_called_back(&q->park); /* libiscsi let go of its connect task */
 		return;
 	}
 	if (cc->gen != q->gen)
@@ -452,74 +446,6 @@ static void on_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 	pump(q, q->last_service);
 }
 
-static void unpark(struct qdev *q)
-{
-	if (!q->parked)
-		return;
-	q->parked_w = watch_remove(q->parked_w);
-	iscsi_destroy_context(q->parked);
-	q->parked = NULL;
-	free(q->parked_cc);
-	q->parked_cc = NULL;
-}
-
-/* What the parked context waits for, after each service. */
-static void parked_events(struct qdev *q)
-{
-	int want = iscsi_which_events(q->parked);
-	(void)watch_set_fd(q->parked_w, iscsi_get_fd(q->parked),
-			   (want & POLLIN ? EPOLLIN : 0) | (want & POLLOUT ? EPOLLOUT : 0));
-}
-
-static void on_parked_fd(struct watch *w, int fd, uint32_t revents, void *ud)
-{
-	struct qdev *q = ud;
-	short ev = (revents & EPOLLIN ? POLLIN : 0) | (revents & EPOLLOUT ? POLLOUT : 0) |
-		   (revents & EPOLLERR ? POLLERR : 0) | (revents & EPOLLHUP ? POLLHUP : 0);
-	if (q->parked && !q->parked_done && iscsi_service(q->parked, ev) < 0)
-		q->parked_done = true;
-	if (q->parked_done)
-		q->parked_w = watch_remove(q->parked_w); /* destroyed in the next prepare */
-	else
-		parked_events(q);
-}
-
-/* Keeps the connecting session's context until libiscsi calls its connect back. */
-static void park(struct qdev *q, uint64_t now)
-{
-	unpark(q); /* an older one still waiting: its task is lost, rarely */
-	q->parked = q->ctx;
-	q->parked_cc = q->conn_cc;
-	q->conn_cc = NULL;
-	q->parked_done = false;
-	q->parked_until = now + QDEV_PARK_US;
-	q->parked_serviced = now;
-	int fd = iscsi_get_fd(q->parked);
-	if (fd >= 0)
-		q->parked_w = watch_add(q->loop, fd, EPOLLIN, on_parked_fd, q, NULL);
-	if (q->parked_w)
-		parked_events(q);
-	else
-		unpark(q);
-}
-
-static void parked_service(struct qdev *q, uint64_t now)
-{
-	if (!q->parked)
-		return;
-	/* libiscsi's login timeout is checked in iscsi_service: once a second is enough (fd
-	 * events are serviced by the parked watch), not every loop iteration. */
-	if (!q->parked_done && now < q->parked_until && now >= q->parked_serviced + USEC_PER_SEC) {
-		q->parked_serviced = now;
-		if (iscsi_service(q->parked, 0) < 0)
-			q->parked_done = true;
-		else if (q->parked_w)
-			parked_events(q);
-	}
-	if (q->parked_done || now >= q->parked_until)
-		unpark(q);
-}
-
 static void teardown(struct qdev *q, uint64_t now)
 {
 	q->watch = watch_remove(q->watch);
@@ -529,10 +455,11 @@ static void teardown(struct qdev *q, uint64_t now)
 		finish(q, QDEV_ERROR);
 	}
 	if (q->ctx && q->conn == QDEV_CONNECTING && q->conn_cc && !q->conn_called) {
-		park(q, now);
+		isession_park(&q->park, q->ctx, q->conn_cc, now);
+		q->conn_cc = NULL;
 		q->ctx = NULL;
 	} else if (q->ctx) {
-		iscsi_destroy_context(q->ctx); /* old callbacks see a stale gen */
+		isession_destroy(q->ctx); /* old callbacks see a stale gen */
 		q->ctx = NULL;
 	}
 	if (q->conn == QDEV_UP)
@@ -548,7 +475,9 @@ static int start_connect(struct qdev *q, uint64_t now)
 {
 	struct qdev_cb_ctx *cc;
 
-	q->ctx = iscsi_create_context(q->c.initiator);
+	const struct isession_opts o = {
+		.initiator = q->c.initiator, .target = q->c.target, .login_timeout_us = q->c.io_timeout};
+	q->ctx = isession_context(&o);
 	if (!q->ctx)
 		return -ENOMEM;
 	cc = calloc(1, sizeof(*cc));
@@ -556,13 +485,7 @@ static int start_connect(struct qdev *q, uint64_t now)
 		return -ENOMEM;
 	q->gen++;
 	*cc = (struct qdev_cb_ctx){ .q = q, .gen = q->gen };
-	iscsi_set_targetname(q->ctx, q->c.target);
-	iscsi_set_session_type(q->ctx, ISCSI_SESSION_NORMAL);
-	iscsi_set_header_digest(q->ctx, ISCSI_HEADER_DIGEST_NONE);
 	iscsi_set_isid_en(q->ctx, 0x4d4e, q->c.isid & 0xffffff);
-	iscsi_set_noautoreconnect(q->ctx, 1);
-	iscsi_set_timeout(q->ctx, (int)((q->c.io_timeout + USEC_PER_SEC - 1) / USEC_PER_SEC));
-	iscsi_set_tcp_syncnt(q->ctx, 1); /* a portal that drops SYNs fails the connect in 3 s */
 	q->conn = QDEV_CONNECTING;
 	q->conn_deadline = now + 3 * q->c.io_timeout;
 	free(q->conn_cc);
@@ -585,7 +508,7 @@ static uint64_t prepare(struct loop *l, void *ud)
 	uint64_t now = now_usec(), next;
 
 	(void)l;
-	parked_service(q, now);
+	isession_park_service(&q->park, now);
 	if (q->ctx && now - q->last_service >= USEC_PER_SEC / 2) {
 		if (iscsi_service(q->ctx, 0) < 0)
 			q->need_reset = true;
@@ -641,6 +564,7 @@ int qdev_new(struct loop *l, const struct qdev_config *c, qdev_done_fn cb, void 
 	if (!q)
 		return -ENOMEM;
 	*q = (struct qdev){ .loop = l, .c = *c, .cb = cb, .ud = ud };
+	isession_park_init(&q->park, l);
 	if (!q->c.io_timeout)
 		q->c.io_timeout = USEC_PER_SEC;
 	r = loop_add_prepare(l, prepare, q);
@@ -659,9 +583,9 @@ struct qdev *qdev_free(struct qdev *q)
 	loop_remove_prepare(q->loop, prepare, q);
 	q->watch = watch_remove(q->watch);
 	q->gen++;
-	unpark(q);
+	isession_unpark(&q->park);
 	if (q->ctx)
-		iscsi_destroy_context(q->ctx);
+		isession_destroy(q->ctx);
 	free(q->conn_cc);
 	sodium_memzero(q->c.mac_key, sizeof(q->c.mac_key));
 	free(q);
