@@ -48,7 +48,7 @@ struct elect_inst {
 };
 
 struct elect_drv {
-	struct node_env *a;
+	struct node_env *env;
 	/* fencing (SPEC §7): the watchdog, or none configured (unfenced), or configured but
 	 * missing (then this node refuses to become master: not eligible) */
 	struct watchdog *wd;
@@ -67,7 +67,7 @@ struct elect_drv {
 
 static const struct cfg *cfg_of(const struct elect_inst *in)
 {
-	return in->d->a->cfg;
+	return in->d->env->cfg;
 }
 
 static const char *node_name(const struct elect_inst *in, int pidx)
@@ -130,14 +130,14 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 		return;
 	*h = (struct hook_run){ .inst = in, .promote = promote };
 	snprintf(name, sizeof(name), "%s-%s", promote ? "promote" : "demote", kind);
-	snprintf(node, sizeof(node), "COMPARTD_NODE=%s", c->nodes[in->d->a->self].name);
+	snprintf(node, sizeof(node), "COMPARTD_NODE=%s", c->nodes[in->d->env->self].name);
 	snprintf(ekind, sizeof(ekind), "COMPARTD_KIND=%s", kind);
 	snprintf(role, sizeof(role), "COMPARTD_ROLE=%s", promote ? "master" : "slave");
 	snprintf(eepoch, sizeof(eepoch), "COMPARTD_EPOCH=%llu", (unsigned long long)epoch);
 	const char *const env[] = { node, ekind, role, eepoch, NULL };
 	const struct spawn_hook sh = { .name = name, .command = cmd, .env = env,
 				       .timeout_us = c->timeouts.hook_timeout };
-	h->sp = spawn_hook(in->d->a->loop, &sh, hook_done, h);
+	h->sp = spawn_hook(in->d->env->loop, &sh, hook_done, h);
 	if (!h->sp) {
 		log_error_errno(-errno, "Failed to start the %s hook", name);
 		spawn_hook_event(name, "failed", -1);
@@ -200,14 +200,14 @@ static void on_core(struct health *h, bool ok, const char *reason, void *ud)
 static void emit_role(struct elect_inst *in, const struct elect_action *a)
 {
 	const struct cfg *c = cfg_of(in);
-	int pair = cfg_node_pair(c, in->d->a->self);
+	int pair = cfg_node_pair(c, in->d->env->self);
 	struct event ev;
 
 	in->role_since = now_usec();
 	event_begin(&ev, "role");
 	event_add(&ev, "pair", pair >= 0 ? c->pairs[pair].name : "-");
 	event_add(&ev, "kind", cfg_kind_to_str(in->kind));
-	event_add(&ev, "node", c->nodes[in->d->a->self].name);
+	event_add(&ev, "node", c->nodes[in->d->env->self].name);
 	event_add(&ev, "role", elect_role_to_str(a->role));
 	event_add_u64(&ev, "epoch", a->epoch);
 	event_add(&ev, "reason", a->reason ? a->reason : "-");
@@ -236,9 +236,9 @@ static void submit(struct elect_inst *in, const struct elect_action *a)
 		break;
 	case ELECT_ACT_QDEV_WRITE:
 		op = QDEV_OP_WRITE;
-		slot = (struct qdev_slot){ .valid = true, .node = (uint32_t)in->d->a->self,
+		slot = (struct qdev_slot){ .valid = true, .node = (uint32_t)in->d->env->self,
 					   .seq = a->seq, .epoch = a->epoch, .role = (uint8_t)a->role };
-		memcpy(slot.boot_id, in->d->a->boot_id, sizeof(slot.boot_id));
+		memcpy(slot.boot_id, in->d->env->boot_id, sizeof(slot.boot_id));
 		break;
 	case ELECT_ACT_ARM_TIMER:
 	case ELECT_ACT_SEND_HEARTBEAT:
@@ -405,7 +405,7 @@ static bool takes_part(const struct cfg *c, int node, enum cfg_kind kind)
 static int build_params(struct elect_inst *in, struct elect_params *p)
 {
 	const struct cfg *c = cfg_of(in);
-	int self = in->d->a->self, pair = cfg_node_pair(c, self), first_comp = -1, n = 0;
+	int self = in->d->env->self, pair = cfg_node_pair(c, self), first_comp = -1, n = 0;
 
 	if (pair < 0)
 		return -ENOENT;
@@ -468,10 +468,10 @@ static void on_wd_timer(struct timer *t, void *ud)
 	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
 }
 
-static bool takes_part_any(const struct node_env *a)
+static bool takes_part_any(const struct node_env *env)
 {
 	for (int k = 0; k < _CFG_KIND_MAX; k++)
-		if (takes_part(a->cfg, a->self, (enum cfg_kind)k))
+		if (takes_part(env->cfg, env->self, (enum cfg_kind)k))
 			return true;
 	return false;
 }
@@ -485,10 +485,10 @@ static bool is_chardev(const char *path)
 
 static int wd_open(struct elect_drv *d)
 {
-	const struct cfg_fencing *f = &d->a->cfg->fencing;
+	const struct cfg_fencing *f = &d->env->cfg->fencing;
 	int r;
 
-	if (!takes_part_any(d->a))
+	if (!takes_part_any(d->env))
 		return 0;
 	if (strcmp(f->watchdog, "none") == 0) {
 		d->unfenced = true;
@@ -497,7 +497,7 @@ static int wd_open(struct elect_drv *d)
 	}
 	/* A host-mode agent (tests on a shared machine) never arms a real watchdog: one
 	 * left armed resets the host. It may use a FIFO or file instead (the pet cadence). */
-	r = !(d->a->pid1 && getpid() == 1) && is_chardev(f->watchdog) ? -EPERM
+	r = !(d->env->pid1 && getpid() == 1) && is_chardev(f->watchdog) ? -EPERM
 						   : watchdog_open(f->watchdog, f->watchdog_timeout, &d->wd);
 	if (r < 0) {
 		snprintf(d->wd_missing, sizeof(d->wd_missing), "no watchdog (%s: %s)", f->watchdog,
@@ -506,7 +506,7 @@ static int wd_open(struct elect_drv *d)
 			  "([fencing] watchdog = none runs unfenced)", d->wd_missing);
 		return 0;
 	}
-	d->wd_timer = timer_new(d->a->loop, on_wd_timer, d);
+	d->wd_timer = timer_new(d->env->loop, on_wd_timer, d);
 	if (!d->wd_timer)
 		return -ENOMEM;
 	timer_arm_in(d->wd_timer, 0);
@@ -544,7 +544,7 @@ static int open_qdev(struct elect_inst *in)
 {
 	const struct cfg *c = cfg_of(in);
 	const struct cfg_storage *qs = &c->quorum;
-	int self = in->d->a->self, pair = cfg_node_pair(c, self), r;
+	int self = in->d->env->self, pair = cfg_node_pair(c, self), r;
 	struct qdev_config qc = {
 		.lun = (int)qs->lun + 2 * pair + (int)in->kind,
 		.key = in->keys[in->sm.p.self],
@@ -567,7 +567,7 @@ static int open_qdev(struct elect_inst *in)
 	if (!in->d->cluster_key || qdev_mac_key_derive(in->d->cluster_key, (unsigned)in->kind,
 						       qc.mac_key) < 0)
 		return -EIO;
-	r = qdev_new(in->d->a->loop, &qc, on_qdev, in, &in->qdev);
+	r = qdev_new(in->d->env->loop, &qc, on_qdev, in, &in->qdev);
 	sodium_memzero(qc.mac_key, sizeof(qc.mac_key));
 	return r;
 }
@@ -581,15 +581,15 @@ static int inst_init(struct elect_drv *d, enum cfg_kind kind)
 
 	in->d = d;
 	in->kind = kind;
-	if (!takes_part(d->a->cfg, d->a->self, kind))
+	if (!takes_part(d->env->cfg, d->env->self, kind))
 		return 0;
 	r = build_params(in, &p);
 	if (r < 0)
 		return r;
-	memcpy(&base, d->a->boot_id, sizeof(base));
+	memcpy(&base, d->env->boot_id, sizeof(base));
 	p.seq_base = base >> 16 << 16; /* random per boot */
 	elect_init(&in->sm, &p);
-	in->timer = timer_new(d->a->loop, on_timer, in);
+	in->timer = timer_new(d->env->loop, on_timer, in);
 	if (!in->timer)
 		return -ENOMEM;
 	if (p.has_qdev) {
@@ -667,12 +667,12 @@ static const struct health_component_ops qdev_health_ops = {
 
 static void qdev_health_register(struct elect_drv *d)
 {
-	if (!d->a->health)
+	if (!d->env->health)
 		return;
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		struct elect_inst *in = &d->k[k];
 		if (in->active && in->sm.p.has_qdev &&
-		    health_register(d->a->health, &qdev_health_ops, in, "qdev",
+		    health_register(d->env->health, &qdev_health_ops, in, "qdev",
 				    cfg_kind_to_str((enum cfg_kind)k), NULL) < 0)
 			log_warn("quorum device health check for %s not registered, ignoring",
 				 cfg_kind_to_str((enum cfg_kind)k));
@@ -681,20 +681,20 @@ static void qdev_health_register(struct elect_drv *d)
 
 static void qdev_health_unregister(struct elect_drv *d)
 {
-	if (!d->a->health)
+	if (!d->env->health)
 		return;
 	for (int k = 0; k < _CFG_KIND_MAX; k++)
-		health_unregister(d->a->health, "qdev", cfg_kind_to_str((enum cfg_kind)k));
+		health_unregister(d->env->health, "qdev", cfg_kind_to_str((enum cfg_kind)k));
 }
 
-int elect_drv_new(struct node_env *a, const uint8_t *cluster_key, struct elect_drv **ret)
+int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct elect_drv **ret)
 {
 	struct elect_drv *d = calloc(1, sizeof(*d));
 	int r;
 
 	if (!d)
 		return -ENOMEM;
-	d->a = a;
+	d->env = env;
 	r = wd_open(d);
 	if (r < 0) {
 		elect_drv_free(d);
@@ -718,10 +718,10 @@ int elect_drv_new(struct node_env *a, const uint8_t *cluster_key, struct elect_d
 		return r;
 	}
 	qdev_health_register(d);
-	if (a->health) {
+	if (env->health) {
 		snprintf(d->core_failure, sizeof(d->core_failure), "%s",
-			 health_core_reason(a->health));
-		health_set_core_notify(a->health, on_core, d);
+			 health_core_reason(env->health));
+		health_set_core_notify(env->health, on_core, d);
 	}
 	*ret = d;
 	return 0;
@@ -731,8 +731,8 @@ struct elect_drv *elect_drv_free(struct elect_drv *d)
 {
 	if (!d)
 		return NULL;
-	if (d->a->health && d->a->health->core_notify == on_core)
-		health_set_core_notify(d->a->health, NULL, NULL);
+	if (d->env->health && d->env->health->core_notify == on_core)
+		health_set_core_notify(d->env->health, NULL, NULL);
 	qdev_health_unregister(d);
 	wd_close(d);
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
@@ -910,7 +910,7 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 			     sm->holder == ELECT_HOLDER_UNKNOWN ? "unknown" : node_name(in, sm->holder);
 	const char *portal = in->qdev ? qdev_portal(in->qdev) : NULL;
 	const char *qstate = !sm->p.has_qdev ? "none" : portal ? portal : "down";
-	int pair = cfg_node_pair(cfg_of(in), in->d->a->self);
+	int pair = cfg_node_pair(cfg_of(in), in->d->env->self);
 	char fb[CFG_PATH_MAX + 128];
 
 	if (json) {
@@ -979,7 +979,7 @@ static int cmd_role(struct console_req *req, void *ud)
 
 static int console_attach(struct elect_drv *d)
 {
-	struct console *c = d->a->console;
+	struct console *c = d->env->console;
 	int r = 0;
 	if (c && ((r = console_register(c, "role", "", "master/slave role per instance kind",
 					cmd_role, d)) < 0 ||
