@@ -4,33 +4,12 @@
 # partitions (sgdisk does no discovery, no verification and no journal).
 set -euo pipefail
 BUILD=${1:-build}
-compartd=$(realpath "$BUILD/compartd")
 n=${N:-10}
-work=$(mktemp -d /var/tmp/bench-disks-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cat >"$work/c.conf" <<'CONF'
-[cluster]
-name = bench
-key_file = /nonexistent/key
-[pair p1]
-[compartment a]
-zone = mz
-pair = p1
-[compartment b]
-zone = dmz
-pair = p1
-[node a1]
-compartment = a
-handshake = 127.0.0.1
-mac = 52:54:00:00:00:01
-[layout]
-boot = 512MiB
-state = 16MiB
-infra = 512MiB
-admin = 256MiB
-min_disk = 1GiB
-min_guest = 64MiB
-CONF
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/tests/integration/disk-lib.sh"
+disk_test_init bench-disks sgdisk
+disk_conf "$work/c.conf" bench 'boot = 512MiB' 'state = 16MiB' 'infra = 512MiB' 'admin = 256MiB' \
+	'min_disk = 1GiB' 'min_guest = 64MiB'
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 create=0 keep=0 sg=0
 for i in $(seq "$n"); do

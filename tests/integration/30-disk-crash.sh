@@ -7,42 +7,10 @@
 # per disk), and a canary written into cmpt-guest after the first completed run survives
 # every later crash and rerun.
 set -euo pipefail
-BUILD=${BUILD:-build}
-compartd=$(realpath "$BUILD/compartd")
-for t in sfdisk jq mkfs.ext4 sha256sum; do
-	command -v "$t" >/dev/null || { echo "missing $t"; exit 77; }
-done
-work=$(mktemp -d /var/tmp/disk-crash-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-cat >cluster.conf <<'CONF'
-[cluster]
-name = crash
-key_file = /nonexistent/key
-[pair p1]
-[compartment a]
-zone = mz
-pair = p1
-[compartment b]
-zone = dmz
-pair = p1
-[node a1]
-compartment = a
-handshake = 127.0.0.1
-mac = 52:54:00:00:00:01
-[node b1]
-compartment = b
-handshake = 127.0.0.2
-mac = 52:54:00:00:00:02
-[layout]
-boot = 8MiB
-state = 2MiB
-infra = 16MiB
-admin = 8MiB
-min_disk = 64MiB
-min_guest = 16MiB
-CONF
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/integration/disk-lib.sh"
+disk_test_init disk-crash sfdisk jq mkfs.ext4 sha256sum
+disk_conf cluster.conf crash 'boot = 8MiB' 'state = 2MiB' 'infra = 16MiB' 'admin = 8MiB' 'min_disk = 64MiB' 'min_guest = 16MiB'
 
 fresh() { # dir: a.img blank, b.img with an ext4 file system
 	rm -rf "$1"; mkdir -p "$1"

@@ -8,41 +8,10 @@
 # five writes) is finished on the next run, while the same torn table on a disk that holds
 # anything else, or not at our canonical geometry, stays foreign.
 set -euo pipefail
-BUILD=${BUILD:-build}
-compartd=$(realpath "$BUILD/compartd")
-for t in sfdisk sgdisk jq mkfs.ext4 sha256sum debugfs; do
-	command -v "$t" >/dev/null || { echo "missing $t"; exit 77; }
-done
-work=$(mktemp -d /var/tmp/disk-torn-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-cat >cluster.conf <<'CONF'
-[cluster]
-name = torn
-key_file = /nonexistent/key
-[pair p1]
-[compartment a]
-zone = mz
-pair = p1
-[compartment b]
-zone = dmz
-pair = p1
-[node a1]
-compartment = a
-handshake = 127.0.0.1
-mac = 52:54:00:00:00:01
-[node b1]
-compartment = b
-handshake = 127.0.0.2
-mac = 52:54:00:00:00:02
-[layout]
-boot = 8MiB
-state = 2MiB
-infra = 16MiB
-admin = 8MiB
-min_disk = 64MiB
-min_guest = 16MiB
-CONF
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/integration/disk-lib.sh"
+disk_test_init disk-torn sfdisk sgdisk jq mkfs.ext4 sha256sum debugfs
+disk_conf cluster.conf torn 'boot = 8MiB' 'state = 2MiB' 'infra = 16MiB' 'admin = 8MiB' 'min_disk = 64MiB' 'min_guest = 16MiB'
 apply() { # out-prefix disk... (env passed through)
 	local o=$1; shift
 	local args=()
