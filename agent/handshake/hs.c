@@ -48,6 +48,10 @@ struct hs_peer {
 	bool mgmt_running;
 	uint8_t profile;
 	uint64_t config_version;
+	uint8_t config_hash[HS_CONFIG_HASH_BYTES];
+	bool has_config;
+	uint8_t conflict_hash[HS_CONFIG_HASH_BYTES]; /* the last one reported as a conflict */
+	bool conflict_reported;
 	bool has_hb;
 	struct hs_heartbeat hb;
 	uint64_t hb_at;
@@ -143,6 +147,7 @@ static void fill_hello(struct hs *hs, struct hs_hello *h, uint64_t challenge, bo
 			       .mgmt_running = hs->mgmt_running,
 			       .profile = hs->profile,
 			       .config_version = hs->cfg->version};
+	memcpy(h->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES);
 }
 
 static void send_hello(struct hs *hs, int node, bool external)
@@ -242,6 +247,7 @@ static void on_heartbeat(struct timer *t, void *ud)
 				    .health = 0xff,
 				    .config_version = hs->cfg->version,
 				    .mgmt_running = hs->mgmt_running};
+	memcpy(hb->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES);
 	if (hs->hb_fn)
 		hs->hb_fn(hb, hs->hb_ud);
 	hb->seq = ++hs->hb_seq;
@@ -253,11 +259,42 @@ static void on_heartbeat(struct timer *t, void *ud)
 	timer_arm(t, now + hs->cfg->timeouts.heartbeat_interval);
 }
 
-static void note_info(struct hs_peer *p, bool mgmt, uint8_t profile, uint64_t cfg_version)
+/* Two different files with the same version number: one event per peer and hash. */
+static void check_config_conflict(struct hs *hs, int node, struct hs_peer *p)
 {
+	if (p->config_version != hs->cfg->version ||
+	    !memcmp(p->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES)) {
+		p->conflict_reported = false;
+		return;
+	}
+	if (p->conflict_reported && !memcmp(p->conflict_hash, p->config_hash, HS_CONFIG_HASH_BYTES))
+		return;
+	p->conflict_reported = true;
+	memcpy(p->conflict_hash, p->config_hash, HS_CONFIG_HASH_BYTES);
+	char mine[2 * HS_CONFIG_HASH_BYTES + 1], theirs[2 * HS_CONFIG_HASH_BYTES + 1];
+	sodium_bin2hex(mine, sizeof(mine), hs->cfg->hash, HS_CONFIG_HASH_BYTES);
+	sodium_bin2hex(theirs, sizeof(theirs), p->config_hash, HS_CONFIG_HASH_BYTES);
+	struct event ev;
+	event_begin(&ev, "config");
+	event_add(&ev, "conflict", "same-version");
+	event_add_u64(&ev, "version", hs->cfg->version);
+	event_add(&ev, "node", hs->cfg->nodes[hs->self].name);
+	event_add(&ev, "hash", mine);
+	event_add(&ev, "peer", hs->cfg->nodes[node].name);
+	event_add(&ev, "peer_hash", theirs);
+	event_emit(&ev);
+}
+
+static void note_info(struct hs *hs, int node, bool mgmt, uint8_t profile, uint64_t cfg_version,
+		      const uint8_t cfg_hash[HS_CONFIG_HASH_BYTES])
+{
+	struct hs_peer *p = &hs->peers[node];
 	p->mgmt_running = mgmt;
 	p->profile = profile;
 	p->config_version = cfg_version;
+	memcpy(p->config_hash, cfg_hash, HS_CONFIG_HASH_BYTES);
+	p->has_config = true;
+	check_config_conflict(hs, node, p);
 }
 
 /* The answer goes to the sender's configured address, never to the UDP source (a
@@ -358,20 +395,22 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 	case HS_MSG_HELLO:
 		reply_hello(hs, fd, from, &m->hello);
 		if (verified)
-			note_info(p, m->hello.mgmt_running, m->hello.profile,
-				  m->hello.config_version);
+			note_info(hs, from, m->hello.mgmt_running, m->hello.profile,
+				  m->hello.config_version, m->hello.config_hash);
 		else if (!m->hello.external)
 			send_hello(hs, from, false); /* let it prove its new boot */
 		return;
 	case HS_MSG_HELLO_ACK:
-		note_info(p, m->hello.mgmt_running, m->hello.profile, m->hello.config_version);
+		note_info(hs, from, m->hello.mgmt_running, m->hello.profile, m->hello.config_version,
+			  m->hello.config_hash);
 		got_hello_ack(hs, from, &m->hello, now);
 		return;
 	case HS_MSG_HEARTBEAT:
 		p->has_hb = true;
 		p->hb = m->hb;
 		p->hb_at = now;
-		note_info(p, m->hb.mgmt_running, m->hb.profile, m->hb.config_version);
+		note_info(hs, from, m->hb.mgmt_running, m->hb.profile, m->hb.config_version,
+			  m->hb.config_hash);
 		break;
 	case HS_MSG_HEARTBEAT_ACK:
 	case HS_MSG_QUERY:
@@ -691,6 +730,16 @@ int hs_peer_qdev_alive(const struct hs *hs, int node)
 		return -1;
 	int r = hs->qdev_fn(node, hs->qdev_ud);
 	return r == 0 || r == 1 ? r : -1;
+}
+
+bool hs_peer_config(const struct hs *hs, int node, uint64_t *version,
+		    uint8_t hash[HS_CONFIG_HASH_BYTES])
+{
+	if (!valid_node(hs, node) || !hs->peers[node].has_config)
+		return false;
+	*version = hs->peers[node].config_version;
+	memcpy(hash, hs->peers[node].config_hash, HS_CONFIG_HASH_BYTES);
+	return true;
 }
 
 bool hs_peer_mgmt_running(const struct hs *hs, int node)

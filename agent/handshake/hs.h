@@ -12,7 +12,14 @@
  *
  * Heartbeats: every `heartbeat_interval` one HEARTBEAT, one sequence number, to each other
  * node of the own pair. Its content comes from the heartbeat provider (the election fills
- * epochs and roles); hs fills seq, profile, mgmt_running and config_version first. */
+ * epochs and roles); hs fills seq, profile, mgmt_running, config_version and config_hash
+ * first.
+ *
+ * Configuration: HELLOs and heartbeats carry the sender's configuration version and
+ * BLAKE2b-256 hash; hs_peer_config() gives the last one heard. A peer announcing this
+ * node's version with another hash (two different files, one number) is a conflict:
+ * `event=config conflict=same-version version=N node=SELF hash=H peer=P peer_hash=H2`,
+ * once per peer and hash. */
 #pragma once
 
 #include "config.h"
@@ -77,6 +84,9 @@ int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload,
 
 /* Peer state; node is an index into cfg->nodes (self answers "not contacted"). */
 bool hs_peer_contacted(const struct hs *hs, int node);
+/* The configuration the node announced last (authentic datagrams only); false before any. */
+bool hs_peer_config(const struct hs *hs, int node, uint64_t *version,
+		    uint8_t hash[HS_CONFIG_HASH_BYTES]);
 uint64_t hs_peer_last_heard(const struct hs *hs, int node); /* monotonic µs, 0: never */
 uint64_t hs_peer_rtt(const struct hs *hs, int node);	    /* µs, UINT64_MAX: unknown */
 int hs_peer_external_alive(const struct hs *hs, int node);  /* 1, 0, -1 unknown */
