@@ -10,6 +10,7 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "spawn.h"
+#include "config_cmd.h"
 #include "config_store.h"
 #include "proctitle.h"
 #include "storage.h"
@@ -112,6 +113,7 @@ void agent_register_commands(struct agent *a)
 			 cmd_status, a);
 	console_register(a->env.console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
 			 a);
+	config_cmd_register(a);
 }
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)

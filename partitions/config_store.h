@@ -59,5 +59,8 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 /* Whether c must not run here (recorded as failed, or older than the last-known-good);
  * why says which. For boot and for reloads. */
 bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n);
+/* The journal holding the last-known-good and failed records (read-only), NULL when
+ * there is none (no cmpt-state found, nothing stored yet). For `compartctl config`. */
+const struct journal_state *config_lkg_state(struct config_lkg *l);
 /* Whether (version, hash) is recorded as failed. */
 bool config_lkg_failed(const struct journal_state *j, uint64_t version, const uint8_t hash[32]);
