@@ -10,6 +10,7 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "spawn.h"
+#include "cfgsync.h"
 #include "config_cmd.h"
 #include "config_store.h"
 #include "proctitle.h"
@@ -391,6 +392,7 @@ static int agent_start_handshake(struct agent *a)
 	if (!a->hs)
 		return log_error_errno(-errno, "cannot start the handshake");
 	(void)hs_attach(a->hs, &a->env, a->query);
+	(void)agent_config_sync_start(a);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
 	r = elect_drv_new(&a->env, &a->elect);
@@ -445,6 +447,7 @@ out:
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
+	a.cfgsync = cfgsync_free(a.cfgsync); /* after hs: it was subscribed */
 	a.disks = disk_module_free(a.disks);
 	a.lkg = config_lkg_free(a.lkg);
 	console_free(a.env.console);

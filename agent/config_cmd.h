@@ -4,3 +4,5 @@
 
 struct agent;
 void config_cmd_register(struct agent *a);
+/* Starts the configuration transfer (agent/config_sync.c) once the handshake runs. */
+int agent_config_sync_start(struct agent *a);

@@ -82,6 +82,8 @@ struct hs {
 	struct timer *t_probe, *t_hb;
 	struct hs_peer peers[CFG_MAX_NODES];
 	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
+	hs_config_fn config_fn;
+	void *config_ud;
 	hs_contact_fn contact_fn;
 	void *contact_ud;
 	hs_heartbeat_fill_fn hb_fn;
@@ -295,6 +297,8 @@ static void note_info(struct hs *hs, int node, bool mgmt, uint8_t profile, uint6
 	memcpy(p->config_hash, cfg_hash, HS_CONFIG_HASH_BYTES);
 	p->has_config = true;
 	check_config_conflict(hs, node, p);
+	if (hs->config_fn)
+		hs->config_fn(node, cfg_version, cfg_hash, hs->config_ud);
 }
 
 /* The answer goes to the sender's configured address, never to the UDP source (a
@@ -415,6 +419,8 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 	case HS_MSG_HEARTBEAT_ACK:
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
+	case HS_MSG_CONFIG_GET:
+	case HS_MSG_CONFIG_DATA:
 		break;
 	case _HS_MSG_MAX:
 		return;
@@ -662,6 +668,12 @@ int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud)
 	return 0;
 }
 
+void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud)
+{
+	hs->config_fn = fn;
+	hs->config_ud = ud;
+}
+
 void hs_set_heartbeat_fn(struct hs *hs, hs_heartbeat_fill_fn fill, void *ud)
 {
 	hs->hb_fn = fill;
@@ -696,7 +708,8 @@ uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq)
 
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len)
 {
-	if (!valid_node(hs, node) || (type != HS_MSG_QUERY && type != HS_MSG_QUERY_REPLY))
+	if (!valid_node(hs, node) || (type != HS_MSG_QUERY && type != HS_MSG_QUERY_REPLY &&
+				       type != HS_MSG_CONFIG_GET && type != HS_MSG_CONFIG_DATA))
 		return -EINVAL;
 	if (len > HS_BLOB_MAX)
 		return -EMSGSIZE;

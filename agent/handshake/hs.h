@@ -62,6 +62,11 @@ void hs_key_free(uint8_t *key);
  * unless quiet. */
 int hs_key_file_read(const char *path, uint8_t **ret, bool quiet);
 
+/* Every configuration a peer announces (authentic HELLO, HELLO_ACK, HEARTBEAT). */
+typedef void (*hs_config_fn)(int node, uint64_t version, const uint8_t hash[HS_CONFIG_HASH_BYTES],
+			     void *ud);
+void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud);
+
 /* Several subscribers per type are allowed (up to 4). Only HEARTBEAT, HEARTBEAT_ACK,
  * QUERY and QUERY_REPLY are delivered; HELLOs are handled inside. Returns 0, -EINVAL,
  * -ENOSPC. */
@@ -78,7 +83,7 @@ int hs_send_heartbeat_ack(struct hs *hs, int node, uint64_t seq);
 /* Monotonic µs at which the heartbeat with this sequence number was sent; 0 when it is
  * not one of the last 64. */
 uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq);
-/* QUERY / QUERY_REPLY with an opaque payload of at most HS_BLOB_MAX bytes.
+/* QUERY / QUERY_REPLY / CONFIG_GET / CONFIG_DATA with an opaque payload of at most HS_BLOB_MAX bytes.
  * Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len);
 

@@ -216,6 +216,8 @@ static int encode_payload(const struct hs_msg *m, uint8_t *p)
 		return (int)(put_n(p, m->ack_seq, 8) - p);
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
+	case HS_MSG_CONFIG_GET:
+	case HS_MSG_CONFIG_DATA:
 		if (m->blob.len > HS_BLOB_MAX)
 			return -EMSGSIZE;
 		if (m->blob.len)
@@ -333,6 +335,8 @@ static enum hs_drop decode_payload(enum hs_msg_type t, const uint8_t *p, size_t 
 		break;
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
+	case HS_MSG_CONFIG_GET:
+	case HS_MSG_CONFIG_DATA:
 		want = n;
 		m.blob.data = p;
 		m.blob.len = n;

@@ -53,6 +53,8 @@ enum hs_msg_type {
 	HS_MSG_HEARTBEAT_ACK,
 	HS_MSG_QUERY,
 	HS_MSG_QUERY_REPLY,
+	HS_MSG_CONFIG_GET,  /* configuration transfer (cfgsync.h): opaque payloads */
+	HS_MSG_CONFIG_DATA,
 	_HS_MSG_MAX
 };
 
@@ -111,7 +113,7 @@ struct hs_msg {
 		struct hs_hello hello;	/* HELLO and HELLO_ACK */
 		struct hs_heartbeat hb; /* HEARTBEAT */
 		uint64_t ack_seq;	/* HEARTBEAT_ACK */
-		struct hs_blob blob;	/* QUERY and QUERY_REPLY */
+		struct hs_blob blob;	/* QUERY, QUERY_REPLY, CONFIG_GET, CONFIG_DATA */
 	};
 };
 
