@@ -110,11 +110,23 @@ static void print_json(struct agent *a, const struct journal_state *j, struct st
 	sb_puts(o, "]}\n");
 }
 
+static int cmd_push(struct console_req *req, struct agent *a)
+{
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = agent_config_push(a, req->argv[2], &msg);
+	r = console_req_answer(req, "config push", r, &msg);
+	sb_free(&msg);
+	return r;
+}
+
 static int cmd_config(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
+	if (req->argc == 3 && !strcmp(req->argv[1], "push"))
+		return cmd_push(req, a);
 	if (req->argc != 1) {
-		console_req_error(req, "usage: config");
+		console_req_error(req, "usage: config [push FILE]");
 		return -EINVAL;
 	}
 	const struct journal_state *j = config_lkg_state(a->lkg);
@@ -127,7 +139,7 @@ static int cmd_config(struct console_req *req, void *ud)
 
 void config_cmd_register(struct agent *a)
 {
-	console_register(a->env.console, "config", "",
+	console_register(a->env.console, "config", "[push FILE]",
 			 "configuration: running, last-known-good, failed versions, the peers'",
 			 cmd_config, a);
 }

@@ -6,3 +6,8 @@ struct agent;
 void config_cmd_register(struct agent *a);
 /* Starts the configuration transfer (agent/config_sync.c) once the handshake runs. */
 int agent_config_sync_start(struct agent *a);
+/* `config push FILE`: FILE validated as check-config, newer than the running version and
+ * not failed here, written over the running file and applied like a reload; the other
+ * nodes fetch it when they hear this one announce it. msg says what happened. */
+struct strbuf;
+int agent_config_push(struct agent *a, const char *path, struct strbuf *msg);

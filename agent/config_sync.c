@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <string.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -80,6 +81,46 @@ static void on_fetched(const char *text, size_t len, uint64_t version, const uin
 		event_cfg("applied", version, peer, NULL);
 	}
 	sb_free(&err), sb_free(&msg);
+}
+
+int agent_config_push(struct agent *a, const char *path, struct strbuf *msg)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = read_full_file(path, CFG_MAX_TEXT, &text, &len);
+	if (r < 0) {
+		sb_printf(msg, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	struct strbuf err;
+	sb_init(&err);
+	struct cfg *n = NULL;
+	r = cfg_parse(path, text, len, NULL, 0, &n, &err);
+	uint64_t v = n ? n->version : 0;
+	char why[160] = "";
+	if (r < 0)
+		sb_printf(msg, "%s%s: configuration refused", err.buf ? err.buf : "", path);
+	else if (v <= a->env.cfg->version)
+		sb_printf(msg, "%s: version %" PRIu64 " is not newer than the running %" PRIu64
+			  " (raise [cluster] version)", path, v, a->env.cfg->version);
+	else if (config_lkg_refuses(a->lkg, n, why, sizeof(why)))
+		sb_printf(msg, "%s: %s", path, why);
+	bool refused = r < 0 || msg->len;
+	cfg_free(n);
+	sb_free(&err);
+	if (refused)
+		return -EINVAL;
+	r = write_atomic(a->env.cfg->path, text, len);
+	if (r < 0) {
+		sb_printf(msg, "%s: %s", a->env.cfg->path, strerror(-r));
+		return r;
+	}
+	r = agent_reload_config(a, msg);
+	if (r < 0)
+		return r; /* stored: a restart applies it (and then announces it) */
+	sb_printf(msg, "; every node fetches it when it hears this one ('config' shows who runs it)");
+	event_cfg("pushed", v, a->env.cfg->nodes[a->env.self].name, NULL);
+	return 0;
 }
 
 int agent_config_sync_start(struct agent *a)

@@ -51,5 +51,26 @@ t1=$(date +%s%N)
 j=$(hs_ctl a1 config --json)
 echo "$j" | grep -q "\"running\":{\"version\":2,\"hash\":\"$h2\"}" || fail "a1 after: $j"
 echo "$j" | grep -q "{\"node\":\"a2\",\"version\":2,\"hash\":\"$h2\",\"relation\":\"same\"}" || fail "a2 after: $j"
+
+# 3. compartctl config push on b1, with b2 down: a1 and a2 fetch version 3 from b1; b2
+#    catches up when it starts again. Not newer, or not valid: refused, nothing changes.
+hs_stop b2
+sed 's/^version = 2$/version = 3/' "$HS_TMP/a2.conf" >"$HS_TMP/v3.conf"
+{ cat "$HS_TMP/v3.conf"; echo "[node zz]"; } >"$HS_TMP/bad.conf"
+out=$(hs_ctl b1 config push "$HS_TMP/a2.conf" 2>&1) && fail "an old version was pushed: $out"
+echo "$out" | grep -q "version 2 is not newer than the running 2" || fail "old push: $out"
+out=$(hs_ctl b1 config push "$HS_TMP/bad.conf" 2>&1) && fail "an invalid file was pushed: $out"
+echo "$out" | grep -q "bad.conf: configuration refused" || fail "bad push: $out"
+cmp -s "$HS_TMP/a2.conf" "$HS_TMP/b1.conf" || fail "a refused push changed b1's file"
+t2=$(date +%s%N)
+hs_ctl b1 config push "$HS_TMP/v3.conf" | grep -q "configuration reloaded, version 3" || fail "push"
+for n in a1 a2; do
+	hs_wait $n "event=config action=applied version=3 from=b1" 10
+	cmp -s "$HS_TMP/v3.conf" "$HS_TMP/$n.conf" || fail "$n's file is not the pushed one"
+done
+t3=$(date +%s%N)
+hs_start b2
+hs_wait b2 "event=config action=applied version=3 from=" 15
+cmp -s "$HS_TMP/v3.conf" "$HS_TMP/b2.conf" || fail "b2 did not catch up"
 grep -h 'event=config action=fetched' "$HS_TMP"/*.log
-echo "announce: same-version conflict named once per peer; version 2 reached 3 nodes in $(((t1 - t0) / 1000000)) ms (agent start included)"
+echo "announce: same-version conflict named once per peer; version 2 reached 3 nodes in $(((t1 - t0) / 1000000)) ms (agent start included); push to 2 running nodes $(((t3 - t2) / 1000000)) ms"
