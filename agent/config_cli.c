@@ -41,10 +41,10 @@ static int export_main(int argc, char **argv)
 {
 	const char *conf = NULL, *pair = NULL, *rules = NULL;
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"pair", required_argument, NULL, 'p'},
-		{"rules", required_argument, NULL, 'r'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"pair", required_argument, NULL, 'p'},
+	    {"rules", required_argument, NULL, 'r'},
+	    {0},
 	};
 	for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
 		if (o == 'c')
@@ -106,16 +106,16 @@ struct import_args {
 static int import_args(int argc, char **argv, struct import_args *a)
 {
 	static const struct option opts[] = {
-		{"pair", required_argument, NULL, 'p'},
-		{"into", required_argument, NULL, 'i'},
-		{"rules", required_argument, NULL, 'r'},
-		{"map-node", required_argument, NULL, 'N'},
-		{"map-compartment", required_argument, NULL, 'C'},
-		{"map-storage", required_argument, NULL, 'S'},
-		{"map-iqn", required_argument, NULL, 'Q'},
-		{"map-net", required_argument, NULL, 'A'},
-		{"map-mac", required_argument, NULL, 'M'},
-		{0},
+	    {"pair", required_argument, NULL, 'p'},
+	    {"into", required_argument, NULL, 'i'},
+	    {"rules", required_argument, NULL, 'r'},
+	    {"map-node", required_argument, NULL, 'N'},
+	    {"map-compartment", required_argument, NULL, 'C'},
+	    {"map-storage", required_argument, NULL, 'S'},
+	    {"map-iqn", required_argument, NULL, 'Q'},
+	    {"map-net", required_argument, NULL, 'A'},
+	    {"map-mac", required_argument, NULL, 'M'},
+	    {0},
 	};
 	struct strbuf err;
 	sb_init(&err);
@@ -143,8 +143,8 @@ static int import_args(int argc, char **argv, struct import_args *a)
 
 /* The target's rules file, to compare with the bundle's: --rules, else the path its
  * configuration names when that is readable here. */
-static void target_rules(const struct import_args *a, const char *target, size_t len,
-			 char **ret, size_t *ret_len)
+static void target_rules(const struct import_args *a, const char *target, size_t len, char **ret,
+			 size_t *ret_len)
 {
 	struct cfg *c = NULL;
 	const char *path = a->rules;

@@ -54,13 +54,15 @@ static void print_text(struct agent *a, const struct journal_state *j, struct st
 	sb_printf(o, "running         version %" PRIu64 ", blake2b %s\n", c->version, hx);
 	if (j && j->has_good) {
 		hex(j->good.hash, hx);
-		sb_printf(o, "last-known-good version %" PRIu64 ", blake2b %s\n", j->good.version, hx);
+		sb_printf(o, "last-known-good version %" PRIu64 ", blake2b %s\n", j->good.version,
+			  hx);
 	} else {
 		sb_puts(o, "last-known-good none recorded\n");
 	}
 	for (int i = 0; j && i < j->n_failed; i++) {
 		hex(j->failed[i].hash, hx);
-		sb_printf(o, "failed          version %" PRIu64 ", blake2b %s\n", j->failed[i].version, hx);
+		sb_printf(o, "failed          version %" PRIu64 ", blake2b %s\n",
+			  j->failed[i].version, hx);
 	}
 	sb_puts(o, "peers\n");
 	text_peers(a, o);

@@ -101,8 +101,10 @@ int agent_config_push(struct agent *a, const char *path, struct strbuf *msg)
 	if (r < 0)
 		sb_printf(msg, "%s%s: configuration refused", err.buf ? err.buf : "", path);
 	else if (v <= a->env.cfg->version)
-		sb_printf(msg, "%s: version %" PRIu64 " is not newer than the running %" PRIu64
-			  " (raise [cluster] version)", path, v, a->env.cfg->version);
+		sb_printf(msg,
+			  "%s: version %" PRIu64 " is not newer than the running %" PRIu64
+			  " (raise [cluster] version)",
+			  path, v, a->env.cfg->version);
 	else if (config_lkg_refuses(a->lkg, n, why, sizeof(why)))
 		sb_printf(msg, "%s: %s", path, why);
 	bool refused = r < 0 || msg->len;
@@ -118,15 +120,16 @@ int agent_config_push(struct agent *a, const char *path, struct strbuf *msg)
 	r = agent_reload_config(a, msg);
 	if (r < 0)
 		return r; /* stored: a restart applies it (and then announces it) */
-	sb_printf(msg, "; every node fetches it when it hears this one ('config' shows who runs it)");
+	sb_printf(msg,
+		  "; every node fetches it when it hears this one ('config' shows who runs it)");
 	event_cfg("pushed", v, a->env.cfg->nodes[a->env.self].name, NULL);
 	return 0;
 }
 
 int agent_config_sync_start(struct agent *a)
 {
-	int r = cfgsync_new(a->env.loop, a->hs, a->env.cfg, a->env.self, on_fetched, a,
-			    &a->cfgsync);
+	int r =
+	    cfgsync_new(a->env.loop, a->hs, a->env.cfg, a->env.self, on_fetched, a, &a->cfgsync);
 	if (r < 0)
 		log_error_errno(r, "cannot start the configuration transfer, continuing without");
 	return r;

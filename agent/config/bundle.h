@@ -23,7 +23,7 @@ struct bundle {
 	char pair[CFG_NAME_MAX];
 	char *config; /* NUL-terminated */
 	size_t config_len;
-	char *rules;  /* NUL-terminated */
+	char *rules; /* NUL-terminated */
 	size_t rules_len;
 };
 
@@ -46,7 +46,7 @@ struct bundle_mac_map {
 
 struct bundle_map {
 	struct bundle_name_map nodes[BUNDLE_MAX_MAPS], comps[BUNDLE_MAX_MAPS],
-		storage[BUNDLE_MAX_MAPS], iqns[BUNDLE_MAX_MAPS];
+	    storage[BUNDLE_MAX_MAPS], iqns[BUNDLE_MAX_MAPS];
 	int n_nodes, n_comps, n_storage, n_iqns;
 	struct bundle_net_map nets[BUNDLE_MAX_MAPS];
 	int n_nets;

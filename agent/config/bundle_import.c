@@ -23,7 +23,7 @@ void remap_err(struct remap *r, const char *fmt, ...)
 
 struct section {
 	char head[2 * CFG_NAME_MAX + 4]; /* "[node a1]" */
-	const char *text;                /* from the header line to the next section */
+	const char *text;		 /* from the header line to the next section */
 	size_t len;
 };
 
@@ -63,8 +63,7 @@ static bool starts(const char *s, const char *prefix)
 
 /* ---- checks against the target cluster ---- */
 
-static void check_names(struct remap *r, const struct cfg *t, const struct cfg *b,
-			const char *path)
+static void check_names(struct remap *r, const struct cfg *t, const struct cfg *b, const char *path)
 {
 	if (cfg_find_pair(t, b->pairs[0].name) >= 0)
 		remap_err(r, "pair %s: duplicate name, %s has one", b->pairs[0].name, path);
@@ -77,7 +76,8 @@ static void check_names(struct remap *r, const struct cfg *t, const struct cfg *
 			remap_err(r, "node %s: duplicate name, %s has one", b->nodes[i].name, path);
 	for (int i = 0; i < b->n_storage; i++)
 		if (cfg_find_storage(t, b->storage[i].name) >= 0)
-			remap_err(r, "storage %s: duplicate name, %s has one", b->storage[i].name, path);
+			remap_err(r, "storage %s: duplicate name, %s has one", b->storage[i].name,
+				  path);
 }
 
 static bool same_ip(const struct cfg_addr *a, const struct cfg_addr *b)
@@ -114,9 +114,11 @@ static void check_overlaps(struct remap *r, const struct cfg *t, const struct cf
 		for (int j = 0; j < t->n_nodes; j++) {
 			const struct cfg_node *x = &b->nodes[i], *y = &t->nodes[j];
 			if (same_ip(&x->handshake, &y->handshake) ||
-			    (x->has_external && y->has_external && same_ip(&x->external, &y->external)) ||
+			    (x->has_external && y->has_external &&
+			     same_ip(&x->external, &y->external)) ||
 			    same_net_addr(x, y))
-				remap_err(r, "node %s: overlapping address with node %s", x->name, y->name);
+				remap_err(r, "node %s: overlapping address with node %s", x->name,
+					  y->name);
 			if (same_mac(x, y))
 				remap_err(r, "node %s: a MAC address of node %s", x->name, y->name);
 		}
@@ -135,7 +137,8 @@ static void check_shared(struct remap *r, const struct section *bs, int nb,
 		if (!t)
 			sb_put(add, bs[i].text, bs[i].len);
 		else if (t->len != bs[i].len || memcmp(t->text, bs[i].text, t->len))
-			remap_err(r, "%s: differs from %s's (the pairs of a cluster share it)", h, path);
+			remap_err(r, "%s: differs from %s's (the pairs of a cluster share it)", h,
+				  path);
 	}
 }
 
@@ -146,12 +149,14 @@ static void quorum_portals(struct remap *r, const struct cfg *t, const struct cf
 	if (!b->has_quorum)
 		return;
 	if (!t->has_quorum) {
-		remap_err(r, "quorum: %s has no quorum device and the bundle's pair uses one", path);
+		remap_err(r, "quorum: %s has no quorum device and the bundle's pair uses one",
+			  path);
 		return;
 	}
 	if (strcmp(t->quorum.target, b->quorum.target) || t->quorum.lun != b->quorum.lun) {
-		remap_err(r, "quorum: target %s lun %ld differs from %s's %s lun %ld (one per cluster)",
-			  b->quorum.target, b->quorum.lun, path, t->quorum.target, t->quorum.lun);
+		remap_err(
+		    r, "quorum: target %s lun %ld differs from %s's %s lun %ld (one per cluster)",
+		    b->quorum.target, b->quorum.lun, path, t->quorum.target, t->quorum.lun);
 		return;
 	}
 	if (t->quorum.n_portals + b->quorum.n_portals > CFG_MAX_PORTALS)
@@ -311,8 +316,8 @@ int bundle_import(const struct bundle *b, const char *pair, const struct bundle_
 	if (e < 0)
 		goto out;
 	bundle_remap(&r, bc, pair);
-	if (target_rules && (target_rules_len != b->rules_len ||
-			     memcmp(target_rules, b->rules, b->rules_len)))
+	if (target_rules &&
+	    (target_rules_len != b->rules_len || memcmp(target_rules, b->rules, b->rules_len)))
 		remap_err(&r, "rules: the bundle's rules differ from %s's rules file", target_path);
 	if (tc) {
 		struct merge g = {.r = &r, .t = tc, .b = bc, .path = target_path};

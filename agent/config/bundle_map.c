@@ -227,8 +227,8 @@ static void remap_iqn(struct remap *r, struct cfg_storage *s, const char *old, b
 		snprintf(s->target, sizeof(s->target), "%s", iqn);
 	else if (quorum)
 		return;
-	else if (tl > ol + 1 && s->target[tl - ol - 1] == ':' && !strcmp(s->target + tl - ol, old) &&
-		 tl - ol + strlen(s->name) < sizeof(s->target))
+	else if (tl > ol + 1 && s->target[tl - ol - 1] == ':' &&
+		 !strcmp(s->target + tl - ol, old) && tl - ol + strlen(s->name) < sizeof(s->target))
 		strcpy(s->target + tl - ol, s->name); /* iqn…:mirror0 follows the name */
 	else
 		remap_err(r, "storage %s: target %s: not mapped (give --map-iqn %s=NEW)", old,

@@ -316,8 +316,8 @@ static void on_get(const struct hs_msg *m, int from, void *ud)
 	(void)hs_send(s->hs, from, HS_MSG_CONFIG_DATA, b, cfgsync_data_encode(&d, b));
 }
 
-int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self,
-		cfgsync_got_fn fn, void *ud, struct cfgsync **ret)
+int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, cfgsync_got_fn fn,
+		void *ud, struct cfgsync **ret)
 {
 	struct cfgsync *s = calloc(1, sizeof(*s));
 	if (!s)

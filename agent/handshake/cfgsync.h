@@ -39,7 +39,7 @@ struct cfgsync_data {
 /* ---- pure ---- */
 size_t cfgsync_get_encode(const struct cfgsync_get *g, uint8_t out[CFGSYNC_GET_LEN]);
 int cfgsync_get_decode(const uint8_t *p, size_t n, struct cfgsync_get *ret); /* -EBADMSG */
-size_t cfgsync_data_encode(const struct cfgsync_data *d, uint8_t *out); /* HS_BLOB_MAX room */
+size_t cfgsync_data_encode(const struct cfgsync_data *d, uint8_t *out);	     /* HS_BLOB_MAX room */
 int cfgsync_data_decode(const uint8_t *p, size_t n, struct cfgsync_data *ret);
 
 /* One transfer being received. */
@@ -51,8 +51,8 @@ struct cfgsync_rx {
 	bool has_total;
 };
 enum cfgsync_rx_result {
-	CFGSYNC_MORE,      /* accepted; ask for offset rx->got */
-	CFGSYNC_DONE,      /* complete and the hash matches: rx->buf holds the file */
+	CFGSYNC_MORE,	   /* accepted; ask for offset rx->got */
+	CFGSYNC_DONE,	   /* complete and the hash matches: rx->buf holds the file */
 	CFGSYNC_IGNORED,   /* not the transfer, or not the chunk asked for */
 	CFGSYNC_TOO_LARGE, /* the total is above CFG_MAX_TEXT or changed */
 	CFGSYNC_BAD_HASH,  /* complete, but not the announced file */
@@ -68,8 +68,8 @@ struct cfgsync;
 typedef void (*cfgsync_got_fn)(const char *text, size_t len, uint64_t version,
 			       const uint8_t hash[32], int from, void *ud);
 /* cfg is the agent's (replaced in place on reload). Subscribes to hs. -ENOMEM, or hs's. */
-int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self,
-		cfgsync_got_fn fn, void *ud, struct cfgsync **ret);
+int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, cfgsync_got_fn fn,
+		void *ud, struct cfgsync **ret);
 struct cfgsync *cfgsync_free(struct cfgsync *s);
 /* (version, hash) must not be fetched again in this run (refused by validation). */
 void cfgsync_refuse(struct cfgsync *s, uint64_t version, const uint8_t hash[32]);

@@ -83,13 +83,13 @@ int hs_send_heartbeat_ack(struct hs *hs, int node, uint64_t seq);
 /* Monotonic µs at which the heartbeat with this sequence number was sent; 0 when it is
  * not one of the last 64. */
 uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq);
-/* QUERY / QUERY_REPLY / CONFIG_GET / CONFIG_DATA with an opaque payload of at most HS_BLOB_MAX bytes.
- * Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
+/* QUERY / QUERY_REPLY / CONFIG_GET / CONFIG_DATA with an opaque payload of at most
+ * HS_BLOB_MAX bytes. Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len);
 
 /* Peer state; node is an index into cfg->nodes (self answers "not contacted"). */
 bool hs_peer_contacted(const struct hs *hs, int node);
-/* The configuration the node announced last (authentic datagrams only); false before any. */
+/* The configuration the node announced last (authentic datagrams only); false before. */
 bool hs_peer_config(const struct hs *hs, int node, uint64_t *version,
 		    uint8_t hash[HS_CONFIG_HASH_BYTES]);
 uint64_t hs_peer_last_heard(const struct hs *hs, int node); /* monotonic µs, 0: never */

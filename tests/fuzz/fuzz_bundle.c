@@ -39,7 +39,8 @@ static void try_import(const struct bundle *b, const char *tgt)
 	sb_init(&out), sb_init(&err);
 	bundle_map_add(&m, "node", "a1=z1", &err);
 	bundle_map_add(&m, "net", "10.77.1.0/24=10.88.1.0/24", &err);
-	if (bundle_import(b, "p2", &m, "t.conf", tgt, tgt ? strlen(tgt) : 0, NULL, 0, &out, &err) == 0) {
+	if (bundle_import(b, "p2", &m, "t.conf", tgt, tgt ? strlen(tgt) : 0, NULL, 0, &out, &err) ==
+	    0) {
 		struct cfg *c = NULL;
 		if (cfg_parse("check", out.buf, out.len, NULL, 0, &c, NULL) != 0)
 			abort(); /* an accepted import the parser refuses */

@@ -28,12 +28,11 @@ static int setup(void **state)
 {
 	struct fix *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	assert_int_equal(read_full_file(SRCDIR "/images/rig/cluster.conf", CFG_MAX_TEXT, &f->conf,
-					&f->conf_len),
-			 0);
-	assert_int_equal(read_full_file(SRCDIR "/rules/boot.rules", CFG_MAX_TEXT, &f->rules,
-					&f->rules_len),
-			 0);
+	assert_int_equal(
+	    read_full_file(SRCDIR "/images/rig/cluster.conf", CFG_MAX_TEXT, &f->conf, &f->conf_len),
+	    0);
+	assert_int_equal(
+	    read_full_file(SRCDIR "/rules/boot.rules", CFG_MAX_TEXT, &f->rules, &f->rules_len), 0);
 	assert_int_equal(cfg_parse("cluster.conf", f->conf, f->conf_len, NULL, 0, &f->c, NULL), 0);
 	sb_init(&f->bundle), sb_init(&f->err), sb_init(&f->out);
 	assert_int_equal(bundle_export(f->c, "p1", f->rules, f->rules_len, &f->bundle, &f->err), 0);
@@ -63,10 +62,16 @@ static void add(struct bundle_map *m, const char *kind, const char *arg)
 static void rig_map(struct bundle_map *m)
 {
 	static const char *const names[][3] = {
-		{"node", "a1", "c1"}, {"node", "a2", "c2"}, {"node", "b1", "d1"},
-		{"node", "b2", "d2"}, {"compartment", "a", "c"}, {"compartment", "b", "d"},
-		{"storage", "mirror0", "mirror1"}, {"net", "10.77.1.0/24", "10.88.1.0/24"},
-		{"net", "10.77.2.0/24", "10.88.2.0/24"}, {"net", "10.77.9.0/24", "10.88.9.0/24"},
+	    {"node", "a1", "c1"},
+	    {"node", "a2", "c2"},
+	    {"node", "b1", "d1"},
+	    {"node", "b2", "d2"},
+	    {"compartment", "a", "c"},
+	    {"compartment", "b", "d"},
+	    {"storage", "mirror0", "mirror1"},
+	    {"net", "10.77.1.0/24", "10.88.1.0/24"},
+	    {"net", "10.77.2.0/24", "10.88.2.0/24"},
+	    {"net", "10.77.9.0/24", "10.88.9.0/24"},
 	};
 	char arg[80];
 	*m = (struct bundle_map){0};
@@ -77,8 +82,8 @@ static void rig_map(struct bundle_map *m)
 	static const char *const nics[] = {"0a", "1a", "0b", "1b"};
 	for (int n = 0; n < 4; n++)
 		for (int i = 1; i <= 2; i++) {
-			snprintf(arg, sizeof(arg), "52:54:00:77:%s:%02d=52:54:00:88:%s:%02d", nics[n], i,
-				 nics[n], i);
+			snprintf(arg, sizeof(arg), "52:54:00:77:%s:%02d=52:54:00:88:%s:%02d",
+				 nics[n], i, nics[n], i);
 			add(m, "mac", arg);
 		}
 }
@@ -241,9 +246,13 @@ static void truncated_and_forged(void **state)
 static void bad_map_args(void **state)
 {
 	static const char *const bad[][2] = {
-		{"node", "a1"},         {"node", "=c1"},     {"node", "a1="},
-		{"net", "10.0.0.0/24=10.1.0.0/16"},           {"net", "10.0.0.0/24=fd00::/24"},
-		{"mac", "52:54:00:77:0a=1"}, {"colour", "a=b"},
+	    {"node", "a1"},
+	    {"node", "=c1"},
+	    {"node", "a1="},
+	    {"net", "10.0.0.0/24=10.1.0.0/16"},
+	    {"net", "10.0.0.0/24=fd00::/24"},
+	    {"mac", "52:54:00:77:0a=1"},
+	    {"colour", "a=b"},
 	};
 	struct bundle_map m = {0};
 	struct strbuf err;
@@ -259,13 +268,13 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(golden_export, setup, teardown),
-		cmocka_unit_test_setup_teardown(golden_import, setup, teardown),
-		cmocka_unit_test_setup_teardown(unmapped, setup, teardown),
-		cmocka_unit_test_setup_teardown(duplicates_and_overlaps, setup, teardown),
-		cmocka_unit_test_setup_teardown(cluster_wide, setup, teardown),
-		cmocka_unit_test_setup_teardown(truncated_and_forged, setup, teardown),
-		cmocka_unit_test(bad_map_args),
+	    cmocka_unit_test_setup_teardown(golden_export, setup, teardown),
+	    cmocka_unit_test_setup_teardown(golden_import, setup, teardown),
+	    cmocka_unit_test_setup_teardown(unmapped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(duplicates_and_overlaps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(cluster_wide, setup, teardown),
+	    cmocka_unit_test_setup_teardown(truncated_and_forged, setup, teardown),
+	    cmocka_unit_test(bad_map_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,8 @@ static uint8_t hash[32];
 static struct cfgsync_data chunk(uint32_t off, uint32_t total)
 {
 	size_t n = total - off < CFGSYNC_CHUNK ? total - off : CFGSYNC_CHUNK;
-	struct cfgsync_data d = {.version = 7, .total = total, .offset = off,
-				 .bytes = text + off, .len = n};
+	struct cfgsync_data d = {
+	    .version = 7, .total = total, .offset = off, .bytes = text + off, .len = n};
 	memcpy(d.hash, hash, 32);
 	return d;
 }
@@ -129,9 +129,9 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(messages_round_trip, setup),
-		cmocka_unit_test_setup(reassembly, setup),
-		cmocka_unit_test_setup(forged_and_oversize, setup),
+	    cmocka_unit_test_setup(messages_round_trip, setup),
+	    cmocka_unit_test_setup(reassembly, setup),
+	    cmocka_unit_test_setup(forged_and_oversize, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
