@@ -6,7 +6,7 @@
 #    each name the conflict once (`event=config conflict=same-version`, both nodes, both
 #    hashes); `compartctl config` shows every peer's version and hash (a2: unknown).
 # 2. a2 starts with version 2: the three others fetch it from a2 over the handshake
-#    channel (chunked, hash-verified), validate it, write it over their file and apply it
+#    channel (chunked, hash-verified; from a2, or from a node that already has it), validate it, write it over their file and apply it
 #    like a reload; their file is then a2's byte for byte, and nothing conflicts.
 HS_PORT=${HS_PORT:-7538}
 . "$(dirname "$0")/lib-hs.sh"
@@ -41,9 +41,9 @@ hs_ctl a1 config | grep -q "^  b2 .*version 1, blake2b ${hb2:0:16}… (conflict)
 t0=$(date +%s%N)
 hs_start a2
 for n in a1 b1 b2; do
-	hs_wait $n "event=config action=fetch version=2 from=a2 running=1" 15
-	hs_wait $n "event=config action=fetched version=2 from=a2 ms=[0-9]+" 10
-	hs_wait $n "event=config action=applied version=2 from=a2" 5
+	hs_wait $n "event=config action=fetch version=2 from=[a-z0-9]+ running=1" 15
+	hs_wait $n "event=config action=fetched version=2 from=[a-z0-9]+ ms=[0-9]+" 10
+	hs_wait $n "event=config action=applied version=2 from=[a-z0-9]+" 5
 	cmp -s "$HS_TMP/a2.conf" "$HS_TMP/$n.conf" || fail "$n's file is not a2's"
 	hs_ctl $n status --json | grep -q '"config_version":2' || fail "$n does not run version 2"
 done
@@ -65,7 +65,7 @@ cmp -s "$HS_TMP/a2.conf" "$HS_TMP/b1.conf" || fail "a refused push changed b1's 
 t2=$(date +%s%N)
 hs_ctl b1 config push "$HS_TMP/v3.conf" | grep -q "configuration reloaded, version 3" || fail "push"
 for n in a1 a2; do
-	hs_wait $n "event=config action=applied version=3 from=b1" 10
+	hs_wait $n "event=config action=applied version=3 from=[a-z0-9]+" 10
 	cmp -s "$HS_TMP/v3.conf" "$HS_TMP/$n.conf" || fail "$n's file is not the pushed one"
 done
 t3=$(date +%s%N)
