@@ -3,6 +3,7 @@
 #include "config_cmd.h"
 
 #include "agent.h"
+#include "cfgsync.h"
 #include "config_store.h"
 #include "console.h"
 #include "hs.h"
@@ -109,7 +110,10 @@ static void print_json(struct agent *a, const struct journal_state *j, struct st
 		}
 		sb_printf(o, ",\"relation\":\"%s\"}", relation(c, known, v, h));
 	}
-	sb_puts(o, "]}\n");
+	uint64_t asked, served;
+	cfgsync_bytes_sent(a->cfgsync, &asked, &served);
+	sb_printf(o, "],\"sent_bytes\":{\"asking\":%" PRIu64 ",\"serving\":%" PRIu64 "}}\n", asked,
+		  served);
 }
 
 static int cmd_push(struct console_req *req, struct agent *a)

@@ -158,6 +158,7 @@ struct cfgsync {
 	char *text;
 	size_t text_len;
 	uint8_t text_hash[32];
+	uint64_t asked_bytes, served_bytes;
 };
 
 static void cfg_event(const char *action, uint64_t version, const char *node, const char *key,
@@ -198,7 +199,8 @@ static void ask(struct cfgsync *s)
 	struct cfgsync_get g = {.version = s->rx.version, .offset = s->rx.got};
 	memcpy(g.hash, s->rx.hash, 32);
 	cfgsync_get_encode(&g, b);
-	(void)hs_send(s->hs, s->from, HS_MSG_CONFIG_GET, b, sizeof(b));
+	if (hs_send(s->hs, s->from, HS_MSG_CONFIG_GET, b, sizeof(b)) >= 0)
+		s->asked_bytes += HS_WIRE_HDR + sizeof(b) + HS_WIRE_TAG;
 	timer_arm(s->t_retry, loop_now(s->loop) + s->cfg->timeouts.handshake_timeout);
 }
 
@@ -313,7 +315,9 @@ static void on_get(const struct hs_msg *m, int from, void *ud)
 				 .len = n < CFGSYNC_CHUNK ? n : CFGSYNC_CHUNK};
 	memcpy(d.hash, g.hash, 32);
 	uint8_t b[HS_BLOB_MAX];
-	(void)hs_send(s->hs, from, HS_MSG_CONFIG_DATA, b, cfgsync_data_encode(&d, b));
+	size_t n_b = cfgsync_data_encode(&d, b);
+	if (hs_send(s->hs, from, HS_MSG_CONFIG_DATA, b, n_b) >= 0)
+		s->served_bytes += HS_WIRE_HDR + n_b + HS_WIRE_TAG;
 }
 
 int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, cfgsync_got_fn fn,
@@ -336,6 +340,12 @@ int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, 
 	hs_set_config_fn(hs, on_announce, s);
 	*ret = s;
 	return 0;
+}
+
+void cfgsync_bytes_sent(const struct cfgsync *s, uint64_t *asked, uint64_t *served)
+{
+	*asked = s ? s->asked_bytes : 0;
+	*served = s ? s->served_bytes : 0;
 }
 
 struct cfgsync *cfgsync_free(struct cfgsync *s)

@@ -71,5 +71,7 @@ typedef void (*cfgsync_got_fn)(const char *text, size_t len, uint64_t version,
 int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, cfgsync_got_fn fn,
 		void *ud, struct cfgsync **ret);
 struct cfgsync *cfgsync_free(struct cfgsync *s);
+/* Datagram bytes (header and tag included) this node sent for transfers: asking, serving. */
+void cfgsync_bytes_sent(const struct cfgsync *s, uint64_t *asked, uint64_t *served);
 /* (version, hash) must not be fetched again in this run (refused by validation). */
 void cfgsync_refuse(struct cfgsync *s, uint64_t version, const uint8_t hash[32]);
