@@ -126,13 +126,30 @@ static int cmd_push(struct console_req *req, struct agent *a)
 	return r;
 }
 
+static int cmd_rollback(struct console_req *req, struct agent *a)
+{
+	uint64_t v;
+	if (parse_u64(req->argv[2], &v) < 0) {
+		console_req_error(req, "usage: config rollback VERSION");
+		return -EINVAL;
+	}
+	struct strbuf msg;
+	sb_init(&msg);
+	int r = agent_config_rollback(a, v, &msg);
+	r = console_req_answer(req, "config rollback", r, &msg);
+	sb_free(&msg);
+	return r;
+}
+
 static int cmd_config(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
 	if (req->argc == 3 && !strcmp(req->argv[1], "push"))
 		return cmd_push(req, a);
+	if (req->argc == 3 && !strcmp(req->argv[1], "rollback"))
+		return cmd_rollback(req, a);
 	if (req->argc != 1) {
-		console_req_error(req, "usage: config [push FILE]");
+		console_req_error(req, "usage: config [push FILE | rollback VERSION]");
 		return -EINVAL;
 	}
 	const struct journal_state *j = config_lkg_state(a->lkg);
@@ -145,7 +162,7 @@ static int cmd_config(struct console_req *req, void *ud)
 
 void config_cmd_register(struct agent *a)
 {
-	console_register(a->env.console, "config", "[push FILE]",
+	console_register(a->env.console, "config", "[push FILE|rollback N]",
 			 "configuration: running, last-known-good, failed versions, the peers'",
 			 cmd_config, a);
 }

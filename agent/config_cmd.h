@@ -2,6 +2,8 @@
  * and failed versions, and the configuration each peer announces. */
 #pragma once
 
+#include <stdint.h>
+
 struct agent;
 void config_cmd_register(struct agent *a);
 /* Starts the configuration transfer (agent/config_sync.c) once the handshake runs. */
@@ -11,3 +13,6 @@ int agent_config_sync_start(struct agent *a);
  * nodes fetch it when they hear this one announce it. msg says what happened. */
 struct strbuf;
 int agent_config_push(struct agent *a, const char *path, struct strbuf *msg);
+/* `config rollback N`: back to the last-known-good copy (it must be version N), in place
+ * like a reload; the version left is recorded as failed here. */
+int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg);

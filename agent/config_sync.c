@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -123,6 +124,48 @@ int agent_config_push(struct agent *a, const char *path, struct strbuf *msg)
 	sb_printf(msg,
 		  "; every node fetches it when it hears this one ('config' shows who runs it)");
 	event_cfg("pushed", v, a->env.cfg->nodes[a->env.self].name, NULL);
+	return 0;
+}
+
+int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg)
+{
+	const struct journal_state *j = config_lkg_state(a->lkg);
+	struct cfg *c = a->env.cfg;
+	uint64_t from = c->version;
+	if (!j || !j->has_good) {
+		sb_printf(msg, "no last-known-good configuration is recorded on this node");
+		return -ENOENT;
+	}
+	if (j->good.version != version) {
+		sb_printf(msg,
+			  "version %" PRIu64 " is not this node's last-known-good (%" PRIu64
+			  "), the only one kept",
+			  version, j->good.version);
+		return -ENOENT;
+	}
+	if (!memcmp(j->good.hash, c->hash, 32)) {
+		sb_printf(msg, "version %" PRIu64 " is the one running", version);
+		return -EALREADY;
+	}
+	_cleanup_free_ struct cfg *left = calloc(1, sizeof(*left));
+	if (!left)
+		return -ENOMEM;
+	left->version = from;
+	memcpy(left->hash, c->hash, sizeof(left->hash));
+	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr);
+	if (r < 0) {
+		sb_printf(msg, "%s",
+			  r == -EBUSY ? "the topology differs: restart the agent with the "
+					"stored copy instead"
+				      : "the stored copy cannot be read");
+		return r;
+	}
+	/* The version left behind failed here: not run again, not fetched again. */
+	(void)config_lkg_record(a->lkg, left, false);
+	sb_printf(msg,
+		  "rolled back to version %" PRIu64 "; version %" PRIu64
+		  " is recorded as failed on this node",
+		  version, from);
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 90
+# timeout: 120
 # Every node announces its configuration (version, BLAKE2b hash) in its handshakes and
 # catches up with a newer one (SPEC §2a). Four agents on loopback:
 # 1. a1 and b1 run the same file, b2 another file with the same version number: a1 and b2
@@ -8,6 +8,8 @@
 # 2. a2 starts with version 2: the three others fetch it from a2 over the handshake
 #    channel (chunked, hash-verified; from a2, or from a node that already has it), validate it, write it over their file and apply it
 #    like a reload; their file is then a2's byte for byte, and nothing conflicts.
+# 3. `config push` on b1 while b2 is down: the others fetch it, b2 when it starts.
+# 4. `config rollback N` on a node with a state file (last-known-good, failed record).
 HS_PORT=${HS_PORT:-7538}
 . "$(dirname "$0")/lib-hs.sh"
 hs_setup
@@ -72,5 +74,32 @@ t3=$(date +%s%N)
 hs_start b2
 hs_wait b2 "event=config action=applied version=3 from=" 15
 cmp -s "$HS_TMP/v3.conf" "$HS_TMP/b2.conf" || fail "b2 did not catch up"
+
+# 4. Rollback by hand: a2 alone with a state file becomes ready with version 3 (its
+#    last-known-good), version 4 is pushed to it, `config rollback 3` returns to 3 and
+#    records 4 as failed; rolling back to anything but the last-known-good is refused.
+for n in a1 b1 b2; do hs_stop $n; done
+hs_stop a2
+truncate -s 2M "$HS_TMP/state.img"
+: >"$HS_TMP/a2.log"
+"$BUILD/compartd" run --foreground --config "$HS_TMP/a2.conf" --state "$HS_TMP/state.img" \
+	--state-dir "$HS_TMP/a2" --cmdline "$HS_TMP/a2.cmdline" >"$HS_TMP/a2.log" 2>&1 &
+HS_PID[a2]=$!
+hs_wait a2 'event=ready node=a2 profile=wait-operator' 15
+hs_ctl a2 continue >/dev/null || fail "continue refused"
+hs_wait a2 'event=config action=last-known-good version=3' 10
+sed 's/^version = 3$/version = 4/' "$HS_TMP/v3.conf" >"$HS_TMP/v4.conf"
+hs_ctl a2 config push "$HS_TMP/v4.conf" | grep -q "version 4" || fail "push of 4"
+out=$(hs_ctl a2 config rollback 2 2>&1) && fail "rolled back to 2: $out"
+echo "$out" | grep -q "version 2 is not this node's last-known-good (3)" || fail "rollback 2: $out"
+hs_ctl a2 config rollback 3 | grep -q "rolled back to version 3; version 4 is recorded as failed" ||
+	fail "rollback 3"
+hs_wait a2 'event=config action=rollback version=3 from=4' 5
+hs_wait a2 'event=config action=failed version=4' 5
+hs_ctl a2 status --json | grep -q '"config_version":3' || fail "a2 does not run 3 after the rollback"
+hs_ctl a2 config --json | grep -q '"failed":\[{"version":4,' || fail "4 not listed as failed"
+out=$(hs_ctl a2 config rollback 3 2>&1) && fail "a second rollback: $out"
+echo "$out" | grep -q "version 3 is the one running" || fail "second rollback: $out"
+
 grep -h 'event=config action=fetched' "$HS_TMP"/*.log
 echo "announce: same-version conflict named once per peer; version 2 reached 3 nodes in $(((t1 - t0) / 1000000)) ms (agent start included); push to 2 running nodes $(((t3 - t2) / 1000000)) ms"
