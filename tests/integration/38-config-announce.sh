@@ -53,6 +53,12 @@ t1=$(date +%s%N)
 j=$(hs_ctl a1 config --json)
 echo "$j" | grep -q "\"running\":{\"version\":2,\"hash\":\"$h2\"}" || fail "a1 after: $j"
 echo "$j" | grep -q "{\"node\":\"a2\",\"version\":2,\"hash\":\"$h2\",\"relation\":\"same\"}" || fail "a2 after: $j"
+# `query all config`: every node's own answer, over the handshake channel.
+q=$(hs_ctl b1 query all config)
+for n in a1 a2 b1 b2; do
+	echo "$q" | grep -q "$n" || fail "query all config: no $n in: $q"
+done
+[ "$(echo "$q" | grep -c '^ *running  *version 2, blake2b '"$h2")" -eq 4 ] || fail "query all config: $q"
 
 # 3. compartctl config push on b1, with b2 down: a1 and a2 fetch version 3 from b1; b2
 #    catches up when it starts again. Not newer, or not valid: refused, nothing changes.
