@@ -171,8 +171,7 @@ int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg)
 
 int agent_config_sync_start(struct agent *a)
 {
-	int r =
-	    cfgsync_new(a->env.loop, a->hs, a->env.cfg, a->env.self, on_fetched, a, &a->cfgsync);
+	int r = cfgsync_new(&a->env, a->hs, on_fetched, a, &a->cfgsync);
 	if (r < 0)
 		log_error_errno(r, "cannot start the configuration transfer, continuing without");
 	return r;

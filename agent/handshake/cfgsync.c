@@ -139,6 +139,7 @@ enum cfgsync_rx_result cfgsync_rx_feed(struct cfgsync_rx *rx, const struct cfgsy
 #define CFGSYNC_COOLDOWN_US (5 * USEC_PER_SEC)
 
 struct cfgsync {
+	struct node_env *env;
 	struct loop *loop;
 	struct hs *hs;
 	const struct cfg *cfg;
@@ -207,6 +208,7 @@ static void ask(struct cfgsync *s)
 static void stop(struct cfgsync *s, bool cooldown)
 {
 	s->active = false;
+	s->env->config_fetching = false;
 	cfgsync_rx_clear(&s->rx);
 	timer_disarm(s->t_retry);
 	if (cooldown)
@@ -235,6 +237,7 @@ static void on_announce(int node, uint64_t version, const uint8_t hash[32], void
 	    loop_now(s->loop) < s->idle_until_us)
 		return;
 	s->active = true;
+	s->env->config_fetching = true;
 	s->from = node;
 	s->tries = 0;
 	s->started_us = now_usec();
@@ -320,13 +323,20 @@ static void on_get(const struct hs_msg *m, int from, void *ud)
 		s->served_bytes += HS_WIRE_HDR + n_b + HS_WIRE_TAG;
 }
 
-int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, cfgsync_got_fn fn,
-		void *ud, struct cfgsync **ret)
+int cfgsync_new(struct node_env *env, struct hs *hs, cfgsync_got_fn fn, void *ud,
+		struct cfgsync **ret)
 {
 	struct cfgsync *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	*s = (struct cfgsync){.loop = l, .hs = hs, .cfg = cfg, .self = self, .fn = fn, .ud = ud};
+	*s = (struct cfgsync){.env = env,
+			      .loop = env->loop,
+			      .hs = hs,
+			      .cfg = env->cfg,
+			      .self = env->self,
+			      .fn = fn,
+			      .ud = ud};
+	struct loop *l = env->loop;
 	s->t_retry = timer_new(l, on_retry, s);
 	int r = s->t_retry ? 0 : -ENOMEM;
 	if (r >= 0)

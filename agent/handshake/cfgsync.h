@@ -17,6 +17,7 @@
 #include "config.h"
 #include "hs.h"
 #include "loop.h"
+#include "node_env.h"
 
 #define CFGSYNC_GET_LEN 44
 #define CFGSYNC_DATA_HDR 48
@@ -67,9 +68,10 @@ struct cfgsync;
 /* A fetched file: hash-verified, not yet validated. */
 typedef void (*cfgsync_got_fn)(const char *text, size_t len, uint64_t version,
 			       const uint8_t hash[32], int from, void *ud);
-/* cfg is the agent's (replaced in place on reload). Subscribes to hs. -ENOMEM, or hs's. */
-int cfgsync_new(struct loop *l, struct hs *hs, const struct cfg *cfg, int self, cfgsync_got_fn fn,
-		void *ud, struct cfgsync **ret);
+/* env->cfg is replaced in place on reload; env->config_fetching is set while a fetch
+ * runs. Subscribes to hs. -ENOMEM, or hs's. */
+int cfgsync_new(struct node_env *env, struct hs *hs, cfgsync_got_fn fn, void *ud,
+		struct cfgsync **ret);
 struct cfgsync *cfgsync_free(struct cfgsync *s);
 /* Datagram bytes (header and tag included) this node sent for transfers: asking, serving. */
 void cfgsync_bytes_sent(const struct cfgsync *s, uint64_t *asked, uint64_t *served);

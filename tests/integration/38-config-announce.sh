@@ -77,9 +77,17 @@ for n in a1 a2; do
 	cmp -s "$HS_TMP/v3.conf" "$HS_TMP/$n.conf" || fail "$n's file is not the pushed one"
 done
 t3=$(date +%s%N)
+# A window shorter than the fetch (whose first GET waits for b2's new boot to be verified,
+# a handshake_timeout): the boot decision waits for the newer configuration.
+HS_WINDOW=200ms hs_cmdline b2
 hs_start b2
 hs_wait b2 "event=config action=applied version=3 from=" 15
 cmp -s "$HS_TMP/v3.conf" "$HS_TMP/b2.conf" || fail "b2 did not catch up"
+hs_wait b2 "event=decision " 10
+la=$(grep -n "event=config action=applied version=3" "$HS_TMP/b2.log" | head -1 | cut -d: -f1)
+ld=$(grep -n "event=decision " "$HS_TMP/b2.log" | head -1 | cut -d: -f1)
+[ "$la" -lt "$ld" ] || fail "b2 decided (line $ld) before it caught up (line $la)"
+waited=$(grep -c 'decision: waiting for the newer configuration' "$HS_TMP/b2.log")
 
 # 4. Rollback by hand: a2 alone with a state file becomes ready with version 3 (its
 #    last-known-good), version 4 is pushed to it, `config rollback 3` returns to 3 and
@@ -108,4 +116,4 @@ out=$(hs_ctl a2 config rollback 3 2>&1) && fail "a second rollback: $out"
 echo "$out" | grep -q "version 3 is the one running" || fail "second rollback: $out"
 
 grep -h 'event=config action=fetched' "$HS_TMP"/*.log
-echo "announce: same-version conflict named once per peer; version 2 reached 3 nodes in $(((t1 - t0) / 1000000)) ms (agent start included); push to 2 running nodes $(((t3 - t2) / 1000000)) ms"
+echo "announce: same-version conflict named once per peer; version 2 reached 3 nodes in $(((t1 - t0) / 1000000)) ms (agent start included); push to 2 running nodes $(((t3 - t2) / 1000000)) ms; b2's decision waited ${waited}x for the fetch"
