@@ -163,6 +163,6 @@ static int cmd_config(struct console_req *req, void *ud)
 void config_cmd_register(struct agent *a)
 {
 	console_register(a->env.console, "config", "[push FILE|rollback N]",
-			 "configuration: running, last-known-good, failed versions, the peers'",
+			 "running, last-known-good and failed versions, the peers'; push; rollback",
 			 cmd_config, a);
 }
