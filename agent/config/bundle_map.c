@@ -249,8 +249,42 @@ static void remap_storage(struct remap *r, struct cfg_storage *s, bool quorum)
 	s->designator[0] = '\0'; /* the new LU's designator is not known yet */
 }
 
+static bool has_mac(const struct cfg *b, const uint8_t mac[6])
+{
+	for (int i = 0; i < b->n_nodes; i++)
+		for (int k = 0; k < b->nodes[i].n_macs; k++)
+			if (!memcmp(b->nodes[i].macs[k], mac, 6))
+				return true;
+	return false;
+}
+
+/* A mapping of something the bundle does not have is a typo: refused. */
+static void check_unused(struct remap *r, const struct cfg *b)
+{
+	const struct bundle_map *m = r->m;
+	for (int i = 0; i < m->n_nodes; i++)
+		if (cfg_find_node(b, m->nodes[i].from) < 0)
+			remap_err(r, "--map-node %s=%s: the bundle has no node %s", m->nodes[i].from,
+				  m->nodes[i].to, m->nodes[i].from);
+	for (int i = 0; i < m->n_comps; i++)
+		if (cfg_find_compartment(b, m->comps[i].from) < 0)
+			remap_err(r, "--map-compartment %s=%s: the bundle has no compartment %s",
+				  m->comps[i].from, m->comps[i].to, m->comps[i].from);
+	for (int i = 0; i < m->n_storage; i++)
+		if (cfg_find_storage(b, m->storage[i].from) < 0)
+			remap_err(r, "--map-storage %s=%s: the bundle has no storage %s",
+				  m->storage[i].from, m->storage[i].to, m->storage[i].from);
+	for (int i = 0; i < m->n_macs; i++)
+		if (!has_mac(b, m->macs[i].from)) {
+			char s[18];
+			format_mac(m->macs[i].from, s);
+			remap_err(r, "--map-mac %s=…: no node of the bundle has MAC %s", s, s);
+		}
+}
+
 void bundle_remap(struct remap *r, struct cfg *b, const char *pair)
 {
+	check_unused(r, b);
 	snprintf(b->pairs[0].name, sizeof(b->pairs[0].name), "%s", pair);
 	for (int i = 0; i < b->n_compartments; i++)
 		map_name(r, r->m->comps, r->m->n_comps, "compartment", b->compartments[i].name);

@@ -170,6 +170,12 @@ static void unmapped(void **state)
 	rig_map(&m);
 	m.n_nets = 1;
 	refused(f, &m, "p2", "quorum: portal 10.77.2.100: in no --map-net");
+	rig_map(&m);
+	add(&m, "node", "x9=y9"); /* a typo: mapped, but not in the bundle */
+	refused(f, &m, "p2", "--map-node x9=y9: the bundle has no node x9");
+	rig_map(&m);
+	add(&m, "mac", "52:54:00:77:0a:09=52:54:00:88:0a:09");
+	refused(f, &m, "p2", "--map-mac 52:54:00:77:0a:09=…: no node of the bundle has MAC");
 }
 
 static void duplicates_and_overlaps(void **state)
