@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 120
+# timeout: 180
 # Every node announces its configuration (version, BLAKE2b hash) in its handshakes and
 # catches up with a newer one (SPEC §2a). Four agents on loopback:
 # 1. a1 and b1 run the same file, b2 another file with the same version number: a1 and b2
@@ -10,6 +10,7 @@
 #    like a reload; their file is then a2's byte for byte, and nothing conflicts.
 # 3. `config push` on b1 while b2 is down: the others fetch it, b2 when it starts.
 # 4. `config rollback N` on a node with a state file (last-known-good, failed record).
+# 5. Forged, oversize and truncated transfers from an authentic peer: refused.
 HS_PORT=${HS_PORT:-7538}
 . "$(dirname "$0")/lib-hs.sh"
 hs_setup
@@ -114,6 +115,18 @@ hs_ctl a2 status --json | grep -q '"config_version":3' || fail "a2 does not run 
 hs_ctl a2 config --json | grep -q '"failed":\[{"version":4,' || fail "4 not listed as failed"
 out=$(hs_ctl a2 config rollback 3 2>&1) && fail "a second rollback: $out"
 echo "$out" | grep -q "version 3 is the one running" || fail "second rollback: $out"
+
+# 5. Forged transfers (tests/cfg_forge.c poses as b2 with the cluster key, so every
+#    datagram is authentic): another file than announced, above 1 MiB, and truncated.
+cc -std=gnu17 -O1 -D_GNU_SOURCE -I"$REPO/agent/base" -I"$REPO/agent/config" -I"$REPO/agent/handshake" -I"$REPO/agent/console" -I"$REPO/agent/health" \
+	-o "$HS_TMP/cfg_forge" "$REPO/tests/cfg_forge.c" "$BUILD/libcompart.a" -Wl,--as-needed \
+	$(pkg-config --libs libsodium libiscsi blkid libparted) || fail "cannot build cfg_forge"
+timeout 60 "$HS_TMP/cfg_forge" "$REPO/images/rig/cluster.key" 127.0.1.22:$HS_PORT 127.0.1.12:$HS_PORT 1 3 \
+	"$HS_TMP/a2.log" >"$HS_TMP/forge.out" 2>&1 || { cat "$HS_TMP/forge.out"; fail "cfg_forge"; }
+grep -v "again$" "$HS_TMP/forge.out"
+cmp -s "$HS_TMP/v4.conf" "$HS_TMP/a2.conf" || fail "a forged transfer changed a2's file"
+hs_ctl a2 status --json | grep -q '"config_version":3' || fail "a2 does not run 3 after the forgeries"
+grep -q 'action=applied version=9[0-9]' "$HS_TMP/a2.log" && fail "a forged version was applied"
 
 grep -h 'event=config action=fetched' "$HS_TMP"/*.log
 echo "announce: same-version conflict named once per peer; version 2 reached 3 nodes in $(((t1 - t0) / 1000000)) ms (agent start included); push to 2 running nodes $(((t3 - t2) / 1000000)) ms; b2's decision waited ${waited}x for the fetch"
