@@ -12,6 +12,8 @@
 #include "bootstrap.h"
 #include "pid1.h"
 #include "spawn.h"
+#include "cfgsync.h"
+#include "config_cmd.h"
 #include "config_store.h"
 #include "health_disks.h"
 #include "proctitle.h"
@@ -115,6 +117,7 @@ void agent_register_commands(struct agent *a)
 			 cmd_status, a);
 	console_register(a->env.console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
 			 a);
+	config_cmd_register(a);
 }
 
 static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
@@ -392,6 +395,7 @@ static int agent_handshake_with_key(struct agent *a, uint8_t *key)
 		return r;
 	}
 	(void)hs_attach(a->hs, &a->env, a->query);
+	(void)agent_config_sync_start(a);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
 	r = elect_drv_new(&a->env, key, &a->elect);
@@ -460,6 +464,7 @@ out:
 	if (a.hs)
 		hs_detach(a.hs, &a.env);
 	a.hs = hs_free(a.hs);
+	a.cfgsync = cfgsync_free(a.cfgsync); /* after hs: it was subscribed */
 	a.storage_attached = storage_detach(a.storage_attached);
 	a.storage = storage_free(a.storage);
 	if (a.disks)

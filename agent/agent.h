@@ -33,6 +33,7 @@ struct agent {
 	char sock_path[CFG_PATH_MAX];
 	/* The modules, created in boot order. */
 	struct hs *hs;             /* handshake (hs.h) */
+	struct cfgsync *cfgsync;   /* configuration transfer (cfgsync.h, agent/config_sync.c) */
 	struct decision *decision; /* boot decision (decision.h) */
 	struct disk_module *disks; /* partitions/bootstrap.h */
 	struct config_lkg *lkg;    /* last-known-good configuration (partitions/config_store.h) */

@@ -131,7 +131,7 @@ int console_cmds_setup(struct agent *a)
 	} cmds[] = {
 	    {"health", "", "components, their state, last check and what was done", cmd_health, a},
 	    {"query", "<scope> <what>",
-	     "ask nodes; scope: all|compartment X|node N, what: status|health|paths|raid",
+	     "ask nodes; scope: all|compartment X|node N, what: status|health|paths|raid|config",
 	     query_cmd, a->query},
 	    {"shell", "", "rescue shell on the serial line (console paused)", serial_cmd_shell,
 	     NULL},

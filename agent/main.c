@@ -2,6 +2,7 @@
  * bootstrap; otherwise the first argument names what to do. */
 #include "agent.h"
 #include "config.h"
+#include "config_cli.h"
 #include "decision.h"
 #include "disk_cli.h"
 #include "log.h"
@@ -48,6 +49,7 @@ struct verb {
 static const struct verb verbs[] = {
 	{"run", agent_run_main, "run the agent (--foreground --config F --node N --state-dir D)"},
 	{"check-config", check_config_main, "check a cluster.conf and print its normalized form"},
+	{"config", config_cli_main, "export a pair's configuration as a bundle, or import one (config --help)"},
 	{"rules", rules_cli_main, "check a rules file, or evaluate it on given facts (rules --help)"},
 	{"disks", disk_cli_main, "plan or apply the disk layout (plan|apply --config F --node N)"},
 	{"state", state_cli_main, "show the state journal (show --disk PATH... [--json])"},

@@ -330,6 +330,13 @@ static int boot_stored(struct config_lkg *l, const char *path, const struct cfg_
 	return 0;
 }
 
+const struct journal_state *config_lkg_state(struct config_lkg *l)
+{
+	if (!l || (!l->loaded && !l->disks))
+		return NULL;
+	return jstate(l);
+}
+
 bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n)
 {
 	const struct journal_state *j = l ? jstate(l) : NULL;

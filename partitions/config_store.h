@@ -62,5 +62,8 @@ bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, si
 /* Every cmpt-state area this node has (the disk module's once attached, else the ones
  * found at boot); *n 0 when none. For the stored cluster key (key_store.h). */
 const struct journal_dev *config_lkg_devs(struct config_lkg *l, int *n);
+/* The journal holding the last-known-good and failed records (read-only), NULL when
+ * there is none (no cmpt-state found, nothing stored yet). For `compartctl config`. */
+const struct journal_state *config_lkg_state(struct config_lkg *l);
 /* Whether (version, hash) is recorded as failed. */
 bool config_lkg_failed(const struct journal_state *j, uint64_t version, const uint8_t hash[32]);

@@ -15,6 +15,7 @@ struct decision {
 	int profile;	   /* current profile, -1 none */
 	bool mgmt_running; /* this node started the management system */
 	bool waiting;	   /* wait-operator hooks done, waiting for `continue` */
+	uint64_t fetch_wait_until; /* the window waits for a configuration fetch until then */
 	struct profile_run *run;
 	bool reeval;  /* contacted set changed while hooks ran */
 	bool changed; /* contacted set or liveness changed since the last evaluation */
@@ -221,6 +222,14 @@ static void on_eval(struct timer *t, void *ud)
 static void on_window(struct timer *t, void *ud)
 {
 	struct decision *d = ud;
+	uint64_t now = loop_now(d->env->loop);
+	if (d->env->config_fetching && !d->fetch_wait_until)
+		d->fetch_wait_until = now + d->env->cfg->timeouts.handshake_window;
+	if (d->env->config_fetching && now < d->fetch_wait_until) {
+		log_info("decision: waiting for the newer configuration being fetched");
+		timer_arm_in(t, d->env->cfg->timeouts.heartbeat_interval);
+		return;
+	}
 	d->decided = true;
 	d->changed = true;
 	node_env_set_stage(d->env, NODE_STAGE_DECISION);

@@ -37,6 +37,9 @@ struct node_env {
 	struct console *console; /* NULL until the console runs */
 	struct health *health;	 /* NULL until the health engine runs */
 	enum node_stage stage;	 /* how far the boot came (SPEC §1, §12) */
+	/* A newer configuration announced by a peer is being fetched (cfgsync.h): the boot
+	 * decision waits for it, at most one more handshake_window (SPEC §2a). */
+	bool config_fetching;
 };
 
 /* Records the stage and emits `event=boot stage=… node=…`. */

@@ -48,6 +48,10 @@ struct hs_peer {
 	bool mgmt_running;
 	uint8_t profile;
 	uint64_t config_version;
+	uint8_t config_hash[HS_CONFIG_HASH_BYTES];
+	bool has_config;
+	uint8_t conflict_hash[HS_CONFIG_HASH_BYTES]; /* the last one reported as a conflict */
+	bool conflict_reported;
 	bool has_hb;
 	struct hs_heartbeat hb;
 	uint64_t hb_at;
@@ -78,6 +82,8 @@ struct hs {
 	struct timer *t_probe, *t_hb;
 	struct hs_peer peers[CFG_MAX_NODES];
 	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
+	hs_config_fn config_fn;
+	void *config_ud;
 	hs_contact_fn contact_fn;
 	void *contact_ud;
 	hs_heartbeat_fill_fn hb_fn;
@@ -143,6 +149,7 @@ static void fill_hello(struct hs *hs, struct hs_hello *h, uint64_t challenge, bo
 			       .mgmt_running = hs->mgmt_running,
 			       .profile = hs->profile,
 			       .config_version = hs->cfg->version};
+	memcpy(h->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES);
 }
 
 static void send_hello(struct hs *hs, int node, bool external)
@@ -242,6 +249,7 @@ static void on_heartbeat(struct timer *t, void *ud)
 				    .health = 0xff,
 				    .config_version = hs->cfg->version,
 				    .mgmt_running = hs->mgmt_running};
+	memcpy(hb->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES);
 	if (hs->hb_fn)
 		hs->hb_fn(hb, hs->hb_ud);
 	hb->seq = ++hs->hb_seq;
@@ -253,11 +261,44 @@ static void on_heartbeat(struct timer *t, void *ud)
 	timer_arm(t, now + hs->cfg->timeouts.heartbeat_interval);
 }
 
-static void note_info(struct hs_peer *p, bool mgmt, uint8_t profile, uint64_t cfg_version)
+/* Two different files with the same version number: one event per peer and hash. */
+static void check_config_conflict(struct hs *hs, int node, struct hs_peer *p)
 {
+	if (p->config_version != hs->cfg->version ||
+	    !memcmp(p->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES)) {
+		p->conflict_reported = false;
+		return;
+	}
+	if (p->conflict_reported && !memcmp(p->conflict_hash, p->config_hash, HS_CONFIG_HASH_BYTES))
+		return;
+	p->conflict_reported = true;
+	memcpy(p->conflict_hash, p->config_hash, HS_CONFIG_HASH_BYTES);
+	char mine[2 * HS_CONFIG_HASH_BYTES + 1], theirs[2 * HS_CONFIG_HASH_BYTES + 1];
+	sodium_bin2hex(mine, sizeof(mine), hs->cfg->hash, HS_CONFIG_HASH_BYTES);
+	sodium_bin2hex(theirs, sizeof(theirs), p->config_hash, HS_CONFIG_HASH_BYTES);
+	struct event ev;
+	event_begin(&ev, "config");
+	event_add(&ev, "conflict", "same-version");
+	event_add_u64(&ev, "version", hs->cfg->version);
+	event_add(&ev, "node", hs->cfg->nodes[hs->self].name);
+	event_add(&ev, "hash", mine);
+	event_add(&ev, "peer", hs->cfg->nodes[node].name);
+	event_add(&ev, "peer_hash", theirs);
+	event_emit(&ev);
+}
+
+static void note_info(struct hs *hs, int node, bool mgmt, uint8_t profile, uint64_t cfg_version,
+		      const uint8_t cfg_hash[HS_CONFIG_HASH_BYTES])
+{
+	struct hs_peer *p = &hs->peers[node];
 	p->mgmt_running = mgmt;
 	p->profile = profile;
 	p->config_version = cfg_version;
+	memcpy(p->config_hash, cfg_hash, HS_CONFIG_HASH_BYTES);
+	p->has_config = true;
+	check_config_conflict(hs, node, p);
+	if (hs->config_fn)
+		hs->config_fn(node, cfg_version, cfg_hash, hs->config_ud);
 }
 
 /* The answer goes to the sender's configured address, never to the UDP source (a
@@ -358,24 +399,28 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 	case HS_MSG_HELLO:
 		reply_hello(hs, fd, from, &m->hello);
 		if (verified)
-			note_info(p, m->hello.mgmt_running, m->hello.profile,
-				  m->hello.config_version);
+			note_info(hs, from, m->hello.mgmt_running, m->hello.profile,
+				  m->hello.config_version, m->hello.config_hash);
 		else if (!m->hello.external)
 			send_hello(hs, from, false); /* let it prove its new boot */
 		return;
 	case HS_MSG_HELLO_ACK:
-		note_info(p, m->hello.mgmt_running, m->hello.profile, m->hello.config_version);
+		note_info(hs, from, m->hello.mgmt_running, m->hello.profile, m->hello.config_version,
+			  m->hello.config_hash);
 		got_hello_ack(hs, from, &m->hello, now);
 		return;
 	case HS_MSG_HEARTBEAT:
 		p->has_hb = true;
 		p->hb = m->hb;
 		p->hb_at = now;
-		note_info(p, m->hb.mgmt_running, m->hb.profile, m->hb.config_version);
+		note_info(hs, from, m->hb.mgmt_running, m->hb.profile, m->hb.config_version,
+			  m->hb.config_hash);
 		break;
 	case HS_MSG_HEARTBEAT_ACK:
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
+	case HS_MSG_CONFIG_GET:
+	case HS_MSG_CONFIG_DATA:
 		break;
 	case _HS_MSG_MAX:
 		return;
@@ -626,6 +671,12 @@ int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud)
 	return 0;
 }
 
+void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud)
+{
+	hs->config_fn = fn;
+	hs->config_ud = ud;
+}
+
 void hs_set_heartbeat_fn(struct hs *hs, hs_heartbeat_fill_fn fill, void *ud)
 {
 	hs->hb_fn = fill;
@@ -660,7 +711,8 @@ uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq)
 
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len)
 {
-	if (!valid_node(hs, node) || (type != HS_MSG_QUERY && type != HS_MSG_QUERY_REPLY))
+	if (!valid_node(hs, node) || (type != HS_MSG_QUERY && type != HS_MSG_QUERY_REPLY &&
+				       type != HS_MSG_CONFIG_GET && type != HS_MSG_CONFIG_DATA))
 		return -EINVAL;
 	if (len > HS_BLOB_MAX)
 		return -EMSGSIZE;
@@ -694,6 +746,16 @@ int hs_peer_qdev_alive(const struct hs *hs, int node)
 		return -1;
 	int r = hs->qdev_fn(node, hs->qdev_ud);
 	return r == 0 || r == 1 ? r : -1;
+}
+
+bool hs_peer_config(const struct hs *hs, int node, uint64_t *version,
+		    uint8_t hash[HS_CONFIG_HASH_BYTES])
+{
+	if (!valid_node(hs, node) || !hs->peers[node].has_config)
+		return false;
+	*version = hs->peers[node].config_version;
+	memcpy(hash, hs->peers[node].config_hash, HS_CONFIG_HASH_BYTES);
+	return true;
 }
 
 bool hs_peer_mgmt_running(const struct hs *hs, int node)

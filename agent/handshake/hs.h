@@ -12,7 +12,14 @@
  *
  * Heartbeats: every `heartbeat_interval` one HEARTBEAT, one sequence number, to each other
  * node of the own pair. Its content comes from the heartbeat provider (the election fills
- * epochs and roles); hs fills seq, profile, mgmt_running and config_version first. */
+ * epochs and roles); hs fills seq, profile, mgmt_running, config_version and config_hash
+ * first.
+ *
+ * Configuration: HELLOs and heartbeats carry the sender's configuration version and
+ * BLAKE2b-256 hash; hs_peer_config() gives the last one heard. A peer announcing this
+ * node's version with another hash (two different files, one number) is a conflict:
+ * `event=config conflict=same-version version=N node=SELF hash=H peer=P peer_hash=H2`,
+ * once per peer and hash. */
 #pragma once
 
 #include "config.h"
@@ -62,6 +69,11 @@ void hs_key_free(uint8_t *key);
  * unless quiet. */
 int hs_key_file_read(const char *path, uint8_t **ret, bool quiet);
 
+/* Every configuration a peer announces (authentic HELLO, HELLO_ACK, HEARTBEAT). */
+typedef void (*hs_config_fn)(int node, uint64_t version, const uint8_t hash[HS_CONFIG_HASH_BYTES],
+			     void *ud);
+void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud);
+
 /* Several subscribers per type are allowed (up to 4). Only HEARTBEAT, HEARTBEAT_ACK,
  * QUERY and QUERY_REPLY are delivered; HELLOs are handled inside. Returns 0, -EINVAL,
  * -ENOSPC. */
@@ -78,12 +90,15 @@ int hs_send_heartbeat_ack(struct hs *hs, int node, uint64_t seq);
 /* Monotonic µs at which the heartbeat with this sequence number was sent; 0 when it is
  * not one of the last 64. */
 uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq);
-/* QUERY / QUERY_REPLY with an opaque payload of at most HS_BLOB_MAX bytes.
- * Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
+/* QUERY / QUERY_REPLY / CONFIG_GET / CONFIG_DATA with an opaque payload of at most
+ * HS_BLOB_MAX bytes. Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len);
 
 /* Peer state; node is an index into cfg->nodes (self answers "not contacted"). */
 bool hs_peer_contacted(const struct hs *hs, int node);
+/* The configuration the node announced last (authentic datagrams only); false before. */
+bool hs_peer_config(const struct hs *hs, int node, uint64_t *version,
+		    uint8_t hash[HS_CONFIG_HASH_BYTES]);
 uint64_t hs_peer_last_heard(const struct hs *hs, int node); /* monotonic µs, 0: never */
 uint64_t hs_peer_rtt(const struct hs *hs, int node);	    /* µs, UINT64_MAX: unknown */
 int hs_peer_external_alive(const struct hs *hs, int node);  /* 1, 0, -1 unknown */

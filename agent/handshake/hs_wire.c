@@ -9,8 +9,8 @@
 #define HS_MAGIC "CMPH"
 #define HS_KDF_CTX "cmpt-hs1"
 #define HS_KDF_ID 1
-#define HELLO_LEN 18
-#define HB_LEN 39
+#define HELLO_LEN (18 + HS_CONFIG_HASH_BYTES)
+#define HB_LEN (39 + HS_CONFIG_HASH_BYTES)
 #define ACK_LEN 8
 
 static const char *const drop_str[_HS_DROP_MAX] = {
@@ -145,6 +145,18 @@ static uint64_t get_n(struct cur *c, size_t n)
 	return v;
 }
 
+static void get_bytes(struct cur *c, uint8_t *out, size_t n)
+{
+	if (c->bad || c->left < n) {
+		c->bad = true;
+		memset(out, 0, n);
+		return;
+	}
+	memcpy(out, c->p, n);
+	c->p += n;
+	c->left -= n;
+}
+
 static uint8_t *put_n(uint8_t *p, uint64_t v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -169,7 +181,9 @@ static uint8_t *encode_hello(const struct hs_hello *m, uint8_t *p)
 	p = put_n(p, m->challenge, 8);
 	*p++ = (uint8_t)((m->external ? 1 : 0) | (m->mgmt_running ? 2 : 0));
 	*p++ = m->profile;
-	return put_n(p, m->config_version, 8);
+	p = put_n(p, m->config_version, 8);
+	memcpy(p, m->config_hash, HS_CONFIG_HASH_BYTES);
+	return p + HS_CONFIG_HASH_BYTES;
 }
 
 static uint8_t *encode_hb(const struct hs_heartbeat *m, uint8_t *p)
@@ -183,6 +197,8 @@ static uint8_t *encode_hb(const struct hs_heartbeat *m, uint8_t *p)
 	*p++ = m->health;
 	p = put_n(p, m->health_failed, 2);
 	p = put_n(p, m->config_version, 8);
+	memcpy(p, m->config_hash, HS_CONFIG_HASH_BYTES);
+	p += HS_CONFIG_HASH_BYTES;
 	*p++ = m->mgmt_running ? 1 : 0;
 	return p;
 }
@@ -200,6 +216,8 @@ static int encode_payload(const struct hs_msg *m, uint8_t *p)
 		return (int)(put_n(p, m->ack_seq, 8) - p);
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
+	case HS_MSG_CONFIG_GET:
+	case HS_MSG_CONFIG_DATA:
 		if (m->blob.len > HS_BLOB_MAX)
 			return -EMSGSIZE;
 		if (m->blob.len)
@@ -272,6 +290,7 @@ static bool decode_hello(struct cur *c, struct hs_hello *m)
 	m->mgmt_running = fl & 2;
 	m->profile = (uint8_t)get_n(c, 1);
 	m->config_version = get_n(c, 8);
+	get_bytes(c, m->config_hash, HS_CONFIG_HASH_BYTES);
 	return !(fl & ~3u);
 }
 
@@ -286,6 +305,7 @@ static void decode_hb(struct cur *c, struct hs_heartbeat *m)
 	m->health = (uint8_t)get_n(c, 1);
 	m->health_failed = (uint16_t)get_n(c, 2);
 	m->config_version = get_n(c, 8);
+	get_bytes(c, m->config_hash, HS_CONFIG_HASH_BYTES);
 	uint8_t fl = (uint8_t)get_n(c, 1);
 	m->mgmt_running = fl & 1;
 	if (fl & ~1u)
@@ -315,6 +335,8 @@ static enum hs_drop decode_payload(enum hs_msg_type t, const uint8_t *p, size_t 
 		break;
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
+	case HS_MSG_CONFIG_GET:
+	case HS_MSG_CONFIG_DATA:
 		want = n;
 		m.blob.data = p;
 		m.blob.len = n;

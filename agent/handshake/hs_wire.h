@@ -37,7 +37,10 @@
 #define HS_WIRE_HDR 36
 #define HS_WIRE_TAG 16
 #define HS_WIRE_MAX_PAYLOAD (HS_WIRE_MAX - HS_WIRE_HDR - HS_WIRE_TAG)
-#define HS_WIRE_VERSION 1
+/* 2: HELLO and HEARTBEAT carry the configuration's BLAKE2b-256 hash beside its version.
+ * A version-1 datagram is dropped as HS_DROP_VERSION before it is opened. */
+#define HS_WIRE_VERSION 2
+#define HS_CONFIG_HASH_BYTES 32
 #define HS_KEY_BYTES 32
 #define HS_BOOT_ID_BYTES 16
 /* QUERY / QUERY_REPLY payloads are opaque to this layer: at most this many bytes. */
@@ -50,6 +53,8 @@ enum hs_msg_type {
 	HS_MSG_HEARTBEAT_ACK,
 	HS_MSG_QUERY,
 	HS_MSG_QUERY_REPLY,
+	HS_MSG_CONFIG_GET,  /* configuration transfer (cfgsync.h): opaque payloads */
+	HS_MSG_CONFIG_DATA,
 	_HS_MSG_MAX
 };
 
@@ -79,6 +84,7 @@ struct hs_hello {
 	bool mgmt_running;  /* the sender runs a management system */
 	uint8_t profile;    /* sender's profile (enum rules_profile), 0xff: none yet */
 	uint64_t config_version;
+	uint8_t config_hash[HS_CONFIG_HASH_BYTES]; /* BLAKE2b-256 of its cluster.conf */
 };
 
 /* Heartbeat content. The election fills epochs and roles for both instance kinds
@@ -92,6 +98,7 @@ struct hs_heartbeat {
 	uint8_t health;		/* health summary: 0 ok, 1 degraded, 2 failed, 0xff unknown */
 	uint16_t health_failed; /* number of failed components */
 	uint64_t config_version;
+	uint8_t config_hash[HS_CONFIG_HASH_BYTES];
 	bool mgmt_running;
 };
 
@@ -106,7 +113,7 @@ struct hs_msg {
 		struct hs_hello hello;	/* HELLO and HELLO_ACK */
 		struct hs_heartbeat hb; /* HEARTBEAT */
 		uint64_t ack_seq;	/* HEARTBEAT_ACK */
-		struct hs_blob blob;	/* QUERY and QUERY_REPLY */
+		struct hs_blob blob;	/* QUERY, QUERY_REPLY, CONFIG_GET, CONFIG_DATA */
 	};
 };
 

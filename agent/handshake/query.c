@@ -6,7 +6,7 @@
 #include <sodium.h>
 #include <string.h>
 
-static const char *const answerable[] = {"status", "health", "paths", "raid"};
+static const char *const answerable[] = {"status", "health", "paths", "raid", "config"};
 
 static bool what_ok(const char *w)
 {
@@ -20,7 +20,7 @@ int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 		struct query_spec *ret, struct strbuf *err)
 {
 	static const char *usage =
-	    "usage: query <all|compartment X|node N> <status|health|paths|raid>";
+	    "usage: query <all|compartment X|node N> <status|health|paths|raid|config>";
 	struct query_spec s = {.json = json, .index = -1};
 	int wi;
 	if (argc == 2 && !strcmp(argv[0], "all")) {

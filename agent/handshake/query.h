@@ -1,4 +1,4 @@
-/* Cluster queries (SPEC §9): `query <all|compartment X|node N> <status|health|paths|raid>`
+/* Cluster queries (SPEC §9): `query <all|compartment X|node N> <status|health|paths|raid|config>`
  * asks other agents over the handshake protocol (QUERY / QUERY_REPLY), waits for each at
  * most `query_timeout`, groups the answers by compartment and names who did not answer.
  *
@@ -97,7 +97,7 @@ struct query_transport {
 	void *ud;
 };
 
-/* Answers a query locally: runs `what` (status|health|paths|raid) and fills `out`;
+/* Answers a query locally: runs `what` (status|health|paths|raid|config) and fills `out`;
  * returns 0 or -errno with an error text in `out`. */
 typedef int (*query_local_fn)(void *ud, const char *what, bool json, struct strbuf *out);
 

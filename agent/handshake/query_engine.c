@@ -194,7 +194,7 @@ static void answer_peer(struct query_engine *e, int node, const void *buf, size_
 	sb_init(&out);
 	int r;
 	if (!strcmp(what, "status") || !strcmp(what, "health") || !strcmp(what, "paths") ||
-	    !strcmp(what, "raid"))
+	    !strcmp(what, "raid") || !strcmp(what, "config"))
 		r = e->local(e->local_ud, what, json, &out);
 	else {
 		sb_printf(&out, "error: '%s' cannot be queried\n", what);

@@ -132,6 +132,7 @@ static void every_message_round_trips(void **state)
 					 .mgmt_running = true,
 					 .profile = 2,
 					 .config_version = 7}};
+	memset(hello.hello.config_hash, 0xa5, sizeof(hello.hello.config_hash));
 	struct hs_wire_hdr h = hdr(HS_MSG_HELLO, 5);
 	assert_int_equal(roundtrip(&h, &hello, &out, plain), HS_DROP_NONE);
 	assert_int_equal(out.type, HS_MSG_HELLO);
@@ -139,6 +140,7 @@ static void every_message_round_trips(void **state)
 	assert_true(out.hello.external && out.hello.mgmt_running);
 	assert_int_equal(out.hello.profile, 2);
 	assert_int_equal(out.hello.config_version, 7);
+	assert_memory_equal(out.hello.config_hash, hello.hello.config_hash, HS_CONFIG_HASH_BYTES);
 	hello.type = HS_MSG_HELLO_ACK;
 	h = hdr(HS_MSG_HELLO_ACK, 6);
 	assert_int_equal(roundtrip(&h, &hello, &out, plain), HS_DROP_NONE);
@@ -153,6 +155,8 @@ static void every_message_round_trips(void **state)
 				   .health_failed = 513,
 				   .config_version = 12,
 				   .mgmt_running = true}};
+	for (int i = 0; i < HS_CONFIG_HASH_BYTES; i++)
+		hb.hb.config_hash[i] = (uint8_t)i;
 	h = hdr(HS_MSG_HEARTBEAT, 7);
 	assert_int_equal(roundtrip(&h, &hb, &out, plain), HS_DROP_NONE);
 	assert_memory_equal(&out.hb.epoch, &hb.hb.epoch, sizeof(hb.hb.epoch));
@@ -160,6 +164,7 @@ static void every_message_round_trips(void **state)
 	assert_int_equal(out.hb.role[1], 2);
 	assert_int_equal(out.hb.health_failed, 513);
 	assert_int_equal(out.hb.config_version, 12);
+	assert_memory_equal(out.hb.config_hash, hb.hb.config_hash, HS_CONFIG_HASH_BYTES);
 	assert_true(out.hb.mgmt_running);
 
 	struct hs_msg ack = {.type = HS_MSG_HEARTBEAT_ACK, .ack_seq = 1ULL << 40};
@@ -169,7 +174,7 @@ static void every_message_round_trips(void **state)
 
 	static uint8_t big[HS_BLOB_MAX];
 	randombytes_buf(big, sizeof(big));
-	for (int t = HS_MSG_QUERY; t <= HS_MSG_QUERY_REPLY; t++) {
+	for (int t = HS_MSG_QUERY; t <= HS_MSG_CONFIG_DATA; t++) {
 		struct hs_msg q = {.type = t, .blob = {.data = big, .len = sizeof(big)}};
 		h = hdr(t, 9);
 		assert_int_equal(roundtrip(&h, &q, &out, plain), HS_DROP_NONE);
@@ -223,7 +228,8 @@ static void every_drop_reason(void **state)
 		enum hs_drop want;
 	} t[] = {
 	    {0, 'X', HS_DROP_BAD_MAGIC},
-	    {4, 2, HS_DROP_VERSION},
+	    {4, 1, HS_DROP_VERSION},		    /* the format before the config hash */
+	    {4, 3, HS_DROP_VERSION},
 	    {4, 0, HS_DROP_VERSION},
 	    {5, _HS_MSG_MAX, HS_DROP_TYPE},
 	    {10, 1, HS_DROP_BAD_MAGIC},		    /* reserved */
@@ -288,6 +294,23 @@ static void every_drop_reason(void **state)
 	}
 	for (int d = 0; d < _HS_DROP_MAX; d++)
 		assert_non_null(hs_drop_to_str(d));
+}
+
+/* A peer that speaks the format before the configuration hash (version 1): its
+ * datagrams are dropped and counted as `version`, never opened, however authentic. */
+static void old_format_dropped_as_version(void **state)
+{
+	uint8_t buf[HS_WIRE_MAX];
+	struct hs_msg hello = {.type = HS_MSG_HELLO, .hello = {.challenge = 1, .config_version = 3}};
+	struct hs_wire_hdr h = hdr(HS_MSG_HELLO, 5);
+	h.version = 1;
+	int n = hs_wire_seal(key, &h, &hello, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(buf[4], 1);
+	struct hs_wire_hdr got;
+	assert_int_equal(hs_wire_parse_hdr(buf, (size_t)n, &got), HS_DROP_VERSION);
+	assert_int_equal(HS_WIRE_VERSION, 2);
+	assert_string_equal(hs_drop_to_str(HS_DROP_VERSION), "version");
 }
 
 static void replay_window_tolerates_reordering(void **state)
@@ -375,6 +398,7 @@ int main(void)
 	    cmocka_unit_test(key_files),
 	    cmocka_unit_test(every_message_round_trips),
 	    cmocka_unit_test(every_drop_reason),
+	    cmocka_unit_test(old_format_dropped_as_version),
 	    cmocka_unit_test(replay_window_tolerates_reordering),
 	    cmocka_unit_test(boot_ids),
 	    cmocka_unit_test(no_back_fill_after_receiver_restart),
