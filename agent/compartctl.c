@@ -76,7 +76,8 @@ int main(int argc, char **argv)
 		sb_put(&ans, buf, (size_t)n);
 	if (ans.len)
 		fwrite(ans.buf, 1, ans.len, stdout);
-	bool failed = ans.len && (!strncmp(ans.buf, "error:", 6) || !strncmp(ans.buf, "{\"error\":", 9));
+	bool failed =
+	    ans.len && (!strncmp(ans.buf, "error:", 6) || !strncmp(ans.buf, "{\"error\":", 9));
 	sb_free(&ans);
 	return failed ? 1 : 0;
 }

@@ -89,7 +89,8 @@ int console_open_serial(struct agent *a, const char *dev)
 		snprintf(path, sizeof(path), "%s", dev);
 	else
 		snprintf(path, sizeof(path), "/dev/%s", dev);
-	int r = serial_open(a->env.console, a->env.loop, path, a->env.cfg->nodes[a->env.self].name, &a->serial);
+	int r = serial_open(a->env.console, a->env.loop, path, a->env.cfg->nodes[a->env.self].name,
+			    &a->serial);
 	if (r >= 0) /* [console] password; a reload changes the text in place */
 		serial_set_password(a->serial, a->env.cfg->console_password);
 	if (r < 0 || !a->opts.pid1)
@@ -148,7 +149,8 @@ int console_cmds_setup(struct agent *a)
 		const char *name, *args, *help, *module;
 	} absent[] = {
 	    {"approve-wipe", "<disk>", "authorize wiping one foreign disk (once)", "disks"},
-	    {"guest", "", "the guest partition's iSCSI export: target, ACL, initiators, I/O", "guest"},
+	    {"guest", "", "the guest partition's iSCSI export: target, ACL, initiators, I/O",
+	     "guest"},
 	    {"continue", "", "release the wait-operator profile", "decision"},
 	    {"promote", "<infra|admin>", "make this node master (refused when unsafe)", "election"},
 	    {"demote", "<infra|admin>", "step this node down to slave (refused when unsafe)",

@@ -11,7 +11,6 @@
 int console_cmds_setup(struct agent *a);
 void console_cmds_teardown(struct agent *a);
 
-
 /* Opens the serial console on `dev` ("ttyS0" or "/dev/ttyS0"): PID 1 calls it with the
  * compartd.console= / console= device (default ttyS0). Line editing, live event lines and
  * the `shell` command come with it. -EALREADY when one is open. */

@@ -48,7 +48,8 @@ static int config_parses(void *ud, struct strbuf *d)
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
-	int r = cfg_parse(a->env.cfg->path, hc->text, hc->len, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
+	int r =
+	    cfg_parse(a->env.cfg->path, hc->text, hc->len, a->kcmd.ovr, a->kcmd.n_ovr, &n, &err);
 	if (r < 0) {
 		char *nl = err.buf ? strchr(err.buf, '\n') : NULL;
 		if (nl)

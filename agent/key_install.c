@@ -44,8 +44,9 @@ static int stored_key(struct agent *a, uint8_t *key)
 	id_hex(c->key_id, want);
 	int r = n > 0 ? key_store_load(d, n, c->key_id, key, NULL) : -ENOENT;
 	if (r == -EKEYREJECTED)
-		log_warn("the cluster key stored on cmpt-state is not key %s (cluster.conf's key_id)",
-			 want);
+		log_warn(
+		    "the cluster key stored on cmpt-state is not key %s (cluster.conf's key_id)",
+		    want);
 	if (r == 0 && !key_has_cfg_id(c, key)) {
 		log_warn("the cluster key stored on cmpt-state does not have its recorded id, "
 			 "ignoring it");
@@ -68,8 +69,9 @@ int agent_key_get(struct agent *a, uint8_t **ret_key)
 	if (hs_key_file_exists(c->key_file) || !c->has_key_id) {
 		int r = hs_key_load(c->key_file, c->name, ret_key);
 		if (r == -ENOENT && !c->has_key_id)
-			log_error("no cluster key: set [cluster] key_id in cluster.conf to have the "
-				  "node wait for it on the serial console ('key install')");
+			log_error(
+			    "no cluster key: set [cluster] key_id in cluster.conf to have the "
+			    "node wait for it on the serial console ('key install')");
 		return r;
 	}
 	uint8_t *k = sodium_malloc(HS_KEY_BYTES);
@@ -99,11 +101,15 @@ static void key_keep(struct agent *a, const uint8_t *key, struct strbuf *msg)
 	event_add_u64(&ev, "stored", (uint64_t)ok);
 	event_emit(&ev);
 	if (ok == 0)
-		sb_printf(msg, "key %s accepted, but there is no cmpt-state to keep it on: it is "
-			       "used for this boot only\n", id);
+		sb_printf(msg,
+			  "key %s accepted, but there is no cmpt-state to keep it on: it is "
+			  "used for this boot only\n",
+			  id);
 	else
-		sb_printf(msg, "key %s accepted and stored on %d cmpt-state%s%s; continuing the "
-			       "boot\n", id, ok, ok == 1 ? "" : "s",
+		sb_printf(msg,
+			  "key %s accepted and stored on %d cmpt-state%s%s; continuing the "
+			  "boot\n",
+			  id, ok, ok == 1 ? "" : "s",
 			  r < 0 ? " (not on every one: see the log)" : "");
 }
 
@@ -124,8 +130,10 @@ static void on_key_typed(struct console_req *req, const char *secret, void *ud)
 		id_hex(a->env.cfg->key_id, want);
 		log_warn("key install: a key with id %s was refused (cluster.conf wants %s)", got,
 			 want);
-		console_req_error(req, "wrong key: its id is %s, cluster.conf's key_id is %s; "
-				       "nothing stored", got, want);
+		console_req_error(req,
+				  "wrong key: its id is %s, cluster.conf's key_id is %s; "
+				  "nothing stored",
+				  got, want);
 	} else {
 		key_keep(a, key, &req->out);
 		kw.waiting = false;

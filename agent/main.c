@@ -47,13 +47,15 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-	{"run", agent_run_main, "run the agent (--foreground --config F --node N --state-dir D)"},
-	{"check-config", check_config_main, "check a cluster.conf and print its normalized form"},
-	{"config", config_cli_main, "export a pair's configuration as a bundle, or import one (config --help)"},
-	{"rules", rules_cli_main, "check a rules file, or evaluate it on given facts (rules --help)"},
-	{"disks", disk_cli_main, "plan or apply the disk layout (plan|apply --config F --node N)"},
-	{"state", state_cli_main, "show the state journal (show --disk PATH... [--json])"},
-	{"storage", storage_cli_main, "serve a storage over NBD (serve --config F --node N ...), detach /dev/nbdN"},
+    {"run", agent_run_main, "run the agent (--foreground --config F --node N --state-dir D)"},
+    {"check-config", check_config_main, "check a cluster.conf and print its normalized form"},
+    {"config", config_cli_main,
+     "export a pair's configuration as a bundle, or import one (config --help)"},
+    {"rules", rules_cli_main, "check a rules file, or evaluate it on given facts (rules --help)"},
+    {"disks", disk_cli_main, "plan or apply the disk layout (plan|apply --config F --node N)"},
+    {"state", state_cli_main, "show the state journal (show --disk PATH... [--json])"},
+    {"storage", storage_cli_main,
+     "serve a storage over NBD (serve --config F --node N ...), detach /dev/nbdN"},
 };
 
 static void usage(FILE *f)

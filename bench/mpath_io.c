@@ -29,14 +29,16 @@ static uint64_t bsize, nreq, span_blocks;
 static atomic_uint_fast64_t next_req;
 static atomic_uint_fast64_t errors;
 
-static double now_s(void) {
+static double now_s(void)
+{
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void *xbuf(size_t n, int fill) {
+static void *xbuf(size_t n, int fill)
+{
 	void *p;
 
 	if (posix_memalign(&p, 4096, n) != 0) {
@@ -47,7 +49,8 @@ static void *xbuf(size_t n, int fill) {
 	return p;
 }
 
-static uint64_t xorshift(uint64_t *s) {
+static uint64_t xorshift(uint64_t *s)
+{
 	*s ^= *s << 13;
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
@@ -56,7 +59,8 @@ static uint64_t xorshift(uint64_t *s) {
 
 /* One worker: takes request numbers until nreq are issued. Sequential requests are
  * consecutive blocks; random ones (span_blocks > 0) land anywhere in the span. */
-static void *worker(void *arg) {
+static void *worker(void *arg)
+{
 	uint64_t seed = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1);
 	char *buf = xbuf(bsize, 0x5a);
 	uint64_t i;
@@ -68,15 +72,17 @@ static void *worker(void *arg) {
 
 		if (n != (ssize_t)bsize) {
 			if (atomic_fetch_add(&errors, 1) < 3)
-				fprintf(stderr, "mpath_io: %s at %llu: %s\n", writing ? "write" : "read",
-				        (unsigned long long)off, n < 0 ? strerror(errno) : "short");
+				fprintf(stderr, "mpath_io: %s at %llu: %s\n",
+					writing ? "write" : "read", (unsigned long long)off,
+					n < 0 ? strerror(errno) : "short");
 		}
 	}
 	free(buf);
 	return NULL;
 }
 
-static int run_workers(int qd) {
+static int run_workers(int qd)
+{
 	pthread_t t[MAX_QD];
 
 	for (int i = 0; i < qd; i++)
@@ -89,7 +95,8 @@ static int run_workers(int qd) {
 	return 0;
 }
 
-static int open_dev(int flags) {
+static int open_dev(int flags)
+{
 	fd = open(dev, flags | O_DIRECT);
 	if (fd < 0) {
 		fprintf(stderr, "mpath_io: %s: %s\n", dev, strerror(errno));
@@ -98,7 +105,8 @@ static int open_dev(int flags) {
 	return 0;
 }
 
-static int parse_dir(const char *s) {
+static int parse_dir(const char *s)
+{
 	if (strcmp(s, "write") == 0)
 		return 1;
 	if (strcmp(s, "read") == 0)
@@ -107,7 +115,8 @@ static int parse_dir(const char *s) {
 	exit(2);
 }
 
-static int throughput(const char *mode, int qd) {
+static int throughput(const char *mode, int qd)
+{
 	double t0, t;
 
 	if (qd < 1 || qd > MAX_QD) {
@@ -122,14 +131,15 @@ static int throughput(const char *mode, int qd) {
 	if (writing && fsync(fd) < 0)
 		atomic_fetch_add(&errors, 1);
 	t = now_s() - t0;
-	printf("mpath_io %s dir=%s bytes=%llu secs=%.3f mbs=%.2f iops=%.0f qd=%d errors=%llu\n", mode,
-	       writing ? "write" : "read", (unsigned long long)(nreq * bsize), t, nreq * bsize / 1e6 / t,
-	       nreq / t, qd, (unsigned long long)errors);
+	printf("mpath_io %s dir=%s bytes=%llu secs=%.3f mbs=%.2f iops=%.0f qd=%d errors=%llu\n",
+	       mode, writing ? "write" : "read", (unsigned long long)(nreq * bsize), t,
+	       nreq * bsize / 1e6 / t, nreq / t, qd, (unsigned long long)errors);
 	return errors ? 1 : 0;
 }
 
 /* 4 KiB blocks 0..255 in turn: write a pattern naming the round, read it back, compare. */
-static int stall(double seconds, const char *stopfile) {
+static int stall(double seconds, const char *stopfile)
+{
 	char *w = xbuf(4096, 0), *r = xbuf(4096, 0);
 	double start, last, gap_max = 0, gap_at = 0;
 	uint64_t ops = 0, errs = 0, mismatches = 0;
@@ -144,8 +154,8 @@ static int stall(double seconds, const char *stopfile) {
 		snprintf(w, 4096, "mpath_io round %llu", (unsigned long long)ops);
 		if (pwrite(fd, w, 4096, off) != 4096 || pread(fd, r, 4096, off) != 4096) {
 			if (errs++ < 3)
-				fprintf(stderr, "mpath_io: I/O at %llu: %s\n", (unsigned long long)off,
-				        strerror(errno));
+				fprintf(stderr, "mpath_io: I/O at %llu: %s\n",
+					(unsigned long long)off, strerror(errno));
 		} else if (memcmp(w, r, 4096) != 0)
 			mismatches++;
 		ops++;
@@ -156,13 +166,15 @@ static int stall(double seconds, const char *stopfile) {
 		}
 		last = t;
 	}
-	printf("mpath_io stall ops=%llu secs=%.1f max_gap=%.3f gap_at=%.1f errors=%llu mismatches=%llu\n",
+	printf("mpath_io stall ops=%llu secs=%.1f max_gap=%.3f gap_at=%.1f errors=%llu "
+	       "mismatches=%llu\n",
 	       (unsigned long long)ops, last - start, gap_max, gap_at, (unsigned long long)errs,
 	       (unsigned long long)mismatches);
 	return errs || mismatches ? 1 : 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
 	if (argc >= 7 && strcmp(argv[1], "rand") == 0) {
 		dev = argv[2];
 		writing = parse_dir(argv[3]);
@@ -186,7 +198,8 @@ int main(int argc, char **argv) {
 		dev = argv[2];
 		return stall(atof(argv[3]), argv[4]);
 	}
-	fprintf(stderr, "usage: mpath_io seq DEV write|read MIB QD | rand DEV read|write OPS MIB QD |"
-	                " stall DEV SECONDS STOPFILE\n");
+	fprintf(stderr,
+		"usage: mpath_io seq DEV write|read MIB QD | rand DEV read|write OPS MIB QD |"
+		" stall DEV SECONDS STOPFILE\n");
 	return 2;
 }

@@ -106,7 +106,8 @@ static long read_sys_long(int index, const char *attr)
 	char path[64], *text = NULL;
 	snprintf(path, sizeof(path), "/sys/block/nbd%d/%s", index, attr);
 	long v = -1;
-	if (read_full_file(path, 64, &text, NULL) == 0 && parse_int(strstrip(text), 0, LONG_MAX, &v) < 0)
+	if (read_full_file(path, 64, &text, NULL) == 0 &&
+	    parse_int(strstrip(text), 0, LONG_MAX, &v) < 0)
 		v = -1;
 	free(text);
 	return v;
@@ -187,15 +188,15 @@ static int reload(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops export_ops = {
-	.check_reachable = check_reachable,
-	.check_parses = check_parses,
-	.check_integrity = check_integrity,
-	.isolate = isolate,
-	.restart = restart,
-	.reload = reload,
-	.retry_interval_us = 2 * USEC_PER_SEC,
-	.restart_tries = 1,
-	.reload_tries = 3,
+    .check_reachable = check_reachable,
+    .check_parses = check_parses,
+    .check_integrity = check_integrity,
+    .isolate = isolate,
+    .restart = restart,
+    .reload = reload,
+    .retry_interval_us = 2 * USEC_PER_SEC,
+    .restart_tries = 1,
+    .reload_tries = 3,
 };
 
 struct health_export {

@@ -76,12 +76,12 @@ static int restart(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops path_ops = {
-	.check_reachable = check_reachable,
-	.check_parses = check_parses,
-	.check_integrity = check_integrity,
-	.isolate = isolate,
-	.restart = restart,
-	.retry_interval_us = 2 * USEC_PER_SEC,
+    .check_reachable = check_reachable,
+    .check_parses = check_parses,
+    .check_integrity = check_integrity,
+    .isolate = isolate,
+    .restart = restart,
+    .retry_interval_us = 2 * USEC_PER_SEC,
 };
 
 struct health_paths {
@@ -110,7 +110,8 @@ int health_paths_register(struct health *h, struct storage *s, uint64_t interval
 			*w = (struct path_watch){.m = s->m[i], .idx = p};
 			const char *portal;
 			mpath_path_state(w->m, p, &portal, NULL);
-			snprintf(hp->ids[hp->n], HEALTH_NAME_MAX, "%s@%s", mpath_name(s->m[i]), portal);
+			snprintf(hp->ids[hp->n], HEALTH_NAME_MAX, "%s@%s", mpath_name(s->m[i]),
+				 portal);
 			r = health_register(h, &hp->ops, w, "path", hp->ids[hp->n], NULL);
 			if (r >= 0)
 				hp->n++;

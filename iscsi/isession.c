@@ -65,8 +65,7 @@ static void on_parked_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 		watch_events(p);
 }
 
-void isession_park(struct isession_park *p, struct iscsi_context *ctx, void *cb_data,
-		   uint64_t now)
+void isession_park(struct isession_park *p, struct iscsi_context *ctx, void *cb_data, uint64_t now)
 {
 	isession_unpark(p); /* an older one still waiting: its task is lost, rarely */
 	p->ctx = ctx;

@@ -43,8 +43,7 @@ struct isession_park {
 
 void isession_park_init(struct isession_park *p, struct loop *l);
 /* Parks ctx (and cb_data, freed with it) until its login is called back. */
-void isession_park(struct isession_park *p, struct iscsi_context *ctx, void *cb_data,
-		   uint64_t now);
+void isession_park(struct isession_park *p, struct iscsi_context *ctx, void *cb_data, uint64_t now);
 /* The owner's login callback saw the parked context (or cb_data): libiscsi let go of it. */
 void isession_park_called_back(struct isession_park *p);
 /* From the owner's prepare step: services the parked context at most once a second (its

@@ -540,7 +540,8 @@ int nbdx_kernel_reexport(struct nbdx *x, struct strbuf *msg)
 			r = reattach(x, true);
 		}
 		if (r == 0) {
-			sb_printf(msg, "/dev/nbd%d reconfigured with a fresh socket", x->kernel_index);
+			sb_printf(msg, "/dev/nbd%d reconfigured with a fresh socket",
+				  x->kernel_index);
 			return 0;
 		}
 		/* No dead socket to replace (or a half-torn device): start over. */

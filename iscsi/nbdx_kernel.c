@@ -314,7 +314,8 @@ void nbdx_kernel_disconnect(int index, int child)
 	nl_put_u32(&m, NBD_ATTR_INDEX, (uint32_t)index);
 	int r = nbd_end(fd, &m);
 	if (r < 0)
-		log_warn("nbd: disconnecting /dev/nbd%d failed (%s), ignoring", index, strerror(-r));
+		log_warn("nbd: disconnecting /dev/nbd%d failed (%s), ignoring", index,
+			 strerror(-r));
 }
 
 /* ---- status, reconfigure, disconnect (the health check's re-export) ---- */

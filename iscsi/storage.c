@@ -256,8 +256,9 @@ static void on_quit(struct loop *l, const struct signalfd_siginfo *si, void *ud)
 {
 	const char *root = ud;
 	if (root && si->ssi_signo == SIGTERM) {
-		log_warn("signal %u ignored: this process serves %s, the root file system's storage",
-			 si->ssi_signo, root);
+		log_warn(
+		    "signal %u ignored: this process serves %s, the root file system's storage",
+		    si->ssi_signo, root);
 		return;
 	}
 	log_notice("signal %u: stopping", si->ssi_signo);
@@ -275,7 +276,8 @@ static int serve(struct serve_opts *o, struct cfg *cfg)
 	const char *root = storage_root_name(cfg, cfg_find_node(cfg, o->node), false, o->so.only);
 	if (root && proctitle_mark_root_storage() == 0)
 		log_notice("storage %s holds the root file system: argv[0] starts with '@', "
-			   "SIGTERM ignored", root);
+			   "SIGTERM ignored",
+			   root);
 	if ((r = loop_add_signal(l, SIGTERM, on_quit, (void *)root)) < 0 ||
 	    (r = loop_add_signal(l, SIGINT, on_quit, NULL)) < 0)
 		goto out;
@@ -343,8 +345,9 @@ static int detach_main(int argc, char **argv)
 	long index;
 	if (argc != 2 || strncmp(argv[1], "/dev/nbd", 8) != 0 ||
 	    parse_int(argv[1] + 8, 0, 65535, &index) < 0) {
-		fprintf(stderr, "usage: compartd storage detach /dev/nbdN\n"
-				"Disconnects the kernel's NBD device (netlink NBD_CMD_DISCONNECT).\n");
+		fprintf(stderr,
+			"usage: compartd storage detach /dev/nbdN\n"
+			"Disconnects the kernel's NBD device (netlink NBD_CMD_DISCONNECT).\n");
 		return 2;
 	}
 	bool connected = false;

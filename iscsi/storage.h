@@ -49,8 +49,7 @@ int storage_console_register(struct storage *s, struct console *c);
  * storage): `paths` then says so. storage_detach() unregisters and frees; NULL-safe. */
 struct node_env;
 struct storage_attached;
-int storage_attach(struct storage *s, const struct node_env *env,
-		   struct storage_attached **ret);
+int storage_attach(struct storage *s, const struct node_env *env, struct storage_attached **ret);
 struct storage_attached *storage_detach(struct storage_attached *at);
 
 /* `compartd storage serve …` */

@@ -15,8 +15,7 @@ struct storage_attached {
 	struct health_export *exports;
 };
 
-int storage_attach(struct storage *s, const struct node_env *env,
-		   struct storage_attached **ret)
+int storage_attach(struct storage *s, const struct node_env *env, struct storage_attached **ret)
 {
 	static const size_t none = 0;
 	*ret = NULL;

@@ -9,7 +9,6 @@
 #include "journal.h"
 #include "raid.h"
 
-
 struct disk_bootstrap_opts {
 	const char *const *disks; /* explicit list; NULL/0: the node's `disks =` (or auto) */
 	int n_disks;

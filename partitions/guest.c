@@ -17,7 +17,6 @@
 
 #define SECRET_MAX 256
 
-
 static const char *root(const struct guest_opts *o)
 {
 	return o->configfs ? o->configfs : GUEST_CONFIGFS;
@@ -207,8 +206,10 @@ static int configfs_ready(const struct guest_opts *o, char *why, size_t n)
 	    mount("configfs", "/sys/kernel/config", "configfs", 0, NULL) < 0 && errno != EBUSY)
 		log_warn("guest: mounting configfs: %s", strerror(errno));
 	if (access(GUEST_CONFIGFS, F_OK) < 0) {
-		snprintf(why, n, "no LIO target in this kernel (%s missing: target_core_mod, "
-				 "target_core_iblock, iscsi_target_mod loaded?)", GUEST_CONFIGFS);
+		snprintf(why, n,
+			 "no LIO target in this kernel (%s missing: target_core_mod, "
+			 "target_core_iblock, iscsi_target_mod loaded?)",
+			 GUEST_CONFIGFS);
 		return -ENOENT;
 	}
 	return 0;
@@ -218,8 +219,8 @@ static void copy_opts(struct guest *g, const struct guest_opts *o)
 {
 	snprintf(g->configfs, sizeof(g->configfs), "%s", root(o));
 	snprintf(g->proc_net, sizeof(g->proc_net), "%s", o->proc_net ? o->proc_net : "/proc/net");
-	g->opts = (struct guest_opts){.configfs = g->configfs, .proc_net = g->proc_net,
-				      .simulate = o->simulate};
+	g->opts = (struct guest_opts){
+	    .configfs = g->configfs, .proc_net = g->proc_net, .simulate = o->simulate};
 }
 
 /* Plans and writes the tree; why says what stopped it (the module lives on anyway). */
@@ -234,7 +235,8 @@ static int guest_export(struct guest *g, const struct cfg *c, int self,
 	e = guest_plan_compute(c, self, &part, g->plan);
 	if (e == -ENOENT)
 		return snprintf(g->why, sizeof(g->why), "compartment %s names no infra_initiator",
-				c->compartments[c->nodes[self].compartment].name), e;
+				c->compartments[c->nodes[self].compartment].name),
+		       e;
 	if (e < 0)
 		return snprintf(g->why, sizeof(g->why), "cannot plan: %s", strerror(-e)), e;
 	if ((e = configfs_ready(&g->opts, g->why, sizeof(g->why))) < 0)

@@ -54,10 +54,10 @@ struct guest_op {
 struct guest_plan {
 	char node[CFG_NAME_MAX];
 	char compartment[CFG_NAME_MAX];
-	char iqn[CFG_IQN_MAX];	 /* iqn.2026-12.compartd.<cluster>:guest.<node> */
-	char portal[80];	 /* "10.77.1.11:3260", "[fd00::1]:3260": the np directory name */
-	char serial[40];	 /* vpd_unit_serial: the partition GUID */
-	char naa[40];		 /* the VPD 0x83 NAA designator LIO derives from the serial */
+	char iqn[CFG_IQN_MAX];	    /* iqn.2026-12.compartd.<cluster>:guest.<node> */
+	char portal[80];	    /* "10.77.1.11:3260", "[fd00::1]:3260": the np directory name */
+	char serial[40];	    /* vpd_unit_serial: the partition GUID */
+	char naa[40];		    /* the VPD 0x83 NAA designator LIO derives from the serial */
 	char tpg[CFG_IQN_MAX + 32]; /* "iscsi/<iqn>/tpgt_1" */
 	struct guest_part part;
 	char acls[CFG_MAX_INITIATORS][CFG_IQN_MAX];

@@ -72,7 +72,8 @@ static int check_parses(void *ud, struct strbuf *d)
 		return r;
 	if (s.size != g->plan->part.size)
 		return sb_printf(d, "LU is %" PRIu64 " bytes, cmpt-guest %" PRIu64, s.size,
-				 g->plan->part.size), -EBADMSG;
+				 g->plan->part.size),
+		       -EBADMSG;
 	int want;
 	if (!acls_match(g, &s, &want))
 		return sb_printf(d, "%d ACL(s), %d configured", s.n_acls, want), -EBADMSG;
@@ -101,7 +102,8 @@ static int check_integrity(void *ud, struct strbuf *d)
 	for (int i = 0; i < info->n_parts; i++)
 		if (!strcmp(info->parts[i].name, disk_part_name(DISK_PART_GUEST)))
 			return strcasecmp(info->parts[i].uuid, p->guid)
-				   ? (sb_printf(d, "cmpt-guest now has GUID %s", info->parts[i].uuid),
+				   ? (sb_printf(d, "cmpt-guest now has GUID %s",
+						info->parts[i].uuid),
 				      -EBADMSG)
 				   : 0;
 	return sb_printf(d, "%s has no cmpt-guest any more", p->disk), -ENOENT;
@@ -141,10 +143,10 @@ static const struct health_component_ops guest_ops = {
 int guest_attach(struct guest *g, const struct node_env *env)
 {
 	int r;
-	if (env->console &&
-	    (r = console_register(env->console, "guest", "",
-				  "the guest partition's iSCSI export: target, ACL, initiators, I/O",
-				  cmd_guest, g)) < 0)
+	if (env->console && (r = console_register(
+				 env->console, "guest", "",
+				 "the guest partition's iSCSI export: target, ACL, initiators, I/O",
+				 cmd_guest, g)) < 0)
 		return log_error_errno(r, "guest: cannot register the console command");
 	if (!env->health)
 		return 0;

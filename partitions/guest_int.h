@@ -11,8 +11,8 @@ struct guest {
 	int self;
 	struct guest_plan *plan; /* n_ops == 0: nothing to export */
 	bool exported;
-	char why[320]; /* why nothing is exported */
-	struct health *health; /* where guest:<node> is registered, NULL when not */
+	char why[320];		 /* why nothing is exported */
+	struct health *health;	 /* where guest:<node> is registered, NULL when not */
 	char node[CFG_NAME_MAX]; /* the component's id */
 };
 

@@ -9,9 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const op_str[_GUEST_OP_MAX] = {
-    [GUEST_OP_MKDIR] = "mkdir", [GUEST_OP_WRITE] = "write", [GUEST_OP_SECRET] = "secret",
-    [GUEST_OP_LINK] = "link"};
+static const char *const op_str[_GUEST_OP_MAX] = {[GUEST_OP_MKDIR] = "mkdir",
+						  [GUEST_OP_WRITE] = "write",
+						  [GUEST_OP_SECRET] = "secret",
+						  [GUEST_OP_LINK] = "link"};
 
 const char *guest_op_kind_to_str(enum guest_op_kind k)
 {
@@ -59,7 +60,8 @@ static int disk_guest_ok(const struct disk_bootstrap_disk *bd, const struct disk
 	case DISK_VERDICT_TOO_SMALL:
 	case _DISK_VERDICT_MAX:
 		return snprintf(why, n, "%s: %s, not laid out by compartd", path,
-				disk_verdict_to_str(bd->plan.verdict)), -ENOENT;
+				disk_verdict_to_str(bd->plan.verdict)),
+		       -ENOENT;
 	}
 	if (bd->info.is_file || bd->info.is_partition)
 		return snprintf(why, n, "%s: not a whole block disk (no partition device)", path),
@@ -112,7 +114,8 @@ void guest_iqn(const struct cfg *c, int node, char out[CFG_IQN_MAX])
 			   c->nodes[node].name);
 	for (int i = 0; i < len && out[i]; i++) {
 		char ch = (char)tolower((unsigned char)out[i]);
-		out[i] = (isalnum((unsigned char)ch) || ch == '.' || ch == '-' || ch == ':') ? ch : '-';
+		out[i] =
+		    (isalnum((unsigned char)ch) || ch == '.' || ch == '-' || ch == ':') ? ch : '-';
 	}
 }
 
@@ -159,8 +162,9 @@ static int plan_backstore(struct guest_plan *p)
 	 * reads it back. */
 	r = r ?: add(p, GUEST_OP_WRITE, false, p->part.path, "%s/udev_path", GUEST_BACKSTORE);
 	r = r ?: add(p, GUEST_OP_WRITE, false, "1", "%s/enable", GUEST_BACKSTORE);
-	r = r ?: add(p, GUEST_OP_WRITE, false, p->serial, "%s/wwn/vpd_unit_serial",
-		     GUEST_BACKSTORE);
+	r = r
+		?: add(p, GUEST_OP_WRITE, false, p->serial, "%s/wwn/vpd_unit_serial",
+		       GUEST_BACKSTORE);
 	return r;
 }
 
@@ -179,8 +183,9 @@ static int plan_target(struct guest_plan *p)
 	r = r ?: add(p, GUEST_OP_WRITE, false, "0", "%s/attrib/generate_node_acls", p->tpg);
 	r = r ?: add(p, GUEST_OP_WRITE, false, "0", "%s/attrib/cache_dynamic_acls", p->tpg);
 	r = r ?: add(p, GUEST_OP_WRITE, false, "0", "%s/attrib/demo_mode_write_protect", p->tpg);
-	r = r ?: add(p, GUEST_OP_WRITE, false, p->chap ? "1" : "0", "%s/attrib/authentication",
-		     p->tpg);
+	r = r
+		?: add(p, GUEST_OP_WRITE, false, p->chap ? "1" : "0", "%s/attrib/authentication",
+		       p->tpg);
 	return r;
 }
 
@@ -197,14 +202,17 @@ static int plan_acl(struct guest_plan *p, const struct cfg_compartment *co, cons
 	r = r ?: add(p, GUEST_OP_LINK, false, lun, "%s/lun_%d/lun_%d", acl, GUEST_LUN, GUEST_LUN);
 	if (p->chap) {
 		r = r ?: add(p, GUEST_OP_WRITE, false, co->guest_chap_user, "%s/auth/userid", acl);
-		r = r ?: add(p, GUEST_OP_SECRET, false, co->guest_chap_secret_file,
-			     "%s/auth/password", acl);
+		r = r
+			?: add(p, GUEST_OP_SECRET, false, co->guest_chap_secret_file,
+			       "%s/auth/password", acl);
 	}
 	if (p->mutual_chap) {
-		r = r ?: add(p, GUEST_OP_WRITE, false, co->guest_chap_mutual_user,
-			     "%s/auth/userid_mutual", acl);
-		r = r ?: add(p, GUEST_OP_SECRET, false, co->guest_chap_mutual_secret_file,
-			     "%s/auth/password_mutual", acl);
+		r = r
+			?: add(p, GUEST_OP_WRITE, false, co->guest_chap_mutual_user,
+			       "%s/auth/userid_mutual", acl);
+		r = r
+			?: add(p, GUEST_OP_SECRET, false, co->guest_chap_mutual_secret_file,
+			       "%s/auth/password_mutual", acl);
 	}
 	return r;
 }
@@ -247,8 +255,8 @@ int guest_plan_compute(const struct cfg *c, int self, const struct guest_part *p
 
 void guest_plan_format(const struct guest_plan *p, struct strbuf *out)
 {
-	sb_printf(out, "# node %s (compartment %s): %s (%s, GUID %s, %" PRIu64 " bytes)\n",
-		  p->node, p->compartment, p->part.path, p->part.disk, p->part.guid, p->part.size);
+	sb_printf(out, "# node %s (compartment %s): %s (%s, GUID %s, %" PRIu64 " bytes)\n", p->node,
+		  p->compartment, p->part.path, p->part.disk, p->part.guid, p->part.size);
 	sb_printf(out, "# target %s portal %s designator %s serial %s\n", p->iqn, p->portal, p->naa,
 		  p->serial);
 	for (int i = 0; i < p->n_ops; i++) {

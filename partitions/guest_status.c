@@ -85,7 +85,8 @@ static bool portal_listening(const struct guest *g, const struct cfg_addr *a)
 		unsigned lport;
 		if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*s %7s", local, &lport, st) != 3)
 			continue;
-		if (lport == port && !strcmp(st, "0A") && (!strcmp(local, want) || !strcmp(local, any)))
+		if (lport == port && !strcmp(st, "0A") &&
+		    (!strcmp(local, want) || !strcmp(local, any)))
 			return true;
 	}
 	return false;
@@ -135,8 +136,8 @@ int guest_status_read(const struct guest *g, struct guest_status *s)
 	read_attr(g, rel, b, sizeof(b));
 	s->tpg_enabled = !strcmp(b, "1");
 	struct cfg_addr a;
-	s->portal_listening = cfg_addr_parse(g->plan->portal, CFG_GUEST_PORT, &a) == 0 &&
-			      portal_listening(g, &a);
+	s->portal_listening =
+	    cfg_addr_parse(g->plan->portal, CFG_GUEST_PORT, &a) == 0 && portal_listening(g, &a);
 	read_attr(g, GUEST_BACKSTORE "/udev_path", s->udev_path, sizeof(s->udev_path));
 	char serial[128];
 	read_attr(g, GUEST_BACKSTORE "/wwn/vpd_unit_serial", serial, sizeof(serial));
@@ -168,10 +169,12 @@ static void format_json(const struct guest *g, const struct guest_status *s, str
 	sb_json_str(o, p->part.guid);
 	sb_puts(o, ",\"designator\":");
 	sb_json_str(o, p->naa);
-	sb_printf(o, ",\"size\":%" PRIu64 ",\"enabled\":%s,\"listening\":%s,\"chap\":%s,"
-		     "\"mutual_chap\":%s,\"acls\":[",
-		  s->size, s->tpg_enabled ? "true" : "false", s->portal_listening ? "true" : "false",
-		  p->chap ? "true" : "false", p->mutual_chap ? "true" : "false");
+	sb_printf(o,
+		  ",\"size\":%" PRIu64 ",\"enabled\":%s,\"listening\":%s,\"chap\":%s,"
+		  "\"mutual_chap\":%s,\"acls\":[",
+		  s->size, s->tpg_enabled ? "true" : "false",
+		  s->portal_listening ? "true" : "false", p->chap ? "true" : "false",
+		  p->mutual_chap ? "true" : "false");
 	for (int i = 0; i < s->n_acls; i++) {
 		sb_puts(o, i ? "," : "");
 		sb_json_str(o, s->acls[i]);
@@ -181,8 +184,10 @@ static void format_json(const struct guest *g, const struct guest_status *s, str
 		sb_puts(o, i ? "," : "");
 		sb_json_str(o, s->sessions[i]);
 	}
-	sb_printf(o, "],\"read_mbytes\":%" PRIu64 ",\"write_mbytes\":%" PRIu64 ",\"commands\":%" PRIu64
-		     "}\n", s->read_mbytes, s->write_mbytes, s->cmds);
+	sb_printf(o,
+		  "],\"read_mbytes\":%" PRIu64 ",\"write_mbytes\":%" PRIu64 ",\"commands\":%" PRIu64
+		  "}\n",
+		  s->read_mbytes, s->write_mbytes, s->cmds);
 }
 
 static void format_text(const struct guest *g, const struct guest_status *s, struct strbuf *o)
@@ -204,8 +209,9 @@ static void format_text(const struct guest *g, const struct guest_status *s, str
 			on = on || !strcmp(s->sessions[j], s->acls[i]);
 		sb_printf(o, "acl        %s%s\n", s->acls[i], on ? " (logged in)" : "");
 	}
-	sb_printf(o, "io         %" PRIu64 " MiB read, %" PRIu64 " MiB written, %" PRIu64 " commands\n",
-		  s->read_mbytes, s->write_mbytes, s->cmds);
+	sb_printf(
+	    o, "io         %" PRIu64 " MiB read, %" PRIu64 " MiB written, %" PRIu64 " commands\n",
+	    s->read_mbytes, s->write_mbytes, s->cmds);
 }
 
 void guest_format(const struct guest *g, const struct guest_status *s, bool json,

@@ -368,7 +368,8 @@ static void read_members(const char *mddir, struct health_md_facts *f)
 		(void)!snprintf(sub, sizeof(sub), "%s/%.60s", mddir, de->d_name);
 		read_attr(sub, "state", m->state, sizeof(m->state));
 		long l;
-		if (read_attr(sub, "errors", v, sizeof(v)) == 0 && parse_int(v, 0, INT32_MAX, &l) == 0)
+		if (read_attr(sub, "errors", v, sizeof(v)) == 0 &&
+		    parse_int(v, 0, INT32_MAX, &l) == 0)
 			m->errors = l;
 	}
 	if (d)
@@ -416,8 +417,10 @@ int health_md_judge_uuid(const struct health_md_facts *f, const char *recorded,
 }
 
 static const char *const md_cmd_str[_HEALTH_MD_CMD_MAX] = {
-    [HEALTH_MD_FAIL_REMOVE] = "fail-remove", [HEALTH_MD_READD] = "re-add",
-    [HEALTH_MD_STOP] = "stop",		     [HEALTH_MD_ASSEMBLE] = "assemble",
+    [HEALTH_MD_FAIL_REMOVE] = "fail-remove",
+    [HEALTH_MD_READD] = "re-add",
+    [HEALTH_MD_STOP] = "stop",
+    [HEALTH_MD_ASSEMBLE] = "assemble",
 };
 
 const char *health_md_cmd_to_str(enum health_md_cmd_kind k)
@@ -812,8 +815,8 @@ static void ctx_put(struct disks_ctx *x)
 static void forward_line(const struct log_line *l, void *ud)
 {
 	char buf[sizeof(l->text) + 4];
-	int n = snprintf(buf, sizeof(buf), "%d%c%s\n", (int)l->level, l->is_event ? 'E' : 'L',
-			 l->text);
+	int n =
+	    snprintf(buf, sizeof(buf), "%d%c%s\n", (int)l->level, l->is_event ? 'E' : 'L', l->text);
 	if (n <= 0)
 		return;
 	if ((size_t)n >= sizeof(buf))
@@ -932,7 +935,7 @@ static void job_done(struct spawn *sp, int status, bool timed_out, void *ud)
 	}
 	int rc = x->shm->complete ? x->shm->rc : timed_out ? -ETIMEDOUT : -EIO;
 	job_cleanup(x); /* frees sp */
-	x->refs++; /* what follows may unregister components that hold x */
+	x->refs++;	/* what follows may unregister components that hold x */
 	if (x->rerun) {
 		/* An approval came while this run was under way: run once more for it. */
 		struct strbuf msg;
@@ -968,7 +971,8 @@ static void notify_waiters(struct disks_ctx *x, int stage_rc)
 		struct strbuf msg;
 		sb_init(&msg);
 		int r = stage_rc == -ECANCELED
-			    ? (sb_printf(&msg, "the agent stops: %s not laid out", w[i].path), -ECANCELED)
+			    ? (sb_printf(&msg, "the agent stops: %s not laid out", w[i].path),
+			       -ECANCELED)
 			    : disk_approve_wipe_outcome(x->m, w[i].path, stage_rc, &msg);
 		w[i].done(r, &msg, w[i].ud);
 		sb_free(&msg);
@@ -981,8 +985,10 @@ int health_disks_approve_wipe(struct health *h, struct disk_module *m, const cha
 	struct disks_ctx *x = h && h->loop ? ctx_find(h, m) : NULL;
 	if (x && x->n_waiters == MAX_WAITERS) {
 		/* Refused before it is recorded: a recorded approval would be carried out. */
-		sb_printf(msg, "%d approvals already wait for the disks stage; try again when it "
-			  "is done", MAX_WAITERS);
+		sb_printf(msg,
+			  "%d approvals already wait for the disks stage; try again when it "
+			  "is done",
+			  MAX_WAITERS);
 		return -EBUSY;
 	}
 	char path[CFG_PATH_MAX];
@@ -1022,8 +1028,8 @@ static int job_start(struct disks_ctx *x, struct strbuf *msg)
 		return r < 0 ? r : 0;
 	}
 	int p[2];
-	x->shm = mmap(NULL, sizeof(*x->shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-		      -1, 0);
+	x->shm =
+	    mmap(NULL, sizeof(*x->shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (x->shm == MAP_FAILED) {
 		x->shm = NULL;
 		return -errno;
@@ -1070,9 +1076,10 @@ static int cmd_approve_wipe(struct console_req *req, void *ud)
 	}
 	struct strbuf msg;
 	sb_init(&msg);
-	int r = health_disks_approve_wipe(disk_module_health(m), m, req->argv[1], &msg, approve_wipe_done, req);
+	int r = health_disks_approve_wipe(disk_module_health(m), m, req->argv[1], &msg,
+					  approve_wipe_done, req);
 	log_notice("console: approve-wipe %s: %s", req->argv[1],
-		   r < 0			? "refused"
+		   r < 0		     ? "refused"
 		   : r == HEALTH_DISKS_LATER ? "approved, the disk is being laid out"
 					     : "approved");
 	if (r != HEALTH_DISKS_LATER)
@@ -1085,11 +1092,10 @@ int disk_module_attach(struct disk_module *m, const struct node_env *env)
 {
 	disk_module_set_health(m, env->health);
 	int r = 0;
-	if (env->console &&
-	    ((r = disk_console_register(env->console, m)) < 0 ||
-	     (r = console_register(env->console, "approve-wipe", "<disk>",
-				   "authorize wiping one foreign disk (once)", cmd_approve_wipe,
-				   m)) < 0))
+	if (env->console && ((r = disk_console_register(env->console, m)) < 0 ||
+			     (r = console_register(env->console, "approve-wipe", "<disk>",
+						   "authorize wiping one foreign disk (once)",
+						   cmd_approve_wipe, m)) < 0))
 		return log_error_errno(r, "disks: cannot register the console commands");
 	return env->health ? health_disks_register(env->health, m) : 0;
 }

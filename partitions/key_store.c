@@ -27,7 +27,8 @@ static void region_hash(const uint8_t *b, uint8_t out[32])
 
 static void region_encode(uint8_t *b, const uint8_t *key, const uint8_t *id)
 {
-	uint32_t v = htole32(KEY_STORE_FORMAT), hs = htole32(HDR), kl = htole32(KEY_STORE_KEY_BYTES);
+	uint32_t v = htole32(KEY_STORE_FORMAT), hs = htole32(HDR),
+		 kl = htole32(KEY_STORE_KEY_BYTES);
 	memset(b, 0, KEY_STORE_SIZE);
 	memcpy(b, KEY_STORE_MAGIC, 8);
 	memcpy(b + 8, &v, 4);

@@ -11,10 +11,10 @@ struct decision {
 	struct hs *hs;
 	struct rules *rules;
 	struct timer *t_window, *t_eval;
-	bool decided;	   /* the window is over */
-	int profile;	   /* current profile, -1 none */
-	bool mgmt_running; /* this node started the management system */
-	bool waiting;	   /* wait-operator hooks done, waiting for `continue` */
+	bool decided;		   /* the window is over */
+	int profile;		   /* current profile, -1 none */
+	bool mgmt_running;	   /* this node started the management system */
+	bool waiting;		   /* wait-operator hooks done, waiting for `continue` */
 	uint64_t fetch_wait_until; /* the window waits for a configuration fetch until then */
 	struct profile_run *run;
 	bool reeval;  /* contacted set changed while hooks ran */
@@ -331,9 +331,9 @@ static void emit_second_mgmt(struct decision *d, int peer, int profile)
 	event_add(&ev, "profile", rules_profile_to_str((enum rules_profile)profile));
 	event_add(&ev, "reason", "second-mgmt");
 	event_add(&ev, "peer", d->env->cfg->nodes[peer].name);
-	event_add(&ev, "keeps", profile == RULES_PROFILE_INFRA_AND_MGMT
-				    ? d->env->cfg->nodes[d->env->self].name
-				    : d->env->cfg->nodes[peer].name);
+	event_add(&ev, "keeps",
+		  profile == RULES_PROFILE_INFRA_AND_MGMT ? d->env->cfg->nodes[d->env->self].name
+							  : d->env->cfg->nodes[peer].name);
 	event_emit(&ev);
 }
 

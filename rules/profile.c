@@ -14,7 +14,7 @@ struct profile_run {
 	uint64_t hook_timeout;
 	char name[CFG_NAME_MAX];
 	char node[CFG_NAME_MAX];
-	int next;  /* index of the next hook to start */
+	int next;	  /* index of the next hook to start */
 	struct spawn *sp; /* the running hook, NULL when none */
 	struct timer *t_next;
 	enum profile_state state;
@@ -137,4 +137,3 @@ enum profile_state profile_run_state(const struct profile_run *run)
 {
 	return run->state;
 }
-

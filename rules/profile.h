@@ -33,4 +33,3 @@ struct profile_run *profile_start_stop(struct loop *l, const struct cfg *cfg, co
 /* Kills a hook still running and frees the run. Accepts NULL; returns NULL. */
 struct profile_run *profile_run_free(struct profile_run *run);
 enum profile_state profile_run_state(const struct profile_run *run);
-

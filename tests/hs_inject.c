@@ -115,7 +115,8 @@ static void handshake(const uint8_t boot[16])
 	for (int attempt = 0; attempt < 5; attempt++) {
 		while (recv(fd, plain, sizeof(plain), MSG_DONTWAIT) >= 0)
 			; /* older HELLOs carry challenges the agent no longer waits for */
-		struct hs_msg m = {.type = HS_MSG_HELLO, .hello = {.challenge = 42, .profile = 0xff}};
+		struct hs_msg m = {.type = HS_MSG_HELLO,
+				   .hello = {.challenge = 42, .profile = 0xff}};
 		send_msg(boot, &m);
 		struct hs_msg in, later;
 		for (int tries = 0; tries < 5; tries++) {

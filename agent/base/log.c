@@ -23,8 +23,8 @@ static struct {
 static bool in_sub;
 
 static const char *const level_str[_LOG_LVL_MAX] = {
-	[LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning", [LOG_LVL_NOTICE] = "notice",
-	[LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
+    [LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning", [LOG_LVL_NOTICE] = "notice",
+    [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
 };
 
 const char *log_level_to_str(enum log_level l)
@@ -131,7 +131,8 @@ int log_errno(enum log_level l, int err, const char *fmt, ...)
 		int n = vsnprintf(text, sizeof(text), fmt, ap);
 		va_end(ap);
 		if (n >= 0 && (size_t)n < sizeof(text))
-			snprintf(text + n, sizeof(text) - (size_t)n, ": %s", strerror(err < 0 ? -err : err));
+			snprintf(text + n, sizeof(text) - (size_t)n, ": %s",
+				 strerror(err < 0 ? -err : err));
 		log_line_out(l, false, text);
 	}
 	return err < 0 ? err : -err;

@@ -6,7 +6,14 @@
 
 #include "util.h"
 
-enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG, _LOG_LVL_MAX };
+enum log_level {
+	LOG_LVL_ERR,
+	LOG_LVL_WARN,
+	LOG_LVL_NOTICE,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+	_LOG_LVL_MAX
+};
 
 const char *log_level_to_str(enum log_level l);
 
@@ -16,7 +23,8 @@ void log_set_target(enum log_target t);
 void log_set_max_level(enum log_level l);
 
 void log_msg(enum log_level l, const char *fmt, ...) _printf_(2, 3);
-/* Logs "msg: strerror(-err)" and returns err (a negative errno), for `return log_error_errno(r, ...)`. */
+/* Logs "msg: strerror(-err)" and returns err (a negative errno), for `return log_error_errno(r,
+ * ...)`. */
 int log_errno(enum log_level l, int err, const char *fmt, ...) _printf_(3, 4);
 
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)

@@ -28,7 +28,7 @@ struct timer {
 	timer_fn cb;
 	void *ud;
 	uint64_t deadline;
-	uint64_t seq; /* ties fire in arming order */
+	uint64_t seq;	 /* ties fire in arming order */
 	size_t heap_idx; /* SIZE_MAX when not armed */
 };
 
@@ -122,8 +122,13 @@ struct watch *watch_add(struct loop *l, int fd, uint32_t events, watch_fn cb, vo
 	struct watch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	*w = (struct watch){.loop = l, .fd = fd, .events = events, .cb = cb, .ud = ud,
-			    .destroy = destroy, .state = WATCH_ACTIVE};
+	*w = (struct watch){.loop = l,
+			    .fd = fd,
+			    .events = events,
+			    .cb = cb,
+			    .ud = ud,
+			    .destroy = destroy,
+			    .state = WATCH_ACTIVE};
 	struct epoll_event ev = {.events = events, .data.ptr = w};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		free(w);

@@ -21,7 +21,7 @@
 #define MAX_CLAIMED 32
 
 struct spawn {
-	pid_t pid; /* 0 once reaped */
+	pid_t pid;		  /* 0 once reaped */
 	char hook[HOOK_NAME_MAX]; /* a hook's name for its event line, "" for other children */
 	int pidfd;
 	bool timed_out;
@@ -117,8 +117,11 @@ static void on_exit_fd(struct watch *w, int fd, uint32_t revents, void *ud)
 	/* As PID 1 the SIGCHLD handler left other zombies behind this one: let it run again. */
 	kill(getpid(), SIGCHLD);
 	if (sp->hook[0])
-		spawn_hook_event(sp->hook, sp->timed_out ? "timeout" : status == 0 ? "ok" : "failed",
-			   sp->timed_out ? -1 : status);
+		spawn_hook_event(sp->hook,
+				 sp->timed_out ? "timeout"
+				 : status == 0 ? "ok"
+					       : "failed",
+				 sp->timed_out ? -1 : status);
 	sp->done(sp, status, sp->timed_out, sp->ud); /* last: it may free sp */
 }
 
@@ -147,8 +150,8 @@ static _Noreturn void child_main(spawn_child_fn child, void *child_ud)
 	_exit(child(child_ud) & 0xff);
 }
 
-struct spawn *spawn_start(struct loop *l, uint64_t timeout_us, spawn_child_fn child,
-			  void *child_ud, spawn_done_fn done, void *ud)
+struct spawn *spawn_start(struct loop *l, uint64_t timeout_us, spawn_child_fn child, void *child_ud,
+			  spawn_done_fn done, void *ud)
 {
 	struct spawn *sp = calloc(1, sizeof(*sp));
 	if (!sp)
@@ -169,8 +172,8 @@ struct spawn *spawn_start(struct loop *l, uint64_t timeout_us, spawn_child_fn ch
 	}
 	if (pid == 0)
 		child_main(child, child_ud);
-	child_claim(pid); /* reaped through the pidfd, not PID 1's reaper */
-	setpgid(pid, pid);		/* also here: no race with a kill(-pid) right away */
+	child_claim(pid);  /* reaped through the pidfd, not PID 1's reaper */
+	setpgid(pid, pid); /* also here: no race with a kill(-pid) right away */
 	sp->pid = pid;
 	sp->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (sp->pidfd >= 0)
@@ -202,8 +205,7 @@ static int hook_exec(void *ud)
 	return 127;
 }
 
-struct spawn *spawn_hook(struct loop *l, const struct spawn_hook *h, spawn_done_fn done,
-			 void *ud)
+struct spawn *spawn_hook(struct loop *l, const struct spawn_hook *h, spawn_done_fn done, void *ud)
 {
 	char buf[1024];
 	struct hook_child hc = {.env = h->env};

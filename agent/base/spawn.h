@@ -20,8 +20,8 @@ typedef int (*spawn_child_fn)(void *ud);
 typedef void (*spawn_done_fn)(struct spawn *sp, int status, bool timed_out, void *ud);
 
 /* Returns NULL with errno set when the child could not be started. */
-struct spawn *spawn_start(struct loop *l, uint64_t timeout_us, spawn_child_fn child,
-			  void *child_ud, spawn_done_fn done, void *ud);
+struct spawn *spawn_start(struct loop *l, uint64_t timeout_us, spawn_child_fn child, void *child_ud,
+			  spawn_done_fn done, void *ud);
 /* Kills a child still running (its whole group), reaps it, frees. Accepts NULL; returns
  * NULL. done is not called. */
 struct spawn *spawn_free(struct spawn *sp);
@@ -47,5 +47,4 @@ struct spawn_hook {
 void spawn_hook_event(const char *name, const char *status, int code);
 /* Returns NULL with errno set: EINVAL for an empty command, E2BIG for too many words,
  * else why the child could not be started. */
-struct spawn *spawn_hook(struct loop *l, const struct spawn_hook *h, spawn_done_fn done,
-			 void *ud);
+struct spawn *spawn_hook(struct loop *l, const struct spawn_hook *h, spawn_done_fn done, void *ud);

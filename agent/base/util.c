@@ -234,7 +234,7 @@ static int parse_with_units(const char *s, const struct unit *units, size_t n_un
 }
 
 static const struct unit duration_units[] = {
-	{"us", 1}, {"ms", 1000}, {"s", 1000000}, {"m", 60000000}, {"min", 60000000},
+    {"us", 1}, {"ms", 1000}, {"s", 1000000}, {"m", 60000000}, {"min", 60000000},
 };
 
 int parse_duration(const char *s, uint64_t *ret_usec)
@@ -243,9 +243,15 @@ int parse_duration(const char *s, uint64_t *ret_usec)
 }
 
 static const struct unit size_units[] = {
-	{"B", 1},
-	{"K", 1ULL << 10},  {"KiB", 1ULL << 10}, {"M", 1ULL << 20}, {"MiB", 1ULL << 20},
-	{"G", 1ULL << 30},  {"GiB", 1ULL << 30}, {"T", 1ULL << 40}, {"TiB", 1ULL << 40},
+    {"B", 1},
+    {"K", 1ULL << 10},
+    {"KiB", 1ULL << 10},
+    {"M", 1ULL << 20},
+    {"MiB", 1ULL << 20},
+    {"G", 1ULL << 30},
+    {"GiB", 1ULL << 30},
+    {"T", 1ULL << 40},
+    {"TiB", 1ULL << 40},
 };
 
 int parse_size(const char *s, uint64_t *ret_bytes)
@@ -273,7 +279,11 @@ void format_duration(uint64_t usec, char *out, size_t n)
 void format_size(uint64_t bytes, char *out, size_t n)
 {
 	static const struct unit u[] = {
-		{"", 1}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40},
+	    {"", 1},
+	    {"KiB", 1ULL << 10},
+	    {"MiB", 1ULL << 20},
+	    {"GiB", 1ULL << 30},
+	    {"TiB", 1ULL << 40},
 	};
 	format_exact(bytes, u, ARRAY_SIZE(u), out, n);
 }

@@ -81,8 +81,8 @@ void sb_event_val(struct strbuf *sb, const char *s);
 /* Return the buffer and leave sb empty; never NULL unless out of memory. */
 char *sb_steal(struct strbuf *sb);
 
-uint64_t now_usec(void);                 /* CLOCK_MONOTONIC */
-uint64_t realtime_usec(void);            /* CLOCK_REALTIME */
+uint64_t now_usec(void);      /* CLOCK_MONOTONIC */
+uint64_t realtime_usec(void); /* CLOCK_REALTIME */
 
 /* Checked parsing. Each returns 0 or -EINVAL / -ERANGE and leaves ret_* untouched on error. */
 int parse_u64(const char *s, uint64_t *ret);

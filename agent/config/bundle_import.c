@@ -116,7 +116,8 @@ static void check_overlaps(struct remap *r, const struct cfg *t, const struct cf
 			if (same_ip(&x->handshake, &y->handshake) ||
 			    (x->has_external && y->has_external &&
 			     same_ip(&x->external, &y->external)) ||
-			    (x->has_storage && y->has_storage && same_ip(&x->storage, &y->storage)) ||
+			    (x->has_storage && y->has_storage &&
+			     same_ip(&x->storage, &y->storage)) ||
 			    same_net_addr(x, y))
 				remap_err(r, "node %s: overlapping address with node %s", x->name,
 					  y->name);

@@ -255,8 +255,9 @@ static void remap_initiators(struct remap *r, struct cfg_compartment *co, const 
 			 !strcmp(iqn + tl - ol, old) && tl - ol + strlen(co->name) < CFG_IQN_MAX)
 			strcpy(iqn + tl - ol, co->name);
 		else
-			remap_err(r, "compartment %s: infra_initiator %s: not mapped (give "
-				     "--map-iqn %s=NEW)",
+			remap_err(r,
+				  "compartment %s: infra_initiator %s: not mapped (give "
+				  "--map-iqn %s=NEW)",
 				  old, iqn, iqn);
 	}
 }
@@ -290,8 +291,8 @@ static void check_unused(struct remap *r, const struct cfg *b)
 	const struct bundle_map *m = r->m;
 	for (int i = 0; i < m->n_nodes; i++)
 		if (cfg_find_node(b, m->nodes[i].from) < 0)
-			remap_err(r, "--map-node %s=%s: the bundle has no node %s", m->nodes[i].from,
-				  m->nodes[i].to, m->nodes[i].from);
+			remap_err(r, "--map-node %s=%s: the bundle has no node %s",
+				  m->nodes[i].from, m->nodes[i].to, m->nodes[i].from);
 	for (int i = 0; i < m->n_comps; i++)
 		if (cfg_find_compartment(b, m->comps[i].from) < 0)
 			remap_err(r, "--map-compartment %s=%s: the bundle has no compartment %s",

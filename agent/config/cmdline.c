@@ -269,8 +269,8 @@ int kcmdline_parse(const char *text, struct kcmdline *ret, struct strbuf *errors
 					  "compartd.<section>.<key> settings\n",
 					  word, eq ? "=" : "", val, KCMD_MAX_OVR);
 			else if (errors)
-				sb_printf(errors, "kernel command line: %s%s%s: not understood\n", word,
-					  eq ? "=" : "", val);
+				sb_printf(errors, "kernel command line: %s%s%s: not understood\n",
+					  word, eq ? "=" : "", val);
 		}
 	}
 	*ret = k;

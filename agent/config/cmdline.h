@@ -28,7 +28,7 @@ struct kcmdline {
 	bool has_config;
 	char config[CFG_PATH_MAX];
 	bool has_console;
-	char console[64];       /* compartd.console= (device path or name) */
+	char console[64];	 /* compartd.console= (device path or name) */
 	char kernel_console[64]; /* the last console= (device name without options) */
 	bool debug;
 	bool has_bootif;

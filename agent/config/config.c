@@ -9,9 +9,9 @@
 
 static const char *const zone_str[_CFG_ZONE_MAX] = {[CFG_ZONE_MZ] = "mz", [CFG_ZONE_DMZ] = "dmz"};
 static const char *const selector_str[_CFG_PS_MAX] = {
-	[CFG_PS_ROUND_ROBIN] = "round-robin", [CFG_PS_FAILOVER] = "failover"};
-static const char *const kind_str[_CFG_KIND_MAX] = {[CFG_KIND_INFRA] = "infra",
-						     [CFG_KIND_ADMIN] = "admin"};
+    [CFG_PS_ROUND_ROBIN] = "round-robin", [CFG_PS_FAILOVER] = "failover"};
+static const char *const kind_str[_CFG_KIND_MAX] = {
+    [CFG_KIND_INFRA] = "infra", [CFG_KIND_ADMIN] = "admin"};
 
 const char *cfg_zone_to_str(enum cfg_zone z)
 {
@@ -37,8 +37,6 @@ static int lookup_str(const char *const *table, size_t n, const char *s)
 }
 
 /* ---- the parser ---- */
-
-
 
 static void perr(struct parse_ctx *p, const char *key, const char *fmt, ...) _printf_(3, 4);
 static void perr(struct parse_ctx *p, const char *key, const char *fmt, ...)
@@ -101,7 +99,8 @@ static int set_duration(struct parse_ctx *p, const char *key, const char *val, u
 {
 	uint64_t v;
 	if (parse_duration(val, &v) < 0 || v == 0 || v > 24 * 3600 * USEC_PER_SEC) {
-		perr(p, key, "'%s' is not a duration (e.g. 500ms, 3s; more than 0, at most 24h)", val);
+		perr(p, key, "'%s' is not a duration (e.g. 500ms, 3s; more than 0, at most 24h)",
+		     val);
 		return -EINVAL;
 	}
 	*dst = v;
@@ -156,7 +155,7 @@ static int k_cluster_key_id(struct parse_ctx *p, const char *key, char *val)
 	size_t n = 0;
 	if (strlen(val) != 2 * CFG_KEY_ID_BYTES ||
 	    sodium_hex2bin(p->cfg->key_id, CFG_KEY_ID_BYTES, val, strlen(val), NULL, &n, NULL) <
-		    0 ||
+		0 ||
 	    n != CFG_KEY_ID_BYTES) {
 		perr(p, key, "'%s' is not a key id (%d hex characters, as `keys` shows it)", val,
 		     2 * CFG_KEY_ID_BYTES);
@@ -219,7 +218,8 @@ static int set_iqn(struct parse_ctx *p, const char *key, const char *val, char *
 	}
 	for (const char *c = val; *c; c++)
 		if (*c <= ' ' || *c == '/' || (unsigned char)*c >= 0x7f) {
-			perr(p, key, "'%s': an iSCSI name has no spaces, slashes or control characters",
+			perr(p, key,
+			     "'%s': an iSCSI name has no spaces, slashes or control characters",
 			     val);
 			return -EINVAL;
 		}
@@ -257,7 +257,8 @@ static int k_comp_chap_user(struct parse_ctx *p, const char *key, char *val)
 }
 static int k_comp_chap_secret_file(struct parse_ctx *p, const char *key, char *val)
 {
-	return set_abs_path(p, key, val, ((struct cfg_compartment *)p->obj)->guest_chap_secret_file);
+	return set_abs_path(p, key, val,
+			    ((struct cfg_compartment *)p->obj)->guest_chap_secret_file);
 }
 static int k_comp_chap_mutual_user(struct parse_ctx *p, const char *key, char *val)
 {
@@ -680,100 +681,98 @@ static int k_console_password(struct parse_ctx *p, const char *key, char *val)
 	return copy_str(p, key, val, p->cfg->console_password, sizeof(p->cfg->console_password));
 }
 
-static const struct key_def keys_cluster[] = {
-	{"name", k_cluster_name, false},       {"key_file", k_cluster_key_file, false},
-	{"key_id", k_cluster_key_id, false},
-	{"rules", k_cluster_rules, false},     {"port", k_cluster_port, false},
-	{"version", k_cluster_version, false}, {NULL, NULL, false}};
+static const struct key_def keys_cluster[] = {{"name", k_cluster_name, false},
+					      {"key_file", k_cluster_key_file, false},
+					      {"key_id", k_cluster_key_id, false},
+					      {"rules", k_cluster_rules, false},
+					      {"port", k_cluster_port, false},
+					      {"version", k_cluster_version, false},
+					      {NULL, NULL, false}};
 static const struct key_def keys_pair[] = {{NULL, NULL, false}};
 static const struct key_def keys_compartment[] = {
-	{"zone", k_comp_zone, false},
-	{"pair", k_comp_pair, false},
-	{"infra_initiator", k_comp_infra_initiator, true},
-	{"guest_chap_user", k_comp_chap_user, false},
-	{"guest_chap_secret_file", k_comp_chap_secret_file, false},
-	{"guest_chap_mutual_user", k_comp_chap_mutual_user, false},
-	{"guest_chap_mutual_secret_file", k_comp_chap_mutual_secret_file, false},
-	{NULL, NULL, false}};
-static const struct key_def keys_node[] = {
-	{"compartment", k_node_compartment, false},
-	{"priority", k_node_priority, false},
-	{"mgmt_capable", k_node_mgmt_capable, false},
-	{"mac", k_node_mac, true},
-	{"handshake", k_node_handshake, false},
-	{"external", k_node_external, false},
-	{"storage", k_node_storage, false},
-	{"disks", k_node_disks, false},
-	{"net", k_node_net, true},
-	{"route", k_node_route, true},
-	{NULL, NULL, false}};
-static const struct key_def keys_storage[] = {
-	{"target", k_st_target, false},
-	{"lun", k_st_lun, false},
-	{"portal", k_st_portal, true},
-	{"designator", k_st_designator, false},
-	{"chap_user", k_st_chap_user, false},
-	{"chap_secret_file", k_st_chap_secret_file, false},
-	{"path_selector", k_st_selector, false},
-	{"root", k_st_root, false},
-	{NULL, NULL, false}};
-static const struct key_def keys_quorum[] = {
-	{"mode", k_quorum_mode, false},
-	{"target", k_st_target, false},
-	{"lun", k_st_lun, false},
-	{"portal", k_st_portal, true},
-	{"designator", k_st_designator, false},
-	{"chap_user", k_st_chap_user, false},
-	{"chap_secret_file", k_st_chap_secret_file, false},
-	{NULL, NULL, false}};
+    {"zone", k_comp_zone, false},
+    {"pair", k_comp_pair, false},
+    {"infra_initiator", k_comp_infra_initiator, true},
+    {"guest_chap_user", k_comp_chap_user, false},
+    {"guest_chap_secret_file", k_comp_chap_secret_file, false},
+    {"guest_chap_mutual_user", k_comp_chap_mutual_user, false},
+    {"guest_chap_mutual_secret_file", k_comp_chap_mutual_secret_file, false},
+    {NULL, NULL, false}};
+static const struct key_def keys_node[] = {{"compartment", k_node_compartment, false},
+					   {"priority", k_node_priority, false},
+					   {"mgmt_capable", k_node_mgmt_capable, false},
+					   {"mac", k_node_mac, true},
+					   {"handshake", k_node_handshake, false},
+					   {"external", k_node_external, false},
+					   {"storage", k_node_storage, false},
+					   {"disks", k_node_disks, false},
+					   {"net", k_node_net, true},
+					   {"route", k_node_route, true},
+					   {NULL, NULL, false}};
+static const struct key_def keys_storage[] = {{"target", k_st_target, false},
+					      {"lun", k_st_lun, false},
+					      {"portal", k_st_portal, true},
+					      {"designator", k_st_designator, false},
+					      {"chap_user", k_st_chap_user, false},
+					      {"chap_secret_file", k_st_chap_secret_file, false},
+					      {"path_selector", k_st_selector, false},
+					      {"root", k_st_root, false},
+					      {NULL, NULL, false}};
+static const struct key_def keys_quorum[] = {{"mode", k_quorum_mode, false},
+					     {"target", k_st_target, false},
+					     {"lun", k_st_lun, false},
+					     {"portal", k_st_portal, true},
+					     {"designator", k_st_designator, false},
+					     {"chap_user", k_st_chap_user, false},
+					     {"chap_secret_file", k_st_chap_secret_file, false},
+					     {NULL, NULL, false}};
 static const struct key_def keys_layout[] = {
-	{"boot", k_layout_boot, false},         {"state", k_layout_state, false},
-	{"infra", k_layout_infra, false},       {"admin", k_layout_admin, false},
-	{"min_disk", k_layout_min_disk, false}, {"min_guest", k_layout_min_guest, false},
-	{"wipe", k_layout_wipe, true},          {NULL, NULL, false}};
+    {"boot", k_layout_boot, false},	    {"state", k_layout_state, false},
+    {"infra", k_layout_infra, false},	    {"admin", k_layout_admin, false},
+    {"min_disk", k_layout_min_disk, false}, {"min_guest", k_layout_min_guest, false},
+    {"wipe", k_layout_wipe, true},	    {NULL, NULL, false}};
 static const struct key_def keys_timeouts[] = {
-	{"handshake_timeout", k_to_handshake_timeout, false},
-	{"handshake_window", k_to_handshake_window, false},
-	{"heartbeat_interval", k_to_heartbeat_interval, false},
-	{"disk_heartbeat_interval", k_to_disk_heartbeat_interval, false},
-	{"lease", k_to_lease, false},
-	{"path_check_interval", k_to_path_check_interval, false},
-	{"path_timeout", k_to_path_timeout, false},
-	{"no_path_timeout", k_to_no_path_timeout, false},
-	{"hook_timeout", k_to_hook_timeout, false},
-	{"t_max", k_to_t_max, false},
-	{"query_timeout", k_to_query_timeout, false},
-	{"health_interval", k_to_health_interval, false},
-	{NULL, NULL, false}};
+    {"handshake_timeout", k_to_handshake_timeout, false},
+    {"handshake_window", k_to_handshake_window, false},
+    {"heartbeat_interval", k_to_heartbeat_interval, false},
+    {"disk_heartbeat_interval", k_to_disk_heartbeat_interval, false},
+    {"lease", k_to_lease, false},
+    {"path_check_interval", k_to_path_check_interval, false},
+    {"path_timeout", k_to_path_timeout, false},
+    {"no_path_timeout", k_to_no_path_timeout, false},
+    {"hook_timeout", k_to_hook_timeout, false},
+    {"t_max", k_to_t_max, false},
+    {"query_timeout", k_to_query_timeout, false},
+    {"health_interval", k_to_health_interval, false},
+    {NULL, NULL, false}};
 static const struct key_def keys_profile[] = {
-	{"run", k_profile_run, true}, {"stop", k_profile_stop, true}, {NULL, NULL, false}};
+    {"run", k_profile_run, true}, {"stop", k_profile_stop, true}, {NULL, NULL, false}};
 static const struct key_def keys_console[] = {{"password", k_console_password, false},
-						{NULL, NULL, false}};
-static const struct key_def keys_fencing[] = {
-	{"watchdog", k_fence_watchdog, false},
-	{"watchdog_timeout", k_fence_watchdog_timeout, false},
-	{NULL, NULL, false}};
+					      {NULL, NULL, false}};
+static const struct key_def keys_fencing[] = {{"watchdog", k_fence_watchdog, false},
+					      {"watchdog_timeout", k_fence_watchdog_timeout, false},
+					      {NULL, NULL, false}};
 static const struct key_def keys_role[] = {
-	{"promote", k_role_promote, false}, {"demote", k_role_demote, false}, {NULL, NULL, false}};
+    {"promote", k_role_promote, false}, {"demote", k_role_demote, false}, {NULL, NULL, false}};
 
 static const struct {
 	const char *name;
 	bool named; /* [kind name] rather than [kind] */
 	const struct key_def *keys;
 } sections[_SEC_MAX] = {
-	[SEC_NONE] = {NULL, false, NULL},
-	[SEC_CLUSTER] = {"cluster", false, keys_cluster},
-	[SEC_PAIR] = {"pair", true, keys_pair},
-	[SEC_COMPARTMENT] = {"compartment", true, keys_compartment},
-	[SEC_NODE] = {"node", true, keys_node},
-	[SEC_STORAGE] = {"storage", true, keys_storage},
-	[SEC_QUORUM] = {"quorum", false, keys_quorum},
-	[SEC_LAYOUT] = {"layout", false, keys_layout},
-	[SEC_TIMEOUTS] = {"timeouts", false, keys_timeouts},
-	[SEC_PROFILE] = {"profile", true, keys_profile},
-	[SEC_ROLE] = {"role", true, keys_role},
-	[SEC_CONSOLE] = {"console", false, keys_console},
-	[SEC_FENCING] = {"fencing", false, keys_fencing},
+    [SEC_NONE] = {NULL, false, NULL},
+    [SEC_CLUSTER] = {"cluster", false, keys_cluster},
+    [SEC_PAIR] = {"pair", true, keys_pair},
+    [SEC_COMPARTMENT] = {"compartment", true, keys_compartment},
+    [SEC_NODE] = {"node", true, keys_node},
+    [SEC_STORAGE] = {"storage", true, keys_storage},
+    [SEC_QUORUM] = {"quorum", false, keys_quorum},
+    [SEC_LAYOUT] = {"layout", false, keys_layout},
+    [SEC_TIMEOUTS] = {"timeouts", false, keys_timeouts},
+    [SEC_PROFILE] = {"profile", true, keys_profile},
+    [SEC_ROLE] = {"role", true, keys_role},
+    [SEC_CONSOLE] = {"console", false, keys_console},
+    [SEC_FENCING] = {"fencing", false, keys_fencing},
 };
 
 void cfg_set_defaults(struct cfg *c)
@@ -782,25 +781,25 @@ void cfg_set_defaults(struct cfg *c)
 	c->version = 1;
 	snprintf(c->rules_file, sizeof(c->rules_file), "/etc/compartd/rules/boot.rules");
 	c->layout = (struct cfg_layout){
-		.boot = {.bytes = 512ULL << 20},
-		.state = {.bytes = 16ULL << 20},
-		.infra = {.bytes = 4ULL << 30},
-		.admin = {.bytes = 2ULL << 30},
-		.min_disk = 8ULL << 30,
-		.min_guest = 1ULL << 30,
+	    .boot = {.bytes = 512ULL << 20},
+	    .state = {.bytes = 16ULL << 20},
+	    .infra = {.bytes = 4ULL << 30},
+	    .admin = {.bytes = 2ULL << 30},
+	    .min_disk = 8ULL << 30,
+	    .min_guest = 1ULL << 30,
 	};
 	c->timeouts = (struct cfg_timeouts){
-		.handshake_timeout = 500 * USEC_PER_MSEC,
-		.handshake_window = 3 * USEC_PER_SEC,
-		.heartbeat_interval = 200 * USEC_PER_MSEC,
-		.disk_heartbeat_interval = 250 * USEC_PER_MSEC,
-		.path_check_interval = 1 * USEC_PER_SEC,
-		.path_timeout = 2 * USEC_PER_SEC,
-		.no_path_timeout = 30 * USEC_PER_SEC,
-		.hook_timeout = 60 * USEC_PER_SEC,
-		.t_max = 100 * USEC_PER_MSEC,
-		.query_timeout = 1 * USEC_PER_SEC,
-		.health_interval = 5 * USEC_PER_SEC,
+	    .handshake_timeout = 500 * USEC_PER_MSEC,
+	    .handshake_window = 3 * USEC_PER_SEC,
+	    .heartbeat_interval = 200 * USEC_PER_MSEC,
+	    .disk_heartbeat_interval = 250 * USEC_PER_MSEC,
+	    .path_check_interval = 1 * USEC_PER_SEC,
+	    .path_timeout = 2 * USEC_PER_SEC,
+	    .no_path_timeout = 30 * USEC_PER_SEC,
+	    .hook_timeout = 60 * USEC_PER_SEC,
+	    .t_max = 100 * USEC_PER_MSEC,
+	    .query_timeout = 1 * USEC_PER_SEC,
+	    .health_interval = 5 * USEC_PER_SEC,
 	};
 	snprintf(c->fencing.watchdog, sizeof(c->fencing.watchdog), "/dev/watchdog");
 	c->fencing.watchdog_timeout = 1 * USEC_PER_SEC;
@@ -894,7 +893,8 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 		if (strcmp(name, "wait-operator") && strcmp(name, "infra-only") &&
 		    strcmp(name, "infra-and-mgmt")) {
 			perr(p, NULL,
-			     "[profile %s]: unknown profile (wait-operator, infra-only, infra-and-mgmt)",
+			     "[profile %s]: unknown profile (wait-operator, infra-only, "
+			     "infra-and-mgmt)",
 			     name);
 			return NULL;
 		}
@@ -946,7 +946,8 @@ static void parse_header(struct parse_ctx *p, char *line)
 		return;
 	}
 	if (sections[k].named != (name != NULL)) {
-		perr(p, NULL, sections[k].named ? "[%s] needs a name: [%s NAME]" : "[%s] takes no name",
+		perr(p, NULL,
+		     sections[k].named ? "[%s] needs a name: [%s NAME]" : "[%s] takes no name",
 		     inner, inner);
 		return;
 	}

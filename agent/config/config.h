@@ -94,7 +94,7 @@ struct cfg_compartment {
 struct cfg_node {
 	char name[CFG_NAME_MAX];
 	int compartment; /* index into cfg.compartments */
-	long priority;   /* higher wins */
+	long priority;	 /* higher wins */
 	bool mgmt_capable;
 	uint8_t macs[CFG_MAX_MACS][6];
 	int n_macs;
@@ -115,7 +115,7 @@ struct cfg_node {
 
 struct cfg_portal {
 	int compartment;
-	char host[80];  /* numeric address */
+	char host[80]; /* numeric address */
 	uint16_t port;
 };
 
@@ -145,16 +145,16 @@ uint64_t cfg_size_resolve(const struct cfg_size *s, uint64_t disk_bytes);
 
 struct cfg_layout {
 	struct cfg_size boot, state, infra, admin;
-	uint64_t min_disk;    /* disks smaller than this are `too-small` */
-	uint64_t min_guest;   /* what must be left for cmpt-guest */
+	uint64_t min_disk;	       /* disks smaller than this are `too-small` */
+	uint64_t min_guest;	       /* what must be left for cmpt-guest */
 	char wipes[CFG_MAX_WIPES][64]; /* serials / WWNs authorized for wiping */
 	int n_wipes;
 };
 
 struct cfg_timeouts {
 	uint64_t handshake_timeout, handshake_window, heartbeat_interval, disk_heartbeat_interval,
-		lease, path_check_interval, path_timeout, no_path_timeout, hook_timeout, t_max,
-		query_timeout, health_interval;
+	    lease, path_check_interval, path_timeout, no_path_timeout, hook_timeout, t_max,
+	    query_timeout, health_interval;
 };
 
 /* [fencing] (SPEC §7 Fencing): the watchdog device the election holds, or "none". */

@@ -9,7 +9,7 @@
 /* ---- cross-section checks ---- */
 
 static void perr_at(struct parse_ctx *p, int line, const char *key, const char *fmt, ...)
-	_printf_(4, 5);
+    _printf_(4, 5);
 static void perr_at(struct parse_ctx *p, int line, const char *key, const char *fmt, ...)
 {
 	p->n_errors++;
@@ -71,9 +71,11 @@ static void check_guest_chap(struct parse_ctx *p, const struct cfg_compartment *
 			"[compartment %s]: guest_chap_user and guest_chap_secret_file go together",
 			co->name);
 	if (!co->guest_chap_mutual_user[0] != !co->guest_chap_mutual_secret_file[0])
-		perr_at(p, line, "guest_chap_mutual_user",
-			"[compartment %s]: guest_chap_mutual_user and guest_chap_mutual_secret_file "
-			"go together", co->name);
+		perr_at(
+		    p, line, "guest_chap_mutual_user",
+		    "[compartment %s]: guest_chap_mutual_user and guest_chap_mutual_secret_file "
+		    "go together",
+		    co->name);
 	if (co->guest_chap_mutual_user[0] && !co->guest_chap_user[0])
 		perr_at(p, line, "guest_chap_mutual_user",
 			"[compartment %s]: mutual CHAP needs guest_chap_user too", co->name);
@@ -116,8 +118,8 @@ static void check_nodes(struct parse_ctx *p)
 		for (int j = 0; j < i; j++) {
 			const struct cfg_node *o = &c->nodes[j];
 			if (n->handshake.len && cfg_addr_equal(&n->handshake, &o->handshake))
-				perr_at(p, line, "handshake", "[node %s] has the address of node %s",
-					n->name, o->name);
+				perr_at(p, line, "handshake",
+					"[node %s] has the address of node %s", n->name, o->name);
 			for (int a = 0; a < n->n_macs; a++)
 				for (int b = 0; b < o->n_macs; b++)
 					if (memcmp(n->macs[a], o->macs[b], 6) == 0) {
@@ -144,9 +146,11 @@ static void check_cfg(struct parse_ctx *p)
 		struct cfg_compartment *co = &c->compartments[i];
 		check_guest_chap(p, co, p->comp_line[i]);
 		if (!p->comp_has_zone[i])
-			perr_at(p, p->comp_line[i], "zone", "missing in [compartment %s]", co->name);
+			perr_at(p, p->comp_line[i], "zone", "missing in [compartment %s]",
+				co->name);
 		if (!p->comp_pair_name[i][0]) {
-			perr_at(p, p->comp_line[i], "pair", "missing in [compartment %s]", co->name);
+			perr_at(p, p->comp_line[i], "pair", "missing in [compartment %s]",
+				co->name);
 			co->pair = -1;
 			continue;
 		}

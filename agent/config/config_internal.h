@@ -4,8 +4,20 @@
 #include "config.h"
 
 enum section_kind {
-	SEC_NONE, SEC_CLUSTER, SEC_PAIR, SEC_COMPARTMENT, SEC_NODE, SEC_STORAGE, SEC_QUORUM,
-	SEC_LAYOUT, SEC_TIMEOUTS, SEC_PROFILE, SEC_ROLE, SEC_CONSOLE, SEC_FENCING, _SEC_MAX
+	SEC_NONE,
+	SEC_CLUSTER,
+	SEC_PAIR,
+	SEC_COMPARTMENT,
+	SEC_NODE,
+	SEC_STORAGE,
+	SEC_QUORUM,
+	SEC_LAYOUT,
+	SEC_TIMEOUTS,
+	SEC_PROFILE,
+	SEC_ROLE,
+	SEC_CONSOLE,
+	SEC_FENCING,
+	_SEC_MAX
 };
 
 struct parse_ctx {
@@ -15,10 +27,10 @@ struct parse_ctx {
 	struct strbuf *errors;
 	int n_errors;
 	enum section_kind sec;
-	void *obj;             /* the object the current section fills */
+	void *obj; /* the object the current section fills */
 	char sec_name[2 * CFG_NAME_MAX];
-	uint64_t seen;         /* bit per key of the current section, for duplicates */
-	bool override;         /* values from outside the file replace, never duplicate */
+	uint64_t seen; /* bit per key of the current section, for duplicates */
+	bool override; /* values from outside the file replace, never duplicate */
 	bool quorum_none;
 	bool lease_set;
 	bool in_bad_section;

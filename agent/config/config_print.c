@@ -39,8 +39,8 @@ static void print_storage_keys(const struct cfg *c, const struct cfg_storage *s,
 		sb_printf(out, "chap_user = %s\nchap_secret_file = %s\n", s->chap_user,
 			  s->chap_secret_file);
 	if (!quorum)
-		sb_printf(out, "path_selector = %s\nroot = %s\n", cfg_path_selector_to_str(s->selector),
-			  s->root ? "yes" : "no");
+		sb_printf(out, "path_selector = %s\nroot = %s\n",
+			  cfg_path_selector_to_str(s->selector), s->root ? "yes" : "no");
 }
 
 static void print_compartment(const struct cfg *c, const struct cfg_compartment *co,
@@ -61,8 +61,9 @@ static void print_compartment(const struct cfg *c, const struct cfg_compartment 
 static void print_node(const struct cfg *c, const struct cfg_node *n, struct strbuf *out)
 {
 	char a[80];
-	sb_printf(out, "\n[node %s]\ncompartment = %s\npriority = %ld\nmgmt_capable = %s\n", n->name,
-		  c->compartments[n->compartment].name, n->priority, n->mgmt_capable ? "yes" : "no");
+	sb_printf(out, "\n[node %s]\ncompartment = %s\npriority = %ld\nmgmt_capable = %s\n",
+		  n->name, c->compartments[n->compartment].name, n->priority,
+		  n->mgmt_capable ? "yes" : "no");
 	for (int i = 0; i < n->n_macs; i++) {
 		format_mac(n->macs[i], a);
 		sb_printf(out, "mac = %s\n", a);
@@ -112,9 +113,12 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 {
 	char id[2 * CFG_KEY_ID_BYTES + 1];
 	sodium_bin2hex(id, sizeof(id), c->key_id, CFG_KEY_ID_BYTES);
-	sb_printf(out, "[cluster]\nname = %s\nkey_file = %s\n%s%s%srules = %s\nport = %u\nversion = %" PRIu64 "\n",
-		  c->name, c->key_file, c->has_key_id ? "key_id = " : "", c->has_key_id ? id : "",
-		  c->has_key_id ? "\n" : "", c->rules_file, c->port, c->version);
+	sb_printf(
+	    out,
+	    "[cluster]\nname = %s\nkey_file = %s\n%s%s%srules = %s\nport = %u\nversion = %" PRIu64
+	    "\n",
+	    c->name, c->key_file, c->has_key_id ? "key_id = " : "", c->has_key_id ? id : "",
+	    c->has_key_id ? "\n" : "", c->rules_file, c->port, c->version);
 	for (int i = 0; i < c->n_pairs; i++)
 		sb_printf(out, "\n[pair %s]\n", c->pairs[i].name);
 	for (int i = 0; i < c->n_compartments; i++)

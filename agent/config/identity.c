@@ -67,7 +67,7 @@ int identity_resolve(const struct cfg *c, const char *name, const uint8_t *booti
 	sb_init(&names);
 	int node = -1, r;
 	if (bootif) {
-		const uint8_t (*b)[6] = (const uint8_t (*)[6])bootif;
+		const uint8_t(*b)[6] = (const uint8_t(*)[6])bootif;
 		if (match_macs(c, b, 1, &node, &names) == 1) {
 			sb_free(&names);
 			*ret_node = node;
@@ -90,8 +90,9 @@ int identity_resolve(const struct cfg *c, const char *name, const uint8_t *booti
 			  n_macs ? "" : "none found");
 		r = -ENOENT;
 	} else {
-		sb_printf(err, "this host's MAC addresses match several nodes (%s); "
-			       "set compartd.node= on the kernel command line",
+		sb_printf(err,
+			  "this host's MAC addresses match several nodes (%s); "
+			  "set compartd.node= on the kernel command line",
 			  names.buf);
 		r = -ENOTUNIQ;
 	}

@@ -3,11 +3,11 @@
 #include "log.h"
 
 static const char *const stage_str[_NODE_STAGE_MAX] = {
-	[NODE_STAGE_EARLY] = "early",	    [NODE_STAGE_IDENTITY] = "identity",
-	[NODE_STAGE_DISKS] = "disks",	    [NODE_STAGE_RAID] = "raid",
-	[NODE_STAGE_STORAGE] = "storage",   [NODE_STAGE_HANDSHAKE] = "handshake",
-	[NODE_STAGE_DECISION] = "decision", [NODE_STAGE_ELECTION] = "election",
-	[NODE_STAGE_READY] = "ready",
+    [NODE_STAGE_EARLY] = "early",	[NODE_STAGE_IDENTITY] = "identity",
+    [NODE_STAGE_DISKS] = "disks",	[NODE_STAGE_RAID] = "raid",
+    [NODE_STAGE_STORAGE] = "storage",	[NODE_STAGE_HANDSHAKE] = "handshake",
+    [NODE_STAGE_DECISION] = "decision", [NODE_STAGE_ELECTION] = "election",
+    [NODE_STAGE_READY] = "ready",
 };
 
 const char *node_stage_to_str(enum node_stage s)

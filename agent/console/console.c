@@ -136,8 +136,8 @@ static int cmd_help(struct console_req *req, void *ud)
 	}
 	for (int i = 0; i < c->n_cmds; i++) {
 		char usage[96];
-		snprintf(usage, sizeof(usage), "%s%s%s", c->cmds[i].name, c->cmds[i].args[0] ? " " : "",
-			 c->cmds[i].args);
+		snprintf(usage, sizeof(usage), "%s%s%s", c->cmds[i].name,
+			 c->cmds[i].args[0] ? " " : "", c->cmds[i].args);
 		sb_printf(&req->out, "  %-36s %s\n", usage, c->cmds[i].help);
 	}
 	sb_puts(&req->out, "Every command also answers in JSON with --json.\n");
@@ -221,7 +221,8 @@ int console_exec(struct console *c, const char *line, bool serial,
 		if (i == c->n_cmds) {
 			char name[64];
 			printable_copy(name, sizeof(name), req->argv[0]);
-			console_req_error(req, "unknown command '%s'; 'help' lists the commands", name);
+			console_req_error(req, "unknown command '%s'; 'help' lists the commands",
+					  name);
 		} else {
 			int r = c->cmds[i].fn(req, c->cmds[i].ud);
 			if (r == CONSOLE_ASYNC) {
@@ -481,14 +482,13 @@ const char *console_socket_path(const struct console *c)
 	return c->sock_path;
 }
 
-int console_register_absent(struct console *c, const char *name, const char *args,
-			    const char *help, const char *module)
+int console_register_absent(struct console *c, const char *name, const char *args, const char *help,
+			    const char *module)
 {
 	return console_register(c, name, args, help, cmd_absent, (void *)module);
 }
 
-int console_req_answer(struct console_req *req, const char *what, int r,
-		       const struct strbuf *msg)
+int console_req_answer(struct console_req *req, const char *what, int r, const struct strbuf *msg)
 {
 	const char *m = msg->buf ? strstrip(msg->buf) : "";
 	if (!strncmp(m, "refused: ", 9))

@@ -22,7 +22,7 @@ struct console_req {
 	int argc;
 	char *argv[CONSOLE_MAX_ARGS];
 	bool json;
-	bool serial;   /* typed on the serial line (not the socket) */
+	bool serial; /* typed on the serial line (not the socket) */
 	bool failed;
 	struct strbuf out;
 	/* private */
@@ -40,8 +40,8 @@ int console_register(struct console *c, const char *name, const char *args, cons
 /* A command whose module does not run on this node (yet): `help` lists it, and it answers
  * "<name> is not available on this node (the <module> module is not running)". The module
  * registers the real command over it when it starts. `module` must outlive the console. */
-int console_register_absent(struct console *c, const char *name, const char *args,
-			    const char *help, const char *module);
+int console_register_absent(struct console *c, const char *name, const char *args, const char *help,
+			    const char *module);
 
 /* Listen on a unix socket (mode 0600, parent directory created 0700). */
 int console_listen(struct console *c, const char *path);
@@ -62,6 +62,4 @@ void console_req_done(struct console_req *req);
 /* The answer of a command that asked a module to act: r < 0 answers "<what> refused:
  * <msg>" (or the errno's text), else msg ("done" when empty), as text or
  * {"ok":true,"command":…,"message":…}. Returns r. */
-int console_req_answer(struct console_req *req, const char *what, int r,
-		       const struct strbuf *msg);
-
+int console_req_answer(struct console_req *req, const char *what, int r, const struct strbuf *msg);

@@ -301,7 +301,8 @@ static void on_pw_checked(struct watch *w, int fd, uint32_t revents, void *ud)
 		s->pw_locked_until = now_usec() + (uint64_t)wait_s * USEC_PER_SEC;
 		log_notice("serial: wrong operator password (%d in a row)", s->pw_failures);
 		char msg[96];
-		int n = snprintf(msg, sizeof(msg), "wrong password; next attempt in %d s\n", wait_s);
+		int n =
+		    snprintf(msg, sizeof(msg), "wrong password; next attempt in %d s\n", wait_s);
 		s->busy = false;
 		out(s, msg, (size_t)n);
 		show_prompt(s);
@@ -348,9 +349,9 @@ static void ask_password(struct serial *s, const char *line)
 	uint64_t now = now_usec();
 	if (now < s->pw_locked_until) {
 		char msg[96];
-		int n = snprintf(msg, sizeof(msg),
-				 "error: wrong password given; try again in %llu s\n",
-				 (unsigned long long)((s->pw_locked_until - now) / USEC_PER_SEC + 1));
+		int n =
+		    snprintf(msg, sizeof(msg), "error: wrong password given; try again in %llu s\n",
+			     (unsigned long long)((s->pw_locked_until - now) / USEC_PER_SEC + 1));
 		out(s, msg, (size_t)n);
 		show_prompt(s);
 		return;
@@ -388,8 +389,7 @@ static void password_feed(struct serial *s, unsigned char ch)
 
 /* ---- a secret asked for by a command ---- */
 
-int serial_ask_secret(struct console_req *req, const char *prompt, serial_secret_fn done,
-		      void *ud)
+int serial_ask_secret(struct console_req *req, const char *prompt, serial_secret_fn done, void *ud)
 {
 	struct serial *s = req->transport;
 	if (!req->serial || !s || s->secret_req)

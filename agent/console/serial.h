@@ -55,8 +55,7 @@ int serial_cmd_shell(struct console_req *req, void *ud);
  * NULL. The command returned CONSOLE_ASYNC; done answers the request. -EPERM when req was
  * not typed on the serial line. */
 typedef void (*serial_secret_fn)(struct console_req *req, const char *secret, void *ud);
-int serial_ask_secret(struct console_req *req, const char *prompt, serial_secret_fn done,
-		      void *ud);
+int serial_ask_secret(struct console_req *req, const char *prompt, serial_secret_fn done, void *ud);
 
 /* The operator password (SPEC §9): `hash` is a crypto_pwhash_str hash, "" or NULL for
  * none (the console stays open). The pointer is kept, not the text: the agent passes its

@@ -17,11 +17,16 @@
 const char *elect_role_to_str(enum elect_role r)
 {
 	switch (r) {
-	case ELECT_ROLE_NONE: return "none";
-	case ELECT_ROLE_CANDIDATE: return "candidate";
-	case ELECT_ROLE_SLAVE: return "slave";
-	case ELECT_ROLE_MASTER: return "master";
-	case _ELECT_ROLE_MAX: break;
+	case ELECT_ROLE_NONE:
+		return "none";
+	case ELECT_ROLE_CANDIDATE:
+		return "candidate";
+	case ELECT_ROLE_SLAVE:
+		return "slave";
+	case ELECT_ROLE_MASTER:
+		return "master";
+	case _ELECT_ROLE_MAX:
+		break;
 	}
 	return "?";
 }
@@ -29,10 +34,14 @@ const char *elect_role_to_str(enum elect_role r)
 const char *elect_io_to_str(enum elect_io r)
 {
 	switch (r) {
-	case ELECT_IO_OK: return "ok";
-	case ELECT_IO_CONFLICT: return "conflict";
-	case ELECT_IO_ERROR: return "error";
-	case _ELECT_IO_MAX: break;
+	case ELECT_IO_OK:
+		return "ok";
+	case ELECT_IO_CONFLICT:
+		return "conflict";
+	case ELECT_IO_ERROR:
+		return "error";
+	case _ELECT_IO_MAX:
+		break;
 	}
 	return "?";
 }
@@ -40,13 +49,20 @@ const char *elect_io_to_str(enum elect_io r)
 const char *elect_phase_to_str(enum elect_phase p)
 {
 	switch (p) {
-	case ELECT_PHASE_IDLE: return "idle";
-	case ELECT_PHASE_ACQUIRE: return "acquire";
-	case ELECT_PHASE_CHECK: return "check";
-	case ELECT_PHASE_WAIT: return "wait";
-	case ELECT_PHASE_CLAIM: return "claim";
-	case ELECT_PHASE_VERIFY: return "verify";
-	case _ELECT_PHASE_MAX: break;
+	case ELECT_PHASE_IDLE:
+		return "idle";
+	case ELECT_PHASE_ACQUIRE:
+		return "acquire";
+	case ELECT_PHASE_CHECK:
+		return "check";
+	case ELECT_PHASE_WAIT:
+		return "wait";
+	case ELECT_PHASE_CLAIM:
+		return "claim";
+	case ELECT_PHASE_VERIFY:
+		return "verify";
+	case _ELECT_PHASE_MAX:
+		break;
 	}
 	return "?";
 }
@@ -54,21 +70,36 @@ const char *elect_phase_to_str(enum elect_phase p)
 const char *elect_event_type_to_str(enum elect_event_type t)
 {
 	switch (t) {
-	case ELECT_EV_START: return "start";
-	case ELECT_EV_TIMER: return "timer";
-	case ELECT_EV_ELIGIBLE: return "eligible";
-	case ELECT_EV_HEARTBEAT: return "heartbeat";
-	case ELECT_EV_HEARTBEAT_ACK: return "heartbeat-ack";
-	case ELECT_EV_REGISTER_DONE: return "register-done";
-	case ELECT_EV_READ_DONE: return "read-done";
-	case ELECT_EV_WRITE_DONE: return "write-done";
-	case ELECT_EV_RESERVE_DONE: return "reserve-done";
-	case ELECT_EV_PREEMPT_DONE: return "preempt-done";
-	case ELECT_EV_RELEASE_DONE: return "release-done";
-	case ELECT_EV_OPERATOR_PROMOTE: return "operator-promote";
-	case ELECT_EV_OPERATOR_DEMOTE: return "operator-demote";
-	case ELECT_EV_HOOK_DONE: return "hook-done";
-	case _ELECT_EV_MAX: break;
+	case ELECT_EV_START:
+		return "start";
+	case ELECT_EV_TIMER:
+		return "timer";
+	case ELECT_EV_ELIGIBLE:
+		return "eligible";
+	case ELECT_EV_HEARTBEAT:
+		return "heartbeat";
+	case ELECT_EV_HEARTBEAT_ACK:
+		return "heartbeat-ack";
+	case ELECT_EV_REGISTER_DONE:
+		return "register-done";
+	case ELECT_EV_READ_DONE:
+		return "read-done";
+	case ELECT_EV_WRITE_DONE:
+		return "write-done";
+	case ELECT_EV_RESERVE_DONE:
+		return "reserve-done";
+	case ELECT_EV_PREEMPT_DONE:
+		return "preempt-done";
+	case ELECT_EV_RELEASE_DONE:
+		return "release-done";
+	case ELECT_EV_OPERATOR_PROMOTE:
+		return "operator-promote";
+	case ELECT_EV_OPERATOR_DEMOTE:
+		return "operator-demote";
+	case ELECT_EV_HOOK_DONE:
+		return "hook-done";
+	case _ELECT_EV_MAX:
+		break;
 	}
 	return "?";
 }
@@ -76,20 +107,34 @@ const char *elect_event_type_to_str(enum elect_event_type t)
 const char *elect_action_type_to_str(enum elect_action_type t)
 {
 	switch (t) {
-	case ELECT_ACT_ARM_TIMER: return "arm-timer";
-	case ELECT_ACT_SEND_HEARTBEAT: return "send-heartbeat";
-	case ELECT_ACT_SEND_ACK: return "send-ack";
-	case ELECT_ACT_QDEV_REGISTER: return "qdev-register";
-	case ELECT_ACT_QDEV_READ: return "qdev-read";
-	case ELECT_ACT_QDEV_WRITE: return "qdev-write";
-	case ELECT_ACT_QDEV_RESERVE: return "qdev-reserve";
-	case ELECT_ACT_QDEV_PREEMPT: return "qdev-preempt";
-	case ELECT_ACT_QDEV_RELEASE: return "qdev-release";
-	case ELECT_ACT_PROMOTE: return "promote";
-	case ELECT_ACT_DEMOTE: return "demote";
-	case ELECT_ACT_ROLE: return "role";
-	case ELECT_ACT_DEGRADED: return "degraded";
-	case _ELECT_ACT_MAX: break;
+	case ELECT_ACT_ARM_TIMER:
+		return "arm-timer";
+	case ELECT_ACT_SEND_HEARTBEAT:
+		return "send-heartbeat";
+	case ELECT_ACT_SEND_ACK:
+		return "send-ack";
+	case ELECT_ACT_QDEV_REGISTER:
+		return "qdev-register";
+	case ELECT_ACT_QDEV_READ:
+		return "qdev-read";
+	case ELECT_ACT_QDEV_WRITE:
+		return "qdev-write";
+	case ELECT_ACT_QDEV_RESERVE:
+		return "qdev-reserve";
+	case ELECT_ACT_QDEV_PREEMPT:
+		return "qdev-preempt";
+	case ELECT_ACT_QDEV_RELEASE:
+		return "qdev-release";
+	case ELECT_ACT_PROMOTE:
+		return "promote";
+	case ELECT_ACT_DEMOTE:
+		return "demote";
+	case ELECT_ACT_ROLE:
+		return "role";
+	case ELECT_ACT_DEGRADED:
+		return "degraded";
+	case _ELECT_ACT_MAX:
+		break;
 	}
 	return "?";
 }
@@ -133,12 +178,12 @@ uint64_t elect_master_timeout(const struct elect_params *p)
 void elect_init(struct elect *sm, const struct elect_params *p)
 {
 	*sm = (struct elect){
-		.p = *p,
-		.holder = ELECT_HOLDER_NONE,
-		.victim = -1,
-		.promise_to = -1,
-		.hb_seq = p->seq_base,
-		.wr_seq = p->seq_base,
+	    .p = *p,
+	    .holder = ELECT_HOLDER_NONE,
+	    .victim = -1,
+	    .promise_to = -1,
+	    .hb_seq = p->seq_base,
+	    .wr_seq = p->seq_base,
 	};
 }
 
@@ -148,7 +193,7 @@ static struct elect_action *act(struct elect_actions *out, enum elect_action_typ
 
 	if (out->n >= ELECT_MAX_ACTIONS) /* cannot happen: at most a dozen per step */
 		return &spill;
-	out->a[out->n] = (struct elect_action){ .type = t, .node = -1 };
+	out->a[out->n] = (struct elect_action){.type = t, .node = -1};
 	return &out->a[out->n++];
 }
 
@@ -318,9 +363,10 @@ static void demote(struct elect *sm, const char *reason, uint64_t now, struct el
 {
 	if (sm->role != ELECT_ROLE_MASTER)
 		return;
-	set_role(sm, !sm->eligible		   ? ELECT_ROLE_NONE
-		     : live_master(sm, now) >= 0 ? ELECT_ROLE_SLAVE
-						 : ELECT_ROLE_CANDIDATE,
+	set_role(sm,
+		 !sm->eligible		     ? ELECT_ROLE_NONE
+		 : live_master(sm, now) >= 0 ? ELECT_ROLE_SLAVE
+					     : ELECT_ROLE_CANDIDATE,
 		 reason, out);
 	/* The demote hook runs now: this node acts as master until it reports its end
 	 * (ELECT_EV_HOOK_DONE); the lease keeps counting for the watchdog meanwhile. */
@@ -361,8 +407,7 @@ static void send_heartbeat(struct elect *sm, uint64_t now, struct elect_actions 
 
 	sm->hb_seq++;
 	sm->hb_sent[sm->hb_seq % ELECT_RING] = (struct elect_sent){
-		.seq = sm->hb_seq, .at = now, .master = sm->role == ELECT_ROLE_MASTER
-	};
+	    .seq = sm->hb_seq, .at = now, .master = sm->role == ELECT_ROLE_MASTER};
 	a->seq = sm->hb_seq;
 	a->role = sm->role;
 	a->epoch = sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch;
@@ -375,8 +420,7 @@ static void send_write(struct elect *sm, enum elect_role role, uint64_t epoch, u
 
 	sm->wr_seq++;
 	sm->wr_sent[sm->wr_seq % ELECT_RING] = (struct elect_sent){
-		.seq = sm->wr_seq, .at = now, .master = role == ELECT_ROLE_MASTER || sm->hook_pending
-	};
+	    .seq = sm->wr_seq, .at = now, .master = role == ELECT_ROLE_MASTER || sm->hook_pending};
 	a->seq = sm->wr_seq;
 	a->role = role;
 	a->epoch = epoch;
@@ -466,7 +510,8 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 
 	if (!sm->eligible || sm->phase != ELECT_PHASE_IDLE || sm->role == ELECT_ROLE_MASTER ||
 	    sm->p.refuse_master || sm->hook_pending || sm->fenced || sm->release_pending ||
-	    !sm->registered || sm->op_busy || now < sm->holdoff_until || !self_is_candidate(sm, now))
+	    !sm->registered || sm->op_busy || now < sm->holdoff_until ||
+	    !self_is_candidate(sm, now))
 		return;
 	/* Just started: learn who else is alive before competing. */
 	if (now - sm->start_us < 2 * sm->p.heartbeat_interval && !sm->op_promote)
@@ -560,7 +605,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 		    s->seq < pe->slot.seq)
 			continue;
 		if (!pe->slot_seen || s->valid != pe->slot.valid || s->boot != pe->slot.boot ||
-		    s->seq != pe->slot.seq || s->epoch != pe->slot.epoch || s->role != pe->slot.role)
+		    s->seq != pe->slot.seq || s->epoch != pe->slot.epoch ||
+		    s->role != pe->slot.role)
 			pe->slot_changed = now;
 		pe->slot = *s;
 		pe->slot_seen = true;
@@ -593,7 +639,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	}
 	if (sm->phase == ELECT_PHASE_CHECK && check && sm->holder == sm->p.self)
 		check_done(sm, now);
-	if (current && sm->holder == sm->p.self && ev->registered && sm->rd_sent >= sm->verify_after)
+	if (current && sm->holder == sm->p.self && ev->registered &&
+	    sm->rd_sent >= sm->verify_after)
 		confirmed(sm, now, out);
 	try_acquire(sm, now, out);
 }
@@ -724,13 +771,14 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 		return;
 	until = majority_lease(sm, now);
 	if (sm->role == ELECT_ROLE_MASTER) {
-		sm->lease_until = max_u64(sm->lease_until, until == UINT64_MAX ? now + sm->p.lease : until);
+		sm->lease_until =
+		    max_u64(sm->lease_until, until == UINT64_MAX ? now + sm->p.lease : until);
 		promise(sm, sm->p.self, now);
 		return;
 	}
 	if (until <= now || now < sm->holdoff_until || best_alive(sm, now) != sm->p.self ||
-	    live_master(sm, now) >= 0 || sm->hook_pending || sm->fenced || sm->epoch == UINT64_MAX ||
-	    sm->p.refuse_master)
+	    live_master(sm, now) >= 0 || sm->hook_pending || sm->fenced ||
+	    sm->epoch == UINT64_MAX || sm->p.refuse_master)
 		return;
 	sm->master_epoch = sm->epoch + 1;
 	sm->epoch = sm->master_epoch;
@@ -749,8 +797,8 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
  * node of its compartment, and none of them says it sees no live master. */
 static bool ack_safe(const struct elect *sm, uint64_t now)
 {
-	if (sm->wr_ok_sent && now - sm->wr_ok_sent <= ack_window(&sm->p) &&
-	    sm->last_read_ok && now - sm->last_read_ok <= ack_window(&sm->p))
+	if (sm->wr_ok_sent && now - sm->wr_ok_sent <= ack_window(&sm->p) && sm->last_read_ok &&
+	    now - sm->last_read_ok <= ack_window(&sm->p))
 		return true;
 	for (int n = 0; n < sm->p.n_nodes; n++)
 		if (n != sm->p.self && sm->p.side[n] == sm->p.side[sm->p.self] &&
@@ -836,7 +884,8 @@ const char *elect_promote_refusal(const struct elect *sm, uint64_t now_us)
 	if (sm->role == ELECT_ROLE_MASTER)
 		return "this node is already master";
 	if (sm->p.refuse_master)
-		return "no watchdog device: this node does not become master ([fencing] watchdog = none runs unfenced)";
+		return "no watchdog device: this node does not become master ([fencing] watchdog = "
+		       "none runs unfenced)";
 	if (live_master(sm, now_us) >= 0)
 		return "another master is alive: demote it first";
 	if (sm->p.has_qdev && !sm->holder_known)
@@ -884,7 +933,8 @@ static void on_hook_done(struct elect *sm, const struct elect_event *ev, uint64_
 	}
 	if (sm->release_pending && sm->holder == sm->p.self) {
 		/* the operator's holdoff counts from the handover, not from the demote */
-		sm->holdoff_until = max_u64(sm->holdoff_until, now + 3 * elect_master_timeout(&sm->p));
+		sm->holdoff_until =
+		    max_u64(sm->holdoff_until, now + 3 * elect_master_timeout(&sm->p));
 		act(out, ELECT_ACT_QDEV_RELEASE);
 		sm->holder = ELECT_HOLDER_NONE;
 		sm->own_token = false;
@@ -1004,9 +1054,8 @@ static void tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 		abort_claim(sm);
 	expire_io(sm, now);
 	if (sm->p.has_qdev && sm->holder_known && sm->holder == sm->p.self && !sm->op_busy &&
-	    sm->role != ELECT_ROLE_MASTER && sm->phase == ELECT_PHASE_IDLE &&
-	    !sm->hook_pending && !sm->fenced && !sm->release_pending &&
-	    (!sm->eligible || !self_is_candidate(sm, now))) {
+	    sm->role != ELECT_ROLE_MASTER && sm->phase == ELECT_PHASE_IDLE && !sm->hook_pending &&
+	    !sm->fenced && !sm->release_pending && (!sm->eligible || !self_is_candidate(sm, now))) {
 		/* Holding the token without being the candidate (not eligible, or a better
 		 * node of this compartment is back): hand it back so the candidate can take
 		 * it at once instead of waiting for this node to fall silent. A token still
@@ -1060,7 +1109,8 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 		 * (no acknowledgement, no vote for itself) until it would have run out. */
 		if (!sm->p.has_qdev) {
 			sm->promise_to = -2;
-			sm->promise_until = now_us + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
+			sm->promise_until =
+			    now_us + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
 		}
 		break;
 	case ELECT_EV_TIMER:

@@ -29,14 +29,14 @@ const char *elect_role_to_str(enum elect_role r);
 enum elect_io {
 	ELECT_IO_OK,
 	ELECT_IO_CONFLICT, /* SCSI RESERVATION CONFLICT */
-	ELECT_IO_ERROR,    /* anything else: unreachable, timeout, check condition */
+	ELECT_IO_ERROR,	   /* anything else: unreachable, timeout, check condition */
 	_ELECT_IO_MAX
 };
 const char *elect_io_to_str(enum elect_io r);
 
 /* One node's heartbeat record on the quorum device. */
 struct elect_slot {
-	bool valid;   /* a well-formed record with a good hash */
+	bool valid;    /* a well-formed record with a good hash */
 	uint64_t boot; /* boot identity (first 8 bytes of the boot id) */
 	uint64_t seq;
 	uint64_t epoch;
@@ -44,25 +44,25 @@ struct elect_slot {
 };
 
 enum elect_event_type {
-	ELECT_EV_START,     /* the node joins the election */
-	ELECT_EV_TIMER,     /* the timer armed by ELECT_ACT_ARM_TIMER expired */
-	ELECT_EV_ELIGIBLE,  /* eligibility changed (profile, core health) */
-	ELECT_EV_HEARTBEAT, /* node, epoch, role, seq */
+	ELECT_EV_START,		/* the node joins the election */
+	ELECT_EV_TIMER,		/* the timer armed by ELECT_ACT_ARM_TIMER expired */
+	ELECT_EV_ELIGIBLE,	/* eligibility changed (profile, core health) */
+	ELECT_EV_HEARTBEAT,	/* node, epoch, role, seq */
 	ELECT_EV_HEARTBEAT_ACK, /* node, seq */
 	ELECT_EV_REGISTER_DONE, /* io */
-	ELECT_EV_READ_DONE,     /* io, seq (the read action's), slots[], holder */
-	ELECT_EV_WRITE_DONE,    /* io, seq */
-	ELECT_EV_RESERVE_DONE,  /* io */
-	ELECT_EV_PREEMPT_DONE,  /* io */
-	ELECT_EV_RELEASE_DONE,  /* io */
+	ELECT_EV_READ_DONE,	/* io, seq (the read action's), slots[], holder */
+	ELECT_EV_WRITE_DONE,	/* io, seq */
+	ELECT_EV_RESERVE_DONE,	/* io */
+	ELECT_EV_PREEMPT_DONE,	/* io */
+	ELECT_EV_RELEASE_DONE,	/* io */
 	ELECT_EV_OPERATOR_PROMOTE,
 	ELECT_EV_OPERATOR_DEMOTE,
-	ELECT_EV_HOOK_DONE,     /* the demote hook ended: io OK, or ERROR (failed, timed out) */
+	ELECT_EV_HOOK_DONE, /* the demote hook ended: io OK, or ERROR (failed, timed out) */
 	_ELECT_EV_MAX
 };
 const char *elect_event_type_to_str(enum elect_event_type t);
 
-#define ELECT_HOLDER_NONE (-1)    /* no reservation */
+#define ELECT_HOLDER_NONE (-1)	  /* no reservation */
 #define ELECT_HOLDER_UNKNOWN (-2) /* a key that is no node of the pair */
 
 struct elect_event {
@@ -73,26 +73,27 @@ struct elect_event {
 	enum elect_role role;
 	bool eligible;
 	enum elect_io io;
-	int holder; /* READ_DONE: node index, ELECT_HOLDER_NONE or ELECT_HOLDER_UNKNOWN */
-	bool registered; /* READ_DONE: this node's key is registered */
+	int holder;	  /* READ_DONE: node index, ELECT_HOLDER_NONE or ELECT_HOLDER_UNKNOWN */
+	bool registered;  /* READ_DONE: this node's key is registered */
 	uint64_t sent_at; /* HEARTBEAT_ACK with external heartbeats: when it was sent, 0 unknown */
 	struct elect_slot slots[ELECT_MAX_NODES];
 };
 
 enum elect_action_type {
-	ELECT_ACT_ARM_TIMER,      /* at */
+	ELECT_ACT_ARM_TIMER,	  /* at */
 	ELECT_ACT_SEND_HEARTBEAT, /* seq, epoch, role: to every other node of the pair */
-	ELECT_ACT_SEND_ACK,       /* node, seq */
+	ELECT_ACT_SEND_ACK,	  /* node, seq */
 	ELECT_ACT_QDEV_REGISTER,
-	ELECT_ACT_QDEV_READ,      /* seq: all slots and the reservation */
-	ELECT_ACT_QDEV_WRITE,     /* own slot: seq, epoch, role */
+	ELECT_ACT_QDEV_READ,  /* seq: all slots and the reservation */
+	ELECT_ACT_QDEV_WRITE, /* own slot: seq, epoch, role */
 	ELECT_ACT_QDEV_RESERVE,
-	ELECT_ACT_QDEV_PREEMPT,   /* node: whose key (ELECT_HOLDER_UNKNOWN: the foreign key read last) */
+	ELECT_ACT_QDEV_PREEMPT, /* node: whose key (ELECT_HOLDER_UNKNOWN: the foreign key read last)
+				 */
 	ELECT_ACT_QDEV_RELEASE,
-	ELECT_ACT_PROMOTE,        /* run the promote hook: from now on act as master */
-	ELECT_ACT_DEMOTE,         /* run the demote hook: stop acting as master, at once */
-	ELECT_ACT_ROLE,           /* role, epoch, reason: emit event=role */
-	ELECT_ACT_DEGRADED,       /* degraded: the other side answers (false) or not (true) */
+	ELECT_ACT_PROMOTE,  /* run the promote hook: from now on act as master */
+	ELECT_ACT_DEMOTE,   /* run the demote hook: stop acting as master, at once */
+	ELECT_ACT_ROLE,	    /* role, epoch, reason: emit event=role */
+	ELECT_ACT_DEGRADED, /* degraded: the other side answers (false) or not (true) */
 	_ELECT_ACT_MAX
 };
 const char *elect_action_type_to_str(enum elect_action_type t);
@@ -118,30 +119,30 @@ struct elect_params {
 	int self;
 	int side[ELECT_MAX_NODES]; /* compartment: 0 or 1 */
 	int rank[ELECT_MAX_NODES]; /* 0 is best; unique */
-	bool has_qdev;             /* false: majority over handshakes */
+	bool has_qdev;		   /* false: majority over handshakes */
 	uint64_t heartbeat_interval, disk_heartbeat_interval, lease; /* µs */
-	uint64_t io_timeout; /* a quorum-device command outstanding longer is forgotten */
+	uint64_t io_timeout;	  /* a quorum-device command outstanding longer is forgotten */
 	bool external_heartbeats; /* the handshake layer sends heartbeats on its own timer and
 				   * numbers them; acks then carry sent_at */
-	uint64_t seq_base;   /* first sequence number - 1: unique per boot, so that an answer
-			      * to a previous boot's heartbeat never matches this boot's */
-	uint64_t fence_timeout; /* watchdog timeout (µs): a node acting as master whose lease
-				 * lapsed resets within this; 0: no watchdog (watchdog = none) */
-	bool refuse_master;     /* a watchdog is configured but not there: never take the token */
+	uint64_t seq_base;	  /* first sequence number - 1: unique per boot, so that an answer
+				   * to a previous boot's heartbeat never matches this boot's */
+	uint64_t fence_timeout;	  /* watchdog timeout (µs): a node acting as master whose lease
+				   * lapsed resets within this; 0: no watchdog (watchdog = none) */
+	bool refuse_master;	  /* a watchdog is configured but not there: never take the token */
 };
 
 /* What this node knows of another one. */
 struct elect_peer {
-	bool heard;              /* a heartbeat arrived this boot */
-	uint64_t last_heard;     /* when the last one arrived */
-	uint64_t nm_since;       /* its heartbeats say it is not master since (0: they do) */
+	bool heard;	     /* a heartbeat arrived this boot */
+	uint64_t last_heard; /* when the last one arrived */
+	uint64_t nm_since;   /* its heartbeats say it is not master since (0: they do) */
 	uint64_t hb_epoch;
 	enum elect_role hb_role;
-	struct elect_slot slot;  /* last content read from the quorum device */
+	struct elect_slot slot; /* last content read from the quorum device */
 	bool slot_seen;
-	uint64_t slot_changed;   /* completion of the read that first returned this content */
-	uint64_t acked_at;       /* majority mode: last ack from it (send time of the hb) */
-	uint64_t follow_until;   /* majority mode: I promised this node not to follow another */
+	uint64_t slot_changed; /* completion of the read that first returned this content */
+	uint64_t acked_at;     /* majority mode: last ack from it (send time of the hb) */
+	uint64_t follow_until; /* majority mode: I promised this node not to follow another */
 };
 
 struct elect_sent {
@@ -166,30 +167,31 @@ struct elect {
 	enum elect_role role;
 	enum elect_phase phase;
 	uint64_t start_us;
-	uint64_t epoch;        /* highest epoch seen */
-	uint64_t master_epoch; /* epoch of this node's mastership */
-	uint64_t lease_until;  /* meaningful while master */
-	uint64_t wait_until;   /* ELECT_PHASE_WAIT */
-	uint64_t claim_seq;    /* ELECT_PHASE_CLAIM: the write that makes us master */
-	uint64_t claim_at;     /* ELECT_PHASE_VERIFY: when that write was sent */
-	uint64_t verify_after; /* a read sent at or after this checks the last write */
-	uint64_t renew_at;     /* send time of the last successful master write, not yet
-				* confirmed by a read showing the reservation ours */
+	uint64_t epoch;		/* highest epoch seen */
+	uint64_t master_epoch;	/* epoch of this node's mastership */
+	uint64_t lease_until;	/* meaningful while master */
+	uint64_t wait_until;	/* ELECT_PHASE_WAIT */
+	uint64_t claim_seq;	/* ELECT_PHASE_CLAIM: the write that makes us master */
+	uint64_t claim_at;	/* ELECT_PHASE_VERIFY: when that write was sent */
+	uint64_t verify_after;	/* a read sent at or after this checks the last write */
+	uint64_t renew_at;	/* send time of the last successful master write, not yet
+				 * confirmed by a read showing the reservation ours */
 	uint64_t claim_backoff; /* a failed claim write: not again before this */
-	bool hook_pending;     /* the demote hook runs: still acting as master */
-	bool release_pending;  /* RELEASE the token once the demote hook has ended */
-	bool fenced;           /* the demote hook failed or hung: stop petting the watchdog */
-	uint64_t cand_since;   /* this node has been its compartment's candidate since (0: not) */
-	uint64_t other_gone_since; /* the other compartment has had no live candidate since (0: it has) */
-	uint64_t wr_ok_sent;   /* send time of the last slot write that succeeded */
-	uint64_t holdoff_until; /* after an operator demote: do not take the token back */
-	uint64_t defer_until;   /* a master of this compartment handed the token back (it
-				 * became ineligible, or was demoted): the other compartment's
-				 * candidate goes first until then */
-	bool op_promote;       /* operator asked: skip the rank delay */
+	bool hook_pending;	/* the demote hook runs: still acting as master */
+	bool release_pending;	/* RELEASE the token once the demote hook has ended */
+	bool fenced;		/* the demote hook failed or hung: stop petting the watchdog */
+	uint64_t cand_since;	/* this node has been its compartment's candidate since (0: not) */
+	uint64_t other_gone_since; /* the other compartment has had no live candidate since (0: it
+				      has) */
+	uint64_t wr_ok_sent;	   /* send time of the last slot write that succeeded */
+	uint64_t holdoff_until;	   /* after an operator demote: do not take the token back */
+	uint64_t defer_until;	   /* a master of this compartment handed the token back (it
+				    * became ineligible, or was demoted): the other compartment's
+				    * candidate goes first until then */
+	bool op_promote;	   /* operator asked: skip the rank delay */
 	bool degraded;
 	uint64_t last_slave_ack;
-	uint64_t master_since;  /* when this mastership began */
+	uint64_t master_since; /* when this mastership began */
 	const char *last_reason;
 
 	uint64_t next_hb, next_disk, next_read;
@@ -200,16 +202,16 @@ struct elect {
 	bool registered, reg_busy;
 	bool rd_busy, wr_busy, op_busy;
 	uint64_t rd_since, wr_since, op_since, reg_since;
-	bool rd_check;          /* the outstanding read is the post-acquire check */
-	uint64_t rd_sent;       /* when the outstanding read was sent */
-	uint64_t rd_seq;        /* its number (the action's seq, echoed by READ_DONE) */
+	bool rd_check;	  /* the outstanding read is the post-acquire check */
+	uint64_t rd_sent; /* when the outstanding read was sent */
+	uint64_t rd_seq;  /* its number (the action's seq, echoed by READ_DONE) */
 	bool holder_known;
 	int holder;
 	uint64_t last_read_ok;
-	int victim;             /* PREEMPT target */
+	int victim;		/* PREEMPT target */
 	uint64_t unknown_since; /* the token has been held by a key of no pair node since */
-	uint64_t acq_at;        /* when the reservation was taken */
-	bool own_token;         /* taken by this boot's session (a restarted node's key may
+	uint64_t acq_at;	/* when the reservation was taken */
+	bool own_token;		/* taken by this boot's session (a restarted node's key may
 				 * still hold it through its dead session: PREEMPT moves it) */
 
 	/* majority mode: the node this one acknowledged last, and until when it may not
@@ -221,9 +223,9 @@ struct elect {
 };
 
 /* Timings derived from the parameters (SPEC §7). */
-uint64_t elect_net_silence(const struct elect_params *p);  /* holder silent on the network */
+uint64_t elect_net_silence(const struct elect_params *p);   /* holder silent on the network */
 uint64_t elect_read_interval(const struct elect_params *p); /* slots are read twice per write */
-uint64_t elect_slot_silence(const struct elect_params *p); /* holder's slot not advancing */
+uint64_t elect_slot_silence(const struct elect_params *p);  /* holder's slot not advancing */
 uint64_t elect_master_timeout(const struct elect_params *p);
 
 void elect_init(struct elect *sm, const struct elect_params *p);
@@ -232,7 +234,8 @@ void elect_init(struct elect *sm, const struct elect_params *p);
 int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 	       struct elect_actions *out);
 /* What this node's heartbeats say now (external heartbeats: the handshake layer asks). */
-void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch, enum elect_role *ret_role);
+void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch,
+			     enum elect_role *ret_role);
 /* Acting as master at now: promoted, not demoted, lease valid. */
 bool elect_is_master(const struct elect *sm, uint64_t now_us);
 /* Whether the watchdog may be petted now: not acting as master (promoted, or its demote

@@ -35,15 +35,15 @@ struct elect_inst {
 	bool active;
 	struct elect sm;
 	int map[ELECT_MAX_NODES]; /* pair index -> node index in cfg */
-	int rev[CFG_MAX_NODES];   /* node index -> pair index, -1 */
+	int rev[CFG_MAX_NODES];	  /* node index -> pair index, -1 */
 	uint64_t keys[ELECT_MAX_NODES];
 	struct qdev *qdev;
 	struct timer *timer;
 	struct hook_run *hook;
 	uint64_t role_since;
-	uint64_t foreign_key; /* the last holder key read that belongs to no pair node */
+	uint64_t foreign_key;	 /* the last holder key read that belongs to no pair node */
 	uint64_t qdev_opened_us; /* when the session to the quorum device was first asked for */
-	bool demote_ended;       /* no demote hook ran (none configured): report its end */
+	bool demote_ended;	 /* no demote hook ran (none configured): report its end */
 	enum elect_io demote_io;
 };
 
@@ -55,7 +55,8 @@ struct elect_drv {
 	struct timer *wd_timer;
 	bool unfenced;
 	char wd_missing[CFG_PATH_MAX + 64];
-	const uint8_t *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
+	const uint8_t
+	    *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
 	struct elect_transport tr;
 	bool has_tr;
@@ -93,8 +94,8 @@ static void hook_done(struct spawn *sp, int status, bool timed_out, void *ud)
 	struct hook_run *h = ud;
 	struct elect_inst *in = h->inst;
 	bool promote = h->promote;
-	struct elect_event ev = { .type = ELECT_EV_HOOK_DONE,
-				  .io = !timed_out && status == 0 ? ELECT_IO_OK : ELECT_IO_ERROR };
+	struct elect_event ev = {.type = ELECT_EV_HOOK_DONE,
+				 .io = !timed_out && status == 0 ? ELECT_IO_OK : ELECT_IO_ERROR};
 
 	(void)sp;
 	in->hook = hook_free(h);
@@ -128,15 +129,15 @@ static void hook_start(struct elect_inst *in, bool promote, uint64_t epoch)
 	struct hook_run *h = calloc(1, sizeof(*h));
 	if (!h)
 		return;
-	*h = (struct hook_run){ .inst = in, .promote = promote };
+	*h = (struct hook_run){.inst = in, .promote = promote};
 	snprintf(name, sizeof(name), "%s-%s", promote ? "promote" : "demote", kind);
 	snprintf(node, sizeof(node), "COMPARTD_NODE=%s", c->nodes[in->d->env->self].name);
 	snprintf(ekind, sizeof(ekind), "COMPARTD_KIND=%s", kind);
 	snprintf(role, sizeof(role), "COMPARTD_ROLE=%s", promote ? "master" : "slave");
 	snprintf(eepoch, sizeof(eepoch), "COMPARTD_EPOCH=%llu", (unsigned long long)epoch);
-	const char *const env[] = { node, ekind, role, eepoch, NULL };
-	const struct spawn_hook sh = { .name = name, .command = cmd, .env = env,
-				       .timeout_us = c->timeouts.hook_timeout };
+	const char *const env[] = {node, ekind, role, eepoch, NULL};
+	const struct spawn_hook sh = {
+	    .name = name, .command = cmd, .env = env, .timeout_us = c->timeouts.hook_timeout};
 	h->sp = spawn_hook(in->d->env->loop, &sh, hook_done, h);
 	if (!h->sp) {
 		log_error_errno(-errno, "Failed to start the %s hook", name);
@@ -175,7 +176,7 @@ static void push_eligible(struct elect_drv *d)
 	bool e = eligible(d);
 
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		struct elect_event ev = { .type = ELECT_EV_ELIGIBLE, .eligible = e };
+		struct elect_event ev = {.type = ELECT_EV_ELIGIBLE, .eligible = e};
 
 		if (d->k[k].active && d->k[k].sm.started && d->k[k].sm.eligible != e)
 			step(&d->k[k], &ev);
@@ -190,8 +191,10 @@ static void on_core(struct health *h, bool ok, const char *reason, void *ud)
 	(void)h;
 	snprintf(d->core_failure, sizeof(d->core_failure), "%s", ok ? "" : reason);
 	if (before != eligible(d))
-		log_notice("election: %s%s", eligible(d) ? "eligible again: core health ok" :
-			   "not eligible: core component ", eligible(d) ? "" : d->core_failure);
+		log_notice("election: %s%s",
+			   eligible(d) ? "eligible again: core health ok"
+				       : "not eligible: core component ",
+			   eligible(d) ? "" : d->core_failure);
 	push_eligible(d);
 }
 
@@ -219,25 +222,36 @@ static void emit_role(struct elect_inst *in, const struct elect_action *a)
 
 static void submit(struct elect_inst *in, const struct elect_action *a)
 {
-	struct qdev_slot slot = { 0 };
+	struct qdev_slot slot = {0};
 	uint64_t victim = 0;
 	enum qdev_op op = QDEV_OP_READ;
 
 	switch (a->type) {
-	case ELECT_ACT_QDEV_REGISTER: op = QDEV_OP_REGISTER; break;
-	case ELECT_ACT_QDEV_READ: op = QDEV_OP_READ; break;
-	case ELECT_ACT_QDEV_RESERVE: op = QDEV_OP_RESERVE; break;
-	case ELECT_ACT_QDEV_RELEASE: op = QDEV_OP_RELEASE; break;
+	case ELECT_ACT_QDEV_REGISTER:
+		op = QDEV_OP_REGISTER;
+		break;
+	case ELECT_ACT_QDEV_READ:
+		op = QDEV_OP_READ;
+		break;
+	case ELECT_ACT_QDEV_RESERVE:
+		op = QDEV_OP_RESERVE;
+		break;
+	case ELECT_ACT_QDEV_RELEASE:
+		op = QDEV_OP_RELEASE;
+		break;
 	case ELECT_ACT_QDEV_PREEMPT:
 		op = QDEV_OP_PREEMPT;
 		victim = a->node >= 0 && a->node < in->sm.p.n_nodes ? in->keys[a->node]
-			 : a->node == ELECT_HOLDER_UNKNOWN         ? in->foreign_key
-								   : 0;
+			 : a->node == ELECT_HOLDER_UNKNOWN	    ? in->foreign_key
+								    : 0;
 		break;
 	case ELECT_ACT_QDEV_WRITE:
 		op = QDEV_OP_WRITE;
-		slot = (struct qdev_slot){ .valid = true, .node = (uint32_t)in->d->env->self,
-					   .seq = a->seq, .epoch = a->epoch, .role = (uint8_t)a->role };
+		slot = (struct qdev_slot){.valid = true,
+					  .node = (uint32_t)in->d->env->self,
+					  .seq = a->seq,
+					  .epoch = a->epoch,
+					  .role = (uint8_t)a->role};
 		memcpy(slot.boot_id, in->d->env->boot_id, sizeof(slot.boot_id));
 		break;
 	case ELECT_ACT_ARM_TIMER:
@@ -292,8 +306,9 @@ static void apply(struct elect_inst *in, const struct elect_actions *out)
 			break;
 		case ELECT_ACT_DEGRADED:
 			log_notice("election %s: pair %s", cfg_kind_to_str(in->kind),
-				   a->degraded ? "degraded: the other compartment does not answer"
-					       : "complete: the other compartment answers as slave");
+				   a->degraded
+				       ? "degraded: the other compartment does not answer"
+				       : "complete: the other compartment answers as slave");
 			break;
 		case _ELECT_ACT_MAX:
 			break;
@@ -311,7 +326,7 @@ static void step(struct elect_inst *in, const struct elect_event *ev)
 		return;
 	apply(in, &out);
 	if (in->demote_ended) {
-		struct elect_event done = { .type = ELECT_EV_HOOK_DONE, .io = in->demote_io };
+		struct elect_event done = {.type = ELECT_EV_HOOK_DONE, .io = in->demote_io};
 
 		in->demote_ended = false;
 		step(in, &done);
@@ -320,7 +335,7 @@ static void step(struct elect_inst *in, const struct elect_event *ev)
 
 static void on_timer(struct timer *t, void *ud)
 {
-	struct elect_event ev = { .type = ELECT_EV_TIMER };
+	struct elect_event ev = {.type = ELECT_EV_TIMER};
 
 	(void)t;
 	step(ud, &ev);
@@ -329,10 +344,14 @@ static void on_timer(struct timer *t, void *ud)
 static enum elect_io io_of(enum qdev_status st)
 {
 	switch (st) {
-	case QDEV_OK: return ELECT_IO_OK;
-	case QDEV_CONFLICT: return ELECT_IO_CONFLICT;
-	case QDEV_ERROR: return ELECT_IO_ERROR;
-	case _QDEV_STATUS_MAX: break;
+	case QDEV_OK:
+		return ELECT_IO_OK;
+	case QDEV_CONFLICT:
+		return ELECT_IO_CONFLICT;
+	case QDEV_ERROR:
+		return ELECT_IO_ERROR;
+	case _QDEV_STATUS_MAX:
+		break;
 	}
 	return ELECT_IO_ERROR;
 }
@@ -367,17 +386,30 @@ static void on_qdev(struct qdev *q, enum qdev_op op, enum qdev_status st, uint64
 		    const struct qdev_view *view, void *ud)
 {
 	struct elect_inst *in = ud;
-	struct elect_event ev = { .io = io_of(st), .seq = tag };
+	struct elect_event ev = {.io = io_of(st), .seq = tag};
 
 	(void)q;
 	switch (op) {
-	case QDEV_OP_REGISTER: ev.type = ELECT_EV_REGISTER_DONE; break;
-	case QDEV_OP_READ: ev.type = ELECT_EV_READ_DONE; break;
-	case QDEV_OP_WRITE: ev.type = ELECT_EV_WRITE_DONE; break;
-	case QDEV_OP_RESERVE: ev.type = ELECT_EV_RESERVE_DONE; break;
-	case QDEV_OP_PREEMPT: ev.type = ELECT_EV_PREEMPT_DONE; break;
-	case QDEV_OP_RELEASE: ev.type = ELECT_EV_RELEASE_DONE; break;
-	case _QDEV_OP_MAX: return;
+	case QDEV_OP_REGISTER:
+		ev.type = ELECT_EV_REGISTER_DONE;
+		break;
+	case QDEV_OP_READ:
+		ev.type = ELECT_EV_READ_DONE;
+		break;
+	case QDEV_OP_WRITE:
+		ev.type = ELECT_EV_WRITE_DONE;
+		break;
+	case QDEV_OP_RESERVE:
+		ev.type = ELECT_EV_RESERVE_DONE;
+		break;
+	case QDEV_OP_PREEMPT:
+		ev.type = ELECT_EV_PREEMPT_DONE;
+		break;
+	case QDEV_OP_RELEASE:
+		ev.type = ELECT_EV_RELEASE_DONE;
+		break;
+	case _QDEV_OP_MAX:
+		return;
 	}
 	if (st != QDEV_OK && op != QDEV_OP_READ)
 		log_debug("election %s: %s: %s", cfg_kind_to_str(in->kind), qdev_op_to_str(op),
@@ -392,11 +424,13 @@ static void on_qdev(struct qdev *q, enum qdev_op op, enum qdev_status st, uint64
 static bool takes_part(const struct cfg *c, int node, enum cfg_kind kind)
 {
 	switch (kind) {
-	case CFG_KIND_INFRA: return true;
+	case CFG_KIND_INFRA:
+		return true;
 	case CFG_KIND_ADMIN:
 		return c->nodes[node].mgmt_capable &&
 		       c->compartments[c->nodes[node].compartment].zone == CFG_ZONE_MZ;
-	case _CFG_KIND_MAX: break;
+	case _CFG_KIND_MAX:
+		break;
 	}
 	return false;
 }
@@ -492,18 +526,21 @@ static int wd_open(struct elect_drv *d)
 		return 0;
 	if (strcmp(f->watchdog, "none") == 0) {
 		d->unfenced = true;
-		log_notice("election: unfenced ([fencing] watchdog = none): a hung master is not reset");
+		log_notice(
+		    "election: unfenced ([fencing] watchdog = none): a hung master is not reset");
 		return 0;
 	}
 	/* A host-mode agent (tests on a shared machine) never arms a real watchdog: one
 	 * left armed resets the host. It may use a FIFO or file instead (the pet cadence). */
-	r = !(d->env->pid1 && getpid() == 1) && is_chardev(f->watchdog) ? -EPERM
-						   : watchdog_open(f->watchdog, f->watchdog_timeout, &d->wd);
+	r = !(d->env->pid1 && getpid() == 1) && is_chardev(f->watchdog)
+		? -EPERM
+		: watchdog_open(f->watchdog, f->watchdog_timeout, &d->wd);
 	if (r < 0) {
 		snprintf(d->wd_missing, sizeof(d->wd_missing), "no watchdog (%s: %s)", f->watchdog,
 			 r == -EPERM ? "a real watchdog is armed only by PID 1" : strerror(-r));
 		log_error("election: %s: this node does not become master "
-			  "([fencing] watchdog = none runs unfenced)", d->wd_missing);
+			  "([fencing] watchdog = none runs unfenced)",
+			  d->wd_missing);
 		return 0;
 	}
 	d->wd_timer = timer_new(d->env->loop, on_wd_timer, d);
@@ -546,12 +583,12 @@ static int open_qdev(struct elect_inst *in)
 	const struct cfg_storage *qs = &c->quorum;
 	int self = in->d->env->self, pair = cfg_node_pair(c, self), r;
 	struct qdev_config qc = {
-		.lun = (int)qs->lun + 2 * pair + (int)in->kind,
-		.key = in->keys[in->sm.p.self],
-		.n_slots = c->n_nodes,
-		.self_slot = self,
-		.io_timeout = in->sm.p.io_timeout,
-		.isid = (uint32_t)(self * 2 + (int)in->kind + 1),
+	    .lun = (int)qs->lun + 2 * pair + (int)in->kind,
+	    .key = in->keys[in->sm.p.self],
+	    .n_slots = c->n_nodes,
+	    .self_slot = self,
+	    .io_timeout = in->sm.p.io_timeout,
+	    .isid = (uint32_t)(self * 2 + (int)in->kind + 1),
 	};
 
 	snprintf(qc.initiator, sizeof(qc.initiator), "iqn.2026-11.org.compartd:%s.%s.%s", c->name,
@@ -560,12 +597,13 @@ static int open_qdev(struct elect_inst *in)
 	/* this compartment's portal first */
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < qs->n_portals && qc.n_portals < QDEV_MAX_PORTALS; i++)
-			if ((qs->portals[i].compartment == c->nodes[self].compartment) == (pass == 0))
+			if ((qs->portals[i].compartment == c->nodes[self].compartment) ==
+			    (pass == 0))
 				snprintf(qc.portals[qc.n_portals++], sizeof(qc.portals[0]), "%s:%u",
 					 qs->portals[i].host, qs->portals[i].port);
 	in->qdev_opened_us = now_usec();
-	if (!in->d->cluster_key || qdev_mac_key_derive(in->d->cluster_key, (unsigned)in->kind,
-						       qc.mac_key) < 0)
+	if (!in->d->cluster_key ||
+	    qdev_mac_key_derive(in->d->cluster_key, (unsigned)in->kind, qc.mac_key) < 0)
 		return -EIO;
 	r = qdev_new(in->d->env->loop, &qc, on_qdev, in, &in->qdev);
 	sodium_memzero(qc.mac_key, sizeof(qc.mac_key));
@@ -575,7 +613,7 @@ static int open_qdev(struct elect_inst *in)
 static int inst_init(struct elect_drv *d, enum cfg_kind kind)
 {
 	struct elect_inst *in = &d->k[kind];
-	struct elect_params p = { 0 };
+	struct elect_params p = {0};
 	uint64_t base;
 	int r;
 
@@ -659,10 +697,10 @@ static int qdev_isolate(void *ud, struct strbuf *msg)
 }
 
 static const struct health_component_ops qdev_health_ops = {
-	.check_reachable = qdev_check_reachable,
-	.check_parses = qdev_check_parses,
-	.isolate = qdev_isolate,
-	.interval_us = USEC_PER_SEC,
+    .check_reachable = qdev_check_reachable,
+    .check_parses = qdev_check_parses,
+    .isolate = qdev_isolate,
+    .interval_us = USEC_PER_SEC,
 };
 
 static void qdev_health_register(struct elect_drv *d)
@@ -750,7 +788,7 @@ void elect_drv_start(struct elect_drv *d, bool profile_ok)
 {
 	d->profile_ok = profile_ok;
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
-		struct elect_event ev = { .type = ELECT_EV_START, .eligible = eligible(d) };
+		struct elect_event ev = {.type = ELECT_EV_START, .eligible = eligible(d)};
 
 		step(&d->k[k], &ev);
 	}
@@ -779,13 +817,14 @@ void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb
 {
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		struct elect_inst *in = &d->k[k];
-		struct elect_event ev = { .type = ELECT_EV_HEARTBEAT, .seq = hb->seq,
-					  .epoch = hb->epoch[k] };
+		struct elect_event ev = {
+		    .type = ELECT_EV_HEARTBEAT, .seq = hb->seq, .epoch = hb->epoch[k]};
 
 		if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
 			continue;
 		ev.node = in->rev[node];
-		ev.role = hb->role[k] < _ELECT_ROLE_MAX ? (enum elect_role)hb->role[k] : ELECT_ROLE_NONE;
+		ev.role =
+		    hb->role[k] < _ELECT_ROLE_MAX ? (enum elect_role)hb->role[k] : ELECT_ROLE_NONE;
 		step(in, &ev);
 	}
 }
@@ -794,7 +833,7 @@ void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t ack)
 {
 	uint64_t kind = ack >> ACK_KIND_SHIFT, seq = ack & ~(~0ULL << ACK_KIND_SHIFT);
 	uint64_t at = d->has_tr && d->tr.sent_at ? d->tr.sent_at(d->tr.ud, seq) : 0;
-	struct elect_event ev = { .type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at };
+	struct elect_event ev = {.type = ELECT_EV_HEARTBEAT_ACK, .seq = seq, .sent_at = at};
 	struct elect_inst *in;
 
 	if (kind >= _CFG_KIND_MAX)
@@ -845,8 +884,8 @@ static int op_common(struct elect_drv *d, enum cfg_kind kind, bool promote, stru
 {
 	struct elect_inst *in;
 	const char *why;
-	struct elect_event ev = { .type = promote ? ELECT_EV_OPERATOR_PROMOTE
-						  : ELECT_EV_OPERATOR_DEMOTE };
+	struct elect_event ev = {.type = promote ? ELECT_EV_OPERATOR_PROMOTE
+						 : ELECT_EV_OPERATOR_DEMOTE};
 
 	if (!d || kind >= _CFG_KIND_MAX || !d->k[kind].active) {
 		sb_printf(msg, "this node takes no part in the %s election", cfg_kind_to_str(kind));
@@ -860,8 +899,9 @@ static int op_common(struct elect_drv *d, enum cfg_kind kind, bool promote, stru
 		return -EPERM;
 	}
 	step(in, &ev);
-	sb_printf(msg, promote ? "%s: taking over as soon as it is safe"
-			       : "%s: demoted; the other compartment takes over",
+	sb_printf(msg,
+		  promote ? "%s: taking over as soon as it is safe"
+			  : "%s: demoted; the other compartment takes over",
 		  cfg_kind_to_str(kind));
 	return 0;
 }
@@ -904,10 +944,13 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 {
 	const struct elect *sm = &in->sm;
 	uint64_t now = now_usec();
-	uint64_t lease = sm->role == ELECT_ROLE_MASTER && sm->lease_until > now ? sm->lease_until - now : 0;
-	const char *holder = !sm->p.has_qdev ? "-" : !sm->holder_known ? "?" :
-			     sm->holder == ELECT_HOLDER_NONE ? "none" :
-			     sm->holder == ELECT_HOLDER_UNKNOWN ? "unknown" : node_name(in, sm->holder);
+	uint64_t lease =
+	    sm->role == ELECT_ROLE_MASTER && sm->lease_until > now ? sm->lease_until - now : 0;
+	const char *holder = !sm->p.has_qdev			  ? "-"
+			     : !sm->holder_known		  ? "?"
+			     : sm->holder == ELECT_HOLDER_NONE	  ? "none"
+			     : sm->holder == ELECT_HOLDER_UNKNOWN ? "unknown"
+								  : node_name(in, sm->holder);
 	const char *portal = in->qdev ? qdev_portal(in->qdev) : NULL;
 	const char *qstate = !sm->p.has_qdev ? "none" : portal ? portal : "down";
 	int pair = cfg_node_pair(cfg_of(in), in->d->env->self);
@@ -916,10 +959,12 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 	if (json) {
 		sb_printf(out, "{\"kind\":\"%s\",\"pair\":", cfg_kind_to_str(in->kind));
 		sb_json_str(out, cfg_of(in)->pairs[pair].name);
-		sb_printf(out, ",\"role\":\"%s\",\"epoch\":%llu,\"lease_ms\":%llu,\"degraded\":%s,"
-			       "\"holder\":",
+		sb_printf(out,
+			  ",\"role\":\"%s\",\"epoch\":%llu,\"lease_ms\":%llu,\"degraded\":%s,"
+			  "\"holder\":",
 			  elect_role_to_str(sm->role),
-			  (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch),
+			  (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch
+									     : sm->epoch),
 			  (unsigned long long)(lease / 1000), sm->degraded ? "true" : "false");
 		sb_json_str(out, holder);
 		sb_printf(out, ",\"qdev\":\"%s\",\"eligible\":%s,\"ineligible\":", qstate,
@@ -940,9 +985,10 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 		sb_printf(out, "]}");
 		return;
 	}
-	sb_printf(out, "%-5s pair %s: %s, epoch %llu", cfg_kind_to_str(in->kind),
-		  cfg_of(in)->pairs[pair].name, elect_role_to_str(sm->role),
-		  (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch));
+	sb_printf(
+	    out, "%-5s pair %s: %s, epoch %llu", cfg_kind_to_str(in->kind),
+	    cfg_of(in)->pairs[pair].name, elect_role_to_str(sm->role),
+	    (unsigned long long)(sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch));
 	if (sm->role == ELECT_ROLE_MASTER)
 		sb_printf(out, ", lease %llu ms%s", (unsigned long long)(lease / 1000),
 			  sm->degraded ? ", DEGRADED (other compartment not answering)" : "");
@@ -950,7 +996,9 @@ static void role_one(const struct elect_inst *in, bool json, struct strbuf *out)
 		  qstate, node_name(in, elect_candidate(sm, 0, now)),
 		  node_name(in, elect_candidate(sm, 1, now)));
 	sb_printf(out, "      fencing: %s%s\n", fencing_str(in->d, fb, sizeof(fb)),
-		  sm->hook_pending ? ", demote hook running" : sm->fenced ? ", FENCED (demote hook failed)" : "");
+		  sm->hook_pending ? ", demote hook running"
+		  : sm->fenced	   ? ", FENCED (demote hook failed)"
+				   : "");
 	if (!sm->eligible)
 		sb_printf(out, "      ineligible: %s\n", ineligible_cause(in->d));
 }
@@ -1009,7 +1057,7 @@ static uint64_t hs_sent_at(void *ud, uint64_t seq)
 
 static void hs_on_heartbeat(const struct hs_msg *msg, int from, void *ud)
 {
-	struct elect_hb_in in = { .seq = msg->hb.seq };
+	struct elect_hb_in in = {.seq = msg->hb.seq};
 
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		in.epoch[k] = msg->hb.epoch[k];
@@ -1035,12 +1083,13 @@ static int hs_qdev_alive(int node, void *ud)
 
 void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs)
 {
-	struct elect_transport t = { .ud = hs, .send_ack = hs_send_ack, .sent_at = hs_sent_at };
+	struct elect_transport t = {.ud = hs, .send_ack = hs_send_ack, .sent_at = hs_sent_at};
 
 	elect_drv_set_transport(d, &t);
 	if (hs_subscribe(hs, HS_MSG_HEARTBEAT, hs_on_heartbeat, d) < 0 ||
 	    hs_subscribe(hs, HS_MSG_HEARTBEAT_ACK, hs_on_ack, d) < 0)
-		log_warn("election: cannot subscribe to heartbeats, continuing on the quorum device alone");
+		log_warn("election: cannot subscribe to heartbeats, continuing on the quorum "
+			 "device alone");
 	hs_set_heartbeat_fn(hs, hs_fill, d);
 	hs_set_qdev_alive_fn(hs, hs_qdev_alive, d);
 }

@@ -66,7 +66,8 @@ void elect_drv_attach_hs(struct elect_drv *d, struct hs *hs);
 void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb_in *hb);
 /* ack: the heartbeat number | instance kind << 56, as the acknowledging driver sends it */
 void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t ack);
-void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX], uint8_t role[_CFG_KIND_MAX]);
+void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX],
+		    uint8_t role[_CFG_KIND_MAX]);
 /* Freshness of a node's quorum-device slot (infra session): 1 alive, 0 dead, -1 unknown. */
 int elect_drv_qdev_alive(struct elect_drv *d, int node);
 

@@ -24,13 +24,20 @@
 const char *qdev_op_to_str(enum qdev_op op)
 {
 	switch (op) {
-	case QDEV_OP_REGISTER: return "register";
-	case QDEV_OP_READ: return "read";
-	case QDEV_OP_WRITE: return "write";
-	case QDEV_OP_RESERVE: return "reserve";
-	case QDEV_OP_PREEMPT: return "preempt";
-	case QDEV_OP_RELEASE: return "release";
-	case _QDEV_OP_MAX: break;
+	case QDEV_OP_REGISTER:
+		return "register";
+	case QDEV_OP_READ:
+		return "read";
+	case QDEV_OP_WRITE:
+		return "write";
+	case QDEV_OP_RESERVE:
+		return "reserve";
+	case QDEV_OP_PREEMPT:
+		return "preempt";
+	case QDEV_OP_RELEASE:
+		return "release";
+	case _QDEV_OP_MAX:
+		break;
 	}
 	return "?";
 }
@@ -38,10 +45,14 @@ const char *qdev_op_to_str(enum qdev_op op)
 const char *qdev_status_to_str(enum qdev_status s)
 {
 	switch (s) {
-	case QDEV_OK: return "ok";
-	case QDEV_CONFLICT: return "reservation-conflict";
-	case QDEV_ERROR: return "error";
-	case _QDEV_STATUS_MAX: break;
+	case QDEV_OK:
+		return "ok";
+	case QDEV_CONFLICT:
+		return "reservation-conflict";
+	case QDEV_ERROR:
+		return "error";
+	case _QDEV_STATUS_MAX:
+		break;
 	}
 	return "?";
 }
@@ -88,7 +99,9 @@ int qdev_mac_key_derive(const uint8_t cluster_key[32], unsigned kind, uint8_t re
 	if (sodium_init() < 0)
 		return -EIO;
 	return crypto_kdf_derive_from_key(ret, QDEV_MAC_KEY, 1 + (uint64_t)kind, "CMPTQSLT",
-					  cluster_key) == 0 ? 0 : -EIO;
+					  cluster_key) == 0
+		   ? 0
+		   : -EIO;
 }
 
 void qdev_slot_encode(const uint8_t mac_key[QDEV_MAC_KEY], const struct qdev_slot *s,
@@ -110,7 +123,7 @@ int qdev_slot_decode(const uint8_t mac_key[QDEV_MAC_KEY], const uint8_t *buf, si
 {
 	uint8_t h[SLOT_HASH];
 
-	*ret = (struct qdev_slot){ 0 };
+	*ret = (struct qdev_slot){0};
 	if (len < SLOT_BODY + SLOT_HASH || memcmp(buf, QDEV_MAGIC, 8) != 0 || get_u32(buf + 8) != 1)
 		return -EBADMSG;
 	crypto_generichash(h, sizeof(h), buf, SLOT_BODY, mac_key, QDEV_MAC_KEY);
@@ -175,7 +188,8 @@ struct qdev {
 	uint64_t conn_deadline, next_connect, last_service;
 	struct watch *watch;
 	bool need_reset;
-	uint64_t gen; /* bumped on every reset: late libiscsi callbacks of an old session are ignored */
+	uint64_t
+	    gen; /* bumped on every reset: late libiscsi callbacks of an old session are ignored */
 
 	struct qdev_cmd q[QDEV_QUEUE];
 	int head, n;
@@ -223,7 +237,8 @@ static enum qdev_status task_status(struct scsi_task *t, int status)
 
 static bool unit_attention(struct scsi_task *t, int status)
 {
-	return status == SCSI_STATUS_CHECK_CONDITION && t && t->sense.key == SCSI_SENSE_UNIT_ATTENTION;
+	return status == SCSI_STATUS_CHECK_CONDITION && t &&
+	       t->sense.key == SCSI_SENSE_UNIT_ATTENTION;
 }
 
 static int start_step(struct qdev *q);
@@ -236,9 +251,10 @@ static void read_step_done(struct qdev *q, struct qdev_cmd *c, struct scsi_task 
 			const uint8_t *b = t->datain.data + (size_t)i * QDEV_BLOCK;
 
 			if (t->datain.size >= (i + 1) * QDEV_BLOCK)
-				(void)qdev_slot_decode(q->c.mac_key, b, QDEV_BLOCK, &q->view.slots[i]);
+				(void)qdev_slot_decode(q->c.mac_key, b, QDEV_BLOCK,
+						       &q->view.slots[i]);
 			else
-				q->view.slots[i] = (struct qdev_slot){ 0 };
+				q->view.slots[i] = (struct qdev_slot){0};
 		}
 	} else if (c->step == 1) {
 		struct scsi_persistent_reserve_in_read_reservation *rr = scsi_datain_unmarshall(t);
@@ -285,9 +301,9 @@ static void task_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 	}
 	st = task_status(t, status);
 	if (st == QDEV_ERROR)
-		log_debug("qdev: %s step %d failed: status %#x sense %#x/%#x", qdev_op_to_str(c->op),
-			  c->step, (unsigned)(t ? t->status : status), t ? (unsigned)t->sense.key : 0,
-			  t ? (unsigned)t->sense.ascq : 0);
+		log_debug("qdev: %s step %d failed: status %#x sense %#x/%#x",
+			  qdev_op_to_str(c->op), c->step, (unsigned)(t ? t->status : status),
+			  t ? (unsigned)t->sense.key : 0, t ? (unsigned)t->sense.ascq : 0);
 	if (c->op == QDEV_OP_READ && st == QDEV_OK) {
 		read_step_done(q, c, t);
 		scsi_free_scsi_task(t);
@@ -306,52 +322,53 @@ static void task_cb(struct iscsi_context *ctx, int status, void *data, void *pd)
 static int start_step(struct qdev *q)
 {
 	struct qdev_cmd *c = &q->q[q->head];
-	struct scsi_persistent_reserve_out_basic pr = { .reservation_key = q->c.key };
+	struct scsi_persistent_reserve_out_basic pr = {.reservation_key = q->c.key};
 	struct qdev_cb_ctx *cc = malloc(sizeof(*cc));
 	struct scsi_task *t = NULL;
 	int type = SCSI_PERSISTENT_RESERVE_TYPE_WRITE_EXCLUSIVE_REGISTRANTS_ONLY;
 
 	if (!cc)
 		return -ENOMEM;
-	*cc = (struct qdev_cb_ctx){ .q = q, .gen = q->gen };
+	*cc = (struct qdev_cb_ctx){.q = q, .gen = q->gen};
 	switch (c->op) {
 	case QDEV_OP_REGISTER:
 		pr.service_action_reservation_key = q->c.key;
 		t = iscsi_persistent_reserve_out_task(
-			q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY,
-			SCSI_PERSISTENT_RESERVE_SCOPE_LU, 0, &pr, task_cb, cc);
+		    q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY,
+		    SCSI_PERSISTENT_RESERVE_SCOPE_LU, 0, &pr, task_cb, cc);
 		break;
 	case QDEV_OP_RESERVE:
-		t = iscsi_persistent_reserve_out_task(q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_RESERVE,
-						      SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &pr,
-						      task_cb, cc);
+		t = iscsi_persistent_reserve_out_task(
+		    q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_RESERVE,
+		    SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &pr, task_cb, cc);
 		break;
 	case QDEV_OP_RELEASE:
-		t = iscsi_persistent_reserve_out_task(q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_RELEASE,
-						      SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &pr,
-						      task_cb, cc);
+		t = iscsi_persistent_reserve_out_task(
+		    q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_RELEASE,
+		    SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &pr, task_cb, cc);
 		break;
 	case QDEV_OP_PREEMPT:
 		pr.service_action_reservation_key = c->victim;
-		t = iscsi_persistent_reserve_out_task(q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_PREEMPT,
-						      SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &pr,
-						      task_cb, cc);
+		t = iscsi_persistent_reserve_out_task(
+		    q->ctx, q->c.lun, SCSI_PERSISTENT_RESERVE_PREEMPT,
+		    SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &pr, task_cb, cc);
 		break;
 	case QDEV_OP_WRITE:
 		t = iscsi_write10_task(q->ctx, q->c.lun, QDEV_SLOT_LBA + (uint32_t)q->c.self_slot,
-				       c->block, QDEV_BLOCK, QDEV_BLOCK, 0, 0, 1, 0, 0, task_cb, cc);
+				       c->block, QDEV_BLOCK, QDEV_BLOCK, 0, 0, 1, 0, 0, task_cb,
+				       cc);
 		break;
 	case QDEV_OP_READ:
 		if (c->step == 0)
 			t = iscsi_read10_task(q->ctx, q->c.lun, QDEV_SLOT_LBA,
-					      (uint32_t)q->c.n_slots * QDEV_BLOCK, QDEV_BLOCK, 0, 0, 0,
-					      0, 0, task_cb, cc);
+					      (uint32_t)q->c.n_slots * QDEV_BLOCK, QDEV_BLOCK, 0, 0,
+					      0, 0, 0, task_cb, cc);
 		else
 			t = iscsi_persistent_reserve_in_task(
-				q->ctx, q->c.lun,
-				c->step == 1 ? SCSI_PERSISTENT_RESERVE_READ_RESERVATION
-					     : SCSI_PERSISTENT_RESERVE_READ_KEYS,
-				c->step == 1 ? 64 : 8 + 8 * QDEV_MAX_KEYS, task_cb, cc);
+			    q->ctx, q->c.lun,
+			    c->step == 1 ? SCSI_PERSISTENT_RESERVE_READ_RESERVATION
+					 : SCSI_PERSISTENT_RESERVE_READ_KEYS,
+			    c->step == 1 ? 64 : 8 + 8 * QDEV_MAX_KEYS, task_cb, cc);
 		break;
 	case _QDEV_OP_MAX:
 		break;
@@ -409,8 +426,9 @@ static void connect_cb(struct iscsi_context *ctx, int status, void *data, void *
 		if (q->n < QDEV_QUEUE && !q->busy) {
 			q->head = (q->head + QDEV_QUEUE - 1) % QDEV_QUEUE;
 			q->n++;
-			q->q[q->head] = (struct qdev_cmd){ .op = QDEV_OP_REGISTER, .internal = true,
-							   .deadline = now_usec() + q->c.io_timeout };
+			q->q[q->head] = (struct qdev_cmd){.op = QDEV_OP_REGISTER,
+							  .internal = true,
+							  .deadline = now_usec() + q->c.io_timeout};
 		}
 		if (!q->logged_up)
 			log_info("qdev: logged in to %s lun %d through %s", q->c.target, q->c.lun,
@@ -475,8 +493,9 @@ static int start_connect(struct qdev *q, uint64_t now)
 {
 	struct qdev_cb_ctx *cc;
 
-	const struct isession_opts o = {
-		.initiator = q->c.initiator, .target = q->c.target, .login_timeout_us = q->c.io_timeout};
+	const struct isession_opts o = {.initiator = q->c.initiator,
+					.target = q->c.target,
+					.login_timeout_us = q->c.io_timeout};
 	q->ctx = isession_context(&o);
 	if (!q->ctx)
 		return -ENOMEM;
@@ -484,14 +503,15 @@ static int start_connect(struct qdev *q, uint64_t now)
 	if (!cc)
 		return -ENOMEM;
 	q->gen++;
-	*cc = (struct qdev_cb_ctx){ .q = q, .gen = q->gen };
+	*cc = (struct qdev_cb_ctx){.q = q, .gen = q->gen};
 	iscsi_set_isid_en(q->ctx, 0x4d4e, q->c.isid & 0xffffff);
 	q->conn = QDEV_CONNECTING;
 	q->conn_deadline = now + 3 * q->c.io_timeout;
 	free(q->conn_cc);
 	q->conn_cc = NULL;
 	q->conn_called = false;
-	if (iscsi_full_connect_async(q->ctx, q->c.portals[q->portal], q->c.lun, connect_cb, cc) < 0) {
+	if (iscsi_full_connect_async(q->ctx, q->c.portals[q->portal], q->c.lun, connect_cb, cc) <
+	    0) {
 		log_debug("qdev: connect %s: %s", q->c.portals[q->portal], iscsi_get_error(q->ctx));
 		free(cc);
 		q->need_reset = true;
@@ -555,15 +575,15 @@ int qdev_new(struct loop *l, const struct qdev_config *c, qdev_done_fn cb, void 
 	struct qdev *q;
 	int r;
 
-	if (c->n_portals < 1 || c->n_slots < 1 || c->n_slots > QDEV_MAX_SLOTS ||
-	    c->self_slot < 0 || c->self_slot >= c->n_slots || !c->key)
+	if (c->n_portals < 1 || c->n_slots < 1 || c->n_slots > QDEV_MAX_SLOTS || c->self_slot < 0 ||
+	    c->self_slot >= c->n_slots || !c->key)
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -EIO;
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	*q = (struct qdev){ .loop = l, .c = *c, .cb = cb, .ud = ud };
+	*q = (struct qdev){.loop = l, .c = *c, .cb = cb, .ud = ud};
 	isession_park_init(&q->park, l);
 	if (!q->c.io_timeout)
 		q->c.io_timeout = USEC_PER_SEC;
@@ -602,8 +622,8 @@ int qdev_submit(struct qdev *q, enum qdev_op op, uint64_t tag, const struct qdev
 	if (q->n >= QDEV_QUEUE)
 		return -EBUSY;
 	c = &q->q[(q->head + q->n) % QDEV_QUEUE];
-	*c = (struct qdev_cmd){ .op = op, .tag = tag, .victim = victim,
-				.deadline = now_usec() + q->c.io_timeout };
+	*c = (struct qdev_cmd){
+	    .op = op, .tag = tag, .victim = victim, .deadline = now_usec() + q->c.io_timeout};
 	if (op == QDEV_OP_WRITE)
 		qdev_slot_encode(q->c.mac_key, slot, c->block);
 	q->n++;

@@ -28,10 +28,10 @@
 
 enum qdev_op {
 	QDEV_OP_REGISTER, /* REGISTER AND IGNORE EXISTING KEY with our key */
-	QDEV_OP_READ,     /* all slots, READ RESERVATION, READ KEYS */
-	QDEV_OP_WRITE,    /* our slot */
+	QDEV_OP_READ,	  /* all slots, READ RESERVATION, READ KEYS */
+	QDEV_OP_WRITE,	  /* our slot */
 	QDEV_OP_RESERVE,
-	QDEV_OP_PREEMPT,  /* the victim's key */
+	QDEV_OP_PREEMPT, /* the victim's key */
 	QDEV_OP_RELEASE,
 	_QDEV_OP_MAX
 };
@@ -69,7 +69,7 @@ struct qdev_config {
 	int n_slots;
 	int self_slot;
 	uint64_t io_timeout; /* µs */
-	uint32_t isid;       /* fixed per node and kind, so a new session is the same initiator port */
+	uint32_t isid; /* fixed per node and kind, so a new session is the same initiator port */
 	uint8_t mac_key[QDEV_MAC_KEY]; /* seals and checks slots: qdev_mac_key_derive() */
 };
 

@@ -21,8 +21,8 @@ struct peer_check {
 
 static int hs_transport_send(void *ud, int node, enum query_msg type, const void *buf, size_t len)
 {
-	return hs_send(ud, node, type == QUERY_MSG_QUERY ? HS_MSG_QUERY : HS_MSG_QUERY_REPLY,
-		       buf, len);
+	return hs_send(ud, node, type == QUERY_MSG_QUERY ? HS_MSG_QUERY : HS_MSG_QUERY_REPLY, buf,
+		       len);
 }
 
 static void on_hs_msg(const struct hs_msg *m, int from, void *ud)
@@ -102,7 +102,8 @@ int hs_attach(struct hs *hs, const struct node_env *env, struct query_engine *q)
 		r = health_register(env->health, &peer_ops, p, "peer", c->nodes[i].name, NULL);
 		if (r < 0) {
 			free(p);
-			log_warn_errno(r, "health: cannot watch peer %s, ignoring", c->nodes[i].name);
+			log_warn_errno(r, "health: cannot watch peer %s, ignoring",
+				       c->nodes[i].name);
 		}
 	}
 	return 0;

@@ -78,8 +78,9 @@ static int key_file_parse(const char *path, uint8_t *k, char *only, char *why, s
 		r = -EFBIG;
 	sodium_memzero(buf, sizeof(buf));
 	if (r == -EINVAL || r == -EFBIG)
-		snprintf(why, why_len, "not a cluster key (64 hex characters, or 32 raw bytes; "
-				       "two hex keys during a rotation)");
+		snprintf(why, why_len,
+			 "not a cluster key (64 hex characters, or 32 raw bytes; "
+			 "two hex keys during a rotation)");
 	return r;
 }
 
@@ -120,10 +121,11 @@ int hs_key_load(const char *path, const char *cluster, uint8_t **ret_key)
 	if (r < 0)
 		return r;
 	if (only[0] && strcmp(only, cluster)) {
-		log_error("cluster key file %s refused: it is a test key for cluster %s only (an "
-			  "image built with RIG_KEY=1), and this configuration is cluster %s; build "
-			  "the image without RIG_KEY and type the key with 'key install'",
-			  path, only, cluster);
+		log_error(
+		    "cluster key file %s refused: it is a test key for cluster %s only (an "
+		    "image built with RIG_KEY=1), and this configuration is cluster %s; build "
+		    "the image without RIG_KEY and type the key with 'key install'",
+		    path, only, cluster);
 		sodium_free(k);
 		return -EPERM;
 	}
@@ -148,9 +150,9 @@ int hs_key_parse_typed(const char *text, uint8_t key[HS_KEY_BYTES])
 		text++, len--;
 	if (len == 2 * HS_KEY_BYTES)
 		return sodium_hex2bin(key, HS_KEY_BYTES, text, len, NULL, &got, NULL) == 0 &&
-				       got == HS_KEY_BYTES
-			       ? 0
-			       : -EINVAL;
+			       got == HS_KEY_BYTES
+			   ? 0
+			   : -EINVAL;
 	int v = len && text[len - 1] == '=' ? sodium_base64_VARIANT_ORIGINAL
 					    : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
 	if (sodium_base642bin(key, HS_KEY_BYTES, text, len, NULL, &got, NULL, v) == 0 &&

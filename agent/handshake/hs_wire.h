@@ -53,7 +53,7 @@ enum hs_msg_type {
 	HS_MSG_HEARTBEAT_ACK,
 	HS_MSG_QUERY,
 	HS_MSG_QUERY_REPLY,
-	HS_MSG_CONFIG_GET,  /* configuration transfer (cfgsync.h): opaque payloads */
+	HS_MSG_CONFIG_GET, /* configuration transfer (cfgsync.h): opaque payloads */
 	HS_MSG_CONFIG_DATA,
 	_HS_MSG_MAX
 };

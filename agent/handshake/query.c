@@ -287,7 +287,8 @@ static bool js_string(struct jscan *j)
 		c = (unsigned char)*j->p++;
 		if (c == 'u') {
 			for (int i = 0; i < 4; i++, j->p++)
-				if (j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p) || !*j->p)
+				if (j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p) ||
+				    !*j->p)
 					return false;
 		} else if (!strchr("\"\\/bfnrt", c) || !c) {
 			return false;
@@ -488,7 +489,9 @@ static void format_human_target(const struct cfg *c, const struct query_target *
 		sb_puts(o, "   ");
 		/* A peer's bytes go to an operator's terminal: no control sequences. */
 		for (size_t i = 0; i < n; i++)
-			sb_putc(o, ((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f ? '?' : p[i]);
+			sb_putc(o, ((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f
+				       ? '?'
+				       : p[i]);
 		sb_putc(o, '\n');
 		p += n + (nl ? 1 : 0);
 	}

@@ -344,8 +344,7 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 /* A cycle's changes, for its one summary line. */
 #define SUMMARY_NAMES 6
 
-static void cycle_note(struct health *h, const struct health_component *c,
-		       enum health_state before)
+static void cycle_note(struct health *h, const struct health_component *c, enum health_state before)
 {
 	if (h->cycle_changes++ >= SUMMARY_NAMES)
 		return;
@@ -370,8 +369,8 @@ static void cycle_summary(struct health *h)
 	if (h->cycle_changes > SUMMARY_NAMES)
 		snprintf(more, sizeof(more), " (+%d more)", h->cycle_changes - SUMMARY_NAMES);
 	log_notice("health: cycle: %d changed: %s%s; overall %s%s%s", h->cycle_changes,
-		   h->cycle_names.buf, more, health_overall(h), ops.len ? "; needs an operator: " : "",
-		   ops.len ? ops.buf : "");
+		   h->cycle_names.buf, more, health_overall(h),
+		   ops.len ? "; needs an operator: " : "", ops.len ? ops.buf : "");
 	sb_free(&ops);
 	sb_reset(&h->cycle_names);
 	h->cycle_changes = 0;
@@ -406,8 +405,8 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 	}
 	if (c->state == HEALTH_STATE_FAILED && c->pending && c->ops->busy && c->ops->busy(c->ud)) {
 		/* The step under way has not finished: no verdict before it has. */
-		c->next_due_us = now_us + (c->ops->retry_interval_us ? c->ops->retry_interval_us
-								      : USEC_PER_SEC);
+		c->next_due_us =
+		    now_us + (c->ops->retry_interval_us ? c->ops->retry_interval_us : USEC_PER_SEC);
 		return;
 	}
 	enum health_stage st = HEALTH_STAGE_REACHABLE;
@@ -454,8 +453,7 @@ static void check_stages(struct health *h, struct health_component *c, uint64_t 
 static int depth(const struct health *h, int i)
 {
 	int d = 0;
-	for (int p = h->comps[i].parent; p >= 0 && d < h->cap;
-	     p = h->comps[p].parent)
+	for (int p = h->comps[i].parent; p >= 0 && d < h->cap; p = h->comps[p].parent)
 		d++;
 	return d;
 }
@@ -488,7 +486,8 @@ static int order(const struct health *h, int **ret)
 		if (!comp_live(&h->comps[i]))
 			continue;
 		uint64_t peer = strcmp(h->comps[i].kind, "peer") ? 1 : 0;
-		k[n++] = (struct order_key){peer << 62 | (uint64_t)depth(h, i) << 32 | (uint64_t)i, i};
+		k[n++] =
+		    (struct order_key){peer << 62 | (uint64_t)depth(h, i) << 32 | (uint64_t)i, i};
 	}
 	qsort(k, (size_t)n, sizeof(*k), cmp_order);
 	for (int i = 0; i < n; i++)

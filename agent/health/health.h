@@ -116,7 +116,7 @@ typedef void (*health_core_fn)(struct health *h, bool ok, const char *reason, vo
 struct health {
 	struct health_component *comps; /* cap entries; indices are stable */
 	int n, cap;
-	int cycle_changes;	    /* state changes in the cycle under way */
+	int cycle_changes;	   /* state changes in the cycle under way */
 	struct strbuf cycle_names; /* the first few of them, for its summary line */
 	uint64_t default_interval_us;
 	uint64_t (*clock)(void); /* the driver's clock (now_usec); tests replace it */

@@ -20,20 +20,25 @@ static uint64_t take(const uint8_t **p, const uint8_t *end, int n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *p = data, *end = data + size;
-	struct elect_params par = { .n_nodes = 4, .self = 0, .side = { 0, 0, 1, 1 },
-				    .rank = { 0, 2, 1, 3 }, .has_qdev = size % 2 == 0,
-				    .heartbeat_interval = 200000, .disk_heartbeat_interval = 250000,
-				    .lease = 500000, .io_timeout = 1000000,
-				    .fence_timeout = size % 3 ? 1000000 : 0 };
+	struct elect_params par = {.n_nodes = 4,
+				   .self = 0,
+				   .side = {0, 0, 1, 1},
+				   .rank = {0, 2, 1, 3},
+				   .has_qdev = size % 2 == 0,
+				   .heartbeat_interval = 200000,
+				   .disk_heartbeat_interval = 250000,
+				   .lease = 500000,
+				   .io_timeout = 1000000,
+				   .fence_timeout = size % 3 ? 1000000 : 0};
 	struct elect sm;
 	struct elect_actions out;
 	uint64_t now = 1000000;
 	bool promoted = false;
 
 	elect_init(&sm, &par);
-	elect_step(&sm, &(struct elect_event){ .type = ELECT_EV_START, .eligible = true }, now, &out);
+	elect_step(&sm, &(struct elect_event){.type = ELECT_EV_START, .eligible = true}, now, &out);
 	while (p < end) {
-		struct elect_event ev = { 0 };
+		struct elect_event ev = {0};
 
 		ev.type = (enum elect_event_type)(take(&p, end, 1) % _ELECT_EV_MAX);
 		ev.node = (int)(take(&p, end, 1) % 6) - 1;
@@ -46,10 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ev.eligible = take(&p, end, 1) & 1;
 		ev.sent_at = now - take(&p, end, 2);
 		for (int i = 0; i < 4; i++)
-			ev.slots[i] = (struct elect_slot){ .valid = take(&p, end, 1) & 1,
-							   .seq = take(&p, end, 1),
-							   .epoch = take(&p, end, 1),
-							   .role = (enum elect_role)(take(&p, end, 1) % 4) };
+			ev.slots[i] =
+			    (struct elect_slot){.valid = take(&p, end, 1) & 1,
+						.seq = take(&p, end, 1),
+						.epoch = take(&p, end, 1),
+						.role = (enum elect_role)(take(&p, end, 1) % 4)};
 		now += take(&p, end, 2) * 100;
 		if (elect_step(&sm, &ev, now, &out) < 0)
 			continue;
@@ -67,10 +73,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					__builtin_trap();
 				promoted = false;
 			} else if (a->type == ELECT_ACT_QDEV_RELEASE && sm.hook_pending) {
-				__builtin_trap(); /* the token is handed on only after the demote hook */
-			} else if ((a->type == ELECT_ACT_SEND_ACK || a->type == ELECT_ACT_QDEV_PREEMPT) &&
+				__builtin_trap(); /* the token is handed on only after the demote
+						     hook */
+			} else if ((a->type == ELECT_ACT_SEND_ACK ||
+				    a->type == ELECT_ACT_QDEV_PREEMPT) &&
 				   (a->node < 0 || a->node >= 4) &&
-				   !(a->type == ELECT_ACT_QDEV_PREEMPT && a->node == ELECT_HOLDER_UNKNOWN)) {
+				   !(a->type == ELECT_ACT_QDEV_PREEMPT &&
+				     a->node == ELECT_HOLDER_UNKNOWN)) {
 				__builtin_trap();
 			}
 		}

@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		q.spec.json = false;
 		query_format(cfg, &q, &out);
 		for (size_t i = 0; i < out.len; i++)
-			if ((unsigned char)out.buf[i] < 0x20 && out.buf[i] != '\n' && out.buf[i] != '\t')
+			if ((unsigned char)out.buf[i] < 0x20 && out.buf[i] != '\n' &&
+			    out.buf[i] != '\t')
 				abort(); /* a control byte would reach the operator's terminal */
 		sb_free(&out);
 		query_reset(&q);

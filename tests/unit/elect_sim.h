@@ -41,9 +41,9 @@
 #define SEC 1000000ULL
 #define MAXQ 8192
 
-static const char *const names[NN] = { "a1", "a2", "b1", "b2" };
-static const int sides[NN] = { 0, 0, 1, 1 };
-static const int ranks[NN] = { 0, 2, 1, 3 }; /* priorities 200 100 150 50 */
+static const char *const names[NN] = {"a1", "a2", "b1", "b2"};
+static const int sides[NN] = {0, 0, 1, 1};
+static const int ranks[NN] = {0, 2, 1, 3}; /* priorities 200 100 150 50 */
 
 /* ---- randomness: xorshift, seeded ---- */
 
@@ -82,7 +82,8 @@ enum sev_kind {
 	SEV_LIVENESS,
 	SEV_HBTICK, /* external heartbeats: the handshake layer's own timer */
 	SEV_CORE,   /* core health: flag false = the master's core fails, true = all recover */
-	SEV_LINK,   /* node -> from (directional) cut (flag true) or healed; from < 0: all of node's */
+	SEV_LINK,   /* node -> from (directional) cut (flag true) or healed; from < 0: all of node's
+		     */
 	SEV_HOOK_DONE, /* the demote hook of node (incarnation gen) finished */
 	SEV_WATCHDOG,  /* node's watchdog expires unless petted since .at */
 	SEV_PAUSE,     /* node's agent is stopped (SIGSTOP) for .at: its clock runs, no events */
@@ -129,11 +130,11 @@ struct simnode {
 	uint64_t hb_seq, hb_at[64]; /* external heartbeats: send time (local) by seq */
 	const char *demote_reason, *promote_reason;
 	uint64_t promoted_at;
-	int64_t ppm;       /* clock rate error */
-	uint64_t pet;      /* last watchdog pet (global time) */
-	bool wd_armed;     /* a SEV_WATCHDOG is queued */
+	int64_t ppm;	       /* clock rate error */
+	uint64_t pet;	       /* last watchdog pet (global time) */
+	bool wd_armed;	       /* a SEV_WATCHDOG is queued */
 	uint64_t paused_until; /* SIGSTOP: events wait until then */
-	int resets;        /* by the watchdog */
+	int resets;	       /* by the watchdog */
 	uint64_t hook_end; /* the demote hook runs until then (acting as master until its end) */
 	bool hook_busy;
 };
@@ -146,7 +147,7 @@ struct sim {
 	struct qdev_model qd;
 	struct net_model net;
 	struct elect_params base;
-	unsigned stall;     /* per mille of quorum-device commands that stall */
+	unsigned stall;	    /* per mille of quorum-device commands that stall */
 	unsigned lost_done; /* per mille of answers lost after the command applied */
 	uint64_t hook_max;  /* demote hooks take 0..hook_max */
 	uint64_t hook_len;  /* or exactly this, when set */
@@ -202,8 +203,9 @@ static struct sev pop(struct sim *s)
 		int c = 2 * i + 1;
 		if (c >= s->nq)
 			break;
-		if (c + 1 < s->nq && (s->q[c + 1].t < s->q[c].t ||
-				      (s->q[c + 1].t == s->q[c].t && s->q[c + 1].order < s->q[c].order)))
+		if (c + 1 < s->nq &&
+		    (s->q[c + 1].t < s->q[c].t ||
+		     (s->q[c + 1].t == s->q[c].t && s->q[c + 1].order < s->q[c].order)))
 			c++;
 		if (last.t < s->q[c].t || (last.t == s->q[c].t && last.order < s->q[c].order))
 			break;
@@ -261,17 +263,28 @@ static void net_send(struct sim *s, enum sev_kind kind, int from, int to, uint64
 
 		if (rng_chance(&s->rng, s->net.slow))
 			d = rng_range(&s->rng, 3 * MS, s->net.slow_max);
-		push(s, (struct sev){ .t = s->now + d, .kind = kind, .node = to, .from = from,
-				      .gen = s->n[to].gen, .seq = seq, .epoch = epoch,
-				      .role = role });
+		push(s, (struct sev){.t = s->now + d,
+				     .kind = kind,
+				     .node = to,
+				     .from = from,
+				     .gen = s->n[to].gen,
+				     .seq = seq,
+				     .epoch = epoch,
+				     .role = role});
 	}
 }
 
 static void qdev_submit(struct sim *s, int n, const struct elect_action *a)
 {
-	struct sev e = { .kind = SEV_QD_APPLY, .node = n, .gen = s->n[n].gen, .op = a->type,
-			 .seq = a->seq, .epoch = a->epoch, .role = a->role, .victim = a->node,
-			 .at = s->n[n].boot };
+	struct sev e = {.kind = SEV_QD_APPLY,
+			.node = n,
+			.gen = s->n[n].gen,
+			.op = a->type,
+			.seq = a->seq,
+			.epoch = a->epoch,
+			.role = a->role,
+			.victim = a->node,
+			.at = s->n[n].boot};
 	uint64_t d = rng_range(&s->rng, 200, 4 * MS);
 
 	if (!s->qd.reach[n]) {
@@ -315,12 +328,16 @@ static enum elect_io qdev_apply(struct qdev_model *q, struct sev *e)
 	case ELECT_ACT_QDEV_WRITE:
 		if (q->holder >= 0 && !q->registered[n])
 			return ELECT_IO_CONFLICT;
-		q->slots[n] = (struct elect_slot){ .valid = true, .boot = e->at, .seq = e->seq,
-						   .epoch = e->epoch, .role = e->role };
+		q->slots[n] = (struct elect_slot){.valid = true,
+						  .boot = e->at,
+						  .seq = e->seq,
+						  .epoch = e->epoch,
+						  .role = e->role};
 		return ELECT_IO_OK;
 	case ELECT_ACT_QDEV_RESERVE:
 		/* The holder is an I_T nexus: a restarted node's new session is not it. */
-		if (!q->registered[n] || (q->holder >= 0 && (q->holder != n || q->holder_gen != e->gen)))
+		if (!q->registered[n] ||
+		    (q->holder >= 0 && (q->holder != n || q->holder_gen != e->gen)))
 			return ELECT_IO_CONFLICT;
 		q->holder = n;
 		q->holder_gen = e->gen;
@@ -355,12 +372,18 @@ static enum elect_io qdev_apply(struct qdev_model *q, struct sev *e)
 static enum elect_event_type done_type(enum elect_action_type op)
 {
 	switch (op) {
-	case ELECT_ACT_QDEV_REGISTER: return ELECT_EV_REGISTER_DONE;
-	case ELECT_ACT_QDEV_READ: return ELECT_EV_READ_DONE;
-	case ELECT_ACT_QDEV_WRITE: return ELECT_EV_WRITE_DONE;
-	case ELECT_ACT_QDEV_RESERVE: return ELECT_EV_RESERVE_DONE;
-	case ELECT_ACT_QDEV_PREEMPT: return ELECT_EV_PREEMPT_DONE;
-	case ELECT_ACT_QDEV_RELEASE: return ELECT_EV_RELEASE_DONE;
+	case ELECT_ACT_QDEV_REGISTER:
+		return ELECT_EV_REGISTER_DONE;
+	case ELECT_ACT_QDEV_READ:
+		return ELECT_EV_READ_DONE;
+	case ELECT_ACT_QDEV_WRITE:
+		return ELECT_EV_WRITE_DONE;
+	case ELECT_ACT_QDEV_RESERVE:
+		return ELECT_EV_RESERVE_DONE;
+	case ELECT_ACT_QDEV_PREEMPT:
+		return ELECT_EV_PREEMPT_DONE;
+	case ELECT_ACT_QDEV_RELEASE:
+		return ELECT_EV_RELEASE_DONE;
 	case ELECT_ACT_ARM_TIMER:
 	case ELECT_ACT_SEND_HEARTBEAT:
 	case ELECT_ACT_SEND_ACK:
@@ -385,9 +408,11 @@ static void do_actions(struct sim *s, int n, const struct elect_actions *out)
 		case ELECT_ACT_ARM_TIMER:
 			if (a->at != sn->timer_at) {
 				sn->timer_at = a->at;
-				push(s, (struct sev){ .t = global_of(s, n, a->at),
-						      .kind = SEV_TIMER, .node = n, .gen = sn->gen,
-						      .at = a->at });
+				push(s, (struct sev){.t = global_of(s, n, a->at),
+						     .kind = SEV_TIMER,
+						     .node = n,
+						     .gen = sn->gen,
+						     .at = a->at});
 			}
 			break;
 		case ELECT_ACT_SEND_HEARTBEAT:
@@ -423,8 +448,10 @@ static void do_actions(struct sim *s, int n, const struct elect_actions *out)
 						 : s->hook_max ? rng_range(&s->rng, 0, s->hook_max)
 							       : 0);
 			sn->hook_busy = true;
-			push(s, (struct sev){ .t = sn->hook_end, .kind = SEV_HOOK_DONE, .node = n,
-					      .gen = sn->gen });
+			push(s, (struct sev){.t = sn->hook_end,
+					     .kind = SEV_HOOK_DONE,
+					     .node = n,
+					     .gen = sn->gen});
 			break;
 		case ELECT_ACT_ROLE:
 		case ELECT_ACT_DEGRADED:
@@ -468,11 +495,13 @@ static void trace_actions(const struct sim *s, int n, const struct elect_event *
 		else if (a->type == ELECT_ACT_PROMOTE || a->type == ELECT_ACT_DEMOTE ||
 			 a->type == ELECT_ACT_QDEV_RESERVE || a->type == ELECT_ACT_QDEV_PREEMPT ||
 			 a->type == ELECT_ACT_QDEV_RELEASE)
-			trace(s, 1, "%s %s node=%d reason=%s", names[n], elect_action_type_to_str(a->type),
-			      a->node, a->reason ? a->reason : "");
+			trace(s, 1, "%s %s node=%d reason=%s", names[n],
+			      elect_action_type_to_str(a->type), a->node,
+			      a->reason ? a->reason : "");
 		else if (a->type != ELECT_ACT_ARM_TIMER)
-			trace(s, 3, "%s %s node=%d seq=%llu", names[n], elect_action_type_to_str(a->type),
-			      a->node, (unsigned long long)a->seq);
+			trace(s, 3, "%s %s node=%d seq=%llu", names[n],
+			      elect_action_type_to_str(a->type), a->node,
+			      (unsigned long long)a->seq);
 	}
 }
 
@@ -490,8 +519,10 @@ static void step_node(struct sim *s, int n, const struct elect_event *ev)
 		s->n[n].pet = s->now;
 		if (!s->n[n].wd_armed) {
 			s->n[n].wd_armed = true;
-			push(s, (struct sev){ .t = s->now + s->base.fence_timeout, .kind = SEV_WATCHDOG,
-					      .node = n, .gen = s->n[n].gen });
+			push(s, (struct sev){.t = s->now + s->base.fence_timeout,
+					     .kind = SEV_WATCHDOG,
+					     .node = n,
+					     .gen = s->n[n].gen});
 		}
 	}
 	if (ev->type != ELECT_EV_TIMER && ev->type != ELECT_EV_HEARTBEAT &&
@@ -538,7 +569,7 @@ static void start_node(struct sim *s, int n)
 {
 	struct simnode *sn = &s->n[n];
 	struct elect_params p = s->base;
-	struct elect_event ev = { .type = ELECT_EV_START, .eligible = true };
+	struct elect_event ev = {.type = ELECT_EV_START, .eligible = true};
 
 	sn->up = true;
 	sn->gen++;
@@ -554,8 +585,10 @@ static void start_node(struct sim *s, int n)
 	elect_init(&sn->sm, &p);
 	step_node(s, n, &ev);
 	if (p.external_heartbeats)
-		push(s, (struct sev){ .t = s->now + rng_range(&s->rng, 0, 20 * MS), .kind = SEV_HBTICK,
-				      .node = n, .gen = sn->gen });
+		push(s, (struct sev){.t = s->now + rng_range(&s->rng, 0, 20 * MS),
+				     .kind = SEV_HBTICK,
+				     .node = n,
+				     .gen = sn->gen});
 }
 
 static void crash_node(struct sim *s, int n)
@@ -563,8 +596,8 @@ static void crash_node(struct sim *s, int n)
 	if (acting(s, n)) {
 		s->live_deadline = s->now + elect_master_timeout(&s->base) + SEC;
 		s->master_since_crash = false;
-		push(s, (struct sev){ .t = s->live_deadline, .kind = SEV_LIVENESS, .node = n,
-				      .at = s->now });
+		push(s, (struct sev){
+			    .t = s->live_deadline, .kind = SEV_LIVENESS, .node = n, .at = s->now});
 	}
 	s->n[n].up = false;
 	s->n[n].promoted = false;
@@ -586,13 +619,17 @@ static void sim_init(struct sim *s, uint64_t seed, bool qdev)
 		s->n[n].offset = (uint64_t)(n + 1) * 7777777 * SEC + rng_range(&s->rng, 0, SEC);
 	}
 	s->base = (struct elect_params){
-		.n_nodes = NN, .has_qdev = qdev,
-		.heartbeat_interval = 200 * MS, .disk_heartbeat_interval = 250 * MS,
-		.lease = 500 * MS, .io_timeout = 1 * SEC, .fence_timeout = 1 * SEC,
+	    .n_nodes = NN,
+	    .has_qdev = qdev,
+	    .heartbeat_interval = 200 * MS,
+	    .disk_heartbeat_interval = 250 * MS,
+	    .lease = 500 * MS,
+	    .io_timeout = 1 * SEC,
+	    .fence_timeout = 1 * SEC,
 	};
 	memcpy(s->base.side, sides, sizeof(sides));
 	memcpy(s->base.rank, ranks, sizeof(ranks));
-	s->net = (struct net_model){ .slow_max = 150 * MS };
+	s->net = (struct net_model){.slow_max = 150 * MS};
 	s->now = 1;
 }
 
@@ -615,7 +652,8 @@ static bool calm(const struct sim *s, uint64_t from, uint64_t to, uint64_t excep
 	if (s->faults_overflow)
 		return false;
 	for (int i = 0; i < s->n_faults; i++)
-		if (s->fault_times[i] >= from && s->fault_times[i] <= to && s->fault_times[i] != except)
+		if (s->fault_times[i] >= from && s->fault_times[i] <= to &&
+		    s->fault_times[i] != except)
 			return false;
 	return true;
 }
@@ -661,7 +699,7 @@ static bool deferred(struct sim *s, struct sev *e)
 
 static void dispatch(struct sim *s, struct sev *e)
 {
-	struct elect_event ev = { 0 };
+	struct elect_event ev = {0};
 	int n = e->node;
 
 	if (e->kind == SEV_HOOK_DONE && e->gen == s->n[n].gen && s->n[n].hook_busy &&
@@ -761,7 +799,7 @@ static void dispatch(struct sim *s, struct sev *e)
 			n = (int)rng_range(&s->rng, 0, NN - 1);
 		if (s->n[n].up)
 			crash_node(s, n);
-		push(s, (struct sev){ .t = s->now + e->at, .kind = SEV_RESTART, .node = n });
+		push(s, (struct sev){.t = s->now + e->at, .kind = SEV_RESTART, .node = n});
 		return;
 	case SEV_RESTART:
 		if (!s->n[n].up) {
@@ -799,7 +837,8 @@ static void dispatch(struct sim *s, struct sev *e)
 		if (n < 0)
 			n = current_master(s);
 		if (n >= 0 && s->n[n].up && s->now + e->at > s->n[n].paused_until) {
-			trace(s, 1, "%s stopped for %llu ms", names[n], (unsigned long long)(e->at / MS));
+			trace(s, 1, "%s stopped for %llu ms", names[n],
+			      (unsigned long long)(e->at / MS));
 			s->n[n].paused_until = s->now + e->at;
 		}
 		return;
@@ -832,8 +871,9 @@ static void dispatch(struct sim *s, struct sev *e)
 		note_fault(s);
 		s->n[n].resets++;
 		crash_node(s, n);
-		push(s, (struct sev){ .t = s->now + rng_range(&s->rng, 300 * MS, 2 * SEC),
-				      .kind = SEV_RESTART, .node = n });
+		push(s, (struct sev){.t = s->now + rng_range(&s->rng, 300 * MS, 2 * SEC),
+				     .kind = SEV_RESTART,
+				     .node = n});
 		return;
 	case SEV_LIVENESS:
 		if (s->live_deadline != e->t || s->master_since_crash)
@@ -877,7 +917,7 @@ enum family {
 	_FAM_MAX
 };
 
-static const char *const fam_names[_FAM_MAX] = { "classic", "links", "hooks", "pause", "lasting" };
+static const char *const fam_names[_FAM_MAX] = {"classic", "links", "hooks", "pause", "lasting"};
 
 static void fault_pair(struct sim *s, struct sev on, uint64_t len)
 {
@@ -894,25 +934,25 @@ static void classic_fault(struct sim *s, uint64_t t, uint64_t len, int n)
 		n = -1;
 		/* fall through */
 	case 1:
-		sim_fault(s, (struct sev){ .t = t, .kind = SEV_CRASH, .node = n, .at = len });
+		sim_fault(s, (struct sev){.t = t, .kind = SEV_CRASH, .node = n, .at = len});
 		break;
 	case 2:
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_PARTITION, .flag = true }, len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_PARTITION, .flag = true}, len);
 		break;
 	case 3:
 		if (rng_chance(&s->rng, 300))
 			n = -1;
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n }, len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_QDEV_REACH, .node = n}, len);
 		break;
 	case 4: /* partition and quorum device lost together */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_PARTITION, .flag = true }, len);
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = -1 }, len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_PARTITION, .flag = true}, len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_QDEV_REACH, .node = -1}, len);
 		break;
 	case 5:
-		sim_fault(s, (struct sev){ .t = t, .kind = SEV_OP_DEMOTE });
+		sim_fault(s, (struct sev){.t = t, .kind = SEV_OP_DEMOTE});
 		break;
 	default: /* the master's core health fails, and recovers */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_CORE }, len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_CORE}, len);
 		break;
 	}
 }
@@ -925,26 +965,47 @@ static void link_fault(struct sim *s, uint64_t t, uint64_t len, int n)
 		m = (m + 1) % NN;
 	switch (rng_range(&s->rng, 0, 4)) {
 	case 0: /* one link, one direction */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = m,
-					    .seq = 1, .flag = true }, len);
+		fault_pair(
+		    s,
+		    (struct sev){
+			.t = t, .kind = SEV_LINK, .node = n, .from = m, .seq = 1, .flag = true},
+		    len);
 		break;
 	case 1: /* one link, both directions */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = m,
-					    .seq = 3, .flag = true }, len);
+		fault_pair(
+		    s,
+		    (struct sev){
+			.t = t, .kind = SEV_LINK, .node = n, .from = m, .seq = 3, .flag = true},
+		    len);
 		break;
 	case 2: /* all of a node's sending, or receiving */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = -1,
-					    .seq = rng_range(&s->rng, 1, 2), .flag = true }, len);
+		fault_pair(s,
+			   (struct sev){.t = t,
+					.kind = SEV_LINK,
+					.node = n,
+					.from = -1,
+					.seq = rng_range(&s->rng, 1, 2),
+					.flag = true},
+			   len);
 		break;
 	case 3: /* NIC down: network and quorum device, the session breaks */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_LINK, .node = n, .from = -1,
-					    .seq = 3, .flag = true }, len);
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n }, len);
+		fault_pair(
+		    s,
+		    (struct sev){
+			.t = t, .kind = SEV_LINK, .node = n, .from = -1, .seq = 3, .flag = true},
+		    len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_QDEV_REACH, .node = n}, len);
 		break;
 	default: /* a node loses the quorum device, another the network to it */
-		fault_pair(s, (struct sev){ .t = t, .kind = SEV_QDEV_REACH, .node = n }, len);
-		fault_pair(s, (struct sev){ .t = t + rng_range(&s->rng, 0, 300 * MS), .kind = SEV_LINK,
-					    .node = m, .from = -1, .seq = 3, .flag = true }, len);
+		fault_pair(s, (struct sev){.t = t, .kind = SEV_QDEV_REACH, .node = n}, len);
+		fault_pair(s,
+			   (struct sev){.t = t + rng_range(&s->rng, 0, 300 * MS),
+					.kind = SEV_LINK,
+					.node = m,
+					.from = -1,
+					.seq = 3,
+					.flag = true},
+			   len);
 		break;
 	}
 }
@@ -978,9 +1039,11 @@ static void random_faults(struct sim *s, enum family fam, uint64_t calm_from)
 			break;
 		case FAM_PAUSE:
 			if (rng_chance(&s->rng, 600))
-				sim_fault(s, (struct sev){ .t = t, .kind = SEV_PAUSE,
-							   .node = rng_chance(&s->rng, 600) ? -1 : n,
-							   .at = rng_range(&s->rng, 50 * MS, 3 * SEC) });
+				sim_fault(s,
+					  (struct sev){.t = t,
+						       .kind = SEV_PAUSE,
+						       .node = rng_chance(&s->rng, 600) ? -1 : n,
+						       .at = rng_range(&s->rng, 50 * MS, 3 * SEC)});
 			else
 				classic_fault(s, t, len, n);
 			break;
@@ -998,7 +1061,8 @@ static int run_schedule(struct sim *s, uint64_t seed, bool qdev, enum family fam
 		s->base.fence_timeout = 0;
 	for (int n = 0; n < NN; n++)
 		s->n[n].ppm = (int64_t)rng_range(&s->rng, 0, 600) - 300;
-	s->hook_max = fam == FAM_HOOKS ? rng_range(&s->rng, 0, 3 * SEC) : rng_range(&s->rng, 0, 300 * MS);
+	s->hook_max =
+	    fam == FAM_HOOKS ? rng_range(&s->rng, 0, 3 * SEC) : rng_range(&s->rng, 0, 300 * MS);
 	s->base.external_heartbeats = seed % 2; /* half as the agent runs it, behind hs */
 	if (seed % 8 >= 6) /* a quarter: one compartment, as admin instances are */
 		memset(s->base.side, 0, sizeof(s->base.side));
@@ -1008,11 +1072,13 @@ static int run_schedule(struct sim *s, uint64_t seed, bool qdev, enum family fam
 	s->stall = qdev ? (unsigned)rng_range(&s->rng, 0, 30) : 0;
 	s->lost_done = qdev ? (unsigned)rng_range(&s->rng, 0, 30) : 0;
 	for (int n = 0; n < NN; n++)
-		push(s, (struct sev){ .t = 1 + rng_range(&s->rng, 0, 400 * MS), .kind = SEV_RESTART,
-				      .node = n });
+		push(s, (struct sev){.t = 1 + rng_range(&s->rng, 0, 400 * MS),
+				     .kind = SEV_RESTART,
+				     .node = n});
 	if (fam == FAM_LASTING) /* for good: no recovery before the end */
-		sim_fault(s, (struct sev){ .t = rng_range(&s->rng, 1, 3 * SEC), .kind = SEV_QDEV_REACH,
-					   .node = (int)rng_range(&s->rng, 0, NN - 1) });
+		sim_fault(s, (struct sev){.t = rng_range(&s->rng, 1, 3 * SEC),
+					  .kind = SEV_QDEV_REACH,
+					  .node = (int)rng_range(&s->rng, 0, NN - 1)});
 	random_faults(s, fam, length - 4 * SEC);
 	sim_run_until(s, length);
 	/* 4 s without faults (only the network's and the quorum device's own hiccups): a
@@ -1044,7 +1110,8 @@ static void run_random(bool qdev, enum family fam, uint64_t count, uint64_t seed
 
 		if (run_schedule(&s, seed, qdev, fam, 12 * SEC) < 0 && keep_going) {
 			if (failed++ < 5)
-				print_message("  seed %llu: %s\n", (unsigned long long)seed, s.fail);
+				print_message("  seed %llu: %s\n", (unsigned long long)seed,
+					      s.fail);
 		} else if (s.fail[0]) {
 			print_error("schedule failed: ELECT_SIM_SEED=%llu ELECT_SIM_SCHEDULES=1 "
 				    "(qdev=%d family=%s): %s\n",
@@ -1059,7 +1126,8 @@ static void run_random(bool qdev, enum family fam, uint64_t count, uint64_t seed
 			    (unsigned long long)count);
 		fail();
 	}
-	print_message("elect sim: %llu schedules (qdev=%d family=%s, seeds %llu..), %llu promotions, %.1f s\n",
+	print_message("elect sim: %llu schedules (qdev=%d family=%s, seeds %llu..), %llu "
+		      "promotions, %.1f s\n",
 		      (unsigned long long)count, qdev, fam_names[fam], (unsigned long long)seed0,
 		      (unsigned long long)promotions,
 		      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

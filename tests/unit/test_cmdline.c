@@ -131,7 +131,8 @@ static void kernel_ip_syntax(void **state)
 	assert_int_equal(k.mode, KIP_DHCP);
 	assert_int_equal(kip_parse("off", &k), 0);
 	assert_int_equal(k.mode, KIP_OFF);
-	assert_int_equal(kip_parse("10.0.0.5:10.0.0.1:10.0.0.254:255.255.255.0:node1:eth0:none:9.9.9.9", &k), 0);
+	assert_int_equal(
+	    kip_parse("10.0.0.5:10.0.0.1:10.0.0.254:255.255.255.0:node1:eth0:none:9.9.9.9", &k), 0);
 	assert_int_equal(k.mode, KIP_STATIC);
 	cfg_prefix_format(&k.client, true, a, sizeof(a));
 	assert_string_equal(a, "10.0.0.5/24");
@@ -142,7 +143,8 @@ static void kernel_ip_syntax(void **state)
 	assert_int_equal(k.n_dns, 1);
 	assert_int_equal(kip_parse("::::::dhcp", &k), 0);
 	assert_int_equal(k.mode, KIP_DHCP);
-	assert_int_equal(kip_parse("[fd00::5]::[fd00::1]:64::eth1:off", &k), -EINVAL); /* netmask must be an address */
+	assert_int_equal(kip_parse("[fd00::5]::[fd00::1]:64::eth1:off", &k),
+			 -EINVAL); /* netmask must be an address */
 	assert_int_equal(kip_parse("[fd00::5]::[fd00::1]:::eth1:off", &k), 0);
 	cfg_prefix_format(&k.client, true, a, sizeof(a));
 	assert_string_equal(a, "fd00::5/128");
@@ -152,10 +154,11 @@ static void kernel_ip_syntax(void **state)
 }
 
 static const char *conf =
-	"[cluster]\nname = t\nkey_file = /k\n[pair p]\n"
-	"[compartment a]\nzone = mz\npair = p\n[compartment b]\nzone = dmz\npair = p\n"
-	"[node n1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 02:00:00:00:00:01\nmac = 02:00:00:00:01:01\n"
-	"[node n2]\ncompartment = b\nhandshake = 127.0.0.2\nmac = 02:00:00:00:00:02\n";
+    "[cluster]\nname = t\nkey_file = /k\n[pair p]\n"
+    "[compartment a]\nzone = mz\npair = p\n[compartment b]\nzone = dmz\npair = p\n"
+    "[node n1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 02:00:00:00:00:01\nmac = "
+    "02:00:00:00:01:01\n"
+    "[node n2]\ncompartment = b\nhandshake = 127.0.0.2\nmac = 02:00:00:00:00:02\n";
 
 static void identity_by_name_and_mac(void **state)
 {
@@ -170,17 +173,21 @@ static void identity_by_name_and_mac(void **state)
 	assert_non_null(strstr(err.buf, "node 'n9' is not in t.conf"));
 	uint8_t macs[3][6] = {{2, 0, 0, 0, 9, 9}, {2, 0, 0, 0, 1, 1}};
 	node = -1;
-	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t (*)[6])macs, 2, &node, &err), 0);
+	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t(*)[6])macs, 2, &node, &err),
+			 0);
 	assert_int_equal(node, 0);
 	/* two nodes' MACs on one host: ambiguous unless BOOTIF says which */
 	memcpy(macs[2], (uint8_t[]){2, 0, 0, 0, 0, 2}, 6);
 	sb_reset(&err);
-	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t (*)[6])macs, 3, &node, &err), -ENOTUNIQ);
+	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t(*)[6])macs, 3, &node, &err),
+			 -ENOTUNIQ);
 	assert_non_null(strstr(err.buf, "match several nodes (n1, n2)"));
-	assert_int_equal(identity_resolve(c, NULL, macs[2], (const uint8_t (*)[6])macs, 3, &node, &err), 0);
+	assert_int_equal(
+	    identity_resolve(c, NULL, macs[2], (const uint8_t(*)[6])macs, 3, &node, &err), 0);
 	assert_int_equal(node, 1);
 	sb_reset(&err);
-	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t (*)[6])macs, 1, &node, &err), -ENOENT);
+	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t(*)[6])macs, 1, &node, &err),
+			 -ENOENT);
 	assert_non_null(strstr(err.buf, "(02:00:00:00:09:09)"));
 	cfg_free(c);
 	sb_free(&err);
@@ -190,8 +197,10 @@ static void local_macs_from_sysfs(void **state)
 {
 	char dir[] = "/tmp/compartd-sysfs-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	const char *ifs[][2] = {{"lo", "00:00:00:00:00:00"}, {"eth0", "52:54:00:12:34:56"},
-				{"eth1", "00:00:00:00:00:00"}, {"eth0.7", "52:54:00:12:34:56"}};
+	const char *ifs[][2] = {{"lo", "00:00:00:00:00:00"},
+				{"eth0", "52:54:00:12:34:56"},
+				{"eth1", "00:00:00:00:00:00"},
+				{"eth0.7", "52:54:00:12:34:56"}};
 	char p[256];
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, ifs[i][0]);
@@ -216,9 +225,11 @@ struct num_case {
 static void durations_and_sizes(void **state)
 {
 	static const struct num_case dur[] = {
-		{"500ms", 0, 500000}, {"3s", 0, 3000000}, {"2m", 0, 120000000}, {"250us", 0, 250},
-		{"200", 0, 200000},   {"", -EINVAL, 0},   {"5h", -EINVAL, 0},  {"-1s", -EINVAL, 0},
-		{"1.5s", -EINVAL, 0}, {"99999999999999999999s", -ERANGE, 0},
+	    {"500ms", 0, 500000}, {"3s", 0, 3000000},
+	    {"2m", 0, 120000000}, {"250us", 0, 250},
+	    {"200", 0, 200000},	  {"", -EINVAL, 0},
+	    {"5h", -EINVAL, 0},	  {"-1s", -EINVAL, 0},
+	    {"1.5s", -EINVAL, 0}, {"99999999999999999999s", -ERANGE, 0},
 	};
 	for (size_t i = 0; i < sizeof(dur) / sizeof(dur[0]); i++) {
 		uint64_t v = 0;
@@ -227,9 +238,9 @@ static void durations_and_sizes(void **state)
 			assert_int_equal(v, dur[i].v);
 	}
 	static const struct num_case sz[] = {
-		{"512MiB", 0, 512ULL << 20}, {"4GiB", 0, 4ULL << 30}, {"16M", 0, 16ULL << 20},
-		{"1T", 0, 1ULL << 40},       {"4096", 0, 4096},       {"4 GiB", -EINVAL, 0},
-		{"GiB", -EINVAL, 0},         {"20000000TiB", -ERANGE, 0},
+	    {"512MiB", 0, 512ULL << 20}, {"4GiB", 0, 4ULL << 30},     {"16M", 0, 16ULL << 20},
+	    {"1T", 0, 1ULL << 40},	 {"4096", 0, 4096},	      {"4 GiB", -EINVAL, 0},
+	    {"GiB", -EINVAL, 0},	 {"20000000TiB", -ERANGE, 0},
 	};
 	for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++) {
 		uint64_t v = 0;
@@ -268,15 +279,15 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(compartd_keys_and_overrides),
-		cmocka_unit_test(bad_keys_are_named),
-		cmocka_unit_test(many_overrides),
-		cmocka_unit_test(dangerous_overrides_refused),
-		cmocka_unit_test(kernel_ip_syntax),
-		cmocka_unit_test(identity_by_name_and_mac),
-		cmocka_unit_test(local_macs_from_sysfs),
-		cmocka_unit_test(durations_and_sizes),
-		cmocka_unit_test(event_values_are_quoted),
+	    cmocka_unit_test(compartd_keys_and_overrides),
+	    cmocka_unit_test(bad_keys_are_named),
+	    cmocka_unit_test(many_overrides),
+	    cmocka_unit_test(dangerous_overrides_refused),
+	    cmocka_unit_test(kernel_ip_syntax),
+	    cmocka_unit_test(identity_by_name_and_mac),
+	    cmocka_unit_test(local_macs_from_sysfs),
+	    cmocka_unit_test(durations_and_sizes),
+	    cmocka_unit_test(event_values_are_quoted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,12 +15,12 @@
 #endif
 
 static const char *base =
-	"[cluster]\nname = t\nkey_file = /k\n"
-	"[pair p]\n"
-	"[compartment a]\nzone = mz\npair = p\n"
-	"[compartment b]\nzone = dmz\npair = p\n"
-	"[node n1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 02:00:00:00:00:01\n"
-	"[node n2]\ncompartment = b\nhandshake = 127.0.0.2:9000\n";
+    "[cluster]\nname = t\nkey_file = /k\n"
+    "[pair p]\n"
+    "[compartment a]\nzone = mz\npair = p\n"
+    "[compartment b]\nzone = dmz\npair = p\n"
+    "[node n1]\ncompartment = a\nhandshake = 127.0.0.1\nmac = 02:00:00:00:00:01\n"
+    "[node n2]\ncompartment = b\nhandshake = 127.0.0.2:9000\n";
 
 static int parse(const char *text, struct cfg **c, struct strbuf *err)
 {
@@ -88,10 +88,12 @@ static void guest_keys(void **state)
 	sb_init(&err);
 	sb_init(&out);
 	sb_puts(&text, base);
-	sb_puts(&text, "storage = [fd00::2]\n" QC
-		"infra_initiator = iqn.2026-12.x:infra.c\ninfra_initiator = iqn.2026-12.x:infra.c2\n"
-		"guest_chap_user = cu\nguest_chap_secret_file = /etc/c.secret\n"
-		"guest_chap_mutual_user = mu\nguest_chap_mutual_secret_file = /etc/m.secret\n");
+	sb_puts(
+	    &text,
+	    "storage = [fd00::2]\n" QC
+	    "infra_initiator = iqn.2026-12.x:infra.c\ninfra_initiator = iqn.2026-12.x:infra.c2\n"
+	    "guest_chap_user = cu\nguest_chap_secret_file = /etc/c.secret\n"
+	    "guest_chap_mutual_user = mu\nguest_chap_mutual_secret_file = /etc/m.secret\n");
 	struct cfg *c = NULL;
 	assert_int_equal(parse(text.buf, &c, &err), 0);
 	char a[80];
@@ -103,12 +105,13 @@ static void guest_keys(void **state)
 	assert_int_equal(c->compartments[ci].n_infra_initiators, 2);
 	assert_int_equal(c->compartments[0].n_infra_initiators, 0);
 	cfg_print(c, &out);
-	assert_non_null(strstr(out.buf, "[compartment c]\nzone = mz\npair = q\n"
-					"infra_initiator = iqn.2026-12.x:infra.c\n"
-					"infra_initiator = iqn.2026-12.x:infra.c2\n"
-					"guest_chap_user = cu\nguest_chap_secret_file = /etc/c.secret\n"
-					"guest_chap_mutual_user = mu\n"
-					"guest_chap_mutual_secret_file = /etc/m.secret\n"));
+	assert_non_null(strstr(out.buf,
+			       "[compartment c]\nzone = mz\npair = q\n"
+			       "infra_initiator = iqn.2026-12.x:infra.c\n"
+			       "infra_initiator = iqn.2026-12.x:infra.c2\n"
+			       "guest_chap_user = cu\nguest_chap_secret_file = /etc/c.secret\n"
+			       "guest_chap_mutual_user = mu\n"
+			       "guest_chap_mutual_secret_file = /etc/m.secret\n"));
 	assert_non_null(strstr(out.buf, "storage = 127.0.0.1:3260\n"));
 	struct cfg *c2 = NULL;
 	assert_int_equal(parse(out.buf, &c2, &err), 0); /* the normalized form parses again */
@@ -130,48 +133,64 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{"[bogus]\n", "t.conf:18: unknown section [bogus]"},
-	{"[node n1]\ncompartment = a\nhandshake = 127.0.0.9\n", "t.conf:18: [node n1] is defined twice"},
-	{"[node n3]\ncompartment = a\n", "t.conf:18: handshake: missing in [node n3]"},
-	{"[node n3]\ncompartment = zz\nhandshake = 127.0.0.3\n", "t.conf:18: compartment: [node n3]: no compartment 'zz'"},
-	{"[node n3]\ncompartment = a\nhandshake = 300.1.1.1\n", "t.conf:20: handshake: '300.1.1.1' is not an IP address"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.1\n", "has the address of node n1"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nmac = 02:00:00:00:00:01\n", "02:00:00:00:00:01 belongs to node n1 too"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nmac = 02:00:00:00:0g:01\n", "t.conf:21: mac: '02:00:00:00:0g:01' is not a MAC address"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\npriority = -1\n", "t.conf:21: priority: '-1' is not a priority"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\ncolour = blue\n", "t.conf:21: colour: unknown key in [node n3]"},
-	{"[node n3]\ncompartment = a\ncompartment = b\nhandshake = 127.0.0.3\n", "t.conf:20: compartment: given twice in [node n3]"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nnet = eth0 10.0.0.1\n", "t.conf:21: net: '10.0.0.1' is not an address with prefix length"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\ndisks = sda\n", "'sda' is not an absolute device path"},
-	{"[timeouts]\nheartbeat_interval = fast\n", "t.conf:19: heartbeat_interval: 'fast' is not a duration"},
-	{"[timeouts]\nheartbeat_interval = 0\n", "is not a duration"},
-	{"[timeouts]\nlease = 100ms\n", "lease: must be longer than disk_heartbeat_interval"},
-	{"[layout]\nboot = 12KiB\n", "t.conf:19: boot: '12KiB' is not a size"},
-	{"[layout]\nboot = 101%\n", "'101%' is not a size"},
-	{"[compartment c]\nzone = zz\npair = p\n", "t.conf:19: zone: 'zz' is not a zone"},
-	{"[compartment c]\nzone = mz\npair = q\n", "pair: [compartment c]: no pair 'q'"},
-	{"[compartment c]\nzone = mz\npair = p\n", "[pair p] has 3 compartments"},
-	{"[storage s]\nlun = 1\nportal = a 127.0.0.1\n", "t.conf:18: target: missing in [storage s]"},
-	{"[storage s]\ntarget = iqn.x:y\nportal = c 127.0.0.1\n", "t.conf:20: portal: no compartment 'c'"},
-	{"[storage s]\ntarget = foo\nportal = a 127.0.0.1\n", "'foo' is not an iSCSI name"},
-	{"[storage s]\ntarget = iqn.x:y\nportal = a 127.0.0.1\nchap_user = u\n", "has chap_user but no chap_secret_file"},
-	{"[quorum]\nmode = device\n", "target: missing in [quorum]"},
-	{"[quorum]\nmode = maybe\n", "'maybe' is not a quorum mode"},
-	{"[profile best]\nrun = /bin/true\n", "[profile best]: unknown profile"},
-	{"[profile infra-only]\nrun = true\n", "'true': a hook command starts with an absolute path"},
-	{"[role other]\n", "[role other]: unknown instance kind"},
-	{"[cluster]\nname = again\n", "t.conf:18: [cluster] appears twice"},
-	{"[node]\n", "[node] needs a name"},
-	{"[node bad name!]\n", "is not a valid name"},
-	{"[pair p2]\n", "[pair p2] has 0 compartments"},
-	{"just words\n", "expected 'key = value'"},
-	{"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nstorage = 10.0.0.300\n", "t.conf:21: storage: '10.0.0.300' is not an IP address"},
-	{QC "infra_initiator = foo\n", "t.conf:25: infra_initiator: 'foo' is not an iSCSI name"},
-	{QC "infra_initiator = iqn.x:a b\n", "an iSCSI name has no spaces"},
-	{QC "infra_initiator = iqn.x:y\ninfra_initiator = IQN.X:Y\n", "t.conf:26: infra_initiator: 'IQN.X:Y' is listed twice"},
-	{QC "guest_chap_user = u\n", "guest_chap_user and guest_chap_secret_file go together"},
-	{QC "guest_chap_secret_file = s\n", "'s' is not an absolute path"},
-	{QC "guest_chap_mutual_user = m\nguest_chap_mutual_secret_file = /m\n", "mutual CHAP needs guest_chap_user too"},
+    {"[bogus]\n", "t.conf:18: unknown section [bogus]"},
+    {"[node n1]\ncompartment = a\nhandshake = 127.0.0.9\n",
+     "t.conf:18: [node n1] is defined twice"},
+    {"[node n3]\ncompartment = a\n", "t.conf:18: handshake: missing in [node n3]"},
+    {"[node n3]\ncompartment = zz\nhandshake = 127.0.0.3\n",
+     "t.conf:18: compartment: [node n3]: no compartment 'zz'"},
+    {"[node n3]\ncompartment = a\nhandshake = 300.1.1.1\n",
+     "t.conf:20: handshake: '300.1.1.1' is not an IP address"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.1\n", "has the address of node n1"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nmac = 02:00:00:00:00:01\n",
+     "02:00:00:00:00:01 belongs to node n1 too"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nmac = 02:00:00:00:0g:01\n",
+     "t.conf:21: mac: '02:00:00:00:0g:01' is not a MAC address"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\npriority = -1\n",
+     "t.conf:21: priority: '-1' is not a priority"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\ncolour = blue\n",
+     "t.conf:21: colour: unknown key in [node n3]"},
+    {"[node n3]\ncompartment = a\ncompartment = b\nhandshake = 127.0.0.3\n",
+     "t.conf:20: compartment: given twice in [node n3]"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nnet = eth0 10.0.0.1\n",
+     "t.conf:21: net: '10.0.0.1' is not an address with prefix length"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\ndisks = sda\n",
+     "'sda' is not an absolute device path"},
+    {"[timeouts]\nheartbeat_interval = fast\n",
+     "t.conf:19: heartbeat_interval: 'fast' is not a duration"},
+    {"[timeouts]\nheartbeat_interval = 0\n", "is not a duration"},
+    {"[timeouts]\nlease = 100ms\n", "lease: must be longer than disk_heartbeat_interval"},
+    {"[layout]\nboot = 12KiB\n", "t.conf:19: boot: '12KiB' is not a size"},
+    {"[layout]\nboot = 101%\n", "'101%' is not a size"},
+    {"[compartment c]\nzone = zz\npair = p\n", "t.conf:19: zone: 'zz' is not a zone"},
+    {"[compartment c]\nzone = mz\npair = q\n", "pair: [compartment c]: no pair 'q'"},
+    {"[compartment c]\nzone = mz\npair = p\n", "[pair p] has 3 compartments"},
+    {"[storage s]\nlun = 1\nportal = a 127.0.0.1\n", "t.conf:18: target: missing in [storage s]"},
+    {"[storage s]\ntarget = iqn.x:y\nportal = c 127.0.0.1\n",
+     "t.conf:20: portal: no compartment 'c'"},
+    {"[storage s]\ntarget = foo\nportal = a 127.0.0.1\n", "'foo' is not an iSCSI name"},
+    {"[storage s]\ntarget = iqn.x:y\nportal = a 127.0.0.1\nchap_user = u\n",
+     "has chap_user but no chap_secret_file"},
+    {"[quorum]\nmode = device\n", "target: missing in [quorum]"},
+    {"[quorum]\nmode = maybe\n", "'maybe' is not a quorum mode"},
+    {"[profile best]\nrun = /bin/true\n", "[profile best]: unknown profile"},
+    {"[profile infra-only]\nrun = true\n", "'true': a hook command starts with an absolute path"},
+    {"[role other]\n", "[role other]: unknown instance kind"},
+    {"[cluster]\nname = again\n", "t.conf:18: [cluster] appears twice"},
+    {"[node]\n", "[node] needs a name"},
+    {"[node bad name!]\n", "is not a valid name"},
+    {"[pair p2]\n", "[pair p2] has 0 compartments"},
+    {"just words\n", "expected 'key = value'"},
+    {"[node n3]\ncompartment = a\nhandshake = 127.0.0.3\nstorage = 10.0.0.300\n",
+     "t.conf:21: storage: '10.0.0.300' is not an IP address"},
+    {QC "infra_initiator = foo\n", "t.conf:25: infra_initiator: 'foo' is not an iSCSI name"},
+    {QC "infra_initiator = iqn.x:a b\n", "an iSCSI name has no spaces"},
+    {QC "infra_initiator = iqn.x:y\ninfra_initiator = IQN.X:Y\n",
+     "t.conf:26: infra_initiator: 'IQN.X:Y' is listed twice"},
+    {QC "guest_chap_user = u\n", "guest_chap_user and guest_chap_secret_file go together"},
+    {QC "guest_chap_secret_file = s\n", "'s' is not an absolute path"},
+    {QC "guest_chap_mutual_user = m\nguest_chap_mutual_secret_file = /m\n",
+     "mutual CHAP needs guest_chap_user too"},
 };
 
 static void every_error_names_file_line_key(void **state)
@@ -265,9 +284,9 @@ static void overrides(void **state)
 	sb_init(&err);
 	struct cfg *c = NULL;
 	struct cfg_override o[] = {
-		{"timeouts", "path_timeout", "3s"},
-		{"node.n1", "handshake", "127.0.1.11"},
-		{"node.n2", "priority", "77"},
+	    {"timeouts", "path_timeout", "3s"},
+	    {"node.n1", "handshake", "127.0.1.11"},
+	    {"node.n2", "priority", "77"},
 	};
 	assert_int_equal(cfg_parse("t.conf", base, strlen(base), o, 3, &c, &err), 0);
 	assert_int_equal(c->timeouts.path_timeout, 3 * USEC_PER_SEC);
@@ -306,16 +325,11 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(golden_rig_config),
-		cmocka_unit_test(defaults_and_ports),
-		cmocka_unit_test(guest_keys),
-		cmocka_unit_test(every_error_names_file_line_key),
-		cmocka_unit_test(key_before_section),
-		cmocka_unit_test(missing_everything),
-		cmocka_unit_test(nul_and_long_lines),
-		cmocka_unit_test(too_many_sections),
-		cmocka_unit_test(overrides),
-		cmocka_unit_test(hash_tracks_bytes),
+	    cmocka_unit_test(golden_rig_config),  cmocka_unit_test(defaults_and_ports),
+	    cmocka_unit_test(guest_keys),	  cmocka_unit_test(every_error_names_file_line_key),
+	    cmocka_unit_test(key_before_section), cmocka_unit_test(missing_everything),
+	    cmocka_unit_test(nul_and_long_lines), cmocka_unit_test(too_many_sections),
+	    cmocka_unit_test(overrides),	  cmocka_unit_test(hash_tracks_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,7 +150,8 @@ static int cpu_pct_running(struct loop *l, int ms)
 		loop_iterate(l, now_usec() + 50 * USEC_PER_MSEC);
 	getrusage(RUSAGE_SELF, &r1);
 	uint64_t cpu = (uint64_t)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
-				  r0.ru_stime.tv_sec) * USEC_PER_SEC +
+				  r0.ru_stime.tv_sec) *
+			   USEC_PER_SEC +
 		       (uint64_t)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
 				  r0.ru_stime.tv_usec);
 	return (int)(100 * cpu / (now_usec() - t0));

@@ -155,7 +155,8 @@ static void test_golden_hooks(void **state)
 	struct console *c = f.a.env.console;
 	assert_int_equal(console_register(c, "approve-wipe", "<disk>", "", fake_wipe, NULL), 0);
 	assert_int_equal(console_register(c, "continue", "", "", fake_continue, NULL), 0);
-	assert_int_equal(console_register(c, "promote", "<infra|admin>", "", fake_promote, NULL), 0);
+	assert_int_equal(console_register(c, "promote", "<infra|admin>", "", fake_promote, NULL),
+			 0);
 	assert_int_equal(console_register(c, "demote", "<infra|admin>", "", fake_demote, NULL), 0);
 	/* A real command is not replaced. */
 	assert_int_equal(console_register(c, "demote", "", "", fake_demote, NULL), -EEXIST);

@@ -14,7 +14,8 @@ static struct sim *scenario(bool qdev, uint64_t until)
 
 	sim_init(s, 42, qdev);
 	for (int n = 0; n < NN; n++)
-		push(s, (struct sev){ .t = 1 + (uint64_t)n * 10 * MS, .kind = SEV_RESTART, .node = n });
+		push(s,
+		     (struct sev){.t = 1 + (uint64_t)n * 10 * MS, .kind = SEV_RESTART, .node = n});
 	sim_run_until(s, until);
 	return s;
 }
@@ -45,7 +46,7 @@ static void test_candidates_by_rank(void **state)
 	assert_int_equal(elect_candidate(&s->n[1].sm, 0, local(s, 1)), 0);
 	assert_int_equal(elect_candidate(&s->n[1].sm, 1, local(s, 1)), 2);
 	/* a1 loses eligibility: a2 becomes the candidate of compartment a */
-	step_node(s, 0, &(struct elect_event){ .type = ELECT_EV_ELIGIBLE, .eligible = false });
+	step_node(s, 0, &(struct elect_event){.type = ELECT_EV_ELIGIBLE, .eligible = false});
 	sim_run_until(s, 5 * SEC);
 	no_failure(s);
 	assert_int_equal(s->n[0].sm.role, ELECT_ROLE_NONE);
@@ -205,7 +206,7 @@ static void test_operator(void **state)
 	assert_non_null(elect_promote_refusal(&s->n[x].sm, local(s, x)));
 	assert_non_null(elect_demote_refusal(&s->n[x].sm, local(s, x)));
 	assert_null(elect_demote_refusal(&s->n[m].sm, local(s, m)));
-	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_OPERATOR_DEMOTE });
+	step_node(s, m, &(struct elect_event){.type = ELECT_EV_OPERATOR_DEMOTE});
 	assert_false(s->n[m].promoted);
 	assert_string_equal(s->n[m].demote_reason, "operator");
 	sim_run_until(s, 5 * SEC);
@@ -223,7 +224,7 @@ static void test_slow_demote_hook(void **state)
 
 	(void)state;
 	s->hook_len = 2 * SEC + elect_master_timeout(&s->base); /* longer than the holdoff */
-	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_OPERATOR_DEMOTE });
+	step_node(s, m, &(struct elect_event){.type = ELECT_EV_OPERATOR_DEMOTE});
 	assert_false(s->n[m].promoted);
 	assert_true(acting(s, m)); /* the hook runs */
 	sim_run_until(s, t0 + s->hook_len - MS);
@@ -276,19 +277,22 @@ static void test_majority_restart(void **state)
 		sim_init(s, seed, false);
 		s->base.fence_timeout = 0; /* the restart alone, the watchdog does not help */
 		for (int n = 0; n < NN; n++)
-			push(s, (struct sev){ .t = 1 + (uint64_t)n * 10 * MS, .kind = SEV_RESTART,
-					      .node = n });
+			push(s, (struct sev){.t = 1 + (uint64_t)n * 10 * MS,
+					     .kind = SEV_RESTART,
+					     .node = n});
 		sim_run_until(s, 3 * SEC);
 		m = current_master(s);
 		assert_true(m >= 0);
 		t0 = s->now + rng_range(&s->rng, 0, 200 * MS);
-		push(s, (struct sev){ .t = t0, .kind = SEV_LINK, .node = m, .from = -1, .seq = 3,
-				      .flag = true });
+		push(s,
+		     (struct sev){
+			 .t = t0, .kind = SEV_LINK, .node = m, .from = -1, .seq = 3, .flag = true});
 		for (int n = 0; n < NN; n++)
 			if (n != m)
-				push(s, (struct sev){ .t = t0 + rng_range(&s->rng, 0, 300 * MS),
-						      .kind = SEV_CRASH, .node = n,
-						      .at = rng_range(&s->rng, 1 * MS, 50 * MS) });
+				push(s, (struct sev){.t = t0 + rng_range(&s->rng, 0, 300 * MS),
+						     .kind = SEV_CRASH,
+						     .node = n,
+						     .at = rng_range(&s->rng, 1 * MS, 50 * MS)});
 		sim_run_until(s, t0 + 4 * SEC);
 		if (s->fail[0])
 			print_error("seed %llu: %s\n", (unsigned long long)seed, s->fail);
@@ -305,7 +309,7 @@ static void test_majority(void **state)
 
 	(void)state;
 	no_failure(s);
-	assert_int_equal(m, 0); /* the best-ranked node of the pair */
+	assert_int_equal(m, 0);	 /* the best-ranked node of the pair */
 	s->net.partition = true; /* 2 | 2: an even split elects nobody */
 	sim_run_until(s, t0 + 5 * SEC);
 	no_failure(s);
@@ -327,9 +331,13 @@ static void test_majority(void **state)
  * taken over once it could have lapsed, never before. */
 static void test_foreign_holder(void **state)
 {
-	struct elect_params p = { .n_nodes = NN, .self = 2, .has_qdev = true,
-				  .heartbeat_interval = 200 * MS, .disk_heartbeat_interval = 250 * MS,
-				  .lease = 500 * MS, .io_timeout = SEC };
+	struct elect_params p = {.n_nodes = NN,
+				 .self = 2,
+				 .has_qdev = true,
+				 .heartbeat_interval = 200 * MS,
+				 .disk_heartbeat_interval = 250 * MS,
+				 .lease = 500 * MS,
+				 .io_timeout = SEC};
 	struct elect sm;
 	struct elect_actions out;
 	uint64_t t = 10 * SEC, first = 0;
@@ -339,11 +347,11 @@ static void test_foreign_holder(void **state)
 	memcpy(p.side, sides, sizeof(sides));
 	memcpy(p.rank, ranks, sizeof(ranks));
 	elect_init(&sm, &p);
-	elect_step(&sm, &(struct elect_event){ .type = ELECT_EV_START, .eligible = true }, t, &out);
-	elect_step(&sm, &(struct elect_event){ .type = ELECT_EV_REGISTER_DONE }, t, &out);
+	elect_step(&sm, &(struct elect_event){.type = ELECT_EV_START, .eligible = true}, t, &out);
+	elect_step(&sm, &(struct elect_event){.type = ELECT_EV_REGISTER_DONE}, t, &out);
 	for (; t < 13 * SEC && !preempts; t += 125 * MS) {
-		struct elect_event ev = { .type = ELECT_EV_READ_DONE, .holder = ELECT_HOLDER_UNKNOWN,
-					  .registered = true };
+		struct elect_event ev = {
+		    .type = ELECT_EV_READ_DONE, .holder = ELECT_HOLDER_UNKNOWN, .registered = true};
 
 		if (!first)
 			first = t;
@@ -367,7 +375,7 @@ static void core_failure_once(struct sim *s, bool qdev)
 	uint64_t t0 = s->now;
 
 	assert_true(m >= 0);
-	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_ELIGIBLE, .eligible = false });
+	step_node(s, m, &(struct elect_event){.type = ELECT_EV_ELIGIBLE, .eligible = false});
 	assert_false(s->n[m].promoted); /* stopped acting at once */
 	assert_string_equal(s->n[m].demote_reason, "ineligible");
 	sim_run_until(s, t0 + elect_master_timeout(&s->base) + 2 * SEC);
@@ -376,7 +384,7 @@ static void core_failure_once(struct sim *s, bool qdev)
 	assert_int_equal(current_master(s), x);
 	print_message("core failure (qdev=%d): %s -> %s after %llu ms\n", qdev, names[m], names[x],
 		      (unsigned long long)((s->n[x].promoted_at - t0) / MS));
-	step_node(s, m, &(struct elect_event){ .type = ELECT_EV_ELIGIBLE, .eligible = true });
+	step_node(s, m, &(struct elect_event){.type = ELECT_EV_ELIGIBLE, .eligible = true});
 	sim_run_until(s, s->now + 4 * SEC);
 	no_failure(s);
 	assert_int_equal(current_master(s), x);
@@ -397,10 +405,11 @@ static void test_core_failure(void **state)
 		s->net.drop = (unsigned)rng_range(&s->rng, 0, 80);
 		s->net.slow = (unsigned)rng_range(&s->rng, 0, 100);
 		for (int n = 0; n < NN; n++)
-			push(s, (struct sev){ .t = 1 + (uint64_t)n * 10 * MS, .kind = SEV_RESTART,
-					      .node = n });
-		push(s, (struct sev){ .t = 3 * SEC + rng_range(&s->rng, 0, SEC), .kind = SEV_CORE });
-		push(s, (struct sev){ .t = 7 * SEC, .kind = SEV_CORE, .flag = true });
+			push(s, (struct sev){.t = 1 + (uint64_t)n * 10 * MS,
+					     .kind = SEV_RESTART,
+					     .node = n});
+		push(s, (struct sev){.t = 3 * SEC + rng_range(&s->rng, 0, SEC), .kind = SEV_CORE});
+		push(s, (struct sev){.t = 7 * SEC, .kind = SEV_CORE, .flag = true});
 		sim_run_until(s, 11 * SEC);
 		if (s->fail[0])
 			print_error("seed %llu: %s\n", (unsigned long long)seed, s->fail);
@@ -409,29 +418,27 @@ static void test_core_failure(void **state)
 		 * master timeout (which includes the watchdog's) */
 		if (s->last_master_at + elect_master_timeout(&s->base) + 500 * MS < s->now)
 			print_error("seed %llu: no master at the end\n", (unsigned long long)seed);
-		assert_true(s->last_master_at + elect_master_timeout(&s->base) + 500 * MS >= s->now);
+		assert_true(s->last_master_at + elect_master_timeout(&s->base) + 500 * MS >=
+			    s->now);
 	}
 }
 
 #define SCENARIO_TESTS                                                                             \
 	cmocka_unit_test(test_candidates_by_rank), cmocka_unit_test(test_takeover_after_crash),    \
-		cmocka_unit_test(test_no_preemption_on_recovery),                                  \
-		cmocka_unit_test(test_partition_both_alive),                                       \
-		cmocka_unit_test(test_qdev_lost_network_intact), cmocka_unit_test(test_both_lost),  \
-		cmocka_unit_test(test_lease_from_acks_only),                                       \
-		cmocka_unit_test(test_reservation_conflict),                                       \
-		cmocka_unit_test(test_degraded_until_slave_answers),                               \
-		cmocka_unit_test(test_operator), cmocka_unit_test(test_majority),                  \
-		cmocka_unit_test(test_slow_demote_hook),                                           \
-		cmocka_unit_test(test_candidate_without_qdev),                                     \
-		cmocka_unit_test(test_majority_restart),                                           \
-		cmocka_unit_test(test_foreign_holder), cmocka_unit_test(test_core_failure),
+	    cmocka_unit_test(test_no_preemption_on_recovery),                                      \
+	    cmocka_unit_test(test_partition_both_alive),                                           \
+	    cmocka_unit_test(test_qdev_lost_network_intact), cmocka_unit_test(test_both_lost),     \
+	    cmocka_unit_test(test_lease_from_acks_only),                                           \
+	    cmocka_unit_test(test_reservation_conflict),                                           \
+	    cmocka_unit_test(test_degraded_until_slave_answers), cmocka_unit_test(test_operator),  \
+	    cmocka_unit_test(test_majority), cmocka_unit_test(test_slow_demote_hook),              \
+	    cmocka_unit_test(test_candidate_without_qdev),                                         \
+	    cmocka_unit_test(test_majority_restart), cmocka_unit_test(test_foreign_holder),        \
+	    cmocka_unit_test(test_core_failure),
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		SCENARIO_TESTS
-	};
+	const struct CMUnitTest tests[] = {SCENARIO_TESTS};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

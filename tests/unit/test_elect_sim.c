@@ -7,31 +7,36 @@
 static void test_random_qdev(void **state)
 {
 	(void)state;
-	run_random(true, FAM_CLASSIC, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+	run_random(true, FAM_CLASSIC, env_u64("ELECT_SIM_SCHEDULES", 10000),
+		   env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_links(void **state)
 {
 	(void)state;
-	run_random(true, FAM_LINKS, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+	run_random(true, FAM_LINKS, env_u64("ELECT_SIM_SCHEDULES", 10000),
+		   env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_hooks(void **state)
 {
 	(void)state;
-	run_random(true, FAM_HOOKS, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+	run_random(true, FAM_HOOKS, env_u64("ELECT_SIM_SCHEDULES", 10000),
+		   env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_pause(void **state)
 {
 	(void)state;
-	run_random(true, FAM_PAUSE, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+	run_random(true, FAM_PAUSE, env_u64("ELECT_SIM_SCHEDULES", 10000),
+		   env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_lasting(void **state)
 {
 	(void)state;
-	run_random(true, FAM_LASTING, env_u64("ELECT_SIM_SCHEDULES", 10000), env_u64("ELECT_SIM_SEED", 1));
+	run_random(true, FAM_LASTING, env_u64("ELECT_SIM_SCHEDULES", 10000),
+		   env_u64("ELECT_SIM_SEED", 1));
 }
 
 static void test_random_majority_pause(void **state)
@@ -62,11 +67,11 @@ static void test_issue13_seeds(void **state)
 		uint64_t seed;
 		enum family fam;
 	} seeds[] = {
-		{ 954, FAM_CLASSIC },  /* case 1: preempted during its claim, re-registers, promotes */
-		{ 82, FAM_CLASSIC },   /* case 3: lease lapse, the demote hook still runs */
-		{ 1, FAM_HOOKS },      /* case 3: slow hooks */
-		{ 3049, FAM_LINKS },   /* case 2: acks through a slave the taker thinks dead */
-		{ 9997, FAM_LINKS },   /* case 2, from the holder's compartment mate */
+	    {954, FAM_CLASSIC}, /* case 1: preempted during its claim, re-registers, promotes */
+	    {82, FAM_CLASSIC},	/* case 3: lease lapse, the demote hook still runs */
+	    {1, FAM_HOOKS},	/* case 3: slow hooks */
+	    {3049, FAM_LINKS},	/* case 2: acks through a slave the taker thinks dead */
+	    {9997, FAM_LINKS},	/* case 2, from the holder's compartment mate */
 	};
 	static struct sim sim;
 
@@ -82,15 +87,15 @@ static void test_issue13_seeds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_issue13_seeds),
-		cmocka_unit_test(test_random_qdev),
-		cmocka_unit_test(test_random_links),
-		cmocka_unit_test(test_random_hooks),
-		cmocka_unit_test(test_random_pause),
-		cmocka_unit_test(test_random_lasting),
-		cmocka_unit_test(test_random_majority),
-		cmocka_unit_test(test_random_majority_links),
-		cmocka_unit_test(test_random_majority_pause),
+	    cmocka_unit_test(test_issue13_seeds),
+	    cmocka_unit_test(test_random_qdev),
+	    cmocka_unit_test(test_random_links),
+	    cmocka_unit_test(test_random_hooks),
+	    cmocka_unit_test(test_random_pause),
+	    cmocka_unit_test(test_random_lasting),
+	    cmocka_unit_test(test_random_majority),
+	    cmocka_unit_test(test_random_majority_links),
+	    cmocka_unit_test(test_random_majority_pause),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

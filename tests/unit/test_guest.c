@@ -178,7 +178,8 @@ static void export_ladder_teardown(void **state)
 	ssize_t l = readlink(rel, target, sizeof(target) - 1);
 	assert_true(l > 0);
 	target[l] = '\0';
-	assert_non_null(strstr(target, "/cfs/iscsi/iqn.2026-12.compartd.t:guest.a1/tpgt_1/lun/lun_0"));
+	assert_non_null(
+	    strstr(target, "/cfs/iscsi/iqn.2026-12.compartd.t:guest.a1/tpgt_1/lun/lun_0"));
 
 	struct health *h = NULL;
 	assert_int_equal(health_new(USEC_PER_SEC, 0, &h), 0);
@@ -189,7 +190,8 @@ static void export_ladder_teardown(void **state)
 	health_run_due(h, now);
 	struct health_component *comp = health_find(h, "guest", "a1");
 	printf("%s: %s %s\n", comp->name, health_state_to_str(comp->state), comp->detail);
-	assert_true(comp->state == HEALTH_STATE_FAILED || comp->state == HEALTH_STATE_NEEDS_OPERATOR);
+	assert_true(comp->state == HEALTH_STATE_FAILED ||
+		    comp->state == HEALTH_STATE_NEEDS_OPERATOR);
 	assert_non_null(strstr(comp->detail, "nothing listens on 127.0.0.1:3260"));
 	assert_non_null(strstr(events.buf, "component=guest:a1 state=failed stage=reachable "
 					   "action=isolate"));
@@ -202,12 +204,14 @@ static void export_ladder_teardown(void **state)
 	assert_non_null(strstr(events.buf, "action=isolate"));
 
 	/* An ACL nobody configured: parses fails; the reload rebuilds the tree without it. */
-	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.b", dir, guest_plan(g)->tpg);
+	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.b", dir,
+		 guest_plan(g)->tpg);
 	assert_int_equal(mkdir(rel, 0755), 0);
 	sb_reset(&events);
 	health_run_due(h, now += 10 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_non_null(strstr(events.buf, "stage=parses action=isolate reason=\"2 ACL(s), 1 configured\""));
+	assert_non_null(
+	    strstr(events.buf, "stage=parses action=isolate reason=\"2 ACL(s), 1 configured\""));
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
 	assert_int_equal(access(rel, F_OK), -1);
@@ -220,27 +224,32 @@ static void export_ladder_teardown(void **state)
 		 "iqn.2026-12.compartd.t:infra.a2");
 	sb_reset(&events);
 	health_run_due(h, now += 10 * USEC_PER_SEC);
-	assert_non_null(strstr(events.buf, "stage=parses action=isolate reason=\"1 ACL(s), 2 configured\""));
+	assert_non_null(
+	    strstr(events.buf, "stage=parses action=isolate reason=\"1 ACL(s), 2 configured\""));
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
 	assert_int_equal(guest_plan(g)->n_acls, 2);
-	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.a2/lun_0/lun_0", dir,
-		 guest_plan(g)->tpg);
+	snprintf(rel, sizeof(rel), "%s/cfs/%s/acls/iqn.2026-12.compartd.t:infra.a2/lun_0/lun_0",
+		 dir, guest_plan(g)->tpg);
 	assert_true(readlink(rel, target, sizeof(target) - 1) > 0);
 
 	/* A unit serial that is not the partition's GUID: integrity fails, reload fixes it. */
-	put_file("cfs/" GUEST_BACKSTORE "/wwn/vpd_unit_serial", "T10 VPD Unit Serial Number: x\n", 0);
+	put_file("cfs/" GUEST_BACKSTORE "/wwn/vpd_unit_serial", "T10 VPD Unit Serial Number: x\n",
+		 0);
 	sb_reset(&events);
 	health_run_due(h, now += 10 * USEC_PER_SEC);
 	printf("%s", events.buf);
-	assert_non_null(strstr(events.buf, "stage=integrity action=isolate reason=\"unit serial x, not "));
+	assert_non_null(
+	    strstr(events.buf, "stage=integrity action=isolate reason=\"unit serial x, not "));
 	comp = settle(h, &now);
 	assert_int_equal(comp->state, HEALTH_STATE_OK);
 
 	/* `guest`: the export, its ACL, a logged-in initiator, the LUN's I/O counters. */
-	snprintf(rel, sizeof(rel), "cfs/%s/acls/iqn.2026-12.compartd.t:infra.a/info", guest_plan(g)->tpg);
+	snprintf(rel, sizeof(rel), "cfs/%s/acls/iqn.2026-12.compartd.t:infra.a/info",
+		 guest_plan(g)->tpg);
 	put_file(rel, "InitiatorName: iqn.2026-12.compartd.t:infra.a\nLIO Session ID: 3\n", 0);
-	snprintf(rel, sizeof(rel), "cfs/%s/lun/lun_0/statistics/scsi_tgt_port/write_mbytes", guest_plan(g)->tpg);
+	snprintf(rel, sizeof(rel), "cfs/%s/lun/lun_0/statistics/scsi_tgt_port/write_mbytes",
+		 guest_plan(g)->tpg);
 	put_file(rel, "42\n", 0);
 	struct guest_status s;
 	assert_int_equal(guest_status_read(g, &s), 0);
@@ -260,8 +269,10 @@ static void export_ladder_teardown(void **state)
 	/* The partition's GUID changed on disk (another cmpt-guest in its place): integrity
 	 * fails and no rung of the ladder can fix it. */
 	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "sgdisk -u 5:11111111-2222-4333-8444-555555555555 %s/vda "
-		 ">/dev/null 2>&1", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "sgdisk -u 5:11111111-2222-4333-8444-555555555555 %s/vda "
+		 ">/dev/null 2>&1",
+		 dir);
 	assert_int_equal(system(cmd), 0);
 	sb_reset(&events);
 	for (int i = 0; i < 20 && comp->state != HEALTH_STATE_NEEDS_OPERATOR; i++)
@@ -334,14 +345,16 @@ static void nothing_to_export(void **state)
 	assert_int_equal(guest_attach(g, &env), 0);
 	health_run_due(h, 1);
 	struct health_component *comp = health_find(h, "guest", "a1");
-	assert_true(comp->state == HEALTH_STATE_FAILED || comp->state == HEALTH_STATE_NEEDS_OPERATOR);
+	assert_true(comp->state == HEALTH_STATE_FAILED ||
+		    comp->state == HEALTH_STATE_NEEDS_OPERATOR);
 	assert_non_null(strstr(comp->detail, "nothing exported: no verified cmpt-guest"));
 	struct guest_status s;
 	struct strbuf out;
 	sb_init(&out);
 	(void)guest_status_read(g, &s);
 	guest_format(g, &s, true, &out);
-	assert_non_null(strstr(out.buf, "{\"exported\":false,\"reason\":\"no verified cmpt-guest: "));
+	assert_non_null(
+	    strstr(out.buf, "{\"exported\":false,\"reason\":\"no verified cmpt-guest: "));
 	sb_free(&out);
 	guest_free(g);
 	health_free(h);

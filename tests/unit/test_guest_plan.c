@@ -52,9 +52,12 @@ static struct cfg *load_rig(void)
 static void laid_out(struct disk_bootstrap_disk *bd, const char *path, enum cfg_zone z,
 		     uint64_t size, const char *guest_uuid)
 {
-	const struct cfg_layout l = {.boot = {.bytes = 64 * MiB}, .state = {.bytes = 16 * MiB},
-				     .infra = {.bytes = 256 * MiB}, .admin = {.bytes = 128 * MiB},
-				     .min_disk = 1 * GiB, .min_guest = 64 * MiB};
+	const struct cfg_layout l = {.boot = {.bytes = 64 * MiB},
+				     .state = {.bytes = 16 * MiB},
+				     .infra = {.bytes = 256 * MiB},
+				     .admin = {.bytes = 128 * MiB},
+				     .min_disk = 1 * GiB,
+				     .min_guest = 64 * MiB};
 	*bd = (struct disk_bootstrap_disk){0};
 	snprintf(bd->info.path, sizeof(bd->info.path), "%s", path);
 	bd->info.size = size;
@@ -64,11 +67,14 @@ static void laid_out(struct disk_bootstrap_disk *bd, const char *path, enum cfg_
 	bd->info.n_parts = bd->plan.n_parts;
 	for (int i = 0; i < bd->plan.n_parts; i++) {
 		struct disk_part *p = &bd->info.parts[i];
-		*p = (struct disk_part){.number = i + 1, .start = bd->plan.parts[i].start,
+		*p = (struct disk_part){.number = i + 1,
+					.start = bd->plan.parts[i].start,
 					.size = bd->plan.parts[i].size};
 		snprintf(p->name, sizeof(p->name), "%s", disk_part_name(bd->plan.parts[i].kind));
-		snprintf(p->type, sizeof(p->type), "%s", disk_part_type_guid(bd->plan.parts[i].kind));
-		snprintf(p->uuid, sizeof(p->uuid), "00000000-0000-4000-8000-00000000000%c", (char)('a' + i));
+		snprintf(p->type, sizeof(p->type), "%s",
+			 disk_part_type_guid(bd->plan.parts[i].kind));
+		snprintf(p->uuid, sizeof(p->uuid), "00000000-0000-4000-8000-00000000000%c",
+			 (char)('a' + i));
 	}
 	snprintf(bd->info.parts[bd->info.n_parts - 1].uuid, 40, "%s", guest_uuid);
 }
@@ -200,8 +206,8 @@ static void names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(rig_a1),	    cmocka_unit_test(chap_v6_nvme),
-	    cmocka_unit_test(refusals),	    cmocka_unit_test(no_initiator),
+	    cmocka_unit_test(rig_a1),	cmocka_unit_test(chap_v6_nvme),
+	    cmocka_unit_test(refusals), cmocka_unit_test(no_initiator),
 	    cmocka_unit_test(names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -319,8 +319,8 @@ static void test_capacity(void **state)
 	char id[16];
 	for (int i = 0; i < 1100; i++) {
 		snprintf(id, sizeof(id), "n%d", i);
-		assert_int_equal(health_register(h, &ops, &checks, i % 2 ? "peer" : "disk", id, NULL),
-				 i);
+		assert_int_equal(
+		    health_register(h, &ops, &checks, i % 2 ? "peer" : "disk", id, NULL), i);
 	}
 	assert_int_equal(health_register(h, &ops, &checks, "disk", "one-more", NULL), -ENOSPC);
 	assert_int_equal(health_run_due(h, 1), 1100);
@@ -329,7 +329,8 @@ static void test_capacity(void **state)
 	sb_init(&out);
 	health_format(h, 2, false, &out);
 	/* Every peer before the first disk. */
-	const char *last_peer = strstr(out.buf, "peer:n1099 "), *first_disk = strstr(out.buf, "disk:n0 ");
+	const char *last_peer = strstr(out.buf, "peer:n1099 "),
+		   *first_disk = strstr(out.buf, "disk:n0 ");
 	assert_non_null(last_peer);
 	assert_non_null(first_disk);
 	assert_true(last_peer < first_disk);
@@ -446,9 +447,11 @@ static bool tolerates_integrity(void *ud, enum health_stage st, int err)
  * component is healthy again; non-core components and tolerated failures do not count. */
 static void test_core(void **state)
 {
-	static const struct health_component_ops core_ops = {
-	    .check_reachable = reach, .check_integrity = integ, .reload = reload,
-	    .core_tolerates = tolerates_integrity, .interval_us = USEC_PER_SEC};
+	static const struct health_component_ops core_ops = {.check_reachable = reach,
+							     .check_integrity = integ,
+							     .reload = reload,
+							     .core_tolerates = tolerates_integrity,
+							     .interval_us = USEC_PER_SEC};
 	static const struct health_component_ops plain_ops = {.check_reachable = reach,
 							      .interval_us = USEC_PER_SEC};
 	struct fake md = {.trace_name = "md"}, cf = {.trace_name = "cf"},
@@ -457,8 +460,10 @@ static void test_core(void **state)
 	assert_int_equal(health_new(USEC_PER_SEC, 0, &h), 0);
 	sb_init(&core_changes);
 	health_set_core_notify(h, on_core, NULL);
-	assert_int_equal(health_register_flags(h, &core_ops, &md, "md", "infra", NULL, HEALTH_F_CORE), 0);
-	assert_int_equal(health_register_flags(h, &core_ops, &cf, "config", "cluster", NULL, HEALTH_F_CORE), 1);
+	assert_int_equal(
+	    health_register_flags(h, &core_ops, &md, "md", "infra", NULL, HEALTH_F_CORE), 0);
+	assert_int_equal(
+	    health_register_flags(h, &core_ops, &cf, "config", "cluster", NULL, HEALTH_F_CORE), 1);
 	assert_int_equal(health_register(h, &plain_ops, &other, "path", "p", NULL), 2);
 	uint64_t t = 1;
 	health_run_due(h, t);
@@ -513,11 +518,17 @@ static bool is_busy(void *ud)
 /* An action running in a child: no re-check, no next rung, until it is done. */
 static void test_busy(void **state)
 {
-	static const struct health_component_ops ops = {
-	    .check_reachable = reach, .restart = restart, .rebuild = rebuild, .busy = is_busy,
-	    .retry_interval_us = 100000, .interval_us = 10000000};
-	struct fake f = {.trace_name = "b", .fail_reach = true, .fixed_by = HEALTH_ACTION_REBUILD,
-			 .fix_on_try = 1, .fix_pending = true};
+	static const struct health_component_ops ops = {.check_reachable = reach,
+							.restart = restart,
+							.rebuild = rebuild,
+							.busy = is_busy,
+							.retry_interval_us = 100000,
+							.interval_us = 10000000};
+	struct fake f = {.trace_name = "b",
+			 .fail_reach = true,
+			 .fixed_by = HEALTH_ACTION_REBUILD,
+			 .fix_on_try = 1,
+			 .fix_pending = true};
 	struct health *h = NULL;
 	assert_int_equal(health_new(0, 0, &h), 0);
 	assert_int_equal(health_register(h, &ops, &f, "disk", "d", NULL), 0);

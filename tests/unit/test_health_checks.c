@@ -132,7 +132,8 @@ static void test_clock(void **state)
 	fix_rt += 300 * USEC_PER_MSEC;
 	advance(&f, 5 * USEC_PER_SEC);
 	assert_int_equal(events.len, 0);
-	assert_string_equal(health_find(f.a.env.health, "clock", "realtime")->detail, "drift 300 ms");
+	assert_string_equal(health_find(f.a.env.health, "clock", "realtime")->detail,
+			    "drift 300 ms");
 	/* A jump backwards: alert, re-anchor, recovered. */
 	fix_rt -= 90 * USEC_PER_SEC;
 	advance(&f, 5 * USEC_PER_SEC);

@@ -213,14 +213,70 @@ struct md_case {
 };
 
 static const struct md_case md_cases[] = {
-    {{.array_state = "clean", .degraded = 0, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, 0, "clean, 2/2 members"},
-    {{.array_state = "active", .degraded = 0, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, 0, "active, 2/2 members"},
-    {{.array_state = "clean", .degraded = 1, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, -EDEADLK, "degraded: 1/2 members"},
-    {{.array_state = "active", .degraded = 1, .raid_disks = 2, .sync_action = "recover", .sync_done = 1024, .sync_total = 4096}, 0, "recover 25% (1/2 members)"},
-    {{.array_state = "clean", .degraded = 0, .raid_disks = 2, .sync_action = "resync", .sync_done = 4095, .sync_total = 4096}, 0, "resync 99% (2/2 members)"},
-    {{.array_state = "clean", .degraded = 1, .raid_disks = 2, .sync_action = "frozen", .sync_done = 10, .sync_total = 20}, -EDEADLK, "degraded: 1/2 members"},
-    {{.array_state = "inactive", .degraded = 0, .raid_disks = 2, .sync_action = "idle", .sync_done = 0, .sync_total = 0}, -ENODEV, "array is inactive"},
-    {{.array_state = "", .degraded = 0, .raid_disks = 0, .sync_action = "", .sync_done = 0, .sync_total = 0}, -ENODEV, "array is not running"},
+    {{.array_state = "clean",
+      .degraded = 0,
+      .raid_disks = 2,
+      .sync_action = "idle",
+      .sync_done = 0,
+      .sync_total = 0},
+     0,
+     "clean, 2/2 members"},
+    {{.array_state = "active",
+      .degraded = 0,
+      .raid_disks = 2,
+      .sync_action = "idle",
+      .sync_done = 0,
+      .sync_total = 0},
+     0,
+     "active, 2/2 members"},
+    {{.array_state = "clean",
+      .degraded = 1,
+      .raid_disks = 2,
+      .sync_action = "idle",
+      .sync_done = 0,
+      .sync_total = 0},
+     -EDEADLK,
+     "degraded: 1/2 members"},
+    {{.array_state = "active",
+      .degraded = 1,
+      .raid_disks = 2,
+      .sync_action = "recover",
+      .sync_done = 1024,
+      .sync_total = 4096},
+     0,
+     "recover 25% (1/2 members)"},
+    {{.array_state = "clean",
+      .degraded = 0,
+      .raid_disks = 2,
+      .sync_action = "resync",
+      .sync_done = 4095,
+      .sync_total = 4096},
+     0,
+     "resync 99% (2/2 members)"},
+    {{.array_state = "clean",
+      .degraded = 1,
+      .raid_disks = 2,
+      .sync_action = "frozen",
+      .sync_done = 10,
+      .sync_total = 20},
+     -EDEADLK,
+     "degraded: 1/2 members"},
+    {{.array_state = "inactive",
+      .degraded = 0,
+      .raid_disks = 2,
+      .sync_action = "idle",
+      .sync_done = 0,
+      .sync_total = 0},
+     -ENODEV,
+     "array is inactive"},
+    {{.array_state = "",
+      .degraded = 0,
+      .raid_disks = 0,
+      .sync_action = "",
+      .sync_done = 0,
+      .sync_total = 0},
+     -ENODEV,
+     "array is not running"},
 };
 
 static void put(const char *dir, const char *name, const char *val)
@@ -435,8 +491,9 @@ static void slow_node_open(struct slow_node *n, bool foreign)
 	snprintf(n->mdadm, sizeof(n->mdadm), "%s/mdadm", n->dir);
 	FILE *f = fopen(n->mdadm, "w");
 	assert_non_null(f);
-	fprintf(f, "#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
-		   "case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
+	fprintf(f,
+		"#!/bin/sh\necho \"$*\" >>%s/mdadm.log\n"
+		"case \"$1\" in --create|--add|--re-add|--assemble) sleep 1 ;; esac\nexit 0\n",
 		n->dir);
 	fclose(f);
 	assert_int_equal(chmod(n->mdadm, 0755), 0);
@@ -529,7 +586,8 @@ static void test_rebuild_async(void **state)
 	assert_non_null(raid);
 	assert_non_null(rec);
 	assert_true(dsk < raid && raid < rec);
-	assert_non_null(strstr(all_events.buf, "state=failed stage=parses action=none reason=\"blank"));
+	assert_non_null(
+	    strstr(all_events.buf, "state=failed stage=parses action=none reason=\"blank"));
 	/* The child started a new journal on the new layout; the parent's configuration record
 	 * is kept, in memory and on disk. */
 	const struct journal_state *js = disk_module_journal(n.m);
@@ -573,11 +631,13 @@ static void test_approve_wipe_async(void **state)
 	struct strbuf msg;
 	sb_init(&msg);
 	struct wipe_answer w = {0};
-	assert_int_equal(health_disks_approve_wipe(n.h, n.m, "/dev/nonexistent", &msg, on_wipe_done, &w),
-			 -ENOENT);
+	assert_int_equal(
+	    health_disks_approve_wipe(n.h, n.m, "/dev/nonexistent", &msg, on_wipe_done, &w),
+	    -ENOENT);
 	sb_reset(&msg);
 	n.k.max_gap = 0;
-	assert_int_equal(health_disks_approve_wipe(n.h, n.m, n.img, &msg, on_wipe_done, &w), HEALTH_DISKS_LATER);
+	assert_int_equal(health_disks_approve_wipe(n.h, n.m, n.img, &msg, on_wipe_done, &w),
+			 HEALTH_DISKS_LATER);
 	assert_false(w.done);
 	uint64_t t0 = now_usec();
 	while (!w.done && now_usec() - t0 < 30 * USEC_PER_SEC)
@@ -597,7 +657,8 @@ static void test_approve_wipe_async(void **state)
 
 	/* It is ours now: a second approval is refused at once. */
 	sb_reset(&msg);
-	assert_int_equal(health_disks_approve_wipe(n.h, n.m, n.img, &msg, on_wipe_done, &w), -EINVAL);
+	assert_int_equal(health_disks_approve_wipe(n.h, n.m, n.img, &msg, on_wipe_done, &w),
+			 -EINVAL);
 	assert_non_null(strstr(msg.buf, "not foreign"));
 	sb_free(&msg);
 	slow_node_close(&n);
@@ -610,12 +671,10 @@ int main(void)
 		return 1;
 	sb_init(&events);
 	log_subscribe(on_line, NULL);
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_disk_check),
-					   cmocka_unit_test(test_md),
-					   cmocka_unit_test(test_md_ladder),
-					   cmocka_unit_test(test_md_members),
-					   cmocka_unit_test(test_rebuild_async),
-					   cmocka_unit_test(test_approve_wipe_async)};
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_disk_check),	  cmocka_unit_test(test_md),
+	    cmocka_unit_test(test_md_ladder),	  cmocka_unit_test(test_md_members),
+	    cmocka_unit_test(test_rebuild_async), cmocka_unit_test(test_approve_wipe_async)};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&events);
 	return r;

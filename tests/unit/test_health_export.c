@@ -38,22 +38,57 @@ struct judge_case {
 	const char *detail; /* a substring of the failing stage's sentence */
 };
 
-static void e_none(struct health_export_facts *f) {}
+static void e_none(struct health_export_facts *f)
+{
+}
 static void e_not_exported(struct health_export_facts *f)
 {
-	*f = (struct health_export_facts){.index = -1, .dev_pid = -1, .designator_now = "",
-					  .designator_exported = "", .pinned = ""};
+	*f = (struct health_export_facts){.index = -1,
+					  .dev_pid = -1,
+					  .designator_now = "",
+					  .designator_exported = "",
+					  .pinned = ""};
 }
-static void e_socket_only(struct health_export_facts *f) { f->index = -1; }
-static void e_no_kernel(struct health_export_facts *f) { f->status = -ENOENT; }
-static void e_disconnected(struct health_export_facts *f) { f->connected = false; }
-static void e_unlinked(struct health_export_facts *f) { f->linked = false; }
-static void e_other_pid(struct health_export_facts *f) { f->dev_pid = 99; }
-static void e_no_pid(struct health_export_facts *f) { f->dev_pid = -1; }
-static void e_size(struct health_export_facts *f) { f->dev_size = 0; }
-static void e_other_lu(struct health_export_facts *f) { f->designator_now = "naa.600140599999"; }
-static void e_pinned_ok(struct health_export_facts *f) { f->pinned = "naa.6001405abcdef"; }
-static void e_pinned_bad(struct health_export_facts *f) { f->pinned = "naa.6001405000000"; }
+static void e_socket_only(struct health_export_facts *f)
+{
+	f->index = -1;
+}
+static void e_no_kernel(struct health_export_facts *f)
+{
+	f->status = -ENOENT;
+}
+static void e_disconnected(struct health_export_facts *f)
+{
+	f->connected = false;
+}
+static void e_unlinked(struct health_export_facts *f)
+{
+	f->linked = false;
+}
+static void e_other_pid(struct health_export_facts *f)
+{
+	f->dev_pid = 99;
+}
+static void e_no_pid(struct health_export_facts *f)
+{
+	f->dev_pid = -1;
+}
+static void e_size(struct health_export_facts *f)
+{
+	f->dev_size = 0;
+}
+static void e_other_lu(struct health_export_facts *f)
+{
+	f->designator_now = "naa.600140599999";
+}
+static void e_pinned_ok(struct health_export_facts *f)
+{
+	f->pinned = "naa.6001405abcdef";
+}
+static void e_pinned_bad(struct health_export_facts *f)
+{
+	f->pinned = "naa.6001405000000";
+}
 
 static const struct judge_case judge_cases[] = {
     {"healthy", e_none, -1, 0, "/dev/nbd0, 268435456 bytes"},

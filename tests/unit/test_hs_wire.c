@@ -71,8 +71,8 @@ static void cluster_name_binds_the_key(void **state)
 	randombytes_buf(ck, sizeof(ck));
 	assert_int_equal(hs_key_derive(ck, "alpha", ka), 0);
 	assert_int_equal(hs_key_derive(ck, "beta", kb), 0);
-	struct hs_wire_hdr h = {.version = HS_WIRE_VERSION, .type = HS_MSG_HEARTBEAT_ACK,
-				.sender = 1, .counter = 1};
+	struct hs_wire_hdr h = {
+	    .version = HS_WIRE_VERSION, .type = HS_MSG_HEARTBEAT_ACK, .sender = 1, .counter = 1};
 	struct hs_msg m = {.type = HS_MSG_HEARTBEAT_ACK, .ack_seq = 9}, out;
 	int n = hs_wire_seal(ka, &h, &m, buf, sizeof(buf));
 	assert_true(n > 0);
@@ -86,12 +86,15 @@ static void cluster_name_binds_the_key(void **state)
 static void key_sets(void **state)
 {
 	uint8_t k[HS_KEYS_MAX][HS_KEY_BYTES];
-	static const char one[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-	static const char two[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-				  "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
-	static const char three[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
-				    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
-				    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	static const char one[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+	static const char two[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+	    "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+	static const char three[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 	assert_int_equal(hs_keys_parse((const uint8_t *)one, strlen(one), k), 1);
 	assert_int_equal(k[0][0], 0x00);
 	assert_int_equal(k[0][31], 0xff);
@@ -228,7 +231,7 @@ static void every_drop_reason(void **state)
 		enum hs_drop want;
 	} t[] = {
 	    {0, 'X', HS_DROP_BAD_MAGIC},
-	    {4, 1, HS_DROP_VERSION},		    /* the format before the config hash */
+	    {4, 1, HS_DROP_VERSION}, /* the format before the config hash */
 	    {4, 3, HS_DROP_VERSION},
 	    {4, 0, HS_DROP_VERSION},
 	    {5, _HS_MSG_MAX, HS_DROP_TYPE},
@@ -301,7 +304,8 @@ static void every_drop_reason(void **state)
 static void old_format_dropped_as_version(void **state)
 {
 	uint8_t buf[HS_WIRE_MAX];
-	struct hs_msg hello = {.type = HS_MSG_HELLO, .hello = {.challenge = 1, .config_version = 3}};
+	struct hs_msg hello = {.type = HS_MSG_HELLO,
+			       .hello = {.challenge = 1, .config_version = 3}};
 	struct hs_wire_hdr h = hdr(HS_MSG_HELLO, 5);
 	h.version = 1;
 	int n = hs_wire_seal(key, &h, &hello, buf, sizeof(buf));
@@ -385,7 +389,8 @@ static void no_back_fill_after_receiver_restart(void **state)
 		assert_int_equal(hs_replay_check(&r, boot, c, false, false), HS_DROP_REPLAY);
 	assert_int_equal(hs_replay_check(&r, boot, 1, false, false), HS_DROP_REPLAY);
 	assert_int_equal(hs_replay_check(&r, boot, 502, false, false), HS_DROP_NONE);
-	assert_int_equal(hs_replay_check(&r, boot, 501, false, false), HS_DROP_NONE); /* reordered */
+	assert_int_equal(hs_replay_check(&r, boot, 501, false, false),
+			 HS_DROP_NONE); /* reordered */
 	assert_int_equal(hs_replay_check(&r, boot, 501, false, false), HS_DROP_REPLAY);
 }
 

@@ -354,9 +354,9 @@ static void read_slot(const struct journal_dev *d, int k, uint8_t *buf)
 {
 	int fd = open(d->path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, buf, JOURNAL_SLOT_SIZE,
-			       (off_t)(d->offset + (uint64_t)k * JOURNAL_SLOT_SIZE)),
-			 JOURNAL_SLOT_SIZE);
+	assert_int_equal(
+	    pread(fd, buf, JOURNAL_SLOT_SIZE, (off_t)(d->offset + (uint64_t)k * JOURNAL_SLOT_SIZE)),
+	    JOURNAL_SLOT_SIZE);
 	close(fd);
 }
 
@@ -395,7 +395,8 @@ static void test_repair(void **state)
 	read_slot(&devs[0], 1, good);
 	int fd = open(devs[1].path, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "garbage", 7, (off_t)(devs[1].offset + JOURNAL_SLOT_SIZE + 66)), 7);
+	assert_int_equal(pwrite(fd, "garbage", 7, (off_t)(devs[1].offset + JOURNAL_SLOT_SIZE + 66)),
+			 7);
 	close(fd);
 	assert_int_equal(journal_scan(devs, 2, sc), 0);
 	assert_int_equal(sc->n_corrupt, 1);

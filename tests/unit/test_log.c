@@ -76,8 +76,8 @@ static void ring_keeps_the_newest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(events_and_subscribers),
-		cmocka_unit_test(ring_keeps_the_newest),
+	    cmocka_unit_test(events_and_subscribers),
+	    cmocka_unit_test(ring_keeps_the_newest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,7 +139,8 @@ static void on_destroy(void *ud)
 static void remove_other_watch_during_dispatch(void **state)
 {
 	struct loop *l = loop_new();
-	int e1 = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC), e2 = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+	int e1 = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC),
+	    e2 = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
 	struct watch *w1 = NULL, *w2 = NULL;
 	struct wctx c1 = {.victim = &w2}, c2 = {.victim = &w1};
 	w1 = watch_add(l, e1, EPOLLIN, on_remover, &c1, on_destroy);
@@ -228,13 +229,13 @@ static void prepare_hook_bounds_wait(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(timers_fire_in_deadline_order),
-		cmocka_unit_test(timer_disarm_and_rearm),
-		cmocka_unit_test(timer_heap_keeps_order),
-		cmocka_unit_test(remove_other_watch_during_dispatch),
-		cmocka_unit_test(remove_self_during_dispatch),
-		cmocka_unit_test(signal_delivery),
-		cmocka_unit_test(prepare_hook_bounds_wait),
+	    cmocka_unit_test(timers_fire_in_deadline_order),
+	    cmocka_unit_test(timer_disarm_and_rearm),
+	    cmocka_unit_test(timer_heap_keeps_order),
+	    cmocka_unit_test(remove_other_watch_during_dispatch),
+	    cmocka_unit_test(remove_self_during_dispatch),
+	    cmocka_unit_test(signal_delivery),
+	    cmocka_unit_test(prepare_hook_bounds_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

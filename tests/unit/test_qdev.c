@@ -83,7 +83,8 @@ static int start_tgtd(void **state)
 		_exit(127);
 	}
 	for (int i = 0; i < 50; i++) {
-		if (sh(TGTADM " -C %d --lld iscsi --mode target --op show >/dev/null 2>&1", ctl_port) == 0)
+		if (sh(TGTADM " -C %d --lld iscsi --mode target --op show >/dev/null 2>&1",
+		       ctl_port) == 0)
 			break;
 		usleep(100000);
 	}
@@ -113,14 +114,18 @@ static int stop_tgtd(void **state)
 static struct qdev *client(struct loop *l, const char *name, int slot, bool bad_first,
 			   struct answer *a)
 {
-	struct qdev_config c = { .lun = 1, .n_slots = 4, .self_slot = slot,
-				 .io_timeout = 2 * USEC_PER_SEC, .isid = (uint32_t)slot + 1 };
+	struct qdev_config c = {.lun = 1,
+				.n_slots = 4,
+				.self_slot = slot,
+				.io_timeout = 2 * USEC_PER_SEC,
+				.isid = (uint32_t)slot + 1};
 	struct qdev *q = NULL;
 
 	snprintf(c.initiator, sizeof(c.initiator), "iqn.2026-11.org.compartd:test.%s", name);
 	snprintf(c.target, sizeof(c.target), "%s", IQN);
 	if (bad_first)
-		snprintf(c.portals[c.n_portals++], sizeof(c.portals[0]), "127.0.0.1:%d", port + 100);
+		snprintf(c.portals[c.n_portals++], sizeof(c.portals[0]), "127.0.0.1:%d",
+			 port + 100);
 	snprintf(c.portals[c.n_portals++], sizeof(c.portals[0]), "127.0.0.1:%d", port);
 	c.key = qdev_key_derive("test", name, "infra");
 	assert_int_equal(qdev_new(l, &c, on_done, a, &q), 0);
@@ -154,11 +159,12 @@ static void wait_up(struct loop *l, struct qdev *q)
 static void test_reservation(void **state)
 {
 	struct loop *l = loop_new();
-	struct answer aa = { 0 }, ab = { 0 };
+	struct answer aa = {0}, ab = {0};
 	struct qdev *a, *b;
-	uint64_t ka = qdev_key_derive("test", "a1", "infra"), kb = qdev_key_derive("test", "b1", "infra");
-	struct qdev_slot sa = { .node = 0, .seq = 11, .epoch = 3, .role = 3, .boot_id = { 1, 2, 3 } };
-	struct qdev_slot sb = { .node = 2, .seq = 22, .epoch = 3, .role = 2, .boot_id = { 9 } };
+	uint64_t ka = qdev_key_derive("test", "a1", "infra"),
+		 kb = qdev_key_derive("test", "b1", "infra");
+	struct qdev_slot sa = {.node = 0, .seq = 11, .epoch = 3, .role = 3, .boot_id = {1, 2, 3}};
+	struct qdev_slot sb = {.node = 2, .seq = 22, .epoch = 3, .role = 2, .boot_id = {9}};
 
 	(void)state;
 	if (tgtd_pid <= 0)
@@ -243,9 +249,9 @@ static void test_reservation(void **state)
 static void test_unreachable(void **state)
 {
 	struct loop *l = loop_new();
-	struct answer a = { 0 };
-	struct qdev_config c = { .lun = 1, .n_slots = 2, .self_slot = 1, .io_timeout = 300000,
-				 .key = 5, .n_portals = 1 };
+	struct answer a = {0};
+	struct qdev_config c = {
+	    .lun = 1, .n_slots = 2, .self_slot = 1, .io_timeout = 300000, .key = 5, .n_portals = 1};
 	struct qdev *q = NULL;
 	uint64_t t0 = now_usec();
 
@@ -262,8 +268,9 @@ static void test_unreachable(void **state)
 
 static void test_slot_codec(void **state)
 {
-	struct qdev_slot s = { .node = 3, .seq = 1ULL << 40, .epoch = 9, .role = 2 }, d;
-	uint8_t buf[QDEV_BLOCK], ck[32], k[QDEV_MAC_KEY], k_admin[QDEV_MAC_KEY], other[QDEV_MAC_KEY];
+	struct qdev_slot s = {.node = 3, .seq = 1ULL << 40, .epoch = 9, .role = 2}, d;
+	uint8_t buf[QDEV_BLOCK], ck[32], k[QDEV_MAC_KEY], k_admin[QDEV_MAC_KEY],
+	    other[QDEV_MAC_KEY];
 
 	(void)state;
 	memset(ck, 0x42, sizeof(ck));
@@ -301,9 +308,9 @@ static void test_slot_codec(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_slot_codec),
-		cmocka_unit_test(test_reservation),
-		cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_slot_codec),
+	    cmocka_unit_test(test_reservation),
+	    cmocka_unit_test(test_unreachable),
 	};
 
 	return cmocka_run_group_tests(tests, start_tgtd, stop_tgtd);

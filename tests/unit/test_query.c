@@ -233,13 +233,33 @@ static void test_chunks(void **state)
 static void test_json_valid(void **state)
 {
 	static const char *const good[] = {
-		"{}", "[]", "0", "-1.5e+3", "\"a\\u00e9\\n\"", "true", "null", " {\"a\":[1,2,{\"b\":false}]}\n",
-		"{\"node\":\"a1\",\"uptime_s\":0}\n",
+	    "{}",
+	    "[]",
+	    "0",
+	    "-1.5e+3",
+	    "\"a\\u00e9\\n\"",
+	    "true",
+	    "null",
+	    " {\"a\":[1,2,{\"b\":false}]}\n",
+	    "{\"node\":\"a1\",\"uptime_s\":0}\n",
 	};
 	static const char *const bad[] = {
-		"", "{", "{\"a\":}", "{\"a\" 1}", "[1,]", "01", "1.", "-", "\"\\x\"", "\"a", "{}{}", "tru",
-		"{\"a\":1,}", "\"\\u12\"", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-		"{\"a\":\"\x01\"}",
+	    "",
+	    "{",
+	    "{\"a\":}",
+	    "{\"a\" 1}",
+	    "[1,]",
+	    "01",
+	    "1.",
+	    "-",
+	    "\"\\x\"",
+	    "\"a",
+	    "{}{}",
+	    "tru",
+	    "{\"a\":1,}",
+	    "\"\\u12\"",
+	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	    "{\"a\":\"\x01\"}",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
 		assert_true(query_json_valid(good[i], strlen(good[i])));
@@ -359,7 +379,9 @@ static void test_four_engines(void **state)
 		console_register(net.con[i], "raid", "", "", cmd_broken, NULL);
 		struct query_transport tr = {
 		    .send = net_send, .max_payload = 200, .ud = &senders[i]};
-		assert_int_equal(query_engine_new(l, &cfg, &net.self[i], &tr, local, net.con[i], &net.eng[net.self[i]]), 0);
+		assert_int_equal(query_engine_new(l, &cfg, &net.self[i], &tr, local, net.con[i],
+						  &net.eng[net.self[i]]),
+				 0);
 		console_register(net.con[i], "query", "", "", query_cmd, net.eng[net.self[i]]);
 	}
 	/* b2 is stopped. */
@@ -450,8 +472,8 @@ int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),	 cmocka_unit_test(test_plan),
-	    cmocka_unit_test(test_payloads),	 cmocka_unit_test(test_chunks),
+	    cmocka_unit_test(test_parse),      cmocka_unit_test(test_plan),
+	    cmocka_unit_test(test_payloads),   cmocka_unit_test(test_chunks),
 	    cmocka_unit_test(test_json_valid), cmocka_unit_test(test_four_engines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

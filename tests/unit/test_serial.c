@@ -348,11 +348,11 @@ static void test_no_password(void **state)
 	assert_int_equal(continued, 1);
 	assert_null(strstr(r.raw.buf, "password:"));
 	rig_close(&r);
-	static const char *const yes[] = {"approve-wipe /dev/sdb", "promote infra", "demote admin",
-					  "continue", "shell", "sh", "key install", "config push f",
-					  " continue --json"};
-	static const char *const no[] = {"status", "peers", "config show", "help", "", "log 5",
-					 "query all status", "keys"};
+	static const char *const yes[] = {
+	    "approve-wipe /dev/sdb", "promote infra", "demote admin",	 "continue", "shell", "sh",
+	    "key install",	     "config push f", " continue --json"};
+	static const char *const no[] = {"status", "peers", "config show",	"help",
+					 "",	   "log 5", "query all status", "keys"};
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
 		assert_true(serial_line_needs_password(yes[i]));
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)

@@ -86,7 +86,7 @@ static void test_unclean_close_stays_armed(void **state)
 static void test_file_appends(void **state)
 {
 	struct watchdog *w = NULL;
-	char path[128], buf[16] = { 0 };
+	char path[128], buf[16] = {0};
 	FILE *f;
 
 	(void)state;
@@ -120,10 +120,10 @@ static void test_missing_device(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pet_and_clean_close),
-		cmocka_unit_test(test_unclean_close_stays_armed),
-		cmocka_unit_test(test_file_appends),
-		cmocka_unit_test(test_missing_device),
+	    cmocka_unit_test(test_pet_and_clean_close),
+	    cmocka_unit_test(test_unclean_close_stays_armed),
+	    cmocka_unit_test(test_file_appends),
+	    cmocka_unit_test(test_missing_device),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
