@@ -109,6 +109,7 @@ deps:
 # The whole suite. Each stage prints its own results; tests/summary.sh adds them up.
 check: deps
 	@rm -f $(BUILD)/results.txt
+	@RESULTS=$(BUILD)/results.txt tests/run-static.sh $(BUILD)
 	@$(MAKE) --no-print-directory -j$$(nproc) all unit
 	@RESULTS=$(BUILD)/results.txt tests/run-unit.sh $(BUILD) plain
 	@$(MAKE) --no-print-directory -j$$(nproc) BUILD=$(BUILD)/asan SAN=asan unit
