@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # timeout: 300
 # An interrupted create is not a wipe authorization for whatever disk shows up later
-# (issue 15, SPEC §3): apply on a.img; apply on a.img + c.img stopped at `partition`; c.img
+# (SPEC §3): apply on a.img; apply on a.img + c.img stopped at `partition`; c.img
 # replaced by an ext4 image holding a file; the next apply (no approval) must leave it
 # byte for byte. And the first disk of a blank node torn inside libparted's GPT write
 # (COMPARTD_FAULT_AT=gpt-write, COMPARTD_FAULT_TORN=K: power lost after K of libparted's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 150
-# The cluster key typed on the serial console (SPEC §5, issue 14 "Keys"), host mode with a
+# The cluster key typed on the serial console (SPEC §5), host mode with a
 # state image file and a pty serial console (script(1) gives the agent one as /dev/tty):
 # no key file and no stored key → the agent waits (event=boot stage=handshake waiting=…);
 # `key install` is refused on the socket; a wrong key typed on the serial line is refused

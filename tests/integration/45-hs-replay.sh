@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 90
-# A replayed HELLO (no key needed) must not keep a peer "not contacted" (issue 14).
+# A replayed HELLO (no key needed) must not keep a peer "not contacted" (SPEC §5).
 # Phase 1: b1 runs alone; a relay in front of a1's address captures b1's HELLOs to a1.
 # Phase 2: b1 restarts (a new boot); a1 and b1 reach each other through relays that add
 # 12 ms each way (a 25 ms round trip), and the relay in front of a1 replays the captured

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 120
-# Cluster keys (SPEC §5, issue 14):
+# Cluster keys (SPEC §5):
 # 1. a key file that group or others may read, or that root does not own, is refused with
 #    a message naming the file and the reason;
 # 2. the datagram key binds the cluster name: a node of cluster "rig2" with the same key

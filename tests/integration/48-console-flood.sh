@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 90
-# The console socket against a local flood (issue 14): a1 runs with `ulimit -n 64`; 70
+# The console socket against a local flood (SPEC §9): a1 runs with `ulimit -n 64`; 70
 # idle connections are opened and held for 14 s. The agent must cap its clients (16; the
 # rest are refused with a message), drop idle ones after 10 s, and not spin on EMFILE: its
 # CPU time over the flood stays well below the wall time, its handshake with a2 goes on

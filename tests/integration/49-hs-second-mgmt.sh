@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 90
-# Rule 2 after boot (SPEC §6, issue 14): two nodes that each started management while
+# Rule 2 after boot (SPEC §6): two nodes that each started management while
 # they could not reach each other reconcile when they meet. a1 (priority 200) and b1
 # (150) reach each other only through relays that are not running at first; rules that
 # give a lone capable node management make both start it. When the relays start, b1

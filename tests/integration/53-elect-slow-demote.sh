@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 120
-# Issue 13 case 3, real agents in network namespaces and a tgtd quorum LU: the operator
+# SPEC §7 (the token is handed on only after the demote hook ended), real agents in network namespaces and a tgtd quorum LU: the operator
 # demotes the master whose demote hook takes 2 s. Acting as master lasts until the demote
 # hook ends (SPEC §7), so the token is handed on only then: the other compartment's
 # candidate promotes after the old master's demote hook ended, never while it runs.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 150
-# Issue 13 case 2, real agents in network namespaces and a tgtd quorum LU. The master m and
+# SPEC §7 (holder and taker judge on the same facts), real agents in network namespaces and a tgtd quorum LU. The master m and
 # the other compartment's candidate s (whose acknowledgements renew m's lease) lose the
 # quorum LU; s's compartment mate x loses the network to m and s (both directions) but
 # keeps the LU. x sees s and m silent and takes over — but only once s can no longer be

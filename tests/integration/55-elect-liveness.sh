@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # timeout: 150
-# Issue 13 case 4, real agents in network namespaces and a tgtd quorum LU: the other
+# SPEC §7 (a candidate without the quorum LU blocks nobody), real agents in network namespaces and a tgtd quorum LU: the other
 # compartment's candidate s loses the quorum LU (network intact), then the master m dies.
 # s cannot take the token; it must not keep the nodes that can from taking it: a node
-# with the LU is master within a few seconds (before the fix, nobody ever was).
+# with the LU is master within a few seconds.
 # Timelines from promote hook start to demote hook end, checked for overlap.
 source "$(dirname "$0")/lib-elect.sh"
 el_setup

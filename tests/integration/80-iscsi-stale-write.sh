@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 180
-# No stale writes on multipath (SPEC §4, issue 15): a WRITE that timed out on a hung portal
+# No stale writes on multipath (SPEC §4): a WRITE that timed out on a hung portal
 # must not be re-issued on another path before the hung target has terminated it, or the
 # hung target, once it runs again, applies the old data over newer data.
 #
@@ -8,8 +8,9 @@
 # (SIGSTOP: it answers nothing, resets nothing) while two writes of pattern A are in
 # flight, one on each path (round-robin). The client then writes pattern B over the same
 # blocks. tgtd a is resumed (SIGCONT) and given time to run what it still held. Read back
-# through the agent on both paths and from the backing file (both tgtd serve it): B everywhere. The old code re-issued A on portal b after path_timeout; B
-# followed, and the resumed tgtd then wrote A over B.
+# through the agent on both paths and from the backing file (both tgtd serve it): B
+# everywhere. A re-issue of A on portal b after path_timeout would let the resumed tgtd
+# write A over B.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/integration/iscsi-lib.sh

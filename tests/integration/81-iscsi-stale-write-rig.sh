@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 600
-# No stale writes on multipath, in the QEMU rig through the kernel (issue 15; the host
+# No stale writes on multipath, in the QEMU rig through the kernel (SPEC §4; the host
 # version is 80-iscsi-stale-write). Portal b gets a tgtd of its own (same backing file,
 # tid and LUN: the same LU, as in bench/mpath.sh). Node a1 boots, exports mirror0 as
 # /dev/nbd0 over both portals. b's tgtd is stopped (SIGSTOP) and the guest writes pattern A
@@ -8,8 +8,8 @@
 # timeout and its write is held (not re-issued on a, the guest's write still under way);
 # b's tgtd is resumed; the guest's writes complete, it writes pattern B over the same
 # 8 KiB; read back B in the guest (two concurrent reads: both paths) and in the backing
-# file. The old code re-issued A on portal a after path_timeout, B followed, and the
-# resumed tgtd wrote A over B.
+# file. A re-issue of A on portal a after path_timeout would let the resumed tgtd write A
+# over B.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 300
-# The cluster key typed on a rig node's serial console (SPEC §5, issue 14 "Keys"): an image
+# The cluster key typed on a rig node's serial console (SPEC §5): an image
 # built without RIG_KEY carries no key; node a1 (PID 1 under QEMU, blank disks) waits at the
 # handshake stage and says so on ttyS0; a wrong key typed after `key install` is refused and
 # the node keeps waiting; the rig's key is taken without echo, stored on every cmpt-state,

@@ -545,7 +545,7 @@ static enum disk_verdict plan_resume(const struct disk_info *d, const struct dis
 	return p.verdict;
 }
 
-/* A journal intent resumes only on the disk it was for (issue 15): the size it recorded,
+/* A journal intent resumes only on the disk it was for (SPEC §3): the size it recorded,
  * and nothing but a torn table of our own layout (a create: on blank areas), or, for an
  * authorized wipe stopped before it wrote, the same bytes it saw. */
 static void test_resume_identity(void **state)

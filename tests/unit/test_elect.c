@@ -1,6 +1,6 @@
 /* The election state machine (agent/elect.c): one deterministic scenario per rule of SPEC
- * §7 and per case of issue 13, in the simulator of elect_sim.h. The random schedules per
- * fault family are test_elect_sim.c. */
+ * §7 and per dual-master or liveness case it names, in the simulator of elect_sim.h. The random
+ * schedules per fault family are test_elect_sim.c. */
 #include "elect_sim.h"
 
 /* ---- deterministic scenarios, one per rule of SPEC §7 ---- */
@@ -214,8 +214,8 @@ static void test_operator(void **state)
 	assert_int_equal(current_master(s), x);
 }
 
-/* Issue 13 case 3: an operator demote with a 2 s demote hook. The token is handed on only
- * when the hook has ended; the other side promotes after that, never beside it. */
+/* SPEC §7, the token after the demote hook: an operator demote with a 2 s demote hook. The token is
+ * handed on only when the hook has ended; the other side promotes after that, never beside it. */
 static void test_slow_demote_hook(void **state)
 {
 	struct sim *s = scenario(true, 3 * SEC);
@@ -239,8 +239,9 @@ static void test_slow_demote_hook(void **state)
 		      (unsigned long long)((s->n[x].promoted_at - t0) / MS));
 }
 
-/* Issue 13 case 4: the master dies while the other compartment's candidate is alive on
- * the network but cannot reach the quorum device. A node that can reach it takes over. */
+/* SPEC §7, a candidate without the quorum device blocks nobody: the master dies while the other
+ * compartment's candidate is alive on the network but cannot reach the quorum device. A node that
+ * can reach it takes over. */
 static void test_candidate_without_qdev(void **state)
 {
 	struct sim *s = scenario(true, 3 * SEC);
@@ -263,8 +264,8 @@ static void test_candidate_without_qdev(void **state)
 		      (unsigned long long)((s->n[current_master(s)].promoted_at - t0) / MS));
 }
 
-/* Issue 13 case 5: majority mode; the master is cut off and the three other nodes restart
- * within 0.3 s. A promise given before a restart must hold after it: nobody else is
+/* SPEC §7, a promise kept across restarts: majority mode; the master is cut off and the three other
+ * nodes restart within 0.3 s. A promise given before a restart must hold after it: nobody else is
  * master while the isolated one may still act. */
 static void test_majority_restart(void **state)
 {

@@ -183,9 +183,9 @@ static void test_records_bounded(void **state)
 	free(s);
 }
 
-/* Every consumed wipe stays consumed (issue 15: with 32 kept, an old `wipe =` became usable
- * again): 4096 fit in a slot and survive a round trip; the 4097th is refused, nothing is
- * evicted; WWN spellings are one id. */
+/* Every consumed wipe stays consumed (SPEC §3: were only the last 32 kept, an old
+ * `wipe =` would become usable again): 4096 fit in a slot and survive a round trip; the 4097th is
+ * refused, nothing is evicted; WWN spellings are one id. */
 static void test_wipes_forever(void **state)
 {
 	struct journal_state *s = calloc(1, sizeof(*s)), *d = calloc(1, sizeof(*d));

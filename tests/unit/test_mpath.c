@@ -261,8 +261,8 @@ static void designator_prefers_naa_for_the_lu(void **state)
 	assert_int_equal(mpath_designator_pick(NULL, 0, out, sizeof(out)), -ENOENT);
 }
 
-/* Issue 15: a command failed with EIO after 32 attempts although a path was healthy (a
- * flapping path took it 32 times). Path failures never exhaust a command. */
+/* SPEC §4: a command never fails with EIO while a path is healthy, however often paths
+ * fail (a flapping path). Path failures never exhaust a command. */
 static void path_failures_never_exhaust_a_command(void **state)
 {
 	struct mpath_core c;
@@ -285,7 +285,7 @@ static void path_failures_never_exhaust_a_command(void **state)
 			 MPATH_V_DONE);
 }
 
-/* Issue 15: a write that timed out on a path must not be re-issued before the target of
+/* SPEC §4: a write that timed out on a path must not be re-issued before the target of
  * that path terminated it. Reads move on at once; so do writes whose session the target
  * itself ended. */
 static void abandoned_write_is_held_until_fenced(void **state)
@@ -344,7 +344,7 @@ struct capacity_case {
 	uint64_t size;
 };
 
-/* Issue 15: READ CAPACITY(16) results that overflow are refused with a sentence. */
+/* SPEC §4: READ CAPACITY(16) results that overflow are refused with a sentence. */
 static void capacity_refuses_overflows(void **state)
 {
 	static const struct capacity_case cases[] = {
