@@ -398,7 +398,7 @@ static int agent_handshake_with_key(struct agent *a, uint8_t *key)
 	(void)agent_config_sync_start(a);
 	/* The election reads the quorum device from now on, not yet eligible: the decision
 	 * needs its slot freshness facts. */
-	r = elect_drv_new(&a->env, key, &a->elect);
+	r = elect_drv_new(&a->env, key, a->lkg, &a->elect);
 	hs_key_free(key);
 	if (r < 0)
 		log_error_errno(r, "cannot join the election, continuing without");

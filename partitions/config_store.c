@@ -471,3 +471,24 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 	event_emit(&ev);
 	return 0;
 }
+
+uint64_t config_lkg_epoch(struct config_lkg *l, enum cfg_kind k)
+{
+	const struct journal_state *j = l ? jstate(l) : NULL;
+	return j && k < _CFG_KIND_MAX && j->roles[k].set ? j->roles[k].epoch : 0;
+}
+
+int config_lkg_record_role(struct config_lkg *l, enum cfg_kind k, const char *role, uint64_t epoch)
+{
+	struct journal_state *j = l ? jstate(l) : NULL;
+	int n;
+	if (!j || k >= _CFG_KIND_MAX || (jdevs(l, &n), n == 0))
+		return -ENODEV;
+	const struct journal_role *r = &j->roles[k];
+	if (r->set && epoch < r->epoch)
+		epoch = r->epoch; /* the highest seen stays */
+	if (r->set && r->epoch == epoch && !strcmp(r->role, role))
+		return 0;
+	journal_set_role(j, k, role, epoch);
+	return jstore(l);
+}

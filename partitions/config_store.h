@@ -65,5 +65,10 @@ const struct journal_dev *config_lkg_devs(struct config_lkg *l, int *n);
 /* The journal holding the last-known-good and failed records (read-only), NULL when
  * there is none (no cmpt-state found, nothing stored yet). For `compartctl config`. */
 const struct journal_state *config_lkg_state(struct config_lkg *l);
+/* The election's record per instance kind (SPEC §10: epochs and the last role survive
+ * reboots): the highest epoch recorded, 0 when none; and recording a role change (written
+ * to every cmpt-state at once; the recorded epoch never goes down). */
+uint64_t config_lkg_epoch(struct config_lkg *l, enum cfg_kind k);
+int config_lkg_record_role(struct config_lkg *l, enum cfg_kind k, const char *role, uint64_t epoch);
 /* Whether (version, hash) is recorded as failed. */
 bool config_lkg_failed(const struct journal_state *j, uint64_t version, const uint8_t hash[32]);

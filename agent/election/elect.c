@@ -184,6 +184,7 @@ void elect_init(struct elect *sm, const struct elect_params *p)
 	    .promise_to = -1,
 	    .hb_seq = p->seq_base,
 	    .wr_seq = p->seq_base,
+	    .epoch = p->epoch_floor,
 	};
 }
 

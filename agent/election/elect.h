@@ -129,6 +129,8 @@ struct elect_params {
 	uint64_t fence_timeout;	  /* watchdog timeout (µs): a node acting as master whose lease
 				   * lapsed resets within this; 0: no watchdog (watchdog = none) */
 	bool refuse_master;	  /* a watchdog is configured but not there: never take the token */
+	uint64_t epoch_floor;	  /* the highest epoch this node saw before this boot (its
+				   * journal): never claimed again */
 };
 
 /* What this node knows of another one. */

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "config_store.h"
 #include "console.h"
 #include "health.h"
 #include "hs.h"
@@ -49,6 +50,7 @@ struct elect_inst {
 
 struct elect_drv {
 	struct node_env *env;
+	struct config_lkg *lkg; /* the journal: epochs and roles across reboots, or NULL */
 	/* fencing (SPEC §7): the watchdog, or none configured (unfenced), or configured but
 	 * missing (then this node refuses to become master: not eligible) */
 	struct watchdog *wd;
@@ -218,6 +220,11 @@ static void emit_role(struct elect_inst *in, const struct elect_action *a)
 		event_add(&ev, "cause", ineligible_cause(in->d));
 	event_add_u64(&ev, "rt_us", realtime_usec());
 	event_emit(&ev);
+	/* SPEC §10: the epoch survives reboots, so this node never claims one it has seen. */
+	int r = config_lkg_record_role(in->d->lkg, in->kind, elect_role_to_str(a->role), a->epoch);
+	if (r < 0 && r != -ENODEV)
+		log_warn_errno(r, "election %s: role not recorded in the journal, ignoring",
+			       cfg_kind_to_str(in->kind));
 }
 
 static void submit(struct elect_inst *in, const struct elect_action *a)
@@ -626,6 +633,10 @@ static int inst_init(struct elect_drv *d, enum cfg_kind kind)
 		return r;
 	memcpy(&base, d->env->boot_id, sizeof(base));
 	p.seq_base = base >> 16 << 16; /* random per boot */
+	p.epoch_floor = config_lkg_epoch(d->lkg, kind);
+	if (p.epoch_floor)
+		log_info("election %s: epochs up to %llu were seen before this boot (journal)",
+			 cfg_kind_to_str(kind), (unsigned long long)p.epoch_floor);
 	elect_init(&in->sm, &p);
 	in->timer = timer_new(d->env->loop, on_timer, in);
 	if (!in->timer)
@@ -725,7 +736,8 @@ static void qdev_health_unregister(struct elect_drv *d)
 		health_unregister(d->env->health, "qdev", cfg_kind_to_str((enum cfg_kind)k));
 }
 
-int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct elect_drv **ret)
+int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct config_lkg *lkg,
+		  struct elect_drv **ret)
 {
 	struct elect_drv *d = calloc(1, sizeof(*d));
 	int r;
@@ -733,6 +745,7 @@ int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct elect
 	if (!d)
 		return -ENOMEM;
 	d->env = env;
+	d->lkg = lkg;
 	r = wd_open(d);
 	if (r < 0) {
 		elect_drv_free(d);

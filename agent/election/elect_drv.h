@@ -48,7 +48,12 @@ struct elect_hb_in {
  * components, with env's console and health engine when they run. */
 /* cluster_key (HS_KEY_BYTES; the current key) seals the quorum slots: derived per kind, not
  * kept. */
-int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct elect_drv **ret);
+/* lkg: the node's journal (partitions/config_store.h), where each instance's epoch and
+ * role are kept across reboots and read back as the lowest epoch it may claim above; NULL
+ * when the node has none. */
+struct config_lkg;
+int elect_drv_new(struct node_env *env, const uint8_t *cluster_key, struct config_lkg *lkg,
+		  struct elect_drv **ret);
 struct elect_drv *elect_drv_free(struct elect_drv *d);
 /* Joins the election. Eligible = the profile is ok (profile_ok: not wait-operator, its
  * hooks succeeded) and core health passes: the driver follows the health engine's core

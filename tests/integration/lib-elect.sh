@@ -132,13 +132,15 @@ EOS
 		${1:+-e "$1"} "$REPO/images/rig/cluster.conf" >"$EL_TMP/cluster.conf"
 }
 
-# el_start NODE: a node reads $EL_TMP/NODE.conf when a test made one, else cluster.conf.
+# el_start NODE: a node reads $EL_TMP/NODE.conf when a test made one, else cluster.conf;
+# it keeps its journal in $EL_TMP/NODE.state when a test made that file.
 el_start() {
-	local n=$1 conf=$EL_TMP/cluster.conf
+	local n=$1 conf=$EL_TMP/cluster.conf state=()
 	[ -f "$EL_TMP/$n.conf" ] && conf=$EL_TMP/$n.conf
+	[ -f "$EL_TMP/$n.state" ] && state=(--state "$EL_TMP/$n.state")
 	mkdir -p "$EL_TMP/$n"
 	ip netns exec "$(el_ns "$n")" "$BUILD/compartd" run --foreground \
-		--config "$conf" --node "$n" --state-dir "$EL_TMP/$n" \
+		--config "$conf" --node "$n" --state-dir "$EL_TMP/$n" "${state[@]}" \
 		>>"$EL_TMP/$n.log" 2>&1 &
 	EL_PID[$n]=$!
 	echo "$!" >"$EL_TMP/$n.pid"
