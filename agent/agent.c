@@ -12,6 +12,7 @@
 #include "spawn.h"
 #include "proctitle.h"
 #include "storage.h"
+#include "waiter.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -49,6 +50,8 @@ static int cmd_status(struct console_req *req, void *ud)
 			sb_printf(o, ",\"eligible\":%s,\"ineligible\":", why ? "false" : "true");
 			why ? sb_json_str(o, why) : sb_puts(o, "null");
 		}
+		sb_puts(o, ",\"waiting\":");
+		waiter_reason(a->hs_wait) ? sb_json_str(o, waiter_reason(a->hs_wait)) : sb_puts(o, "null");
 		sb_puts(o, "}\n");
 		return 0;
 	}
@@ -65,6 +68,8 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_printf(&req->out, "election    %s%s\n", why ? "ineligible: " : "eligible",
 			  why ? why : "");
 	}
+	if (waiter_reason(a->hs_wait))
+		sb_printf(&req->out, "waiting     %s\n", waiter_reason(a->hs_wait));
 	return 0;
 }
 
@@ -364,22 +369,17 @@ static void agent_start_storage(struct agent *a)
 	(void)storage_attach(a->storage, &a->env, &a->storage_attached);
 }
 
-/* Handshake stage: the key, the sockets, then the decision after the window. */
-static int agent_start_handshake(struct agent *a)
+/* The handshake is up: the election reads the quorum device from now on, not yet eligible
+ * (the decision needs its slot freshness facts), then the decision after the window. */
+static int agent_handshake_up(struct agent *a)
 {
-	node_env_set_stage(&a->env, NODE_STAGE_HANDSHAKE);
-	uint8_t *key = NULL;
-	int r = hs_key_load(a->env.cfg->key_file, &key);
-	if (r < 0)
-		return r;
-	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, key);
-	hs_key_free(key);
+	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, a->hs_key);
 	if (!a->hs)
-		return log_error_errno(-errno, "cannot start the handshake");
+		return -errno;
+	hs_key_free(a->hs_key);
+	a->hs_key = NULL;
 	(void)hs_attach(a->hs, &a->env, a->query);
-	/* The election reads the quorum device from now on, not yet eligible: the decision
-	 * needs its slot freshness facts. */
-	r = elect_drv_new(&a->env, &a->elect);
+	int r = elect_drv_new(&a->env, &a->elect);
 	if (r < 0)
 		log_error_errno(r, "cannot join the election, continuing without");
 	else {
@@ -390,6 +390,39 @@ static int agent_start_handshake(struct agent *a)
 	if (r < 0)
 		return r;
 	return decision_start(a->decision);
+}
+
+static int hs_try_bind(void *ud, struct strbuf *why)
+{
+	struct agent *a = ud;
+	return hs_bind_check(a->env.cfg, a->env.self, why);
+}
+
+/* The address became bindable. Losing it again before hs_new bound it means waiting
+ * again; anything else stops the agent as a failed start did. */
+static void hs_bindable(void *ud)
+{
+	struct agent *a = ud;
+	int r = agent_handshake_up(a);
+	if (r == -EADDRNOTAVAIL || r == -EADDRINUSE)
+		waiter_start(a->hs_wait);
+	else if (r < 0)
+		loop_quit(a->env.loop, log_error_errno(r, "cannot start the handshake"));
+}
+
+/* Handshake stage: the key, then the sockets once the address can be bound (an address
+ * not assigned yet, or still taken, heals by itself: SPEC §11), then the rest. */
+static int agent_start_handshake(struct agent *a)
+{
+	node_env_set_stage(&a->env, NODE_STAGE_HANDSHAKE);
+	int r = hs_key_load(a->env.cfg->key_file, &a->hs_key);
+	if (r < 0)
+		return r;
+	a->hs_wait = waiter_new(a->env.loop, "handshake", hs_try_bind, hs_bindable, a);
+	if (!a->hs_wait)
+		return -ENOMEM;
+	waiter_start(a->hs_wait);
+	return 0;
 }
 
 int agent_run_main(int argc, char **argv)
@@ -430,6 +463,8 @@ out:
 	a.decision = decision_free(a.decision);
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
+	a.hs_wait = waiter_free(a.hs_wait);
+	hs_key_free(a.hs_key);
 	a.disks = disk_module_free(a.disks);
 	console_free(a.env.console);
 	loop_free(a.env.loop);

@@ -40,6 +40,8 @@ struct agent {
 	struct storage *storage;   /* iscsi/storage.h */
 	struct storage_attached *storage_attached; /* its console command and health checks */
 	const char *root_storage;  /* the storage holding the root fs, or NULL (storage_root_name) */
+	struct waiter *hs_wait;    /* waits for the handshake address to be bindable */
+	uint8_t *hs_key;           /* the cluster key until hs_new took it (hs_key_free) */
 };
 
 struct health;
