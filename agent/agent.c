@@ -7,6 +7,7 @@
 #include "hs.h"
 #include "identity.h"
 #include "log.h"
+#include "netcfg.h"
 #include "bootstrap.h"
 #include "pid1.h"
 #include "spawn.h"
@@ -410,6 +411,29 @@ static void hs_bindable(void *ud)
 		loop_quit(a->env.loop, log_error_errno(r, "cannot start the handshake"));
 }
 
+/* A link or an address changed: a wait for one may be over. */
+static void on_net_change(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct agent *a = ud;
+	if (netcfg_monitor_drain(fd) < 0) {
+		a->net_watch = watch_remove(a->net_watch); /* the back-off still retries */
+		return;
+	}
+	waiter_wake(a->hs_wait);
+}
+
+static void agent_watch_net(struct agent *a)
+{
+	if (a->net_fd >= 0)
+		return;
+	a->net_fd = netcfg_monitor_open();
+	if (a->net_fd < 0) {
+		log_warn_errno(a->net_fd, "no link and address notifications, retrying on a timer only");
+		return;
+	}
+	a->net_watch = watch_add(a->env.loop, a->net_fd, EPOLLIN, on_net_change, a, NULL);
+}
+
 /* Handshake stage: the key, then the sockets once the address can be bound (an address
  * not assigned yet, or still taken, heals by itself: SPEC §11), then the rest. */
 static int agent_start_handshake(struct agent *a)
@@ -421,13 +445,14 @@ static int agent_start_handshake(struct agent *a)
 	a->hs_wait = waiter_new(a->env.loop, "handshake", hs_try_bind, hs_bindable, a);
 	if (!a->hs_wait)
 		return -ENOMEM;
+	agent_watch_net(a);
 	waiter_start(a->hs_wait);
 	return 0;
 }
 
 int agent_run_main(int argc, char **argv)
 {
-	struct agent a = {.env.self = -1, .start_us = now_usec()};
+	struct agent a = {.env.self = -1, .start_us = now_usec(), .net_fd = -1};
 	int r = parse_run_opts(argc, argv, &a.opts);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
@@ -464,6 +489,9 @@ out:
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
 	a.hs_wait = waiter_free(a.hs_wait);
+	a.net_watch = watch_remove(a.net_watch);
+	if (a.net_fd >= 0)
+		close(a.net_fd);
 	hs_key_free(a.hs_key);
 	a.disks = disk_module_free(a.disks);
 	console_free(a.env.console);

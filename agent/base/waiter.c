@@ -38,6 +38,7 @@ struct waiter {
 	void *ud;
 	struct backoff b;
 	uint64_t since_us; /* 0: not waiting */
+	uint64_t last_try_us;
 	uint64_t next_report;
 	unsigned attempts;
 	struct strbuf reason;
@@ -83,6 +84,7 @@ static void attempt(struct waiter *w)
 	w->attempts++;
 	int r = w->try_fn(w->ud, &why);
 	uint64_t now = now_usec();
+	w->last_try_us = now;
 	if (r >= 0) {
 		if (w->since_us)
 			emit_progress(w, "waited_s", now - w->since_us);
@@ -124,6 +126,15 @@ void waiter_start(struct waiter *w)
 	w->attempts = 0;
 	w->next_report = 0;
 	timer_arm(w->t, now_usec());
+}
+
+void waiter_wake(struct waiter *w)
+{
+	if (!waiter_waiting(w))
+		return;
+	uint64_t soonest = w->last_try_us + WAITER_WAKE_MIN_GAP_US;
+	if (timer_deadline(w->t) > soonest)
+		timer_arm(w->t, soonest);
 }
 
 bool waiter_waiting(const struct waiter *w)

@@ -17,6 +17,7 @@
 #define BACKOFF_MAX_US (5 * USEC_PER_SEC)
 #define WAITER_FIRST_REPORT_US (10 * USEC_PER_SEC)
 #define WAITER_MAX_REPORT_GAP_US (300 * USEC_PER_SEC)
+#define WAITER_WAKE_MIN_GAP_US (50 * USEC_PER_MSEC)
 
 struct backoff {
 	uint64_t next_us; /* the delay the next call returns */
@@ -43,6 +44,10 @@ struct waiter *waiter_new(struct loop *l, const char *stage, waiter_try_fn try_f
 /* The first attempt runs in the loop's next iteration; on failure it retries from the
  * loop until the step is done. */
 void waiter_start(struct waiter *w);
+/* Something changed that may have healed the fault (a link or an address, see
+ * netcfg_monitor_open): while waiting, the next attempt runs now instead of at its
+ * back-off (at most one attempt per 50 ms). Does nothing when not waiting. */
+void waiter_wake(struct waiter *w);
 bool waiter_waiting(const struct waiter *w);
 /* What it waits for, or NULL when not waiting. */
 const char *waiter_reason(const struct waiter *w);

@@ -9,6 +9,7 @@
 #include <linux/rtnetlink.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static const char *const op_str[_NETCFG_OP_MAX] = {
     [NETCFG_LINK_UP] = "up",  [NETCFG_VLAN] = "vlan", [NETCFG_ADDR] = "addr",
@@ -436,4 +437,32 @@ int netcfg_apply(const struct netcfg_plan *p)
 		}
 	}
 	return first;
+}
+
+int netcfg_monitor_open(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+				 .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int netcfg_monitor_drain(int fd)
+{
+	char buf[8192];
+	int n = 0;
+	for (int i = 0; i < 64; i++) { /* bounded: a flood waits for the next wake-up */
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+		if (r < 0)
+			return errno == EAGAIN || errno == ENOBUFS ? n + (errno == ENOBUFS) : -errno;
+		n++;
+	}
+	return n;
 }

@@ -58,3 +58,11 @@ int netcfg_links_read(const char *sysfs_net, struct netcfg_link *out, size_t max
 /* Applies every action except DHCP through rtnetlink; each failure is logged and the rest
  * still applied. Returns 0 or the first error. */
 int netcfg_apply(const struct netcfg_plan *p);
+
+/* A non-blocking rtnetlink socket that becomes readable when a link or an address changes
+ * (a NIC appears, its carrier comes up, an address is assigned): the boot's waits retry at
+ * once instead of at their next back-off. Returns the fd or -errno. */
+int netcfg_monitor_open(void);
+/* Reads what is queued (bounded); returns how many notifications (an overrun counts as
+ * one), or -errno. */
+int netcfg_monitor_drain(int fd);
