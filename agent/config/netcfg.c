@@ -230,6 +230,10 @@ int netcfg_links_read(const char *sysfs_net, struct netcfg_link *out, size_t max
 		    parse_mac(strstrip(text), out[n].mac) < 0)
 			continue;
 		snprintf(out[n].name, sizeof(out[n].name), "%s", de->d_name);
+		snprintf(path, sizeof(path), "%s/%s/carrier", sysfs_net, de->d_name);
+		_cleanup_free_ char *carrier = NULL;
+		out[n].carrier = read_full_file(path, 16, &carrier, NULL) >= 0 &&
+				 !strcmp(strstrip(carrier), "1");
 		n++;
 	}
 	closedir(d);
@@ -462,6 +466,34 @@ int netcfg_monitor_drain(int fd)
 		ssize_t r = recv(fd, buf, sizeof(buf), 0);
 		if (r < 0)
 			return errno == EAGAIN || errno == ENOBUFS ? n + (errno == ENOBUFS) : -errno;
+		n++;
+	}
+	return n;
+}
+
+static bool net_named_before(const struct cfg_node *node, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (!strcmp(node->nets[j].match, node->nets[i].match))
+			return true;
+	return false;
+}
+
+int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links,
+		       size_t n_links, struct strbuf *why)
+{
+	int n = 0;
+	for (int i = 0; node && i < node->n_nets; i++) {
+		const struct cfg_net *net = &node->nets[i];
+		if (net_named_before(node, i))
+			continue;
+		const struct netcfg_link *l = net->by_mac
+						  ? link_by_mac(links, n_links, net->mac)
+						  : link_by_name(links, n_links, net->match);
+		if (l && l->carrier)
+			continue;
+		sb_printf(why, "%s%s %s", n ? "; " : "", l ? "link down on" : "no interface",
+			  net->match);
 		n++;
 	}
 	return n;
