@@ -22,6 +22,13 @@
 #include <string.h>
 #include <sys/wait.h>
 
+/* What the boot waits for (the network first: the handshake waits on it). */
+static const char *agent_waiting_for(const struct agent *a)
+{
+	const char *n = waiter_reason(a->net_wait);
+	return n ? n : waiter_reason(a->hs_wait);
+}
+
 static int cmd_status(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
@@ -52,7 +59,7 @@ static int cmd_status(struct console_req *req, void *ud)
 			why ? sb_json_str(o, why) : sb_puts(o, "null");
 		}
 		sb_puts(o, ",\"waiting\":");
-		waiter_reason(a->hs_wait) ? sb_json_str(o, waiter_reason(a->hs_wait)) : sb_puts(o, "null");
+		agent_waiting_for(a) ? sb_json_str(o, agent_waiting_for(a)) : sb_puts(o, "null");
 		sb_puts(o, "}\n");
 		return 0;
 	}
@@ -69,8 +76,8 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_printf(&req->out, "election    %s%s\n", why ? "ineligible: " : "eligible",
 			  why ? why : "");
 	}
-	if (waiter_reason(a->hs_wait))
-		sb_printf(&req->out, "waiting     %s\n", waiter_reason(a->hs_wait));
+	if (agent_waiting_for(a))
+		sb_printf(&req->out, "waiting     %s\n", agent_waiting_for(a));
 	return 0;
 }
 
@@ -419,6 +426,7 @@ static void on_net_change(struct watch *w, int fd, uint32_t revents, void *ud)
 		a->net_watch = watch_remove(a->net_watch); /* the back-off still retries */
 		return;
 	}
+	waiter_wake(a->net_wait);
 	waiter_wake(a->hs_wait);
 }
 
@@ -445,7 +453,6 @@ static int agent_start_handshake(struct agent *a)
 	a->hs_wait = waiter_new(a->env.loop, "handshake", hs_try_bind, hs_bindable, a);
 	if (!a->hs_wait)
 		return -ENOMEM;
-	agent_watch_net(a);
 	waiter_start(a->hs_wait);
 	return 0;
 }
@@ -467,12 +474,12 @@ int agent_run_main(int argc, char **argv)
 		goto out;
 	log_notice("this is node %s of cluster %s", a.env.cfg->nodes[a.env.self].name, a.env.cfg->name);
 	agent_root_storage(&a);
-	if (a.opts.pid1)
-		(void)pid1_network(&a);
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
+	agent_watch_net(&a);
 	if (a.opts.pid1) {
+		(void)pid1_network(&a);
 		(void)pid1_serial_start(&a);
 		(void)pid1_disks(&a);
 	}
@@ -489,6 +496,7 @@ out:
 	a.elect = elect_drv_free(a.elect);
 	a.hs = hs_free(a.hs);
 	a.hs_wait = waiter_free(a.hs_wait);
+	pid1_network_free(&a);
 	a.net_watch = watch_remove(a.net_watch);
 	if (a.net_fd >= 0)
 		close(a.net_fd);

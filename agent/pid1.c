@@ -6,6 +6,7 @@
 #include "health_disks.h"
 #include "log.h"
 #include "netcfg.h"
+#include "waiter.h"
 
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -24,7 +25,6 @@
 #define PID1_SHELL "/bin/sh"
 #define PID1_UDHCPC "/sbin/udhcpc"
 #define PID1_DHCP_SCRIPT "/etc/compartd/udhcpc.script"
-#define PID1_DHCP_WAIT_USEC (20 * USEC_PER_SEC)
 
 bool pid1_wanted(const char *argv0)
 {
@@ -340,46 +340,124 @@ static bool has_ipv4(const char *ifname)
 	return found;
 }
 
-/* The later stages bind to the node's addresses: give DHCP a bounded time to get them. */
-static void wait_dhcp(const struct netcfg_plan *plan)
+/* The network waits (SPEC §11): the plan is applied again when it changes (an interface
+ * appeared) or, after a failure, when a carrier changed; DHCP clients start once per link
+ * and retry on their own (udhcpc without -n). */
+static struct {
+	struct strbuf plan;     /* the applied plan as text, to see a change */
+	uint64_t carriers;      /* one bit per link of the last attempt */
+	bool failed;            /* the last apply had an error */
+	char dhcp[NETCFG_MAX_LINKS][IFNAMSIZ];
+	size_t n_dhcp;
+} pnet;
+
+static bool dhcp_started(const char *link)
 {
-	uint64_t deadline = now_usec() + PID1_DHCP_WAIT_USEC;
-	for (size_t i = 0; i < plan->n; i++) {
-		const struct netcfg_action *act = &plan->actions[i];
-		if (act->op != NETCFG_DHCP)
-			continue;
-		while (!has_ipv4(act->link) && now_usec() < deadline)
-			usleep(100 * 1000);
-		if (has_ipv4(act->link))
-			log_info("network: %s has its DHCP address", act->link);
-		else
-			log_warn(
-			    "network: no DHCP lease on %s yet, continuing (udhcpc keeps trying)",
-			    act->link);
+	for (size_t i = 0; i < pnet.n_dhcp; i++)
+		if (!strcmp(pnet.dhcp[i], link))
+			return true;
+	return false;
+}
+
+static void plan_text(const struct netcfg_plan *p, struct strbuf *out)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		char line[160];
+		netcfg_action_format(&p->actions[i], line, sizeof(line));
+		sb_printf(out, "%s\n", line);
 	}
+}
+
+static uint64_t carrier_bits(const struct netcfg_link *links, int n)
+{
+	uint64_t b = 0;
+	for (int i = 0; i < n && i < 64; i++)
+		b |= (uint64_t)(links[i].carrier == 1) << i;
+	return b;
+}
+
+static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
+{
+	struct netcfg_plan plan;
+	struct strbuf warn, text;
+	sb_init(&warn);
+	sb_init(&text);
+	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
+	if (r >= 0)
+		plan_text(&plan, &text);
+	bool changed = r >= 0 && (!pnet.plan.buf || !text.buf || strcmp(pnet.plan.buf, text.buf));
+	bool retry = pnet.failed && carrier_bits(links, n) != pnet.carriers;
+	if (r < 0 && !pnet.failed)
+		log_error_errno(r, "network: the configuration does not fit");
+	if (r >= 0 && (changed || retry)) {
+		if (changed && warn.buf && warn.buf[0])
+			log_notice("network: %s", strstrip(warn.buf));
+		r = netcfg_apply(&plan);
+		sb_reset(&pnet.plan);
+		sb_puts(&pnet.plan, text.buf ? text.buf : "");
+		for (size_t i = 0; i < plan.n; i++)
+			if (plan.actions[i].op == NETCFG_DHCP && !dhcp_started(plan.actions[i].link) &&
+			    pnet.n_dhcp < NETCFG_MAX_LINKS) {
+				start_dhcp(plan.actions[i].link);
+				snprintf(pnet.dhcp[pnet.n_dhcp++], IFNAMSIZ, "%s", plan.actions[i].link);
+			}
+	}
+	pnet.failed = r < 0 ? true : changed || retry ? false : pnet.failed;
+	pnet.carriers = carrier_bits(links, n);
+	sb_free(&warn);
+	sb_free(&text);
+}
+
+static int dhcp_waiting(struct strbuf *why)
+{
+	int k = 0;
+	for (size_t i = 0; i < pnet.n_dhcp; i++)
+		if (!has_ipv4(pnet.dhcp[i])) {
+			sb_printf(why, "%sno DHCP lease on %s", why->len ? "; " : "", pnet.dhcp[i]);
+			k++;
+		}
+	return k;
+}
+
+static int net_try(void *ud, struct strbuf *why)
+{
+	struct agent *a = ud;
+	struct netcfg_link links[NETCFG_MAX_LINKS];
+	int n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
+	if (n < 0) {
+		sb_printf(why, "cannot list interfaces: %s", strerror(-n));
+		return n;
+	}
+	net_apply(a, links, n);
+	/* the links brought up just now: their carrier as it is after the apply */
+	n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
+	int k = n < 0 ? 0 : netcfg_waiting_for(&a->env.cfg->nodes[a->env.self], links, (size_t)n, why);
+	k += dhcp_waiting(why);
+	if (pnet.failed)
+		sb_printf(why, "%sthe network configuration did not apply (see the log)",
+			  k++ ? "; " : "");
+	return k ? -EAGAIN : 0;
+}
+
+static void net_up(void *ud)
+{
+	log_info("network: every configured interface is up");
 }
 
 int pid1_network(struct agent *a)
 {
-	struct netcfg_link links[NETCFG_MAX_LINKS];
-	int n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
-	if (n < 0)
-		return log_error_errno(n, "network: cannot list interfaces");
-	struct netcfg_plan plan;
-	struct strbuf warn;
-	sb_init(&warn);
-	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
-	if (warn.buf)
-		log_warn("network: %s", strstrip(warn.buf));
-	sb_free(&warn);
-	if (r < 0)
-		return log_error_errno(r, "network: the configuration does not fit");
-	r = netcfg_apply(&plan);
-	for (size_t i = 0; i < plan.n; i++)
-		if (plan.actions[i].op == NETCFG_DHCP)
-			start_dhcp(plan.actions[i].link);
-	wait_dhcp(&plan);
-	return r;
+	sb_init(&pnet.plan);
+	a->net_wait = waiter_new(a->env.loop, "network", net_try, net_up, a);
+	if (!a->net_wait)
+		return -ENOMEM;
+	waiter_try_now(a->net_wait);
+	return 0;
+}
+
+void pid1_network_free(struct agent *a)
+{
+	a->net_wait = waiter_free(a->net_wait);
+	sb_free(&pnet.plan);
 }
 
 /* ---- disks ---- */

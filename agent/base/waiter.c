@@ -41,7 +41,8 @@ struct waiter {
 	uint64_t last_try_us;
 	uint64_t next_report;
 	unsigned attempts;
-	struct strbuf reason;
+	struct strbuf reason; /* what it waits for now */
+	struct strbuf said;   /* what the console was told */
 };
 
 static void emit_waiting(struct waiter *w, const char *why)
@@ -63,15 +64,20 @@ static void emit_progress(struct waiter *w, const char *key, uint64_t waited_us)
 	event_emit(&ev);
 }
 
-/* A failed attempt: say the reason when it is new, else the progress when due. */
+/* A failed attempt: say the reason when it is new (and the wait is past its grace),
+ * else the progress when due. */
 static void note_failure(struct waiter *w, const char *why, uint64_t now)
 {
 	if (!w->since_us)
 		w->since_us = now ? now : 1;
-	if (!w->reason.buf || strcmp(w->reason.buf, why) != 0) {
+	sb_reset(&w->reason);
+	sb_puts(&w->reason, why);
+	if (now - w->since_us < WAITER_GRACE_US)
+		return;
+	if (!w->said.len || strcmp(w->said.buf, why) != 0) {
 		emit_waiting(w, why);
-		sb_reset(&w->reason);
-		sb_puts(&w->reason, why);
+		sb_reset(&w->said);
+		sb_puts(&w->said, why);
 	} else if (waiter_progress_due(now - w->since_us, &w->next_report)) {
 		emit_progress(w, "still_waiting_s", now - w->since_us);
 	}
@@ -86,10 +92,11 @@ static void attempt(struct waiter *w)
 	uint64_t now = now_usec();
 	w->last_try_us = now;
 	if (r >= 0) {
-		if (w->since_us)
+		if (w->said.len)
 			emit_progress(w, "waited_s", now - w->since_us);
 		w->since_us = 0;
 		sb_reset(&w->reason);
+		sb_reset(&w->said);
 		sb_free(&why);
 		w->done(w->ud);
 		return;
@@ -112,6 +119,7 @@ struct waiter *waiter_new(struct loop *l, const char *stage, waiter_try_fn try_f
 		return NULL;
 	*w = (struct waiter){.loop = l, .stage = stage, .try_fn = try_fn, .done = done, .ud = ud};
 	sb_init(&w->reason);
+	sb_init(&w->said);
 	w->t = timer_new(l, on_timer, w);
 	if (!w->t) {
 		free(w);
@@ -137,6 +145,14 @@ void waiter_wake(struct waiter *w)
 		timer_arm(w->t, soonest);
 }
 
+void waiter_try_now(struct waiter *w)
+{
+	backoff_reset(&w->b);
+	w->attempts = 0;
+	w->next_report = 0;
+	attempt(w);
+}
+
 bool waiter_waiting(const struct waiter *w)
 {
 	return w && w->since_us;
@@ -153,6 +169,7 @@ struct waiter *waiter_free(struct waiter *w)
 		return NULL;
 	timer_free(w->t);
 	sb_free(&w->reason);
+	sb_free(&w->said);
 	free(w);
 	return NULL;
 }

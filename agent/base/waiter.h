@@ -3,9 +3,9 @@
  * (250 ms doubling to 5 s) from the loop, so the console is served meanwhile, and says on
  * the console what it waits for once, then only its progress:
  *
- *   event=boot stage=<stage> waiting="<reason>"          first failure, or a new reason
+ *   event=boot stage=<stage> waiting="<reason>"          after 1 s of waiting, and on a new reason
  *   event=boot stage=<stage> still_waiting_s=<s> attempts=<n>   after 10, 20, 40 … s (≤ 5 min apart)
- *   event=boot stage=<stage> waited_s=<s> attempts=<n>   when the step succeeded after waiting
+ *   event=boot stage=<stage> waited_s=<s> attempts=<n>   when it succeeded after a told wait
  *
  * The schedule (backoff_*, waiter_progress_due) is pure: it takes the time as argument. */
 #pragma once
@@ -17,6 +17,7 @@
 #define BACKOFF_MAX_US (5 * USEC_PER_SEC)
 #define WAITER_FIRST_REPORT_US (10 * USEC_PER_SEC)
 #define WAITER_MAX_REPORT_GAP_US (300 * USEC_PER_SEC)
+#define WAITER_GRACE_US (1 * USEC_PER_SEC) /* a wait shorter than this is not told */
 #define WAITER_WAKE_MIN_GAP_US (50 * USEC_PER_MSEC)
 
 struct backoff {
@@ -48,6 +49,8 @@ void waiter_start(struct waiter *w);
  * netcfg_monitor_open): while waiting, the next attempt runs now instead of at its
  * back-off (at most one attempt per 50 ms). Does nothing when not waiting. */
 void waiter_wake(struct waiter *w);
+/* As waiter_start, but the first attempt runs now, within this call (done() too). */
+void waiter_try_now(struct waiter *w);
 bool waiter_waiting(const struct waiter *w);
 /* What it waits for, or NULL when not waiting. */
 const char *waiter_reason(const struct waiter *w);

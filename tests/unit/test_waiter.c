@@ -73,7 +73,8 @@ static void count_lines(const struct log_line *l, void *ud)
 static void waits_says_once_and_continues(void **state)
 {
 	log_set_target(LOG_TARGET_NONE);
-	struct wctx c = {.fail_until = 3, .l = loop_new()};
+	/* fails at 0, 0.25, 0.75 s (within the grace: not told) and 1.75 s, works at 3.75 s */
+	struct wctx c = {.fail_until = 4, .l = loop_new()};
 	int id = log_subscribe(count_lines, NULL);
 	struct waiter *w = waiter_new(c.l, "test", try_step, on_done, &c);
 	assert_non_null(w);
@@ -82,14 +83,22 @@ static void waits_says_once_and_continues(void **state)
 	uint64_t t0 = now_usec();
 	assert_int_equal(loop_run(c.l), 0);
 	uint64_t took = now_usec() - t0;
-	assert_int_equal(c.tries, 4);
+	assert_int_equal(c.tries, 5);
 	assert_int_equal(c.done, 1);
 	assert_int_equal(waiting_lines, 1);
 	assert_int_equal(waited_lines, 1);
 	assert_false(waiter_waiting(w));
 	assert_null(waiter_reason(w));
-	/* 250 + 500 + 1000 ms of back-off, with room for a loaded machine */
-	assert_true(took >= 1700 * USEC_PER_MSEC && took < 10 * USEC_PER_SEC);
+	/* 250 + 500 + 1000 + 2000 ms of back-off, with room for a loaded machine */
+	assert_true(took >= 3700 * USEC_PER_MSEC && took < 15 * USEC_PER_SEC);
+	/* a short wait is not told at all */
+	c.tries = 0;
+	c.fail_until = 2;
+	waiter_start(w);
+	assert_int_equal(loop_run(c.l), 0);
+	assert_int_equal(c.tries, 3);
+	assert_int_equal(waiting_lines, 1);
+	assert_int_equal(waited_lines, 1);
 	log_unsubscribe(id);
 	waiter_free(w);
 	loop_free(c.l);
