@@ -16,6 +16,9 @@
 #include "waiter.h"
 
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -400,10 +403,56 @@ static int agent_handshake_up(struct agent *a)
 	return decision_start(a->decision);
 }
 
+/* The interface holding addr, and whether it has carrier (IFF_RUNNING); false when no
+ * interface holds it. */
+static bool addr_link(const struct cfg_addr *addr, char ifname[IFNAMSIZ], bool *running)
+{
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return false;
+	bool found = false;
+	const struct sockaddr *want = (const struct sockaddr *)&addr->ss;
+	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != want->sa_family)
+			continue;
+		found = want->sa_family == AF_INET
+			    ? !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+				      &((const struct sockaddr_in *)want)->sin_addr, 4)
+			    : !memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+				      &((const struct sockaddr_in6 *)want)->sin6_addr, 16);
+		if (found) {
+			snprintf(ifname, IFNAMSIZ, "%s", i->ifa_name);
+			*running = i->ifa_flags & IFF_RUNNING;
+		}
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* The handshake waits for its address to be bindable and for carrier on the link holding
+ * it: a decision taken with the own link down would count every peer as silent. After
+ * HS_CARRIER_WAIT_US without carrier it goes on (a broken link is for the rules). */
+#define HS_CARRIER_WAIT_US (120 * USEC_PER_SEC)
 static int hs_try_bind(void *ud, struct strbuf *why)
 {
 	struct agent *a = ud;
-	return hs_bind_check(a->env.cfg, a->env.self, why);
+	int r = hs_bind_check(a->env.cfg, a->env.self, why);
+	if (r < 0)
+		return r;
+	char ifname[IFNAMSIZ];
+	bool running = true;
+	if (!addr_link(&a->env.cfg->nodes[a->env.self].handshake, ifname, &running) || running)
+		return 0;
+	uint64_t now = now_usec();
+	if (!a->hs_carrier_since)
+		a->hs_carrier_since = now;
+	if (now - a->hs_carrier_since >= HS_CARRIER_WAIT_US) {
+		log_warn("handshake: still no carrier on %s after %llus, going on",
+			 ifname, (unsigned long long)((now - a->hs_carrier_since) / USEC_PER_SEC));
+		return 0;
+	}
+	sb_printf(why, "link down on %s (the handshake address's link)", ifname);
+	return -ENETDOWN;
 }
 
 /* The address became bindable. Losing it again before hs_new bound it means waiting
