@@ -433,9 +433,8 @@ static int net_try(void *ud, struct strbuf *why)
 	n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
 	int k = n < 0 ? 0 : netcfg_waiting_for(&a->env.cfg->nodes[a->env.self], links, (size_t)n, why);
 	k += dhcp_waiting(why);
-	if (pnet.failed)
-		sb_printf(why, "%sthe network configuration did not apply (see the log)",
-			  k++ ? "; " : "");
+	if (pnet.failed && !k) /* else a route via a missing link failed: that link is the news */
+		sb_printf(why, "the network configuration did not apply (see the log)"), k++;
 	return k ? -EAGAIN : 0;
 }
 
