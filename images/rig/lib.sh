@@ -96,6 +96,12 @@ rig_up() {
 		$s route add default via "$gw" dev "st-$c" table "$table"
 		$s rule add from "${addr%/*}" table "$table"
 	done
+	[ -n "${RIG_NO_STORAGE:-}" ] || rig_storage_up
+}
+
+# rig_storage_up: the rig's two targets (rig_up starts them unless RIG_NO_STORAGE=1: a test
+# of storage that comes up after the nodes calls it later).
+rig_storage_up() {
 	rig_storage_start mirror0 3260 iqn.2026-11.org.compartd.rig:mirror0 256M
 	# The quorum target holds one LU per pair and instance kind: LUN 1 for p1's infra
 	# election, LUN 2 for its admin election (docs/election.md).
