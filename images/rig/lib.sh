@@ -144,6 +144,18 @@ rig_storage_start() {
 	rig_log "storage $name: $iqn on 10.77.1.100:$port and 10.77.2.100:$port (tgtd control port $ctl)"
 }
 
+# rig_storage_down: stops every tgtd of the rig (the backing files stay: rig_storage_up
+# serves the same data again).
+rig_storage_down() {
+	local p
+	for p in "${RIG_TGTD[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${RIG_TGTD[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+	for p in "${RIG_CTL[@]}"; do rm -f "/var/run/tgtd/socket.$p" "/var/run/tgtd/socket.$p.lock"; done
+	RIG_TGTD=()
+	RIG_CTL=()
+	rig_log "storage stopped"
+}
+
 # rig_bg CMD [ARGS]: a helper process inside the rig namespace (a DHCP server, a
 # traffic source...), stopped at teardown. Output goes to $RIG_DIR/bg-<n>.log.
 rig_bg() {
