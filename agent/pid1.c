@@ -341,11 +341,11 @@ static bool has_ipv4(const char *ifname)
 }
 
 /* The network waits (SPEC §11): the plan is applied again when it changes (an interface
- * appeared) or, after a failure, when a carrier changed; DHCP clients start once per link
+ * appeared) or, after a failure, when a carrier or an address changed; DHCP clients start once per link
  * and retry on their own (udhcpc without -n). */
 static struct {
 	struct strbuf plan;     /* the applied plan as text, to see a change */
-	uint64_t carriers;      /* one bit per link of the last attempt */
+	struct strbuf sig;      /* net_signature() at the last attempt */
 	bool failed;            /* the last apply had an error */
 	char dhcp[NETCFG_MAX_LINKS][IFNAMSIZ];
 	size_t n_dhcp;
@@ -368,25 +368,35 @@ static void plan_text(const struct netcfg_plan *p, struct strbuf *out)
 	}
 }
 
-static uint64_t carrier_bits(const struct netcfg_link *links, int n)
+/* What a failed apply may depend on: each link's carrier and the IPv4 addresses (a DHCP
+ * lease makes a route via its gateway possible). */
+static void net_signature(const struct netcfg_link *links, int n, struct strbuf *out)
 {
-	uint64_t b = 0;
-	for (int i = 0; i < n && i < 64; i++)
-		b |= (uint64_t)(links[i].carrier == 1) << i;
-	return b;
+	for (int i = 0; i < n; i++)
+		sb_printf(out, "%s:%d ", links[i].name, links[i].carrier);
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+			sb_printf(out, "%s=%08x ", i->ifa_name,
+				  ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+	freeifaddrs(ifa);
 }
 
 static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
 {
 	struct netcfg_plan plan;
-	struct strbuf warn, text;
+	struct strbuf warn, text, sig;
 	sb_init(&warn);
 	sb_init(&text);
+	sb_init(&sig);
+	net_signature(links, n, &sig);
 	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
 	if (r >= 0)
 		plan_text(&plan, &text);
 	bool changed = r >= 0 && (!pnet.plan.buf || !text.buf || strcmp(pnet.plan.buf, text.buf));
-	bool retry = pnet.failed && carrier_bits(links, n) != pnet.carriers;
+	bool retry = pnet.failed && (!pnet.sig.buf || !sig.buf || strcmp(pnet.sig.buf, sig.buf));
 	if (r < 0 && !pnet.failed)
 		log_error_errno(r, "network: the configuration does not fit");
 	if (r >= 0 && (changed || retry)) {
@@ -403,9 +413,11 @@ static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
 			}
 	}
 	pnet.failed = r < 0 ? true : changed || retry ? false : pnet.failed;
-	pnet.carriers = carrier_bits(links, n);
+	sb_reset(&pnet.sig);
+	sb_puts(&pnet.sig, sig.buf ? sig.buf : "");
 	sb_free(&warn);
 	sb_free(&text);
+	sb_free(&sig);
 }
 
 static int dhcp_waiting(struct strbuf *why)
@@ -446,6 +458,7 @@ static void net_up(void *ud)
 int pid1_network(struct agent *a)
 {
 	sb_init(&pnet.plan);
+	sb_init(&pnet.sig);
 	a->net_wait = waiter_new(a->env.loop, "network", net_try, net_up, a);
 	if (!a->net_wait)
 		return -ENOMEM;
@@ -457,6 +470,7 @@ void pid1_network_free(struct agent *a)
 {
 	a->net_wait = waiter_free(a->net_wait);
 	sb_free(&pnet.plan);
+	sb_free(&pnet.sig);
 }
 
 /* ---- disks ---- */
