@@ -314,7 +314,7 @@ static void on_shutdown_signal(struct loop *l, const struct signalfd_siginfo *si
 
 /* ---- network ---- */
 
-static void start_dhcp(const char *ifname)
+static pid_t start_dhcp(const char *ifname)
 {
 	char iface[IFNAMSIZ + 1];
 	snprintf(iface, sizeof(iface), "%s", ifname);
@@ -325,6 +325,7 @@ static void start_dhcp(const char *ifname)
 		log_error_errno((int)pid, "network: cannot start DHCP client on %s", ifname);
 	else
 		log_info("network: DHCP client on %s (pid %d)", ifname, (int)pid);
+	return pid;
 }
 
 static bool has_ipv4(const char *ifname)
@@ -348,6 +349,7 @@ static struct {
 	struct strbuf sig;      /* net_signature() at the last attempt */
 	bool failed;            /* the last apply had an error */
 	char dhcp[NETCFG_MAX_LINKS][IFNAMSIZ];
+	pid_t dhcp_pid[NETCFG_MAX_LINKS]; /* its udhcpc (reaped by PID 1 when it ends) */
 	size_t n_dhcp;
 } pnet;
 
@@ -408,7 +410,7 @@ static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
 		for (size_t i = 0; i < plan.n; i++)
 			if (plan.actions[i].op == NETCFG_DHCP && !dhcp_started(plan.actions[i].link) &&
 			    pnet.n_dhcp < NETCFG_MAX_LINKS) {
-				start_dhcp(plan.actions[i].link);
+				pnet.dhcp_pid[pnet.n_dhcp] = start_dhcp(plan.actions[i].link);
 				snprintf(pnet.dhcp[pnet.n_dhcp++], IFNAMSIZ, "%s", plan.actions[i].link);
 			}
 	}
@@ -425,6 +427,9 @@ static int dhcp_waiting(struct strbuf *why)
 	int k = 0;
 	for (size_t i = 0; i < pnet.n_dhcp; i++)
 		if (!has_ipv4(pnet.dhcp[i])) {
+			/* udhcpc keeps asking; one that ended (and was reaped) starts again */
+			if (pnet.dhcp_pid[i] <= 0 || kill(pnet.dhcp_pid[i], 0) < 0)
+				pnet.dhcp_pid[i] = start_dhcp(pnet.dhcp[i]);
 			sb_printf(why, "%sno DHCP lease on %s", why->len ? "; " : "", pnet.dhcp[i]);
 			k++;
 		}
