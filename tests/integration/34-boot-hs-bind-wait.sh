@@ -29,8 +29,8 @@ n=$(grep -c 'stage=handshake waiting=' "$HS_TMP/a2.log")
 grep -q 'event=decision' "$HS_TMP/a2.log" && fail "a decision without a handshake socket"
 t0=$(date +%s.%N)
 cleanup_holder
-hs_wait a2 'event=boot stage=handshake waited_s=[0-9.]+ attempts=[0-9]+' 8
-hs_wait a2 'event=decision rule=alone' 8
+hs_wait a2 'event=boot stage=handshake waited_s=[0-9.]+ attempts=[0-9]+' 12
+hs_wait a2 'event=decision rule=alone' 10
 t1=$(date +%s.%N)
 hs_ctl a2 status --json | grep -q '"waiting":null' || fail "status still says waiting"
 secs=$(echo "$t1 - $t0" | bc)
