@@ -9,6 +9,7 @@
 #include "hs.h"
 #include "identity.h"
 #include "log.h"
+#include "netcfg.h"
 #include "bootstrap.h"
 #include "pid1.h"
 #include "spawn.h"
@@ -18,13 +19,24 @@
 #include "health_disks.h"
 #include "proctitle.h"
 #include "storage.h"
+#include "waiter.h"
 
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/wait.h>
+
+/* What the boot waits for (the network first: the handshake waits on it). */
+static const char *agent_waiting_for(const struct agent *a)
+{
+	const char *n = waiter_reason(a->net_wait);
+	return n ? n : waiter_reason(a->hs_wait);
+}
 
 static int cmd_status(struct console_req *req, void *ud)
 {
@@ -55,6 +67,8 @@ static int cmd_status(struct console_req *req, void *ud)
 			sb_printf(o, ",\"eligible\":%s,\"ineligible\":", why ? "false" : "true");
 			why ? sb_json_str(o, why) : sb_puts(o, "null");
 		}
+		sb_puts(o, ",\"waiting\":");
+		agent_waiting_for(a) ? sb_json_str(o, agent_waiting_for(a)) : sb_puts(o, "null");
 		sb_puts(o, "}\n");
 		return 0;
 	}
@@ -71,6 +85,8 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_printf(&req->out, "election    %s%s\n", why ? "ineligible: " : "eligible",
 			  why ? why : "");
 	}
+	if (agent_waiting_for(a))
+		sb_printf(&req->out, "waiting     %s\n", agent_waiting_for(a));
 	return 0;
 }
 
@@ -383,23 +399,18 @@ static void agent_start_storage(struct agent *a)
 	(void)storage_attach(a->storage, &a->env, &a->storage_attached);
 }
 
-/* Handshake stage, once the key is there: the sockets, then the decision after the
- * window. Frees key. */
-static int agent_handshake_with_key(struct agent *a, uint8_t *key)
+/* The handshake is up: the election reads the quorum device from now on, not yet eligible
+ * (the decision needs its slot freshness facts), then the decision after the window. */
+static int agent_handshake_up(struct agent *a)
 {
-	int r;
-	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, key);
-	if (!a->hs) {
-		r = log_error_errno(-errno, "cannot start the handshake");
-		hs_key_free(key);
-		return r;
-	}
+	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, a->hs_key);
+	if (!a->hs)
+		return -errno;
 	(void)hs_attach(a->hs, &a->env, a->query);
 	(void)agent_config_sync_start(a);
-	/* The election reads the quorum device from now on, not yet eligible: the decision
-	 * needs its slot freshness facts. */
-	r = elect_drv_new(&a->env, key, a->lkg, &a->elect);
-	hs_key_free(key);
+	int r = elect_drv_new(&a->env, a->hs_key, a->lkg, &a->elect);
+	hs_key_free(a->hs_key);
+	a->hs_key = NULL;
 	if (r < 0)
 		log_error_errno(r, "cannot join the election, continuing without");
 	else {
@@ -410,6 +421,107 @@ static int agent_handshake_with_key(struct agent *a, uint8_t *key)
 	if (r < 0)
 		return r;
 	return decision_start(a->decision);
+}
+
+/* The interface holding addr, and whether it has carrier (IFF_RUNNING); false when no
+ * interface holds it. */
+static bool addr_link(const struct cfg_addr *addr, char ifname[IFNAMSIZ], bool *running)
+{
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return false;
+	bool found = false;
+	const struct sockaddr *want = (const struct sockaddr *)&addr->ss;
+	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != want->sa_family)
+			continue;
+		found = want->sa_family == AF_INET
+			    ? !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+				      &((const struct sockaddr_in *)want)->sin_addr, 4)
+			    : !memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+				      &((const struct sockaddr_in6 *)want)->sin6_addr, 16);
+		if (found) {
+			snprintf(ifname, IFNAMSIZ, "%s", i->ifa_name);
+			*running = i->ifa_flags & IFF_RUNNING;
+		}
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* The handshake waits for its address to be bindable and for carrier on the link holding
+ * it: a decision taken with the own link down would count every peer as silent. After
+ * HS_CARRIER_WAIT_US without carrier it goes on (a broken link is for the rules). */
+#define HS_CARRIER_WAIT_US (120 * USEC_PER_SEC)
+static int hs_try_bind(void *ud, struct strbuf *why)
+{
+	struct agent *a = ud;
+	int r = hs_bind_check(a->env.cfg, a->env.self, why);
+	if (r < 0)
+		return r;
+	char ifname[IFNAMSIZ];
+	bool running = true;
+	if (!addr_link(&a->env.cfg->nodes[a->env.self].handshake, ifname, &running) || running)
+		return 0;
+	uint64_t now = now_usec();
+	if (!a->hs_carrier_since)
+		a->hs_carrier_since = now;
+	if (now - a->hs_carrier_since >= HS_CARRIER_WAIT_US) {
+		log_warn("handshake: still no carrier on %s after %llus, going on",
+			 ifname, (unsigned long long)((now - a->hs_carrier_since) / USEC_PER_SEC));
+		return 0;
+	}
+	sb_printf(why, "link down on %s (the handshake address's link)", ifname);
+	return -ENETDOWN;
+}
+
+/* The address became bindable. Losing it again before hs_new bound it means waiting
+ * again; anything else stops the agent as a failed start did. */
+static void hs_bindable(void *ud)
+{
+	struct agent *a = ud;
+	int r = agent_handshake_up(a);
+	if (r == -EADDRNOTAVAIL || r == -EADDRINUSE)
+		waiter_start(a->hs_wait);
+	else if (r < 0)
+		loop_quit(a->env.loop, log_error_errno(r, "cannot start the handshake"));
+}
+
+/* A link or an address changed: a wait for one may be over. */
+static void on_net_change(struct watch *w, int fd, uint32_t revents, void *ud)
+{
+	struct agent *a = ud;
+	if (netcfg_monitor_drain(fd) < 0) {
+		a->net_watch = watch_remove(a->net_watch); /* the back-off still retries */
+		return;
+	}
+	waiter_wake(a->net_wait);
+	waiter_wake(a->hs_wait);
+}
+
+static void agent_watch_net(struct agent *a)
+{
+	if (a->net_fd >= 0)
+		return;
+	a->net_fd = netcfg_monitor_open();
+	if (a->net_fd < 0) {
+		log_warn_errno(a->net_fd, "no link and address notifications, retrying on a timer only");
+		return;
+	}
+	a->net_watch = watch_add(a->env.loop, a->net_fd, EPOLLIN, on_net_change, a, NULL);
+}
+
+/* The key is there (file, stored, or typed on the serial console): the sockets once the
+ * address can be bound (an address not assigned yet, or still taken, heals by itself:
+ * SPEC §11), then the rest. Takes key. */
+static int agent_handshake_with_key(struct agent *a, uint8_t *key)
+{
+	a->hs_key = key;
+	a->hs_wait = waiter_new(a->env.loop, "handshake", hs_try_bind, hs_bindable, a);
+	if (!a->hs_wait)
+		return -ENOMEM;
+	waiter_start(a->hs_wait);
+	return 0;
 }
 
 /* Handshake stage: the key (file, stored, or waited for on the serial console). */
@@ -425,7 +537,7 @@ static int agent_start_handshake(struct agent *a)
 
 int agent_run_main(int argc, char **argv)
 {
-	struct agent a = {.env.self = -1, .start_us = now_usec()};
+	struct agent a = {.env.self = -1, .start_us = now_usec(), .net_fd = -1};
 	int r = parse_run_opts(argc, argv, &a.opts);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
@@ -440,12 +552,12 @@ int agent_run_main(int argc, char **argv)
 		goto out;
 	log_notice("this is node %s of cluster %s", a.env.cfg->nodes[a.env.self].name, a.env.cfg->name);
 	agent_root_storage(&a);
-	if (a.opts.pid1)
-		(void)pid1_network(&a);
 	r = agent_setup_loop(&a);
 	if (r < 0)
 		goto out;
+	agent_watch_net(&a);
 	if (a.opts.pid1) {
+		(void)pid1_network(&a);
 		(void)pid1_serial_start(&a);
 		(void)pid1_disks(&a);
 		config_lkg_attach_disks(a.lkg, a.disks);
@@ -465,6 +577,12 @@ out:
 		hs_detach(a.hs, &a.env);
 	a.hs = hs_free(a.hs);
 	a.cfgsync = cfgsync_free(a.cfgsync); /* after hs: it was subscribed */
+	a.hs_wait = waiter_free(a.hs_wait);
+	pid1_network_free(&a);
+	a.net_watch = watch_remove(a.net_watch);
+	if (a.net_fd >= 0)
+		close(a.net_fd);
+	hs_key_free(a.hs_key);
 	a.storage_attached = storage_detach(a.storage_attached);
 	a.storage = storage_free(a.storage);
 	if (a.disks)

@@ -45,6 +45,12 @@ struct agent {
 	struct storage *storage;   /* iscsi/storage.h */
 	struct storage_attached *storage_attached; /* its console command and health checks */
 	const char *root_storage;  /* the storage holding the root fs, or NULL (storage_root_name) */
+	struct waiter *hs_wait;    /* waits for the handshake address to be bindable */
+	struct waiter *net_wait;
+	uint64_t hs_carrier_since; /* when the handshake started waiting for carrier, or 0 */   /* PID 1: waits for the configured interfaces (pid1.c) */
+	uint8_t *hs_key;           /* the cluster key until hs_new took it (hs_key_free) */
+	int net_fd;                /* rtnetlink link/address changes wake the waits, or -1 */
+	struct watch *net_watch;
 };
 
 struct health;

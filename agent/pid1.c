@@ -7,6 +7,7 @@
 #include "health_disks.h"
 #include "log.h"
 #include "netcfg.h"
+#include "waiter.h"
 
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -25,7 +26,6 @@
 #define PID1_SHELL "/bin/sh"
 #define PID1_UDHCPC "/sbin/udhcpc"
 #define PID1_DHCP_SCRIPT "/etc/compartd/udhcpc.script"
-#define PID1_DHCP_WAIT_USEC (20 * USEC_PER_SEC)
 
 bool pid1_wanted(const char *argv0)
 {
@@ -317,7 +317,7 @@ static void on_shutdown_signal(struct loop *l, const struct signalfd_siginfo *si
 
 /* ---- network ---- */
 
-static void start_dhcp(const char *ifname)
+static pid_t start_dhcp(const char *ifname)
 {
 	char iface[IFNAMSIZ + 1];
 	snprintf(iface, sizeof(iface), "%s", ifname);
@@ -328,6 +328,7 @@ static void start_dhcp(const char *ifname)
 		log_error_errno((int)pid, "network: cannot start DHCP client on %s", ifname);
 	else
 		log_info("network: DHCP client on %s (pid %d)", ifname, (int)pid);
+	return pid;
 }
 
 static bool has_ipv4(const char *ifname)
@@ -343,46 +344,141 @@ static bool has_ipv4(const char *ifname)
 	return found;
 }
 
-/* The later stages bind to the node's addresses: give DHCP a bounded time to get them. */
-static void wait_dhcp(const struct netcfg_plan *plan)
+/* The network waits (SPEC §11): the plan is applied again when it changes (an interface
+ * appeared) or, after a failure, when a carrier or an address changed; DHCP clients start once per link
+ * and retry on their own (udhcpc without -n). */
+static struct {
+	struct strbuf plan;     /* the applied plan as text, to see a change */
+	struct strbuf sig;      /* net_signature() at the last attempt */
+	bool failed;            /* the last apply had an error */
+	char dhcp[NETCFG_MAX_LINKS][IFNAMSIZ];
+	pid_t dhcp_pid[NETCFG_MAX_LINKS]; /* its udhcpc (reaped by PID 1 when it ends) */
+	size_t n_dhcp;
+} pnet;
+
+static bool dhcp_started(const char *link)
 {
-	uint64_t deadline = now_usec() + PID1_DHCP_WAIT_USEC;
-	for (size_t i = 0; i < plan->n; i++) {
-		const struct netcfg_action *act = &plan->actions[i];
-		if (act->op != NETCFG_DHCP)
-			continue;
-		while (!has_ipv4(act->link) && now_usec() < deadline)
-			usleep(100 * 1000);
-		if (has_ipv4(act->link))
-			log_info("network: %s has its DHCP address", act->link);
-		else
-			log_warn(
-			    "network: no DHCP lease on %s yet, continuing (udhcpc keeps trying)",
-			    act->link);
+	for (size_t i = 0; i < pnet.n_dhcp; i++)
+		if (!strcmp(pnet.dhcp[i], link))
+			return true;
+	return false;
+}
+
+static void plan_text(const struct netcfg_plan *p, struct strbuf *out)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		char line[160];
+		netcfg_action_format(&p->actions[i], line, sizeof(line));
+		sb_printf(out, "%s\n", line);
 	}
+}
+
+/* What a failed apply may depend on: each link's carrier and the IPv4 addresses (a DHCP
+ * lease makes a route via its gateway possible). */
+static void net_signature(const struct netcfg_link *links, int n, struct strbuf *out)
+{
+	for (int i = 0; i < n; i++)
+		sb_printf(out, "%s:%d ", links[i].name, links[i].carrier);
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+			sb_printf(out, "%s=%08x ", i->ifa_name,
+				  ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+	freeifaddrs(ifa);
+}
+
+static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
+{
+	struct netcfg_plan plan;
+	struct strbuf warn, text, sig;
+	sb_init(&warn);
+	sb_init(&text);
+	sb_init(&sig);
+	net_signature(links, n, &sig);
+	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
+	if (r >= 0)
+		plan_text(&plan, &text);
+	bool changed = r >= 0 && (!pnet.plan.buf || !text.buf || strcmp(pnet.plan.buf, text.buf));
+	bool retry = pnet.failed && (!pnet.sig.buf || !sig.buf || strcmp(pnet.sig.buf, sig.buf));
+	if (r < 0 && !pnet.failed)
+		log_error_errno(r, "network: the configuration does not fit");
+	if (r >= 0 && (changed || retry)) {
+		if (changed && warn.buf && warn.buf[0])
+			log_notice("network: %s", strstrip(warn.buf));
+		r = netcfg_apply(&plan);
+		sb_reset(&pnet.plan);
+		sb_puts(&pnet.plan, text.buf ? text.buf : "");
+		for (size_t i = 0; i < plan.n; i++)
+			if (plan.actions[i].op == NETCFG_DHCP && !dhcp_started(plan.actions[i].link) &&
+			    pnet.n_dhcp < NETCFG_MAX_LINKS) {
+				pnet.dhcp_pid[pnet.n_dhcp] = start_dhcp(plan.actions[i].link);
+				snprintf(pnet.dhcp[pnet.n_dhcp++], IFNAMSIZ, "%s", plan.actions[i].link);
+			}
+	}
+	pnet.failed = r < 0 ? true : changed || retry ? false : pnet.failed;
+	sb_reset(&pnet.sig);
+	sb_puts(&pnet.sig, sig.buf ? sig.buf : "");
+	sb_free(&warn);
+	sb_free(&text);
+	sb_free(&sig);
+}
+
+static int dhcp_waiting(struct strbuf *why)
+{
+	int k = 0;
+	for (size_t i = 0; i < pnet.n_dhcp; i++)
+		if (!has_ipv4(pnet.dhcp[i])) {
+			/* udhcpc keeps asking; one that ended (and was reaped) starts again */
+			if (pnet.dhcp_pid[i] <= 0 || kill(pnet.dhcp_pid[i], 0) < 0)
+				pnet.dhcp_pid[i] = start_dhcp(pnet.dhcp[i]);
+			sb_printf(why, "%sno DHCP lease on %s", why->len ? "; " : "", pnet.dhcp[i]);
+			k++;
+		}
+	return k;
+}
+
+static int net_try(void *ud, struct strbuf *why)
+{
+	struct agent *a = ud;
+	struct netcfg_link links[NETCFG_MAX_LINKS];
+	int n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
+	if (n < 0) {
+		sb_printf(why, "cannot list interfaces: %s", strerror(-n));
+		return n;
+	}
+	net_apply(a, links, n);
+	/* the links brought up just now: their carrier as it is after the apply */
+	n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
+	int k = n < 0 ? 0 : netcfg_waiting_for(&a->env.cfg->nodes[a->env.self], links, (size_t)n, why);
+	k += dhcp_waiting(why);
+	if (pnet.failed && !k) /* else a route via a missing link failed: that link is the news */
+		sb_printf(why, "the network configuration did not apply (see the log)"), k++;
+	return k ? -EAGAIN : 0;
+}
+
+static void net_up(void *ud)
+{
+	log_info("network: every configured interface is up");
 }
 
 int pid1_network(struct agent *a)
 {
-	struct netcfg_link links[NETCFG_MAX_LINKS];
-	int n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
-	if (n < 0)
-		return log_error_errno(n, "network: cannot list interfaces");
-	struct netcfg_plan plan;
-	struct strbuf warn;
-	sb_init(&warn);
-	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
-	if (warn.buf)
-		log_warn("network: %s", strstrip(warn.buf));
-	sb_free(&warn);
-	if (r < 0)
-		return log_error_errno(r, "network: the configuration does not fit");
-	r = netcfg_apply(&plan);
-	for (size_t i = 0; i < plan.n; i++)
-		if (plan.actions[i].op == NETCFG_DHCP)
-			start_dhcp(plan.actions[i].link);
-	wait_dhcp(&plan);
-	return r;
+	sb_init(&pnet.plan);
+	sb_init(&pnet.sig);
+	a->net_wait = waiter_new(a->env.loop, "network", net_try, net_up, a);
+	if (!a->net_wait)
+		return -ENOMEM;
+	waiter_try_now(a->net_wait);
+	return 0;
+}
+
+void pid1_network_free(struct agent *a)
+{
+	a->net_wait = waiter_free(a->net_wait);
+	sb_free(&pnet.plan);
+	sb_free(&pnet.sig);
 }
 
 /* ---- disks ---- */

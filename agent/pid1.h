@@ -15,9 +15,13 @@ bool pid1_wanted(const char *argv0);
 /* The init: never returns. */
 _Noreturn void pid1_main(int argc, char **argv);
 
-/* Called by the agent in PID 1 mode once it knows which node it is: brings the node's
- * network up (rtnetlink; DHCP through busybox udhcpc). Problems are logged, not fatal. */
+/* Called by the agent in PID 1 mode once it knows which node it is and its loop runs:
+ * brings the node's network up (rtnetlink; DHCP through busybox udhcpc) at once, and while
+ * a configured interface is missing, without carrier or without its DHCP lease, waits from
+ * the loop (agent/base/waiter.h: `event=boot stage=network waiting="link down on …"`),
+ * applying the plan again when an interface appears. Never fatal. */
 int pid1_network(struct agent *a);
+void pid1_network_free(struct agent *a);
 
 /* The disks stage (partitions/bootstrap.h): lays out the node's disks and assembles its
  * mirrors; registers `disks`, `raid` and approve-wipe. A failure leaves the node running. */

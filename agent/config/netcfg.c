@@ -9,6 +9,7 @@
 #include <linux/rtnetlink.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static const char *const op_str[_NETCFG_OP_MAX] = {
     [NETCFG_LINK_UP] = "up",  [NETCFG_VLAN] = "vlan", [NETCFG_ADDR] = "addr",
@@ -229,6 +230,10 @@ int netcfg_links_read(const char *sysfs_net, struct netcfg_link *out, size_t max
 		    parse_mac(strstrip(text), out[n].mac) < 0)
 			continue;
 		snprintf(out[n].name, sizeof(out[n].name), "%s", de->d_name);
+		snprintf(path, sizeof(path), "%s/%s/carrier", sysfs_net, de->d_name);
+		_cleanup_free_ char *carrier = NULL;
+		out[n].carrier = read_full_file(path, 16, &carrier, NULL) >= 0 &&
+				 !strcmp(strstrip(carrier), "1");
 		n++;
 	}
 	closedir(d);
@@ -436,4 +441,60 @@ int netcfg_apply(const struct netcfg_plan *p)
 		}
 	}
 	return first;
+}
+
+int netcfg_monitor_open(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+				 .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int netcfg_monitor_drain(int fd)
+{
+	char buf[8192];
+	int n = 0;
+	for (int i = 0; i < 64; i++) { /* bounded: a flood waits for the next wake-up */
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+		if (r < 0)
+			return errno == EAGAIN || errno == ENOBUFS ? n + (errno == ENOBUFS) : -errno;
+		n++;
+	}
+	return n;
+}
+
+static bool net_named_before(const struct cfg_node *node, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (!strcmp(node->nets[j].match, node->nets[i].match))
+			return true;
+	return false;
+}
+
+int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links,
+		       size_t n_links, struct strbuf *why)
+{
+	int n = 0;
+	for (int i = 0; node && i < node->n_nets; i++) {
+		const struct cfg_net *net = &node->nets[i];
+		if (net_named_before(node, i))
+			continue;
+		const struct netcfg_link *l = net->by_mac
+						  ? link_by_mac(links, n_links, net->mac)
+						  : link_by_name(links, n_links, net->match);
+		if (l && l->carrier)
+			continue;
+		sb_printf(why, "%s%s %s", n ? "; " : "", l ? "link down on" : "no interface",
+			  net->match);
+		n++;
+	}
+	return n;
 }

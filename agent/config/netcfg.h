@@ -16,6 +16,7 @@
 struct netcfg_link {
 	char name[IFNAMSIZ];
 	uint8_t mac[6];
+	int8_t carrier; /* 1 up, 0 down or unknown (the link is not up: sysfs says EINVAL) */
 };
 
 enum netcfg_op {
@@ -51,9 +52,25 @@ int netcfg_plan(const struct cfg_node *node, const struct kcmdline *k,
 /* One line describing an action, for the log ("addr eth0 10.77.1.11/24"). */
 void netcfg_action_format(const struct netcfg_action *a, char *out, size_t n);
 
-/* Reads the local interfaces (not loopback) from `sysfs_net`, sorted by name. */
+/* Reads the local interfaces (not loopback) from `sysfs_net`, sorted by name, with their
+ * carrier. */
 int netcfg_links_read(const char *sysfs_net, struct netcfg_link *out, size_t max);
 
 /* Applies every action except DHCP through rtnetlink; each failure is logged and the rest
  * still applied. Returns 0 or the first error. */
 int netcfg_apply(const struct netcfg_plan *p);
+
+/* A non-blocking rtnetlink socket that becomes readable when a link or an address changes
+ * (a NIC appears, its carrier comes up, an address is assigned): the boot's waits retry at
+ * once instead of at their next back-off. Returns the fd or -errno. */
+int netcfg_monitor_open(void);
+/* Reads what is queued (bounded); returns how many notifications (an overrun counts as
+ * one), or -errno. */
+int netcfg_monitor_drain(int fd);
+
+/* What the node's configured interfaces still lack (SPEC §11): "no interface X" for a
+ * `net =` line that names no present interface (its driver probes late, it is not plugged
+ * yet), "link down on X" for one without carrier; X as the line names it (a MAC or a
+ * name), each once, joined by "; " into why. Returns how many (0: all there and up). */
+int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links,
+		       size_t n_links, struct strbuf *why);

@@ -498,20 +498,51 @@ static void on_readable(struct watch *w, int fd, uint32_t revents, void *ud)
 	}
 }
 
-static int bind_socket(const struct cfg_addr *a, const char *what)
+/* A bound datagram socket on a, or -errno with the reason in why (when given). */
+static int open_bound(const struct cfg_addr *a, struct strbuf *why)
 {
 	char s[80];
 	cfg_addr_format(a, s, sizeof(s));
 	int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return log_error_errno(-errno, "cannot create the %s socket", what);
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
-		int r = -errno;
+	int r = fd < 0 ? -errno : 0;
+	if (fd >= 0 && bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+		r = -errno;
 		close(fd);
-		return log_error_errno(r, "cannot bind the %s socket to %s", what, s);
 	}
-	log_info("handshake: %s socket on %s", what, s);
+	if (r < 0 && why)
+		sb_printf(why, "cannot bind %s: %s", s, strerror(-r));
+	return r < 0 ? r : fd;
+}
+
+static int bind_socket(const struct cfg_addr *a, const char *what)
+{
+	struct strbuf why;
+	sb_init(&why);
+	int fd = open_bound(a, &why);
+	char s[80];
+	cfg_addr_format(a, s, sizeof(s));
+	if (fd < 0)
+		log_error("handshake: %s socket: %s", what, why.buf ? why.buf : "");
+	else
+		log_info("handshake: %s socket on %s", what, s);
+	sb_free(&why);
 	return fd;
+}
+
+int hs_bind_check(const struct cfg *cfg, int self, struct strbuf *why)
+{
+	const struct cfg_node *me = &cfg->nodes[self];
+	int fd = open_bound(&me->handshake, why);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	if (!me->has_external || cfg_addr_equal(&me->external, &me->handshake))
+		return 0;
+	fd = open_bound(&me->external, why);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 static int hs_open(struct hs *hs)

@@ -47,6 +47,10 @@ typedef int (*hs_qdev_alive_fn)(int node, void *ud);
 struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES]);
 struct hs *hs_free(struct hs *hs);
+/* Whether this node's handshake (and external) address can be bound now, without
+ * logging: 0, or -errno with "cannot bind ADDR: reason" appended to why. The wiring waits
+ * with it for an address that is not assigned yet or still taken (SPEC §11). */
+int hs_bind_check(const struct cfg *cfg, int self, struct strbuf *why);
 /* Re-reads cfg->key_file (SIGHUP): its first key seals from now on, both are accepted.
  * On any error the keys in use stay, and the error is logged. */
 int hs_reload_keys(struct hs *hs);

@@ -58,7 +58,7 @@ rig_init() {
 	RIG_NS_ST=rig-$RIG_ID-st
 	RIG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rig-$RIG_ID.XXXXXX")
 	RIG_LOGS=${RIG_LOGS:-$BUILD/rig-logs/$(basename "${0%.sh}")}
-	declare -gA RIG_PID=() RIG_DRAIN=()
+	declare -gA RIG_PID=() RIG_DRAIN=() RIG_HOTPLUG_MAC=()
 	RIG_TGTD=()
 	RIG_BG=()
 	RIG_CTL=()
@@ -98,6 +98,12 @@ rig_up() {
 		$s route add default via "$gw" dev "st-$c" table "$table"
 		$s rule add from "${addr%/*}" table "$table"
 	done
+	[ -n "${RIG_NO_STORAGE:-}" ] || rig_storage_up
+}
+
+# rig_storage_up: the rig's two targets (rig_up starts them unless RIG_NO_STORAGE=1: a test
+# of storage that comes up after the nodes calls it later).
+rig_storage_up() {
 	rig_storage_start mirror0 3260 iqn.2026-11.org.compartd.rig:mirror0 256M
 	# The quorum target holds one LU per pair and instance kind: LUN 1 for p1's infra
 	# election, LUN 2 for its admin election (docs/election.md).
@@ -138,6 +144,18 @@ rig_storage_start() {
 	done
 	$t --op bind --mode target --tid 1 -I ALL
 	rig_log "storage $name: $iqn on 10.77.1.100:$port and 10.77.2.100:$port (tgtd control port $ctl)"
+}
+
+# rig_storage_down: stops every tgtd of the rig (the backing files stay: rig_storage_up
+# serves the same data again).
+rig_storage_down() {
+	local p
+	for p in "${RIG_TGTD[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${RIG_TGTD[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+	for p in "${RIG_CTL[@]}"; do rm -f "/var/run/tgtd/socket.$p" "/var/run/tgtd/socket.$p.lock"; done
+	RIG_TGTD=()
+	RIG_CTL=()
+	rig_log "storage stopped"
 }
 
 # rig_bg CMD [ARGS]: a helper process inside the rig namespace (a DHCP server, a
@@ -185,11 +203,13 @@ rig_disk() {
 rig_node_start() {
 	local node=$1
 	shift
-	local disks=() pxe=0 append="" nodisks=0
+	local disks=() pxe=0 append="" nodisks=0 linksdown=0 hotplug=0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--disk) disks+=("$2"); shift ;;
 		--no-disks) nodisks=1 ;;
+		--links-down) linksdown=1 ;;
+		--hotplug-nic) hotplug=1 ;; # the first NIC is not there: rig_nic_plug adds it
 		--pxe) pxe=1 ;;
 		--append) append=$2; shift ;;
 		*) rig_log "rig_node_start: unknown option $1"; return 1 ;;
@@ -202,7 +222,8 @@ rig_node_start() {
 	[ -n "$comp" ] || { rig_log "node $node is not in $RIG_CONF"; return 1; }
 	mapfile -t macs < <(rig_conf_node "$node" mac)
 	local args=(-machine q35 -m "$RIG_MEM" -display none -no-reboot -nodefaults
-		-device virtio-rng-pci)
+		-device virtio-rng-pci -qmp "unix:$RIG_DIR/$node.qmp,server=on,wait=off")
+	[ $linksdown -eq 0 ] || args+=(-S) # paused until its links are set down (below)
 	local i=0 d serial
 	for d in "${disks[@]}"; do
 		# The serial follows the image file: a replacement disk has a new one.
@@ -224,8 +245,14 @@ rig_node_start() {
 		ip -n "$RIG_NS" link del "$tap" 2>/dev/null || true
 		ip -n "$RIG_NS" tuntap add "$tap" mode tap
 		ip -n "$RIG_NS" link set "$tap" master "$br" up
-		args+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no"
-			-device "virtio-net-pci,netdev=n$nic,mac=$mac,romfile=")
+		args+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no")
+		if [ $hotplug -eq 1 ] && [ $nic -eq 0 ]; then
+			# a free PCIe root port for the NIC plugged later (device_add)
+			args+=(-device pcie-root-port,id=hp0,chassis=9,slot=9)
+			RIG_HOTPLUG_MAC[$node]=$mac
+		else
+			args+=(-device "virtio-net-pci,netdev=n$nic,mac=$mac,romfile=")
+		fi
 		nic=$((nic + 1))
 	done
 	if [ $pxe -eq 0 ]; then
@@ -252,7 +279,11 @@ rig_node_start() {
 	echo "$(date +%s.%N)" >"$RIG_DIR/$node.t0"
 	ip netns exec "$RIG_NS" qemu-system-x86_64 "${args[@]}" >>"$RIG_DIR/$node.qemu.log" 2>&1 &
 	RIG_PID[$node]=$!
-	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append})"
+	if [ $linksdown -eq 1 ]; then
+		for ((i = 0; i < nic; i++)); do rig_hmp "$node" "set_link n$i off" || return 1; done
+		rig_hmp "$node" cont || return 1
+	fi
+	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append}$([ $linksdown -eq 0 ] || echo ", links down")$([ $hotplug -eq 0 ] || echo ", root port hp0 free"))"
 }
 
 # rig_start_all [NODE...]: every node of the config (or those named), in parallel.
@@ -278,6 +309,24 @@ rig_wait_all() {
 }
 
 # rig_kill NODE: power cut (SIGKILL to QEMU); the disks stay as they are.
+# rig_hmp NODE 'COMMAND': a QEMU monitor command (`set_link n0 on`, `device_add …`) on the
+# node's QMP socket; prints its output.
+rig_hmp() { python3 "$RIG_TOP/images/rig/qmp.py" "$RIG_DIR/$1.qmp" "$2" 20; }
+
+# rig_links NODE on|off: the carrier of every NIC of the node, as its guest sees it.
+rig_links() {
+	local i n
+	n=$(rig_conf_node "$1" mac | wc -l)
+	for ((i = 0; i < n; i++)); do rig_hmp "$1" "set_link n$i $2" || return 1; done
+	rig_log "$1: links $2"
+}
+
+# rig_nic_plug NODE: plugs the NIC held back by --hotplug-nic into its root port.
+rig_nic_plug() {
+	rig_hmp "$1" "device_add virtio-net-pci,netdev=n0,mac=${RIG_HOTPLUG_MAC[$1]},romfile=,bus=hp0,id=hpnic" &&
+		rig_log "$1: NIC ${RIG_HOTPLUG_MAC[$1]} plugged"
+}
+
 rig_kill() {
 	local pid=${RIG_PID[$1]:-}
 	[ -n "$pid" ] || return 0

@@ -2,8 +2,8 @@
 # timeout: 180
 # PID 1's network from a cluster.conf of its own (image built with CONF_DIR): node a1 takes
 # its compartment address by DHCP (`net = <mac> dhcp`, busybox udhcpc against a udhcpd the
-# test runs on the rig's bridge, a fixed lease: the handshake binds to that address, so PID 1
-# waits for the lease before going on), and an address on VLAN 8 of its external NIC
+# test runs on the rig's bridge, a fixed lease: the handshake binds to that address, so it
+# waits until it can bind it), and an address on VLAN 8 of its external NIC
 # (`net = <mac> <addr> vlan=8`); node a2 is on VLAN 8 too and the two reach each other
 # through the rig's external bridge, which carries the tagged frames.
 set -euo pipefail

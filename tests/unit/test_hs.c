@@ -213,7 +213,22 @@ static void bind_failure_is_reported(void **state)
 	errno = 0;
 	assert_null(hs_new(l, c, 0, boot, key)); /* the address is taken */
 	assert_int_equal(errno, EADDRINUSE);
+	/* the wiring's check says the same without logging, and binds nothing */
+	struct strbuf why;
+	sb_init(&why);
+	assert_int_equal(hs_bind_check(c, 0, &why), -EADDRINUSE);
+	assert_non_null(strstr(why.buf, "cannot bind 127.0.3.11:"));
+	assert_non_null(strstr(why.buf, ": Address already in use"));
 	hs_free(a);
+	sb_reset(&why);
+	assert_int_equal(hs_bind_check(c, 0, &why), 0);
+	assert_int_equal(hs_bind_check(c, 0, &why), 0); /* the check released the sockets */
+	/* an address no interface holds (TEST-NET-1): not assigned yet */
+	memcpy(&((struct sockaddr_in *)&c->nodes[1].handshake.ss)->sin_addr, "\xc0\x00\x02\x01", 4);
+	sb_reset(&why);
+	assert_int_equal(hs_bind_check(c, 1, &why), -EADDRNOTAVAIL);
+	assert_non_null(strstr(why.buf, "cannot bind 192.0.2.1:"));
+	sb_free(&why);
 	loop_free(l);
 	cfg_free(c);
 }

@@ -6,7 +6,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -21,9 +23,9 @@ static const char *conf_text =
     "[node n2]\ncompartment = b\nmac = 52:54:00:00:00:09\nhandshake = 10.0.0.2\n";
 
 static const struct netcfg_link links[] = {
-    {"eth0", {0x52, 0x54, 0, 0, 0, 0x01}},
-    {"eth1", {0x52, 0x54, 0, 0, 0, 0x02}},
-    {"eth2", {0x52, 0x54, 0, 0, 0, 0x03}},
+    {"eth0", {0x52, 0x54, 0, 0, 0, 0x01}, 1},
+    {"eth1", {0x52, 0x54, 0, 0, 0, 0x02}, 1},
+    {"eth2", {0x52, 0x54, 0, 0, 0, 0x03}, 1},
 };
 
 static struct cfg *load(void)
@@ -130,12 +132,74 @@ static void test_dedup(void **state)
 	sb_free(&warn);
 }
 
+/* SPEC §11: what the boot waits for, each configured interface once. */
+static void test_waiting_for(void **state)
+{
+	struct cfg *c = load();
+	const struct cfg_node *n1 = &c->nodes[0];
+	struct netcfg_link l[] = {
+	    {"eth0", {0x52, 0x54, 0, 0, 0, 0x01}, 1},
+	    {"eth1", {0x52, 0x54, 0, 0, 0, 0x02}, 0},
+	    {"eth7", {0x52, 0x54, 0, 0, 0, 0x07}, 1},
+	};
+	struct strbuf why;
+	sb_init(&why);
+	/* eth1 is there without carrier */
+	assert_int_equal(netcfg_waiting_for(n1, l, 3, &why), 1);
+	assert_string_equal(why.buf, "link down on 52:54:00:00:00:02");
+	/* eth0 has not appeared yet (driver late), eth7 neither */
+	sb_reset(&why);
+	assert_int_equal(netcfg_waiting_for(n1, &l[1], 1, &why), 3);
+	assert_string_equal(why.buf, "no interface 52:54:00:00:00:01; link down on "
+				     "52:54:00:00:00:02; no interface eth7");
+	l[1].carrier = 1;
+	sb_reset(&why);
+	assert_int_equal(netcfg_waiting_for(n1, l, 3, &why), 0);
+	assert_true(!why.buf || !why.buf[0]);
+	sb_free(&why);
+	cfg_free(c);
+}
+
+/* The carrier comes from sysfs: "1" up; "0", or unreadable (link not up), down. */
+static void test_links_read_carrier(void **state)
+{
+	char dir[] = "/tmp/test_netcfg.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	static const char *const names[] = {"eth0", "eth1", "eth2"};
+	static const char *const carrier[] = {"1\n", "0\n", NULL};
+	char path[256];
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		assert_int_equal(mkdir(path, 0755), 0);
+		snprintf(path, sizeof(path), "%s/%s/address", dir, names[i]);
+		FILE *f = fopen(path, "w");
+		fprintf(f, "52:54:00:00:00:0%d\n", i + 1);
+		fclose(f);
+		if (!carrier[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/carrier", dir, names[i]);
+		f = fopen(path, "w");
+		fputs(carrier[i], f);
+		fclose(f);
+	}
+	struct netcfg_link l[4];
+	assert_int_equal(netcfg_links_read(dir, l, 4), 3);
+	assert_int_equal(l[0].carrier, 1);
+	assert_int_equal(l[1].carrier, 0);
+	assert_int_equal(l[2].carrier, 0);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_node_lines),
 	    cmocka_unit_test(test_kernel_ip),
 	    cmocka_unit_test(test_dedup),
+	    cmocka_unit_test(test_waiting_for),
+	    cmocka_unit_test(test_links_read_carrier),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
