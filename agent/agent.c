@@ -57,8 +57,9 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_json_str(o, co->name);
 		sb_printf(o, ",\"zone\":\"%s\",\"pair\":", cfg_zone_to_str(co->zone));
 		sb_json_str(o, c->pairs[co->pair].name);
-		sb_printf(o, ",\"stage\":\"%s\",\"config_version\":%" PRIu64
-			     ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d",
+		sb_printf(o,
+			  ",\"stage\":\"%s\",\"config_version\":%" PRIu64
+			  ",\"config_hash\":\"%s\",\"uptime_s\":%" PRIu64 ",\"pid\":%d",
 			  node_stage_to_str(a->env.stage), c->version, hash, up, (int)getpid());
 		if (a->env.health)
 			sb_printf(o, ",\"health\":\"%s\"", health_overall(a->env.health));
@@ -101,8 +102,9 @@ static void print_log_line(const struct log_line *l, void *ud)
 	struct log_print_ctx *ctx = ud;
 	double t = (double)l->mono_us / 1e6;
 	if (ctx->json) {
-		sb_printf(ctx->out, "%s{\"t\":%.3f,\"level\":\"%s\",\"text\":", ctx->first ? "" : ",",
-			  t, log_level_to_str(l->level));
+		sb_printf(ctx->out,
+			  "%s{\"t\":%.3f,\"level\":\"%s\",\"text\":", ctx->first ? "" : ",", t,
+			  log_level_to_str(l->level));
 		sb_json_str(ctx->out, l->text);
 		sb_putc(ctx->out, '}');
 	} else {
@@ -129,8 +131,8 @@ static int cmd_log(struct console_req *req, void *ud)
 
 void agent_register_commands(struct agent *a)
 {
-	console_register(a->env.console, "status", "", "this node: identity, stage, configuration, health",
-			 cmd_status, a);
+	console_register(a->env.console, "status", "",
+			 "this node: identity, stage, configuration, health", cmd_status, a);
 	console_register(a->env.console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
 			 a);
 	config_cmd_register(a);
@@ -161,7 +163,8 @@ static void reap_unclaimed(void)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		long pid;
-		if (parse_int(de->d_name, 2, INT32_MAX, &pid) < 0 || spawn_child_claimed((pid_t)pid))
+		if (parse_int(de->d_name, 2, INT32_MAX, &pid) < 0 ||
+		    spawn_child_claimed((pid_t)pid))
 			continue;
 		char path[64], buf[256];
 		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
@@ -173,7 +176,8 @@ static void reap_unclaimed(void)
 		const char *p = line ? strrchr(line, ')') : NULL;
 		char state;
 		int ppid;
-		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 && state == 'Z' && ppid == getpid())
+		if (p && sscanf(p, ") %c %d", &state, &ppid) == 2 && state == 'Z' &&
+		    ppid == getpid())
 			(void)waitpid((pid_t)pid, NULL, WNOHANG);
 	}
 	closedir(d);
@@ -206,8 +210,10 @@ int agent_reload_config(struct agent *a, struct strbuf *msg)
 			      ? lkg_why
 			      : cfg_topology_change(a->env.cfg, n);
 	if (why) {
-		sb_printf(msg, "config reload refused, keeping version %" PRIu64 ": %s; "
-			       "restart the agent to apply it", a->env.cfg->version, why);
+		sb_printf(msg,
+			  "config reload refused, keeping version %" PRIu64 ": %s; "
+			  "restart the agent to apply it",
+			  a->env.cfg->version, why);
 		cfg_free(n);
 		return -EBUSY;
 	}
@@ -242,11 +248,11 @@ static void usage_run(FILE *f)
 static int parse_run_opts(int argc, char **argv, struct agent_opts *o)
 {
 	static const struct option opts[] = {
-		{"foreground", no_argument, NULL, 'f'}, {"config", required_argument, NULL, 'c'},
-		{"node", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 's'},
-		{"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-		{"pid1", no_argument, NULL, 'P'}, {"console", required_argument, NULL, 'C'},
-		{"state", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
+	    {"foreground", no_argument, NULL, 'f'},    {"config", required_argument, NULL, 'c'},
+	    {"node", required_argument, NULL, 'n'},    {"state-dir", required_argument, NULL, 's'},
+	    {"cmdline", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+	    {"pid1", no_argument, NULL, 'P'},	       {"console", required_argument, NULL, 'C'},
+	    {"state", required_argument, NULL, 'S'},   {NULL, 0, NULL, 0}};
 	*o = (struct agent_opts){.config = "/etc/compartd/cluster.conf",
 				 .state_dir = "/run/compartd"};
 	int ch;
@@ -314,7 +320,7 @@ static int agent_identify(struct agent *a)
 	const char *name = a->opts.node ? a->opts.node : a->kcmd.has_node ? a->kcmd.node : NULL;
 	sb_reset(&err);
 	r = identity_resolve(a->env.cfg, name, a->kcmd.has_bootif ? a->kcmd.bootif : NULL,
-			     (const uint8_t (*)[6])macs, n < 0 ? 0 : (size_t)n, &a->env.self, &err);
+			     (const uint8_t(*)[6])macs, n < 0 ? 0 : (size_t)n, &a->env.self, &err);
 	if (r < 0)
 		log_error("identity: %s", err.buf ? err.buf : "");
 out:
@@ -355,7 +361,8 @@ static void agent_after_decision(struct decision *d, void *ud)
 	if (p > RULES_PROFILE_WAIT_OPERATOR && /* hooks ran: ready with this config, or… */
 	    config_lkg_record(a->lkg, a->env.cfg, decision_eligible(d)) == 0 &&
 	    !decision_eligible(d))
-		(void)config_lkg_rollback(a->lkg, a->env.cfg, a->kcmd.ovr, a->kcmd.n_ovr); /* …failed */
+		(void)config_lkg_rollback(a->lkg, a->env.cfg, a->kcmd.ovr,
+					  a->kcmd.n_ovr); /* …failed */
 	if (a->env.stage >= NODE_STAGE_ELECTION)
 		return;
 	node_env_set_stage(&a->env, NODE_STAGE_ELECTION); /* joined above, now with eligibility */
@@ -378,10 +385,12 @@ static void agent_root_storage(struct agent *a)
 		(void)pid1_fork_agent();
 	if (proctitle_mark_root_storage() < 0)
 		log_warn("storage %s holds the root file system, but argv[0] cannot be marked, "
-			 "ignoring", a->root_storage);
+			 "ignoring",
+			 a->root_storage);
 	else
 		log_notice("storage %s holds the root file system: pid %d is a root storage daemon "
-			   "(argv[0] starts with '@', SIGTERM ignored)", a->root_storage, (int)getpid());
+			   "(argv[0] starts with '@', SIGTERM ignored)",
+			   a->root_storage, (int)getpid());
 }
 
 /* Storage stage: logins and exports proceed in the loop; failing to reach storage does not
@@ -389,8 +398,10 @@ static void agent_root_storage(struct agent *a)
 static void agent_start_storage(struct agent *a)
 {
 	node_env_set_stage(&a->env, NODE_STAGE_STORAGE);
-	struct storage_opts o = {.listen_dir = a->opts.state_dir, .nbd_device = "auto",
-				 .link_dir = "/dev/compart", .only_reachable = true,
+	struct storage_opts o = {.listen_dir = a->opts.state_dir,
+				 .nbd_device = "auto",
+				 .link_dir = "/dev/compart",
+				 .only_reachable = true,
 				 .pid1 = a->opts.pid1};
 	int r = storage_start(a->env.loop, a->env.cfg, a->env.cfg->nodes[a->env.self].name, &o,
 			      &a->storage);
@@ -403,12 +414,12 @@ static void agent_start_storage(struct agent *a)
  * (the decision needs its slot freshness facts), then the decision after the window. */
 static int agent_handshake_up(struct agent *a)
 {
-	a->hs = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, a->hs_key);
-	if (!a->hs)
-		return -errno;
+	int r = hs_new(a->env.loop, a->env.cfg, a->env.self, a->env.boot_id, a->hs_key, &a->hs);
+	if (r < 0)
+		return r;
 	(void)hs_attach(a->hs, &a->env, a->query);
 	(void)agent_config_sync_start(a);
-	int r = elect_drv_new(&a->env, a->hs_key, a->lkg, &a->elect);
+	r = elect_drv_new(&a->env, a->hs_key, a->lkg, &a->elect);
 	hs_key_free(a->hs_key);
 	a->hs_key = NULL;
 	if (r < 0)
@@ -467,8 +478,8 @@ static int hs_try_bind(void *ud, struct strbuf *why)
 	if (!a->hs_carrier_since)
 		a->hs_carrier_since = now;
 	if (now - a->hs_carrier_since >= HS_CARRIER_WAIT_US) {
-		log_warn("handshake: still no carrier on %s after %llus, going on",
-			 ifname, (unsigned long long)((now - a->hs_carrier_since) / USEC_PER_SEC));
+		log_warn("handshake: still no carrier on %s after %llus, going on", ifname,
+			 (unsigned long long)((now - a->hs_carrier_since) / USEC_PER_SEC));
 		return 0;
 	}
 	sb_printf(why, "link down on %s (the handshake address's link)", ifname);
@@ -505,7 +516,8 @@ static void agent_watch_net(struct agent *a)
 		return;
 	a->net_fd = netcfg_monitor_open();
 	if (a->net_fd < 0) {
-		log_warn_errno(a->net_fd, "no link and address notifications, retrying on a timer only");
+		log_warn_errno(a->net_fd,
+			       "no link and address notifications, retrying on a timer only");
 		return;
 	}
 	a->net_watch = watch_add(a->env.loop, a->net_fd, EPOLLIN, on_net_change, a, NULL);
@@ -550,7 +562,8 @@ int agent_run_main(int argc, char **argv)
 	r = agent_identify(&a);
 	if (r < 0)
 		goto out;
-	log_notice("this is node %s of cluster %s", a.env.cfg->nodes[a.env.self].name, a.env.cfg->name);
+	log_notice("this is node %s of cluster %s", a.env.cfg->nodes[a.env.self].name,
+		   a.env.cfg->name);
 	agent_root_storage(&a);
 	r = agent_setup_loop(&a);
 	if (r < 0)

@@ -9,12 +9,12 @@
 #include "node_env.h"
 
 struct agent_opts {
-	const char *config;     /* cluster.conf */
-	const char *node;       /* explicit identity, or NULL */
-	const char *state_dir;  /* console socket and host-mode state */
-	const char *cmdline;    /* a kernel command line file to read, or NULL */
-	const char *console;    /* a serial console device (host mode: a pty), or NULL */
-	const char *state;      /* a state area file (host mode: journal + config copy), or NULL */
+	const char *config;    /* cluster.conf */
+	const char *node;      /* explicit identity, or NULL */
+	const char *state_dir; /* console socket and host-mode state */
+	const char *cmdline;   /* a kernel command line file to read, or NULL */
+	const char *console;   /* a serial console device (host mode: a pty), or NULL */
+	const char *state;     /* a state area file (host mode: journal + config copy), or NULL */
 	bool foreground;
 	bool pid1;
 };
@@ -32,24 +32,27 @@ struct agent {
 	struct kcmdline kcmd;
 	char sock_path[CFG_PATH_MAX];
 	/* The modules, created in boot order. */
-	struct hs *hs;             /* handshake (hs.h) */
-	struct cfgsync *cfgsync;   /* configuration transfer (cfgsync.h, agent/config_sync.c) */
-	struct decision *decision; /* boot decision (decision.h) */
-	struct disk_module *disks; /* partitions/bootstrap.h */
-	struct config_lkg *lkg;    /* last-known-good configuration (partitions/config_store.h) */
-	struct guest *guest;       /* the guest partition's iSCSI export (partitions/guest.h) */
-	struct elect_drv *elect;   /* election (elect_drv.h) */
-	struct serial *serial;       /* the serial console, when one is open */
-	struct query_engine *query;  /* cluster queries */
-	struct health_checks *health_checks; /* the built-in checks' state */
-	struct storage *storage;   /* iscsi/storage.h */
+	struct hs *hs;		    /* handshake (hs.h) */
+	struct cfgsync *cfgsync;    /* configuration transfer (cfgsync.h, agent/config_sync.c) */
+	struct decision *decision;  /* boot decision (decision.h) */
+	struct disk_module *disks;  /* partitions/bootstrap.h */
+	struct config_lkg *lkg;	    /* last-known-good configuration (partitions/config_store.h) */
+	struct guest *guest;	    /* the guest partition's iSCSI export (partitions/guest.h) */
+	struct elect_drv *elect;    /* election (elect_drv.h) */
+	struct serial *serial;	    /* the serial console, when one is open */
+	struct query_engine *query; /* cluster queries */
+	struct health_checks *health_checks;	   /* the built-in checks' state */
+	struct storage *storage;		   /* iscsi/storage.h */
 	struct storage_attached *storage_attached; /* its console command and health checks */
-	const char *root_storage;  /* the storage holding the root fs, or NULL (storage_root_name) */
-	struct waiter *hs_wait;    /* waits for the handshake address to be bindable */
+	const char *root_storage; /* the storage holding the root fs, or NULL (storage_root_name) */
+	/* Waits of the boot (base/waiter.h): the handshake address to be bindable; PID 1's
+	 * configured interfaces (pid1.c). */
+	struct waiter *hs_wait;
 	struct waiter *net_wait;
-	uint64_t hs_carrier_since; /* when the handshake started waiting for carrier, or 0 */   /* PID 1: waits for the configured interfaces (pid1.c) */
-	uint8_t *hs_key;           /* the cluster key until hs_new took it (hs_key_free) */
-	int net_fd;                /* rtnetlink link/address changes wake the waits, or -1 */
+	/* When the handshake started waiting for carrier, or 0. */
+	uint64_t hs_carrier_since;
+	uint8_t *hs_key; /* the cluster key until hs_new took it (hs_key_free) */
+	int net_fd;	 /* rtnetlink link/address changes wake the waits, or -1 */
 	struct watch *net_watch;
 };
 

@@ -267,11 +267,13 @@ _Noreturn static void hold(pid_t agent)
 				continue;
 			char why[96];
 			if (WIFSIGNALED(st))
-				snprintf(why, sizeof(why), "the agent (pid %d) was killed by signal %d",
-					 (int)p, WTERMSIG(st));
+				snprintf(why, sizeof(why),
+					 "the agent (pid %d) was killed by signal %d", (int)p,
+					 WTERMSIG(st));
 			else
-				snprintf(why, sizeof(why), "the agent (pid %d) stopped (exit status %d)",
-					 (int)p, WEXITSTATUS(st));
+				snprintf(why, sizeof(why),
+					 "the agent (pid %d) stopped (exit status %d)", (int)p,
+					 WEXITSTATUS(st));
 			rescue_forever(why);
 		}
 	}
@@ -345,12 +347,12 @@ static bool has_ipv4(const char *ifname)
 }
 
 /* The network waits (SPEC §11): the plan is applied again when it changes (an interface
- * appeared) or, after a failure, when a carrier or an address changed; DHCP clients start once per link
- * and retry on their own (udhcpc without -n). */
+ * appeared) or, after a failure, when a carrier or an address changed; DHCP clients start once per
+ * link and retry on their own (udhcpc without -n). */
 static struct {
-	struct strbuf plan;     /* the applied plan as text, to see a change */
-	struct strbuf sig;      /* net_signature() at the last attempt */
-	bool failed;            /* the last apply had an error */
+	struct strbuf plan; /* the applied plan as text, to see a change */
+	struct strbuf sig;  /* net_signature() at the last attempt */
+	bool failed;	    /* the last apply had an error */
 	char dhcp[NETCFG_MAX_LINKS][IFNAMSIZ];
 	pid_t dhcp_pid[NETCFG_MAX_LINKS]; /* its udhcpc (reaped by PID 1 when it ends) */
 	size_t n_dhcp;
@@ -397,7 +399,8 @@ static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
 	sb_init(&text);
 	sb_init(&sig);
 	net_signature(links, n, &sig);
-	int r = netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
+	int r =
+	    netcfg_plan(&a->env.cfg->nodes[a->env.self], &a->kcmd, links, (size_t)n, &plan, &warn);
 	if (r >= 0)
 		plan_text(&plan, &text);
 	bool changed = r >= 0 && (!pnet.plan.buf || !text.buf || strcmp(pnet.plan.buf, text.buf));
@@ -411,10 +414,11 @@ static void net_apply(struct agent *a, const struct netcfg_link *links, int n)
 		sb_reset(&pnet.plan);
 		sb_puts(&pnet.plan, text.buf ? text.buf : "");
 		for (size_t i = 0; i < plan.n; i++)
-			if (plan.actions[i].op == NETCFG_DHCP && !dhcp_started(plan.actions[i].link) &&
-			    pnet.n_dhcp < NETCFG_MAX_LINKS) {
+			if (plan.actions[i].op == NETCFG_DHCP &&
+			    !dhcp_started(plan.actions[i].link) && pnet.n_dhcp < NETCFG_MAX_LINKS) {
 				pnet.dhcp_pid[pnet.n_dhcp] = start_dhcp(plan.actions[i].link);
-				snprintf(pnet.dhcp[pnet.n_dhcp++], IFNAMSIZ, "%s", plan.actions[i].link);
+				snprintf(pnet.dhcp[pnet.n_dhcp++], IFNAMSIZ, "%s",
+					 plan.actions[i].link);
 			}
 	}
 	pnet.failed = r < 0 ? true : changed || retry ? false : pnet.failed;
@@ -451,7 +455,8 @@ static int net_try(void *ud, struct strbuf *why)
 	net_apply(a, links, n);
 	/* the links brought up just now: their carrier as it is after the apply */
 	n = netcfg_links_read("/sys/class/net", links, ARRAY_SIZE(links));
-	int k = n < 0 ? 0 : netcfg_waiting_for(&a->env.cfg->nodes[a->env.self], links, (size_t)n, why);
+	int k =
+	    n < 0 ? 0 : netcfg_waiting_for(&a->env.cfg->nodes[a->env.self], links, (size_t)n, why);
 	k += dhcp_waiting(why);
 	if (pnet.failed && !k) /* else a route via a missing link failed: that link is the news */
 		sb_printf(why, "the network configuration did not apply (see the log)"), k++;

@@ -43,4 +43,3 @@ int pid1_serial_start(struct agent *a);
  * real init exec'd as PID 1) leaves running. Returns 0 in the child; the parent never
  * returns. A failed fork returns -errno and the agent stays PID 1. */
 int pid1_fork_agent(void);
-

@@ -4,8 +4,8 @@
  * the console what it waits for once, then only its progress:
  *
  *   event=boot stage=<stage> waiting="<reason>"          after 1 s of waiting, and on a new reason
- *   event=boot stage=<stage> still_waiting_s=<s> attempts=<n>   after 10, 20, 40 … s (≤ 5 min apart)
- *   event=boot stage=<stage> waited_s=<s> attempts=<n>   when it succeeded after a told wait
+ *   event=boot stage=<stage> still_waiting_s=<s> attempts=<n>   after 10, 20, 40 … s (≤ 5 min
+ * apart) event=boot stage=<stage> waited_s=<s> attempts=<n>   when it succeeded after a told wait
  *
  * The schedule (backoff_*, waiter_progress_due) is pure: it takes the time as argument. */
 #pragma once

@@ -449,7 +449,8 @@ int netcfg_monitor_open(void)
 	if (fd < 0)
 		return -errno;
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
-				 .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
+				 .nl_groups =
+				     RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int r = -errno;
 		close(fd);
@@ -465,7 +466,8 @@ int netcfg_monitor_drain(int fd)
 	for (int i = 0; i < 64; i++) { /* bounded: a flood waits for the next wake-up */
 		ssize_t r = recv(fd, buf, sizeof(buf), 0);
 		if (r < 0)
-			return errno == EAGAIN || errno == ENOBUFS ? n + (errno == ENOBUFS) : -errno;
+			return errno == EAGAIN || errno == ENOBUFS ? n + (errno == ENOBUFS)
+								   : -errno;
 		n++;
 	}
 	return n;
@@ -479,8 +481,8 @@ static bool net_named_before(const struct cfg_node *node, int i)
 	return false;
 }
 
-int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links,
-		       size_t n_links, struct strbuf *why)
+int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links, size_t n_links,
+		       struct strbuf *why)
 {
 	int n = 0;
 	for (int i = 0; node && i < node->n_nets; i++) {

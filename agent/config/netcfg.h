@@ -72,5 +72,5 @@ int netcfg_monitor_drain(int fd);
  * `net =` line that names no present interface (its driver probes late, it is not plugged
  * yet), "link down on X" for one without carrier; X as the line names it (a MAC or a
  * name), each once, joined by "; " into why. Returns how many (0: all there and up). */
-int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links,
-		       size_t n_links, struct strbuf *why);
+int netcfg_waiting_for(const struct cfg_node *node, const struct netcfg_link *links, size_t n_links,
+		       struct strbuf *why);

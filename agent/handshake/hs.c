@@ -32,9 +32,9 @@ struct hs_sub {
 struct hs_probe {
 	uint64_t challenge[HS_CHALLENGES]; /* 0: slot unused */
 	uint64_t sent_us[HS_CHALLENGES];
-	int next;	/* slot for the next challenge */
-	bool pending;	/* a HELLO went out since the last round was judged */
-	bool answered;	/* and one was answered in time */
+	int next;      /* slot for the next challenge */
+	bool pending;  /* a HELLO went out since the last round was judged */
+	bool answered; /* and one was answered in time */
 };
 
 struct hs_peer {
@@ -309,8 +309,7 @@ static void reply_hello(struct hs *hs, int fd, int from, const struct hs_hello *
 	struct hs_msg m = {.type = HS_MSG_HELLO_ACK};
 	fill_hello(hs, &m.hello, in->challenge, in->external);
 	const struct cfg_node *n = &hs->cfg->nodes[from];
-	const struct cfg_addr *to =
-	    in->external && n->has_external ? &n->external : &n->handshake;
+	const struct cfg_addr *to = in->external && n->has_external ? &n->external : &n->handshake;
 	int saved = hs->fd_hs;
 	hs->fd_hs = fd; /* answer from the socket the HELLO came in on */
 	send_msg(hs, from, to, &m);
@@ -405,8 +404,8 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 			send_hello(hs, from, false); /* let it prove its new boot */
 		return;
 	case HS_MSG_HELLO_ACK:
-		note_info(hs, from, m->hello.mgmt_running, m->hello.profile, m->hello.config_version,
-			  m->hello.config_hash);
+		note_info(hs, from, m->hello.mgmt_running, m->hello.profile,
+			  m->hello.config_version, m->hello.config_hash);
 		got_hello_ack(hs, from, &m->hello, now);
 		return;
 	case HS_MSG_HEARTBEAT:
@@ -624,12 +623,12 @@ int hs_reload_keys(struct hs *hs)
 	return 0;
 }
 
-struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
-		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES])
+int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_id[HS_BOOT_ID_BYTES],
+	   const uint8_t key[HS_KEY_BYTES], struct hs **ret)
 {
 	struct hs *hs = calloc(1, sizeof(*hs));
 	if (!hs)
-		return NULL;
+		return -ENOMEM;
 	*hs = (struct hs){
 	    .loop = l, .self = self, .fd_hs = -1, .fd_ext = -1, .profile = PROFILE_NONE};
 	memcpy(hs->boot_id, boot_id, HS_BOOT_ID_BYTES);
@@ -657,11 +656,11 @@ struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
 	log_info("handshake: this node (%s) runs boot %s", node_name(hs, self), hex);
 	timer_arm(hs->t_probe, now_usec());
 	timer_arm(hs->t_hb, now_usec());
-	return hs;
+	*ret = hs;
+	return 0;
 fail:
 	hs_free(hs);
-	errno = -r;
-	return NULL;
+	return r;
 }
 
 struct hs *hs_free(struct hs *hs)
@@ -743,7 +742,7 @@ uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq)
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len)
 {
 	if (!valid_node(hs, node) || (type != HS_MSG_QUERY && type != HS_MSG_QUERY_REPLY &&
-				       type != HS_MSG_CONFIG_GET && type != HS_MSG_CONFIG_DATA))
+				      type != HS_MSG_CONFIG_GET && type != HS_MSG_CONFIG_DATA))
 		return -EINVAL;
 	if (len > HS_BLOB_MAX)
 		return -EMSGSIZE;
@@ -922,9 +921,8 @@ static const char *peer_key_use(const struct hs *hs, int i)
 		return "-";
 	if (!memcmp(p->key_id, hs->keys->id[0], HS_KEY_ID_BYTES))
 		return "current";
-	return hs->keys->n > 1 && !memcmp(p->key_id, hs->keys->id[1], HS_KEY_ID_BYTES)
-		   ? "other"
-		   : "retired";
+	return hs->keys->n > 1 && !memcmp(p->key_id, hs->keys->id[1], HS_KEY_ID_BYTES) ? "other"
+										       : "retired";
 }
 
 static void keys_json(const struct hs *hs, struct strbuf *o)
@@ -998,6 +996,6 @@ int hs_console_register(struct hs *hs, struct console *c)
 	if (r < 0)
 		return r;
 	return console_register(c, "keys", "",
-				"cluster key ids in use, and which key each peer seals with", cmd_keys,
-				hs);
+				"cluster key ids in use, and which key each peer seals with",
+				cmd_keys, hs);
 }

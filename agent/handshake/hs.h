@@ -43,9 +43,9 @@ typedef int (*hs_qdev_alive_fn)(int node, void *ud);
 /* `key` is the 32-byte cluster key (hs_key_load()); hs keeps only the derived protocol key
  * in sodium_malloc memory. The cfg must outlive hs (a config reload replaces its values in
  * place and refuses node or address changes). Binds the sockets and starts probing and
- * heartbeats at once. Returns NULL with errno set (and a log line) on failure. */
-struct hs *hs_new(struct loop *l, const struct cfg *cfg, int self,
-		  const uint8_t boot_id[HS_BOOT_ID_BYTES], const uint8_t key[HS_KEY_BYTES]);
+ * heartbeats at once. Returns a negative errno (and a log line) on failure. */
+int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_id[HS_BOOT_ID_BYTES],
+	   const uint8_t key[HS_KEY_BYTES], struct hs **ret);
 struct hs *hs_free(struct hs *hs);
 /* Whether this node's handshake (and external) address can be bound now, without
  * logging: 0, or -errno with "cannot bind ADDR: reason" appended to why. The wiring waits

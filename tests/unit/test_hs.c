@@ -122,12 +122,10 @@ static void two_nodes_talk(void **state)
 	randombytes_buf(other, sizeof(other));
 	randombytes_buf(boot, sizeof(boot));
 	struct rec ra = {0}, rb = {0};
-	ra.hs = hs_new(l, c, 0, boot[0], key);
-	rb.hs = hs_new(l, c, 1, boot[1], key);
-	struct hs *b1 = hs_new(l, c, 2, boot[2], other);
-	assert_non_null(ra.hs);
-	assert_non_null(rb.hs);
-	assert_non_null(b1);
+	struct hs *b1 = NULL;
+	assert_int_equal(hs_new(l, c, 0, boot[0], key, &ra.hs), 0);
+	assert_int_equal(hs_new(l, c, 1, boot[1], key, &rb.hs), 0);
+	assert_int_equal(hs_new(l, c, 2, boot[2], other, &b1), 0);
 	hs_set_contact_fn(ra.hs, on_contact, &ra);
 	hs_set_heartbeat_fn(ra.hs, fill, NULL);
 	assert_int_equal(hs_subscribe(rb.hs, HS_MSG_HEARTBEAT, on_hb, &rb), 0);
@@ -191,7 +189,7 @@ static void two_nodes_talk(void **state)
 	/* a2 comes back with a new boot: contacted again, its old boot is refused */
 	uint8_t boot2[HS_BOOT_ID_BYTES];
 	randombytes_buf(boot2, sizeof(boot2));
-	rb.hs = hs_new(l, c, 1, boot2, key);
+	assert_int_equal(hs_new(l, c, 1, boot2, key, &rb.hs), 0);
 	RUN_UNTIL(l, hs_peer_contacted(ra.hs, 1));
 	assert_int_equal(ra.contacted[1], 2);
 
@@ -208,11 +206,10 @@ static void bind_failure_is_reported(void **state)
 	struct cfg *c = load();
 	struct loop *l = loop_new();
 	uint8_t key[HS_KEY_BYTES] = {1}, boot[HS_BOOT_ID_BYTES] = {2};
-	struct hs *a = hs_new(l, c, 0, boot, key);
-	assert_non_null(a);
-	errno = 0;
-	assert_null(hs_new(l, c, 0, boot, key)); /* the address is taken */
-	assert_int_equal(errno, EADDRINUSE);
+	struct hs *a = NULL, *b = NULL;
+	assert_int_equal(hs_new(l, c, 0, boot, key, &a), 0);
+	assert_int_equal(hs_new(l, c, 0, boot, key, &b), -EADDRINUSE); /* the address is taken */
+	assert_null(b);
 	/* the wiring's check says the same without logging, and binds nothing */
 	struct strbuf why;
 	sb_init(&why);
