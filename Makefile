@@ -115,7 +115,7 @@ check: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) BUILD=$(BUILD)/asan SAN=asan unit
 	@RESULTS=$(BUILD)/results.txt tests/run-unit.sh $(BUILD)/asan asan
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz
-	@RESULTS=$(BUILD)/results.txt tests/run-fuzz.sh $(BUILD)/fuzz $(BUILD) $${FUZZ_SECONDS:-20}
+	@RESULTS=$(BUILD)/results.txt tests/run-fuzz.sh $(BUILD)/fuzz $(BUILD) $${FUZZ_SECONDS:-12}
 	@RESULTS=$(BUILD)/results.txt tests/run-integration.sh $(BUILD)
 	@tests/summary.sh $(BUILD)/results.txt
 

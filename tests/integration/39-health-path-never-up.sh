@@ -36,7 +36,7 @@ time.sleep(150)
 }
 
 # run_dark DARK PORT BASE: portal a serves, portal b at 127.0.0.2:PORT is dark (DARK:
-# refused, or sink) for 20 s after its first failure, then comes up.
+# refused, or sink) for 10 s after its first failure, then comes up.
 run_dark() {
 	local dark=$1 bip=127.0.0.2 bport=$2 base=$3
 	SINK=
@@ -51,7 +51,7 @@ run_dark() {
 	agent_wait "event=storage name=lu0 .*paths=1/2" 40 || { head -30 "$tmp/agent.log"; fail "storage not up on path a"; }
 	local pb="path:lu0@$bip:$bport"
 	agent_wait "event=health component=$pb state=needs-operator" 60 || fail "no needs-operator for $pb"
-	sleep 20 # the fault lasts: more login attempts against the dark portal
+	sleep 10 # the fault lasts: more login attempts against the dark portal (3 s each)
 	local n_failed n_needs n_rec
 	n_failed=$(grep -c "component=$pb state=failed" "$tmp/agent.log" || true)
 	n_needs=$(grep -c "component=$pb state=needs-operator" "$tmp/agent.log" || true)
