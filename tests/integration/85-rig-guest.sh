@@ -46,11 +46,16 @@ check_lu() {
 	inq80=$(ns timeout 30 iscsi-inq -i "$INI_A" -e 1 -c 128 "$(lu_url "$node" "$ip")")
 	grep -qi "$guid" <<<"$inq80" || { echo "FAIL: $node unit serial is not $guid"; echo "$inq80"; exit 1; }
 	# iscsi-inq prints the NAA designator's 16 bytes raw: look for them in its output's hex.
-	local raw rc=0
-	raw=$(ns timeout 30 iscsi-inq -i "$INI_A" -e 1 -c 131 "$(lu_url "$node" "$ip")" 2>&1) || rc=$?
-	inq83=$(xxd -p <<<"$raw" | tr -d '\n')
-	grep -qi "$naa" <<<"$inq83" ||
-		{ echo "FAIL: $node designator is not naa.$naa (iscsi-inq exit $rc):"; echo "$raw" | head -c 2000 | xxd | head -20; exit 1; }
+	# (through a file: the page holds NUL bytes, which a shell variable drops)
+	local rc=0
+	ns timeout 30 iscsi-inq -i "$INI_A" -e 1 -c 131 "$(lu_url "$node" "$ip")" >"$RIG_DIR/inq83" 2>&1 ||
+		rc=$?
+	inq83=$(xxd -p "$RIG_DIR/inq83" | tr -d '\n')
+	grep -qi "$naa" <<<"$inq83" || {
+		echo "FAIL: $node designator is not naa.$naa (iscsi-inq exit $rc):"
+		head -c 1024 "$RIG_DIR/inq83" | xxd | head -20
+		exit 1
+	}
 	echo "$node: $size bytes, serial $guid, designator naa.$naa"
 	eval "GUID_$node=$guid"
 }
