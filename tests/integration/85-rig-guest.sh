@@ -51,7 +51,14 @@ check_lu() {
 	ns timeout 30 iscsi-inq -i "$INI_A" -e 1 -c 131 "$(lu_url "$node" "$ip")" >"$RIG_DIR/inq83" 2>&1 ||
 		rc=$?
 	inq83=$(xxd -p "$RIG_DIR/inq83" | tr -d '\n')
-	grep -qi "$naa" <<<"$inq83" || {
+	# iscsi-inq prints a binary designator with %s: it ends at the first NUL byte. Compare
+	# what it can print, up to that byte (at least 60 01 40 5x: never NUL); the unit serial
+	# above, which the designator is derived from, was compared whole.
+	local want=$naa i
+	for ((i = 8; i < ${#naa}; i += 2)); do
+		[ "${naa:i:2}" = 00 ] && { want=${naa:0:i}; break; }
+	done
+	grep -qi "$want" <<<"$inq83" || {
 		echo "FAIL: $node designator is not naa.$naa (iscsi-inq exit $rc):"
 		head -c 1024 "$RIG_DIR/inq83" | xxd | head -20
 		exit 1
