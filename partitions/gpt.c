@@ -118,27 +118,43 @@ static bool name_is(const uint8_t *e, const char *name)
 	return true;
 }
 
-static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const names[],
-		       const uint8_t (*guids)[16], int n, const uint8_t *disk_guid,
-		       uint64_t *ret_alt)
+/* Reads the header at lba (into hb, ss bytes) and its entries (*ret_tab, *ret_tl bytes,
+ * freed by the caller); both must pass their CRCs. */
+static int read_table(int fd, unsigned ss, uint64_t lba, uint8_t *hb, struct gpt_hdr *h,
+		      uint8_t **ret_tab, size_t *ret_tl)
 {
-	_cleanup_free_ uint8_t *hb = malloc(ss);
-	struct gpt_hdr h;
-	if (!hb)
-		return -ENOMEM;
-	int r = read_hdr(fd, ss, lba, hb, &h);
+	int r = read_hdr(fd, ss, lba, hb, h);
 	if (r < 0)
 		return r;
-	size_t tl = (size_t)h.n_entries * h.entry_size;
+	size_t tl = (size_t)h->n_entries * h->entry_size;
 	_cleanup_free_ uint8_t *tab = malloc(tl);
 	if (!tab)
 		return -ENOMEM;
-	if (pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
+	if (pread(fd, tab, tl, (off_t)(h->entries_lba * ss)) != (ssize_t)tl)
 		return -EIO;
 	uint32_t crc;
 	memcpy(&crc, hb + 88, 4);
 	if (disk_crc32(tab, tl) != le32toh(crc))
 		return -EBADMSG;
+	*ret_tab = TAKE_PTR(tab);
+	*ret_tl = tl;
+	return 0;
+}
+
+static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const names[],
+		       const uint8_t (*guids)[16], int n, const uint8_t *disk_guid,
+		       uint64_t *ret_alt)
+{
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	_cleanup_free_ uint8_t *tab = NULL;
+	struct gpt_hdr h;
+	size_t tl;
+	if (!hb)
+		return -ENOMEM;
+	int r = read_table(fd, ss, lba, hb, &h, &tab, &tl);
+	if (r < 0)
+		return r;
+	uint32_t crc;
 	for (uint32_t i = 0; i < h.n_entries; i++)
 		for (int k = 0; k < n; k++)
 			if (name_is(tab + (size_t)i * h.entry_size, names[k]))
@@ -161,22 +177,14 @@ static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const name
 static int check_table(int fd, unsigned ss, uint64_t lba, uint64_t *ret_alt)
 {
 	_cleanup_free_ uint8_t *hb = malloc(ss);
+	_cleanup_free_ uint8_t *tab = NULL;
 	struct gpt_hdr h;
+	size_t tl;
 	if (!hb)
 		return -ENOMEM;
-	int r = read_hdr(fd, ss, lba, hb, &h);
+	int r = read_table(fd, ss, lba, hb, &h, &tab, &tl);
 	if (r < 0)
 		return r;
-	size_t tl = (size_t)h.n_entries * h.entry_size;
-	_cleanup_free_ uint8_t *tab = malloc(tl);
-	if (!tab)
-		return -ENOMEM;
-	if (pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
-		return -EIO;
-	uint32_t crc;
-	memcpy(&crc, hb + 88, 4);
-	if (disk_crc32(tab, tl) != le32toh(crc))
-		return -EBADMSG;
 	*ret_alt = h.alt_lba;
 	return 0;
 }
