@@ -161,18 +161,32 @@ uint64_t elect_slot_silence(const struct elect_params *p)
 	return p->lease + elect_read_interval(p);
 }
 
-uint64_t elect_fence_wait(const struct elect_params *p)
+uint64_t elect_pet_window(const struct elect_params *p)
 {
-	/* A holder whose lease lapsed stops petting its watchdog at once: it has reset
-	 * fence_timeout later at the latest. */
-	return p->fence_timeout;
+	/* With a quorum device every renewal is a slot write or an acknowledged heartbeat
+	 * that another node saw when it landed; petting only this soon after its send ties
+	 * the reset to a sign of life the takers saw (SPEC §7: last sign of life + watchdog
+	 * timeout + one read interval). Majority mode keeps the whole lease. */
+	if (p->has_qdev && elect_read_interval(p) < p->lease)
+		return elect_read_interval(p);
+	return p->lease;
+}
+
+uint64_t elect_acting_bound(const struct elect_params *p)
+{
+	/* Fenced: a master pets its watchdog only within the pet window of a renewing send,
+	 * so it has demoted or been reset the watchdog's timeout after that window. Unfenced
+	 * it stops by its own clock when its lease lapses (the demote hook not covered). */
+	if (p->fence_timeout)
+		return elect_pet_window(p) + p->fence_timeout;
+	return p->lease;
 }
 
 uint64_t elect_master_timeout(const struct elect_params *p)
 {
 	if (!p->has_qdev)
-		return elect_net_silence(p) + elect_fence_wait(p);
-	return max_u64(elect_net_silence(p), elect_slot_silence(p)) + elect_fence_wait(p);
+		return elect_net_silence(p) + p->fence_timeout;
+	return max_u64(max_u64(elect_net_silence(p), elect_slot_silence(p)), elect_acting_bound(p));
 }
 
 void elect_init(struct elect *sm, const struct elect_params *p)
@@ -316,10 +330,23 @@ static int live_master(const struct elect *sm, uint64_t now)
 	return -1;
 }
 
+/* What this node says of itself in heartbeats and its slot: master while it acts as
+ * master, which lasts until its demote hook has ended (or for good once fenced), and
+ * while it verifies a claim write that succeeded (it promotes counting from that
+ * write), so that a node taking the token waits for it as for any master (check_done),
+ * and stops waiting once it says otherwise. */
+static void announced(const struct elect *sm, enum elect_role *ret_role, uint64_t *ret_epoch)
+{
+	bool acting = sm->role == ELECT_ROLE_MASTER || sm->hook_pending || sm->fenced ||
+		      sm->phase == ELECT_PHASE_VERIFY;
+
+	*ret_role = acting ? ELECT_ROLE_MASTER : sm->role;
+	*ret_epoch = acting ? sm->master_epoch : sm->epoch;
+}
+
 void elect_heartbeat_content(const struct elect *sm, uint64_t *ret_epoch, enum elect_role *ret_role)
 {
-	*ret_role = sm->role;
-	*ret_epoch = sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch;
+	announced(sm, ret_role, ret_epoch);
 }
 
 bool elect_is_master(const struct elect *sm, uint64_t now_us)
@@ -332,7 +359,7 @@ bool elect_may_pet(const struct elect *sm, uint64_t now_us)
 	if (sm->fenced)
 		return false;
 	if (sm->role == ELECT_ROLE_MASTER || sm->hook_pending)
-		return now_us < sm->lease_until;
+		return now_us < sm->lease_until && now_us < sm->pet_until;
 	return true;
 }
 
@@ -384,12 +411,20 @@ static void abort_claim(struct elect *sm)
 	sm->op_promote = false;
 }
 
+/* A renewing write or acknowledged heartbeat sent at sent_at (SPEC §7 Lease). */
+static void renew(struct elect *sm, uint64_t sent_at)
+{
+	sm->lease_until = max_u64(sm->lease_until, sent_at + sm->p.lease);
+	sm->pet_until = max_u64(sm->pet_until, sent_at + elect_pet_window(&sm->p));
+}
+
 static void promote(struct elect *sm, uint64_t sent_at, uint64_t now, const char *reason,
 		    struct elect_actions *out)
 {
 	sm->phase = ELECT_PHASE_IDLE;
 	sm->op_promote = false;
 	sm->lease_until = sent_at + sm->p.lease;
+	sm->pet_until = sent_at + elect_pet_window(&sm->p);
 	if (now >= sm->lease_until)
 		return; /* the write took longer than the lease: nothing gained */
 	sm->epoch = max_u64(sm->epoch, sm->master_epoch);
@@ -410,8 +445,7 @@ static void send_heartbeat(struct elect *sm, uint64_t now, struct elect_actions 
 	sm->hb_sent[sm->hb_seq % ELECT_RING] = (struct elect_sent){
 	    .seq = sm->hb_seq, .at = now, .master = sm->role == ELECT_ROLE_MASTER};
 	a->seq = sm->hb_seq;
-	a->role = sm->role;
-	a->epoch = sm->role == ELECT_ROLE_MASTER ? sm->master_epoch : sm->epoch;
+	announced(sm, &a->role, &a->epoch);
 }
 
 static void send_write(struct elect *sm, enum elect_role role, uint64_t epoch, uint64_t now,
@@ -461,7 +495,7 @@ static uint64_t ack_window(const struct elect_params *p)
  * (one heartbeat interval for their way), or this node is no longer heard at all. */
 static uint64_t candidacy_wait(const struct elect_params *p)
 {
-	uint64_t fenced = p->lease + elect_fence_wait(p);
+	uint64_t fenced = elect_acting_bound(p);
 	uint64_t by_slot = ack_window(p) + fenced, by_net;
 
 	by_slot = by_slot > elect_slot_silence(p) ? by_slot - elect_slot_silence(p) : 0;
@@ -478,7 +512,7 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 {
 	const struct elect_peer *pe = &sm->peers[h];
 	uint64_t heard = pe->heard ? pe->last_heard : sm->start_us;
-	uint64_t slot_wait = elect_slot_silence(&sm->p) + elect_fence_wait(&sm->p);
+	uint64_t slot_wait = max_u64(elect_slot_silence(&sm->p), elect_acting_bound(&sm->p));
 
 	/* Only the node whose acknowledgements may be keeping the holder's lease alive takes
 	 * over: it stops acknowledging before it decides the holder is gone. With two
@@ -492,15 +526,16 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 			return false;
 		slot_wait += sm->p.disk_heartbeat_interval;
 	}
-	/* Another node of this compartment may have been the candidate in its own view
-	 * until this one became it, and acknowledged the holder's heartbeats: it does so
+	/* Another node of this compartment (with one compartment: another node) may have
+	 * been the candidate in its own view until this one became it, and acknowledged the
+	 * holder's heartbeats: it does so
 	 * only within ack_window() of its last slot write, which this node saw (or it
 	 * hears every compartment mate). Wait until such an acknowledgement is void. */
-	if (two_sided(sm) && sm->p.side[h] != sm->p.side[sm->p.self] &&
+	if ((!two_sided(sm) || sm->p.side[h] != sm->p.side[sm->p.self]) &&
 	    (!sm->cand_since || now - sm->cand_since < candidacy_wait(&sm->p)))
 		return false;
-	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p) &&
-	    !(pe->nm_since && now - pe->nm_since >= sm->p.lease + elect_fence_wait(&sm->p)))
+	if (now - heard < max_u64(elect_net_silence(&sm->p), elect_acting_bound(&sm->p)) &&
+	    !(pe->nm_since && now - pe->nm_since >= elect_acting_bound(&sm->p)))
 		return false;
 	return pe->slot_seen && now - pe->slot_changed > slot_wait;
 }
@@ -552,7 +587,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
  * has certainly seen its lease lapse. */
 static void check_done(struct elect *sm, uint64_t now)
 {
-	uint64_t until = now, wait = sm->p.lease + elect_fence_wait(&sm->p);
+	uint64_t until = now, wait = elect_acting_bound(&sm->p);
 
 	for (int n = 0; n < sm->p.n_nodes; n++) {
 		const struct elect_peer *pe = &sm->peers[n];
@@ -579,7 +614,7 @@ static void confirmed(struct elect *sm, uint64_t now, struct elect_actions *out)
 		return;
 	}
 	if (sm->renew_at && (sm->role == ELECT_ROLE_MASTER || sm->hook_pending))
-		sm->lease_until = max_u64(sm->lease_until, sm->renew_at + sm->p.lease);
+		renew(sm, sm->renew_at);
 	sm->renew_at = 0;
 }
 
@@ -638,7 +673,9 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 		if (sm->phase != ELECT_PHASE_IDLE && sm->phase != ELECT_PHASE_ACQUIRE)
 			abort_claim(sm);
 	}
-	if (sm->phase == ELECT_PHASE_CHECK && check && sm->holder == sm->p.self)
+	/* (and again while waiting: a node that no longer says master has demoted) */
+	if ((sm->phase == ELECT_PHASE_CHECK || sm->phase == ELECT_PHASE_WAIT) && check &&
+	    sm->holder == sm->p.self)
 		check_done(sm, now);
 	if (current && sm->holder == sm->p.self && ev->registered &&
 	    sm->rd_sent >= sm->verify_after)
@@ -665,6 +702,9 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 		} else if ((sm->role == ELECT_ROLE_MASTER || sm->hook_pending) && s->master) {
 			sm->renew_at = max_u64(sm->renew_at, s->at);
 			sm->verify_after = now;
+			/* Confirm at once: the watchdog may be petted only within the pet window
+			 * of the write's send (elect_pet_window). */
+			sm->next_read = now;
 		}
 		return;
 	case ELECT_IO_CONFLICT:
@@ -724,7 +764,7 @@ static bool may_promise(const struct elect *sm, int n, uint64_t now)
 static void promise(struct elect *sm, int n, uint64_t now)
 {
 	sm->promise_to = n;
-	sm->promise_until = now + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
+	sm->promise_until = now + elect_net_silence(&sm->p) + sm->p.fence_timeout;
 }
 
 /* The best-ranked eligible live node of the pair. */
@@ -774,6 +814,7 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 	if (sm->role == ELECT_ROLE_MASTER) {
 		sm->lease_until =
 		    max_u64(sm->lease_until, until == UINT64_MAX ? now + sm->p.lease : until);
+		sm->pet_until = sm->lease_until;
 		promise(sm, sm->p.self, now);
 		return;
 	}
@@ -785,6 +826,7 @@ static void majority_tick(struct elect *sm, uint64_t now, struct elect_actions *
 	sm->epoch = sm->master_epoch;
 	promise(sm, sm->p.self, now);
 	sm->lease_until = until == UINT64_MAX ? now + sm->p.lease : until;
+	sm->pet_until = sm->lease_until;
 	sm->last_slave_ack = 0;
 	sm->master_since = 0; /* majority: acks to candidate heartbeats count too */
 	set_role(sm, ELECT_ROLE_MASTER, "majority", out);
@@ -870,7 +912,7 @@ static void on_ack(struct elect *sm, const struct elect_event *ev, uint64_t now)
 	/* Only a heartbeat sent during this mastership renews it. */
 	if (sm->role != ELECT_ROLE_MASTER || at < sm->master_since || ev->node != other)
 		return;
-	sm->lease_until = max_u64(sm->lease_until, at + sm->p.lease);
+	renew(sm, at);
 	sm->last_slave_ack = now;
 }
 
@@ -966,10 +1008,10 @@ static void expire_io(struct elect *sm, uint64_t now)
 
 static void disk_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
-	if (now >= sm->next_read) {
+	/* A read due while one is in flight goes out as soon as that one is answered. */
+	if (now >= sm->next_read && !sm->rd_busy) {
 		sm->next_read = max_u64(sm->next_read + elect_read_interval(&sm->p), now + 1);
-		if (!sm->rd_busy)
-			send_read(sm, now, out);
+		send_read(sm, now, out);
 	}
 	if (now < sm->next_disk)
 		return;
@@ -980,15 +1022,19 @@ static void disk_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 		sm->reg_since = now;
 	}
 	if (sm->registered && !sm->wr_busy && sm->phase != ELECT_PHASE_CLAIM) {
-		if (sm->role == ELECT_ROLE_MASTER)
-			send_write(sm, ELECT_ROLE_MASTER, sm->master_epoch, now, out);
-		else
-			send_write(sm, sm->role, sm->epoch, now, out);
+		enum elect_role role;
+		uint64_t epoch;
+
+		announced(sm, &role, &epoch);
+		send_write(sm, role, epoch, now, out);
 	}
 }
 
 static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out)
 {
+	/* A claim not verified within the lease it would start can no longer promote. */
+	if (sm->phase == ELECT_PHASE_VERIFY && now >= sm->claim_at + sm->p.lease)
+		abort_claim(sm);
 	if ((sm->phase == ELECT_PHASE_CHECK || sm->phase == ELECT_PHASE_VERIFY) && !sm->rd_busy)
 		send_read(sm, now, out);
 	if (sm->phase != ELECT_PHASE_WAIT || now < sm->wait_until || sm->wr_busy || !sm->registered)
@@ -1035,8 +1081,12 @@ static uint64_t next_deadline(const struct elect *sm)
 	uint64_t t = sm->next_hb;
 
 	if (sm->p.has_qdev) {
+		/* (a read due while one is in flight waits for its answer, or its expiry) */
+		uint64_t rd = sm->rd_busy ? max_u64(sm->next_read, sm->rd_since + sm->p.io_timeout)
+					  : sm->next_read;
+
 		t = sm->next_disk < t ? sm->next_disk : t;
-		t = sm->next_read < t ? sm->next_read : t;
+		t = rd < t ? rd : t;
 	}
 	if (sm->role == ELECT_ROLE_MASTER && sm->lease_until < t)
 		t = sm->lease_until;
@@ -1111,7 +1161,7 @@ int elect_step(struct elect *sm, const struct elect_event *ev, uint64_t now_us,
 		if (!sm->p.has_qdev) {
 			sm->promise_to = -2;
 			sm->promise_until =
-			    now_us + elect_net_silence(&sm->p) + elect_fence_wait(&sm->p);
+			    now_us + elect_net_silence(&sm->p) + sm->p.fence_timeout;
 		}
 		break;
 	case ELECT_EV_TIMER:

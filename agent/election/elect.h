@@ -172,6 +172,7 @@ struct elect {
 	uint64_t epoch;		/* highest epoch seen */
 	uint64_t master_epoch;	/* epoch of this node's mastership */
 	uint64_t lease_until;	/* meaningful while master */
+	uint64_t pet_until;	/* the watchdog may be petted while acting until then */
 	uint64_t wait_until;	/* ELECT_PHASE_WAIT */
 	uint64_t claim_seq;	/* ELECT_PHASE_CLAIM: the write that makes us master */
 	uint64_t claim_at;	/* ELECT_PHASE_VERIFY: when that write was sent */
@@ -243,8 +244,11 @@ bool elect_is_master(const struct elect *sm, uint64_t now_us);
 /* Whether the watchdog may be petted now: not acting as master (promoted, or its demote
  * hook still running), or acting within a valid lease, and not fenced. */
 bool elect_may_pet(const struct elect *sm, uint64_t now_us);
-/* The wait for a silent holder to have demoted or been reset (SPEC §7 Fencing). */
-uint64_t elect_fence_wait(const struct elect_params *p);
+/* How long after a renewing send a master may still pet its watchdog. */
+uint64_t elect_pet_window(const struct elect_params *p);
+/* How long after a renewing send (or a sign of it seen by another node) a master has
+ * certainly stopped acting: demoted, or reset by its watchdog (SPEC §7 Fencing). */
+uint64_t elect_acting_bound(const struct elect_params *p);
 /* The candidate of a compartment as this node sees it, or -1. */
 int elect_candidate(const struct elect *sm, int side, uint64_t now_us);
 /* Whether the operator's promote/demote would be refused; the reason is a static string. */

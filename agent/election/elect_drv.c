@@ -172,6 +172,7 @@ static const char *ineligible_cause(const struct elect_drv *d)
 }
 
 static void step(struct elect_inst *in, const struct elect_event *ev);
+static void wd_pet(struct elect_drv *d);
 
 static void push_eligible(struct elect_drv *d)
 {
@@ -332,6 +333,7 @@ static void step(struct elect_inst *in, const struct elect_event *ev)
 	if (elect_step(&in->sm, ev, now_usec(), &out) < 0)
 		return;
 	apply(in, &out);
+	wd_pet(in->d);
 	if (in->demote_ended) {
 		struct elect_event done = {.type = ELECT_EV_HOOK_DONE, .io = in->demote_io};
 
@@ -492,20 +494,28 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 
 /* ---- fencing: the watchdog ---- */
 
-/* Petted while the loop runs (this timer) and every election says its leases and hooks
- * are in order (elect_may_pet): a master whose lease lapsed with its demote hook not
- * finished, or a fenced one, stops the pets and the node resets. */
+/* Petted while the loop runs and every election says its leases and hooks are in order
+ * (elect_may_pet): by this timer, and right after each step, since a master may pet only
+ * within the pet window of a renewal (SPEC §7 Fencing). A master whose renewals stop,
+ * with its demote hook not finished, or a fenced one, stops the pets and the node resets. */
+static void wd_pet(struct elect_drv *d)
+{
+	uint64_t now = now_usec();
+
+	if (!d->wd)
+		return;
+	for (int k = 0; k < _CFG_KIND_MAX; k++)
+		if (d->k[k].active && !elect_may_pet(&d->k[k].sm, now))
+			return;
+	if (watchdog_pet(d->wd) < 0)
+		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
+}
+
 static void on_wd_timer(struct timer *t, void *ud)
 {
 	struct elect_drv *d = ud;
-	uint64_t now = now_usec();
-	bool ok = true;
 
-	for (int k = 0; k < _CFG_KIND_MAX; k++)
-		if (d->k[k].active && !elect_may_pet(&d->k[k].sm, now))
-			ok = false;
-	if (ok && watchdog_pet(d->wd) < 0)
-		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
+	wd_pet(d);
 	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
 }
 

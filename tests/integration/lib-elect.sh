@@ -161,25 +161,31 @@ el_kill() {
 # node a plain file as its watchdog ($EL_TMP/NODE.conf) and starts, per node, a process
 # playing the device: a node whose file has not grown (no keep-alive) for
 # EL_WD_TIMEOUT_MS is reset (kill -9, as a hardware reset would), noted in
-# $EL_TMP/resets and as "killed" in its log. A file ending in the magic 'V' is disarmed.
+# $EL_TMP/resets and as "killed" in its log at the instant a device would have fired:
+# the file's last change (or the agent's start) + the timeout, however late this loop
+# noticed it. A file ending in the magic 'V' is disarmed.
 EL_WD_TIMEOUT_MS=1000
 declare -A EL_WD_PID=()
 el_wd_monitor() {
-	local n=$1 last=-1 since size now pid
-	since=$(now_us)
+	local n=$1 pid seen= start=0 mt now t
 	while :; do
 		pid=$(cat "$EL_TMP/$n.pid" 2>/dev/null)
-		size=$(stat -c %s "$EL_TMP/wd-$n" 2>/dev/null || echo 0)
 		now=$(now_us)
-		if [ "$size" != "$last" ] || [ -z "$pid" ]; then
-			last=$size since=$now
-		elif ((now - since > EL_WD_TIMEOUT_MS * 1000)) && [ "$(tail -c 1 "$EL_TMP/wd-$n")" != V ] &&
-			kill -0 "$pid" 2>/dev/null; then
-			echo "$now $n watchdog-reset" >>"$EL_TMP/resets"
-			kill -9 "$pid"
-			rm -f "$EL_TMP/$n.pid"
-			echo "$now $n killed" >>"$EL_TMP/$n.log"
-			since=$now
+		if [ -z "$pid" ]; then
+			seen=
+		else
+			[ "$pid" = "$seen" ] || { seen=$pid start=$now; }
+			mt=$(stat -c %.6Y "$EL_TMP/wd-$n" 2>/dev/null || echo 0.0)
+			mt=${mt/./}
+			t=$((mt > start ? mt : start))
+			if ((now - t > EL_WD_TIMEOUT_MS * 1000)) && [ "$(tail -c 1 "$EL_TMP/wd-$n")" != V ] &&
+				kill -0 "$pid" 2>/dev/null; then
+				t=$((t + EL_WD_TIMEOUT_MS * 1000))
+				kill -9 "$pid"
+				echo "$t $n watchdog-reset" >>"$EL_TMP/resets"
+				rm -f "$EL_TMP/$n.pid"
+				echo "$t $n killed" >>"$EL_TMP/$n.log"
+			fi
 		fi
 		sleep 0.02
 	done

@@ -34,6 +34,13 @@ static void test_random_pause(void **state)
 		   env_u64("ELECT_SIM_SEED", 1));
 }
 
+static void test_random_vm(void **state)
+{
+	(void)state;
+	run_random(true, FAM_VM, env_u64("ELECT_SIM_SCHEDULES", 10000),
+		   env_u64("ELECT_SIM_SEED", 1));
+}
+
 static void test_random_lasting(void **state)
 {
 	(void)state;
@@ -94,6 +101,7 @@ int main(void)
 	    cmocka_unit_test(test_random_links),
 	    cmocka_unit_test(test_random_hooks),
 	    cmocka_unit_test(test_random_pause),
+	    cmocka_unit_test(test_random_vm),
 	    cmocka_unit_test(test_random_lasting),
 	    cmocka_unit_test(test_random_majority),
 	    cmocka_unit_test(test_random_majority_links),
