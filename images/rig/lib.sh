@@ -381,7 +381,13 @@ rig_sh() {
 	local node=$1 cmd=$2 timeout=${3:-30} tag=$RANDOM$RANDOM
 	rig_mark "$node"
 	rig_send "$node" "sh"
-	sleep 0.5
+	# Type the commands only once the shell answers: a line typed before it runs goes to
+	# the console (a loaded machine may take seconds to start it).
+	local i
+	for ((i = 0; i < timeout; i++)); do
+		rig_send "$node" "echo @@S$tag''"
+		rig_wait_for "$node" "^@@S$tag\$" 1 >/dev/null 2>&1 && break
+	done
 	rig_send "$node" "echo @@B$tag''; { $cmd ; } 2>&1; echo @@E$tag''; exit"
 	rig_wait_for "$node" "^@@E$tag\$" "$timeout" >/dev/null || return 1
 	rig_output "$node" | sed -n "/^@@B$tag\$/,/^@@E$tag\$/p" | sed '1d;$d' |
