@@ -132,6 +132,8 @@ struct serial {
 	int shell_pidfd;
 	struct watch *shell_watch;
 	struct console_req *shell_req;
+	struct strbuf shell_held; /* event lines while the shell owns the line */
+	unsigned shell_dropped;	  /* lines beyond SHELL_HELD_MAX */
 	/* the operator password */
 	const char *pw_hash;
 	enum { PW_IDLE, PW_ASKING, PW_CHECKING } pw_state;
@@ -200,12 +202,29 @@ static bool typing_visible(const struct serial *s)
 	return !s->busy && s->shell_pid <= 0 && s->pw_state == PW_IDLE;
 }
 
+/* What the shell's time on the line held back: shown when the console resumes. */
+#define SHELL_HELD_MAX (16 * 1024)
+
+static void hold_for_shell(struct serial *s, const char *text)
+{
+	if (s->shell_held.len + strlen(text) + 1 > SHELL_HELD_MAX) {
+		s->shell_dropped++;
+		return;
+	}
+	sb_puts(&s->shell_held, text);
+	sb_putc(&s->shell_held, '\n');
+}
+
 static void on_log_line(const struct log_line *l, void *ud)
 {
 	struct serial *s = ud;
 	/* State changes, and what went wrong: the operator at the console must see both. */
-	if ((!l->is_event && l->level > LOG_LVL_WARN) || s->shell_pid > 0)
+	if (!l->is_event && l->level > LOG_LVL_WARN)
 		return;
+	if (s->shell_pid > 0) {
+		hold_for_shell(s, l->text);
+		return;
+	}
 	if (typing_visible(s)) {
 		struct strbuf e;
 		sb_init(&e);
@@ -579,6 +598,7 @@ int serial_attach_fd(struct console *c, struct loop *l, int fd, const char *node
 	s->shell_pidfd = -1;
 	s->pw_pidfd = -1;
 	sb_init(&s->outq);
+	sb_init(&s->shell_held);
 	serial_edit_reset(&s->ed);
 	snprintf(s->prompt, sizeof(s->prompt), "compartd %s> ", node ? node : "?");
 	set_raw(s);
@@ -650,6 +670,7 @@ struct serial *serial_free(struct serial *s)
 		tcsetattr(s->fd, TCSANOW, &s->saved);
 	close(s->fd);
 	sb_free(&s->outq);
+	sb_free(&s->shell_held);
 	free(s);
 	return NULL;
 }
@@ -672,6 +693,15 @@ static void on_shell_exit(struct watch *w, int fd, uint32_t revents, void *ud)
 			  WEXITSTATUS(status));
 	else
 		sb_printf(&req->out, "shell ended; console resumed\n");
+	if (s->shell_held.len || s->shell_dropped) {
+		sb_puts(&req->out, "while the shell ran:\n");
+		sb_put(&req->out, s->shell_held.buf, s->shell_held.len);
+		if (s->shell_dropped)
+			sb_printf(&req->out, "(and %u more lines: `log` has them)\n",
+				  s->shell_dropped);
+	}
+	sb_reset(&s->shell_held);
+	s->shell_dropped = 0;
 	watch_set_events(s->watch, EPOLLIN);
 	console_req_done(req);
 }

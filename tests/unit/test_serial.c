@@ -271,6 +271,34 @@ static void test_shell_on_pty(void **state)
 	rig_close(&r);
 }
 
+/* Events while the shell owns the line are shown when the console resumes, not lost. */
+static void test_events_held_for_shell(void **state)
+{
+	if (access("/bin/sh", X_OK) < 0)
+		skip();
+	struct rig r;
+	rig_open(&r);
+	type(&r, "shell\r");
+	type(&r, "echo in-the-$((1+1))-shell\n");
+	for (int i = 0; i < 200 && !strstr(r.raw.buf ? r.raw.buf : "", "in-the-2-shell"); i++)
+		pump(&r);
+	assert_non_null(strstr(r.raw.buf, "in-the-2-shell"));
+	struct event ev;
+	event_begin(&ev, "health");
+	event_add(&ev, "component", "md:infra");
+	event_add(&ev, "state", "failed");
+	event_emit(&ev);
+	pump(&r);
+	assert_null(strstr(r.raw.buf, "component=md:infra")); /* not into the shell's screen */
+	type(&r, "exit\n");
+	for (int i = 0; i < 200 && !strstr(r.raw.buf, "console resumed"); i++)
+		pump(&r);
+	pump(&r);
+	assert_non_null(strstr(r.raw.buf, "console resumed\r\nwhile the shell ran:\r\n"
+					  "event=health component=md:infra state=failed\r\n"));
+	rig_close(&r);
+}
+
 static int continued;
 
 static int cmd_continue(struct console_req *req, void *ud)
@@ -371,6 +399,7 @@ int main(void)
 	    cmocka_unit_test(test_pty_event_while_typing),
 	    cmocka_unit_test(test_shell_refused_off_serial),
 	    cmocka_unit_test(test_shell_on_pty),
+	    cmocka_unit_test(test_events_held_for_shell),
 	    cmocka_unit_test(test_password),
 	    cmocka_unit_test(test_no_password),
 	};
