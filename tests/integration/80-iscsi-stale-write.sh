@@ -18,12 +18,13 @@ iscsi_test_init serve.log console.sock
 now() { date +%s.%N; }
 
 base=13350
-hang_s=8
+hang_s=12
 truncate -s 8M "$tmp/lu.img"
 tgt_pair $base "$tmp/lu.img"
 write_conf "$tmp/c.conf" $base
-# path_timeout 3s: the writer (a new qemu-io) is surely under way before portal a fails.
-serve_start "$tmp/c.conf" --set timeouts.no_path_timeout=30s --set timeouts.path_timeout=3s
+# path_timeout 6s: the writer (a new qemu-io, slow to start on a loaded machine: 3 s were
+# not always enough) is surely under way before portal a fails.
+serve_start "$tmp/c.conf" --set timeouts.no_path_timeout=30s --set timeouts.path_timeout=6s
 wait_for 'event=storage name=lu0 .*paths=2/2' 15 || fail "both paths did not come up"
 wait_for 'nbd lu0: serving on' 5 || fail "no NBD socket"
 
@@ -46,7 +47,7 @@ kill -STOP "${TGT_PID[a]}"
 t_stop=$(now)
 writer &
 wl=$!
-wait_for "portal=127.0.0.1:$base state=failed reason=timeout" 8 || fail "the hung portal did not fail"
+wait_for "portal=127.0.0.1:$base state=failed reason=timeout" 12 || fail "the hung portal did not fail"
 held=$(ctl paths --json | jq '.storage[0].paths[0].held')
 [ "$held" = 1 ] || { ctl paths --json; fail "portal a's write is not held (held=$held)"; }
 kill -0 "$wl" 2>/dev/null || fail "write A completed while portal a hung"
