@@ -1,0 +1,476 @@
+#include "swim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SWIM_RELAYS 32
+
+struct member {
+	enum swim_state state;
+	uint64_t inc;
+	struct swim_info info;
+	uint64_t suspect_at;
+	bool watch;
+	int left;    /* sends left for the latest update about this member */
+	bool queued; /* in s->pending */
+	bool news;   /* that update changes a state or facts (goes before bare ones) */
+};
+
+/* A PING sent on behalf of a member that asked (PING-REQ): its ACK goes back to it. */
+struct relay {
+	uint64_t seq; /* of our PING to the target */
+	uint64_t req_seq;
+	int requester, target;
+	uint64_t at;
+};
+
+struct swim {
+	struct swim_params p;
+	struct member *m;
+	int *order, n_order, pos; /* the round-robin over the watched members */
+	int *pending, n_pending;  /* members with updates still to carry */
+	uint64_t rng, seq, inc;
+	struct swim_info info;
+	uint64_t next_period;
+	bool started;
+	int n_suspects;
+	bool gossip; /* news learnt in this step: pass it on at once */
+	/* the probe of this period */
+	int target;
+	uint64_t probe_seq, probe_at;
+	bool acked, asked;
+	struct relay relays[SWIM_RELAYS];
+	int relay_next;
+};
+
+static const char *const state_names[_SWIM_STATE_MAX] = {"alive", "suspect", "dead"};
+static const char *const msg_names[_SWIM_MSG_MAX] = {"ping", "ack", "ping-req", "gossip"};
+
+const char *swim_state_to_str(enum swim_state st)
+{
+	return st < _SWIM_STATE_MAX ? state_names[st] : "?";
+}
+
+const char *swim_msg_type_to_str(enum swim_msg_type t)
+{
+	return t < _SWIM_MSG_MAX ? msg_names[t] : "?";
+}
+
+static uint64_t rnd(struct swim *s)
+{
+	/* xorshift64*: the shuffles and helper choices, reproducible from the seed */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 2685821657736338717ULL;
+}
+
+static struct swim_action *act(struct swim_actions *out, enum swim_action_type t)
+{
+	static struct swim_action spill;
+
+	if (out->n >= SWIM_MAX_ACTIONS) /* cannot happen: a few per step */
+		return &spill;
+	out->a[out->n] = (struct swim_action){.type = t, .node = -1};
+	return &out->a[out->n++];
+}
+
+/* ---- updates and their spreading ---- */
+
+static void queue(struct swim *s, int node, bool news)
+{
+	struct member *m = &s->m[node];
+
+	m->left = s->p.retransmit;
+	m->news = news;
+	if (!m->queued) {
+		m->queued = true;
+		s->pending[s->n_pending++] = node;
+	}
+}
+
+static struct swim_update update_of(const struct swim *s, int node)
+{
+	if (node == s->p.self)
+		return (struct swim_update){
+		    .node = node, .state = SWIM_ALIVE, .inc = s->inc, .info = s->info};
+	return (struct swim_update){.node = node,
+				    .state = s->m[node].state,
+				    .inc = s->m[node].inc,
+				    .info = s->m[node].info};
+}
+
+/* The freshest updates (most sends left) ride on msg; spent ones leave the queue. */
+static void piggyback(struct swim *s, struct swim_msg *msg)
+{
+	msg->n_upd = 0;
+	while (msg->n_upd < SWIM_PIGGYBACK_MAX) {
+		int best = -1;
+
+		for (int i = 0; i < s->n_pending; i++) {
+			const struct member *m = &s->m[s->pending[i]];
+			bool taken = false;
+
+			for (int j = 0; j < msg->n_upd; j++)
+				taken |= msg->upd[j].node == s->pending[i];
+			const struct member *b = best < 0 ? NULL : &s->m[s->pending[best]];
+
+			if (!taken && m->left > 0 &&
+			    (!b || m->news > b->news || (m->news == b->news && m->left > b->left)))
+				best = i;
+		}
+		if (best < 0)
+			break;
+		msg->upd[msg->n_upd++] = update_of(s, s->pending[best]);
+		s->m[s->pending[best]].left--;
+	}
+	for (int i = 0; i < s->n_pending;) {
+		struct member *m = &s->m[s->pending[i]];
+
+		if (m->left > 0) {
+			i++;
+			continue;
+		}
+		m->queued = false;
+		s->pending[i] = s->pending[--s->n_pending];
+	}
+}
+
+static void send(struct swim *s, int to, enum swim_msg_type t, uint64_t seq, int target,
+		 struct swim_actions *out)
+{
+	struct swim_action *a = act(out, SWIM_ACT_SEND);
+
+	a->node = to;
+	a->msg = (struct swim_msg){.type = t, .seq = seq, .target = target};
+	piggyback(s, &a->msg);
+}
+
+static void set_state(struct swim *s, int node, enum swim_state st, uint64_t inc,
+		      const struct swim_info *info, uint64_t now, struct swim_actions *out)
+{
+	struct member *m = &s->m[node];
+	bool changed = m->state != st;
+	/* A live member seen again at a higher incarnation with the same facts (every
+	 * node's first word after its start) is passed on after the news: every node must
+	 * end up with the same incarnation, or it would ignore a suspicion as stale. */
+	bool news =
+	    changed || st != SWIM_ALIVE || (info && memcmp(info, &m->info, sizeof(*info)) != 0);
+
+	if (st == SWIM_SUSPECT && (changed || inc != m->inc))
+		m->suspect_at = now;
+	s->n_suspects += (st == SWIM_SUSPECT) - (m->state == SWIM_SUSPECT);
+	m->state = st;
+	m->inc = inc;
+	if (info)
+		m->info = *info;
+	queue(s, node, news);
+	s->gossip |= news;
+	if (changed) {
+		struct swim_action *a = act(out, SWIM_ACT_CHANGE);
+
+		a->node = node;
+		a->state = st;
+	}
+}
+
+/* SWIM's precedence: a higher incarnation wins; at the same one, dead over suspect over
+ * alive. A member hears of its own suspicion or death and refutes it. */
+static void apply(struct swim *s, const struct swim_update *u, uint64_t now,
+		  struct swim_actions *out)
+{
+	const struct member *m = &s->m[u->node];
+	bool take = false;
+
+	if (u->node == s->p.self) {
+		if (u->state != SWIM_ALIVE && u->inc >= s->inc) {
+			s->inc = u->inc + 1;
+			queue(s, s->p.self, true);
+		}
+		return;
+	}
+	switch (u->state) {
+	case SWIM_ALIVE:
+		take = u->inc > m->inc;
+		break;
+	case SWIM_SUSPECT:
+		take = u->inc > m->inc || (u->inc == m->inc && m->state == SWIM_ALIVE);
+		break;
+	case SWIM_DEAD:
+		take = u->inc > m->inc || (u->inc == m->inc && m->state != SWIM_DEAD);
+		break;
+	case _SWIM_STATE_MAX: /* (refused by msg_valid) */
+		take = false;
+		break;
+	}
+	if (take)
+		set_state(s, u->node, u->state, u->inc, u->state == SWIM_DEAD ? NULL : &u->info,
+			  now, out);
+}
+
+/* ---- probing ---- */
+
+static void shuffle(struct swim *s)
+{
+	s->n_order = 0;
+	for (int i = 0; i < s->p.n; i++)
+		if (s->m[i].watch)
+			s->order[s->n_order++] = i;
+	for (int i = s->n_order - 1; i > 0; i--) {
+		int j = (int)(rnd(s) % (uint64_t)(i + 1)), t = s->order[i];
+
+		s->order[i] = s->order[j];
+		s->order[j] = t;
+	}
+	s->pos = 0;
+}
+
+static int next_target(struct swim *s)
+{
+	for (int tries = 0; tries < 2 * s->n_order + 1; tries++) {
+		if (s->pos >= s->n_order)
+			shuffle(s);
+		if (s->n_order == 0)
+			return -1;
+		int t = s->order[s->pos++];
+
+		if (s->m[t].state != SWIM_DEAD)
+			return t;
+	}
+	return -1;
+}
+
+static void ask_helpers(struct swim *s, struct swim_actions *out)
+{
+	int asked = 0;
+
+	for (int tries = 0; asked < s->p.indirect && tries < 8 * s->p.indirect; tries++) {
+		int h = (int)(rnd(s) % (uint64_t)s->p.n);
+
+		if (h == s->p.self || h == s->target || s->m[h].state != SWIM_ALIVE)
+			continue;
+		send(s, h, SWIM_PING_REQ, s->probe_seq, s->target, out);
+		asked++;
+	}
+	s->asked = true;
+}
+
+static void end_period(struct swim *s, uint64_t now, struct swim_actions *out)
+{
+	if (s->target >= 0 && !s->acked && s->m[s->target].state == SWIM_ALIVE)
+		set_state(s, s->target, SWIM_SUSPECT, s->m[s->target].inc, NULL, now, out);
+	s->target = next_target(s);
+	s->acked = s->asked = false;
+	if (s->target < 0)
+		return;
+	s->probe_seq = ++s->seq;
+	s->probe_at = now;
+	send(s, s->target, SWIM_PING, s->probe_seq, s->target, out);
+}
+
+static uint64_t expire_suspects(struct swim *s, uint64_t now, struct swim_actions *out)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (int i = 0; i < s->p.n && s->n_suspects > 0; i++) {
+		struct member *m = &s->m[i];
+
+		if (m->state != SWIM_SUSPECT)
+			continue;
+		if (now >= m->suspect_at + s->p.suspect_timeout)
+			set_state(s, i, SWIM_DEAD, m->inc, NULL, now, out);
+		else if (m->suspect_at + s->p.suspect_timeout < next)
+			next = m->suspect_at + s->p.suspect_timeout;
+	}
+	return next;
+}
+
+/* News goes out at once to a few members besides riding on the probes: a suspicion
+ * reaches every node in a few hops, so its timer runs out at about the same time
+ * everywhere. Per node this costs a few datagrams per piece of news, not per period. */
+static void spread(struct swim *s, struct swim_actions *out)
+{
+	int sent = 0;
+
+	s->gossip = false;
+	for (int tries = 0; sent < s->p.indirect && tries < 8 * s->p.indirect; tries++) {
+		int h = (int)(rnd(s) % (uint64_t)s->p.n);
+
+		if (h == s->p.self || s->m[h].state == SWIM_DEAD)
+			continue;
+		send(s, h, SWIM_GOSSIP, 0, s->p.self, out);
+		sent++;
+	}
+}
+
+static void tick(struct swim *s, uint64_t now, struct swim_actions *out)
+{
+	uint64_t next;
+
+	if (!s->started) {
+		s->started = true;
+		s->next_period = now;
+		s->target = -1;
+		queue(s, s->p.self, false);
+	}
+	if (s->target >= 0 && !s->acked && !s->asked && now >= s->probe_at + s->p.probe_timeout)
+		ask_helpers(s, out);
+	if (now >= s->next_period) {
+		end_period(s, now, out);
+		s->next_period += s->p.period;
+		if (s->next_period <= now)
+			s->next_period = now + s->p.period;
+	}
+	next = expire_suspects(s, now, out);
+	if (s->gossip)
+		spread(s, out);
+	if (s->next_period < next)
+		next = s->next_period;
+	if (s->target >= 0 && !s->acked && !s->asked && s->probe_at + s->p.probe_timeout < next)
+		next = s->probe_at + s->p.probe_timeout;
+	out->timer_at = next;
+}
+
+/* ---- messages ---- */
+
+static struct relay *find_relay(struct swim *s, uint64_t seq)
+{
+	for (int i = 0; i < SWIM_RELAYS; i++)
+		if (s->relays[i].requester >= 0 && s->relays[i].seq == seq)
+			return &s->relays[i];
+	return NULL;
+}
+
+static void on_msg(struct swim *s, int from, const struct swim_msg *msg, uint64_t now,
+		   struct swim_actions *out)
+{
+	struct relay *r;
+
+	for (int i = 0; i < msg->n_upd; i++)
+		apply(s, &msg->upd[i], now, out);
+	switch (msg->type) {
+	case SWIM_PING:
+		send(s, from, SWIM_ACK, msg->seq, s->p.self, out);
+		break;
+	case SWIM_PING_REQ:
+		r = &s->relays[s->relay_next++ % SWIM_RELAYS];
+		*r = (struct relay){.seq = ++s->seq,
+				    .req_seq = msg->seq,
+				    .requester = from,
+				    .target = msg->target,
+				    .at = now};
+		send(s, msg->target, SWIM_PING, r->seq, msg->target, out);
+		break;
+	case SWIM_GOSSIP:
+		break;
+	case SWIM_ACK:
+		if (msg->seq == s->probe_seq && msg->target == s->target && s->target >= 0) {
+			s->acked = true;
+			break;
+		}
+		r = find_relay(s, msg->seq);
+		if (r && r->target == msg->target && r->target == from) {
+			send(s, r->requester, SWIM_ACK, r->req_seq, r->target, out);
+			r->requester = -1;
+		}
+		break;
+	case _SWIM_MSG_MAX:
+		break;
+	}
+}
+
+static bool msg_valid(const struct swim *s, int from, const struct swim_msg *msg)
+{
+	if (from < 0 || from >= s->p.n || from == s->p.self || !msg || msg->type >= _SWIM_MSG_MAX ||
+	    msg->n_upd < 0 || msg->n_upd > SWIM_PIGGYBACK_MAX ||
+	    (msg->type != SWIM_PING && (msg->target < 0 || msg->target >= s->p.n)))
+		return false;
+	for (int i = 0; i < msg->n_upd; i++)
+		if (msg->upd[i].node < 0 || msg->upd[i].node >= s->p.n ||
+		    msg->upd[i].state >= _SWIM_STATE_MAX)
+			return false;
+	return true;
+}
+
+int swim_step(struct swim *s, const struct swim_event *ev, uint64_t now_us,
+	      struct swim_actions *out)
+{
+	out->n = 0;
+	out->timer_at = UINT64_MAX;
+	switch (ev->type) {
+	case SWIM_EV_TIMER:
+		break;
+	case SWIM_EV_RECV:
+		if (!msg_valid(s, ev->from, ev->msg))
+			return -EINVAL;
+		on_msg(s, ev->from, ev->msg, now_us, out);
+		break;
+	case SWIM_EV_INFO:
+		s->info = ev->info;
+		s->inc++;
+		queue(s, s->p.self, true);
+		break;
+	case _SWIM_EV_MAX:
+		return -EINVAL;
+	}
+	tick(s, now_us, out);
+	return 0;
+}
+
+int swim_new(const struct swim_params *p, const bool *watch, const bool *alive, struct swim **ret)
+{
+	struct swim *s;
+
+	if (p->n <= 0 || p->self < 0 || p->self >= p->n || !p->period || !p->retransmit)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->p = *p;
+	s->m = calloc((size_t)p->n, sizeof(*s->m));
+	s->order = calloc((size_t)p->n, sizeof(*s->order));
+	s->pending = calloc((size_t)p->n, sizeof(*s->pending));
+	if (!s->m || !s->order || !s->pending) {
+		swim_free(s);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < p->n; i++)
+		s->m[i] = (struct member){.state = alive[i] ? SWIM_ALIVE : SWIM_DEAD,
+					  .watch = watch[i] && i != p->self};
+	for (int i = 0; i < SWIM_RELAYS; i++)
+		s->relays[i].requester = -1;
+	s->rng = p->seed ? p->seed : 0x9e3779b97f4a7c15ULL;
+	s->inc = p->inc0;
+	s->info = p->info;
+	s->n_order = 0;
+	s->pos = 0;
+	*ret = s;
+	return 0;
+}
+
+struct swim *swim_free(struct swim *s)
+{
+	if (s) {
+		free(s->m);
+		free(s->order);
+		free(s->pending);
+		free(s);
+	}
+	return NULL;
+}
+
+enum swim_state swim_member_state(const struct swim *s, int node)
+{
+	return node == s->p.self ? SWIM_ALIVE : s->m[node].state;
+}
+
+const struct swim_info *swim_member_info(const struct swim *s, int node)
+{
+	return node == s->p.self ? &s->info : &s->m[node].info;
+}
+
+uint64_t swim_member_inc(const struct swim *s, int node)
+{
+	return node == s->p.self ? s->inc : s->m[node].inc;
+}
