@@ -76,6 +76,8 @@ struct disk_info {
 void disk_found_str(const struct disk_info *d, char *out, size_t n);
 bool disk_is_blank(const struct disk_info *d);
 
+/* The size of a block device or file now (BLKGETSIZE64 / st_size), 0 when unknown. */
+uint64_t disk_dev_size(const char *path);
 /* Probe one path: sysfs facts when it is a block device, libblkid for the rest. */
 int disk_probe(const char *path, struct disk_info *ret);
 /* Whole disks under /sys/block (no partitions, loop, ram, md, dm, zram, sr). `sysfs_root`

@@ -147,9 +147,9 @@ static void prepare(const char *p, struct snap *s)
 					 (ssize_t)sizeof(blk));
 		}
 		randombytes_buf(blk, sizeof(blk));
-		assert_int_equal(pwrite(fd, blk, sizeof(blk),
-					(off_t)(dp->start + dp->size - sizeof(blk))),
-				 (ssize_t)sizeof(blk));
+		assert_int_equal(
+		    pwrite(fd, blk, sizeof(blk), (off_t)(dp->start + dp->size - sizeof(blk))),
+		    (ssize_t)sizeof(blk));
 	}
 	close(fd);
 	for (int k = 0; k < _DISK_PART_MAX; k++) {
@@ -195,9 +195,8 @@ static void assert_clean_grown(const char *p, const struct snap *s)
 	assert_true(grown);
 	assert_int_equal(sh("sgdisk -v %s 2>&1 | grep -q 'No problems found'", p), 0);
 	/* The kernel's view through an independent reader: util-linux's libfdisk. */
-	assert_int_equal(sh("sfdisk --json %s | grep -q '\"lastlba\": %llu'", p,
-			    NEW_SIZE / 512 - 34),
-			 0);
+	assert_int_equal(
+	    sh("sfdisk --json %s | grep -q '\"lastlba\": %llu'", p, NEW_SIZE / 512 - 34), 0);
 }
 
 static void test_grow(void **state)
@@ -228,8 +227,7 @@ static void test_grow(void **state)
 	snprintf(target, sizeof(target), "grow:%s", p);
 	assert_null(journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, target));
 	assert_int_equal(
-	    journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, target, JOURNAL_STEP_DONE),
-	    1);
+	    journal_count_steps(&r->journal, JOURNAL_STEP_PARTITION, target, JOURNAL_STEP_DONE), 1);
 	free(r);
 	assert_clean_grown(p, &s);
 
@@ -272,10 +270,9 @@ static void test_grow_refused(void **state)
 		}
 		switch (i) {
 		case 0:
-			assert_int_equal(
-			    sh("sgdisk -e -n 6:%llu:+8M -c 6:data %s >/dev/null 2>&1",
-			       (OLD_SIZE + 8 * MiB) / 512, p),
-			    0);
+			assert_int_equal(sh("sgdisk -e -n 6:%llu:+8M -c 6:data %s >/dev/null 2>&1",
+					    (OLD_SIZE + 8 * MiB) / 512, p),
+					 0);
 			break;
 		case 1:
 			assert_int_equal(sh("dd if=/dev/urandom of=%s bs=4096 count=1 seek=%llu "
@@ -325,10 +322,9 @@ struct fault {
 static void test_grow_crash(void **state)
 {
 	static const struct fault faults[] = {
-	    {"intent", NULL},	 {"grow", NULL},	 {"grow-copy", NULL},
-	    {"gpt-write", "0"},	 {"gpt-write", "1"},	 {"gpt-write", "2"},
-	    {"gpt-write", "3"},	 {"gpt-write", "4"},	 {"verify", NULL},
-	    {"done", NULL},
+	    {"intent", NULL},	{"grow", NULL},	    {"grow-copy", NULL}, {"gpt-write", "0"},
+	    {"gpt-write", "1"}, {"gpt-write", "2"}, {"gpt-write", "3"},	 {"gpt-write", "4"},
+	    {"verify", NULL},	{"done", NULL},
 	};
 	char p[256];
 	struct snap s;
