@@ -223,6 +223,14 @@ static void test_grow(void **state)
 	r = run(p, true);
 	assert_int_equal(r->disks[0].result, 0);
 	assert_true(r->journal_written);
+	struct strbuf out;
+	sb_init(&out);
+	disk_bootstrap_format(r, false, &out);
+	assert_non_null(strstr(out.buf, "cmpt-guest grown to 158 MiB\n"));
+	sb_reset(&out);
+	disk_bootstrap_format(r, true, &out);
+	assert_non_null(strstr(out.buf, "\"guest_grown\":true,\"guest_not_grown\":null"));
+	sb_free(&out);
 	char target[300];
 	snprintf(target, sizeof(target), "grow:%s", p);
 	assert_null(journal_step_pending(&r->journal, JOURNAL_STEP_PARTITION, target));
