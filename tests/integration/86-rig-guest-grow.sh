@@ -12,6 +12,10 @@
 # the node exports the grown partition again. Whether the open session got a unit attention
 # (CAPACITY DATA HAS CHANGED, 06/2A/09) is printed: LIO's iblock backstore raises none
 # (docs/guest.md).
+# The image is built from the rig's configuration plus mutual CHAP for compartment a
+# (guest_chap_mutual_user/secret_file): every initiator here checks the target's secret
+# (libiscsi's target_user/target_password), and a wrong target secret is refused by the
+# initiator.
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
 rig_require
@@ -23,8 +27,28 @@ rig_up
 INI_A=iqn.2026-12.compartd.rig:infra.a
 CHAP_USER=guest-a
 CHAP_SECRET=$(head -n1 "$RIG_TOP/images/rig/guest-a.secret")
+TGT_USER=target-a
+TGT_SECRET=rig-target-a-mutual # a test secret, as guest-a.secret
 IP=10.77.1.11
-URL="iscsi://$CHAP_USER%$CHAP_SECRET@$IP:3260/iqn.2026-12.compartd.rig:guest.a1/0"
+BASE="iscsi://$CHAP_USER%$CHAP_SECRET@$IP:3260/iqn.2026-12.compartd.rig:guest.a1/0"
+URL="$BASE?target_user=$TGT_USER&target_password=$TGT_SECRET"
+# qemu's iscsi driver takes the target's credentials from libiscsi's environment
+export LIBISCSI_CHAP_TARGET_USERNAME=$TGT_USER LIBISCSI_CHAP_TARGET_PASSWORD=$TGT_SECRET
+
+# The rig's configuration with mutual CHAP for compartment a, in an image of its own.
+conf=$RIG_DIR/conf
+mkdir -p "$conf/hooks" "$RIG_DIR/b"
+cp "$RIG_TOP"/images/rig/cluster.key "$RIG_TOP"/images/rig/guest-a.secret "$conf/"
+cp "$RIG_TOP"/images/rig/hooks/* "$conf/hooks/"
+echo "$TGT_SECRET" >"$conf/target-a.secret"
+sed '/^guest_chap_secret_file = \/etc\/compartd\/guest-a.secret$/a\
+guest_chap_mutual_user = target-a\
+guest_chap_mutual_secret_file = /etc/compartd/target-a.secret' \
+	"$RIG_TOP/images/rig/cluster.conf" >"$conf/cluster.conf"
+grep -q '^guest_chap_mutual_user = target-a$' "$conf/cluster.conf" || { echo "FAIL: config edit"; exit 1; }
+ln -s "$BUILD/compartd" "$BUILD/compartctl" "$BUILD/kernel" "$RIG_DIR/b/"
+CONF_DIR=$conf RIG_KEY=1 "$RIG_TOP/initramfs/build.sh" "$RIG_DIR/b" >/dev/null
+RIG_IMAGES=$RIG_DIR/b/images
 ns() { ip netns exec "$RIG_NS" "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -53,6 +77,19 @@ grep -q 'state=exported' <<<"$ev" || fail "a1 exported nothing"
 size0=$(sed -n 's/.* size=\([0-9]*\).*/\1/p' <<<"$ev")
 [ "$(lu_size)" = "$size0" ] || fail "LU size is not $size0"
 echo "before: cmpt-guest $((size0 >> 20)) MiB"
+
+echo "== mutual CHAP: the target's secret checked by the initiator"
+ns timeout 30 iscsi-inq -i "$INI_A" "$URL" >/dev/null || fail "mutual CHAP login with the right secrets"
+if out=$(ns timeout 30 iscsi-inq -i "$INI_A" "$BASE?target_user=$TGT_USER&target_password=wrong-target-123" 2>&1); then
+	echo "$out"; fail "a wrong target secret was accepted by the initiator"
+fi
+echo "wrong target secret refused: $(head -1 <<<"$out")"
+if out=$(env -u LIBISCSI_CHAP_TARGET_USERNAME -u LIBISCSI_CHAP_TARGET_PASSWORD \
+	ip netns exec "$RIG_NS" timeout 30 iscsi-inq -i "$INI_A" "$BASE" 2>&1); then
+	echo "one-way CHAP towards a target with mutual credentials: logged in"
+else
+	echo "one-way CHAP towards a target with mutual credentials: refused ($(head -1 <<<"$out"))"
+fi
 
 echo "== patterns at the start and the end of the LU"
 P=$((4 << 20))
