@@ -2,10 +2,13 @@
  * every 500 ms a TEST UNIT READY and a READ CAPACITY(16) on the same I_T nexus. Prints
  * `capacity BYTES` at the start and whenever it changes, `sense KEY ASC ASCQ` for every
  * CHECK CONDITION (a unit attention is sense key 6), and `end` when STOP_FILE exists or
- * SECONDS have passed. libiscsi, as the rig's other initiator tools.
+ * SECONDS have passed. Once RESET_FILE exists it sends one LOGICAL UNIT RESET (`lun-reset
+ * RC`): LIO answers it with a unit attention (06/29/03) on this nexus, which shows the
+ * watcher sees the unit attentions LIO does queue. libiscsi, as the rig's other initiator
+ * tools.
  *
- *   iscsi_ua_watch URL INITIATOR SECONDS STOP_FILE
- *   (URL: iscsi://[user%secret@]host[:port]/target/lun) */
+ *   iscsi_ua_watch URL INITIATOR SECONDS STOP_FILE RESET_FILE
+ *   (URL: iscsi://[user%secret@]host[:port]/target/lun[?target_user=U&target_password=P]) */
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 #include <stdint.h>
@@ -49,8 +52,8 @@ static void tur(struct iscsi_context *c, int lun)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: %s URL INITIATOR SECONDS STOP_FILE\n", argv[0]);
+	if (argc != 6) {
+		fprintf(stderr, "usage: %s URL INITIATOR SECONDS STOP_FILE RESET_FILE\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -69,8 +72,13 @@ int main(int argc, char **argv)
 	uint64_t last = capacity(c, u->lun);
 	printf("capacity %llu\n", (unsigned long long)last);
 	time_t end = time(NULL) + atoi(argv[3]);
+	int reset = 0;
 	while (time(NULL) < end && access(argv[4], F_OK) != 0) {
 		usleep(500 * 1000);
+		if (!reset && access(argv[5], F_OK) == 0) {
+			reset = 1;
+			printf("lun-reset %d\n", iscsi_task_mgmt_lun_reset_sync(c, u->lun));
+		}
 		tur(c, u->lun);
 		uint64_t now = capacity(c, u->lun);
 		if (now && now != last)

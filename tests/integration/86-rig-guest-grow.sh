@@ -11,7 +11,8 @@
 # a power cut the GPT on the image is clean (sgdisk -v) with cmpt-guest up to the new end and
 # the node exports the grown partition again. Whether the open session got a unit attention
 # (CAPACITY DATA HAS CHANGED, 06/2A/09) is printed: LIO's iblock backstore raises none
-# (docs/guest.md).
+# (docs/guest.md); that the watcher sees the unit attentions LIO does raise is asserted with
+# a LOGICAL UNIT RESET (06/29/03).
 # The image is built from the rig's configuration plus mutual CHAP for compartment a
 # (guest_chap_mutual_user/secret_file): every initiator here checks the target's secret
 # (libiscsi's target_user/target_password), and a wrong target secret is refused by the
@@ -104,7 +105,8 @@ write_at $END_OFF "$RIG_DIR/p1.img"
 [ "$(sha_at $END_OFF $P)" = "$want1" ] || fail "end pattern not written"
 
 echo "== a session held open; the disk grows by 512 MiB under the running node"
-ns timeout 400 "$RIG_DIR/ua_watch" "$URL" "$INI_A" 360 "$RIG_DIR/ua.stop" >"$RIG_DIR/ua.log" 2>&1 &
+ns timeout 400 "$RIG_DIR/ua_watch" "$URL" "$INI_A" 360 "$RIG_DIR/ua.stop" "$RIG_DIR/ua.reset" \
+	>"$RIG_DIR/ua.log" 2>&1 &
 UA_PID=$!
 RIG_BG+=("$UA_PID")
 for _ in $(seq 1 50); do grep -q '^capacity ' "$RIG_DIR/ua.log" && break; sleep 0.2; done
@@ -123,12 +125,17 @@ rig_wait_for a1 "event=guest node=a1 action=grown from=$size0 size=$size1" 60 ||
 	fail "the export did not take the grown partition"
 echo "grown to $((size1 >> 20)) MiB, exported $(echo "$(date +%s.%N) $t0" | awk '{printf "%.1f", $1 - $2}') s after the resize"
 for _ in $(seq 1 40); do grep -q "^capacity $size1\$" "$RIG_DIR/ua.log" && break; sleep 0.5; done
+# The watcher's own check: a LOGICAL UNIT RESET, which LIO answers with 06/29/03 on the nexus.
+touch "$RIG_DIR/ua.reset"
+for _ in $(seq 1 40); do grep -q '^sense 6 29 03$' "$RIG_DIR/ua.log" && break; sleep 0.5; done
 touch "$RIG_DIR/ua.stop"
 wait "$UA_PID" || true
 echo "-- the open session saw:"
 cat "$RIG_DIR/ua.log"
 grep -q "^capacity $size1\$" "$RIG_DIR/ua.log" || fail "the open session's READ CAPACITY did not follow"
-if grep -q '^sense 6 2a 09$' "$RIG_DIR/ua.log"; then
+grep -q '^sense 6 29 03$' "$RIG_DIR/ua.log" ||
+	fail "the watcher saw no unit attention after its LUN reset: it cannot tell whether one came"
+if sed '/^lun-reset/q' "$RIG_DIR/ua.log" | grep -q '^sense 6 2a 09$'; then
 	echo "unit attention CAPACITY DATA HAS CHANGED: seen"
 else
 	echo "unit attention CAPACITY DATA HAS CHANGED: not raised by LIO (docs/guest.md)"
