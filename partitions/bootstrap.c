@@ -49,10 +49,10 @@ static void disk_event(const struct disk_bootstrap_disk *bd)
 	event_add(&ev, "verdict", disk_verdict_to_str(bd->plan.verdict));
 	event_add(&ev, "found", bd->plan.found);
 	event_add_u64(&ev, "size", bd->info.size);
-	if (bd->plan.guest_can_grow && !bd->plan.grow)
-		event_add_u64(&ev, "guest_can_grow_to", bd->plan.guest_grow_to);
-	if (bd->plan.grow && bd->result >= 0)
+	if (bd->plan.grow && bd->applied && bd->result >= 0)
 		event_add_u64(&ev, "guest_grown_to", bd->plan.parts[bd->plan.n_parts - 1].size);
+	else if (bd->plan.guest_can_grow)
+		event_add_u64(&ev, "guest_can_grow_to", bd->plan.guest_grow_to);
 	if (bd->plan.grow_refused[0])
 		event_add(&ev, "guest_not_grown", bd->plan.grow_refused);
 	if (bd->result < 0)
