@@ -49,8 +49,12 @@ static void disk_event(const struct disk_bootstrap_disk *bd)
 	event_add(&ev, "verdict", disk_verdict_to_str(bd->plan.verdict));
 	event_add(&ev, "found", bd->plan.found);
 	event_add_u64(&ev, "size", bd->info.size);
-	if (bd->plan.guest_can_grow)
+	if (bd->plan.grow && bd->applied && bd->result >= 0)
+		event_add_u64(&ev, "guest_grown_to", bd->plan.parts[bd->plan.n_parts - 1].size);
+	else if (bd->plan.guest_can_grow)
 		event_add_u64(&ev, "guest_can_grow_to", bd->plan.guest_grow_to);
+	if (bd->plan.grow_refused[0])
+		event_add(&ev, "guest_not_grown", bd->plan.grow_refused);
 	if (bd->result < 0)
 		event_add(&ev, "error", strerror(-bd->result));
 	event_emit(&ev);
@@ -123,6 +127,7 @@ static void load_journal(const struct cfg *c, int self, const struct disk_bootst
 }
 
 #define WIPE_DETAIL "wiped:"
+#define GROW_TARGET "grow:" /* a grow intent's target: "grow:<disk id>" */
 
 /* Authorizations not yet consumed: the config's `wipe =` and the operator's. A consumed one
  * whose wipe was interrupted is finished through the journal's pending intent below,
@@ -144,7 +149,8 @@ static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o
 	 * GPT write leaves a torn table) is ours to redo, if it is still that disk. */
 	for (int i = 0; i < j->n_steps && n < max; i++) {
 		const struct journal_step *st = &j->steps[i];
-		if (st->kind != JOURNAL_STEP_PARTITION || st->state != JOURNAL_STEP_INTENT)
+		if (st->kind != JOURNAL_STEP_PARTITION || st->state != JOURNAL_STEP_INTENT ||
+		    !strncmp(st->target, GROW_TARGET, strlen(GROW_TARGET)))
 			continue;
 		struct disk_auth *x = &a[n++];
 		snprintf(x->id, sizeof(x->id), "%s", st->target);
@@ -152,6 +158,23 @@ static int gather_auths(const struct cfg *c, const struct disk_bootstrap_opts *o
 		x->size = st->disk_size;
 		x->wiped = !strncmp(st->detail, "wiped", 5);
 		snprintf(x->found, sizeof(x->found), "%s", st->found);
+	}
+	return n;
+}
+
+/* Grows of cmpt-guest the journal shows begun and not finished: the planner finishes them
+ * on the same disk (id and size). */
+static int gather_grows(const struct journal_state *j, struct disk_auth *a, int max)
+{
+	int n = 0;
+	size_t pl = strlen(GROW_TARGET);
+	for (int i = 0; i < j->n_steps && n < max; i++) {
+		const struct journal_step *st = &j->steps[i];
+		if (st->kind != JOURNAL_STEP_PARTITION || st->state != JOURNAL_STEP_INTENT ||
+		    strncmp(st->target, GROW_TARGET, pl))
+			continue;
+		snprintf(a[n].id, sizeof(a[n].id), "%s", st->target + pl);
+		a[n++].size = st->disk_size;
 	}
 	return n;
 }
@@ -165,6 +188,9 @@ static void mark_areas(const struct disk_plan_input *in, struct disk_bootstrap_r
 		struct disk_plan_part c[_DISK_PART_MAX];
 		int n;
 		d->areas_blank = false;
+		d->tail_ours =
+		    r->disks[i].result >= 0 && !strcmp(d->pttype, "gpt") &&
+		    disk_gpt_tail_ours(d->path, d->sector_size ? d->sector_size : 512, d->size);
 		if (r->disks[i].result < 0 || !disk_torn_own(in, d) ||
 		    disk_layout_compute(in->layout, in->zone, d->size, c, &n) < 0)
 			continue;
@@ -232,6 +258,56 @@ static int store(const struct disk_bootstrap_opts *o, struct disk_bootstrap_resu
 	return e;
 }
 
+static void grow_off(struct disk_bootstrap_disk *bd)
+{
+	const struct disk_part *g = part_named(&bd->info, DISK_PART_GUEST);
+	bd->plan.grow = false;
+	if (g)
+		bd->plan.parts[bd->plan.n_parts - 1].size = g->size;
+}
+
+/* The intent is on disk before the first byte of the table changes; without a journal to
+ * hold it, the disk is not grown (it stays as it is, reported as able to grow). */
+static uint64_t grow_intent(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r,
+			    struct disk_bootstrap_disk *bd)
+{
+	char target[CFG_PATH_MAX + 8];
+	snprintf(target, sizeof(target), GROW_TARGET "%s", disk_id(&bd->info));
+	uint64_t id = journal_step_intent(&r->journal, JOURNAL_STEP_PARTITION, target, "grow");
+	for (int i = 0; i < r->journal.n_steps; i++)
+		if (r->journal.steps[i].id == id)
+			r->journal.steps[i].disk_size = bd->info.size;
+	disk_fault_point(DISK_STEP_INTENT);
+	if (store(o, r) < 0) {
+		log_warn("%s: no journal to record the growth in, cmpt-guest not grown",
+			 bd->info.path);
+		snprintf(bd->plan.grow_refused, sizeof(bd->plan.grow_refused),
+			 "no journal to record the intent in");
+		grow_off(bd);
+		return 0;
+	}
+	return id;
+}
+
+/* A grow that failed leaves a table libparted refused to touch or one the verification
+ * did not accept: what is on the disk now decides, checked against the layout as it was. */
+static int grow_failed(struct disk_bootstrap_disk *bd)
+{
+	char why[200];
+	struct disk_info fresh;
+	grow_off(bd);
+	snprintf(bd->plan.grow_refused, sizeof(bd->plan.grow_refused), "growing failed");
+	if (disk_probe(bd->info.path, &fresh) < 0)
+		return -EIO;
+	const struct disk_part *g = part_named(&fresh, DISK_PART_GUEST);
+	if (g)
+		bd->plan.parts[bd->plan.n_parts - 1].size = g->size;
+	int e = disk_verify(bd->info.path, &bd->plan, why, sizeof(why));
+	if (e < 0)
+		log_error("%s: after the failed growth: %s", bd->info.path, why);
+	return e;
+}
+
 static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_result *r,
 		     struct disk_bootstrap_disk *bd, const struct disk_auth *auths,
 		     uint64_t *ret_step)
@@ -261,10 +337,15 @@ static int apply_one(const struct disk_bootstrap_opts *o, struct disk_bootstrap_
 			log_info("%s: no journal yet to record the intent in (first disk)",
 				 bd->info.path);
 		writes = true;
+	} else if (v == DISK_VERDICT_KEEP && bd->plan.grow) {
+		*ret_step = grow_intent(o, r, bd);
+		writes = true;
 	} else if (v == DISK_VERDICT_KEEP && bd->plan.fix_types) {
 		writes = true;
 	}
 	int e = disk_apply(&bd->info, &bd->plan);
+	if (e < 0 && v == DISK_VERDICT_KEEP && bd->plan.grow)
+		e = grow_failed(bd);
 	if (e < 0)
 		return e;
 	bd->applied = writes;
@@ -433,10 +514,11 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	struct disk_bootstrap_result *r = ret;
 	char(*paths)[CFG_PATH_MAX] = calloc(DISK_MAX, CFG_PATH_MAX);
 	struct disk_auth *auths = calloc(AUTH_MAX, sizeof(*auths));
+	struct disk_auth *grows = calloc(DISK_MAX, sizeof(*grows));
 	bool autosel;
 	int e = 0;
 	memset(r, 0, sizeof(*r));
-	if (!paths || !auths) {
+	if (!paths || !auths || !grows) {
 		e = -ENOMEM;
 		goto out;
 	}
@@ -457,6 +539,8 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 	plan_all(&in, r);
 	load_journal(c, self, o, r);
 	in.n_auths = gather_auths(c, o, &r->journal, auths, AUTH_MAX);
+	in.grows = grows;
+	in.n_grows = gather_grows(&r->journal, grows, DISK_MAX);
 	plan_all(&in, r);
 	disk_fault_point(DISK_STEP_PLAN);
 	if (o->apply)
@@ -470,5 +554,6 @@ int disk_bootstrap(const struct cfg *c, int self, const struct disk_bootstrap_op
 out:
 	free(paths);
 	free(auths);
+	free(grows);
 	return e;
 }

@@ -67,12 +67,17 @@ struct disk_info {
 	/* Set by the stage (it knows the layout): the first MiB of every partition of this
 	 * node's canonical layout for this size reads as zeros (nothing but a table written). */
 	bool areas_blank;
+	/* Set by the stage: the region a backup GPT at the disk's last LBA occupies holds
+	 * nothing but zeros or our own GPT structures (entries all named cmpt-*). */
+	bool tail_ours;
 };
 
 /* "gpt+ext4+linux_raid_member", "" when blank. */
 void disk_found_str(const struct disk_info *d, char *out, size_t n);
 bool disk_is_blank(const struct disk_info *d);
 
+/* The size of a block device or file now (BLKGETSIZE64 / st_size), 0 when unknown. */
+uint64_t disk_dev_size(const char *path);
 /* Probe one path: sysfs facts when it is a block device, libblkid for the rest. */
 int disk_probe(const char *path, struct disk_info *ret);
 /* Whole disks under /sys/block (no partitions, loop, ram, md, dm, zram, sr). `sysfs_root`
@@ -150,6 +155,10 @@ struct disk_plan {
 	bool fix_types;		/* keep: our own layout with a wrong type GUID (crash) */
 	bool guest_can_grow;	/* keep: the disk grew; cmpt-guest could be extended */
 	uint64_t guest_grow_to; /* bytes cmpt-guest could have */
+	/* keep: extend cmpt-guest to guest_grow_to and move the backup GPT to the end (parts[]
+	 * already shows the grown size); also set to finish a grow the journal shows pending. */
+	bool grow;
+	char grow_refused[160]; /* guest_can_grow but not grown: why */
 };
 
 struct disk_plan_input {
@@ -157,6 +166,9 @@ struct disk_plan_input {
 	enum cfg_zone zone;
 	const struct disk_auth *auths; /* not yet consumed */
 	int n_auths;
+	/* The journal's pending grow intents: id (serial, WWN or path) and disk size. */
+	const struct disk_auth *grows;
+	int n_grows;
 };
 
 /* The canonical layout for a disk of `size` bytes: n parts in ret (≤ _DISK_PART_MAX).
@@ -189,6 +201,8 @@ enum disk_step {
 	DISK_STEP_GPT_WRITE, /* inside libparted's write; COMPARTD_FAULT_TORN=K (1-4): only
 			      * its first K writes (PMBR, primary header, primary entries,
 			      * backup header, backup entries) reach the disk */
+	DISK_STEP_GROW,	     /* growing cmpt-guest: before anything is written */
+	DISK_STEP_GROW_COPY, /* growing: the old backup table copied to the new end */
 	_DISK_STEP_MAX
 };
 const char *disk_step_to_str(enum disk_step s);
@@ -211,6 +225,13 @@ int disk_gpt_set_types(const char *path, unsigned sector_size, const char *const
 /* The same, and the disk GUID of both headers set to disk_guid (textual) unless NULL. */
 int disk_gpt_set_types_guid(const char *path, unsigned sector_size, const char *const names[],
 			    const char *const guids[], int n, const char *disk_guid);
+/* Growing: when the primary table is sound and its backup is not at the last LBA, a copy
+ * of that backup (the old table) is written to the end first, so a write torn anywhere
+ * in libparted's commit leaves the old table readable (the primary, or the backup at the
+ * end where libblkid and libparted look when the primary is torn). 0 when nothing to do. */
+int disk_gpt_backup_to_end(const char *path, unsigned sector_size, uint64_t size);
+/* The region of a backup GPT at the last LBA holds only zeros or our own structures. */
+bool disk_gpt_tail_ours(const char *path, unsigned sector_size, uint64_t size);
 /* Either GPT header (valid CRC) lists an entry in use whose name is not cmpt-*, even when
  * its entry array is torn or libblkid does not read it. */
 bool disk_gpt_foreign_entries(const char *path, unsigned sector_size, uint64_t size);

@@ -18,6 +18,7 @@ static const char *const step_str[_DISK_STEP_MAX] = {
     [DISK_STEP_TYPES] = "types",   [DISK_STEP_STATE_INIT] = "state-init",
     [DISK_STEP_VERIFY] = "verify", [DISK_STEP_DONE] = "done",
     [DISK_STEP_RAID] = "raid",	   [DISK_STEP_GPT_WRITE] = "gpt-write",
+    [DISK_STEP_GROW] = "grow",	   [DISK_STEP_GROW_COPY] = "grow-copy",
 };
 
 const char *disk_step_to_str(enum disk_step s)
@@ -223,6 +224,109 @@ static int write_gpt(const struct disk_info *d, const struct disk_plan *p)
 	return 0;
 }
 
+/* Growing an own, vetted table (the planner checked it): libparted may move the backup
+ * to the end (FIX), read a torn primary from the backup our copy put there, or a torn
+ * backup from the primary (OK). Anything else is refused. */
+static PedExceptionOption on_ped_exception_grow(PedException *e)
+{
+	log_info("libparted (growing): %s", e->message);
+	if (e->options & PED_EXCEPTION_FIX)
+		return PED_EXCEPTION_FIX;
+	if ((e->options & PED_EXCEPTION_OK) && e->type == PED_EXCEPTION_ERROR)
+		return PED_EXCEPTION_OK;
+	return on_ped_exception(e);
+}
+
+static PedPartition *find_guest(PedDisk *disk, bool *ret_last)
+{
+	PedPartition *g = NULL;
+	PedSector max_end = 0;
+	for (PedPartition *q = ped_disk_next_partition(disk, NULL); q;
+	     q = ped_disk_next_partition(disk, q)) {
+		if (q->num <= 0)
+			continue;
+		if (q->geom.end > max_end)
+			max_end = q->geom.end;
+		const char *n = ped_partition_get_name(q);
+		if (n && !strcmp(n, disk_part_name(DISK_PART_GUEST)))
+			g = q;
+	}
+	*ret_last = g && g->geom.end == max_end;
+	return g;
+}
+
+static int set_guest_end(PedDisk *disk, const struct disk_plan *p)
+{
+	const struct disk_plan_part *pp = &p->parts[p->n_parts - 1];
+	PedSector ss = disk->dev->sector_size;
+	PedSector s = (PedSector)(pp->start / (uint64_t)ss);
+	PedSector end = (PedSector)((pp->start + pp->size) / (uint64_t)ss) - 1;
+	bool last;
+	PedPartition *g = find_guest(disk, &last);
+	if (pp->kind != DISK_PART_GUEST || !g || !last || g->geom.start != s || g->geom.end > end)
+		return -EBADMSG;
+	if (g->geom.end == end)
+		return 0; /* finishing a grow: only the tables are written again */
+	PedGeometry *geo = ped_geometry_new(disk->dev, s, end - s + 1);
+	PedConstraint *c = geo ? ped_constraint_exact(geo) : NULL;
+	int ok = c && ped_disk_set_partition_geom(disk, g, c, s, end);
+	if (c)
+		ped_constraint_destroy(c);
+	if (geo)
+		ped_geometry_destroy(geo);
+	return ok ? 0 : -EIO;
+}
+
+/* libparted reads the table (moving the backup to the end may already write it), the last
+ * partition, cmpt-guest, gets its new end, and both tables are written. */
+static int grow_gpt(const struct disk_info *d, const struct disk_plan *p)
+{
+	uint8_t *old[5] = {NULL};
+	bool tear = fault_hit(DISK_STEP_GPT_WRITE);
+	if (tear)
+		snapshot(d, old);
+	ped_exception_set_handler(on_ped_exception_grow);
+	PedDevice *dev = ped_device_get(d->path);
+	if (!dev)
+		return log_error_errno(-EIO, "libparted cannot open %s", d->path);
+	int r = 0;
+	PedDisk *disk = ped_disk_new(dev);
+	if (!disk)
+		r = -EBADMSG;
+	if (r >= 0)
+		r = set_guest_end(disk, p);
+	if (r >= 0 && !ped_disk_commit_to_dev(disk))
+		r = -EIO;
+	if (tear)
+		torn_exit(d, old);
+	if (r >= 0 && !d->is_file && !ped_disk_commit_to_os(disk))
+		log_warn("%s: the kernel did not take the grown partition, ignoring", d->path);
+	if (disk)
+		ped_disk_destroy(disk);
+	ped_device_destroy(dev);
+	ped_exception_set_handler(on_ped_exception);
+	if (r < 0)
+		return log_error_errno(r, "Failed to grow cmpt-guest on %s", d->path);
+	return 0;
+}
+
+static int grow(const struct disk_info *d, const struct disk_plan *p)
+{
+	if (d->read_only)
+		return log_error_errno(-EROFS, "%s is read-only", d->path);
+	disk_fault_point(DISK_STEP_GROW);
+	int r = disk_gpt_backup_to_end(d->path, d->sector_size ? d->sector_size : 512, d->size);
+	if (r < 0)
+		return r;
+	disk_fault_point(DISK_STEP_GROW_COPY);
+	r = grow_gpt(d, p);
+	if (r < 0)
+		return r;
+	log_notice("%s: cmpt-guest grown to %" PRIu64 " MiB", d->path,
+		   p->parts[p->n_parts - 1].size / DISK_MIB);
+	return 0;
+}
+
 static int set_types(const struct disk_info *d, const struct disk_plan *p)
 {
 	const char *names[_DISK_PART_MAX], *guids[_DISK_PART_MAX];
@@ -310,6 +414,11 @@ int disk_apply(const struct disk_info *d, const struct disk_plan *p)
 	case DISK_VERDICT_TOO_SMALL:
 		return 0;
 	case DISK_VERDICT_KEEP:
+		if (p->grow) {
+			r = grow(d, p);
+			if (r < 0)
+				return r;
+		}
 		if (p->fix_types) {
 			disk_fault_point(DISK_STEP_TYPES);
 			r = set_types(d, p);

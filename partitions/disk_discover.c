@@ -7,8 +7,10 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -316,4 +318,16 @@ int disk_probe(const char *path, struct disk_info *ret)
 	probe_head_sum(path, &d);
 	*ret = d;
 	return 0;
+}
+
+uint64_t disk_dev_size(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint64_t size = 0;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return 0;
+	if (S_ISREG(st.st_mode))
+		return (uint64_t)st.st_size;
+	return ioctl(fd, BLKGETSIZE64, &size) < 0 ? 0 : size;
 }

@@ -48,8 +48,15 @@ static void json_disk(struct strbuf *o, const struct disk_bootstrap_disk *bd)
 		sb_json_str(o, strerror(-bd->result));
 	else
 		sb_puts(o, "null");
-	sb_printf(o, ",\"guest_can_grow\":%s,\"guest_grow_to\":%" PRIu64 ",\"partitions\":[",
-		  bd->plan.guest_can_grow ? "true" : "false", bd->plan.guest_grow_to);
+	sb_printf(o, ",\"guest_can_grow\":%s,\"guest_grow_to\":%" PRIu64 ",\"guest_grown\":%s",
+		  bd->plan.guest_can_grow ? "true" : "false", bd->plan.guest_grow_to,
+		  bd->plan.grow && bd->applied ? "true" : "false");
+	sb_puts(o, ",\"guest_not_grown\":");
+	if (bd->plan.grow_refused[0])
+		sb_json_str(o, bd->plan.grow_refused);
+	else
+		sb_puts(o, "null");
+	sb_puts(o, ",\"partitions\":[");
 	for (int i = 0; i < d->n_parts; i++)
 		json_part(o, &d->parts[i], i == 0);
 	sb_puts(o, "],\"planned\":[");
@@ -79,10 +86,14 @@ static void human_disk(struct strbuf *o, const struct disk_bootstrap_disk *bd)
 			  disk_part_name(p->parts[i].kind), p->parts[i].start / DISK_MIB, s,
 			  disk_part_type_guid(p->parts[i].kind));
 	}
-	if (p->guest_can_grow)
-		sb_printf(o,
-			  "    cmpt-guest can grow to %" PRIu64 " MiB (not done automatically)\n",
-			  p->guest_grow_to / DISK_MIB);
+	if (p->grow)
+		sb_printf(o, "    cmpt-guest %s %" PRIu64 " MiB\n",
+			  bd->applied ? "grown to" : "grows to",
+			  p->parts[p->n_parts - 1].size / DISK_MIB);
+	else if (p->guest_can_grow)
+		sb_printf(o, "    cmpt-guest could grow to %" PRIu64 " MiB, not grown: %s\n",
+			  p->guest_grow_to / DISK_MIB,
+			  p->grow_refused[0] ? p->grow_refused : "plan only");
 }
 
 void disk_bootstrap_format(const struct disk_bootstrap_result *r, bool json, struct strbuf *out)

@@ -175,6 +175,102 @@ static bool is_canonical(const struct disk_plan_input *in, const struct disk_inf
 	return true;
 }
 
+static bool sig_is_gpt(const char *s);
+
+/* The journal holds a grow of this very disk (by id and size) that did not finish. */
+static bool grow_pending(const struct disk_plan_input *in, const struct disk_info *d)
+{
+	for (int i = 0; i < in->n_grows; i++) {
+		const char *id = in->grows[i].id;
+		if (in->grows[i].size == d->size &&
+		    (!strcmp(id, d->serial) || !strcmp(id, d->wwn) || !strcmp(id, d->path)))
+			return true;
+	}
+	return false;
+}
+
+/* Every partition but cmpt-guest, and where it starts, as this node's layout puts them on
+ * the disk the table was made for (its size within the MiB cmpt-guest's end rounds to). */
+static bool own_layout_before_guest(const struct disk_plan_input *in, const struct disk_plan *p)
+{
+	const struct disk_plan_part *g = &p->parts[p->n_parts - 1];
+	uint64_t lo = g->start + g->size + TAIL_RESERVE;
+	const uint64_t sizes[] = {lo, lo + DISK_MIB - 4096};
+	for (size_t s = 0; s < ARRAY_SIZE(sizes); s++) {
+		struct disk_plan_part c[_DISK_PART_MAX];
+		int n, i;
+		if (disk_layout_compute(in->layout, in->zone, sizes[s], c, &n) < 0 ||
+		    n != p->n_parts)
+			continue;
+		for (i = 0; i < n; i++)
+			if (c[i].kind != p->parts[i].kind || c[i].start != p->parts[i].start ||
+			    (i < n - 1 && c[i].size != p->parts[i].size))
+				break;
+		if (i == n)
+			return true;
+	}
+	return false;
+}
+
+static bool layout_has_pct(const struct disk_plan_input *in)
+{
+	for (int k = 0; k < DISK_PART_GUEST; k++)
+		if (kind_wanted(in->zone, (enum disk_part_kind)k) &&
+		    kind_size(in->layout, (enum disk_part_kind)k)->pct)
+			return true;
+	return false;
+}
+
+/* Why an own table that could grow is not grown, or NULL. */
+static const char *grow_refusal(const struct disk_plan_input *in, const struct disk_info *d,
+				const struct disk_plan *p, bool types_ok, bool pending)
+{
+	if (d->read_only)
+		return "read-only";
+	if (!types_ok)
+		return "some type GUIDs differ";
+	if (d->n_parts != p->n_parts || d->gpt_foreign_entries || d->probe_failed)
+		return "the table holds partitions that are not ours";
+	for (int i = 0; i < d->n_sigs; i++)
+		if (!sig_is_gpt(d->sigs[i]))
+			return "a signature other than the GPT on the disk";
+	if (layout_has_pct(in))
+		return "sizes in percent of the disk would no longer match a grown disk";
+	if (!own_layout_before_guest(in, p))
+		return "not this node's canonical layout";
+	if (!d->tail_ours)
+		return "the end of the disk is not blank";
+	if (!pending && !(d->gpt_primary_valid && d->gpt_tables_sound))
+		return "the GPT is not sound";
+	return NULL;
+}
+
+/* Our own canonical table on a disk that grew: cmpt-guest, the last partition, is extended
+ * to the new end. A grow the journal shows interrupted is finished (its tables written
+ * again) even when the primary already shows the new size or is torn. */
+static void plan_grow(const struct disk_plan_input *in, const struct disk_info *d,
+		      struct disk_plan *p, bool types_ok)
+{
+	bool pending = grow_pending(in, d);
+	struct disk_plan_part *g = &p->parts[p->n_parts - 1];
+	if ((!p->guest_can_grow && !pending) || g->kind != DISK_PART_GUEST)
+		return;
+	const char *why = grow_refusal(in, d, p, types_ok, pending);
+	if (why) {
+		snprintf(p->grow_refused, sizeof(p->grow_refused), "%s", why);
+		return;
+	}
+	uint64_t to = guest_end(d->size) - g->start;
+	if (to < g->size)
+		return;
+	p->grow = true;
+	g->size = to;
+	snprintf(p->reason, sizeof(p->reason), "%s to %" PRIu64 " MiB",
+		 pending ? "compartd layout, finishing the growth of cmpt-guest"
+			 : "compartd layout on a disk that grew, growing cmpt-guest",
+		 to / DISK_MIB);
+}
+
 static void plan_keep(const struct disk_plan_input *in, const struct disk_info *d,
 		      struct disk_plan *p, bool types_ok)
 {
@@ -201,6 +297,7 @@ static void plan_keep(const struct disk_plan_input *in, const struct disk_info *
 		p->guest_can_grow = true;
 		p->guest_grow_to = could - g->start;
 	}
+	plan_grow(in, d, p, types_ok);
 }
 
 static bool id_eq(const char *a, const char *b)

@@ -270,3 +270,96 @@ int disk_gpt_set_types_guid(const char *path, unsigned sector_size, const char *
 		return log_error_errno(-errno, "Failed to sync %s", path);
 	return 0;
 }
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+static bool entry_ours(const uint8_t *e)
+{
+	static const char pfx[] = "cmpt-";
+	if (all_zero(e, 128))
+		return true;
+	for (size_t k = 0; k < sizeof(pfx) - 1; k++)
+		if (e[56 + 2 * k] != (uint8_t)pfx[k] || e[57 + 2 * k] != 0)
+			return false;
+	return true;
+}
+
+/* libparted's backup: 128 entries of 128 bytes before the header in the last LBA. */
+#define TAIL_ENTRIES_BYTES (128 * 128)
+
+bool disk_gpt_tail_ours(const char *path, unsigned sector_size, uint64_t size)
+{
+	uint64_t ss = sector_size, last = size / ss - 1, es = TAIL_ENTRIES_BYTES / ss;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *buf = malloc((es + 1) * ss);
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	struct gpt_hdr h;
+	if (fd < 0 || !buf || !hb || size < 64 * ss)
+		return false;
+	if (pread(fd, buf, (es + 1) * ss, (off_t)((last - es) * ss)) != (ssize_t)((es + 1) * ss))
+		return false;
+	if (!all_zero(buf + es * ss, ss) && read_hdr(fd, sector_size, last, hb, &h) < 0)
+		return false;
+	for (uint64_t i = 0; i < es * ss / 128; i++)
+		if (!entry_ours(buf + i * 128))
+			return false;
+	return true;
+}
+
+/* The backup table at alt (sound) written again at the last LBA: entries, then header. */
+static int copy_backup(int fd, unsigned ss, uint64_t alt, uint64_t last)
+{
+	_cleanup_free_ uint8_t *hb = malloc(ss);
+	_cleanup_free_ uint8_t *tab = NULL;
+	struct gpt_hdr h;
+	size_t tl;
+	if (!hb)
+		return -ENOMEM;
+	int r = read_table(fd, ss, alt, hb, &h, &tab, &tl);
+	if (r < 0)
+		return r;
+	uint64_t es = (tl + ss - 1) / ss, v64;
+	if (last < es + 2)
+		return -EINVAL;
+	v64 = htole64(last);
+	memcpy(hb + 24, &v64, 8);
+	v64 = htole64(1);
+	memcpy(hb + 32, &v64, 8);
+	v64 = htole64(last - es);
+	memcpy(hb + 72, &v64, 8);
+	memset(hb + 16, 0, 4);
+	uint32_t crc = htole32(disk_crc32(hb, h.hdr_size));
+	memcpy(hb + 16, &crc, 4);
+	if (pwrite(fd, tab, tl, (off_t)((last - es) * ss)) != (ssize_t)tl || fsync(fd) < 0 ||
+	    pwrite(fd, hb, ss, (off_t)(last * ss)) != (ssize_t)ss || fsync(fd) < 0)
+		return -errno ? -errno : -EIO;
+	return 0;
+}
+
+int disk_gpt_backup_to_end(const char *path, unsigned sector_size, uint64_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, "Failed to open %s", path);
+	uint64_t alt, dummy, last = size / sector_size - 1;
+	/* A torn primary: the backup at the end is what is read; a sound table already at the
+	 * end: an earlier copy. Nothing to copy either way. */
+	if (check_table(fd, sector_size, 1, &alt) < 0 || alt == last ||
+	    check_table(fd, sector_size, last, &dummy) == 0)
+		return 0;
+	if (alt > last || check_table(fd, sector_size, alt, &dummy) < 0)
+		return log_error_errno(-EBADMSG, "%s: the backup GPT is not sound, not growing",
+				       path);
+	if (!disk_gpt_tail_ours(path, sector_size, size))
+		return log_error_errno(-ENOTEMPTY, "%s: the end of the disk is not blank", path);
+	int r = copy_backup(fd, sector_size, alt, last);
+	if (r < 0)
+		return log_error_errno(r, "Failed to copy the backup GPT to the end of %s", path);
+	return 0;
+}

@@ -35,18 +35,6 @@ static uint64_t read_u64_attr(const struct guest *g, const char *rel)
 	return parse_u64(b, &v) < 0 ? 0 : v;
 }
 
-static uint64_t dev_size(const char *path)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	uint64_t size = 0;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return 0;
-	if (S_ISREG(st.st_mode))
-		return (uint64_t)st.st_size;
-	return ioctl(fd, BLKGETSIZE64, &size) < 0 ? 0 : size;
-}
-
 /* /proc/net/tcp{,6} prints each address as the native-endian 32-bit words of its bytes. */
 static void addr_words(const struct sockaddr_storage *ss, char *out, size_t n, uint16_t *port)
 {
@@ -144,7 +132,7 @@ int guest_status_read(const struct guest *g, struct guest_status *s)
 	const char *colon = strstr(serial, "Number:"); /* "T10 VPD Unit Serial Number: …" */
 	snprintf(s->serial, sizeof(s->serial), "%s", colon ? colon + 8 : serial);
 	strstrip(s->serial);
-	s->size = s->udev_path[0] ? dev_size(s->udev_path) : 0;
+	s->size = s->udev_path[0] ? disk_dev_size(s->udev_path) : 0;
 	read_acls(g, s);
 	read_stats(g, s);
 	return 0;

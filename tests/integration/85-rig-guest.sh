@@ -8,7 +8,7 @@
 # back after a power cut and reboot of a1, with compartment a's CHAP secret; compartment b's
 # infra IQN, a wrong CHAP secret and no CHAP at all are refused; b1, booted without disks,
 # exports nothing and says why; a2's export is removed before it powers off. Not covered
-# here: mutual CHAP (test_guest checks what the agent writes), partition growth.
+# here: mutual CHAP and partition growth (86-rig-guest-grow).
 set -euo pipefail
 . "$(dirname "$0")/../../images/rig/lib.sh"
 rig_require

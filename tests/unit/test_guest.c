@@ -6,6 +6,7 @@
  * nothing to export. What configfs itself does (the kernel opening the partition, binding
  * the portal, refusing initiators) only the rig covers (tests/integration/85-rig-guest.sh). */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,7 +36,7 @@ static const char conf_fmt[] =
     "[compartment b]\nzone = dmz\npair = p1\ninfra_initiator = iqn.2026-12.compartd.t:infra.b\n"
     "[node a1]\ncompartment = a\nhandshake = 127.0.0.1\n"
     "[node b1]\ncompartment = b\nhandshake = 127.0.0.2\n"
-    "[layout]\nboot = 8MiB\nstate = 2MiB\ninfra = 16MiB\nadmin = 5%%\n"
+    "[layout]\nboot = 8MiB\nstate = 2MiB\ninfra = 16MiB\nadmin = 6MiB\n"
     "min_disk = 64MiB\nmin_guest = 16MiB\n";
 
 static char dir[64];
@@ -43,7 +44,8 @@ static struct strbuf events;
 
 static void on_line(const struct log_line *l, void *ud)
 {
-	if (l->is_event && !strncmp(l->text, "event=health ", 13)) {
+	if (l->is_event &&
+	    (!strncmp(l->text, "event=health ", 13) || !strncmp(l->text, "event=guest ", 12))) {
 		sb_puts(&events, l->text);
 		sb_putc(&events, '\n');
 	}
@@ -291,6 +293,63 @@ static void export_ladder_teardown(void **state)
 	cfg_free(c);
 }
 
+/* The disk grows under the export: the disks stage grows cmpt-guest (GPT), the kernel's
+ * partition device follows (here: <dir>/vda5 of the new size), and the export takes the
+ * new size without a rung of the ladder (the iblock backstore reads it from the device);
+ * a partition device larger than its GPT entry is not a growth but a mismatch. */
+static void follows_growth(void **state)
+{
+	reset_dirs();
+	portal_listens();
+	struct cfg *c = load("");
+	struct disk_bootstrap_result *r = disks_stage(c, true);
+	struct guest *g = start(c, r);
+	struct health *h = NULL;
+	assert_int_equal(health_new(USEC_PER_SEC, 0, &h), 0);
+	struct node_env env = {.cfg = c, .self = cfg_find_node(c, "a1"), .health = h};
+	assert_int_equal(guest_attach(g, &env), 0);
+	uint64_t now = 1;
+	assert_int_equal(settle(h, &now)->state, HEALTH_STATE_OK);
+	uint64_t was = r->disks[0].info.parts[4].size;
+
+	char img[256];
+	snprintf(img, sizeof(img), "%s/vda", dir);
+	assert_int_equal(truncate(img, IMG_SIZE + 64 * MiB), 0);
+	const char *disks[] = {img};
+	struct disk_bootstrap_opts o = {.disks = disks, .n_disks = 1, .apply = true};
+	struct disk_bootstrap_result *r2 = calloc(1, sizeof(*r2));
+	assert_int_equal(disk_bootstrap(c, cfg_find_node(c, "a1"), &o, r2), 0);
+	assert_true(r2->disks[0].plan.grow);
+	uint64_t grown = r2->disks[0].info.parts[4].size;
+	assert_int_equal(grown, was + 64 * MiB);
+	put_file("vda5", NULL, grown);
+	sb_reset(&events);
+	health_run_due(h, now += 10 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	struct health_component *comp = health_find(h, "guest", "a1");
+	assert_int_equal(comp->state, HEALTH_STATE_OK);
+	char want[128];
+	snprintf(want, sizeof(want),
+		 "event=guest node=a1 action=grown from=%" PRIu64 " size=%" PRIu64, was, grown);
+	assert_non_null(strstr(events.buf, want));
+	assert_null(strstr(events.buf, "action=isolate"));
+	struct guest_status s;
+	assert_int_equal(guest_status_read(g, &s), 0);
+	assert_int_equal(s.size, grown);
+
+	put_file("vda5", NULL, grown + 8 * MiB);
+	sb_reset(&events);
+	health_run_due(h, now += 10 * USEC_PER_SEC);
+	printf("%s", events.buf);
+	assert_non_null(strstr(events.buf, "stage=parses"));
+	assert_non_null(strstr(events.buf, "reason=\"LU is "));
+	guest_free(g);
+	health_free(h);
+	free(r);
+	free(r2);
+	cfg_free(c);
+}
+
 /* CHAP: the secret file's first line lands in configfs; a missing one undoes everything. */
 static void chap_secrets(void **state)
 {
@@ -386,6 +445,7 @@ int main(void)
 	    cmocka_unit_test(export_ladder_teardown),
 	    cmocka_unit_test(chap_secrets),
 	    cmocka_unit_test(nothing_to_export),
+	    cmocka_unit_test(follows_growth),
 	};
 	int r = cmocka_run_group_tests(tests, setup, teardown);
 	sb_free(&events);

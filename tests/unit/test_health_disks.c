@@ -36,7 +36,7 @@ static const char conf_text[] = "[cluster]\nname = t\nkey_file = /nonexistent/ke
 				"[compartment b]\nzone = dmz\npair = p1\n"
 				"[node a1]\ncompartment = a\nhandshake = 127.0.0.1\n"
 				"[node b1]\ncompartment = b\nhandshake = 127.0.0.2\n"
-				"[layout]\nboot = 8MiB\nstate = 2MiB\ninfra = 16MiB\nadmin = 5%\n"
+				"[layout]\nboot = 8MiB\nstate = 2MiB\ninfra = 16MiB\nadmin = 6MiB\n"
 				"min_disk = 64MiB\nmin_guest = 16MiB\n";
 
 static struct strbuf events;
@@ -604,6 +604,40 @@ static void test_rebuild_async(void **state)
 	slow_node_close(&n);
 }
 
+/* The disk grows under the running node (a resized virtual disk): disk:<dev> notices the
+ * size, its rebuild runs the disks stage in the child, which grows cmpt-guest; then the
+ * component is ok with the new size, once. */
+static void test_disk_grows(void **state)
+{
+	struct slow_node n;
+	slow_node_open(&n, false);
+	assert_int_equal(n.bootstrap_rc, 0);
+	struct health_component *c = health_find(n.h, "disk", "disk0.img"),
+				*md = health_find(n.h, "md", "infra");
+	run_until(n.l, md, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_int_equal(c->state, HEALTH_STATE_OK);
+	uint64_t was = disk_module_result(n.m)->disks[0].plan.parts[4].size;
+	assert_int_equal(truncate(n.img, IMG_SIZE + 64 * MiB), 0);
+	sb_init(&all_events);
+	int id = log_subscribe(on_any_event, NULL);
+	run_until(n.l, c, HEALTH_STATE_FAILED);
+	run_until(n.l, c, HEALTH_STATE_OK);
+	log_unsubscribe(id);
+	printf("%s", all_events.buf);
+	assert_non_null(strstr(all_events.buf, "component=disk:disk0.img state=failed "
+					       "stage=integrity action=none reason=\"the disk grew "
+					       "from 128 to 192 MiB\""));
+	assert_non_null(strstr(all_events.buf, "guest_grown_to="));
+	assert_non_null(strstr(all_events.buf, "component=disk:disk0.img state=recovered "
+					       "stage=integrity action=rebuild"));
+	const struct disk_bootstrap_result *r = disk_module_result(n.m);
+	assert_int_equal(r->disks[0].info.size, IMG_SIZE + 64 * MiB);
+	assert_int_equal(r->disks[0].plan.parts[4].size, was + 64 * MiB);
+	assert_int_equal(r->disks[0].info.parts[4].size, was + 64 * MiB);
+	sb_free(&all_events);
+	slow_node_close(&n);
+}
+
 struct wipe_answer {
 	bool done;
 	int r;
@@ -674,7 +708,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_disk_check),	  cmocka_unit_test(test_md),
 	    cmocka_unit_test(test_md_ladder),	  cmocka_unit_test(test_md_members),
-	    cmocka_unit_test(test_rebuild_async), cmocka_unit_test(test_approve_wipe_async)};
+	    cmocka_unit_test(test_rebuild_async), cmocka_unit_test(test_approve_wipe_async),
+	    cmocka_unit_test(test_disk_grows)};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	sb_free(&events);
 	return r;
