@@ -62,7 +62,7 @@ hs_wait a2 'event=ready node=a2 profile=wait-operator' 15
 hs_ctl a2 continue || fail "continue refused"
 hs_wait a2 'event=config action=failed version=6' 10
 # …rolled back at once to the last-known-good (SPEC §2a).
-hs_wait a2 'event=config action=rollback version=5 from=6' 5
+hs_wait a2 'event=config action=rollback from=6 to=5 reason=hook-failed' 5
 [ "$(running_version)" = 5 ] || fail "not rolled back to version 5"
 hs_stop a2
 cp "$HS_TMP/start-mgmt.ok" "$HS_TMP/hooks/start-mgmt"
