@@ -138,7 +138,7 @@ static void config_failed(struct agent *a, const char *reason)
 			 c->version, reason);
 		return;
 	}
-	cfgsync_refuse(a->cfgsync, c->version, c->hash);
+	/* the latest-version check skips it from now on (skip_failed), saying so once */
 	_cleanup_free_ struct cfg *old = snapshot(c);
 	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, reason);
 	if (r == -EBUSY)
