@@ -121,7 +121,8 @@ static void probation_stop(struct agent *a)
 
 /* The running version failed here: recorded as failed (never run nor fetched again here)
  * and replaced by the last-known-good. The last-known-good itself is never failed: it is
- * the one known to work here, and something else broke. */
+ * the one known to work here, and something else broke; nor is any version while there
+ * is no last-known-good (nothing would be left to boot). */
 static void config_failed(struct agent *a, const char *reason)
 {
 	struct cfg *c = a->env.cfg;
@@ -132,12 +133,14 @@ static void config_failed(struct agent *a, const char *reason)
 			 c->version, reason);
 		return;
 	}
-	if (config_lkg_record(a->lkg, c, false) < 0) {
-		log_warn("version %" PRIu64 " failed here (%s), but there is no state area to "
-			 "record it in or to roll back from: kept",
+	if (!j || !j->has_good) { /* failing it would leave this node nothing to boot */
+		log_warn("version %" PRIu64 " failed here (%s), but this node has no "
+			 "last-known-good configuration to roll back to: kept",
 			 c->version, reason);
 		return;
 	}
+	if (config_lkg_record(a->lkg, c, false) < 0)
+		return;
 	/* the latest-version check skips it from now on (skip_failed), saying so once */
 	_cleanup_free_ struct cfg *old = snapshot(c);
 	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, reason);

@@ -404,8 +404,9 @@ static int trial_load(struct config_lkg *l, const char *path, const struct cfg_o
 
 /* A trial version (fetched or pushed, on probation) wins over an older or broken image
  * file; each boot with it is counted, and one booted CONFIG_TRIAL_BOOTS times without
- * surviving its probation has failed (the normal choice follows: the image's file or the
- * last-known-good). *c: the image's configuration, NULL when it does not load. */
+ * surviving its probation has failed when there is a last-known-good to boot instead (the
+ * normal choice follows: the image's file or the last-known-good). *c: the image's configuration,
+ * NULL when it does not load. */
 static void trial_choice(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
 			 size_t n_ovr, struct cfg **c)
 {
@@ -416,7 +417,8 @@ static void trial_choice(struct config_lkg *l, const char *path, const struct cf
 	bool image_is = *c && !memcmp((*c)->hash, t.hash, 32);
 	if (!image_is && *c && (*c)->version >= t.version)
 		return; /* a newer image: its own choice */
-	if (config_lkg_failed(j, t.version, t.hash) || j->trial_boots >= CONFIG_TRIAL_BOOTS) {
+	bool worn = j->trial_boots >= CONFIG_TRIAL_BOOTS && j->has_good; /* else nothing left */
+	if (config_lkg_failed(j, t.version, t.hash) || worn) {
 		log_error("version %" PRIu64 " booted %u times without surviving its probation",
 			  t.version, (unsigned)j->trial_boots);
 		drop_trial(l, true);
