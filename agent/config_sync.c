@@ -143,7 +143,7 @@ static void config_failed(struct agent *a, const char *reason)
 		return;
 	/* the latest-version check skips it from now on (skip_failed), saying so once */
 	_cleanup_free_ struct cfg *old = snapshot(c);
-	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, reason);
+	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, reason, true);
 	if (r == -EBUSY)
 		log_warn("version %" PRIu64 " keeps running until the next boot, which runs the "
 			 "last-known-good",
@@ -366,7 +366,7 @@ int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg)
 	left->version = from;
 	memcpy(left->hash, c->hash, sizeof(left->hash));
 	_cleanup_free_ struct cfg *old = snapshot(c);
-	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, "operator");
+	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, "operator", false);
 	if (r < 0) {
 		sb_printf(msg, "%s",
 			  r == -EBUSY ? "the topology differs: restart the agent with the "

@@ -572,7 +572,7 @@ bool config_lkg_on_trial(struct config_lkg *l, const struct cfg *c)
 }
 
 int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
-			size_t n_ovr, const char *reason)
+			size_t n_ovr, const char *reason, bool write)
 {
 	const struct journal_state *j = l ? jstate(l) : NULL;
 	int n;
@@ -597,6 +597,10 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 	uint64_t from = c->version;
 	*c = *g;
 	cfg_free(g);
+	if (write && (r = write_atomic(c->path, text, len)) < 0)
+		log_warn_errno(r,
+			       "cannot write the last-known-good configuration over %s, continuing",
+			       c->path);
 	struct event ev;
 	event_begin(&ev, "config");
 	event_add(&ev, "action", "rollback");

@@ -56,9 +56,11 @@ int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok);
 /* After c failed here (recorded by config_lkg_record): c is replaced in place by the
  * last-known-good copy (SPEC §2a rollback), when there is one that differs and has the same
  * topology (modules keep their pointers into c), with `event=config action=rollback from=M
- * to=N reason=…`. 0 when rolled back, -ENOENT / -EBUSY otherwise. */
+ * to=N reason=…`; write: the copy is also written over c->path (so that the file matches
+ * what runs: the config health check, reloads, peers). 0 when rolled back, -ENOENT /
+ * -EBUSY otherwise. */
 int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
-			size_t n_ovr, const char *reason);
+			size_t n_ovr, const char *reason, bool write);
 /* A version fetched or pushed (SPEC §2a), before it is applied: its copy is kept on every
  * cmpt-state (the slot not holding the last-known-good one) and the journal records it as
  * the trial, so that a reboot boots it (config_lkg_boot) while its probation runs; it

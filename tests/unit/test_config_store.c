@@ -105,9 +105,9 @@ static void test_lkg(void **state_)
 	write_conf(2, false);
 	assert_int_equal(cfg_load(conf, NULL, 0, &c, NULL), 0);
 	struct config_lkg *l = config_lkg_new(state, false, NULL);
-	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "test"), 0);
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "test", false), 0);
 	assert_int_equal(c->version, 1);
-	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "test"),
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "test", false),
 			 -ENOENT); /* already the good one */
 	config_lkg_free(l);
 	cfg_free(c);
@@ -222,9 +222,12 @@ static void test_trial(void **state_)
 	assert_int_equal(c->version, 4);
 	l = config_lkg_new(state, false, NULL);
 	assert_int_equal(config_lkg_record(l, c, false), 0);
-	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "hook-failed"), 0);
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "hook-failed", true), 0);
 	assert_int_equal(c->version, 3);
 	config_lkg_free(l);
+	cfg_free(c);
+	assert_int_equal(cfg_load(conf, NULL, 0, &c, NULL), 0); /* the file is what runs */
+	assert_int_equal(c->version, 3);
 	cfg_free(c);
 	j = jload();
 	assert_false(j->has_trial);
