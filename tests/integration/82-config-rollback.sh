@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 150
+# timeout: 180
 # Automatic rollback of a configuration version on the node where it fails (SPEC §2a).
 # Four agents on loopback, each with its own file and state area (cmpt-state in host mode),
 # [timeouts] config_probation = 3s:
@@ -17,6 +17,8 @@
 #    (as PID 1's image would be): a2 boots version 3 from cmpt-state (`event=boot
 #    config=trial version=3 boots=1`) and it becomes its last-known-good after the
 #    probation.
+# 5. Version 4 on probation: a2 loses its eligibility (a core health check fails) and rolls
+#    back to 3 (`reason=ineligible`); b1 keeps 4.
 HS_PORT=${HS_PORT:-7582}
 . "$(dirname "$0")/lib-hs.sh"
 hs_setup 's/^\[timeouts\]$/[timeouts]\nconfig_probation = 3s/'
@@ -123,4 +125,21 @@ hs_wait a2 'event=config action=last-known-good version=3' 15
 journal a2 | grep -q '"trial_config"' && fail "a2 still has a trial after its probation"
 hs_wait b2 'event=config action=applied version=3' 15
 echo "a2 killed after keeping version 3: booted it from cmpt-state, last-known-good after its probation"
+
+# 5. Version 4 (config_probation = 20s); during its probation a2 loses its eligibility (its
+#    file made unreadable as configuration: the config health check is core): a2 rolls
+#    back to 3 (reason=ineligible) and its file is 3 again; b1 keeps 4.
+sed -e 's/^version = 1$/version = 4/' -e 's/^config_probation = 3s$/config_probation = 20s/' "$v1" >"$HS_TMP/v4.conf"
+hs_ctl a1 config push "$HS_TMP/v4.conf" >/dev/null || fail "push of 4"
+for n in a2 b1; do hs_wait $n 'event=config action=probation version=4 ms=20000' 15; done
+hs_ctl a2 status | grep -q '^election  *eligible' || fail "a2 is not eligible before: $(hs_ctl a2 status)"
+echo "colour = red" >>"$HS_TMP/a2.conf"
+t0=$(date +%s%N)
+hs_wait a2 'event=config action=rollback from=4 to=3 reason=ineligible' 15
+t1=$(date +%s%N)
+cmp -s "$HS_TMP/v3.conf" "$HS_TMP/a2.conf" || fail "a2's file is not the last-known-good 3"
+[ "$(version_of a2)" = 3 ] || fail "a2 does not run 3"
+[ "$(version_of b1)" = 4 ] || fail "b1 does not run 4"
+grep -q 'event=config action=rollback' "$HS_TMP/b1.log" && fail "b1 rolled back"
+echo "version 4: a2 ineligible during its probation, rolled back $(((t1 - t0) / 1000000)) ms after its file broke"
 echo "PASS"
