@@ -66,6 +66,11 @@ static void print_text(struct agent *a, const struct journal_state *j, struct st
 		sb_printf(o, "failed          version %" PRIu64 ", blake2b %s\n",
 			  j->failed[i].version, hx);
 	}
+	if (j && j->has_trial) {
+		hex(j->trial.hash, hx);
+		sb_printf(o, "on probation    version %" PRIu64 ", blake2b %s (booted %u times)\n",
+			  j->trial.version, hx, (unsigned)j->trial_boots);
+	}
 	sb_puts(o, "peers\n");
 	text_peers(a, o);
 }
@@ -94,7 +99,12 @@ static void print_json(struct agent *a, const struct journal_state *j, struct st
 		sb_printf(o, "%s{\"version\":%" PRIu64 ",\"hash\":\"%s\"}", i ? "," : "",
 			  j->failed[i].version, hx);
 	}
-	sb_puts(o, "],\"peers\":[");
+	sb_puts(o, "],");
+	if (j && j->has_trial)
+		json_ver(o, "probation", j->trial.version, j->trial.hash);
+	else
+		sb_puts(o, "\"probation\":null");
+	sb_puts(o, ",\"peers\":[");
 	for (int i = 0, first = 1; i < c->n_nodes; i++) {
 		if (i == a->env.self)
 			continue;

@@ -132,6 +132,8 @@ echo "a2 killed after keeping version 3: booted it from cmpt-state, last-known-g
 sed -e 's/^version = 1$/version = 4/' -e 's/^config_probation = 3s$/config_probation = 20s/' "$v1" >"$HS_TMP/v4.conf"
 hs_ctl a1 config push "$HS_TMP/v4.conf" >/dev/null || fail "push of 4"
 for n in a2 b1; do hs_wait $n 'event=config action=probation version=4 ms=20000' 15; done
+hs_ctl b1 config --json | grep -q '"probation":{"version":4,' || fail "b1's config shows no probation: $(hs_ctl b1 config)"
+hs_ctl b1 config | grep -q '^on probation  *version 4, ' || fail "b1's config text: $(hs_ctl b1 config)"
 hs_ctl a2 status | grep -q '^election  *eligible' || fail "a2 is not eligible before: $(hs_ctl a2 status)"
 echo "colour = red" >>"$HS_TMP/a2.conf"
 t0=$(date +%s%N)
