@@ -358,11 +358,8 @@ static void agent_after_decision(struct decision *d, void *ud)
 	if (a->elect)
 		elect_drv_set_eligible(a->elect, decision_eligible(d));
 	int p = decision_profile(d);
-	if (p > RULES_PROFILE_WAIT_OPERATOR && /* hooks ran: ready with this config, or… */
-	    config_lkg_record(a->lkg, a->env.cfg, decision_eligible(d)) == 0 &&
-	    !decision_eligible(d))
-		(void)config_lkg_rollback(a->lkg, a->env.cfg, a->kcmd.ovr,
-					  a->kcmd.n_ovr); /* …failed */
+	if (p > RULES_PROFILE_WAIT_OPERATOR) /* hooks ran: this version works here, or failed */
+		agent_config_judge(a, decision_eligible(d));
 	if (a->env.stage >= NODE_STAGE_ELECTION)
 		return;
 	node_env_set_stage(&a->env, NODE_STAGE_ELECTION); /* joined above, now with eligibility */
@@ -590,6 +587,7 @@ out:
 		hs_detach(a.hs, &a.env);
 	a.hs = hs_free(a.hs);
 	a.cfgsync = cfgsync_free(a.cfgsync); /* after hs: it was subscribed */
+	agent_config_sync_free(&a);
 	a.hs_wait = waiter_free(a.hs_wait);
 	pid1_network_free(&a);
 	a.net_watch = watch_remove(a.net_watch);

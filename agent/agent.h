@@ -54,6 +54,7 @@ struct agent {
 	uint8_t *hs_key; /* the cluster key until hs_new took it (hs_key_free) */
 	int net_fd;	 /* rtnetlink link/address changes wake the waits, or -1 */
 	struct watch *net_watch;
+	struct config_probation *probation; /* a new configuration version on probation */
 };
 
 struct health;

@@ -8,6 +8,7 @@
 #include "console.h"
 #include "hs.h"
 #include "journal.h"
+#include "query.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -65,6 +66,11 @@ static void print_text(struct agent *a, const struct journal_state *j, struct st
 		sb_printf(o, "failed          version %" PRIu64 ", blake2b %s\n",
 			  j->failed[i].version, hx);
 	}
+	if (j && j->has_trial) {
+		hex(j->trial.hash, hx);
+		sb_printf(o, "on probation    version %" PRIu64 ", blake2b %s (booted %u times)\n",
+			  j->trial.version, hx, (unsigned)j->trial_boots);
+	}
 	sb_puts(o, "peers\n");
 	text_peers(a, o);
 }
@@ -93,7 +99,12 @@ static void print_json(struct agent *a, const struct journal_state *j, struct st
 		sb_printf(o, "%s{\"version\":%" PRIu64 ",\"hash\":\"%s\"}", i ? "," : "",
 			  j->failed[i].version, hx);
 	}
-	sb_puts(o, "],\"peers\":[");
+	sb_puts(o, "],");
+	if (j && j->has_trial)
+		json_ver(o, "probation", j->trial.version, j->trial.hash);
+	else
+		sb_puts(o, "\"probation\":null");
+	sb_puts(o, ",\"peers\":[");
 	for (int i = 0, first = 1; i < c->n_nodes; i++) {
 		if (i == a->env.self)
 			continue;
@@ -141,15 +152,34 @@ static int cmd_rollback(struct console_req *req, struct agent *a)
 	return r;
 }
 
+/* `config status`: `query all config` — every node's own answer over the handshake
+ * channel (running, last-known-good, failed), grouped by compartment, and who did not
+ * answer. */
+static int cmd_status(struct console_req *req, struct agent *a)
+{
+	static char q[] = "query", all[] = "all", config[] = "config";
+	if (!a->query) {
+		console_req_error(req, "no cluster queries on this node");
+		return -ENOTSUP;
+	}
+	req->argv[0] = q;
+	req->argv[1] = all;
+	req->argv[2] = config;
+	req->argc = 3;
+	return query_cmd(req, a->query);
+}
+
 static int cmd_config(struct console_req *req, void *ud)
 {
 	struct agent *a = ud;
+	if (req->argc == 2 && !strcmp(req->argv[1], "status"))
+		return cmd_status(req, a);
 	if (req->argc == 3 && !strcmp(req->argv[1], "push"))
 		return cmd_push(req, a);
 	if (req->argc == 3 && !strcmp(req->argv[1], "rollback"))
 		return cmd_rollback(req, a);
 	if (req->argc != 1) {
-		console_req_error(req, "usage: config [push FILE | rollback VERSION]");
+		console_req_error(req, "usage: config [status | push FILE | rollback VERSION]");
 		return -EINVAL;
 	}
 	const struct journal_state *j = config_lkg_state(a->lkg);
@@ -162,7 +192,8 @@ static int cmd_config(struct console_req *req, void *ud)
 
 void config_cmd_register(struct agent *a)
 {
-	console_register(a->env.console, "config", "[push FILE|rollback N]",
-			 "running, last-known-good and failed versions, the peers'; push; rollback",
+	console_register(a->env.console, "config", "[status|push FILE|rollback N]",
+			 "running, last-known-good and failed versions, the peers'; every "
+			 "node's (status); push; rollback",
 			 cmd_config, a);
 }

@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define HDR 64
 #define CFG_STORE_FORMAT 1
@@ -352,6 +353,98 @@ bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, si
 	return true;
 }
 
+static int write_atomic(const char *path, const char *text, size_t len)
+{
+	char tmp[CFG_PATH_MAX + 32];
+	snprintf(tmp, sizeof(tmp), "%s.stored.%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, text, len);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r >= 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+static void drop_trial(struct config_lkg *l, bool failed)
+{
+	struct journal_state *j = jstate(l);
+	struct journal_cfgver t = j->trial;
+	j->has_trial = false;
+	if (failed)
+		record_failed(l, t.version, t.hash); /* stores */
+	else if (jstore(l) < 0)
+		log_warn("cannot update the state journal, ignoring");
+}
+
+/* The trial's stored copy, parsed for path; written over path when the file there is not
+ * it (PID 1: the image's file), so that reloads and peers read what runs. */
+static int trial_load(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
+		      size_t n_ovr, bool write, struct cfg **ret)
+{
+	const struct journal_state *j = jstate(l);
+	int n;
+	const struct journal_dev *d = jdevs(l, &n);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	uint64_t version;
+	int r = config_store_load(d, n, j->trial.hash, &text, &len, &version);
+	if (r >= 0)
+		r = cfg_parse(path, text, len, ovr, n_ovr, ret, NULL);
+	if (r >= 0 && write && (r = write_atomic(path, text, len)) < 0)
+		log_warn_errno(r, "cannot write the stored configuration over %s, continuing",
+			       path);
+	return r < 0 && !*ret ? r : 0;
+}
+
+/* A trial version (fetched or pushed, on probation) wins over an older or broken image
+ * file; each boot with it is counted, and one booted CONFIG_TRIAL_BOOTS times without
+ * surviving its probation has failed when there is a last-known-good to boot instead (the
+ * normal choice follows: the image's file or the last-known-good). *c: the image's configuration,
+ * NULL when it does not load. */
+static void trial_choice(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
+			 size_t n_ovr, struct cfg **c)
+{
+	struct journal_state *j = jstate(l);
+	if (!l->loaded || !j->has_trial)
+		return;
+	const struct journal_cfgver t = j->trial;
+	bool image_is = *c && !memcmp((*c)->hash, t.hash, 32);
+	if (!image_is && *c && (*c)->version >= t.version)
+		return; /* a newer image: its own choice */
+	bool worn = j->trial_boots >= CONFIG_TRIAL_BOOTS && j->has_good; /* else nothing left */
+	if (config_lkg_failed(j, t.version, t.hash) || worn) {
+		log_error("version %" PRIu64 " booted %u times without surviving its probation",
+			  t.version, (unsigned)j->trial_boots);
+		drop_trial(l, true);
+		return;
+	}
+	struct cfg *s = NULL;
+	if (!image_is && trial_load(l, path, ovr, n_ovr, true, &s) < 0) {
+		log_error("the stored copy of version %" PRIu64 " does not load", t.version);
+		drop_trial(l, true);
+		return;
+	}
+	j->trial_boots++;
+	if (jstore(l) < 0)
+		log_warn("cannot count the boot in the state journal, ignoring");
+	if (s) {
+		cfg_free(*c);
+		*c = s;
+	}
+	struct event ev;
+	event_begin(&ev, "boot");
+	event_add(&ev, "config", "trial");
+	event_add_u64(&ev, "version", t.version);
+	event_add_u64(&ev, "boots", j->trial_boots);
+	event_emit(&ev);
+}
+
 int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
 		    size_t n_ovr, struct cfg **ret, struct strbuf *err)
 {
@@ -362,6 +455,11 @@ int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_ove
 		*ret = r >= 0 ? c : NULL;
 		return r;
 	}
+	if (r < 0)
+		record_broken(l, path);
+	trial_choice(l, path, ovr, n_ovr, &c);
+	if (c && r < 0)
+		goto image; /* the trial, in place of a broken file */
 	if (r >= 0) {
 		if (!config_lkg_refuses(l, c, why, sizeof(why)))
 			goto image;
@@ -370,7 +468,6 @@ int config_lkg_boot(struct config_lkg *l, const char *path, const struct cfg_ove
 		cfg_free(c);
 		r = -ESTALE;
 	} else {
-		record_broken(l, path);
 		snprintf(why, sizeof(why), "the image's configuration does not load");
 	}
 	return boot_stored(l, path, ovr, n_ovr, why, ret) == 0 ? 0 : r;
@@ -409,16 +506,25 @@ int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok)
 	const struct journal_dev *d = jdevs(l, &n);
 	if (n == 0)
 		return -ENODEV;
+	bool trial = j->has_trial && !memcmp(j->trial.hash, c->hash, 32);
+	if (trial)
+		j->has_trial = false; /* its probation is over, either way */
 	if (!hooks_ok) {
 		record_failed(l, c->version, c->hash);
 		return 0;
 	}
+	if (j->has_trial && j->trial.version <= c->version)
+		j->has_trial = false; /* an older trial has nothing left to prove */
 	if (is_good(l, c))
-		return 0;
+		return trial ? jstore(l) : 0;
 	_cleanup_free_ char *text = NULL;
 	size_t len;
 	uint8_t h[32];
-	int r = read_full_file(c->path, CFG_MAX_TEXT, &text, &len);
+	uint64_t v;
+	int r;
+	if (trial && config_store_load(d, n, c->hash, &text, &len, &v) == 0)
+		goto good; /* kept when it was fetched */
+	r = read_full_file(c->path, CFG_MAX_TEXT, &text, &len);
 	if (r < 0)
 		return log_warn_errno(r, "cannot read %s again to keep a copy", c->path);
 	crypto_generichash(h, 32, (const uint8_t *)text, len, NULL, 0);
@@ -429,6 +535,7 @@ int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok)
 			      j->has_good ? j->good.hash : NULL);
 	if (r < 0)
 		return r;
+good:
 	journal_set_good_config(j, c->version, c->hash);
 	forget_failed(j, c->version, c->hash); /* a retry of its hooks succeeded */
 	r = jstore(l);
@@ -437,8 +544,35 @@ int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok)
 	return r;
 }
 
+int config_lkg_trial(struct config_lkg *l, const char *text, size_t len, uint64_t version,
+		     const uint8_t hash[32])
+{
+	struct journal_state *j = l ? jstate(l) : NULL;
+	int n;
+	const struct journal_dev *d = j ? jdevs(l, &n) : NULL;
+	if (!j || n == 0)
+		return -ENODEV;
+	if (j->has_good && !memcmp(j->good.hash, hash, 32))
+		return 0; /* already the good one */
+	int r =
+	    config_store_save(d, n, text, len, version, hash, j->has_good ? j->good.hash : NULL);
+	if (r < 0)
+		return r;
+	journal_set_trial_config(j, version, hash);
+	r = jstore(l);
+	if (r >= 0)
+		config_event("stored", version, hash);
+	return r;
+}
+
+bool config_lkg_on_trial(struct config_lkg *l, const struct cfg *c)
+{
+	const struct journal_state *j = config_lkg_state(l);
+	return j && j->has_trial && !memcmp(j->trial.hash, c->hash, 32);
+}
+
 int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
-			size_t n_ovr)
+			size_t n_ovr, const char *reason, bool write)
 {
 	const struct journal_state *j = l ? jstate(l) : NULL;
 	int n;
@@ -463,11 +597,16 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 	uint64_t from = c->version;
 	*c = *g;
 	cfg_free(g);
+	if (write && (r = write_atomic(c->path, text, len)) < 0)
+		log_warn_errno(r,
+			       "cannot write the last-known-good configuration over %s, continuing",
+			       c->path);
 	struct event ev;
 	event_begin(&ev, "config");
 	event_add(&ev, "action", "rollback");
-	event_add_u64(&ev, "version", c->version);
 	event_add_u64(&ev, "from", from);
+	event_add_u64(&ev, "to", c->version);
+	event_add(&ev, "reason", reason);
 	event_emit(&ev);
 	return 0;
 }

@@ -39,7 +39,10 @@ struct config_lkg;
  * local disks (PID 1). Never NULL unless out of memory. */
 struct config_lkg *config_lkg_new(const char *state_path, bool scan, const char *sysfs_root);
 struct config_lkg *config_lkg_free(struct config_lkg *l);
-/* The configuration to run: the image's file at path, unless it does not load, was
+/* The configuration to run: the trial version (config_lkg_trial) when the image's file is
+ * older or does not load, written over path, with `event=boot config=trial version=N
+ * boots=K` (a trial booted CONFIG_TRIAL_BOOTS times already has failed); else the image's
+ * file at path, unless it does not load, was
  * recorded as failed here, or is older than the last-known-good one — then the stored
  * copy, with `event=boot config=last-known-good version=N reason=…`. A file that does not
  * load is recorded as failed (version 0, its hash). Errors as cfg_load when neither. */
@@ -50,12 +53,25 @@ void config_lkg_attach_disks(struct config_lkg *l, struct disk_module *m);
 /* The node is ready with c (hooks_ok) → last-known-good, copy kept; or its profile hooks
  * failed → recorded as failed. Idempotent. */
 int config_lkg_record(struct config_lkg *l, const struct cfg *c, bool hooks_ok);
-/* After c's profile hooks failed (recorded by config_lkg_record): c is replaced in place
- * by the last-known-good copy (SPEC §2a rollback), when there is one that differs and has
- * the same topology (modules keep their pointers into c), with `event=config
- * action=rollback version=N from=M`. 0 when rolled back, -ENOENT / -EBUSY otherwise. */
+/* After c failed here (recorded by config_lkg_record): c is replaced in place by the
+ * last-known-good copy (SPEC §2a rollback), when there is one that differs and has the same
+ * topology (modules keep their pointers into c), with `event=config action=rollback from=M
+ * to=N reason=…`; write: the copy is also written over c->path (so that the file matches
+ * what runs: the config health check, reloads, peers). 0 when rolled back, -ENOENT /
+ * -EBUSY otherwise. */
 int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_override *ovr,
-			size_t n_ovr);
+			size_t n_ovr, const char *reason, bool write);
+/* A version fetched or pushed (SPEC §2a), before it is applied: its copy is kept on every
+ * cmpt-state (the slot not holding the last-known-good one) and the journal records it as
+ * the trial, so that a reboot boots it (config_lkg_boot) while its probation runs; it
+ * becomes the last-known-good by config_lkg_record(ok), or failed. `event=config
+ * action=stored`. -ENODEV without a state area. */
+int config_lkg_trial(struct config_lkg *l, const char *text, size_t len, uint64_t version,
+		     const uint8_t hash[32]);
+/* Whether c is the version on trial. */
+bool config_lkg_on_trial(struct config_lkg *l, const struct cfg *c);
+/* Boots with a trial version before it failed (a crash loop ends there). */
+#define CONFIG_TRIAL_BOOTS 2
 /* Whether c must not run here (recorded as failed, or older than the last-known-good);
  * why says which. For boot and for reloads. */
 bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, size_t n);

@@ -897,7 +897,7 @@ static void on_log(struct watch *w, int fd, uint32_t revents, void *ud)
 }
 
 /* The child's journal is the one it loaded when it forked: the configuration and role
- * records written here since (last-known-good, failed, election) are the parent's, which
+ * records written here since (last-known-good, failed, trial, election) are the parent's, which
  * the stage never changes. They go into the child's copy, and to disk when it missed them. */
 static void keep_parent_records(struct disk_module *m, struct journal_state *child)
 {
@@ -908,11 +908,17 @@ static void keep_parent_records(struct disk_module *m, struct journal_state *chi
 		      memcmp(&mine->good, &child->good, sizeof(mine->good)) ||
 		      mine->n_failed != child->n_failed ||
 		      memcmp(mine->failed, child->failed, sizeof(mine->failed)) ||
-		      memcmp(mine->roles, child->roles, sizeof(mine->roles));
+		      memcmp(mine->roles, child->roles, sizeof(mine->roles)) ||
+		      mine->has_trial != child->has_trial ||
+		      memcmp(&mine->trial, &child->trial, sizeof(mine->trial)) ||
+		      mine->trial_boots != child->trial_boots;
 	if (!differ)
 		return;
 	child->has_good = mine->has_good;
 	child->good = mine->good;
+	child->has_trial = mine->has_trial; /* a version on probation (config_store.h) */
+	child->trial = mine->trial;
+	child->trial_boots = mine->trial_boots;
 	memcpy(child->failed, mine->failed, sizeof(child->failed));
 	child->n_failed = mine->n_failed;
 	memcpy(child->roles, mine->roles, sizeof(child->roles));

@@ -75,6 +75,13 @@ static void encode_payload(const struct journal_state *s, struct wbuf *w)
 		put_cfgver(w, JOURNAL_TAG_CFG_GOOD, &s->good);
 	for (int i = 0; i < s->n_failed; i++)
 		put_cfgver(w, JOURNAL_TAG_CFG_FAILED, &s->failed[i]);
+	if (s->has_trial) {
+		uint32_t b[2] = {htole32(s->trial_boots), 0};
+		put_tl(w, JOURNAL_TAG_CFG_TRIAL, 48);
+		put_u64(w, s->trial.version);
+		put(w, s->trial.hash, 32);
+		put(w, b, 8);
+	}
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		if (!s->roles[k].set)
 			continue;
@@ -289,6 +296,17 @@ static int decode_rec(struct journal_state *s, uint16_t tag, const uint8_t *v, u
 		if (copy_text(st->target, sizeof(st->target), v + 12, tl) < 0)
 			return -EBADMSG;
 		return copy_text(st->detail, sizeof(st->detail), v + 12 + tl, len - 12 - tl);
+	}
+	case JOURNAL_TAG_CFG_TRIAL: {
+		uint32_t b;
+		if (len != 48)
+			return -EBADMSG;
+		s->has_trial = true;
+		s->trial.version = get_u64(v);
+		memcpy(s->trial.hash, v + 8, 32);
+		memcpy(&b, v + 40, 4);
+		s->trial_boots = le32toh(b);
+		return 0;
 	}
 	case JOURNAL_TAG_NEXT_ID:
 		if (len != 8)
@@ -509,6 +527,14 @@ void journal_set_good_config(struct journal_state *s, uint64_t version, const ui
 	s->has_good = true;
 	s->good.version = version;
 	memcpy(s->good.hash, hash, 32);
+}
+
+void journal_set_trial_config(struct journal_state *s, uint64_t version, const uint8_t hash[32])
+{
+	s->has_trial = true;
+	s->trial.version = version;
+	memcpy(s->trial.hash, hash, 32);
+	s->trial_boots = 0;
 }
 
 void journal_add_failed_config(struct journal_state *s, uint64_t version, const uint8_t hash[32])

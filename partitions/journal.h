@@ -37,6 +37,7 @@ enum journal_tag {
 	JOURNAL_TAG_STEP_DISK = 10, /* u64 step id, u64 disk size, 16-byte GPT disk GUID
 				     * (on-disk order), what was found on the disk before */
 	JOURNAL_TAG_MD_UUID = 11,   /* u8 kind, 7 zero, the md array's UUID (mdadm's form) */
+	JOURNAL_TAG_CFG_TRIAL = 12, /* u64 version, 32-byte hash, u32 boots, u32 zero */
 };
 
 enum journal_step_kind {
@@ -87,6 +88,11 @@ struct journal_state {
 	struct journal_cfgver good;
 	struct journal_cfgver failed[JOURNAL_MAX_FAILED];
 	int n_failed;
+	/* A version fetched or pushed (SPEC §2a), its copy kept, on probation until it becomes
+	 * the good one or fails; boots: how often the node booted with it since. */
+	bool has_trial;
+	struct journal_cfgver trial;
+	uint32_t trial_boots;
 	struct journal_role roles[_CFG_KIND_MAX];
 	struct journal_wipe wipes[JOURNAL_MAX_WIPES];
 	int n_wipes;
@@ -128,6 +134,7 @@ const char *journal_wipe_label(const struct journal_state *s,
 void journal_set_role(struct journal_state *s, enum cfg_kind k, const char *role, uint64_t epoch);
 void journal_set_good_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);
 void journal_add_failed_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);
+void journal_set_trial_config(struct journal_state *s, uint64_t version, const uint8_t hash[32]);
 
 /* ---- the driver: devices ---- */
 

@@ -360,7 +360,14 @@ static void format_json(const struct journal_state *s, struct strbuf *o)
 		sb_printf(o, "%s{\"version\":%" PRIu64 ",\"hash\":\"%s\"}", i ? "," : "",
 			  s->failed[i].version, hx);
 	}
-	sb_puts(o, "],\"roles\":{");
+	sb_putc(o, ']');
+	if (s->has_trial) {
+		hex(s->trial.hash, hx);
+		sb_printf(
+		    o, ",\"trial_config\":{\"version\":%" PRIu64 ",\"hash\":\"%s\",\"boots\":%u}",
+		    s->trial.version, hx, (unsigned)s->trial_boots);
+	}
+	sb_puts(o, ",\"roles\":{");
 	bool first = true;
 	for (int k = 0; k < _CFG_KIND_MAX; k++) {
 		if (!s->roles[k].set)
@@ -418,6 +425,9 @@ static void format_human(const struct journal_state *s, struct strbuf *o)
 	}
 	for (int i = 0; i < s->n_failed; i++)
 		sb_printf(o, "failed config   version %" PRIu64 "\n", s->failed[i].version);
+	if (s->has_trial)
+		sb_printf(o, "trial config    version %" PRIu64 ", booted %u times\n",
+			  s->trial.version, (unsigned)s->trial_boots);
 	for (int k = 0; k < _CFG_KIND_MAX; k++)
 		if (s->roles[k].set)
 			sb_printf(o, "role %-10s %s (epoch %" PRIu64 ")\n", cfg_kind_to_str(k),

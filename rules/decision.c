@@ -18,6 +18,7 @@ struct decision {
 	uint64_t fetch_wait_until; /* the window waits for a configuration fetch until then */
 	struct profile_run *run;
 	bool reeval;  /* contacted set changed while hooks ran */
+	bool rerun;   /* a new configuration version changed the hooks while they ran */
 	bool changed; /* contacted set or liveness changed since the last evaluation */
 	char rule[RULES_NAME_MAX];
 	struct rules_facts facts;
@@ -126,6 +127,11 @@ static void second_mgmt_watch(struct decision *d);
 static void on_profile_done(struct profile_run *run, enum profile_state st, void *ud)
 {
 	struct decision *d = ud;
+	if (d->rerun) { /* the hooks that ran are the previous version's */
+		d->rerun = false;
+		start_profile(d, d->profile);
+		return;
+	}
 	if (d->profile ==
 	    RULES_PROFILE_WAIT_OPERATOR) { /* hooks ok or failed: the operator decides */
 		d->waiting = true;
@@ -446,6 +452,22 @@ int decision_start(struct decision *d)
 int decision_profile(const struct decision *d)
 {
 	return d->profile;
+}
+
+int decision_rerun(struct decision *d)
+{
+	if (!d || d->profile < 0)
+		return -ENOENT;
+	const char *name = rules_profile_to_str((enum rules_profile)d->profile);
+	log_notice("decision: the configuration changed the hooks of profile %s: running them "
+		   "again",
+		   name);
+	if (d->run && profile_run_state(d->run) == PROFILE_STATE_RUNNING) {
+		d->rerun = true;
+		return 0;
+	}
+	start_profile(d, d->profile);
+	return 0;
 }
 
 bool decision_eligible(const struct decision *d)

@@ -48,6 +48,10 @@ int decision_start(struct decision *d);
 
 /* The current profile (enum rules_profile), or -1 before the first decision. */
 int decision_profile(const struct decision *d);
+/* A new configuration version changed the current profile's hooks (SPEC §2a): they run
+ * again (after the ones running, if any), and the started callback judges them as
+ * after the first decision. -ENOENT before the first decision. */
+int decision_rerun(struct decision *d);
 /* Decided, not wait-operator, and the profile's hooks succeeded: may stand for election. */
 bool decision_eligible(const struct decision *d);
 

@@ -598,6 +598,7 @@ TIMEOUT_KEY(hook_timeout)
 TIMEOUT_KEY(t_max)
 TIMEOUT_KEY(query_timeout)
 TIMEOUT_KEY(health_interval)
+TIMEOUT_KEY(config_probation)
 static int k_to_lease(struct parse_ctx *p, const char *key, char *val)
 {
 	p->lease_set = true;
@@ -744,6 +745,7 @@ static const struct key_def keys_timeouts[] = {
     {"t_max", k_to_t_max, false},
     {"query_timeout", k_to_query_timeout, false},
     {"health_interval", k_to_health_interval, false},
+    {"config_probation", k_to_config_probation, false},
     {NULL, NULL, false}};
 static const struct key_def keys_profile[] = {
     {"run", k_profile_run, true}, {"stop", k_profile_stop, true}, {NULL, NULL, false}};
@@ -800,6 +802,7 @@ void cfg_set_defaults(struct cfg *c)
 	    .t_max = 100 * USEC_PER_MSEC,
 	    .query_timeout = 1 * USEC_PER_SEC,
 	    .health_interval = 5 * USEC_PER_SEC,
+	    .config_probation = 30 * USEC_PER_SEC,
 	};
 	snprintf(c->fencing.watchdog, sizeof(c->fencing.watchdog), "/dev/watchdog");
 	c->fencing.watchdog_timeout = 1 * USEC_PER_SEC;

@@ -155,6 +155,9 @@ struct cfg_timeouts {
 	uint64_t handshake_timeout, handshake_window, heartbeat_interval, disk_heartbeat_interval,
 	    lease, path_check_interval, path_timeout, no_path_timeout, hook_timeout, t_max,
 	    query_timeout, health_interval;
+	/* SPEC §2a: a fetched or pushed version that keeps this node eligible this long after
+	 * it was applied becomes its last-known-good; 0: at once */
+	uint64_t config_probation;
 };
 
 /* [fencing] (SPEC §7 Fencing): the watchdog device the election holds, or "none". */

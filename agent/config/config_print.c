@@ -163,6 +163,7 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 	put_duration(out, "t_max", t->t_max);
 	put_duration(out, "query_timeout", t->query_timeout);
 	put_duration(out, "health_interval", t->health_interval);
+	put_duration(out, "config_probation", t->config_probation);
 	sb_puts(out, "\n[fencing]\n");
 	sb_printf(out, "watchdog = %s\n", c->fencing.watchdog);
 	put_duration(out, "watchdog_timeout", c->fencing.watchdog_timeout);

@@ -145,6 +145,7 @@ struct cfgsync {
 	const struct cfg *cfg;
 	int self;
 	cfgsync_got_fn fn;
+	cfgsync_skip_fn skip;
 	void *ud;
 	/* the fetch in progress */
 	bool active;
@@ -236,6 +237,11 @@ static void on_announce(int node, uint64_t version, const uint8_t hash[32], void
 	if (s->active || version <= s->cfg->version || refused(s, version, hash) ||
 	    loop_now(s->loop) < s->idle_until_us)
 		return;
+	if (s->skip && s->skip(version, hash, s->ud)) {
+		cfg_event("skip", version, s->cfg->nodes[node].name, "reason", "failed-here");
+		cfgsync_refuse(s, version, hash);
+		return;
+	}
 	s->active = true;
 	s->env->config_fetching = true;
 	s->from = node;
@@ -350,6 +356,12 @@ int cfgsync_new(struct node_env *env, struct hs *hs, cfgsync_got_fn fn, void *ud
 	hs_set_config_fn(hs, on_announce, s);
 	*ret = s;
 	return 0;
+}
+
+void cfgsync_set_skip(struct cfgsync *s, cfgsync_skip_fn fn)
+{
+	if (s)
+		s->skip = fn;
 }
 
 void cfgsync_bytes_sent(const struct cfgsync *s, uint64_t *asked, uint64_t *served)

@@ -75,5 +75,10 @@ int cfgsync_new(struct node_env *env, struct hs *hs, cfgsync_got_fn fn, void *ud
 struct cfgsync *cfgsync_free(struct cfgsync *s);
 /* Datagram bytes (header and tag included) this node sent for transfers: asking, serving. */
 void cfgsync_bytes_sent(const struct cfgsync *s, uint64_t *asked, uint64_t *served);
+/* Whether (version, hash) must not be fetched (it failed on this node, SPEC §2a): the
+ * latest-version check skips it, saying so once (`event=config action=skip version=N
+ * from=P reason=failed-here`). */
+typedef bool (*cfgsync_skip_fn)(uint64_t version, const uint8_t hash[32], void *ud);
+void cfgsync_set_skip(struct cfgsync *s, cfgsync_skip_fn fn);
 /* (version, hash) must not be fetched again in this run (refused by validation). */
 void cfgsync_refuse(struct cfgsync *s, uint64_t version, const uint8_t hash[32]);

@@ -62,10 +62,14 @@ hs_wait a2 'event=ready node=a2 profile=wait-operator' 15
 hs_ctl a2 continue || fail "continue refused"
 hs_wait a2 'event=config action=failed version=6' 10
 # …rolled back at once to the last-known-good (SPEC §2a).
-hs_wait a2 'event=config action=rollback version=5 from=6' 5
+hs_wait a2 'event=config action=rollback from=6 to=5 reason=hook-failed' 5
 [ "$(running_version)" = 5 ] || fail "not rolled back to version 5"
+# …and the file is what runs again (the config health check, reloads, peers).
+cmp -s "$good" "$HS_TMP/cluster.conf" || fail "the file is not the last-known-good after the rollback"
 hs_stop a2
 cp "$HS_TMP/start-mgmt.ok" "$HS_TMP/hooks/start-mgmt"
+# An image that carries version 6 again: refused at boot.
+sed 's/^version = 5$/version = 6/' "$good" >"$HS_TMP/cluster.conf"
 start a2
 hs_wait a2 'event=boot config=last-known-good version=5 reason=.*6 failed on this node' 10
 hs_wait a2 'event=ready node=a2' 15

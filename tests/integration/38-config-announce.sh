@@ -109,7 +109,7 @@ out=$(hs_ctl a2 config rollback 2 2>&1) && fail "rolled back to 2: $out"
 echo "$out" | grep -q "version 2 is not this node's last-known-good (3)" || fail "rollback 2: $out"
 hs_ctl a2 config rollback 3 | grep -q "rolled back to version 3; version 4 is recorded as failed" ||
 	fail "rollback 3"
-hs_wait a2 'event=config action=rollback version=3 from=4' 5
+hs_wait a2 'event=config action=rollback from=4 to=3 reason=operator' 5
 hs_wait a2 'event=config action=failed version=4' 5
 hs_ctl a2 status --json | grep -q '"config_version":3' || fail "a2 does not run 3 after the rollback"
 hs_ctl a2 config --json | grep -q '"failed":\[{"version":4,' || fail "4 not listed as failed"

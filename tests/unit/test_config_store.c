@@ -105,9 +105,10 @@ static void test_lkg(void **state_)
 	write_conf(2, false);
 	assert_int_equal(cfg_load(conf, NULL, 0, &c, NULL), 0);
 	struct config_lkg *l = config_lkg_new(state, false, NULL);
-	assert_int_equal(config_lkg_rollback(l, c, NULL, 0), 0);
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "test", false), 0);
 	assert_int_equal(c->version, 1);
-	assert_int_equal(config_lkg_rollback(l, c, NULL, 0), -ENOENT); /* already the good one */
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "test", false),
+			 -ENOENT); /* already the good one */
 	config_lkg_free(l);
 	cfg_free(c);
 	c = boot(&r);
@@ -135,6 +136,111 @@ static void test_lkg(void **state_)
 	free(j);
 }
 
+static void fresh_state(void)
+{
+	int fd = open(state, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 2 << 20), 0);
+	close(fd);
+}
+
+/* Keeps version v's text on trial, as a fetch or push does before applying it. */
+static void trial(int version)
+{
+	char text[1024];
+	uint8_t h[32];
+	int n = snprintf(text, sizeof(text), conf_fmt, version);
+	crypto_generichash(h, 32, (const uint8_t *)text, (size_t)n, NULL, 0);
+	struct config_lkg *l = config_lkg_new(state, false, NULL);
+	assert_int_equal(config_lkg_trial(l, text, (size_t)n, (uint64_t)version, h), 0);
+	config_lkg_free(l);
+}
+
+static struct journal_state *jload(void)
+{
+	static struct journal_state j;
+	struct journal_dev d = {.size = 2 << 20};
+	snprintf(d.path, sizeof(d.path), "%s", state);
+	assert_int_equal(journal_load(&d, 1, &j), 0);
+	return &j;
+}
+
+/* A fetched version is kept before it is applied: a reboot with the image's older (or
+ * broken) file boots it, written over the file; booted CONFIG_TRIAL_BOOTS times without
+ * surviving its probation it has failed and the last-known-good runs; surviving it
+ * makes it the last-known-good. */
+static void test_trial(void **state_)
+{
+	int r;
+	fresh_state();
+	record(1, true);
+	trial(2);
+	assert_true(jload()->has_trial);
+	assert_int_equal(jload()->good.version, 1);
+	write_conf(1, false); /* the image's file (PID 1: the initramfs) */
+	struct cfg *c = boot(&r);
+	assert_int_equal(r, 0);
+	assert_int_equal(c->version, 2);
+	assert_int_equal(jload()->trial_boots, 1);
+	cfg_free(c);
+	/* …written over the file: a reload reads what runs. */
+	assert_int_equal(cfg_load(conf, NULL, 0, &c, NULL), 0);
+	assert_int_equal(c->version, 2);
+	cfg_free(c);
+	/* A broken image's file: the trial too. */
+	write_conf(1, true);
+	c = boot(&r);
+	assert_int_equal(r, 0);
+	assert_int_equal(c->version, 2);
+	cfg_free(c);
+	/* A third boot without surviving the probation: failed, the last-known-good runs. */
+	c = boot(&r);
+	assert_int_equal(r, 0);
+	assert_int_equal(c->version, 1);
+	cfg_free(c);
+	struct journal_state *j = jload();
+	assert_false(j->has_trial);
+	assert_int_equal(j->failed[j->n_failed - 1].version, 2);
+	/* Version 3 on trial survives its probation: the last-known-good, the trial gone. */
+	trial(3);
+	write_conf(1, false);
+	c = boot(&r);
+	assert_int_equal(c->version, 3);
+	struct config_lkg *l = config_lkg_new(state, false, NULL);
+	assert_true(config_lkg_on_trial(l, c));
+	assert_int_equal(config_lkg_record(l, c, true), 0);
+	assert_false(config_lkg_on_trial(l, c));
+	config_lkg_free(l);
+	cfg_free(c);
+	j = jload();
+	assert_false(j->has_trial);
+	assert_int_equal(j->good.version, 3);
+	/* Version 4 on trial fails (a hook): recorded, rolled back in place to 3. */
+	trial(4);
+	write_conf(3, false);
+	c = boot(&r);
+	assert_int_equal(c->version, 4);
+	l = config_lkg_new(state, false, NULL);
+	assert_int_equal(config_lkg_record(l, c, false), 0);
+	assert_int_equal(config_lkg_rollback(l, c, NULL, 0, "hook-failed", true), 0);
+	assert_int_equal(c->version, 3);
+	config_lkg_free(l);
+	cfg_free(c);
+	assert_int_equal(cfg_load(conf, NULL, 0, &c, NULL), 0); /* the file is what runs */
+	assert_int_equal(c->version, 3);
+	cfg_free(c);
+	j = jload();
+	assert_false(j->has_trial);
+	assert_int_equal(j->good.version, 3);
+	assert_int_equal(j->failed[j->n_failed - 1].version, 4);
+	/* An image's file newer than the trial is the image's choice. */
+	trial(5);
+	write_conf(6, false);
+	c = boot(&r);
+	assert_int_equal(c->version, 6);
+	cfg_free(c);
+}
+
 static int setup(void **state_)
 {
 	const char *t = getenv("TMPDIR");
@@ -160,6 +266,7 @@ static int teardown(void **state_)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_lkg)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_lkg),
+					   cmocka_unit_test(test_trial)};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

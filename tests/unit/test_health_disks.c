@@ -555,6 +555,9 @@ static void test_rebuild_async(void **state)
 	uint8_t hash[32];
 	memset(hash, 0x5c, sizeof(hash));
 	journal_set_good_config(disk_module_journal(n.m), 9, hash);
+	hash[0] = 1; /* …and a version 10 on probation (config_lkg_trial) */
+	journal_set_trial_config(disk_module_journal(n.m), 10, hash);
+	hash[0] = 0x5c;
 	assert_int_equal(disk_module_journal_store(n.m), 0);
 
 	zero_range(n.img, 0, MiB); /* a replaced disk: blank */
@@ -598,6 +601,9 @@ static void test_rebuild_async(void **state)
 	assert_int_equal(journal_load(res->jdevs, res->n_jdevs, ondisk), 0);
 	assert_true(ondisk->has_good);
 	assert_memory_equal(ondisk->good.hash, hash, 32);
+	assert_true(js->has_trial);
+	assert_true(ondisk->has_trial);
+	assert_int_equal(ondisk->trial.version, 10);
 	free(ondisk);
 
 	sb_free(&all_events);

@@ -25,6 +25,9 @@ static struct journal_state *full_state(void)
 	journal_add_failed_config(s, 8, h); /* once */
 	h[0] = 2;
 	journal_add_failed_config(s, 9, h);
+	h[0] = 3;
+	journal_set_trial_config(s, 10, h);
+	s->trial_boots = 2;
 	journal_set_role(s, CFG_KIND_INFRA, "master", 12);
 	journal_set_role(s, CFG_KIND_ADMIN, "slave", 3);
 	journal_wipe_record(s, "SERIAL-1");
@@ -57,6 +60,10 @@ static void test_roundtrip(void **state)
 	assert_memory_equal(d->good.hash, s->good.hash, 32);
 	assert_int_equal(d->n_failed, 2);
 	assert_int_equal(d->failed[1].version, 9);
+	assert_true(d->has_trial); /* the version on probation and its boots */
+	assert_int_equal(d->trial.version, 10);
+	assert_memory_equal(d->trial.hash, s->trial.hash, 32);
+	assert_int_equal(d->trial_boots, 2);
 	assert_string_equal(d->roles[CFG_KIND_INFRA].role, "master");
 	assert_int_equal(d->roles[CFG_KIND_INFRA].epoch, 12);
 	assert_string_equal(d->roles[CFG_KIND_ADMIN].role, "slave");
