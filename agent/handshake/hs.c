@@ -3,12 +3,14 @@
 #include "hs.h"
 
 #include "log.h"
+#include "swim.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define HS_MAX_SUBS 4
 #define HS_LOST_AFTER 3
@@ -95,6 +97,10 @@ struct hs {
 	uint64_t hb_seq;
 	uint64_t hb_ring_seq[HS_HB_RING], hb_ring_at[HS_HB_RING];
 	uint64_t drops[_HS_DROP_MAX];
+	/* after the boot decision: membership of the nodes outside this pair (swim.h) */
+	struct swim *swim;
+	struct timer *t_swim;
+	struct swim_info swim_said;
 };
 
 static bool valid_node(const struct hs *hs, int node)
@@ -207,6 +213,8 @@ static void set_ext_alive(struct hs *hs, int node, int alive)
 		hs->contact_fn(node, p->contacted, hs->contact_ud);
 }
 
+static bool in_own_pair(const struct hs *hs, int node);
+
 /* The round of HELLOs ends: judge the previous probes, then send new ones. */
 static void probe_round(struct hs *hs, uint64_t now)
 {
@@ -214,6 +222,16 @@ static void probe_round(struct hs *hs, uint64_t now)
 		if (i == hs->self)
 			continue;
 		struct hs_peer *p = &hs->peers[i];
+		if (hs->swim && !in_own_pair(hs, i)) {
+			/* The membership watches it: only its external interface is asked
+			 * while it is not contacted (the rules' uncontacted_alive). */
+			if (p->ext.pending)
+				set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+			p->ext.pending = p->ext.answered = false;
+			if (!p->contacted)
+				send_hello(hs, i, true);
+			continue;
+		}
 		if (p->hello.pending && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
 			set_contacted(hs, i, false);
 		if (p->ext.pending)
@@ -386,6 +404,148 @@ static bool unverified_hello_allowed(struct hs *hs, int from, uint64_t now)
 	return p->unverified_n++ < HS_UNVERIFIED_PER_ROUND;
 }
 
+/* ---- membership after the boot decision (issue 20) ---- */
+
+static void swim_info_now(const struct hs *hs, struct swim_info *i)
+{
+	*i = (struct swim_info){.profile = hs->profile,
+				.mgmt_running = hs->mgmt_running,
+				.config_version = hs->cfg->version};
+	memcpy(i->config_hash, hs->cfg->hash, SWIM_HASH_BYTES);
+}
+
+/* What the membership says of a node outside this pair is what the rules' facts rest on
+ * (contacted, and its profile, management and configuration). */
+static void swim_change(struct hs *hs, int node, enum swim_state st)
+{
+	const struct swim_info *i = swim_member_info(hs->swim, node);
+
+	if (!valid_node(hs, node) || in_own_pair(hs, node))
+		return;
+	if (st == SWIM_ALIVE && i->config_version)
+		note_info(hs, node, i->mgmt_running, i->profile, i->config_version, i->config_hash);
+	set_contacted(hs, node, st != SWIM_DEAD);
+}
+
+static void swim_apply(struct hs *hs, const struct swim_actions *out)
+{
+	for (int k = 0; k < out->n; k++) {
+		const struct swim_action *a = &out->a[k];
+		uint8_t buf[SWIM_MSG_MAX];
+		struct hs_msg m = {.type = HS_MSG_SWIM};
+
+		switch (a->type) {
+		case SWIM_ACT_SEND:
+			if (!valid_node(hs, a->node))
+				break;
+			m.blob =
+			    (struct hs_blob){.data = buf, .len = swim_msg_encode(&a->msg, buf)};
+			send_msg(hs, a->node, &hs->cfg->nodes[a->node].handshake, &m);
+			break;
+		case SWIM_ACT_CHANGE:
+			swim_change(hs, a->node, a->state);
+			break;
+		case _SWIM_ACT_MAX:
+			break;
+		}
+	}
+	if (out->timer_at != UINT64_MAX)
+		timer_arm(hs->t_swim, out->timer_at);
+}
+
+static void swim_event(struct hs *hs, const struct swim_event *ev)
+{
+	struct swim_actions out;
+
+	if (swim_step(hs->swim, ev, now_usec(), &out) < 0) {
+		drop(hs, ev->from, HS_DROP_MALFORMED);
+		return;
+	}
+	swim_apply(hs, &out);
+}
+
+static void swim_recv(struct hs *hs, int from, const struct hs_blob *b)
+{
+	struct swim_msg msg;
+
+	if (!hs->swim)
+		return; /* not decided yet: the HELLO rounds still watch every node */
+	if (swim_msg_decode(b->data, b->len, &msg) < 0) {
+		drop(hs, from, HS_DROP_MALFORMED);
+		return;
+	}
+	swim_event(hs, &(struct swim_event){.type = SWIM_EV_RECV, .from = from, .msg = &msg});
+}
+
+/* This node's facts changed (decision, management, a reloaded configuration): said with
+ * a new incarnation. */
+static void swim_say(struct hs *hs)
+{
+	struct swim_info now;
+
+	swim_info_now(hs, &now);
+	if (!memcmp(&now, &hs->swim_said, sizeof(now)))
+		return;
+	hs->swim_said = now;
+	swim_event(hs, &(struct swim_event){.type = SWIM_EV_INFO, .info = now});
+}
+
+static void on_swim(struct timer *t, void *ud)
+{
+	struct hs *hs = ud;
+
+	(void)t;
+	swim_say(hs);
+	swim_event(hs, &(struct swim_event){.type = SWIM_EV_TIMER});
+}
+
+static int swim_start(struct hs *hs)
+{
+	int n = hs->cfg->n_nodes, lg = 1;
+	bool *watch = calloc((size_t)n, sizeof(bool)), *alive = calloc((size_t)n, sizeof(bool));
+	uint64_t period = hs->cfg->timeouts.heartbeat_interval;
+	struct timespec rt;
+	struct swim_params p;
+	int r = -ENOMEM;
+
+	while ((1 << lg) < n + 1)
+		lg++;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	p = (struct swim_params){
+	    .n = n,
+	    .self = hs->self,
+	    .period = period,
+	    .probe_timeout = period / 3,
+	    .suspect_timeout = 5 * period,
+	    .indirect = 3,
+	    .retransmit = 3 * lg,
+	    /* above any incarnation of an earlier boot: the wall clock moved on since */
+	    .inc0 = (uint64_t)rt.tv_sec * 1000000 + (uint64_t)rt.tv_nsec / 1000,
+	};
+	randombytes_buf(&p.seed, sizeof(p.seed));
+	swim_info_now(hs, &p.info);
+	hs->swim_said = p.info;
+	for (int i = 0; watch && alive && i < n; i++) {
+		watch[i] = i != hs->self && !in_own_pair(hs, i);
+		alive[i] = i != hs->self && hs->peers[i].contacted;
+	}
+	if (watch && alive && (hs->t_swim = timer_new(hs->loop, on_swim, hs)))
+		r = swim_new(&p, watch, alive, &hs->swim);
+	free(watch);
+	free(alive);
+	if (r < 0) {
+		log_error("handshake: cannot start the membership: %s (the HELLO rounds go on)",
+			  strerror(-r));
+		hs->t_swim = timer_free(hs->t_swim);
+		return r;
+	}
+	log_info("handshake: membership of the %d nodes outside this pair by probes (SWIM), "
+		 "period %" PRIu64 " ms",
+		 n - 1, period / 1000);
+	timer_arm(hs->t_swim, now_usec());
+	return 0;
+}
+
 static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *h,
 		     const struct hs_msg *m)
 {
@@ -415,6 +575,10 @@ static void dispatch(struct hs *hs, int fd, int from, const struct hs_wire_hdr *
 		note_info(hs, from, m->hb.mgmt_running, m->hb.profile, m->hb.config_version,
 			  m->hb.config_hash);
 		break;
+	case HS_MSG_SWIM:
+		if (verified)
+			swim_recv(hs, from, &m->blob);
+		return;
 	case HS_MSG_HEARTBEAT_ACK:
 	case HS_MSG_QUERY:
 	case HS_MSG_QUERY_REPLY:
@@ -675,6 +839,8 @@ struct hs *hs_free(struct hs *hs)
 		close(hs->fd_ext);
 	timer_free(hs->t_probe);
 	timer_free(hs->t_hb);
+	timer_free(hs->t_swim);
+	swim_free(hs->swim);
 	if (hs->keys)
 		sodium_free(hs->keys);
 	sodium_memzero(hs, sizeof(*hs));
@@ -723,6 +889,11 @@ void hs_set_local(struct hs *hs, uint8_t profile, bool mgmt_running)
 {
 	hs->profile = profile;
 	hs->mgmt_running = mgmt_running;
+	/* Decided: the nodes outside this pair are watched by the membership from now on. */
+	if (!hs->swim && profile != PROFILE_NONE)
+		swim_start(hs);
+	else if (hs->swim)
+		swim_say(hs);
 }
 
 int hs_send_heartbeat_ack(struct hs *hs, int node, uint64_t seq)

@@ -218,6 +218,7 @@ static int encode_payload(const struct hs_msg *m, uint8_t *p)
 	case HS_MSG_QUERY_REPLY:
 	case HS_MSG_CONFIG_GET:
 	case HS_MSG_CONFIG_DATA:
+	case HS_MSG_SWIM:
 		if (m->blob.len > HS_BLOB_MAX)
 			return -EMSGSIZE;
 		if (m->blob.len)
@@ -337,6 +338,7 @@ static enum hs_drop decode_payload(enum hs_msg_type t, const uint8_t *p, size_t 
 	case HS_MSG_QUERY_REPLY:
 	case HS_MSG_CONFIG_GET:
 	case HS_MSG_CONFIG_DATA:
+	case HS_MSG_SWIM:
 		want = n;
 		m.blob.data = p;
 		m.blob.len = n;

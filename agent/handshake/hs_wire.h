@@ -55,6 +55,7 @@ enum hs_msg_type {
 	HS_MSG_QUERY_REPLY,
 	HS_MSG_CONFIG_GET, /* configuration transfer (cfgsync.h): opaque payloads */
 	HS_MSG_CONFIG_DATA,
+	HS_MSG_SWIM, /* membership after the boot decision (swim.h): opaque payload */
 	_HS_MSG_MAX
 };
 
@@ -113,7 +114,7 @@ struct hs_msg {
 		struct hs_hello hello;	/* HELLO and HELLO_ACK */
 		struct hs_heartbeat hb; /* HEARTBEAT */
 		uint64_t ack_seq;	/* HEARTBEAT_ACK */
-		struct hs_blob blob;	/* QUERY, QUERY_REPLY, CONFIG_GET, CONFIG_DATA */
+		struct hs_blob blob;	/* QUERY, QUERY_REPLY, CONFIG_GET, CONFIG_DATA, SWIM */
 	};
 };
 

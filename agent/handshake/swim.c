@@ -155,8 +155,8 @@ static void set_state(struct swim *s, int node, enum swim_state st, uint64_t inc
 	/* A live member seen again at a higher incarnation with the same facts (every
 	 * node's first word after its start) is passed on after the news: every node must
 	 * end up with the same incarnation, or it would ignore a suspicion as stale. */
-	bool news =
-	    changed || st != SWIM_ALIVE || (info && memcmp(info, &m->info, sizeof(*info)) != 0);
+	bool facts = info && memcmp(info, &m->info, sizeof(*info)) != 0;
+	bool news = changed || st != SWIM_ALIVE || facts;
 
 	if (st == SWIM_SUSPECT && (changed || inc != m->inc))
 		m->suspect_at = now;
@@ -167,7 +167,7 @@ static void set_state(struct swim *s, int node, enum swim_state st, uint64_t inc
 		m->info = *info;
 	queue(s, node, news);
 	s->gossip |= news;
-	if (changed) {
+	if (changed || facts) {
 		struct swim_action *a = act(out, SWIM_ACT_CHANGE);
 
 		a->node = node;
@@ -205,7 +205,7 @@ static void apply(struct swim *s, const struct swim_update *u, uint64_t now,
 		break;
 	}
 	if (take)
-		set_state(s, u->node, u->state, u->inc, u->state == SWIM_DEAD ? NULL : &u->info,
+		set_state(s, u->node, u->state, u->inc, u->state == SWIM_ALIVE ? &u->info : NULL,
 			  now, out);
 }
 
@@ -330,6 +330,76 @@ static void tick(struct swim *s, uint64_t now, struct swim_actions *out)
 	if (s->target >= 0 && !s->acked && !s->asked && s->probe_at + s->p.probe_timeout < next)
 		next = s->probe_at + s->p.probe_timeout;
 	out->timer_at = next;
+}
+
+/* ---- the wire ---- */
+
+static uint8_t *put(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint64_t get(const uint8_t **p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | *(*p)++;
+	return v;
+}
+
+size_t swim_msg_encode(const struct swim_msg *m, uint8_t buf[SWIM_MSG_MAX])
+{
+	uint8_t *p = buf;
+	int n = m->n_upd < 0 ? 0 : m->n_upd > SWIM_PIGGYBACK_MAX ? SWIM_PIGGYBACK_MAX : m->n_upd;
+
+	p = put(p, m->type, 1);
+	p = put(p, m->seq, 8);
+	p = put(p, (uint16_t)m->target, 2);
+	p = put(p, (uint64_t)n, 1);
+	for (int i = 0; i < n; i++) {
+		const struct swim_update *u = &m->upd[i];
+
+		p = put(p, (uint16_t)u->node, 2);
+		p = put(p, u->state, 1);
+		p = put(p, u->inc, 8);
+		p = put(p, u->info.profile, 1);
+		p = put(p, u->info.mgmt_running, 1);
+		p = put(p, u->info.config_version, 8);
+		memcpy(p, u->info.config_hash, SWIM_HASH_BYTES);
+		p += SWIM_HASH_BYTES;
+	}
+	return (size_t)(p - buf);
+}
+
+int swim_msg_decode(const uint8_t *buf, size_t len, struct swim_msg *m)
+{
+	const uint8_t *p = buf;
+
+	if (len < 12)
+		return -EBADMSG;
+	*m = (struct swim_msg){0};
+	m->type = (enum swim_msg_type)get(&p, 1);
+	m->seq = get(&p, 8);
+	m->target = (int)get(&p, 2);
+	m->n_upd = (int)get(&p, 1);
+	if (m->n_upd > SWIM_PIGGYBACK_MAX || len != 12 + (size_t)m->n_upd * SWIM_UPD_BYTES)
+		return -EBADMSG;
+	for (int i = 0; i < m->n_upd; i++) {
+		struct swim_update *u = &m->upd[i];
+
+		u->node = (int)get(&p, 2);
+		u->state = (enum swim_state)get(&p, 1);
+		u->inc = get(&p, 8);
+		u->info.profile = (uint8_t)get(&p, 1);
+		u->info.mgmt_running = get(&p, 1) != 0;
+		u->info.config_version = get(&p, 8);
+		memcpy(u->info.config_hash, p, SWIM_HASH_BYTES);
+		p += SWIM_HASH_BYTES;
+	}
+	return 0;
 }
 
 /* ---- messages ---- */

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SWIM_PIGGYBACK_MAX 6 /* updates carried by one message */
@@ -25,10 +26,12 @@ enum swim_state { SWIM_ALIVE, SWIM_SUSPECT, SWIM_DEAD, _SWIM_STATE_MAX };
 const char *swim_state_to_str(enum swim_state s);
 
 /* What a member says of itself, spread with its incarnation. */
+#define SWIM_HASH_BYTES 32
 struct swim_info {
 	uint8_t profile;
 	bool mgmt_running;
 	uint64_t config_version;
+	uint8_t config_hash[SWIM_HASH_BYTES];
 };
 
 struct swim_update {
@@ -62,7 +65,7 @@ struct swim_params {
 
 enum swim_action_type {
 	SWIM_ACT_SEND,	 /* to, msg */
-	SWIM_ACT_CHANGE, /* node, state: what the node's facts rest on changed */
+	SWIM_ACT_CHANGE, /* node, state: its state or its facts (swim_member_info) changed */
 	_SWIM_ACT_MAX
 };
 
@@ -92,6 +95,15 @@ struct swim_event {
 	const struct swim_msg *msg;
 	struct swim_info info;
 };
+
+/* The message on the wire (integers big-endian): type 1, seq 8, target 2, count 1, then
+ * per update node 2, state 1, incarnation 8, profile 1, management 1, configuration
+ * version 8 and hash 32. SWIM_MSG_MAX bytes at most; the handshake seals it. */
+#define SWIM_UPD_BYTES 53
+#define SWIM_MSG_MAX (12 + SWIM_PIGGYBACK_MAX * SWIM_UPD_BYTES)
+size_t swim_msg_encode(const struct swim_msg *m, uint8_t buf[SWIM_MSG_MAX]);
+/* 0, or -EBADMSG for a length that does not match its count (ranges: swim_step). */
+int swim_msg_decode(const uint8_t *buf, size_t len, struct swim_msg *m);
 
 struct swim;
 
