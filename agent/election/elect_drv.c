@@ -346,8 +346,9 @@ static void log_phase(const struct elect_inst *in, enum elect_phase was,
 			how = "reserve";
 		} else if (out->a[i].type == ELECT_ACT_QDEV_PREEMPT) {
 			how = "preempt";
-			whom = out->a[i].node == ELECT_HOLDER_UNKNOWN ? "unknown key"
-								      : node_name(in, out->a[i].node);
+			whom = out->a[i].node == ELECT_HOLDER_UNKNOWN
+				   ? "unknown key"
+				   : node_name(in, out->a[i].node);
 		}
 	log_info("election %s: phase acquire (%s %s), epoch %llu", cfg_kind_to_str(in->kind), how,
 		 whom, (unsigned long long)sm->epoch);
