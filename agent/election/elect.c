@@ -843,6 +843,14 @@ static void on_heartbeat(struct elect *sm, const struct elect_event *ev, uint64_
 	if (sm->role == ELECT_ROLE_MASTER && ev->role == ELECT_ROLE_MASTER &&
 	    ev->epoch > sm->master_epoch)
 		demote(sm, "higher-epoch", now, out);
+	/* A master is heard while this node is on its way to mastership: the token may have
+	 * moved meanwhile (this node lost the device, was preempted, and its new session
+	 * registered the key again). Claiming on would write an epoch above the one just
+	 * heard and knock that master down: give the claim up; it starts again with a read
+	 * that proves the reservation ours (phase check), and waits past this master. */
+	if (ev->role == ELECT_ROLE_MASTER && sm->phase != ELECT_PHASE_IDLE &&
+	    sm->phase != ELECT_PHASE_ACQUIRE)
+		abort_claim(sm);
 	if (should_ack(sm, ev->node, ev, now)) {
 		if (!sm->p.has_qdev)
 			promise(sm, ev->node, now);
