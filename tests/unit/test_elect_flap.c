@@ -3,12 +3,12 @@
  * does not get back in). The master dies; the other compartment's candidate takes the
  * token and, in a chosen phase of its claim, loses network and quorum device; the dead
  * master's compartment mate preempts it and is promoted (or, when the cut came before the
- * PREEMPT reached the device, whichever node may take the dead master's token does). Then the network returns first and
- * the quorum device later, as with the real driver, whose iSCSI session is re-established
- * (and re-registers the key) only after a reconnect delay and a login, while heartbeats
- * arrive at once. The flapped node must neither promote nor write a claim that knocks the
- * new master down (an epoch above the master's); the new master stays master, once. The
- * same schedule in tests/integration/58-elect-claim-flap.sh runs the real agents. */
+ * PREEMPT reached the device, whichever node may take the dead master's token does). Then the
+ * network returns first and the quorum device later, as with the real driver, whose iSCSI session
+ * is re-established (and re-registers the key) only after a reconnect delay and a login, while
+ * heartbeats arrive at once. The flapped node must neither promote nor write a claim that knocks
+ * the new master down (an epoch above the master's); the new master stays master, once. The same
+ * schedule in tests/integration/58-elect-claim-flap.sh runs the real agents. */
 #include "elect_sim.h"
 
 static struct sim S;
@@ -95,8 +95,8 @@ static bool flap(uint64_t seed, enum elect_phase ph, uint64_t cut, uint64_t dev_
 	return true;
 }
 
-static const enum elect_phase phases[] = {ELECT_PHASE_ACQUIRE, ELECT_PHASE_CHECK,
-					  ELECT_PHASE_CLAIM, ELECT_PHASE_VERIFY};
+static const enum elect_phase phases[] = {ELECT_PHASE_ACQUIRE, ELECT_PHASE_CHECK, ELECT_PHASE_CLAIM,
+					  ELECT_PHASE_VERIFY};
 
 static void flaps(uint64_t dev_later)
 {
