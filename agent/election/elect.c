@@ -499,6 +499,11 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	if (two_sided(sm) && sm->p.side[h] != sm->p.side[sm->p.self] &&
 	    (!sm->cand_since || now - sm->cand_since < candidacy_wait(&sm->p)))
 		return false;
+	/* One compartment: the same for the node that was h's acknowledging node in its own
+	 * view until this one became it (a better node whose slot this node saw go stale). */
+	if (!two_sided(sm) &&
+	    (!sm->partner_since || now - sm->partner_since < candidacy_wait(&sm->p)))
+		return false;
 	if (now - heard < elect_net_silence(&sm->p) + elect_fence_wait(&sm->p) &&
 	    !(pe->nm_since && now - pe->nm_since >= sm->p.lease + elect_fence_wait(&sm->p)))
 		return false;
@@ -563,6 +568,13 @@ static void check_done(struct elect *sm, uint64_t now)
 			until = max_u64(until, pe->slot_changed + wait);
 		if (pe->heard && pe->hb_role == ELECT_ROLE_MASTER)
 			until = max_u64(until, pe->last_heard + wait);
+		/* The node preempted was judged silent when the PREEMPT was sent; a stalled
+		 * one lands later, when the victim may have claimed its own token again, or
+		 * run its demote hook with slots that say "candidate" but still renew its
+		 * lease. Whatever renewed it is a slot write that landed before the PREEMPT,
+		 * at or before the change this node last saw: wait past that. */
+		if (n == sm->victim && pe->slot_seen)
+			until = max_u64(until, pe->slot_changed + wait);
 	}
 	sm->wait_until = until;
 	sm->phase = ELECT_PHASE_WAIT;
@@ -591,7 +603,10 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	bool current = sm->rd_busy && ev->seq == sm->rd_seq;
 	bool check = current && sm->rd_sent >= sm->acq_at;
 
-	sm->rd_busy = false;
+	/* An older answer leaves the read outstanding now outstanding: clearing it here sent
+	 * one more read, whose answer was stale in turn, for ever (no read ever current). */
+	if (current)
+		sm->rd_busy = false;
 	if (ev->io != ELECT_IO_OK)
 		return;
 	for (int n = 0; n < sm->p.n_nodes; n++) {
@@ -1017,6 +1032,11 @@ static void update_role(struct elect *sm, uint64_t now, struct elect_actions *ou
 		sm->cand_since = 0;
 	else if (!sm->cand_since)
 		sm->cand_since = now;
+	if (two_sided(sm) || !sm->eligible || !sm->holder_known || sm->holder < 0 ||
+	    sm->holder == sm->p.self || ack_partner(sm, sm->holder, now) != sm->p.self)
+		sm->partner_since = 0;
+	else if (!sm->partner_since)
+		sm->partner_since = now;
 	if (token_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
 		sm->other_gone_since = 0;
 	else if (!sm->other_gone_since)

@@ -183,6 +183,8 @@ struct elect {
 	bool release_pending;	/* RELEASE the token once the demote hook has ended */
 	bool fenced;		/* the demote hook failed or hung: stop petting the watchdog */
 	uint64_t cand_since;	/* this node has been its compartment's candidate since (0: not) */
+	uint64_t partner_since; /* one compartment (admin): this node has been the token holder's
+				 * acknowledging node since (0: not) */
 	uint64_t other_gone_since; /* the other compartment has had no live candidate since (0: it
 				      has) */
 	uint64_t wr_ok_sent;	   /* send time of the last slot write that succeeded */

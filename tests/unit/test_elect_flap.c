@@ -123,11 +123,87 @@ static void test_flap_together(void **state)
 	flaps(0);
 }
 
+/* ---- a stale read answer (SPEC §7: commands unanswered after io_timeout are given up) ---- */
+
+static int reads_in(const struct elect_actions *out, uint64_t *seq)
+{
+	int k = 0;
+
+	for (int i = 0; i < out->n; i++)
+		if (out->a[i].type == ELECT_ACT_QDEV_READ) {
+			k++;
+			*seq = out->a[i].seq;
+		}
+	return k;
+}
+
+/* The state machine gave up on a read (io_timeout) and sent the next one; the first one's
+ * answer comes late (the driver answers queued commands at their deadline, which falls
+ * about when the state machine gives up). That late answer must not count as the answer
+ * of the read outstanding now: otherwise a third read goes out, the second one's answer is
+ * stale in turn, and so on for ever: no read is ever "current", so neither the check after
+ * taking the token nor a master's lease renewal is ever confirmed (a node stuck in phase
+ * check, seen with real agents in tests/integration/58-elect-claim-flap.sh). */
+static void test_stale_read_answer(void **state)
+{
+	struct elect_params p = {.n_nodes = NN,
+				 .self = 2,
+				 .has_qdev = true,
+				 .heartbeat_interval = 200 * MS,
+				 .disk_heartbeat_interval = 250 * MS,
+				 .lease = 500 * MS,
+				 .io_timeout = SEC,
+				 .external_heartbeats = true};
+	struct elect sm;
+	struct elect_actions out;
+	struct elect_event ev = {.type = ELECT_EV_START, .eligible = true};
+	uint64_t t = 10 * SEC, first = 0, second = 0, third = 0;
+
+	(void)state;
+	memcpy(p.side, sides, sizeof(sides));
+	memcpy(p.rank, ranks, sizeof(ranks));
+	elect_init(&sm, &p);
+	assert_int_equal(elect_step(&sm, &ev, t, &out), 0);
+	assert_int_equal(reads_in(&out, &first), 1);
+	/* unanswered: given up after io_timeout, the next read goes out */
+	ev = (struct elect_event){.type = ELECT_EV_TIMER};
+	for (uint64_t now = t + 10 * MS; now <= t + SEC + 100 * MS && !second; now += 10 * MS) {
+		assert_int_equal(elect_step(&sm, &ev, now, &out), 0);
+		if (reads_in(&out, &second) == 0)
+			second = 0;
+	}
+	assert_true(second > first);
+	/* the first read's answer, late */
+	ev = (struct elect_event){
+	    .type = ELECT_EV_READ_DONE, .seq = first, .io = ELECT_IO_ERROR, .holder = -1};
+	assert_int_equal(elect_step(&sm, &ev, t + SEC + 110 * MS, &out), 0);
+	assert_int_equal(reads_in(&out, &third), 0);
+	ev = (struct elect_event){.type = ELECT_EV_TIMER};
+	for (uint64_t now = t + SEC + 120 * MS; now < t + SEC + 500 * MS; now += 10 * MS) {
+		assert_int_equal(elect_step(&sm, &ev, now, &out), 0);
+		if (reads_in(&out, &third))
+			print_error("read %llu sent while read %llu is outstanding\n",
+				    (unsigned long long)third, (unsigned long long)second);
+		assert_int_equal(reads_in(&out, &third), 0);
+	}
+	/* the second read's answer is the current one: it ends the outstanding read, and the
+	 * next one goes out when due */
+	ev = (struct elect_event){.type = ELECT_EV_READ_DONE,
+				  .seq = second,
+				  .io = ELECT_IO_OK,
+				  .holder = ELECT_HOLDER_NONE,
+				  .registered = true};
+	assert_int_equal(elect_step(&sm, &ev, t + SEC + 500 * MS, &out), 0);
+	assert_int_equal(sm.last_read_ok, t + SEC + 500 * MS);
+	assert_true(!sm.rd_busy || sm.rd_seq > second);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_flap_device_late),
 	    cmocka_unit_test(test_flap_together),
+	    cmocka_unit_test(test_stale_read_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
