@@ -337,10 +337,11 @@ static int live_master(const struct elect *sm, uint64_t now)
  * and stops waiting once it says otherwise. */
 static void announced(const struct elect *sm, enum elect_role *ret_role, uint64_t *ret_epoch)
 {
-	bool acting = sm->role == ELECT_ROLE_MASTER || sm->hook_pending || sm->fenced ||
-		      sm->phase == ELECT_PHASE_VERIFY;
+	bool acting = sm->role == ELECT_ROLE_MASTER || sm->hook_pending || sm->fenced;
 
-	*ret_role = acting ? ELECT_ROLE_MASTER : sm->role;
+	/* (verifying, with the highest epoch seen, not its claim's: a verification that
+	 * fails must not knock down the master whose epoch it saw) */
+	*ret_role = acting || sm->phase == ELECT_PHASE_VERIFY ? ELECT_ROLE_MASTER : sm->role;
 	*ret_epoch = acting ? sm->master_epoch : sm->epoch;
 }
 
@@ -534,6 +535,11 @@ static bool holder_silent(const struct elect *sm, int h, uint64_t now)
 	if ((!two_sided(sm) || sm->p.side[h] != sm->p.side[sm->p.self]) &&
 	    (!sm->cand_since || now - sm->cand_since < candidacy_wait(&sm->p)))
 		return false;
+	/* One compartment: the same for the node that was h's acknowledging node in its own
+	 * view until this one became it (a better node whose slot this node saw go stale). */
+	if (!two_sided(sm) &&
+	    (!sm->partner_since || now - sm->partner_since < candidacy_wait(&sm->p)))
+		return false;
 	if (now - heard < max_u64(elect_net_silence(&sm->p), elect_acting_bound(&sm->p)) &&
 	    !(pe->nm_since && now - pe->nm_since >= elect_acting_bound(&sm->p)))
 		return false;
@@ -575,6 +581,7 @@ static void try_acquire(struct elect *sm, uint64_t now, struct elect_actions *ou
 		a = act(out, ELECT_ACT_QDEV_PREEMPT);
 		a->node = sm->holder;
 		sm->victim = sm->holder;
+		sm->victim_until = UINT64_MAX;
 	} else {
 		return;
 	}
@@ -598,7 +605,18 @@ static void check_done(struct elect *sm, uint64_t now)
 			until = max_u64(until, pe->slot_changed + wait);
 		if (pe->heard && pe->hb_role == ELECT_ROLE_MASTER)
 			until = max_u64(until, pe->last_heard + wait);
+		/* The node preempted was judged silent when the PREEMPT was sent; a stalled
+		 * one lands later, when the victim may have claimed its own token again, or
+		 * run its demote hook with slots that say "candidate" but still renew its
+		 * lease. Whatever renewed it is a slot write that landed before the PREEMPT,
+		 * at or before the change this node last saw: wait past that. */
+		if (n == sm->victim && pe->slot_seen && sm->victim_until == UINT64_MAX)
+			sm->victim_until = pe->slot_changed + wait;
 	}
+	/* (fixed at the first look after the PREEMPT: what the victim writes later renews
+	 * nothing, and a claim started again would wait for it for ever) */
+	if (sm->victim >= 0 && sm->victim_until != UINT64_MAX)
+		until = max_u64(until, sm->victim_until);
 	sm->wait_until = until;
 	sm->phase = ELECT_PHASE_WAIT;
 }
@@ -625,8 +643,12 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	 * up on by expire_io may still come back): only it checks or confirms anything. */
 	bool current = sm->rd_busy && ev->seq == sm->rd_seq;
 	bool check = current && sm->rd_sent >= sm->acq_at;
+	bool higher = false;
 
-	sm->rd_busy = false;
+	/* An older answer leaves the read outstanding now outstanding: clearing it here sent
+	 * one more read, whose answer was stale in turn, for ever (no read ever current). */
+	if (current)
+		sm->rd_busy = false;
 	if (ev->io != ELECT_IO_OK)
 		return;
 	for (int n = 0; n < sm->p.n_nodes; n++) {
@@ -648,10 +670,14 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 		pe->slot_seen = true;
 		if (s->valid)
 			sm->epoch = max_u64(sm->epoch, s->epoch);
-		if (sm->role == ELECT_ROLE_MASTER && s->valid && s->role == ELECT_ROLE_MASTER &&
-		    s->epoch > sm->master_epoch)
-			demote(sm, "higher-epoch", now, out);
+		higher |= s->valid && s->role == ELECT_ROLE_MASTER && s->epoch > sm->master_epoch;
 	}
+	/* A master slot with a higher epoch ends this mastership, unless the same read shows
+	 * the token still ours: then no one took it since we did, and that claim can never
+	 * be verified (a preempted node whose new session wrote it); knocking this master
+	 * down for it would hand the pair to no one. */
+	if (sm->role == ELECT_ROLE_MASTER && higher && ev->holder != sm->p.self)
+		demote(sm, "higher-epoch", now, out);
 	if (ev->holder == ELECT_HOLDER_UNKNOWN && sm->holder != ELECT_HOLDER_UNKNOWN)
 		sm->unknown_since = now;
 	/* A master of this compartment handed the token back while alive (it left
@@ -677,6 +703,8 @@ static void on_read(struct elect *sm, const struct elect_event *ev, uint64_t now
 	if ((sm->phase == ELECT_PHASE_CHECK || sm->phase == ELECT_PHASE_WAIT) && check &&
 	    sm->holder == sm->p.self)
 		check_done(sm, now);
+	if (current && sm->holder == sm->p.self && ev->registered)
+		sm->own_read_at = sm->rd_sent;
 	if (current && sm->holder == sm->p.self && ev->registered &&
 	    sm->rd_sent >= sm->verify_after)
 		confirmed(sm, now, out);
@@ -716,9 +744,12 @@ static void on_write(struct elect *sm, const struct elect_event *ev, uint64_t no
 		return;
 	case ELECT_IO_ERROR:
 		if (sm->phase == ELECT_PHASE_CLAIM && ev->seq == sm->claim_seq) {
-			/* claim again, one disk heartbeat later: no tight loop */
+			/* Claim again, one disk heartbeat later (no tight loop), and only once a
+			 * read sent after this failure shows the token still ours: the device
+			 * may have been lost for long, and the token taken meanwhile. */
 			sm->phase = ELECT_PHASE_WAIT;
 			sm->wait_until = now + sm->p.disk_heartbeat_interval;
+			sm->acq_at = now;
 		}
 		return;
 	case _ELECT_IO_MAX:
@@ -885,6 +916,14 @@ static void on_heartbeat(struct elect *sm, const struct elect_event *ev, uint64_
 	if (sm->role == ELECT_ROLE_MASTER && ev->role == ELECT_ROLE_MASTER &&
 	    ev->epoch > sm->master_epoch)
 		demote(sm, "higher-epoch", now, out);
+	/* A master is heard while this node is on its way to mastership: the token may have
+	 * moved meanwhile (this node lost the device, was preempted, and its new session
+	 * registered the key again). Claiming on would write an epoch above the one just
+	 * heard and knock that master down: give the claim up; it starts again with a read
+	 * that proves the reservation ours (phase check), and waits past this master. */
+	if (ev->role == ELECT_ROLE_MASTER && sm->phase != ELECT_PHASE_IDLE &&
+	    sm->phase != ELECT_PHASE_ACQUIRE)
+		abort_claim(sm);
 	if (should_ack(sm, ev->node, ev, now)) {
 		if (!sm->p.has_qdev)
 			promise(sm, ev->node, now);
@@ -1037,7 +1076,8 @@ static void claim_tick(struct elect *sm, uint64_t now, struct elect_actions *out
 		abort_claim(sm);
 	if ((sm->phase == ELECT_PHASE_CHECK || sm->phase == ELECT_PHASE_VERIFY) && !sm->rd_busy)
 		send_read(sm, now, out);
-	if (sm->phase != ELECT_PHASE_WAIT || now < sm->wait_until || sm->wr_busy || !sm->registered)
+	if (sm->phase != ELECT_PHASE_WAIT || now < sm->wait_until || sm->wr_busy ||
+	    !sm->registered || sm->own_read_at < sm->acq_at)
 		return;
 	if (sm->epoch == UINT64_MAX) { /* no epoch left above it: never wrap to 0 */
 		abort_claim(sm);
@@ -1055,6 +1095,11 @@ static void update_role(struct elect *sm, uint64_t now, struct elect_actions *ou
 		sm->cand_since = 0;
 	else if (!sm->cand_since)
 		sm->cand_since = now;
+	if (two_sided(sm) || !sm->eligible || !sm->holder_known || sm->holder < 0 ||
+	    sm->holder == sm->p.self || ack_partner(sm, sm->holder, now) != sm->p.self)
+		sm->partner_since = 0;
+	else if (!sm->partner_since)
+		sm->partner_since = now;
 	if (token_candidate(sm, !sm->p.side[sm->p.self], now) >= 0)
 		sm->other_gone_since = 0;
 	else if (!sm->other_gone_since)

@@ -184,6 +184,8 @@ struct elect {
 	bool release_pending;	/* RELEASE the token once the demote hook has ended */
 	bool fenced;		/* the demote hook failed or hung: stop petting the watchdog */
 	uint64_t cand_since;	/* this node has been its compartment's candidate since (0: not) */
+	uint64_t partner_since; /* one compartment (admin): this node has been the token holder's
+				 * acknowledging node since (0: not) */
 	uint64_t other_gone_since; /* the other compartment has had no live candidate since (0: it
 				      has) */
 	uint64_t wr_ok_sent;	   /* send time of the last slot write that succeeded */
@@ -213,7 +215,9 @@ struct elect {
 	uint64_t last_read_ok;
 	int victim;		/* PREEMPT target */
 	uint64_t unknown_since; /* the token has been held by a key of no pair node since */
-	uint64_t acq_at;	/* when the reservation was taken */
+	uint64_t acq_at;	/* when the reservation was taken (or a claim write failed) */
+	uint64_t own_read_at;	/* send time of the last read showing the token ours */
+	uint64_t victim_until;	/* the wait for the node preempted (check_done) */
 	bool own_token;		/* taken by this boot's session (a restarted node's key may
 				 * still hold it through its dead session: PREEMPT moves it) */
 

@@ -324,14 +324,47 @@ static void apply(struct elect_inst *in, const struct elect_actions *out)
 	}
 }
 
+/* The path to mastership, one line per phase (SPEC §7 "Becoming master"): what an operator
+ * reads after a failover that did not happen, and what tests time their faults by. */
+static void log_phase(const struct elect_inst *in, enum elect_phase was,
+		      const struct elect_actions *out)
+{
+	const struct elect *sm = &in->sm;
+	const char *how = "-", *whom = "-";
+
+	if (sm->phase == was)
+		return;
+	if (sm->phase != ELECT_PHASE_ACQUIRE) {
+		log_info("election %s: phase %s (was %s)%s", cfg_kind_to_str(in->kind),
+			 elect_phase_to_str(sm->phase), elect_phase_to_str(was),
+			 sm->phase == ELECT_PHASE_IDLE && sm->role != ELECT_ROLE_MASTER
+			     ? ": claim given up"
+			     : "");
+		return;
+	}
+	for (int i = 0; i < out->n; i++)
+		if (out->a[i].type == ELECT_ACT_QDEV_RESERVE) {
+			how = "reserve";
+		} else if (out->a[i].type == ELECT_ACT_QDEV_PREEMPT) {
+			how = "preempt";
+			whom = out->a[i].node == ELECT_HOLDER_UNKNOWN
+				   ? "unknown key"
+				   : node_name(in, out->a[i].node);
+		}
+	log_info("election %s: phase acquire (%s %s), epoch %llu", cfg_kind_to_str(in->kind), how,
+		 whom, (unsigned long long)sm->epoch);
+}
+
 static void step(struct elect_inst *in, const struct elect_event *ev)
 {
 	struct elect_actions out;
+	enum elect_phase was = in->sm.phase;
 
 	if (!in->active)
 		return;
 	if (elect_step(&in->sm, ev, now_usec(), &out) < 0)
 		return;
+	log_phase(in, was, &out);
 	apply(in, &out);
 	wd_pet(in->d);
 	if (in->demote_ended) {

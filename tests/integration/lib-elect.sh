@@ -4,6 +4,10 @@
 #                 IP forwarding between them (turning it off cuts the compartments),
 #                 tgtd serving the quorum LU on 10.78.1.1:3261 and 10.78.2.1:3261.
 #   a1 10.78.1.11  a2 10.78.1.12  b1 10.78.2.11  b2 10.78.2.12
+# A test may set EL_NODES (and EL_IP) before el_setup for more compartments: compartment x
+# gets bridge brx, 10.78.${EL_SUBNET[x]}.1/24 and a tgtd portal there; EL_LUNS (default 2)
+# logical units. EL_GROUP (default EL_NODES) is the pair that el_masters, el_wait_master and
+# the timeline checks look at.
 # Role hooks append "<rt_us> <node> promote|demote <kind>" to $EL_TMP/hooks.log when they
 # start, and the demote hook "<rt_us> <node> demote-end <kind>" when it ends; it sleeps
 # first when $EL_TMP/demote-sleep holds a number of seconds.
@@ -19,6 +23,8 @@ EL_CTL=$((24000 + $$ % 1000))
 EL_NODES="a1 a2 b1 b2"
 declare -A EL_PID=()
 declare -A EL_IP=([a1]=10.78.1.11 [a2]=10.78.1.12 [b1]=10.78.2.11 [b2]=10.78.2.12)
+declare -A EL_SUBNET=([a]=1 [b]=2 [c]=3 [d]=4)
+EL_LUNS=2
 declare -A EL_KILLED=() # node -> rt_us when it was killed
 EL_TGTD=
 
@@ -58,23 +64,38 @@ fail() {
 	exit 1
 }
 
+# el_cannot_run WHY: a test that cannot run here skips (exit 77), but fails loudly under
+# CI=true, where every test must run.
+el_cannot_run() {
+	case "${CI:-}" in
+	true | TRUE | True | 1 | yes)
+		echo "FAIL: cannot run under CI=true: $*"
+		exit 1
+		;;
+	esac
+	echo "$*"
+	exit 77
+}
+
 el_skip_unless_possible() {
-	[ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
-	command -v tgtd >/dev/null || { echo "tgtd not installed"; exit 77; }
-	ip netns add "cel$EL_ID-probe" 2>/dev/null || { echo "cannot create network namespaces"; exit 77; }
+	[ "$(id -u)" = 0 ] || el_cannot_run "needs root for network namespaces"
+	command -v tgtd >/dev/null || el_cannot_run "tgtd not installed"
+	ip netns add "cel$EL_ID-probe" 2>/dev/null || el_cannot_run "cannot create network namespaces"
 	ip netns del "cel$EL_ID-probe"
 }
+
+# The compartments of EL_NODES (first letter of each name), once each.
+el_sides() { for n in $EL_NODES; do echo "${n:0:1}"; done | sort -u; }
 
 el_setup_net() {
 	local br=$EL_BR n ns side
 	ip netns add "$br"
 	ip -n "$br" link set lo up
-	ip -n "$br" link add bra type bridge
-	ip -n "$br" link add brb type bridge
-	ip -n "$br" addr add 10.78.1.1/24 dev bra
-	ip -n "$br" addr add 10.78.2.1/24 dev brb
-	ip -n "$br" link set bra up
-	ip -n "$br" link set brb up
+	for side in $(el_sides); do
+		ip -n "$br" link add name "br$side" type bridge
+		ip -n "$br" addr add "10.78.${EL_SUBNET[$side]}.1/24" dev "br$side"
+		ip -n "$br" link set dev "br$side" up
+	done
 	ip netns exec "$br" sysctl -qw net.ipv4.ip_forward=1
 	for n in $EL_NODES; do
 		ns=$(el_ns "$n")
@@ -85,7 +106,7 @@ el_setup_net() {
 		ip -n "$br" link set "h-$n" master "br$side" up
 		ip -n "$ns" addr add "${EL_IP[$n]}/24" dev eth0
 		ip -n "$ns" link set eth0 up
-		ip -n "$ns" route add default via "10.78.$([ "$side" = a ] && echo 1 || echo 2).1"
+		ip -n "$ns" route add default via "10.78.${EL_SUBNET[$side]}.1"
 	done
 }
 
@@ -94,16 +115,25 @@ el_setup_tgtd() {
 	ip netns exec "$EL_BR" tgtd -f -C "$EL_CTL" --iscsi portal=10.78.1.1:3261 \
 		>"$EL_TMP/tgtd.out" 2>&1 &
 	EL_TGTD=$!
-	local adm="ip netns exec $EL_BR tgtadm -C $EL_CTL --lld iscsi" i
+	local adm="ip netns exec $EL_BR tgtadm -C $EL_CTL --lld iscsi" i side
 	for ((i = 0; i < 50; i++)); do
 		$adm --mode target --op show >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	$adm --mode portal --op new --param portal=10.78.2.1:3261 || fail "tgtd: second portal"
+	for side in $(el_sides); do
+		[ "$side" = a ] && continue
+		$adm --mode portal --op new --param "portal=10.78.${EL_SUBNET[$side]}.1:3261" ||
+			fail "tgtd: portal of compartment $side"
+	done
 	$adm --mode target --op new --tid 1 --targetname iqn.2026-11.org.compartd.rig:quorum ||
 		fail "tgtd: target"
 	$adm --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$EL_TMP/quorum-infra.img"
 	$adm --mode logicalunit --op new --tid 1 --lun 2 --backing-store "$EL_TMP/quorum-admin.img"
+	for ((i = 3; i <= EL_LUNS; i++)); do
+		truncate -s 4M "$EL_TMP/quorum-lun$i.img"
+		$adm --mode logicalunit --op new --tid 1 --lun "$i" --backing-store "$EL_TMP/quorum-lun$i.img" ||
+			fail "tgtd: lun $i"
+	done
 	$adm --mode target --op bind --tid 1 --initiator-address ALL || fail "tgtd: bind"
 }
 
@@ -147,6 +177,9 @@ el_start() {
 	unset "EL_KILLED[$n]"
 }
 
+# el_kill NODE: kill -9; the "killed" line (the end of its acting, for the timelines)
+# carries the time the kill was sent, not the time the shell got round to reaping it
+# (a second later on a loaded machine, which made a takeover look like an overlap).
 el_kill() {
 	local n=$1
 	kill -9 "${EL_PID[$n]}" 2>/dev/null
@@ -154,7 +187,7 @@ el_kill() {
 	wait "${EL_PID[$n]}" 2>/dev/null
 	unset "EL_PID[$n]"
 	rm -f "$EL_TMP/$n.pid"
-	echo "$(date +%s%6N) $n killed" >>"$EL_TMP/$n.log"
+	echo "${EL_KILLED[$n]} $n killed" >>"$EL_TMP/$n.log"
 }
 
 # Fencing without arming the host's watchdog (SPEC §7 Fencing): el_wd_setup gives every
@@ -218,10 +251,10 @@ el_role() {
 		sed -n 's/.* role="\{0,1\}\([a-z]*\).*/\1/p'
 }
 
-# Prints the nodes whose last infra role is master (killed nodes excluded).
+# Prints the nodes of EL_GROUP whose last infra role is master (killed nodes excluded).
 el_masters() {
 	local n
-	for n in $EL_NODES; do
+	for n in ${EL_GROUP:-$EL_NODES}; do
 		[ -n "${EL_PID[$n]:-}" ] || continue
 		[ "$(el_role "$n")" = master ] && echo "$n"
 	done
@@ -248,15 +281,16 @@ el_master_since() {
 		sed -n 's/.*rt_us="\{0,1\}\([0-9]*\).*/\1/p' | awk -v t="$t" '$1 > t { print; exit }'
 }
 
-# Checks every node's infra master intervals (from role=master to its next role line, or
-# to when it was killed, or now) for overlap. Prints the intervals; fails on overlap.
+# el_check_timelines [KIND]: checks the master intervals of KIND (default infra) of every
+# node of EL_GROUP (from role=master to its next role line, or to when it was killed, or
+# now) for overlap. Prints the intervals; fails on overlap.
 el_check_timelines() {
-	local end n
+	local end n kind=${1:-infra}
 	end=$(now_us)
-	for n in $EL_NODES; do
+	for n in ${EL_GROUP:-$EL_NODES}; do
 		[ -f "$EL_TMP/$n.log" ] || continue
-		awk -v node="$n" -v end="$end" '
-			/event=role / && /kind="?infra/ {
+		awk -v node="$n" -v end="$end" -v kind="$kind" '
+			/event=role / && $0 ~ ("kind=\"?" kind "[\" ]") {
 				match($0, /rt_us="?[0-9]+/); t = substr($0, RSTART, RLENGTH); gsub(/[^0-9]/, "", t)
 				match($0, / role="?[a-z]+/); r = substr($0, RSTART, RLENGTH); gsub(/.*role="?/, "", r)
 				if (inm) { print node, start, t; inm = 0 }
@@ -275,20 +309,21 @@ el_check_timelines() {
 					bad = 1
 				}
 			exit bad
-		}' || fail "two masters at once"
-	echo "master intervals (rt_us):"
+		}' || fail "two $kind masters at once"
+	echo "$kind master intervals (rt_us):"
 	sort -k2,2n "$EL_TMP/intervals" | sed 's/^/  /'
 }
 
-# Checks the infra instances' acting intervals from the hooks (promote hook start to demote
-# hook end, or the node's kill, or now) for overlap: what "acting as master" means (SPEC
-# §7). Prints them; fails on overlap.
+# el_check_hook_timelines [KIND]: checks the KIND (default infra) instances' acting
+# intervals of EL_GROUP from the hooks (promote hook start to demote hook end, or the
+# node's kill, or now) for overlap: what "acting as master" means (SPEC §7). Prints them;
+# fails on overlap.
 el_check_hook_timelines() {
-	local end n
+	local end n kind=${1:-infra}
 	end=$(now_us)
-	for n in $EL_NODES; do
+	for n in ${EL_GROUP:-$EL_NODES}; do
 		{
-			grep -E "^[0-9]+ $n (promote|demote-end) infra\$" "$EL_TMP/hooks.log" 2>/dev/null
+			grep -E "^[0-9]+ $n (promote|demote-end) $kind\$" "$EL_TMP/hooks.log" 2>/dev/null
 			grep -E '^[0-9]+ [a-z0-9]+ killed$' "$EL_TMP/$n.log" 2>/dev/null
 		} | sort -n | awk -v node="$n" -v end="$end" '
 			$3 == "promote" { if (!inm) { inm = 1; start = $1 } next }
@@ -326,9 +361,10 @@ el_heal_qdev() {
 el_cut_link() { ip -n "$(el_ns "$1")" route add blackhole "${EL_IP[$2]}/32"; }
 el_heal_link() { ip -n "$(el_ns "$1")" route del blackhole "${EL_IP[$2]}/32"; }
 
-# el_other_candidate M: the best node of the other compartment than M's (b1 or a1).
-el_other_candidate() { case $1 in a*) echo b1 ;; *) echo a1 ;; esac; }
-el_mate() { case $1 in a1) echo a2 ;; a2) echo a1 ;; b1) echo b2 ;; b2) echo b1 ;; esac; }
+# el_other_candidate M: the best node of the other compartment of M's pair (b1 or a1;
+# d1 or c1).
+el_other_candidate() { case $1 in a*) echo b1 ;; b*) echo a1 ;; c*) echo d1 ;; *) echo c1 ;; esac; }
+el_mate() { case $1 in *1) echo "${1%1}2" ;; *) echo "${1%2}1" ;; esac; }
 
 ctl() { "$BUILD/compartctl" --socket "$EL_TMP/$1/console.sock" "${@:2}"; }
 
