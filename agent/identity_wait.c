@@ -49,15 +49,20 @@ static int try_identity(void *ud, struct strbuf *why)
 			loop_quit(iw->loop, r);
 		return r < 0 ? r : 0;
 	}
-	sb_puts(why, "no interface with a configured MAC yet (this host has: ");
-	identity_format_macs((const uint8_t(*)[6])macs, (size_t)n, why);
-	sb_putc(why, ')');
+	struct strbuf have;
+	sb_init(&have);
+	identity_format_macs((const uint8_t(*)[6])macs, (size_t)n, &have);
+	sb_printf(why, "no interface with a configured MAC yet (this host has: %s)", have.buf);
 	uint64_t waited = now_usec() - iw->t0;
 	if (iw->bound_us && waited >= iw->bound_us) {
-		log_error("identity: no interface with a configured MAC appeared within %llus; %s",
-			  (unsigned long long)(waited / USEC_PER_SEC), why->buf);
+		log_error(
+		    "identity: no interface with a configured MAC appeared within %llus (this "
+		    "host has: %s): no node of %s can match; set compartd.node= on the kernel "
+		    "command line or this host's MAC in a node's mac = line, then reboot",
+		    (unsigned long long)(waited / USEC_PER_SEC), have.buf, iw->a->env.cfg->path);
 		loop_quit(iw->loop, -ENXIO);
 	}
+	sb_free(&have);
 	return r;
 }
 
@@ -81,8 +86,9 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_puts(&req->out, "}\n");
 		return 0;
 	}
-	sb_printf(&req->out, "node        not known yet\ncluster     %s\nstage       identity\n"
-			     "uptime      %llus\n",
+	sb_printf(&req->out,
+		  "node        not known yet\ncluster     %s\nstage       identity\n"
+		  "uptime      %llus\n",
 		  iw->a->env.cfg->name, (unsigned long long)up);
 	if (why)
 		sb_printf(&req->out, "waiting     %s\n", why);
@@ -124,7 +130,8 @@ static int idwait_console(struct idwait *iw)
 	(void)console_register(iw->console, "sh", "", "the same as shell", serial_cmd_shell, NULL);
 	snprintf(a->sock_path, sizeof(a->sock_path), "%s/console.sock", a->opts.state_dir);
 	if ((r = console_listen(iw->console, a->sock_path)) < 0)
-		log_warn_errno(r, "cannot listen on %s while waiting for the identity", a->sock_path);
+		log_warn_errno(r, "cannot listen on %s while waiting for the identity",
+			       a->sock_path);
 	const char *dev = a->opts.pid1 ? pid1_console_device() : a->opts.console;
 	if (!dev || serial_open(iw->console, iw->loop, dev, NULL, &iw->serial) < 0)
 		return 0;
@@ -171,8 +178,8 @@ static void idwait_free(struct idwait *iw)
 static int identity_wait(struct agent *a)
 {
 	struct idwait iw = {.a = a, .net_fd = -1, .t0 = now_usec()};
-	iw.bound_us = a->kcmd.has_identity_wait ? a->kcmd.identity_wait_us
-						: IDENTITY_WAIT_DEFAULT_US;
+	iw.bound_us =
+	    a->kcmd.has_identity_wait ? a->kcmd.identity_wait_us : IDENTITY_WAIT_DEFAULT_US;
 	sb_init(&iw.final);
 	int r = idwait_setup(&iw);
 	if (r >= 0) {
