@@ -12,6 +12,7 @@ depends() {
 }
 
 install() {
+    inst_multiple head cut grep sed
     # first: check_finished stops at the first hook not finished yet
     inst_hook initqueue/finished 00 "$moddir/bench-ready.sh"
 }
