@@ -92,6 +92,7 @@ dracut_cmdline="rd.neednet=1 ifname=bench0:$mac ip=$addr::10.77.1.1:255.255.255.
  rd.iscsi.initiator=iqn.2026-12.org.compartd.bench:a1
  netroot=iscsi:10.77.1.100::3260:1:$IQN netroot=iscsi:10.77.2.100::3260:1:$IQN
  rd.multipath=default rd.md.uuid=$uuid root=/dev/mapper/mpatha rd.shell=0"
+# (dracut's init wants a root=; the marker comes before anything mounts it)
 dracut_cmdline=$(echo $dracut_cmdline)
 echo "dracut command line: $dracut_cmdline" >&2
 

@@ -12,7 +12,14 @@ depends() {
 }
 
 install() {
-    inst_multiple head cut grep sed
+    inst_multiple head cut grep sed ls pidof dmsetup
+    # Debian's multipath-tools keeps its path checkers and prioritizers in /lib/multipath,
+    # which 90multipath's inst_libdir_file "multipath/*" does not search (libdirs are the
+    # multiarch ones): without them multipathd does not start ("Checker 'tur' not found").
+    local f
+    for f in "$dracutsysrootdir"/lib/multipath/*.so; do
+        inst_simple "${f#"$dracutsysrootdir"}"
+    done
     # first: check_finished stops at the first hook not finished yet
     inst_hook initqueue/finished 00 "$moddir/bench-ready.sh"
 }
