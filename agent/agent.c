@@ -7,7 +7,7 @@
 #include "health.h"
 #include "decision.h"
 #include "hs.h"
-#include "identity.h"
+#include "identity_wait.h"
 #include "log.h"
 #include "netcfg.h"
 #include "bootstrap.h"
@@ -113,7 +113,7 @@ static void print_log_line(const struct log_line *l, void *ud)
 	ctx->first = false;
 }
 
-static int cmd_log(struct console_req *req, void *ud)
+int agent_cmd_log(struct console_req *req, void *ud)
 {
 	long n = 20;
 	if (req->argc > 2 || (req->argc == 2 && parse_int(req->argv[1], 1, 100000, &n) < 0)) {
@@ -133,8 +133,8 @@ void agent_register_commands(struct agent *a)
 {
 	console_register(a->env.console, "status", "",
 			 "this node: identity, stage, configuration, health", cmd_status, a);
-	console_register(a->env.console, "log", "[N]", "the last N log lines (default 20)", cmd_log,
-			 a);
+	console_register(a->env.console, "log", "[N]", "the last N log lines (default 20)",
+			 agent_cmd_log, a);
 	config_cmd_register(a);
 }
 
@@ -315,14 +315,7 @@ static int agent_identify(struct agent *a)
 		goto out;
 	}
 	node_env_set_stage(&a->env, NODE_STAGE_IDENTITY);
-	uint8_t macs[IDENT_MAX_MACS][6];
-	int n = identity_local_macs("/sys/class/net", macs, IDENT_MAX_MACS);
-	const char *name = a->opts.node ? a->opts.node : a->kcmd.has_node ? a->kcmd.node : NULL;
-	sb_reset(&err);
-	r = identity_resolve(a->env.cfg, name, a->kcmd.has_bootif ? a->kcmd.bootif : NULL,
-			     (const uint8_t(*)[6])macs, n < 0 ? 0 : (size_t)n, &a->env.self, &err);
-	if (r < 0)
-		log_error("identity: %s", err.buf ? err.buf : "");
+	r = agent_identity_find(a); /* may wait for a late NIC (identity_wait.h) */
 out:
 	sb_free(&err);
 	return r;

@@ -67,6 +67,10 @@ struct health_checks;
  * is refused and the running config stays; otherwise values are replaced in place. */
 int agent_reload_config(struct agent *a, struct strbuf *msg);
 
+/* The `log [N]` console command (ud: the agent). */
+struct console_req;
+int agent_cmd_log(struct console_req *req, void *ud);
+
 /* Registers the agent's own console commands (status, log). */
 void agent_register_commands(struct agent *a);
 

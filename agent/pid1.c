@@ -91,6 +91,11 @@ static void console_open(void)
 	clearerr(stdout);
 }
 
+const char *pid1_console_device(void)
+{
+	return console_dev[0] ? console_dev : NULL;
+}
+
 static void console_setup(const struct kcmdline *k)
 {
 	console_path(k, console_dev, sizeof(console_dev));

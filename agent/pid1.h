@@ -33,6 +33,9 @@ int pid1_guest(struct agent *a);
  * (also Ctrl-Alt-Del) reboot, SIGUSR2 powers off, SIGUSR1 halts; after a sync. */
 _Noreturn void pid1_shutdown(int signo);
 
+/* The serial console device PID 1 took (console=, compartd.console=), or NULL. */
+const char *pid1_console_device(void);
+
 /* The operator console on the serial line PID 1 took (agent/serial.h: line editing, live
  * events, `sh`/`shell` for a rescue shell), and the reboot/poweroff/halt signals. */
 int pid1_serial_start(struct agent *a);

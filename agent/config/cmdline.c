@@ -184,6 +184,10 @@ static int parse_compartd_key(struct kcmdline *k, const char *key, const char *v
 		k->has_config = val[0] == '/' && set_text(k->config, sizeof(k->config), val) == 0;
 		return k->has_config ? 0 : -EINVAL;
 	}
+	if (!strcmp(key, "identity_wait")) {
+		k->has_identity_wait = parse_duration(val, &k->identity_wait_us) == 0;
+		return k->has_identity_wait ? 0 : -EINVAL;
+	}
 	if (!strcmp(key, "console")) {
 		k->has_console = set_text(k->console, sizeof(k->console), val) == 0;
 		return k->has_console ? 0 : -EINVAL;

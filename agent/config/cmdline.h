@@ -31,6 +31,8 @@ struct kcmdline {
 	char console[64];	 /* compartd.console= (device path or name) */
 	char kernel_console[64]; /* the last console= (device name without options) */
 	bool debug;
+	bool has_identity_wait;
+	uint64_t identity_wait_us; /* compartd.identity_wait= (0: no bound) */
 	bool has_bootif;
 	uint8_t bootif[6];
 	struct kip ips[KCMD_MAX_IP];
@@ -41,7 +43,7 @@ struct kcmdline {
 
 /* SPEC §2: the command line may override only timeouts.*, a node's network keys
  * (node.<name>.handshake, external, net, route) and a storage's root key
- * (storage.<name>.root), besides compartd.node/config/console/debug. NULL when
+ * (storage.<name>.root), besides compartd.node/config/console/debug/identity_wait. NULL when
  * section.key may be overridden, else why not. */
 const char *kcmdline_override_refused(const char *section, const char *key);
 

@@ -32,6 +32,17 @@ int identity_local_macs(const char *sysfs_net, uint8_t (*out)[6], size_t max)
 	return (int)n;
 }
 
+void identity_format_macs(const uint8_t (*macs)[6], size_t n_macs, struct strbuf *out)
+{
+	if (!n_macs)
+		sb_puts(out, "none found");
+	for (size_t k = 0; k < n_macs; k++) {
+		char m[18];
+		format_mac(macs[k], m);
+		sb_printf(out, "%s%s", k ? " " : "", m);
+	}
+}
+
 /* Returns the number of nodes owning any of the MACs; the first in *ret. */
 static int match_macs(const struct cfg *c, const uint8_t (*macs)[6], size_t n_macs, int *ret,
 		      struct strbuf *names)
@@ -80,15 +91,15 @@ int identity_resolve(const struct cfg *c, const char *name, const uint8_t *booti
 		*ret_node = node;
 		r = 0;
 	} else if (found == 0) {
+		bool any = false;
+		for (int i = 0; i < c->n_nodes && !any; i++)
+			any = c->nodes[i].n_macs > 0;
 		sb_printf(err, "no node of %s has any of this host's MAC addresses (", c->path);
-		for (size_t k = 0; k < n_macs; k++) {
-			char m[18];
-			format_mac(macs[k], m);
-			sb_printf(err, "%s%s", k ? " " : "", m);
-		}
-		sb_printf(err, "%s); set compartd.node= on the kernel command line",
-			  n_macs ? "" : "none found");
-		r = -ENOENT;
+		identity_format_macs(macs, n_macs, err);
+		sb_printf(err, ")%s; set compartd.node= on the kernel command line",
+			  any ? "" : ": it configures no mac = at all");
+		/* a NIC with a configured MAC may still appear, unless there is none */
+		r = any ? -ENXIO : -ENOENT;
 	} else {
 		sb_printf(err,
 			  "this host's MAC addresses match several nodes (%s); "

@@ -195,7 +195,8 @@ rig_disk() {
 	echo "$f"
 }
 
-# rig_node_start NODE [--disk FILE]... [--no-disks] [--pxe] [--append "ARGS"]
+# rig_node_start NODE [--disk FILE]... [--no-disks] [--pxe] [--append "ARGS"] [--links-down]
+#                [--hotplug-nic | --hotplug-nics]
 # Default disks: rig_disk NODE 0 and 1. The first MAC of the node goes on its compartment's
 # bridge, the second on the external one. --pxe boots through the iPXE ROM from QEMU's
 # built-in TFTP on a NIC of its own (restrict=on: slirp talks to nothing outside), carrying
@@ -210,6 +211,7 @@ rig_node_start() {
 		--no-disks) nodisks=1 ;;
 		--links-down) linksdown=1 ;;
 		--hotplug-nic) hotplug=1 ;; # the first NIC is not there: rig_nic_plug adds it
+		--hotplug-nics) hotplug=2 ;; # no NIC is there: rig_nic_plug NODE N adds the Nth
 		--pxe) pxe=1 ;;
 		--append) append=$2; shift ;;
 		*) rig_log "rig_node_start: unknown option $1"; return 1 ;;
@@ -246,10 +248,10 @@ rig_node_start() {
 		ip -n "$RIG_NS" tuntap add "$tap" mode tap
 		ip -n "$RIG_NS" link set "$tap" master "$br" up
 		args+=(-netdev "tap,id=n$nic,ifname=$tap,script=no,downscript=no")
-		if [ $hotplug -eq 1 ] && [ $nic -eq 0 ]; then
+		if [ $hotplug -eq 2 ] || { [ $hotplug -eq 1 ] && [ $nic -eq 0 ]; }; then
 			# a free PCIe root port for the NIC plugged later (device_add)
-			args+=(-device pcie-root-port,id=hp0,chassis=9,slot=9)
-			RIG_HOTPLUG_MAC[$node]=$mac
+			args+=(-device "pcie-root-port,id=hp$nic,chassis=$((9 + nic)),slot=$((9 + nic))")
+			RIG_HOTPLUG_MAC[$node.$nic]=$mac
 		else
 			args+=(-device "virtio-net-pci,netdev=n$nic,mac=$mac,romfile=")
 		fi
@@ -283,7 +285,7 @@ rig_node_start() {
 		for ((i = 0; i < nic; i++)); do rig_hmp "$node" "set_link n$i off" || return 1; done
 		rig_hmp "$node" cont || return 1
 	fi
-	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append}$([ $linksdown -eq 0 ] || echo ", links down")$([ $hotplug -eq 0 ] || echo ", root port hp0 free"))"
+	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append}$([ $linksdown -eq 0 ] || echo ", links down")$([ $hotplug -eq 0 ] || echo ", NICs held back for root ports hp0$([ $hotplug -eq 1 ] || echo "…hp$((nic - 1))")"))"
 }
 
 # rig_start_all [NODE...]: every node of the config (or those named), in parallel.
@@ -321,10 +323,13 @@ rig_links() {
 	rig_log "$1: links $2"
 }
 
-# rig_nic_plug NODE: plugs the NIC held back by --hotplug-nic into its root port.
+# rig_nic_plug NODE [N]: plugs the Nth NIC (default 0) held back by --hotplug-nic(s) into
+# its root port hpN.
 rig_nic_plug() {
-	rig_hmp "$1" "device_add virtio-net-pci,netdev=n0,mac=${RIG_HOTPLUG_MAC[$1]},romfile=,bus=hp0,id=hpnic" &&
-		rig_log "$1: NIC ${RIG_HOTPLUG_MAC[$1]} plugged"
+	local n=${2:-0} id=hpnic
+	[ "$n" = 0 ] || id=hpnic$n
+	rig_hmp "$1" "device_add virtio-net-pci,netdev=n$n,mac=${RIG_HOTPLUG_MAC[$1.$n]},romfile=,bus=hp$n,id=$id" &&
+		rig_log "$1: NIC ${RIG_HOTPLUG_MAC[$1.$n]} plugged"
 }
 
 rig_kill() {

@@ -21,8 +21,10 @@ static void compartd_keys_and_overrides(void **state)
 			   "compartd.node=a1 compartd.config=/etc/x.conf compartd.debug "
 			   "compartd.timeouts.path_timeout=3s compartd.node.a1.handshake=10.0.0.1 "
 			   "compartd.console=/dev/ttyS1 \"compartd.storage.m0.root=yes\" "
-			   "BOOTIF=01-52-54-00-77-0a-01\n";
+			   "compartd.identity_wait=90s BOOTIF=01-52-54-00-77-0a-01\n";
 	assert_int_equal(kcmdline_parse(line, &k, &err), 0);
+	assert_true(k.has_identity_wait);
+	assert_int_equal(k.identity_wait_us, 90 * USEC_PER_SEC);
 	assert_true(k.has_node);
 	assert_string_equal(k.node, "a1");
 	assert_string_equal(k.config, "/etc/x.conf");
@@ -48,7 +50,8 @@ static void bad_keys_are_named(void **state)
 	struct strbuf err;
 	sb_init(&err);
 	assert_int_equal(kcmdline_parse("compartd.node compartd.config=relative ip=1.2.3:x "
-					"BOOTIF=zz compartd.debug=maybe compartd.x=1",
+					"BOOTIF=zz compartd.debug=maybe compartd.x=1 "
+					"compartd.identity_wait=soon",
 					&k, &err),
 			 -EINVAL);
 	assert_non_null(strstr(err.buf, "compartd.node: not understood"));
@@ -57,6 +60,8 @@ static void bad_keys_are_named(void **state)
 	assert_non_null(strstr(err.buf, "BOOTIF=zz: not understood"));
 	assert_non_null(strstr(err.buf, "compartd.debug=maybe: not understood"));
 	assert_non_null(strstr(err.buf, "compartd.x=1: not understood"));
+	assert_non_null(strstr(err.buf, "compartd.identity_wait=soon: not understood"));
+	assert_false(k.has_identity_wait);
 	sb_free(&err);
 }
 
@@ -185,10 +190,40 @@ static void identity_by_name_and_mac(void **state)
 	assert_int_equal(
 	    identity_resolve(c, NULL, macs[2], (const uint8_t(*)[6])macs, 3, &node, &err), 0);
 	assert_int_equal(node, 1);
+	/* none of this host's MACs is configured: a configured NIC may still appear (-ENXIO,
+	 * the agent waits), also with no NIC at all yet */
 	sb_reset(&err);
 	assert_int_equal(identity_resolve(c, NULL, NULL, (const uint8_t(*)[6])macs, 1, &node, &err),
-			 -ENOENT);
+			 -ENXIO);
 	assert_non_null(strstr(err.buf, "(02:00:00:00:09:09)"));
+	sb_reset(&err);
+	assert_int_equal(identity_resolve(c, NULL, NULL, NULL, 0, &node, &err), -ENXIO);
+	assert_non_null(strstr(err.buf, "(none found)"));
+	/* a BOOTIF that matches nothing does not settle it either */
+	sb_reset(&err);
+	assert_int_equal(
+	    identity_resolve(c, NULL, macs[0], (const uint8_t(*)[6])macs, 1, &node, &err), -ENXIO);
+	cfg_free(c);
+	sb_free(&err);
+}
+
+/* A configuration without any mac = line: no NIC can ever identify the host. */
+static void identity_without_macs_is_final(void **state)
+{
+	static const char *nomac =
+	    "[cluster]\nname = t\nkey_file = /k\n[pair p]\n"
+	    "[compartment a]\nzone = mz\npair = p\n[compartment b]\nzone = dmz\npair = p\n"
+	    "[node n1]\ncompartment = a\nhandshake = 127.0.0.1\n"
+	    "[node n2]\ncompartment = b\nhandshake = 127.0.0.2\n";
+	struct cfg *c = NULL;
+	struct strbuf err;
+	sb_init(&err);
+	assert_int_equal(cfg_parse("t.conf", nomac, strlen(nomac), NULL, 0, &c, &err), 0);
+	int node = -1;
+	sb_reset(&err);
+	assert_int_equal(identity_resolve(c, NULL, NULL, NULL, 0, &node, &err), -ENOENT);
+	assert_non_null(strstr(err.buf, "it configures no mac = at all"));
+	assert_int_equal(node, -1);
 	cfg_free(c);
 	sb_free(&err);
 }
@@ -285,6 +320,7 @@ int main(void)
 	    cmocka_unit_test(dangerous_overrides_refused),
 	    cmocka_unit_test(kernel_ip_syntax),
 	    cmocka_unit_test(identity_by_name_and_mac),
+	    cmocka_unit_test(identity_without_macs_is_final),
 	    cmocka_unit_test(local_macs_from_sysfs),
 	    cmocka_unit_test(durations_and_sizes),
 	    cmocka_unit_test(event_values_are_quoted),
