@@ -422,7 +422,7 @@ static void swim_change(struct hs *hs, int node, enum swim_state st)
 
 	if (!valid_node(hs, node) || in_own_pair(hs, node))
 		return;
-	if (st == SWIM_ALIVE && i->config_version)
+	if (st == SWIM_ALIVE && i)
 		note_info(hs, node, i->mgmt_running, i->profile, i->config_version, i->config_hash);
 	set_contacted(hs, node, st != SWIM_DEAD);
 }

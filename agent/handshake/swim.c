@@ -15,6 +15,7 @@ struct member {
 	int left;    /* sends left for the latest update about this member */
 	bool queued; /* in s->pending */
 	bool news;   /* that update changes a state or facts (goes before bare ones) */
+	bool has_info;
 };
 
 /* A PING sent on behalf of a member that asked (PING-REQ): its ACK goes back to it. */
@@ -163,8 +164,10 @@ static void set_state(struct swim *s, int node, enum swim_state st, uint64_t inc
 	s->n_suspects += (st == SWIM_SUSPECT) - (m->state == SWIM_SUSPECT);
 	m->state = st;
 	m->inc = inc;
-	if (info)
+	if (info) {
 		m->info = *info;
+		m->has_info = true;
+	}
 	queue(s, node, news);
 	s->gossip |= news;
 	if (changed || facts) {
@@ -537,7 +540,9 @@ enum swim_state swim_member_state(const struct swim *s, int node)
 
 const struct swim_info *swim_member_info(const struct swim *s, int node)
 {
-	return node == s->p.self ? &s->info : &s->m[node].info;
+	if (node == s->p.self)
+		return &s->info;
+	return s->m[node].has_info ? &s->m[node].info : NULL;
 }
 
 uint64_t swim_member_inc(const struct swim *s, int node)

@@ -117,5 +117,6 @@ struct swim *swim_free(struct swim *s);
 int swim_step(struct swim *s, const struct swim_event *ev, uint64_t now_us,
 	      struct swim_actions *out);
 enum swim_state swim_member_state(const struct swim *s, int node);
+/* What the member said of itself, or NULL while nothing was heard of it. */
 const struct swim_info *swim_member_info(const struct swim *s, int node);
 uint64_t swim_member_inc(const struct swim *s, int node);

@@ -329,14 +329,16 @@ static void test_info_spreads(void **state)
 		run_until(w, t);
 		reached = 0;
 		for (int i = 0; i < w->n; i++)
-			reached += swim_member_info(w->s[i], 9)->config_version == 42;
+			reached += swim_member_info(w->s[i], 9) &&
+				   swim_member_info(w->s[i], 9)->config_version == 42;
 		if (reached == w->n)
 			print_message("a node's facts reached all 256 within %.2f s\n",
 				      (double)(t - 2 * SEC) / SEC);
 	}
 	reached = 0;
 	for (int i = 0; i < w->n; i++)
-		reached += swim_member_info(w->s[i], 9)->config_version == 42;
+		reached += swim_member_info(w->s[i], 9) &&
+			   swim_member_info(w->s[i], 9)->config_version == 42;
 	assert_int_equal(reached, w->n);
 	net_free(w);
 }
