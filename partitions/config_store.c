@@ -461,8 +461,7 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 		return -EBUSY;
 	}
 	uint64_t from = c->version;
-	*c = *g;
-	cfg_free(g);
+	cfg_replace(c, g);
 	struct event ev;
 	event_begin(&ev, "config");
 	event_add(&ev, "action", "rollback");
