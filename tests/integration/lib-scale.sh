@@ -208,13 +208,20 @@ sc_steady() {
 }
 
 # sc_detect_dead I SECONDS: SIGKILLs node I; prints the seconds until every other node's
-# log says it is lost, returns 1 on time-out.
+# log says it is lost (a `state=lost` line for it written after the kill), returns 1 on
+# time-out.
 sc_detect_dead() {
-	local i=$1 secs=$2 t0 now pid=${SC_PIDS[$(($1 - 1))]}
+	local i=$1 secs=$2 t0 now pid=${SC_PIDS[$(($1 - 1))]} f
+	local logs=()
+	for ((f = 1; f <= SC_N; f++)); do [ "$f" = "$i" ] || logs+=("$SC_TMP/n$f.log"); done
+	wc -l "${logs[@]}" | awk '$2 != "total" { print $2, $1 }' >"$SC_TMP/lines-before"
 	kill -KILL "$pid"
 	t0=$(date +%s%N)
 	while :; do
-		[ "$(grep -l "event=peer node=n$i state=lost" "$SC_TMP"/n*.log 2>/dev/null | wc -l)" -ge $((SC_N - 1)) ] && break
+		[ "$(awk -v pat="event=peer node=n$i state=lost" '
+			NR == FNR { before[$1] = $2; next }
+			FNR > before[FILENAME] && index($0, pat) { seen[FILENAME] = 1 }
+			END { n = 0; for (f in seen) n++; print n }' "$SC_TMP/lines-before" "${logs[@]}")" -ge $((SC_N - 1)) ] && break
 		now=$(date +%s%N)
 		[ $(((now - t0) / 1000000000)) -ge "$secs" ] && return 1
 		sleep 0.1
