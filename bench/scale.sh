@@ -31,8 +31,8 @@ one() {
 	read -r R[cpu_$n] R[total_$n] R[dgrams_$n] <<<"$(sc_steady "$WINDOW")"
 	R[rss_$n]=$(sc_rss_kib)
 	R[drops_$n]=$(sc_udp RcvbufErrors)
-	R[dead_$n]=$(sc_detect_dead "$n" 30) || R[dead_$n]=timeout
-	printf '%4d nodes: decided %6ss  cpu/agent %5s %%  all %7s %%  dgrams/s/agent %8s  rss %6s KiB  dead known %5ss  udp rcvbuf drops %s\n' \
+	R[dead_$n]=$(sc_detect_dead "$n" 30) || R[dead_$n]=">30"
+	printf '%4d nodes: decided %6ss  cpu/agent %5s %%  all %7s %%  dgrams/s/agent %8s  rss %6s KiB  dead known to all %5ss  udp rcvbuf drops %s\n' \
 		"$n" "${R[decide_$n]}" "${R[cpu_$n]}" "${R[total_$n]}" "${R[dgrams_$n]}" "${R[rss_$n]}" \
 		"${R[dead_$n]}" "${R[drops_$n]}"
 	sc_cleanup
