@@ -218,8 +218,7 @@ int agent_reload_config(struct agent *a, struct strbuf *msg)
 		return -EBUSY;
 	}
 	/* Same nodes, same order: modules keep their pointer and indices, values change. */
-	*a->env.cfg = *n;
-	cfg_free(n);
+	cfg_replace(a->env.cfg, n);
 	sb_printf(msg, "configuration reloaded, version %" PRIu64, a->env.cfg->version);
 	return 0;
 }

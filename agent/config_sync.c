@@ -103,12 +103,18 @@ static bool hooks_differ(struct agent *a, const struct cfg *o, const struct cfg 
 	return false;
 }
 
+/* A deep copy of the running configuration before it changes (its tables are replaced
+ * in place: a shallow copy would see the new values). NULL when out of memory: then the
+ * hooks are not run again. */
 static struct cfg *snapshot(const struct cfg *c)
 {
-	struct cfg *o = malloc(sizeof(*o));
-	if (o)
-		*o = *c;
-	return o;
+	struct cfg *o = NULL;
+	return cfg_dup(c, &o) < 0 ? NULL : o;
+}
+
+static void cfg_freep(struct cfg **c)
+{
+	cfg_free(*c);
 }
 
 static void probation_stop(struct agent *a)
@@ -142,7 +148,7 @@ static void config_failed(struct agent *a, const char *reason)
 	if (config_lkg_record(a->lkg, c, false) < 0)
 		return;
 	/* the latest-version check skips it from now on (skip_failed), saying so once */
-	_cleanup_free_ struct cfg *old = snapshot(c);
+	_cleanup_(cfg_freep) struct cfg *old = snapshot(c);
 	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, reason, true);
 	if (r == -EBUSY)
 		log_warn("version %" PRIu64 " keeps running until the next boot, which runs the "
@@ -263,7 +269,7 @@ static int apply_new(struct agent *a, const char *text, size_t len, uint64_t ver
 		sb_printf(msg, "%s: %s", a->env.cfg->path, strerror(-r));
 		return -EIO;
 	}
-	_cleanup_free_ struct cfg *old = snapshot(a->env.cfg);
+	_cleanup_(cfg_freep) struct cfg *old = snapshot(a->env.cfg);
 	r = agent_reload_config(a, msg);
 	if (r < 0)
 		return r == -EIO ? -EINVAL : r;
@@ -365,7 +371,7 @@ int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg)
 		return -ENOMEM;
 	left->version = from;
 	memcpy(left->hash, c->hash, sizeof(left->hash));
-	_cleanup_free_ struct cfg *old = snapshot(c);
+	_cleanup_(cfg_freep) struct cfg *old = snapshot(c);
 	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, "operator", false);
 	if (r < 0) {
 		sb_printf(msg, "%s",

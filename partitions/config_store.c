@@ -595,8 +595,7 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 		return -EBUSY;
 	}
 	uint64_t from = c->version;
-	*c = *g;
-	cfg_free(g);
+	cfg_replace(c, g);
 	if (write && (r = write_atomic(c->path, text, len)) < 0)
 		log_warn_errno(r,
 			       "cannot write the last-known-good configuration over %s, continuing",

@@ -27,7 +27,8 @@ struct decision {
 	void *ud;
 	/* rule 2 after boot (second_mgmt_*) */
 	struct timer *t_second;
-	bool second_noted[CFG_MAX_NODES];
+	bool *second_noted;	     /* per node of the cfg */
+	struct decision_peer *peers; /* gather_facts' table, per node of the cfg */
 };
 
 /* Does node a rank before node b (priority, then lowest name)? */
@@ -66,8 +67,9 @@ void decision_facts(const struct cfg *cfg, int self, const struct decision_peer 
 static void gather_facts(struct decision *d, struct rules_facts *ret)
 {
 	const struct cfg *cfg = d->env->cfg;
-	struct decision_peer peers[CFG_MAX_NODES] = {0};
+	struct decision_peer *peers = d->peers;
 	for (int i = 0; i < cfg->n_nodes; i++) {
+		peers[i] = (struct decision_peer){0};
 		if (i == d->env->self)
 			continue;
 		/* A channel the config does not have cannot show the node alive. */
@@ -413,7 +415,9 @@ int decision_new(struct node_env *env, struct hs *hs, decision_started_fn fn, vo
 	d->t_window = timer_new(env->loop, on_window, d);
 	d->t_eval = timer_new(env->loop, on_eval, d);
 	d->t_second = timer_new(env->loop, on_second_mgmt, d);
-	if (!d->t_window || !d->t_eval || !d->t_second) {
+	d->second_noted = calloc((size_t)env->cfg->n_nodes, sizeof(*d->second_noted));
+	d->peers = calloc((size_t)env->cfg->n_nodes, sizeof(*d->peers));
+	if (!d->t_window || !d->t_eval || !d->t_second || !d->second_noted || !d->peers) {
 		decision_free(d);
 		return -ENOMEM;
 	}
@@ -430,6 +434,8 @@ struct decision *decision_free(struct decision *d)
 	timer_free(d->t_eval);
 	timer_free(d->t_second);
 	rules_free(d->rules);
+	free(d->second_noted);
+	free(d->peers);
 	free(d);
 	return NULL;
 }

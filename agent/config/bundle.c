@@ -35,11 +35,12 @@ static void subset_storage(const struct cfg *c, const int *cmap, struct cfg *s)
 	}
 }
 
-/* s: a copy of c keeping only pair p's compartments, nodes, storage and portals. */
-static void cfg_subset(const struct cfg *c, int p, struct cfg *s)
+/* s (a cfg_dup of c): only pair p's compartments, nodes, storage and portals kept. */
+static int cfg_subset(const struct cfg *c, int p, struct cfg *s)
 {
-	int cmap[CFG_MAX_COMPARTMENTS];
-	*s = *c;
+	_cleanup_free_ int *cmap = calloc((size_t)c->n_compartments + 1, sizeof(int));
+	if (!cmap)
+		return -ENOMEM;
 	s->pairs[0] = c->pairs[p];
 	s->n_pairs = 1;
 	s->n_compartments = 0;
@@ -58,6 +59,7 @@ static void cfg_subset(const struct cfg *c, int p, struct cfg *s)
 		s->nodes[s->n_nodes++].compartment = cmap[c->nodes[i].compartment];
 	}
 	subset_storage(c, cmap, s);
+	return 0;
 }
 
 static void put_hash(struct strbuf *out)
@@ -77,10 +79,12 @@ int bundle_export(const struct cfg *c, const char *pair, const char *rules, size
 		sb_printf(err, "%s: no pair '%s'\n", c->path, pair);
 		return -ENOENT;
 	}
-	_cleanup_free_ struct cfg *s = malloc(sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	cfg_subset(c, p, s);
+	struct cfg *s = NULL;
+	int r = cfg_dup(c, &s);
+	if (r < 0 || (r = cfg_subset(c, p, s)) < 0) {
+		cfg_free(s);
+		return r;
+	}
 	struct strbuf conf;
 	sb_init(&conf);
 	cfg_print(s, &conf);
@@ -91,6 +95,7 @@ int bundle_export(const struct cfg *c, const char *pair, const char *rules, size
 	sb_putc(out, '\n');
 	put_hash(out);
 	sb_free(&conf);
+	cfg_free(s);
 	return 0;
 }
 

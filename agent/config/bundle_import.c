@@ -19,18 +19,26 @@ void remap_err(struct remap *r, const char *fmt, ...)
 
 /* ---- sections of a normalized text ---- */
 
-#define MAX_SECTIONS 192
-
 struct section {
 	char head[2 * CFG_NAME_MAX + 4]; /* "[node a1]" */
 	const char *text;		 /* from the header line to the next section */
 	size_t len;
 };
 
+/* An upper bound of the sections split_sections finds: lines starting with '['. */
+static int count_sections(const char *t)
+{
+	int n = 1;
+	for (const char *p = t; p && (p = strstr(p, "\n[")); p++)
+		n++;
+	return n;
+}
+
+/* s: room for count_sections(t). */
 static int split_sections(const char *t, struct section *s)
 {
 	int n = 0;
-	for (const char *p = t; p && *p && n < MAX_SECTIONS;) {
+	for (const char *p = t; p && *p;) {
 		const char *h = p[0] == '[' ? p : strstr(p, "\n[");
 		if (!h)
 			break;
@@ -246,17 +254,20 @@ static void merge(struct merge *g, const char *target, size_t target_len, struct
 {
 	struct strbuf bt, tt, add, q;
 	sb_init(&bt), sb_init(&tt), sb_init(&add), sb_init(&q);
-	_cleanup_free_ struct section *bs = calloc(2 * MAX_SECTIONS, sizeof(*bs));
-	if (!bs) {
-		remap_err(g->r, "out of memory");
-		return;
-	}
 	cfg_print(g->b, &bt);
 	cfg_print(g->t, &tt);
-	int nb = split_sections(bt.buf, bs), nt = split_sections(tt.buf, bs + MAX_SECTIONS);
+	int cb = count_sections(bt.buf);
+	_cleanup_free_ struct section *bs =
+	    calloc((size_t)cb + (size_t)count_sections(tt.buf), sizeof(*bs));
+	if (!bs) {
+		remap_err(g->r, "out of memory");
+		sb_free(&bt), sb_free(&tt);
+		return;
+	}
+	int nb = split_sections(bt.buf, bs), nt = split_sections(tt.buf, bs + cb);
 	check_names(g->r, g->t, g->b, g->path);
 	check_overlaps(g->r, g->t, g->b);
-	check_shared(g->r, bs, nb, bs + MAX_SECTIONS, nt, g->path, &add);
+	check_shared(g->r, bs, nb, bs + cb, nt, g->path, &add);
 	quorum_portals(g->r, g->t, g->b, g->path, &q);
 	sb_puts(&q, "");
 	rewrite_target(target, target_len, g->t->version + 1, q.buf, out);

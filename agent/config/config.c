@@ -201,13 +201,14 @@ static int k_comp_zone(struct parse_ctx *p, const char *key, char *val)
 		return -EINVAL;
 	}
 	c->zone = (enum cfg_zone)z;
-	p->comp_has_zone[c - p->cfg->compartments] = true;
+	p->comp_meta[c - p->cfg->compartments].has_zone = true;
 	return 0;
 }
 static int k_comp_pair(struct parse_ctx *p, const char *key, char *val)
 {
 	struct cfg_compartment *c = p->obj;
-	return copy_str(p, key, val, p->comp_pair_name[c - p->cfg->compartments], CFG_NAME_MAX);
+	return copy_str(p, key, val, p->comp_meta[c - p->cfg->compartments].pair_name,
+			CFG_NAME_MAX);
 }
 static int set_iqn(struct parse_ctx *p, const char *key, const char *val, char *dst)
 {
@@ -275,7 +276,7 @@ static int k_comp_chap_mutual_secret_file(struct parse_ctx *p, const char *key, 
 static int k_node_compartment(struct parse_ctx *p, const char *key, char *val)
 {
 	struct cfg_node *n = p->obj;
-	return copy_str(p, key, val, p->node_comp_name[n - p->cfg->nodes], CFG_NAME_MAX);
+	return copy_str(p, key, val, p->node_meta[n - p->cfg->nodes].comp_name, CFG_NAME_MAX);
 }
 static int k_node_priority(struct parse_ctx *p, const char *key, char *val)
 {
@@ -818,16 +819,19 @@ static int find_named(const char *base, size_t stride, int n, const char *name)
 
 int cfg_find_node(const struct cfg *c, const char *name)
 {
-	return find_named(c->nodes[0].name, sizeof(c->nodes[0]), c->n_nodes, name);
+	return c->nodes ? find_named(c->nodes[0].name, sizeof(c->nodes[0]), c->n_nodes, name)
+			: -ENOENT;
 }
 int cfg_find_compartment(const struct cfg *c, const char *name)
 {
-	return find_named(c->compartments[0].name, sizeof(c->compartments[0]), c->n_compartments,
-			  name);
+	return c->compartments ? find_named(c->compartments[0].name, sizeof(c->compartments[0]),
+					    c->n_compartments, name)
+			       : -ENOENT;
 }
 int cfg_find_pair(const struct cfg *c, const char *name)
 {
-	return find_named(c->pairs[0].name, sizeof(c->pairs[0]), c->n_pairs, name);
+	return c->pairs ? find_named(c->pairs[0].name, sizeof(c->pairs[0]), c->n_pairs, name)
+			: -ENOENT;
 }
 int cfg_find_storage(const struct cfg *c, const char *name)
 {
@@ -844,6 +848,82 @@ int cfg_node_pair(const struct cfg *c, int node)
 	if (node < 0 || node >= c->n_nodes)
 		return -1;
 	return c->compartments[c->nodes[node].compartment].pair;
+}
+
+/* Room for entry `n` of a table of `size`-byte entries holding *cap (doubled as needed,
+ * the new entries zeroed). */
+static int grow(void **arr, int *cap, int n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	int nc = *cap ? 2 * *cap : 16;
+	void *a = reallocarray(*arr, (size_t)nc, size);
+	if (!a)
+		return -ENOMEM;
+	memset((char *)a + (size_t)*cap * size, 0, (size_t)(nc - *cap) * size);
+	*arr = a;
+	*cap = nc;
+	return 0;
+}
+
+/* A new entry of a table grown from the file, with its parse-time record (meta: NULL or
+ * an array of meta_size entries grown with it). NULL after reporting an error. */
+static void *new_entry(struct parse_ctx *p, const char *kind, const char *name, void **arr, int *n,
+		       int *cap, size_t size, int limit, void **meta, size_t meta_size)
+{
+	if (*n == limit) {
+		perr(p, NULL, "[%s %s]: more than %d %s sections (the parser's limit)", kind, name,
+		     limit, kind);
+		return NULL;
+	}
+	int mcap = *cap;
+	if (grow(arr, cap, *n, size) < 0 || (meta && grow(meta, &mcap, *n, meta_size) < 0)) {
+		p->oom = true;
+		perr(p, NULL, "[%s %s]: out of memory", kind, name);
+		return NULL;
+	}
+	char *e = (char *)*arr + (size_t)(*n)++ * size;
+	snprintf(e, CFG_NAME_MAX, "%s", name); /* every such entry starts with its name */
+	return e;
+}
+
+static void *new_named(struct parse_ctx *p, enum section_kind k, const char *kind, const char *name)
+{
+	struct cfg *c = p->cfg;
+	void *e = NULL;
+	switch (k) {
+	case SEC_PAIR:
+		return new_entry(p, kind, name, (void **)&c->pairs, &c->n_pairs, &p->cap_pairs,
+				 sizeof(*c->pairs), CFG_LIMIT_PAIRS, NULL, 0);
+	case SEC_COMPARTMENT:
+		e = new_entry(p, kind, name, (void **)&c->compartments, &c->n_compartments,
+			      &p->cap_compartments, sizeof(*c->compartments),
+			      CFG_LIMIT_COMPARTMENTS, (void **)&p->comp_meta,
+			      sizeof(*p->comp_meta));
+		if (e)
+			p->comp_meta[c->n_compartments - 1].line = p->line;
+		return e;
+	case SEC_NODE:
+		e = new_entry(p, kind, name, (void **)&c->nodes, &c->n_nodes, &p->cap_nodes,
+			      sizeof(*c->nodes), CFG_LIMIT_NODES, (void **)&p->node_meta,
+			      sizeof(*p->node_meta));
+		if (e)
+			p->node_meta[c->n_nodes - 1].line = p->line;
+		return e;
+	case SEC_NONE:
+	case SEC_CLUSTER:
+	case SEC_STORAGE:
+	case SEC_QUORUM:
+	case SEC_LAYOUT:
+	case SEC_TIMEOUTS:
+	case SEC_PROFILE:
+	case SEC_ROLE:
+	case SEC_CONSOLE:
+	case SEC_FENCING:
+	case _SEC_MAX:
+		break;
+	}
+	return NULL;
 }
 
 /* Opens a section; returns the object it fills or NULL after reporting an error. */
@@ -884,12 +964,15 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 		c->has_quorum = true;
 		return &c->quorum;
 	case SEC_PAIR:
-		NEW_NAMED(pairs, n_pairs, CFG_MAX_PAIRS, cfg_find_pair, NULL);
 	case SEC_COMPARTMENT:
-		NEW_NAMED(compartments, n_compartments, CFG_MAX_COMPARTMENTS, cfg_find_compartment,
-			  p->comp_line);
 	case SEC_NODE:
-		NEW_NAMED(nodes, n_nodes, CFG_MAX_NODES, cfg_find_node, p->node_line);
+		if ((k == SEC_PAIR   ? cfg_find_pair(c, name)
+		     : k == SEC_NODE ? cfg_find_node(c, name)
+				     : cfg_find_compartment(c, name)) >= 0) {
+			perr(p, NULL, "[%s %s] is defined twice", kind, name);
+			return NULL;
+		}
+		return new_named(p, k, kind, name);
 	case SEC_STORAGE:
 		NEW_NAMED(storage, n_storage, CFG_MAX_STORAGE, cfg_find_storage, p->storage_line);
 	case SEC_PROFILE:

@@ -10,9 +10,14 @@
 
 #define CFG_NAME_MAX 32
 #define CFG_PATH_MAX 256
-#define CFG_MAX_PAIRS 8
-#define CFG_MAX_COMPARTMENTS 16
-#define CFG_MAX_NODES 64
+/* Pairs, compartments and nodes are tables sized from the file; these caps only refuse
+ * absurd files (with the line of the first section past them). */
+#define CFG_LIMIT_NODES 4096
+#define CFG_LIMIT_PAIRS 2048
+#define CFG_LIMIT_COMPARTMENTS (2 * CFG_LIMIT_PAIRS)
+/* Nodes of one pair taking part in one election (infra or admin): the election's
+ * per-pair tables and the quorum LU's slot area (QDEV_MAX_SLOTS blocks) hold this many. */
+#define CFG_MAX_PAIR_NODES 8
 #define CFG_MAX_MACS 4
 #define CFG_MAX_DISKS 8
 #define CFG_MAX_NETS 4
@@ -201,11 +206,12 @@ struct cfg {
 	uint16_t port;
 	uint64_t version;
 
-	struct cfg_pair pairs[CFG_MAX_PAIRS];
+	/* malloc'd, n_X entries (cfg_free frees them) */
+	struct cfg_pair *pairs;
 	int n_pairs;
-	struct cfg_compartment compartments[CFG_MAX_COMPARTMENTS];
+	struct cfg_compartment *compartments;
 	int n_compartments;
-	struct cfg_node nodes[CFG_MAX_NODES];
+	struct cfg_node *nodes;
 	int n_nodes;
 	struct cfg_storage storage[CFG_MAX_STORAGE];
 	int n_storage;
@@ -234,6 +240,12 @@ int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_o
 int cfg_load(const char *path, const struct cfg_override *ovr, size_t n_ovr, struct cfg **ret,
 	     struct strbuf *errors);
 struct cfg *cfg_free(struct cfg *c);
+/* Moves `from`'s values into `into` and frees `from`. The topology must be the same
+ * (cfg_topology_change(into, from) == NULL): `into`'s tables stay where they are, so
+ * pointers into them stay valid, only their values change. */
+void cfg_replace(struct cfg *into, struct cfg *from);
+/* A deep copy (its own tables); -ENOMEM. */
+int cfg_dup(const struct cfg *c, struct cfg **ret);
 
 /* The normalized form: every section, every key, defaults filled in, stable order. */
 void cfg_print(const struct cfg *c, struct strbuf *out);

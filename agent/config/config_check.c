@@ -98,14 +98,14 @@ static void check_nodes(struct parse_ctx *p)
 	struct cfg *c = p->cfg;
 	for (int i = 0; i < c->n_nodes; i++) {
 		struct cfg_node *n = &c->nodes[i];
-		int line = p->node_line[i];
-		if (!p->node_comp_name[i][0]) {
+		int line = p->node_meta[i].line;
+		if (!p->node_meta[i].comp_name[0]) {
 			perr_at(p, line, "compartment", "missing in [node %s]", n->name);
 		} else {
-			n->compartment = cfg_find_compartment(c, p->node_comp_name[i]);
+			n->compartment = cfg_find_compartment(c, p->node_meta[i].comp_name);
 			if (n->compartment < 0)
 				perr_at(p, line, "compartment", "[node %s]: no compartment '%s'",
-					n->name, p->node_comp_name[i]);
+					n->name, p->node_meta[i].comp_name);
 		}
 		if (n->handshake.len == 0)
 			perr_at(p, line, "handshake", "missing in [node %s]", n->name);
@@ -133,6 +133,40 @@ static void check_nodes(struct parse_ctx *p)
 	}
 }
 
+/* Every pair has two compartments, and at most CFG_MAX_PAIR_NODES nodes of one kind
+ * (the election's slots; every node takes part in the infra election, so that kind is
+ * the largest). */
+static void check_pairs(struct parse_ctx *p)
+{
+	struct cfg *c = p->cfg;
+	_cleanup_free_ int *comps = calloc((size_t)c->n_pairs + 1, sizeof(int));
+	_cleanup_free_ int *nodes = calloc((size_t)c->n_pairs + 1, sizeof(int));
+	if (!comps || !nodes) {
+		p->oom = true;
+		perr_at(p, 0, NULL, "out of memory");
+		return;
+	}
+	for (int j = 0; j < c->n_compartments; j++)
+		if (c->compartments[j].pair >= 0)
+			comps[c->compartments[j].pair]++;
+	for (int i = 0; i < c->n_pairs; i++)
+		if (comps[i] != 2)
+			perr_at(p, 0, NULL, "[pair %s] has %d compartments; a pair has exactly 2",
+				c->pairs[i].name, comps[i]);
+	for (int i = 0; i < c->n_nodes; i++) {
+		const char *cn = p->node_meta[i].comp_name;
+		int co = cn[0] ? cfg_find_compartment(c, cn) : -1;
+		int pr = co >= 0 ? c->compartments[co].pair : -1;
+		if (pr < 0)
+			continue;
+		if (++nodes[pr] == CFG_MAX_PAIR_NODES + 1)
+			perr_at(p, p->node_meta[i].line, NULL,
+				"[node %s]: [pair %s] has more than %d nodes (the election's "
+				"quorum slots per pair)",
+				c->nodes[i].name, c->pairs[pr].name, CFG_MAX_PAIR_NODES);
+	}
+}
+
 static void check_cfg(struct parse_ctx *p)
 {
 	struct cfg *c = p->cfg;
@@ -144,29 +178,21 @@ static void check_cfg(struct parse_ctx *p)
 		perr_at(p, 0, NULL, "no [pair NAME] section");
 	for (int i = 0; i < c->n_compartments; i++) {
 		struct cfg_compartment *co = &c->compartments[i];
-		check_guest_chap(p, co, p->comp_line[i]);
-		if (!p->comp_has_zone[i])
-			perr_at(p, p->comp_line[i], "zone", "missing in [compartment %s]",
-				co->name);
-		if (!p->comp_pair_name[i][0]) {
-			perr_at(p, p->comp_line[i], "pair", "missing in [compartment %s]",
-				co->name);
+		const struct comp_meta *m = &p->comp_meta[i];
+		check_guest_chap(p, co, m->line);
+		if (!m->has_zone)
+			perr_at(p, m->line, "zone", "missing in [compartment %s]", co->name);
+		if (!m->pair_name[0]) {
+			perr_at(p, m->line, "pair", "missing in [compartment %s]", co->name);
 			co->pair = -1;
 			continue;
 		}
-		co->pair = cfg_find_pair(c, p->comp_pair_name[i]);
+		co->pair = cfg_find_pair(c, m->pair_name);
 		if (co->pair < 0)
-			perr_at(p, p->comp_line[i], "pair", "[compartment %s]: no pair '%s'",
-				co->name, p->comp_pair_name[i]);
+			perr_at(p, m->line, "pair", "[compartment %s]: no pair '%s'", co->name,
+				m->pair_name);
 	}
-	for (int i = 0; i < c->n_pairs; i++) {
-		int n = 0;
-		for (int j = 0; j < c->n_compartments; j++)
-			n += c->compartments[j].pair == i;
-		if (n != 2)
-			perr_at(p, 0, NULL, "[pair %s] has %d compartments; a pair has exactly 2",
-				c->pairs[i].name, n);
-	}
+	check_pairs(p);
 	if (c->n_nodes == 0)
 		perr_at(p, 0, NULL, "no [node NAME] section");
 	check_nodes(p);
@@ -216,10 +242,13 @@ int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_o
 		cfg_apply_override(p, &ovr[i]);
 	check_cfg(p);
 	int nerr = p->n_errors;
+	bool oom = p->oom;
+	free(p->node_meta);
+	free(p->comp_meta);
 	free(p);
 	if (nerr) {
-		free(c);
-		return -EINVAL;
+		cfg_free(c);
+		return oom ? -ENOMEM : -EINVAL;
 	}
 	*ret = c;
 	return 0;
@@ -241,8 +270,56 @@ int cfg_load(const char *path, const struct cfg_override *ovr, size_t n_ovr, str
 
 struct cfg *cfg_free(struct cfg *c)
 {
+	if (!c)
+		return NULL;
+	free(c->pairs);
+	free(c->compartments);
+	free(c->nodes);
 	free(c);
 	return NULL;
+}
+
+void cfg_replace(struct cfg *into, struct cfg *from)
+{
+	struct cfg_pair *pairs = into->pairs;
+	struct cfg_compartment *comps = into->compartments;
+	struct cfg_node *nodes = into->nodes;
+	memcpy(pairs, from->pairs, (size_t)from->n_pairs * sizeof(*pairs));
+	memcpy(comps, from->compartments, (size_t)from->n_compartments * sizeof(*comps));
+	memcpy(nodes, from->nodes, (size_t)from->n_nodes * sizeof(*nodes));
+	free(from->pairs);
+	free(from->compartments);
+	free(from->nodes);
+	*into = *from;
+	into->pairs = pairs;
+	into->compartments = comps;
+	into->nodes = nodes;
+	free(from);
+}
+
+static void *dup_table(const void *a, int n, size_t size)
+{
+	void *d = calloc((size_t)n + 1, size);
+	if (d && n > 0)
+		memcpy(d, a, (size_t)n * size);
+	return d;
+}
+
+int cfg_dup(const struct cfg *c, struct cfg **ret)
+{
+	struct cfg *d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	*d = *c;
+	d->pairs = dup_table(c->pairs, c->n_pairs, sizeof(*c->pairs));
+	d->compartments = dup_table(c->compartments, c->n_compartments, sizeof(*c->compartments));
+	d->nodes = dup_table(c->nodes, c->n_nodes, sizeof(*c->nodes));
+	if (!d->pairs || !d->compartments || !d->nodes) {
+		cfg_free(d);
+		return -ENOMEM;
+	}
+	*ret = d;
+	return 0;
 }
 
 void cfg_hash_hex(const struct cfg *c, char out[65])

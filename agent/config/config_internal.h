@@ -20,6 +20,17 @@ enum section_kind {
 	_SEC_MAX
 };
 
+struct node_meta {
+	int line;
+	char comp_name[CFG_NAME_MAX];
+};
+
+struct comp_meta {
+	int line;
+	bool has_zone;
+	char pair_name[CFG_NAME_MAX];
+};
+
 struct parse_ctx {
 	struct cfg *cfg;
 	const char *path;
@@ -35,12 +46,12 @@ struct parse_ctx {
 	bool lease_set;
 	bool in_bad_section;
 	int cluster_line;
-	int node_line[CFG_MAX_NODES];
+	bool oom; /* a table could not grow: the parse fails with -ENOMEM */
 	int storage_line[CFG_MAX_STORAGE];
-	int comp_line[CFG_MAX_COMPARTMENTS];
-	bool comp_has_zone[CFG_MAX_COMPARTMENTS];
-	char comp_pair_name[CFG_MAX_COMPARTMENTS][CFG_NAME_MAX];
-	char node_comp_name[CFG_MAX_NODES][CFG_NAME_MAX];
+	/* Per node and compartment, grown with the cfg's tables (cap_X entries each). */
+	struct node_meta *node_meta;
+	struct comp_meta *comp_meta;
+	int cap_pairs, cap_compartments, cap_nodes;
 	char portal_comp_name[CFG_MAX_STORAGE + 1][CFG_MAX_PORTALS][CFG_NAME_MAX];
 	int portal_line[CFG_MAX_STORAGE + 1][CFG_MAX_PORTALS];
 };

@@ -21,6 +21,10 @@
 #include "util.h"
 #include "watchdog.h"
 
+/* The config refuses a pair with more members than the election and its slots hold. */
+_Static_assert(CFG_MAX_PAIR_NODES <= ELECT_MAX_NODES, "election table per pair");
+_Static_assert(CFG_MAX_PAIR_NODES <= QDEV_MAX_SLOTS, "quorum slots per pair");
+
 /* An acknowledgement's number: the heartbeat's (below 2^56) | instance kind << 56. */
 #define ACK_KIND_SHIFT 56
 
@@ -36,7 +40,7 @@ struct elect_inst {
 	bool active;
 	struct elect sm;
 	int map[ELECT_MAX_NODES]; /* pair index -> node index in cfg */
-	int rev[CFG_MAX_NODES];	  /* node index -> pair index, -1 */
+	int n_map;
 	uint64_t keys[ELECT_MAX_NODES];
 	struct qdev *qdev;
 	struct timer *timer;
@@ -410,11 +414,11 @@ static void read_view(struct elect_inst *in, const struct qdev_view *v, struct e
 			in->foreign_key = v->holder_key;
 	}
 	ev->registered = v->registered;
-	for (int i = 0; i < in->sm.p.n_nodes; i++) {
-		const struct qdev_slot *s = &v->slots[in->map[i]];
+	for (int i = 0; i < in->sm.p.n_nodes && i < v->n_slots; i++) {
+		const struct qdev_slot *s = &v->slots[i]; /* slot i: pair member i */
 		struct elect_slot *e = &ev->slots[i];
 
-		if (in->map[i] >= v->n_slots || !s->valid || s->node != (uint32_t)in->map[i])
+		if (!s->valid || s->node != (uint32_t)in->map[i])
 			continue;
 		e->valid = true;
 		memcpy(&e->boot, s->boot_id, sizeof(e->boot));
@@ -477,6 +481,16 @@ static bool takes_part(const struct cfg *c, int node, enum cfg_kind kind)
 	return false;
 }
 
+/* The node's index among the pair's members of this kind (at most ELECT_MAX_NODES, so a
+ * scan), -1 when it is none. */
+static int member(const struct elect_inst *in, int node)
+{
+	for (int i = 0; i < in->n_map; i++)
+		if (in->map[i] == node)
+			return i;
+	return -1;
+}
+
 /* Pair members of this kind, their sides (compartment order in the pair) and ranks. */
 static int build_params(struct elect_inst *in, struct elect_params *p)
 {
@@ -485,8 +499,6 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 
 	if (pair < 0)
 		return -ENOENT;
-	for (int i = 0; i < CFG_MAX_NODES; i++)
-		in->rev[i] = -1;
 	for (int i = 0; i < c->n_nodes; i++) {
 		if (cfg_node_pair(c, i) != pair || !takes_part(c, i, in->kind))
 			continue;
@@ -495,7 +507,6 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 		if (first_comp < 0)
 			first_comp = c->nodes[i].compartment;
 		in->map[n] = i;
-		in->rev[i] = n;
 		p->side[n] = c->nodes[i].compartment == first_comp ? 0 : 1;
 		in->keys[n] = qdev_key_derive(c->name, c->nodes[i].name, cfg_kind_to_str(in->kind));
 		n++;
@@ -513,7 +524,8 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 		}
 	}
 	p->n_nodes = n;
-	p->self = in->rev[self];
+	in->n_map = n;
+	p->self = member(in, self);
 	p->has_qdev = c->has_quorum;
 	p->external_heartbeats = true;
 	p->heartbeat_interval = c->timeouts.heartbeat_interval;
@@ -635,8 +647,8 @@ static int open_qdev(struct elect_inst *in)
 	struct qdev_config qc = {
 	    .lun = (int)qs->lun + 2 * pair + (int)in->kind,
 	    .key = in->keys[in->sm.p.self],
-	    .n_slots = c->n_nodes,
-	    .self_slot = self,
+	    .n_slots = in->sm.p.n_nodes, /* the pair's members of this kind, in config order */
+	    .self_slot = in->sm.p.self,
 	    .io_timeout = in->sm.p.io_timeout,
 	    .isid = (uint32_t)(self * 2 + (int)in->kind + 1),
 	};
@@ -876,9 +888,8 @@ void elect_drv_heartbeat_in(struct elect_drv *d, int node, const struct elect_hb
 		struct elect_event ev = {
 		    .type = ELECT_EV_HEARTBEAT, .seq = hb->seq, .epoch = hb->epoch[k]};
 
-		if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
+		if (!in->active || (ev.node = member(in, node)) < 0)
 			continue;
-		ev.node = in->rev[node];
 		ev.role =
 		    hb->role[k] < _ELECT_ROLE_MAX ? (enum elect_role)hb->role[k] : ELECT_ROLE_NONE;
 		step(in, &ev);
@@ -895,9 +906,8 @@ void elect_drv_ack_in(struct elect_drv *d, int node, uint64_t ack)
 	if (kind >= _CFG_KIND_MAX)
 		return;
 	in = &d->k[kind]; /* only the kind the acknowledging node backs */
-	if (!in->active || node < 0 || node >= CFG_MAX_NODES || in->rev[node] < 0)
+	if (!in->active || (ev.node = member(in, node)) < 0)
 		return;
-	ev.node = in->rev[node];
 	step(in, &ev);
 }
 
@@ -919,8 +929,8 @@ int elect_drv_qdev_alive(struct elect_drv *d, int node)
 	uint64_t now = now_usec();
 	int i;
 
-	if (!in->active || !in->sm.p.has_qdev || node < 0 || node >= CFG_MAX_NODES ||
-	    (i = in->rev[node]) < 0 || in->sm.last_read_ok == 0 ||
+	if (!in->active || !in->sm.p.has_qdev || (i = member(in, node)) < 0 ||
+	    in->sm.last_read_ok == 0 ||
 	    now - in->sm.last_read_ok > 4 * in->sm.p.disk_heartbeat_interval)
 		return -1;
 	if (i == in->sm.p.self)

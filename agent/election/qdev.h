@@ -2,8 +2,10 @@
  * portal that answers, driven by the agent's loop (async API, the fd and events re-read
  * before every wait, iscsi_service at least once a second).
  *
- * Layout (512-byte blocks): slot i at LBA QDEV_SLOT_LBA + i, one per node of the cluster
- * (node index in the config). A slot: magic "CMPTQSL1", node index, boot id, sequence,
+ * Layout (512-byte blocks): slot i at LBA QDEV_SLOT_LBA + i, one per member of the pair
+ * taking part in this LU's election (i: its rank among them in config order; at most
+ * QDEV_MAX_SLOTS, the config allows CFG_MAX_PAIR_NODES). A slot: magic "CMPTQSL1",
+ * node index in the config, boot id, sequence,
  * epoch, role, and a keyed BLAKE2b-256 of those bytes (key derived from the cluster key).
  *
  * The master token is a SCSI-3 persistent reservation of type Write Exclusive –

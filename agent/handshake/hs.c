@@ -82,7 +82,7 @@ struct hs {
 	int fd_hs, fd_ext;
 	struct watch *w_hs, *w_ext;
 	struct timer *t_probe, *t_hb;
-	struct hs_peer peers[CFG_MAX_NODES];
+	struct hs_peer *peers; /* one per node of the cfg (calloc'd; a reload keeps the set) */
 	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
 	hs_config_fn config_fn;
 	void *config_ud;
@@ -799,13 +799,15 @@ int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_i
 	/* Heartbeat numbers unique per boot: an acknowledgement of a previous boot's
 	 * heartbeat never matches one of this boot's (SPEC §7 lease). Bits 24..55 random. */
 	hs->hb_seq = (uint64_t)randombytes_random() << 24;
-	for (int i = 0; i < CFG_MAX_NODES; i++)
-		hs->peers[i] = (struct hs_peer){
-		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	int r = -ENOMEM;
 	hs->cfg = cfg;
+	hs->peers = calloc((size_t)cfg->n_nodes, sizeof(*hs->peers));
+	for (int i = 0; hs->peers && i < cfg->n_nodes; i++)
+		hs->peers[i] = (struct hs_peer){
+		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	hs->keys = sodium_malloc(sizeof(*hs->keys));
-	if (!hs->keys || (r = keys_set(hs, hs->keys, key, 1)) < 0 || (r = hs_open(hs)) < 0)
+	if (!hs->peers || !hs->keys || (r = keys_set(hs, hs->keys, key, 1)) < 0 ||
+	    (r = hs_open(hs)) < 0)
 		goto fail;
 	hs->key = hs->keys->proto[0];
 	keys_add_other(hs, key);
@@ -843,6 +845,7 @@ struct hs *hs_free(struct hs *hs)
 	swim_free(hs->swim);
 	if (hs->keys)
 		sodium_free(hs->keys);
+	free(hs->peers);
 	sodium_memzero(hs, sizeof(*hs));
 	free(hs);
 	return NULL;

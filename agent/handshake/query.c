@@ -55,29 +55,36 @@ int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 	return 0;
 }
 
-void query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
-		uint64_t timeout_us, struct query *ret)
+static bool in_scope(const struct cfg *c, const struct query_spec *spec, int i)
 {
+	switch (spec->scope) {
+	case QUERY_SCOPE_ALL:
+		return true;
+	case QUERY_SCOPE_COMPARTMENT:
+		return c->nodes[i].compartment == spec->index;
+	case QUERY_SCOPE_NODE:
+		return i == spec->index;
+	case _QUERY_SCOPE_MAX:
+		break;
+	}
+	return false;
+}
+
+int query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
+	       uint64_t timeout_us, struct query *ret)
+{
+	int n = 0;
 	*ret = (struct query){
 	    .id = id, .spec = *spec, .started_us = now_us, .deadline_us = now_us + timeout_us};
-	for (int i = 0; i < c->n_nodes; i++) {
-		bool in = false;
-		switch (spec->scope) {
-		case QUERY_SCOPE_ALL:
-			in = true;
-			break;
-		case QUERY_SCOPE_COMPARTMENT:
-			in = c->nodes[i].compartment == spec->index;
-			break;
-		case QUERY_SCOPE_NODE:
-			in = i == spec->index;
-			break;
-		case _QUERY_SCOPE_MAX:
-			break;
-		}
-		if (in)
+	for (int i = 0; i < c->n_nodes; i++)
+		n += in_scope(c, spec, i);
+	ret->t = calloc((size_t)n + 1, sizeof(*ret->t));
+	if (!ret->t)
+		return -ENOMEM;
+	for (int i = 0; i < c->n_nodes; i++)
+		if (in_scope(c, spec, i))
 			ret->t[ret->n++] = (struct query_target){.node = i};
-	}
+	return 0;
 }
 
 void query_reset(struct query *q)
@@ -87,6 +94,8 @@ void query_reset(struct query *q)
 			free(q->t[i].chunks[k]);
 			q->t[i].chunks[k] = NULL;
 		}
+	free(q->t);
+	q->t = NULL;
 	q->n = 0;
 }
 

@@ -49,16 +49,17 @@ struct query {
 	uint32_t id;
 	struct query_spec spec;
 	uint64_t started_us, deadline_us;
-	struct query_target t[CFG_MAX_NODES];
+	struct query_target *t; /* n entries, malloc'd by query_plan, freed by query_reset */
 	int n;
 };
 
 /* argv is what follows `query`. Errors say what is wrong in `err`. */
 int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 		struct query_spec *ret, struct strbuf *err);
-/* Fills the targets (every node in scope, self included) and the deadline. */
-void query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
-		uint64_t timeout_us, struct query *ret);
+/* Fills the targets (every node in scope, self included) and the deadline. 0 or -ENOMEM
+ * (then no targets); query_reset frees what it allocated. */
+int query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
+	       uint64_t timeout_us, struct query *ret);
 void query_reset(struct query *q); /* frees the chunks */
 
 /* Payloads. QUERY: "Q1 <id> <json 0|1> <what>". QUERY_REPLY: "R1 <id> <ok 0|1> <seq>

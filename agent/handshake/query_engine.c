@@ -151,7 +151,10 @@ int query_cmd(struct console_req *req, void *ud)
 	if (!a->timer)
 		return -ENOMEM;
 	uint64_t now = loop_now(e->loop);
-	query_plan(c, &spec, e->next_id++, now, c->timeouts.query_timeout, &a->q);
+	if (query_plan(c, &spec, e->next_id++, now, c->timeouts.query_timeout, &a->q) < 0) {
+		timer_free(TAKE_PTR(a->timer));
+		return -ENOMEM;
+	}
 	a->e = e;
 	a->used = true;
 	a->req = req;

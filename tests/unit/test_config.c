@@ -256,24 +256,114 @@ static void nul_and_long_lines(void **state)
 	sb_free(&err);
 }
 
-/* Found by the fuzzer: more sections than the table holds must be an error, not an overflow. */
+/* Found by the fuzzer: more sections than the table holds must be an error, not an overflow.
+ * Nodes, compartments and pairs are tables grown from the file: only storage is fixed. */
 static void too_many_sections(void **state)
 {
 	struct strbuf text, err;
 	sb_init(&text);
 	sb_init(&err);
 	sb_puts(&text, base);
-	for (int i = 0; i < CFG_MAX_COMPARTMENTS + 1; i++)
-		sb_printf(&text, "[compartment c%d]\n", i);
-	for (int i = 0; i < CFG_MAX_NODES + 1; i++)
-		sb_printf(&text, "[node x%d]\n", i);
 	for (int i = 0; i < CFG_MAX_STORAGE + 1; i++)
 		sb_printf(&text, "[storage s%d]\n", i);
 	struct cfg *c = NULL;
 	assert_int_equal(parse(text.buf, &c, &err), -EINVAL);
-	assert_non_null(strstr(err.buf, "more than 16 compartment sections"));
-	assert_non_null(strstr(err.buf, "more than 64 node sections"));
 	assert_non_null(strstr(err.buf, "more than 4 storage sections"));
+	sb_free(&text);
+	sb_free(&err);
+}
+
+/* n_pairs pairs of two compartments with per_comp nodes each; nodes on 127.x.y.z. */
+static void big_text(struct strbuf *t, int n_pairs, int per_comp)
+{
+	sb_puts(t, "[cluster]\nname = big\nkey_file = /k\n");
+	for (int p = 0; p < n_pairs; p++) {
+		sb_printf(t, "[pair p%d]\n", p);
+		for (int s = 0; s < 2; s++)
+			sb_printf(t, "[compartment c%d-%d]\nzone = %s\npair = p%d\n", p, s,
+				  s ? "dmz" : "mz", p);
+	}
+	int n = 0;
+	for (int p = 0; p < n_pairs; p++)
+		for (int s = 0; s < 2; s++)
+			for (int k = 0; k < per_comp; k++, n++)
+				sb_printf(t,
+					  "[node n%d]\ncompartment = c%d-%d\npriority = %d\n"
+					  "handshake = 127.%d.%d.%d\n",
+					  n, p, s, k, 1 + n / 65536, n / 256 % 256, n % 256);
+}
+
+/* Issue 20: a cluster of 1 024 nodes in 256 pairs parses whole, every node kept, and a
+ * reload with the same topology keeps the tables where they are. */
+static void cluster_of_1024_nodes(void **state)
+{
+	struct strbuf text, err, out;
+	sb_init(&text);
+	sb_init(&err);
+	sb_init(&out);
+	big_text(&text, 256, 2);
+	struct cfg *c = NULL, *c2 = NULL;
+	assert_int_equal(parse(text.buf, &c, &err), 0);
+	assert_int_equal(c->n_pairs, 256);
+	assert_int_equal(c->n_compartments, 512);
+	assert_int_equal(c->n_nodes, 1024);
+	int last = cfg_find_node(c, "n1023");
+	assert_int_equal(last, 1023);
+	assert_int_equal(cfg_node_pair(c, last), 255);
+	assert_string_equal(c->compartments[c->nodes[last].compartment].name, "c255-1");
+	char a[80];
+	cfg_addr_format(&c->nodes[last].handshake, a, sizeof(a));
+	assert_string_equal(a, "127.1.3.255:7460");
+	/* the normalized form keeps every node */
+	cfg_print(c, &out);
+	assert_int_equal(parse(out.buf, &c2, &err), 0);
+	assert_int_equal(c2->n_nodes, 1024);
+	assert_null(cfg_topology_change(c, c2));
+	const struct cfg_node *keep = &c->nodes[last];
+	c2->nodes[last].priority = 77;
+	cfg_replace(c, c2);
+	assert_ptr_equal(&c->nodes[last], keep);
+	assert_int_equal(keep->priority, 77);
+	cfg_free(c);
+	sb_free(&text);
+	sb_free(&err);
+	sb_free(&out);
+}
+
+/* More than CFG_LIMIT_NODES nodes: refused, naming the line of the first one too many. */
+static void node_limit_names_the_line(void **state)
+{
+	struct strbuf text, err;
+	sb_init(&text);
+	sb_init(&err);
+	big_text(&text, CFG_LIMIT_NODES / 8, 4);
+	int line = 1;
+	for (const char *p = text.buf; *p; p++)
+		line += *p == '\n';
+	sb_puts(&text, "[node extra]\ncompartment = c0-0\nhandshake = 127.200.0.1\n");
+	struct cfg *c = NULL;
+	assert_int_equal(parse(text.buf, &c, &err), -EINVAL);
+	char want[96];
+	snprintf(want, sizeof(want), "t.conf:%d: [node extra]: more than %d node sections", line,
+		 CFG_LIMIT_NODES);
+	if (!strstr(err.buf, want))
+		fail_msg("expected '%s' in:\n%s", want, err.buf);
+	assert_null(strchr(strchr(err.buf, '\n') + 1, '\n')); /* that one error only */
+	sb_free(&text);
+	sb_free(&err);
+}
+
+/* A pair with more nodes than the election has quorum slots for: refused, not cut. */
+static void pair_node_limit(void **state)
+{
+	struct strbuf text, err;
+	sb_init(&text);
+	sb_init(&err);
+	big_text(&text, 1, CFG_MAX_PAIR_NODES / 2);
+	sb_puts(&text, "[node extra]\ncompartment = c0-1\nhandshake = 127.200.0.1\n");
+	struct cfg *c = NULL;
+	assert_int_equal(parse(text.buf, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.buf, "[node extra]: [pair p0] has more than 8 nodes"));
 	sb_free(&text);
 	sb_free(&err);
 }
@@ -325,11 +415,19 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(golden_rig_config),  cmocka_unit_test(defaults_and_ports),
-	    cmocka_unit_test(guest_keys),	  cmocka_unit_test(every_error_names_file_line_key),
-	    cmocka_unit_test(key_before_section), cmocka_unit_test(missing_everything),
-	    cmocka_unit_test(nul_and_long_lines), cmocka_unit_test(too_many_sections),
-	    cmocka_unit_test(overrides),	  cmocka_unit_test(hash_tracks_bytes),
+	    cmocka_unit_test(golden_rig_config),
+	    cmocka_unit_test(defaults_and_ports),
+	    cmocka_unit_test(guest_keys),
+	    cmocka_unit_test(every_error_names_file_line_key),
+	    cmocka_unit_test(key_before_section),
+	    cmocka_unit_test(missing_everything),
+	    cmocka_unit_test(nul_and_long_lines),
+	    cmocka_unit_test(too_many_sections),
+	    cmocka_unit_test(cluster_of_1024_nodes),
+	    cmocka_unit_test(node_limit_names_the_line),
+	    cmocka_unit_test(pair_node_limit),
+	    cmocka_unit_test(overrides),
+	    cmocka_unit_test(hash_tracks_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,9 +87,10 @@ static void test_plan(void **state)
 {
 	struct query q;
 	struct query_spec s = {.scope = QUERY_SCOPE_ALL, .index = -1, .what = "status"};
-	query_plan(cfg, &s, 7, 1000, 500, &q);
+	assert_int_equal(query_plan(cfg, &s, 7, 1000, 500, &q), 0);
 	assert_int_equal(q.n, 4);
 	assert_int_equal(q.deadline_us, 1500);
+	query_reset(&q);
 	s = (struct query_spec){.scope = QUERY_SCOPE_COMPARTMENT,
 				.index = cfg_find_compartment(cfg, "b"),
 				.what = "raid"};
@@ -97,6 +98,7 @@ static void test_plan(void **state)
 	assert_int_equal(q.n, 2);
 	assert_string_equal(cfg->nodes[q.t[0].node].name, "b1");
 	assert_string_equal(cfg->nodes[q.t[1].node].name, "b2");
+	query_reset(&q);
 	s = (struct query_spec){
 	    .scope = QUERY_SCOPE_NODE, .index = cfg_find_node(cfg, "a2"), .what = "raid"};
 	query_plan(cfg, &s, 7, 0, 500, &q);
@@ -107,6 +109,7 @@ static void test_plan(void **state)
 	query_expire(&q, 500);
 	assert_true(query_complete(&q));
 	assert_int_equal(q.t[0].state, QUERY_T_TIMEOUT);
+	query_reset(&q);
 }
 
 static void test_payloads(void **state)

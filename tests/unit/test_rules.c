@@ -103,7 +103,8 @@ static int tri(char c)
 static void decide(const struct cfg *c, const struct rules *r, const char *self,
 		   const char *const spec[], const char **ret_rule, const char **ret_profile)
 {
-	struct decision_peer peers[CFG_MAX_NODES] = {0};
+	_cleanup_free_ struct decision_peer *peers = calloc((size_t)c->n_nodes, sizeof(*peers));
+	assert_non_null(peers);
 	for (int i = 0; i < c->n_nodes; i++) {
 		const char *s = spec[i];
 		if (s[0] == 'C' || s[0] == 'M')
