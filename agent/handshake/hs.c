@@ -361,7 +361,8 @@ static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uin
 	}
 	p->rtt_us = rtt;
 	p->missed = 0;
-	set_contacted(hs, from, true);
+	if (!hs->swim || in_own_pair(hs, from)) /* (else the membership says) */
+		set_contacted(hs, from, true);
 }
 
 static void deliver(struct hs *hs, const struct hs_msg *m, int from)

@@ -36,7 +36,8 @@ struct swim {
 	uint64_t next_period;
 	bool started;
 	int n_suspects;
-	bool gossip; /* news learnt in this step: pass it on at once */
+	bool gossip;	      /* news learnt: pass it on */
+	uint64_t spread_next; /* not before (once per period at most) */
 	/* the probe of this period */
 	int target;
 	uint64_t probe_seq, probe_at;
@@ -83,6 +84,10 @@ static void queue(struct swim *s, int node, bool news)
 {
 	struct member *m = &s->m[node];
 
+	if (node == s->p.self) { /* (every message carries it: piggyback) */
+		s->gossip |= news;
+		return;
+	}
 	m->left = s->p.retransmit;
 	m->news = news;
 	if (!m->queued) {
@@ -105,13 +110,17 @@ static struct swim_update update_of(const struct swim *s, int node)
 /* The freshest updates (most sends left) ride on msg; spent ones leave the queue. */
 static void piggyback(struct swim *s, struct swim_msg *msg)
 {
-	msg->n_upd = 0;
+	/* Every message says first that its sender is alive, at its incarnation: whoever
+	 * holds it dead learns otherwise from its first word (the queue holds news first,
+	 * and under a burst of news a node's own word would wait behind it). */
+	msg->upd[0] = update_of(s, s->p.self);
+	msg->n_upd = 1;
 	while (msg->n_upd < SWIM_PIGGYBACK_MAX) {
 		int best = -1;
 
 		for (int i = 0; i < s->n_pending; i++) {
 			const struct member *m = &s->m[s->pending[i]];
-			bool taken = false;
+			bool taken = s->pending[i] == s->p.self;
 
 			for (int j = 0; j < msg->n_upd; j++)
 				taken |= msg->upd[j].node == s->pending[i];
@@ -326,8 +335,12 @@ static void tick(struct swim *s, uint64_t now, struct swim_actions *out)
 			s->next_period = now + s->p.period;
 	}
 	next = expire_suspects(s, now, out);
-	if (s->gossip)
+	if (s->gossip && now >= s->spread_next) {
 		spread(s, out);
+		s->spread_next = now + s->p.period;
+	}
+	if (s->gossip && s->spread_next < next)
+		next = s->spread_next;
 	if (s->next_period < next)
 		next = s->next_period;
 	if (s->target >= 0 && !s->acked && !s->asked && s->probe_at + s->p.probe_timeout < next)
