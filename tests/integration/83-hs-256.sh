@@ -4,7 +4,9 @@
 # network namespace this test creates, all started together. Within 60 s of the start
 # every node has made its boot decision, no log says a table was full or something was
 # dropped or cut (`No space left`, `dropped`, `truncated`, `more than N`), and every
-# decision counted all 255 other nodes as its peers. The agents and the namespace are
+# decision counted all 255 other nodes as its peers; then, watched by the membership
+# (SWIM), each agent sends fewer than 100 datagrams/s, and a killed node is known lost by
+# every other one within 20 s. The agents and the namespace are
 # removed on every exit. Printed, not asserted: how many peers each node had contacted at
 # its decision and the datagrams the kernel dropped for full receive buffers — with
 # today's all-to-all HELLOs (O(N²)) a loaded 2-core machine cannot carry 256 nodes, see
@@ -19,6 +21,15 @@ sc_start "$N" "${SCALE_TIMEOUTS:-}"
 echo "$N agents started together ($((($(date +%s%N) - t0) / 1000000)) ms to fork them)"
 took=$(sc_wait_decided "$BUDGET") || sc_fail "$(sc_count_decided) of $N nodes decided within ${BUDGET}s of the start"
 echo "every node decided ${took}s after the start"
+# After the decision the membership (SWIM) watches the nodes outside each pair: what an
+# agent sends per second must not grow with the cluster (all-to-all HELLOs were 319/s per
+# agent at 256), and a killed node must be known lost by every other one.
+sleep 2
+read -r cpu _ dgrams <<<"$(sc_steady 5)"
+echo "steady state: $dgrams datagrams/s and $cpu % CPU per agent"
+awk -v d="$dgrams" 'BEGIN { exit !(d < 100) }' || sc_fail "$dgrams datagrams/s per agent after the decision: the membership does not keep it O(1)"
+dead=$(sc_detect_dead "$((N / 2))" 20) || sc_fail "n$((N / 2)) killed: not known lost by every node within 20 s"
+echo "n$((N / 2)) killed: known lost by all $((N - 2)) others within ${dead}s"
 sent=$(sc_udp OutDatagrams) rcvbuf=$(sc_udp RcvbufErrors)
 sc_stop # the checks below read the logs, not the agents
 bad=$(sc_bad_lines)
