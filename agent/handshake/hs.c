@@ -82,6 +82,7 @@ struct hs {
 	int fd_hs, fd_ext;
 	struct watch *w_hs, *w_ext;
 	struct timer *t_probe, *t_hb;
+	unsigned probe_tick;   /* the slice of the paced HELLO round (probe_slices) */
 	struct hs_peer *peers; /* one per node of the cfg (calloc'd; a reload keeps the set) */
 	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
 	hs_config_fn config_fn;
@@ -216,10 +217,22 @@ static void set_ext_alive(struct hs *hs, int node, int alive)
 static bool in_own_pair(const struct hs *hs, int node);
 
 /* The round of HELLOs ends: judge the previous probes, then send new ones. */
-static void probe_round(struct hs *hs, uint64_t now)
+/* A round of HELLOs is paced over handshake_timeout in this many slices when the cluster
+ * is larger than HS_PACE_ABOVE nodes: 1 024 nodes powered on together then do not answer
+ * each other's bursts at the same instant. Each peer is still asked once per round and its
+ * answer judged a round later. */
+#define HS_PACE_SLICES 8
+#define HS_PACE_ABOVE 16
+
+static unsigned probe_slices(const struct hs *hs)
+{
+	return hs->cfg->n_nodes > HS_PACE_ABOVE ? HS_PACE_SLICES : 1;
+}
+
+static void probe_round(struct hs *hs, unsigned slice, unsigned slices)
 {
 	for (int i = 0; i < hs->cfg->n_nodes; i++) {
-		if (i == hs->self)
+		if (i == hs->self || (unsigned)i % slices != slice)
 			continue;
 		struct hs_peer *p = &hs->peers[i];
 		if (hs->swim && !in_own_pair(hs, i)) {
@@ -248,8 +261,9 @@ static void on_probe(struct timer *t, void *ud)
 {
 	struct hs *hs = ud;
 	uint64_t now = loop_now(hs->loop);
-	probe_round(hs, now);
-	timer_arm(t, now + hs->cfg->timeouts.handshake_timeout);
+	unsigned slices = probe_slices(hs);
+	probe_round(hs, hs->probe_tick++ % slices, slices);
+	timer_arm(t, now + hs->cfg->timeouts.handshake_timeout / slices);
 }
 
 static bool in_own_pair(const struct hs *hs, int node)
@@ -840,7 +854,14 @@ int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_i
 	char hex[2 * HS_BOOT_ID_BYTES + 1];
 	sodium_bin2hex(hex, sizeof(hex), boot_id, HS_BOOT_ID_BYTES);
 	log_info("handshake: this node (%s) runs boot %s", node_name(hs, self), hex);
-	timer_arm(hs->t_probe, now_usec());
+	/* (paced: the first slice after a random part of a slice) */
+	timer_arm(
+	    hs->t_probe,
+	    now_usec() +
+		(probe_slices(hs) > 1
+		     ? randombytes_uniform(
+			   (uint32_t)(hs->cfg->timeouts.handshake_timeout / probe_slices(hs) + 1))
+		     : 0));
 	timer_arm(hs->t_hb, now_usec());
 	*ret = hs;
 	return 0;
