@@ -57,6 +57,8 @@ struct elect_drv {
 	struct timer *wd_timer;
 	bool unfenced;
 	char wd_missing[CFG_PATH_MAX + 64];
+	char wd_stopped[96];	/* why the keep-alives stopped; "" while petted */
+	uint64_t wd_stopped_at; /* since when (monotonic µs) */
 	const uint8_t
 	    *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
@@ -495,16 +497,50 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 /* Petted while the loop runs (this timer) and every election says its leases and hooks
  * are in order (elect_may_pet): a master whose lease lapsed with its demote hook not
  * finished, or a fenced one, stops the pets and the node resets. */
+/* Why no keep-alive may be sent now ("" when one may): the first kind that forbids it. */
+static void pet_blocker(const struct elect_drv *d, uint64_t now, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		const struct elect *sm = &d->k[k].sm;
+
+		if (!d->k[k].active || elect_may_pet(sm, now))
+			continue;
+		snprintf(buf, n, "%s: %s", cfg_kind_to_str((enum cfg_kind)k),
+			 sm->fenced	    ? "fenced, its demote hook failed or hung"
+			 : sm->hook_pending ? "its demote hook still runs and the lease ran out"
+					    : "master without a valid lease");
+		return;
+	}
+}
+
+/* The moment the keep-alives stop is logged as an error (the console shows it): the
+ * node resets one watchdog timeout after the last one unless they resume. */
+static void wd_note(struct elect_drv *d, const char *why, uint64_t now)
+{
+	unsigned long long ms = (unsigned long long)(watchdog_timeout(d->wd) / 1000);
+
+	if (why[0] && !d->wd_stopped[0]) {
+		d->wd_stopped_at = now;
+		log_error("watchdog %s: keep-alives stop (%s): this node resets within %llu ms "
+			  "unless they resume",
+			  watchdog_path(d->wd), why, ms);
+	} else if (!why[0] && d->wd_stopped[0]) {
+		log_warn("watchdog %s: keep-alives resume after %llu ms (%s)", watchdog_path(d->wd),
+			 (unsigned long long)((now - d->wd_stopped_at) / 1000), d->wd_stopped);
+	}
+	snprintf(d->wd_stopped, sizeof(d->wd_stopped), "%s", why);
+}
+
 static void on_wd_timer(struct timer *t, void *ud)
 {
 	struct elect_drv *d = ud;
 	uint64_t now = now_usec();
-	bool ok = true;
+	char why[sizeof(d->wd_stopped)];
 
-	for (int k = 0; k < _CFG_KIND_MAX; k++)
-		if (d->k[k].active && !elect_may_pet(&d->k[k].sm, now))
-			ok = false;
-	if (ok && watchdog_pet(d->wd) < 0)
+	pet_blocker(d, now, why, sizeof(why));
+	wd_note(d, why, now);
+	if (!why[0] && watchdog_pet(d->wd) < 0)
 		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
 	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
 }
@@ -582,6 +618,110 @@ static const char *fencing_str(const struct elect_drv *d, char *buf, size_t n)
 	else
 		snprintf(buf, n, "%s: refuses master", d->wd_missing);
 	return buf;
+}
+
+/* ---- fencing as `status` shows it ---- */
+
+static void fenced_kinds(const struct elect_drv *d, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int k = 0; k < _CFG_KIND_MAX && len < n; k++)
+		if (d->k[k].active && d->k[k].sm.fenced)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? " " : "",
+						cfg_kind_to_str((enum cfg_kind)k));
+}
+
+void elect_drv_fencing(const struct elect_drv *d, const struct cfg *c, struct elect_fencing *f)
+{
+	*f = (struct elect_fencing){.state = ELECT_FENCE_NOT_ARMED,
+				    .timeout_us = c->fencing.watchdog_timeout};
+	snprintf(f->watchdog, sizeof(f->watchdog), "%s", c->fencing.watchdog);
+	if (strcmp(c->fencing.watchdog, "none") == 0)
+		f->state = ELECT_FENCE_UNFENCED;
+	if (!d || f->state == ELECT_FENCE_UNFENCED)
+		return;
+	if (d->wd_missing[0]) {
+		f->state = ELECT_FENCE_MISSING;
+		snprintf(f->detail, sizeof(f->detail), "%s", d->wd_missing);
+		return;
+	}
+	if (!d->wd)
+		return; /* it takes part in no election */
+	f->state = ELECT_FENCE_ARMED;
+	snprintf(f->watchdog, sizeof(f->watchdog), "%s", watchdog_path(d->wd));
+	f->timeout_us = watchdog_timeout(d->wd);
+	snprintf(f->stopped, sizeof(f->stopped), "%s", d->wd_stopped);
+	fenced_kinds(d, f->detail, sizeof(f->detail));
+	if (f->detail[0])
+		f->state = ELECT_FENCE_FENCED;
+}
+
+static const char *fence_state_str(enum elect_fence_state s)
+{
+	switch (s) {
+	case ELECT_FENCE_UNFENCED:
+		return "unfenced";
+	case ELECT_FENCE_NOT_ARMED:
+		return "not-armed";
+	case ELECT_FENCE_MISSING:
+		return "missing";
+	case ELECT_FENCE_ARMED:
+		return "armed";
+	case ELECT_FENCE_FENCED:
+		return "fenced";
+	}
+	return "?";
+}
+
+static void fencing_json(const struct elect_fencing *f, struct strbuf *out)
+{
+	bool armed = f->state == ELECT_FENCE_ARMED || f->state == ELECT_FENCE_FENCED;
+
+	sb_printf(out, "{\"state\":\"%s\",\"watchdog\":", fence_state_str(f->state));
+	sb_json_str(out, f->watchdog);
+	sb_printf(out, ",\"timeout_ms\":%llu,\"petted\":%s,\"stopped\":",
+		  (unsigned long long)(f->timeout_us / 1000),
+		  armed && !f->stopped[0] ? "true" : "false");
+	f->stopped[0] ? sb_json_str(out, f->stopped) : sb_puts(out, "null");
+	sb_puts(out, ",\"detail\":");
+	f->detail[0] ? sb_json_str(out, f->detail) : sb_puts(out, "null");
+	sb_puts(out, "}");
+}
+
+void elect_fencing_format(const struct elect_fencing *f, bool json, struct strbuf *out)
+{
+	unsigned long long ms = (unsigned long long)(f->timeout_us / 1000);
+
+	if (json) {
+		fencing_json(f, out);
+		return;
+	}
+	switch (f->state) {
+	case ELECT_FENCE_UNFENCED:
+		sb_puts(out, "unfenced (watchdog = none): a hung master is not reset");
+		return;
+	case ELECT_FENCE_NOT_ARMED:
+		sb_printf(out,
+			  "watchdog %s (%llu ms), not armed yet (the election has not started)",
+			  f->watchdog, ms);
+		return;
+	case ELECT_FENCE_MISSING:
+		sb_printf(out, "%s: this node does not become master", f->detail);
+		return;
+	case ELECT_FENCE_ARMED:
+		sb_printf(out, "watchdog %s (%llu ms)", f->watchdog, ms);
+		if (f->stopped[0])
+			sb_printf(out, ", keep-alives stopped (%s): the node resets", f->stopped);
+		return;
+	case ELECT_FENCE_FENCED:
+		sb_printf(out,
+			  "FENCED (%s: the demote hook failed or hung), watchdog %s (%llu ms) no "
+			  "longer petted: the node resets",
+			  f->detail, f->watchdog, ms);
+		return;
+	}
 }
 
 static int open_qdev(struct elect_inst *in)
