@@ -494,9 +494,6 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 
 /* ---- fencing: the watchdog ---- */
 
-/* Petted while the loop runs (this timer) and every election says its leases and hooks
- * are in order (elect_may_pet): a master whose lease lapsed with its demote hook not
- * finished, or a fenced one, stops the pets and the node resets. */
 /* Why no keep-alive may be sent now ("" when one may): the first kind that forbids it. */
 static void pet_blocker(const struct elect_drv *d, uint64_t now, char *buf, size_t n)
 {
@@ -532,6 +529,9 @@ static void wd_note(struct elect_drv *d, const char *why, uint64_t now)
 	snprintf(d->wd_stopped, sizeof(d->wd_stopped), "%s", why);
 }
 
+/* Petted while the loop runs (this timer) and every election says its leases and hooks
+ * are in order (elect_may_pet): a master whose lease lapsed with its demote hook not
+ * finished, or a fenced one, stops the pets and the node resets. */
 static void on_wd_timer(struct timer *t, void *ud)
 {
 	struct elect_drv *d = ud;
@@ -638,7 +638,7 @@ void elect_drv_fencing(const struct elect_drv *d, const struct cfg *c, struct el
 	*f = (struct elect_fencing){.state = ELECT_FENCE_NOT_ARMED,
 				    .timeout_us = c->fencing.watchdog_timeout};
 	snprintf(f->watchdog, sizeof(f->watchdog), "%s", c->fencing.watchdog);
-	if (strcmp(c->fencing.watchdog, "none") == 0)
+	if (d ? d->unfenced : strcmp(c->fencing.watchdog, "none") == 0)
 		f->state = ELECT_FENCE_UNFENCED;
 	if (!d || f->state == ELECT_FENCE_UNFENCED)
 		return;

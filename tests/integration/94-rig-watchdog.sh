@@ -76,8 +76,11 @@ for n in "${NODES[@]}"; do
 done
 wd=$(rig_sh "$m" 'for f in identity timeout state; do echo "$f=$(cat /sys/class/watchdog/watchdog0/$f)"; done')
 echo "$m's watchdog: $(echo $wd)"
-grep -q '^timeout=1$' <<<"$wd" || fail "$m: the watchdog's timeout is not 1 s: $wd"
-grep -q '^state=active$' <<<"$wd" || fail "$m: the watchdog is not active: $wd"
+# (the attributes exist with CONFIG_WATCHDOG_SYSFS; status above says the same from the agent)
+if grep -q '^timeout=.' <<<"$wd"; then
+	grep -q '^timeout=1$' <<<"$wd" || fail "$m: the watchdog's timeout is not 1 s: $wd"
+	grep -q '^state=active$' <<<"$wd" || fail "$m: the watchdog is not active: $wd"
+fi
 
 # SIGSTOP of the agent: it is PID 1, which the kernel shields from it; it keeps answering.
 rig_sh "$m" 'kill -STOP 1; echo sent' >/dev/null
