@@ -59,6 +59,7 @@ struct elect_drv {
 	char wd_missing[CFG_PATH_MAX + 64];
 	char wd_stopped[96];	/* why the keep-alives stopped; "" while petted */
 	uint64_t wd_stopped_at; /* since when (monotonic µs) */
+	uint64_t wd_last_pet;	/* monotonic µs of the last keep-alive */
 	const uint8_t
 	    *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
@@ -540,8 +541,17 @@ static void on_wd_timer(struct timer *t, void *ud)
 
 	pet_blocker(d, now, why, sizeof(why));
 	wd_note(d, why, now);
+	/* Due every quarter timeout: more than half of it since the last keep-alive means
+	 * the loop (or the whole machine) did not run; a little more and the node resets. */
+	if (!why[0] && d->wd_last_pet && now - d->wd_last_pet > watchdog_timeout(d->wd) / 2)
+		log_warn("watchdog %s: %llu ms since the last keep-alive (the loop ran late; "
+			 "the node resets at %llu ms)",
+			 watchdog_path(d->wd), (unsigned long long)((now - d->wd_last_pet) / 1000),
+			 (unsigned long long)(watchdog_timeout(d->wd) / 1000));
 	if (!why[0] && watchdog_pet(d->wd) < 0)
 		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
+	else
+		d->wd_last_pet = why[0] ? 0 : now; /* a deliberate stop is no late loop */
 	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
 }
 
