@@ -223,11 +223,18 @@ static void emit_role(struct elect_inst *in, const struct elect_action *a)
 		event_add(&ev, "cause", ineligible_cause(in->d));
 	event_add_u64(&ev, "rt_us", realtime_usec());
 	event_emit(&ev);
-	/* SPEC §10: the epoch survives reboots, so this node never claims one it has seen. */
+	/* SPEC §10: the epoch survives reboots, so this node never claims one it has seen.
+	 * The write is synchronous: a slow one holds the loop, and the watchdog's pets. */
+	uint64_t t0 = now_usec();
 	int r = config_lkg_record_role(in->d->lkg, in->kind, elect_role_to_str(a->role), a->epoch);
+	uint64_t took = now_usec() - t0;
 	if (r < 0 && r != -ENODEV)
 		log_warn_errno(r, "election %s: role not recorded in the journal, ignoring",
 			       cfg_kind_to_str(in->kind));
+	if (took > 100 * USEC_PER_MSEC)
+		log_warn("election %s: recording the role in the journal took %llu ms (the loop "
+			 "waited)",
+			 cfg_kind_to_str(in->kind), (unsigned long long)(took / 1000));
 }
 
 static void submit(struct elect_inst *in, const struct elect_action *a)
