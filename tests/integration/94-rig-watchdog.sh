@@ -3,9 +3,10 @@
 # SPEC §7 Fencing in the QEMU rig: every node holds a real watchdog (softdog in the guest
 # kernel; docs/rig.md says why not i6300esb) with the default timeout of 1 s, opened by the
 # agent as PID 1. The infra master is made to hang: its demote hook never ends (the rig's
-# hook hangs while /run/rig-demote-hang exists) and the operator demotes it. It cannot
-# finish demoting, so once its lease has run out it stops petting, and the watchdog resets
-# the VM. Checked on one clock, the host's (console lines stamped as they arrive, QMP
+# hook hangs while /run/rig-demote-hang exists) and the operator demotes it. It keeps the
+# token while the hook runs (it still acts as master), and after hook_timeout (10 s here,
+# compartd.timeouts.hook_timeout on the kernel command line) the agent kills the hook and
+# fences: it stops petting, and the watchdog resets the VM. Checked on one clock, the host's (console lines stamped as they arrive, QMP
 # events stamped by QEMU):
 #   - every node shows its armed watchdog in `status`, and the guest's watchdog runs with
 #     a 1 s timeout;
@@ -29,10 +30,13 @@ fail() {
 	exit 1
 }
 WD_S=1 # watchdog_timeout in images/rig/cluster.conf (the SPEC's default)
+HOOK_S=${RIG_HOOK_TIMEOUT_S:-10}
 NODES=(a1 a2 b1 b2)
 t_start=$(date +%s.%N)
 
-for n in "${NODES[@]}"; do rig_node_start "$n" --reboot; done
+for n in "${NODES[@]}"; do
+	rig_node_start "$n" --reboot --append "compartd.timeouts.hook_timeout=${HOOK_S}s"
+done
 rig_wait_all 'event=ready ' 300 || fail "not every node became ready"
 
 # infra_master: the node whose last infra role line says master (exactly one, else none)
@@ -104,15 +108,18 @@ done
 [ -n "$dem" ] || fail "$m: no demote after 'demote infra'"
 t_dem=${dem%% *}
 reset=
-for _ in $(seq 300); do
+for _ in $(seq $(((HOOK_S + 30) * 10))); do
 	reset=$(rig_qmp_event "$m" RESET "$t_cmd") && break
 	sleep 0.1
 done
-[ -n "$reset" ] || fail "$m was not reset within 30 s of the demote (its hook hangs)"
+[ -n "$reset" ] || fail "$m was not reset within hook_timeout (${HOOK_S}s) + 30 s of the demote (its hook hangs)"
 t_reset=${reset%% *}
 grep -q '"guest": true' <<<"$reset" || fail "$m: the reset did not come from the guest: $reset"
 stop=$(rig_stamp "$m" 'keep-alives stop ' "$t_cmd") || fail "$m: the console never said its keep-alives stopped"
 t_stop=${stop%% *}
+fence=$(rig_stamp "$m" 'demote hook hung: fencing' "$t_cmd") || fail "$m: the console never said it fenced"
+t_fence=${fence%% *}
+grep -q 'fenced, its demote hook failed or hung' <<<"$stop" || fail "$m stopped petting for another reason: $stop"
 echo "$m: demoted at +$(awk -v a="$t_dem" -v b="$t_cmd" 'BEGIN { printf "%.3f", a - b }') s, ${stop#* }"
 echo "$m: QMP $reset"
 
@@ -180,7 +187,8 @@ grep -q "^infra $m " "$RIG_DIR/intervals" && grep -q "^infra $new " "$RIG_DIR/in
 	fail "the intervals miss $m or $new"
 
 f() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
-echo "figures: hang (demote) to reset $(f "$t_reset" "$t_dem") s; keep-alives stop to reset" \
+echo "figures: hang (demote) to fencing $(f "$t_fence" "$t_dem") s (hook_timeout ${HOOK_S} s);" \
+	"hang to reset $(f "$t_reset" "$t_dem") s; fencing to reset $(f "$t_reset" "$t_fence") s; keep-alives stop to reset" \
 	"$(f "$t_reset" "$t_stop") s; reset possible (stop + ${WD_S} s) to $new's promotion" \
 	"$(f "$t_prom" "$(f "$t_stop" -"$WD_S")") s; reset to promotion $(f "$t_prom" "$t_reset") s;" \
 	"reset to $m back as slave $(f "${back%% *}" "$t_reset") s"
