@@ -115,11 +115,13 @@ done
 [ -n "$reset" ] || fail "$m was not reset within hook_timeout (${HOOK_S}s) + 30 s of the demote (its hook hangs)"
 t_reset=${reset%% *}
 grep -q '"guest": true' <<<"$reset" || fail "$m: the reset did not come from the guest: $reset"
-stop=$(rig_stamp "$m" 'keep-alives stop ' "$t_cmd") || fail "$m: the console never said its keep-alives stopped"
+# (a slot confirmation that comes late may stop the keep-alives for a moment while the hook
+# runs; they resume: the lasting stop is the fence's)
+stop=$(rig_stamp "$m" 'keep-alives stop \(infra: fenced' "$t_cmd") ||
+	fail "$m: the console never said its keep-alives stopped because it fenced"
 t_stop=${stop%% *}
 fence=$(rig_stamp "$m" 'demote hook hung: fencing' "$t_cmd") || fail "$m: the console never said it fenced"
 t_fence=${fence%% *}
-grep -q 'fenced, its demote hook failed or hung' <<<"$stop" || fail "$m stopped petting for another reason: $stop"
 echo "$m: demoted at +$(awk -v a="$t_dem" -v b="$t_cmd" 'BEGIN { printf "%.3f", a - b }') s, ${stop#* }"
 echo "$m: QMP $reset"
 
