@@ -47,6 +47,8 @@ static int cmd_status(struct console_req *req, void *ud)
 	char hash[65];
 	cfg_hash_hex(c, hash);
 	uint64_t up = (now_usec() - a->start_us) / USEC_PER_SEC;
+	struct elect_fencing fence;
+	elect_drv_fencing(a->elect, c, &fence);
 	if (req->json) {
 		struct strbuf *o = &req->out;
 		sb_puts(o, "{\"node\":");
@@ -68,6 +70,8 @@ static int cmd_status(struct console_req *req, void *ud)
 			sb_printf(o, ",\"eligible\":%s,\"ineligible\":", why ? "false" : "true");
 			why ? sb_json_str(o, why) : sb_puts(o, "null");
 		}
+		sb_puts(o, ",\"fencing\":");
+		elect_fencing_format(&fence, true, o);
 		sb_puts(o, ",\"waiting\":");
 		agent_waiting_for(a) ? sb_json_str(o, agent_waiting_for(a)) : sb_puts(o, "null");
 		sb_puts(o, "}\n");
@@ -86,6 +90,9 @@ static int cmd_status(struct console_req *req, void *ud)
 		sb_printf(&req->out, "election    %s%s\n", why ? "ineligible: " : "eligible",
 			  why ? why : "");
 	}
+	sb_puts(&req->out, "fencing     ");
+	elect_fencing_format(&fence, false, &req->out);
+	sb_puts(&req->out, "\n");
 	if (agent_waiting_for(a))
 		sb_printf(&req->out, "waiting     %s\n", agent_waiting_for(a));
 	return 0;

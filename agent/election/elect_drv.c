@@ -61,6 +61,9 @@ struct elect_drv {
 	struct timer *wd_timer;
 	bool unfenced;
 	char wd_missing[CFG_PATH_MAX + 64];
+	char wd_stopped[96];  /* why the keep-alives stopped; "" while petted */
+	char wd_blocked[96];  /* why the last keep-alive was not sent */
+	uint64_t wd_last_pet; /* monotonic µs of the last keep-alive */
 	const uint8_t
 	    *cluster_key; /* while the instances are set up: their slot MAC keys come from it */
 	struct elect_inst k[_CFG_KIND_MAX];
@@ -225,11 +228,18 @@ static void emit_role(struct elect_inst *in, const struct elect_action *a)
 		event_add(&ev, "cause", ineligible_cause(in->d));
 	event_add_u64(&ev, "rt_us", realtime_usec());
 	event_emit(&ev);
-	/* SPEC §10: the epoch survives reboots, so this node never claims one it has seen. */
+	/* SPEC §10: the epoch survives reboots, so this node never claims one it has seen.
+	 * The write is synchronous: a slow one holds the loop, and the watchdog's pets. */
+	uint64_t t0 = now_usec();
 	int r = config_lkg_record_role(in->d->lkg, in->kind, elect_role_to_str(a->role), a->epoch);
+	uint64_t took = now_usec() - t0;
 	if (r < 0 && r != -ENODEV)
 		log_warn_errno(r, "election %s: role not recorded in the journal, ignoring",
 			       cfg_kind_to_str(in->kind));
+	if (took > 100 * USEC_PER_MSEC)
+		log_warn("election %s: recording the role in the journal took %llu ms (the loop "
+			 "waited)",
+			 cfg_kind_to_str(in->kind), (unsigned long long)(took / 1000));
 }
 
 static void submit(struct elect_inst *in, const struct elect_action *a)
@@ -539,28 +549,70 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 
 /* ---- fencing: the watchdog ---- */
 
+/* Why no keep-alive may be sent now ("" when one may): the first kind that forbids it. */
+static void pet_blocker(const struct elect_drv *d, uint64_t now, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (int k = 0; k < _CFG_KIND_MAX; k++) {
+		const struct elect *sm = &d->k[k].sm;
+
+		if (!d->k[k].active || elect_may_pet(sm, now))
+			continue;
+		snprintf(buf, n, "%s: %s", cfg_kind_to_str((enum cfg_kind)k),
+			 sm->fenced	    ? "fenced, its demote hook failed or hung"
+			 : sm->hook_pending ? "its demote hook still runs, no renewal confirmed"
+					    : "master without a renewal confirmed in time");
+		return;
+	}
+}
+
 /* Petted while the loop runs and every election says its leases and hooks are in order
- * (elect_may_pet): by this timer, and right after each step, since a master may pet only
- * within the pet window of a renewal (SPEC §7 Fencing). A master whose renewals stop,
- * with its demote hook not finished, or a fenced one, stops the pets and the node resets. */
+ * (elect_may_pet): right after each step, since a master may pet only within the pet
+ * window of a renewal (SPEC §7 Fencing), and by this timer. A master whose renewals
+ * stop, with its demote hook not finished, or a fenced one, stops the pets and the node
+ * resets. */
 static void wd_pet(struct elect_drv *d)
 {
 	uint64_t now = now_usec();
+	char why[sizeof(d->wd_blocked)];
 
 	if (!d->wd)
 		return;
-	for (int k = 0; k < _CFG_KIND_MAX; k++)
-		if (d->k[k].active && !elect_may_pet(&d->k[k].sm, now))
-			return;
-	if (watchdog_pet(d->wd) < 0)
+	pet_blocker(d, now, why, sizeof(why));
+	if (why[0]) {
+		snprintf(d->wd_blocked, sizeof(d->wd_blocked), "%s", why);
+		return;
+	}
+	if (watchdog_pet(d->wd) < 0) {
 		log_warn("watchdog %s: keep-alive failed", watchdog_path(d->wd));
+		return;
+	}
+	if (d->wd_stopped[0])
+		log_warn("watchdog %s: keep-alives resume after %llu ms (%s)", watchdog_path(d->wd),
+			 (unsigned long long)((now - d->wd_last_pet) / 1000), d->wd_stopped);
+	d->wd_stopped[0] = d->wd_blocked[0] = '\0';
+	d->wd_last_pet = now;
 }
 
+/* Every quarter timeout. Half of it without a keep-alive is logged as an error (the console
+ * shows it), with why: the node resets at the full timeout unless they resume. */
 static void on_wd_timer(struct timer *t, void *ud)
 {
 	struct elect_drv *d = ud;
+	uint64_t now;
 
 	wd_pet(d);
+	now = now_usec();
+	if (d->wd_last_pet && !d->wd_stopped[0] &&
+	    now - d->wd_last_pet > watchdog_timeout(d->wd) / 2) {
+		snprintf(d->wd_stopped, sizeof(d->wd_stopped), "%s",
+			 d->wd_blocked[0] ? d->wd_blocked : "the loop did not run");
+		log_error(
+		    "watchdog %s: no keep-alive for %llu ms (%s): this node resets at %llu ms "
+		    "unless they resume",
+		    watchdog_path(d->wd), (unsigned long long)((now - d->wd_last_pet) / 1000),
+		    d->wd_stopped, (unsigned long long)(watchdog_timeout(d->wd) / 1000));
+	}
 	timer_arm_in(t, watchdog_timeout(d->wd) / 4);
 }
 
@@ -637,6 +689,110 @@ static const char *fencing_str(const struct elect_drv *d, char *buf, size_t n)
 	else
 		snprintf(buf, n, "%s: refuses master", d->wd_missing);
 	return buf;
+}
+
+/* ---- fencing as `status` shows it ---- */
+
+static void fenced_kinds(const struct elect_drv *d, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int k = 0; k < _CFG_KIND_MAX && len < n; k++)
+		if (d->k[k].active && d->k[k].sm.fenced)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? " " : "",
+						cfg_kind_to_str((enum cfg_kind)k));
+}
+
+void elect_drv_fencing(const struct elect_drv *d, const struct cfg *c, struct elect_fencing *f)
+{
+	*f = (struct elect_fencing){.state = ELECT_FENCE_NOT_ARMED,
+				    .timeout_us = c->fencing.watchdog_timeout};
+	snprintf(f->watchdog, sizeof(f->watchdog), "%s", c->fencing.watchdog);
+	if (d ? d->unfenced : strcmp(c->fencing.watchdog, "none") == 0)
+		f->state = ELECT_FENCE_UNFENCED;
+	if (!d || f->state == ELECT_FENCE_UNFENCED)
+		return;
+	if (d->wd_missing[0]) {
+		f->state = ELECT_FENCE_MISSING;
+		snprintf(f->detail, sizeof(f->detail), "%s", d->wd_missing);
+		return;
+	}
+	if (!d->wd)
+		return; /* it takes part in no election */
+	f->state = ELECT_FENCE_ARMED;
+	snprintf(f->watchdog, sizeof(f->watchdog), "%s", watchdog_path(d->wd));
+	f->timeout_us = watchdog_timeout(d->wd);
+	snprintf(f->stopped, sizeof(f->stopped), "%s", d->wd_stopped);
+	fenced_kinds(d, f->detail, sizeof(f->detail));
+	if (f->detail[0])
+		f->state = ELECT_FENCE_FENCED;
+}
+
+static const char *fence_state_str(enum elect_fence_state s)
+{
+	switch (s) {
+	case ELECT_FENCE_UNFENCED:
+		return "unfenced";
+	case ELECT_FENCE_NOT_ARMED:
+		return "not-armed";
+	case ELECT_FENCE_MISSING:
+		return "missing";
+	case ELECT_FENCE_ARMED:
+		return "armed";
+	case ELECT_FENCE_FENCED:
+		return "fenced";
+	}
+	return "?";
+}
+
+static void fencing_json(const struct elect_fencing *f, struct strbuf *out)
+{
+	bool armed = f->state == ELECT_FENCE_ARMED || f->state == ELECT_FENCE_FENCED;
+
+	sb_printf(out, "{\"state\":\"%s\",\"watchdog\":", fence_state_str(f->state));
+	sb_json_str(out, f->watchdog);
+	sb_printf(out, ",\"timeout_ms\":%llu,\"petted\":%s,\"stopped\":",
+		  (unsigned long long)(f->timeout_us / 1000),
+		  armed && !f->stopped[0] ? "true" : "false");
+	f->stopped[0] ? sb_json_str(out, f->stopped) : sb_puts(out, "null");
+	sb_puts(out, ",\"detail\":");
+	f->detail[0] ? sb_json_str(out, f->detail) : sb_puts(out, "null");
+	sb_puts(out, "}");
+}
+
+void elect_fencing_format(const struct elect_fencing *f, bool json, struct strbuf *out)
+{
+	unsigned long long ms = (unsigned long long)(f->timeout_us / 1000);
+
+	if (json) {
+		fencing_json(f, out);
+		return;
+	}
+	switch (f->state) {
+	case ELECT_FENCE_UNFENCED:
+		sb_puts(out, "unfenced (watchdog = none): a hung master is not reset");
+		return;
+	case ELECT_FENCE_NOT_ARMED:
+		sb_printf(out,
+			  "watchdog %s (%llu ms), not armed yet (the election has not started)",
+			  f->watchdog, ms);
+		return;
+	case ELECT_FENCE_MISSING:
+		sb_printf(out, "%s: this node does not become master", f->detail);
+		return;
+	case ELECT_FENCE_ARMED:
+		sb_printf(out, "watchdog %s (%llu ms)", f->watchdog, ms);
+		if (f->stopped[0])
+			sb_printf(out, ", keep-alives stopped (%s): the node resets", f->stopped);
+		return;
+	case ELECT_FENCE_FENCED:
+		sb_printf(out,
+			  "FENCED (%s: the demote hook failed or hung), watchdog %s (%llu ms) no "
+			  "longer petted: the node resets",
+			  f->detail, f->watchdog, ms);
+		return;
+	}
 }
 
 static int open_qdev(struct elect_inst *in)

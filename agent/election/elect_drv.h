@@ -77,3 +77,26 @@ void elect_drv_fill(struct elect_drv *d, uint64_t epoch[_CFG_KIND_MAX],
 int elect_drv_qdev_alive(struct elect_drv *d, int node);
 
 enum elect_role elect_drv_role(const struct elect_drv *d, enum cfg_kind kind);
+
+/* Fencing as `status` shows it (SPEC §7). */
+enum elect_fence_state {
+	ELECT_FENCE_UNFENCED,  /* watchdog = none: a hung master is not reset */
+	ELECT_FENCE_NOT_ARMED, /* configured; the election has not opened it (yet) */
+	ELECT_FENCE_MISSING,   /* configured but cannot be opened: never master */
+	ELECT_FENCE_ARMED,     /* held; petted while the leases and hooks are in order */
+	ELECT_FENCE_FENCED,    /* a demote hook failed or hung: never petted again */
+};
+struct elect_fencing {
+	enum elect_fence_state state;
+	char watchdog[CFG_PATH_MAX];	/* the device, or "none" */
+	uint64_t timeout_us;		/* in force when armed, else the configured one */
+	char stopped[96];		/* why the keep-alives stopped; "" while petted */
+	char detail[CFG_PATH_MAX + 64]; /* MISSING: why; FENCED: the kinds that fenced */
+};
+/* d may be NULL (the election has not started): the configured state. */
+void elect_drv_fencing(const struct elect_drv *d, const struct cfg *c, struct elect_fencing *f);
+/* The human line's value ("watchdog /dev/watchdog (1000 ms)", "unfenced (watchdog =
+ * none)…", "FENCED (…)…") or a JSON object {state, watchdog, timeout_ms, petted, stopped,
+ * detail}. */
+struct strbuf;
+void elect_fencing_format(const struct elect_fencing *f, bool json, struct strbuf *out);

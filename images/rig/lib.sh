@@ -14,7 +14,9 @@
 #   netns rig-<id>-st  the storage: 10.77.1.100 on br-a, 10.77.2.100 on br-b; tgtd for
 #                      mirror0 (port 3260) and the quorum device (port 3261).
 # Each node's serial console is logged to $RIG_DIR/<node>.log and takes input through the
-# FIFO $RIG_DIR/<node>.ser.in (rig_send).
+# FIFO $RIG_DIR/<node>.ser.in (rig_send). On one clock, the host's: $RIG_DIR/<node>.ts.log
+# holds the console lines stamped as they arrive, $RIG_DIR/<node>.events.log QEMU's QMP
+# events (RESET, WATCHDOG, SHUTDOWN…) with QEMU's stamps (rig_stamp, rig_qmp_event).
 #
 # Settings (environment, before rig_init): BUILD (build dir, default build), RIG_CONF
 # (cluster.conf, default images/rig/cluster.conf), RIG_DISK_SIZE (default 1G, the rig's min_disk), RIG_MEM
@@ -196,7 +198,9 @@ rig_disk() {
 }
 
 # rig_node_start NODE [--disk FILE]... [--no-disks] [--pxe] [--append "ARGS"] [--links-down]
-#                [--hotplug-nic | --hotplug-nics]
+#                [--hotplug-nic | --hotplug-nics] [--reboot]
+# --reboot: a guest reset (a watchdog's, a reboot) reboots the VM; without it QEMU exits
+# (-no-reboot), so an unexpected reset shows as a dead node.
 # Default disks: rig_disk NODE 0 and 1. The first MAC of the node goes on its compartment's
 # bridge, the second on the external one. --pxe boots through the iPXE ROM from QEMU's
 # built-in TFTP on a NIC of its own (restrict=on: slirp talks to nothing outside), carrying
@@ -204,7 +208,7 @@ rig_disk() {
 rig_node_start() {
 	local node=$1
 	shift
-	local disks=() pxe=0 append="" nodisks=0 linksdown=0 hotplug=0
+	local disks=() pxe=0 append="" nodisks=0 linksdown=0 hotplug=0 noreboot=-no-reboot
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--disk) disks+=("$2"); shift ;;
@@ -213,6 +217,7 @@ rig_node_start() {
 		--hotplug-nic) hotplug=1 ;; # the first NIC is not there: rig_nic_plug adds it
 		--hotplug-nics) hotplug=2 ;; # no NIC is there: rig_nic_plug NODE N adds the Nth
 		--pxe) pxe=1 ;;
+		--reboot) noreboot= ;;
 		--append) append=$2; shift ;;
 		*) rig_log "rig_node_start: unknown option $1"; return 1 ;;
 		esac
@@ -223,8 +228,9 @@ rig_node_start() {
 	comp=$(rig_conf_node "$node" compartment)
 	[ -n "$comp" ] || { rig_log "node $node is not in $RIG_CONF"; return 1; }
 	mapfile -t macs < <(rig_conf_node "$node" mac)
-	local args=(-machine q35 -m "$RIG_MEM" -display none -no-reboot -nodefaults
-		-device virtio-rng-pci -qmp "unix:$RIG_DIR/$node.qmp,server=on,wait=off")
+	local args=(-machine q35 -m "$RIG_MEM" -display none $noreboot -nodefaults
+		-device virtio-rng-pci -qmp "unix:$RIG_DIR/$node.qmp,server=on,wait=off"
+		-qmp "unix:$RIG_DIR/$node.ev.qmp,server=on,wait=off")
 	[ $linksdown -eq 0 ] || args+=(-S) # paused until its links are set down (below)
 	local i=0 d serial
 	for d in "${disks[@]}"; do
@@ -267,12 +273,13 @@ rig_node_start() {
 	stat -c %s "$RIG_DIR/$node.log" >"$RIG_DIR/$node.mark"
 	cp "$RIG_DIR/$node.mark" "$RIG_DIR/$node.start"
 	echo "=== rig: $node starts $(date -u +%T)" >>"$RIG_DIR/$node.log"
-	# Nobody else reads the console's output FIFO: drain it so QEMU never blocks on it.
+	# Nobody else reads the console's output FIFO: drain it so QEMU never blocks on it,
+	# stamping each line with the host's clock as it arrives.
 	if [ -z "${RIG_DRAIN[$node]:-}" ]; then
 		exec {RIG_HOLD}<>"$ser.in" # keeps the input FIFO open between writers
 	fi
 	if [ -z "${RIG_DRAIN[$node]:-}" ] || ! kill -0 "${RIG_DRAIN[$node]}" 2>/dev/null; then
-		cat "$ser.out" >/dev/null &
+		python3 "$RIG_TOP/images/rig/stamp.py" "$ser.out" "$RIG_DIR/$node.ts.log" &
 		RIG_DRAIN[$node]=$!
 		disown "$!" # no "Killed" notice at teardown
 	fi
@@ -281,11 +288,16 @@ rig_node_start() {
 	echo "$(date +%s.%N)" >"$RIG_DIR/$node.t0"
 	ip netns exec "$RIG_NS" qemu-system-x86_64 "${args[@]}" >>"$RIG_DIR/$node.qemu.log" 2>&1 &
 	RIG_PID[$node]=$!
+	# its QMP events, until it exits
+	python3 "$RIG_TOP/images/rig/qmp.py" --events "$RIG_DIR/$node.ev.qmp" \
+		"$RIG_DIR/$node.events.log" 2>>"$RIG_DIR/$node.qemu.log" &
+	RIG_BG+=($!)
+	disown "$!"
 	if [ $linksdown -eq 1 ]; then
 		for ((i = 0; i < nic; i++)); do rig_hmp "$node" "set_link n$i off" || return 1; done
 		rig_hmp "$node" cont || return 1
 	fi
-	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append}$([ $linksdown -eq 0 ] || echo ", links down")$([ $hotplug -eq 0 ] || echo ", NICs held back for root ports hp0$([ $hotplug -eq 1 ] || echo "…hp$((nic - 1))")"))"
+	rig_log "$node started (pid ${RIG_PID[$node]}, disks: ${disks[*]:-none}${append:+, append: $append}$([ $linksdown -eq 0 ] || echo ", links down")$([ $hotplug -eq 0 ] || echo ", NICs held back for root ports hp0$([ $hotplug -eq 1 ] || echo "…hp$((nic - 1))")")$([ -n "$noreboot" ] || echo ", reboots on reset"))"
 }
 
 # rig_start_all [NODE...]: every node of the config (or those named), in parallel.
@@ -421,6 +433,25 @@ rig_nbd_workload() {
 rig_events() {
 	tail -c +$(($(cat "$RIG_DIR/$1.start") + 1)) "$RIG_DIR/$1.log" | tr -d '\r' |
 		{ grep -o 'event=.*' || true; }
+}
+
+# rig_stamp NODE REGEX [AFTER]: the host time (seconds since the epoch, µs) at which the
+# first console line of NODE matching REGEX (grep -E) arrived after time AFTER (default:
+# ever); prints "TIME LINE". Fails when there is none.
+rig_stamp() {
+	local out
+	out=$(awk -v after="${3:-0}" '$1 + 0 > after + 0' "$RIG_DIR/$1.ts.log" 2>/dev/null |
+		{ grep -E -- "^[0-9.]+ .*($2)" || true; } | sed -n 1p)
+	[ -n "$out" ] && echo "$out"
+}
+
+# rig_qmp_event NODE NAME [AFTER]: the first QMP event NAME (RESET, WATCHDOG…) of NODE
+# after host time AFTER; prints "TIME NAME DATA". Fails when there is none.
+rig_qmp_event() {
+	local out
+	out=$(awk -v after="${3:-0}" -v name="$2" '$1 + 0 > after + 0 && $2 == name' \
+		"$RIG_DIR/$1.events.log" 2>/dev/null | sed -n 1p)
+	[ -n "$out" ] && echo "$out"
 }
 
 # Seconds since QEMU of NODE was started.

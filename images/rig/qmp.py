@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
-"""One QEMU monitor command over a QMP unix socket (the rig's lib.sh: rig_hmp).
+"""One QEMU monitor command over a QMP unix socket (the rig's lib.sh: rig_hmp), or the
+node's QMP events (rig_node_start runs one per node on a second socket).
 
 usage: qmp.py SOCKET 'HMP COMMAND' [TIMEOUT_S]
-Prints the command's output; exit 1 on an error answer or a timeout. Bounded in time."""
+       qmp.py --events SOCKET OUT
+The first prints the command's output; exit 1 on an error answer or a timeout. Bounded in
+time. The second appends every event as "<seconds.µs, QEMU's stamp: the host clock> <NAME>
+<data as JSON>" to OUT until QEMU closes the socket (it exits)."""
 import json
 import socket
 import sys
 import time
 
 
-def main():
-    path, cmd = sys.argv[1], sys.argv[2]
-    timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
-    deadline = time.monotonic() + timeout
+def connect(path, deadline):
     s = None
     while s is None:  # the socket appears once QEMU is up
         try:
@@ -24,8 +25,40 @@ def main():
             s = None
             if time.monotonic() > deadline:
                 print(f"qmp: cannot connect to {path}", file=sys.stderr)
-                return 1
+                return None
             time.sleep(0.1)
+    return s
+
+
+def events(path, out):
+    s = connect(path, time.monotonic() + 30)
+    if s is None:
+        return 1
+    s.settimeout(None)  # QEMU closes it when it exits
+    f = s.makefile("rw")
+    f.readline()  # the greeting
+    f.write(json.dumps({"execute": "qmp_capabilities"}) + "\n")
+    f.flush()
+    with open(out, "a", buffering=1) as o:
+        for line in f:
+            msg = json.loads(line)
+            if "event" not in msg:
+                continue
+            ts = msg.get("timestamp", {})
+            o.write("%d.%06d %s %s\n" % (ts.get("seconds", 0), ts.get("microseconds", 0),
+                                         msg["event"], json.dumps(msg.get("data", {}))))
+    return 0
+
+
+def main():
+    if sys.argv[1] == "--events":
+        return events(sys.argv[2], sys.argv[3])
+    path, cmd = sys.argv[1], sys.argv[2]
+    timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
+    deadline = time.monotonic() + timeout
+    s = connect(path, deadline)
+    if s is None:
+        return 1
     f = s.makefile("rw")
 
     def answer():

@@ -157,6 +157,7 @@ EOS
 	sed -e "s|/etc/compartd/hooks/|$EL_TMP/hooks/|" \
 		-e "s|^key_file = .*|key_file = $REPO/images/rig/cluster.key\nrules = $REPO/rules/boot.rules|" \
 		-e "s|^handshake_window = .*|handshake_window = 1s|" -e "/^external = /d" \
+		-e "s|^watchdog = .*|watchdog = none|" \
 		-e "s|10\.77\.1\.100:3261|10.78.1.1:3261|; s|10\.77\.2\.100:3261|10.78.2.1:3261|" \
 		-e "s|10\.77\.1\.1\([12]\)|10.78.1.1\1|g; s|10\.77\.2\.1\([12]\)|10.78.2.1\1|g" \
 		${1:+-e "$1"} "$REPO/images/rig/cluster.conf" >"$EL_TMP/cluster.conf"

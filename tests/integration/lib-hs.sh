@@ -48,7 +48,7 @@ EOS
 	# quorum portals on a closed loopback port: the rig's 10.77 addresses are not ours here
 	sed -e "s|/etc/compartd/hooks/|$HS_TMP/hooks/|" -e "s|10\.77\.1\.100:3261|127.0.0.1:9|; s|10\.77\.2\.100:3261|127.0.0.2:9|" \
 		-e "s|^key_file = .*|key_file = ${HS_KEY:-$REPO/images/rig/cluster.key}\nrules = ${HS_RULES:-$REPO/rules/boot.rules}|" \
-		-e "s|^port = .*|port = $HS_PORT|" \
+		-e "s|^port = .*|port = $HS_PORT|" -e "s|^watchdog = .*|watchdog = none|" \
 		${1:+-e "$1"} \
 		"$REPO/images/rig/cluster.conf" >"$HS_TMP/cluster.conf"
 }

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include "agent_fixture.h"
+#include "elect_drv.h"
+#include "hs.h"
 
 #define GOLDEN SRCDIR "/tests/golden/console/"
 
@@ -185,13 +187,154 @@ static void test_golden_status_health(void **state)
 	fixture_close(&f);
 }
 
+/* ---- fencing in `status` (SPEC §7) ---- */
+
+/* The fixture's configuration again, with `watchdog = wd` and without [quorum] (the
+ * election then needs no network), and a real election driver on it. */
+static void fixture_elect(struct fixture *f, const char *wd)
+{
+	char *text, *q, *end, line[200];
+	size_t len;
+	struct strbuf err, conf;
+	static const uint8_t key[HS_KEY_BYTES];
+
+	assert_int_equal(read_full_file(f->conf, 1 << 20, &text, &len), 0);
+	q = strstr(text, "\n[quorum]\n");
+	assert_non_null(q);
+	end = strstr(q + 1, "\n[");
+	assert_non_null(end);
+	memmove(q, end, strlen(end) + 1);
+	q = strstr(text, "\nwatchdog = /dev/watchdog\n");
+	assert_non_null(q);
+	sb_init(&conf);
+	sb_put(&conf, text, (size_t)(q - text));
+	snprintf(line, sizeof(line), "\nwatchdog = %s\n", wd);
+	sb_puts(&conf, line);
+	sb_puts(&conf, q + strlen("\nwatchdog = /dev/watchdog\n"));
+	fixture_write(f->conf, conf.buf, conf.len);
+	sb_free(&conf);
+	free(text);
+	cfg_free(f->a.env.cfg);
+	sb_init(&err);
+	assert_int_equal(cfg_load(f->conf, NULL, 0, &f->a.env.cfg, &err), 0);
+	sb_free(&err);
+	assert_int_equal(elect_drv_new(&f->a.env, key, NULL, &f->a.elect), 0);
+}
+
+static void expect_status(struct fixture *f, const char *human, const char *json)
+{
+	char *out = fixture_run(f, "status", NULL);
+
+	printf("== status\n%s", out);
+	if (!strstr(out, human))
+		fail_msg("status has no '%s':\n%s", human, out);
+	free(out);
+	out = fixture_run(f, "status --json", NULL);
+	printf("== status --json\n%s", out);
+	if (!strstr(out, json))
+		fail_msg("status --json has no '%s':\n%s", json, out);
+	free(out);
+}
+
+static void test_status_unfenced(void **state)
+{
+	struct fixture f;
+
+	fixture_open(&f, false);
+	fixture_elect(&f, "none");
+	expect_status(
+	    &f, "\nfencing     unfenced (watchdog = none): a hung master is not reset\n",
+	    "\"fencing\":{\"state\":\"unfenced\",\"watchdog\":\"none\",\"timeout_ms\":1000,"
+	    "\"petted\":false,\"stopped\":null,\"detail\":null}");
+	f.a.elect = elect_drv_free(f.a.elect);
+	fixture_close(&f);
+}
+
+/* A host-mode agent arms no real watchdog; a plain file takes the keep-alives instead. */
+static void test_status_armed(void **state)
+{
+	struct fixture f;
+	char wd[160], human[256], json[512];
+
+	fixture_open(&f, false);
+	snprintf(wd, sizeof(wd), "%s/wd", f.dir);
+	fixture_write(wd, "", 0);
+	fixture_elect(&f, wd);
+	snprintf(human, sizeof(human), "\nfencing     watchdog %s (1000 ms)\n", wd);
+	snprintf(json, sizeof(json),
+		 "\"fencing\":{\"state\":\"armed\",\"watchdog\":\"%s\",\"timeout_ms\":1000,"
+		 "\"petted\":true,\"stopped\":null,\"detail\":null}",
+		 wd);
+	expect_status(&f, human, json);
+	f.a.elect = elect_drv_free(f.a.elect);
+	fixture_close(&f);
+}
+
+/* A configured watchdog that cannot be opened: the node says it does not become master. */
+static void test_status_missing(void **state)
+{
+	struct fixture f;
+	char wd[160], human[320];
+
+	fixture_open(&f, false);
+	snprintf(wd, sizeof(wd), "%s/no-such-watchdog", f.dir);
+	fixture_elect(&f, wd);
+	snprintf(human, sizeof(human),
+		 "\nfencing     no watchdog (%s: No such file or directory): this node does not "
+		 "become master\n",
+		 wd);
+	expect_status(&f, human, "\"fencing\":{\"state\":\"missing\"");
+	f.a.elect = elect_drv_free(f.a.elect);
+	fixture_close(&f);
+}
+
+/* Every state's words, FENCED included (reached only through a failed demote hook of a
+ * master: tests/integration/56 and 94 drive it for real). */
+static void test_fencing_format(void **state)
+{
+	static const struct {
+		struct elect_fencing f;
+		const char *human, *json;
+	} cases[] = {
+	    {{ELECT_FENCE_NOT_ARMED, "/dev/watchdog", 1000000, "", ""},
+	     "watchdog /dev/watchdog (1000 ms), not armed yet (the election has not started)",
+	     "{\"state\":\"not-armed\",\"watchdog\":\"/dev/watchdog\",\"timeout_ms\":1000,"
+	     "\"petted\":false,\"stopped\":null,\"detail\":null}"},
+	    {{ELECT_FENCE_ARMED, "/dev/watchdog", 2000000,
+	      "infra: its demote hook still runs and the lease ran out", ""},
+	     "watchdog /dev/watchdog (2000 ms), keep-alives stopped (infra: its demote hook still "
+	     "runs and the lease ran out): the node resets",
+	     "{\"state\":\"armed\",\"watchdog\":\"/dev/watchdog\",\"timeout_ms\":2000,"
+	     "\"petted\":false,\"stopped\":\"infra: its demote hook still runs and the lease ran "
+	     "out\",\"detail\":null}"},
+	    {{ELECT_FENCE_FENCED, "/dev/watchdog", 1000000,
+	      "infra: fenced, its demote hook failed or hung", "infra"},
+	     "FENCED (infra: the demote hook failed or hung), watchdog /dev/watchdog (1000 ms) no "
+	     "longer petted: the node resets",
+	     "{\"state\":\"fenced\",\"watchdog\":\"/dev/watchdog\",\"timeout_ms\":1000,"
+	     "\"petted\":false,\"stopped\":\"infra: fenced, its demote hook failed or hung\","
+	     "\"detail\":\"infra\"}"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		for (int json = 0; json < 2; json++) {
+			struct strbuf out;
+
+			sb_init(&out);
+			elect_fencing_format(&cases[i].f, json, &out);
+			assert_string_equal(out.buf, json ? cases[i].json : cases[i].human);
+			sb_free(&out);
+		}
+}
+
 int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_golden_not_available),
-	    cmocka_unit_test(test_golden_hooks),
-	    cmocka_unit_test(test_golden_status_health),
+	    cmocka_unit_test(test_golden_not_available), cmocka_unit_test(test_golden_hooks),
+	    cmocka_unit_test(test_golden_status_health), cmocka_unit_test(test_status_unfenced),
+	    cmocka_unit_test(test_status_armed),	 cmocka_unit_test(test_status_missing),
+	    cmocka_unit_test(test_fencing_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
