@@ -581,6 +581,15 @@ static void wd_pet(struct elect_drv *d)
 	pet_blocker(d, now, why, sizeof(why));
 	if (why[0]) {
 		snprintf(d->wd_blocked, sizeof(d->wd_blocked), "%s", why);
+		/* Fenced is for good: said at once (between renewals a master only waits). */
+		if (!d->wd_stopped[0] && strstr(why, "fenced")) {
+			snprintf(d->wd_stopped, sizeof(d->wd_stopped), "%s", why);
+			log_error(
+			    "watchdog %s: keep-alives stop (%s): this node resets within %llu "
+			    "ms",
+			    watchdog_path(d->wd), why,
+			    (unsigned long long)(watchdog_timeout(d->wd) / 1000));
+		}
 		return;
 	}
 	if (watchdog_pet(d->wd) < 0) {
