@@ -396,15 +396,28 @@ rig_send() { printf '%s\n' "$2" >"$RIG_DIR/$1.ser.in"; }
 # console (the console's 'sh' command) and prints their output. The agent keeps running.
 rig_sh() {
 	local node=$1 cmd=$2 timeout=${3:-30} tag=$RANDOM$RANDOM
+	# Type the commands only once the shell answers a marker. A line typed while the
+	# console is still answering something is dropped (so "sh" itself may be lost), and
+	# one typed before the shell runs goes to the console: then the console answers the
+	# marker with "unknown command", and "sh" is typed again.
+	local i j
 	rig_mark "$node"
 	rig_send "$node" "sh"
-	# Type the commands only once the shell answers: a line typed before it runs goes to
-	# the console (a loaded machine may take seconds to start it).
-	local i
+	sleep 0.5
 	for ((i = 0; i < timeout; i++)); do
 		rig_send "$node" "echo @@S$tag''"
-		rig_wait_for "$node" "^@@S$tag\$" 1 >/dev/null 2>&1 && break
+		for ((j = 0; j < 10; j++)); do
+			rig_first "$node" "^@@S$tag\$" >/dev/null && break 2
+			if rig_first "$node" "unknown command 'echo'" >/dev/null; then
+				rig_mark "$node" # the console had it: "sh" was lost
+				rig_send "$node" "sh"
+				sleep 0.5
+				continue 2
+			fi
+			sleep 0.2
+		done
 	done
+	rig_mark "$node"
 	rig_send "$node" "echo @@B$tag''; { $cmd ; } 2>&1; echo @@E$tag''; exit"
 	rig_wait_for "$node" "^@@E$tag\$" "$timeout" >/dev/null || return 1
 	rig_output "$node" | sed -n "/^@@B$tag\$/,/^@@E$tag\$/p" | sed '1d;$d' |

@@ -46,8 +46,16 @@ echo "$new's promote hook started $(((prom - t0) / 1000)) ms after the SIGSTOP,"
 	"$(((prom - reset) / 1000)) ms after the reset"
 [ "$prom" -gt "$reset" ] || fail "$new promoted before $m's watchdog reset it"
 
-# a clean stop of a slave disarms its watchdog
-q=$(el_mate "$new")
+# a clean stop of a node that is master of nothing disarms its watchdog (a master of the
+# admin kind keeps it armed: its instance may still run)
+q=
+for n in $EL_NODES; do
+	[ "$n" != "$new" ] && [ -n "${EL_PID[$n]:-}" ] || continue
+	grep -E 'event=role .*kind="?admin' "$EL_TMP/$n.log" | tail -n 1 | grep -q 'role="\{0,1\}master' && continue
+	q=$n
+	break
+done
+[ -n "$q" ] || fail "no node is master of nothing"
 kill -TERM "${EL_PID[$q]}"
 wait "${EL_PID[$q]}" 2>/dev/null
 echo "$(now_us) $q killed" >>"$EL_TMP/$q.log"
