@@ -372,7 +372,7 @@ int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg)
 	left->version = from;
 	memcpy(left->hash, c->hash, sizeof(left->hash));
 	_cleanup_(cfg_freep) struct cfg *old = snapshot(c);
-	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, "operator", false);
+	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, "operator", true);
 	if (r < 0) {
 		sb_printf(msg, "%s",
 			  r == -EBUSY ? "the topology differs: restart the agent with the "
