@@ -619,6 +619,10 @@ static int k_fence_watchdog_timeout(struct parse_ctx *p, const char *key, char *
 {
 	return set_duration(p, key, val, &p->cfg->fencing.watchdog_timeout);
 }
+static int k_fence_pet_window(struct parse_ctx *p, const char *key, char *val)
+{
+	return set_duration(p, key, val, &p->cfg->fencing.pet_window);
+}
 
 /* [profile X], [role X] */
 static int k_profile_run(struct parse_ctx *p, const char *key, char *val)
@@ -754,6 +758,7 @@ static const struct key_def keys_console[] = {{"password", k_console_password, f
 					      {NULL, NULL, false}};
 static const struct key_def keys_fencing[] = {{"watchdog", k_fence_watchdog, false},
 					      {"watchdog_timeout", k_fence_watchdog_timeout, false},
+					      {"pet_window", k_fence_pet_window, false},
 					      {NULL, NULL, false}};
 static const struct key_def keys_role[] = {
     {"promote", k_role_promote, false}, {"demote", k_role_demote, false}, {NULL, NULL, false}};

@@ -169,6 +169,8 @@ struct cfg_timeouts {
 struct cfg_fencing {
 	char watchdog[CFG_PATH_MAX]; /* default /dev/watchdog */
 	uint64_t watchdog_timeout;   /* µs, default 1 s; whole seconds for a real device */
+	uint64_t pet_window; /* µs: a master pets only this long after a renewal's send; 0: one
+			      * slot read interval (docs/election.md, Fencing) */
 };
 
 struct cfg_profile {

@@ -167,6 +167,8 @@ void cfg_print(const struct cfg *c, struct strbuf *out)
 	sb_puts(out, "\n[fencing]\n");
 	sb_printf(out, "watchdog = %s\n", c->fencing.watchdog);
 	put_duration(out, "watchdog_timeout", c->fencing.watchdog_timeout);
+	if (c->fencing.pet_window) /* (0: the default, one read interval) */
+		put_duration(out, "pet_window", c->fencing.pet_window);
 	for (int i = 0; i < c->n_profiles; i++) {
 		sb_printf(out, "\n[profile %s]\n", c->profiles[i].name);
 		for (int j = 0; j < c->profiles[i].n_run; j++)

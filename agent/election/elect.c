@@ -167,8 +167,10 @@ uint64_t elect_pet_window(const struct elect_params *p)
 	 * that another node saw when it landed; petting only this soon after its send ties
 	 * the reset to a sign of life the takers saw (SPEC §7: last sign of life + watchdog
 	 * timeout + one read interval). Majority mode keeps the whole lease. */
-	if (p->has_qdev && elect_read_interval(p) < p->lease)
-		return elect_read_interval(p);
+	uint64_t w = p->pet_window ? p->pet_window : elect_read_interval(p);
+
+	if (p->has_qdev && w < p->lease)
+		return w;
 	return p->lease;
 }
 

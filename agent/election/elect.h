@@ -126,6 +126,7 @@ struct elect_params {
 				   * numbers them; acks then carry sent_at */
 	uint64_t seq_base;	  /* first sequence number - 1: unique per boot, so that an answer
 				   * to a previous boot's heartbeat never matches this boot's */
+	uint64_t pet_window;	  /* [fencing] pet_window (µs), 0: one read interval */
 	uint64_t fence_timeout;	  /* watchdog timeout (µs): a node acting as master whose lease
 				   * lapsed resets within this; 0: no watchdog (watchdog = none) */
 	bool refuse_master;	  /* a watchdog is configured but not there: never take the token */

@@ -543,6 +543,7 @@ static int build_params(struct elect_inst *in, struct elect_params *p)
 	p->lease = c->timeouts.lease;
 	p->io_timeout = 4 * c->timeouts.disk_heartbeat_interval;
 	p->fence_timeout = in->d->wd ? watchdog_timeout(in->d->wd) : 0;
+	p->pet_window = in->d->env->cfg->fencing.pet_window;
 	p->refuse_master = !in->d->wd && !in->d->unfenced;
 	return p->self >= 0 ? 0 : -ENOENT;
 }

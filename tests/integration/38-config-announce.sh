@@ -112,6 +112,8 @@ hs_ctl a2 config rollback 3 | grep -q "rolled back to version 3; version 4 is re
 hs_wait a2 'event=config action=rollback from=4 to=3 reason=operator' 5
 hs_wait a2 'event=config action=failed version=4' 5
 hs_ctl a2 status --json | grep -q '"config_version":3' || fail "a2 does not run 3 after the rollback"
+grep -qx 'version = 3' "$HS_TMP/a2.conf" || fail "the rollback did not write version 3 over a2's file"
+cp "$HS_TMP/a2.conf" "$HS_TMP/a2-after-rollback.conf"
 hs_ctl a2 config --json | grep -q '"failed":\[{"version":4,' || fail "4 not listed as failed"
 out=$(hs_ctl a2 config rollback 3 2>&1) && fail "a second rollback: $out"
 echo "$out" | grep -q "version 3 is the one running" || fail "second rollback: $out"
@@ -124,7 +126,7 @@ cc -std=gnu17 -O1 -D_GNU_SOURCE -I"$REPO/agent/base" -I"$REPO/agent/config" -I"$
 timeout 60 "$HS_TMP/cfg_forge" "$REPO/images/rig/cluster.key" 127.0.1.22:$HS_PORT 127.0.1.12:$HS_PORT 1 3 \
 	"$HS_TMP/a2.log" >"$HS_TMP/forge.out" 2>&1 || { cat "$HS_TMP/forge.out"; fail "cfg_forge"; }
 grep -v "again$" "$HS_TMP/forge.out"
-cmp -s "$HS_TMP/v4.conf" "$HS_TMP/a2.conf" || fail "a forged transfer changed a2's file"
+cmp -s "$HS_TMP/a2-after-rollback.conf" "$HS_TMP/a2.conf" || fail "a forged transfer changed a2's file"
 hs_ctl a2 status --json | grep -q '"config_version":3' || fail "a2 does not run 3 after the forgeries"
 grep -q 'action=applied version=9[0-9]' "$HS_TMP/a2.log" && fail "a forged version was applied"
 
