@@ -79,25 +79,6 @@ static int export_main(int argc, char **argv)
 }
 
 /* FILE.tmp.PID, fsync, rename over FILE. */
-static int write_atomic(const char *path, const struct strbuf *text)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int r = write_all(fd, text->buf, text->len);
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r >= 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 struct import_args {
 	const char *bundle, *pair, *into, *rules;
 	struct bundle_map map;
@@ -172,7 +153,7 @@ static int do_import(const struct import_args *a, const struct bundle *b, struct
 	sb_init(&out);
 	r = bundle_import(b, a->pair, &a->map, a->into, target, tl, rules, rl, &out, err);
 	if (r >= 0) {
-		r = write_atomic(a->into, &out);
+		r = write_file_atomic(a->into, out.buf, out.len);
 		if (r < 0)
 			sb_printf(err, "%s: %s\n", a->into, strerror(-r));
 	}

@@ -32,25 +32,6 @@ static void event_cfg(const char *action, uint64_t version, const char *from, co
 	event_emit(&ev);
 }
 
-static int write_atomic(const char *path, const char *text, size_t len)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.fetch.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int r = write_all(fd, text, len);
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r >= 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 /* Exactly check-config's validation (no command-line overrides), then this node's record. */
 static const char *validate(struct agent *a, const char *text, size_t len, struct strbuf *err)
 {
@@ -264,7 +245,7 @@ static int apply_new(struct agent *a, const char *text, size_t len, uint64_t ver
 		log_warn_errno(
 		    r, "version %" PRIu64 " not kept on cmpt-state, applying it all the same",
 		    version);
-	r = write_atomic(a->env.cfg->path, text, len);
+	r = write_file_atomic(a->env.cfg->path, text, len);
 	if (r < 0) {
 		sb_printf(msg, "%s: %s", a->env.cfg->path, strerror(-r));
 		return -EIO;

@@ -353,24 +353,6 @@ bool config_lkg_refuses(struct config_lkg *l, const struct cfg *c, char *why, si
 	return true;
 }
 
-static int write_atomic(const char *path, const char *text, size_t len)
-{
-	char tmp[CFG_PATH_MAX + 32];
-	snprintf(tmp, sizeof(tmp), "%s.stored.%d", path, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int r = write_all(fd, text, len);
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r >= 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 static void drop_trial(struct config_lkg *l, bool failed)
 {
 	struct journal_state *j = jstate(l);
@@ -396,7 +378,7 @@ static int trial_load(struct config_lkg *l, const char *path, const struct cfg_o
 	int r = config_store_load(d, n, j->trial.hash, &text, &len, &version);
 	if (r >= 0)
 		r = cfg_parse(path, text, len, ovr, n_ovr, ret, NULL);
-	if (r >= 0 && write && (r = write_atomic(path, text, len)) < 0)
+	if (r >= 0 && write && (r = write_file_atomic(path, text, len)) < 0)
 		log_warn_errno(r, "cannot write the stored configuration over %s, continuing",
 			       path);
 	return r < 0 && !*ret ? r : 0;
@@ -596,7 +578,7 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 	}
 	uint64_t from = c->version;
 	cfg_replace(c, g);
-	if (write && (r = write_atomic(c->path, text, len)) < 0)
+	if (write && (r = write_file_atomic(c->path, text, len)) < 0)
 		log_warn_errno(r,
 			       "cannot write the last-known-good configuration over %s, continuing",
 			       c->path);

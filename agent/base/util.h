@@ -104,6 +104,9 @@ char *strstrip(char *s);
 bool streq_ptr(const char *a, const char *b);
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int write_all(int fd, const void *buf, size_t len);
+/* Replaces path by len bytes of text, mode 0644, all or nothing: written and fsynced under
+ * "<path>.tmp.<pid>", then renamed over path (the temporary is removed on failure). */
+int write_file_atomic(const char *path, const void *text, size_t len);
 /* Splits a line into words at spaces and tabs; double quotes group (and are dropped).
  * Returns argc or -EINVAL (unbalanced quote), -E2BIG (more than `max` words). `buf` is
  * modified and argv points into it; argv[argc] is not set. */
