@@ -296,29 +296,37 @@ static void record_broken(struct config_lkg *l, const char *path)
 	record_failed(l, 0, h);
 }
 
+/* The copy with `hash` stored on cmpt-state (*ret_text, *ret_len), parsed for path: 0, or
+ * -errno with err empty when there is no such copy, filled when it does not parse. */
+static int stored_cfg(struct config_lkg *l, const uint8_t hash[32], const char *path,
+		      const struct cfg_override *ovr, size_t n_ovr, char **ret_text,
+		      size_t *ret_len, struct cfg **ret, struct strbuf *err)
+{
+	int n;
+	const struct journal_dev *d = jdevs(l, &n);
+	uint64_t version;
+	int r = config_store_load(d, n, hash, ret_text, ret_len, &version);
+	return r < 0 ? r : cfg_parse(path, *ret_text, *ret_len, ovr, n_ovr, ret, err);
+}
+
 static int boot_stored(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
 		       size_t n_ovr, const char *why, struct cfg **ret)
 {
 	const struct journal_state *j = jstate(l);
-	int n;
-	const struct journal_dev *d = jdevs(l, &n);
 	_cleanup_free_ char *text = NULL;
 	size_t len;
-	uint64_t version;
 	if (!l->loaded || !j->has_good)
 		return -ENOENT;
-	int r = config_store_load(d, n, j->good.hash, &text, &len, &version);
-	if (r < 0)
-		return log_error_errno(r,
-				       "no copy of the last-known-good configuration (version "
-				       "%" PRIu64 ") on cmpt-state",
-				       j->good.version);
 	struct strbuf err;
 	sb_init(&err);
-	r = cfg_parse(path, text, len, ovr, n_ovr, ret, &err);
-	if (r < 0)
-		log_error("the last-known-good configuration does not load either:\n%s",
-			  err.buf ? err.buf : "");
+	int r = stored_cfg(l, j->good.hash, path, ovr, n_ovr, &text, &len, ret, &err);
+	if (r < 0 && !err.buf)
+		log_error_errno(r,
+				"no copy of the last-known-good configuration (version %" PRIu64
+				") on cmpt-state",
+				j->good.version);
+	else if (r < 0)
+		log_error("the last-known-good configuration does not load either:\n%s", err.buf);
 	sb_free(&err);
 	if (r < 0)
 		return r;
@@ -369,15 +377,9 @@ static void drop_trial(struct config_lkg *l, bool failed)
 static int trial_load(struct config_lkg *l, const char *path, const struct cfg_override *ovr,
 		      size_t n_ovr, bool write, struct cfg **ret)
 {
-	const struct journal_state *j = jstate(l);
-	int n;
-	const struct journal_dev *d = jdevs(l, &n);
 	_cleanup_free_ char *text = NULL;
 	size_t len;
-	uint64_t version;
-	int r = config_store_load(d, n, j->trial.hash, &text, &len, &version);
-	if (r >= 0)
-		r = cfg_parse(path, text, len, ovr, n_ovr, ret, NULL);
+	int r = stored_cfg(l, jstate(l)->trial.hash, path, ovr, n_ovr, &text, &len, ret, NULL);
 	if (r >= 0 && write && (r = write_file_atomic(path, text, len)) < 0)
 		log_warn_errno(r, "cannot write the stored configuration over %s, continuing",
 			       path);
@@ -557,17 +559,12 @@ int config_lkg_rollback(struct config_lkg *l, struct cfg *c, const struct cfg_ov
 			size_t n_ovr, const char *reason, bool write)
 {
 	const struct journal_state *j = l ? jstate(l) : NULL;
-	int n;
 	if (!j || !j->has_good || !memcmp(j->good.hash, c->hash, 32))
 		return -ENOENT;
-	const struct journal_dev *d = jdevs(l, &n);
 	_cleanup_free_ char *text = NULL;
 	size_t len;
-	uint64_t version;
 	struct cfg *g = NULL;
-	int r = config_store_load(d, n, j->good.hash, &text, &len, &version);
-	if (r >= 0)
-		r = cfg_parse(c->path, text, len, ovr, n_ovr, &g, NULL);
+	int r = stored_cfg(l, j->good.hash, c->path, ovr, n_ovr, &text, &len, &g, NULL);
 	if (r < 0)
 		return log_warn_errno(r, "no usable last-known-good configuration to roll back to");
 	const char *why = cfg_topology_change(c, g);
