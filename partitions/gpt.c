@@ -118,74 +118,83 @@ static bool name_is(const uint8_t *e, const char *name)
 	return true;
 }
 
-/* Reads the header at lba (into hb, ss bytes) and its entries (*ret_tab, *ret_tl bytes,
- * freed by the caller); both must pass their CRCs. */
-static int read_table(int fd, unsigned ss, uint64_t lba, uint8_t *hb, struct gpt_hdr *h,
-		      uint8_t **ret_tab, size_t *ret_tl)
+/* A table as read: the header's sector, its fields, and the entries. */
+struct gpt_table {
+	uint8_t *hb;
+	struct gpt_hdr h;
+	uint8_t *tab;
+	size_t tl;
+};
+
+static void table_free(struct gpt_table *t)
 {
-	int r = read_hdr(fd, ss, lba, hb, h);
+	free(t->hb);
+	free(t->tab);
+}
+
+/* Reads the header at lba and its entries; the header must pass its CRC, and the entries
+ * theirs when entries_crc (a torn write may have left them behind their header). */
+static int read_table(int fd, unsigned ss, uint64_t lba, bool entries_crc, struct gpt_table *t)
+{
+	t->hb = malloc(ss);
+	if (!t->hb)
+		return -ENOMEM;
+	int r = read_hdr(fd, ss, lba, t->hb, &t->h);
 	if (r < 0)
 		return r;
-	size_t tl = (size_t)h->n_entries * h->entry_size;
-	_cleanup_free_ uint8_t *tab = malloc(tl);
-	if (!tab)
+	t->tl = (size_t)t->h.n_entries * t->h.entry_size;
+	t->tab = malloc(t->tl);
+	if (!t->tab)
 		return -ENOMEM;
-	if (pread(fd, tab, tl, (off_t)(h->entries_lba * ss)) != (ssize_t)tl)
+	if (pread(fd, t->tab, t->tl, (off_t)(t->h.entries_lba * ss)) != (ssize_t)t->tl)
 		return -EIO;
 	uint32_t crc;
-	memcpy(&crc, hb + 88, 4);
-	if (disk_crc32(tab, tl) != le32toh(crc))
+	memcpy(&crc, t->hb + 88, 4);
+	if (entries_crc && disk_crc32(t->tab, t->tl) != le32toh(crc))
 		return -EBADMSG;
-	*ret_tab = TAKE_PTR(tab);
-	*ret_tl = tl;
 	return 0;
+}
+
+/* The header's own CRC, stamped again after a change to it. */
+static void seal_hdr(uint8_t *hb, uint32_t hdr_size)
+{
+	memset(hb + 16, 0, 4);
+	uint32_t crc = htole32(disk_crc32(hb, hdr_size));
+	memcpy(hb + 16, &crc, 4);
 }
 
 static int patch_table(int fd, unsigned ss, uint64_t lba, const char *const names[],
 		       const uint8_t (*guids)[16], int n, const uint8_t *disk_guid,
 		       uint64_t *ret_alt)
 {
-	_cleanup_free_ uint8_t *hb = malloc(ss);
-	_cleanup_free_ uint8_t *tab = NULL;
-	struct gpt_hdr h;
-	size_t tl;
-	if (!hb)
-		return -ENOMEM;
-	int r = read_table(fd, ss, lba, hb, &h, &tab, &tl);
+	_cleanup_(table_free) struct gpt_table t = {0};
+	int r = read_table(fd, ss, lba, true, &t);
 	if (r < 0)
 		return r;
-	uint32_t crc;
-	for (uint32_t i = 0; i < h.n_entries; i++)
+	for (uint32_t i = 0; i < t.h.n_entries; i++)
 		for (int k = 0; k < n; k++)
-			if (name_is(tab + (size_t)i * h.entry_size, names[k]))
-				memcpy(tab + (size_t)i * h.entry_size, guids[k], 16);
-	crc = htole32(disk_crc32(tab, tl));
-	memcpy(hb + 88, &crc, 4);
+			if (name_is(t.tab + (size_t)i * t.h.entry_size, names[k]))
+				memcpy(t.tab + (size_t)i * t.h.entry_size, guids[k], 16);
+	uint32_t crc = htole32(disk_crc32(t.tab, t.tl));
+	memcpy(t.hb + 88, &crc, 4);
 	if (disk_guid)
-		memcpy(hb + 56, disk_guid, 16);
-	memset(hb + 16, 0, 4);
-	crc = htole32(disk_crc32(hb, h.hdr_size));
-	memcpy(hb + 16, &crc, 4);
-	if (pwrite(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl ||
-	    pwrite(fd, hb, ss, (off_t)(lba * ss)) != (ssize_t)ss)
+		memcpy(t.hb + 56, disk_guid, 16);
+	seal_hdr(t.hb, t.h.hdr_size);
+	if (pwrite(fd, t.tab, t.tl, (off_t)(t.h.entries_lba * ss)) != (ssize_t)t.tl ||
+	    pwrite(fd, t.hb, ss, (off_t)(lba * ss)) != (ssize_t)ss)
 		return -errno ? -errno : -EIO;
-	*ret_alt = h.alt_lba;
+	*ret_alt = t.h.alt_lba;
 	return 0;
 }
 
 /* Header and entries at lba pass their CRCs. */
 static int check_table(int fd, unsigned ss, uint64_t lba, uint64_t *ret_alt)
 {
-	_cleanup_free_ uint8_t *hb = malloc(ss);
-	_cleanup_free_ uint8_t *tab = NULL;
-	struct gpt_hdr h;
-	size_t tl;
-	if (!hb)
-		return -ENOMEM;
-	int r = read_table(fd, ss, lba, hb, &h, &tab, &tl);
+	_cleanup_(table_free) struct gpt_table t = {0};
+	int r = read_table(fd, ss, lba, true, &t);
 	if (r < 0)
 		return r;
-	*ret_alt = h.alt_lba;
+	*ret_alt = t.h.alt_lba;
 	return 0;
 }
 
@@ -193,17 +202,12 @@ static int check_table(int fd, unsigned ss, uint64_t lba, uint64_t *ret_alt)
  * use and not named cmpt-*. */
 static bool table_has_foreign(int fd, unsigned ss, uint64_t lba)
 {
-	_cleanup_free_ uint8_t *hb = malloc(ss);
-	struct gpt_hdr h;
+	_cleanup_(table_free) struct gpt_table t = {0};
 	static const uint8_t zero[16];
-	if (!hb || read_hdr(fd, ss, lba, hb, &h) < 0)
+	if (read_table(fd, ss, lba, false, &t) < 0)
 		return false;
-	size_t tl = (size_t)h.n_entries * h.entry_size;
-	_cleanup_free_ uint8_t *tab = malloc(tl);
-	if (!tab || pread(fd, tab, tl, (off_t)(h.entries_lba * ss)) != (ssize_t)tl)
-		return false;
-	for (uint32_t i = 0; i < h.n_entries; i++) {
-		const uint8_t *e = tab + (size_t)i * h.entry_size;
+	for (uint32_t i = 0; i < t.h.n_entries; i++) {
+		const uint8_t *e = t.tab + (size_t)i * t.h.entry_size;
 		if (!memcmp(e, zero, 16))
 			continue;
 		static const char pfx[] = "cmpt-";
@@ -315,29 +319,22 @@ bool disk_gpt_tail_ours(const char *path, unsigned sector_size, uint64_t size)
 /* The backup table at alt (sound) written again at the last LBA: entries, then header. */
 static int copy_backup(int fd, unsigned ss, uint64_t alt, uint64_t last)
 {
-	_cleanup_free_ uint8_t *hb = malloc(ss);
-	_cleanup_free_ uint8_t *tab = NULL;
-	struct gpt_hdr h;
-	size_t tl;
-	if (!hb)
-		return -ENOMEM;
-	int r = read_table(fd, ss, alt, hb, &h, &tab, &tl);
+	_cleanup_(table_free) struct gpt_table t = {0};
+	int r = read_table(fd, ss, alt, true, &t);
 	if (r < 0)
 		return r;
-	uint64_t es = (tl + ss - 1) / ss, v64;
+	uint64_t es = (t.tl + ss - 1) / ss, v64;
 	if (last < es + 2)
 		return -EINVAL;
 	v64 = htole64(last);
-	memcpy(hb + 24, &v64, 8);
+	memcpy(t.hb + 24, &v64, 8);
 	v64 = htole64(1);
-	memcpy(hb + 32, &v64, 8);
+	memcpy(t.hb + 32, &v64, 8);
 	v64 = htole64(last - es);
-	memcpy(hb + 72, &v64, 8);
-	memset(hb + 16, 0, 4);
-	uint32_t crc = htole32(disk_crc32(hb, h.hdr_size));
-	memcpy(hb + 16, &crc, 4);
-	if (pwrite(fd, tab, tl, (off_t)((last - es) * ss)) != (ssize_t)tl || fsync(fd) < 0 ||
-	    pwrite(fd, hb, ss, (off_t)(last * ss)) != (ssize_t)ss || fsync(fd) < 0)
+	memcpy(t.hb + 72, &v64, 8);
+	seal_hdr(t.hb, t.h.hdr_size);
+	if (pwrite(fd, t.tab, t.tl, (off_t)((last - es) * ss)) != (ssize_t)t.tl || fsync(fd) < 0 ||
+	    pwrite(fd, t.hb, ss, (off_t)(last * ss)) != (ssize_t)ss || fsync(fd) < 0)
 		return -errno ? -errno : -EIO;
 	return 0;
 }
