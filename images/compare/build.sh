@@ -25,9 +25,10 @@ build=${1:?usage: images/compare/build.sh BUILD}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/initramfs/busybox-links.sh"
 build=$(cd "$build" && pwd)
+. "$top/images/debs.sh"
 if [ "${2:-}" = --if-stale ] && [ -f "$build/images/compare/initramfs.cpio.gz" ] &&
 	[ -f "$build/images/bench/initramfs.cpio.gz" ] &&
-	[ -z "$(find "$top/images/compare" "$top/images/kernel.sh" "$top/bench/mpath_io.c" \
+	[ -z "$(find "$top/images/compare" "$top/images/kernel.sh" "$top/images/debs.sh" "$top/bench/mpath_io.c" \
 		"$build/images/initramfs.cpio.gz" -newer "$build/images/bench/initramfs.cpio.gz" \
 		-type f 2>/dev/null | head -1)" ]; then
 	exit 0
@@ -54,24 +55,8 @@ if [ ! -x "$io" ] || [ "$top/bench/mpath_io.c" -nt "$io" ]; then
 		-o "$io" "$top/bench/mpath_io.c"
 fi
 
-debs=$build/compare/debs
-mkdir -p "$debs"
-missing=()
-for p in "${PKGS[@]}"; do
-	ls "$debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	# apt's "_apt cannot access" note about downloading as root is harmless.
-	(cd "$debs" && apt-get download -q "${missing[@]}" >&2)
-fi
 x=$build/compare/x
-rm -rf "$x"
-mkdir -p "$x"
-for p in "${PKGS[@]}"; do
-	deb=$(ls "$debs/${p}_"*.deb | LC_ALL=C sort | tail -1)
-	dpkg-deb -x "$deb" "$x"
-	dpkg-deb -f "$deb" Package Version | sed "s/^[^:]*: //" | paste -sd" "
-done >"$build/compare/versions"
+debs_unpack "$build/compare/debs" "$x" "$build/compare/versions" "${PKGS[@]}"
 
 root=$build/compare/root
 rm -rf "$root"

@@ -25,9 +25,10 @@ set -euo pipefail
 build=${1:?usage: images/dracut/build.sh BUILD [--if-stale]}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$build" && pwd)
+. "$top/images/debs.sh"
 out=$build/images/dracut
 if [ "${2:-}" = --if-stale ] && [ -f "$out/initramfs.cpio.gz" ] &&
-	[ -z "$(find "$top/images/dracut" "$top/images/kernel.sh" "$top/images/compare/multipath.conf" \
+	[ -z "$(find "$top/images/dracut" "$top/images/kernel.sh" "$top/images/debs.sh" "$top/images/compare/multipath.conf" \
 		-newer "$out/initramfs.cpio.gz" -type f 2>/dev/null | head -1)" ]; then
 	exit 0
 fi
@@ -43,24 +44,8 @@ DRIVERS="virtio_pci virtio_blk virtio_net virtio_rng md_mod raid1 iscsi_tcp sd_m
 kdir=$("$top/images/kernel.sh" "$build" compare "${MODULES[@]}")
 kver=$(cat "$kdir/version")
 
-debs=$build/dracut/debs
-mkdir -p "$debs"
-missing=()
-for p in "${PKGS[@]}"; do
-	ls "$debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	# apt's "_apt cannot access" note about downloading as root is harmless.
-	(cd "$debs" && apt-get download -q "${missing[@]}" >&2)
-fi
 x=$build/dracut/x
-rm -rf "$x"
-mkdir -p "$x"
-for p in "${PKGS[@]}"; do
-	deb=$(ls "$debs/${p}_"*.deb | LC_ALL=C sort | tail -1)
-	dpkg-deb -x "$deb" "$x"
-	dpkg-deb -f "$deb" Package Version | sed "s/^[^:]*: //" | paste -sd" "
-done >"$build/dracut/versions"
+debs_unpack "$build/dracut/debs" "$x" "$build/dracut/versions" "${PKGS[@]}"
 mkdir -p "$x/usr/lib/dracut/modules.d" "$x/etc"
 cp -a "$top/images/dracut/99compartd-bench" "$x/usr/lib/dracut/modules.d/"
 cp "$top/images/compare/multipath.conf" "$x/etc/compartd-bench-multipath.conf"
