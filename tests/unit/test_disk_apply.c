@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+
+#include "img_fixture.h"
 #include <sodium.h>
 
 #include "md_craft.h"
@@ -44,40 +46,6 @@ static struct cfg *cfg;
 static void img_path(const char *name, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%s", dir, name);
-}
-
-static void make_img(const char *path, uint64_t size)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	close(fd);
-}
-
-static void sha256_file(const char *path, uint8_t out[32])
-{
-	crypto_hash_sha256_state st;
-	static uint8_t buf[1 << 20];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	crypto_hash_sha256_init(&st);
-	ssize_t l;
-	while ((l = read(fd, buf, sizeof(buf))) > 0)
-		crypto_hash_sha256_update(&st, buf, (size_t)l);
-	close(fd);
-	crypto_hash_sha256_final(&st, out);
-}
-
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static char *sh_out(const char *fmt, ...) _printf_(1, 2);

@@ -14,19 +14,9 @@
 
 #include <cmocka.h>
 
-static char dir[128], root[256];
+#include "img_fixture.h"
 
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static char dir[128], root[256];
 
 /* disk <name> <device dir under devices/> <maj:min> <removable> [partition maj:min] */
 static void disk(const char *name, const char *devdir, const char *mm, int removable,

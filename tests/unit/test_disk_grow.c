@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+
+#include "img_fixture.h"
 #include <sodium.h>
 
 /* libselinux's constructor (pulled in by libparted) trips ASan's strchr interceptor. */
@@ -48,51 +50,6 @@ static const char conf_pct[] =
 
 static char dir[128];
 static struct cfg *cfg, *cfg_pct;
-
-static void make_img(const char *path, uint64_t size)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)size), 0);
-	close(fd);
-}
-
-static void hash_range(const char *path, uint64_t off, uint64_t len, uint8_t out[32])
-{
-	crypto_hash_sha256_state st;
-	static uint8_t buf[1 << 20];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	crypto_hash_sha256_init(&st);
-	while (len) {
-		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		assert_int_equal(pread(fd, buf, n, (off_t)off), (ssize_t)n);
-		crypto_hash_sha256_update(&st, buf, n);
-		off += n;
-		len -= n;
-	}
-	close(fd);
-	crypto_hash_sha256_final(&st, out);
-}
-
-static void hash_file(const char *path, uint8_t out[32])
-{
-	struct stat s;
-	assert_int_equal(stat(path, &s), 0);
-	hash_range(path, 0, (uint64_t)s.st_size, out);
-}
-
-static int sh(const char *fmt, ...) _printf_(1, 2);
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static struct disk_bootstrap_result *run_cfg(const struct cfg *c, const char *path, bool apply)
 {
@@ -154,7 +111,7 @@ static void prepare(const char *p, struct snap *s)
 	close(fd);
 	for (int k = 0; k < _DISK_PART_MAX; k++) {
 		const struct disk_part *dp = part(&s->info, (enum disk_part_kind)k);
-		hash_range(p, dp->start, dp->size, s->sum[k]);
+		sha256_range(p, dp->start, dp->size, s->sum[k]);
 	}
 	assert_int_equal(truncate(p, NEW_SIZE), 0);
 }
@@ -182,7 +139,7 @@ static void assert_intact(const char *p, const struct snap *s, bool *ret_grown)
 			assert_int_equal(now->size, was->size);
 		}
 		uint8_t sum[32];
-		hash_range(p, was->start, was->size, sum);
+		sha256_range(p, was->start, was->size, sum);
 		if (k != DISK_PART_STATE)
 			assert_memory_equal(sum, s->sum[k], 32);
 	}
@@ -208,7 +165,7 @@ static void test_grow(void **state)
 
 	/* plan: what would happen, nothing written */
 	uint8_t h1[32], h2[32];
-	hash_file(p, h1);
+	sha256_file(p, h1);
 	struct disk_bootstrap_result *r = run(p, false);
 	const struct disk_plan *pl = &r->disks[0].plan;
 	assert_int_equal(pl->verdict, DISK_VERDICT_KEEP);
@@ -217,7 +174,7 @@ static void test_grow(void **state)
 	assert_int_equal(pl->parts[pl->n_parts - 1].size,
 			 NEW_SIZE - MiB - pl->parts[pl->n_parts - 1].start);
 	free(r);
-	hash_file(p, h2);
+	sha256_file(p, h2);
 	assert_memory_equal(h1, h2, 32);
 
 	r = run(p, true);
@@ -240,13 +197,13 @@ static void test_grow(void **state)
 	assert_clean_grown(p, &s);
 
 	/* Once grown, kept without a byte written. */
-	hash_file(p, h1);
+	sha256_file(p, h1);
 	r = run(p, true);
 	assert_int_equal(r->disks[0].plan.verdict, DISK_VERDICT_KEEP);
 	assert_false(r->disks[0].plan.grow);
 	assert_false(r->disks[0].plan.guest_can_grow);
 	free(r);
-	hash_file(p, h2);
+	sha256_file(p, h2);
 	assert_memory_equal(h1, h2, 32);
 	unlink(p);
 }
@@ -302,7 +259,7 @@ static void test_grow_refused(void **state)
 			break;
 		}
 		uint8_t h1[32], h2[32];
-		hash_file(p, h1);
+		sha256_file(p, h1);
 		struct disk_bootstrap_result *r = run_cfg(c, p, true);
 		const struct disk_plan *pl = &r->disks[0].plan;
 		print_message("case %-45s %s: %s; %s\n", cases[i].name,
@@ -313,7 +270,7 @@ static void test_grow_refused(void **state)
 		else
 			assert_int_equal(pl->verdict, DISK_VERDICT_FOREIGN);
 		free(r);
-		hash_file(p, h2);
+		sha256_file(p, h2);
 		assert_memory_equal(h1, h2, 32);
 		unlink(p);
 	}
