@@ -35,6 +35,8 @@ struct net {
 	int nq, cap;
 	uint64_t now, rng;
 	unsigned loss;		/* per mille */
+	int cut_from, cut_to;	/* datagrams cut_from -> cut_to are lost (one way), -1: none */
+	int deaf;		/* datagrams to this node are lost, -1: none */
 	uint64_t dead_known_at; /* when the last live node learnt of the killed one */
 	int victim;
 	uint64_t killed_at;
@@ -111,7 +113,8 @@ static void apply(struct net *w, int n, const struct swim_actions *out)
 		switch (a->type) {
 		case SWIM_ACT_SEND:
 			w->sent[n]++;
-			if (rnd(w) % 1000 < w->loss)
+			if (rnd(w) % 1000 < w->loss || a->node == w->deaf ||
+			    (n == w->cut_from && a->node == w->cut_to))
 				break;
 			push(w, (struct ev){.t = w->now + 100 + rnd(w) % (2 * MS),
 					    .node = a->node,
@@ -162,6 +165,7 @@ static struct net *net_new(int n, unsigned loss, uint64_t seed)
 	w->rng = seed;
 	w->loss = loss;
 	w->victim = -1;
+	w->cut_from = w->cut_to = w->deaf = -1;
 	for (int i = 0; i < n; i++) {
 		w->now = rnd(w) % (200 * MS); /* nodes start spread over a period */
 		start(w, i, 1);
@@ -310,6 +314,58 @@ static void test_loss_no_false_death(void **state)
 	net_free(w);
 }
 
+/* The most other nodes that hold one node (not `except`) dead. */
+static int most_held_dead(const struct net *w, int except)
+{
+	int most = 0;
+
+	for (int j = 0; j < w->n; j++) {
+		int d = 0;
+
+		for (int i = 0; i < w->n; i++)
+			d += i != j && i != except && j != except &&
+			     swim_member_state(w->s[i], j) == SWIM_DEAD;
+		most = d > most ? d : most;
+	}
+	return most;
+}
+
+/* One-way cut between two nodes: the indirect probes carry the answer round it, nobody
+ * is declared dead. */
+static void test_one_way_cut(void **state)
+{
+	struct net *w = net_new(64, 0, 11);
+
+	(void)state;
+	run_until(w, 2 * SEC);
+	w->cut_from = 5, w->cut_to = 6;
+	run_until(w, 32 * SEC);
+	assert_int_equal(dead_count(w), 0);
+	net_free(w);
+}
+
+/* A node that cannot receive (its NIC's receive path broken) suspects and declares dead
+ * everyone in its own view, and says so: the others hear the suspicions and deaths of
+ * live nodes, which refute them. At the end no live node is held dead by any other. */
+static void test_deaf_node(void **state)
+{
+	struct net *w = net_new(64, 0, 13);
+	int worst = 0;
+
+	(void)state;
+	run_until(w, 2 * SEC);
+	w->deaf = 9;
+	for (uint64_t t = 2 * SEC; t < 32 * SEC; t += 100 * MS) {
+		run_until(w, t);
+		int m = most_held_dead(w, 9);
+		worst = m > worst ? m : worst;
+	}
+	print_message("a deaf node: a live node held dead by at most %d of 62 others at once\n",
+		      worst);
+	assert_int_equal(most_held_dead(w, 9), 0);
+	net_free(w);
+}
+
 /* A node's facts (profile, management running, configuration version) reach every node. */
 static void test_info_spreads(void **state)
 {
@@ -374,6 +430,8 @@ int main(void)
 	    cmocka_unit_test(test_rate_independent_of_size),
 	    cmocka_unit_test(test_detect_dead),
 	    cmocka_unit_test(test_loss_no_false_death),
+	    cmocka_unit_test(test_one_way_cut),
+	    cmocka_unit_test(test_deaf_node),
 	    cmocka_unit_test(test_info_spreads),
 	    cmocka_unit_test(test_bad_messages),
 	};
