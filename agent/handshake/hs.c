@@ -855,13 +855,10 @@ int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_i
 	sodium_bin2hex(hex, sizeof(hex), boot_id, HS_BOOT_ID_BYTES);
 	log_info("handshake: this node (%s) runs boot %s", node_name(hs, self), hex);
 	/* (paced: the first slice after a random part of a slice) */
-	timer_arm(
-	    hs->t_probe,
-	    now_usec() +
-		(probe_slices(hs) > 1
-		     ? randombytes_uniform(
-			   (uint32_t)(hs->cfg->timeouts.handshake_timeout / probe_slices(hs) + 1))
-		     : 0));
+	uint64_t slice = hs->cfg->timeouts.handshake_timeout / probe_slices(hs);
+	timer_arm(hs->t_probe,
+		  now_usec() +
+		      (probe_slices(hs) > 1 ? randombytes_uniform((uint32_t)slice + 1) : 0));
 	timer_arm(hs->t_hb, now_usec());
 	*ret = hs;
 	return 0;

@@ -253,18 +253,28 @@ static int next_target(struct swim *s)
 	return -1;
 }
 
+/* The message to up to k members picked at random: not this node, not `skip`, and alive
+ * (or, with suspects_too, at least not dead); a bounded number of draws. */
+static void send_random(struct swim *s, int skip, bool suspects_too, enum swim_msg_type t,
+			uint64_t seq, int target, struct swim_actions *out)
+{
+	int sent = 0, k = s->p.indirect;
+
+	for (int tries = 0; sent < k && tries < 8 * k; tries++) {
+		int h = (int)(rnd(s) % (uint64_t)s->p.n);
+		enum swim_state st = s->m[h].state;
+
+		if (h == s->p.self || h == skip ||
+		    !(st == SWIM_ALIVE || (suspects_too && st == SWIM_SUSPECT)))
+			continue;
+		send(s, h, t, seq, target, out);
+		sent++;
+	}
+}
+
 static void ask_helpers(struct swim *s, struct swim_actions *out)
 {
-	int asked = 0;
-
-	for (int tries = 0; asked < s->p.indirect && tries < 8 * s->p.indirect; tries++) {
-		int h = (int)(rnd(s) % (uint64_t)s->p.n);
-
-		if (h == s->p.self || h == s->target || s->m[h].state != SWIM_ALIVE)
-			continue;
-		send(s, h, SWIM_PING_REQ, s->probe_seq, s->target, out);
-		asked++;
-	}
+	send_random(s, s->target, false, SWIM_PING_REQ, s->probe_seq, s->target, out);
 	s->asked = true;
 }
 
@@ -303,17 +313,8 @@ static uint64_t expire_suspects(struct swim *s, uint64_t now, struct swim_action
  * everywhere. Per node this costs a few datagrams per piece of news, not per period. */
 static void spread(struct swim *s, struct swim_actions *out)
 {
-	int sent = 0;
-
 	s->gossip = false;
-	for (int tries = 0; sent < s->p.indirect && tries < 8 * s->p.indirect; tries++) {
-		int h = (int)(rnd(s) % (uint64_t)s->p.n);
-
-		if (h == s->p.self || s->m[h].state == SWIM_DEAD)
-			continue;
-		send(s, h, SWIM_GOSSIP, 0, s->p.self, out);
-		sent++;
-	}
+	send_random(s, -1, true, SWIM_GOSSIP, 0, s->p.self, out);
 }
 
 static void tick(struct swim *s, uint64_t now, struct swim_actions *out)
