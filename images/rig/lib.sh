@@ -359,13 +359,28 @@ rig_mark() { stat -c %s "$RIG_DIR/$1.log" >"$RIG_DIR/$1.mark"; }
 # rig_output NODE: the console output since the mark.
 rig_output() { tail -c +$(($(cat "$RIG_DIR/$1.mark") + 1)) "$RIG_DIR/$1.log" | tr -d '\r'; }
 
+# rig_whole_lines: its input without a last line that has no newline yet.
+rig_whole_lines() { perl -ne 'print if /\n\z/'; }
+
+# rig_last_partial: the last line of its input when it has no newline yet, else nothing.
+rig_last_partial() { perl -ne 'print if eof && !/\n\z/'; }
+
 # rig_first NODE REGEX: the first console line since the mark that matches; fails when none.
 # (Every reader here consumes its whole input: with pipefail, a grep -m1 or head that stops
 # early makes the writer die of SIGPIPE and the pipeline fail even though it matched.)
+# The console writes a line in pieces, and a line still arriving would match a prefix of
+# itself: a last line without its newline counts only when it stays as it is for 0.3 s (a
+# prompt). Callers poll.
 rig_first() {
-	local line
-	line=$(rig_output "$1" | { grep -E -- "$2" || true; } | sed -n 1p)
-	[ -n "$line" ] && echo "$line"
+	local line size
+	size=$(stat -c %s "$RIG_DIR/$1.log")
+	line=$(rig_output "$1" | rig_whole_lines | { grep -E -- "$2" || true; } | sed -n 1p)
+	[ -n "$line" ] && { echo "$line"; return 0; }
+	line=$(rig_output "$1" | rig_last_partial | { grep -E -- "$2" || true; })
+	[ -n "$line" ] || return 1
+	sleep 0.3
+	[ "$(stat -c %s "$RIG_DIR/$1.log")" = "$size" ] || return 1
+	echo "$line"
 }
 
 # rig_wait_for NODE REGEX TIMEOUT: waits until the console shows a line matching REGEX
@@ -445,7 +460,7 @@ rig_nbd_workload() {
 # without the kernel prefix.
 rig_events() {
 	tail -c +$(($(cat "$RIG_DIR/$1.start") + 1)) "$RIG_DIR/$1.log" | tr -d '\r' |
-		{ grep -o 'event=.*' || true; }
+		rig_whole_lines | { grep -o 'event=.*' || true; }
 }
 
 # rig_stamp NODE REGEX [AFTER]: the host time (seconds since the epoch, µs) at which the
