@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 300
+# lane: rig (it rebuilds the image the rig tests boot)
 # The image is reproducible: building it twice from the same inputs gives the same bytes,
 # and it holds what a node needs (init, tools, modules with modules.dep, configuration).
 # The cluster key is in it only with RIG_KEY=1, marked for the rig's cluster (SPEC §5).

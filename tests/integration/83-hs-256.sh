@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 150
+# lane: alone (256 agents: the CPU to itself)
 # Issue 20: 256 host-mode agents (64 pairs of 4, one process each) on the loopback of a
 # network namespace this test creates, all started together. Within 60 s of the start
 # every node has made its boot decision, no log says a table was full or something was
