@@ -357,8 +357,10 @@ static void agent_after_decision(struct decision *d, void *ud)
 	if (a->elect)
 		elect_drv_set_eligible(a->elect, decision_eligible(d));
 	int p = decision_profile(d);
-	if (p > RULES_PROFILE_WAIT_OPERATOR) /* hooks ran: this version works here, or failed */
-		agent_config_judge(a, decision_eligible(d));
+	/* Hooks ran: this version works here, or failed. wait-operator's too: a node that
+	 * waits for its operator judges a new version by its hooks and core checks alone. */
+	if (p >= RULES_PROFILE_WAIT_OPERATOR)
+		agent_config_judge(a, decision_hooks_ok(d));
 	if (a->env.stage >= NODE_STAGE_ELECTION)
 		return;
 	node_env_set_stage(&a->env, NODE_STAGE_ELECTION); /* joined above, now with eligibility */
@@ -545,7 +547,8 @@ static int agent_start_handshake(struct agent *a)
 
 int agent_run_main(int argc, char **argv)
 {
-	struct agent a = {.env.self = -1, .start_us = now_usec(), .net_fd = -1};
+	struct agent a = {
+	    .env.self = -1, .start_us = now_usec(), .net_fd = -1, .judged_profile = -1};
 	int r = parse_run_opts(argc, argv, &a.opts);
 	if (r != 0)
 		return r > 0 ? 0 : 2;

@@ -55,6 +55,15 @@ struct agent {
 	int net_fd;	 /* rtnetlink link/address changes wake the waits, or -1 */
 	struct watch *net_watch;
 	struct config_probation *probation; /* a new configuration version on probation */
+	/* A version written over the running file that waits for a restart (a change of
+	 * topology, pushed here or fetched): `config` shows it; version 0 when none. */
+	struct {
+		uint64_t version;
+		uint8_t hash[32];
+		char reason[160];
+	} pending;
+	int judged_profile; /* the profile whose hooks agent_config_judge saw last, -1 */
+	bool config_rerun;  /* the hooks run again because a version changed them */
 };
 
 struct health;

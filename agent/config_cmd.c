@@ -71,6 +71,11 @@ static void print_text(struct agent *a, const struct journal_state *j, struct st
 		sb_printf(o, "on probation    version %" PRIu64 ", blake2b %s (booted %u times)\n",
 			  j->trial.version, hx, (unsigned)j->trial_boots);
 	}
+	if (a->pending.version) {
+		hex(a->pending.hash, hx);
+		sb_printf(o, "pending restart version %" PRIu64 ", blake2b %s (%s)\n",
+			  a->pending.version, hx, a->pending.reason);
+	}
 	sb_puts(o, "peers\n");
 	text_peers(a, o);
 }
@@ -104,6 +109,11 @@ static void print_json(struct agent *a, const struct journal_state *j, struct st
 		json_ver(o, "probation", j->trial.version, j->trial.hash);
 	else
 		sb_puts(o, "\"probation\":null");
+	sb_putc(o, ',');
+	if (a->pending.version)
+		json_ver(o, "pending_restart", a->pending.version, a->pending.hash);
+	else
+		sb_puts(o, "\"pending_restart\":null");
 	sb_puts(o, ",\"peers\":[");
 	for (int i = 0, first = 1; i < c->n_nodes; i++) {
 		if (i == a->env.self)

@@ -9,6 +9,8 @@
 #include "config_store.h"
 #include "decision.h"
 #include "elect_drv.h"
+#include "health.h"
+#include "hs.h"
 #include "log.h"
 #include "rules.h"
 
@@ -32,6 +34,29 @@ static void event_cfg(const char *action, uint64_t version, const char *from, co
 	event_emit(&ev);
 }
 
+/* A version written over the running file that waits for a restart: said, and shown by
+ * `config` (and so `config status`) until then. */
+static void pending_restart(struct agent *a, uint64_t version, const uint8_t hash[32],
+			    const char *from, const char *why)
+{
+	a->pending.version = version;
+	memcpy(a->pending.hash, hash, 32);
+	snprintf(a->pending.reason, sizeof(a->pending.reason), "%s", why ? why : "");
+	event_cfg("pending-restart", version, from, why);
+	/* announced and served: every node gets it and says so; not fetched back here */
+	cfgsync_refuse(a->cfgsync, version, hash);
+	hs_set_offer(a->hs, version, hash);
+	cfgsync_set_offer(a->cfgsync, version, hash);
+}
+
+/* Something else was written over the file (a new version, a rollback). */
+static void pending_clear(struct agent *a)
+{
+	a->pending.version = 0;
+	hs_set_offer(a->hs, 0, NULL);
+	cfgsync_set_offer(a->cfgsync, 0, NULL);
+}
+
 /* Exactly check-config's validation (no command-line overrides), then this node's record. */
 static const char *validate(struct agent *a, const char *text, size_t len, struct strbuf *err)
 {
@@ -44,18 +69,36 @@ static const char *validate(struct agent *a, const char *text, size_t len, struc
 	return bad ? why : NULL;
 }
 
-/* ---- probation and automatic rollback (SPEC §2a) ---- */
+/* ---- probation and automatic rollback (SPEC §2a) ----
+ *
+ * Only what the version can have caused is blamed on it (docs/config.md, "What is blamed
+ * on a version"):
+ * - hooks that fail with it: the boot decision's first hooks, hooks run again because it
+ *   changed them, and the hooks of a profile the decision moves to (or retries) later
+ *   when it changed that profile's hooks (or what it replaced is not known). A profile
+ *   the decision moves to because a peer came or went, with the hooks it had before, is
+ *   not its doing;
+ * - a core health check failing after it passed with the version: the config check (its
+ *   input is the version's own file) unless a newer version written over the file waits
+ *   for a restart; any other core check (disks, storage)
+ *   only when the version changed [storage], [quorum] or [layout] against what it
+ *   replaced.
+ * Eligibility itself is not the criterion: it also follows the peers, the watchdog and
+ * the profile (wait-operator is eligible for nothing), none of which the version moves. */
 
 struct config_probation {
 	struct timer *t;
 	uint64_t until_us;
-	bool was_eligible; /* eligible at some time since the version was applied */
+	bool core_passed; /* every core check passed at some time since it was applied */
 	bool active;
+	struct cfg *before; /* what it replaced (the last-known-good copy when booted on
+			     * trial), NULL when not known */
+	char kept[HEALTH_NAME_MAX + 48]; /* the last failure not blamed on it (said once) */
 };
 
-static bool eligible(struct agent *a)
+static const char *core_cause(struct agent *a)
 {
-	return a->elect && !elect_drv_ineligible_cause(a->elect);
+	return a->env.health ? health_core_reason(a->env.health) : "";
 }
 
 static const struct cfg_profile *profile_of(const struct cfg *c, const char *name)
@@ -66,10 +109,9 @@ static const struct cfg_profile *profile_of(const struct cfg *c, const char *nam
 	return NULL;
 }
 
-/* Whether the current profile's `run =` hooks differ between o and n. */
-static bool hooks_differ(struct agent *a, const struct cfg *o, const struct cfg *n)
+/* Whether profile p's `run =` hooks differ between o and n. */
+static bool profile_hooks_differ(const struct cfg *o, const struct cfg *n, int p)
 {
-	int p = a->decision ? decision_profile(a->decision) : -1;
 	if (!o || p < 0)
 		return false;
 	const char *name = rules_profile_to_str((enum rules_profile)p);
@@ -82,6 +124,42 @@ static bool hooks_differ(struct agent *a, const struct cfg *o, const struct cfg 
 		if (strcmp(x->run[i], y->run[i]))
 			return true;
 	return false;
+}
+
+/* Whether the current profile's hooks differ between o and n. */
+static bool hooks_differ(struct agent *a, const struct cfg *o, const struct cfg *n)
+{
+	return profile_hooks_differ(o, n, a->decision ? decision_profile(a->decision) : -1);
+}
+
+/* The inputs of the disk and storage core checks. */
+static bool storage_differs(const struct cfg *o, const struct cfg *n)
+{
+	return o->n_storage != n->n_storage || o->has_quorum != n->has_quorum ||
+	       memcmp(o->storage, n->storage, sizeof(o->storage[0]) * (size_t)n->n_storage) ||
+	       (n->has_quorum && memcmp(&o->quorum, &n->quorum, sizeof(n->quorum))) ||
+	       memcmp(&o->layout, &n->layout, sizeof(n->layout));
+}
+
+/* Whether the core check failing (health_core_reason: "kind:id state") can be the doing
+ * of the version on probation. */
+static bool core_blamed(struct agent *a, const char *cause)
+{
+	const struct cfg *o = a->probation->before;
+	if (!strncmp(cause, "config:", 7)) /* its file differs by design from what runs while
+					    * a newer version waits for a restart */
+		return !a->pending.version;
+	if (!o)
+		return true;
+	return storage_differs(o, a->env.cfg);
+}
+
+/* The profile's hooks run again because a version changed them: judged as the
+ * version's doing (agent_config_judge). */
+static void rerun_hooks(struct agent *a)
+{
+	if (decision_rerun(a->decision) == 0)
+		a->config_rerun = true;
 }
 
 /* A deep copy of the running configuration before it changes (its tables are replaced
@@ -98,12 +176,47 @@ static void cfg_freep(struct cfg **c)
 	cfg_free(*c);
 }
 
+/* The last-known-good copy, parsed as it would run here; NULL when there is none. */
+static struct cfg *load_good(struct agent *a)
+{
+	const struct journal_state *j = config_lkg_state(a->lkg);
+	int n = 0;
+	const struct journal_dev *devs = config_lkg_devs(a->lkg, &n);
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	uint64_t v = 0;
+	struct cfg *c = NULL;
+	if (!j || !j->has_good || n <= 0 ||
+	    config_store_load(devs, n, j->good.hash, &text, &len, &v) < 0 ||
+	    cfg_parse(a->env.cfg->path, text, len, a->kcmd.ovr, a->kcmd.n_ovr, &c, NULL) < 0)
+		return NULL;
+	return c;
+}
+
 static void probation_stop(struct agent *a)
 {
 	if (a->probation) {
 		a->probation->active = false;
 		timer_disarm(a->probation->t);
+		a->probation->before = cfg_free(a->probation->before);
 	}
+}
+
+/* A failure not blamed on the version on probation: said once per cause. */
+static void not_blamed(struct agent *a, const char *cause)
+{
+	struct config_probation *p = a->probation;
+	if (!strcmp(p->kept, cause))
+		return;
+	snprintf(p->kept, sizeof(p->kept), "%s", cause);
+	log_notice("version %" PRIu64 " on probation: %s, not caused by this version: kept",
+		   a->env.cfg->version, cause);
+	struct event ev;
+	event_begin(&ev, "config");
+	event_add(&ev, "action", "not-blamed");
+	event_add_u64(&ev, "version", a->env.cfg->version);
+	event_add(&ev, "cause", cause);
+	event_emit(&ev);
 }
 
 /* The running version failed here: recorded as failed (never run nor fetched again here)
@@ -131,12 +244,14 @@ static void config_failed(struct agent *a, const char *reason)
 	/* the latest-version check skips it from now on (skip_failed), saying so once */
 	_cleanup_(cfg_freep) struct cfg *old = snapshot(c);
 	int r = config_lkg_rollback(a->lkg, c, a->kcmd.ovr, a->kcmd.n_ovr, reason, true);
+	if (r == 0)
+		pending_clear(a); /* the copy was written over the file */
 	if (r == -EBUSY)
 		log_warn("version %" PRIu64 " keeps running until the next boot, which runs the "
 			 "last-known-good",
 			 c->version);
 	else if (r == 0 && hooks_differ(a, old, c))
-		(void)decision_rerun(a->decision);
+		rerun_hooks(a);
 }
 
 static void on_probation(struct timer *t, void *ud)
@@ -145,29 +260,36 @@ static void on_probation(struct timer *t, void *ud)
 	struct config_probation *p = a->probation;
 	if (!p->active)
 		return;
-	bool ok = eligible(a);
-	if (p->was_eligible && !ok) {
-		log_warn("version %" PRIu64 " on probation: this node lost its eligibility (%s)",
-			 a->env.cfg->version, elect_drv_ineligible_cause(a->elect));
-		config_failed(a, "ineligible");
-		return;
+	const char *cause = core_cause(a);
+	if (p->core_passed && cause[0]) {
+		if (core_blamed(a, cause)) {
+			log_warn("version %" PRIu64 " on probation: a core check it can have "
+				 "caused fails (%s)",
+				 a->env.cfg->version, cause);
+			config_failed(a, "ineligible");
+			return;
+		}
+		not_blamed(a, cause);
 	}
-	p->was_eligible = p->was_eligible || ok;
+	p->core_passed = p->core_passed || !cause[0];
 	if (loop_now(a->env.loop) < p->until_us) {
 		timer_arm_in(t, a->env.cfg->timeouts.heartbeat_interval);
 		return;
 	}
-	p->active = false;
+	probation_stop(a);
 	(void)config_lkg_record(a->lkg, a->env.cfg, true); /* event=config action=last-known-good */
 }
 
 /* The running version is on trial (config_lkg_trial): it becomes the last-known-good after
- * config_probation unless it fails (its hooks, or the node's eligibility) before. */
-static void probation_start(struct agent *a)
+ * config_probation unless it fails before (above). before: what it replaced (taken), NULL
+ * to read the last-known-good copy. */
+static void probation_start(struct agent *a, struct cfg *before)
 {
 	const struct cfg *c = a->env.cfg;
-	if (!config_lkg_on_trial(a->lkg, c))
+	if (!config_lkg_on_trial(a->lkg, c)) {
+		cfg_free(before);
 		return; /* nothing kept: nothing to prove, nothing to roll back to */
+	}
 	if (!a->probation && (a->probation = calloc(1, sizeof(*a->probation))) &&
 	    !(a->probation->t = timer_new(a->env.loop, on_probation, a))) {
 		free(a->probation);
@@ -176,14 +298,17 @@ static void probation_start(struct agent *a)
 	if (!a->probation) {
 		log_warn("out of memory: version %" PRIu64 " is not watched on probation",
 			 c->version);
+		cfg_free(before);
 		return;
 	}
 	struct config_probation *p = a->probation;
+	cfg_free(p->before);
 	*p = (struct config_probation){.t = p->t,
 				       .until_us =
 					   loop_now(a->env.loop) + c->timeouts.config_probation,
-				       .was_eligible = eligible(a),
-				       .active = true};
+				       .core_passed = !core_cause(a)[0],
+				       .active = true,
+				       .before = before ? before : load_good(a)};
 	struct event ev;
 	event_begin(&ev, "config");
 	event_add(&ev, "action", "probation");
@@ -195,13 +320,37 @@ static void probation_start(struct agent *a)
 
 void agent_config_judge(struct agent *a, bool hooks_ok)
 {
+	int prof = a->decision ? decision_profile(a->decision) : -1;
+	/* The version's doing: the first hooks of this run, or hooks run again because it
+	 * changed them. Else the decision moved to a profile or retried a failed one (a peer
+	 * came or went, `continue`): its hooks are the version's doing only when it changed
+	 * them against what it replaced. */
+	bool by_version = a->judged_profile < 0 || a->config_rerun;
+	a->judged_profile = prof;
+	a->config_rerun = false;
+	bool on_probation = a->probation && a->probation->active;
+	if (!hooks_ok && !by_version && on_probation && a->probation->before &&
+	    !profile_hooks_differ(a->probation->before, a->env.cfg, prof)) {
+		char cause[96];
+		snprintf(cause, sizeof(cause), "the hooks of profile %s failed",
+			 rules_profile_to_str((enum rules_profile)prof));
+		not_blamed(a, cause);
+		return;
+	}
+	bool trial = config_lkg_on_trial(a->lkg, a->env.cfg);
+	/* wait-operator runs no service: a version it runs is proved by the hooks of the
+	 * profile the operator releases it to, unless it is on trial (fetched, pushed or
+	 * booted so): then its probation runs here too, judged by wait-operator's hooks and
+	 * the core checks, and ends in last-known-good or a rollback. */
+	if (prof == RULES_PROFILE_WAIT_OPERATOR && !trial)
+		return;
 	if (!hooks_ok) {
 		config_failed(a, "hook-failed");
 		return;
 	}
-	if (config_lkg_on_trial(a->lkg, a->env.cfg)) {
-		if (!a->probation || !a->probation->active)
-			probation_start(a);
+	if (trial) {
+		if (!on_probation)
+			probation_start(a, NULL);
 		return;
 	}
 	(void)config_lkg_record(a->lkg, a->env.cfg, true);
@@ -250,13 +399,16 @@ static int apply_new(struct agent *a, const char *text, size_t len, uint64_t ver
 		sb_printf(msg, "%s: %s", a->env.cfg->path, strerror(-r));
 		return -EIO;
 	}
-	_cleanup_(cfg_freep) struct cfg *old = snapshot(a->env.cfg);
+	struct cfg *old = snapshot(a->env.cfg);
 	r = agent_reload_config(a, msg);
-	if (r < 0)
+	if (r < 0) {
+		cfg_free(old);
 		return r == -EIO ? -EINVAL : r;
+	}
+	pending_clear(a); /* the file is what runs again */
 	if (hooks_differ(a, old, a->env.cfg))
-		(void)decision_rerun(a->decision);
-	probation_start(a);
+		rerun_hooks(a);
+	probation_start(a, old);
 	return 0;
 }
 
@@ -278,8 +430,7 @@ static void on_fetched(const char *text, size_t len, uint64_t version, const uin
 			record_invalid(a, version, hash);
 	} else if (r < 0) {
 		log_notice("%s", msg.buf ? msg.buf : "");
-		event_cfg("pending-restart", version, peer, msg.buf);
-		cfgsync_refuse(a->cfgsync, version, hash); /* stored; a restart applies it */
+		pending_restart(a, version, hash, peer, msg.buf); /* a restart applies it */
 	} else {
 		event_cfg("applied", version, peer, NULL);
 	}
@@ -319,8 +470,10 @@ int agent_config_push(struct agent *a, const char *path, struct strbuf *msg)
 	if (refused)
 		return -EINVAL;
 	r = apply_new(a, text, len, v, hash, msg);
+	if (r == -EBUSY) /* written: a restart applies it (and then announces it) */
+		pending_restart(a, v, hash, a->env.cfg->nodes[a->env.self].name, msg->buf);
 	if (r < 0)
-		return r; /* written: a restart applies it (and then announces it) */
+		return r;
 	sb_printf(msg,
 		  "; every node fetches it when it hears this one ('config' shows who runs it)");
 	event_cfg("pushed", v, a->env.cfg->nodes[a->env.self].name, NULL);
@@ -361,11 +514,12 @@ int agent_config_rollback(struct agent *a, uint64_t version, struct strbuf *msg)
 				      : "the stored copy cannot be read");
 		return r;
 	}
+	pending_clear(a); /* the copy was written over the file */
 	/* The version left behind failed here: not run again, not fetched again. */
 	(void)config_lkg_record(a->lkg, left, false);
 	probation_stop(a);
 	if (hooks_differ(a, old, c))
-		(void)decision_rerun(a->decision);
+		rerun_hooks(a);
 	sb_printf(msg,
 		  "rolled back to version %" PRIu64 "; version %" PRIu64
 		  " is recorded as failed on this node",
@@ -384,8 +538,10 @@ int agent_config_sync_start(struct agent *a)
 
 void agent_config_sync_free(struct agent *a)
 {
-	if (a->probation)
+	if (a->probation) {
 		timer_free(a->probation->t);
+		cfg_free(a->probation->before);
+	}
 	free(a->probation);
 	a->probation = NULL;
 }

@@ -476,6 +476,11 @@ int decision_rerun(struct decision *d)
 	return 0;
 }
 
+bool decision_hooks_ok(const struct decision *d)
+{
+	return d->profile >= 0 && d->run && profile_run_state(d->run) == PROFILE_STATE_OK;
+}
+
 bool decision_eligible(const struct decision *d)
 {
 	return d->profile >= 0 && d->profile != RULES_PROFILE_WAIT_OPERATOR && d->run &&

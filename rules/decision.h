@@ -52,6 +52,8 @@ int decision_profile(const struct decision *d);
  * again (after the ones running, if any), and the started callback judges them as
  * after the first decision. -ENOENT before the first decision. */
 int decision_rerun(struct decision *d);
+/* Decided and the current profile's hooks succeeded (wait-operator's too). */
+bool decision_hooks_ok(const struct decision *d);
 /* Decided, not wait-operator, and the profile's hooks succeeded: may stand for election. */
 bool decision_eligible(const struct decision *d);
 

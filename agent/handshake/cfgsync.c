@@ -156,7 +156,10 @@ struct cfgsync {
 	struct timer *t_retry;
 	struct cfgsync_get refused[CFGSYNC_REFUSED_MAX]; /* offset unused */
 	int n_refused;
-	/* what this node serves: its file, when its hash is the running one's */
+	/* what this node serves: its file, when its hash is the running one's (or the
+	 * offered one's: cfgsync_set_offer) */
+	uint64_t offer_version;
+	uint8_t offer_hash[32];
 	char *text;
 	size_t text_len;
 	uint8_t text_hash[32];
@@ -296,25 +299,49 @@ static void on_data(const struct hs_msg *m, int from, void *ud)
 	}
 }
 
-/* The running file's bytes, re-read while its hash is not the running one's. */
+/* The version and hash served: the offered ones, else the running one's. */
+static uint64_t served(const struct cfgsync *s, const uint8_t **hash)
+{
+	if (s->offer_version > s->cfg->version) {
+		*hash = s->offer_hash;
+		return s->offer_version;
+	}
+	*hash = s->cfg->hash;
+	return s->cfg->version;
+}
+
+/* The running (or offered) file's bytes, re-read while its hash is not the one served. */
 static bool serving_text(struct cfgsync *s)
 {
-	if (s->text && !memcmp(s->text_hash, s->cfg->hash, 32))
+	const uint8_t *h;
+	(void)served(s, &h);
+	if (s->text && !memcmp(s->text_hash, h, 32))
 		return true;
 	free(s->text);
 	s->text = NULL;
 	if (read_full_file(s->cfg->path, CFG_MAX_TEXT, &s->text, &s->text_len) < 0)
 		return false;
 	crypto_generichash(s->text_hash, 32, (const uint8_t *)s->text, s->text_len, NULL, 0);
-	return !memcmp(s->text_hash, s->cfg->hash, 32);
+	return !memcmp(s->text_hash, h, 32);
+}
+
+void cfgsync_set_offer(struct cfgsync *s, uint64_t version, const uint8_t hash[32])
+{
+	if (!s)
+		return;
+	s->offer_version = version;
+	if (version)
+		memcpy(s->offer_hash, hash, 32);
 }
 
 static void on_get(const struct hs_msg *m, int from, void *ud)
 {
 	struct cfgsync *s = ud;
 	struct cfgsync_get g;
-	if (cfgsync_get_decode(m->blob.data, m->blob.len, &g) < 0 || g.version != s->cfg->version ||
-	    memcmp(g.hash, s->cfg->hash, 32) || !serving_text(s) || g.offset > s->text_len)
+	const uint8_t *h;
+	uint64_t v = served(s, &h);
+	if (cfgsync_get_decode(m->blob.data, m->blob.len, &g) < 0 || g.version != v ||
+	    memcmp(g.hash, h, 32) || !serving_text(s) || g.offset > s->text_len)
 		return;
 	size_t n = s->text_len - g.offset;
 	struct cfgsync_data d = {.version = g.version,

@@ -73,6 +73,9 @@ typedef void (*cfgsync_got_fn)(const char *text, size_t len, uint64_t version,
 int cfgsync_new(struct node_env *env, struct hs *hs, cfgsync_got_fn fn, void *ud,
 		struct cfgsync **ret);
 struct cfgsync *cfgsync_free(struct cfgsync *s);
+/* The version this node serves instead of the running one (hs_set_offer): the file
+ * written over the running one that waits for a restart. version 0: the running one. */
+void cfgsync_set_offer(struct cfgsync *s, uint64_t version, const uint8_t hash[32]);
 /* Datagram bytes (header and tag included) this node sent for transfers: asking, serving. */
 void cfgsync_bytes_sent(const struct cfgsync *s, uint64_t *asked, uint64_t *served);
 /* Whether (version, hash) must not be fetched (it failed on this node, SPEC §2a): the

@@ -73,7 +73,9 @@ struct hs_keys {
 
 struct hs {
 	struct loop *loop;
-	const struct cfg *cfg; /* the agent's: a reload changes values in place */
+	const struct cfg *cfg;	/* the agent's: a reload changes values in place */
+	uint64_t offer_version; /* hs_set_offer: announced instead of the running one, or 0 */
+	uint8_t offer_hash[HS_CONFIG_HASH_BYTES];
 	int self;
 	uint8_t boot_id[HS_BOOT_ID_BYTES];
 	struct hs_keys *keys; /* sodium_malloc'd */
@@ -157,6 +159,19 @@ static void fill_hello(struct hs *hs, struct hs_hello *h, uint64_t challenge, bo
 			       .profile = hs->profile,
 			       .config_version = hs->cfg->version};
 	memcpy(h->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES);
+	if (hs->offer_version > hs->cfg->version) {
+		h->config_version = hs->offer_version;
+		memcpy(h->config_hash, hs->offer_hash, HS_CONFIG_HASH_BYTES);
+	}
+}
+
+void hs_set_offer(struct hs *hs, uint64_t version, const uint8_t hash[HS_CONFIG_HASH_BYTES])
+{
+	if (!hs)
+		return;
+	hs->offer_version = version;
+	if (version)
+		memcpy(hs->offer_hash, hash, HS_CONFIG_HASH_BYTES);
 }
 
 static void send_hello(struct hs *hs, int node, bool external)
@@ -282,6 +297,10 @@ static void on_heartbeat(struct timer *t, void *ud)
 				    .config_version = hs->cfg->version,
 				    .mgmt_running = hs->mgmt_running};
 	memcpy(hb->config_hash, hs->cfg->hash, HS_CONFIG_HASH_BYTES);
+	if (hs->offer_version > hs->cfg->version) {
+		hb->config_version = hs->offer_version;
+		memcpy(hb->config_hash, hs->offer_hash, HS_CONFIG_HASH_BYTES);
+	}
 	if (hs->hb_fn)
 		hs->hb_fn(hb, hs->hb_ud);
 	hb->seq = ++hs->hb_seq;

@@ -98,6 +98,11 @@ uint64_t hs_heartbeat_sent_at(const struct hs *hs, uint64_t seq);
  * HS_BLOB_MAX bytes. Returns 0, -EINVAL, -EMSGSIZE, or the send error. */
 int hs_send(struct hs *hs, int node, enum hs_msg_type type, const void *payload, size_t len);
 
+/* The configuration announced instead of the running one: a newer version written over
+ * the file that waits for a restart (a change of topology), so that the others fetch it
+ * too. version 0: the running one again. */
+void hs_set_offer(struct hs *hs, uint64_t version, const uint8_t hash[HS_CONFIG_HASH_BYTES]);
+
 /* Peer state; node is an index into cfg->nodes (self answers "not contacted"). */
 bool hs_peer_contacted(const struct hs *hs, int node);
 /* The configuration the node announced last (authentic datagrams only); false before. */
