@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scale (issue 20): N host-mode agents on the loopback of a network namespace this script
 # creates, one process each, pairs of 4, all started together, for N = 16, 64, 256 (and
-# 512 with SCALE_512=1: O(N²) probing makes it minutes of a loaded machine). Per N: the
+# 512 with SCALE_512=1: 512 processes on a shared machine take minutes). Per N: the
 # time until every node decided, CPU per agent and for all together (% of one core) and
 # datagrams sent per agent per second in steady state (a window of SCALE_WINDOW seconds
 # after the decisions), mean RSS per agent, and the time until every other node marks a
