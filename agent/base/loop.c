@@ -9,6 +9,10 @@
 #define MAX_SIGNALS 16
 #define MAX_PREPARE 16
 #define MAX_EVENTS 32
+/* Timers due within this long after the earliest one are waited for and fired with it, in
+ * one wake-up: a module that arms a timer per peer one after the other gets one wake-up,
+ * not one per microsecond of arming. Timers fire late by at most this, never early. */
+#define TIMER_SLACK_US 1000
 
 enum watch_state { WATCH_ACTIVE, WATCH_DISPATCHING, WATCH_DESTROYED };
 
@@ -365,6 +369,29 @@ void loop_remove_prepare(struct loop *l, prepare_fn cb, void *ud)
 
 /* ---- iteration ---- */
 
+/* The latest deadline in the heap below index i that is not after `limit` (subtrees whose
+ * root is after it are skipped: O(timers in the window)). */
+static uint64_t heap_latest_until(const struct loop *l, size_t i, uint64_t limit, uint64_t best)
+{
+	if (i >= l->heap_len || l->heap[i]->deadline > limit)
+		return best;
+	if (l->heap[i]->deadline > best)
+		best = l->heap[i]->deadline;
+	best = heap_latest_until(l, 2 * i + 1, limit, best);
+	return heap_latest_until(l, 2 * i + 2, limit, best);
+}
+
+/* When to wake for the timers: the earliest deadline, moved to the last deadline within
+ * TIMER_SLACK_US of it so that they all fire in the same pass. */
+static uint64_t timers_wake_at(const struct loop *l)
+{
+	if (!l->heap_len)
+		return UINT64_MAX;
+	uint64_t first = l->heap[0]->deadline;
+	uint64_t limit = first > UINT64_MAX - TIMER_SLACK_US ? UINT64_MAX : first + TIMER_SLACK_US;
+	return heap_latest_until(l, 0, limit, first);
+}
+
 static int run_timers(struct loop *l)
 {
 	int n = 0;
@@ -390,8 +417,9 @@ int loop_iterate(struct loop *l, uint64_t until_us)
 		if (d < deadline)
 			deadline = d;
 	}
-	if (l->heap_len && l->heap[0]->deadline < deadline)
-		deadline = l->heap[0]->deadline;
+	uint64_t timers = timers_wake_at(l);
+	if (timers < deadline)
+		deadline = timers;
 
 	int timeout_ms = -1;
 	if (deadline != UINT64_MAX) {

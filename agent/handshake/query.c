@@ -84,7 +84,62 @@ int query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, 
 	for (int i = 0; i < c->n_nodes; i++)
 		if (in_scope(c, spec, i))
 			ret->t[ret->n++] = (struct query_target){.node = i};
+	query_set_window(ret, QUERY_WINDOW);
 	return 0;
+}
+
+void query_set_window(struct query *q, int window)
+{
+	q->window = window < 1 ? 1 : window;
+	uint64_t rounds =
+	    q->n ? ((uint64_t)q->n + (uint64_t)q->window - 1) / (uint64_t)q->window : 1;
+	q->slot_us = (q->deadline_us - q->started_us) / rounds;
+}
+
+static bool unanswered(enum query_tstate s)
+{
+	return s == QUERY_T_QUEUED || s == QUERY_T_WAITING || s == QUERY_T_LATE ||
+	       s == QUERY_T_TIMEOUT;
+}
+
+int query_in_flight(const struct query *q)
+{
+	int n = 0;
+	for (int i = 0; i < q->n; i++)
+		n += q->t[i].state == QUERY_T_WAITING;
+	return n;
+}
+
+int query_next_send(struct query *q, uint64_t now_us)
+{
+	if (now_us >= q->deadline_us || query_in_flight(q) >= q->window)
+		return -1;
+	while (q->next < q->n && q->t[q->next].state != QUERY_T_QUEUED)
+		q->next++;
+	if (q->next >= q->n)
+		return -1;
+	q->t[q->next].state = QUERY_T_WAITING;
+	q->t[q->next].sent_us = now_us;
+	return q->next++;
+}
+
+uint64_t query_tick(struct query *q, uint64_t now_us)
+{
+	query_expire(q, now_us);
+	if (query_complete(q))
+		return UINT64_MAX;
+	uint64_t next = q->deadline_us;
+	for (int i = 0; i < q->n; i++) {
+		struct query_target *t = &q->t[i];
+		if (t->state != QUERY_T_WAITING)
+			continue;
+		uint64_t end = t->sent_us + q->slot_us;
+		if (end <= now_us)
+			t->state = QUERY_T_LATE;
+		else if (end < next)
+			next = end;
+	}
+	return next;
 }
 
 void query_reset(struct query *q)
@@ -211,7 +266,9 @@ int query_add_reply(struct query *q, int node, const struct query_reply_hdr *h, 
 	struct query_target *t = query_find_target(q, node);
 	if (!t || h->id != q->id)
 		return -ENOENT;
-	if (t->state != QUERY_T_WAITING)
+	if (t->state == QUERY_T_QUEUED)
+		return -ENOENT; /* never asked: not an answer to this query */
+	if (t->state != QUERY_T_WAITING && t->state != QUERY_T_LATE)
 		return -EALREADY;
 	if (h->total < 1 || h->total > QUERY_MAX_CHUNKS || h->seq < 0 || h->seq >= h->total ||
 	    (t->total && t->total != h->total))
@@ -236,14 +293,14 @@ void query_expire(struct query *q, uint64_t now_us)
 	if (now_us < q->deadline_us)
 		return;
 	for (int i = 0; i < q->n; i++)
-		if (q->t[i].state == QUERY_T_WAITING)
+		if (unanswered(q->t[i].state))
 			q->t[i].state = QUERY_T_TIMEOUT;
 }
 
 bool query_complete(const struct query *q)
 {
 	for (int i = 0; i < q->n; i++)
-		if (q->t[i].state == QUERY_T_WAITING)
+		if (unanswered(q->t[i].state) && q->t[i].state != QUERY_T_TIMEOUT)
 			return false;
 	return true;
 }
@@ -406,7 +463,8 @@ bool query_json_valid(const char *s, size_t len)
 
 static void format_json_target(const struct cfg *c, const struct query_target *t, struct strbuf *o)
 {
-	static const char *const st[_QUERY_T_MAX] = {"waiting", "ok", "error", "timeout"};
+	static const char *const st[_QUERY_T_MAX] = {"queued", "waiting", "late",
+						     "ok",     "error",	  "timeout"};
 	sb_puts(o, "{\"node\":");
 	sb_json_str(o, c->nodes[t->node].name);
 	sb_printf(o, ",\"result\":\"%s\"", st[t->state]);
@@ -434,6 +492,14 @@ static int count_state(const struct query *q, enum query_tstate s)
 	int n = 0;
 	for (int i = 0; i < q->n; i++)
 		n += q->t[i].state == s;
+	return n;
+}
+
+static int count_missing(const struct query *q)
+{
+	int n = 0;
+	for (int i = 0; i < q->n; i++)
+		n += unanswered(q->t[i].state);
 	return n;
 }
 
@@ -470,7 +536,7 @@ static void format_json(const struct cfg *c, const struct query *q, struct strbu
 	sb_puts(o, "],\"no_answer\":[");
 	bool first = true;
 	for (int i = 0; i < q->n; i++) {
-		if (q->t[i].state != QUERY_T_TIMEOUT && q->t[i].state != QUERY_T_WAITING)
+		if (!unanswered(q->t[i].state))
 			continue;
 		if (!first)
 			sb_putc(o, ',');
@@ -483,7 +549,7 @@ static void format_json(const struct cfg *c, const struct query *q, struct strbu
 static void format_human_target(const struct cfg *c, const struct query_target *t, struct strbuf *o)
 {
 	sb_printf(o, "-- %s%s\n", c->nodes[t->node].name,
-		  t->state == QUERY_T_TIMEOUT  ? ": no answer"
+		  unanswered(t->state)	       ? ": no answer"
 		  : t->state == QUERY_T_FAILED ? ": error"
 					       : "");
 	if (t->state != QUERY_T_ANSWERED && t->state != QUERY_T_FAILED)
@@ -513,7 +579,7 @@ void query_format(const struct cfg *c, const struct query *q, struct strbuf *out
 		format_json(c, q, out);
 		return;
 	}
-	int missing = count_state(q, QUERY_T_TIMEOUT) + count_state(q, QUERY_T_WAITING);
+	int missing = count_missing(q);
 	char tmo[32];
 	format_duration(q->deadline_us - q->started_us, tmo, sizeof(tmo));
 	sb_printf(out,
@@ -537,7 +603,7 @@ void query_format(const struct cfg *c, const struct query *q, struct strbuf *out
 		return;
 	sb_puts(out, "\nno answer from:");
 	for (int i = 0; i < q->n; i++)
-		if (q->t[i].state == QUERY_T_TIMEOUT || q->t[i].state == QUERY_T_WAITING)
+		if (unanswered(q->t[i].state))
 			sb_printf(out, " %s", c->nodes[q->t[i].node].name);
 	sb_putc(out, '\n');
 }

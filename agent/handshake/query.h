@@ -15,6 +15,10 @@
 #define QUERY_MAX_CHUNKS 16
 #define QUERY_MAX_ACTIVE 8
 #define QUERY_WHAT_MAX 16
+/* At most this many targets of one query are asked and not yet answered at a time, so a
+ * query of 512 or 1 024 nodes neither floods the sockets with replies nor needs a buffer
+ * per node; the window refills as answers arrive or a target's slot time runs out. */
+#define QUERY_WINDOW 64
 
 /* Message types as the transport names them. */
 enum query_msg { QUERY_MSG_QUERY, QUERY_MSG_REPLY, _QUERY_MSG_MAX };
@@ -29,7 +33,9 @@ struct query_spec {
 };
 
 enum query_tstate {
-	QUERY_T_WAITING,
+	QUERY_T_QUEUED,	 /* not asked yet: the window was full */
+	QUERY_T_WAITING, /* asked, holds a place in the window */
+	QUERY_T_LATE,	 /* asked, its slot time ran out: place given up, answer still taken */
 	QUERY_T_ANSWERED,
 	QUERY_T_FAILED,
 	QUERY_T_TIMEOUT,
@@ -39,6 +45,7 @@ enum query_tstate {
 struct query_target {
 	int node;
 	enum query_tstate state;
+	uint64_t sent_us;
 	int total; /* chunks announced, 0 until the first arrives */
 	int got;
 	char *chunks[QUERY_MAX_CHUNKS];
@@ -51,6 +58,9 @@ struct query {
 	uint64_t started_us, deadline_us;
 	struct query_target *t; /* n entries, malloc'd by query_plan, freed by query_reset */
 	int n;
+	int window;	  /* targets in WAITING at most */
+	uint64_t slot_us; /* how long a target holds its place before it is LATE */
+	int next;	  /* the first target that may still be QUEUED */
 };
 
 /* argv is what follows `query`. Errors say what is wrong in `err`. */
@@ -61,6 +71,18 @@ int query_parse(const struct cfg *c, int argc, char *const argv[], bool json,
 int query_plan(const struct cfg *c, const struct query_spec *spec, uint32_t id, uint64_t now_us,
 	       uint64_t timeout_us, struct query *ret);
 void query_reset(struct query *q); /* frees the chunks */
+/* Sets the window (query_plan sets QUERY_WINDOW) and the slot time: the query's time
+ * divided by the rounds it takes to ask every target when none answers, so the last
+ * target is asked a whole slot before the deadline. */
+void query_set_window(struct query *q, int window);
+/* The index of the next target to ask at now_us, marked WAITING (sent), or -1 when the
+ * window is full, every target was asked, or the deadline has passed. */
+int query_next_send(struct query *q, uint64_t now_us);
+/* Moves the targets whose slot ran out to LATE and, at the deadline, every unanswered one
+ * to TIMEOUT; returns when to call it again (UINT64_MAX once the query is complete). */
+uint64_t query_tick(struct query *q, uint64_t now_us);
+/* Targets in WAITING. */
+int query_in_flight(const struct query *q);
 
 /* Payloads. QUERY: "Q1 <id> <json 0|1> <what>". QUERY_REPLY: "R1 <id> <ok 0|1> <seq>
  * <total>\n<chunk>". */
@@ -82,7 +104,7 @@ int query_encode_reply(uint32_t id, bool ok, const char *text, size_t len, size_
  * query), -EALREADY (duplicate), -EBADMSG. */
 int query_add_reply(struct query *q, int node, const struct query_reply_hdr *h, const char *body,
 		    size_t body_len);
-/* Marks every target still waiting at now_us past the deadline as timed out. */
+/* Marks every target not answered at now_us past the deadline as timed out. */
 void query_expire(struct query *q, uint64_t now_us);
 bool query_complete(const struct query *q);
 void query_format(const struct cfg *c, const struct query *q, struct strbuf *out);

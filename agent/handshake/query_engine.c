@@ -1,4 +1,5 @@
-/* The query engine: sends QUERY to each target, answers other nodes' QUERY with the
+/* The query engine: sends QUERY to the targets, at most a window of them unanswered at a
+ * time (refilled as answers arrive or slots run out), answers other nodes' QUERY with the
  * local command output, collects QUERY_REPLY chunks, and answers the console request
  * when every target answered or the deadline passed. */
 #include "query.h"
@@ -81,13 +82,6 @@ void query_engine_stats(const struct query_engine *e, struct query_stats *ret)
 	*ret = e->stats;
 }
 
-static void on_deadline(struct timer *t, void *ud)
-{
-	struct active *a = ud;
-	query_expire(&a->q, loop_now(a->e->loop));
-	finish(a);
-}
-
 /* The local node's own answer goes in as if it had arrived as one chunk. */
 static void answer_self(struct query_engine *e, struct query *q)
 {
@@ -99,29 +93,51 @@ static void answer_self(struct query_engine *e, struct query *q)
 	sb_free(&out);
 }
 
-static void send_all(struct query_engine *e, struct query *q)
+static void send_one(struct query_engine *e, struct query *q, struct query_target *t)
 {
+	if (t->node == *e->self) {
+		answer_self(e, q);
+		return;
+	}
 	char pl[64];
 	int n = query_encode_request(q->id, q->spec.what, q->spec.json, pl, sizeof(pl));
-	for (int i = 0; i < q->n; i++) {
-		struct query_target *t = &q->t[i];
-		if (t->node == *e->self) {
-			answer_self(e, q);
-			continue;
-		}
-		int r = n < 0 ? n : e->tr.send(e->tr.ud, t->node, QUERY_MSG_QUERY, pl, (size_t)n);
-		if (r < 0) {
-			/* Not sent: recorded as an error answer naming why. */
-			char msg[96];
-			int m = snprintf(msg, sizeof(msg), "cannot send the query: %s\n",
-					 r == -ENOTCONN ? "the handshake protocol is not running"
-							: strerror(-r));
-			struct query_reply_hdr h = {.id = q->id, .ok = false, .total = 1};
-			query_add_reply(q, t->node, &h, msg, (size_t)m);
-		} else {
-			e->stats.sent++;
-		}
+	int r = n < 0 ? n : e->tr.send(e->tr.ud, t->node, QUERY_MSG_QUERY, pl, (size_t)n);
+	if (r < 0) {
+		/* Not sent: recorded as an error answer naming why. */
+		char msg[96];
+		int m = snprintf(msg, sizeof(msg), "cannot send the query: %s\n",
+				 r == -ENOTCONN ? "the handshake protocol is not running"
+						: strerror(-r));
+		struct query_reply_hdr h = {.id = q->id, .ok = false, .total = 1};
+		query_add_reply(q, t->node, &h, msg, (size_t)m);
+	} else {
+		e->stats.sent++;
 	}
+}
+
+/* Asks as many targets as the window allows and arms the timer for the next slot end
+ * or the deadline. Returns whether the query is complete (then the caller answers). */
+static bool pump(struct query_engine *e, struct active *a)
+{
+	uint64_t now = loop_now(e->loop);
+	for (;;) {
+		uint64_t next = query_tick(&a->q, now);
+		if (next == UINT64_MAX)
+			return true;
+		int i = query_next_send(&a->q, now);
+		if (i < 0) {
+			timer_arm(a->timer, next);
+			return false;
+		}
+		send_one(e, &a->q, &a->q.t[i]);
+	}
+}
+
+static void on_timer(struct timer *t, void *ud)
+{
+	struct active *a = ud;
+	if (pump(a->e, a))
+		finish(a);
 }
 
 int query_cmd(struct console_req *req, void *ud)
@@ -147,7 +163,7 @@ int query_cmd(struct console_req *req, void *ud)
 				  QUERY_MAX_ACTIVE);
 		return -EBUSY;
 	}
-	a->timer = timer_new(e->loop, on_deadline, a);
+	a->timer = timer_new(e->loop, on_timer, a);
 	if (!a->timer)
 		return -ENOMEM;
 	uint64_t now = loop_now(e->loop);
@@ -158,8 +174,7 @@ int query_cmd(struct console_req *req, void *ud)
 	a->e = e;
 	a->used = true;
 	a->req = req;
-	send_all(e, &a->q);
-	if (query_complete(&a->q)) {
+	if (pump(e, a)) {
 		/* Only the local node, or nothing could be sent: answer now. */
 		query_format(c, &a->q, &req->out);
 		a->req = NULL;
@@ -168,7 +183,6 @@ int query_cmd(struct console_req *req, void *ud)
 		a->used = false;
 		return 0;
 	}
-	timer_arm(a->timer, a->q.deadline_us);
 	return CONSOLE_ASYNC;
 }
 
@@ -227,7 +241,7 @@ static void take_reply(struct query_engine *e, int node, const void *buf, size_t
 			return;
 		}
 		e->stats.replies++;
-		if (query_complete(&a->q))
+		if (pump(e, a)) /* an answer frees a place in the window */
 			finish(a);
 		return;
 	}

@@ -18,7 +18,8 @@ N=${SCALE_N:-256}
 BUDGET=60
 sc_netns "compartd-h83-$$"
 t0=$(date +%s%N)
-sc_start "$N" "${SCALE_TIMEOUTS:-}"
+QT=3
+sc_start "$N" "query_timeout = ${QT}s\n${SCALE_TIMEOUTS:-}"
 echo "$N agents started together ($((($(date +%s%N) - t0) / 1000000)) ms to fork them)"
 took=$(sc_wait_decided "$BUDGET") || sc_fail "$(sc_count_decided) of $N nodes decided within ${BUDGET}s of the start"
 echo "every node decided ${took}s after the start"
@@ -31,6 +32,21 @@ echo "steady state: $dgrams datagrams/s and $cpu % CPU per agent"
 awk -v d="$dgrams" 'BEGIN { exit !(d < 100) }' || sc_fail "$dgrams datagrams/s per agent after the decision: the membership does not keep it O(1)"
 dead=$(sc_detect_dead "$((N / 2))" 20) || sc_fail "n$((N / 2)) killed: not known lost by every node within 20 s"
 echo "n$((N / 2)) killed: known lost by all $((N - 2)) others within ${dead}s"
+# query all with four silent nodes: the killed one and three stopped ones
+stopped=("$((N / 4 + 1))" "$((N * 3 / 4 + 2))" "$((N - 3))")
+for i in "${stopped[@]}"; do kill -STOP "${SC_PIDS[$((i - 1))]}"; done
+t0=$(date +%s%N)
+json=$(timeout $((QT + 10)) "$BUILD/compartctl" --socket "$SC_TMP/n1/console.sock" query all status --json) ||
+	sc_fail "query all status from n1 failed: $json"
+ms=$((($(date +%s%N) - t0) / 1000000))
+for i in "${stopped[@]}"; do kill -CONT "${SC_PIDS[$((i - 1))]}"; done
+want=$(printf 'n%s\n' "$((N / 2))" "${stopped[@]}" | sort | tr '\n' ' ')
+got=$(jq -r '.no_answer[]' <<<"$json" | sort | tr '\n' ' ')
+answered=$(jq '.answered' <<<"$json")
+echo "query all status: $answered of $N answered in $ms ms (query_timeout ${QT}s), no answer from: $got"
+[ "$got" = "$want" ] || sc_fail "query all: no answer from '$got', expected '$want'"
+[ "$answered" = $((N - 4)) ] || sc_fail "query all: $answered answered, expected $((N - 4))"
+[ "$ms" -lt $((QT * 1000 + 1000)) ] || sc_fail "query all took $ms ms (query_timeout ${QT}s)"
 sent=$(sc_udp OutDatagrams) rcvbuf=$(sc_udp RcvbufErrors)
 sc_stop # the checks below read the logs, not the agents
 bad=$(sc_bad_lines)

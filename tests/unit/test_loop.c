@@ -226,6 +226,63 @@ static void prepare_hook_bounds_wait(void **state)
 	loop_free(l);
 }
 
+/* Timers of the same instant fire in one wake-up: 512 timers, half due at exactly one
+ * deadline and half spread over the 900 µs after it (armed one after the other, as a
+ * module arming a timer per peer does), all run on the first return of epoll_wait, none
+ * before its deadline; a timer 5 ms later is not pulled forward, it takes a second one. */
+struct burst {
+	int fired, fired_in_first;
+	int wakeups;
+	bool early;
+};
+struct btimer {
+	struct burst *b;
+	struct timer *t;
+	struct loop *l;
+	uint64_t deadline;
+};
+
+static void on_burst(struct timer *t, void *ud)
+{
+	struct btimer *bt = ud;
+	bt->b->fired++;
+	if (bt->b->wakeups == 0)
+		bt->b->fired_in_first++;
+	if (loop_now(bt->l) < bt->deadline)
+		bt->b->early = true;
+}
+
+static void same_instant_timers_fire_in_one_wakeup(void **state)
+{
+	enum { N = 512 };
+	struct loop *l = loop_new();
+	struct burst b = {0};
+	static struct btimer bt[N + 1];
+	uint64_t base = now_usec() + 20 * USEC_PER_MSEC;
+	for (int i = 0; i <= N; i++) {
+		uint64_t d = i == N  ? base + 5 * USEC_PER_MSEC
+			     : i % 2 ? base
+				     : base + (uint64_t)i * 900 / N;
+		bt[i] = (struct btimer){.b = &b, .l = l, .deadline = d};
+		bt[i].t = timer_new(l, on_burst, &bt[i]);
+		timer_arm(bt[i].t, d);
+	}
+	uint64_t end = now_usec() + 2 * USEC_PER_SEC;
+	while (b.fired < N + 1 && b.wakeups < 50 && now_usec() < end) {
+		loop_iterate(l, end);
+		b.wakeups++;
+	}
+	printf("%d timers fired in %d wake-ups, %d in the first\n", b.fired, b.wakeups,
+	       b.fired_in_first);
+	assert_int_equal(b.fired, N + 1);
+	assert_int_equal(b.fired_in_first, N);
+	assert_int_equal(b.wakeups, 2);
+	assert_false(b.early);
+	for (int i = 0; i <= N; i++)
+		timer_free(bt[i].t);
+	loop_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +293,7 @@ int main(void)
 	    cmocka_unit_test(remove_self_during_dispatch),
 	    cmocka_unit_test(signal_delivery),
 	    cmocka_unit_test(prepare_hook_bounds_wait),
+	    cmocka_unit_test(same_instant_timers_fire_in_one_wakeup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,117 @@ static void test_plan(void **state)
 	query_reset(&q);
 }
 
+/* The window: with 4 targets and room for 2, the third is asked when the first answers,
+ * the fourth when the second's slot runs out; a late answer still counts; at the deadline
+ * the rest time out. */
+static void test_window_small(void **state)
+{
+	struct query q;
+	struct query_spec s = {.scope = QUERY_SCOPE_ALL, .index = -1, .what = "status"};
+	assert_int_equal(query_plan(cfg, &s, 9, 0, 1000, &q), 0);
+	assert_int_equal(q.window, QUERY_WINDOW);
+	query_set_window(&q, 2);
+	assert_int_equal(q.slot_us, 500); /* two rounds in 1000 µs */
+	assert_int_equal(query_next_send(&q, 0), 0);
+	assert_int_equal(query_next_send(&q, 0), 1);
+	assert_int_equal(query_next_send(&q, 0), -1); /* full */
+	assert_int_equal(query_in_flight(&q), 2);
+	assert_int_equal(q.t[2].state, QUERY_T_QUEUED);
+	struct query_reply_hdr h = {.id = 9, .ok = true, .seq = 0, .total = 1};
+	/* A reply from a target never asked is not an answer. */
+	assert_int_equal(query_add_reply(&q, q.t[2].node, &h, "x", 1), -ENOENT);
+	assert_int_equal(query_add_reply(&q, q.t[0].node, &h, "a", 1), 0);
+	assert_int_equal(query_tick(&q, 100), 500);
+	assert_int_equal(query_next_send(&q, 100), 2);
+	assert_int_equal(query_next_send(&q, 100), -1);
+	assert_int_equal(query_tick(&q, 499), 500);
+	assert_int_equal(query_next_send(&q, 499), -1);
+	/* t1's slot ends at 500: its place goes to t3; t2's ends at 600. */
+	assert_int_equal(query_tick(&q, 500), 600);
+	assert_int_equal(q.t[1].state, QUERY_T_LATE);
+	assert_int_equal(query_next_send(&q, 500), 3);
+	assert_int_equal(query_next_send(&q, 500), -1); /* every target asked */
+	assert_int_equal(query_add_reply(&q, q.t[1].node, &h, "b", 1), 0);
+	assert_int_equal(q.t[1].state, QUERY_T_ANSWERED);
+	assert_int_equal(query_tick(&q, 600), 1000);
+	assert_false(query_complete(&q));
+	assert_int_equal(query_tick(&q, 1000), UINT64_MAX);
+	assert_true(query_complete(&q));
+	assert_int_equal(q.t[2].state, QUERY_T_TIMEOUT);
+	assert_int_equal(q.t[3].state, QUERY_T_TIMEOUT);
+	query_reset(&q);
+}
+
+/* 512 targets, window 64, one second, driven the way the engine drives it: every target
+ * is asked before the deadline, never more than 64 at a time, whether nobody answers,
+ * every answer takes 20 ms, or one node in four is silent. */
+static void run_window(int silent_every, uint64_t answer_us, int *ret_max, uint64_t *ret_last)
+{
+	enum { N = 512 };
+	struct query q = {.id = 1, .started_us = 0, .deadline_us = 1000000, .n = N};
+	q.t = calloc(N, sizeof(*q.t));
+	for (int i = 0; i < N; i++)
+		q.t[i].node = i;
+	query_set_window(&q, 64);
+	assert_int_equal(q.slot_us, 1000000 / 8);
+	uint64_t now = 0, last = 0;
+	int max = 0, asked = 0;
+	for (int step = 0; step < 100000; step++) {
+		uint64_t next = query_tick(&q, now);
+		if (next == UINT64_MAX)
+			break;
+		int i;
+		while ((i = query_next_send(&q, now)) >= 0) {
+			asked++;
+			last = now;
+		}
+		next = query_tick(&q, now); /* the slots just started end first */
+		int f = query_in_flight(&q);
+		max = f > max ? f : max;
+		/* The earliest answer due among those asked, if sooner than `next`. */
+		for (int k = 0; k < N; k++) {
+			struct query_target *t = &q.t[k];
+			bool silent = silent_every && k % silent_every == 0;
+			if ((t->state == QUERY_T_WAITING || t->state == QUERY_T_LATE) && !silent &&
+			    answer_us && t->sent_us + answer_us < next)
+				next = t->sent_us + answer_us;
+		}
+		now = next;
+		for (int k = 0; k < N; k++) {
+			struct query_target *t = &q.t[k];
+			bool silent = silent_every && k % silent_every == 0;
+			struct query_reply_hdr h = {.id = 1, .ok = true, .total = 1};
+			if ((t->state == QUERY_T_WAITING || t->state == QUERY_T_LATE) && !silent &&
+			    answer_us && t->sent_us + answer_us <= now)
+				assert_int_equal(query_add_reply(&q, t->node, &h, "ok", 2), 0);
+		}
+	}
+	assert_true(query_complete(&q));
+	assert_int_equal(asked, N);
+	for (int k = 0; k < N; k++) {
+		bool silent = !answer_us || (silent_every && k % silent_every == 0);
+		assert_int_equal(q.t[k].state, silent ? QUERY_T_TIMEOUT : QUERY_T_ANSWERED);
+	}
+	*ret_max = max;
+	*ret_last = last;
+	query_reset(&q);
+}
+
+static void test_window_512(void **state)
+{
+	int max;
+	uint64_t last;
+	run_window(0, 0, &max, &last); /* nobody answers */
+	assert_int_equal(max, 64);
+	assert_true(last <= 1000000 - 125000); /* the last round gets a whole slot */
+	run_window(0, 20000, &max, &last);     /* all answer in 20 ms: 8 rounds, 160 ms */
+	assert_int_equal(max, 64);
+	assert_int_equal(last, 7 * 20000);
+	run_window(4, 20000, &max, &last); /* one in four silent */
+	assert_int_equal(max, 64);
+	assert_true(last <= 1000000 - 125000);
+}
+
 static void test_payloads(void **state)
 {
 	char buf[64];
@@ -188,6 +299,7 @@ static char *roundtrip(const char *text, size_t len, size_t max, int *ret_chunks
 	struct query q;
 	struct query_spec s = {.scope = QUERY_SCOPE_NODE, .index = 1, .what = "status"};
 	query_plan(cfg, &s, 42, 0, 1000, &q);
+	assert_int_equal(query_next_send(&q, 0), 0); /* asked before it answers */
 	for (int i = c.count - 1; i >= 0; i--) {
 		struct query_reply_hdr h;
 		size_t off;
@@ -475,9 +587,10 @@ int main(void)
 {
 	log_set_target(LOG_TARGET_NONE);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),      cmocka_unit_test(test_plan),
-	    cmocka_unit_test(test_payloads),   cmocka_unit_test(test_chunks),
-	    cmocka_unit_test(test_json_valid), cmocka_unit_test(test_four_engines),
+	    cmocka_unit_test(test_parse),	 cmocka_unit_test(test_plan),
+	    cmocka_unit_test(test_window_small), cmocka_unit_test(test_window_512),
+	    cmocka_unit_test(test_payloads),	 cmocka_unit_test(test_chunks),
+	    cmocka_unit_test(test_json_valid),	 cmocka_unit_test(test_four_engines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
