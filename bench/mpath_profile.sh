@@ -4,7 +4,8 @@
 # Two tgtd on 127.0.0.1/127.0.0.2 serve one backing file (as test 70); `compartd storage
 # serve` exports it on its NBD socket; qemu-img bench drives it (O_DIRECT through NBD);
 # strace -c attached to the agent for each phase counts its system calls. Per phase it
-# prints the calls per request by name and the total.
+# prints the calls per request by name and the total, and the TCP segments the host sent
+# per request (nstat TcpOutSegs: both directions of both sessions).
 # Settings: SEQ_MIB (64), RAND_OPS (4000). Root (tgtd), under /work/heavy.lock.
 set -euo pipefail
 BUILD=${1:-${BUILD:-build}}
@@ -29,10 +30,13 @@ phase() {
 	local st=$!
 	sleep 0.5
 	local t0 t1
+	local segs0 segs1
+	segs0=$(nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" { print $2 }')
 	t0=$(date +%s.%N)
 	timeout 120 qemu-img bench -f raw -t none -n "$@" "$(nbd_url)" >"$tmp/bench-$name" 2>&1 ||
 		{ cat "$tmp/bench-$name"; kill -INT "$st"; return 1; }
 	t1=$(date +%s.%N)
+	segs1=$(nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" { print $2 }')
 	sleep 0.3
 	kill -INT "$st"
 	wait "$st" 2>/dev/null || true
@@ -41,6 +45,8 @@ phase() {
 		printf "  %-14s %8.2f\n", $NF, $4 / n }' "$tmp/strace-$name" |
 		sort -k2 -n -r | head -n 12
 	awk -v n="$n" '$NF == "total" { printf "  %-14s %8.2f\n", "total", $4 / n }' "$tmp/strace-$name"
+	# every TCP segment the host sent meanwhile (both ends of both sessions, loopback MTU)
+	echo "$segs0 $segs1 $n" | awk '{ printf "  %-14s %8.2f\n", "tcp segments", ($2 - $1) / $3 }'
 }
 phase seq-write-1M "$SEQ_MIB" -w -s 1M -c "$SEQ_MIB" -d 8
 phase seq-read-1M "$SEQ_MIB" -s 1M -c "$SEQ_MIB" -d 8
