@@ -53,3 +53,5 @@ phase seq-read-1M "$SEQ_MIB" -s 1M -c "$SEQ_MIB" -d 8
 phase rand-read-4k "$RAND_OPS" -s 4k -c "$RAND_OPS" -d 32
 phase rand-write-4k "$RAND_OPS" -w -s 4k -c "$RAND_OPS" -d 32
 ctl paths
+# the agent's peak RSS over the phases (8 x 1 MiB or 32 x 4 KiB in flight)
+echo "agent peak RSS: $(awk '/^VmHWM:/ { print $2 }' /proc/$SERVE_PID/status) KiB"
