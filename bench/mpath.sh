@@ -5,7 +5,9 @@
 #         mpath_io (BUILD/images/bench);
 #   dm:   the kernel's iSCSI initiator (open-iscsi iscsistart) with dm-multipath
 #         (multipath-tools, round-robin over one path group, fast_io_fail_tmo 5,
-#         replacement_timeout 5), the comparison image (images/compare/build.sh).
+#         replacement_timeout 5), the comparison image (images/compare/build.sh);
+#   dmt:  the same, tuned to compartd's failure budget (NOP-Out interval and timeout 1s,
+#         replacement_timeout 2, fast_io_fail_tmo 2, polling_interval 1: mpath-up --tuned).
 # Portal b gets its own tgtd (same backing file, same LU identity) so that a path can die
 # by its target process being killed, as the issue asks.
 #
@@ -20,7 +22,9 @@
 #   - the longest I/O stall: a 4 KiB write + read-verify loop, one request at a time, while
 #     portal b's tgtd is killed (its sessions reset) and, in another run, while it hangs
 #     (SIGSTOP: nothing answers, nothing resets); the longest gap between completions.
-# Settings (environment): RATE (default 40mbit), SEQ_MIB (64), SEQ_LIMITED_MIB (24),
+# The agent's peak RSS (VmHWM) after its runs is printed beside the figures.
+# Settings (environment): QUICK=1 (only the unlimited throughput runs of ours and dm: for
+# iterating on the data path; the result line then has the throughput keys only), RATE (default 40mbit), SEQ_MIB (64), SEQ_LIMITED_MIB (24),
 # RAND_OPS (4000), STALL_AFTER_S (20: how long the loop runs after the kill), HANG_AFTER_S
 # (40: after the stop), HANG_RESUME_S (20: when the stopped tgtd is resumed, SIGCONT; below
 # no_path_timeout, since compartd holds a write that was in flight on the hung portal until
@@ -168,6 +172,7 @@ workload() {
 	read -r r w m <<<"$v"
 	put "${who}_rand_r" "$r"; put "${who}_rand_w" "$w"; put "${who}_rand" "$m"
 	echo "$who: 4 KiB random, 2 paths: read $r IOPS, write $w IOPS" >&2
+	[ "${QUICK:-0}" = 0 ] || return 0
 	limit on
 	v=$(guest_seq "$dev" "$SEQ_LIMITED_MIB")
 	read -r w r m <<<"$v"
@@ -189,26 +194,37 @@ rig_node_start a1 >&2
 rig_wait_for a1 'event=storage name=mirror0 dev=/dev/nbd[0-9]+ paths=2/2' 150 >/dev/null
 rig_wait_for a1 'event=ready node=a1' 120 >/dev/null
 workload ours /dev/nbd0
-# the hang: portal b back first
-rig_mark a1
-tgt_b_start
-rig_wait_for a1 "event=path storage=mirror0 portal=$PORTAL_B state=reinstated" 60 >/dev/null
-stall ours /dev/nbd0 stop
-rig_sh a1 'compartctl paths' 30 >&2 || true
-rig_events a1 | grep -E 'event=path ' | tail -n 4 >&2 || true
+# the agent's peak RSS (VmHWM) so far: the throughput runs with 8 x 1 MiB and 32 x 4 KiB
+# in flight. compartd is /init, PID 1 (mirror0 is not a root storage here: no hand-over).
+rss_peak() {
+	rig_sh a1 'grep VmHWM /proc/1/status' 30 | awk '/^VmHWM:/ { print $2 }' | tail -n 1
+}
+put ours_rss "$(rss_peak)"
+echo "ours: the agent's peak RSS ${R[ours_rss]} KiB" >&2
+if [ "${QUICK:-0}" = 0 ]; then
+	# the hang: portal b back first
+	rig_mark a1
+	tgt_b_start
+	rig_wait_for a1 "event=path storage=mirror0 portal=$PORTAL_B state=reinstated" 60 >/dev/null
+	stall ours /dev/nbd0 stop
+	put ours_rss "$(rss_peak)"
+	rig_sh a1 'compartctl paths' 30 >&2 || true
+	rig_events a1 | grep -E 'event=path ' | tail -n 4 >&2 || true
+fi
 rig_kill a1 2>/dev/null
 
 # ---- dm: the kernel's initiator and dm-multipath, the same node, the same LU ----
 # dm_boot: portal b's tgtd (again), the comparison image as a1, the map over both portals;
 # sets $map. Booted twice: iscsistart does not log in again after a path died (that
 # is iscsid's job), so the hang run gets a fresh guest.
+# dm_boot [--tuned]
 dm_boot() {
 	local out
 	tgt_b_start
 	RIG_IMAGES=$BUILD/images/compare
 	rig_node_start a1 --no-disks --append "$NET_A1" >&2
 	rig_wait_for a1 'compare: ready dev=' 120 >/dev/null
-	out=$(rig_sh a1 "compare-mpath-up $TARGET $PORTAL_A $PORTAL_B" 120)
+	out=$(rig_sh a1 "compare-mpath-up ${1:-} $TARGET $PORTAL_A $PORTAL_B" 120)
 	echo "$out" >&2
 	map=$(sed -n 's/^map=\(\/dev\/mapper\/[^ ]*\) paths=2$/\1/p' <<<"$out")
 	[ -n "$map" ] || { echo "dm-multipath: no map over 2 paths" >&2; exit 1; }
@@ -216,31 +232,56 @@ dm_boot() {
 dm_boot
 workload dm "$map"
 rig_kill a1 2>/dev/null
+ratio() { echo "$1 $2" | awk '{ printf "%.2f", ($2 > 0 ? $1 / $2 : 0) }'; }
+seq_ratio=$(ratio "${R[ours_seq_free]}" "${R[dm_seq_free]}")
+rand_ratio=$(ratio "${R[ours_rand]}" "${R[dm_rand]}")
+if [ "${QUICK:-0}" != 0 ]; then
+	row() { printf '%-44s %14s %14s\n' "$@"; }
+	row "rig guest a1 (QEMU TCG), mirror0" "compartd" "dm-multipath"
+	row "sequential write MB/s, 2 paths" "${R[ours_seq_free_w]}" "${R[dm_seq_free_w]}"
+	row "sequential read MB/s, 2 paths" "${R[ours_seq_free_r]}" "${R[dm_seq_free_r]}"
+	row "4k random read IOPS, 2 paths (qd32)" "${R[ours_rand_r]}" "${R[dm_rand_r]}"
+	row "4k random write IOPS, 2 paths (qd32)" "${R[ours_rand_w]}" "${R[dm_rand_w]}"
+	row "compartd peak RSS KiB" "${R[ours_rss]}" "-"
+	echo "result: quick=1 seq_free_mbs=${R[ours_seq_free]} seq_free_dm_mbs=${R[dm_seq_free]} rand4k_2path_iops=${R[ours_rand]} rand4k_dm_iops=${R[dm_rand]} seq_free_ratio=$seq_ratio rand4k_ratio=$rand_ratio rss_kib=${R[ours_rss]}"
+	exit 0
+fi
 dm_boot
 stall dm "$map" stop
+rig_sh a1 "multipath -ll; tail -n 8 /run/multipathd.log" 30 >&2 || true
+rig_kill a1 2>/dev/null
+# dm-multipath tuned to compartd's failure budget
+dm_boot --tuned
+workload dmt "$map"
+rig_kill a1 2>/dev/null
+dm_boot --tuned
+stall dmt "$map" stop
 rig_sh a1 "multipath -ll; tail -n 8 /run/multipathd.log" 30 >&2 || true
 rig_kill a1 2>/dev/null
 
 speedup=$(echo "${R[ours_seq2]} ${R[ours_seq1]}" | awk '{ printf "%.2f", $1 / $2 }')
 speedup_dm=$(echo "${R[dm_seq2]} ${R[dm_seq1]}" | awk '{ printf "%.2f", $1 / $2 }')
-row() { printf '%-44s %14s %14s\n' "$@"; }
+speedup_dmt=$(echo "${R[dmt_seq2]} ${R[dmt_seq1]}" | awk '{ printf "%.2f", $1 / $2 }')
+row() { printf '%-44s %14s %14s %14s\n' "$@"; }
 echo
-row "rig guest a1 (QEMU TCG), mirror0" "compartd" "dm-multipath"
-row "sequential write MB/s, 2 paths" "${R[ours_seq_free_w]}" "${R[dm_seq_free_w]}"
-row "sequential read MB/s, 2 paths" "${R[ours_seq_free_r]}" "${R[dm_seq_free_r]}"
-row "4k random read IOPS, 2 paths (qd32)" "${R[ours_rand_r]}" "${R[dm_rand_r]}"
-row "4k random write IOPS, 2 paths (qd32)" "${R[ours_rand_w]}" "${R[dm_rand_w]}"
-row "links at $RATE: seq write MB/s, 2 paths" "${R[ours_seq2_w]}" "${R[dm_seq2_w]}"
-row "links at $RATE: seq read MB/s, 2 paths" "${R[ours_seq2_r]}" "${R[dm_seq2_r]}"
-row "links at $RATE: seq write MB/s, 1 path" "${R[ours_seq1_w]}" "${R[dm_seq1_w]}"
-row "links at $RATE: seq read MB/s, 1 path" "${R[ours_seq1_r]}" "${R[dm_seq1_r]}"
-row "2 paths / 1 path (links at $RATE)" "$speedup" "$speedup_dm"
-row "longest stall, portal b's tgtd killed (s)" "${R[ours_stall_kill]}" "${R[dm_stall_kill]}"
-row "longest stall, portal b's tgtd hung (s)" "${R[ours_stall_stop]}" "${R[dm_stall_stop]}"
-row "I/O errors + mismatches, killed" "${R[ours_stall_kill_errors]}" "${R[dm_stall_kill_errors]}"
-row "I/O errors + mismatches, hung" "${R[ours_stall_stop_errors]}" "${R[dm_stall_stop_errors]}"
+row "rig guest a1 (QEMU TCG), mirror0" "compartd" "dm-multipath" "dm tuned"
+row "sequential write MB/s, 2 paths" "${R[ours_seq_free_w]}" "${R[dm_seq_free_w]}" "${R[dmt_seq_free_w]}"
+row "sequential read MB/s, 2 paths" "${R[ours_seq_free_r]}" "${R[dm_seq_free_r]}" "${R[dmt_seq_free_r]}"
+row "4k random read IOPS, 2 paths (qd32)" "${R[ours_rand_r]}" "${R[dm_rand_r]}" "${R[dmt_rand_r]}"
+row "4k random write IOPS, 2 paths (qd32)" "${R[ours_rand_w]}" "${R[dm_rand_w]}" "${R[dmt_rand_w]}"
+row "links at $RATE: seq write MB/s, 2 paths" "${R[ours_seq2_w]}" "${R[dm_seq2_w]}" "${R[dmt_seq2_w]}"
+row "links at $RATE: seq read MB/s, 2 paths" "${R[ours_seq2_r]}" "${R[dm_seq2_r]}" "${R[dmt_seq2_r]}"
+row "links at $RATE: seq write MB/s, 1 path" "${R[ours_seq1_w]}" "${R[dm_seq1_w]}" "${R[dmt_seq1_w]}"
+row "links at $RATE: seq read MB/s, 1 path" "${R[ours_seq1_r]}" "${R[dm_seq1_r]}" "${R[dmt_seq1_r]}"
+row "2 paths / 1 path (links at $RATE)" "$speedup" "$speedup_dm" "$speedup_dmt"
+row "longest stall, portal b's tgtd killed (s)" "${R[ours_stall_kill]}" "${R[dm_stall_kill]}" "${R[dmt_stall_kill]}"
+row "longest stall, portal b's tgtd hung (s)" "${R[ours_stall_stop]}" "${R[dm_stall_stop]}" "${R[dmt_stall_stop]}"
+row "I/O errors + mismatches, killed" "${R[ours_stall_kill_errors]}" "${R[dm_stall_kill_errors]}" "${R[dmt_stall_kill_errors]}"
+row "I/O errors + mismatches, hung" "${R[ours_stall_stop_errors]}" "${R[dm_stall_stop_errors]}" "${R[dmt_stall_stop_errors]}"
+row "peak RSS KiB (the agent)" "${R[ours_rss]}" "-" "-"
 echo "(compartd: path_timeout 2s, path_check_interval 1s; dm: replacement_timeout 5s, NOP-Out every 5s with a 5s timeout,"
-echo " fast_io_fail_tmo 5, multipathd polling_interval 1; links: tc tbf $RATE per storage leg and direction)"
+echo " fast_io_fail_tmo 5, multipathd polling_interval 1; dm tuned: replacement_timeout 2s, NOP-Out every 1s with a 1s"
+echo " timeout, fast_io_fail_tmo 2, polling_interval 1; links: tc tbf $RATE per storage leg and direction)"
 stall=$(printf '%s\n' "${R[ours_stall_kill]}" "${R[ours_stall_stop]}" | sort -n | tail -n 1)
 stall_dm=$(printf '%s\n' "${R[dm_stall_kill]}" "${R[dm_stall_stop]}" | sort -n | tail -n 1)
-echo "result: stall_s=$stall stall_dm_s=$stall_dm seq_1path_mbs=${R[ours_seq1]} seq_2path_mbs=${R[ours_seq2]} seq_dm_mbs=${R[dm_seq2]} rand4k_2path_iops=${R[ours_rand]} rand4k_dm_iops=${R[dm_rand]} rr_speedup=$speedup rr_speedup_dm=$speedup_dm seq_dm_1path_mbs=${R[dm_seq1]} seq_free_mbs=${R[ours_seq_free]} seq_free_dm_mbs=${R[dm_seq_free]} stall_kill_s=${R[ours_stall_kill]} stall_hang_s=${R[ours_stall_stop]} stall_kill_dm_s=${R[dm_stall_kill]} stall_hang_dm_s=${R[dm_stall_stop]} io_errors=$((R[ours_stall_kill_errors] + R[ours_stall_stop_errors])) io_errors_dm=$((R[dm_stall_kill_errors] + R[dm_stall_stop_errors])) link_rate=$RATE"
+echo "result: stall_s=$stall stall_dm_s=$stall_dm seq_1path_mbs=${R[ours_seq1]} seq_2path_mbs=${R[ours_seq2]} seq_dm_mbs=${R[dm_seq2]} rand4k_2path_iops=${R[ours_rand]} rand4k_dm_iops=${R[dm_rand]} rr_speedup=$speedup rr_speedup_dm=$speedup_dm seq_dm_1path_mbs=${R[dm_seq1]} seq_free_mbs=${R[ours_seq_free]} seq_free_dm_mbs=${R[dm_seq_free]} stall_kill_s=${R[ours_stall_kill]} stall_hang_s=${R[ours_stall_stop]} stall_kill_dm_s=${R[dm_stall_kill]} stall_hang_dm_s=${R[dm_stall_stop]} io_errors=$((R[ours_stall_kill_errors] + R[ours_stall_stop_errors])) io_errors_dm=$((R[dm_stall_kill_errors] + R[dm_stall_stop_errors])) link_rate=$RATE seq_free_ratio=$seq_ratio rand4k_ratio=$rand_ratio stall_kill_dm_tuned_s=${R[dmt_stall_kill]} stall_hang_dm_tuned_s=${R[dmt_stall_stop]} seq_free_dm_tuned_mbs=${R[dmt_seq_free]} rand4k_dm_tuned_iops=${R[dmt_rand]} io_errors_dm_tuned=$((R[dmt_stall_kill_errors] + R[dmt_stall_stop_errors])) rss_kib=${R[ours_rss]}"

@@ -919,6 +919,17 @@ static uint64_t prepare(struct loop *l, void *ud)
 				continue;
 			}
 		}
+		/* PDUs queued in this iteration go out now: waiting for the socket's POLLOUT
+		 * cost two epoll_ctl and a wake-up per batch of requests. Only once logged in:
+		 * before that POLLOUT means the connect finished. */
+		if (iscsi_is_logged_in(p->ctx) && (iscsi_which_events(p->ctx) & POLLOUT) &&
+		    iscsi_service(p->ctx, POLLOUT) < 0) {
+			snprintf(p->last_error, sizeof(p->last_error), "%s",
+				 iscsi_get_error(p->ctx));
+			path_fail(p, "session-lost");
+			teardown(p);
+			continue;
+		}
 		if (p->w)
 			watch_set_fd(p->w, iscsi_get_fd(p->ctx),
 				     (uint32_t)iscsi_which_events(p->ctx));

@@ -37,6 +37,10 @@ struct conn {
 	size_t in_pos, in_len, in_cap;
 	struct outbuf *out_head, *out_tail;
 	unsigned inflight;
+	/* A WRITE whose payload is still arriving: read straight into its buffer. */
+	struct xreq *pw;
+	size_t pw_got;
+	bool dirty; /* replies queued since the last flush (nbdx_prepare sends them) */
 	struct conn *prev, *next;
 };
 
@@ -44,6 +48,7 @@ struct xreq {
 	struct mpath_io io;
 	struct conn *c;
 	uint64_t handle;
+	uint64_t offset;
 	uint16_t type;
 	uint8_t *buf;
 	uint32_t len;
@@ -66,6 +71,20 @@ struct nbdx {
 };
 
 static void conn_close(struct conn *c);
+static void conn_kick(struct conn *c);
+
+/* The buffers of the kernel's socketpair: a 1 MiB request or reply crosses it in one go
+ * instead of a wake-up and a read per ~200 KiB (net.core.[rw]mem_max default). */
+#define KERNEL_SOCKBUF (4 << 20)
+
+static void sock_bufs(int fd)
+{
+	int v = KERNEL_SOCKBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
 
 /* ---- output ---- */
 
@@ -211,8 +230,10 @@ static void req_done(struct mpath_io *io, int r)
 		free(q->buf);
 	conn_reply(c, q->handle, r, data, q->len);
 	free(q);
+	/* Sent by nbdx_prepare once this loop iteration's completions are all in: one
+	 * writev for all of them. */
 	if (c->fd >= 0)
-		conn_kick(c);
+		c->dirty = true;
 }
 
 static enum mpath_op op_of(uint16_t type)
@@ -229,6 +250,9 @@ static enum mpath_op op_of(uint16_t type)
 	}
 }
 
+static struct xreq *req_new(struct conn *c, const struct nbdx_req *r);
+static void req_start(struct conn *c, struct xreq *q);
+
 static void conn_request(struct conn *c, const struct nbdx_req *r, const uint8_t *payload)
 {
 	int err = nbdx_req_check(r, &c->x->info);
@@ -241,23 +265,44 @@ static void conn_request(struct conn *c, const struct nbdx_req *r, const uint8_t
 	bool data_op = r->type == NBDX_CMD_READ || r->type == NBDX_CMD_WRITE;
 	if (data_op && r->len == 0)
 		return conn_reply(c, r->handle, 0, NULL, 0);
+	struct xreq *q = req_new(c, r);
+	if (!q)
+		return conn_reply(c, r->handle, -ENOMEM, NULL, 0);
+	if (r->type == NBDX_CMD_WRITE)
+		memcpy(q->buf, payload, r->len);
+	req_start(c, q);
+}
+
+static struct xreq *req_new(struct conn *c, const struct nbdx_req *r)
+{
+	bool data_op = r->type == NBDX_CMD_READ || r->type == NBDX_CMD_WRITE;
 	struct xreq *q = calloc(1, sizeof(*q));
 	uint8_t *buf = data_op ? malloc(r->len) : NULL;
 	if (!q || (data_op && !buf)) {
 		free(q);
 		free(buf);
-		return conn_reply(c, r->handle, -ENOMEM, NULL, 0);
+		return NULL;
 	}
-	if (r->type == NBDX_CMD_WRITE)
-		memcpy(buf, payload, r->len);
-	*q = (struct xreq){.c = c, .handle = r->handle, .type = r->type, .buf = buf, .len = r->len};
-	q->io = (struct mpath_io){.op = op_of(r->type),
-				  .offset = r->offset,
-				  .len = r->len,
+	*q = (struct xreq){.c = c,
+			   .handle = r->handle,
+			   .offset = r->offset,
+			   .type = r->type,
+			   .buf = buf,
+			   .len = r->len};
+	return q;
+}
+
+static void req_start(struct conn *c, struct xreq *q)
+{
+	uint8_t *buf = q->buf;
+	uint64_t handle = q->handle;
+	q->io = (struct mpath_io){.op = op_of(q->type),
+				  .offset = q->offset,
+				  .len = q->len,
 				  .buf = buf,
 				  .done = req_done,
 				  .ud = q};
-	if (r->type == NBDX_CMD_FLUSH)
+	if (q->type == NBDX_CMD_FLUSH)
 		q->io.offset = q->io.len = 0;
 	c->inflight++;
 	int s = mpath_submit(c->x->m, &q->io);
@@ -265,8 +310,24 @@ static void conn_request(struct conn *c, const struct nbdx_req *r, const uint8_t
 		c->inflight--;
 		free(buf);
 		free(q);
-		conn_reply(c, r->handle, s == -EAGAIN ? -EIO : s, NULL, 0);
+		conn_reply(c, handle, s == -EAGAIN ? -EIO : s, NULL, 0);
 	}
+}
+
+/* A valid WRITE whose payload is not all in: its buffer takes what is, and the rest is
+ * read straight into it (conn_cb), not through c->in and a copy. */
+static bool conn_start_pending_write(struct conn *c, const struct nbdx_req *r,
+				     const uint8_t *payload, size_t have)
+{
+	if (r->type != NBDX_CMD_WRITE || r->len == 0 || nbdx_req_check(r, &c->x->info))
+		return false;
+	struct xreq *q = req_new(c, r);
+	if (!q)
+		return false;
+	memcpy(q->buf, payload, have);
+	c->pw = q;
+	c->pw_got = have;
+	return true;
 }
 
 /* Handles every complete message in the input buffer. Returns -EPROTO to close. */
@@ -294,8 +355,12 @@ static int conn_process(struct conn *c)
 		int total = nbdx_req_parse(in, len, &req);
 		if (total <= 0)
 			return total;
-		if ((size_t)total > len)
-			return 0; /* the rest of a WRITE payload; conn_cb makes room for it */
+		if ((size_t)total > len) {
+			if (conn_start_pending_write(c, &req, in + NBDX_REQ_HDR,
+						     len - NBDX_REQ_HDR))
+				c->in_pos = c->in_len;
+			return 0; /* the rest of a WRITE payload: into its buffer, or c->in */
+		}
 		conn_request(c, &req, in + NBDX_REQ_HDR);
 		c->in_pos += (size_t)total;
 	}
@@ -326,19 +391,34 @@ static void conn_cb(struct watch *w, int fd, uint32_t revents, void *ud)
 	if (revents & EPOLLIN) {
 		size_t want = 256 * 1024;
 		struct nbdx_req req;
-		/* A partial WRITE needs room for all of it. */
-		if (c->transmission &&
+		/* A partial WRITE that is not read into its own buffer needs room for all of it. */
+		if (!c->pw && c->transmission &&
 		    nbdx_req_parse(c->in + c->in_pos, c->in_len - c->in_pos, &req) > 0 &&
 		    req.type == NBDX_CMD_WRITE)
 			want = NBDX_REQ_HDR + (size_t)req.len;
 		if (conn_make_room(c, want) < 0)
 			return conn_close(c);
-		ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+		/* The rest of a pending WRITE's payload, then whatever follows, in one call. */
+		struct iovec iov[2];
+		int niov = 0;
+		size_t pw_need = c->pw ? c->pw->len - c->pw_got : 0;
+		if (pw_need)
+			iov[niov++] = (struct iovec){c->pw->buf + c->pw_got, pw_need};
+		iov[niov++] = (struct iovec){c->in + c->in_len, c->in_cap - c->in_len};
+		ssize_t n = readv(fd, iov, niov);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			return conn_close(c);
-		if (n > 0)
-			c->in_len += (size_t)n;
-		if (conn_process(c) < 0) {
+		if (n > 0) {
+			size_t got = (size_t)n < pw_need ? (size_t)n : pw_need;
+			c->pw_got += got;
+			c->in_len += (size_t)n - got;
+		}
+		if (c->pw && c->pw_got == c->pw->len) {
+			struct xreq *q = c->pw;
+			c->pw = NULL;
+			req_start(c, q);
+		}
+		if (!c->pw && conn_process(c) < 0) {
 			log_warn("nbd %s: client broke the protocol, closing", c->x->name);
 			return conn_close(c);
 		}
@@ -350,6 +430,24 @@ static void conn_cb(struct watch *w, int fd, uint32_t revents, void *ud)
 	conn_kick(c);
 }
 
+/* Before the loop sleeps: the replies completed in this iteration, one writev per
+ * connection (a reply per completion cost a writev and often a wake-up of the kernel's
+ * receiver each). */
+static uint64_t nbdx_prepare(struct loop *l, void *ud)
+{
+	struct nbdx *x = ud;
+	(void)l;
+	struct conn *next;
+	for (struct conn *c = x->conns; c; c = next) {
+		next = c->next; /* conn_kick may free c */
+		if (c->dirty && c->fd >= 0) {
+			c->dirty = false;
+			conn_kick(c);
+		}
+	}
+	return UINT64_MAX;
+}
+
 /* Closes the socket now; the struct goes when the last request in flight returns. */
 static void conn_close(struct conn *c)
 {
@@ -358,6 +456,11 @@ static void conn_close(struct conn *c)
 	c->w = watch_remove(c->w);
 	close(c->fd);
 	c->fd = -1;
+	if (c->pw) {
+		free(c->pw->buf);
+		free(c->pw);
+		c->pw = NULL;
+	}
 	if (c->kernel && c->x && c->x->kernel_conn == c)
 		c->x->kernel_conn = NULL;
 	if (c->kernel && c->x)
@@ -438,6 +541,8 @@ int nbdx_kernel_attach(struct nbdx *x, const char *dev, uint64_t timeout_us, cha
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	sock_bufs(sv[0]);
+	sock_bufs(sv[1]);
 	int index = -1, child = -1;
 	int r = nbdx_kernel_connect(&x->info, dev, timeout_us, sv[1], &index, &child);
 	close(sv[1]);
@@ -500,6 +605,8 @@ static int reattach(struct nbdx *x, bool reconfigure)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	sock_bufs(sv[0]);
+	sock_bufs(sv[1]);
 	int r, index = x->kernel_index, child = -1;
 	char dev[32];
 	snprintf(dev, sizeof(dev), "/dev/nbd%d", index);
@@ -572,6 +679,10 @@ int nbdx_new(struct loop *l, struct mpath *m, struct nbdx **ret)
 	x->kernel_child = -1;
 	snprintf(x->name, sizeof(x->name), "%s", mpath_name(m));
 	snprintf(x->designator, sizeof(x->designator), "%s", id->designator);
+	if (loop_add_prepare(l, nbdx_prepare, x) < 0) {
+		free(x);
+		return -ENOSPC;
+	}
 	x->info = (struct nbdx_export_info){
 	    .name = x->name,
 	    .size = id->size,
@@ -601,9 +712,15 @@ struct nbdx *nbdx_free(struct nbdx *x)
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;
+		if (c->pw) {
+			free(c->pw->buf);
+			free(c->pw);
+			c->pw = NULL;
+		}
 		if (c->inflight == 0)
 			conn_free(c);
 	}
+	loop_remove_prepare(x->loop, nbdx_prepare, x);
 	watch_remove(x->listen_w);
 	if (x->listen_fd >= 0) {
 		close(x->listen_fd);
