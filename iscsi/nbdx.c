@@ -132,7 +132,10 @@ static int conn_flush(struct conn *c)
 			if (o->data_len > off)
 				iov[n++] = (struct iovec){o->data + off, o->data_len - off};
 		}
-		ssize_t w = writev(c->fd, iov, n);
+		/* MSG_NOSIGNAL: a peer gone must not raise SIGPIPE (the agent is not always
+		 * PID 1, whom the kernel spares it). */
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		size_t left = (size_t)w;

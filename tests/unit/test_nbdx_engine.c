@@ -681,6 +681,33 @@ static void peer_close_mid_payload_releases_all(void **state)
 	assert_true(heap_in_use() < before);
 }
 
+/* The peer goes away with replies queued that the socket did not take: the engine's next
+ * write fails (EPIPE, and no SIGPIPE: the agent is not always PID 1, which the kernel
+ * spares) and the queue is freed. */
+static void peer_close_with_replies_queued(void **state)
+{
+	struct env *e = *state;
+	size_t before = heap_in_use();
+	uint8_t s[4 * NBDX_REQ_HDR];
+	size_t n = 0;
+	for (int i = 0; i < 4; i++)
+		n += put_req(s + n, NBDX_CMD_READ, (uint64_t)i, (uint64_t)i << 20, 1 << 20);
+	send_all(e, s, n);
+	drain(e);
+	assert_int_equal(be.nq, 4);
+	for (int i = 0; i < 3; i++)
+		be_complete(0, 0);
+	spin(e, 0);
+	assert_true(sock_ioctl(e->fd, SIOCINQ) > 0);
+	close(e->fd);
+	e->fd = -1;
+	/* A completion before the loop has seen the hang-up: the prepare hook writes first. */
+	be_complete(0, 0);
+	for (int i = 0; i < 5; i++)
+		spin(e, 1000);
+	assert_true(heap_in_use() < before);
+}
+
 /* nbdx_free with a WRITE's payload half in and a READ at the backend (the agent stopping):
  * the READ returns afterwards and everything is released (the leak check, teardown). */
 static void export_freed_with_requests_in_flight(void **state)
@@ -727,6 +754,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(error_completions_give_error_replies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(disconnect_after_replies_releases_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(peer_close_mid_payload_releases_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(peer_close_with_replies_queued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(export_freed_with_requests_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(oversized_requests_refused_unread, setup, teardown),
 	};
