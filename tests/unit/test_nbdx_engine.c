@@ -743,6 +743,53 @@ static void oversized_requests_refused_unread(void **state)
 	assert_int_equal(be.submitted, 0);
 }
 
+/* A WRITE the export refuses (beyond its end) of the largest length the protocol takes:
+ * its payload is read and dropped as it comes, not gathered in memory, and the
+ * connection goes on in step (the next request is served). */
+static void refused_write_payload_not_buffered(void **state)
+{
+	struct env *e = *state;
+	size_t before = heap_in_use(), peak = before;
+	static uint8_t b[(1 << 20) + NBDX_REQ_HDR];
+	memset(b, 0x5A, sizeof(b));
+	/* Unaligned, its header with 10 bytes of payload, then the rest. */
+	put_req(b, NBDX_CMD_WRITE, 1, 0, 1000);
+	send_all(e, b, NBDX_REQ_HDR + 10);
+	drain(e);
+	memset(b, 0x5A, NBDX_REQ_HDR);
+	send_all(e, b, 990);
+	expect_reply(e, 1, EINVAL);
+	/* Beyond the end: its header with some payload, 1 MiB pieces, the last one with the
+	 * header of the next request. */
+	put_req(b, NBDX_CMD_WRITE, 2, 0, NBDX_MAX_PAYLOAD);
+	send_all(e, b, NBDX_REQ_HDR + 1000);
+	memset(b, 0x5A, NBDX_REQ_HDR);
+	size_t left = NBDX_MAX_PAYLOAD - 1000;
+	for (; left > (1 << 20); left -= 1 << 20) {
+		send_all(e, b, 1 << 20);
+		drain(e);
+		size_t now = heap_in_use();
+		peak = now > peak ? now : peak;
+	}
+	put_req(b + left, NBDX_CMD_READ, 3, 0, 4096);
+	send_all(e, b, left + NBDX_REQ_HDR);
+	drain(e);
+	expect_reply(e, 2, ENOSPC);
+	assert_int_equal(be.submitted, 1);
+	assert_int_equal(be.q[0]->op, MPATH_OP_READ);
+	be_complete(0, 0);
+	expect_reply(e, 3, 0);
+	uint8_t d[4096];
+	assert_int_equal(recv_exact(e, d, sizeof(d), SIZE_MAX), 0);
+	assert_memory_equal(d, be.disk, sizeof(d));
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(be.disk[i], pattern(i, 7)); /* nothing written */
+	print_message("heap: %zu KiB at most above the start, %zd KiB after\n",
+		      (peak - before) >> 10, ((ssize_t)heap_in_use() - (ssize_t)before) / 1024);
+	assert_true(peak - before < (2U << 20));
+	assert_true(heap_in_use() < before + (1U << 20));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -757,6 +804,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(peer_close_with_replies_queued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(export_freed_with_requests_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(oversized_requests_refused_unread, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refused_write_payload_not_buffered, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
