@@ -40,6 +40,12 @@ struct conn {
 	/* A WRITE whose payload is still arriving: read straight into its buffer. */
 	struct xreq *pw;
 	size_t pw_got;
+	/* A refused WRITE whose payload is still arriving: dropped as it comes (not gathered
+	 * in c->in), answered once it is all in. */
+	bool skipping;
+	size_t skip_left;
+	uint64_t skip_handle;
+	int skip_err;
 	bool dirty; /* replies queued since the last flush (nbdx_prepare sends them) */
 	struct conn *prev, *next;
 };
@@ -132,7 +138,10 @@ static int conn_flush(struct conn *c)
 			if (o->data_len > off)
 				iov[n++] = (struct iovec){o->data + off, o->data_len - off};
 		}
-		ssize_t w = writev(c->fd, iov, n);
+		/* MSG_NOSIGNAL: a peer gone must not raise SIGPIPE (the agent is not always
+		 * PID 1, whom the kernel spares it). */
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		size_t left = (size_t)w;
@@ -330,6 +339,17 @@ static bool conn_start_pending_write(struct conn *c, const struct nbdx_req *r,
 	return true;
 }
 
+/* Any other WRITE whose payload is not all in (refused, or no memory for its buffer):
+ * the rest of its payload is read and dropped, then it is answered with the error. */
+static void conn_start_skip(struct conn *c, const struct nbdx_req *r, size_t have)
+{
+	int err = nbdx_req_check(r, &c->x->info);
+	c->skipping = true;
+	c->skip_left = r->len - have;
+	c->skip_handle = r->handle;
+	c->skip_err = err ? err : ENOMEM;
+}
+
 /* Handles every complete message in the input buffer. Returns -EPROTO to close. */
 static int conn_process(struct conn *c)
 {
@@ -356,10 +376,12 @@ static int conn_process(struct conn *c)
 		if (total <= 0)
 			return total;
 		if ((size_t)total > len) {
-			if (conn_start_pending_write(c, &req, in + NBDX_REQ_HDR,
-						     len - NBDX_REQ_HDR))
-				c->in_pos = c->in_len;
-			return 0; /* the rest of a WRITE payload: into its buffer, or c->in */
+			/* The rest of a WRITE's payload: into its buffer, or dropped. */
+			size_t have = len - NBDX_REQ_HDR;
+			if (!conn_start_pending_write(c, &req, in + NBDX_REQ_HDR, have))
+				conn_start_skip(c, &req, have);
+			c->in_pos = c->in_len;
+			return 0;
 		}
 		conn_request(c, &req, in + NBDX_REQ_HDR);
 		c->in_pos += (size_t)total;
@@ -389,36 +411,40 @@ static void conn_cb(struct watch *w, int fd, uint32_t revents, void *ud)
 {
 	struct conn *c = ud;
 	if (revents & EPOLLIN) {
-		size_t want = 256 * 1024;
-		struct nbdx_req req;
-		/* A partial WRITE that is not read into its own buffer needs room for all of it. */
-		if (!c->pw && c->transmission &&
-		    nbdx_req_parse(c->in + c->in_pos, c->in_len - c->in_pos, &req) > 0 &&
-		    req.type == NBDX_CMD_WRITE)
-			want = NBDX_REQ_HDR + (size_t)req.len;
-		if (conn_make_room(c, want) < 0)
+		if (conn_make_room(c, 256 * 1024) < 0)
 			return conn_close(c);
-		/* The rest of a pending WRITE's payload, then whatever follows, in one call. */
+		/* The rest of a pending WRITE's payload, then whatever follows, in one call; a
+		 * refused WRITE's payload is read into c->in and dropped, no further. */
 		struct iovec iov[2];
 		int niov = 0;
 		size_t pw_need = c->pw ? c->pw->len - c->pw_got : 0;
+		size_t room = c->in_cap - c->in_len;
+		if (c->skipping && c->skip_left < room)
+			room = c->skip_left;
 		if (pw_need)
 			iov[niov++] = (struct iovec){c->pw->buf + c->pw_got, pw_need};
-		iov[niov++] = (struct iovec){c->in + c->in_len, c->in_cap - c->in_len};
+		iov[niov++] = (struct iovec){c->in + c->in_len, room};
 		ssize_t n = readv(fd, iov, niov);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			return conn_close(c);
 		if (n > 0) {
 			size_t got = (size_t)n < pw_need ? (size_t)n : pw_need;
 			c->pw_got += got;
-			c->in_len += (size_t)n - got;
+			if (c->skipping)
+				c->skip_left -= (size_t)n - got;
+			else
+				c->in_len += (size_t)n - got;
 		}
 		if (c->pw && c->pw_got == c->pw->len) {
 			struct xreq *q = c->pw;
 			c->pw = NULL;
 			req_start(c, q);
 		}
-		if (!c->pw && conn_process(c) < 0) {
+		if (c->skipping && c->skip_left == 0) {
+			c->skipping = false;
+			conn_reply(c, c->skip_handle, -c->skip_err, NULL, 0);
+		}
+		if (!c->pw && !c->skipping && conn_process(c) < 0) {
 			log_warn("nbd %s: client broke the protocol, closing", c->x->name);
 			return conn_close(c);
 		}
