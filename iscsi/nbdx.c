@@ -47,6 +47,7 @@ struct conn {
 	uint64_t skip_handle;
 	int skip_err;
 	bool dirty; /* replies queued since the last flush (nbdx_prepare sends them) */
+	bool lost;  /* a reply could not be queued (no memory): closed at the next kick */
 	struct conn *prev, *next;
 };
 
@@ -178,8 +179,12 @@ static void conn_reply(struct conn *c, uint64_t handle, int err, uint8_t *data, 
 {
 	struct outbuf *o = calloc(1, sizeof(*o));
 	if (!o) {
+		/* Not closed here: the callers go on using c. The client would wait for
+		 * this reply for ever, so the connection goes at the next kick. */
 		free(data);
-		return conn_close(c);
+		c->lost = true;
+		c->dirty = true;
+		return;
 	}
 	uint32_t e = nbdx_errno_to_wire(err);
 	nbdx_reply_header(o->hdr, e, handle);
@@ -195,6 +200,8 @@ static void conn_reply(struct conn *c, uint64_t handle, int err, uint8_t *data, 
 
 static void conn_kick(struct conn *c)
 {
+	if (c->lost)
+		return conn_close(c);
 	if (c->fd >= 0 && conn_flush(c) < 0)
 		return conn_close(c);
 	if (c->closing && !c->out_head && c->inflight == 0)
