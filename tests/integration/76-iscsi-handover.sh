@@ -30,6 +30,9 @@ LONG_S=40 # longer than the kernel's per-request timeout (37 s here)
 fail() {
 	echo "FAIL: $*"
 	rig_events a1 | grep -E 'event=(path|storage|health)' | tail -n 20
+	# what the agent and the kernel said meanwhile (events wait while a shell runs)
+	echo "---- the agent's log and the kernel's, at the failure"
+	rig_sh a1 "compartctl log 300 | grep -E 'nbd|export|storage mirror0' | tail -n 40; dmesg | grep -i nbd | tail -n 20" 40 || true
 	exit 1
 }
 
