@@ -2,9 +2,9 @@
  * handshake's probe round and heartbeat, one SWIM period (probe, ACK with news), the
  * handling of an authentic HELLO and SWIM PING from a peer outside the pair, and the
  * health engine's cycle over the peer components; plus the parsing of the configuration.
- * Each is timed in thread CPU time over many iterations and printed per call, with the
- * ratio 512/16 (the goal: at most 1.5 for the periodic work). The real hs.c is included
- * so its timer callbacks and datagram handler are called as the loop would; the datagrams
+ * Each is timed in thread CPU time over many iterations (the least of 3 runs) and printed
+ * per call, with the ratio 512/16 (the goal: at most 1.5 for the periodic work). The real hs.c is
+ * included so its timer callbacks and datagram handler are called as the loop would; the datagrams
  * it sends go to loopback addresses where nobody listens. Built and run by bench/periodic.sh
  * (no lock needed: one process, a few seconds of CPU). */
 #include "../agent/handshake/hs.c"
@@ -72,8 +72,6 @@ static int seal_from(struct hs *hs, int from, uint64_t counter, struct hs_msg *m
 	return hs_wire_seal(hs->key, &h, m, buf, HS_WIRE_MAX);
 }
 
-static const struct health_component_ops *bench_peer_ops;
-
 static int peer_ok(void *ud, struct strbuf *d)
 {
 	struct hs *hs = ((void **)ud)[0];
@@ -88,7 +86,6 @@ static double health_cycle(struct hs *hs, int n, int iters)
 	void **uds = calloc((size_t)n, 2 * sizeof(void *));
 	if (health_new(5 * USEC_PER_SEC, n + 8, &h) < 0 || !uds)
 		abort();
-	bench_peer_ops = &ops;
 	for (int i = 1; i < n; i++) {
 		uds[2 * i] = hs;
 		uds[2 * i + 1] = (void *)(intptr_t)i;
@@ -229,8 +226,21 @@ int main(int argc, char **argv)
 	log_set_target(LOG_TARGET_NONE);
 	if (sodium_init() < 0)
 		return 1;
-	measure(16, iters, &a);
-	measure(512, iters, &b);
+	/* the least of 3 runs each: the machine is shared, the noise only adds */
+	for (int run = 0; run < 3; run++) {
+		struct fig x, y;
+		measure(16, iters, &x);
+		measure(512, iters, &y);
+		if (!run) {
+			a = x, b = y;
+			continue;
+		}
+		double *pa = &a.parse_us, *pb = &b.parse_us, *px = &x.parse_us, *py = &y.parse_us;
+		for (size_t k = 0; k < sizeof(a) / sizeof(double); k++) {
+			pa[k] = px[k] < pa[k] ? px[k] : pa[k];
+			pb[k] = py[k] < pb[k] ? py[k] : pb[k];
+		}
+	}
 	struct {
 		const char *name;
 		double x, y;
