@@ -95,8 +95,8 @@ struct hs {
 	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
 	hs_config_fn config_fn;
 	void *config_ud;
-	hs_contact_fn contact_fn;
-	void *contact_ud;
+	hs_contact_fn contact_fn, peer_fn;
+	void *contact_ud, *peer_ud;
 	hs_heartbeat_fill_fn hb_fn;
 	void *hb_ud;
 	hs_qdev_alive_fn qdev_fn;
@@ -227,6 +227,8 @@ static void set_contacted(struct hs *hs, int node, bool on)
 	emit_peer(hs, node, on ? "contacted" : "lost");
 	if (hs->contact_fn)
 		hs->contact_fn(node, on, hs->contact_ud);
+	if (hs->peer_fn)
+		hs->peer_fn(node, on, hs->peer_ud);
 }
 
 static void set_ext_alive(struct hs *hs, int node, int alive)
@@ -239,6 +241,8 @@ static void set_ext_alive(struct hs *hs, int node, int alive)
 		 alive ? "alive" : "dead");
 	if (hs->contact_fn)
 		hs->contact_fn(node, p->contacted, hs->contact_ud);
+	if (hs->peer_fn)
+		hs->peer_fn(node, p->contacted, hs->peer_ud);
 }
 
 static bool in_own_pair(const struct hs *hs, int node);
@@ -422,8 +426,12 @@ static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uin
 		set_ext_alive(hs, from, 1);
 		return;
 	}
+	uint64_t tmax = hs->cfg->timeouts.t_max;
+	bool crossed = p->rtt_us == UINT64_MAX || (p->rtt_us > tmax) != (rtt > tmax);
 	p->rtt_us = rtt;
 	p->missed = 0;
+	if (crossed && hs->peer_fn)
+		hs->peer_fn(from, p->contacted, hs->peer_ud);
 	if (!hs->swim || in_own_pair(hs, from)) /* (else the membership says) */
 		set_contacted(hs, from, true);
 }
@@ -982,6 +990,12 @@ int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud)
 	hs->contact_fn = fn;
 	hs->contact_ud = ud;
 	return 0;
+}
+
+void hs_set_peer_fn(struct hs *hs, hs_contact_fn fn, void *ud)
+{
+	hs->peer_fn = fn;
+	hs->peer_ud = ud;
 }
 
 void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud)
