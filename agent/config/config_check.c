@@ -39,13 +39,12 @@ static void set_port_default(struct cfg_addr *a, uint16_t port)
 static void check_storage(struct parse_ctx *p, struct cfg_storage *s, int si, int line,
 			  const char *what)
 {
-	struct cfg *c = p->cfg;
 	if (!s->target[0])
 		perr_at(p, line, "target", "missing in [%s]", what);
 	if (s->n_portals == 0)
 		perr_at(p, line, "portal", "[%s] needs at least one portal", what);
 	for (int i = 0; i < s->n_portals; i++) {
-		int ci = cfg_find_compartment(c, p->portal_comp_name[si][i]);
+		int ci = cfg_parse_find(p, SEC_COMPARTMENT, p->portal_comp_name[si][i]);
 		if (ci < 0)
 			perr_at(p, p->portal_line[si][i], "portal", "no compartment '%s'",
 				p->portal_comp_name[si][i]);
@@ -157,7 +156,8 @@ static void check_nodes(struct parse_ctx *p)
 		if (!p->node_meta[i].comp_name[0]) {
 			perr_at(p, line, "compartment", "missing in [node %s]", n->name);
 		} else {
-			n->compartment = cfg_find_compartment(c, p->node_meta[i].comp_name);
+			n->compartment =
+			    cfg_parse_find(p, SEC_COMPARTMENT, p->node_meta[i].comp_name);
 			if (n->compartment < 0)
 				perr_at(p, line, "compartment", "[node %s]: no compartment '%s'",
 					n->name, p->node_meta[i].comp_name);
@@ -210,7 +210,7 @@ static void check_pairs(struct parse_ctx *p)
 				c->pairs[i].name, comps[i]);
 	for (int i = 0; i < c->n_nodes; i++) {
 		const char *cn = p->node_meta[i].comp_name;
-		int co = cn[0] ? cfg_find_compartment(c, cn) : -1;
+		int co = cn[0] ? cfg_parse_find(p, SEC_COMPARTMENT, cn) : -1;
 		int pr = co >= 0 ? c->compartments[co].pair : -1;
 		if (pr < 0)
 			continue;
@@ -242,7 +242,7 @@ static void check_cfg(struct parse_ctx *p)
 			co->pair = -1;
 			continue;
 		}
-		co->pair = cfg_find_pair(c, m->pair_name);
+		co->pair = cfg_parse_find(p, SEC_PAIR, m->pair_name);
 		if (co->pair < 0)
 			perr_at(p, m->line, "pair", "[compartment %s]: no pair '%s'", co->name,
 				m->pair_name);
@@ -300,6 +300,7 @@ int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_o
 	bool oom = p->oom;
 	free(p->node_meta);
 	free(p->comp_meta);
+	cfg_parse_names_free(p);
 	free(p);
 	if (nerr) {
 		cfg_free(c);
