@@ -233,8 +233,9 @@ static void bind_failure_is_reported(void **state)
 	cfg_free(c);
 }
 
-/* 24 nodes in pairs of 4 (two compartments of 2) on 127.0.6.x, handshake window 1 s. */
-static struct cfg *load_24(void)
+/* 24 nodes in pairs of 4 (two compartments of 2) on 127.0.6.x (external: 127.0.7.x when
+ * asked), handshake window 1 s. */
+static struct cfg *load_24(bool external)
 {
 	char cwd[512];
 	struct strbuf b, err;
@@ -251,12 +252,15 @@ static struct cfg *load_24(void)
 			  "\n[pair p%d]\n\n[compartment p%da]\nzone = mz\npair = p%d\n"
 			  "\n[compartment p%db]\nzone = dmz\npair = p%d\n",
 			  i, i, i, i, i);
-	for (int i = 0; i < 24; i++)
+	for (int i = 0; i < 24; i++) {
 		sb_printf(&b,
 			  "\n[node n%d]\ncompartment = p%d%c\npriority = %d\nmgmt_capable = %s\n"
 			  "handshake = 127.0.6.%d\n",
 			  i + 1, i / 4, i / 2 % 2 ? 'b' : 'a', 100 + i, i / 2 % 2 ? "no" : "yes",
 			  i + 1);
+		if (external)
+			sb_printf(&b, "external = 127.0.7.%d\n", i + 1);
+	}
 	sb_puts(&b, "\n[timeouts]\nhandshake_timeout = 50ms\nheartbeat_interval = 20ms\n"
 		    "handshake_window = 1s\n");
 	if (cfg_parse(SRCDIR "/t.conf", b.buf, b.len, NULL, 0, &c, &err) < 0)
@@ -273,7 +277,7 @@ static struct cfg *load_24(void)
 static void far_peers_checked_on_change(void **state)
 {
 	log_set_target(LOG_TARGET_NONE);
-	struct cfg *c = load_24();
+	struct cfg *c = load_24(false);
 	struct loop *l = loop_new();
 	struct health *h = NULL;
 	uint8_t key[HS_KEY_BYTES], boot[2][HS_BOOT_ID_BYTES];
@@ -326,6 +330,38 @@ static void far_peers_checked_on_change(void **state)
 	cfg_free(c);
 }
 
+/* After the decision the HELLO rounds ask only the own pair and, on their external
+ * address, the nodes outside it that are not contacted: n22 starts after n1 decided and
+ * is not a member n1's membership knows alive, so n1 judges its external interface alive
+ * while it is not contacted; n21, contacted through the membership, is not probed. */
+static void decided_rounds_probe_uncontacted(void **state)
+{
+	log_set_target(LOG_TARGET_NONE);
+	struct cfg *c = load_24(true);
+	struct loop *l = loop_new();
+	uint8_t key[HS_KEY_BYTES], boot[3][HS_BOOT_ID_BYTES];
+	struct hs *a = NULL, *b = NULL, *x = NULL;
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(boot, sizeof(boot));
+	assert_int_equal(hs_new(l, c, 0, boot[0], key, &a), 0);
+	assert_int_equal(hs_new(l, c, 20, boot[1], key, &b), 0);
+	RUN_UNTIL(l, hs_peer_contacted(a, 20) && hs_peer_contacted(b, 0) &&
+			 hs_peer_external_alive(a, 21) == 0);
+	hs_set_local(a, 1, false);
+	hs_set_local(b, 1, false);
+	assert_int_equal(hs_new(l, c, 21, boot[2], key, &x), 0);
+	RUN_UNTIL(l, hs_peer_external_alive(a, 21) == 1);
+	assert_false(hs_peer_contacted(a, 21));
+	assert_true(hs_peer_contacted(a, 20));
+	assert_int_equal(hs_peer_external_alive(a, 20), -1);
+	assert_int_equal(hs_peer_external_alive(a, 22), 0); /* never up */
+	hs_free(x);
+	hs_free(b);
+	hs_free(a);
+	loop_free(l);
+	cfg_free(c);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -334,6 +370,7 @@ int main(void)
 	    cmocka_unit_test(two_nodes_talk),
 	    cmocka_unit_test(bind_failure_is_reported),
 	    cmocka_unit_test(far_peers_checked_on_change),
+	    cmocka_unit_test(decided_rounds_probe_uncontacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
