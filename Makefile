@@ -97,6 +97,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
+# bench/periodic_bench.c includes agent/handshake/hs.c to call its timers directly.
+$(BUILD)/bench/periodic_bench: bench/periodic_bench.c agent/handshake/hs.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(call sees,agent/handshake) -Iagent/health -o $@ $< $(LIB) $(LDFLAGS) $(PKG_LIBS)
+
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=fuzzer,address,undefined -Wl,--as-needed -o $@ $^ $(PKG_LIBS)

@@ -20,6 +20,14 @@ struct health_checks {
 	/* configuration */
 	char *text;
 	size_t len;
+	uint8_t file_hash[32]; /* of text (config_parses) */
+	/* The file as it was when it last hashed like the running configuration. While stat() says
+	 * it is the same file and the running hash is the same, it is neither read nor hashed: at
+	 * 512 nodes that was ~60 KB read and hashed twice every health_interval. A file is stable
+	 * when its times are more than 3 s old (a later write cannot give it the same ones). */
+	bool same_valid, unchanged;
+	struct stat st_now, st_same;
+	uint8_t run_same[32];
 	/* clock */
 	struct health_clock_src clk;
 	uint64_t rt0, mono0;
@@ -30,9 +38,29 @@ struct health_checks {
 
 /* ---- configuration ---- */
 
+static uint64_t ts_usec(const struct timespec *t)
+{
+	return (uint64_t)t->tv_sec * USEC_PER_SEC + (uint64_t)t->tv_nsec / 1000;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 static int config_reachable(void *ud, struct strbuf *d)
 {
 	struct health_checks *hc = ud;
+	const struct cfg *c = hc->a->env.cfg;
+	bool st_ok = stat(c->path, &hc->st_now) == 0;
+	hc->unchanged = st_ok && hc->same_valid && same_stat(&hc->st_now, &hc->st_same) &&
+			!memcmp(hc->run_same, c->hash, sizeof(c->hash));
+	if (hc->unchanged)
+		return 0;
+	if (!st_ok)
+		hc->st_now = (struct stat){0};
 	free(hc->text);
 	hc->text = NULL;
 	int r = read_full_file(hc->a->env.cfg->path, CFG_MAX_TEXT, &hc->text, &hc->len);
@@ -48,10 +76,20 @@ static int config_parses(void *ud, struct strbuf *d)
 	/* The file that is running parsed when it was loaded: parsing it again every
 	 * health_interval cost ~5 ms at 512 nodes (0.1 % CPU per agent, O(N)). Only a file
 	 * that differs from the running one is parsed. */
-	uint8_t h[32];
-	crypto_generichash(h, sizeof(h), (const unsigned char *)hc->text, hc->len, NULL, 0);
-	if (sodium_memcmp(h, a->env.cfg->hash, sizeof(h)) == 0)
+	if (hc->unchanged)
 		return 0;
+	uint8_t *h = hc->file_hash;
+	crypto_generichash(h, 32, (const unsigned char *)hc->text, hc->len, NULL, 0);
+	if (sodium_memcmp(h, a->env.cfg->hash, 32) == 0) {
+		/* (a file written within the last seconds could be written again with the
+		 * same times and size: not before it is older than that) */
+		uint64_t rt = hc->clk.realtime(), old = 3 * USEC_PER_SEC;
+		hc->same_valid = hc->st_now.st_ino && rt > ts_usec(&hc->st_now.st_mtim) + old &&
+				 rt > ts_usec(&hc->st_now.st_ctim) + old;
+		hc->st_same = hc->st_now;
+		memcpy(hc->run_same, a->env.cfg->hash, sizeof(hc->run_same));
+		return 0;
+	}
 	struct strbuf err;
 	sb_init(&err);
 	struct cfg *n = NULL;
@@ -72,19 +110,18 @@ static int config_integrity(void *ud, struct strbuf *d)
 {
 	struct health_checks *hc = ud;
 	const struct cfg *c = hc->a->env.cfg;
-	uint8_t h[32];
-	crypto_generichash(h, sizeof(h), (const unsigned char *)hc->text, hc->len, NULL, 0);
+	const uint8_t *h = hc->unchanged ? c->hash : hc->file_hash; /* (config_parses's) */
 	char file[65], run[65];
-	sodium_bin2hex(file, sizeof(file), h, sizeof(h));
+	sodium_bin2hex(file, sizeof(file), h, 32);
 	cfg_hash_hex(c, run);
 	const struct agent *a = hc->a;
-	if (a->pending.version && sodium_memcmp(h, a->pending.hash, sizeof(h)) == 0) {
+	if (a->pending.version && sodium_memcmp(h, a->pending.hash, 32) == 0) {
 		/* written over the file on purpose, waits for a restart (config_sync.c) */
 		sb_printf(d, "version %" PRIu64 " runs, version %" PRIu64 " waits for a restart",
 			  c->version, a->pending.version);
 		return 0;
 	}
-	if (sodium_memcmp(h, c->hash, sizeof(h)) != 0) {
+	if (sodium_memcmp(h, c->hash, 32) != 0) {
 		sb_printf(d, "file changed: blake2b %.12s, running %.12s (version %" PRIu64 ")",
 			  file, run, c->version);
 		return -EUCLEAN;

@@ -892,7 +892,96 @@ static void *new_entry(struct parse_ctx *p, const char *kind, const char *name, 
 	return e;
 }
 
+static struct name_index *names_of(const struct parse_ctx *p, enum section_kind k)
+{
+	int i = k == SEC_PAIR ? 0 : k == SEC_COMPARTMENT ? 1 : 2;
+	return (struct name_index *)&p->names[i];
+}
+
+static const char *name_at(const struct cfg *c, enum section_kind k, int i)
+{
+	return k == SEC_PAIR	      ? c->pairs[i].name
+	       : k == SEC_COMPARTMENT ? c->compartments[i].name
+				      : c->nodes[i].name;
+}
+
+static unsigned name_hash(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+int cfg_parse_find(const struct parse_ctx *p, enum section_kind k, const char *name)
+{
+	const struct name_index *x = names_of(p, k);
+	if (!x->cap)
+		return -ENOENT;
+	for (unsigned h = name_hash(name) & (x->cap - 1);; h = (h + 1) & (x->cap - 1)) {
+		int i = x->slot[h] - 1;
+		if (i < 0)
+			return -ENOENT;
+		if (!strcmp(name_at(p->cfg, k, i), name))
+			return i;
+	}
+}
+
+static void name_put(struct name_index *x, const struct cfg *c, enum section_kind k, int i)
+{
+	unsigned h = name_hash(name_at(c, k, i)) & (x->cap - 1);
+	while (x->slot[h])
+		h = (h + 1) & (x->cap - 1);
+	x->slot[h] = i + 1;
+}
+
+/* Records entry i (just added) of table k; the table doubles at half full. */
+static int name_add(struct parse_ctx *p, enum section_kind k, int i)
+{
+	struct name_index *x = names_of(p, k);
+	if (2 * ((unsigned)x->n + 1) > x->cap) {
+		unsigned cap = x->cap ? 2 * x->cap : 64;
+		int *slot = calloc(cap, sizeof(*slot)), *old = x->slot;
+		if (!slot)
+			return -ENOMEM;
+		unsigned ocap = x->cap;
+		x->slot = slot;
+		x->cap = cap;
+		for (unsigned j = 0; j < ocap; j++)
+			if (old[j])
+				name_put(x, p->cfg, k, old[j] - 1);
+		free(old);
+	}
+	name_put(x, p->cfg, k, i);
+	x->n++;
+	return 0;
+}
+
+void cfg_parse_names_free(struct parse_ctx *p)
+{
+	for (size_t i = 0; i < sizeof(p->names) / sizeof(p->names[0]); i++)
+		free(p->names[i].slot);
+}
+
+static void *new_named_entry(struct parse_ctx *p, enum section_kind k, const char *kind,
+			     const char *name);
+
+/* A new pair, compartment or node, recorded in its name index. */
 static void *new_named(struct parse_ctx *p, enum section_kind k, const char *kind, const char *name)
+{
+	void *e = new_named_entry(p, k, kind, name);
+	int n = k == SEC_PAIR	       ? p->cfg->n_pairs
+		: k == SEC_COMPARTMENT ? p->cfg->n_compartments
+				       : p->cfg->n_nodes;
+	if (e && name_add(p, k, n - 1) < 0) {
+		p->oom = true;
+		perr(p, NULL, "[%s %s]: out of memory", kind, name);
+	}
+	return e;
+}
+
+static void *new_named_entry(struct parse_ctx *p, enum section_kind k, const char *kind,
+			     const char *name)
 {
 	struct cfg *c = p->cfg;
 	void *e = NULL;
@@ -971,9 +1060,7 @@ static void *open_section(struct parse_ctx *p, enum section_kind k, const char *
 	case SEC_PAIR:
 	case SEC_COMPARTMENT:
 	case SEC_NODE:
-		if ((k == SEC_PAIR   ? cfg_find_pair(c, name)
-		     : k == SEC_NODE ? cfg_find_node(c, name)
-				     : cfg_find_compartment(c, name)) >= 0) {
+		if (cfg_parse_find(p, k, name) >= 0) {
 			perr(p, NULL, "[%s %s] is defined twice", kind, name);
 			return NULL;
 		}

@@ -39,13 +39,12 @@ static void set_port_default(struct cfg_addr *a, uint16_t port)
 static void check_storage(struct parse_ctx *p, struct cfg_storage *s, int si, int line,
 			  const char *what)
 {
-	struct cfg *c = p->cfg;
 	if (!s->target[0])
 		perr_at(p, line, "target", "missing in [%s]", what);
 	if (s->n_portals == 0)
 		perr_at(p, line, "portal", "[%s] needs at least one portal", what);
 	for (int i = 0; i < s->n_portals; i++) {
-		int ci = cfg_find_compartment(c, p->portal_comp_name[si][i]);
+		int ci = cfg_parse_find(p, SEC_COMPARTMENT, p->portal_comp_name[si][i]);
 		if (ci < 0)
 			perr_at(p, p->portal_line[si][i], "portal", "no compartment '%s'",
 				p->portal_comp_name[si][i]);
@@ -93,16 +92,72 @@ static void default_storage(struct cfg_node *n)
 		((struct sockaddr_in6 *)&n->storage.ss)->sin6_port = htons(CFG_GUEST_PORT);
 }
 
+/* A node's handshake address or one of its MACs, for the search of duplicates. */
+struct dup_key {
+	int kind; /* 0: handshake address, 1: MAC */
+	const void *key;
+	size_t len;
+	int node;
+};
+
+static int cmp_dup(const void *a, const void *b)
+{
+	const struct dup_key *x = a, *y = b;
+	if (x->kind != y->kind)
+		return x->kind - y->kind;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	int r = memcmp(x->key, y->key, x->len);
+	return r ? r : (x->node > y->node) - (x->node < y->node);
+}
+
+/* dup[i]: node i has the handshake address or a MAC of an earlier node. Sorted, so
+ * O(N log N) at 1 024 nodes; check_nodes names the earlier nodes for those alone. The
+ * handshake ports must be defaulted first (the comparison includes them). */
+static int mark_dups(const struct cfg *c, bool *dup)
+{
+	size_t n = 0, k = 0;
+	for (int i = 0; i < c->n_nodes; i++)
+		n += 1 + (size_t)c->nodes[i].n_macs;
+	_cleanup_free_ struct dup_key *keys = calloc(n + 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (int i = 0; i < c->n_nodes; i++) {
+		const struct cfg_node *nd = &c->nodes[i];
+		if (nd->handshake.len)
+			keys[k++] = (struct dup_key){0, &nd->handshake.ss, nd->handshake.len, i};
+		for (int a = 0; a < nd->n_macs; a++)
+			keys[k++] = (struct dup_key){1, nd->macs[a], 6, i};
+	}
+	qsort(keys, k, sizeof(*keys), cmp_dup);
+	for (size_t j = 1; j < k; j++) {
+		const struct dup_key *x = &keys[j - 1], *y = &keys[j];
+		if (x->kind == y->kind && x->len == y->len && !memcmp(x->key, y->key, x->len) &&
+		    x->node != y->node)
+			dup[y->node] = true;
+	}
+	return 0;
+}
+
 static void check_nodes(struct parse_ctx *p)
 {
 	struct cfg *c = p->cfg;
+	_cleanup_free_ bool *dup = calloc((size_t)c->n_nodes + 1, sizeof(bool));
+	for (int i = 0; i < c->n_nodes; i++)
+		set_port_default(&c->nodes[i].handshake, c->port);
+	if (!dup || mark_dups(c, dup) < 0) {
+		p->oom = true;
+		perr_at(p, 0, NULL, "out of memory");
+		return;
+	}
 	for (int i = 0; i < c->n_nodes; i++) {
 		struct cfg_node *n = &c->nodes[i];
 		int line = p->node_meta[i].line;
 		if (!p->node_meta[i].comp_name[0]) {
 			perr_at(p, line, "compartment", "missing in [node %s]", n->name);
 		} else {
-			n->compartment = cfg_find_compartment(c, p->node_meta[i].comp_name);
+			n->compartment =
+			    cfg_parse_find(p, SEC_COMPARTMENT, p->node_meta[i].comp_name);
 			if (n->compartment < 0)
 				perr_at(p, line, "compartment", "[node %s]: no compartment '%s'",
 					n->name, p->node_meta[i].comp_name);
@@ -115,7 +170,7 @@ static void check_nodes(struct parse_ctx *p)
 		default_storage(n);
 		if (!n->disks_auto && n->n_disks == 0)
 			n->disks_auto = true;
-		for (int j = 0; j < i; j++) {
+		for (int j = 0; dup[i] && j < i; j++) {
 			const struct cfg_node *o = &c->nodes[j];
 			if (n->handshake.len && cfg_addr_equal(&n->handshake, &o->handshake))
 				perr_at(p, line, "handshake",
@@ -155,7 +210,7 @@ static void check_pairs(struct parse_ctx *p)
 				c->pairs[i].name, comps[i]);
 	for (int i = 0; i < c->n_nodes; i++) {
 		const char *cn = p->node_meta[i].comp_name;
-		int co = cn[0] ? cfg_find_compartment(c, cn) : -1;
+		int co = cn[0] ? cfg_parse_find(p, SEC_COMPARTMENT, cn) : -1;
 		int pr = co >= 0 ? c->compartments[co].pair : -1;
 		if (pr < 0)
 			continue;
@@ -187,7 +242,7 @@ static void check_cfg(struct parse_ctx *p)
 			co->pair = -1;
 			continue;
 		}
-		co->pair = cfg_find_pair(c, m->pair_name);
+		co->pair = cfg_parse_find(p, SEC_PAIR, m->pair_name);
 		if (co->pair < 0)
 			perr_at(p, m->line, "pair", "[compartment %s]: no pair '%s'", co->name,
 				m->pair_name);
@@ -245,6 +300,7 @@ int cfg_parse(const char *path, const char *text, size_t len, const struct cfg_o
 	bool oom = p->oom;
 	free(p->node_meta);
 	free(p->comp_meta);
+	cfg_parse_names_free(p);
 	free(p);
 	if (nerr) {
 		cfg_free(c);

@@ -31,6 +31,15 @@ struct comp_meta {
 	char pair_name[CFG_NAME_MAX];
 };
 
+/* The names of one table (pairs, compartments, nodes) by hash while the file is parsed:
+ * a duplicate section or a node's compartment is found in O(1), not by a scan of 1 000
+ * entries. slot[h]: index + 1 in the cfg's table, 0 empty; cap a power of two. */
+struct name_index {
+	int *slot;
+	unsigned cap;
+	int n;
+};
+
 struct parse_ctx {
 	struct cfg *cfg;
 	const char *path;
@@ -52,10 +61,14 @@ struct parse_ctx {
 	struct node_meta *node_meta;
 	struct comp_meta *comp_meta;
 	int cap_pairs, cap_compartments, cap_nodes;
+	struct name_index names[3]; /* pairs, compartments, nodes (cfg_parse_find) */
 	char portal_comp_name[CFG_MAX_STORAGE + 1][CFG_MAX_PORTALS][CFG_NAME_MAX];
 	int portal_line[CFG_MAX_STORAGE + 1][CFG_MAX_PORTALS];
 };
 
 void cfg_set_defaults(struct cfg *c);
+/* The index of the pair, compartment or node (k) with this name, or -ENOENT. */
+int cfg_parse_find(const struct parse_ctx *p, enum section_kind k, const char *name);
+void cfg_parse_names_free(struct parse_ctx *p);
 void cfg_parse_text(struct parse_ctx *p, const char *text, size_t len);
 void cfg_apply_override(struct parse_ctx *p, const struct cfg_override *o);

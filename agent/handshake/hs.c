@@ -86,11 +86,19 @@ struct hs {
 	struct timer *t_probe, *t_hb;
 	unsigned probe_tick;   /* the slice of the paced HELLO round (probe_slices) */
 	struct hs_peer *peers; /* one per node of the cfg (calloc'd; a reload keeps the set) */
+	/* Indexes built once (a reload keeps the nodes and pairs), so that the periodic work
+	 * after the decision touches the own pair and the nodes not contacted, not all N:
+	 * own[i] whether node i is in this node's pair (not itself), the pair's other nodes,
+	 * and the set of the nodes outside the pair that are not contacted (uncont_pos[i]:
+	 * its place in uncont, -1 when absent). */
+	bool *own;
+	int *pair_nodes, n_pair;
+	int *uncont, n_uncont, *uncont_pos;
 	struct hs_sub subs[_HS_MSG_MAX][HS_MAX_SUBS];
 	hs_config_fn config_fn;
 	void *config_ud;
-	hs_contact_fn contact_fn;
-	void *contact_ud;
+	hs_contact_fn contact_fn, peer_fn;
+	void *contact_ud, *peer_ud;
 	hs_heartbeat_fill_fn hb_fn;
 	void *hb_ud;
 	hs_qdev_alive_fn qdev_fn;
@@ -203,18 +211,39 @@ static void emit_peer(struct hs *hs, int node, const char *state)
 	event_emit(&ev);
 }
 
+/* Adds node to (or removes it from) the nodes outside the pair not contacted. */
+static void uncont_set(struct hs *hs, int node, bool in)
+{
+	int at = hs->uncont_pos[node];
+
+	if (hs->own[node] || node == hs->self || in == (at >= 0))
+		return;
+	if (in) {
+		hs->uncont_pos[node] = hs->n_uncont;
+		hs->uncont[hs->n_uncont++] = node;
+		return;
+	}
+	int last = hs->uncont[--hs->n_uncont];
+	hs->uncont[at] = last;
+	hs->uncont_pos[last] = at;
+	hs->uncont_pos[node] = -1;
+}
+
 static void set_contacted(struct hs *hs, int node, bool on)
 {
 	struct hs_peer *p = &hs->peers[node];
 	if (p->contacted == on)
 		return;
 	p->contacted = on;
+	uncont_set(hs, node, !on);
 	/* External liveness is judged afresh whenever the node is not contacted. */
 	p->ext = (struct hs_probe){0};
 	p->ext_alive = -1;
 	emit_peer(hs, node, on ? "contacted" : "lost");
 	if (hs->contact_fn)
 		hs->contact_fn(node, on, hs->contact_ud);
+	if (hs->peer_fn)
+		hs->peer_fn(node, on, hs->peer_ud);
 }
 
 static void set_ext_alive(struct hs *hs, int node, int alive)
@@ -227,6 +256,8 @@ static void set_ext_alive(struct hs *hs, int node, int alive)
 		 alive ? "alive" : "dead");
 	if (hs->contact_fn)
 		hs->contact_fn(node, p->contacted, hs->contact_ud);
+	if (hs->peer_fn)
+		hs->peer_fn(node, p->contacted, hs->peer_ud);
 }
 
 static bool in_own_pair(const struct hs *hs, int node);
@@ -241,34 +272,57 @@ static bool in_own_pair(const struct hs *hs, int node);
 
 static unsigned probe_slices(const struct hs *hs)
 {
-	return hs->cfg->n_nodes > HS_PACE_ABOVE ? HS_PACE_SLICES : 1;
+	/* After the decision a round asks only the own pair (and the nodes not contacted):
+	 * no burst to spread, and one wake-up per round instead of HS_PACE_SLICES. */
+	return hs->cfg->n_nodes > HS_PACE_ABOVE && !hs->swim ? HS_PACE_SLICES : 1;
+}
+
+/* A node the HELLO rounds watch: judge its last HELLOs, send new ones. */
+static void probe_full(struct hs *hs, int i)
+{
+	struct hs_peer *p = &hs->peers[i];
+	if (p->hello.pending && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
+		set_contacted(hs, i, false);
+	if (p->ext.pending)
+		set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+	p->hello.pending = p->hello.answered = false;
+	p->ext.pending = p->ext.answered = false;
+	send_hello(hs, i, false);
+	if (!p->contacted)
+		send_hello(hs, i, true);
+}
+
+/* A node the membership watches: only its external interface is asked while it is not
+ * contacted (the rules' uncontacted_alive). A contacted one has nothing pending (its
+ * external probes were reset when it became contacted). */
+static void probe_ext(struct hs *hs, int i)
+{
+	struct hs_peer *p = &hs->peers[i];
+	if (p->ext.pending)
+		set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
+	p->ext.pending = p->ext.answered = false;
+	if (!p->contacted)
+		send_hello(hs, i, true);
 }
 
 static void probe_round(struct hs *hs, unsigned slice, unsigned slices)
 {
-	for (int i = 0; i < hs->cfg->n_nodes; i++) {
-		if (i == hs->self || (unsigned)i % slices != slice)
-			continue;
-		struct hs_peer *p = &hs->peers[i];
-		if (hs->swim && !in_own_pair(hs, i)) {
-			/* The membership watches it: only its external interface is asked
-			 * while it is not contacted (the rules' uncontacted_alive). */
-			if (p->ext.pending)
-				set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
-			p->ext.pending = p->ext.answered = false;
-			if (!p->contacted)
-				send_hello(hs, i, true);
-			continue;
-		}
-		if (p->hello.pending && !p->hello.answered && ++p->missed >= HS_LOST_AFTER)
-			set_contacted(hs, i, false);
-		if (p->ext.pending)
-			set_ext_alive(hs, i, p->ext.answered ? 1 : 0);
-		p->hello.pending = p->hello.answered = false;
-		p->ext.pending = p->ext.answered = false;
-		send_hello(hs, i, false);
-		if (!p->contacted)
-			send_hello(hs, i, true);
+	if (!hs->swim) { /* before the decision: every node, every round */
+		for (int i = 0; i < hs->cfg->n_nodes; i++)
+			if (i != hs->self && (unsigned)i % slices == slice)
+				probe_full(hs, i);
+		return;
+	}
+	/* After it: the own pair and the nodes outside it not contacted, not all N. */
+	for (int k = 0; k < hs->n_pair; k++)
+		if ((unsigned)hs->pair_nodes[k] % slices == slice)
+			probe_full(hs, hs->pair_nodes[k]);
+	for (int k = 0; k < hs->n_uncont;) {
+		int i = hs->uncont[k];
+		if ((unsigned)i % slices == slice)
+			probe_ext(hs, i);
+		/* (set_ext_alive's callback may not change the set; stay safe if it does) */
+		k += k < hs->n_uncont && hs->uncont[k] == i;
 	}
 }
 
@@ -283,7 +337,7 @@ static void on_probe(struct timer *t, void *ud)
 
 static bool in_own_pair(const struct hs *hs, int node)
 {
-	return node != hs->self && cfg_node_pair(hs->cfg, node) == cfg_node_pair(hs->cfg, hs->self);
+	return node >= 0 && node < hs->cfg->n_nodes && hs->own[node];
 }
 
 static void on_heartbeat(struct timer *t, void *ud)
@@ -306,9 +360,8 @@ static void on_heartbeat(struct timer *t, void *ud)
 	hb->seq = ++hs->hb_seq;
 	hs->hb_ring_seq[hb->seq % HS_HB_RING] = hb->seq;
 	hs->hb_ring_at[hb->seq % HS_HB_RING] = now_usec();
-	for (int i = 0; i < hs->cfg->n_nodes; i++)
-		if (in_own_pair(hs, i))
-			send_msg(hs, i, &hs->cfg->nodes[i].handshake, &m);
+	for (int k = 0; k < hs->n_pair; k++)
+		send_msg(hs, hs->pair_nodes[k], &hs->cfg->nodes[hs->pair_nodes[k]].handshake, &m);
 	timer_arm(t, now + hs->cfg->timeouts.heartbeat_interval);
 }
 
@@ -392,8 +445,12 @@ static void got_hello_ack(struct hs *hs, int from, const struct hs_hello *h, uin
 		set_ext_alive(hs, from, 1);
 		return;
 	}
+	uint64_t tmax = hs->cfg->timeouts.t_max;
+	bool crossed = p->rtt_us == UINT64_MAX || (p->rtt_us > tmax) != (rtt > tmax);
 	p->rtt_us = rtt;
 	p->missed = 0;
+	if (crossed && hs->peer_fn)
+		hs->peer_fn(from, p->contacted, hs->peer_ud);
 	if (!hs->swim || in_own_pair(hs, from)) /* (else the membership says) */
 		set_contacted(hs, from, true);
 }
@@ -577,6 +634,8 @@ static int swim_start(struct hs *hs)
 		 "period %" PRIu64 " ms",
 		 n - 1, period / 1000);
 	timer_arm(hs->t_swim, now_usec());
+	/* the rounds are no longer paced (probe_slices): the next one a full round on */
+	timer_arm(hs->t_probe, now_usec() + hs->cfg->timeouts.handshake_timeout);
 	return 0;
 }
 
@@ -840,6 +899,27 @@ int hs_reload_keys(struct hs *hs)
 	return 0;
 }
 
+/* The indexes of struct hs: the own pair, and every node outside it not contacted yet. */
+static int index_nodes(struct hs *hs)
+{
+	int n = hs->cfg->n_nodes, mine = cfg_node_pair(hs->cfg, hs->self);
+
+	hs->own = calloc((size_t)n, sizeof(*hs->own));
+	hs->pair_nodes = calloc((size_t)n, sizeof(int));
+	hs->uncont = calloc((size_t)n, sizeof(int));
+	hs->uncont_pos = calloc((size_t)n, sizeof(int));
+	if (!hs->own || !hs->pair_nodes || !hs->uncont || !hs->uncont_pos)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		hs->own[i] = i != hs->self && cfg_node_pair(hs->cfg, i) == mine;
+		if (hs->own[i])
+			hs->pair_nodes[hs->n_pair++] = i;
+		hs->uncont_pos[i] = -1;
+		uncont_set(hs, i, !hs->peers[i].contacted);
+	}
+	return 0;
+}
+
 int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_id[HS_BOOT_ID_BYTES],
 	   const uint8_t key[HS_KEY_BYTES], struct hs **ret)
 {
@@ -859,8 +939,8 @@ int hs_new(struct loop *l, const struct cfg *cfg, int self, const uint8_t boot_i
 		hs->peers[i] = (struct hs_peer){
 		    .ext_alive = -1, .rtt_us = UINT64_MAX, .profile = PROFILE_NONE};
 	hs->keys = sodium_malloc(sizeof(*hs->keys));
-	if (!hs->peers || !hs->keys || (r = keys_set(hs, hs->keys, key, 1)) < 0 ||
-	    (r = hs_open(hs)) < 0)
+	if (!hs->peers || !hs->keys || (r = index_nodes(hs)) < 0 ||
+	    (r = keys_set(hs, hs->keys, key, 1)) < 0 || (r = hs_open(hs)) < 0)
 		goto fail;
 	hs->key = hs->keys->proto[0];
 	keys_add_other(hs, key);
@@ -903,6 +983,10 @@ struct hs *hs_free(struct hs *hs)
 	if (hs->keys)
 		sodium_free(hs->keys);
 	free(hs->peers);
+	free(hs->own);
+	free(hs->pair_nodes);
+	free(hs->uncont);
+	free(hs->uncont_pos);
 	sodium_memzero(hs, sizeof(*hs));
 	free(hs);
 	return NULL;
@@ -925,6 +1009,12 @@ int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud)
 	hs->contact_fn = fn;
 	hs->contact_ud = ud;
 	return 0;
+}
+
+void hs_set_peer_fn(struct hs *hs, hs_contact_fn fn, void *ud)
+{
+	hs->peer_fn = fn;
+	hs->peer_ud = ud;
 }
 
 void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud)

@@ -83,6 +83,9 @@ void hs_set_config_fn(struct hs *hs, hs_config_fn fn, void *ud);
  * -ENOSPC. */
 int hs_subscribe(struct hs *hs, enum hs_msg_type type, hs_recv_fn fn, void *ud);
 int hs_set_contact_fn(struct hs *hs, hs_contact_fn fn, void *ud);
+/* A second subscriber, for the peers' health components (hs_attach): called on the same
+ * changes as the contact callback, and when a round trip crosses t_max. */
+void hs_set_peer_fn(struct hs *hs, hs_contact_fn fn, void *ud);
 void hs_set_heartbeat_fn(struct hs *hs, hs_heartbeat_fill_fn fill, void *ud);
 void hs_set_qdev_alive_fn(struct hs *hs, hs_qdev_alive_fn fn, void *ud);
 

@@ -35,9 +35,9 @@ struct swim {
 	struct swim_info info;
 	uint64_t next_period;
 	bool started;
-	int n_suspects;
-	bool gossip;	      /* news learnt: pass it on */
-	uint64_t spread_next; /* not before (once per period at most) */
+	int *suspects, n_suspects; /* the members suspected now (their timers run) */
+	bool gossip;		   /* news learnt: pass it on */
+	uint64_t spread_next;	   /* not before (once per period at most) */
 	/* the probe of this period */
 	int target;
 	uint64_t probe_seq, probe_at;
@@ -107,33 +107,39 @@ static struct swim_update update_of(const struct swim *s, int node)
 				    .info = s->m[node].info};
 }
 
-/* The freshest updates (most sends left) ride on msg; spent ones leave the queue. */
+/* Whether pending update a goes before b: news first, then the most sends left. */
+static bool before(const struct member *a, const struct member *b)
+{
+	return a->news > b->news || (a->news == b->news && a->left > b->left);
+}
+
+/* The freshest updates (most sends left) ride on msg; spent ones leave the queue. One pass
+ * over the queue keeps the best SWIM_PIGGYBACK_MAX - 1 in order. */
 static void piggyback(struct swim *s, struct swim_msg *msg)
 {
+	int best[SWIM_PIGGYBACK_MAX - 1], nb = 0;
+
 	/* Every message says first that its sender is alive, at its incarnation: whoever
 	 * holds it dead learns otherwise from its first word (the queue holds news first,
 	 * and under a burst of news a node's own word would wait behind it). */
 	msg->upd[0] = update_of(s, s->p.self);
 	msg->n_upd = 1;
-	while (msg->n_upd < SWIM_PIGGYBACK_MAX) {
-		int best = -1;
+	for (int i = 0; i < s->n_pending; i++) {
+		int node = s->pending[i], j;
+		const struct member *m = &s->m[node];
 
-		for (int i = 0; i < s->n_pending; i++) {
-			const struct member *m = &s->m[s->pending[i]];
-			bool taken = s->pending[i] == s->p.self;
-
-			for (int j = 0; j < msg->n_upd; j++)
-				taken |= msg->upd[j].node == s->pending[i];
-			const struct member *b = best < 0 ? NULL : &s->m[s->pending[best]];
-
-			if (!taken && m->left > 0 &&
-			    (!b || m->news > b->news || (m->news == b->news && m->left > b->left)))
-				best = i;
-		}
-		if (best < 0)
-			break;
-		msg->upd[msg->n_upd++] = update_of(s, s->pending[best]);
-		s->m[s->pending[best]].left--;
+		if (node == s->p.self || m->left <= 0)
+			continue;
+		if (nb == SWIM_PIGGYBACK_MAX - 1 && !before(m, &s->m[best[nb - 1]]))
+			continue;
+		j = nb < SWIM_PIGGYBACK_MAX - 1 ? nb++ : nb - 1;
+		for (; j > 0 && before(m, &s->m[best[j - 1]]); j--)
+			best[j] = best[j - 1];
+		best[j] = node;
+	}
+	for (int k = 0; k < nb; k++) {
+		msg->upd[msg->n_upd++] = update_of(s, best[k]);
+		s->m[best[k]].left--;
 	}
 	for (int i = 0; i < s->n_pending;) {
 		struct member *m = &s->m[s->pending[i]];
@@ -170,7 +176,13 @@ static void set_state(struct swim *s, int node, enum swim_state st, uint64_t inc
 
 	if (st == SWIM_SUSPECT && (changed || inc != m->inc))
 		m->suspect_at = now;
-	s->n_suspects += (st == SWIM_SUSPECT) - (m->state == SWIM_SUSPECT);
+	if (st == SWIM_SUSPECT && m->state != SWIM_SUSPECT)
+		s->suspects[s->n_suspects++] = node;
+	for (int i = 0; st != SWIM_SUSPECT && m->state == SWIM_SUSPECT && i < s->n_suspects; i++)
+		if (s->suspects[i] == node) {
+			s->suspects[i] = s->suspects[--s->n_suspects];
+			break;
+		}
 	m->state = st;
 	m->inc = inc;
 	if (info) {
@@ -295,11 +307,11 @@ static uint64_t expire_suspects(struct swim *s, uint64_t now, struct swim_action
 {
 	uint64_t next = UINT64_MAX;
 
-	for (int i = 0; i < s->p.n && s->n_suspects > 0; i++) {
+	/* backwards: a member declared dead leaves the list, the last one takes its place */
+	for (int k = s->n_suspects - 1; k >= 0; k--) {
+		int i = s->suspects[k];
 		struct member *m = &s->m[i];
 
-		if (m->state != SWIM_SUSPECT)
-			continue;
 		if (now >= m->suspect_at + s->p.suspect_timeout)
 			set_state(s, i, SWIM_DEAD, m->inc, NULL, now, out);
 		else if (m->suspect_at + s->p.suspect_timeout < next)
@@ -518,7 +530,8 @@ int swim_new(const struct swim_params *p, const bool *watch, const bool *alive, 
 	s->m = calloc((size_t)p->n, sizeof(*s->m));
 	s->order = calloc((size_t)p->n, sizeof(*s->order));
 	s->pending = calloc((size_t)p->n, sizeof(*s->pending));
-	if (!s->m || !s->order || !s->pending) {
+	s->suspects = calloc((size_t)p->n, sizeof(*s->suspects));
+	if (!s->m || !s->order || !s->pending || !s->suspects) {
 		swim_free(s);
 		return -ENOMEM;
 	}
@@ -542,6 +555,7 @@ struct swim *swim_free(struct swim *s)
 		free(s->m);
 		free(s->order);
 		free(s->pending);
+		free(s->suspects);
 		free(s);
 	}
 	return NULL;

@@ -43,10 +43,15 @@ int health_new(uint64_t default_interval_us, int capacity, struct health **ret)
 		return -ENOMEM;
 	h->cap = capacity > 0 ? capacity : HEALTH_DEFAULT_CAPACITY;
 	h->comps = calloc((size_t)h->cap, sizeof(*h->comps));
-	if (!h->comps) {
+	h->due = calloc((size_t)h->cap, sizeof(*h->due));
+	if (!h->comps || !h->due) {
+		free(h->comps);
+		free(h->due);
 		free(h);
 		return -ENOMEM;
 	}
+	for (int i = 0; i < h->cap; i++)
+		h->due[i] = UINT64_MAX;
 	h->default_interval_us = default_interval_us ? default_interval_us : 5 * USEC_PER_SEC;
 	h->clock = now_usec;
 	*ret = h;
@@ -59,6 +64,8 @@ struct health *health_free(struct health *h)
 		return NULL;
 	timer_free(h->timer);
 	sb_free(&h->cycle_names);
+	free(h->order);
+	free(h->due);
 	free(h->comps);
 	free(h);
 	return NULL;
@@ -119,6 +126,8 @@ int health_register_flags(struct health *h, const struct health_component_ops *o
 	snprintf(c->kind, sizeof(c->kind), "%s", kind);
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	snprintf(c->name, sizeof(c->name), "%s:%s", kind, id);
+	h->due[i] = 0;
+	h->order_stale = true;
 	if (h->timer)
 		timer_arm_in(h->timer, 0);
 	return i;
@@ -135,6 +144,8 @@ int health_unregister(struct health *h, const char *kind, const char *id)
 			h->comps[i].parent = -1;
 	c->ops = NULL;
 	c->kind[0] = c->id[0] = c->name[0] = '\0';
+	h->due[idx] = UINT64_MAX;
+	h->order_stale = true;
 	core_update(h); /* a failed core component that goes away no longer counts */
 	return 0;
 }
@@ -390,8 +401,9 @@ static void check_one(struct health *h, struct health_component *c, uint64_t now
 static void check_stages(struct health *h, struct health_component *c, uint64_t now_us)
 {
 	c->last_check_us = now_us;
-	c->next_due_us =
-	    now_us + (c->ops->interval_us ? c->ops->interval_us : h->default_interval_us);
+	c->next_due_us = now_us + (c->interval_us	 ? c->interval_us
+				   : c->ops->interval_us ? c->ops->interval_us
+							 : h->default_interval_us);
 	if (c->parent >= 0 && unreachable(&h->comps[c->parent])) {
 		if (c->state != HEALTH_STATE_UNAVAILABLE) {
 			char parent[sizeof(c->name)];
@@ -497,22 +509,31 @@ static int order(const struct health *h, int **ret)
 	return n;
 }
 
+/* The order of the checks is sorted again only when a component came or went (a check
+ * may register or unregister one: the run goes on with the order it started with). */
 int health_run_due(struct health *h, uint64_t now_us)
 {
-	int *idx = NULL;
-	int n = order(h, &idx), ran = 0;
-	if (n < 0)
-		return n;
+	int ran = 0;
+	if (h->order_stale || !h->order) {
+		int *idx = NULL, n = order(h, &idx);
+		if (n < 0)
+			return n;
+		free(h->order);
+		h->order = idx;
+		h->n_order = n;
+		h->order_stale = false;
+	}
+	const int *idx = h->order, n = h->n_order;
 	h->running = true;
 	for (int i = 0; i < n; i++) {
 		struct health_component *c = &h->comps[idx[i]];
-		if (comp_live(c) && c->next_due_us <= now_us) {
+		if (h->due[idx[i]] <= now_us && comp_live(c)) {
 			check_one(h, c, now_us);
+			h->due[idx[i]] = comp_live(c) ? c->next_due_us : UINT64_MAX;
 			ran++;
 		}
 	}
 	h->running = false;
-	free(idx);
 	cycle_summary(h);
 	return ran;
 }
@@ -521,8 +542,7 @@ uint64_t health_next_due(const struct health *h)
 {
 	uint64_t t = UINT64_MAX;
 	for (int i = 0; i < h->n; i++)
-		if (comp_live(&h->comps[i]) && h->comps[i].next_due_us < t)
-			t = h->comps[i].next_due_us;
+		t = h->due[i] < t ? h->due[i] : t;
 	return t;
 }
 
@@ -758,8 +778,29 @@ void health_poke(struct health *h, const char *kind, const char *id)
 	if (!c)
 		return;
 	c->next_due_us = 0;
+	h->due[c - h->comps] = 0;
 	if (h->timer)
 		timer_arm_in(h->timer, 0);
+}
+
+void health_poke_index(struct health *h, int idx)
+{
+	if (idx < 0 || idx >= h->n || !comp_live(&h->comps[idx]))
+		return;
+	h->comps[idx].next_due_us = h->due[idx] = 0;
+	if (h->timer)
+		timer_arm_in(h->timer, 0);
+}
+
+int health_set_interval(struct health *h, int idx, uint64_t interval_us)
+{
+	if (idx < 0 || idx >= h->n || !comp_live(&h->comps[idx]))
+		return -EINVAL;
+	struct health_component *c = &h->comps[idx];
+	c->interval_us = interval_us;
+	if (c->last_check_us && interval_us && c->last_check_us + interval_us < c->next_due_us)
+		c->next_due_us = h->due[idx] = c->last_check_us + interval_us;
+	return 0;
 }
 
 uint64_t health_now(const struct health *h)

@@ -102,6 +102,7 @@ struct health_component {
 	bool pending;		 /* an action returned HEALTH_PENDING */
 	uint64_t last_check_us;	 /* 0: never */
 	uint64_t next_due_us;
+	uint64_t interval_us; /* health_set_interval(); 0: the ops' (or the engine's default) */
 	uint64_t checks, failures, recoveries;
 	char detail[HEALTH_DETAIL_MAX]; /* last result, or progress */
 	struct health_log_entry log[HEALTH_LOG_LINES];
@@ -126,6 +127,10 @@ struct health {
 	health_core_fn core_notify;
 	void *core_ud;
 	char core_reason[HEALTH_NAME_MAX + 48]; /* "" while every core component is healthy */
+	uint64_t *due; /* cap entries: comps[i].next_due_us, UINT64_MAX when not live; compact,
+			* so that finding what is due costs little at 1 000 components */
+	int *order, n_order; /* the check order (order()), rebuilt after a (un)registration */
+	bool order_stale;
 };
 
 /* capacity: how many components it can hold (the owner sizes it from the configuration:
@@ -167,6 +172,11 @@ const char *health_core_reason(const struct health *h);
 void health_set_core_notify(struct health *h, health_core_fn fn, void *ud);
 /* Re-check a component at once (a module's asynchronous action finished). */
 void health_poke(struct health *h, const char *kind, const char *id);
+/* The same by the index health_register() returned: O(1), for a module that pokes on
+ * every change of what its check looks at (the handshake's peers). */
+void health_poke_index(struct health *h, int idx);
+/* This component's own check interval (0: back to the ops' or the default); -EINVAL. */
+int health_set_interval(struct health *h, int idx, uint64_t interval_us);
 
 /* The driver: runs the checks from the loop's timer. */
 int health_attach(struct health *h, struct loop *l);

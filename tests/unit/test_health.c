@@ -338,6 +338,36 @@ static void test_capacity(void **state)
 	health_free(h);
 }
 
+/* A component's own interval, a poke by index, and a registration and an unregistration
+ * between runs (the cached order is rebuilt; a gone component is never due). */
+static void test_interval_and_poke(void **state)
+{
+	static const struct health_component_ops ops = {.check_reachable = count_reach};
+	int checks = 0;
+	struct health *h = NULL;
+	assert_int_equal(health_new(5 * USEC_PER_SEC, 8, &h), 0);
+	assert_int_equal(health_register(h, &ops, &checks, "peer", "a", NULL), 0);
+	assert_int_equal(health_register(h, &ops, &checks, "peer", "b", NULL), 1);
+	assert_int_equal(health_set_interval(h, 1, 60 * USEC_PER_SEC), 0);
+	assert_int_equal(health_set_interval(h, 5, 1), -EINVAL);
+	assert_int_equal(health_run_due(h, 1), 2);
+	assert_int_equal(health_next_due(h), 1 + 5 * USEC_PER_SEC);
+	assert_int_equal(health_run_due(h, 1 + 5 * USEC_PER_SEC), 1); /* a only */
+	health_poke_index(h, 1);
+	health_poke_index(h, 7); /* (nothing there) */
+	assert_int_equal(health_next_due(h), 0);
+	assert_int_equal(health_run_due(h, 2 + 5 * USEC_PER_SEC), 1); /* b, poked */
+	assert_int_equal(health_register(h, &ops, &checks, "disk", "c", NULL), 2);
+	assert_int_equal(health_unregister(h, "peer", "a"), 0);
+	assert_int_equal(health_run_due(h, 3 + 5 * USEC_PER_SEC), 1); /* c, new */
+	assert_int_equal(health_next_due(h), 3 + 10 * USEC_PER_SEC);
+	assert_int_equal(health_run_due(h, 61 * USEC_PER_SEC), 1); /* c again */
+	assert_int_equal(health_run_due(h, 1 + 65 * USEC_PER_SEC), 0);
+	assert_int_equal(health_run_due(h, 2 + 65 * USEC_PER_SEC), 1); /* b: 60 s after */
+	assert_int_equal(checks, 7);
+	health_free(h);
+}
+
 /* Peers first; a child of an unreachable parent is not probed. */
 static void test_order_and_parents(void **state)
 {
@@ -562,6 +592,7 @@ int main(void)
 	    cmocka_unit_test(test_pending),
 	    cmocka_unit_test(test_order_and_parents),
 	    cmocka_unit_test(test_capacity),
+	    cmocka_unit_test(test_interval_and_poke),
 	    cmocka_unit_test(test_lasting_fault_once),
 	    cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_core),

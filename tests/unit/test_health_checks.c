@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "agent_fixture.h"
@@ -123,6 +124,47 @@ static void test_config(void **state)
 	fixture_close(&f);
 }
 
+/* Bytes this process read so far (/proc/self/io rchar). */
+static uint64_t bytes_read(void)
+{
+	char *text;
+	size_t len;
+	unsigned long long v = 0;
+	assert_int_equal(read_full_file("/proc/self/io", 4096, &text, &len), 0);
+	assert_int_equal(sscanf(text, "rchar: %llu", &v), 1);
+	free(text);
+	return v;
+}
+
+/* A file that is old enough and unchanged (by stat) is neither read nor hashed again each
+ * health_interval (O(N) bytes at 512 nodes); an edit is still seen at the next check. */
+static void test_config_stable(void **state)
+{
+	struct fixture f;
+	fixture_open(&f, false);
+	fix_rt = realtime_usec() + 60 * USEC_PER_SEC; /* the file is a minute old */
+	advance(&f, 0);
+	struct health_component *c = health_find(f.a.env.health, "config", "cluster");
+	assert_int_equal(c->state, HEALTH_STATE_OK);
+	uint64_t size = 0, checks = c->checks;
+	struct stat st;
+	assert_int_equal(stat(f.conf, &st), 0);
+	size = (uint64_t)st.st_size;
+	uint64_t before = bytes_read();
+	advance(&f, 5 * USEC_PER_SEC);
+	uint64_t delta = bytes_read() - before;
+	assert_int_equal(c->checks, checks + 1); /* checked */
+	assert_int_equal(c->state, HEALTH_STATE_OK);
+	assert_true(delta < size); /* but the file was not read */
+	assert_non_null(strstr(c->detail, "version "));
+
+	/* An edit (another size, another time): read, parsed, refused. */
+	append(f.conf, "colour = red\n");
+	advance(&f, 5 * USEC_PER_SEC);
+	assert_non_null(strstr(events.buf, "component=config:cluster state=failed stage=parses"));
+	fixture_close(&f);
+}
+
 static void test_clock(void **state)
 {
 	struct fixture f;
@@ -199,6 +241,7 @@ int main(void)
 	log_subscribe(on_line, NULL);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config),
+	    cmocka_unit_test(test_config_stable),
 	    cmocka_unit_test(test_clock),
 	    cmocka_unit_test(test_socket),
 	};

@@ -7,11 +7,14 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "health.h"
 #include "hs.h"
 #include "log.h"
+#include "node_env.h"
 
 #include <sodium.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef SRCDIR
 #define SRCDIR "."
@@ -230,6 +233,135 @@ static void bind_failure_is_reported(void **state)
 	cfg_free(c);
 }
 
+/* 24 nodes in pairs of 4 (two compartments of 2) on 127.0.6.x (external: 127.0.7.x when
+ * asked), handshake window 1 s. */
+static struct cfg *load_24(bool external)
+{
+	char cwd[512];
+	struct strbuf b, err;
+	struct cfg *c = NULL;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	sb_init(&b);
+	sb_init(&err);
+	sb_printf(&b,
+		  "[cluster]\nname = t\nkey_file = %s/images/rig/cluster.key\n"
+		  "rules = %s/rules/boot.rules\nport = %d\n\n[quorum]\nmode = none\n",
+		  cwd, cwd, 20000 + (getpid() + 7) % 20000);
+	for (int i = 0; i < 6; i++)
+		sb_printf(&b,
+			  "\n[pair p%d]\n\n[compartment p%da]\nzone = mz\npair = p%d\n"
+			  "\n[compartment p%db]\nzone = dmz\npair = p%d\n",
+			  i, i, i, i, i);
+	for (int i = 0; i < 24; i++) {
+		sb_printf(&b,
+			  "\n[node n%d]\ncompartment = p%d%c\npriority = %d\nmgmt_capable = %s\n"
+			  "handshake = 127.0.6.%d\n",
+			  i + 1, i / 4, i / 2 % 2 ? 'b' : 'a', 100 + i, i / 2 % 2 ? "no" : "yes",
+			  i + 1);
+		if (external)
+			sb_printf(&b, "external = 127.0.7.%d\n", i + 1);
+	}
+	sb_puts(&b, "\n[timeouts]\nhandshake_timeout = 50ms\nheartbeat_interval = 20ms\n"
+		    "handshake_window = 1s\n");
+	if (cfg_parse(SRCDIR "/t.conf", b.buf, b.len, NULL, 0, &c, &err) < 0)
+		fail_msg("%s", err.buf);
+	sb_free(&b);
+	sb_free(&err);
+	return c;
+}
+
+/* The health components of the peers outside the own pair are checked when the handshake
+ * says something changed and at the end of the boot's grace, else on an interval that
+ * grows with their number (20 of them: twice health_interval); the own pair's on the
+ * interval. So the checks per second do not grow with the cluster (issue 20). */
+static void far_peers_checked_on_change(void **state)
+{
+	log_set_target(LOG_TARGET_NONE);
+	struct cfg *c = load_24(false);
+	struct loop *l = loop_new();
+	struct health *h = NULL;
+	uint8_t key[HS_KEY_BYTES], boot[2][HS_BOOT_ID_BYTES];
+	struct hs *a = NULL, *b = NULL;
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(boot, sizeof(boot));
+	assert_int_equal(health_new(5 * USEC_PER_SEC, 64, &h), 0);
+	struct node_env env = {.loop = l, .cfg = c, .self = 0, .health = h};
+	assert_int_equal(hs_new(l, c, 0, boot[0], key, &a), 0);
+	assert_int_equal(hs_attach(a, &env, NULL), 0);
+	struct health_component *own = health_find(h, "peer", "n2"),
+				*far = health_find(h, "peer", "n21"),
+				*other = health_find(h, "peer", "n22");
+	assert_non_null(own);
+	assert_non_null(far);
+	assert_non_null(other);
+	assert_int_equal(own->interval_us, 0);
+	assert_int_equal(far->interval_us, 10 * USEC_PER_SEC);
+	uint64_t t0 = now_usec();
+	assert_int_equal(health_run_due(h, t0), 23);
+	assert_int_equal(health_run_due(h, t0 + 6 * USEC_PER_SEC), 3); /* the own pair */
+	assert_true(far->next_due_us >= t0 + 10 * USEC_PER_SEC);
+
+	/* n21 starts: contacted, its component is due at once, n22's is not */
+	assert_int_equal(hs_new(l, c, 20, boot[1], key, &b), 0);
+	RUN_UNTIL(l, hs_peer_contacted(a, 20));
+	assert_int_equal(far->next_due_us, 0);
+	assert_true(other->next_due_us > t0);
+	assert_int_equal(health_run_due(h, now_usec()), 1);
+	assert_int_equal(far->state, HEALTH_STATE_OK);
+
+	/* the grace is over: every node not contacted is checked (and fails: no remedy of
+	 * its own, so needs-operator), n21 is not */
+	RUN_UNTIL(l, other->next_due_us == 0);
+	assert_int_equal(health_run_due(h, now_usec()), 22);
+	assert_int_equal(other->state, HEALTH_STATE_NEEDS_OPERATOR);
+	assert_int_equal(far->state, HEALTH_STATE_OK);
+
+	/* n21 goes away: lost, checked at once, fails */
+	b = hs_free(b);
+	RUN_UNTIL(l, far->next_due_us == 0);
+	assert_int_equal(health_run_due(h, now_usec()), 1);
+	assert_int_equal(far->state, HEALTH_STATE_NEEDS_OPERATOR);
+
+	hs_detach(a, &env);
+	assert_null(health_find(h, "peer", "n21"));
+	hs_free(a);
+	health_free(h);
+	loop_free(l);
+	cfg_free(c);
+}
+
+/* After the decision the HELLO rounds ask only the own pair and, on their external
+ * address, the nodes outside it that are not contacted: n22 starts after n1 decided and
+ * is not a member n1's membership knows alive, so n1 judges its external interface alive
+ * while it is not contacted; n21, contacted through the membership, is not probed. */
+static void decided_rounds_probe_uncontacted(void **state)
+{
+	log_set_target(LOG_TARGET_NONE);
+	struct cfg *c = load_24(true);
+	struct loop *l = loop_new();
+	uint8_t key[HS_KEY_BYTES], boot[3][HS_BOOT_ID_BYTES];
+	struct hs *a = NULL, *b = NULL, *x = NULL;
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(boot, sizeof(boot));
+	assert_int_equal(hs_new(l, c, 0, boot[0], key, &a), 0);
+	assert_int_equal(hs_new(l, c, 20, boot[1], key, &b), 0);
+	RUN_UNTIL(l, hs_peer_contacted(a, 20) && hs_peer_contacted(b, 0) &&
+			 hs_peer_external_alive(a, 21) == 0);
+	hs_set_local(a, 1, false);
+	hs_set_local(b, 1, false);
+	assert_int_equal(hs_new(l, c, 21, boot[2], key, &x), 0);
+	RUN_UNTIL(l, hs_peer_external_alive(a, 21) == 1);
+	assert_false(hs_peer_contacted(a, 21));
+	assert_true(hs_peer_contacted(a, 20));
+	assert_int_equal(hs_peer_external_alive(a, 20), -1);
+	assert_int_equal(hs_peer_external_alive(a, 22), 0); /* never up */
+	hs_free(x);
+	hs_free(b);
+	hs_free(a);
+	loop_free(l);
+	cfg_free(c);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -237,6 +369,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(two_nodes_talk),
 	    cmocka_unit_test(bind_failure_is_reported),
+	    cmocka_unit_test(far_peers_checked_on_change),
+	    cmocka_unit_test(decided_rounds_probe_uncontacted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
