@@ -11,6 +11,7 @@
 #include "storage.h"
 #include "version.h"
 
+#include <signal.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -69,6 +70,11 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	proctitle_init(argc, argv);
+	/* A peer gone (the kernel's NBD socket shut down, a portal's TCP reset) is an EPIPE
+	 * to handle, not a death: libiscsi writes with writev, which cannot say
+	 * MSG_NOSIGNAL, and the agent serving root storage is not PID 1. Every child that
+	 * execs gets the default back (spawn.c, pid1.c, raid.c, serial.c). */
+	signal(SIGPIPE, SIG_IGN);
 	if (pid1_wanted(argv[0]))
 		pid1_main(argc, argv);
 	if (argc < 2) {

@@ -93,6 +93,7 @@ static void child(char *const argv[], int out_fd)
 	}
 	if (out_fd >= 0)
 		dup2(out_fd, 1);
+	signal(SIGPIPE, SIG_DFL); /* (the agent ignores it) */
 	execvp(argv[0], argv);
 	_exit(127);
 }

@@ -143,6 +143,7 @@ static _Noreturn void child_main(spawn_child_fn child, void *child_ud)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL); /* (the agent ignores it: main.c) */
 	setpgid(0, 0);
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)

@@ -719,6 +719,7 @@ static void shell_child(int tty, const struct termios *cooked)
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL); /* (the agent ignores it) */
 	execl("/bin/sh", "sh", "-i", (char *)NULL);
 	_exit(127);
 }

@@ -26,6 +26,10 @@ grep -q "event=path storage=lu0 portal=127.0.0.1:$base state=up reason=login" "$
 grep -q "event=path storage=lu0 portal=127.0.0.2:$((base + 2)) state=up reason=login" "$tmp/serve.log" || fail "no up event for b"
 grep -qE 'event=storage name=lu0 dev=none paths=1/2 size=33554432 designator=naa\.[0-9a-f]+' "$tmp/serve.log" || fail "storage event keys"
 wait_for 'nbd lu0: serving on' 5 || fail "no NBD socket"
+# A peer gone (a portal's TCP reset, an NBD client closing) is an EPIPE to handle: the
+# agent, which is not PID 1 here, ignores SIGPIPE (libiscsi's writev cannot say MSG_NOSIGNAL).
+sigign=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/$SERVE_PID/status")
+(( 0x$sigign & (1 << 12) )) || fail "the agent does not ignore SIGPIPE (SigIgn $sigign)"
 
 # 2. Checksummed write and read-verify through NBD; the backing file holds the bytes.
 qemu-img convert -n -f raw -O raw "$tmp/data1" "$(nbd_url)" || fail "write through NBD"
