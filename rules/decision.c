@@ -27,7 +27,7 @@ struct decision {
 	void *ud;
 	/* rule 2 after boot (second_mgmt_*) */
 	struct timer *t_second;
-	bool *second_noted;	     /* per node of the cfg */
+	uint64_t *second_since;	     /* per node of the cfg: when both were first seen running it */
 	struct decision_peer *peers; /* gather_facts' table, per node of the cfg */
 };
 
@@ -329,7 +329,9 @@ static int cmd_continue(struct console_req *req, void *ud)
  * While this node runs management, every heartbeat_interval: a contacted node that
  * reports mgmt_running too is a second management system. The lower-ranked of the two
  * (priority, then name) stops its management with the `stop` hooks of [profile
- * infra-and-mgmt] and goes on as infra-only; both log event=decision reason=second-mgmt. */
+ * infra-and-mgmt] and goes on as infra-only, once it has seen the conflict for a
+ * handshake_timeout and a heartbeat_interval (the other node sees it meanwhile); both log
+ * event=decision reason=second-mgmt. */
 
 static void emit_second_mgmt(struct decision *d, int peer, int profile)
 {
@@ -375,15 +377,26 @@ static void second_mgmt_check(struct decision *d)
 		bool both = i != self && d->mgmt_running && hs_peer_contacted(d->hs, i) &&
 			    hs_peer_mgmt_running(d->hs, i);
 		if (!both) {
-			d->second_noted[i] = false;
+			d->second_since[i] = 0;
 			continue;
 		}
+		uint64_t now = now_usec(), first = d->second_since[i];
+		if (!first)
+			d->second_since[i] = now;
 		if (ranks_before(cfg, i, self)) {
-			second_mgmt_yield(d, i);
-			return;
+			/* Not at once: the other node learns of ours from the messages we send
+			 * meanwhile (a HELLO round and a heartbeat), so that both say so; a
+			 * node that stopped before the other heard of it would leave it alone
+			 * with a conflict it never saw. */
+			uint64_t wait =
+			    cfg->timeouts.handshake_timeout + cfg->timeouts.heartbeat_interval;
+			if (first && now - first >= wait) {
+				second_mgmt_yield(d, i);
+				return;
+			}
+			continue;
 		}
-		if (!d->second_noted[i]) {
-			d->second_noted[i] = true;
+		if (!first) {
 			emit_second_mgmt(d, i, RULES_PROFILE_INFRA_AND_MGMT);
 			log_notice("decision: %s also runs management; it ranks below this node "
 				   "and stops its own",
@@ -415,9 +428,9 @@ int decision_new(struct node_env *env, struct hs *hs, decision_started_fn fn, vo
 	d->t_window = timer_new(env->loop, on_window, d);
 	d->t_eval = timer_new(env->loop, on_eval, d);
 	d->t_second = timer_new(env->loop, on_second_mgmt, d);
-	d->second_noted = calloc((size_t)env->cfg->n_nodes, sizeof(*d->second_noted));
+	d->second_since = calloc((size_t)env->cfg->n_nodes, sizeof(*d->second_since));
 	d->peers = calloc((size_t)env->cfg->n_nodes, sizeof(*d->peers));
-	if (!d->t_window || !d->t_eval || !d->t_second || !d->second_noted || !d->peers) {
+	if (!d->t_window || !d->t_eval || !d->t_second || !d->second_since || !d->peers) {
 		decision_free(d);
 		return -ENOMEM;
 	}
@@ -434,7 +447,7 @@ struct decision *decision_free(struct decision *d)
 	timer_free(d->t_eval);
 	timer_free(d->t_second);
 	rules_free(d->rules);
-	free(d->second_noted);
+	free(d->second_since);
 	free(d->peers);
 	free(d);
 	return NULL;
