@@ -641,18 +641,30 @@ static void check_send(struct path *p)
 
 /* ---- sessions ---- */
 
+/* One iscsi_service call on a path that has a session. Its callbacks may fail the path
+ * (path_fail: p->ctx is then NULL, the context waits in dead_ctx), so the result is
+ * judged against the context the call was made on. True while the path keeps it. */
+static bool path_service(struct path *p, int events)
+{
+	struct iscsi_context *ctx = p->ctx;
+	int r = iscsi_service(ctx, events);
+	if (p->ctx != ctx)
+		return false;
+	if (r < 0) {
+		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
+		path_fail(p, "session-lost");
+		return false;
+	}
+	return true;
+}
+
 static void path_watch_cb(struct watch *w, int fd, uint32_t revents, void *ud)
 {
 	struct path *p = ud;
 	if (!p->ctx)
 		return;
-	struct iscsi_context *ctx = p->ctx;
 	p->last_service = now_usec();
-	int r = iscsi_service(ctx, (int)revents);
-	if (r < 0 && p->ctx == ctx) { /* (a callback may have failed the path already) */
-		snprintf(p->last_error, sizeof(p->last_error), "%s", iscsi_get_error(ctx));
-		path_fail(p, "session-lost");
-	}
+	path_service(p, (int)revents);
 }
 
 /* Fails the path: commands on it move to the queue (they are re-issued elsewhere), its
@@ -908,21 +920,12 @@ static uint64_t prepare(struct loop *l, void *ud)
 	}
 	for (int i = 0; i < m->core.n_paths; i++) {
 		struct path *p = &m->paths[i];
-		struct iscsi_context *ctx = p->ctx;
-		if (!ctx)
+		if (!p->ctx)
 			continue;
-		/* libiscsi has no timers: it needs a call at least once a second. Its
-		 * callbacks may fail this path (path_fail: p->ctx is then NULL, the context
-		 * waits in dead_ctx): after each call, ctx is checked against p->ctx. */
+		/* libiscsi has no timers: it needs a call at least once a second. */
 		if (now >= p->last_service + USEC_PER_SEC) {
 			p->last_service = now;
-			int r = iscsi_service(ctx, 0);
-			if (p->ctx != ctx)
-				continue;
-			if (r < 0) {
-				snprintf(p->last_error, sizeof(p->last_error), "%s",
-					 iscsi_get_error(ctx));
-				path_fail(p, "session-lost");
+			if (!path_service(p, 0)) {
 				teardown(p);
 				continue;
 			}
@@ -930,17 +933,10 @@ static uint64_t prepare(struct loop *l, void *ud)
 		/* PDUs queued in this iteration go out now: waiting for the socket's POLLOUT
 		 * cost two epoll_ctl and a wake-up per batch of requests. Only once logged in:
 		 * before that POLLOUT means the connect finished. */
-		if (iscsi_is_logged_in(ctx) && (iscsi_which_events(ctx) & POLLOUT)) {
-			int r = iscsi_service(ctx, POLLOUT);
-			if (p->ctx != ctx)
-				continue;
-			if (r < 0) {
-				snprintf(p->last_error, sizeof(p->last_error), "%s",
-					 iscsi_get_error(ctx));
-				path_fail(p, "session-lost");
-				teardown(p);
-				continue;
-			}
+		if (iscsi_is_logged_in(p->ctx) && (iscsi_which_events(p->ctx) & POLLOUT) &&
+		    !path_service(p, POLLOUT)) {
+			teardown(p);
+			continue;
 		}
 		if (p->w)
 			watch_set_fd(p->w, iscsi_get_fd(p->ctx),
