@@ -54,4 +54,14 @@ phase rand-read-4k "$RAND_OPS" -s 4k -c "$RAND_OPS" -d 32
 phase rand-write-4k "$RAND_OPS" -w -s 4k -c "$RAND_OPS" -d 32
 ctl paths
 # the agent's peak RSS over the phases (8 x 1 MiB or 32 x 4 KiB in flight)
-echo "agent peak RSS: $(awk '/^VmHWM:/ { print $2 }' /proc/$SERVE_PID/status) KiB"
+rss=$(awk '/^VmHWM:/ { print $2 }' /proc/$SERVE_PID/status)
+echo "agent peak RSS: $rss KiB"
+# the last line: system calls per request of each phase (the strace totals above)
+res="result:"
+for name in seq-write-1M seq-read-1M rand-read-4k rand-write-4k; do
+	per=$(awk '$NF == "total" { print $4 }' "$tmp/strace-$name")
+	n=$SEQ_MIB
+	case $name in rand-*) n=$RAND_OPS ;; esac
+	res+=" syscalls_${name//-/_}=$(echo "$per $n" | awk '{ printf "%.2f", $1 / $2 }')"
+done
+echo "$res rss_kib=$rss"
